@@ -1,0 +1,76 @@
+/**
+ * The resolved, validated, frozen configuration of a plumise node.
+ * Produced only by `resolveConfig` (config/resolve_config.ts); nothing outside config/ reads the environment.
+ * @module
+ */
+
+export type TierName = "lite" | "standard" | "pro" | "ultra";
+export type WeightFormat = "fp32" | "int8";
+export type LogLevelName = "debug" | "info" | "warn" | "error";
+/** Where a configuration value came from. */
+export type ConfigSource = "flag" | "env" | ".env" | "tier" | "default" | "auto";
+
+export interface Config {
+  /** 0x-prefixed 32-byte hex key; redacted everywhere. Undefined when not given. */
+  readonly privateKey?: string;
+  /** Encrypted JSON keystore path (alternative to privateKey). */
+  readonly keystore?: string;
+  /** Keystore password; redacted everywhere. */
+  readonly keystorePassword?: string;
+  readonly rpcUrl: string;
+  readonly chainId: number;
+  readonly oracleUrl: string;
+  /** Seconds between Oracle reports, 10..300. */
+  readonly reportInterval: number;
+  /** Seconds between heartbeats (0x22), default 300. */
+  readonly heartbeatInterval: number;
+  /** Hub repo id or local directory. */
+  readonly model: string;
+  /** Hub revision (branch, tag or commit), default "main". */
+  readonly revision: string;
+  readonly numBlocks: number;
+  /** Pinned span `[start, end)` from `--block-indices a:b`. */
+  readonly blockIndices?: { readonly start: number; readonly end: number };
+  readonly weights: WeightFormat;
+  readonly tier?: TierName;
+  readonly agentRegistry?: string;
+  readonly rewardPool: string;
+  readonly claimThresholdWei: bigint;
+  readonly verifyOnChain: boolean;
+  readonly apiHost: string;
+  readonly apiPort: number;
+  /** Bearer token required by the HTTP API when set; redacted everywhere. */
+  readonly apiSecret?: string;
+  /** Public URL of the HTTP API, registered with the Oracle when set. */
+  readonly publicUrl?: string;
+  readonly p2pHost: string;
+  readonly p2pPort: number;
+  readonly initialPeers: readonly string[];
+  readonly announceIp?: string;
+  readonly identityPath: string;
+  readonly device: string;
+  /** Data directory (identity, throughput cache, keystore default). */
+  readonly dataDir: string;
+  /** Hugging Face: endpoint, token (redacted), cache home. */
+  readonly hfEndpoint: string;
+  readonly hfToken?: string;
+  readonly hfHome: string;
+  /** KV cache budget in tokens (batch × length × blocks); 0 = derive from memory. */
+  readonly cacheTokens: number;
+  /** onnxruntime intra-op threads. */
+  readonly threads: number;
+  /** Announced throughput override (tokens/s); undefined = measure. */
+  readonly throughput?: number;
+  readonly logLevel: LogLevelName;
+  readonly logJson: boolean;
+  /** Run without chain and reporter (private swarm without rewards). */
+  readonly offline: boolean;
+}
+
+export interface ResolvedConfig {
+  readonly config: Config;
+  /** Where every key's value came from. */
+  readonly sources: Readonly<Record<keyof Config, ConfigSource>>;
+  /** When the tier was `auto`: which tier was chosen and why. */
+  readonly tierReason?: string;
+}

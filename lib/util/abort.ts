@@ -1,0 +1,69 @@
+/**
+ * Abort and timeout helpers: every network call in plumise takes an AbortSignal and has a
+ * default timeout.
+ * @module
+ */
+import { TimeoutError } from "../errors.ts";
+
+/** A signal that aborts when `parent` aborts or after `ms`, plus a `clear()` that releases the timer. */
+export function timeoutSignal(ms: number, parent?: AbortSignal): { signal: AbortSignal; clear: () => void } {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new TimeoutError(`timed out after ${ms} ms`, { details: { timeoutMs: ms } })),
+    ms,
+  );
+  const onAbort = () => controller.abort(parent?.reason);
+  if (parent) {
+    if (parent.aborted) controller.abort(parent.reason);
+    else parent.addEventListener("abort", onAbort, { once: true });
+  }
+  return {
+    signal: controller.signal,
+    clear: () => {
+      clearTimeout(timer);
+      parent?.removeEventListener("abort", onAbort);
+    },
+  };
+}
+
+/** Runs `fn` with a signal that times out after `ms`; the timer never outlives the call. */
+export async function withTimeout<T>(
+  ms: number,
+  fn: (signal: AbortSignal) => Promise<T>,
+  parent?: AbortSignal,
+): Promise<T> {
+  const { signal, clear } = timeoutSignal(ms, parent);
+  try {
+    return await Promise.race([
+      fn(signal),
+      new Promise<never>((_, reject) => {
+        if (signal.aborted) reject(signal.reason);
+        signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+      }),
+    ]);
+  } finally {
+    clear();
+  }
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. No timer leaks. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** True when `err` is an abort/timeout rather than a real failure. */
+export function isAbort(err: unknown): boolean {
+  return err instanceof TimeoutError ||
+    (err instanceof Error && (err.name === "AbortError" || err.name === "TimeoutError"));
+}

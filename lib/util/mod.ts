@@ -1,0 +1,4 @@
+export * from "./logger.ts";
+export * from "./abort.ts";
+export * from "./backoff.ts";
+export * from "./metrics.ts";

@@ -90,7 +90,10 @@ export class ApiError extends PlumiseError {
 /** An operation was aborted or timed out. */
 export class TimeoutError extends PlumiseError {
   constructor(message: string, options: PlumiseErrorOptions = {}) {
-    super("TIMEOUT", message, { hint: "the other side did not answer in time; it is retried where safe", ...options });
+    super("TIMEOUT", message, {
+      hint: "the other side did not answer in time; it is retried where safe",
+      ...options,
+    });
   }
 }
 

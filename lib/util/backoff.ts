@@ -61,7 +61,9 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, options: Ret
     try {
       return await fn(attempt);
     } catch (err) {
-      if (attempt >= attempts || options.signal?.aborted || (options.retryIf && !options.retryIf(err))) throw err;
+      if (attempt >= attempts || options.signal?.aborted || (options.retryIf && !options.retryIf(err))) {
+        throw err;
+      }
       const delay = backoff.next();
       options.onRetry?.(err, attempt, delay);
       await sleep(delay, options.signal);

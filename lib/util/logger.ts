@@ -110,7 +110,11 @@ export class Logger {
         .filter(([k]) => k !== "time" && k !== "level" && k !== "msg")
         .map(([k, v]) => `${k}=${fmtValue(v)}`)
         .join(" ");
-      line = redact(`${record.time.slice(11, 19)} ${level.toUpperCase().padEnd(5)} ${record.msg}${extras ? " " + extras : ""}`);
+      line = redact(
+        `${record.time.slice(11, 19)} ${level.toUpperCase().padEnd(5)} ${record.msg}${
+          extras ? " " + extras : ""
+        }`,
+      );
     }
     this.#sink(record, line);
   }

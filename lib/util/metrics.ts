@@ -27,7 +27,8 @@ export interface ContributionSnapshot {
 
 type Labels = Record<string, string>;
 const labelKey = (labels: Labels = {}): string =>
-  Object.keys(labels).sort().map((k) => `${k}="${labels[k].replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`).join(",");
+  Object.keys(labels).sort().map((k) => `${k}="${labels[k].replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`)
+    .join(",");
 
 interface Family {
   type: "counter" | "gauge" | "histogram";
@@ -57,9 +58,15 @@ export class Metrics {
 
   /** Records `tokens` token positions computed for one step of one session (or one forward request). */
   addTokens(tokens: number): void {
-    if (!Number.isFinite(tokens) || tokens < 0) throw new RangeError(`tokens must be a finite number ≥ 0, got ${tokens}`);
+    if (!Number.isFinite(tokens) || tokens < 0) {
+      throw new RangeError(`tokens must be a finite number ≥ 0, got ${tokens}`);
+    }
     this.#tokens += Math.floor(tokens);
-    this.inc("plumise_tokens_processed_total", "Token positions computed by this node's span", Math.floor(tokens));
+    this.inc(
+      "plumise_tokens_processed_total",
+      "Token positions computed by this node's span",
+      Math.floor(tokens),
+    );
   }
 
   /** Records one request (a session opened or a forward request served). */
@@ -84,7 +91,9 @@ export class Metrics {
       requestCount: this.#requests,
       latencySamples: this.#latencySamples,
       totalLatencyMs: this.#latencyMs,
-      avgLatencyMs: this.#latencySamples === 0 ? 0 : Math.round((this.#latencyMs / this.#latencySamples) * 100) / 100,
+      avgLatencyMs: this.#latencySamples === 0
+        ? 0
+        : Math.round((this.#latencyMs / this.#latencySamples) * 100) / 100,
       uptimeSeconds: Math.max(0, Math.floor((takenAt - this.startedAt) / 1000)),
       startedAt: this.startedAt,
       takenAt,
@@ -146,7 +155,10 @@ export class Metrics {
   renderPrometheus(): string {
     const lines: string[] = [];
     const snap = this.snapshot();
-    lines.push("# HELP plumise_uptime_seconds Seconds since the node started", "# TYPE plumise_uptime_seconds gauge");
+    lines.push(
+      "# HELP plumise_uptime_seconds Seconds since the node started",
+      "# TYPE plumise_uptime_seconds gauge",
+    );
     lines.push(`plumise_uptime_seconds ${snap.uptimeSeconds}`);
     const sel = (name: string, k: string, extra = "") => {
       const inner = [k, extra].filter(Boolean).join(",");

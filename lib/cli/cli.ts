@@ -1,0 +1,198 @@
+/**
+ * The plumise command line: builds the commander program from the command list, runs it,
+ * and maps every failure to one clear message and an exit code (0 ok, 1 runtime, 2 usage/config).
+ * Only this folder prints or exits.
+ * @module
+ */
+import { Command, CommanderError } from "@commander-js/extra-typings";
+import { parse as parseDotenv } from "dotenv";
+import { resolveConfig } from "../config/resolve_config.ts";
+import type { Config, ResolvedConfig } from "../config/types.ts";
+import { causeChain, ConfigError, errorMessage, PlumiseError, redact } from "../errors.ts";
+import { Logger } from "../util/logger.ts";
+import { VERSION } from "../util/version.ts";
+import type { CommandContext } from "./command_context.ts";
+import { flagsFromOptions } from "./config_options.ts";
+import { COMMANDS } from "./commands/mod.ts";
+
+export const EXIT_OK = 0;
+export const EXIT_RUNTIME = 1;
+export const EXIT_USAGE = 2;
+
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  env: Record<string, string>;
+  cwd: string;
+  isTerminal: boolean;
+  stderrIsTerminal: boolean;
+  /** Free memory for tier auto. */
+  availableMemoryBytes(): number | undefined;
+}
+
+const enc = new TextEncoder();
+function writeAll(file: typeof Deno.stdout, text: string): void {
+  const bytes = enc.encode(text);
+  let off = 0;
+  while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+}
+
+export function denoIo(): CliIo {
+  return {
+    stdout: (t) => writeAll(Deno.stdout, t),
+    stderr: (t) => writeAll(Deno.stderr, t),
+    env: Deno.env.toObject(),
+    cwd: Deno.cwd(),
+    isTerminal: Deno.stdout.isTerminal(),
+    stderrIsTerminal: Deno.stderr.isTerminal(),
+    availableMemoryBytes: () => {
+      try {
+        return Deno.systemMemoryInfo().available;
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+/** Reads the .env file: a missing default file is fine, a missing explicit one is an error. */
+export function readDotenv(path: string | undefined, cwd: string): Record<string, string> {
+  const explicit = path !== undefined;
+  const file = path ?? `${cwd}/.env`;
+  try {
+    return parseDotenv(Deno.readTextFileSync(file));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      if (!explicit) return {};
+      throw new ConfigError("ENV_FILE_MISSING", `--env-file ${file}: no such file`, {
+        hint: "check the path, or leave out --env-file to read ./.env when it exists",
+      });
+    }
+    throw new ConfigError("ENV_FILE_UNREADABLE", `--env-file ${file}: ${errorMessage(err)}`, {
+      hint: "make the file readable by this user",
+      cause: err,
+    });
+  }
+}
+
+/** Runs the CLI with `args` (without the program name) and returns the exit code. */
+export async function runCli(args: string[], io: CliIo = denoIo()): Promise<number> {
+  const controller = new AbortController();
+  let verbose = args.includes("-v") || args.includes("--verbose");
+  const signals: Array<[Deno.Signal, () => void]> = [];
+  let signalled = 0;
+  const onSignal = () => {
+    signalled++;
+    if (signalled === 1) controller.abort(new PlumiseError("INTERRUPTED", "interrupted by a signal"));
+    else {
+      io.stderr("second signal: exiting now\n");
+      Deno.exit(130);
+    }
+  };
+  for (const sig of (Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"]) as Deno.Signal[]) {
+    try {
+      Deno.addSignalListener(sig, onSignal);
+      signals.push([sig, onSignal]);
+    } catch {
+      // signals unavailable (e.g. tests without permission): nothing to listen to
+    }
+  }
+
+  let dotenvCache: Record<string, string> | undefined;
+  let lastConfig: Config | undefined;
+  const ctx: CommandContext = {
+    resolve(opts: Record<string, unknown>): ResolvedConfig {
+      const envFile = (opts.envFile ?? program.opts().envFile) as string | undefined;
+      dotenvCache ??= readDotenv(envFile, io.cwd);
+      const resolved = resolveConfig({
+        flags: flagsFromOptions({ ...program.opts(), ...opts }),
+        env: io.env,
+        dotenv: dotenvCache,
+        system: { availableMemoryBytes: io.availableMemoryBytes() ?? NaN },
+      });
+      lastConfig = resolved.config;
+      return resolved;
+    },
+    logger(config?: Config): Logger {
+      const c = config ?? lastConfig;
+      return new Logger({
+        level: verbose ? "debug" : c?.logLevel ?? "info",
+        json: c?.logJson ? true : !io.stderrIsTerminal,
+        sink: (_r, line) => io.stderr(line + "\n"),
+      });
+    },
+    stdout: (t) => io.stdout(t + "\n"),
+    stderr: (t) => io.stderr(t + "\n"),
+    write: (t) => io.stdout(t),
+    signal: controller.signal,
+    isTerminal: io.isTerminal,
+    get verbose() {
+      return verbose;
+    },
+    env: io.env,
+  };
+
+  const program = new Command()
+    .name("plumise")
+    .description("Plumise network inference node: serve transformer blocks to the swarm, earn PLM")
+    .version(VERSION, "-V, --version", "print the version")
+    .option("-v, --verbose", "debug logs; errors show their cause chain")
+    .option("--env-file <path>", "read settings from this .env file (default ./.env when present)")
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout(s),
+      writeErr: (s) => io.stderr(s),
+      outputError: (s, write) => write(redact(s)),
+    });
+  for (const register of COMMANDS) register(program, ctx);
+  for (const sub of program.commands) {
+    sub.exitOverride();
+    sub.showHelpAfterError("(run with --help for usage)");
+  }
+
+  try {
+    await program.parseAsync(args, { from: "user" });
+    verbose ||= Boolean(program.opts().verbose);
+    const code = (program as unknown as { _exitCode?: number })._exitCode;
+    return typeof code === "number" ? code : EXIT_OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (
+        err.code === "commander.helpDisplayed" || err.code === "commander.version" ||
+        err.code === "commander.help"
+      ) {
+        return EXIT_OK;
+      }
+      if (err.code === "commander.executeSubCommandAsync") return EXIT_RUNTIME;
+      return EXIT_USAGE; // commander already printed the message
+    }
+    return reportError(err, io, verbose);
+  } finally {
+    for (const [sig, fn] of signals) {
+      try {
+        Deno.removeSignalListener(sig, fn);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** Prints one clear message (+ hint, + cause chain with -v) and returns the exit code. */
+export function reportError(err: unknown, io: Pick<CliIo, "stderr">, verbose: boolean): number {
+  if (err instanceof PlumiseError) {
+    io.stderr(`error [${err.code}]: ${err.message}\n`);
+    if (err.hint) io.stderr(`hint: ${err.hint}\n`);
+    if (verbose) {
+      const chain = causeChain(err).slice(1);
+      for (const line of chain) io.stderr(`  caused by: ${line}\n`);
+      if (!chain.length) io.stderr("  (no underlying cause)\n");
+    }
+    return err.exitCode;
+  }
+  io.stderr(`error: ${errorMessage(err)}\n`);
+  io.stderr("hint: this is unexpected; run again with -v and report the output\n");
+  if (verbose) { for (const line of causeChain(err)) io.stderr(`  ${line}\n`); }
+  return EXIT_RUNTIME;
+}

@@ -1,0 +1,20 @@
+/**
+ * The list of CLI commands. Each command file exports `register<Name>(program, ctx)`;
+ * add one line here to add a command.
+ * @module
+ */
+import type { Command } from "@commander-js/extra-typings";
+import type { CommandContext } from "../command_context.ts";
+import { registerConfig } from "./config.ts";
+import { registerServe } from "./serve.ts";
+import { registerStatus } from "./status.ts";
+import { registerVersion } from "./version.ts";
+
+export type RegisterCommand = (program: Command, ctx: CommandContext) => void;
+
+export const COMMANDS: readonly RegisterCommand[] = [
+  registerServe,
+  registerStatus,
+  registerConfig,
+  registerVersion,
+];

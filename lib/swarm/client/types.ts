@@ -1,0 +1,115 @@
+/**
+ * Interfaces of the swarm client: what it needs from the swarm table, from the wire
+ * protocol client (as a narrow `SpanTransport`), and from the runtime's client head and
+ * tokenizer. Adapters map the real implementations onto these; tests use fakes.
+ * @module
+ */
+
+/** Hidden states `[B, T, H]`, row-major float32. */
+export interface Hidden {
+  readonly data: Float32Array;
+  readonly shape: readonly [number, number, number];
+}
+
+/** Weight formats a server can announce. */
+export type ServerWeights = "fp32" | "int8" | "int4";
+
+/** What routing needs from one server's announcement (a structural subset of the signed record). */
+export interface RouteServer {
+  readonly peerId: string;
+  readonly model: string;
+  /** First block served (inclusive). */
+  readonly start: number;
+  /** End of the span (exclusive). */
+  readonly end: number;
+  readonly state: "joining" | "online" | "offline";
+  /** Tokens/s the server can sustain for the whole chain (forward routing weight). */
+  readonly throughput: number;
+  /** Inference steps per second per block (each block costs `1 / inferenceRps`). */
+  readonly inferenceRps?: number;
+  /** KV cache tokens left (batch × length × blocks); undefined = unknown (no penalty). */
+  readonly cacheTokensLeft?: number;
+  readonly weights?: ServerWeights;
+  readonly version?: string;
+  /** RTTs in ms to other servers, by peer id. */
+  readonly nextPings?: Readonly<Record<string, number>>;
+}
+
+/** A read-only view of the swarm table. */
+export interface SwarmTableView {
+  /** Verified, unexpired records for `model`. */
+  servers(model: string): readonly RouteServer[];
+  /** Asks peers for fresh records (optional; called before re-routing after a failure). */
+  refresh?(signal?: AbortSignal): Promise<void>;
+}
+
+/** One span of a route: `server` computes blocks `[start, end)` (a sub-range of its span). */
+export interface RouteSpan {
+  readonly server: RouteServer;
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface OpenSpanRequest {
+  readonly sessionId: string;
+  readonly model: string;
+  readonly start: number;
+  readonly end: number;
+  readonly maxLength: number;
+  readonly batch: number;
+}
+
+export interface SpanStepOptions {
+  readonly stepId: string;
+  /** Roll the server cache back to this position before the step (0 = replay from scratch). */
+  readonly startFromPosition: number;
+  readonly signal?: AbortSignal;
+}
+
+/** One open inference stream to one server for one span. */
+export interface RemoteSpanSession {
+  /** Runs `hidden [B,T,H]` through the span; resolves with `[B,T,H]`. Rejects on any failure. */
+  step(hidden: Hidden, options: SpanStepOptions): Promise<Hidden>;
+  /** Frees the server cache; never throws; idempotent. */
+  close(): Promise<void>;
+}
+
+/** The client's narrow view of the wire protocol client (inference, forward, ping). */
+export interface SpanTransport {
+  openInference(
+    server: RouteServer,
+    request: OpenSpanRequest,
+    signal?: AbortSignal,
+  ): Promise<RemoteSpanSession>;
+  /** Cache-less forward through `[start, end)` of `server`. */
+  forward(
+    server: RouteServer,
+    request: {
+      readonly model: string;
+      readonly start: number;
+      readonly end: number;
+      readonly hidden: Hidden;
+    },
+    signal?: AbortSignal,
+  ): Promise<Hidden>;
+  /** Round-trip time to `server` in ms (optional). */
+  ping?(server: RouteServer, signal?: AbortSignal): Promise<number>;
+}
+
+/** The client head: embeddings before the blocks, final norm + LM head after them. */
+export interface GenerationHead {
+  readonly hiddenSize: number;
+  readonly vocabSize: number;
+  /** Token ids → hidden states `[1, T, H]` (embeddings, plus BLOOM's embedding LayerNorm). */
+  embed(ids: readonly number[]): Promise<Hidden> | Hidden;
+  /** Hidden states `[1, T, H]` → logits of the LAST position (`vocabSize` floats). */
+  logits(hidden: Hidden): Promise<Float32Array> | Float32Array;
+}
+
+/** Tokenizer as generation needs it. */
+export interface TokenizerLike {
+  encode(text: string): number[];
+  decode(ids: readonly number[]): string;
+  /** End-of-sequence token ids (from generation_config / tokenizer config). */
+  readonly eosTokenIds: readonly number[];
+}

@@ -1,0 +1,56 @@
+/**
+ * Stable error codes of the swarm protocols, sent in `error` frames. They never change
+ * once released; a peer that receives an unknown code treats it like `INTERNAL`.
+ * @module
+ */
+import { PlumiseError, WireError } from "../errors.ts";
+
+export const ERROR_CODES = [
+  "BAD_FRAME",
+  "TOO_LARGE",
+  "WRONG_MODEL",
+  "SPAN_NOT_SERVED",
+  "CACHE_FULL",
+  "SESSION_LIMIT",
+  "TIMEOUT",
+  "INTERNAL",
+] as const;
+export type ErrorCode = typeof ERROR_CODES[number];
+
+/** True for one of the stable protocol codes. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === "string" && (ERROR_CODES as readonly string[]).includes(code);
+}
+
+/** The protocol code to answer with for any thrown value (`INTERNAL` when it is not one of ours). */
+export function errorCodeOf(err: unknown): ErrorCode {
+  if (err instanceof PlumiseError && isErrorCode(err.code)) return err.code;
+  if (err instanceof PlumiseError && err.code === "TIMEOUT") return "TIMEOUT";
+  return "INTERNAL";
+}
+
+/** A `WireError` carrying a protocol code (what handlers throw to answer with an error frame). */
+export function protocolError(code: ErrorCode, message: string, hint?: string): WireError {
+  return new WireError(code, message, { hint: hint ?? defaultHint(code) });
+}
+
+function defaultHint(code: ErrorCode): string {
+  switch (code) {
+    case "BAD_FRAME":
+      return "the peer sent a malformed or out-of-order message; check protocol versions";
+    case "TOO_LARGE":
+      return "send smaller chunks (split long prefills) or raise the frame cap on both sides";
+    case "WRONG_MODEL":
+      return "this server serves another model; pick a server from the swarm table for your model";
+    case "SPAN_NOT_SERVED":
+      return "this server does not serve those blocks; re-route using the swarm table";
+    case "CACHE_FULL":
+      return "this server has no KV cache left; route to another server or retry later";
+    case "SESSION_LIMIT":
+      return "this server has too many open sessions; route to another server or retry later";
+    case "TIMEOUT":
+      return "the session was idle or too old and was closed; open a new one";
+    case "INTERNAL":
+      return "the server failed; retry elsewhere and check the server's log";
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The length prefix in front of every frame: an unsigned LEB128 varint (libp2p's `lp`
+ * framing, so `lpStream` from @libp2p/utils reads it). Pure helpers; `LengthPrefixedDecoder`
+ * splits a byte stream into frames and rejects a declared length above the cap before
+ * buffering the body.
+ * @module
+ */
+import { WireError } from "../errors.ts";
+
+/** Bytes needed to encode `n` as a varint. */
+export function varintLength(n: number): number {
+  let len = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    len++;
+  }
+  return len;
+}
+
+/** Encodes a non-negative safe integer as an unsigned varint. */
+export function encodeVarint(n: number): Uint8Array {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`varint must be a safe integer ≥ 0, got ${n}`);
+  const out = new Uint8Array(varintLength(n));
+  let i = 0;
+  while (n >= 128) {
+    out[i++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  out[i] = n;
+  return out;
+}
+
+/** Prefixes a frame body with its varint length. */
+export function lengthPrefixed(body: Uint8Array): Uint8Array {
+  const prefix = encodeVarint(body.byteLength);
+  const out = new Uint8Array(prefix.byteLength + body.byteLength);
+  out.set(prefix);
+  out.set(body, prefix.byteLength);
+  return out;
+}
+
+/** Incremental decoder: push bytes, get complete frame bodies. Throws `TOO_LARGE`/`BAD_FRAME`. */
+export class LengthPrefixedDecoder {
+  readonly #max: number;
+  readonly #maxPrefix: number;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+
+  constructor(maxFrameBytes: number) {
+    this.#max = maxFrameBytes;
+    this.#maxPrefix = varintLength(maxFrameBytes);
+  }
+
+  /** Bytes held but not yet returned as a frame. */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  /** Adds bytes; returns every frame body completed by them. */
+  push(bytes: Uint8Array): Uint8Array[] {
+    if (bytes.byteLength) {
+      this.#chunks.push(bytes);
+      this.#buffered += bytes.byteLength;
+    }
+    const out: Uint8Array[] = [];
+    for (;;) {
+      const len = this.#peekLength();
+      if (len === undefined) break;
+      if (this.#buffered < len.prefix + len.body) break;
+      const all = this.#take(len.prefix + len.body);
+      out.push(all.subarray(len.prefix));
+    }
+    return out;
+  }
+
+  #byteAt(i: number): number | undefined {
+    for (const c of this.#chunks) {
+      if (i < c.byteLength) return c[i];
+      i -= c.byteLength;
+    }
+    return undefined;
+  }
+
+  #peekLength(): { prefix: number; body: number } | undefined {
+    let value = 0;
+    let mul = 1;
+    for (let i = 0;; i++) {
+      const b = this.#byteAt(i);
+      if (b === undefined) return undefined;
+      if (i >= this.#maxPrefix) {
+        throw new WireError("TOO_LARGE", `frame length prefix longer than ${this.#maxPrefix} bytes`, {
+          hint: "the peer declared a frame larger than the cap",
+        });
+      }
+      value += (b & 0x7f) * mul;
+      mul *= 128;
+      if ((b & 0x80) === 0) {
+        if (value > this.#max) {
+          throw new WireError("TOO_LARGE", `frame of ${value} bytes exceeds the cap of ${this.#max} bytes`, {
+            hint: "send smaller chunks or raise the frame cap on both sides",
+            details: { size: value, cap: this.#max },
+          });
+        }
+        return { prefix: i + 1, body: value };
+      }
+    }
+  }
+
+  #take(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.#chunks[0];
+      const k = Math.min(c.byteLength, n - off);
+      out.set(c.subarray(0, k), off);
+      off += k;
+      if (k === c.byteLength) this.#chunks.shift();
+      else this.#chunks[0] = c.subarray(k);
+    }
+    this.#buffered -= n;
+    return out;
+  }
+}

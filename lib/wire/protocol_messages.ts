@@ -1,0 +1,285 @@
+/**
+ * The messages of the swarm protocols (`/plumise/inference/1.0.0`, `/plumise/forward/1.0.0`,
+ * `/plumise/info/1.0.0`, `/plumise/table/1.0.0`, record dissemination) and their
+ * validation. Each message is one frame (see frame_codec.ts); `type` selects the schema.
+ *
+ * inference stream (client → server / server → client):
+ *   open  {sessionId, model, start, end, maxLength, batch, dtype, wallet?}  → opened | error
+ *   step  {stepId, hidden[B,T,H], startFromPosition?, hypoIds?}            → result | error
+ *   close {}                                                              → (stream ends)
+ * forward: forward {model, start, end, hidden} → forward_result | error
+ * info:    info_request {}                     → info {record, live}
+ * table:   table_request {model?}              → table {records}
+ * dissemination: record {record}
+ * @module
+ */
+import type { ErrorCode } from "./error_codes.ts";
+import { type SignedRecordWire, validateSignedRecordWire } from "./swarm_record.ts";
+import type { Tensor, WireDType } from "./tensor_codec.ts";
+import { WIRE_DTYPES } from "./tensor_codec.ts";
+import { MAX_BLOCK } from "./wire_limits.ts";
+import { arr, bad, int, num, type Obj, obj, oneOf, optInt, optStr, str } from "./_validate.ts";
+
+/** Largest maxLength (tokens per session) accepted in `open`. */
+export const MAX_SESSION_LENGTH = 1_048_576;
+/** Largest batch accepted in `open`. */
+export const MAX_BATCH = 1024;
+const ID = { max: 128, pattern: /^[\x21-\x7e]+$/ };
+const MODEL = { max: 256, pattern: /^[^\s\p{Cc}]+$/u };
+const WALLET = { max: 42, pattern: /^0x[0-9a-fA-F]{40}$/ };
+
+export interface OpenMessage {
+  type: "open";
+  sessionId: string;
+  model: string;
+  start: number;
+  end: number;
+  maxLength: number;
+  batch: number;
+  /** dtype of the hidden states in both directions for this session. */
+  dtype: WireDType;
+  wallet?: string;
+}
+export interface OpenedMessage {
+  type: "opened";
+  sessionId: string;
+  start: number;
+  end: number;
+  /** KV cache tokens this server has left after reserving this session. */
+  cacheTokensLeft: number;
+}
+export interface StepMessage {
+  type: "step";
+  stepId: number;
+  hidden: Tensor;
+  /** Roll the cache back to this position before running (replay, speculative decoding). */
+  startFromPosition?: number;
+  /** Reorder the batch of the cache first (beam search): new row i = old row hypoIds[i]. */
+  hypoIds?: number[];
+}
+export interface ResultMessage {
+  type: "result";
+  stepId: number;
+  hidden: Tensor;
+  computeMs: number;
+}
+export interface CloseMessage {
+  type: "close";
+}
+export interface ErrorMessage {
+  type: "error";
+  /** One of ERROR_CODES; unknown codes from newer peers are kept as-is. */
+  code: ErrorCode | string;
+  message: string;
+  hint?: string;
+  stepId?: number;
+}
+export interface ForwardMessage {
+  type: "forward";
+  model: string;
+  start: number;
+  end: number;
+  hidden: Tensor;
+}
+export interface ForwardResultMessage {
+  type: "forward_result";
+  hidden: Tensor;
+  computeMs: number;
+}
+export interface InfoRequestMessage {
+  type: "info_request";
+}
+/** Live figures a server adds to its record in an info reply. */
+export interface LiveInfo {
+  sessions: number;
+  cacheTokensLeft: number;
+  uptimeSeconds: number;
+  tokensProcessed: number;
+  requestCount: number;
+}
+export interface InfoMessage {
+  type: "info";
+  record: SignedRecordWire;
+  live: LiveInfo;
+}
+export interface TableRequestMessage {
+  type: "table_request";
+  model?: string;
+}
+export interface TableMessage {
+  type: "table";
+  records: SignedRecordWire[];
+}
+export interface RecordMessage {
+  type: "record";
+  record: SignedRecordWire;
+}
+
+export type WireMessage =
+  | OpenMessage
+  | OpenedMessage
+  | StepMessage
+  | ResultMessage
+  | CloseMessage
+  | ErrorMessage
+  | ForwardMessage
+  | ForwardResultMessage
+  | InfoRequestMessage
+  | InfoMessage
+  | TableRequestMessage
+  | TableMessage
+  | RecordMessage;
+export type MessageType = WireMessage["type"];
+
+/** Which tensor fields each message type carries (all required). */
+export const TENSOR_FIELDS: Readonly<Record<MessageType, readonly string[]>> = {
+  open: [],
+  opened: [],
+  step: ["hidden"],
+  result: ["hidden"],
+  close: [],
+  error: [],
+  forward: ["hidden"],
+  forward_result: ["hidden"],
+  info_request: [],
+  info: [],
+  table_request: [],
+  table: [],
+  record: [],
+};
+export const MESSAGE_TYPES = Object.keys(TENSOR_FIELDS) as MessageType[];
+
+/** Most records a table reply may carry. */
+export const MAX_TABLE_RECORDS = 4096;
+
+function hiddenTensor(o: Obj, key: string): Tensor {
+  const t = o[key] as Tensor | undefined;
+  if (!t || t.shape.length !== 3 || t.shape.some((d) => d < 1)) {
+    bad(key, "a tensor of shape [batch, tokens, hidden] with every dimension ≥ 1", t?.shape);
+  }
+  return t;
+}
+
+/**
+ * Validates a decoded header (with its tensors already attached under their names) and
+ * returns the typed message. Unknown extra fields are ignored (forward compatible).
+ */
+export function validateMessage(header: unknown): WireMessage {
+  const o = obj(header, "header");
+  const type = oneOf(o, "type", MESSAGE_TYPES);
+  switch (type) {
+    case "open": {
+      const start = int(o, "start", 0, MAX_BLOCK - 1);
+      const end = int(o, "end", start + 1, MAX_BLOCK);
+      const m: OpenMessage = {
+        type,
+        sessionId: str(o, "sessionId", ID),
+        model: str(o, "model", MODEL),
+        start,
+        end,
+        maxLength: int(o, "maxLength", 1, MAX_SESSION_LENGTH),
+        batch: int(o, "batch", 1, MAX_BATCH),
+        dtype: oneOf(o, "dtype", WIRE_DTYPES),
+      };
+      const wallet = optStr(o, "wallet", WALLET);
+      if (wallet !== undefined) m.wallet = wallet;
+      return m;
+    }
+    case "opened": {
+      const start = int(o, "start", 0, MAX_BLOCK - 1);
+      return {
+        type,
+        sessionId: str(o, "sessionId", ID),
+        start,
+        end: int(o, "end", start + 1, MAX_BLOCK),
+        cacheTokensLeft: int(o, "cacheTokensLeft", 0, Number.MAX_SAFE_INTEGER),
+      };
+    }
+    case "step": {
+      const hidden = hiddenTensor(o, "hidden");
+      const m: StepMessage = { type, stepId: int(o, "stepId", 0, Number.MAX_SAFE_INTEGER), hidden };
+      const sfp = optInt(o, "startFromPosition", 0, MAX_SESSION_LENGTH);
+      if (sfp !== undefined) m.startFromPosition = sfp;
+      if (o.hypoIds !== undefined && o.hypoIds !== null) {
+        const ids = arr(o, "hypoIds", MAX_BATCH);
+        const b = hidden.shape[0];
+        if (
+          ids.length !== b ||
+          !ids.every((x) => Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) < b)
+        ) {
+          bad("hypoIds", `${b} integers in [0, ${b})`, ids);
+        }
+        m.hypoIds = ids as number[];
+      }
+      return m;
+    }
+    case "result":
+      return {
+        type,
+        stepId: int(o, "stepId", 0, Number.MAX_SAFE_INTEGER),
+        hidden: hiddenTensor(o, "hidden"),
+        computeMs: num(o, "computeMs", 0),
+      };
+    case "close":
+      return { type };
+    case "error": {
+      const code = str(o, "code", { max: 40, pattern: /^[A-Z][A-Z0-9_]*$/ });
+      const m: ErrorMessage = { type, code, message: str(o, "message", { min: 0, max: 2000 }) };
+      const hint = optStr(o, "hint", { min: 0, max: 2000 });
+      if (hint !== undefined) m.hint = hint;
+      const stepId = optInt(o, "stepId", 0, Number.MAX_SAFE_INTEGER);
+      if (stepId !== undefined) m.stepId = stepId;
+      return m;
+    }
+    case "forward": {
+      const start = int(o, "start", 0, MAX_BLOCK - 1);
+      return {
+        type,
+        model: str(o, "model", MODEL),
+        start,
+        end: int(o, "end", start + 1, MAX_BLOCK),
+        hidden: hiddenTensor(o, "hidden"),
+      };
+    }
+    case "forward_result":
+      return { type, hidden: hiddenTensor(o, "hidden"), computeMs: num(o, "computeMs", 0) };
+    case "info_request":
+      return { type };
+    case "info": {
+      const live = obj(o.live, "live");
+      return {
+        type,
+        record: validateSignedRecordWire(o.record, "record"),
+        live: {
+          sessions: int(live, "sessions", 0, Number.MAX_SAFE_INTEGER, "live."),
+          cacheTokensLeft: int(live, "cacheTokensLeft", 0, Number.MAX_SAFE_INTEGER, "live."),
+          uptimeSeconds: int(live, "uptimeSeconds", 0, Number.MAX_SAFE_INTEGER, "live."),
+          tokensProcessed: int(live, "tokensProcessed", 0, Number.MAX_SAFE_INTEGER, "live."),
+          requestCount: int(live, "requestCount", 0, Number.MAX_SAFE_INTEGER, "live."),
+        },
+      };
+    }
+    case "table_request": {
+      const model = optStr(o, "model", MODEL);
+      return model === undefined ? { type } : { type, model };
+    }
+    case "table":
+      return {
+        type,
+        records: arr(o, "records", MAX_TABLE_RECORDS).map((r, i) =>
+          validateSignedRecordWire(r, `records[${i}]`)
+        ),
+      };
+    case "record":
+      return { type, record: validateSignedRecordWire(o.record, "record") };
+  }
+  return bad("type", "a known message type", type);
+}
+
+/** Convenience: is `m` a message of `type`? */
+export function isMessage<T extends MessageType>(
+  m: WireMessage,
+  type: T,
+): m is Extract<WireMessage, { type: T }> {
+  return m.type === type;
+}

@@ -106,7 +106,10 @@ function fromBf16Bits(b: number): number {
 }
 
 /** Encodes float32 values in `dtype`; returns the bytes and the exact decoded values. */
-export function encodeTensor(values: Float32Array, dtype: FixtureDtype): { bytes: Uint8Array; exact: Float32Array } {
+export function encodeTensor(
+  values: Float32Array,
+  dtype: FixtureDtype,
+): { bytes: Uint8Array; exact: Float32Array } {
   if (dtype === "F32") return { bytes: new Uint8Array(values.slice().buffer), exact: values };
   if (dtype === "F16") {
     const h = new Float16Array(values);
@@ -122,7 +125,9 @@ export function encodeTensor(values: Float32Array, dtype: FixtureDtype): { bytes
 }
 
 /** Writes one safetensors file (header padded to 8 bytes, `__metadata__: {format: pt}`). */
-export function encodeSafetensors(entries: Array<{ name: string; dtype: FixtureDtype; shape: readonly number[]; bytes: Uint8Array }>): Uint8Array {
+export function encodeSafetensors(
+  entries: Array<{ name: string; dtype: FixtureDtype; shape: readonly number[]; bytes: Uint8Array }>,
+): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
   let off = 0;
   for (const e of entries) {
@@ -196,7 +201,9 @@ interface TokenizerSpec {
   bosPrepend?: string;
 }
 
-function buildTokenizer(spec: TokenizerSpec): { json: Record<string, unknown>; size: number; ids: Map<string, number> } {
+function buildTokenizer(
+  spec: TokenizerSpec,
+): { json: Record<string, unknown>; size: number; ids: Map<string, number> } {
   const vocab: Record<string, number> = {};
   const ids = new Map<string, number>();
   let next = 0;
@@ -233,14 +240,22 @@ function buildTokenizer(spec: TokenizerSpec): { json: Record<string, unknown>; s
     post_processor: spec.bosPrepend
       ? {
         type: "TemplateProcessing",
-        single: [{ SpecialToken: { id: spec.bosPrepend, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
+        single: [{ SpecialToken: { id: spec.bosPrepend, type_id: 0 } }, {
+          Sequence: { id: "A", type_id: 0 },
+        }],
         pair: [
           { SpecialToken: { id: spec.bosPrepend, type_id: 0 } },
           { Sequence: { id: "A", type_id: 0 } },
           { SpecialToken: { id: spec.bosPrepend, type_id: 1 } },
           { Sequence: { id: "B", type_id: 1 } },
         ],
-        special_tokens: { [spec.bosPrepend]: { id: spec.bosPrepend, ids: [ids.get(spec.bosPrepend)!], tokens: [spec.bosPrepend] } },
+        special_tokens: {
+          [spec.bosPrepend]: {
+            id: spec.bosPrepend,
+            ids: [ids.get(spec.bosPrepend)!],
+            tokens: [spec.bosPrepend],
+          },
+        },
       }
       : { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: false },
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
@@ -300,7 +315,10 @@ async function writeCheckpoint(
   });
   const shardMap = new Map<string, string[]>();
   if (shards <= 1) {
-    await Deno.writeFile(`${dir}/model.safetensors`, encodeSafetensors(encoded.map((e) => ({ ...e, dtype }))));
+    await Deno.writeFile(
+      `${dir}/model.safetensors`,
+      encodeSafetensors(encoded.map((e) => ({ ...e, dtype }))),
+    );
     files.push("model.safetensors");
     shardMap.set("model.safetensors", encoded.map((e) => e.name));
   } else {
@@ -372,9 +390,24 @@ export async function makeBloomCheckpoint(options: BloomFixtureOptions = {}): Pr
   const pre = options.transformerPrefix ? "transformer." : "";
   const t: PendingTensor[] = [];
   const w = (fanIn: number) => scale / Math.sqrt(fanIn);
-  t.push({ name: `${pre}word_embeddings.weight`, shape: [vocab, H], values: randTensor(rng, [vocab, H], 1), block: -1 });
-  t.push({ name: `${pre}word_embeddings_layernorm.weight`, shape: [H], values: randTensor(rng, [H], 0.1, 1), block: -1 });
-  t.push({ name: `${pre}word_embeddings_layernorm.bias`, shape: [H], values: randTensor(rng, [H], 0.1), block: -1 });
+  t.push({
+    name: `${pre}word_embeddings.weight`,
+    shape: [vocab, H],
+    values: randTensor(rng, [vocab, H], 1),
+    block: -1,
+  });
+  t.push({
+    name: `${pre}word_embeddings_layernorm.weight`,
+    shape: [H],
+    values: randTensor(rng, [H], 0.1, 1),
+    block: -1,
+  });
+  t.push({
+    name: `${pre}word_embeddings_layernorm.bias`,
+    shape: [H],
+    values: randTensor(rng, [H], 0.1),
+    block: -1,
+  });
   for (let i = 0; i < L; i++) {
     const p = `${pre}h.${i}.`;
     const add = (n: string, shape: number[], std: number, mean = 0) =>
@@ -463,7 +496,13 @@ export async function makeLlamaCheckpoint(options: LlamaFixtureOptions = {}): Pr
     rms_norm_eps: 1e-5,
     rope_theta: options.ropeTheta ?? 10000,
     rope_scaling: options.ropeScaling === undefined
-      ? { rope_type: "llama3", factor: 4.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 32 }
+      ? {
+        rope_type: "llama3",
+        factor: 4.0,
+        low_freq_factor: 1.0,
+        high_freq_factor: 4.0,
+        original_max_position_embeddings: 32,
+      }
       : options.ropeScaling,
     attention_bias: bias,
     mlp_bias: false,
@@ -475,7 +514,12 @@ export async function makeLlamaCheckpoint(options: LlamaFixtureOptions = {}): Pr
   };
   const t: PendingTensor[] = [];
   const w = (fanIn: number) => scale / Math.sqrt(fanIn);
-  t.push({ name: "model.embed_tokens.weight", shape: [vocab, H], values: randTensor(rng, [vocab, H], 1), block: -1 });
+  t.push({
+    name: "model.embed_tokens.weight",
+    shape: [vocab, H],
+    values: randTensor(rng, [vocab, H], 1),
+    block: -1,
+  });
   for (let i = 0; i < L; i++) {
     const p = `model.layers.${i}.`;
     const add = (n: string, shape: number[], std: number, mean = 0) =>
@@ -496,7 +540,14 @@ export async function makeLlamaCheckpoint(options: LlamaFixtureOptions = {}): Pr
     add("mlp.down_proj.weight", [H, I], w(I));
   }
   t.push({ name: "model.norm.weight", shape: [H], values: randTensor(rng, [H], 0.1, 1), block: -1 });
-  if (!tied) t.push({ name: "lm_head.weight", shape: [vocab, H], values: randTensor(rng, [vocab, H], w(H)), block: -1 });
+  if (!tied) {
+    t.push({
+      name: "lm_head.weight",
+      shape: [vocab, H],
+      values: randTensor(rng, [vocab, H], w(H)),
+      block: -1,
+    });
+  }
   const extra = {
     "tokenizer.json": tok.json,
     "tokenizer_config.json": {
@@ -507,7 +558,22 @@ export async function makeLlamaCheckpoint(options: LlamaFixtureOptions = {}): Pr
       tokenizer_class: "PreTrainedTokenizerFast",
       chat_template: LLAMA3_CHAT_TEMPLATE,
     },
-    "generation_config.json": { bos_token_id: bos, eos_token_id: [eos, eot], do_sample: true, temperature: 0.6, top_p: 0.9 },
+    "generation_config.json": {
+      bos_token_id: bos,
+      eos_token_id: [eos, eot],
+      do_sample: true,
+      temperature: 0.6,
+      top_p: 0.9,
+    },
   };
-  return await writeCheckpoint(dir, config, t, options.dtype ?? "BF16", options.shards ?? 2, L, extra, (i) => `model.layers.${i}.`);
+  return await writeCheckpoint(
+    dir,
+    config,
+    t,
+    options.dtype ?? "BF16",
+    options.shards ?? 2,
+    L,
+    extra,
+    (i) => `model.layers.${i}.`,
+  );
 }

@@ -5,11 +5,10 @@
  * @module
  */
 
-/** Hidden states `[B, T, H]`, row-major float32. */
-export interface Hidden {
-  readonly data: Float32Array;
-  readonly shape: readonly [number, number, number];
-}
+import type { HiddenStates } from "../../runtime/types.ts";
+
+/** Hidden states `[B, T, H]`, row-major float32 (the runtime's `HiddenStates`). */
+export type Hidden = HiddenStates;
 
 /** Weight formats a server can announce. */
 export type ServerWeights = "fp32" | "int8" | "int4";
@@ -94,22 +93,4 @@ export interface SpanTransport {
   ): Promise<Hidden>;
   /** Round-trip time to `server` in ms (optional). */
   ping?(server: RouteServer, signal?: AbortSignal): Promise<number>;
-}
-
-/** The client head: embeddings before the blocks, final norm + LM head after them. */
-export interface GenerationHead {
-  readonly hiddenSize: number;
-  readonly vocabSize: number;
-  /** Token ids → hidden states `[1, T, H]` (embeddings, plus BLOOM's embedding LayerNorm). */
-  embed(ids: readonly number[]): Promise<Hidden> | Hidden;
-  /** Hidden states `[1, T, H]` → logits of the LAST position (`vocabSize` floats). */
-  logits(hidden: Hidden): Promise<Float32Array> | Float32Array;
-}
-
-/** Tokenizer as generation needs it. */
-export interface TokenizerLike {
-  encode(text: string): number[];
-  decode(ids: readonly number[]): string;
-  /** End-of-sequence token ids (from generation_config / tokenizer config). */
-  readonly eosTokenIds: readonly number[];
 }

@@ -1,0 +1,273 @@
+import assert from "node:assert/strict";
+import { ConfigError, redact } from "../errors.ts";
+import { redactedConfig, requireWallet, resolveConfig } from "./resolve_config.ts";
+import { SCHEMA } from "./schema.ts";
+
+const KEY = "0x" + "ab".repeat(32);
+const GiB = 1024 ** 3;
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
+    return err;
+  }
+  assert.fail("expected a ConfigError");
+}
+
+Deno.test("defaults: every key resolves with source default and the documented values", () => {
+  const { config, sources } = resolveConfig({ env: { HOME: "/home/u" } });
+  assert.equal(config.rpcUrl, "http://localhost:26902");
+  assert.equal(config.chainId, 41956);
+  assert.equal(config.oracleUrl, "http://localhost:15481");
+  assert.equal(config.reportInterval, 60);
+  assert.equal(config.model, "bigscience/bloom-560m");
+  assert.equal(config.numBlocks, 2);
+  assert.equal(config.rewardPool, "0x0000000000000000000000000000000000001000");
+  assert.equal(config.claimThresholdWei, 1_000_000_000_000_000_000n);
+  assert.equal(config.apiPort, 31331);
+  assert.equal(config.p2pPort, 31330);
+  assert.equal(config.p2pHost, "0.0.0.0");
+  assert.equal(config.device, "auto");
+  assert.equal(config.verifyOnChain, false);
+  assert.deepEqual(config.initialPeers, []);
+  assert.equal(config.dataDir, "/home/u/.local/share/plumise");
+  assert.equal(config.identityPath, "/home/u/.local/share/plumise/identity.key");
+  assert.equal(config.hfHome, "/home/u/.cache/huggingface");
+  for (const spec of SCHEMA) assert.equal(sources[spec.key], "default", spec.key);
+  assert.ok(Object.isFrozen(config));
+});
+
+Deno.test("precedence: flag > env > .env > tier > default, for several keys", () => {
+  const all = {
+    flags: { model: "flag/model", reportInterval: "20", rpcUrl: "http://flag:1" },
+    env: { MODEL_NAME: "env/model", REPORT_INTERVAL: "30", PLUMISE_RPC_URL: "http://env:1", NUM_BLOCKS: "5" },
+    dotenv: {
+      MODEL_NAME: "dot/model",
+      REPORT_INTERVAL: "40",
+      PLUMISE_RPC_URL: "http://dot:1",
+      NUM_BLOCKS: "6",
+      WEIGHTS: "fp32",
+    },
+    tier: "standard",
+  };
+  let r = resolveConfig(all);
+  assert.equal(r.config.model, "flag/model");
+  assert.equal(r.sources.model, "flag");
+  assert.equal(r.config.reportInterval, 20);
+  assert.equal(r.config.rpcUrl, "http://flag:1");
+  assert.equal(r.config.numBlocks, 5);
+  assert.equal(r.sources.numBlocks, "env");
+  assert.equal(r.config.weights, "fp32");
+  assert.equal(r.sources.weights, ".env");
+
+  r = resolveConfig({ ...all, flags: {} });
+  assert.equal(r.config.model, "env/model");
+  assert.equal(r.sources.model, "env");
+  assert.equal(r.config.reportInterval, 30);
+  assert.equal(r.sources.reportInterval, "env");
+
+  r = resolveConfig({ ...all, flags: {}, env: {} });
+  assert.equal(r.config.model, "dot/model");
+  assert.equal(r.sources.model, ".env");
+  assert.equal(r.config.reportInterval, 40);
+  assert.equal(r.config.numBlocks, 6);
+
+  r = resolveConfig({ tier: "standard" });
+  assert.equal(r.config.model, "bigscience/bloom-7b1");
+  assert.equal(r.sources.model, "tier");
+  assert.equal(r.config.numBlocks, 4);
+  assert.equal(r.sources.numBlocks, "tier");
+  assert.equal(r.config.reportInterval, 60);
+  assert.equal(r.sources.reportInterval, "default");
+  assert.equal(r.sources.tier, "flag");
+
+  r = resolveConfig({});
+  assert.equal(r.config.model, "bigscience/bloom-560m");
+  assert.equal(r.sources.model, "default");
+});
+
+Deno.test("explicit MODEL_NAME / NUM_BLOCKS override the tier", () => {
+  const r = resolveConfig({ tier: "pro", env: { NUM_BLOCKS: "3" }, dotenv: { MODEL_NAME: "my/llama" } });
+  assert.equal(r.config.model, "my/llama");
+  assert.equal(r.config.numBlocks, 3);
+  assert.equal(r.config.weights, "int8");
+  assert.equal(r.sources.weights, "tier");
+});
+
+Deno.test("PLUMISE_TIER from the environment picks the tier; an empty env value counts as unset", () => {
+  const r = resolveConfig({ env: { PLUMISE_TIER: "ultra", MODEL_NAME: "" } });
+  assert.equal(r.config.model, "meta-llama/Llama-3.1-70B");
+  assert.equal(r.sources.tier, "env");
+});
+
+const BAD_CASES: Array<[string, Parameters<typeof resolveConfig>[0], string]> = [
+  ["report interval low", { env: { REPORT_INTERVAL: "5" } }, "REPORT_INTERVAL=5: must be 10–300 seconds"],
+  [
+    "report interval high (.env)",
+    { dotenv: { REPORT_INTERVAL: "301" } },
+    "REPORT_INTERVAL (in .env file)=301: must be 10–300 seconds",
+  ],
+  [
+    "report interval text",
+    { flags: { reportInterval: "ten" } },
+    "--report-interval=ten: must be a whole number; must be 10–300 seconds",
+  ],
+  ["chain id", { env: { PLUMISE_CHAIN_ID: "-1" } }, "PLUMISE_CHAIN_ID=-1: must be 1–9007199254740991"],
+  [
+    "rpc url",
+    { env: { PLUMISE_RPC_URL: "localhost:26902" } },
+    "PLUMISE_RPC_URL=localhost:26902: must be an http:// or https:// URL",
+  ],
+  [
+    "oracle url scheme",
+    { flags: { oracleUrl: "ftp://x" } },
+    "--oracle-url=ftp://x: must be an http:// or https:// URL",
+  ],
+  ["num blocks", { env: { NUM_BLOCKS: "0" } }, "NUM_BLOCKS=0: must be 1–1024 blocks"],
+  ["api port", { env: { API_PORT: "70000" } }, "API_PORT=70000: must be 0–65535"],
+  ["p2p port", { flags: { p2pPort: "x" } }, "--port=x: must be a whole number; must be 0–65535"],
+  [
+    "address",
+    { env: { REWARD_POOL_ADDRESS: "0x1000" } },
+    "REWARD_POOL_ADDRESS=0x1000: must be a 0x-prefixed 20-byte hex address",
+  ],
+  [
+    "registry address",
+    { env: { AGENT_REGISTRY_ADDRESS: "nope" } },
+    "AGENT_REGISTRY_ADDRESS=nope: must be a 0x-prefixed 20-byte hex address",
+  ],
+  [
+    "threshold",
+    { env: { CLAIM_THRESHOLD_WEI: "1.5" } },
+    "CLAIM_THRESHOLD_WEI=1.5: must be a whole number of wei ≥ 0",
+  ],
+  ["bool", { env: { VERIFY_ON_CHAIN: "maybe" } }, "VERIFY_ON_CHAIN=maybe: must be true or false"],
+  ["tier", { flags: { tier: "mega" } }, "--tier=mega: must be one of lite, standard, pro, ultra, auto"],
+  ["weights", { env: { WEIGHTS: "int3" } }, "WEIGHTS=int3: must be one of fp32, int8"],
+  ["device", { env: { DEVICE: "tpu" } }, "DEVICE=tpu: must be one of auto, cpu, cuda"],
+  ["span syntax", { flags: { blockIndices: "3-5" } }, "--block-indices=3-5: must be a:b with whole numbers"],
+  ["span empty", { flags: { blockIndices: "5:5" } }, "--block-indices=5:5: end must be greater than start"],
+  [
+    "peers",
+    { env: { PETALS_INITIAL_PEERS: "1.2.3.4:31330" } },
+    'PETALS_INITIAL_PEERS=1.2.3.4:31330: must be comma-separated multiaddrs starting with "/"',
+  ],
+  ["threads", { env: { PLUMISE_THREADS: "0" } }, "PLUMISE_THREADS=0: must be 1–256 threads"],
+  ["throughput", { flags: { throughput: "-3" } }, "--throughput=-3: must be 0.001–1000000000 tokens/s"],
+  ["log level", { env: { LOG_LEVEL: "loud" } }, "LOG_LEVEL=loud: must be one of debug, info, warn, error"],
+  ["empty path flag", { flags: { dataDir: "" } }, '--data-dir="": must not be empty'],
+  ["heartbeat", { env: { HEARTBEAT_INTERVAL: "0" } }, "HEARTBEAT_INTERVAL=0: must be 1–3600 seconds"],
+  [
+    "key and keystore",
+    { env: { PLUMISE_PRIVATE_KEY: KEY, PLUMISE_KEYSTORE: "/k.json" } },
+    "PLUMISE_PRIVATE_KEY and --keystore are both set",
+  ],
+  [
+    "span vs blocks",
+    { flags: { blockIndices: "0:3" }, env: { NUM_BLOCKS: "2" } },
+    "--block-indices=0:3 serves 3 blocks but NUM_BLOCKS=2",
+  ],
+];
+
+for (const [name, input, text] of BAD_CASES) {
+  Deno.test(`validation: ${name}`, () => {
+    const err = configError(() => resolveConfig(input));
+    assert.equal(err.code, "CONFIG_INVALID");
+    assert.equal(err.exitCode, 2);
+    assert.ok(
+      err.message.includes(text),
+      `message ${JSON.stringify(err.message)} lacks ${JSON.stringify(text)}`,
+    );
+    assert.ok(err.hint.length > 0);
+  });
+}
+
+Deno.test("validation: all problems are reported at once", () => {
+  const err = configError(() =>
+    resolveConfig({ env: { REPORT_INTERVAL: "5", API_PORT: "-1", WEIGHTS: "x" }, flags: { chainId: "0" } })
+  );
+  assert.equal(err.problems.length, 4);
+  assert.match(err.message, /^4 configuration problems:/);
+});
+
+Deno.test("private key: 0x added, case normalised, 32 bytes checked, never shown", () => {
+  const bare = "CD".repeat(32);
+  const r = resolveConfig({ env: { PLUMISE_PRIVATE_KEY: bare } });
+  assert.equal(r.config.privateKey, "0x" + "cd".repeat(32));
+  const out = JSON.stringify(redactedConfig(r));
+  assert.ok(!out.toLowerCase().includes("cd".repeat(32)), "key leaked into config output");
+  assert.match(out, /"privateKey":\{"value":"\[redacted\]","source":"env"\}/);
+
+  const shortKey = "0x" + "ef".repeat(31);
+  const err = configError(() => resolveConfig({ flags: { privateKey: shortKey } }));
+  assert.ok(err.message.includes("--private-key=[redacted, 64 characters]: must be 32 bytes of hex"));
+  assert.ok(!err.message.includes("ef".repeat(31)), "bad key leaked into the error");
+  assert.ok(!redact(`x ${shortKey} y`).includes("efef"), "registered secret not redacted in later text");
+  const zero = configError(() => resolveConfig({ env: { PLUMISE_PRIVATE_KEY: "0".repeat(64) } }));
+  assert.match(zero.message, /must not be zero/);
+});
+
+Deno.test("secrets (HF_TOKEN, API_SECRET, keystore password) are redacted in config output and later messages", () => {
+  const r = resolveConfig({
+    env: {
+      HF_TOKEN: "hf_supersecret123",
+      API_SECRET: "s3cr3t-token",
+      PLUMISE_KEYSTORE_PASSWORD: "pw-123456",
+    },
+  });
+  assert.equal(r.config.hfToken, "hf_supersecret123");
+  const out = JSON.stringify(redactedConfig(r));
+  for (const s of ["hf_supersecret123", "s3cr3t-token", "pw-123456"]) assert.ok(!out.includes(s));
+  assert.equal(redact("token hf_supersecret123 used"), "token [redacted] used");
+});
+
+Deno.test("requireWallet names PLUMISE_PRIVATE_KEY with exit code 2", () => {
+  const err = configError(() => requireWallet(resolveConfig({}).config));
+  assert.equal(err.code, "MISSING_PRIVATE_KEY");
+  assert.match(err.message, /PLUMISE_PRIVATE_KEY/);
+  requireWallet(resolveConfig({ env: { PLUMISE_PRIVATE_KEY: KEY } }).config);
+  requireWallet(resolveConfig({ env: { PLUMISE_KEYSTORE: "/tmp/k.json" } }).config);
+});
+
+Deno.test("tier auto chooses by available memory and says why", () => {
+  const small = resolveConfig({ tier: "auto", system: { availableMemoryBytes: 1 * GiB } });
+  assert.equal(small.config.tier, "lite");
+  assert.equal(small.sources.tier, "auto");
+  assert.match(small.tierReason!, /auto chose tier lite .*standard would need/);
+  assert.equal(small.config.model, "bigscience/bloom-560m");
+
+  const mid = resolveConfig({ tier: "auto", system: { availableMemoryBytes: 6 * GiB } });
+  assert.equal(mid.config.tier, "pro");
+  assert.equal(mid.config.model, "meta-llama/Llama-3.1-8B");
+
+  const big = resolveConfig({ tier: "auto", system: { availableMemoryBytes: 64 * GiB } });
+  assert.equal(big.config.tier, "ultra");
+  assert.doesNotMatch(big.tierReason!, /would need/);
+
+  const tiny = configError(() =>
+    resolveConfig({ tier: "auto", system: { availableMemoryBytes: 100 * 1024 * 1024 } })
+  );
+  assert.match(tiny.message, /not even tier lite fits in 100 MiB/);
+  const unknown = configError(() => resolveConfig({ tier: "auto" }));
+  assert.match(unknown.message, /available memory could not be read/);
+});
+
+Deno.test("block indices pin the span and set numBlocks", () => {
+  const r = resolveConfig({ flags: { blockIndices: "4:10" } });
+  assert.deepEqual(r.config.blockIndices, { start: 4, end: 10 });
+  assert.equal(r.config.numBlocks, 6);
+  assert.equal(r.sources.numBlocks, "flag");
+});
+
+Deno.test("lists and urls are normalised", () => {
+  const r = resolveConfig({
+    env: {
+      PETALS_INITIAL_PEERS: "/ip4/127.0.0.1/tcp/1/p2p/a, /ip4/127.0.0.1/tcp/2/p2p/b",
+      ORACLE_API_URL: "http://o:1/",
+    },
+  });
+  assert.deepEqual(r.config.initialPeers, ["/ip4/127.0.0.1/tcp/1/p2p/a", "/ip4/127.0.0.1/tcp/2/p2p/b"]);
+  assert.equal(r.config.oracleUrl, "http://o:1");
+});

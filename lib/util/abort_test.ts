@@ -1,0 +1,31 @@
+import assert from "node:assert/strict";
+import { TimeoutError } from "../errors.ts";
+import { isAbort, sleep, withTimeout } from "./abort.ts";
+
+Deno.test("withTimeout rejects with TimeoutError and aborts the inner signal", async () => {
+  let inner: AbortSignal | undefined;
+  const err = await withTimeout(5, (signal) => {
+    inner = signal;
+    return new Promise(() => {});
+  }).catch((e) => e);
+  assert.ok(err instanceof TimeoutError);
+  assert.equal(err.code, "TIMEOUT");
+  assert.ok(inner?.aborted);
+  assert.ok(isAbort(err));
+});
+
+Deno.test("withTimeout passes results through and follows the parent signal", async () => {
+  assert.equal(await withTimeout(1000, () => Promise.resolve(7)), 7);
+  const parent = new AbortController();
+  const p = withTimeout(10_000, () => new Promise(() => {}), parent.signal);
+  parent.abort(new Error("stop"));
+  await assert.rejects(p, /stop/);
+});
+
+Deno.test("sleep is cancellable", async () => {
+  const c = new AbortController();
+  const p = sleep(10_000, c.signal);
+  c.abort(new Error("cancelled"));
+  await assert.rejects(p, /cancelled/);
+  await sleep(1);
+});

@@ -1,0 +1,113 @@
+/** CLI contract: main.ts run as a subprocess with the binary's permission flags. */
+import assert from "node:assert/strict";
+import { SCHEMA } from "../lib/config/schema.ts";
+import { VERSION } from "../lib/util/version.ts";
+import { runPlumise } from "./helpers/cli.ts";
+
+const KEY = "0x" + "3c".repeat(32);
+
+Deno.test("cli: --help lists the commands; every command's help shows the env var behind each flag", async () => {
+  const top = await runPlumise(["--help"]);
+  assert.equal(top.code, 0, top.stderr);
+  for (const c of ["serve", "status", "config", "version"]) {
+    assert.match(top.stdout, new RegExp(`^  ${c}\\b`, "m"));
+  }
+  const serve = await runPlumise(["serve", "--help"]);
+  assert.equal(serve.code, 0, serve.stderr);
+  const help = serve.stdout.replace(/\s+/g, " ");
+  for (const spec of SCHEMA.filter((s) => s.flag && s.env)) {
+    assert.ok(help.includes(`--${spec.flag}`), `serve --help lacks --${spec.flag}`);
+    assert.ok(help.includes(`env ${spec.env}`), `serve --help lacks env ${spec.env}`);
+  }
+  for (
+    const legacy of [
+      "--model",
+      "--private-key",
+      "--rpc-url",
+      "--chain-id",
+      "--oracle-url",
+      "--report-interval",
+      "--num-blocks",
+      "--host",
+      "--port",
+      "--agent-registry",
+      "--reward-pool",
+      "--device",
+      "--tier",
+    ]
+  ) {
+    assert.ok(help.includes(legacy), `serve --help lacks legacy flag ${legacy}`);
+  }
+});
+
+Deno.test("cli: version", async () => {
+  const r = await runPlumise(["version", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const v = JSON.parse(r.stdout);
+  assert.equal(v.plumise, VERSION);
+  assert.equal(v.deno, "2.9.6");
+  const plain = await runPlumise(["--version"]);
+  assert.equal(plain.stdout.trim(), VERSION);
+});
+
+Deno.test("cli: config --json reports each value's source (flag, env, .env, tier, default) and redacts the key", async () => {
+  const cwd = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${cwd}/.env`,
+      `REPORT_INTERVAL=45\nMODEL_NAME=dot/model\nPLUMISE_PRIVATE_KEY=${KEY}\n`,
+    );
+    const r = await runPlumise(
+      ["config", "--json", "--tier", "standard", "--rpc-url", "http://127.0.0.1:9"],
+      {
+        cwd,
+        env: { PLUMISE_CHAIN_ID: "419561", MODEL_NAME: "env/model" },
+      },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const { config } = JSON.parse(r.stdout);
+    assert.deepEqual(config.rpcUrl, { value: "http://127.0.0.1:9", source: "flag" });
+    assert.deepEqual(config.chainId, { value: 419561, source: "env" });
+    assert.deepEqual(config.model, { value: "env/model", source: "env" });
+    assert.deepEqual(config.reportInterval, { value: 45, source: ".env" });
+    assert.deepEqual(config.numBlocks, { value: 4, source: "tier" });
+    assert.deepEqual(config.oracleUrl, { value: "http://localhost:15481", source: "default" });
+    assert.deepEqual(config.privateKey, { value: "[redacted]", source: ".env" });
+    assert.deepEqual(config.claimThresholdWei, { value: "1000000000000000000", source: "default" });
+    for (const out of [r.stdout, r.stderr]) assert.ok(!out.includes("3c3c3c"), "key material in output");
+
+    const text = await runPlumise(["config", "--env-file", `${cwd}/.env`]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^REPORT_INTERVAL\s+45\s+\(\.env\)$/m);
+    assert.match(text.stdout, /^PLUMISE_PRIVATE_KEY\s+\[redacted\]\s+\(\.env\)$/m);
+    assert.ok(!text.stdout.includes("3c3c3c"));
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("cli: bad flag → exit 2 with a message; bad values → exit 2 listing every problem", async () => {
+  const unknown = await runPlumise(["serve", "--no-such-flag"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown option '--no-such-flag'/);
+  const bad = await runPlumise(["config", "--report-interval", "5", "--api-port", "99999"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /2 configuration problems/);
+  assert.match(bad.stderr, /--report-interval=5: must be 10–300 seconds/);
+  assert.match(bad.stderr, /--api-port=99999: must be 0–65535/);
+  assert.match(bad.stderr, /^hint: /m);
+  const missing = await runPlumise(["config", "--env-file", "/nonexistent/.env"]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /ENV_FILE_MISSING.*\/nonexistent\/\.env: no such file/);
+});
+
+Deno.test("cli: serve without a key → exit 2 naming PLUMISE_PRIVATE_KEY; a bad key is never echoed", async () => {
+  const r = await runPlumise(["serve"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /PLUMISE_PRIVATE_KEY/);
+  const badKey = "0x" + "7d".repeat(30);
+  const b = await runPlumise(["serve", "-v"], { env: { PLUMISE_PRIVATE_KEY: badKey } });
+  assert.equal(b.code, 2);
+  assert.match(b.stderr, /PLUMISE_PRIVATE_KEY=\[redacted, 62 characters\]: must be 32 bytes of hex/);
+  assert.ok(!b.stderr.includes("7d7d7d") && !b.stdout.includes("7d7d7d"), "key material in output");
+});

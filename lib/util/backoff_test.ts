@@ -18,10 +18,10 @@ Deno.test("backoff jitter stays within its fraction", () => {
 Deno.test("retry: succeeds after failures, gives up after attempts, honours retryIf", async () => {
   let n = 0;
   const seen: number[] = [];
-  const v = await retry(async (attempt) => {
+  const v = await retry((attempt) => {
     n++;
-    if (attempt < 3) throw new Error(`fail ${attempt}`);
-    return "ok";
+    if (attempt < 3) return Promise.reject(new Error(`fail ${attempt}`));
+    return Promise.resolve("ok");
   }, { initialMs: 1, jitter: 0, onRetry: (_e, a) => seen.push(a) });
   assert.equal(v, "ok");
   assert.equal(n, 3);

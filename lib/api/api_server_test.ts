@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { UnavailableError } from "../errors.ts";
+import { memoryLogger } from "../util/logger.ts";
+import { Metrics } from "../util/metrics.ts";
+import { FakeGenerator, readSse } from "./_fake_generator.ts";
+import { ApiServer } from "./api_server.ts";
+
+async function withServer(
+  gen: FakeGenerator,
+  fn: (server: ApiServer) => Promise<void>,
+  extra: { maxBodyBytes?: number } = {},
+) {
+  const server = new ApiServer({ generator: gen, metrics: new Metrics(), port: 0, ...extra });
+  await server.start();
+  try {
+    await fn(server);
+  } finally {
+    await server.stop(1000);
+  }
+}
+
+Deno.test("ApiServer serves health and streamed generation over a real socket", async () => {
+  const gen = new FakeGenerator();
+  await withServer(gen, async (server) => {
+    assert.ok(server.port > 0);
+    const h = await fetch(`${server.url}/health`);
+    assert.equal((await h.json()).status, "ok");
+    const r = await fetch(`${server.url}/api/v1/generate`, {
+      method: "POST",
+      body: JSON.stringify({ inputs: "x", parameters: { max_new_tokens: 4 }, stream: true }),
+    });
+    const events = await readSse(r);
+    assert.deepEqual(events, [
+      '{"token":" one"}',
+      '{"token":" two"}',
+      '{"token":" three"}',
+      '{"token":" four"}',
+      "[DONE]",
+    ]);
+  });
+});
+
+Deno.test("ApiServer refuses a 10 MB body with 413 and keeps serving", async () => {
+  const gen = new FakeGenerator();
+  await withServer(gen, async (server) => {
+    const big = JSON.stringify({ inputs: "a".repeat(10 * 1024 * 1024) });
+    const r = await fetch(`${server.url}/api/v1/generate`, { method: "POST", body: big });
+    assert.equal(r.status, 413);
+    const b = await r.json();
+    assert.match(b.error, /too large.*the limit is 65536 bytes/);
+    // A chunked body (no Content-Length) is cut off while reading.
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent >= 10 * 1024 * 1024) return c.close();
+        sent += 256 * 1024;
+        c.enqueue(new Uint8Array(256 * 1024).fill(97));
+      },
+    });
+    const r2 = await fetch(`${server.url}/api/v1/generate`, { method: "POST", body: stream }).catch((e) => e);
+    if (r2 instanceof Response) {
+      assert.equal(r2.status, 413);
+      await r2.body?.cancel();
+    } // else: the server closed the connection while we were still sending, which is also a refusal
+    const ok = await fetch(`${server.url}/api/v1/generate`, { method: "POST", body: '{"inputs":"still"}' });
+    assert.equal(ok.status, 200);
+    assert.equal(gen.calls.length, 1);
+  }, { maxBodyBytes: 64 * 1024 });
+});
+
+Deno.test("a client that disconnects mid-stream aborts its generation and frees the slot", async () => {
+  const gen = new FakeGenerator({ hang: true, script: [" a"] });
+  await withServer(gen, async (server) => {
+    const body = JSON.stringify({ inputs: "x", stream: true });
+    const sock = connect(server.port, "127.0.0.1");
+    await new Promise<void>((resolve) => sock.once("connect", () => resolve()));
+    sock.write(
+      `POST /api/v1/generate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+    );
+    // wait for the first token on the wire, then hang up
+    await new Promise<void>((resolve) => {
+      let seen = "";
+      sock.on("data", (d) => {
+        seen += d.toString();
+        if (seen.includes('"token":" a"')) resolve();
+      });
+    });
+    assert.equal(server.handler.inFlight, 1);
+    sock.destroy();
+    const deadline = Date.now() + 5000;
+    while (server.handler.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(server.handler.inFlight, 0);
+    assert.equal(gen.aborted, 1);
+  });
+});
+
+Deno.test("stop() lets a running generation finish within the grace period, is idempotent", async () => {
+  const gen = new FakeGenerator();
+  const { logger, records } = memoryLogger();
+  const server = new ApiServer({ generator: gen, metrics: new Metrics(), port: 0, logger });
+  await server.start();
+  const gate = gen.hold();
+  const pending = fetch(`${server.url}/api/v1/generate`, {
+    method: "POST",
+    body: JSON.stringify({ inputs: "x", parameters: { max_new_tokens: 2 } }),
+  });
+  await gen.started(1);
+  const stopping = server.stop(10_000);
+  gate.open();
+  const r = await pending;
+  assert.equal(r.status, 200);
+  assert.equal((await r.json()).generated_text, " one two");
+  await stopping;
+  await server.stop();
+  assert.ok(records.some((r) => r.msg === "HTTP API stopped"));
+  await assert.rejects(fetch(`${server.url}/health`));
+});
+
+Deno.test("start() on a port in use fails with API_PORT_IN_USE and a hint", async () => {
+  const gen = new FakeGenerator();
+  await withServer(gen, async (server) => {
+    const second = new ApiServer({ generator: gen, metrics: new Metrics(), port: server.port });
+    const err = await second.start().catch((e) => e);
+    assert.ok(err instanceof UnavailableError);
+    assert.equal(err.code, "API_PORT_IN_USE");
+    assert.match(err.hint, /API_PORT/);
+    await second.stop();
+  });
+});

@@ -1,0 +1,117 @@
+/**
+ * Parses and validates an OpenAI `POST /v1/chat/completions` body:
+ * `{model?, messages, max_tokens | max_completion_tokens, temperature, top_p, stop, stream,
+ * stream_options: {include_usage}, n, repetition_penalty (extension)}`. Unknown fields are ignored.
+ * OpenAI's defaults apply (temperature 1, top_p 1, no repetition penalty); the token cap is
+ * PLUMISE-WIRE §3's 1..4096 (default 128 here too).
+ * @module
+ */
+import { ApiError } from "../errors.ts";
+import { booleanOr, integerIn, invalid, MAX_NEW_TOKENS_LIMIT, numberIn, show, stopList } from "./_params.ts";
+import type { ChatMessage, GenerationParams } from "./types.ts";
+
+export interface ChatRequest {
+  /** Model asked for (undefined = the served one). */
+  readonly model?: string;
+  readonly messages: readonly ChatMessage[];
+  readonly params: GenerationParams;
+  readonly stop: readonly string[];
+  readonly stream: boolean;
+  /** `stream_options.include_usage`: send a usage chunk before `[DONE]`. */
+  readonly includeUsage: boolean;
+}
+
+export const CHAT_DEFAULTS: GenerationParams = Object.freeze({
+  maxNewTokens: 128,
+  temperature: 1,
+  topP: 1,
+  repetitionPenalty: 1,
+  doSample: true,
+});
+
+const ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
+const MAX_MESSAGES = 1024;
+
+export function parseChatRequest(body: Record<string, unknown>): ChatRequest {
+  const model = body.model;
+  if (model !== undefined && model !== null && (typeof model !== "string" || model.length === 0)) {
+    throw invalid("model", "a model id string", model, "use an id listed by GET /v1/models");
+  }
+  const messages = parseMessages(body.messages);
+  const d = CHAT_DEFAULTS;
+  const maxTokensRaw = body.max_completion_tokens ?? body.max_tokens;
+  const maxField = body.max_completion_tokens !== undefined && body.max_completion_tokens !== null
+    ? "max_completion_tokens"
+    : "max_tokens";
+  if (body.n !== undefined && body.n !== null && body.n !== 1) {
+    throw invalid("n", "1 (one choice per request)", body.n, "leave n out; ask again for more choices");
+  }
+  const params: GenerationParams = {
+    maxNewTokens: integerIn(maxField, maxTokensRaw, 1, MAX_NEW_TOKENS_LIMIT, d.maxNewTokens),
+    temperature: numberIn("temperature", body.temperature, 0, 2, d.temperature),
+    topP: numberIn("top_p", body.top_p, 0, 1, d.topP),
+    repetitionPenalty: numberIn("repetition_penalty", body.repetition_penalty, 1, 2, d.repetitionPenalty),
+    doSample: true,
+  };
+  const so = body.stream_options;
+  if (so !== undefined && so !== null && (typeof so !== "object" || Array.isArray(so))) {
+    throw invalid("stream_options", "an object", so);
+  }
+  return {
+    model: typeof model === "string" ? model : undefined,
+    messages,
+    params,
+    stop: stopList("stop", body.stop),
+    stream: booleanOr("stream", body.stream, false),
+    includeUsage: booleanOr(
+      "stream_options.include_usage",
+      (so as Record<string, unknown> | undefined)?.include_usage,
+      false,
+    ),
+  };
+}
+
+function parseMessages(value: unknown): ChatMessage[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_MESSAGES) {
+    throw new ApiError(
+      400,
+      "INVALID_PARAMETER",
+      `messages must be a non-empty array of at most ${MAX_MESSAGES} messages, got ${show(value)}`,
+      { hint: 'send {"messages": [{"role": "user", "content": "Hello"}]}', details: { param: "messages" } },
+    );
+  }
+  return value.map((m, i) => {
+    const field = `messages[${i}]`;
+    if (m === null || typeof m !== "object" || Array.isArray(m)) throw invalid(field, "an object", m);
+    const { role, content, name } = m as Record<string, unknown>;
+    if (typeof role !== "string" || !ROLES.has(role)) {
+      throw invalid(`${field}.role`, `one of ${[...ROLES].join(", ")}`, role);
+    }
+    const text = flattenContent(`${field}.content`, content);
+    const out: ChatMessage = typeof name === "string"
+      ? { role, content: text, name }
+      : { role, content: text };
+    return out;
+  });
+}
+
+/** A string, null (assistant turns), or an array of `{type: "text", text}` parts. */
+function flattenContent(field: string, content: unknown): string {
+  if (typeof content === "string") return content;
+  if (content === null || content === undefined) return "";
+  if (Array.isArray(content)) {
+    return content.map((part, j) => {
+      const p = part as Record<string, unknown> | null;
+      if (p === null || typeof p !== "object" || p.type !== "text" || typeof p.text !== "string") {
+        throw invalid(
+          `${field}[${j}]`,
+          'a text part {"type": "text", "text": "..."}',
+          part,
+          "this node serves text only",
+        );
+      }
+      return p.text;
+    }).join("");
+  }
+  throw invalid(field, "a string or an array of text parts", content);
+}

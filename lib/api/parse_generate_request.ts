@@ -1,0 +1,67 @@
+/**
+ * Parses and validates the gateway's `POST /api/v1/generate` body (PLUMISE-WIRE §3):
+ * `{inputs, parameters?: {max_new_tokens, temperature, top_p, repetition_penalty, do_sample, stop}, stream?}`.
+ * Unknown fields (the gateway sends `messages`) are ignored.
+ * @module
+ */
+import { ApiError } from "../errors.ts";
+import { booleanOr, integerIn, invalid, MAX_NEW_TOKENS_LIMIT, numberIn, show, stopList } from "./_params.ts";
+import type { GenerationParams } from "./types.ts";
+
+export interface GenerateRequest {
+  readonly inputs: string;
+  readonly params: GenerationParams;
+  /** Stop strings (not part of the output). */
+  readonly stop: readonly string[];
+  readonly stream: boolean;
+}
+
+/** Defaults of PLUMISE-WIRE §3. */
+export const GENERATE_DEFAULTS: GenerationParams = Object.freeze({
+  maxNewTokens: 128,
+  temperature: 0.7,
+  topP: 0.9,
+  repetitionPenalty: 1.2,
+  doSample: true,
+});
+
+export function parseGenerateRequest(body: Record<string, unknown>): GenerateRequest {
+  const inputs = body.inputs;
+  if (typeof inputs !== "string" || inputs.length === 0) {
+    throw new ApiError(400, "INVALID_PARAMETER", `inputs must be a non-empty string, got ${show(inputs)}`, {
+      hint: 'send {"inputs": "your prompt", "parameters": {...}}',
+      details: { param: "inputs" },
+    });
+  }
+  const p = body.parameters ?? {};
+  if (p === null || typeof p !== "object" || Array.isArray(p)) {
+    throw invalid("parameters", "an object", p);
+  }
+  const q = p as Record<string, unknown>;
+  const d = GENERATE_DEFAULTS;
+  const params: GenerationParams = {
+    maxNewTokens: integerIn(
+      "parameters.max_new_tokens",
+      q.max_new_tokens,
+      1,
+      MAX_NEW_TOKENS_LIMIT,
+      d.maxNewTokens,
+    ),
+    temperature: numberIn("parameters.temperature", q.temperature, 0, 2, d.temperature),
+    topP: numberIn("parameters.top_p", q.top_p, 0, 1, d.topP),
+    repetitionPenalty: numberIn(
+      "parameters.repetition_penalty",
+      q.repetition_penalty,
+      1,
+      2,
+      d.repetitionPenalty,
+    ),
+    doSample: booleanOr("parameters.do_sample", q.do_sample, d.doSample),
+  };
+  return {
+    inputs,
+    params,
+    stop: stopList("parameters.stop", q.stop),
+    stream: booleanOr("stream", body.stream, false),
+  };
+}

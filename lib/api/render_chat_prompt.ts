@@ -1,0 +1,77 @@
+/**
+ * Turns chat messages into one prompt string: with the checkpoint's Jinja chat template
+ * (tokenizer_config.json `chat_template`) when it has one, else a plain "Role: text" fallback that
+ * ends with "Assistant:". Templates are parsed once and cached.
+ * @module
+ */
+import { Template } from "@huggingface/jinja";
+import { ApiError } from "../errors.ts";
+import type { ChatMessage } from "./types.ts";
+
+export interface ChatTemplateSource {
+  readonly chatTemplate?: string;
+  readonly specialTokens?: Readonly<Record<string, string>>;
+}
+
+const cache = new Map<string, Template>();
+
+function compile(source: string): Template {
+  let t = cache.get(source);
+  if (!t) {
+    try {
+      t = new Template(source);
+    } catch (cause) {
+      throw new ApiError(
+        500,
+        "CHAT_TEMPLATE_INVALID",
+        `the checkpoint's chat template does not parse: ${msg(cause)}`,
+        {
+          hint: "fix chat_template in tokenizer_config.json, or remove it to use the plain fallback",
+          cause,
+        },
+      );
+    }
+    if (cache.size > 8) cache.clear();
+    cache.set(source, t);
+  }
+  return t;
+}
+
+/** The plain fallback used when the checkpoint has no chat template. */
+export function plainChatPrompt(messages: readonly ChatMessage[]): string {
+  const label = (role: string) => role === "developer" ? "System" : role[0].toUpperCase() + role.slice(1);
+  return messages.map((m) => `${label(m.role)}: ${m.content}\n`).join("") + "Assistant:";
+}
+
+/** Renders `messages` into a prompt that asks the model for the assistant's next turn. */
+export function renderChatPrompt(messages: readonly ChatMessage[], source: ChatTemplateSource): string {
+  if (!source.chatTemplate) return plainChatPrompt(messages);
+  const template = compile(source.chatTemplate);
+  const tokens = source.specialTokens ?? {};
+  try {
+    return template.render({
+      bos_token: "",
+      eos_token: "",
+      unk_token: "",
+      pad_token: "",
+      ...tokens,
+      messages: messages.map((m) => ({ ...m })),
+      add_generation_prompt: true,
+    });
+  } catch (cause) {
+    // Templates reject bad conversations themselves (raise_exception), e.g. roles not alternating.
+    throw new ApiError(
+      400,
+      "CHAT_TEMPLATE_REJECTED",
+      `the model's chat template rejected these messages: ${msg(cause)}`,
+      {
+        hint: "check the order and roles of messages (many templates want user/assistant turns alternating)",
+        cause,
+      },
+    );
+  }
+}
+
+function msg(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

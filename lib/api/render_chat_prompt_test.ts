@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import { ApiError } from "../errors.ts";
+import { plainChatPrompt, renderChatPrompt } from "./render_chat_prompt.ts";
+
+const msgs = [
+  { role: "system", content: "Be nice." },
+  { role: "user", content: "Hi" },
+  { role: "assistant", content: "Hello!" },
+  { role: "user", content: "Bye" },
+];
+
+Deno.test("plain fallback: Role: text lines ending with Assistant:", () => {
+  assert.equal(
+    plainChatPrompt(msgs),
+    "System: Be nice.\nUser: Hi\nAssistant: Hello!\nUser: Bye\nAssistant:",
+  );
+  assert.equal(renderChatPrompt(msgs, {}), plainChatPrompt(msgs));
+});
+
+Deno.test("a ChatML-style checkpoint template renders with the generation prompt", () => {
+  const chatTemplate =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+  assert.equal(
+    renderChatPrompt(msgs.slice(1, 2), { chatTemplate }),
+    "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+  );
+});
+
+Deno.test("a Llama-2-style template gets bos/eos tokens and its raise_exception becomes a 400", () => {
+  const chatTemplate =
+    "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + message['content'] + ' [/INST]' }}{% else %}{{ ' ' + message['content'] + ' ' + eos_token }}{% endif %}{% endfor %}";
+  const tokens = { bos_token: "<s>", eos_token: "</s>" };
+  assert.equal(
+    renderChatPrompt(msgs.slice(1), { chatTemplate, specialTokens: tokens }),
+    "<s>[INST] Hi [/INST] Hello! </s><s>[INST] Bye [/INST]",
+  );
+  const err = (() => {
+    try {
+      renderChatPrompt([{ role: "assistant", content: "x" }], { chatTemplate, specialTokens: tokens });
+    } catch (e) {
+      return e;
+    }
+  })();
+  assert.ok(err instanceof ApiError);
+  assert.equal(err.status, 400);
+  assert.match(err.message, /roles must alternate/);
+});
+
+Deno.test("a template that does not parse is a 500 naming the checkpoint's template", () => {
+  const err = (() => {
+    try {
+      renderChatPrompt(msgs, { chatTemplate: "{% for m in messages %}" });
+    } catch (e) {
+      return e;
+    }
+  })();
+  assert.ok(err instanceof ApiError);
+  assert.equal(err.status, 500);
+  assert.equal(err.code, "CHAT_TEMPLATE_INVALID");
+});

@@ -1,0 +1,33 @@
+import assert from "node:assert/strict";
+import { StopScanner } from "./stop_scanner.ts";
+
+Deno.test("StopScanner without stops passes text through", () => {
+  const s = new StopScanner([]);
+  assert.equal(s.push("a"), "a");
+  assert.equal(s.flush(), "");
+  assert.equal(s.stopped, false);
+});
+
+Deno.test("StopScanner finds a stop string split over pieces and emits nothing of it", () => {
+  const s = new StopScanner(["</end>"]);
+  const out = ["Hello <", "/e", "nd> tail"].map((p) => s.push(p)).join("");
+  assert.equal(out, "Hello ");
+  assert.equal(s.stopped, true);
+  assert.equal(s.push("more"), "");
+  assert.equal(s.flush(), "");
+});
+
+Deno.test("StopScanner releases held text that turned out not to be a stop string", () => {
+  const s = new StopScanner(["\nUser:"]);
+  assert.equal(s.push("a\n"), "a");
+  assert.equal(s.push("Us"), "");
+  assert.equal(s.push("ing"), "\nUsing");
+  assert.equal(s.push("\nU"), "");
+  assert.equal(s.flush(), "\nU");
+  assert.equal(s.stopped, false);
+});
+
+Deno.test("StopScanner picks the earliest of several stops", () => {
+  const s = new StopScanner(["bb", "a"]);
+  assert.equal(s.push("xxbbya"), "xx");
+});

@@ -1,0 +1,201 @@
+/**
+ * Test helper: an in-process swarm of fake span servers (the runtime's `FakeBackend`) behind the
+ * client's `SwarmTableView` + `SpanTransport`, with failure injection (kill, hang, bad replies).
+ * Killed servers stay in the table, as they would in a real table until their record expires.
+ * @module
+ */
+import { FakeBackend } from "../../runtime/fake_backend.ts";
+import type { HiddenStates } from "../../runtime/types.ts";
+import type {
+  Hidden,
+  OpenSpanRequest,
+  RemoteSpanSession,
+  RouteServer,
+  SpanStepOptions,
+  SpanTransport,
+  SwarmTableView,
+} from "./types.ts";
+
+export interface FakeServerOptions {
+  inferenceRps?: number;
+  throughput?: number;
+  cacheTokens?: number;
+  /** Announced cache (defaults to the real one). */
+  cacheTokensLeft?: number;
+}
+
+export interface FakeServer {
+  readonly peerId: string;
+  readonly backend: FakeBackend;
+  record: RouteServer;
+  dead: boolean;
+  /** Steps never answer (until killed). */
+  hang: boolean;
+  /** Replies with a wrong shape. */
+  garble: boolean;
+  steps: number;
+  readonly killers: Set<(err: Error) => void>;
+}
+
+export interface StepEvent {
+  peerId: string;
+  start: number;
+  end: number;
+  startFromPosition: number;
+  tokens: number;
+}
+
+export class FakeSwarm implements SwarmTableView, SpanTransport {
+  readonly model: string;
+  readonly numBlocks: number;
+  readonly hiddenSize: number;
+  readonly servers_ = new Map<string, FakeServer>();
+  /** Called before every remote step; may kill servers. */
+  onStep?: (event: StepEvent) => void;
+  refreshes = 0;
+  opens = 0;
+
+  constructor(options: { model?: string; numBlocks?: number; hiddenSize?: number } = {}) {
+    this.model = options.model ?? "fake/model";
+    this.numBlocks = options.numBlocks ?? 9;
+    this.hiddenSize = options.hiddenSize ?? 16;
+  }
+
+  async addServer(
+    peerId: string,
+    start: number,
+    end: number,
+    o: FakeServerOptions = {},
+  ): Promise<FakeServer> {
+    const backend = new FakeBackend({
+      modelId: this.model,
+      hiddenSize: this.hiddenSize,
+      numBlocks: this.numBlocks,
+      start,
+      end,
+      cacheTokens: o.cacheTokens,
+    });
+    await backend.start();
+    const server: FakeServer = {
+      peerId,
+      backend,
+      record: {
+        peerId,
+        model: this.model,
+        start,
+        end,
+        state: "online",
+        throughput: o.throughput ?? 100,
+        inferenceRps: o.inferenceRps ?? 1000,
+        cacheTokensLeft: o.cacheTokensLeft,
+        weights: "fp32",
+        version: "1.0.0",
+      },
+      dead: false,
+      hang: false,
+      garble: false,
+      steps: 0,
+      killers: new Set(),
+    };
+    this.servers_.set(peerId, server);
+    return server;
+  }
+
+  /** Like SIGKILL: every pending and future call to the server fails. */
+  kill(peerId: string): void {
+    const s = this.servers_.get(peerId)!;
+    s.dead = true;
+    for (const k of s.killers) k(new Error(`connection reset by ${peerId}`));
+    s.killers.clear();
+  }
+
+  /** A whole-model backend for single-process reference runs. */
+  async reference(): Promise<FakeBackend> {
+    const b = new FakeBackend({
+      modelId: this.model,
+      hiddenSize: this.hiddenSize,
+      numBlocks: this.numBlocks,
+    });
+    await b.start();
+    return b;
+  }
+
+  servers(model: string): RouteServer[] {
+    return [...this.servers_.values()].map((s) => s.record).filter((r) => r.model === model);
+  }
+
+  refresh(): Promise<void> {
+    this.refreshes++;
+    return Promise.resolve();
+  }
+
+  #guard<T>(server: FakeServer, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (server.dead) return Promise.reject(new Error(`connection refused by ${server.peerId}`));
+    return new Promise<T>((resolve, reject) => {
+      const kill = (err: Error) => reject(err);
+      const onAbort = () => reject(signal!.reason);
+      server.killers.add(kill);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const done = () => {
+        server.killers.delete(kill);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      if (server.hang) return;
+      work().then((v) => {
+        done();
+        if (server.dead) reject(new Error(`connection reset by ${server.peerId}`));
+        else resolve(v);
+      }, (e) => {
+        done();
+        reject(e);
+      });
+    });
+  }
+
+  openInference(record: RouteServer, req: OpenSpanRequest, signal?: AbortSignal): Promise<RemoteSpanSession> {
+    const server = this.servers_.get(record.peerId)!;
+    this.opens++;
+    return this.#guard(server, async () => {
+      const session = await server.backend.openSession({
+        start: req.start,
+        end: req.end,
+        maxLength: req.maxLength,
+        batch: req.batch,
+      });
+      const remote: RemoteSpanSession = {
+        step: (hidden: Hidden, o: SpanStepOptions) => {
+          this.onStep?.({
+            peerId: server.peerId,
+            start: req.start,
+            end: req.end,
+            startFromPosition: o.startFromPosition,
+            tokens: hidden.shape[1],
+          });
+          server.steps++;
+          return this.#guard(server, async () => {
+            const y = await session.step(hidden as HiddenStates, { startFromPosition: o.startFromPosition });
+            if (server.garble) {
+              return { data: y.data.subarray(1), shape: [y.shape[0], y.shape[1] - 1, y.shape[2]] };
+            }
+            return y;
+          }, o.signal);
+        },
+        close: () => session.close(),
+      };
+      return remote;
+    }, signal);
+  }
+
+  forward(
+    record: RouteServer,
+    req: { model: string; start: number; end: number; hidden: Hidden },
+    signal?: AbortSignal,
+  ): Promise<Hidden> {
+    const server = this.servers_.get(record.peerId)!;
+    return this.#guard(
+      server,
+      () => server.backend.forward(req.start, req.end, req.hidden, { signal }),
+      signal,
+    );
+  }
+}

@@ -1,0 +1,421 @@
+/**
+ * An inference session across several servers: routes `[start, end)` into spans, opens one
+ * remote session per span, sends every step through the chain, and keeps per span the full
+ * history of inputs it sent. When a server fails (timeout, reset, error frame, bad reply), it is
+ * banned, exactly its range is re-routed (possibly into several pieces), the history is replayed
+ * to the replacement as one step from position 0, and the step continues — the caller sees
+ * nothing but a slower step. Retries are bounded; the final error says what failed.
+ * @module
+ */
+import { errorMessage, PlumiseError, SwarmError } from "../../errors.ts";
+import { sleep, withTimeout } from "../../util/abort.ts";
+import { Backoff, type BackoffOptions } from "../../util/backoff.ts";
+import { type Logger, silentLogger } from "../../util/logger.ts";
+import { BanList } from "./ban_list.ts";
+import { concatTokens, sliceTokens, tokenCount } from "./hidden_ops.ts";
+import { PingAggregator } from "./ping_aggregator.ts";
+import { describeRoute, type RouteCosts, routeInference, shortPeer } from "./route_inference.ts";
+import type {
+  Hidden,
+  RemoteSpanSession,
+  RouteServer,
+  RouteSpan,
+  ServerWeights,
+  SpanTransport,
+  SwarmTableView,
+} from "./types.ts";
+
+export interface SwarmInferenceSessionOptions {
+  readonly model: string;
+  /** Blocks to run, `[start, end)` (usually `[0, numBlocks)`). */
+  readonly start: number;
+  readonly end: number;
+  /** Most tokens the session will ever hold. */
+  readonly maxLength: number;
+  readonly batch?: number;
+  readonly table: SwarmTableView;
+  readonly transport: SpanTransport;
+  /** Shared across sessions of one client so that bans and pings carry over. */
+  readonly bans?: BanList;
+  readonly pings?: PingAggregator;
+  readonly weights?: ServerWeights;
+  readonly version?: string;
+  readonly costs?: Partial<RouteCosts>;
+  /** Failures tolerated within one step before giving up (default 5). */
+  readonly maxRetries?: number;
+  /** Delay between retries after the first, immediate one (default 100 ms doubling to 2 s). */
+  readonly retryBackoff?: BackoffOptions;
+  /** Timeout of one remote step, replay included (default 60 s). */
+  readonly stepTimeoutMs?: number;
+  /** Timeout of opening one remote session (default 10 s). */
+  readonly openTimeoutMs?: number;
+  readonly sessionId?: string;
+  readonly logger?: Logger;
+}
+
+export interface SessionStepOptions {
+  /** Roll the whole chain back to this position first (default: the current position). */
+  readonly startFromPosition?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** Counters for logs and tests. */
+export interface SessionStats {
+  steps: number;
+  failures: number;
+  /** Replacement spans routed after a failure. */
+  replacements: number;
+  /** Token positions re-sent to replacements. */
+  replayedTokens: number;
+}
+
+interface SpanState {
+  readonly start: number;
+  readonly end: number;
+  server?: RouteServer;
+  remote?: RemoteSpanSession;
+  /** Inputs this range has received so far (total = session position); null = to be taken from upstream. */
+  history: Hidden[] | null;
+}
+
+interface Flow {
+  /** The step's new positions. */
+  last: Hidden;
+  /** Every position from 0, when the upstream span has just been replayed. */
+  full?: Hidden;
+}
+
+let counter = 0;
+
+export class SwarmInferenceSession {
+  readonly id: string;
+  readonly model: string;
+  readonly start: number;
+  readonly end: number;
+  readonly maxLength: number;
+  readonly batch: number;
+  readonly stats: SessionStats = { steps: 0, failures: 0, replacements: 0, replayedTokens: 0 };
+  readonly #o: SwarmInferenceSessionOptions;
+  readonly #bans: BanList;
+  readonly #pings: PingAggregator;
+  readonly #log: Logger;
+  #chain: SpanState[] = [];
+  #position = 0;
+  #hiddenSize: number | undefined;
+  #remoteSeq = 0;
+  #busy = false;
+  #routed = false;
+  #closed = false;
+
+  constructor(options: SwarmInferenceSessionOptions) {
+    const { start, end, maxLength } = options;
+    const batch = options.batch ?? 1;
+    if (!(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start < end)) {
+      throw new SwarmError("BAD_SESSION", `session blocks [${start}, ${end}) are not a range`, {
+        hint: "start and end must be integers with 0 ≤ start < end (usually 0 and the model's block count)",
+      });
+    }
+    if (!(Number.isInteger(maxLength) && maxLength >= 1) || !(Number.isInteger(batch) && batch >= 1)) {
+      throw new SwarmError("BAD_SESSION", `maxLength ${maxLength} and batch ${batch} must be integers ≥ 1`, {
+        hint: "maxLength = prompt tokens + max new tokens",
+      });
+    }
+    this.#o = options;
+    this.id = options.sessionId ??
+      `${Date.now().toString(36)}-${(++counter).toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
+    this.model = options.model;
+    this.start = start;
+    this.end = end;
+    this.maxLength = maxLength;
+    this.batch = batch;
+    this.#bans = options.bans ?? new BanList();
+    this.#pings = options.pings ?? new PingAggregator();
+    this.#log = (options.logger ?? silentLogger).child({ session: this.id });
+    this.#chain = [{ start, end, history: [] }];
+  }
+
+  /** Tokens in the servers' caches. */
+  get position(): number {
+    return this.#position;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The current chain of spans (servers known once routed). */
+  get route(): RouteSpan[] {
+    return this.#chain.filter((s) => s.server).map((s) => ({
+      server: s.server!,
+      start: s.start,
+      end: s.end,
+    }));
+  }
+
+  /** Routes and opens every span now (otherwise done by the first step). */
+  async open(signal?: AbortSignal): Promise<void> {
+    this.#assertOpen();
+    for (let i = 0; i < this.#chain.length; i++) {
+      await this.#withRetries(i, signal, async (span) => {
+        if (!span.remote) await this.#openRemote(span, signal);
+      });
+    }
+  }
+
+  /**
+   * Runs `hidden [B, T, H]` through every block after the cached past and returns `[B, T, H]`.
+   * Failures of servers are handled inside; throws only when retries are exhausted, when the
+   * caller aborts, or on bad input.
+   */
+  async step(hidden: Hidden, options: SessionStepOptions = {}): Promise<Hidden> {
+    this.#assertOpen();
+    if (this.#busy) {
+      throw new SwarmError("STEP_IN_PROGRESS", `session ${this.id} is already running a step`, {
+        hint: "await each step before sending the next",
+      });
+    }
+    const [b, t, h] = hidden.shape;
+    const p = options.startFromPosition ?? this.#position;
+    if (b !== this.batch || t < 1 || (this.#hiddenSize !== undefined && h !== this.#hiddenSize)) {
+      throw new SwarmError(
+        "BAD_INPUT",
+        `step input shape [${hidden.shape.join(", ")}] does not fit the session (batch ${this.batch}, ` +
+          `hidden ${this.#hiddenSize ?? "any"}, ≥ 1 token)`,
+        { hint: "send [batch, newTokens, hiddenSize] hidden states from the client head" },
+      );
+    }
+    if (!(Number.isInteger(p) && 0 <= p && p <= this.#position)) {
+      throw new SwarmError("BAD_INPUT", `startFromPosition ${p} is outside [0, ${this.#position}]`, {
+        hint: "a session can only roll back to a position it has already reached",
+      });
+    }
+    if (p + t > this.maxLength) {
+      throw new SwarmError(
+        "TOO_LONG",
+        `step would reach ${p + t} tokens, past the session's maxLength ${this.maxLength}`,
+        {
+          hint: "open the session with a larger maxLength (prompt + max new tokens)",
+          details: { position: p, tokens: t, maxLength: this.maxLength },
+        },
+      );
+    }
+    if (this.#chain.some((span) => span.history === null)) {
+      throw new SwarmError(
+        "SESSION_BROKEN",
+        `session ${this.id} lost its input history in an earlier failed step`,
+        {
+          hint: "open a new session (its prefix is recomputed)",
+        },
+      );
+    }
+    this.#busy = true;
+    try {
+      this.#hiddenSize = h;
+      // spans that ran a step that later failed downstream hold extra inputs: forget them
+      for (const span of this.#chain) span.history = truncate(span.history!, p);
+      this.#position = p;
+      let flow: Flow = { last: hidden };
+      for (let i = 0; i < this.#chain.length; i++) {
+        flow = await this.#withRetries(
+          i,
+          options.signal,
+          (span) => this.#stepSpan(span, flow, p, options.signal),
+        );
+      }
+      this.#position = p + t;
+      this.stats.steps++;
+      return flow.last;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** Closes every remote session. Idempotent; never throws. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(this.#chain.map((s) => s.remote?.close().catch(() => {})));
+    for (const s of this.#chain) s.remote = undefined;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) {
+      throw new SwarmError("SESSION_CLOSED", `session ${this.id} is closed`, { hint: "open a new session" });
+    }
+  }
+
+  /** Runs `fn` on chain[i], replacing the span after failures, with bounded retries. */
+  async #withRetries<T>(
+    i: number,
+    signal: AbortSignal | undefined,
+    fn: (span: SpanState) => Promise<T>,
+  ): Promise<T> {
+    const maxRetries = this.#o.maxRetries ?? 5;
+    const backoff = new Backoff({ initialMs: 100, maxMs: 2000, ...this.#o.retryBackoff });
+    let lastError: unknown;
+    const failedPeers: string[] = [];
+    for (let attempt = 0;; attempt++) {
+      signal?.throwIfAborted();
+      const span = this.#chain[i];
+      const range = `[${span.start}, ${span.end})`;
+      try {
+        if (!span.server) this.#reroute(i);
+        return await fn(this.#chain[i]);
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason ?? err;
+        if (this.#closed) throw err;
+        if (err instanceof PlumiseError && err.code === "INTERNAL") throw err;
+        lastError = err;
+        this.stats.failures++;
+        const failed = this.#chain[i];
+        const peer = failed.server?.peerId;
+        if (peer) {
+          failedPeers.push(peer);
+          const banMs = this.#bans.ban(peer);
+          this.#log.warn("server failed; re-routing its blocks", {
+            peer,
+            blocks: `${failed.start}:${failed.end}`,
+            attempt: attempt + 1,
+            banMs,
+            error: errorMessage(err),
+          });
+          const remote = failed.remote;
+          failed.remote = undefined;
+          failed.server = undefined;
+          remote?.close().catch(() => {});
+        } else {
+          this.#log.warn("no route for blocks", {
+            blocks: range,
+            attempt: attempt + 1,
+            error: errorMessage(err),
+          });
+        }
+        if (attempt + 1 > maxRetries) {
+          const code = err instanceof PlumiseError ? err.code : "ERROR";
+          throw new SwarmError(
+            "SESSION_FAILED",
+            `inference for blocks ${range} of ${this.model} failed after ${attempt + 1} attempts ` +
+              `(servers tried: ${failedPeers.map(shortPeer).join(", ") || "none"}): ${
+                errorMessage(lastError)
+              }`,
+            {
+              cause: lastError,
+              hint: code === "MISSING_BLOCKS"
+                ? "no other server covers these blocks; start one (plumise serve --block-indices …) or retry later"
+                : "the servers for these blocks keep failing; retry later or check the swarm with `plumise swarm`",
+              details: {
+                blocks: [span.start, span.end],
+                attempts: attempt + 1,
+                lastCode: code,
+                peers: failedPeers,
+              },
+            },
+          );
+        }
+        if (attempt > 0) await sleep(backoff.next(), signal);
+        if (this.#o.table.refresh) {
+          await this.#o.table.refresh(signal).catch((e) =>
+            this.#log.debug("table refresh failed", { error: errorMessage(e) })
+          );
+        }
+      }
+    }
+  }
+
+  /** Replaces chain[i] (a span without a server) by a fresh route for exactly its range. */
+  #reroute(i: number): void {
+    const old = this.#chain[i];
+    const spans = routeInference(this.#o.table.servers(this.model), {
+      model: this.model,
+      start: old.start,
+      end: old.end,
+      maxLength: this.maxLength,
+      batch: this.batch,
+      banned: (p) => this.#bans.isBanned(p),
+      clientRttMs: (p) => this.#pings.rtt(p),
+      weights: this.#o.weights,
+      version: this.#o.version,
+      costs: this.#o.costs,
+    });
+    const fresh: SpanState[] = spans.map((s, k) => ({
+      start: s.start,
+      end: s.end,
+      server: s.server,
+      history: k === 0 ? old.history : null,
+    }));
+    this.#chain.splice(i, 1, ...fresh);
+    if (this.#routed) this.stats.replacements += fresh.length;
+    this.#routed = true;
+    this.#log.info("route", { blocks: `${old.start}:${old.end}`, route: describeRoute(spans) });
+  }
+
+  async #openRemote(span: SpanState, signal?: AbortSignal): Promise<void> {
+    const server = span.server!;
+    span.remote = await withTimeout(
+      this.#o.openTimeoutMs ?? 10_000,
+      (s) =>
+        this.#o.transport.openInference(server, {
+          sessionId: `${this.id}.${++this.#remoteSeq}`,
+          model: this.model,
+          start: span.start,
+          end: span.end,
+          maxLength: this.maxLength,
+          batch: this.batch,
+        }, s),
+      signal,
+    );
+  }
+
+  async #stepSpan(span: SpanState, flow: Flow, p: number, signal?: AbortSignal): Promise<Flow> {
+    const t = flow.last.shape[1];
+    if (span.history === null) {
+      if (!flow.full) {
+        throw new SwarmError(
+          "INTERNAL",
+          `span [${span.start}, ${span.end}) has no history and no full input`,
+        );
+      }
+      span.history = p > 0 ? [sliceTokens(flow.full, 0, p)] : [];
+    }
+    const replay = !span.remote;
+    if (replay) await this.#openRemote(span, signal);
+    const input = replay && p > 0 ? concatTokens([...span.history, flow.last]) : flow.last;
+    const sent = input.shape[1];
+    const stepId = `${this.id}.${this.stats.steps}`;
+    const y = await withTimeout(
+      this.#o.stepTimeoutMs ?? 60_000,
+      (s) => span.remote!.step(input, { stepId, startFromPosition: replay ? 0 : p, signal: s }),
+      signal,
+    );
+    if (
+      !y || !(y.data instanceof Float32Array) || y.shape[0] !== this.batch || y.shape[1] !== sent ||
+      y.shape[2] !== input.shape[2] || y.data.length !== y.shape[0] * y.shape[1] * y.shape[2]
+    ) {
+      throw new SwarmError(
+        "BAD_REPLY",
+        `server ${span.server!.peerId} answered shape [${y?.shape?.join(", ")}] for input [${
+          input.shape.join(", ")
+        }]`,
+        { hint: "the server is broken or incompatible; it is banned and replaced" },
+      );
+    }
+    span.history.push(flow.last);
+    this.#bans.succeed(span.server!.peerId);
+    if (!replay) return { last: y };
+    this.stats.replayedTokens += p;
+    return { last: p > 0 ? sliceTokens(y, p, p + t) : y, full: y };
+  }
+}
+
+function truncate(history: Hidden[], p: number): Hidden[] {
+  const out: Hidden[] = [];
+  let n = 0;
+  for (const h of history) {
+    if (n >= p) break;
+    const t = h.shape[1];
+    out.push(n + t <= p ? h : sliceTokens(h, 0, p - n));
+    n += Math.min(t, p - n);
+  }
+  if (tokenCount(out) !== p) throw new SwarmError("INTERNAL", `history has fewer than ${p} tokens`);
+  return out;
+}

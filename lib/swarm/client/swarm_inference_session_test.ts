@@ -1,0 +1,229 @@
+import assert from "node:assert/strict";
+import { SwarmError } from "../../errors.ts";
+import { fakeHidden } from "../../runtime/fake_backend.ts";
+import { memoryLogger } from "../../util/logger.ts";
+import { BanList } from "./ban_list.ts";
+import { FakeSwarm } from "./_fake_swarm.ts";
+import { SwarmInferenceSession, type SwarmInferenceSessionOptions } from "./swarm_inference_session.ts";
+import type { Hidden } from "./types.ts";
+
+const H = 16;
+const NB = 9;
+
+/** A prefill of 5 tokens then 6 single-token steps (inputs fixed by seeds). */
+const STEPS: Hidden[] = [
+  fakeHidden(1, 5, H, 11),
+  ...Array.from({ length: 6 }, (_, i) => fakeHidden(1, 1, H, 100 + i)),
+];
+
+async function referenceOutputs(swarm: FakeSwarm, steps = STEPS): Promise<Float32Array[]> {
+  const ref = await swarm.reference();
+  const s = await ref.openSession({ start: 0, end: NB, maxLength: 64, batch: 1 });
+  const out: Float32Array[] = [];
+  for (const x of steps) out.push((await s.step(x)).data.slice());
+  await ref.stop();
+  return out;
+}
+
+function session(swarm: FakeSwarm, extra: Partial<SwarmInferenceSessionOptions> = {}): SwarmInferenceSession {
+  return new SwarmInferenceSession({
+    model: swarm.model,
+    start: 0,
+    end: NB,
+    maxLength: 64,
+    table: swarm,
+    transport: swarm,
+    retryBackoff: { initialMs: 1, maxMs: 5 },
+    ...extra,
+  });
+}
+
+async function run(s: SwarmInferenceSession, steps = STEPS): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const x of steps) out.push((await s.step(x)).data.slice());
+  return out;
+}
+
+async function threeSpans(): Promise<FakeSwarm> {
+  const swarm = new FakeSwarm({ numBlocks: NB, hiddenSize: H });
+  await swarm.addServer("A", 0, 3);
+  await swarm.addServer("B", 3, 6);
+  await swarm.addServer("C", 6, 9);
+  return swarm;
+}
+
+Deno.test("a 3-span session equals the single-process run of the whole model", async () => {
+  const swarm = await threeSpans();
+  const s = session(swarm);
+  const out = await run(s);
+  assert.deepEqual(out, await referenceOutputs(swarm));
+  assert.equal(s.position, 11);
+  assert.deepEqual(s.route.map((r) => `${r.server.peerId}:${r.start}-${r.end}`), ["A:0-3", "B:3-6", "C:6-9"]);
+  assert.equal(s.stats.failures, 0);
+  await s.close();
+  await s.close();
+  for (const srv of swarm.servers_.values()) assert.equal(srv.backend.info().openSessions, 0, "caches freed");
+  await assert.rejects(() => s.step(STEPS[1]), (e) => e instanceof SwarmError && e.code === "SESSION_CLOSED");
+});
+
+Deno.test("failover: a server killed at every step ≥ 2 (each position in the chain) gives identical output", async () => {
+  const reference = await referenceOutputs(await threeSpans());
+  for (const victim of ["A", "B", "C"]) {
+    for (let killAt = 2; killAt < STEPS.length; killAt++) {
+      const swarm = await threeSpans();
+      await swarm.addServer(
+        `${victim}-spare`,
+        swarm.servers_.get(victim)!.record.start,
+        swarm.servers_.get(victim)!.record.end,
+      );
+      // the spare is slower so the first route avoids it
+      swarm.servers_.get(`${victim}-spare`)!.record = {
+        ...swarm.servers_.get(`${victim}-spare`)!.record,
+        inferenceRps: 1,
+      };
+      let step = 0;
+      swarm.onStep = (e) => {
+        if (e.peerId === victim && step === killAt) swarm.kill(victim);
+      };
+      const bans = new BanList();
+      const s = session(swarm, { bans });
+      const out: Float32Array[] = [];
+      for (const x of STEPS) {
+        out.push((await s.step(x)).data.slice());
+        step++;
+      }
+      assert.deepEqual(out, reference, `victim ${victim} killed at step ${killAt}`);
+      assert.equal(s.stats.failures, 1);
+      assert.equal(s.stats.replacements, 1);
+      assert.equal(
+        s.stats.replayedTokens,
+        5 + killAt - 1,
+        "replayed exactly the history before the failed step",
+      );
+      assert.equal(bans.isBanned(victim), true);
+      assert.ok(s.route.some((r) => r.server.peerId === `${victim}-spare`));
+      await s.close();
+    }
+  }
+});
+
+Deno.test("failure during prefill is replayed transparently", async () => {
+  const swarm = await threeSpans();
+  await swarm.addServer("B2", 3, 6, { inferenceRps: 1 });
+  swarm.onStep = (e) => {
+    if (e.peerId === "B") swarm.kill("B");
+  };
+  const { logger, records } = memoryLogger();
+  const s = session(swarm, { logger });
+  assert.deepEqual(await run(s), await referenceOutputs(swarm));
+  assert.deepEqual(s.route.map((r) => r.server.peerId), ["A", "B2", "C"]);
+  assert.ok(records.some((r) => r.level === "warn" && r.msg.includes("re-routing") && r.peer === "B"));
+});
+
+Deno.test("the replacement may cover the failed span in two pieces", async () => {
+  const swarm = await threeSpans();
+  await swarm.addServer("B-lo", 3, 5, { inferenceRps: 1 });
+  await swarm.addServer("B-hi", 5, 8, { inferenceRps: 1 });
+  swarm.onStep = (e) => {
+    if (e.peerId === "B" && e.startFromPosition === 7) swarm.kill("B");
+  };
+  const s = session(swarm);
+  assert.deepEqual(await run(s), await referenceOutputs(swarm));
+  assert.deepEqual(s.route.map((r) => `${r.server.peerId}:${r.start}-${r.end}`), [
+    "A:0-3",
+    "B-lo:3-5",
+    "B-hi:5-6",
+    "C:6-9",
+  ]);
+  assert.equal(s.stats.replacements, 2);
+  // the truncated piece of B-hi opened only blocks 5..6
+  assert.equal(swarm.servers_.get("B-hi")!.backend.stats.sessionsOpened, 1);
+});
+
+Deno.test("a replacement that fails during its own replay is replaced again", async () => {
+  const swarm = await threeSpans();
+  await swarm.addServer("C2", 6, 9, { inferenceRps: 10 });
+  await swarm.addServer("C3", 6, 9, { inferenceRps: 1 });
+  swarm.onStep = (e) => {
+    if (e.peerId === "C" && e.startFromPosition === 6) swarm.kill("C");
+    if (e.peerId === "C2") swarm.kill("C2");
+  };
+  const s = session(swarm);
+  assert.deepEqual(await run(s), await referenceOutputs(swarm));
+  assert.equal(s.route[2].server.peerId, "C3");
+  assert.equal(s.stats.failures, 2);
+});
+
+Deno.test("no replacement: a clear MISSING_BLOCKS-caused error after bounded retries, no hang", async () => {
+  const swarm = await threeSpans();
+  swarm.onStep = (e) => {
+    if (e.peerId === "B" && e.startFromPosition === 6) swarm.kill("B");
+  };
+  const s = session(swarm, { maxRetries: 3 });
+  const out: unknown[] = [];
+  await assert.rejects(
+    async () => {
+      for (const x of STEPS) out.push(await s.step(x));
+    },
+    (e) =>
+      e instanceof SwarmError && e.code === "SESSION_FAILED" && e.details.lastCode === "MISSING_BLOCKS" &&
+      /blocks \[3, 6\).*after 4 attempts/.test(e.message) && /3\.\.5/.test(e.message) && e.hint.length > 0,
+  );
+  assert.equal(out.length, 2, "the first two steps succeeded");
+  assert.equal(s.stats.failures, 4);
+  assert.ok(swarm.refreshes >= 3, "the table is refreshed before re-routing");
+  // the session survives: once a server for the blocks appears, the failed step can be retried
+  await assert.rejects(() => s.step(STEPS[2]), (e) => e instanceof SwarmError && e.code === "SESSION_FAILED");
+  await swarm.addServer("B-late", 3, 6);
+  for (const x of STEPS.slice(2)) out.push((await s.step(x)).data.slice());
+  assert.deepEqual(out.slice(2), (await referenceOutputs(swarm)).slice(2));
+  await s.close();
+});
+
+Deno.test("a hanging server times out and is replaced; a garbled reply is rejected and replaced", async () => {
+  const swarm = await threeSpans();
+  await swarm.addServer("A2", 0, 3, { inferenceRps: 1 });
+  await swarm.addServer("C2", 6, 9, { inferenceRps: 1 });
+  swarm.onStep = (e) => {
+    if (e.peerId === "A" && e.startFromPosition === 5) swarm.servers_.get("A")!.hang = true;
+    if (e.peerId === "C" && e.startFromPosition === 8) swarm.servers_.get("C")!.garble = true;
+  };
+  const s = session(swarm, { stepTimeoutMs: 100 });
+  assert.deepEqual(await run(s), await referenceOutputs(swarm));
+  assert.deepEqual(s.route.map((r) => r.server.peerId), ["A2", "B", "C2"]);
+  swarm.kill("A"); // release the hung promise
+});
+
+Deno.test("rollback with startFromPosition recomputes from that position on every server", async () => {
+  const swarm = await threeSpans();
+  const s = session(swarm);
+  await run(s, STEPS.slice(0, 4)); // position 8
+  const alt = fakeHidden(1, 2, H, 999);
+  const y = await s.step(alt, { startFromPosition: 6 });
+  assert.equal(s.position, 8);
+  const expected = await referenceOutputs(swarm, [STEPS[0], STEPS[1], alt]);
+  assert.deepEqual(y.data, expected[2]);
+  await assert.rejects(
+    () => s.step(alt, { startFromPosition: 9 }),
+    /startFromPosition 9 is outside \[0, 8\]/,
+  );
+  await assert.rejects(
+    () => s.step(fakeHidden(1, 60, H)),
+    (e) => e instanceof SwarmError && e.code === "TOO_LONG",
+  );
+  await assert.rejects(() => s.step(fakeHidden(2, 1, H)), /does not fit the session/);
+});
+
+Deno.test("caller abort stops a step at once without banning anyone", async () => {
+  const swarm = await threeSpans();
+  const bans = new BanList();
+  const s = session(swarm, { bans });
+  await s.step(STEPS[0]);
+  swarm.servers_.get("B")!.hang = true;
+  const ac = new AbortController();
+  const p = s.step(STEPS[1], { signal: ac.signal });
+  ac.abort(new Error("user gave up"));
+  await assert.rejects(p, /user gave up/);
+  assert.deepEqual(bans.banned(), []);
+  swarm.kill("B");
+});

@@ -1,0 +1,122 @@
+/**
+ * Builds the libp2p node of a plumise peer: TCP, noise, yamux (buffers raised to the frame
+ * cap), identify, ping, kad-dht in the private `/plumise/kad/1.0.0` namespace, bootstrap from
+ * the initial peers, the persisted Ed25519 key. libp2p is only ever imported in lib/swarm/.
+ * @module
+ */
+import { bootstrap } from "@libp2p/bootstrap";
+import { identify } from "@libp2p/identify";
+import type { Libp2p, PrivateKey } from "@libp2p/interface";
+import { kadDHT, passthroughMapper } from "@libp2p/kad-dht";
+import { noise } from "@libp2p/noise";
+import { ping } from "@libp2p/ping";
+import { tcp } from "@libp2p/tcp";
+import { yamux } from "@libp2p/yamux";
+import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
+import { createLibp2p } from "libp2p";
+import { ConfigError, SwarmError } from "../errors.ts";
+import { DEFAULT_MAX_FRAME_BYTES, varintLength } from "../wire/mod.ts";
+import { installDenoShims } from "./_deno_shims.ts";
+import { KAD_PROTOCOL } from "./protocol_ids.ts";
+
+export interface Libp2pNodeOptions {
+  privateKey: PrivateKey;
+  /** Listen host (default 0.0.0.0). */
+  host?: string;
+  /** Listen port (default 31330; 0 = any free port). */
+  port?: number;
+  /** Public IP to announce instead of the listen addresses' IPs. */
+  announceIp?: string;
+  /** Bootstrap multiaddrs (with /p2p/<peer id>). */
+  initialPeers?: readonly string[];
+  /** Frame cap; yamux and the length-prefix buffers are raised to it. */
+  maxFrameBytes?: number;
+  /** Yamux stream inactivity timeout (must exceed the session idle timeout). Default 6 min. */
+  streamInactivityMs?: number;
+  /** Run the kad-dht (default true). */
+  dht?: boolean;
+  /** Do not listen at all (a pure client, e.g. the `swarm` command). */
+  noListen?: boolean;
+}
+
+/** The services every plumise node has. */
+export type PlumiseLibp2p = Libp2p<Record<string, unknown>>;
+
+/** Validates bootstrap addresses: each must parse and name a peer id. */
+export function parsePeerAddrs(addrs: readonly string[]): Multiaddr[] {
+  return addrs.map((a) => {
+    let ma: Multiaddr;
+    try {
+      ma = multiaddr(a);
+    } catch (err) {
+      throw new ConfigError("CONFIG_INVALID", `initial peer ${JSON.stringify(a)} is not a multiaddr`, {
+        hint: "use the form /ip4/1.2.3.4/tcp/31330/p2p/12D3KooW…",
+        cause: err,
+      });
+    }
+    if (!ma.getComponents().some((c) => c.name === "p2p")) {
+      throw new ConfigError(
+        "CONFIG_INVALID",
+        `initial peer ${JSON.stringify(a)} has no /p2p/<peer id> part`,
+        {
+          hint: "append /p2p/<peer id> of the bootstrap node (shown in its log and `plumise swarm`)",
+        },
+      );
+    }
+    return ma;
+  });
+}
+
+/** Creates (but does not start) the libp2p node. */
+export async function createLibp2pNode(options: Libp2pNodeOptions): Promise<PlumiseLibp2p> {
+  installDenoShims();
+  const host = options.host ?? "0.0.0.0";
+  const port = options.port ?? 31330;
+  const maxFrame = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  const buffer = maxFrame + varintLength(maxFrame) + 64 * 1024;
+  const peers = parsePeerAddrs(options.initialPeers ?? []);
+  const family = host.includes(":") ? "ip6" : "ip4";
+  const announceIp = options.announceIp;
+  const services: Record<string, unknown> = { identify: identify(), ping: ping() };
+  if (options.dht !== false) {
+    services.dht = kadDHT({
+      protocol: KAD_PROTOCOL,
+      clientMode: options.noListen === true,
+      peerInfoMapper: passthroughMapper,
+      allowQueryWithZeroPeers: true,
+    });
+  }
+  try {
+    return await createLibp2p({
+      privateKey: options.privateKey,
+      addresses: {
+        listen: options.noListen ? [] : [`/${family}/${host}/tcp/${port}`],
+        announceFilter: announceIp
+          ? (addrs: Multiaddr[]) =>
+            addrs.map((a) => {
+              const parts = a.toString().split("/");
+              parts[1] = announceIp.includes(":") ? "ip6" : "ip4";
+              parts[2] = announceIp;
+              return multiaddr(parts.join("/"));
+            })
+          : undefined,
+      },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux({
+        streamOptions: {
+          maxReadBufferLength: buffer,
+          inactivityTimeout: options.streamInactivityMs ?? 360_000,
+        },
+      })],
+      peerDiscovery: peers.length ? [bootstrap({ list: peers.map((p) => p.toString()) })] : [],
+      // deno-lint-ignore no-explicit-any
+      services: services as any,
+    }) as PlumiseLibp2p;
+  } catch (err) {
+    throw new SwarmError("LIBP2P_CREATE_FAILED", `cannot create the libp2p node on ${host}:${port}: ${err}`, {
+      hint: "check PETALS_HOST / PETALS_PORT and the initial peers",
+      cause: err,
+    });
+  }
+}

@@ -252,7 +252,6 @@ export function startOracleStub(options: OracleStubOptions): Promise<OracleStub>
     if (mode === "hang") {
       await new Promise<void>((resolve) => {
         hanging.add(resolve);
-        request.signal.addEventListener("abort", () => resolve(), { once: true });
       });
       return new Response("gone", { status: 503 });
     }

@@ -157,7 +157,6 @@ export function startRpcProxy(options: RpcProxyOptions): Promise<RpcProxy> {
     if (fault === "hang") {
       await new Promise<void>((resolve) => {
         hanging.add(resolve);
-        request.signal.addEventListener("abort", () => resolve(), { once: true });
       });
       return new Response("gone", { status: 503 });
     }

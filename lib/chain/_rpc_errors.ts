@@ -1,0 +1,119 @@
+/**
+ * Turns ethers/JSON-RPC failures into `ChainError`s with stable codes, and answers the
+ * questions the chain code asks about them (unreachable? method missing? nonce stale? revert reason?).
+ * @module
+ */
+import { AbiCoder } from "ethers";
+import { ChainError, errorMessage, PlumiseError } from "../errors.ts";
+import { isAbort } from "../util/abort.ts";
+
+interface EthersLikeError {
+  code?: string | number;
+  reason?: string | null;
+  shortMessage?: string;
+  message?: string;
+  data?: unknown;
+  info?: { error?: { code?: number; message?: string; data?: unknown } };
+  error?: { code?: number; message?: string; data?: unknown };
+}
+
+/** Decodes `Error(string)` revert data; undefined when it is something else. */
+export function decodeRevertReason(data: unknown): string | undefined {
+  if (typeof data !== "string" || !data.startsWith("0x08c379a0")) return undefined;
+  try {
+    return AbiCoder.defaultAbiCoder().decode(["string"], "0x" + data.slice(10))[0] as string;
+  } catch {
+    return undefined;
+  }
+}
+
+function rpcErrorOf(err: unknown): { code?: number; message?: string; data?: unknown } | undefined {
+  const e = err as EthersLikeError;
+  return e?.info?.error ?? e?.error;
+}
+
+/** The JSON-RPC answered "method not found" (-32601) or the equivalent message. */
+export function isMethodNotFound(err: unknown): boolean {
+  if (err instanceof ChainError) return err.code === "CHAIN_METHOD_NOT_FOUND";
+  const rpc = rpcErrorOf(err);
+  const msg = `${rpc?.message ?? ""} ${(err as EthersLikeError)?.message ?? ""}`;
+  return rpc?.code === -32601 || /method not found|does not exist\/is not available|not supported/i.test(msg);
+}
+
+/** The reason of a revert, when `err` is one. */
+export function revertReason(err: unknown): string | undefined {
+  const e = err as EthersLikeError;
+  if (e?.code === "CALL_EXCEPTION") {
+    return e.reason ?? decodeRevertReason(e.data) ?? decodeRevertReason(rpcErrorOf(err)?.data) ??
+      "execution reverted (no reason)";
+  }
+  const rpc = rpcErrorOf(err);
+  if (rpc && /revert/i.test(rpc.message ?? "")) {
+    return decodeRevertReason(rpc.data) ?? rpc.message?.replace(/^execution reverted:?\s*/i, "") ??
+      "execution reverted";
+  }
+  return undefined;
+}
+
+/** A stale nonce or a same-nonce replacement: re-read the nonce and send again. */
+export function isNonceError(err: unknown): boolean {
+  const e = err as EthersLikeError;
+  if (e?.code === "NONCE_EXPIRED" || e?.code === "REPLACEMENT_UNDERPRICED") return true;
+  const msg = `${rpcErrorOf(err)?.message ?? ""} ${e?.message ?? ""}`;
+  return /nonce too low|nonce has already been used|replacement transaction underpriced|already known|nonce too high/i
+    .test(msg);
+}
+
+/** Maps anything thrown by an RPC call to a ChainError (PlumiseErrors pass through). */
+export function toChainError(err: unknown, method: string, rpcUrl: string): PlumiseError {
+  if (err instanceof PlumiseError) return err;
+  const e = err as EthersLikeError;
+  const where = `${method} on ${rpcUrl}`;
+  if (isAbort(err) || e?.code === "TIMEOUT") {
+    return new ChainError("CHAIN_TIMEOUT", `${where} timed out`, {
+      hint: "the RPC did not answer in time; it is retried with backoff",
+      cause: err,
+    });
+  }
+  if (isMethodNotFound(err)) {
+    return new ChainError("CHAIN_METHOD_NOT_FOUND", `${where}: method not found`, {
+      hint: "this RPC is not a Plumise node (plain EVM); the node falls back where it can",
+      cause: err,
+    });
+  }
+  const reason = revertReason(err);
+  if (reason !== undefined) {
+    return new ChainError("CHAIN_REVERT", `${where} reverted: ${reason}`, {
+      hint: "the chain refused the call; see the reason",
+      cause: err,
+      details: { reason },
+    });
+  }
+  const msg = errorMessage(err);
+  if (e?.code === "BAD_DATA" || /not valid JSON|invalid json|missing response|bad response/i.test(msg)) {
+    return new ChainError("CHAIN_BAD_RESPONSE", `${where} answered something that is not JSON-RPC: ${msg}`, {
+      hint: "check PLUMISE_RPC_URL points at a Plumise/Ethereum JSON-RPC endpoint",
+      cause: err,
+    });
+  }
+  if (e?.code === "SERVER_ERROR" || /ECONNREFUSED|connect|network|fetch|dns|ENOTFOUND|socket/i.test(msg)) {
+    return new ChainError("CHAIN_UNREACHABLE", `${where} failed: ${msg}`, {
+      hint: "check PLUMISE_RPC_URL and that the node is running; retried with backoff",
+      cause: err,
+    });
+  }
+  const rpc = rpcErrorOf(err);
+  return new ChainError("CHAIN_RPC_ERROR", `${where} failed: ${rpc?.message ?? msg}`, {
+    hint: "the RPC returned an error; see the message",
+    cause: err,
+  });
+}
+
+/** Failures after which the chain is treated as offline (retry later) rather than broken. */
+export function isTransient(err: unknown): boolean {
+  return err instanceof ChainError &&
+    ["CHAIN_TIMEOUT", "CHAIN_UNREACHABLE", "CHAIN_BAD_RESPONSE", "CHAIN_RPC_ERROR", "RECEIPT_TIMEOUT"]
+      .includes(
+        err.code,
+      );
+}

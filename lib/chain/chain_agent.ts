@@ -1,0 +1,268 @@
+/**
+ * The composed chain agent that node/ starts: preflight → idempotent registration →
+ * heartbeat and auto-claim loops (+ optional 0x20 verification). An unreachable RPC means
+ * offline mode: start() returns, the agent retries the chain with backoff and never exits for it.
+ * A wrong chain id is a ConfigError thrown from start().
+ * @module
+ */
+import type { Wallet } from "ethers";
+import { ChainError, ConfigError, errorMessage } from "../errors.ts";
+import { isAbort, sleep } from "../util/abort.ts";
+import { Backoff, type BackoffOptions } from "../util/backoff.ts";
+import { type Logger, silentLogger } from "../util/logger.ts";
+import { isTransient } from "./_rpc_errors.ts";
+import { PeriodicTask } from "./_periodic_task.ts";
+import { AgentRegistryReader } from "./agent_registry.ts";
+import { ensureRegistered } from "./agent_registration.ts";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, HeartbeatLoop } from "./heartbeat.ts";
+import { preflight } from "./preflight.ts";
+import { ChainProvider } from "./provider.ts";
+import { autoClaimIntervalMs, claimIfDue, type ClaimOutcome, RewardPool } from "./rewards.ts";
+import { TxQueue } from "./tx_queue.ts";
+import type { ChainAgentHandle, ChainAgentState, ChainAgentStatus, InferenceProof, Signer } from "./types.ts";
+import { encodeVerifyInference, VERIFY_GAS, VERIFY_INFERENCE_ADDRESS } from "./verify_inference.ts";
+import { loadWallet, type WalletSource } from "./wallet.ts";
+
+export interface ChainAgentOptions {
+  wallet: Wallet;
+  rpcUrl: string;
+  chainId: number;
+  /** Model id (for the agent name and modelHash). */
+  model: string;
+  rewardPool?: string;
+  agentRegistry?: string;
+  claimThresholdWei: bigint;
+  /** Seconds; the auto-claim period is max(5 × reportInterval, 300) s unless claimIntervalMs is given. */
+  reportInterval: number;
+  heartbeatIntervalMs?: number;
+  claimIntervalMs?: number;
+  verifyOnChain?: boolean;
+  capabilities?: readonly string[];
+  logger?: Logger;
+  /** Backoff of the offline-mode retries (default 2 s doubling up to 5 min). */
+  retryBackoff?: BackoffOptions;
+  rpcTimeoutMs?: number;
+  receiptTimeoutMs?: number;
+  receiptPollMs?: number;
+  /** Called after each auto-claim check (for logs/tests). */
+  onClaimCheck?: (outcome: ClaimOutcome) => void;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+export class ChainAgent implements ChainAgentHandle {
+  readonly provider: ChainProvider;
+  readonly queue: TxQueue;
+  readonly pool: RewardPool;
+  readonly registry: AgentRegistryReader | undefined;
+  readonly #o: ChainAgentOptions;
+  readonly #logger: Logger;
+  readonly #controller = new AbortController();
+  #status: Mutable<ChainAgentStatus>;
+  #heartbeat: HeartbeatLoop | undefined;
+  #claim: PeriodicTask | undefined;
+  #background: Promise<void> | undefined;
+  #started = false;
+  #stopped = false;
+
+  constructor(options: ChainAgentOptions) {
+    this.#o = options;
+    this.#logger = (options.logger ?? silentLogger).child({ part: "chain" });
+    this.provider = new ChainProvider({
+      rpcUrl: options.rpcUrl,
+      chainId: options.chainId,
+      timeoutMs: options.rpcTimeoutMs,
+    });
+    this.queue = new TxQueue({
+      provider: this.provider,
+      wallet: options.wallet,
+      logger: this.#logger,
+      receiptTimeoutMs: options.receiptTimeoutMs,
+      pollMs: options.receiptPollMs,
+    });
+    this.pool = new RewardPool(this.provider, options.rewardPool);
+    this.registry = options.agentRegistry
+      ? new AgentRegistryReader(this.provider, options.agentRegistry)
+      : undefined;
+    this.#status = {
+      state: "idle",
+      address: options.wallet.address,
+      chainId: options.chainId,
+      heartbeatFailures: 0,
+    };
+  }
+
+  /** The wallet as the reporter's Signer. */
+  get signer(): Signer {
+    return this.#o.wallet;
+  }
+
+  status(): ChainAgentStatus {
+    return { ...this.#status, heartbeatFailures: this.#heartbeat?.failures ?? 0 };
+  }
+
+  #setState(state: ChainAgentState): void {
+    this.#status.state = state;
+  }
+
+  /**
+   * Preflight + registration, then the loops. Returns once online, or at once in offline mode
+   * (the chain is retried in the background). Throws ConfigError on a wrong chain id.
+   */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    this.#setState("starting");
+    try {
+      await this.#connect(this.#controller.signal);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        this.#setState("stopped");
+        throw err;
+      }
+      if (!(isTransient(err) || isAbort(err)) || this.#stopped) throw err;
+      this.#status.lastError = errorMessage(err);
+      this.#setState("offline");
+      this.#logger.warn("chain unreachable: offline mode, the node keeps serving and retries the chain", {
+        rpcUrl: this.#o.rpcUrl,
+        error: errorMessage(err),
+      });
+      this.#background = this.#retryConnect(this.#controller.signal);
+    }
+  }
+
+  async #retryConnect(signal: AbortSignal): Promise<void> {
+    const backoff = new Backoff({ initialMs: 2000, maxMs: 300_000, ...this.#o.retryBackoff });
+    while (!signal.aborted) {
+      const delay = backoff.next();
+      try {
+        await sleep(delay, signal);
+        await this.#connect(signal);
+        this.#logger.info("chain reachable again: online", { rpcUrl: this.#o.rpcUrl });
+        return;
+      } catch (err) {
+        if (signal.aborted) return;
+        this.#status.lastError = errorMessage(err);
+        if (err instanceof ConfigError) {
+          this.#logger.error("chain check failed; retrying", { error: errorMessage(err), hint: err.hint });
+        } else {
+          this.#logger.warn("chain still unreachable", {
+            error: errorMessage(err),
+            attempt: backoff.attempt,
+          });
+        }
+      }
+    }
+  }
+
+  async #connect(signal: AbortSignal): Promise<void> {
+    const pre = await preflight({
+      provider: this.provider,
+      address: this.queue.address,
+      logger: this.#logger,
+      signal,
+    });
+    this.#status.balanceWei = pre.balanceWei.toString();
+    try {
+      const r = await ensureRegistered({
+        provider: this.provider,
+        queue: this.queue,
+        modelId: this.#o.model,
+        capabilities: this.#o.capabilities,
+        registry: this.registry,
+        logger: this.#logger,
+        signal,
+      });
+      this.#status.registered = true;
+      this.#status.registrationSource = r.source;
+      this.#status.registrationTx = r.txHash;
+      this.#status.agentMethods = r.agentMethods;
+      this.#status.registrationError = undefined;
+    } catch (err) {
+      if (isTransient(err) || isAbort(err)) throw err;
+      // A revert (or refusal) is reported with its reason and not retried in a loop.
+      this.#status.registered = false;
+      this.#status.registrationError = errorMessage(err);
+      this.#logger.error("agent registration failed; not retrying", {
+        error: errorMessage(err),
+        hint: err instanceof ChainError ? err.hint : undefined,
+      });
+    }
+    if (signal.aborted) return;
+    this.#startLoops();
+    this.#setState("online");
+  }
+
+  #startLoops(): void {
+    this.#heartbeat = new HeartbeatLoop({
+      queue: this.queue,
+      intervalMs: this.#o.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+      logger: this.#logger,
+      onHeartbeat: (r) => {
+        this.#status.lastHeartbeatAt = Date.now();
+        this.#status.lastHeartbeatTx = r.hash;
+      },
+    });
+    this.#heartbeat.start();
+    this.#claim = new PeriodicTask({
+      name: "auto-claim",
+      intervalMs: this.#o.claimIntervalMs ?? autoClaimIntervalMs(this.#o.reportInterval),
+      logger: this.#logger,
+      run: async (signal) => {
+        const outcome = await claimIfDue({
+          pool: this.pool,
+          queue: this.queue,
+          thresholdWei: this.#o.claimThresholdWei,
+          logger: this.#logger,
+          signal,
+        });
+        if (outcome.claimed) {
+          this.#status.lastClaim = {
+            amountWei: outcome.amountWei.toString(),
+            txHash: outcome.txHash,
+            at: Date.now(),
+          };
+        } else {
+          this.#logger.debug("no claim", { reason: outcome.reason });
+        }
+        this.#o.onClaimCheck?.(outcome);
+      },
+    });
+    this.#claim.start();
+  }
+
+  /** Sends 0x20 when VERIFY_ON_CHAIN is on and the agent is online; failures are logged, never thrown. */
+  async verifyInference(proof: InferenceProof): Promise<void> {
+    if (!this.#o.verifyOnChain || this.#status.state !== "online") return;
+    try {
+      const data = encodeVerifyInference(proof, this.queue.address);
+      const r = await this.queue.send(
+        { to: VERIFY_INFERENCE_ADDRESS, data, gasLimit: VERIFY_GAS, label: "verifyInference" },
+        this.#controller.signal,
+      );
+      this.#logger.debug("inference verified on chain", { tx: r.hash, tokens: proof.tokenCount });
+    } catch (err) {
+      if (!this.#stopped) this.#logger.warn("verifyInference failed", { error: errorMessage(err) });
+    }
+  }
+
+  /** Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#controller.abort();
+    await this.#background;
+    await this.#heartbeat?.stop();
+    await this.#claim?.stop();
+    this.provider.destroy();
+    this.#setState("stopped");
+  }
+}
+
+/** Builds a ChainAgent from config-shaped options, loading the wallet (key or keystore). */
+export async function createChainAgent(
+  options: Omit<ChainAgentOptions, "wallet"> & WalletSource,
+): Promise<ChainAgent> {
+  const wallet = await loadWallet(options);
+  return new ChainAgent({ ...options, wallet });
+}

@@ -123,7 +123,7 @@ export class Generation implements AsyncIterable<GeneratedToken> {
   }
 
   async *#run(): AsyncGenerator<GeneratedToken> {
-    const { head, tokenizer, session } = this.#deps;
+    const { tokenizer, session } = this.#deps;
     const conv = this.#deps.conversation ?? newConversation();
     const signal = this.#o.signal;
     const t0 = performance.now();

@@ -76,12 +76,12 @@ export class ApiHandler {
 
   constructor(options: ApiHandlerOptions) {
     this.#o = {
-      logger: silentLogger,
-      maxConcurrent: 4,
-      requestTimeoutMs: 300_000,
-      maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
-      now: Date.now,
       ...options,
+      logger: options.logger ?? silentLogger,
+      maxConcurrent: options.maxConcurrent ?? 4,
+      requestTimeoutMs: options.requestTimeoutMs ?? 300_000,
+      maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      now: options.now ?? Date.now,
     };
     if (!Number.isInteger(this.#o.maxConcurrent) || this.#o.maxConcurrent < 1) {
       throw new ConfigError(

@@ -1,0 +1,348 @@
+/**
+ * The composition root of `plumise serve`: builds the parts from the resolved config and runs them
+ * in the start order of ARCHITECTURE.md, one info log line per phase:
+ *
+ *   parts (wallet/identity) → chain preflight → swarm up → choose blocks → announce `joining` →
+ *   load blocks → throughput → serve + announce `online` → register on chain if needed →
+ *   reporter, heartbeat, reward loops → HTTP API.
+ *
+ * `stop(graceMs)` (driven by the CLI on SIGINT/SIGTERM) announces `offline` first so clients route
+ * elsewhere, lets running HTTP generations and swarm steps finish within the grace period (then
+ * refuses them), sends a final Oracle report, and stops the rest in reverse order. It never throws
+ * and is idempotent. A failed start tears down what it had started.
+ * @module
+ */
+import { ApiServer } from "../api/api_server.ts";
+import type { Generator, NodeStatus, NodeStatusSource } from "../api/types.ts";
+import type { Config } from "../config/types.ts";
+import { ConfigError, errorMessage, PlumiseError, UnavailableError } from "../errors.ts";
+import { withTimeout } from "../util/abort.ts";
+import { type Logger, silentLogger } from "../util/logger.ts";
+import { Metrics } from "../util/metrics.ts";
+import type { NodeParts, NodePartsFactory, NodeSpan, NodeState } from "./types.ts";
+
+export interface NodeOptions {
+  /** Builds the parts; default: the real runtime/swarm/chain/reporter (loaded lazily). */
+  readonly parts?: NodePartsFactory;
+  readonly logger?: Logger;
+  /** Shared metrics (default: a new registry). */
+  readonly metrics?: Metrics;
+  /** Limits for the HTTP API (defaults of ApiHandler otherwise). */
+  readonly api?: { maxConcurrent?: number; requestTimeoutMs?: number; maxBodyBytes?: number };
+  /** Longest a final report / offline announcement may take at stop (default 5000 ms). */
+  readonly stopStepTimeoutMs?: number;
+}
+
+/** Default grace period for in-flight work at stop. */
+export const DEFAULT_GRACE_MS = 10_000;
+
+export class PlumiseNode implements NodeStatusSource {
+  readonly config: Config;
+  readonly metrics: Metrics;
+  readonly #log: Logger;
+  readonly #options: NodeOptions;
+  #state: NodeState = "idle";
+  #parts?: NodeParts;
+  #span?: NodeSpan;
+  #announced = false;
+  #api?: ApiServer;
+  #stopping?: Promise<void>;
+  #startedAt = 0;
+  #msToOnline?: number;
+  /** Which parts were started (and so must be stopped). */
+  #started = { swarm: false, runtime: false, chain: false, reporter: false };
+
+  constructor(config: Config, options: NodeOptions = {}) {
+    this.config = config;
+    this.#options = options;
+    this.metrics = options.metrics ?? new Metrics();
+    this.#log = (options.logger ?? silentLogger).child({ part: "node" });
+  }
+
+  get state(): NodeState {
+    return this.#state;
+  }
+
+  /** The served span, once chosen. */
+  get span(): NodeSpan | undefined {
+    return this.#span;
+  }
+
+  /** `http://host:port` of the HTTP API, once listening. */
+  get apiUrl(): string | undefined {
+    return this.#api?.url;
+  }
+
+  /** Milliseconds from `start()` to `online` (undefined before). */
+  get msToOnline(): number | undefined {
+    return this.#msToOnline;
+  }
+
+  /** What /health shows. */
+  status(): NodeStatus {
+    const p = this.#parts;
+    const swarm = p?.swarm.status() ?? {};
+    const extra: Record<string, unknown> = { node_state: this.#state, offline_mode: this.config.offline };
+    if (p?.chain) extra.chain = safe(() => p.chain!.status());
+    if (p?.reporter) extra.reporter = safe(() => p.reporter!.status());
+    return {
+      address: p?.chain?.address,
+      peerId: swarm.peerId,
+      span: this.#span,
+      state: this.#state === "online" ? "online" : this.#announced ? "joining" : this.#state,
+      coverage: swarm.coverage,
+      extra,
+    };
+  }
+
+  /** Runs the start order. Throws (after tearing down what started) when a phase fails or `signal` aborts. */
+  async start(signal: AbortSignal = new AbortController().signal): Promise<void> {
+    if (this.#state !== "idle") {
+      throw new UnavailableError("NODE_STATE", `the node cannot start from state ${this.#state}`, {
+        hint: "create a new node to start again",
+      });
+    }
+    this.#state = "starting";
+    this.#startedAt = performance.now();
+    const log = this.#log;
+    try {
+      const t = performance.now();
+      const parts = await this.#buildParts(signal);
+      this.#parts = parts;
+      this.#registerGauges(parts);
+      log.info("parts ready", {
+        model: this.config.model,
+        wallet: parts.chain?.address ?? "none (offline mode)",
+        ms: since(t),
+      });
+
+      if (parts.chain) await this.#phase("chain preflight", () => parts.chain!.preflight(signal));
+      else log.info("offline mode: no chain registration, heartbeat, rewards or Oracle reports");
+
+      await this.#phase("swarm started", async () => {
+        this.#started.swarm = true;
+        await parts.swarm.start(signal);
+      }, () => ({ peerId: parts.swarm.status().peerId }));
+
+      const total = await parts.runtime.totalBlocks(signal);
+      const span = await parts.swarm.chooseSpan(total, signal);
+      checkSpan(span, total);
+      this.#span = span;
+      log.info("blocks chosen", { start: span.start, end: span.end, totalBlocks: total });
+
+      await this.#phase("announced joining", async () => {
+        this.#announced = true;
+        await parts.swarm.announce("joining", span, signal);
+      });
+      await this.#phase("blocks loaded", async () => {
+        this.#started.runtime = true;
+        await parts.runtime.load(span, signal);
+      }, () => ({ start: span.start, end: span.end, weights: this.config.weights }));
+      let throughput = 0;
+      await this.#phase("throughput ready", async () => {
+        throughput = await parts.runtime.throughput(signal);
+      }, () => ({ tokensPerSecond: Math.round(throughput * 10) / 10 }));
+      await parts.swarm.serve(throughput);
+      await this.#phase("announced online", () => parts.swarm.announce("online", span, signal));
+
+      if (parts.chain) {
+        try {
+          await this.#phase("registration checked", () => parts.chain!.register(signal));
+        } catch (err) {
+          if (err instanceof ConfigError || signal.aborted) throw err;
+          // The swarm still gets served; the Oracle will refuse reports until registration succeeds.
+          log.warn("registration failed; serving the swarm anyway", {
+            error: errorMessage(err),
+            hint: err instanceof PlumiseError ? err.hint : undefined,
+          });
+        }
+        await this.#phase("heartbeat and reward loops started", async () => {
+          this.#started.chain = true;
+          await parts.chain!.startLoops();
+        });
+      }
+      if (parts.reporter) {
+        await this.#phase("reporter started", async () => {
+          this.#started.reporter = true;
+          await parts.reporter!.start();
+        }, () => ({ oracle: this.config.oracleUrl, intervalSeconds: this.config.reportInterval }));
+      }
+
+      this.#api = new ApiServer({
+        generator: this.#readyGenerator(parts.generator),
+        metrics: this.metrics,
+        status: this,
+        logger: this.#options.logger,
+        apiSecret: this.config.apiSecret,
+        host: this.config.apiHost,
+        port: this.config.apiPort,
+        ...this.#options.api,
+      });
+      await this.#api.start();
+      if (signal.aborted) throw signal.reason;
+      this.#state = "online";
+      this.#msToOnline = since(this.#startedAt);
+      this.metrics.set("plumise_node_online", "1 while the node is online", 1);
+      log.info("node online", {
+        span: `${span.start}:${span.end}`,
+        api: this.#api.url,
+        msSinceStart: this.#msToOnline,
+      });
+    } catch (err) {
+      this.#state = "failed";
+      log.error("start failed; stopping what was started", { error: errorMessage(err) });
+      await this.#teardown(0);
+      this.#state = "failed";
+      throw err;
+    }
+  }
+
+  /**
+   * Graceful stop: offline announcement, in-flight work within `graceMs`, final report, reverse
+   * order. Idempotent; never throws.
+   */
+  stop(graceMs = DEFAULT_GRACE_MS): Promise<void> {
+    if (this.#state === "idle") {
+      this.#state = "stopped";
+      return Promise.resolve();
+    }
+    this.#stopping ??= (async () => {
+      this.#state = "stopping";
+      const t = performance.now();
+      this.#log.info("stopping", { graceMs });
+      await this.#teardown(graceMs);
+      this.#state = "stopped";
+      this.#log.info("node stopped", { ms: since(t) });
+    })();
+    return this.#stopping;
+  }
+
+  async #teardown(graceMs: number): Promise<void> {
+    const p = this.#parts;
+    const stepMs = this.#options.stopStepTimeoutMs ?? 5000;
+    this.metrics.set("plumise_node_online", "1 while the node is online", 0);
+    if (!p) return;
+    const step = async (name: string, fn: (signal: AbortSignal) => Promise<void>, ms = stepMs) => {
+      try {
+        await withTimeout(ms, fn);
+        this.#log.info(name);
+      } catch (err) {
+        this.#log.warn(`${name} failed`, { error: errorMessage(err) });
+      }
+    };
+    if (this.#announced && this.#span) {
+      const span = this.#span;
+      this.#announced = false;
+      await step("announced offline", (s) => p.swarm.announce("offline", span, s));
+    }
+    const api = this.#api;
+    await Promise.all([
+      api ? step("HTTP API stopped", () => api.stop(graceMs), graceMs + stepMs) : undefined,
+      this.#started.swarm ? step("swarm drained", () => p.swarm.drain(graceMs), graceMs + stepMs) : undefined,
+    ]);
+    if (this.#started.reporter && p.reporter) {
+      this.#started.reporter = false;
+      await step("reporter stopped after its final report", (s) => p.reporter!.stop(true, s));
+    }
+    if (this.#started.chain && p.chain) {
+      this.#started.chain = false;
+      await step("chain loops stopped", () => p.chain!.stop());
+    }
+    if (this.#started.runtime) {
+      this.#started.runtime = false;
+      await step("blocks unloaded", () => p.runtime.stop());
+    }
+    if (this.#started.swarm) {
+      this.#started.swarm = false;
+      await step("swarm stopped", () => p.swarm.stop());
+    }
+  }
+
+  async #phase(name: string, fn: () => Promise<void>, fields?: () => Record<string, unknown>): Promise<void> {
+    const t = performance.now();
+    await fn();
+    this.#log.info(name, { ...fields?.(), ms: since(t) });
+  }
+
+  async #buildParts(signal: AbortSignal): Promise<NodeParts> {
+    const metrics = this.metrics;
+    const logger = this.#options.logger ?? silentLogger;
+    if (this.#options.parts) {
+      return await this.#options.parts({ config: this.config, metrics, logger, signal });
+    }
+    // Lazy: the real parts pull in onnxruntime, libp2p and ethers.
+    const { createNodeParts } = await import("./node_parts.ts");
+    return await createNodeParts({ config: this.config, metrics, logger, signal });
+  }
+
+  /** The API sees the model as ready only while the node is online. */
+  #readyGenerator(g: Generator): Generator {
+    return {
+      info: () => {
+        const info = g.info();
+        return { ...info, ready: info.ready && this.#state === "online" };
+      },
+      countTokens: (text) => g.countTokens(text),
+      generate: (prompt, params, signal) => g.generate(prompt, params, signal),
+    };
+  }
+
+  #registerGauges(parts: NodeParts): void {
+    const m = this.metrics;
+    m.gauge("plumise_sessions_open", "Inference sessions open on this node's span", () => {
+      return parts.runtime.figures()?.openSessions ?? 0;
+    });
+    m.gauge("plumise_cache_tokens", "KV cache tokens of this node's span by state", () => {
+      const f = parts.runtime.figures();
+      if (!f) return [];
+      return [[{ state: "used" }, f.cacheTokensTotal - f.cacheTokensLeft], [
+        { state: "free" },
+        f.cacheTokensLeft,
+      ]];
+    });
+    m.gauge("plumise_swarm_servers", "Online servers of this model in the swarm table", () => {
+      return parts.swarm.status().coverage?.servers ?? 0;
+    });
+    m.gauge("plumise_swarm_blocks_covered", "Blocks of the model covered by online servers", () => {
+      return parts.swarm.status().coverage?.coveredBlocks ?? 0;
+    });
+  }
+}
+
+/** Creates the node for `config` (nothing starts before `start()`). */
+export function createNode(config: Config, options: NodeOptions = {}): PlumiseNode {
+  return new PlumiseNode(config, options);
+}
+
+/** Waits for `signal` to abort (e.g. the CLI's SIGINT/SIGTERM signal). */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+}
+
+function checkSpan(span: NodeSpan, total: number): void {
+  if (
+    !Number.isInteger(span.start) || !Number.isInteger(span.end) || span.start < 0 || span.end > total ||
+    span.start >= span.end
+  ) {
+    throw new ConfigError(
+      "BAD_SPAN",
+      `span ${span.start}:${span.end} is not inside the model's ${total} blocks`,
+      {
+        hint: `choose --block-indices a:b with 0 ≤ a < b ≤ ${total}`,
+      },
+    );
+  }
+}
+
+function since(t: number): number {
+  return Math.round(performance.now() - t);
+}
+
+function safe(fn: () => unknown): unknown {
+  try {
+    return fn();
+  } catch (err) {
+    return { error: errorMessage(err) };
+  }
+}

@@ -1,0 +1,274 @@
+import assert from "node:assert/strict";
+import { FakeGenerator } from "../api/_fake_generator.ts";
+import { resolveConfig } from "../config/resolve_config.ts";
+import type { Config } from "../config/types.ts";
+import { ChainError, ConfigError } from "../errors.ts";
+import { memoryLogger } from "../util/logger.ts";
+import { createNode } from "./node.ts";
+import type { AnnounceState, NodeParts, NodeSpan } from "./types.ts";
+
+function testConfig(extra: Record<string, string> = {}): Config {
+  return resolveConfig({
+    env: {
+      PLUMISE_PRIVATE_KEY: "0x" + "11".repeat(32),
+      API_PORT: "0",
+      API_HOST: "127.0.0.1",
+      ...extra,
+    },
+    dotenv: {},
+    system: { availableMemoryBytes: 8 * 2 ** 30 },
+  }).config;
+}
+
+interface FakeOptions {
+  offline?: boolean;
+  failAt?: string;
+  registerError?: Error;
+  /** Runs when load() is called (e.g. to abort the start signal). */
+  onLoad?: () => void;
+}
+
+/** Parts that record every call in order. */
+function fakeParts(o: FakeOptions = {}) {
+  const events: string[] = [];
+  const announced: AnnounceState[] = [];
+  const gen = new FakeGenerator();
+  const fail = (name: string) => {
+    events.push(name);
+    if (o.failAt === name) throw new ChainError("FAKE_FAIL", `${name} failed on purpose`);
+  };
+  let loaded: NodeSpan | undefined;
+  let drainGrace: number | undefined;
+  const parts: NodeParts = {
+    generator: gen,
+    runtime: {
+      totalBlocks: () => Promise.resolve(6),
+      load: (span) => {
+        fail("runtime.load");
+        o.onLoad?.();
+        loaded = span;
+        return Promise.resolve();
+      },
+      throughput: () => Promise.resolve((fail("runtime.throughput"), 42.5)),
+      figures: () => loaded ? { openSessions: 2, cacheTokensTotal: 1000, cacheTokensLeft: 600 } : undefined,
+      stop: () => Promise.resolve(fail("runtime.stop")),
+    },
+    swarm: {
+      start: () => Promise.resolve(fail("swarm.start")),
+      chooseSpan: (total) => Promise.resolve((fail(`swarm.chooseSpan(${total})`), { start: 2, end: 4 })),
+      announce: (state, span) => {
+        fail(`swarm.announce(${state},${span.start}:${span.end})`);
+        announced.push(state);
+        return Promise.resolve();
+      },
+      serve: (tp) => Promise.resolve(fail(`swarm.serve(${tp})`)),
+      drain: (g) => {
+        drainGrace = g;
+        return Promise.resolve(fail("swarm.drain"));
+      },
+      stop: () => Promise.resolve(fail("swarm.stop")),
+      status: () => ({
+        peerId: "12D3KooWFake",
+        coverage: { totalBlocks: 6, coveredBlocks: 4, complete: false, servers: 2 },
+      }),
+    },
+  };
+  if (!o.offline) {
+    (parts as { chain?: NodeParts["chain"] }).chain = {
+      address: "0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A",
+      preflight: () => Promise.resolve(fail("chain.preflight")),
+      register: () => {
+        fail("chain.register");
+        return o.registerError ? Promise.reject(o.registerError) : Promise.resolve();
+      },
+      startLoops: () => Promise.resolve(fail("chain.startLoops")),
+      stop: () => Promise.resolve(fail("chain.stop")),
+      status: () => ({ registered: true }),
+    };
+    (parts as { reporter?: NodeParts["reporter"] }).reporter = {
+      start: () => Promise.resolve(fail("reporter.start")),
+      stop: (final) => Promise.resolve(fail(`reporter.stop(final=${final})`)),
+      status: () => ({ lastReport: "ok" }),
+    };
+  }
+  return { parts, events, announced, gen, drainGrace: () => drainGrace };
+}
+
+Deno.test("start runs the phases in the documented order and serves the HTTP API last", async () => {
+  const f = fakeParts();
+  const { logger, records } = memoryLogger("info");
+  const node = createNode(testConfig(), { parts: () => Promise.resolve(f.parts), logger });
+  await node.start();
+  try {
+    assert.equal(node.state, "online");
+    assert.deepEqual(f.events, [
+      "chain.preflight",
+      "swarm.start",
+      "swarm.chooseSpan(6)",
+      "swarm.announce(joining,2:4)",
+      "runtime.load",
+      "runtime.throughput",
+      "swarm.serve(42.5)",
+      "swarm.announce(online,2:4)",
+      "chain.register",
+      "chain.startLoops",
+      "reporter.start",
+    ]);
+    const msgs = records.filter((r) => r.level === "info").map((r) => r.msg);
+    for (
+      const m of [
+        "parts ready",
+        "chain preflight",
+        "swarm started",
+        "blocks chosen",
+        "announced joining",
+        "blocks loaded",
+        "throughput ready",
+        "announced online",
+        "registration checked",
+        "reporter started",
+        "HTTP API listening",
+        "node online",
+      ]
+    ) assert.ok(msgs.includes(m), `log line "${m}" in ${JSON.stringify(msgs)}`);
+    assert.ok(typeof node.msToOnline === "number");
+
+    const health = await (await fetch(`${node.apiUrl}/health`)).json();
+    assert.equal(health.status, "ok");
+    assert.equal(health.mode, "pipeline");
+    assert.equal(health.address, "0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A");
+    assert.equal(health.peer_id, "12D3KooWFake");
+    assert.deepEqual(health.span, { start: 2, end: 4 });
+    assert.equal(health.state, "online");
+    assert.deepEqual(health.swarm, { total_blocks: 6, covered_blocks: 4, complete: false, servers: 2 });
+    assert.deepEqual(health.chain, { registered: true });
+
+    const gen = await (await fetch(`${node.apiUrl}/api/v1/generate`, {
+      method: "POST",
+      body: JSON.stringify({ inputs: "hi", parameters: { max_new_tokens: 2 } }),
+    })).json();
+    assert.equal(gen.generated_text, " one two");
+
+    const metrics = await (await fetch(`${node.apiUrl}/metrics`)).text();
+    assert.match(metrics, /^plumise_sessions_open 2$/m);
+    assert.match(metrics, /^plumise_cache_tokens\{state="used"\} 400$/m);
+    assert.match(metrics, /^plumise_cache_tokens\{state="free"\} 600$/m);
+    assert.match(metrics, /^plumise_swarm_servers 2$/m);
+    assert.match(metrics, /^plumise_node_online 1$/m);
+  } finally {
+    await node.stop(1000);
+  }
+});
+
+Deno.test("stop announces offline first, drains, sends the final report, then stops in reverse order", async () => {
+  const f = fakeParts();
+  const node = createNode(testConfig(), { parts: () => Promise.resolve(f.parts) });
+  await node.start();
+  const url = node.apiUrl!;
+  f.events.length = 0;
+  await node.stop(1234);
+  assert.equal(node.state, "stopped");
+  assert.deepEqual(f.events, [
+    "swarm.announce(offline,2:4)",
+    "swarm.drain",
+    "reporter.stop(final=true)",
+    "chain.stop",
+    "runtime.stop",
+    "swarm.stop",
+  ]);
+  assert.equal(f.drainGrace(), 1234);
+  await assert.rejects(fetch(`${url}/health`));
+  f.events.length = 0;
+  await node.stop();
+  assert.deepEqual(f.events, [], "stop is idempotent");
+});
+
+Deno.test("offline mode: no chain, no reporter; the swarm and API still run", async () => {
+  const f = fakeParts({ offline: true });
+  const node = createNode(testConfig({ PLUMISE_OFFLINE: "true" }), { parts: () => Promise.resolve(f.parts) });
+  await node.start();
+  const health = await (await fetch(`${node.apiUrl}/health`)).json();
+  assert.equal(health.status, "ok");
+  assert.equal(health.address, undefined);
+  await node.stop(100);
+  assert.ok(!f.events.some((e) => e.startsWith("chain") || e.startsWith("reporter")));
+  assert.ok(f.events.includes("swarm.announce(offline,2:4)"));
+});
+
+Deno.test("a failing phase tears down what was started, in reverse, and rethrows", async () => {
+  const f = fakeParts({ failAt: "runtime.throughput" });
+  const { logger, records } = memoryLogger();
+  const node = createNode(testConfig(), { parts: () => Promise.resolve(f.parts), logger });
+  const err = await node.start().catch((e) => e);
+  assert.ok(err instanceof ChainError);
+  assert.match(err.message, /runtime.throughput failed on purpose/);
+  assert.equal(node.state, "failed");
+  const after = f.events.slice(f.events.indexOf("runtime.throughput") + 1);
+  assert.deepEqual(after, ["swarm.announce(offline,2:4)", "swarm.drain", "runtime.stop", "swarm.stop"]);
+  assert.ok(records.some((r) => r.level === "error" && r.msg.startsWith("start failed")));
+  await node.stop();
+});
+
+Deno.test("aborting the start signal (SIGINT during load) stops the node cleanly", async () => {
+  const ac = new AbortController();
+  const f = fakeParts({ onLoad: () => ac.abort(new Error("interrupted")) });
+  // abort makes the next phase that looks at the signal fail; our fake throughput ignores signals,
+  // so the node notices it before going online.
+  const node = createNode(testConfig(), { parts: () => Promise.resolve(f.parts) });
+  const err = await node.start(ac.signal).catch((e) => e);
+  assert.ok(err instanceof Error);
+  assert.equal(node.state, "failed");
+  assert.ok(f.events.includes("swarm.stop"));
+  assert.ok(f.events.includes("runtime.stop"));
+});
+
+Deno.test("a failed registration is logged and the node serves anyway; a ConfigError is fatal", async () => {
+  const f = fakeParts({
+    registerError: new ChainError("REGISTER_REVERTED", "registration reverted: no balance"),
+  });
+  const { logger, records } = memoryLogger();
+  const node = createNode(testConfig(), { parts: () => Promise.resolve(f.parts), logger });
+  await node.start();
+  assert.equal(node.state, "online");
+  assert.ok(records.some((r) => r.level === "warn" && /registration failed/.test(r.msg)));
+  await node.stop(100);
+
+  const g = fakeParts({ registerError: new ConfigError("BAD_KEY", "bad key") });
+  const node2 = createNode(testConfig(), { parts: () => Promise.resolve(g.parts) });
+  await assert.rejects(node2.start(), ConfigError);
+});
+
+Deno.test("while stopping, /health says stopping and new generations get 503", async () => {
+  const f = fakeParts();
+  const node = createNode(testConfig(), { parts: () => Promise.resolve(f.parts) });
+  await node.start();
+  const gate = f.gen.hold();
+  const running = fetch(`${node.apiUrl}/api/v1/generate`, {
+    method: "POST",
+    body: JSON.stringify({ inputs: "x", parameters: { max_new_tokens: 1 } }),
+  });
+  await f.gen.started(1);
+  const stopping = node.stop(10_000);
+  // poll (bounded) until the API has begun draining
+  let health: { status?: string } = {};
+  for (let i = 0; i < 200 && health.status !== "stopping"; i++) {
+    health = await (await fetch(`${node.apiUrl}/health`)).json();
+  }
+  assert.equal(health.status, "stopping");
+  const refused = await fetch(`${node.apiUrl}/api/v1/generate`, { method: "POST", body: '{"inputs":"y"}' });
+  assert.equal(refused.status, 503);
+  assert.equal((await refused.json()).code, "SHUTTING_DOWN");
+  // the in-flight request finishes within the grace period
+  gate.open();
+  const r = await running;
+  assert.equal(r.status, 200);
+  assert.equal((await r.json()).generated_text, " one");
+  await stopping;
+});
+
+Deno.test("the default parts say clearly what is missing", async () => {
+  const node = createNode(testConfig());
+  const err = await node.start().catch((e) => e);
+  assert.ok(err instanceof Error);
+  assert.equal((err as { code?: string }).code, "NOT_AVAILABLE");
+});

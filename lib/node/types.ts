@@ -1,0 +1,94 @@
+/**
+ * The parts the node composes, as the narrow phase interfaces the start order needs
+ * (ARCHITECTURE.md: identity → chain preflight → choose blocks → joining → load → throughput →
+ * online → register → loops → API). `node_parts.ts` adapts the real runtime/swarm/chain/reporter
+ * to these; node_test.ts drives the node with fakes.
+ * @module
+ */
+import type { CoverageSummary, Generator } from "../api/types.ts";
+import type { Config } from "../config/types.ts";
+import type { Logger } from "../util/logger.ts";
+import type { Metrics } from "../util/metrics.ts";
+
+export interface NodeSpan {
+  readonly start: number;
+  readonly end: number;
+}
+
+export type AnnounceState = "joining" | "online" | "offline";
+
+/** The blocks this node serves (runtime/, loaded lazily). */
+export interface NodeRuntime {
+  /** Total transformer blocks of the model (from config.json; cheap, loads no weights). */
+  totalBlocks(signal: AbortSignal): Promise<number>;
+  /** Loads the span's blocks (downloads only what they need). */
+  load(span: NodeSpan, signal: AbortSignal): Promise<void>;
+  /** Tokens/s this node sustains for the whole chain (cached per machine, measured when absent). */
+  throughput(signal: AbortSignal): Promise<number>;
+  /** Live figures for /metrics (undefined before load). */
+  figures(): { openSessions: number; cacheTokensTotal: number; cacheTokensLeft: number } | undefined;
+  stop(): Promise<void>;
+}
+
+/** The swarm side (swarm/): libp2p, table, announcements, the server protocols. */
+export interface NodeSwarm {
+  /** Starts libp2p, bootstraps and pulls the swarm table. */
+  start(signal: AbortSignal): Promise<void>;
+  /** Picks the span: pinned `--block-indices`, else the least-covered window of `numBlocks`. */
+  chooseSpan(totalBlocks: number, signal: AbortSignal): Promise<NodeSpan>;
+  /** Publishes this server's record with `state` for `span`. */
+  announce(state: AnnounceState, span: NodeSpan, signal: AbortSignal): Promise<void>;
+  /** Starts serving inference/forward requests for the loaded runtime. */
+  serve(throughput: number): Promise<void>;
+  /**
+   * Stops taking new sessions; running steps may finish until `graceMs`, then they get an error
+   * frame. Resolves when no step is running.
+   */
+  drain(graceMs: number): Promise<void>;
+  stop(): Promise<void>;
+  status(): { peerId?: string; coverage?: CoverageSummary };
+}
+
+/** The chain side (chain/): absent in offline mode. */
+export interface NodeChain {
+  readonly address: string;
+  /** Chain id check, balance; throws ConfigError on a wrong chain. */
+  preflight(signal: AbortSignal): Promise<void>;
+  /** Registers via 0x21 only when not registered yet (idempotent). */
+  register(signal: AbortSignal): Promise<void>;
+  /** Heartbeat and auto-claim loops. */
+  startLoops(): Promise<void>;
+  stop(): Promise<void>;
+  /** JSON-safe status for /health (`registered`, last heartbeat, ...). */
+  status(): Readonly<Record<string, unknown>>;
+}
+
+/** The Oracle reporter (reporter/): absent in offline mode. */
+export interface NodeReporter {
+  start(): Promise<void>;
+  /** Stops the loop after one final report of the cumulative counters (bounded by `signal`). */
+  stop(finalReport: boolean, signal: AbortSignal): Promise<void>;
+  status(): Readonly<Record<string, unknown>>;
+}
+
+/** Everything the node composes, built by a `NodePartsFactory` once config is resolved. */
+export interface NodeParts {
+  readonly runtime: NodeRuntime;
+  readonly swarm: NodeSwarm;
+  /** Generation through the swarm client (this node's own span counted once). */
+  readonly generator: Generator;
+  readonly chain?: NodeChain;
+  readonly reporter?: NodeReporter;
+}
+
+/** What a parts factory gets: the shared metrics (the swarm server feeds them, the reporter reads them). */
+export interface NodePartsContext {
+  readonly config: Config;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly signal: AbortSignal;
+}
+
+export type NodePartsFactory = (ctx: NodePartsContext) => Promise<NodeParts>;
+
+export type NodeState = "idle" | "starting" | "online" | "stopping" | "stopped" | "failed";

@@ -1,0 +1,252 @@
+/**
+ * Reads a Hugging Face `config.json` into the normalized `ModelConfig` the graph builders use,
+ * refusing (UNSUPPORTED_MODEL, naming the field) anything that would change the math in a way
+ * the runtime does not implement.
+ * @module
+ */
+import { RuntimeError } from "../errors.ts";
+import type { ModelType } from "./types.ts";
+
+export type RopeScaling =
+  | { readonly type: "default" }
+  | { readonly type: "linear"; readonly factor: number }
+  | {
+    readonly type: "llama3";
+    readonly factor: number;
+    readonly lowFreqFactor: number;
+    readonly highFreqFactor: number;
+    readonly originalMaxPositions: number;
+  };
+
+interface CommonConfig {
+  readonly modelType: ModelType;
+  /** The config's own model_type (e.g. "mistral", "qwen2" for Llama-family models). */
+  readonly sourceType: string;
+  readonly hiddenSize: number;
+  readonly numLayers: number;
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly vocabSize: number;
+  readonly eps: number;
+  readonly tieWordEmbeddings: boolean;
+  readonly bosTokenId?: number;
+  readonly eosTokenIds: readonly number[];
+  readonly padTokenId?: number;
+  /** Positions the model was built for (undefined = unbounded, e.g. ALiBi). */
+  readonly maxPositions?: number;
+}
+
+export interface BloomConfig extends CommonConfig {
+  readonly modelType: "bloom";
+}
+
+export interface LlamaConfig extends CommonConfig {
+  readonly modelType: "llama";
+  readonly intermediateSize: number;
+  readonly ropeTheta: number;
+  readonly ropeScaling: RopeScaling;
+  /** q/k/v projections have biases (Qwen2, attention_bias). */
+  readonly qkvBias: boolean;
+  /** o_proj has a bias too (attention_bias: true in Llama configs). */
+  readonly oBias: boolean;
+}
+
+export type ModelConfig = BloomConfig | LlamaConfig;
+
+const unsupported = (what: string, value: unknown, hint: string) =>
+  new RuntimeError("UNSUPPORTED_MODEL", `unsupported model config: ${what} = ${JSON.stringify(value)}`, {
+    hint,
+    details: { field: what, value },
+  });
+
+function num(raw: Record<string, unknown>, keys: string[], fallback?: number): number {
+  for (const k of keys) {
+    const v = raw[k];
+    if (typeof v === "number" && Number.isFinite(v)) return v;
+  }
+  if (fallback !== undefined) return fallback;
+  throw new RuntimeError("BAD_CHECKPOINT", `config.json has no numeric ${keys.join(" / ")}`, {
+    hint: "check that config.json is a transformers model config",
+    details: { keys },
+  });
+}
+
+function positiveInt(raw: Record<string, unknown>, keys: string[], fallback?: number): number {
+  const v = num(raw, keys, fallback);
+  if (!Number.isInteger(v) || v < 1) {
+    throw new RuntimeError("BAD_CHECKPOINT", `config.json ${keys[0]} must be a positive integer, got ${v}`, {
+      hint: "check config.json",
+    });
+  }
+  return v;
+}
+
+function ids(v: unknown): number[] {
+  if (typeof v === "number") return [v];
+  if (Array.isArray(v)) return v.filter((x): x is number => typeof x === "number");
+  return [];
+}
+
+const LLAMA_FAMILY = new Set(["llama", "mistral", "qwen2"]);
+
+/** Normalizes a parsed config.json (+ optional generation_config.json for special tokens). */
+export function parseModelConfig(
+  raw: Record<string, unknown>,
+  generation: Record<string, unknown> = {},
+): ModelConfig {
+  const type = raw.model_type;
+  if (typeof type !== "string") {
+    throw new RuntimeError("BAD_CHECKPOINT", "config.json has no model_type", {
+      hint: "check that config.json is a transformers model config",
+    });
+  }
+  const eosTokenIds = ids(generation.eos_token_id ?? raw.eos_token_id);
+  const bos = ids(generation.bos_token_id ?? raw.bos_token_id)[0];
+  const pad = ids(generation.pad_token_id ?? raw.pad_token_id)[0];
+  if (type === "bloom") {
+    const hiddenSize = positiveInt(raw, ["hidden_size", "n_embed"]);
+    const numHeads = positiveInt(raw, ["n_head", "num_attention_heads"]);
+    if (hiddenSize % numHeads !== 0) {
+      throw new RuntimeError(
+        "BAD_CHECKPOINT",
+        `hidden_size ${hiddenSize} is not divisible by n_head ${numHeads}`,
+        { hint: "check config.json" },
+      );
+    }
+    if (raw.apply_residual_connection_post_layernorm === true) {
+      throw unsupported(
+        "apply_residual_connection_post_layernorm",
+        true,
+        "only pre-LN residuals (false) are implemented",
+      );
+    }
+    return {
+      modelType: "bloom",
+      sourceType: type,
+      hiddenSize,
+      numLayers: positiveInt(raw, ["n_layer", "num_hidden_layers"]),
+      numHeads,
+      numKvHeads: numHeads,
+      headDim: hiddenSize / numHeads,
+      vocabSize: positiveInt(raw, ["vocab_size"]),
+      eps: num(raw, ["layer_norm_epsilon"], 1e-5),
+      tieWordEmbeddings: true,
+      bosTokenId: bos,
+      eosTokenIds,
+      padTokenId: pad,
+    };
+  }
+  if (LLAMA_FAMILY.has(type)) {
+    const hiddenSize = positiveInt(raw, ["hidden_size"]);
+    const numHeads = positiveInt(raw, ["num_attention_heads"]);
+    const numKvHeads = positiveInt(raw, ["num_key_value_heads"], numHeads);
+    const headDim = positiveInt(raw, ["head_dim"], Math.floor(hiddenSize / numHeads));
+    if (numHeads % numKvHeads !== 0) {
+      throw new RuntimeError(
+        "BAD_CHECKPOINT",
+        `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`,
+        {
+          hint: "check config.json",
+        },
+      );
+    }
+    if (headDim % 2 !== 0) throw unsupported("head_dim", headDim, "rotary embeddings need an even head_dim");
+    const act = raw.hidden_act ?? "silu";
+    if (act !== "silu") throw unsupported("hidden_act", act, "only silu MLPs are implemented");
+    if (raw.mlp_bias === true) throw unsupported("mlp_bias", true, "MLP biases are not implemented");
+    const prf = raw.partial_rotary_factor;
+    if (prf !== undefined && prf !== 1 && prf !== 1.0) {
+      throw unsupported("partial_rotary_factor", prf, "only full rotary embeddings are implemented");
+    }
+    if (type === "qwen2" && raw.use_sliding_window === true) {
+      throw unsupported("use_sliding_window", true, "sliding-window attention is not implemented");
+    }
+    const maxPositions = positiveInt(raw, ["max_position_embeddings"], 8192);
+    let maxLen = maxPositions;
+    if (type === "mistral" && typeof raw.sliding_window === "number" && raw.sliding_window < maxLen) {
+      // Within the window sliding attention equals full attention; cap sequences there.
+      maxLen = raw.sliding_window;
+    }
+    const attentionBias = raw.attention_bias === true;
+    return {
+      modelType: "llama",
+      sourceType: type,
+      hiddenSize,
+      numLayers: positiveInt(raw, ["num_hidden_layers"]),
+      numHeads,
+      numKvHeads,
+      headDim,
+      vocabSize: positiveInt(raw, ["vocab_size"]),
+      eps: num(raw, ["rms_norm_eps"], 1e-6),
+      tieWordEmbeddings: raw.tie_word_embeddings === true,
+      bosTokenId: bos,
+      eosTokenIds,
+      padTokenId: pad,
+      maxPositions: maxLen,
+      intermediateSize: positiveInt(raw, ["intermediate_size"]),
+      ropeTheta: num(raw, ["rope_theta"], 10000),
+      ropeScaling: parseRopeScaling(raw.rope_scaling),
+      qkvBias: type === "qwen2" || attentionBias,
+      oBias: type !== "qwen2" && attentionBias,
+    };
+  }
+  throw unsupported(
+    "model_type",
+    type,
+    "supported model types: bloom, llama (and Llama-family mistral, qwen2)",
+  );
+}
+
+function parseRopeScaling(rs: unknown): RopeScaling {
+  if (rs === undefined || rs === null) return { type: "default" };
+  if (typeof rs !== "object") throw unsupported("rope_scaling", rs, "rope_scaling must be an object or null");
+  const o = rs as Record<string, unknown>;
+  const kind = o.rope_type ?? o.type;
+  const f = (k: string, d?: number) => {
+    const v = o[k];
+    if (typeof v === "number" && Number.isFinite(v) && v > 0) return v;
+    if (d !== undefined) return d;
+    throw unsupported(`rope_scaling.${k}`, v, "a positive number is required");
+  };
+  if (kind === "default") return { type: "default" };
+  if (kind === "linear") return { type: "linear", factor: f("factor") };
+  if (kind === "llama3") {
+    return {
+      type: "llama3",
+      factor: f("factor"),
+      lowFreqFactor: f("low_freq_factor"),
+      highFreqFactor: f("high_freq_factor"),
+      originalMaxPositions: f("original_max_position_embeddings"),
+    };
+  }
+  throw unsupported("rope_scaling.rope_type", kind, "supported rope scalings: default, linear, llama3");
+}
+
+/**
+ * RoPE inverse frequencies (length headDim/2) with the config's scaling applied, in float64, as
+ * transformers' `ROPE_INIT_FUNCTIONS` compute them. Linear scaling divides the frequencies by the
+ * factor (equivalent to dividing positions).
+ */
+export function ropeInvFreq(cfg: LlamaConfig): Float64Array {
+  const d = cfg.headDim;
+  const inv = new Float64Array(d / 2);
+  for (let i = 0; i < d / 2; i++) inv[i] = 1 / Math.pow(cfg.ropeTheta, (2 * i) / d);
+  const s = cfg.ropeScaling;
+  if (s.type === "linear") {
+    for (let i = 0; i < inv.length; i++) inv[i] /= s.factor;
+  } else if (s.type === "llama3") {
+    const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;
+    const highWavelen = s.originalMaxPositions / s.highFreqFactor;
+    for (let i = 0; i < inv.length; i++) {
+      const wavelen = (2 * Math.PI) / inv[i];
+      if (wavelen > lowWavelen) inv[i] = inv[i] / s.factor;
+      else if (wavelen >= highWavelen) {
+        const smooth = (s.originalMaxPositions / wavelen - s.lowFreqFactor) /
+          (s.highFreqFactor - s.lowFreqFactor);
+        inv[i] = (1 - smooth) * inv[i] / s.factor + smooth * inv[i];
+      }
+    }
+  }
+  return inv;
+}

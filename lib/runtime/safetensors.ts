@@ -1,0 +1,259 @@
+/**
+ * Safetensors reading: parse the header, then read only the byte ranges of the tensors asked
+ * for, converting F32 / F16 / BF16 to float32 on load. `CheckpointTensors` spans the shards of a
+ * checkpoint (via model.safetensors.index.json's weight_map, or one model.safetensors).
+ * @module
+ */
+import { RuntimeError } from "../errors.ts";
+
+export type SafetensorsDtype = "F32" | "F16" | "BF16";
+const DTYPE_BYTES: Record<string, number> = {
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F64: 8,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
+
+export interface TensorEntry {
+  readonly name: string;
+  readonly dtype: string;
+  readonly shape: readonly number[];
+  /** Absolute byte offsets in the file. */
+  readonly begin: number;
+  readonly end: number;
+}
+
+/** A float32 tensor loaded from a checkpoint. */
+export interface LoadedTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+/** Header size cap (real headers are a few hundred KB). */
+const MAX_HEADER = 100 * 1024 * 1024;
+
+const badFile = (path: string, message: string, details: Record<string, unknown> = {}) =>
+  new RuntimeError("BAD_CHECKPOINT", `${path}: ${message}`, {
+    hint: "the file is truncated or not a safetensors file; delete it from the cache to download it again",
+    details: { path, ...details },
+  });
+
+async function readExactly(file: Deno.FsFile, pos: number, buf: Uint8Array, path: string): Promise<void> {
+  await file.seek(pos, Deno.SeekMode.Start);
+  let off = 0;
+  while (off < buf.length) {
+    const n = await file.read(buf.subarray(off));
+    if (n === null) {
+      throw badFile(
+        path,
+        `unexpected end of file at byte ${pos + off} (wanted ${buf.length} bytes from ${pos})`,
+      );
+    }
+    off += n;
+  }
+}
+
+/** Converts raw little-endian tensor bytes to float32. */
+export function toFloat32(dtype: string, bytes: Uint8Array, name = "tensor"): Float32Array {
+  if (dtype === "F32") {
+    const out = new Float32Array(bytes.length / 4);
+    new Uint8Array(out.buffer).set(bytes);
+    return out;
+  }
+  if (dtype === "F16") {
+    const h = new Float16Array(bytes.length / 2);
+    new Uint8Array(h.buffer).set(bytes);
+    return Float32Array.from(h);
+  }
+  if (dtype === "BF16") {
+    const n = bytes.length / 2;
+    const out = new Float32Array(n);
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) u[i] = (bytes[2 * i] | (bytes[2 * i + 1] << 8)) << 16;
+    return out;
+  }
+  throw new RuntimeError(
+    "UNSUPPORTED_MODEL",
+    `tensor ${name} has dtype ${dtype}; only F32, F16 and BF16 weights load`,
+    {
+      hint: "use a checkpoint stored in float32, float16 or bfloat16",
+      details: { dtype, name },
+    },
+  );
+}
+
+/** One open safetensors file. */
+export class SafetensorsFile {
+  readonly tensors: ReadonlyMap<string, TensorEntry>;
+  readonly metadata: Readonly<Record<string, string>>;
+  #file: Deno.FsFile | undefined;
+
+  private constructor(
+    readonly path: string,
+    file: Deno.FsFile,
+    tensors: Map<string, TensorEntry>,
+    metadata: Record<string, string>,
+  ) {
+    this.#file = file;
+    this.tensors = tensors;
+    this.metadata = metadata;
+  }
+
+  /** Opens `path` and parses (and validates) its header. */
+  static async open(path: string): Promise<SafetensorsFile> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (cause) {
+      throw new RuntimeError("BAD_CHECKPOINT", `cannot open ${path}: ${(cause as Error).message}`, {
+        hint: "check the path and permissions",
+        cause,
+      });
+    }
+    try {
+      const size = (await file.stat()).size;
+      if (size < 8) throw badFile(path, `only ${size} bytes`);
+      const lenBuf = new Uint8Array(8);
+      await readExactly(file, 0, lenBuf, path);
+      const headerLen = Number(new DataView(lenBuf.buffer).getBigUint64(0, true));
+      if (headerLen < 2 || headerLen > MAX_HEADER || 8 + headerLen > size) {
+        throw badFile(path, `header length ${headerLen} is impossible for a file of ${size} bytes`);
+      }
+      const hb = new Uint8Array(headerLen);
+      await readExactly(file, 8, hb, path);
+      let header: Record<string, unknown>;
+      try {
+        header = JSON.parse(new TextDecoder().decode(hb));
+      } catch (cause) {
+        throw badFile(path, `header is not JSON (${(cause as Error).message})`);
+      }
+      const dataStart = 8 + headerLen;
+      const tensors = new Map<string, TensorEntry>();
+      let metadata: Record<string, string> = {};
+      for (const [name, v] of Object.entries(header)) {
+        if (name === "__metadata__") {
+          metadata = (v ?? {}) as Record<string, string>;
+          continue;
+        }
+        const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+        const shape = e.shape;
+        const offs = e.data_offsets;
+        if (
+          typeof e.dtype !== "string" || !Array.isArray(shape) || !shape.every((d) =>
+            Number.isInteger(d) && d >= 0
+          ) ||
+          !Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isInteger(d) && d >= 0)
+        ) {
+          throw badFile(path, `malformed header entry for ${name}`, { entry: v });
+        }
+        const [b, en] = offs as number[];
+        const count = (shape as number[]).reduce((a, d) => a * d, 1);
+        const width = DTYPE_BYTES[e.dtype];
+        if (width !== undefined && (en - b) !== count * width) {
+          throw badFile(path, `${name}: ${en - b} bytes for ${e.dtype}[${shape}]`, { name });
+        }
+        if (en < b || dataStart + en > size) {
+          throw badFile(
+            path,
+            `${name}: data [${b}, ${en}) lies outside the file (${size - dataStart} data bytes)`,
+            { name },
+          );
+        }
+        tensors.set(name, {
+          name,
+          dtype: e.dtype,
+          shape: shape as number[],
+          begin: dataStart + b,
+          end: dataStart + en,
+        });
+      }
+      return new SafetensorsFile(path, file, tensors, metadata);
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+  }
+
+  /** Raw bytes of a tensor (only its range is read). */
+  async readBytes(name: string): Promise<Uint8Array> {
+    const e = this.tensors.get(name);
+    if (!e) {
+      throw new RuntimeError("BAD_CHECKPOINT", `tensor ${name} is not in ${this.path}`, {
+        hint: "the checkpoint does not match its config",
+      });
+    }
+    if (!this.#file) {
+      throw new RuntimeError("BAD_CHECKPOINT", `${this.path} is closed`, {
+        hint: "internal: reopen the checkpoint",
+      });
+    }
+    const buf = new Uint8Array(e.end - e.begin);
+    await readExactly(this.#file, e.begin, buf, this.path);
+    return buf;
+  }
+
+  /** A tensor converted to float32. */
+  async read(name: string): Promise<LoadedTensor> {
+    const e = this.tensors.get(name);
+    const bytes = await this.readBytes(name);
+    return { name, shape: e!.shape, data: toFloat32(e!.dtype, bytes, name) };
+  }
+
+  close(): void {
+    this.#file?.close();
+    this.#file = undefined;
+  }
+}
+
+/** Tensors of a checkpoint across shard files; files open lazily and stay open until `close()`. */
+export class CheckpointTensors {
+  readonly #files = new Map<string, Promise<SafetensorsFile>>();
+
+  /**
+   * @param weightMap tensor name → shard file name (from the index; for a single file, every name → "model.safetensors")
+   * @param pathOf shard file name → local path
+   */
+  constructor(readonly weightMap: ReadonlyMap<string, string>, readonly pathOf: (file: string) => string) {}
+
+  has(name: string): boolean {
+    return this.weightMap.has(name);
+  }
+
+  #open(file: string): Promise<SafetensorsFile> {
+    let p = this.#files.get(file);
+    if (!p) {
+      p = SafetensorsFile.open(this.pathOf(file));
+      this.#files.set(file, p);
+    }
+    return p;
+  }
+
+  async read(name: string): Promise<LoadedTensor> {
+    const file = this.weightMap.get(name);
+    if (!file) {
+      throw new RuntimeError("BAD_CHECKPOINT", `tensor ${name} is not in the checkpoint`, {
+        hint: "the checkpoint does not match its config.json (wrong model type or a partial upload?)",
+        details: { name },
+      });
+    }
+    return (await this.#open(file)).read(name);
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.#files.values()) {
+      try {
+        (await p).close();
+      } catch {
+        // opening failed; nothing to close
+      }
+    }
+    this.#files.clear();
+  }
+}

@@ -52,6 +52,8 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
   readonly servers_ = new Map<string, FakeServer>();
   /** Called before every remote step; may kill servers. */
   onStep?: (event: StepEvent) => void;
+  /** Optional ping (set by a test). */
+  ping?: (server: RouteServer, signal?: AbortSignal) => Promise<number>;
   refreshes = 0;
   opens = 0;
 

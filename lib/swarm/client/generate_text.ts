@@ -71,6 +71,8 @@ export interface GenerationDeps {
   readonly session: StepSession;
   /** Pass the same object to the next call to continue the conversation (default: a fresh one). */
   readonly conversation?: ConversationState;
+  /** Called once when the iteration ends (normally, by error, or by an early break). */
+  readonly onEnd?: () => Promise<void> | void;
 }
 
 /** One generation, iterable once; `result` is set when the iteration ends. */
@@ -113,7 +115,15 @@ export class Generation implements AsyncIterable<GeneratedToken> {
   [Symbol.asyncIterator](): AsyncIterator<GeneratedToken> {
     if (this.#started) throw new SwarmError("GENERATION_REUSED", "a Generation can be iterated only once");
     this.#started = true;
-    return this.#run();
+    return this.#guarded();
+  }
+
+  async *#guarded(): AsyncGenerator<GeneratedToken> {
+    try {
+      yield* this.#run();
+    } finally {
+      await this.#deps.onEnd?.();
+    }
   }
 
   /** Runs to the end and returns the result (for non-streaming callers). */

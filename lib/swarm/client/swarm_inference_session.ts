@@ -51,6 +51,8 @@ export interface SwarmInferenceSessionOptions {
   readonly openTimeoutMs?: number;
   readonly sessionId?: string;
   readonly logger?: Logger;
+  /** Called once by `close()`. */
+  readonly onClose?: () => void;
 }
 
 export interface SessionStepOptions {
@@ -234,6 +236,7 @@ export class SwarmInferenceSession {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#o.onClose?.();
     await Promise.all(this.#chain.map((s) => s.remote?.close().catch(() => {})));
     for (const s of this.#chain) s.remote = undefined;
   }

@@ -1,0 +1,191 @@
+/**
+ * The swarm client: everything a caller needs to generate text through a swarm — routing state
+ * shared across sessions (bans, pings), opening multi-server inference sessions, one-shot
+ * generation, and chats that reuse their session. It is given the swarm table, a transport to the
+ * servers and the model's client head + tokenizer; `connectSwarm` wires the real ones.
+ * @module
+ */
+import { SwarmError } from "../../errors.ts";
+import type { ClientHead, Tokenizer } from "../../runtime/types.ts";
+import { type Logger, silentLogger } from "../../util/logger.ts";
+import { BanList, type BanListOptions } from "./ban_list.ts";
+import {
+  type ConversationState,
+  type GenerateOptions,
+  Generation,
+  newConversation,
+  type StepSession,
+} from "./generate_text.ts";
+import { PingAggregator } from "./ping_aggregator.ts";
+import { type RouteCosts, routeInference, usableServers } from "./route_inference.ts";
+import { SwarmInferenceSession, type SwarmInferenceSessionOptions } from "./swarm_inference_session.ts";
+import type { RouteSpan, ServerWeights, SpanTransport, SwarmTableView } from "./types.ts";
+import type { BackoffOptions } from "../../util/backoff.ts";
+
+export interface SwarmClientOptions {
+  /** Model id as servers announce it. */
+  readonly model: string;
+  readonly table: SwarmTableView;
+  readonly transport: SpanTransport;
+  readonly head: ClientHead;
+  readonly tokenizer: Tokenizer;
+  /** Blocks of the model (default: the head's `numBlocks`). */
+  readonly numBlocks?: number;
+  readonly weights?: ServerWeights;
+  readonly version?: string;
+  readonly costs?: Partial<RouteCosts>;
+  readonly maxRetries?: number;
+  readonly retryBackoff?: BackoffOptions;
+  readonly stepTimeoutMs?: number;
+  readonly openTimeoutMs?: number;
+  readonly bans?: BanListOptions;
+  /** Longest prefill step in tokens (default 512). */
+  readonly prefillChunkTokens?: number;
+  readonly logger?: Logger;
+}
+
+export interface OpenSessionOptions {
+  /** Most tokens the session will hold (prompt + new tokens, over all turns of a chat). */
+  readonly maxLength: number;
+  readonly batch?: number;
+}
+
+export interface ClientGenerateOptions extends GenerateOptions {
+  /** Session length (default: prompt tokens + maxNewTokens). */
+  readonly maxLength?: number;
+}
+
+/** A chat over one session: each `send` continues where the last reply ended. */
+export class SwarmChat {
+  readonly session: SwarmInferenceSession;
+  readonly conversation: ConversationState = newConversation();
+  readonly #client: SwarmClient;
+  constructor(client: SwarmClient, session: SwarmInferenceSession) {
+    this.#client = client;
+    this.session = session;
+  }
+  /** Generates a reply to `text` (appended to the conversation so far). */
+  send(text: string | readonly number[], options: GenerateOptions): Generation {
+    return this.#client.generateWith(this.session, text, options, this.conversation);
+  }
+  close(): Promise<void> {
+    return this.session.close();
+  }
+}
+
+export class SwarmClient {
+  readonly model: string;
+  readonly numBlocks: number;
+  readonly head: ClientHead;
+  readonly tokenizer: Tokenizer;
+  readonly bans: BanList;
+  readonly pings: PingAggregator;
+  readonly #o: SwarmClientOptions;
+  readonly #log: Logger;
+  readonly #sessions = new Set<SwarmInferenceSession>();
+  #stopped = false;
+
+  constructor(options: SwarmClientOptions) {
+    this.#o = options;
+    this.model = options.model;
+    this.head = options.head;
+    this.tokenizer = options.tokenizer;
+    this.numBlocks = options.numBlocks ?? options.head.info.numBlocks;
+    this.#log = options.logger ?? silentLogger;
+    this.bans = new BanList(options.bans);
+    this.pings = new PingAggregator({ logger: this.#log });
+  }
+
+  /** Measures RTTs to the model's servers (when the transport can ping). Never throws. */
+  async start(signal?: AbortSignal): Promise<void> {
+    await this.measurePings(signal);
+  }
+
+  /** Closes every open session. Idempotent. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await Promise.all([...this.#sessions].map((s) => s.close()));
+    this.#sessions.clear();
+  }
+
+  /** Pings the usable servers of the model and feeds the RTT averages used by routing. */
+  async measurePings(signal?: AbortSignal): Promise<void> {
+    const ping = this.#o.transport.ping?.bind(this.#o.transport);
+    if (!ping) return;
+    const servers = usableServers(this.#o.table.servers(this.model), { model: this.model });
+    await this.pings.measure(servers, (s, sig) => ping(s, sig), { signal });
+  }
+
+  /** The route a new session would take now (throws `MISSING_BLOCKS`). */
+  plan(maxLength = 2048): RouteSpan[] {
+    return routeInference(this.#o.table.servers(this.model), {
+      model: this.model,
+      start: 0,
+      end: this.numBlocks,
+      maxLength,
+      banned: (p) => this.bans.isBanned(p),
+      clientRttMs: (p) => this.pings.rtt(p),
+      weights: this.#o.weights,
+      version: this.#o.version,
+      costs: this.#o.costs,
+    });
+  }
+
+  /** Opens an inference session over every block of the model (routed on the first step). */
+  openSession(options: OpenSessionOptions): SwarmInferenceSession {
+    if (this.#stopped) {
+      throw new SwarmError("CLIENT_STOPPED", "the swarm client is stopped", { hint: "create a new client" });
+    }
+    const o: SwarmInferenceSessionOptions = {
+      model: this.model,
+      start: 0,
+      end: this.numBlocks,
+      maxLength: options.maxLength,
+      batch: options.batch,
+      table: this.#o.table,
+      transport: this.#o.transport,
+      bans: this.bans,
+      pings: this.pings,
+      weights: this.#o.weights,
+      version: this.#o.version,
+      costs: this.#o.costs,
+      maxRetries: this.#o.maxRetries,
+      retryBackoff: this.#o.retryBackoff,
+      stepTimeoutMs: this.#o.stepTimeoutMs,
+      openTimeoutMs: this.#o.openTimeoutMs,
+      logger: this.#log,
+      onClose: () => this.#sessions.delete(session),
+    };
+    const session: SwarmInferenceSession = new SwarmInferenceSession(o);
+    this.#sessions.add(session);
+    return session;
+  }
+
+  /** A chat whose turns share one session (the prefix is never recomputed). */
+  chat(options: OpenSessionOptions): SwarmChat {
+    return new SwarmChat(this, this.openSession(options));
+  }
+
+  /** One generation in a fresh session that is closed when the iteration ends. */
+  generate(prompt: string | readonly number[], options: ClientGenerateOptions): Generation {
+    const promptLen = typeof prompt === "string" ? this.tokenizer.encode(prompt).length : prompt.length;
+    const maxLength = options.maxLength ?? promptLen + options.maxNewTokens;
+    const session = this.openSession({ maxLength });
+    return this.generateWith(session, prompt, options, newConversation(), () => session.close());
+  }
+
+  /** Generation over a given session (a swarm session, or any `StepSession`). */
+  generateWith(
+    session: StepSession,
+    prompt: string | readonly number[],
+    options: GenerateOptions,
+    conversation: ConversationState = newConversation(),
+    onEnd?: () => Promise<void> | void,
+  ): Generation {
+    return new Generation(
+      { head: this.head, tokenizer: this.tokenizer, session, conversation, onEnd },
+      prompt,
+      { prefillChunkTokens: this.#o.prefillChunkTokens, ...options },
+    );
+  }
+}

@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { SwarmError } from "../../errors.ts";
+import { FakeBackend } from "../../runtime/fake_backend.ts";
+import { FakeSwarm } from "./_fake_swarm.ts";
+import { FakeHead, FakeTokenizer } from "./_fake_head.ts";
+import { generateText } from "./generate_text.ts";
+import { SwarmClient } from "./swarm_client.ts";
+
+const H = 16;
+
+async function setup() {
+  const swarm = new FakeSwarm({ numBlocks: 9, hiddenSize: H });
+  await swarm.addServer("A", 0, 4);
+  await swarm.addServer("B", 4, 9);
+  await swarm.addServer("B2", 4, 9, { inferenceRps: 1 });
+  const head = new FakeHead(H), tokenizer = new FakeTokenizer();
+  const client = new SwarmClient({ model: swarm.model, table: swarm, transport: swarm, head, tokenizer });
+  return { swarm, head, tokenizer, client };
+}
+
+async function localTokens(head: FakeHead, tokenizer: FakeTokenizer, prompt: string | number[], n: number) {
+  const b = new FakeBackend({ hiddenSize: H, numBlocks: 9 });
+  await b.start();
+  const session = await b.openSession({ start: 0, end: 9, maxLength: 256, batch: 1 });
+  const g = generateText({ head, tokenizer, session }, prompt, { maxNewTokens: n, eosTokenIds: [] });
+  return (await g.complete()).tokenIds;
+}
+
+Deno.test("SwarmClient.generate matches the local run and closes its session", async () => {
+  const { swarm, head, tokenizer, client } = await setup();
+  assert.equal(client.numBlocks, 9, "from the head's info");
+  assert.deepEqual(client.plan().map((s) => s.server.peerId), ["A", "B"]);
+  const g = client.generate("hello", { maxNewTokens: 8, eosTokenIds: [] });
+  const toks: number[] = [];
+  for await (const t of g) toks.push(t.tokenId);
+  assert.deepEqual(toks, [...await localTokens(head, tokenizer, "hello", 8)]);
+  assert.equal(g.result!.tokenIds.length, 8);
+  for (const s of swarm.servers_.values()) {
+    assert.equal(s.backend.info().openSessions, 0, `${s.peerId} freed`);
+  }
+  // an early break also closes the session
+  for await (const _ of client.generate("hello", { maxNewTokens: 8 })) break;
+  for (const s of swarm.servers_.values()) assert.equal(s.backend.info().openSessions, 0);
+  await client.stop();
+  assert.throws(
+    () => client.openSession({ maxLength: 8 }),
+    (e) => e instanceof SwarmError && e.code === "CLIENT_STOPPED",
+  );
+});
+
+Deno.test("SwarmClient.chat continues one session across turns", async () => {
+  const { swarm, head, tokenizer, client } = await setup();
+  const chat = client.chat({ maxLength: 64 });
+  const r1 = await chat.send("hi", { maxNewTokens: 3, eosTokenIds: [] }).complete();
+  const opensAfterTurn1 = swarm.opens;
+  const r2 = await chat.send(" you", { maxNewTokens: 3, eosTokenIds: [] }).complete();
+  assert.equal(swarm.opens, opensAfterTurn1, "no new remote sessions for turn 2");
+  assert.equal(chat.session.position, 2 + 3 + 4 + 2);
+  const expected = await localTokens(head, tokenizer, [
+    ...tokenizer.encode("hi"),
+    ...r1.tokenIds,
+    ...tokenizer.encode(" you"),
+  ], 3);
+  assert.deepEqual(r2.tokenIds, expected);
+  await client.stop();
+  assert.equal(chat.session.closed, true, "stop() closes open sessions");
+});
+
+Deno.test("SwarmClient pings servers and routing follows the measured RTTs", async () => {
+  const { swarm, client } = await setup();
+  const rtts: Record<string, number> = { A: 5, B: 400, B2: 2 };
+  swarm.ping = (s) => Promise.resolve(rtts[s.peerId]);
+  await client.start();
+  assert.equal(client.pings.rtt("B"), 400);
+  // B2 is slow to compute (1 rps → 5 s for 5 blocks) so B still wins; make B2 fast and it wins
+  swarm.servers_.get("B2")!.record = { ...swarm.servers_.get("B2")!.record, inferenceRps: 1000 };
+  assert.deepEqual(client.plan().map((s) => s.server.peerId), ["A", "B2"]);
+  swarm.servers_.get("A")!.record = { ...swarm.servers_.get("A")!.record, state: "offline" };
+  assert.throws(
+    () => client.plan(),
+    (e) => e instanceof SwarmError && e.code === "MISSING_BLOCKS" && /0\.\.3/.test(e.message),
+  );
+});

@@ -146,20 +146,21 @@ export class PlumiseNode implements NodeStatusSource {
       await this.#phase("announced online", () => parts.swarm.announce("online", span, signal));
 
       if (parts.chain) {
+        this.#started.chain = true;
         try {
-          await this.#phase("registration checked", () => parts.chain!.register(signal));
+          await this.#phase(
+            "chain agent started (registration checked, heartbeat and reward loops)",
+            () => parts.chain!.start(signal),
+            () => ({ ...parts.chain!.status() }),
+          );
         } catch (err) {
           if (err instanceof ConfigError || signal.aborted) throw err;
           // The swarm still gets served; the Oracle will refuse reports until registration succeeds.
-          log.warn("registration failed; serving the swarm anyway", {
+          log.warn("chain agent failed to start; serving the swarm anyway", {
             error: errorMessage(err),
             hint: err instanceof PlumiseError ? err.hint : undefined,
           });
         }
-        await this.#phase("heartbeat and reward loops started", async () => {
-          this.#started.chain = true;
-          await parts.chain!.startLoops();
-        });
       }
       if (parts.reporter) {
         await this.#phase("reporter started", async () => {

@@ -77,11 +77,10 @@ function fakeParts(o: FakeOptions = {}) {
     (parts as { chain?: NodeParts["chain"] }).chain = {
       address: "0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A",
       preflight: () => Promise.resolve(fail("chain.preflight")),
-      register: () => {
-        fail("chain.register");
+      start: () => {
+        fail("chain.start");
         return o.registerError ? Promise.reject(o.registerError) : Promise.resolve();
       },
-      startLoops: () => Promise.resolve(fail("chain.startLoops")),
       stop: () => Promise.resolve(fail("chain.stop")),
       status: () => ({ registered: true }),
     };
@@ -110,8 +109,7 @@ Deno.test("start runs the phases in the documented order and serves the HTTP API
       "runtime.throughput",
       "swarm.serve(42.5)",
       "swarm.announce(online,2:4)",
-      "chain.register",
-      "chain.startLoops",
+      "chain.start",
       "reporter.start",
     ]);
     const msgs = records.filter((r) => r.level === "info").map((r) => r.msg);
@@ -125,7 +123,7 @@ Deno.test("start runs the phases in the documented order and serves the HTTP API
         "blocks loaded",
         "throughput ready",
         "announced online",
-        "registration checked",
+        "chain agent started (registration checked, heartbeat and reward loops)",
         "reporter started",
         "HTTP API listening",
         "node online",
@@ -230,7 +228,7 @@ Deno.test("a failed registration is logged and the node serves anyway; a ConfigE
   const node = createNode(testConfig(), { parts: () => Promise.resolve(f.parts), logger });
   await node.start();
   assert.equal(node.state, "online");
-  assert.ok(records.some((r) => r.level === "warn" && /registration failed/.test(r.msg)));
+  assert.ok(records.some((r) => r.level === "warn" && /chain agent failed to start/.test(r.msg)));
   await node.stop(100);
 
   const g = fakeParts({ registerError: new ConfigError("BAD_KEY", "bad key") });

@@ -54,10 +54,11 @@ export interface NodeChain {
   readonly address: string;
   /** Chain id check, balance; throws ConfigError on a wrong chain. */
   preflight(signal: AbortSignal): Promise<void>;
-  /** Registers via 0x21 only when not registered yet (idempotent). */
-  register(signal: AbortSignal): Promise<void>;
-  /** Heartbeat and auto-claim loops. */
-  startLoops(): Promise<void>;
+  /**
+   * Registers via 0x21 only when not registered yet (idempotent), then starts the heartbeat and
+   * auto-claim loops. An unreachable chain is not an error (the agent retries in the background).
+   */
+  start(signal: AbortSignal): Promise<void>;
   stop(): Promise<void>;
   /** JSON-safe status for /health (`registered`, last heartbeat, ...). */
   status(): Readonly<Record<string, unknown>>;

@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import { readSse } from "../api/_fake_generator.ts";
+import { ApiHandler } from "../api/api_handler.ts";
+import { FakeBackend } from "../runtime/fake_backend.ts";
+import { FakeSwarm } from "../swarm/client/_fake_swarm.ts";
+import { FakeHead, FakeTokenizer } from "../swarm/client/_fake_head.ts";
+import { generateText } from "../swarm/client/generate_text.ts";
+import { SwarmInferenceSession } from "../swarm/client/swarm_inference_session.ts";
+import { Metrics } from "../util/metrics.ts";
+import { SwarmGenerator } from "./swarm_generator.ts";
+
+const H = 16;
+
+async function localGreedy(prompt: string, maxNewTokens: number): Promise<string> {
+  const b = new FakeBackend({ hiddenSize: H, numBlocks: 9 });
+  await b.start();
+  const session = await b.openSession({ start: 0, end: 9, maxLength: 128, batch: 1 });
+  const gen = generateText({ head: new FakeHead(H), tokenizer: new FakeTokenizer(), session }, prompt, {
+    maxNewTokens,
+  });
+  return (await gen.complete()).text;
+}
+
+async function swarmSetup() {
+  const swarm = new FakeSwarm({ numBlocks: 9, hiddenSize: H });
+  await swarm.addServer("A", 0, 3);
+  await swarm.addServer("B", 3, 6);
+  await swarm.addServer("C", 6, 9);
+  await swarm.addServer("B2", 3, 6, { inferenceRps: 1 });
+  const sessions: SwarmInferenceSession[] = [];
+  const generator = new SwarmGenerator({
+    model: swarm.model,
+    head: new FakeHead(H),
+    tokenizer: new FakeTokenizer(),
+    maxContextTokens: 128,
+    openSession: (maxLength) => {
+      const s = new SwarmInferenceSession({
+        model: swarm.model,
+        start: 0,
+        end: 9,
+        maxLength,
+        table: swarm,
+        transport: swarm,
+      });
+      sessions.push(s);
+      return Promise.resolve(s);
+    },
+  });
+  const api = new ApiHandler({ generator, metrics: new Metrics() });
+  const post = (path: string, body: unknown) =>
+    api.handle(new Request(`http://n${path}`, { method: "POST", body: JSON.stringify(body) }));
+  return { swarm, sessions, generator, post };
+}
+
+Deno.test("the API over the swarm returns the single-process greedy text; sessions are closed", async () => {
+  const expected = await localGreedy("the quick fox", 12);
+  const { post, sessions } = await swarmSetup();
+  const params = { max_new_tokens: 12, do_sample: false, repetition_penalty: 1 };
+  const r = await post("/api/v1/generate", { inputs: "the quick fox", parameters: params });
+  assert.equal(r.status, 200);
+  const b = await r.json();
+  assert.equal(b.generated_text, expected);
+  const events = await readSse(
+    await post("/api/v1/generate", { inputs: "the quick fox", parameters: params, stream: true }),
+  );
+  assert.equal(events.at(-1), "[DONE]");
+  assert.equal(events.slice(0, -1).map((e) => JSON.parse(e).token).join(""), expected);
+  assert.equal(sessions.length, 2);
+  assert.ok(sessions.every((s) => s.closed), "every swarm session is closed after its request");
+});
+
+Deno.test("a server killed during a streamed generation: the stream completes with the same text", async () => {
+  const expected = await localGreedy("hello world", 16);
+  const { post, swarm, sessions } = await swarmSetup();
+  let steps = 0;
+  swarm.onStep = (e) => {
+    if (e.peerId === "A") steps++;
+    if (e.peerId === "B" && steps === 6) swarm.kill("B");
+  };
+  const events = await readSse(
+    await post("/api/v1/generate", {
+      inputs: "hello world",
+      parameters: { max_new_tokens: 16, do_sample: false, repetition_penalty: 1 },
+      stream: true,
+    }),
+  );
+  assert.equal(events.at(-1), "[DONE]");
+  assert.equal(events.slice(0, -1).map((e) => JSON.parse(e).token).join(""), expected);
+  assert.equal(sessions[0].stats.failures, 1, "a failover happened");
+});
+
+Deno.test("SwarmGenerator maps sampling: do_sample false means greedy whatever the temperature", async () => {
+  const { post } = await swarmSetup();
+  const a = await (await post("/api/v1/generate", {
+    inputs: "abc",
+    parameters: { max_new_tokens: 8, do_sample: false, temperature: 1.5, repetition_penalty: 1 },
+  })).json();
+  assert.equal(a.generated_text, await localGreedy("abc", 8));
+});

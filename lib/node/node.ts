@@ -315,6 +315,26 @@ export function createNode(config: Config, options: NodeOptions = {}): PlumiseNo
   return new PlumiseNode(config, options);
 }
 
+/**
+ * What `plumise serve` runs: start, serve until `signal` aborts (the CLI's first SIGINT/SIGTERM;
+ * a second one exits at once in the CLI), then stop within `graceMs`. A start interrupted by the
+ * signal is a clean stop, not an error.
+ */
+export async function runNode(
+  node: PlumiseNode,
+  signal: AbortSignal,
+  graceMs = DEFAULT_GRACE_MS,
+): Promise<void> {
+  try {
+    await node.start(signal);
+  } catch (err) {
+    if (signal.aborted) return;
+    throw err;
+  }
+  await untilAborted(signal);
+  await node.stop(graceMs);
+}
+
 /** Waits for `signal` to abort (e.g. the CLI's SIGINT/SIGTERM signal). */
 export function untilAborted(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();

@@ -4,7 +4,7 @@ import { resolveConfig } from "../config/resolve_config.ts";
 import type { Config } from "../config/types.ts";
 import { ChainError, ConfigError } from "../errors.ts";
 import { memoryLogger } from "../util/logger.ts";
-import { createNode } from "./node.ts";
+import { createNode, runNode } from "./node.ts";
 import type { AnnounceState, NodeParts, NodeSpan } from "./types.ts";
 
 function testConfig(extra: Record<string, string> = {}): Config {
@@ -269,4 +269,24 @@ Deno.test("the default parts say clearly what is missing", async () => {
   const err = await node.start().catch((e) => e);
   assert.ok(err instanceof Error);
   assert.equal((err as { code?: string }).code, "NOT_AVAILABLE");
+});
+
+Deno.test("runNode serves until the signal aborts, then stops gracefully; an interrupted start is no error", async () => {
+  const f = fakeParts();
+  const node = createNode(testConfig(), { parts: () => Promise.resolve(f.parts) });
+  const ac = new AbortController();
+  const running = runNode(node, ac.signal, 500);
+  for (let i = 0; i < 1000 && node.state !== "online"; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(node.state, "online");
+  ac.abort();
+  await running;
+  assert.equal(node.state, "stopped");
+  assert.ok(f.events.includes("reporter.stop(final=true)"));
+
+  const ac2 = new AbortController();
+  const g = fakeParts({ onLoad: () => ac2.abort() });
+  const node2 = createNode(testConfig(), { parts: () => Promise.resolve(g.parts) });
+  await runNode(node2, ac2.signal, 100);
+  assert.equal(node2.state, "failed");
+  assert.ok(g.events.includes("swarm.stop"));
 });

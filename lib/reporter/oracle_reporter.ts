@@ -1,0 +1,226 @@
+/**
+ * The Oracle report loop: every `intervalMs` (first after one interval) take a snapshot of the
+ * cumulative counters, build and sign the exact report, POST it with a 30 s timeout. Nothing is
+ * ever reset, so a failed report loses nothing; 400/401 log the Oracle's message and wait for the
+ * next interval; a clock skew > 30 s (from the reply's `Date` header) is warned about once; a final
+ * report is sent on stop.
+ * @module
+ */
+import type { Signer } from "../chain/types.ts";
+import { errorMessage, ReporterError } from "../errors.ts";
+import { sleep } from "../util/abort.ts";
+import { type Logger, silentLogger } from "../util/logger.ts";
+import type { ContributionSnapshot } from "../util/metrics.ts";
+import { type OracleReply, oracleRequest, replyMessage } from "./_oracle_http.ts";
+import { buildReport, cleanProof, type ReportBody, type ReportProof } from "./report_body.ts";
+
+export const DEFAULT_REPORT_TIMEOUT_MS = 30_000;
+export const SKEW_WARN_SECONDS = 30;
+const MAX_PROOFS = 64;
+
+export interface OracleReporterOptions {
+  oracleUrl: string;
+  signer: Signer;
+  /** The counters (lib/util Metrics); only snapshots are read. */
+  metrics: { snapshot(): ContributionSnapshot };
+  /** Milliseconds between reports (REPORT_INTERVAL × 1000). */
+  intervalMs: number;
+  logger?: Logger;
+  /** POST timeout (default 30 s). */
+  timeoutMs?: number;
+  /** Timeout of the final report on stop (default 5 s). */
+  finalTimeoutMs?: number;
+  /** Clock in unix ms (tests). */
+  now?: () => number;
+  fetch?: typeof fetch;
+}
+
+export type ReportOutcome =
+  | { readonly ok: true; readonly body: ReportBody; readonly shouldReset: boolean }
+  | { readonly ok: false; readonly body?: ReportBody; readonly status?: number; readonly error: string };
+
+export interface ReporterStatus {
+  readonly sent: number;
+  readonly accepted: number;
+  readonly failed: number;
+  readonly lastError?: string;
+  readonly lastAccepted?: { readonly timestamp: number; readonly tokensProcessed: number };
+  /** Last measured server − local clock difference in seconds. */
+  readonly skewSeconds?: number;
+}
+
+export class OracleReporter {
+  readonly #o: OracleReporterOptions;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  readonly #controller = new AbortController();
+  #loop: Promise<void> | undefined;
+  #lastTimestamp = 0;
+  #lastRefusal = "";
+  #skewWarned = false;
+  #proofs: ReportProof[] = [];
+  #inFlight: Promise<ReportOutcome> | undefined;
+  #stopped = false;
+  #status: { -readonly [K in keyof ReporterStatus]: ReporterStatus[K] } = { sent: 0, accepted: 0, failed: 0 };
+
+  constructor(options: OracleReporterOptions) {
+    if (!(options.intervalMs > 0)) {
+      throw new ReporterError(
+        "REPORT_INTERVAL_INVALID",
+        `report interval ${options.intervalMs} ms is not > 0`,
+        {
+          hint: "REPORT_INTERVAL is seconds, 10..300",
+        },
+      );
+    }
+    try {
+      new URL(options.oracleUrl);
+    } catch {
+      throw new ReporterError(
+        "ORACLE_URL_INVALID",
+        `ORACLE_API_URL ${JSON.stringify(options.oracleUrl)} is not a URL`,
+        {
+          hint: "e.g. http://localhost:15481",
+        },
+      );
+    }
+    this.#o = options;
+    this.#logger = (options.logger ?? silentLogger).child({ part: "reporter" });
+    this.#now = options.now ?? Date.now;
+  }
+
+  status(): ReporterStatus {
+    return { ...this.#status };
+  }
+
+  /** Queues a proof for the next report (only the four allowed keys are kept). */
+  addProof(proof: ReportProof): void {
+    this.#proofs.push(cleanProof(proof));
+    if (this.#proofs.length > MAX_PROOFS) this.#proofs.splice(0, this.#proofs.length - MAX_PROOFS);
+  }
+
+  start(): void {
+    if (this.#loop || this.#stopped) return;
+    this.#loop = this.#run(this.#controller.signal);
+  }
+
+  async #run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await sleep(this.#o.intervalMs, signal);
+      } catch {
+        return;
+      }
+      await this.reportNow(signal);
+    }
+  }
+
+  /** Sends one report now (never two with the same timestamp; never two at once). */
+  reportNow(
+    signal?: AbortSignal,
+    timeoutMs = this.#o.timeoutMs ?? DEFAULT_REPORT_TIMEOUT_MS,
+  ): Promise<ReportOutcome> {
+    const run = (this.#inFlight ?? Promise.resolve()).then(() => this.#send(signal, timeoutMs));
+    this.#inFlight = run.catch(() => ({ ok: false, error: "" }) as ReportOutcome);
+    return run;
+  }
+
+  async #send(signal: AbortSignal | undefined, timeoutMs: number): Promise<ReportOutcome> {
+    // Never two reports in the same second: wait for the next second rather than run ahead of the clock.
+    let timestamp = Math.floor(this.#now() / 1000);
+    if (timestamp <= this.#lastTimestamp) {
+      const waitMs = (this.#lastTimestamp + 1) * 1000 - this.#now();
+      if (waitMs > 0 && waitMs <= 1500) {
+        try {
+          await sleep(waitMs, signal);
+        } catch {
+          return { ok: false, error: "report cancelled" };
+        }
+      }
+      timestamp = Math.max(Math.floor(this.#now() / 1000), this.#lastTimestamp + 1);
+    }
+    this.#lastTimestamp = timestamp;
+    const proofs = this.#proofs.slice();
+    let body: ReportBody;
+    try {
+      body = await buildReport({
+        signer: this.#o.signer,
+        snapshot: this.#o.metrics.snapshot(),
+        timestamp,
+        proofs,
+      });
+    } catch (err) {
+      return this.#fail(undefined, undefined, errorMessage(err));
+    }
+    this.#status.sent++;
+    const url = new URL("/api/v1/metrics/report", this.#o.oracleUrl).href;
+    let reply: OracleReply;
+    try {
+      reply = await oracleRequest(url, { method: "POST", body, timeoutMs, signal, fetch: this.#o.fetch });
+    } catch (err) {
+      if (signal?.aborted) return { ok: false, body, error: "report cancelled" };
+      return this.#fail(body, undefined, errorMessage(err));
+    }
+    this.#checkSkew(reply);
+    if (reply.status === 201 || reply.status === 200) {
+      const j = reply.json as { success?: unknown; shouldReset?: unknown } | undefined;
+      if (!j || typeof j !== "object" || j.success !== true) {
+        return this.#fail(
+          body,
+          reply.status,
+          `Oracle answered ${reply.status} without success: ${reply.text.slice(0, 120)}`,
+        );
+      }
+      this.#status.accepted++;
+      this.#status.lastAccepted = { timestamp, tokensProcessed: body.tokensProcessed };
+      this.#status.lastError = undefined;
+      this.#lastRefusal = "";
+      this.#proofs.splice(0, proofs.length);
+      const shouldReset = j.shouldReset === true;
+      if (shouldReset) {
+        this.#logger.info("Oracle asked for a reset; counters stay cumulative (the Oracle diffs them)");
+      }
+      this.#logger.debug("report accepted", { tokensProcessed: body.tokensProcessed, timestamp });
+      return { ok: true, body, shouldReset };
+    }
+    const message = replyMessage(reply);
+    return this.#fail(body, reply.status, `Oracle answered ${reply.status}: ${message}`);
+  }
+
+  #fail(body: ReportBody | undefined, status: number | undefined, error: string): ReportOutcome {
+    this.#status.failed++;
+    this.#status.lastError = error;
+    if (error !== this.#lastRefusal) {
+      this.#logger.warn("report not accepted; the next one carries the cumulative totals", { error, status });
+    } else {
+      this.#logger.debug("report not accepted again", { error, status });
+    }
+    this.#lastRefusal = error;
+    return { ok: false, body, status, error };
+  }
+
+  #checkSkew(reply: OracleReply): void {
+    if (reply.serverTimeMs === undefined) return;
+    const skew = Math.round((reply.serverTimeMs - this.#now()) / 1000);
+    this.#status.skewSeconds = skew;
+    if (Math.abs(skew) > SKEW_WARN_SECONDS && !this.#skewWarned) {
+      this.#skewWarned = true;
+      this.#logger.warn(
+        "clock skew with the Oracle: reports are rejected beyond 60 s; sync the clock (NTP)",
+        {
+          skewSeconds: skew,
+        },
+      );
+    }
+  }
+
+  /** Stops the loop and sends a final report. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#controller.abort();
+    await this.#loop;
+    await this.#inFlight;
+    if (this.#loop) await this.reportNow(undefined, this.#o.finalTimeoutMs ?? 5000);
+  }
+}

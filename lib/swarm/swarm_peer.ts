@@ -1,0 +1,252 @@
+/**
+ * `SwarmPeer`: a libp2p node plus the swarm table and its dissemination. Records spread by
+ * a push protocol (`/plumise/record/1.0.0`, flooded to every connected peer, de-duplicated
+ * by the table's newest-`seq` rule so floods stop) and a pull protocol
+ * (`/plumise/table/1.0.0`) that a node runs against every peer it connects to, so a node
+ * joining via one bootstrap peer has the full table as soon as that pull returns.
+ * Used by the server (`SwarmServer`) and by observers (`plumise swarm`).
+ * @module
+ */
+import type { Connection, PeerId, PrivateKey } from "@libp2p/interface";
+import { multiaddr } from "@multiformats/multiaddr";
+import { SwarmError } from "../errors.ts";
+import { timeoutSignal } from "../util/abort.ts";
+import type { Logger } from "../util/logger.ts";
+import { silentLogger } from "../util/logger.ts";
+import { type SignedRecordWire, type WireLimits, wireLimits } from "../wire/mod.ts";
+import { type FrameChannel, streamFrameChannel } from "./frame_channel.ts";
+import { createLibp2pNode, parsePeerAddrs, type PlumiseLibp2p } from "./libp2p_node.ts";
+import { RECORD_PROTOCOL, TABLE_PROTOCOL } from "./protocol_ids.ts";
+import { ProtocolClient } from "./swarm_client_transport.ts";
+import { SwarmTable } from "./swarm_table.ts";
+import { readFirst, replyError } from "./inference_handler.ts";
+import { protocolMessage, toProtocolCode } from "./_protocol_errors.ts";
+
+export interface SwarmPeerOptions {
+  privateKey: PrivateKey;
+  host?: string;
+  port?: number;
+  announceIp?: string;
+  initialPeers?: readonly string[];
+  maxFrameBytes?: number;
+  logger?: Logger;
+  now?: () => number;
+  /** Run the kad-dht (default true). */
+  dht?: boolean;
+  /** Do not listen (observers). */
+  noListen?: boolean;
+  /** How often expired records are dropped (default 1 s). */
+  pruneMs?: number;
+  /** Yamux stream inactivity timeout. */
+  streamInactivityMs?: number;
+  /** Timeout of one table pull / record push (default 5 s). */
+  requestMs?: number;
+}
+
+export class SwarmPeer {
+  readonly table: SwarmTable;
+  readonly limits: WireLimits;
+  readonly #o: SwarmPeerOptions;
+  readonly #logger: Logger;
+  #node: PlumiseLibp2p | undefined;
+  #pruneTimer: ReturnType<typeof setInterval> | undefined;
+  #stopping = false;
+  #ownRecord: SignedRecordWire | undefined;
+  readonly #inflight = new Set<Promise<unknown>>();
+
+  constructor(options: SwarmPeerOptions) {
+    this.#o = options;
+    this.#logger = options.logger ?? silentLogger;
+    this.limits = wireLimits(options.maxFrameBytes);
+    this.table = new SwarmTable({ now: options.now, logger: this.#logger });
+  }
+
+  get node(): PlumiseLibp2p {
+    if (!this.#node) {
+      throw new SwarmError("NOT_STARTED", "the swarm peer is not started", { hint: "call start() first" });
+    }
+    return this.#node;
+  }
+
+  get peerId(): string {
+    return this.node.peerId.toString();
+  }
+
+  /** Listen addresses with /p2p/<peer id>. */
+  multiaddrs(): string[] {
+    return this.node.getMultiaddrs().map(String);
+  }
+
+  /** Starts libp2p, serves the table/record protocols, dials the initial peers and pulls their tables. */
+  async start(signal?: AbortSignal): Promise<void> {
+    if (this.#node) return;
+    const node = await createLibp2pNode({
+      privateKey: this.#o.privateKey,
+      host: this.#o.host,
+      port: this.#o.port,
+      announceIp: this.#o.announceIp,
+      initialPeers: this.#o.initialPeers,
+      maxFrameBytes: this.limits.maxFrameBytes,
+      dht: this.#o.dht,
+      noListen: this.#o.noListen,
+      streamInactivityMs: this.#o.streamInactivityMs,
+    });
+    this.#node = node;
+    await node.start();
+    await this.handle(TABLE_PROTOCOL, (ch) => this.#serveTable(ch));
+    await this.handle(RECORD_PROTOCOL, (ch, conn) => this.#serveRecord(ch, conn));
+    node.addEventListener("peer:connect", (evt) => {
+      const peer = (evt as CustomEvent<PeerId>).detail;
+      this.#track(this.#syncWith(peer));
+    });
+    this.#pruneTimer = setInterval(() => this.table.prune(), this.#o.pruneMs ?? 1000);
+    // Bootstrap: dial each initial peer and pull its table before start() resolves.
+    const peers = parsePeerAddrs(this.#o.initialPeers ?? []);
+    const results = await Promise.allSettled(peers.map(async (ma) => {
+      const t = timeoutSignal(this.#o.requestMs ?? 5000, signal);
+      try {
+        const conn = await node.dial(ma, { signal: t.signal });
+        await this.#syncWith(conn.remotePeer);
+      } finally {
+        t.clear();
+      }
+    }));
+    results.forEach((r, i) => {
+      if (r.status === "rejected") {
+        this.#logger.warn("initial peer unreachable", { peer: peers[i].toString(), err: r.reason });
+      }
+    });
+    this.#logger.info("swarm peer started", {
+      peerId: this.peerId,
+      addrs: this.multiaddrs(),
+      records: this.table.size,
+    });
+  }
+
+  /** Registers a protocol handler that gets a frame channel; errors are logged, never thrown. */
+  async handle(
+    protocol: string,
+    fn: (ch: FrameChannel, connection: Connection) => Promise<void>,
+  ): Promise<void> {
+    await this.node.handle(protocol, (stream, connection) => {
+      const ch = streamFrameChannel(stream, this.limits);
+      this.#track(
+        fn(ch, connection).catch((err) => {
+          this.#logger.debug("stream handler failed", { protocol, err });
+          ch.abort();
+        }),
+      );
+    }, { maxInboundStreams: 4096, maxOutboundStreams: 4096 });
+  }
+
+  /** A protocol client for one peer (peer id string or multiaddr with /p2p/). */
+  client(target: string, timeouts?: ConstructorParameters<typeof ProtocolClient>[1]): ProtocolClient {
+    return new ProtocolClient(async (protocol, signal) => {
+      const dest = target.startsWith("/") ? multiaddr(target) : await this.#peerIdFor(target);
+      const stream = await this.node.dialProtocol(dest, protocol, { signal });
+      return streamFrameChannel(stream, this.limits);
+    }, timeouts);
+  }
+
+  async #peerIdFor(peer: string): Promise<PeerId> {
+    const { peerIdFromString } = await import("@libp2p/peer-id");
+    const id = peerIdFromString(peer);
+    // make sure we know addresses: from the table when libp2p does not have them
+    const entry = this.table.get(peer);
+    if (entry && !this.node.getConnections(id).length) {
+      try {
+        await this.node.peerStore.merge(id, { multiaddrs: entry.record.addrs.map((a) => multiaddr(a)) });
+      } catch { /* best effort */ }
+    }
+    return id;
+  }
+
+  /** Offers a record locally and floods it to every connected peer. */
+  async publish(record: SignedRecordWire, own = true): Promise<void> {
+    if (own) this.#ownRecord = record;
+    await this.table.offer(record);
+    await this.#flood(record, undefined);
+  }
+
+  async #flood(record: SignedRecordWire, except: string | undefined): Promise<void> {
+    const peers = this.node.getPeers().filter((p) => p.toString() !== except);
+    await Promise.allSettled(peers.map((p) => this.#push(p, record)));
+  }
+
+  async #push(peer: PeerId, record: SignedRecordWire): Promise<void> {
+    const t = timeoutSignal(this.#o.requestMs ?? 5000);
+    try {
+      const stream = await this.node.dialProtocol(peer, RECORD_PROTOCOL, { signal: t.signal });
+      const ch = streamFrameChannel(stream, this.limits);
+      await ch.write({ type: "record", record }, { signal: t.signal });
+      await ch.close();
+    } catch (err) {
+      this.#logger.debug("record push failed", { peer: peer.toString(), err });
+    } finally {
+      t.clear();
+    }
+  }
+
+  /** Pulls a peer's table into ours and pushes our own record to it. */
+  async #syncWith(peer: PeerId): Promise<void> {
+    if (this.#stopping) return;
+    const t = timeoutSignal(this.#o.requestMs ?? 5000);
+    try {
+      const stream = await this.node.dialProtocol(peer, TABLE_PROTOCOL, { signal: t.signal });
+      const ch = streamFrameChannel(stream, this.limits);
+      await ch.write({ type: "table_request" }, { signal: t.signal });
+      const reply = await ch.read({ signal: t.signal });
+      await ch.close();
+      if (reply?.type === "table") {
+        for (const r of reply.records) await this.table.offer(r);
+      }
+      if (this.#ownRecord) await this.#push(peer, this.#ownRecord);
+    } catch (err) {
+      this.#logger.debug("table pull failed", { peer: peer.toString(), err });
+    } finally {
+      t.clear();
+    }
+  }
+
+  async #serveTable(ch: FrameChannel): Promise<void> {
+    try {
+      const msg = await readFirst(ch, 10_000);
+      if (msg === null) return await ch.close();
+      if (msg.type !== "table_request") {
+        throw new SwarmError("BAD_FRAME", `expected table_request, got ${msg.type}`);
+      }
+      await ch.write({ type: "table", records: this.table.signedRecords(msg.model) });
+      await ch.close();
+    } catch (err) {
+      await replyError(ch, toProtocolCode(err), protocolMessage(err));
+    }
+  }
+
+  async #serveRecord(ch: FrameChannel, conn: Connection): Promise<void> {
+    try {
+      const msg = await readFirst(ch, 10_000);
+      if (msg === null) return await ch.close();
+      if (msg.type !== "record") throw new SwarmError("BAD_FRAME", `expected record, got ${msg.type}`);
+      await ch.close();
+      const res = await this.table.offer(msg.record);
+      if (res.accepted) await this.#flood(msg.record, conn.remotePeer.toString());
+    } catch (err) {
+      await replyError(ch, toProtocolCode(err), protocolMessage(err));
+    }
+  }
+
+  #track(p: Promise<unknown>): void {
+    this.#inflight.add(p);
+    p.finally(() => this.#inflight.delete(p));
+  }
+
+  /** Stops libp2p (idempotent). */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    if (this.#pruneTimer) clearInterval(this.#pruneTimer);
+    const node = this.#node;
+    if (node) await node.stop();
+    await Promise.allSettled([...this.#inflight]);
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * `SwarmServer`: the server side of the swarm, composed. A `SwarmPeer` (libp2p, table,
+ * dissemination) plus this server's signed record (joining → online → offline, re-announced
+ * every period with a fresh `seq` and TTL), block selection against the table, and the
+ * info/inference/forward protocol handlers over a `BlockRuntime`, feeding `Metrics`.
+ *
+ * Order of use: `start()` (libp2p up, tables pulled) → `chooseSpan()` → `announce("joining")`
+ * → load the runtime → `serve(runtime, figures)` (handlers + online) → … → `stop()` (announces
+ * offline at once, closes sessions, stops libp2p). `stop()` is idempotent.
+ * @module
+ */
+import type { PrivateKey } from "@libp2p/interface";
+import type { BlockRuntime } from "../runtime/types.ts";
+import { SwarmError } from "../errors.ts";
+import type { Logger } from "../util/logger.ts";
+import { silentLogger } from "../util/logger.ts";
+import type { Metrics } from "../util/metrics.ts";
+import type { RecordWeights, ServerState, SwarmRecord } from "../wire/mod.ts";
+import { chooseBestBlocks, shouldChooseOtherBlocks } from "./block_selection.ts";
+import { serveForwardStream } from "./forward_handler.ts";
+import { readFirst, replyError, serveInferenceStream } from "./inference_handler.ts";
+import { FORWARD_PROTOCOL, INFERENCE_PROTOCOL, INFO_PROTOCOL } from "./protocol_ids.ts";
+import { signRecord } from "./record_signer.ts";
+import { type SessionLimits, SessionManager } from "./session_manager.ts";
+import { SwarmPeer, type SwarmPeerOptions } from "./swarm_peer.ts";
+import { protocolMessage, toProtocolCode } from "./_protocol_errors.ts";
+
+/** Rates announced in the record (see throughput.ts). */
+export interface ThroughputFigures {
+  throughput: number;
+  inferenceRps: number;
+  forwardRps: number;
+  networkRps: number;
+}
+
+export interface SwarmServerOptions extends Omit<SwarmPeerOptions, "noListen"> {
+  privateKey: PrivateKey;
+  /** Model id announced (hub id or the local directory's name). */
+  model: string;
+  weights: RecordWeights;
+  version: string;
+  wallet?: string | null;
+  metrics: Metrics;
+  logger?: Logger;
+  /** Re-announce period (default 30 s); the TTL defaults to 3 periods (90 s). */
+  announcePeriodMs?: number;
+  ttlMs?: number;
+  sessionLimits?: Partial<SessionLimits>;
+  /** The runtime, when already built (else pass it to `serve`). */
+  runtime?: BlockRuntime;
+}
+
+export interface Span {
+  readonly start: number;
+  readonly end: number;
+}
+
+export class SwarmServer {
+  readonly peer: SwarmPeer;
+  readonly #o: SwarmServerOptions;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  #runtime: BlockRuntime | undefined;
+  #sessions: SessionManager | undefined;
+  #figures: ThroughputFigures = { throughput: 0, inferenceRps: 0, forwardRps: 0, networkRps: 0 };
+  #span: Span | undefined;
+  #state: ServerState = "joining";
+  #seq = 0;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #serving = false;
+  #stopped = false;
+  #started = false;
+
+  constructor(options: SwarmServerOptions) {
+    this.#o = options;
+    this.#logger = options.logger ?? silentLogger;
+    this.#now = options.now ?? Date.now;
+    this.#runtime = options.runtime;
+    this.peer = new SwarmPeer({
+      ...options,
+      logger: this.#logger,
+      streamInactivityMs: options.streamInactivityMs ??
+        (options.sessionLimits?.idleMs ?? 300_000) + 60_000,
+    });
+  }
+
+  get peerId(): string {
+    return this.peer.peerId;
+  }
+  get table() {
+    return this.peer.table;
+  }
+  get state(): ServerState {
+    return this.#state;
+  }
+  get span(): Span | undefined {
+    return this.#span;
+  }
+  get sessions(): number {
+    return this.#sessions?.count ?? 0;
+  }
+
+  /** Starts libp2p and pulls the table from the initial peers; serves `info`. */
+  async start(signal?: AbortSignal): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    await this.peer.start(signal);
+    await this.peer.handle(INFO_PROTOCOL, (ch) => this.#serveInfo(ch));
+  }
+
+  /** Least-covered window of `numBlocks` of a `totalBlocks` model (joining servers count). */
+  chooseSpan(totalBlocks: number, numBlocks: number): Span {
+    const spans = this.table.servers(this.#o.model).filter((r) => r.peerId !== this.peerId);
+    return chooseBestBlocks(spans, totalBlocks, numBlocks);
+  }
+
+  /** Whether this server should move now (pure decision over the current table). */
+  rebalanceDecision(totalBlocks: number, random?: () => number) {
+    const spans = this.table.servers(this.#o.model).map((r) =>
+      r.peerId === this.peerId && this.#span ? { ...r, start: this.#span.start, end: this.#span.end } : r
+    );
+    return shouldChooseOtherBlocks(spans, this.peerId, totalBlocks, { random });
+  }
+
+  /** Publishes this server's record with `state` (and the span, when given). */
+  async announce(state: ServerState, span?: Span): Promise<void> {
+    if (span) this.#span = span;
+    if (!this.#span) {
+      throw new SwarmError("NO_SPAN", "cannot announce before a span is chosen", {
+        hint: "call chooseSpan first",
+      });
+    }
+    this.#state = state;
+    const signed = await signRecord(this.#record(), this.#o.privateKey);
+    await this.peer.publish(signed);
+    this.#logger.debug("announced", { state, start: this.#span.start, end: this.#span.end, seq: this.#seq });
+  }
+
+  #record(): SwarmRecord {
+    const now = this.#now();
+    this.#seq = Math.max(this.#seq + 1, now);
+    const info = this.#runtime && this.#serving ? this.#runtime.info() : undefined;
+    return {
+      peerId: this.peerId,
+      addrs: this.peer.multiaddrs().slice(0, 32),
+      model: this.#o.model,
+      start: this.#span!.start,
+      end: this.#span!.end,
+      state: this.#state,
+      ...this.#figures,
+      cacheTokensLeft: info?.cacheTokensLeft ?? 0,
+      weights: this.#o.weights,
+      version: this.#o.version,
+      wallet: this.#o.wallet ?? null,
+      usingRelay: false,
+      nextPings: {},
+      seq: this.#seq,
+      expiresAt: now + (this.#o.ttlMs ?? 3 * (this.#o.announcePeriodMs ?? 30_000)),
+    };
+  }
+
+  /** Serves inference/forward over `runtime` (already started) and announces `online`. */
+  async serve(runtime?: BlockRuntime, figures?: ThroughputFigures): Promise<void> {
+    if (runtime) this.#runtime = runtime;
+    const rt = this.#runtime;
+    if (!rt) {
+      throw new SwarmError("NO_RUNTIME", "serve() needs a started BlockRuntime", {
+        hint: "pass the runtime",
+      });
+    }
+    if (figures) this.#figures = figures;
+    const info = rt.info();
+    this.#span = { start: info.start, end: info.end };
+    if (!this.#sessions) {
+      this.#sessions = new SessionManager({
+        runtime: rt,
+        limits: this.#o.sessionLimits,
+        logger: this.#logger,
+      });
+      this.#sessions.start();
+      const deps = { runtime: rt, model: this.#o.model, metrics: this.#o.metrics, logger: this.#logger };
+      const sessions = this.#sessions;
+      await this.peer.handle(INFERENCE_PROTOCOL, (ch) => serveInferenceStream(ch, { ...deps, sessions }));
+      await this.peer.handle(FORWARD_PROTOCOL, (ch) => serveForwardStream(ch, deps));
+    }
+    this.#serving = true;
+    await this.announce("online");
+    if (!this.#timer) {
+      this.#timer = setInterval(() => {
+        if (!this.#stopped) {
+          this.announce(this.#state).catch((err) => this.#logger.warn("re-announce failed", { err }));
+        }
+      }, this.#o.announcePeriodMs ?? 30_000);
+    }
+  }
+
+  async #serveInfo(ch: Parameters<Parameters<SwarmPeer["handle"]>[1]>[0]): Promise<void> {
+    try {
+      const msg = await readFirst(ch, 10_000);
+      if (msg === null) return await ch.close();
+      if (msg.type !== "info_request") {
+        throw new SwarmError("BAD_FRAME", `expected info_request, got ${msg.type}`);
+      }
+      const own = this.table.get(this.peerId);
+      if (!own) throw new SwarmError("INTERNAL", "this server has not announced yet");
+      const snap = this.#o.metrics.snapshot();
+      await ch.write({
+        type: "info",
+        record: own.signed,
+        live: {
+          sessions: this.sessions,
+          cacheTokensLeft: this.#runtime && this.#serving ? this.#runtime.info().cacheTokensLeft : 0,
+          uptimeSeconds: snap.uptimeSeconds,
+          tokensProcessed: snap.tokensProcessed,
+          requestCount: snap.requestCount,
+        },
+      });
+      await ch.close();
+    } catch (err) {
+      await replyError(ch, toProtocolCode(err), protocolMessage(err));
+    }
+  }
+
+  /** Announces offline (so clients route away at once), closes sessions, stops libp2p. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#timer) clearInterval(this.#timer);
+    if (this.#started && this.#span) {
+      try {
+        await this.announce("offline");
+      } catch (err) {
+        this.#logger.warn("offline announcement failed", { err });
+      }
+    }
+    await this.#sessions?.stop();
+    if (this.#started) await this.peer.stop();
+  }
+}

@@ -122,7 +122,10 @@ export class PlumiseNode implements NodeStatusSource {
       await this.#phase("swarm started", async () => {
         this.#started.swarm = true;
         await parts.swarm.start(signal);
-      }, () => ({ peerId: parts.swarm.status().peerId }));
+      }, () => {
+        const st = parts.swarm.status();
+        return { peerId: st.peerId, addrs: st.addrs };
+      });
 
       const total = await parts.runtime.totalBlocks(signal);
       const span = await parts.swarm.chooseSpan(total, signal);

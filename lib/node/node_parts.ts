@@ -8,6 +8,9 @@
 import { UnavailableError } from "../errors.ts";
 import type { NodeParts, NodePartsContext } from "./types.ts";
 
+/** Whether this build can compose the full node (the e2e test runs only then). */
+export const FULL_NODE_PARTS_READY = false;
+
 export function createNodeParts(_ctx: NodePartsContext): Promise<NodeParts> {
   return Promise.reject(
     new UnavailableError("NOT_AVAILABLE", "the full node cannot be composed in this build yet", {

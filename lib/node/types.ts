@@ -46,7 +46,7 @@ export interface NodeSwarm {
    */
   drain(graceMs: number): Promise<void>;
   stop(): Promise<void>;
-  status(): { peerId?: string; coverage?: CoverageSummary };
+  status(): { peerId?: string; addrs?: readonly string[]; coverage?: CoverageSummary };
 }
 
 /** The chain side (chain/): absent in offline mode. */

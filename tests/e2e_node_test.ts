@@ -1,0 +1,320 @@
+/**
+ * The whole network on one machine (issue 7's acceptance): the local hub serving a tiny BLOOM
+ * checkpoint, anvil + the agent_* proxy with the precompile stand-ins and RewardPool, the Oracle
+ * stub, and `plumise serve` processes run through main.ts with the binary's permission flags.
+ *
+ * Runs only when the full node can be composed (`FULL_NODE_PARTS_READY` in lib/node/node_parts.ts).
+ */
+import assert from "node:assert/strict";
+import { FULL_NODE_PARTS_READY } from "../lib/node/node_parts.ts";
+import { startTestChain, type TestChain } from "./helpers/anvil.ts";
+import { makeBloomCheckpoint } from "./helpers/checkpoint_fixture.ts";
+import { cleanEnv, cliArgv } from "./helpers/cli.ts";
+import { HubServer } from "./helpers/hub_server.ts";
+import { type OracleStub, startOracleStub } from "./helpers/oracle_stub.ts";
+import { waitFor } from "./helpers/wait_for.ts";
+
+const MODEL = "test-org/tiny-bloom";
+const NUM_LAYERS = 6;
+
+interface LogLine {
+  level: string;
+  msg: string;
+  [k: string]: unknown;
+}
+
+/** One `plumise serve` process: its JSON log lines, API URL, and signals. */
+class NodeProcess {
+  readonly name: string;
+  readonly lines: LogLine[] = [];
+  readonly raw: string[] = [];
+  readonly exited: Promise<Deno.CommandStatus>;
+  readonly #child: Deno.ChildProcess;
+  #waiters: Array<() => void> = [];
+
+  constructor(name: string, env: Record<string, string>, args: string[] = []) {
+    this.name = name;
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: cliArgv(["serve", ...args]),
+      clearEnv: true,
+      env: cleanEnv(env),
+      cwd: env.PLUMISE_DATA_DIR,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    void this.#read(this.#child.stderr);
+    void this.#read(this.#child.stdout);
+    this.exited = this.#child.status;
+  }
+
+  async #read(stream: ReadableStream<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoderStream();
+    let buf = "";
+    for await (const chunk of stream.pipeThrough(decoder)) {
+      buf += chunk;
+      let i: number;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        this.raw.push(line);
+        try {
+          this.lines.push(JSON.parse(line));
+        } catch {
+          // not a log record (e.g. a CLI error message)
+        }
+        const w = this.#waiters;
+        this.#waiters = [];
+        for (const f of w) f();
+      }
+    }
+  }
+
+  /** Waits for a log record with `msg` (and `pred`), failing early if the process exits. */
+  async waitLog(
+    msg: string,
+    pred: (l: LogLine) => boolean = () => true,
+    timeoutMs = 120_000,
+  ): Promise<LogLine> {
+    const deadline = Date.now() + timeoutMs;
+    let done = false;
+    void this.exited.then(() => (done = true));
+    for (;;) {
+      const hit = this.lines.find((l) => l.msg === msg && pred(l));
+      if (hit) return hit;
+      if (done) {
+        throw new Error(`${this.name} exited before logging "${msg}":\n${this.raw.slice(-30).join("\n")}`);
+      }
+      if (Date.now() > deadline) throw new Error(`${this.name}: no "${msg}" within ${timeoutMs} ms`);
+      await new Promise<void>((r) => {
+        this.#waiters.push(r);
+        setTimeout(r, 200);
+      });
+    }
+  }
+
+  async online(): Promise<{ api: string; addrs: string[]; span: string }> {
+    const online = await this.waitLog("node online");
+    const swarm = this.lines.find((l) => l.msg === "swarm started");
+    return {
+      api: String(online.api),
+      addrs: (swarm?.addrs as string[] | undefined) ?? [],
+      span: String(online.span),
+    };
+  }
+
+  kill(signal: Deno.Signal): void {
+    try {
+      this.#child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.kill("SIGKILL");
+    await this.exited;
+  }
+}
+
+interface Network {
+  chain: TestChain;
+  oracle: OracleStub;
+  hub: HubServer;
+  root: string;
+  env(key: string, name: string, extra?: Record<string, string>): Promise<Record<string, string>>;
+}
+
+async function network(): Promise<Network & AsyncDisposable> {
+  const root = await Deno.makeTempDir({ prefix: "plumise-e2e-" });
+  const ckpt = await makeBloomCheckpoint({ dir: `${root}/ckpt`, numLayers: NUM_LAYERS, shards: 3 });
+  const hub = await HubServer.start({ repos: { [MODEL]: ckpt.dir } });
+  const chain = await startTestChain();
+  const oracle = await startOracleStub({ rpcUrl: chain.rpcUrl });
+  return {
+    chain,
+    oracle,
+    hub,
+    root,
+    async env(key, name, extra = {}) {
+      const dir = `${root}/${name}`;
+      await Deno.mkdir(dir, { recursive: true });
+      return {
+        PLUMISE_PRIVATE_KEY: key,
+        PLUMISE_RPC_URL: chain.rpcUrl,
+        PLUMISE_CHAIN_ID: String(chain.chainId),
+        ORACLE_API_URL: oracle.url,
+        MODEL_NAME: MODEL,
+        NUM_BLOCKS: "2",
+        HF_ENDPOINT: hub.url,
+        HF_HOME: `${root}/hf`,
+        PLUMISE_DATA_DIR: dir,
+        API_HOST: "127.0.0.1",
+        API_PORT: "0",
+        PETALS_HOST: "127.0.0.1",
+        PETALS_PORT: "0",
+        REPORT_INTERVAL: "10",
+        LOG_JSON: "true",
+        ...extra,
+      };
+    },
+    async [Symbol.asyncDispose]() {
+      await oracle.stop().catch(() => {});
+      await chain.stop().catch(() => {});
+      await hub[Symbol.asyncDispose]().catch(() => {});
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+async function post(url: string, body: unknown): Promise<Response> {
+  return await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+function sseData(text: string): string[] {
+  return text.split("\n\n").filter((e) => e.startsWith("data: ")).map((e) => e.slice(6));
+}
+
+Deno.test({
+  name: "e2e: three serve processes cover the model; API, chain, Oracle, failover and SIGTERM behave",
+  ignore: !FULL_NODE_PARTS_READY,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using net = await network();
+    const keys = await Promise.all([0, 1, 2, 3].map(() => net.chain.newFundedKey()));
+    await using n1 = new NodeProcess("node1", await net.env(keys[0], "n1"));
+    const o1 = await n1.online();
+    const peers = o1.addrs.join(",");
+    await using n2 = new NodeProcess("node2", await net.env(keys[1], "n2", { PETALS_INITIAL_PEERS: peers }));
+    await using n3 = new NodeProcess("node3", await net.env(keys[2], "n3", { PETALS_INITIAL_PEERS: peers }));
+    const [o2, o3] = await Promise.all([n2.online(), n3.online()]);
+    const spans = [o1.span, o2.span, o3.span].sort();
+    assert.deepEqual(spans, ["0:2", "2:4", "4:6"], "disjoint spans chosen by the nodes themselves");
+
+    // /health of each: ok, its span, the swarm covers the model.
+    for (const o of [o1, o2, o3]) {
+      const h = await waitFor(async () => {
+        const j = await (await fetch(`${o.api}/health`)).json();
+        return j.swarm?.complete ? j : undefined;
+      }, { what: "a complete swarm in /health" });
+      assert.equal(h.status, "ok");
+      assert.equal(h.mode, "pipeline");
+      assert.equal(h.model, MODEL);
+      assert.equal(`${h.span.start}:${h.span.end}`, o.span);
+    }
+
+    // generate on node 1: non-stream and stream agree.
+    const params = { max_new_tokens: 12, do_sample: false, repetition_penalty: 1 };
+    const g = await (await post(`${o1.api}/api/v1/generate`, { inputs: "Hello world", parameters: params }))
+      .json();
+    assert.equal(g.num_tokens > 0, true);
+    const s = await post(`${o1.api}/api/v1/generate`, {
+      inputs: "Hello world",
+      parameters: params,
+      stream: true,
+    });
+    const events = sseData(await s.text());
+    assert.equal(events.at(-1), "[DONE]");
+    assert.equal(events.slice(0, -1).map((e) => JSON.parse(e).token).join(""), g.generated_text);
+
+    // OpenAI shape, non-stream and stream.
+    const chat = await (await post(`${o1.api}/v1/chat/completions`, {
+      model: MODEL,
+      messages: [{ role: "user", content: "Hi" }],
+      max_tokens: 6,
+      temperature: 0,
+    })).json();
+    assert.equal(chat.object, "chat.completion");
+    assert.equal(typeof chat.choices[0].message.content, "string");
+    const chatStream = sseData(
+      await (await post(`${o1.api}/v1/chat/completions`, {
+        model: MODEL,
+        messages: [{ role: "user", content: "Hi" }],
+        max_tokens: 6,
+        temperature: 0,
+        stream: true,
+      })).text(),
+    );
+    assert.equal(chatStream.at(-1), "[DONE]");
+    const streamed = chatStream.slice(0, -1).map((e) => JSON.parse(e).choices[0]?.delta?.content ?? "").join(
+      "",
+    );
+    assert.equal(streamed, chat.choices[0].message.content);
+
+    // Bad requests get 4xx and the node keeps serving.
+    const bad: Array<[string, BodyInit, number]> = [
+      ["/api/v1/generate", "{oops", 400],
+      ["/api/v1/generate", JSON.stringify({ inputs: "x", parameters: { max_new_tokens: 0 } }), 400],
+      ["/api/v1/generate", JSON.stringify({ inputs: "x", parameters: { max_new_tokens: 1_000_000 } }), 400],
+      ["/api/v1/generate", JSON.stringify({ inputs: "x", parameters: { temperature: -1 } }), 400],
+      [
+        "/v1/chat/completions",
+        JSON.stringify({ model: "nope/nope", messages: [{ role: "user", content: "x" }] }),
+        404,
+      ],
+      ["/api/v1/generate", JSON.stringify({ inputs: "x".repeat(10 * 1024 * 1024) }), 413],
+    ];
+    for (const [path, body, status] of bad) {
+      const r = await fetch(`${o1.api}${path}`, { method: "POST", body });
+      assert.equal(r.status, status, `${path} ${String(body).slice(0, 40)}`);
+      const j = await r.json();
+      assert.ok(JSON.stringify(j).length > 20, "a clear message");
+    }
+    assert.equal((await fetch(`${o1.api}/health`)).status, 200);
+
+    // Chain: each node registered exactly once; heartbeats arrived.
+    for (const key of keys.slice(0, 3)) {
+      const address = new (await import("ethers")).Wallet(key).address;
+      assert.equal(await net.chain.isRegistered(address), true);
+      const regs = (await net.chain.txsTo("0x0000000000000000000000000000000000000021", address)).filter((
+        t,
+      ) => t.status === 1);
+      assert.equal(regs.length, 1);
+      await waitFor(async () => (await net.chain.heartbeats(address)).length >= 1, { what: "heartbeat" });
+    }
+
+    // Failover: a fourth node covers node 2's span; SIGKILL node 2 during a streamed generation.
+    await using n4 = new NodeProcess(
+      "node4",
+      await net.env(keys[3], "n4", { PETALS_INITIAL_PEERS: peers, BLOCK_INDICES: o2.span }),
+    );
+    await n4.online();
+    const long = { max_new_tokens: 24, do_sample: false, repetition_penalty: 1 };
+    const expected =
+      (await (await post(`${o1.api}/api/v1/generate`, { inputs: "Failover", parameters: long }))
+        .json()).generated_text;
+    const streamResp = await post(`${o1.api}/api/v1/generate`, {
+      inputs: "Failover",
+      parameters: long,
+      stream: true,
+    });
+    const reader = streamResp.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let got = "";
+    let killed = false;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      got += value;
+      if (!killed && got.includes('"token"')) {
+        n2.kill("SIGKILL");
+        killed = true;
+      }
+    }
+    const evs = sseData(got);
+    assert.equal(evs.at(-1), "[DONE]");
+    assert.equal(evs.slice(0, -1).map((e) => JSON.parse(e).token).join(""), expected);
+
+    // SIGTERM node 3: offline announced, final report, exit 0 within the grace period.
+    const before = net.oracle.accepted.length;
+    n3.kill("SIGTERM");
+    const status = await n3.exited;
+    assert.equal(status.code, 0);
+    assert.ok(n3.lines.some((l) => l.msg === "announced offline"));
+    assert.ok(net.oracle.accepted.length > before, "final report accepted");
+  },
+});

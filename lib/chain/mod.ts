@@ -9,3 +9,4 @@ export * from "./rewards.ts";
 export * from "./agent_registry.ts";
 export * from "./verify_inference.ts";
 export * from "./chain_agent.ts";
+export * from "./status.ts";

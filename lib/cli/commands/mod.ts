@@ -9,6 +9,9 @@ import { registerConfig } from "./config.ts";
 import { registerServe } from "./serve.ts";
 import { registerStatus } from "./status.ts";
 import { registerVersion } from "./version.ts";
+import { registerWallet } from "./wallet.ts";
+import { registerRegister } from "./register.ts";
+import { registerClaim } from "./claim.ts";
 
 export type RegisterCommand = (program: Command, ctx: CommandContext) => void;
 
@@ -17,4 +20,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerStatus,
   registerConfig,
   registerVersion,
+  registerWallet,
+  registerRegister,
+  registerClaim,
 ];

@@ -15,6 +15,7 @@
  */
 import { RuntimeError } from "../errors.ts";
 import { sleep } from "../util/abort.ts";
+import { validateHidden } from "./validate_hidden.ts";
 import type {
   BlockRuntime,
   HiddenStates,
@@ -70,67 +71,10 @@ export interface FakeBackendStats {
   tokens: number;
 }
 
+export { validateHidden };
+
 const bad = (message: string, hint: string, details?: Record<string, unknown>) =>
   new RuntimeError("BAD_INPUT", message, { hint, details });
-
-/** Throws BAD_INPUT unless `hidden` is a well-formed finite `[B, T, H]` tensor. */
-export function validateHidden(hidden: HiddenStates, hiddenSize: number, batch?: number): void {
-  if (
-    !hidden || !(hidden.data instanceof Float32Array) ||
-    !Array.isArray(hidden.shape) && !ArrayBuffer.isView(hidden.shape)
-  ) {
-    throw bad(
-      "hidden states must be {data: Float32Array, shape: [B, T, H]}",
-      "pass a float32 tensor of shape [B, T, H]",
-    );
-  }
-  const shape = Array.from(hidden.shape);
-  if (shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d >= 1)) {
-    throw bad(
-      `hidden states shape must be [B, T, H] with positive integers, got [${shape.join(", ")}]`,
-      "send [batch, tokens, hidden]",
-    );
-  }
-  const [b, t, h] = shape;
-  if (h !== hiddenSize) {
-    throw bad(
-      `hidden size ${h} does not match the model's hidden size ${hiddenSize}`,
-      "send hidden states of this model",
-      {
-        got: h,
-        expected: hiddenSize,
-      },
-    );
-  }
-  if (batch !== undefined && b !== batch) {
-    throw bad(
-      `batch ${b} does not match the session's batch ${batch}`,
-      "send the batch size the session was opened with",
-      {
-        got: b,
-        expected: batch,
-      },
-    );
-  }
-  if (hidden.data.length !== b * t * h) {
-    throw bad(
-      `hidden data has ${hidden.data.length} values but shape [${b}, ${t}, ${h}] needs ${b * t * h}`,
-      "make data match the shape",
-    );
-  }
-  const d = hidden.data;
-  for (let k = 0; k < d.length; k++) {
-    if (!Number.isFinite(d[k])) {
-      throw bad(
-        `hidden states contain a non-finite value (${d[k]}) at flat index ${k}`,
-        "check the previous span's output; NaN/Inf cannot be served",
-        {
-          index: k,
-        },
-      );
-    }
-  }
-}
 
 class FakeSession implements InferenceSession {
   readonly id = crypto.randomUUID();

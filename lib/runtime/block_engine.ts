@@ -1,0 +1,349 @@
+/**
+ * `BlockEngine`: the onnxruntime side of the runtime. It builds one ORT session per served block
+ * (and the head graphs when asked), keeps every inference session's KV caches in JS
+ * (`Float32Array [B, capacity, KV]` per block for K and V, grown by reallocation), passes the
+ * past as a zero-copy prefix view (batch 1) and appends the new K/V the graph returns.
+ *
+ * It runs inside the runtime Worker (ort_worker.ts) but has no Worker code itself, so tests can
+ * drive it directly. Inputs are assumed validated by the caller (OnnxBlockRuntime) — the engine
+ * re-checks only what protects its own memory.
+ * @module
+ */
+import * as ort from "onnxruntime-node";
+import { RuntimeError } from "../errors.ts";
+import { blockTensorNames, buildBlockGraph } from "./block_graph.ts";
+import { buildEmbedGraph, buildLogitsGraph, headTensorNames } from "./head_graph.ts";
+import type { ModelConfig } from "./model_config.ts";
+import { parseModelConfig } from "./model_config.ts";
+import { CheckpointTensors } from "./safetensors.ts";
+import type { WeightFormat } from "./types.ts";
+
+/** What the engine needs to load blocks and/or the head from local files. */
+export interface EngineLoadRequest {
+  /** Parsed config.json and generation_config.json (or {}). */
+  config: Record<string, unknown>;
+  generation?: Record<string, unknown>;
+  /** Tensor name → shard file name. */
+  weightMap: Record<string, string>;
+  /** Shard file name → local path. */
+  paths: Record<string, string>;
+  /** Tensor prefix of block i is `${blockPrefix}${i}.`. */
+  blockPrefix: string;
+  /** Prefix of head tensors (e.g. "transformer." or ""). */
+  headPrefix: string;
+  /** Blocks to build, [start, end); omit for a head-only engine. */
+  start?: number;
+  end?: number;
+  weights: WeightFormat;
+  /** Also build the head graphs (embeddings, final norm, LM head). */
+  head?: boolean;
+  threads?: number;
+}
+
+export interface EngineLoadResult {
+  loadMs: number;
+  /** Bytes of weights held by the block graphs. */
+  weightBytes: number;
+}
+
+interface Cache {
+  start: number;
+  end: number;
+  batch: number;
+  maxLength: number;
+  position: number;
+  capacity: number;
+  /** Per block: K and V, each [batch, capacity, KV]. */
+  k: Float32Array[];
+  v: Float32Array[];
+}
+
+export interface EngineTensor {
+  data: Float32Array;
+  shape: number[];
+}
+
+const engineError = (message: string, cause?: unknown) =>
+  new RuntimeError("ENGINE_FAILED", message, {
+    hint: "this is a bug or an out-of-memory condition; see the cause",
+    cause,
+  });
+
+export class BlockEngine {
+  cfg?: ModelConfig;
+  #blocks = new Map<number, ort.InferenceSession>();
+  #embed?: ort.InferenceSession;
+  #logits?: ort.InferenceSession;
+  #caches = new Map<string, Cache>();
+  #kvDim = 0;
+
+  #sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+    return {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: "sequential",
+      graphOptimizationLevel: "all",
+      extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } },
+    };
+  }
+
+  async load(req: EngineLoadRequest): Promise<EngineLoadResult> {
+    const t0 = performance.now();
+    const cfg = parseModelConfig(req.config, req.generation ?? {});
+    this.cfg = cfg;
+    this.#kvDim = cfg.numKvHeads * cfg.headDim;
+    const weightMap = new Map(Object.entries(req.weightMap));
+    const tensors = new CheckpointTensors(weightMap, (f) => {
+      const p = req.paths[f];
+      if (!p) {
+        throw new RuntimeError("BAD_CHECKPOINT", `shard ${f} was not fetched`, {
+          hint: "internal: the shard list is wrong",
+        });
+      }
+      return p;
+    });
+    const opts = this.#sessionOptions(req.threads ?? 2);
+    let weightBytes = 0;
+    try {
+      if (req.start !== undefined && req.end !== undefined) {
+        for (let i = req.start; i < req.end; i++) {
+          const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+          for (const n of blockTensorNames(cfg)) t.set(n, await tensors.read(`${req.blockPrefix}${i}.${n}`));
+          const graph = buildBlockGraph(cfg, t, req.weights);
+          weightBytes += graph.weightBytes;
+          this.#blocks.set(i, await this.#create(graph.toBytes(), opts, `block ${i}`));
+        }
+      }
+      if (req.head) {
+        const names = headTensorNames(cfg, req.headPrefix, (n) => weightMap.has(n));
+        const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+        for (const [role, name] of Object.entries(names)) t.set(role, await tensors.read(name));
+        this.#embed = await this.#create(buildEmbedGraph(cfg, t).toBytes(), opts, "embeddings");
+        this.#logits = await this.#create(buildLogitsGraph(cfg, t).toBytes(), opts, "LM head");
+      }
+    } finally {
+      await tensors.close();
+    }
+    return { loadMs: performance.now() - t0, weightBytes };
+  }
+
+  async #create(
+    bytes: Uint8Array,
+    opts: ort.InferenceSession.SessionOptions,
+    what: string,
+  ): Promise<ort.InferenceSession> {
+    try {
+      return await ort.InferenceSession.create(bytes, opts);
+    } catch (cause) {
+      throw engineError(`onnxruntime refused the ${what} graph: ${(cause as Error).message}`, cause);
+    }
+  }
+
+  #block(i: number): ort.InferenceSession {
+    const s = this.#blocks.get(i);
+    if (!s) {
+      throw new RuntimeError("BAD_SPAN", `block ${i} is not loaded`, {
+        hint: "request a span this runtime serves",
+      });
+    }
+    return s;
+  }
+
+  /** Runs one block on hidden [B,T,H] after a past [B,P,KV]; returns output and the new K/V. */
+  async #runBlock(
+    i: number,
+    hidden: Float32Array,
+    b: number,
+    t: number,
+    pastK: Float32Array,
+    pastV: Float32Array,
+    p: number,
+  ) {
+    const H = this.cfg!.hiddenSize, KV = this.#kvDim;
+    let r: ort.InferenceSession.OnnxValueMapType;
+    try {
+      r = await this.#block(i).run({
+        hidden: new ort.Tensor("float32", hidden, [b, t, H]),
+        past_key: new ort.Tensor("float32", pastK, [b, p, KV]),
+        past_value: new ort.Tensor("float32", pastV, [b, p, KV]),
+      });
+    } catch (cause) {
+      if (cause instanceof RuntimeError) throw cause;
+      throw engineError(`block ${i} failed: ${(cause as Error).message}`, cause);
+    }
+    return {
+      out: r.hidden_out.data as Float32Array,
+      k: r.key.data as Float32Array,
+      v: r.value.data as Float32Array,
+    };
+  }
+
+  /** Stateless pass through blocks [start, end) from position 0. */
+  async forward(start: number, end: number, hidden: EngineTensor): Promise<EngineTensor> {
+    const [b, t] = hidden.shape;
+    const empty = new Float32Array(0);
+    let x = hidden.data;
+    for (let i = start; i < end; i++) x = (await this.#runBlock(i, x, b, t, empty, empty, 0)).out;
+    return { data: x, shape: [...hidden.shape] };
+  }
+
+  /** Registers a session's cache (memory is allocated lazily, on first use, and grows). */
+  open(id: string, start: number, end: number, maxLength: number, batch: number): void {
+    for (let i = start; i < end; i++) this.#block(i);
+    this.#caches.set(id, { start, end, batch, maxLength, position: 0, capacity: 0, k: [], v: [] });
+  }
+
+  close(id: string): boolean {
+    return this.#caches.delete(id);
+  }
+
+  /** Open cache ids. */
+  get sessions(): number {
+    return this.#caches.size;
+  }
+
+  #cache(id: string): Cache {
+    const c = this.#caches.get(id);
+    if (!c) {
+      throw new RuntimeError("UNKNOWN_SESSION", `session ${id} is not open`, {
+        hint: "open a new session (and replay the history)",
+        details: { sessionId: id },
+      });
+    }
+    return c;
+  }
+
+  #ensureCapacity(c: Cache, need: number): void {
+    if (need <= c.capacity) return;
+    const KV = this.#kvDim;
+    const cap = Math.min(c.maxLength, Math.max(need, c.capacity * 2, 16));
+    const grow = (old: Float32Array | undefined) => {
+      const buf = new Float32Array(c.batch * cap * KV);
+      if (old) {
+        for (let r = 0; r < c.batch; r++) {
+          buf.set(old.subarray(r * c.capacity * KV, (r * c.capacity + c.position) * KV), r * cap * KV);
+        }
+      }
+      return buf;
+    };
+    for (let j = 0; j < c.end - c.start; j++) {
+      c.k[j] = grow(c.k[j]);
+      c.v[j] = grow(c.v[j]);
+    }
+    c.capacity = cap;
+  }
+
+  /** The past [B, P, KV] of one buffer: a zero-copy view for batch 1, a gathered copy otherwise. */
+  #past(c: Cache, buf: Float32Array, p: number): Float32Array {
+    const KV = this.#kvDim;
+    if (c.batch === 1) return buf.subarray(0, p * KV);
+    const out = new Float32Array(c.batch * p * KV);
+    for (let r = 0; r < c.batch; r++) {
+      out.set(buf.subarray(r * c.capacity * KV, (r * c.capacity + p) * KV), r * p * KV);
+    }
+    return out;
+  }
+
+  #append(c: Cache, buf: Float32Array, fresh: Float32Array, p: number, t: number): void {
+    const KV = this.#kvDim;
+    for (let r = 0; r < c.batch; r++) {
+      buf.set(fresh.subarray(r * t * KV, (r + 1) * t * KV), (r * c.capacity + p) * KV);
+    }
+  }
+
+  /**
+   * One inference step: optional rollback to `startFromPosition`, optional batch reorder by
+   * `hypoIds`, then the span's blocks on hidden [B, T, H]; the cache advances by T.
+   */
+  async step(
+    id: string,
+    hidden: EngineTensor,
+    startFromPosition?: number,
+    hypoIds?: number[],
+  ): Promise<EngineTensor> {
+    const c = this.#cache(id);
+    const [b, t] = hidden.shape;
+    if (b !== c.batch) {
+      throw new RuntimeError("BAD_INPUT", `batch ${b} ≠ session batch ${c.batch}`, {
+        hint: "send the session's batch size",
+      });
+    }
+    let p = c.position;
+    if (startFromPosition !== undefined) {
+      if (startFromPosition < 0 || startFromPosition > p) {
+        throw new RuntimeError("BAD_INPUT", `startFromPosition ${startFromPosition} is outside [0, ${p}]`, {
+          hint: "roll back only to a position already in the cache",
+        });
+      }
+      p = startFromPosition;
+    }
+    if (p + t > c.maxLength) {
+      throw new RuntimeError(
+        "TOO_LONG",
+        `step of ${t} tokens at position ${p} exceeds the session's maxLength ${c.maxLength}`,
+        {
+          hint: "open the session with a larger maxLength",
+        },
+      );
+    }
+    c.position = p;
+    this.#ensureCapacity(c, p + t);
+    if (hypoIds && c.capacity > 0) {
+      const KV = this.#kvDim;
+      const reorder = (buf: Float32Array) => {
+        const src = buf.slice(0, c.batch * c.capacity * KV);
+        for (let r = 0; r < c.batch; r++) {
+          const from = hypoIds[r];
+          buf.set(src.subarray(from * c.capacity * KV, (from * c.capacity + p) * KV), r * c.capacity * KV);
+        }
+      };
+      for (let j = 0; j < c.end - c.start; j++) {
+        reorder(c.k[j]);
+        reorder(c.v[j]);
+      }
+    }
+    let x = hidden.data;
+    for (let i = c.start; i < c.end; i++) {
+      const j = i - c.start;
+      const r = await this.#runBlock(i, x, b, t, this.#past(c, c.k[j], p), this.#past(c, c.v[j], p), p);
+      this.#append(c, c.k[j], r.k, p, t);
+      this.#append(c, c.v[j], r.v, p, t);
+      x = r.out;
+    }
+    c.position = p + t;
+    return { data: x, shape: [...hidden.shape] };
+  }
+
+  /** Token ids [B, T] → hidden [B, T, H]. */
+  async embed(ids: Int32Array, b: number, t: number): Promise<EngineTensor> {
+    if (!this.#embed) throw engineError("the head is not loaded");
+    const big = BigInt64Array.from(ids, (v) => BigInt(v));
+    const r = await this.#embed.run({ ids: new ort.Tensor("int64", big, [b, t]) });
+    return { data: r.hidden.data as Float32Array, shape: [b, t, this.cfg!.hiddenSize] };
+  }
+
+  /** Last hidden [B, H] → logits [B, vocab]. */
+  async logits(hidden: Float32Array, b: number): Promise<EngineTensor> {
+    if (!this.#logits) throw engineError("the head is not loaded");
+    const r = await this.#logits.run({
+      hidden: new ort.Tensor("float32", hidden, [b, this.cfg!.hiddenSize]),
+    });
+    return { data: r.logits.data as Float32Array, shape: [b, this.cfg!.vocabSize] };
+  }
+
+  async dispose(): Promise<void> {
+    this.#caches.clear();
+    const all = [...this.#blocks.values(), this.#embed, this.#logits].filter((s): s is ort.InferenceSession =>
+      !!s
+    );
+    this.#blocks.clear();
+    this.#embed = this.#logits = undefined;
+    for (const s of all) {
+      try {
+        await s.release();
+      } catch {
+        // already released
+      }
+    }
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * Graphs of the client head: embeddings (+ BLOOM's embedding LayerNorm) and final norm + LM head
+ * (tied to the embeddings or not), so generation needs no other library.
+ *   embed:  ids int64 [B, T] → hidden [B, T, H]
+ *   logits: hidden [B, H]    → logits [B, vocab]
+ * @module
+ */
+import { RuntimeError } from "../errors.ts";
+import type { ModelConfig } from "./model_config.ts";
+import { attr, DataType, OnnxGraph } from "./onnx_graph.ts";
+
+export type HeadTensors = ReadonlyMap<
+  string,
+  { readonly shape: readonly number[]; readonly data: Float32Array }
+>;
+
+/** Role → checkpoint tensor name for the head of this model. */
+export function headTensorNames(
+  cfg: ModelConfig,
+  prefix: string,
+  has: (name: string) => boolean,
+): Record<string, string> {
+  if (cfg.modelType === "bloom") {
+    return {
+      embed: `${prefix}word_embeddings.weight`,
+      embed_ln_w: `${prefix}word_embeddings_layernorm.weight`,
+      embed_ln_b: `${prefix}word_embeddings_layernorm.bias`,
+      norm_w: `${prefix}ln_f.weight`,
+      norm_b: `${prefix}ln_f.bias`,
+      lm_head: `${prefix}word_embeddings.weight`,
+    };
+  }
+  const embed = `${prefix}embed_tokens.weight`;
+  let lmHead = embed;
+  if (!cfg.tieWordEmbeddings) {
+    if (!has("lm_head.weight")) {
+      throw new RuntimeError(
+        "BAD_CHECKPOINT",
+        "tie_word_embeddings is false but the checkpoint has no lm_head.weight",
+        {
+          hint: "the checkpoint is incomplete or its config is wrong",
+        },
+      );
+    }
+    lmHead = "lm_head.weight";
+  }
+  return { embed, norm_w: `${prefix}norm.weight`, lm_head: lmHead };
+}
+
+function get(t: HeadTensors, role: string, shape: number[]): Float32Array {
+  const x = t.get(role);
+  if (!x || x.shape.length !== shape.length || x.shape.some((d, i) => d !== shape[i])) {
+    throw new RuntimeError(
+      "BAD_CHECKPOINT",
+      `head tensor ${role} has shape [${x?.shape ?? "missing"}], expected [${shape}]`,
+      {
+        hint: "the checkpoint does not match its config.json",
+      },
+    );
+  }
+  return x.data;
+}
+
+export function buildEmbedGraph(cfg: ModelConfig, t: HeadTensors): OnnxGraph {
+  const H = cfg.hiddenSize, V = cfg.vocabSize;
+  const g = new OnnxGraph("embed");
+  g.input("ids", DataType.INT64, ["B", "T"]);
+  g.output("hidden", DataType.FLOAT, ["B", "T", H]);
+  const emb = g.op("Gather", [g.initializer("embed", get(t, "embed", [V, H]), [V, H]), "ids"], {
+    axis: attr.i(0),
+  });
+  if (cfg.modelType === "bloom") {
+    g.node(
+      "LayerNormalization",
+      [
+        emb,
+        g.initializer("ln_w", get(t, "embed_ln_w", [H]), [H]),
+        g.initializer("ln_b", get(t, "embed_ln_b", [H]), [H]),
+      ],
+      ["hidden"],
+      {
+        axis: attr.i(-1),
+        epsilon: attr.f(cfg.eps),
+      },
+    );
+  } else {
+    g.node("Identity", [emb], ["hidden"]);
+  }
+  return g;
+}
+
+export function buildLogitsGraph(cfg: ModelConfig, t: HeadTensors): OnnxGraph {
+  const H = cfg.hiddenSize, V = cfg.vocabSize;
+  const g = new OnnxGraph("logits");
+  g.input("hidden", DataType.FLOAT, ["B", H]);
+  g.output("logits", DataType.FLOAT, ["B", V]);
+  const normed = cfg.modelType === "bloom"
+    ? g.op("LayerNormalization", [
+      "hidden",
+      g.initializer("ln_f_w", get(t, "norm_w", [H]), [H]),
+      g.initializer("ln_f_b", get(t, "norm_b", [H]), [H]),
+    ], {
+      axis: attr.i(-1),
+      epsilon: attr.f(cfg.eps),
+    })
+    : g.op("SimplifiedLayerNormalization", ["hidden", g.initializer("norm_w", get(t, "norm_w", [H]), [H])], {
+      axis: attr.i(-1),
+      epsilon: attr.f(cfg.eps),
+    });
+  g.node("Gemm", [normed, g.initializer("lm_head", get(t, "lm_head", [V, H]), [V, H])], ["logits"], {
+    transB: attr.i(1),
+  });
+  return g;
+}

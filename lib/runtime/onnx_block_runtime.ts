@@ -1,0 +1,361 @@
+/**
+ * `OnnxBlockRuntime`: the real `BlockRuntime`. `start()` resolves the checkpoint (downloading only
+ * the shards of the served blocks), starts the runtime Worker and builds one graph per block
+ * there. Sessions reserve their KV cache against the budget at open (`CACHE_FULL` otherwise);
+ * every input is validated here, before it reaches the Worker, so a bad request never costs a
+ * Worker round trip and the Worker keeps running.
+ * @module
+ */
+import { RuntimeError } from "../errors.ts";
+import type { Logger } from "../util/logger.ts";
+import { silentLogger } from "../util/logger.ts";
+import type { ResolvedCheckpoint } from "./checkpoint.ts";
+import { resolveCheckpoint } from "./checkpoint.ts";
+import type { DownloadProgress } from "./hub_download.ts";
+import type {
+  BlockRuntime,
+  BlockRuntimeOptions,
+  HiddenStates,
+  InferenceSession,
+  OpenSessionOptions,
+  RuntimeInfo,
+  StepOptions,
+} from "./types.ts";
+import { validateHidden } from "./validate_hidden.ts";
+import { WorkerClient } from "./worker_client.ts";
+
+export interface OnnxBlockRuntimeOptions extends BlockRuntimeOptions {
+  onProgress?: (p: DownloadProgress) => void;
+  /** Fraction of available memory for KV caches when `cacheTokens` is 0/unset (default 0.25). */
+  cacheMemoryFraction?: number;
+}
+
+const bad = (message: string, hint: string, details?: Record<string, unknown>) =>
+  new RuntimeError("BAD_INPUT", message, { hint, details });
+
+class OnnxSession implements InferenceSession {
+  readonly id = crypto.randomUUID();
+  position = 0;
+  closed = false;
+  #chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly runtime: OnnxBlockRuntime,
+    readonly start: number,
+    readonly end: number,
+    readonly maxLength: number,
+    readonly batch: number,
+  ) {}
+
+  step(hidden: HiddenStates, options: StepOptions = {}): Promise<HiddenStates> {
+    const run = this.#chain.then(() => this.#step(hidden, options));
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
+  async #step(hidden: HiddenStates, options: StepOptions): Promise<HiddenStates> {
+    if (this.closed) {
+      throw new RuntimeError("UNKNOWN_SESSION", `session ${this.id} is closed`, {
+        hint: "open a new session (and replay the history)",
+        details: { sessionId: this.id },
+      });
+    }
+    const worker = this.runtime.worker();
+    validateHidden(hidden, this.runtime.hiddenSize, this.batch);
+    const [b, t, h] = hidden.shape;
+    let position = this.position;
+    const s = options.startFromPosition;
+    if (s !== undefined) {
+      if (!Number.isInteger(s) || s < 0 || s > position) {
+        throw bad(
+          `startFromPosition ${s} is outside [0, ${position}] (the session holds ${position} tokens)`,
+          "roll back only to a position already in the cache",
+          {
+            startFromPosition: s,
+            position,
+          },
+        );
+      }
+      position = s;
+    }
+    if (position + t > this.maxLength) {
+      throw new RuntimeError(
+        "TOO_LONG",
+        `step of ${t} tokens at position ${position} exceeds the session's maxLength ${this.maxLength}`,
+        {
+          hint: "open the session with a larger maxLength",
+          details: { position, tokens: t, maxLength: this.maxLength },
+        },
+      );
+    }
+    let hypoIds: number[] | undefined;
+    if (options.hypoIds !== undefined) {
+      hypoIds = Array.from(options.hypoIds);
+      if (hypoIds.length !== b || !hypoIds.every((v) => Number.isInteger(v) && v >= 0 && v < b)) {
+        throw bad(
+          `hypoIds [${hypoIds.join(", ")}] must have ${b} integers in [0, ${b})`,
+          "send one source row index per batch row",
+          { hypoIds },
+        );
+      }
+    }
+    const r = await worker.call("step", {
+      id: this.id,
+      hidden: { data: hidden.data, shape: [b, t, h] },
+      startFromPosition: s,
+      hypoIds,
+    }, options.signal) as { data: Float32Array; shape: number[] };
+    this.position = position + t;
+    return { data: r.data, shape: [b, t, h] };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.runtime.release(this);
+  }
+}
+
+export class OnnxBlockRuntime implements BlockRuntime {
+  readonly #o: OnnxBlockRuntimeOptions;
+  readonly #log: Logger;
+  #worker?: WorkerClient;
+  #ckpt?: ResolvedCheckpoint;
+  #starting?: Promise<void>;
+  #cacheTotal = 0;
+  #reserved = 0;
+  #maxLength = 0;
+  readonly #sessions = new Map<string, OnnxSession>();
+  /** Load statistics of the last start(). */
+  loadStats?: { resolveMs: number; buildMs: number; weightBytes: number };
+
+  constructor(options: OnnxBlockRuntimeOptions) {
+    this.#o = options;
+    this.#log = (options.logger ?? silentLogger).child({ part: "runtime" });
+  }
+
+  get hiddenSize(): number {
+    return this.#ckpt?.modelConfig.hiddenSize ?? 0;
+  }
+
+  start(): Promise<void> {
+    this.#starting ??= this.#start().catch((err) => {
+      this.#starting = undefined;
+      this.#worker?.terminate();
+      this.#worker = undefined;
+      throw err;
+    });
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const o = this.#o;
+    const t0 = performance.now();
+    this.#log.info("resolving checkpoint", {
+      model: o.model,
+      revision: o.revision,
+      start: o.start,
+      end: o.end,
+    });
+    const ck = await resolveCheckpoint(o, {
+      start: o.start,
+      end: o.end,
+      logger: this.#log,
+      signal: o.signal,
+      onProgress: o.onProgress,
+    });
+    const t1 = performance.now();
+    const cfg = ck.modelConfig;
+    const worker = new WorkerClient(this.#log);
+    this.#worker = worker;
+    const res = await worker.call("load", {
+      config: ck.config,
+      generation: ck.generation,
+      weightMap: ck.weightMap,
+      paths: ck.paths,
+      blockPrefix: ck.blockPrefix,
+      headPrefix: ck.headPrefix,
+      start: o.start,
+      end: o.end,
+      weights: o.weights,
+      threads: o.threads ?? 2,
+    }, o.signal) as { loadMs: number; weightBytes: number };
+    this.#ckpt = ck;
+    this.#maxLength = Math.max(1, o.maxLength ?? Math.min(cfg.maxPositions ?? 8192, 8192));
+    const kvBytesPerToken = 2 * cfg.numKvHeads * cfg.headDim * 4;
+    if (o.cacheTokens && o.cacheTokens > 0) this.#cacheTotal = Math.floor(o.cacheTokens);
+    else {
+      let avail = 4 * 2 ** 30;
+      try {
+        avail = Deno.systemMemoryInfo().available;
+      } catch {
+        // no --allow-sys: assume 4 GiB available
+      }
+      this.#cacheTotal = Math.max(0, Math.floor((avail * (o.cacheMemoryFraction ?? 0.25)) / kvBytesPerToken));
+    }
+    this.loadStats = { resolveMs: t1 - t0, buildMs: res.loadMs, weightBytes: res.weightBytes };
+    this.#log.info("blocks ready", {
+      model: o.model,
+      blocks: `${o.start}:${o.end}`,
+      weights: o.weights,
+      loadMs: Math.round(performance.now() - t0),
+      weightMB: Math.round(res.weightBytes / 2 ** 20),
+      cacheTokens: this.#cacheTotal,
+    });
+  }
+
+  async stop(): Promise<void> {
+    const w = this.#worker;
+    this.#worker = undefined;
+    this.#starting = undefined;
+    for (const s of this.#sessions.values()) s.closed = true;
+    this.#sessions.clear();
+    this.#reserved = 0;
+    if (w) {
+      try {
+        await w.call("dispose", {});
+      } catch {
+        // worker already gone
+      }
+      w.terminate();
+    }
+  }
+
+  /** @internal The live worker or NOT_RUNNING. */
+  worker(): WorkerClient {
+    if (!this.#worker || !this.#ckpt) {
+      throw new RuntimeError("NOT_RUNNING", `runtime for ${this.#o.model} is not running`, {
+        hint: "call start() first (or it was stopped)",
+      });
+    }
+    return this.#worker;
+  }
+
+  info(): RuntimeInfo {
+    const cfg = this.#ckpt?.modelConfig;
+    return {
+      modelId: this.#o.model,
+      revision: this.#ckpt?.revision,
+      modelType: cfg?.modelType ?? "llama",
+      hiddenSize: cfg?.hiddenSize ?? 0,
+      numBlocks: cfg?.numLayers ?? 0,
+      start: this.#o.start,
+      end: this.#o.end,
+      weights: this.#o.weights,
+      cacheTokensTotal: this.#cacheTotal,
+      cacheTokensLeft: this.#cacheTotal - this.#reserved,
+      maxLength: this.#maxLength,
+      openSessions: this.#sessions.size,
+    };
+  }
+
+  #checkSpan(start: number, end: number): void {
+    if (
+      !Number.isInteger(start) || !Number.isInteger(end) || start < this.#o.start || end > this.#o.end ||
+      start >= end
+    ) {
+      throw new RuntimeError(
+        "BAD_SPAN",
+        `span [${start}, ${end}) is not inside the served span [${this.#o.start}, ${this.#o.end})`,
+        {
+          hint: "route this range to a server that serves it",
+          details: { start, end, served: [this.#o.start, this.#o.end] },
+        },
+      );
+    }
+  }
+
+  async openSession(options: OpenSessionOptions): Promise<InferenceSession> {
+    const worker = this.worker();
+    const { start, end, maxLength, batch } = options;
+    this.#checkSpan(start, end);
+    if (!Number.isInteger(batch) || batch < 1) {
+      throw bad(`batch must be an integer ≥ 1, got ${batch}`, "open with batch ≥ 1");
+    }
+    if (!Number.isInteger(maxLength) || maxLength < 1) {
+      throw bad(`maxLength must be an integer ≥ 1, got ${maxLength}`, "open with maxLength ≥ 1");
+    }
+    if (maxLength > this.#maxLength) {
+      throw new RuntimeError(
+        "TOO_LONG",
+        `maxLength ${maxLength} exceeds this server's limit ${this.#maxLength}`,
+        {
+          hint: `use maxLength ≤ ${this.#maxLength}`,
+          details: { maxLength, limit: this.#maxLength },
+        },
+      );
+    }
+    const need = batch * maxLength * (end - start);
+    const left = this.#cacheTotal - this.#reserved;
+    if (need > left) {
+      throw new RuntimeError(
+        "CACHE_FULL",
+        `session needs ${need} cache tokens (batch ${batch} × maxLength ${maxLength} × ${
+          end - start
+        } blocks) but only ${left} are left`,
+        {
+          hint: "use another server, a shorter maxLength, or retry later",
+          details: { need, left },
+        },
+      );
+    }
+    this.#reserved += need;
+    const s = new OnnxSession(this, start, end, maxLength, batch);
+    try {
+      await worker.call("open", { id: s.id, start, end, maxLength, batch }, options.signal);
+    } catch (err) {
+      this.#reserved -= need;
+      throw err;
+    }
+    this.#sessions.set(s.id, s);
+    return s;
+  }
+
+  getSession(id: string): InferenceSession | undefined {
+    return this.#sessions.get(id);
+  }
+
+  /** @internal */
+  async release(s: OnnxSession): Promise<void> {
+    if (!this.#sessions.delete(s.id)) return;
+    this.#reserved -= s.batch * s.maxLength * (s.end - s.start);
+    try {
+      await this.#worker?.call("close", { id: s.id });
+    } catch {
+      // worker gone: nothing to free
+    }
+  }
+
+  async forward(
+    start: number,
+    end: number,
+    hidden: HiddenStates,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<HiddenStates> {
+    const worker = this.worker();
+    this.#checkSpan(start, end);
+    validateHidden(hidden, this.hiddenSize);
+    const [b, t, h] = hidden.shape;
+    if (t > this.#maxLength) {
+      throw new RuntimeError("TOO_LONG", `forward of ${t} tokens exceeds the limit ${this.#maxLength}`, {
+        hint: "split the sequence into chunks",
+        details: { tokens: t, limit: this.#maxLength },
+      });
+    }
+    const r = await worker.call(
+      "forward",
+      { start, end, hidden: { data: hidden.data, shape: [b, t, h] } },
+      options.signal,
+    ) as {
+      data: Float32Array;
+    };
+    return { data: r.data, shape: [b, t, h] };
+  }
+}
+
+/** Creates the onnxruntime block runtime (call `start()` to load it). */
+export function createBlockRuntime(
+  options: OnnxBlockRuntimeOptions,
+): BlockRuntime & { loadStats?: OnnxBlockRuntime["loadStats"] } {
+  return new OnnxBlockRuntime(options);
+}

@@ -1,0 +1,93 @@
+/**
+ * `WorkerClient`: the main-thread end of the runtime Worker (ort_worker.ts). Requests are
+ * numbered, answered in the Worker's priority order, and errors come back as RuntimeErrors with
+ * their codes. If the Worker dies, every pending and later call fails with ENGINE_FAILED.
+ * @module
+ */
+import { RuntimeError } from "../errors.ts";
+import type { Logger } from "../util/logger.ts";
+import { silentLogger } from "../util/logger.ts";
+import type { WorkerReply, WorkerRequest } from "./worker_protocol.ts";
+import { deserializeError } from "./worker_protocol.ts";
+
+type Args<O extends WorkerRequest["op"]> = Extract<WorkerRequest, { op: O }>["args"];
+
+export class WorkerClient {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+  readonly #log: Logger;
+  #next = 1;
+  #dead?: RuntimeError;
+
+  constructor(logger: Logger = silentLogger) {
+    this.#log = logger;
+    this.#worker = new Worker(new URL("./ort_worker.ts", import.meta.url).href, { type: "module" });
+    this.#worker.onmessage = (e: MessageEvent<WorkerReply>) => {
+      const r = e.data;
+      const p = this.#pending.get(r.id);
+      if (!p) return;
+      this.#pending.delete(r.id);
+      if (r.ok) p.resolve(r.result);
+      else p.reject(deserializeError(r.error));
+    };
+    this.#worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      this.#fail(
+        new RuntimeError("ENGINE_FAILED", `the runtime worker crashed: ${e.message}`, {
+          hint: "restart the node; if it repeats, report it with the log",
+        }),
+      );
+    };
+  }
+
+  #fail(err: RuntimeError): void {
+    if (this.#dead) return;
+    this.#dead = err;
+    this.#log.error("runtime worker failed", { error: err.message });
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+
+  /** Whether the worker is usable. */
+  get alive(): boolean {
+    return !this.#dead;
+  }
+
+  /**
+   * Sends a request. An abort rejects the returned promise at once; the Worker still finishes
+   * the request (its result is dropped).
+   */
+  call<O extends WorkerRequest["op"]>(
+    op: O,
+    args: Args<O>,
+    signal?: AbortSignal,
+    transfer: Transferable[] = [],
+  ): Promise<unknown> {
+    if (this.#dead) return Promise.reject(this.#dead);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.#pending.delete(id);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#pending.set(id, {
+        resolve: (v) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(v);
+        },
+        reject: (e) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      });
+      this.#worker.postMessage({ id, op, args } as WorkerRequest, transfer);
+    });
+  }
+
+  terminate(): void {
+    this.#worker.terminate();
+    this.#fail(new RuntimeError("NOT_RUNNING", "the runtime was stopped", { hint: "start it again" }));
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Messages between `WorkerClient` (main thread) and ort_worker.ts, and error (de)serialization
+ * so typed RuntimeErrors survive the thread boundary.
+ * @module
+ */
+import { PlumiseError, RuntimeError } from "../errors.ts";
+import type { EngineLoadRequest, EngineTensor } from "./block_engine.ts";
+
+export type WorkerRequest =
+  | { id: number; op: "load"; args: EngineLoadRequest }
+  | {
+    id: number;
+    op: "open";
+    args: { id: string; start: number; end: number; maxLength: number; batch: number };
+  }
+  | { id: number; op: "close"; args: { id: string } }
+  | {
+    id: number;
+    op: "step";
+    args: { id: string; hidden: EngineTensor; startFromPosition?: number; hypoIds?: number[] };
+  }
+  | { id: number; op: "forward"; args: { start: number; end: number; hidden: EngineTensor } }
+  | { id: number; op: "embed"; args: { ids: Int32Array; batch: number; tokens: number } }
+  | { id: number; op: "logits"; args: { hidden: Float32Array; batch: number } }
+  | { id: number; op: "dispose"; args: Record<string, never> };
+
+export type WorkerOp = WorkerRequest["op"];
+
+export interface SerializedError {
+  name: string;
+  code: string;
+  message: string;
+  hint: string;
+  details: Record<string, unknown>;
+}
+
+export type WorkerReply =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: SerializedError };
+
+/** 0 = interactive (served first), 1 = batch (forward requests). */
+export function priorityOf(op: WorkerOp): 0 | 1 {
+  return op === "forward" ? 1 : 0;
+}
+
+export function serializeError(err: unknown): SerializedError {
+  if (err instanceof PlumiseError) {
+    return { name: err.name, code: err.code, message: err.message, hint: err.hint, details: err.details };
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  return {
+    name: "RuntimeError",
+    code: "ENGINE_FAILED",
+    message: e.message,
+    hint: "internal error in the runtime worker",
+    details: {},
+  };
+}
+
+export function deserializeError(e: SerializedError): RuntimeError {
+  return new RuntimeError(e.code, e.message, { hint: e.hint, details: e.details });
+}

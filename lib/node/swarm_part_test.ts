@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { resolveConfig } from "../config/resolve_config.ts";
+import { FakeBackend } from "../runtime/fake_backend.ts";
+import { Metrics } from "../util/metrics.ts";
+import { silentLogger } from "../util/logger.ts";
+import { createSwarmPart, type SwarmPart } from "./swarm_part.ts";
+
+const figures = { throughput: 10, inferenceRps: 100, forwardRps: 1000, networkRps: 500 };
+
+async function part(dir: string, name: string, peers: string[], extra: Record<string, string> = {}) {
+  const config = resolveConfig({
+    env: {
+      PLUMISE_OFFLINE: "true",
+      MODEL_NAME: "fake/model",
+      NUM_BLOCKS: "2",
+      PETALS_HOST: "127.0.0.1",
+      PETALS_PORT: "0",
+      PETALS_IDENTITY_PATH: `${dir}/${name}.key`,
+      PETALS_INITIAL_PEERS: peers.join(","),
+      PLUMISE_DATA_DIR: dir,
+      ...extra,
+    },
+    system: { availableMemoryBytes: 8 * 2 ** 30 },
+  }).config;
+  let runtime: FakeBackend | undefined;
+  const p = await createSwarmPart({
+    config,
+    metrics: new Metrics(),
+    logger: silentLogger,
+    runtime: () => runtime!,
+    figures: () => figures,
+    announcePeriodMs: 500,
+  });
+  return {
+    p,
+    async run() {
+      const signal = new AbortController().signal;
+      await p.start(signal);
+      const span = await p.chooseSpan(6, signal);
+      await p.announce("joining", span, signal);
+      runtime = new FakeBackend({ modelId: "fake/model", numBlocks: 6, start: span.start, end: span.end });
+      await runtime.start();
+      await p.serve(figures.throughput);
+      return span;
+    },
+  };
+}
+
+Deno.test({
+  name: "swarm part: simultaneous joiners end on disjoint spans; coverage; pinned span; identity persists",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const parts: SwarmPart[] = [];
+    try {
+      const a = await part(dir, "a", []);
+      parts.push(a.p);
+      assert.deepEqual(await a.run(), { start: 0, end: 2 });
+      const peers = a.p.status().addrs!.slice(0, 1);
+      const b = await part(dir, "b", peers);
+      const c = await part(dir, "c", peers);
+      parts.push(b.p, c.p);
+      const spans = await Promise.all([b.run(), c.run()]);
+      const keys = spans.map((s) => `${s.start}:${s.end}`).sort();
+      assert.deepEqual(keys, ["2:4", "4:6"]);
+      const deadline = Date.now() + 10_000;
+      while (!a.p.status().coverage?.complete && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.deepEqual(a.p.status().coverage, {
+        totalBlocks: 6,
+        coveredBlocks: 6,
+        complete: true,
+        servers: 3,
+      });
+
+      const d = await part(dir, "d", peers, { BLOCK_INDICES: "2:4" });
+      parts.push(d.p);
+      assert.deepEqual(await d.run(), { start: 2, end: 4 }, "a pinned span is taken as given");
+      const firstId = a.p.status().peerId;
+      await a.p.drain(100);
+      await a.p.stop();
+      const again = await part(dir, "a", []);
+      await again.p.start(new AbortController().signal);
+      parts.push(again.p);
+      assert.equal(again.p.status().peerId, firstId, "the peer id survives a restart");
+    } finally {
+      for (const p of parts) await p.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

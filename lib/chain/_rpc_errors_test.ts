@@ -1,0 +1,20 @@
+import assert from "node:assert/strict";
+import { decodeRevertReason, isMethodNotFound, isNonceError, toChainError } from "./_rpc_errors.ts";
+
+Deno.test("rpc error classification", () => {
+  const data = "0x08c379a0" + "0".repeat(62) + "20" + "0".repeat(62) + "0a" + "4e6f2072657761726473" +
+    "0".repeat(44);
+  assert.equal(decodeRevertReason(data), "No rewards");
+  assert.ok(isMethodNotFound({ info: { error: { code: -32601, message: "x" } } }));
+  assert.ok(isNonceError({ message: "nonce too low: next nonce 5" }));
+  assert.ok(isNonceError({ code: "REPLACEMENT_UNDERPRICED" }));
+  assert.equal(
+    toChainError({ code: "CALL_EXCEPTION", reason: "nope" }, "eth_call", "u").code,
+    "CHAIN_REVERT",
+  );
+  assert.equal(
+    toChainError({ code: "BAD_DATA", message: "missing response" }, "m", "u").code,
+    "CHAIN_BAD_RESPONSE",
+  );
+  assert.equal(toChainError(new Error("connect ECONNREFUSED"), "m", "u").code, "CHAIN_UNREACHABLE");
+});

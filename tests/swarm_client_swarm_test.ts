@@ -1,0 +1,242 @@
+/**
+ * Multi-process tests of the swarm client: span servers run as separate processes on 127.0.0.1
+ * (libp2p + the swarm's real protocol handlers over the runtime's FakeBackend); the client
+ * connects over libp2p, pulls the table, routes, generates, and survives SIGKILLed servers.
+ */
+import assert from "node:assert/strict";
+import { SwarmError } from "../lib/errors.ts";
+import { FakeBackend } from "../lib/runtime/fake_backend.ts";
+import { FakeHead, FakeTokenizer } from "../lib/swarm/client/_fake_head.ts";
+import { type ConnectedSwarmClient, connectSwarm } from "../lib/swarm/client/connect_swarm.ts";
+import { generateText, type StepSession } from "../lib/swarm/client/generate_text.ts";
+import type { SwarmInferenceSession } from "../lib/swarm/client/swarm_inference_session.ts";
+import { type SpawnedFixture, spawnFixtureServer } from "./helpers/swarm_client_fixture.ts";
+import { waitFor } from "./helpers/wait_for.ts";
+
+const MODEL = "fake/model";
+const NB = 9, H = 16;
+const head = new FakeHead(H), tokenizer = new FakeTokenizer();
+const PROMPT = "the swarm says";
+const opts = { maxNewTokens: 12, eosTokenIds: [] as number[] };
+
+async function localReference(prompt = PROMPT, o = opts): Promise<number[]> {
+  const b = new FakeBackend({ modelId: MODEL, hiddenSize: H, numBlocks: NB });
+  await b.start();
+  const session = await b.openSession({ start: 0, end: NB, maxLength: 128, batch: 1 });
+  const r = await generateText({ head, tokenizer, session }, prompt, o).complete();
+  await b.stop();
+  return [...r.tokenIds];
+}
+
+class Swarm {
+  servers: SpawnedFixture[] = [];
+  async add(start: number, end: number, inferenceRps = 1000): Promise<SpawnedFixture> {
+    const s = await spawnFixtureServer({
+      model: MODEL,
+      start,
+      end,
+      numBlocks: NB,
+      hiddenSize: H,
+      inferenceRps,
+    });
+    this.servers.push(s);
+    const all = this.servers.map((x) => x.signed);
+    await Promise.all(this.servers.map((x) => x.addRecords(all).catch(() => {})));
+    return s;
+  }
+  async connect(): Promise<ConnectedSwarmClient> {
+    const first = this.servers[0];
+    const client = await connectSwarm({
+      model: MODEL,
+      initialPeers: [
+        first.addrs[0].includes("/p2p/") ? first.addrs[0] : `${first.addrs[0]}/p2p/${first.peerId}`,
+      ],
+      head,
+      tokenizer,
+      numBlocks: NB,
+      tableRefreshMs: 0,
+      retryBackoff: { initialMs: 20, maxMs: 200 },
+      maxRetries: 4,
+      stepTimeoutMs: 10_000,
+    });
+    await waitFor(async () => {
+      await client.swarmTable.refresh();
+      return client.swarmTable.servers(MODEL).length >= this.servers.length;
+    }, { what: "the full table", timeoutMs: 20_000 });
+    return client;
+  }
+  async stop(): Promise<void> {
+    await Promise.all(this.servers.map((s) => s.kill()));
+  }
+}
+
+/** Runs a generation on a fresh session of `client`, calling `hook(stepIndex)` after every session step. */
+async function generateWithHook(
+  client: ConnectedSwarmClient,
+  hook: (step: number, session: SwarmInferenceSession) => Promise<void> | void,
+  prompt = PROMPT,
+  o: Parameters<typeof generateText>[2] = opts,
+) {
+  const session = client.openSession({ maxLength: 64 });
+  let step = 0;
+  const proxy: StepSession = {
+    get position() {
+      return session.position;
+    },
+    maxLength: session.maxLength,
+    async step(h, so) {
+      const y = await session.step(h, so);
+      await hook(++step, session);
+      return y;
+    },
+  };
+  try {
+    const r = await client.generateWith(proxy, prompt, o).complete();
+    return { tokens: [...r.tokenIds], session };
+  } finally {
+    await session.close();
+  }
+}
+
+Deno.test({
+  name:
+    "3-process swarm: greedy generation equals the single-process run; prefill failure; two-piece replacement",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const expected = await localReference();
+    const swarm = new Swarm();
+    try {
+      await swarm.add(0, 3);
+      const b = await swarm.add(3, 6);
+      await swarm.add(6, 9);
+      const client = await swarm.connect();
+      try {
+        const plain = await generateWithHook(client, () => {});
+        assert.deepEqual(plain.tokens, expected);
+        assert.equal(plain.session.route.length, 3);
+        assert.equal(plain.session.stats.failures, 0);
+
+        // failure during prefill (the prompt is prefilled in chunks of 4; B dies after the first chunk)
+        await swarm.add(3, 6, 10);
+        await waitFor(
+          async () => (await client.swarmTable.refresh(), client.swarmTable.servers(MODEL).length === 4),
+        );
+        const chunked = { ...opts, prefillChunkTokens: 4 };
+        const expectedChunked = await localReference(PROMPT, chunked);
+        const r = await generateWithHook(
+          client,
+          async (step) => {
+            if (step === 1) await b.kill();
+          },
+          PROMPT,
+          chunked,
+        );
+        assert.deepEqual(r.tokens, expectedChunked);
+        assert.equal(r.session.stats.failures, 1);
+        assert.ok(r.session.stats.replayedTokens >= 4);
+
+        // the replacement covers the failed span in two pieces
+        const b2 = swarm.servers[3];
+        await swarm.add(3, 5, 5);
+        await swarm.add(5, 6, 5);
+        await waitFor(
+          async () => (await client.swarmTable.refresh(), client.swarmTable.servers(MODEL).length === 6),
+        );
+        const r2 = await generateWithHook(client, async (step) => {
+          if (step === 4) await b2.kill();
+        });
+        assert.deepEqual(r2.tokens, expected);
+        assert.deepEqual(r2.session.route.map((s) => `${s.start}:${s.end}`), ["0:3", "3:5", "5:6", "6:9"]);
+      } finally {
+        await client.stop();
+      }
+    } finally {
+      await swarm.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "no replacement: a clear error after bounded retries, no hang",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const swarm = new Swarm();
+    try {
+      await swarm.add(0, 5);
+      const victim = await swarm.add(5, 9);
+      const client = await swarm.connect();
+      try {
+        const t0 = performance.now();
+        await assert.rejects(
+          () =>
+            generateWithHook(client, async (step) => {
+              if (step === 3) await victim.kill();
+            }),
+          (e) =>
+            e instanceof SwarmError && e.code === "SESSION_FAILED" && /blocks \[5, 9\)/.test(e.message) &&
+            e.details.lastCode === "MISSING_BLOCKS" && /5\.\.8/.test(e.message),
+        );
+        assert.ok(performance.now() - t0 < 30_000, "bounded");
+      } finally {
+        await client.stop();
+      }
+    } finally {
+      await swarm.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "failover: 20 trials, a random server SIGKILLed at a random step ≥ 2, spares present: identical output",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const expected = await localReference();
+    const spans: Array<[number, number]> = [[0, 3], [3, 6], [6, 9]];
+    const swarm = new Swarm();
+    let seed = 20251125;
+    const rnd = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+    try {
+      for (const [s, e] of spans) {
+        await swarm.add(s, e);
+        await swarm.add(s, e);
+      }
+      const client = await swarm.connect();
+      try {
+        let ok = 0;
+        for (let trial = 0; trial < 20; trial++) {
+          const killAt = 2 + Math.floor(rnd() * 10);
+          let victim: SpawnedFixture | undefined;
+          const r = await generateWithHook(client, async (step, session) => {
+            if (step !== killAt) return;
+            // a random server of the current route
+            const route = session.route;
+            const pick = route[Math.floor(rnd() * route.length)].server.peerId;
+            victim = swarm.servers.find((x) => x.peerId === pick)!;
+            await victim.kill();
+          });
+          assert.ok(victim, `trial ${trial}: the kill happened`);
+          assert.deepEqual(r.tokens, expected, `trial ${trial} (kill at step ${killAt})`);
+          assert.ok(r.session.stats.failures >= 1);
+          ok++;
+          // restore two live servers for the victim's span
+          const rec = JSON.parse(victim!.signed.payload) as { start: number; end: number };
+          swarm.servers = swarm.servers.filter((x) => x !== victim);
+          const fresh = await swarm.add(rec.start, rec.end);
+          await waitFor(async () => {
+            await client.swarmTable.refresh();
+            return client.swarmTable.table.get(fresh.peerId);
+          }, { what: "the new server in the client's table" });
+        }
+        assert.equal(ok, 20);
+      } finally {
+        await client.stop();
+      }
+    } finally {
+      await swarm.stop();
+    }
+  },
+});

@@ -121,3 +121,38 @@ for (const family of ["bloom", "llama"] as const) {
     });
   });
 }
+
+/** int8 tolerance: max |int8 − reference| ≤ 5% of the span's max |output − input| (measured ~1–2%). */
+const INT8_REL_TOL = 0.05;
+
+for (const family of ["bloom", "llama"] as const) {
+  Deno.test(`runtime int8 (${family}): within ${INT8_REL_TOL * 100}% of the span's change, cached and full`, async () => {
+    const ck = family === "bloom" ? await makeBloomCheckpoint() : await makeLlamaCheckpoint();
+    const L = ck.config.model_type === "bloom"
+      ? ck.config.n_layer as number
+      : ck.config.num_hidden_layers as number;
+    await withRuntime(ck, "int8", async (rt) => {
+      assert.equal(rt.info().weights, "int8");
+      const H = rt.info().hiddenSize;
+      const x = fakeHidden(1, 8, H, 21);
+      const ref = reference(ck, 0, L, x);
+      const change = maxAbsDiff(ref, x.data);
+      const s = await rt.openSession({ start: 0, end: L, maxLength: 8, batch: 1 });
+      const outs = [await s.step(slice(x, 0, 5))];
+      for (let k = 5; k < 8; k++) outs.push(await s.step(slice(x, k, k + 1)));
+      const inc = concat(outs);
+      const err = maxAbsDiff(inc.data, ref);
+      console.log(
+        `int8 ${family}: max abs error ${err.toExponential(2)}, span change ${change.toFixed(3)}, ratio ${
+          (err / change).toFixed(4)
+        }`,
+      );
+      assert.ok(err <= INT8_REL_TOL * change, `int8 error ${err} vs change ${change}`);
+      assert.ok(err > 0, "int8 is not secretly fp32");
+      const full = await rt.forward(0, L, x);
+      // Activations are quantized per call (dynamic, per tensor), so cached and full runs differ
+      // slightly in int8; both stay within the tolerance of the reference.
+      assert.ok(maxAbsDiff(full.data, ref) <= INT8_REL_TOL * change, "int8 full sequence within tolerance");
+    });
+  });
+}

@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import { RuntimeError } from "../lib/errors.ts";
+import { fakeHidden } from "../lib/runtime/fake_backend.ts";
+import { OnnxBlockRuntime } from "../lib/runtime/onnx_block_runtime.ts";
+import { makeBloomCheckpoint, makeLlamaCheckpoint } from "./helpers/checkpoint_fixture.ts";
+
+const code = (c: string, re?: RegExp) => (e: unknown) => {
+  assert.ok(e instanceof RuntimeError, `expected RuntimeError, got ${e}`);
+  assert.equal(e.code, c, e.message);
+  if (re) assert.match(e.message, re);
+  assert.ok(e.hint.length > 0, "every error has a hint");
+  return true;
+};
+
+Deno.test("runtime bad input: typed errors with the value and a hint; the Worker keeps serving", async () => {
+  const ck = await makeBloomCheckpoint({ numLayers: 3, shards: 1 });
+  const rt = new OnnxBlockRuntime({
+    model: ck.dir,
+    start: 1,
+    end: 3,
+    weights: "fp32",
+    cacheTokens: 200,
+    maxLength: 32,
+  });
+  await assert.rejects(rt.openSession({ start: 1, end: 3, maxLength: 4, batch: 1 }), code("NOT_RUNNING"));
+  await rt.start();
+  try {
+    const info = rt.info();
+    assert.deepEqual(
+      {
+        modelType: info.modelType,
+        hiddenSize: info.hiddenSize,
+        numBlocks: info.numBlocks,
+        start: info.start,
+        end: info.end,
+        weights: info.weights,
+      },
+      { modelType: "bloom", hiddenSize: 48, numBlocks: 3, start: 1, end: 3, weights: "fp32" },
+    );
+    const H = info.hiddenSize;
+    await assert.rejects(
+      rt.openSession({ start: 0, end: 2, maxLength: 4, batch: 1 }),
+      code("BAD_SPAN", /\[0, 2\)/),
+    );
+    await assert.rejects(
+      rt.openSession({ start: 1, end: 3, maxLength: 33, batch: 1 }),
+      code("TOO_LONG", /33/),
+    );
+    await assert.rejects(
+      rt.openSession({ start: 1, end: 3, maxLength: 4, batch: 0 }),
+      code("BAD_INPUT", /batch/),
+    );
+    const s = await rt.openSession({ start: 1, end: 3, maxLength: 32, batch: 2 }); // 128 of 200
+    assert.equal(rt.info().cacheTokensLeft, 72);
+    await assert.rejects(
+      rt.openSession({ start: 1, end: 3, maxLength: 32, batch: 2 }),
+      code("CACHE_FULL", /128 cache tokens.*72/),
+    );
+    await assert.rejects(s.step(fakeHidden(2, 3, H + 2)), code("BAD_INPUT", /hidden size 50.*48/));
+    await assert.rejects(s.step(fakeHidden(1, 3, H)), code("BAD_INPUT", /batch 1/));
+    const nan = fakeHidden(2, 3, H);
+    nan.data[7] = NaN;
+    await assert.rejects(s.step(nan), code("BAD_INPUT", /NaN/));
+    await assert.rejects(s.step(fakeHidden(2, 33, H)), code("TOO_LONG", /maxLength 32/));
+    await assert.rejects(
+      s.step(fakeHidden(2, 1, H), { startFromPosition: 2 }),
+      code("BAD_INPUT", /startFromPosition 2/),
+    );
+    await assert.rejects(s.step(fakeHidden(2, 1, H), { hypoIds: [0, 2] }), code("BAD_INPUT", /hypoIds/));
+    await assert.rejects(rt.forward(1, 3, fakeHidden(1, 40, H)), code("TOO_LONG", /40/));
+    // An error raised inside the Worker crosses the thread with its code.
+    await assert.rejects(
+      rt.worker().call("step", {
+        id: "no-such-session",
+        hidden: { data: new Float32Array(H), shape: [1, 1, H] },
+      }),
+      code("UNKNOWN_SESSION", /no-such-session/),
+    );
+    // Still serving after all of that.
+    const ok = await s.step(fakeHidden(2, 3, H));
+    assert.deepEqual(ok.shape, [2, 3, H]);
+    assert.equal(s.position, 3);
+    assert.ok(ok.data.every(Number.isFinite));
+    await s.close();
+    await s.close();
+    assert.equal(rt.info().cacheTokensLeft, 200);
+    await assert.rejects(s.step(fakeHidden(2, 1, H)), code("UNKNOWN_SESSION"));
+    assert.equal(rt.getSession(s.id), undefined);
+  } finally {
+    await rt.stop();
+    await rt.stop();
+  }
+  await assert.rejects(rt.forward(1, 2, fakeHidden(1, 1, 48)), code("NOT_RUNNING"));
+});
+
+Deno.test("runtime queue: an inference step is served before queued forward requests", async () => {
+  const ck = await makeLlamaCheckpoint({ numLayers: 2, shards: 1 });
+  const rt = new OnnxBlockRuntime({
+    model: ck.dir,
+    start: 0,
+    end: 2,
+    weights: "fp32",
+    cacheTokens: 1000,
+    maxLength: 512,
+  });
+  await rt.start();
+  try {
+    const H = rt.info().hiddenSize;
+    const s = await rt.openSession({ start: 0, end: 2, maxLength: 8, batch: 1 });
+    const order: string[] = [];
+    const forwards = [0, 1, 2, 3].map((k) =>
+      rt.forward(0, 2, fakeHidden(1, 384, H, k)).then(() => order.push(`forward${k}`))
+    );
+    const step = s.step(fakeHidden(1, 1, H)).then(() => order.push("step"));
+    await Promise.all([...forwards, step]);
+    assert.ok(order.indexOf("step") < order.indexOf("forward2"), `order: ${order.join(", ")}`);
+  } finally {
+    await rt.stop();
+  }
+});
+
+Deno.test("runtime config refusals: unsupported model type and rope scaling are clear errors", async () => {
+  const ck = await makeLlamaCheckpoint({
+    numLayers: 1,
+    shards: 1,
+    ropeScaling: { rope_type: "yarn", factor: 4 },
+  });
+  await assert.rejects(
+    new OnnxBlockRuntime({ model: ck.dir, start: 0, end: 1, weights: "fp32" }).start(),
+    code("UNSUPPORTED_MODEL", /rope_scaling.rope_type = "yarn"/),
+  );
+  const cfg = JSON.parse(await Deno.readTextFile(`${ck.dir}/config.json`));
+  cfg.model_type = "gpt_neox";
+  await Deno.writeTextFile(`${ck.dir}/config.json`, JSON.stringify(cfg));
+  await assert.rejects(
+    new OnnxBlockRuntime({ model: ck.dir, start: 0, end: 1, weights: "fp32" }).start(),
+    code("UNSUPPORTED_MODEL", /model_type = "gpt_neox"/),
+  );
+});

@@ -1,0 +1,159 @@
+/**
+ * The blocks of the node: the onnxruntime `BlockRuntime` for the chosen span as a `NodeRuntime`,
+ * plus the throughput figures announced in the swarm record — measured once per machine, model,
+ * weight format and span size, and cached in the data directory so a restart goes online fast.
+ * @module
+ */
+import type { Config } from "../config/types.ts";
+import { errorMessage, RuntimeError } from "../errors.ts";
+import { resolveCheckpoint } from "../runtime/checkpoint.ts";
+import { createBlockRuntime } from "../runtime/onnx_block_runtime.ts";
+import type { BlockRuntime, HiddenStates } from "../runtime/types.ts";
+import type { ThroughputFigures } from "../swarm/swarm_server.ts";
+import type { Logger } from "../util/logger.ts";
+import type { NodeRuntime, NodeSpan } from "./types.ts";
+
+export interface RuntimePart extends NodeRuntime {
+  /** The loaded runtime (throws before `load`). */
+  blocks(): BlockRuntime;
+  /** Figures from the last `throughput()` call. */
+  figures(): ReturnType<NodeRuntime["figures"]>;
+  announced(): ThroughputFigures;
+}
+
+/** Decode steps and prefill length of the measurement. */
+const BENCH_STEPS = 8;
+const BENCH_PREFILL = 64;
+
+export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
+  const log = logger.child({ part: "runtime" });
+  let runtime: BlockRuntime | undefined;
+  let span: NodeSpan | undefined;
+  let announced: ThroughputFigures = { throughput: 0, inferenceRps: 0, forwardRps: 0, networkRps: 0 };
+  const source = {
+    model: config.model,
+    revision: config.revision,
+    hfEndpoint: config.hfEndpoint,
+    hfToken: config.hfToken,
+    hfHome: config.hfHome,
+  };
+  const cachePath = () => `${config.dataDir}/throughput.json`;
+  const cacheKey = () =>
+    [config.model, config.revision, config.weights, span!.end - span!.start, config.threads, Deno.build.arch]
+      .join("|");
+
+  return {
+    async totalBlocks(signal) {
+      const ckpt = await resolveCheckpoint(source, { logger: log, signal });
+      return ckpt.modelConfig.numLayers;
+    },
+    async load(s, signal) {
+      span = s;
+      runtime = createBlockRuntime({
+        ...source,
+        start: s.start,
+        end: s.end,
+        weights: config.weights,
+        cacheTokens: config.cacheTokens,
+        threads: config.threads,
+        logger: log,
+        signal,
+      });
+      await runtime.start();
+    },
+    async throughput(signal) {
+      const rt = this.blocks();
+      if (config.throughput !== undefined) {
+        announced = {
+          throughput: config.throughput,
+          inferenceRps: config.throughput,
+          forwardRps: config.throughput,
+          networkRps: 0,
+        };
+        return config.throughput;
+      }
+      const key = cacheKey();
+      const cached = await readCache(cachePath()).then((c) => c[key]).catch(() => undefined);
+      if (cached) {
+        announced = cached;
+        log.debug("throughput from cache", { ...cached });
+        return cached.throughput;
+      }
+      announced = await measure(rt, signal);
+      const all = await readCache(cachePath()).catch(() => ({}));
+      await Deno.mkdir(config.dataDir, { recursive: true }).catch(() => {});
+      await Deno.writeTextFile(cachePath(), JSON.stringify({ ...all, [key]: announced }, null, 2)).catch((
+        err,
+      ) => log.warn("cannot cache the throughput", { path: cachePath(), error: errorMessage(err) }));
+      return announced.throughput;
+    },
+    figures() {
+      if (!runtime) return undefined;
+      try {
+        const i = runtime.info();
+        return {
+          openSessions: i.openSessions,
+          cacheTokensTotal: i.cacheTokensTotal,
+          cacheTokensLeft: i.cacheTokensLeft,
+        };
+      } catch {
+        return undefined;
+      }
+    },
+    announced: () => announced,
+    blocks() {
+      if (!runtime) {
+        throw new RuntimeError("NOT_RUNNING", "the blocks are not loaded yet", { hint: "call load() first" });
+      }
+      return runtime;
+    },
+    async stop() {
+      await runtime?.stop();
+    },
+  };
+}
+
+async function readCache(path: string): Promise<Record<string, ThroughputFigures>> {
+  const parsed = JSON.parse(await Deno.readTextFile(path));
+  return parsed && typeof parsed === "object" ? parsed : {};
+}
+
+/**
+ * Measures the span: decode steps/s (one token after a short prefill) and prefill tokens/s.
+ * Per-block rates are the span's rates × its block count (what routing divides by).
+ */
+async function measure(rt: BlockRuntime, signal: AbortSignal): Promise<ThroughputFigures> {
+  const info = rt.info();
+  const n = info.end - info.start;
+  const h = info.hiddenSize;
+  const hidden = (t: number): HiddenStates => {
+    const data = new Float32Array(t * h);
+    for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37) * 0.5;
+    return { data, shape: [1, t, h] };
+  };
+  const session = await rt.openSession({
+    start: info.start,
+    end: info.end,
+    maxLength: BENCH_PREFILL + BENCH_STEPS + 1,
+    batch: 1,
+    signal,
+  });
+  try {
+    const t0 = performance.now();
+    await session.step(hidden(BENCH_PREFILL), { signal });
+    const t1 = performance.now();
+    for (let i = 0; i < BENCH_STEPS; i++) await session.step(hidden(1), { signal });
+    const t2 = performance.now();
+    const stepsPerSecond = BENCH_STEPS / Math.max(1e-3, (t2 - t1) / 1000);
+    const prefillTokensPerSecond = BENCH_PREFILL / Math.max(1e-3, (t1 - t0) / 1000);
+    const inferenceRps = stepsPerSecond * n;
+    return {
+      throughput: Math.round(stepsPerSecond * 100) / 100,
+      inferenceRps: Math.round(inferenceRps * 100) / 100,
+      forwardRps: Math.round(prefillTokensPerSecond * n * 100) / 100,
+      networkRps: 0,
+    };
+  } finally {
+    await session.close();
+  }
+}

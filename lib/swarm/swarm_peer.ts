@@ -7,7 +7,7 @@
  * Used by the server (`SwarmServer`) and by observers (`plumise swarm`).
  * @module
  */
-import type { Connection, PeerId, PrivateKey } from "@libp2p/interface";
+import type { Connection, PeerId, PrivateKey, Stream } from "@libp2p/interface";
 import { multiaddr } from "@multiformats/multiaddr";
 import { SwarmError } from "../errors.ts";
 import { timeoutSignal } from "../util/abort.ts";
@@ -139,12 +139,16 @@ export class SwarmPeer {
     }, { maxInboundStreams: 4096, maxOutboundStreams: 4096 });
   }
 
+  /** Opens a raw libp2p stream to a peer (peer id or multiaddr) for `protocol`. */
+  async dialStream(target: string, protocol: string, signal?: AbortSignal): Promise<Stream> {
+    const dest = target.startsWith("/") ? multiaddr(target) : await this.#peerIdFor(target);
+    return await this.node.dialProtocol(dest, protocol, { signal });
+  }
+
   /** A protocol client for one peer (peer id string or multiaddr with /p2p/). */
   client(target: string, timeouts?: ConstructorParameters<typeof ProtocolClient>[1]): ProtocolClient {
     return new ProtocolClient(async (protocol, signal) => {
-      const dest = target.startsWith("/") ? multiaddr(target) : await this.#peerIdFor(target);
-      const stream = await this.node.dialProtocol(dest, protocol, { signal });
-      return streamFrameChannel(stream, this.limits);
+      return streamFrameChannel(await this.dialStream(target, protocol, signal), this.limits);
     }, timeouts);
   }
 

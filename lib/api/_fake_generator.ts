@@ -32,6 +32,15 @@ export class FakeGenerator implements Generator {
     this.script = options.script ?? [" one", " two", " three", " four", " five", " six", " seven", " eight"];
   }
 
+  /** Times `prepare()` was called; set `prepareError` to make it fail. */
+  prepared = 0;
+  prepareError?: Error;
+
+  prepare(_signal: AbortSignal): Promise<void> {
+    this.prepared++;
+    return this.prepareError ? Promise.reject(this.prepareError) : Promise.resolve();
+  }
+
   /** Holds every generation before its first token until `open()`. */
   hold(): { open: () => void } {
     let open!: () => void;

@@ -328,6 +328,7 @@ export class ApiHandler {
     const { signal, release } = slot;
     const started = this.#o.now();
     const req = parseGenerateRequest(await readJsonBody(request, this.#o.maxBodyBytes));
+    await this.#o.generator.prepare?.(signal);
     const params = this.#fitContext(req.inputs, req.params, "parameters.max_new_tokens");
     const run = this.#start(req.inputs, params, req.stop, signal);
     if (!req.stream) {
@@ -366,6 +367,7 @@ export class ApiHandler {
     const { signal, release } = slot;
     const req = parseChatRequest(await readJsonBody(request, this.#o.maxBodyBytes));
     this.#checkModel(req.model);
+    await this.#o.generator.prepare?.(signal);
     const info = this.#o.generator.info();
     const prompt = renderChatPrompt(req.messages, info);
     const params = this.#fitContext(prompt, req.params, "max_tokens");

@@ -438,3 +438,18 @@ Deno.test("drain: running generations finish, new ones get 503, stragglers are a
   assert.match(JSON.parse(events[1]).error, /shutting down/);
   assert.equal(s.handler.inFlight, 0);
 });
+
+Deno.test("prepare() runs before generation; its failure answers the request (503) and the next one retries", async () => {
+  const { gen, call } = setup();
+  gen.prepareError = new SwarmError("NO_PEERS", "no server record came from the initial peers");
+  const r = await call("/api/v1/generate", { json: { inputs: "a" } });
+  assert.equal(r.status, 503);
+  assert.match(String((await bodyOf(r)).error), /no server record/);
+  assert.equal(gen.calls.length, 0);
+  gen.prepareError = undefined;
+  assert.equal(
+    (await call("/v1/chat/completions", { json: { messages: [{ role: "user", content: "x" }] } })).status,
+    200,
+  );
+  assert.equal(gen.prepared, 2);
+});

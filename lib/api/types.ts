@@ -54,6 +54,12 @@ export interface GeneratorInfo {
  * `SwarmError`/`UnavailableError` to 503, anything else to 500).
  */
 export interface Generator {
+  /**
+   * Optional: loads what generation needs (tokenizer, client head, swarm connection) on first use.
+   * The API awaits it before `info()`'s template/limits, `countTokens` and `generate` are used for
+   * a request; a failure answers that request (503 for `UnavailableError`/`SwarmError`).
+   */
+  prepare?(signal: AbortSignal): Promise<void>;
   info(): GeneratorInfo;
   /** Number of tokens of `text` after tokenization (for `usage.prompt_tokens`). */
   countTokens(text: string): number;

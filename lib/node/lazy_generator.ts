@@ -1,0 +1,88 @@
+/**
+ * A `Generator` whose real implementation is built on first use (`prepare`), so a serving node
+ * does not hold the tokenizer, the client head (embeddings + LM head: the largest tensors of
+ * most models) and a client swarm connection until someone asks it to generate. A failed build
+ * is retried by the next request; concurrent requests share one build.
+ * @module
+ */
+import type { GeneratedToken, GenerationParams, Generator, GeneratorInfo } from "../api/types.ts";
+import { UnavailableError } from "../errors.ts";
+
+export interface LazyGeneratorOptions {
+  readonly model: string;
+  /** Builds the real generator (and returns how to release it). */
+  build(signal: AbortSignal): Promise<{ generator: Generator; close?: () => Promise<void> }>;
+  /** Whether the node can generate now (default: always). */
+  readonly ready?: () => boolean;
+}
+
+export class LazyGenerator implements Generator {
+  readonly #o: LazyGeneratorOptions;
+  #built?: { generator: Generator; close?: () => Promise<void> };
+  #building?: Promise<void>;
+  #closed = false;
+
+  constructor(options: LazyGeneratorOptions) {
+    this.#o = options;
+  }
+
+  /** Whether the real generator has been built. */
+  get built(): boolean {
+    return this.#built !== undefined;
+  }
+
+  prepare(signal: AbortSignal): Promise<void> {
+    if (this.#closed) {
+      return Promise.reject(
+        new UnavailableError("SHUTTING_DOWN", "the node is shutting down", { hint: "retry on another node" }),
+      );
+    }
+    if (this.#built) return this.#built.generator.prepare?.(signal) ?? Promise.resolve();
+    this.#building ??= this.#o.build(signal).then(
+      (b) => {
+        if (this.#closed) {
+          void b.close?.();
+          throw new UnavailableError("SHUTTING_DOWN", "the node is shutting down", {
+            hint: "retry on another node",
+          });
+        }
+        this.#built = b;
+      },
+    ).finally(() => (this.#building = undefined));
+    return this.#building;
+  }
+
+  info(): GeneratorInfo {
+    const ready = this.#o.ready?.() ?? true;
+    if (this.#built) {
+      return { ...this.#built.generator.info(), ready: ready && this.#built.generator.info().ready };
+    }
+    return { model: this.#o.model, ready };
+  }
+
+  countTokens(text: string): number {
+    return this.#need().countTokens(text);
+  }
+
+  generate(prompt: string, params: GenerationParams, signal: AbortSignal): AsyncIterable<GeneratedToken> {
+    return this.#need().generate(prompt, params, signal);
+  }
+
+  /** Releases the real generator (idempotent). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#building?.catch(() => {});
+    const b = this.#built;
+    this.#built = undefined;
+    await b?.close?.();
+  }
+
+  #need(): Generator {
+    if (!this.#built) {
+      throw new UnavailableError("NOT_PREPARED", "the generator is not loaded yet", {
+        hint: "call prepare() first (the HTTP API does)",
+      });
+    }
+    return this.#built.generator;
+  }
+}

@@ -98,6 +98,7 @@ export async function runCli(args: string[], io: CliIo = denoIo()): Promise<numb
     }
   }
 
+  let exitCode = EXIT_OK;
   let dotenvCache: Record<string, string> | undefined;
   let lastConfig: Config | undefined;
   const ctx: CommandContext = {
@@ -129,6 +130,9 @@ export async function runCli(args: string[], io: CliIo = denoIo()): Promise<numb
     get verbose() {
       return verbose;
     },
+    setExitCode(code: number) {
+      exitCode = code;
+    },
     env: io.env,
   };
 
@@ -154,8 +158,7 @@ export async function runCli(args: string[], io: CliIo = denoIo()): Promise<numb
   try {
     await program.parseAsync(args, { from: "user" });
     verbose ||= Boolean(program.opts().verbose);
-    const code = (program as unknown as { _exitCode?: number })._exitCode;
-    return typeof code === "number" ? code : EXIT_OK;
+    return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
       if (

@@ -27,6 +27,8 @@ export interface CommandContext {
   readonly isTerminal: boolean;
   /** `-v` was given: errors print their cause chain, the log level is debug. */
   readonly verbose: boolean;
+  /** Sets the exit code the command ends with when it returns normally (default 0). */
+  setExitCode(code: number): void;
   /** Process environment snapshot (read-only; config/ is the place that interprets it). */
   readonly env: Readonly<Record<string, string>>;
 }

@@ -50,6 +50,6 @@ export function registerStatus(program: Command, ctx: CommandContext): void {
       );
     }
     // exit 0 if the chain answered, 1 otherwise (read by runCli)
-    (program as unknown as { _exitCode?: number })._exitCode = chain.online ? 0 : 1;
+    ctx.setExitCode(chain.online ? 0 : 1);
   });
 }

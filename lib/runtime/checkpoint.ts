@@ -104,6 +104,16 @@ function fetcher(source: ModelSource, local: boolean, o: ResolveOptions): Fetche
     });
 }
 
+/** The local path of one file of a model (downloaded when the model is on the hub). */
+export async function modelFile(
+  source: ModelSource,
+  file: string,
+  optional: boolean,
+  o: ResolveOptions = {},
+): Promise<string | undefined> {
+  return await fetcher(source, await isDir(source.model), o)(file, optional);
+}
+
 async function readJson(path: string): Promise<Record<string, unknown>> {
   try {
     return JSON.parse(await Deno.readTextFile(path));

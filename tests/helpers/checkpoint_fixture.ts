@@ -468,7 +468,10 @@ export async function makeLlamaCheckpoint(options: LlamaFixtureOptions = {}): Pr
   const I = options.intermediateSize ?? 96;
   const scale = options.scale ?? 1;
   const tied = options.tieWordEmbeddings ?? false;
-  const bias = options.attentionBias ?? false;
+  const qwen2 = options.modelType === "qwen2";
+  /** q/k/v biases (always for Qwen2; with attention_bias also on o_proj for Llama). */
+  const bias = qwen2 || (options.attentionBias ?? false);
+  const oBias = !qwen2 && bias;
   const specials = [
     "<|begin_of_text|>",
     "<|end_of_text|>",
@@ -504,7 +507,7 @@ export async function makeLlamaCheckpoint(options: LlamaFixtureOptions = {}): Pr
         original_max_position_embeddings: 32,
       }
       : options.ropeScaling,
-    attention_bias: bias,
+    ...(qwen2 ? {} : { attention_bias: bias }),
     mlp_bias: false,
     tie_word_embeddings: tied,
     bos_token_id: bos,
@@ -534,6 +537,7 @@ export async function makeLlamaCheckpoint(options: LlamaFixtureOptions = {}): Pr
       add("self_attn.v_proj.bias", [nKv * headDim], 0.1);
     }
     add("self_attn.o_proj.weight", [H, nHead * headDim], w(H));
+    if (oBias) add("self_attn.o_proj.bias", [H], 0.1);
     add("post_attention_layernorm.weight", [H], 0.1, 1);
     add("mlp.gate_proj.weight", [I, H], w(H));
     add("mlp.up_proj.weight", [I, H], w(H));

@@ -1,0 +1,19 @@
+/**
+ * The block runtime: BLOOM and Llama blocks from Hugging Face checkpoints on onnxruntime-node
+ * (which only the runtime Worker loads, so importing this module does not load the native addon).
+ * @module
+ */
+export * from "./types.ts";
+export {
+  FakeBackend,
+  type FakeBackendOptions,
+  type FakeBackendStats,
+  type FakeComputeEvent,
+  fakeHidden,
+} from "./fake_backend.ts";
+export { createBlockRuntime, OnnxBlockRuntime, type OnnxBlockRuntimeOptions } from "./onnx_block_runtime.ts";
+export { type ClientHeadOptions, createClientHead, OnnxClientHead } from "./onnx_client_head.ts";
+export { loadTokenizer, tokenizerFromJson } from "./hf_tokenizer.ts";
+export { resolveCheckpoint, type ResolvedCheckpoint } from "./checkpoint.ts";
+export { cachedFile, type DownloadProgress, hubFile, repoCacheDir } from "./hub_download.ts";
+export { validateHidden } from "./validate_hidden.ts";

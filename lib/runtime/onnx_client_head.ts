@@ -1,0 +1,175 @@
+/**
+ * `OnnxClientHead`: the real `ClientHead` — embeddings (+ BLOOM's embedding LayerNorm) and final
+ * norm + LM head as onnxruntime graphs in their own Worker. Only the shards holding the head
+ * tensors are fetched.
+ * @module
+ */
+import { RuntimeError } from "../errors.ts";
+import type { Logger } from "../util/logger.ts";
+import { silentLogger } from "../util/logger.ts";
+import type { ResolvedCheckpoint } from "./checkpoint.ts";
+import { resolveCheckpoint } from "./checkpoint.ts";
+import type { DownloadProgress } from "./hub_download.ts";
+import type { ClientHead, HeadInfo, HiddenStates, Logits, ModelSource, TokenIds } from "./types.ts";
+import { WorkerClient } from "./worker_client.ts";
+
+export interface ClientHeadOptions extends ModelSource {
+  threads?: number;
+  logger?: Logger;
+  signal?: AbortSignal;
+  onProgress?: (p: DownloadProgress) => void;
+}
+
+const bad = (message: string, hint: string, details?: Record<string, unknown>) =>
+  new RuntimeError("BAD_INPUT", message, { hint, details });
+
+export class OnnxClientHead implements ClientHead {
+  readonly #o: ClientHeadOptions;
+  readonly #log: Logger;
+  #worker?: WorkerClient;
+  #ckpt?: ResolvedCheckpoint;
+  #starting?: Promise<void>;
+
+  constructor(options: ClientHeadOptions) {
+    this.#o = options;
+    this.#log = (options.logger ?? silentLogger).child({ part: "head" });
+  }
+
+  start(): Promise<void> {
+    this.#starting ??= this.#start().catch((err) => {
+      this.#starting = undefined;
+      this.#worker?.terminate();
+      this.#worker = undefined;
+      throw err;
+    });
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const o = this.#o;
+    const ck = await resolveCheckpoint(o, {
+      head: true,
+      logger: this.#log,
+      signal: o.signal,
+      onProgress: o.onProgress,
+    });
+    const worker = new WorkerClient(this.#log);
+    this.#worker = worker;
+    await worker.call("load", {
+      config: ck.config,
+      generation: ck.generation,
+      weightMap: ck.weightMap,
+      paths: ck.paths,
+      blockPrefix: ck.blockPrefix,
+      headPrefix: ck.headPrefix,
+      weights: "fp32",
+      head: true,
+      threads: o.threads ?? 2,
+    }, o.signal);
+    this.#ckpt = ck;
+    this.#log.info("head ready", { model: o.model });
+  }
+
+  async stop(): Promise<void> {
+    const w = this.#worker;
+    this.#worker = undefined;
+    this.#starting = undefined;
+    if (w) {
+      try {
+        await w.call("dispose", {});
+      } catch {
+        // gone already
+      }
+      w.terminate();
+    }
+  }
+
+  #live(): { worker: WorkerClient; ck: ResolvedCheckpoint } {
+    if (!this.#worker || !this.#ckpt) {
+      throw new RuntimeError("NOT_RUNNING", `client head for ${this.#o.model} is not running`, {
+        hint: "call start() first",
+      });
+    }
+    return { worker: this.#worker, ck: this.#ckpt };
+  }
+
+  get info(): HeadInfo {
+    const { ck } = this.#live();
+    const c = ck.modelConfig;
+    return {
+      modelId: this.#o.model,
+      modelType: c.modelType,
+      hiddenSize: c.hiddenSize,
+      vocabSize: c.vocabSize,
+      numBlocks: c.numLayers,
+      specialTokens: { bos: c.bosTokenId, eos: c.eosTokenIds, pad: c.padTokenId },
+    };
+  }
+
+  async embed(ids: TokenIds, options: { signal?: AbortSignal } = {}): Promise<HiddenStates> {
+    const { worker, ck } = this.#live();
+    const [b, t] = ids.shape ?? [];
+    if (
+      !(ids?.data instanceof Int32Array) || !Number.isInteger(b) || !Number.isInteger(t) || b < 1 || t < 1 ||
+      ids.data.length !== b * t
+    ) {
+      throw bad(
+        `token ids must be {data: Int32Array, shape: [B, T]} with B·T values, got shape [${ids?.shape}]`,
+        "pass [batch, tokens] ids",
+      );
+    }
+    const V = ck.modelConfig.vocabSize;
+    for (let i = 0; i < ids.data.length; i++) {
+      const id = ids.data[i];
+      if (id < 0 || id >= V) {
+        throw bad(
+          `token id ${id} at index ${i} is outside the vocabulary [0, ${V})`,
+          "use ids from this model's tokenizer",
+          { id, vocabSize: V },
+        );
+      }
+    }
+    const r = await worker.call("embed", { ids: ids.data, batch: b, tokens: t }, options.signal) as {
+      data: Float32Array;
+    };
+    return { data: r.data, shape: [b, t, ck.modelConfig.hiddenSize] };
+  }
+
+  async logits(
+    last: { data: Float32Array; shape: readonly [number, number] },
+    options: { signal?: AbortSignal } = {},
+  ): Promise<Logits> {
+    const { worker, ck } = this.#live();
+    const H = ck.modelConfig.hiddenSize;
+    const [b, h] = last.shape ?? [];
+    if (
+      !(last?.data instanceof Float32Array) || !Number.isInteger(b) || b < 1 || h !== H ||
+      last.data.length !== b * H
+    ) {
+      throw bad(
+        `last hidden states must be [B, ${H}] float32, got shape [${last?.shape}]`,
+        "pass the last position's hidden states",
+        {
+          expected: H,
+        },
+      );
+    }
+    for (let i = 0; i < last.data.length; i++) {
+      if (!Number.isFinite(last.data[i])) {
+        throw bad(
+          `hidden states contain a non-finite value (${last.data[i]}) at flat index ${i}`,
+          "check the blocks' output",
+        );
+      }
+    }
+    const r = await worker.call("logits", { hidden: last.data, batch: b }, options.signal) as {
+      data: Float32Array;
+    };
+    return { data: r.data, shape: [b, ck.modelConfig.vocabSize] };
+  }
+}
+
+/** Creates the client head (call `start()` to load it). */
+export function createClientHead(options: ClientHeadOptions): ClientHead {
+  return new OnnxClientHead(options);
+}

@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { RuntimeError } from "../lib/errors.ts";
+import { createBlockRuntime, createClientHead, loadTokenizer } from "../lib/runtime/mod.ts";
+import { type Checkpoint, makeBloomCheckpoint, makeLlamaCheckpoint } from "./helpers/checkpoint_fixture.ts";
+import { maxAbsDiff, referenceEmbed, referenceLogits, referenceSpan } from "./helpers/runtime_reference.ts";
+
+const cases: Array<[string, () => Promise<Checkpoint>]> = [
+  ["bloom", () => makeBloomCheckpoint({ numLayers: 2, transformerPrefix: true })],
+  ["llama (untied)", () => makeLlamaCheckpoint({ numLayers: 2 })],
+  [
+    "llama (attention_bias, linear rope, no GQA)",
+    () =>
+      makeLlamaCheckpoint({
+        numLayers: 2,
+        attentionBias: true,
+        numKvHeads: 4,
+        ropeScaling: { rope_type: "linear", factor: 2 },
+      }),
+  ],
+  [
+    "llama (tied, qwen2 biases)",
+    () =>
+      makeLlamaCheckpoint({ numLayers: 2, tieWordEmbeddings: true, modelType: "qwen2", ropeScaling: null }),
+  ],
+];
+
+for (const [name, make] of cases) {
+  Deno.test(`client head + tokenizer + blocks (${name}) match the float64 reference end to end`, async () => {
+    const ck = await make();
+    const tok = await loadTokenizer({ model: ck.dir });
+    const ids = tok.encode("hello the world is and testing");
+    assert.equal(tok.decode(ids), "hello the world is and testing");
+    const head = createClientHead({ model: ck.dir });
+    await head.start();
+    const L = (ck.config.n_layer ?? ck.config.num_hidden_layers) as number;
+    const rt = createBlockRuntime({ model: ck.dir, start: 0, end: L, weights: "fp32", cacheTokens: 10_000 });
+    await rt.start();
+    try {
+      const H = head.info.hiddenSize;
+      assert.equal(head.info.vocabSize, ck.config.vocab_size);
+      assert.ok(tok.vocabSize <= head.info.vocabSize);
+      const x = await head.embed({ data: Int32Array.from(ids), shape: [1, ids.length] });
+      const refX = referenceEmbed(ck, [ids]);
+      assert.ok(maxAbsDiff(x.data, refX.flat(2)) <= 1e-5, "embeddings");
+      const y = await rt.forward(0, L, x);
+      const refY = referenceSpan(ck, 0, L, refX);
+      assert.ok(maxAbsDiff(y.data, refY.flat(2)) <= 1e-4, "blocks");
+      const last = y.data.slice((ids.length - 1) * H, ids.length * H);
+      const logits = await head.logits({ data: last, shape: [1, H] });
+      const refL = referenceLogits(ck, [refY[0][ids.length - 1]]);
+      assert.deepEqual(logits.shape, [1, head.info.vocabSize]);
+      const d = maxAbsDiff(logits.data, refL[0]);
+      assert.ok(d <= 1e-4, `logits diff ${d}`);
+      await assert.rejects(
+        head.embed({ data: Int32Array.from([1, head.info.vocabSize]), shape: [1, 2] }),
+        (e: unknown) =>
+          e instanceof RuntimeError && e.code === "BAD_INPUT" &&
+          e.message.includes(String(head.info.vocabSize)),
+      );
+      await assert.rejects(
+        head.logits({ data: new Float32Array(H + 1), shape: [1, H + 1] }),
+        (e: unknown) => e instanceof RuntimeError && e.code === "BAD_INPUT",
+      );
+    } finally {
+      await rt.stop();
+      await head.stop();
+    }
+  });
+}
+
+Deno.test("tokenizer: special tokens, EOS set and chat template from the checkpoint files", async () => {
+  const llama = await loadTokenizer({ model: (await makeLlamaCheckpoint({ numLayers: 1 })).dir });
+  assert.equal(llama.bos?.text, "<|begin_of_text|>");
+  assert.deepEqual(llama.eos.map((t) => t.text).sort(), ["<|end_of_text|>", "<|eot_id|>"]);
+  assert.match(llama.chatTemplate ?? "", /start_header_id/);
+  const ids = llama.encode("the world");
+  assert.equal(ids[0], llama.bos!.id);
+  assert.deepEqual(llama.encode("the world", { addSpecialTokens: false }), ids.slice(1));
+  assert.equal(llama.decode(ids, { skipSpecialTokens: false }), "<|begin_of_text|>the world");
+  const bloom = await loadTokenizer({ model: (await makeBloomCheckpoint({ numLayers: 1 })).dir });
+  assert.equal(bloom.bos?.text, "<s>");
+  assert.deepEqual(bloom.eos.map((t) => t.id), [2]);
+  assert.equal(bloom.pad?.id, 3);
+  assert.equal(bloom.chatTemplate, undefined);
+});
+
+Deno.test("importing lib/runtime/mod.ts does not load onnxruntime (no --allow-ffi needed)", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/probe.ts`;
+  await Deno.writeTextFile(
+    file,
+    `import * as m from "${
+      new URL("../lib/runtime/mod.ts", import.meta.url).href
+    }";\nconsole.log(typeof m.createBlockRuntime);\n`,
+  );
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      "--allow-read",
+      "--allow-env",
+      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+      file,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(new TextDecoder().decode(out.stdout).trim(), "function", new TextDecoder().decode(out.stderr));
+  assert.equal(out.code, 0);
+});

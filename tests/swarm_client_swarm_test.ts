@@ -112,6 +112,10 @@ Deno.test({
       await swarm.add(6, 9);
       const client = await swarm.connect();
       try {
+        for (const s of swarm.servers) {
+          const rtt = client.pings.rtt(s.peerId);
+          assert.ok(rtt !== undefined && Number.isFinite(rtt), `ping to ${s.peerId}: ${rtt}`);
+        }
         const plain = await generateWithHook(client, () => {});
         assert.deepEqual(plain.tokens, expected);
         assert.equal(plain.session.route.length, 3);

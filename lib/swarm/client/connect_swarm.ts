@@ -1,5 +1,5 @@
 /**
- * Connects a client to a swarm over libp2p: a non-listening node with an ephemeral identity,
+ * Connects a client to a swarm over libp2p: a non-listening `SwarmPeer` with an ephemeral identity,
  * the swarm table pulled from the initial peers (and refreshed from them and known servers),
  * protocol clients that dial servers by their announced addresses, and libp2p ping for RTTs.
  * Returns a `SwarmClient` whose `stop()` also stops the node.
@@ -9,11 +9,10 @@ import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { errorMessage, SwarmError } from "../../errors.ts";
 import { timeoutSignal } from "../../util/abort.ts";
 import { type Logger, silentLogger } from "../../util/logger.ts";
-import { streamFrameChannel } from "../frame_channel.ts";
-import { createLibp2pNode, parsePeerAddrs, type PlumiseLibp2p } from "../libp2p_node.ts";
 import { ephemeralIdentity, type PeerIdentity } from "../peer_identity.ts";
-import { ProtocolClient } from "../swarm_client_transport.ts";
-import { SwarmTable } from "../swarm_table.ts";
+import type { ProtocolClient } from "../swarm_client_transport.ts";
+import { SwarmPeer } from "../swarm_peer.ts";
+import type { SwarmTable } from "../swarm_table.ts";
 import { ProtocolSpanTransport } from "./protocol_span_transport.ts";
 import { SwarmClient, type SwarmClientOptions } from "./swarm_client.ts";
 import type { RouteServer, SwarmTableView } from "./types.ts";
@@ -32,70 +31,58 @@ export interface ConnectSwarmOptions extends Omit<SwarmClientOptions, "table" | 
   readonly signal?: AbortSignal;
 }
 
-/** The swarm table as the client sees it, refreshed by pulling from peers. */
+/** The swarm table as the client sees it (kept by a `SwarmPeer`), refreshed by pulling from peers. */
 export class PulledSwarmTable implements SwarmTableView {
   readonly table: SwarmTable;
-  readonly #node: PlumiseLibp2p;
-  readonly #initial: Multiaddr[];
+  readonly #clientFor: (target: string) => ProtocolClient;
+  readonly #initial: readonly string[];
   readonly #model: string;
   readonly #log: Logger;
   #refreshing: Promise<void> | undefined;
+  /** Peers not to pull from (set by the client: its banned servers). */
+  skip: (peerId: string) => boolean = () => false;
+  /** The last pull error (for messages). */
+  lastError: unknown;
 
-  constructor(node: PlumiseLibp2p, initialPeers: readonly string[], model: string, logger: Logger) {
-    this.#node = node;
-    this.#initial = parsePeerAddrs(initialPeers);
+  constructor(
+    table: SwarmTable,
+    clientFor: (target: string) => ProtocolClient,
+    initialPeers: readonly string[],
+    model: string,
+    logger: Logger,
+  ) {
+    this.table = table;
+    this.#clientFor = clientFor;
+    this.#initial = initialPeers;
     this.#model = model;
     this.#log = logger;
-    this.table = new SwarmTable({ logger });
   }
 
   servers(model: string): RouteServer[] {
     return this.table.servers(model);
   }
 
-  /** Pulls from the initial peers and a few known servers; resolves with how many answered. */
+  /** Pulls from the initial peers and up to 5 random known, unbanned servers. */
   refresh(signal?: AbortSignal): Promise<void> {
     this.#refreshing ??= this.#pull(signal).then(() => {}).finally(() => (this.#refreshing = undefined));
     return this.#refreshing;
   }
 
-  /** Peers not to pull from (set by the client: its banned servers). */
-  skip: (peerId: string) => boolean = () => false;
-  /** The last pull error (for messages). */
-  lastError: unknown;
-
   async #pull(signal?: AbortSignal): Promise<number> {
     const known = this.table.servers(this.#model).filter((r) => !this.skip(r.peerId))
-      .sort(() => Math.random() - 0.5).slice(0, 5);
-    const targets: Multiaddr[][] = [...this.#initial.map((m) => [m]), ...known.map((r) => dialAddrs(r))];
+      .sort(() => Math.random() - 0.5).slice(0, 5).map((r) => r.peerId);
     let answered = 0;
-    await Promise.all(targets.map(async (target) => {
+    await Promise.all([...this.#initial, ...known].map(async (target) => {
       try {
-        const records = await protocolClient(this.#node, target).pullTable(this.#model, signal);
+        const records = await this.#clientFor(target).pullTable(this.#model, signal);
         for (const r of records) await this.table.offer(r);
         answered++;
       } catch (err) {
         this.lastError = err;
-        this.#log.debug("table pull failed", { peer: target[0]?.toString(), error: errorMessage(err) });
+        this.#log.debug("table pull failed", { peer: target, error: errorMessage(err) });
       }
     }));
     return answered;
-  }
-
-  /** First pull: fails when no initial peer answers. */
-  async initialPull(signal?: AbortSignal): Promise<void> {
-    const answered = await this.#pull(signal);
-    if (answered === 0) {
-      throw new SwarmError(
-        "NO_PEERS",
-        `none of the ${this.#initial.length} initial peers answered a table request ` +
-          `(${this.#initial.map((m) => m.toString()).join(", ")}): ${errorMessage(this.lastError)}`,
-        {
-          hint: "check --initial-peers (PETALS_INITIAL_PEERS) and that those servers are running",
-          cause: this.lastError,
-        },
-      );
-    }
   }
 }
 
@@ -104,28 +91,24 @@ export function dialAddrs(r: { peerId: string; addrs?: readonly string[] }): Mul
   return (r.addrs ?? []).map((a) => multiaddr(a.includes("/p2p/") ? a : `${a}/p2p/${r.peerId}`));
 }
 
-function protocolClient(node: PlumiseLibp2p, target: Multiaddr[]): ProtocolClient {
-  return new ProtocolClient(async (protocol, signal) => {
-    const stream = await node.dialProtocol(target.length === 1 ? target[0] : target, protocol, { signal });
-    return streamFrameChannel(stream);
-  });
-}
-
 /** A `SwarmClient` that owns its libp2p node and table refresher. */
 export class ConnectedSwarmClient extends SwarmClient {
-  readonly node: PlumiseLibp2p;
+  readonly peer: SwarmPeer;
   readonly swarmTable: PulledSwarmTable;
   #timer: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
 
   constructor(
-    options: SwarmClientOptions & { node: PlumiseLibp2p; swarmTable: PulledSwarmTable; refreshMs: number },
+    options: SwarmClientOptions & { peer: SwarmPeer; swarmTable: PulledSwarmTable; refreshMs: number },
   ) {
     super(options);
-    this.node = options.node;
+    this.peer = options.peer;
     this.swarmTable = options.swarmTable;
     if (options.refreshMs > 0) {
-      this.#timer = setInterval(() => this.swarmTable.refresh().catch(() => {}), options.refreshMs);
+      this.#timer = setInterval(
+        () => this.swarmTable.refresh().then(() => this.measurePings()).catch(() => {}),
+        options.refreshMs,
+      );
       Deno.unrefTimer(this.#timer);
     }
   }
@@ -135,7 +118,7 @@ export class ConnectedSwarmClient extends SwarmClient {
     this.#stopped = true;
     clearInterval(this.#timer);
     await super.stop();
-    await Promise.resolve(this.node.stop()).catch(() => {});
+    await this.peer.stop().catch(() => {});
   }
 }
 
@@ -148,23 +131,42 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
     });
   }
   const identity = options.identity ?? await ephemeralIdentity();
-  const node = await createLibp2pNode({
+  const peer = new SwarmPeer({
     privateKey: identity.privateKey,
     noListen: true,
     dht: false,
     initialPeers: options.initialPeers,
+    logger: log,
   });
-  await node.start();
   const t = timeoutSignal(options.connectTimeoutMs ?? 15_000, options.signal);
   try {
-    const swarmTable = new PulledSwarmTable(node, options.initialPeers, options.model, log);
-    await swarmTable.initialPull(t.signal);
+    await peer.start(t.signal);
+    const swarmTable = new PulledSwarmTable(
+      peer.table,
+      (x) => peer.client(x),
+      options.initialPeers,
+      options.model,
+      log,
+    );
+    if (swarmTable.servers(options.model).length === 0) await swarmTable.refresh(t.signal);
+    if (peer.table.size === 0) {
+      throw new SwarmError(
+        "NO_PEERS",
+        `no server record came from the ${options.initialPeers.length} initial peer(s) ` +
+          `(${options.initialPeers.join(", ")})` +
+          (swarmTable.lastError ? `: ${errorMessage(swarmTable.lastError)}` : ""),
+        {
+          hint: "check --initial-peers (PETALS_INITIAL_PEERS) and that those servers are running",
+          cause: swarmTable.lastError,
+        },
+      );
+    }
+    const ping = (peer.node.services as {
+      ping: { ping(t: unknown, o?: { signal?: AbortSignal }): Promise<number> };
+    }).ping;
     const transport = new ProtocolSpanTransport({
-      clientFor: (server) => protocolClient(node, dialAddrs(server)),
-      ping: (server, signal) =>
-        (node.services as { ping: { ping(t: Multiaddr[], o?: { signal?: AbortSignal }): Promise<number> } })
-          .ping
-          .ping(dialAddrs(server), { signal }),
+      clientFor: (server) => peer.client(server.peerId),
+      ping: (server, signal) => ping.ping(dialAddrs(server), { signal }),
       dtype: options.dtype,
       wallet: options.wallet,
     });
@@ -172,7 +174,7 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
       ...options,
       table: swarmTable,
       transport,
-      node,
+      peer,
       swarmTable,
       refreshMs: options.tableRefreshMs ?? 30_000,
     });
@@ -184,7 +186,7 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
     });
     return client;
   } catch (err) {
-    await Promise.resolve(node.stop()).catch(() => {});
+    await peer.stop().catch(() => {});
     throw err;
   } finally {
     t.clear();

@@ -244,6 +244,7 @@ export class PlumiseNode implements NodeStatusSource {
       api ? step("HTTP API stopped", () => api.stop(graceMs), graceMs + stepMs) : undefined,
       this.#started.swarm ? step("swarm drained", () => p.swarm.drain(graceMs), graceMs + stepMs) : undefined,
     ]);
+    if (p.closeGenerator) await step("generation client closed", () => p.closeGenerator!());
     if (this.#started.reporter && p.reporter) {
       this.#started.reporter = false;
       await step("reporter stopped after its final report", (s) => p.reporter!.stop(true, s));
@@ -282,6 +283,7 @@ export class PlumiseNode implements NodeStatusSource {
   /** The API sees the model as ready only while the node is online. */
   #readyGenerator(g: Generator): Generator {
     return {
+      prepare: g.prepare ? (signal) => g.prepare!(signal) : undefined,
       info: () => {
         const info = g.info();
         return { ...info, ready: info.ready && this.#state === "online" };

@@ -1,21 +1,84 @@
 /**
- * Builds the real parts of a node from the resolved config: runtime (onnxruntime blocks + client
- * head + tokenizer), swarm (libp2p server + table + client generation), chain (wallet, preflight,
- * registration, heartbeat, rewards) and reporter (signed Oracle reports fed by the shared metrics).
- * Loaded lazily by node.ts so `--help`, `status` and most tests never load native addons.
+ * Builds the real parts of a node from the resolved config: runtime (onnxruntime blocks for the
+ * chosen span), swarm (`SwarmServer` feeding the shared metrics), chain (`ChainAgent`) and
+ * reporter (`OracleReporter` over the same metrics), and the generator behind the HTTP API: the
+ * swarm client connected over loopback to this node's own server (so its own span is served by
+ * its swarm server and counted once, like any client's work), with the tokenizer and the client
+ * head loaded on the first request. Loaded lazily by node.ts so `--help`, `status` and most tests
+ * never load native addons.
  * @module
  */
-import { UnavailableError } from "../errors.ts";
+import { createClientHead } from "../runtime/onnx_client_head.ts";
+import { loadTokenizer } from "../runtime/hf_tokenizer.ts";
+import { connectSwarm } from "../swarm/client/connect_swarm.ts";
+import { createChainPart, createReporterPart } from "./chain_part.ts";
+import { LazyGenerator } from "./lazy_generator.ts";
+import { createRuntimePart } from "./runtime_part.ts";
+import { SwarmGenerator } from "./swarm_generator.ts";
+import { createSwarmPart } from "./swarm_part.ts";
 import type { NodeParts, NodePartsContext } from "./types.ts";
 
 /** Whether this build can compose the full node (the e2e test runs only then). */
-export const FULL_NODE_PARTS_READY = false;
+export const FULL_NODE_PARTS_READY = true;
 
-export function createNodeParts(_ctx: NodePartsContext): Promise<NodeParts> {
-  return Promise.reject(
-    new UnavailableError("NOT_AVAILABLE", "the full node cannot be composed in this build yet", {
-      hint:
-        "the swarm server, generation client, chain agent and reporter are being built; use `plumise serve --offline` when available",
-    }),
-  );
+export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts> {
+  const { config, metrics, logger } = ctx;
+  const chain = config.offline ? undefined : await createChainPart(config, metrics, logger);
+  const reporter = chain ? createReporterPart(config, chain, metrics, logger) : undefined;
+  const runtime = createRuntimePart(config, logger);
+  const swarm = await createSwarmPart({
+    config,
+    metrics,
+    logger,
+    runtime: () => runtime.blocks(),
+    figures: () => runtime.announced(),
+    wallet: chain?.address,
+  });
+  const source = {
+    model: config.model,
+    revision: config.revision,
+    hfEndpoint: config.hfEndpoint,
+    hfToken: config.hfToken,
+    hfHome: config.hfHome,
+  };
+  const createdAt = Math.floor(Date.now() / 1000);
+  const generator = new LazyGenerator({
+    model: config.model,
+    async build(signal) {
+      const log = logger.child({ part: "generation" });
+      const t = performance.now();
+      const tokenizer = await loadTokenizer(source, { logger: log, signal });
+      const head = createClientHead({ ...source, threads: config.threads, logger: log, signal });
+      await head.start();
+      try {
+        const own = swarm.status().addrs ?? [];
+        const client = await connectSwarm({
+          model: config.model,
+          initialPeers: [...own.slice(0, 1), ...config.initialPeers],
+          head,
+          tokenizer,
+          logger: log,
+          signal,
+        });
+        log.info("generation client ready", { ms: Math.round(performance.now() - t) });
+        return {
+          generator: new SwarmGenerator({
+            model: config.model,
+            tokenizer,
+            head,
+            createdAt,
+            openSession: (maxLength) => Promise.resolve(client.openSession({ maxLength })),
+          }),
+          close: async () => {
+            await client.stop();
+            await head.stop();
+          },
+        };
+      } catch (err) {
+        await head.stop().catch(() => {});
+        throw err;
+      }
+    },
+  });
+  return { runtime, swarm, chain, reporter, generator, closeGenerator: () => generator.close() };
 }

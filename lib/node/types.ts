@@ -80,6 +80,8 @@ export interface NodeParts {
   readonly generator: Generator;
   readonly chain?: NodeChain;
   readonly reporter?: NodeReporter;
+  /** Releases what the generator holds (client swarm connection, head); after the API stopped. */
+  readonly closeGenerator?: () => Promise<void>;
 }
 
 /** What a parts factory gets: the shared metrics (the swarm server feeds them, the reporter reads them). */

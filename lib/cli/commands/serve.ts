@@ -1,6 +1,5 @@
 import type { Command } from "@commander-js/extra-typings";
 import { requireWallet } from "../../config/resolve_config.ts";
-import { UnavailableError } from "../../errors.ts";
 import type { CommandContext } from "../command_context.ts";
 import { addConfigOptions, ALL_FLAG_KEYS } from "../config_options.ts";
 
@@ -10,11 +9,11 @@ export function registerServe(program: Command, ctx: CommandContext): void {
     .command("serve")
     .description("run the node: serve blocks to the swarm, report to the Oracle, earn PLM");
   addConfigOptions(cmd, ALL_FLAG_KEYS);
-  cmd.action((opts) => {
+  cmd.action(async (opts) => {
     const { config } = ctx.resolve(opts as Record<string, unknown>);
     if (!config.offline) requireWallet(config);
-    throw new UnavailableError("NOT_AVAILABLE", "`plumise serve` is not available in this build yet", {
-      hint: "the node composition (runtime + swarm + chain + reporter) has not landed; follow the README",
-    });
+    // The whole node (lib/node): SIGINT/SIGTERM → graceful stop; a second signal exits at once (cli.ts).
+    const { createNode, runNode } = await import("../../node/node.ts");
+    await runNode(createNode(config, { logger: ctx.logger(config) }), ctx.signal);
   });
 }

@@ -12,6 +12,8 @@ import { registerVersion } from "./version.ts";
 import { registerWallet } from "./wallet.ts";
 import { registerRegister } from "./register.ts";
 import { registerClaim } from "./claim.ts";
+import { registerGenerate } from "./generate.ts";
+import { registerBlocks } from "./blocks.ts";
 
 export type RegisterCommand = (program: Command, ctx: CommandContext) => void;
 
@@ -23,4 +25,5 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerWallet,
   registerRegister,
   registerClaim,
+  registerBlocks,
 ];

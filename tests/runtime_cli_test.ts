@@ -1,0 +1,116 @@
+/** `plumise blocks run` as a subprocess with the binary's permissions, checked against the float64 reference. */
+import assert from "node:assert/strict";
+import { fakeHidden } from "../lib/runtime/fake_backend.ts";
+import { makeBloomCheckpoint, makeLlamaCheckpoint } from "./helpers/checkpoint_fixture.ts";
+import { runPlumise } from "./helpers/cli.ts";
+import {
+  maxAbsDiff,
+  referenceEmbed,
+  referenceLogits,
+  referenceSpan,
+  toSeq,
+} from "./helpers/runtime_reference.ts";
+
+Deno.test("cli: blocks run --steps runs incrementally through the cache and matches the reference", async () => {
+  const ck = await makeLlamaCheckpoint({ numLayers: 3 });
+  const dir = await Deno.makeTempDir();
+  const x = fakeHidden(2, 5, 64, 4);
+  const seq = toSeq(x.data, 2, 5, 64);
+  await Deno.writeTextFile(`${dir}/in.json`, JSON.stringify({ hidden: seq }));
+  const r = await runPlumise([
+    "blocks",
+    "run",
+    "--model",
+    ck.dir,
+    "--blocks",
+    "1:3",
+    "--input",
+    `${dir}/in.json`,
+    "--output",
+    `${dir}/out.json`,
+    "--weights",
+    "fp32",
+    "--steps",
+    "3,1,1",
+  ], { env: { HF_HOME: dir } });
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(await Deno.readTextFile(`${dir}/out.json`)) as { outputs: number[][][][] };
+  assert.deepEqual(out.outputs.map((o) => [o.length, o[0].length, o[0][0].length]), [[2, 3, 64], [2, 1, 64], [
+    2,
+    1,
+    64,
+  ]]);
+  const ref = referenceSpan(ck, 1, 3, seq);
+  const joined = [0, 1].map((b) => out.outputs.flatMap((o) => o[b]));
+  assert.ok(maxAbsDiff(joined.flat(2), ref.flat(2)) <= 1e-4);
+
+  // Bad input is a usage error (exit 2) naming the problem.
+  await Deno.writeTextFile(`${dir}/bad.json`, JSON.stringify({ hidden: [[[1, 2], [3]]] }));
+  const bad = await runPlumise([
+    "blocks",
+    "run",
+    "--model",
+    ck.dir,
+    "--blocks",
+    "0:1",
+    "--input",
+    `${dir}/bad.json`,
+  ], { env: { HF_HOME: dir } });
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /hidden\[0\]\[1\] does not have 2 values/);
+  const steps = await runPlumise([
+    "blocks",
+    "run",
+    "--model",
+    ck.dir,
+    "--blocks",
+    "0:1",
+    "--input",
+    `${dir}/in.json`,
+    "--steps",
+    "2,2",
+  ], {
+    env: { HF_HOME: dir },
+  });
+  assert.equal(steps.code, 2);
+  assert.match(steps.stderr, /add up to 4 but the input has 5 tokens/);
+  // Wrong hidden size for the model: a runtime error (exit 1) naming both sizes.
+  await Deno.writeTextFile(`${dir}/h8.json`, JSON.stringify({ hidden: [[[1, 2, 3, 4, 5, 6, 7, 8]]] }));
+  const wrong = await runPlumise([
+    "blocks",
+    "run",
+    "--model",
+    ck.dir,
+    "--blocks",
+    "0:1",
+    "--input",
+    `${dir}/h8.json`,
+    "--weights",
+    "fp32",
+  ], {
+    env: { HF_HOME: dir },
+  });
+  assert.equal(wrong.code, 1, wrong.stderr);
+  assert.match(wrong.stderr, /hidden size 8 does not match the model's hidden size 64/);
+});
+
+Deno.test("cli: blocks run --input-ids runs head + all blocks and writes the last logits", async () => {
+  const ck = await makeBloomCheckpoint({ numLayers: 2 });
+  const dir = await Deno.makeTempDir();
+  const r = await runPlumise([
+    "blocks",
+    "run",
+    "--model",
+    ck.dir,
+    "--input-ids",
+    "5,17,260,33",
+    "--weights",
+    "fp32",
+  ], { env: { HF_HOME: dir } });
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { logits: number[][] };
+  const hidden = referenceSpan(ck, 0, 2, referenceEmbed(ck, [[5, 17, 260, 33]]));
+  const ref = referenceLogits(ck, [hidden[0][3]]);
+  assert.equal(out.logits[0].length, ck.config.vocab_size);
+  assert.ok(maxAbsDiff(out.logits[0], ref[0]) <= 1e-4);
+});

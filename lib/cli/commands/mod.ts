@@ -26,4 +26,5 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerRegister,
   registerClaim,
   registerBlocks,
+  registerGenerate,
 ];

@@ -26,6 +26,14 @@
  * @module
  */
 export * from "./types.ts";
+export {
+  ConnectedSwarmClient,
+  connectSwarm,
+  type ConnectSwarmOptions,
+  dialAddrs,
+  PulledSwarmTable,
+} from "./connect_swarm.ts";
+export { ProtocolSpanTransport, type ProtocolSpanTransportOptions } from "./protocol_span_transport.ts";
 export { BanList, type BanListOptions } from "./ban_list.ts";
 export { PingAggregator, type PingAggregatorOptions } from "./ping_aggregator.ts";
 export {

@@ -7,6 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { FULL_NODE_PARTS_READY } from "../lib/node/node_parts.ts";
+import { createBlockRuntime, createClientHead, loadTokenizer } from "../lib/runtime/mod.ts";
+import { generateText } from "../lib/swarm/client/generate_text.ts";
 import { startTestChain, type TestChain } from "./helpers/anvil.ts";
 import { makeBloomCheckpoint } from "./helpers/checkpoint_fixture.ts";
 import { cleanEnv, cliArgv } from "./helpers/cli.ts";
@@ -167,6 +169,44 @@ async function network(): Promise<Network & AsyncDisposable> {
   };
 }
 
+/** The single-process greedy run: all blocks in one runtime, the same head, tokenizer and weights. */
+async function referenceGreedy(
+  source: { model: string; hfEndpoint: string; hfHome: string },
+  prompt: string,
+  n: number,
+) {
+  const blocks = createBlockRuntime({
+    ...source,
+    start: 0,
+    end: NUM_LAYERS,
+    weights: "int8",
+    cacheTokens: 4096,
+  });
+  const head = createClientHead(source);
+  await blocks.start();
+  await head.start();
+  try {
+    const tokenizer = await loadTokenizer(source);
+    const session = await blocks.openSession({ start: 0, end: NUM_LAYERS, maxLength: 256, batch: 1 });
+    const gen = generateText({ head, tokenizer, session }, prompt, {
+      maxNewTokens: n,
+      temperature: 0,
+      repetitionPenalty: 1,
+    });
+    return (await gen.complete()).text;
+  } finally {
+    await head.stop();
+    await blocks.stop();
+  }
+}
+
+/** `plumise_tokens_processed_total` of a node (0 before its first step). */
+async function tokensOf(api: string): Promise<number> {
+  const text = await (await fetch(`${api}/metrics`)).text();
+  const m = /^plumise_tokens_processed_total (\d+)$/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
 async function post(url: string, body: unknown): Promise<Response> {
   return await fetch(url, {
     method: "POST",
@@ -213,6 +253,12 @@ Deno.test({
     const g = await (await post(`${o1.api}/api/v1/generate`, { inputs: "Hello world", parameters: params }))
       .json();
     assert.equal(g.num_tokens > 0, true);
+    const source = { model: MODEL, hfEndpoint: net.hub.url, hfHome: `${net.root}/hf-ref` };
+    assert.equal(
+      g.generated_text,
+      await referenceGreedy(source, "Hello world", 12),
+      "same text as one process",
+    );
     const s = await post(`${o1.api}/api/v1/generate`, {
       inputs: "Hello world",
       parameters: params,
@@ -267,9 +313,26 @@ Deno.test({
     }
     assert.equal((await fetch(`${o1.api}/health`)).status, 200);
 
+    // Contribution: every step passes each span once, so the three nodes computed the same positions;
+    // the Oracle accepts reports from each carrying exactly what its span computed.
+    const computed = await Promise.all([o1, o2, o3].map((o) => tokensOf(o.api)));
+    assert.ok(computed[0] > 0);
+    assert.deepEqual(
+      computed,
+      [computed[0], computed[0], computed[0]],
+      "each span computed every position once",
+    );
+    const wallets = await Promise.all(keys.map(async (k) => new (await import("ethers")).Wallet(k).address));
+    await waitFor(
+      () =>
+        wallets.slice(0, 3).every((w, i) =>
+          net.oracle.accepted.some((r) => r.wallet === w && r.tokensProcessed === computed[i])
+        ),
+      { what: "reports with each node's computed tokens", timeoutMs: 40_000 },
+    );
+
     // Chain: each node registered exactly once; heartbeats arrived.
-    for (const key of keys.slice(0, 3)) {
-      const address = new (await import("ethers")).Wallet(key).address;
+    for (const address of wallets.slice(0, 3)) {
       assert.equal(await net.chain.isRegistered(address), true);
       const regs = (await net.chain.txsTo("0x0000000000000000000000000000000000000021", address)).filter((
         t,
@@ -283,11 +346,12 @@ Deno.test({
       "node4",
       await net.env(keys[3], "n4", { PETALS_INITIAL_PEERS: peers, BLOCK_INDICES: o2.span }),
     );
-    await n4.online();
+    const o4api = (await n4.online()).api;
     const long = { max_new_tokens: 24, do_sample: false, repetition_penalty: 1 };
     const expected =
       (await (await post(`${o1.api}/api/v1/generate`, { inputs: "Failover", parameters: long }))
         .json()).generated_text;
+    const before2 = await tokensOf(o2.api), before4 = await tokensOf(o4api);
     const streamResp = await post(`${o1.api}/api/v1/generate`, {
       inputs: "Failover",
       parameters: long,
@@ -295,16 +359,21 @@ Deno.test({
     });
     const reader = streamResp.body!.pipeThrough(new TextDecoderStream()).getReader();
     let got = "";
-    let killed = false;
+    let killed: string | undefined;
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
       got += value;
       if (!killed && got.includes('"token"')) {
-        n2.kill("SIGKILL");
-        killed = true;
+        // kill whichever of the two servers of that span this generation is using
+        const used2 = (await tokensOf(o2.api)) > before2;
+        const used4 = (await tokensOf(o4api)) > before4;
+        assert.ok(used2 || used4, "one of the two covers the span");
+        (used2 ? n2 : n4).kill("SIGKILL");
+        killed = used2 ? "node2" : "node4";
       }
     }
+    assert.ok(killed);
     const evs = sseData(got);
     assert.equal(evs.at(-1), "[DONE]");
     assert.equal(evs.slice(0, -1).map((e) => JSON.parse(e).token).join(""), expected);

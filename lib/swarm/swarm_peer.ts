@@ -53,6 +53,7 @@ export class SwarmPeer {
   #stopping = false;
   #ownRecord: SignedRecordWire | undefined;
   readonly #inflight = new Set<Promise<unknown>>();
+  #initialReached = 0;
 
   constructor(options: SwarmPeerOptions) {
     this.#o = options;
@@ -70,6 +71,11 @@ export class SwarmPeer {
 
   get peerId(): string {
     return this.node.peerId.toString();
+  }
+
+  /** How many initial peers answered the table pull during `start()`. */
+  get initialPeersReached(): number {
+    return this.#initialReached;
   }
 
   /** Listen addresses with /p2p/<peer id>. */
@@ -106,7 +112,7 @@ export class SwarmPeer {
       const t = timeoutSignal(this.#o.requestMs ?? 5000, signal);
       try {
         const conn = await node.dial(ma, { signal: t.signal });
-        await this.#syncWith(conn.remotePeer);
+        if (await this.#syncWith(conn.remotePeer)) this.#initialReached++;
       } finally {
         t.clear();
       }
@@ -191,9 +197,9 @@ export class SwarmPeer {
     }
   }
 
-  /** Pulls a peer's table into ours and pushes our own record to it. */
-  async #syncWith(peer: PeerId): Promise<void> {
-    if (this.#stopping) return;
+  /** Pulls a peer's table into ours and pushes our own record to it; true when the pull answered. */
+  async #syncWith(peer: PeerId): Promise<boolean> {
+    if (this.#stopping) return false;
     const t = timeoutSignal(this.#o.requestMs ?? 5000);
     try {
       const stream = await this.node.dialProtocol(peer, TABLE_PROTOCOL, { signal: t.signal });
@@ -201,12 +207,15 @@ export class SwarmPeer {
       await ch.write({ type: "table_request" }, { signal: t.signal });
       const reply = await ch.read({ signal: t.signal });
       await ch.close();
-      if (reply?.type === "table") {
-        for (const r of reply.records) await this.table.offer(r);
+      if (reply?.type !== "table") {
+        throw new SwarmError("BAD_FRAME", `table pull answered ${reply === null ? "nothing" : reply.type}`);
       }
+      for (const r of reply.records) await this.table.offer(r);
       if (this.#ownRecord) await this.#push(peer, this.#ownRecord);
+      return true;
     } catch (err) {
       this.#logger.debug("table pull failed", { peer: peer.toString(), err });
+      return false;
     } finally {
       t.clear();
     }

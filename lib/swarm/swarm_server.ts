@@ -48,6 +48,8 @@ export interface SwarmServerOptions extends Omit<SwarmPeerOptions, "noListen"> {
   sessionLimits?: Partial<SessionLimits>;
   /** The runtime, when already built (else pass it to `serve`). */
   runtime?: BlockRuntime;
+  /** The model's total blocks, announced before a runtime serves (then taken from the runtime). */
+  totalBlocks?: number;
 }
 
 export interface Span {
@@ -70,6 +72,7 @@ export class SwarmServer {
   #serving = false;
   #stopped = false;
   #started = false;
+  #startedAt = 0;
 
   constructor(options: SwarmServerOptions) {
     this.#o = options;
@@ -104,6 +107,7 @@ export class SwarmServer {
   async start(signal?: AbortSignal): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    this.#startedAt = this.#now();
     await this.peer.start(signal);
     await this.peer.handle(INFO_PROTOCOL, (ch) => this.#serveInfo(ch));
   }
@@ -140,6 +144,7 @@ export class SwarmServer {
     const now = this.#now();
     this.#seq = Math.max(this.#seq + 1, now);
     const info = this.#runtime && this.#serving ? this.#runtime.info() : undefined;
+    const totalBlocks = info?.numBlocks ?? this.#o.totalBlocks;
     return {
       peerId: this.peerId,
       addrs: this.peer.multiaddrs().slice(0, 32),
@@ -156,6 +161,8 @@ export class SwarmServer {
       nextPings: {},
       seq: this.#seq,
       expiresAt: now + (this.#o.ttlMs ?? 3 * (this.#o.announcePeriodMs ?? 30_000)),
+      ...(totalBlocks !== undefined && totalBlocks >= this.#span!.end ? { totalBlocks } : {}),
+      ...(this.#startedAt ? { startedAt: this.#startedAt } : {}),
     };
   }
 

@@ -10,7 +10,7 @@
  * @module
  */
 import { WireError } from "../errors.ts";
-import { arr, bad, bool, int, isObj, num, type Obj, obj, oneOf, optStr, str } from "./_validate.ts";
+import { arr, bad, bool, int, isObj, num, type Obj, obj, oneOf, optInt, optStr, str } from "./_validate.ts";
 import { MAX_BLOCK } from "./wire_limits.ts";
 
 export type ServerState = "joining" | "online" | "offline";
@@ -56,6 +56,10 @@ export interface SwarmRecord {
   readonly seq: number;
   /** Unix ms after which the record is dropped. */
   readonly expiresAt: number;
+  /** Total transformer blocks of the model (optional; lets observers show blocks nobody serves at the end). */
+  readonly totalBlocks?: number;
+  /** Unix ms when the server started serving (optional; shown as its age). */
+  readonly startedAt?: number;
 }
 
 /** A record as it travels: the signed JSON payload and its base64 signature. */
@@ -95,12 +99,15 @@ export function validateRecord(v: unknown): SwarmRecord {
     nextPings[k] = num(pingsObj, k, 0, 1e9, p + "nextPings.");
   }
   const wallet = optStr(o, "wallet", { max: 42, pattern: /^0x[0-9a-fA-F]{40}$/ }, p) ?? null;
+  const end = int(o, "end", start + 1, MAX_BLOCK, p);
+  const totalBlocks = optInt(o, "totalBlocks", end, MAX_BLOCK, p);
+  const startedAt = optInt(o, "startedAt", 0, Number.MAX_SAFE_INTEGER, p);
   return Object.freeze({
     peerId: str(o, "peerId", PEER_ID, p),
     addrs: Object.freeze(addrs as string[]),
     model: str(o, "model", { max: 256, pattern: /^[^\s\p{Cc}]+$/u }, p),
     start,
-    end: int(o, "end", start + 1, MAX_BLOCK, p),
+    end,
     state: oneOf(o, "state", SERVER_STATES, p),
     throughput: num(o, "throughput", 0, 1e12, p),
     inferenceRps: num(o, "inferenceRps", 0, 1e12, p),
@@ -114,6 +121,8 @@ export function validateRecord(v: unknown): SwarmRecord {
     nextPings: Object.freeze(nextPings),
     seq: int(o, "seq", 0, Number.MAX_SAFE_INTEGER, p),
     expiresAt: int(o, "expiresAt", 0, Number.MAX_SAFE_INTEGER, p),
+    ...(totalBlocks === undefined ? {} : { totalBlocks }),
+    ...(startedAt === undefined ? {} : { startedAt }),
   });
 }
 
@@ -139,6 +148,8 @@ export function recordPayload(record: SwarmRecord): string {
     nextPings: r.nextPings,
     seq: r.seq,
     expiresAt: r.expiresAt,
+    ...(r.totalBlocks === undefined ? {} : { totalBlocks: r.totalBlocks }),
+    ...(r.startedAt === undefined ? {} : { startedAt: r.startedAt }),
   });
 }
 

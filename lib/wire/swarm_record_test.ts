@@ -58,6 +58,9 @@ Deno.test("record: every field is validated with the offending value", () => {
     [{ seq: -1 }, /seq/],
     [{ expiresAt: "soon" }, /expiresAt/],
     [{ model: "" }, /model/],
+    [{ totalBlocks: 3 }, /totalBlocks/], // below end (6)
+    [{ totalBlocks: 2.5 }, /totalBlocks/],
+    [{ startedAt: -5 }, /startedAt/],
   ];
   for (const [patch, re] of cases) {
     assert.throws(() => validateRecord({ ...sampleRecord, ...patch }), (e: unknown) => {
@@ -69,6 +72,13 @@ Deno.test("record: every field is validated with the offending value", () => {
   }
   assert.throws(() => parseRecordPayload("{"), /not valid JSON/);
   assert.throws(() => parseRecordPayload("[]"), /object/);
+});
+
+Deno.test("record: optional totalBlocks/startedAt survive the payload and are absent when not given", () => {
+  const withTotal = { ...sampleRecord, totalBlocks: 24, startedAt: 1_699_999_000_000 };
+  assert.deepEqual(parseRecordPayload(recordPayload(withTotal)), withTotal);
+  const plain = parseRecordPayload(recordPayload(sampleRecord));
+  assert.ok(!("totalBlocks" in plain) && !("startedAt" in plain));
 });
 
 Deno.test("record: base64 helpers", () => {

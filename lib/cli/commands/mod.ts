@@ -14,6 +14,7 @@ import { registerRegister } from "./register.ts";
 import { registerClaim } from "./claim.ts";
 import { registerGenerate } from "./generate.ts";
 import { registerBlocks } from "./blocks.ts";
+import { registerSwarm } from "./swarm.ts";
 
 export type RegisterCommand = (program: Command, ctx: CommandContext) => void;
 
@@ -27,4 +28,5 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerClaim,
   registerBlocks,
   registerGenerate,
+  registerSwarm,
 ];

@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import type { SwarmRecord } from "../wire/mod.ts";
+import type { TableEntry } from "./swarm_table.ts";
+import { formatSwarmTableView, ranges, swarmTableView } from "./swarm_table_view.ts";
+
+const NOW = 1_800_000_000_000;
+
+function entry(peerId: string, patch: Partial<SwarmRecord>): TableEntry {
+  const record: SwarmRecord = {
+    peerId,
+    addrs: ["/ip4/127.0.0.1/tcp/1"],
+    model: "m/a",
+    start: 0,
+    end: 4,
+    state: "online",
+    throughput: 10,
+    inferenceRps: 100,
+    forwardRps: 1000,
+    networkRps: 500,
+    cacheTokensLeft: 4096,
+    weights: "fp32",
+    version: "0.1.0",
+    wallet: null,
+    usingRelay: false,
+    nextPings: {},
+    seq: 1,
+    expiresAt: NOW + 60_000,
+    ...patch,
+  };
+  return { record, signed: { payload: "", signature: "" }, firstSeen: NOW - 5_000 };
+}
+
+const entries = [
+  entry("PeerB", { start: 4, end: 8, throughput: 5, totalBlocks: 12, startedAt: NOW - 3_600_000 }),
+  entry("PeerA", { start: 0, end: 6, wallet: "0x" + "ab".repeat(20) }),
+  entry("PeerC", { start: 8, end: 10, state: "joining" }),
+  entry("PeerD", { start: 0, end: 12, state: "offline" }),
+  entry("PeerE", { model: "m/b", start: 0, end: 2 }),
+];
+
+Deno.test("swarm table view: servers, per-block coverage, uncovered blocks incl. the announced tail", () => {
+  const view = swarmTableView(entries, { now: NOW, models: ["m/a"] });
+  assert.equal(view.models.length, 1);
+  const m = view.models[0];
+  assert.equal(m.totalBlocks, 12, "announced total, beyond the last span end");
+  assert.ok(m.totalBlocksAnnounced);
+  assert.deepEqual(m.servers.map((s) => s.peerId), ["PeerA", "PeerD", "PeerB", "PeerC"]);
+  assert.deepEqual(m.coverage.map((c) => c.servers), [1, 1, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0]);
+  assert.deepEqual(m.coverage.map((c) => c.throughput), [10, 10, 10, 10, 15, 15, 5, 5, 0, 0, 0, 0]);
+  assert.deepEqual(m.coverage.map((c) => c.joining), [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0]);
+  assert.deepEqual(m.uncovered, [8, 9, 10, 11]);
+  assert.equal(m.complete, false);
+  const b = m.servers.find((s) => s.peerId === "PeerB")!;
+  assert.equal(b.ageSeconds, 3600, "age from startedAt");
+  assert.equal(m.servers.find((s) => s.peerId === "PeerA")!.ageSeconds, 5, "age from first seen");
+  // JSON-ready
+  assert.deepEqual(JSON.parse(JSON.stringify(view)), view);
+});
+
+Deno.test("swarm table view: all models by default; unannounced size falls back to the last span end", () => {
+  const view = swarmTableView(entries, { now: NOW });
+  assert.deepEqual(view.models.map((m) => m.model), ["m/a", "m/b"]);
+  const b = view.models[1];
+  assert.equal(b.totalBlocks, 2);
+  assert.equal(b.totalBlocksAnnounced, false);
+  assert.ok(b.complete);
+});
+
+Deno.test("swarm table view: plain text marks blocks nobody serves; colour only when asked", () => {
+  const view = swarmTableView(entries, { now: NOW, models: ["m/a"] });
+  const plain = formatSwarmTableView(view);
+  const text = plain.join("\n");
+  assert.ok(!text.includes("\x1b["), "no ANSI codes in plain text");
+  assert.match(text, /4 of 12 blocks NOT SERVED: 8-11/);
+  for (
+    const col of ["PEER ID", "SPAN", "STATE", "TOK/S", "CACHE LEFT", "WEIGHTS", "VERSION", "WALLET", "AGE"]
+  ) {
+    assert.ok(text.includes(col), col);
+  }
+  assert.match(text, /PeerB\s+4:8\s+online\s+5\.0\s+4096\s+fp32\s+0\.1\.0\s+-\s+1h/);
+  assert.match(
+    text,
+    new RegExp(`PeerA\\s+0:6\\s+online\\s+10\\.0\\s+4096\\s+fp32\\s+0\\.1\\.0\\s+0x${"ab".repeat(20)}\\s+5s`),
+  );
+  const blockLines = plain.filter((l) => /^\s+block\s+\d+ /.test(l));
+  assert.equal(blockLines.length, 12);
+  assert.deepEqual(
+    blockLines.map((l) => l.includes("NOT SERVED")),
+    [false, false, false, false, false, false, false, false, true, true, true, true],
+  );
+  assert.match(blockLines[4], /█{30} 2 server\(s\) 15\.0 tok\/s/, "the best-covered block has a full bar");
+  assert.match(blockLines[8], /·{30} 0 server\(s\) 0\.0 tok\/s \(\+1 joining\)/);
+  const colored = formatSwarmTableView(view, { color: true }).join("\n");
+  assert.ok(colored.includes("\x1b[1;31m"), "uncovered blocks in red on a terminal");
+  assert.deepEqual(formatSwarmTableView({ takenAt: "", models: [] }), ["no servers in the swarm table"]);
+});
+
+Deno.test("swarm table view: ranges", () => {
+  assert.equal(ranges([0, 1, 2, 5, 7, 8]), "0-2, 5, 7-8");
+  assert.equal(ranges([]), "");
+});

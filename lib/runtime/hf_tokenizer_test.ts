@@ -1,0 +1,19 @@
+import assert from "node:assert/strict";
+import { makeLlamaCheckpoint } from "../../tests/helpers/checkpoint_fixture.ts";
+import { tokenizerFromJson } from "./hf_tokenizer.ts";
+
+Deno.test("tokenizerFromJson: named chat templates, eos from generation_config, round trip", async () => {
+  const ck = await makeLlamaCheckpoint({ numLayers: 1, shards: 1 });
+  const tj = JSON.parse(await Deno.readTextFile(`${ck.dir}/tokenizer.json`));
+  const tok = tokenizerFromJson(tj, {
+    bos_token: { content: "<|begin_of_text|>" },
+    chat_template: [{ name: "default", template: "T" }, { name: "tool_use", template: "U" }],
+  }, {
+    eos_token_id: 260,
+  });
+  assert.equal(tok.chatTemplate, "T");
+  assert.equal(tok.bos?.text, "<|begin_of_text|>");
+  assert.deepEqual(tok.eos.map((t) => t.id), [260]);
+  const text = "and the world, hello!";
+  assert.equal(tok.decode(tok.encode(text)), text);
+});

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { RuntimeError } from "../errors.ts";
+import { encodeSafetensors, encodeTensor } from "../../tests/helpers/checkpoint_fixture.ts";
+import { CheckpointTensors, SafetensorsFile, toFloat32 } from "./safetensors.ts";
+
+const values = Float32Array.from([0.5, -1.25, 3.140625, 1e-3, -7, 65504]);
+
+async function file(bytes: Uint8Array): Promise<string> {
+  const p = await Deno.makeTempFile({ suffix: ".safetensors" });
+  await Deno.writeFile(p, bytes);
+  return p;
+}
+
+Deno.test("SafetensorsFile: reads F32, F16 and BF16 tensors by range and converts to float32", async () => {
+  const entries = (["F32", "F16", "BF16"] as const).map((dtype) => ({
+    name: `t.${dtype}`,
+    dtype,
+    shape: [2, 3],
+    bytes: encodeTensor(values, dtype).bytes,
+  }));
+  const p = await file(encodeSafetensors(entries));
+  const f = await SafetensorsFile.open(p);
+  try {
+    assert.deepEqual([...f.tensors.keys()], ["t.F32", "t.F16", "t.BF16"]);
+    for (const dtype of ["F32", "F16", "BF16"] as const) {
+      const t = await f.read(`t.${dtype}`);
+      assert.deepEqual(t.shape, [2, 3]);
+      assert.deepEqual(t.data, encodeTensor(values, dtype).exact);
+    }
+    await assert.rejects(
+      f.read("nope"),
+      (e: unknown) => e instanceof RuntimeError && e.code === "BAD_CHECKPOINT" && /nope/.test(e.message),
+    );
+  } finally {
+    f.close();
+  }
+  const ck = new CheckpointTensors(new Map([["t.F16", "a.safetensors"]]), () => p);
+  assert.deepEqual((await ck.read("t.F16")).data, encodeTensor(values, "F16").exact);
+  await assert.rejects(ck.read("t.F32"), /not in the checkpoint/);
+  await ck.close();
+});
+
+Deno.test("SafetensorsFile: truncated files and impossible headers are BAD_CHECKPOINT errors naming the file", async () => {
+  const good = encodeSafetensors([{ name: "w", dtype: "F32", shape: [4], bytes: new Uint8Array(16) }]);
+  const bad = (e: unknown) =>
+    e instanceof RuntimeError && e.code === "BAD_CHECKPOINT" && /safetensors/.test(e.message);
+  await assert.rejects(SafetensorsFile.open(await file(good.subarray(0, good.length - 4))), bad);
+  const huge = good.slice();
+  new DataView(huge.buffer).setBigUint64(0, 1n << 40n, true);
+  await assert.rejects(SafetensorsFile.open(await file(huge)), bad);
+  await assert.rejects(SafetensorsFile.open(await file(new Uint8Array(3))), bad);
+  const wrongSize = encodeSafetensors([{ name: "w", dtype: "F32", shape: [5], bytes: new Uint8Array(16) }]);
+  await assert.rejects(SafetensorsFile.open(await file(wrongSize)), bad);
+  assert.throws(
+    () => toFloat32("I8", new Uint8Array(2)),
+    (e: unknown) => e instanceof RuntimeError && e.code === "UNSUPPORTED_MODEL",
+  );
+});

@@ -102,3 +102,55 @@ Deno.test("node chain side: register once, heartbeat, reports carry the swarm co
     .filter((t) => t.status === 1);
   assert.equal(registrations.length, 1, "registered exactly once over two starts");
 });
+
+Deno.test("VERIFY_ON_CHAIN: each completed HTTP generation sends 0x20 and its proof rides the next report", async () => {
+  await using chain = await startTestChain();
+  await using oracle = await startOracleStub({ rpcUrl: chain.rpcUrl });
+  const key = await chain.newFundedKey();
+  const config = resolveConfig({
+    env: {
+      PLUMISE_PRIVATE_KEY: key,
+      PLUMISE_RPC_URL: chain.rpcUrl,
+      ORACLE_API_URL: oracle.url,
+      MODEL_NAME: "test-org/tiny-bloom",
+      API_PORT: "0",
+      API_HOST: "127.0.0.1",
+      VERIFY_ON_CHAIN: "true",
+    },
+    system: { availableMemoryBytes: 8 * 2 ** 30 },
+  }).config;
+  const node = createNode(config, {
+    parts: async (ctx) => {
+      const chainPart = await createChainPart(ctx.config, ctx.metrics, ctx.logger);
+      return {
+        ...fakeSwarmAndRuntime(() => ctx.metrics),
+        chain: chainPart,
+        reporter: createReporterPart(ctx.config, chainPart, ctx.metrics, ctx.logger, { intervalMs: 200 }),
+      };
+    },
+  });
+  await node.start();
+  try {
+    const address = node.status().address!;
+    const r = await fetch(`${node.apiUrl}/api/v1/generate`, {
+      method: "POST",
+      body: JSON.stringify({ inputs: "prove it", parameters: { max_new_tokens: 3 } }),
+    });
+    assert.equal((await r.json()).num_tokens, 3);
+    await waitFor(
+      async () =>
+        (await chain.txsTo("0x0000000000000000000000000000000000000020", address)).some((t) =>
+          t.status === 1
+        ),
+      { what: "a verifyInference tx" },
+    );
+    await waitFor(() => oracle.accepted.some((a) => a.proofs?.length === 1), {
+      what: "a report with the proof",
+    });
+    const proof = oracle.accepted.find((a) => a.proofs?.length)!.proofs![0];
+    assert.equal(proof.tokenCount, 3);
+    assert.deepEqual(Object.keys(proof).sort(), ["inputHash", "modelHash", "outputHash", "tokenCount"]);
+  } finally {
+    await node.stop(500);
+  }
+});

@@ -4,7 +4,7 @@
  * outcomes as /metrics gauges.
  * @module
  */
-import { type ChainAgent, createChainAgent, preflight } from "../chain/mod.ts";
+import { type ChainAgent, createChainAgent, modelHash, preflight } from "../chain/mod.ts";
 import type { Config } from "../config/types.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
 import { OracleReporter, registerNodeWithRetry } from "../reporter/mod.ts";
@@ -65,6 +65,18 @@ export async function createChainPart(
     start: () => agent.start(),
     stop: () => agent.stop(),
     status: () => ({ ...agent.status() }),
+    recordInference(prompt, output, tokens) {
+      if (!config.verifyOnChain || tokens < 1) return undefined;
+      // keccak256 of the UTF-8 text (the same hash as the model id's)
+      const proof = {
+        modelHash: modelHash(config.model),
+        inputHash: modelHash(prompt),
+        outputHash: output.length > 0 ? modelHash(output) : "0x" + "00".repeat(32),
+        tokenCount: tokens,
+      };
+      void agent.verifyInference(proof);
+      return proof;
+    },
   };
 }
 
@@ -110,5 +122,6 @@ export function createReporterPart(
       await reporter.stop(); // sends the final report (bounded by its own timeout)
     },
     status: () => ({ ...reporter.status() }),
+    addProof: (proof) => reporter.addProof(proof),
   };
 }

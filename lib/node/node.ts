@@ -13,7 +13,7 @@
  * @module
  */
 import { ApiServer } from "../api/api_server.ts";
-import type { Generator, NodeStatus, NodeStatusSource } from "../api/types.ts";
+import type { GeneratedToken, Generator, NodeStatus, NodeStatusSource } from "../api/types.ts";
 import type { Config } from "../config/types.ts";
 import { ConfigError, errorMessage, PlumiseError, UnavailableError } from "../errors.ts";
 import { withTimeout } from "../util/abort.ts";
@@ -289,8 +289,46 @@ export class PlumiseNode implements NodeStatusSource {
         return { ...info, ready: info.ready && this.#state === "online" };
       },
       countTokens: (text) => g.countTokens(text),
-      generate: (prompt, params, signal) => g.generate(prompt, params, signal),
+      generate: (prompt, params, signal) =>
+        this.#recorded(prompt, g.generate(prompt, params, signal), signal),
     };
+  }
+
+  /**
+   * Passes tokens through; a generation that ends normally — exhausted, or closed by the API at its
+   * token cap or a stop string — is recorded (VERIFY_ON_CHAIN proof). Failed or aborted ones are not.
+   */
+  async *#recorded(
+    prompt: string,
+    tokens: AsyncIterable<GeneratedToken>,
+    signal: AbortSignal,
+  ): AsyncGenerator<GeneratedToken> {
+    let text = "";
+    let n = 0;
+    let failed = false;
+    try {
+      for await (const t of tokens) {
+        text += t.text;
+        n++;
+        yield t;
+      }
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      if (!failed && !signal.aborted) this.#record(prompt, text, n);
+    }
+  }
+
+  #record(prompt: string, text: string, n: number): void {
+    const p = this.#parts;
+    if (!p?.chain?.recordInference || n === 0) return;
+    try {
+      const proof = p.chain.recordInference(prompt, text, n);
+      if (proof) p.reporter?.addProof?.(proof);
+    } catch (err) {
+      this.#log.warn("recording the inference failed", { error: errorMessage(err) });
+    }
   }
 
   #registerGauges(parts: NodeParts): void {

@@ -284,3 +284,34 @@ Deno.test("runNode serves until the signal aborts, then stops gracefully; an int
   assert.equal(node2.state, "failed");
   assert.ok(g.events.includes("swarm.stop"));
 });
+
+Deno.test("a completed HTTP generation is recorded with the chain part and its proof goes to the reporter", async () => {
+  const f = fakeParts();
+  const recorded: Array<[string, string, number]> = [];
+  const proofs: unknown[] = [];
+  const proof = {
+    modelHash: "0x" + "11".repeat(32),
+    inputHash: "0x" + "22".repeat(32),
+    outputHash: "0x" + "33".repeat(32),
+    tokenCount: 2,
+  };
+  (f.parts.chain as { recordInference?: unknown }).recordInference = (p: string, o: string, n: number) => {
+    recorded.push([p, o, n]);
+    return proof;
+  };
+  (f.parts.reporter as { addProof?: unknown }).addProof = (p: unknown) => proofs.push(p);
+  const node = createNode(testConfig(), { parts: () => Promise.resolve(f.parts) });
+  await node.start();
+  try {
+    const r = await fetch(`${node.apiUrl}/api/v1/generate`, {
+      method: "POST",
+      body: JSON.stringify({ inputs: "p", parameters: { max_new_tokens: 2 } }),
+    });
+    assert.equal(r.status, 200);
+    await r.body?.cancel();
+    assert.deepEqual(recorded, [["p", " one two", 2]]);
+    assert.deepEqual(proofs, [proof]);
+  } finally {
+    await node.stop(100);
+  }
+});

@@ -62,6 +62,19 @@ export interface NodeChain {
   stop(): Promise<void>;
   /** JSON-safe status for /health (`registered`, last heartbeat, ...). */
   status(): Readonly<Record<string, unknown>>;
+  /**
+   * Called after each completed HTTP generation; with VERIFY_ON_CHAIN it sends 0x20 (in the
+   * background, never throwing) and returns the proof for the next Oracle report.
+   */
+  recordInference?(prompt: string, output: string, tokens: number): InferenceProofLike | undefined;
+}
+
+/** `{modelHash, inputHash, outputHash, tokenCount}` (0x + 64 hex each, tokenCount ≥ 1). */
+export interface InferenceProofLike {
+  readonly modelHash: string;
+  readonly inputHash: string;
+  readonly outputHash: string;
+  readonly tokenCount: number;
 }
 
 /** The Oracle reporter (reporter/): absent in offline mode. */
@@ -70,6 +83,8 @@ export interface NodeReporter {
   /** Stops the loop after one final report of the cumulative counters (bounded by `signal`). */
   stop(finalReport: boolean, signal: AbortSignal): Promise<void>;
   status(): Readonly<Record<string, unknown>>;
+  /** Queues a proof for the next report. */
+  addProof?(proof: InferenceProofLike): void;
 }
 
 /** Everything the node composes, built by a `NodePartsFactory` once config is resolved. */

@@ -15,6 +15,7 @@ import { blockTensorNames, buildBlockGraph } from "./block_graph.ts";
 import { buildEmbedGraph, buildLogitsGraph, headTensorNames } from "./head_graph.ts";
 import type { ModelConfig } from "./model_config.ts";
 import { parseModelConfig } from "./model_config.ts";
+import type { EncodedModel } from "./onnx_graph.ts";
 import { CheckpointTensors } from "./safetensors.ts";
 import type { WeightFormat } from "./types.ts";
 
@@ -111,15 +112,15 @@ export class BlockEngine {
           for (const n of blockTensorNames(cfg)) t.set(n, await tensors.read(`${req.blockPrefix}${i}.${n}`));
           const graph = buildBlockGraph(cfg, t, req.weights);
           weightBytes += graph.weightBytes;
-          this.#blocks.set(i, await this.#create(graph.toBytes(), opts, `block ${i}`));
+          this.#blocks.set(i, await this.#create(graph.encode(), opts, `block ${i}`));
         }
       }
       if (req.head) {
         const names = headTensorNames(cfg, req.headPrefix, (n) => weightMap.has(n));
         const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
         for (const [role, name] of Object.entries(names)) t.set(role, await tensors.read(name));
-        this.#embed = await this.#create(buildEmbedGraph(cfg, t).toBytes(), opts, "embeddings");
-        this.#logits = await this.#create(buildLogitsGraph(cfg, t).toBytes(), opts, "LM head");
+        this.#embed = await this.#create(buildEmbedGraph(cfg, t).encode(), opts, "embeddings");
+        this.#logits = await this.#create(buildLogitsGraph(cfg, t).encode(), opts, "LM head");
       }
     } finally {
       await tensors.close();
@@ -127,13 +128,15 @@ export class BlockEngine {
     return { loadMs: performance.now() - t0, weightBytes };
   }
 
+  /** Creates an ORT session; weights above protobuf's 2 GiB limit travel as in-memory external data. */
   async #create(
-    bytes: Uint8Array,
+    enc: EncodedModel,
     opts: ort.InferenceSession.SessionOptions,
     what: string,
   ): Promise<ort.InferenceSession> {
     try {
-      return await ort.InferenceSession.create(bytes, opts);
+      const withData = enc.externalData.length ? { ...opts, externalData: enc.externalData } : opts;
+      return await ort.InferenceSession.create(enc.model, withData);
     } catch (cause) {
       throw engineError(`onnxruntime refused the ${what} graph: ${(cause as Error).message}`, cause);
     }

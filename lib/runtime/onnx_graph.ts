@@ -136,13 +136,32 @@ interface ValueInfo {
   dims: readonly (number | string)[];
 }
 
-function tensorMsg(t: Initializer): Msg {
+function tensorBytes(t: Initializer): Uint8Array {
+  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+/** A TensorProto; with `external`, the data lives in an in-memory external file of that name. */
+function tensorMsg(t: Initializer, external?: string): Msg {
   const m = new Msg();
   for (const d of t.dims) m.int(1, d);
   m.int(2, t.type);
   m.string(8, t.name);
-  m.bytes(9, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  if (external) {
+    const entry = (k: string, v: string) => new Msg().string(1, k).string(2, v).done();
+    m.msg(13, entry("location", external));
+    m.msg(13, entry("offset", "0"));
+    m.msg(13, entry("length", String(t.data.byteLength)));
+    m.int(14, 1);
+  } else {
+    m.bytes(9, tensorBytes(t));
+  }
   return m.done();
+}
+
+/** Model bytes plus in-memory external data files (for onnxruntime's `externalData` option). */
+export interface EncodedModel {
+  model: Uint8Array;
+  externalData: { path: string; data: Uint8Array }[];
 }
 
 function valueInfoMsg(v: ValueInfo): Msg {
@@ -290,12 +309,31 @@ export class OnnxGraph {
     return this.#inits.reduce((n, t) => n + t.data.byteLength, 0);
   }
 
-  /** Encodes the ModelProto. Opsets: default domain 21, com.microsoft 1. */
+  /** Encodes the ModelProto with every weight inline (protobuf limits this to < 2 GiB). */
   toBytes(options: { irVersion?: number; opset?: number } = {}): Uint8Array {
+    return this.encode({ ...options, externalAbove: Infinity }).model;
+  }
+
+  /**
+   * Encodes the ModelProto; initializers of at least `externalAbove` bytes (default 1 MiB when
+   * the weights exceed 1.5 GiB in total, else none) go to in-memory external data files, so
+   * models above protobuf's 2 GiB limit load. The data is referenced, not copied.
+   */
+  encode(options: { irVersion?: number; opset?: number; externalAbove?: number } = {}): EncodedModel {
+    const threshold = options.externalAbove ?? (this.weightBytes > 1.5 * 2 ** 30 ? 2 ** 20 : Infinity);
+    const externalData: EncodedModel["externalData"] = [];
     const graph = new Msg();
     for (const n of this.#nodes) graph.msg(1, nodeMsg(n));
     graph.string(2, this.name);
-    for (const t of this.#inits) graph.msg(5, tensorMsg(t));
+    for (const t of this.#inits) {
+      if (t.data.byteLength >= threshold) {
+        const path = `${t.name}.bin`;
+        externalData.push({ path, data: tensorBytes(t) });
+        graph.msg(5, tensorMsg(t, path));
+      } else {
+        graph.msg(5, tensorMsg(t));
+      }
+    }
     for (const v of this.#inputs) graph.msg(11, valueInfoMsg(v));
     for (const v of this.#outputs) graph.msg(12, valueInfoMsg(v));
     graph.done();
@@ -306,6 +344,6 @@ export class OnnxGraph {
       .msg(7, graph)
       .msg(8, new Msg().string(1, "").int(2, options.opset ?? 21).done())
       .msg(8, new Msg().string(1, "com.microsoft").int(2, 1).done());
-    return model.finish();
+    return { model: model.finish(), externalData };
   }
 }

@@ -30,3 +30,17 @@ Deno.test("OnnxGraph: a malformed graph is refused by onnxruntime, and initializ
   await assert.rejects(ort.InferenceSession.create(g.toBytes()));
   assert.throws(() => g.initializer("w", new Float32Array(3), [2, 2]), /3 values for dims \[2,2\]/);
 });
+
+Deno.test("OnnxGraph: weights as in-memory external data load and compute the same", async () => {
+  const g = new OnnxGraph("ext");
+  g.input("x", DataType.FLOAT, [1, 4]);
+  g.output("y", DataType.FLOAT, [1, 2]);
+  g.node("MatMul", ["x", g.initializer("w", Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]), [4, 2])], ["y"]);
+  const enc = g.encode({ externalAbove: 16 });
+  assert.equal(enc.externalData.length, 1);
+  assert.equal(enc.externalData[0].data.byteLength, 32);
+  const s = await ort.InferenceSession.create(enc.model, { externalData: enc.externalData });
+  const out = await s.run({ x: new ort.Tensor("float32", Float32Array.from([1, 1, 1, 1]), [1, 4]) });
+  assert.deepEqual(Array.from(out.y.data as Float32Array), [16, 20]);
+  await s.release();
+});

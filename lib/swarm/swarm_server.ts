@@ -12,11 +12,12 @@
 import type { PrivateKey } from "@libp2p/interface";
 import type { BlockRuntime } from "../runtime/types.ts";
 import { SwarmError } from "../errors.ts";
+import { sleep } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
 import type { RecordWeights, ServerState, SwarmRecord } from "../wire/mod.ts";
-import { chooseBestBlocks, shouldChooseOtherBlocks } from "./block_selection.ts";
+import { chooseBestBlocks, type RebalanceDecision, shouldChooseOtherBlocks } from "./block_selection.ts";
 import { serveForwardStream } from "./forward_handler.ts";
 import { readFirst, replyError, serveInferenceStream } from "./inference_handler.ts";
 import { FORWARD_PROTOCOL, INFERENCE_PROTOCOL, INFO_PROTOCOL } from "./protocol_ids.ts";
@@ -50,7 +51,41 @@ export interface SwarmServerOptions extends Omit<SwarmPeerOptions, "noListen"> {
   runtime?: BlockRuntime;
   /** The model's total blocks, announced before a runtime serves (then taken from the runtime). */
   totalBlocks?: number;
+  /**
+   * Periodic rebalancing (SWARM-PROTOCOL.md "Block selection"): runs while serving, when the
+   * span is not `pinned` and a move listener is set (`onMove` here or the `onMove()` method).
+   */
+  rebalance?: RebalanceOptions;
+  /** The span was pinned (`--block-indices`): never rebalance. */
+  pinned?: boolean;
+  /** Move listener (see `SwarmServer.onMove`). */
+  onMove?: MoveListener;
 }
+
+export interface RebalanceOptions {
+  /** Delay before each check (default U(0, 120) s). */
+  delayMs?: () => number;
+  /** Move only when min coverage grows by more than 1/balanceQuality (default 0.75). */
+  balanceQuality?: number;
+  /**
+   * After announcing the new span (as joining), wait this long and re-check that the old span
+   * stays covered by other online servers, so simultaneous movers cannot uncover a block
+   * (default 2 s).
+   */
+  settleMs?: number;
+  /** Randomness of the greedy simulation (tests). */
+  random?: () => number;
+}
+
+/**
+ * Called when rebalancing decided to move to `span`: load the blocks of `span` and call
+ * `server.serve(newRuntime)` (which announces online and ends the sessions of the old span);
+ * then stop the old runtime. Throwing (or not serving the new span) reverts to the old span.
+ */
+export type MoveListener = (span: Span, signal: AbortSignal) => Promise<void> | void;
+
+/** Outcome of one rebalancing check. */
+export type RebalanceOutcome = RebalanceDecision & { moved: boolean };
 
 export interface Span {
   readonly start: number;
@@ -73,12 +108,19 @@ export class SwarmServer {
   #stopped = false;
   #started = false;
   #startedAt = 0;
+  #sessionsRuntime: BlockRuntime | undefined;
+  #handlersInstalled = false;
+  #moveListener: MoveListener | undefined;
+  #moving = false;
+  #rebalanceTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #stopController = new AbortController();
 
   constructor(options: SwarmServerOptions) {
     this.#o = options;
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
     this.#runtime = options.runtime;
+    this.#moveListener = options.onMove;
     this.peer = new SwarmPeer({
       ...options,
       logger: this.#logger,
@@ -119,11 +161,11 @@ export class SwarmServer {
   }
 
   /** Whether this server should move now (pure decision over the current table). */
-  rebalanceDecision(totalBlocks: number, random?: () => number) {
+  rebalanceDecision(totalBlocks: number, random?: () => number, balanceQuality?: number): RebalanceDecision {
     const spans = this.table.servers(this.#o.model).map((r) =>
       r.peerId === this.peerId && this.#span ? { ...r, start: this.#span.start, end: this.#span.end } : r
     );
-    return shouldChooseOtherBlocks(spans, this.peerId, totalBlocks, { random });
+    return shouldChooseOtherBlocks(spans, this.peerId, totalBlocks, { random, balanceQuality });
   }
 
   /** Publishes this server's record with `state` (and the span, when given). */
@@ -166,7 +208,11 @@ export class SwarmServer {
     };
   }
 
-  /** Serves inference/forward over `runtime` (already started) and announces `online`. */
+  /**
+   * Serves inference/forward over `runtime` (already started) and announces `online`. Called
+   * again with another runtime (after a move), it switches to it: new sessions go to the new
+   * runtime, sessions of the previous one are ended (their clients fail over).
+   */
   async serve(runtime?: BlockRuntime, figures?: ThroughputFigures): Promise<void> {
     if (runtime) this.#runtime = runtime;
     const rt = this.#runtime;
@@ -178,20 +224,26 @@ export class SwarmServer {
     if (figures) this.#figures = figures;
     const info = rt.info();
     this.#span = { start: info.start, end: info.end };
-    if (!this.#sessions) {
+    let previous: SessionManager | undefined;
+    if (this.#sessionsRuntime !== rt) {
+      previous = this.#sessions;
       this.#sessions = new SessionManager({
         runtime: rt,
         limits: this.#o.sessionLimits,
         logger: this.#logger,
       });
       this.#sessions.start();
-      const deps = { runtime: rt, model: this.#o.model, metrics: this.#o.metrics, logger: this.#logger };
-      const sessions = this.#sessions;
-      await this.peer.handle(INFERENCE_PROTOCOL, (ch) => serveInferenceStream(ch, { ...deps, sessions }));
-      await this.peer.handle(FORWARD_PROTOCOL, (ch) => serveForwardStream(ch, deps));
+      this.#sessionsRuntime = rt;
+    }
+    if (!this.#handlersInstalled) {
+      this.#handlersInstalled = true;
+      // deps are read per stream, so a switched runtime serves every stream opened after it
+      await this.peer.handle(INFERENCE_PROTOCOL, (ch) => serveInferenceStream(ch, this.#deps()));
+      await this.peer.handle(FORWARD_PROTOCOL, (ch) => serveForwardStream(ch, this.#deps()));
     }
     this.#serving = true;
     await this.announce("online");
+    await previous?.stop();
     if (!this.#timer) {
       this.#timer = setInterval(() => {
         if (!this.#stopped) {
@@ -199,6 +251,128 @@ export class SwarmServer {
         }
       }, this.#o.announcePeriodMs ?? 30_000);
     }
+    this.#scheduleRebalance();
+  }
+
+  #deps() {
+    return {
+      runtime: this.#runtime!,
+      model: this.#o.model,
+      metrics: this.#o.metrics,
+      logger: this.#logger,
+      sessions: this.#sessions!,
+    };
+  }
+
+  /**
+   * Sets the move listener (rebalancing runs only with one); returns a function that removes it.
+   * The listener gets the new span and must serve it (see `MoveListener`).
+   */
+  onMove(listener: MoveListener): () => void {
+    this.#moveListener = listener;
+    this.#scheduleRebalance();
+    return () => {
+      if (this.#moveListener === listener) this.#moveListener = undefined;
+    };
+  }
+
+  /** Whether a move is in progress. */
+  get moving(): boolean {
+    return this.#moving;
+  }
+
+  #scheduleRebalance(): void {
+    if (this.#rebalanceTimer || this.#stopped || !this.#serving || this.#o.pinned || !this.#moveListener) {
+      return;
+    }
+    const delay = Math.max(0, this.#o.rebalance?.delayMs?.() ?? Math.random() * 120_000);
+    this.#rebalanceTimer = setTimeout(async () => {
+      try {
+        await this.rebalanceOnce();
+      } catch (err) {
+        this.#logger.warn("rebalancing check failed", { err });
+      }
+      this.#rebalanceTimer = undefined;
+      this.#scheduleRebalance();
+    }, delay);
+  }
+
+  /**
+   * One rebalancing check: decides over the current table (pure functions) and, when a move
+   * pays off, announces the new span as joining, waits `settleMs`, re-checks that the old span
+   * stays covered by other online servers, then calls the move listener. Logged either way.
+   */
+  async rebalanceOnce(): Promise<RebalanceOutcome> {
+    const no = (reason: string): RebalanceOutcome => ({ move: false, moved: false, initialMin: 0, reason });
+    if (this.#stopped || !this.#serving || !this.#runtime || !this.#span) return no("not serving");
+    if (this.#o.pinned) return no("span pinned by --block-indices");
+    if (this.#moving) return no("a move is in progress");
+    const listener = this.#moveListener;
+    if (!listener) return no("no move listener");
+    const total = this.#runtime.info().numBlocks;
+    const decision = this.rebalanceDecision(
+      total,
+      this.#o.rebalance?.random,
+      this.#o.rebalance?.balanceQuality,
+    );
+    if (!decision.move || decision.start === undefined || decision.end === undefined) {
+      this.#logger.debug("rebalancing: staying", { span: spanText(this.#span), reason: decision.reason });
+      return { ...decision, moved: false };
+    }
+    const from = this.#span;
+    const to = { start: decision.start, end: decision.end };
+    this.#moving = true;
+    try {
+      this.#logger.info("rebalancing: moving to less covered blocks", {
+        from: spanText(from),
+        to: spanText(to),
+        reason: decision.reason,
+      });
+      await this.announce("joining", to);
+      await sleep(this.#o.rebalance?.settleMs ?? 2000, this.#stopController.signal);
+      const uncovered = this.#uncoveredWithoutMe(from);
+      if (uncovered.length) {
+        this.#logger.info("rebalancing: another server left the same blocks meanwhile; staying", {
+          span: spanText(from),
+          uncovered,
+        });
+        await this.announce("online", from);
+        return { ...decision, move: false, moved: false, reason: `blocks ${uncovered} would be uncovered` };
+      }
+      await listener(to, this.#stopController.signal);
+      const info = this.#runtime.info();
+      if (info.start !== to.start || info.end !== to.end) {
+        throw new SwarmError(
+          "MOVE_NOT_SERVED",
+          `the move listener did not serve blocks ${
+            spanText(to)
+          } (the runtime serves ${info.start}:${info.end})`,
+          { hint: "the listener must load the new span and call server.serve(newRuntime)" },
+        );
+      }
+      this.#logger.info("rebalancing: moved", { from: spanText(from), to: spanText(to) });
+      return { ...decision, moved: true };
+    } catch (err) {
+      if (this.#stopped) return { ...decision, moved: false, reason: "stopped during the move" };
+      this.#logger.error("rebalancing: move failed; serving the old blocks again", { to: spanText(to), err });
+      const info = this.#runtime.info();
+      await this.announce("online", { start: info.start, end: info.end });
+      return { ...decision, moved: false, reason: `move failed: ${(err as Error).message}` };
+    } finally {
+      this.#moving = false;
+    }
+  }
+
+  /** Blocks of `span` that no other online server of the model serves. */
+  #uncoveredWithoutMe(span: Span): number[] {
+    const others = this.table.servers(this.#o.model).filter((r) =>
+      r.peerId !== this.peerId && r.state === "online"
+    );
+    const out: number[] = [];
+    for (let b = span.start; b < span.end; b++) {
+      if (!others.some((r) => r.start <= b && b < r.end)) out.push(b);
+    }
+    return out;
   }
 
   async #serveInfo(ch: Parameters<Parameters<SwarmPeer["handle"]>[1]>[0]): Promise<void> {
@@ -232,7 +406,9 @@ export class SwarmServer {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#stopController.abort(new SwarmError("STOPPED", "the swarm server is stopping"));
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#rebalanceTimer) clearTimeout(this.#rebalanceTimer);
     if (this.#started && this.#span) {
       try {
         await this.announce("offline");
@@ -243,4 +419,8 @@ export class SwarmServer {
     await this.#sessions?.stop();
     if (this.#started) await this.peer.stop();
   }
+}
+
+function spanText(s: Span): string {
+  return `${s.start}:${s.end}`;
 }

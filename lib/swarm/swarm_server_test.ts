@@ -107,3 +107,141 @@ Deno.test({
     }
   },
 });
+
+async function rebalanceSwarm(pinnedD = false) {
+  const servers: SwarmServer[] = [];
+  const runtimes: FakeBackend[] = [];
+  let bootstrap: string[] = [];
+  // A and B on 0:4 (throughput 10 each), D alone on 4:8 (throughput 1): lopsided
+  for (const [start, tp] of [[4, 1], [0, 10], [0, 10]]) {
+    const s = new SwarmServer({
+      privateKey: (await ephemeralIdentity()).privateKey,
+      host: "127.0.0.1",
+      port: 0,
+      initialPeers: bootstrap,
+      model: "fake/model",
+      weights: "fp32",
+      version: "test",
+      metrics: new Metrics(),
+      dht: false,
+      pinned: pinnedD && start === 4,
+      rebalance: { settleMs: 300, delayMs: () => 1e9 }, // checks are run by hand below
+    });
+    servers.push(s);
+    await s.start();
+    if (!bootstrap.length) bootstrap = [s.peer.multiaddrs()[0]];
+    const rt = new FakeBackend({ modelId: "fake/model", numBlocks: 8, start, end: start + 4 });
+    await rt.start();
+    runtimes.push(rt);
+    await s.serve(rt, { ...figures, throughput: tp });
+  }
+  await waitFor(
+    () =>
+      servers.every((s) => s.table.servers("fake/model").filter((r) => r.state === "online").length === 3),
+    "every server sees 3 online",
+  );
+  const mover = (s: SwarmServer, fail?: string) => async (span: { start: number; end: number }) => {
+    if (fail) throw new SwarmError("TEST", fail);
+    const rt = new FakeBackend({ modelId: "fake/model", numBlocks: 8, ...span });
+    await rt.start();
+    runtimes.push(rt);
+    await s.serve(rt);
+  };
+  const cleanup = async () => {
+    for (const s of servers) await s.stop();
+    for (const r of runtimes) await r.stop();
+  };
+  return { servers, mover, cleanup };
+}
+
+Deno.test({
+  name: "swarm server rebalance: no listener / pinned stay; a failed move serves the old span again",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { servers: [d, a], mover, cleanup } = await rebalanceSwarm(true);
+    try {
+      assert.match((await a.rebalanceOnce()).reason, /no move listener/);
+      d.onMove(mover(d));
+      assert.match((await d.rebalanceOnce()).reason, /pinned/);
+      const off = a.onMove(mover(a, "disk full"));
+      const failed = await a.rebalanceOnce();
+      assert.equal(failed.moved, false);
+      assert.match(failed.reason, /move failed: disk full/);
+      assert.deepEqual(a.span, { start: 0, end: 4 });
+      assert.equal(a.state, "online");
+      await waitFor(() => {
+        const r = d.table.get(a.peerId)?.record;
+        return r?.state === "online" && r.start === 0;
+      }, "the others see a back online on 0:4");
+      off();
+      assert.match((await a.rebalanceOnce()).reason, /no move listener/);
+      // a listener that does not serve the new span is a failed move too
+      a.onMove(() => {});
+      assert.match((await a.rebalanceOnce()).reason, /did not serve blocks 4:8/);
+      assert.deepEqual(a.span, { start: 0, end: 4 });
+    } finally {
+      await cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "swarm server rebalance: simultaneous movers both stay; a lone mover moves and serves the new span",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { servers: [d, a, b], mover, cleanup } = await rebalanceSwarm();
+    try {
+      a.onMove(mover(a));
+      b.onMove(mover(b));
+      // both decide on the same table: after the settle time each sees the other gone from 0:4
+      const [ra, rb] = await Promise.all([a.rebalanceOnce(), b.rebalanceOnce()]);
+      assert.deepEqual([ra.moved, rb.moved], [false, false]);
+      assert.match(ra.reason, /would be uncovered/);
+      assert.deepEqual([a.span, b.span], [{ start: 0, end: 4 }, { start: 0, end: 4 }]);
+      await waitFor(
+        () => d.table.servers("fake/model").filter((r) => r.state === "online" && r.start === 0).length === 2,
+        "both back online on 0:4",
+      );
+
+      // an open session on a's old span ends when a moves; a then serves 4:8
+      const client = d.peer.client(a.peerId);
+      const old = await client.openInference({
+        sessionId: "old",
+        model: "fake/model",
+        start: 0,
+        end: 4,
+        maxLength: 8,
+        batch: 1,
+      });
+      const res = await a.rebalanceOnce();
+      assert.equal(res.moved, true, res.reason);
+      assert.deepEqual(a.span, { start: 4, end: 8 });
+      await assert.rejects(old.step(fakeHidden(1, 1, 16, 1)));
+      const s = await client.openInference({
+        sessionId: "new",
+        model: "fake/model",
+        start: 4,
+        end: 8,
+        maxLength: 8,
+        batch: 1,
+      });
+      const ref = new FakeBackend({ modelId: "fake/model", numBlocks: 8, start: 4, end: 8 });
+      await ref.start();
+      const refS = await ref.openSession({ start: 4, end: 8, maxLength: 8, batch: 1 });
+      const x = fakeHidden(1, 2, 16, 3);
+      assert.deepEqual((await s.step(x)).hidden.data, (await refS.step(x)).data);
+      await s.close();
+      await ref.stop();
+      await waitFor(() => {
+        const r = d.table.get(a.peerId)?.record;
+        return r?.state === "online" && r.start === 4;
+      }, "the others see a online on 4:8");
+      // now balanced: nobody wants to move
+      assert.equal((await b.rebalanceOnce()).moved, false);
+    } finally {
+      await cleanup();
+    }
+  },
+});

@@ -4,6 +4,7 @@
  *   {"event":"ready", peerId, addrs, span?, records}   after start (observer: after the pull)
  *   {"event":"table", servers: {peerId: state}}         whenever its table changes
  *   {"event":"mem", heapUsed, rss}                        on the stdin line "mem"
+ *   {"event":"moved", from, to}                           after a rebalancing move (config `rebalance`)
  * stdin lines: "announce <state>" re-announces with that state; "mem"; "stop".
  * SIGTERM / "stop": graceful stop (announces offline), then exit 0.
  * @module
@@ -29,6 +30,8 @@ export interface SwarmNodeProcessConfig {
   maxFrameBytes?: number;
   throughput?: number;
   delayMs?: number;
+  /** Rebalance every U(0, maxDelayMs) ms (the move loads a new FakeBackend for the new span). */
+  rebalance?: { maxDelayMs: number; settleMs?: number };
 }
 
 const cfg = JSON.parse(Deno.args[0] ?? "{}") as SwarmNodeProcessConfig;
@@ -70,22 +73,39 @@ if (cfg.role === "observer") {
     maxFrameBytes: cfg.maxFrameBytes,
     dht: false,
     logger,
+    rebalance: cfg.rebalance
+      ? { delayMs: () => Math.random() * cfg.rebalance!.maxDelayMs, settleMs: cfg.rebalance.settleMs }
+      : undefined,
   });
   await server.start();
   const total = cfg.totalBlocks ?? 24;
   const span = cfg.blockIndices ?? server.chooseSpan(total, cfg.numBlocks ?? 6);
   await server.announce("joining", span);
-  const runtime = new FakeBackend({
-    modelId: model,
-    numBlocks: total,
-    start: span.start,
-    end: span.end,
-    hiddenSize: cfg.hiddenSize ?? 16,
-    delayMs: cfg.delayMs ?? 0,
-  });
+  const makeRuntime = (s: { start: number; end: number }) =>
+    new FakeBackend({
+      modelId: model,
+      numBlocks: total,
+      start: s.start,
+      end: s.end,
+      hiddenSize: cfg.hiddenSize ?? 16,
+      delayMs: cfg.delayMs ?? 0,
+    });
+  let runtime = makeRuntime(span);
   await runtime.start();
   const t = cfg.throughput ?? 10;
   await server.serve(runtime, { throughput: t, inferenceRps: t * 10, forwardRps: t * 100, networkRps: 1000 });
+  if (cfg.rebalance) {
+    server.onMove(async (to) => {
+      const from = runtime.info();
+      const next = makeRuntime(to);
+      await next.start();
+      const old = runtime;
+      runtime = next;
+      await server.serve(next);
+      await old.stop();
+      out({ event: "moved", from: { start: from.start, end: from.end }, to });
+    });
+  }
   table = server.table;
   announce = (s) => server.announce(s);
   out({ event: "ready", peerId: server.peerId, addrs: server.peer.multiaddrs(), span, records: table.size });
@@ -98,10 +118,11 @@ if (cfg.role === "observer") {
 let last = "";
 const report = () => {
   const servers = Object.fromEntries(table.entries(model).map((e) => [e.record.peerId, e.record.state]));
-  const s = JSON.stringify(servers);
+  const spans = table.spans(model).map((x) => [x.peerId, x.start, x.end]);
+  const s = JSON.stringify([servers, spans]);
   if (s !== last) {
     last = s;
-    out({ event: "table", servers, spans: table.spans(model).map((x) => [x.peerId, x.start, x.end]) });
+    out({ event: "table", servers, spans });
   }
 };
 table.onChange(report);

@@ -7,6 +7,7 @@
  */
 import type { Command } from "@commander-js/extra-typings";
 import { ConfigError } from "../../errors.ts";
+import type { DownloadProgress } from "../../runtime/hub_download.ts";
 import type { CommandContext } from "../command_context.ts";
 import { addConfigOptions } from "../config_options.ts";
 
@@ -105,6 +106,31 @@ export function parseIds(text: string, source: string): { data: Int32Array; shap
   return { data: Int32Array.from(flat as number[]), shape: [rows.length, (rows as unknown[][])[0].length] };
 }
 
+/** A one-line download progress bar on a terminal's stderr (undefined otherwise: the runtime logs lines). */
+export function terminalProgress(): ((p: DownloadProgress) => void) | undefined {
+  let terminal = false;
+  try {
+    terminal = Deno.stderr.isTerminal();
+  } catch {
+    terminal = false;
+  }
+  if (!terminal) return undefined;
+  const enc = new TextEncoder();
+  let last = 0;
+  return (p) => {
+    const now = Date.now();
+    if (!p.done && now - last < 100) return;
+    last = now;
+    const frac = p.total > 0 ? p.received / p.total : 1;
+    const bar = "#".repeat(Math.round(frac * 30)).padEnd(30, ".");
+    const mb = (n: number) => (n / 2 ** 20).toFixed(1);
+    const line = `\r${p.file.slice(-40).padEnd(40)} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${
+      mb(p.received)
+    }/${mb(p.total)} MB`;
+    Deno.stderr.writeSync(enc.encode(line + (p.done ? "\n" : "")));
+  };
+}
+
 function nest(data: Float32Array, b: number, t: number, h: number): number[][][] {
   const out: number[][][] = [];
   for (let i = 0; i < b; i++) {
@@ -146,6 +172,7 @@ export function registerBlocks(program: Command, ctx: CommandContext): void {
       logger,
       signal: ctx.signal,
       threads: config.threads,
+      onProgress: terminalProgress(),
     };
     let result: unknown;
     if (opts.input) {

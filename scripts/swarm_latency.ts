@@ -1,30 +1,82 @@
 /**
- * Per-hop latency of a decode step over libp2p on loopback (p50/p99 over N steps) vs the raw
- * runtime time of the same step, in one run. Blocks: FakeBackend (H=1024, 4 blocks) unless the
- * real runtime is wired in. Run: deno run -A scripts/swarm_latency.ts [steps=500] [hidden=1024]
+ * Per-hop latency of a decode step over libp2p on loopback (p50/p99 over N steps) next to the
+ * raw runtime time of the same step, measured in one run (issue 5's latency figure).
+ *
+ *   deno run -A scripts/swarm_latency.ts [--real] [--steps 500] [--blocks 4] [--hidden 1024]
+ *     [--threads 2] [--json]
+ *
+ * `--real`: the real runtime (OnnxBlockRuntime) serving `--blocks` bloom-560m-sized random
+ * blocks (hidden 1024, 16 heads; generated into a temporary directory); otherwise FakeBackend
+ * blocks of `--hidden`. One server (SwarmServer) and one client (SwarmPeer) in this process,
+ * talking over libp2p (TCP + noise + yamux) on 127.0.0.1. Each step: the same input goes through
+ * the remote session (timed at the client: the per-hop round trip) and a local session on the
+ * server's runtime (the raw runtime time), alternating, so both see the same machine state.
  * @module
  */
+import { parseArgs } from "node:util";
 import { FakeBackend, fakeHidden } from "../lib/runtime/fake_backend.ts";
+import type { BlockRuntime } from "../lib/runtime/types.ts";
 import { ephemeralIdentity } from "../lib/swarm/peer_identity.ts";
 import { SwarmPeer } from "../lib/swarm/swarm_peer.ts";
 import { SwarmServer } from "../lib/swarm/swarm_server.ts";
 import { Metrics } from "../lib/util/metrics.ts";
 
-const steps = Number(Deno.args[0] ?? 500);
-const H = Number(Deno.args[1] ?? 1024);
-const rt = new FakeBackend({
-  modelId: "m",
-  numBlocks: 4,
-  hiddenSize: H,
-  maxLength: steps + 64,
-  cacheTokens: 1 << 22,
+const { values: a } = parseArgs({
+  args: Deno.args,
+  options: {
+    real: { type: "boolean", default: false },
+    steps: { type: "string", default: "500" },
+    blocks: { type: "string", default: "4" },
+    hidden: { type: "string", default: "1024" },
+    threads: { type: "string", default: "2" },
+    warmup: { type: "string", default: "20" },
+    json: { type: "boolean", default: false },
+  },
 });
+const steps = Number(a.steps);
+const blocks = Number(a.blocks);
+const warmup = Number(a.warmup);
+const maxLength = steps + warmup + 8;
+const log = (s: string) => a.json ? console.error(s) : console.log(s);
+
+let rt: BlockRuntime;
+let H: number;
+let dir: string | undefined;
+let what: string;
+if (a.real) {
+  const { makeBloom560mBlocks } = await import("./fixtures.ts");
+  const { createBlockRuntime } = await import("../lib/runtime/mod.ts");
+  dir = await Deno.makeTempDir({ prefix: "plumise-latency-" });
+  const t0 = performance.now();
+  const ck = await makeBloom560mBlocks(dir, blocks);
+  H = ck.config.hidden_size as number;
+  log(
+    `generated ${blocks} bloom-560m-sized blocks (H=${H}) in ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    } s`,
+  );
+  rt = createBlockRuntime({
+    model: dir,
+    start: 0,
+    end: blocks,
+    weights: "fp32",
+    cacheTokens: 2 * maxLength * blocks,
+    maxLength,
+    threads: Number(a.threads),
+  });
+  what = `real runtime (OnnxBlockRuntime fp32, ${a.threads} threads), ${blocks} bloom-560m-sized blocks`;
+} else {
+  H = Number(a.hidden);
+  rt = new FakeBackend({ modelId: "m", numBlocks: blocks, hiddenSize: H, maxLength, cacheTokens: 1 << 22 });
+  what = `FakeBackend, ${blocks} blocks`;
+}
 await rt.start();
+const model = rt.info().modelId;
 const server = new SwarmServer({
   privateKey: (await ephemeralIdentity()).privateKey,
   host: "127.0.0.1",
   port: 0,
-  model: "m",
+  model,
   weights: "fp32",
   version: "bench",
   metrics: new Metrics(),
@@ -40,41 +92,57 @@ const peer = new SwarmPeer({
 await peer.start();
 const s = await peer.client(server.peer.multiaddrs()[0]).openInference({
   sessionId: "bench",
-  model: "m",
+  model,
   start: 0,
-  end: 4,
-  maxLength: steps + 64,
+  end: blocks,
+  maxLength,
   batch: 1,
 });
-const local = await rt.openSession({ start: 0, end: 4, maxLength: steps + 64, batch: 1 });
+const local = await rt.openSession({ start: 0, end: blocks, maxLength, batch: 1 });
 const hop: number[] = [];
 const compute: number[] = [];
 const raw: number[] = [];
-for (let i = 0; i < steps + 20; i++) {
-  const x = fakeHidden(1, 1, H, i);
+const scale = (x: ReturnType<typeof fakeHidden>) => ({ data: x.data.map((v) => v * 2), shape: x.shape });
+// one prefill token to start both caches, then decode steps (T = 1)
+for (let i = 0; i < steps + warmup; i++) {
+  const x = scale(fakeHidden(1, 1, H, i));
   const t0 = performance.now();
   const r = await s.step(x);
   const t1 = performance.now();
   await local.step(x);
   const t2 = performance.now();
-  if (i >= 20) {
+  if (i >= warmup) {
     hop.push(t1 - t0);
     compute.push(r.computeMs);
     raw.push(t2 - t1);
   }
 }
-const q = (a: number[], p: number) =>
-  [...a].sort((x, y) => x - y)[Math.min(a.length - 1, Math.floor(p * a.length))];
-const f = (a: number[]) => `p50 ${q(a, 0.5).toFixed(3)} ms, p99 ${q(a, 0.99).toFixed(3)} ms`;
-console.log(
-  `decode step, H=${H} (f32, ${H * 4} bytes each way), ${steps} steps, loopback libp2p (noise+yamux)`,
-);
-console.log(`  per-hop round trip (client view): ${f(hop)}`);
-console.log(`  server-side compute (computeMs):  ${f(compute)}`);
-console.log(`  raw runtime step (same process):  ${f(raw)}`);
-console.log(`  overhead (hop − compute) p50:     ${(q(hop, 0.5) - q(compute, 0.5)).toFixed(3)} ms`);
+const q = (v: number[], p: number) =>
+  [...v].sort((x, y) => x - y)[Math.min(v.length - 1, Math.floor(p * v.length))];
+const stats = (v: number[]) => ({ p50: +q(v, 0.5).toFixed(3), p99: +q(v, 0.99).toFixed(3) });
+const result = {
+  blocks: what,
+  hidden: H,
+  steps,
+  bytesEachWay: H * 4,
+  hopMs: stats(hop),
+  serverComputeMs: stats(compute),
+  rawRuntimeMs: stats(raw),
+  overheadP50Ms: +(q(hop, 0.5) - q(raw, 0.5)).toFixed(3),
+};
+if (a.json) console.log(JSON.stringify(result));
+else {
+  const f = (x: { p50: number; p99: number }) => `p50 ${x.p50.toFixed(3)} ms, p99 ${x.p99.toFixed(3)} ms`;
+  console.log(`decode step, ${what}, H=${H} (f32, ${H * 4} bytes each way), ${steps} steps, loopback libp2p`);
+  console.log(`  per-hop round trip (client view):  ${f(result.hopMs)}`);
+  console.log(`  server-side compute (computeMs):   ${f(result.serverComputeMs)}`);
+  console.log(`  raw runtime step (same process):   ${f(result.rawRuntimeMs)}`);
+  console.log(`  hop − raw runtime, p50:            ${result.overheadP50Ms.toFixed(3)} ms`);
+}
 await s.close();
+await local.close();
 await peer.stop();
 await server.stop();
 await rt.stop();
+if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
 Deno.exit(0);

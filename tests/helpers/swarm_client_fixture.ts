@@ -7,6 +7,7 @@
  * @module
  */
 import { FakeBackend } from "../../lib/runtime/fake_backend.ts";
+import { createBlockRuntime } from "../../lib/runtime/onnx_block_runtime.ts";
 import type { BlockRuntime } from "../../lib/runtime/types.ts";
 import { silentLogger } from "../../lib/util/logger.ts";
 import { Metrics } from "../../lib/util/metrics.ts";
@@ -29,8 +30,11 @@ export interface FixtureServerOptions {
   hiddenSize: number;
   /** Announced per-block inference rate (routing preference). */
   inferenceRps?: number;
-  /** The blocks to serve (default: a FakeBackend). */
+  /** The blocks to serve (default: a FakeBackend, or the onnx runtime when `checkpointDir` is set). */
   runtime?: BlockRuntime;
+  /** Serve the real onnx runtime over this checkpoint directory (fp32, `threads` intra-op threads). */
+  checkpointDir?: string;
+  threads?: number;
 }
 
 export interface FixtureServer {
@@ -42,14 +46,22 @@ export interface FixtureServer {
 }
 
 export async function startFixtureServer(o: FixtureServerOptions): Promise<FixtureServer> {
-  const runtime = o.runtime ??
-    new FakeBackend({
+  const runtime = o.runtime ?? (o.checkpointDir
+    ? createBlockRuntime({
+      model: o.checkpointDir,
+      start: o.start,
+      end: o.end,
+      weights: "fp32",
+      threads: o.threads ?? 1,
+      cacheTokens: 1 << 20,
+    })
+    : new FakeBackend({
       modelId: o.model,
       hiddenSize: o.hiddenSize,
       numBlocks: o.numBlocks,
       start: o.start,
       end: o.end,
-    });
+    }));
   await runtime.start();
   const identity = await ephemeralIdentity();
   const node = await createLibp2pNode({

@@ -45,7 +45,9 @@ export function registerGenerate(program: Command, ctx: CommandContext): void {
     .option("--json", "print JSON (with --stream: one line per token, then the summary)");
   addConfigOptions(cmd, ["model", "revision", "initialPeers", "weights", "hfEndpoint", "hfToken", "hfHome"]);
   cmd.action(async (prompt, opts) => {
-    const { config } = ctx.resolve(opts as Record<string, unknown>);
+    const { config, sources } = ctx.resolve(opts as Record<string, unknown>);
+    // insist on a weight format only when the user asked for one (the config default is the server's)
+    const weights = sources.weights === "flag" || sources.weights === "env" ? config.weights : undefined;
     const maxNewTokens = num("max-new-tokens", opts.maxNewTokens, { int: true, min: 1, max: 65536 })!;
     const sampling = {
       temperature: num("temperature", opts.temperature, { min: 0, max: 100 }),
@@ -82,7 +84,7 @@ export function registerGenerate(program: Command, ctx: CommandContext): void {
         initialPeers: config.initialPeers,
         head,
         tokenizer,
-        weights: config.weights,
+        weights,
         logger,
         signal: ctx.signal,
       });

@@ -99,18 +99,23 @@ export function formatBlocks(blocks: readonly number[]): string {
 }
 
 /** The `MISSING_BLOCKS` error, listing the blocks. */
-export function missingBlocksError(model: string, blocks: readonly number[], known: number): SwarmError {
+export function missingBlocksError(
+  model: string,
+  blocks: readonly number[],
+  known: number,
+  skipped = 0,
+): SwarmError {
+  const list = formatBlocks(blocks);
   return new SwarmError(
     "MISSING_BLOCKS",
-    `no usable online server serves block${blocks.length === 1 ? "" : "s"} ${
-      formatBlocks(blocks)
-    } of ${model} ` +
-      `(${known} usable server${known === 1 ? "" : "s"} known)`,
+    `no usable online server serves block${blocks.length === 1 ? "" : "s"} ${list} of ${model} ` +
+      `(${known} usable server${known === 1 ? "" : "s"} known` +
+      (skipped > 0 ? `; ${skipped} more skipped: banned, not online, or other weights/version` : "") + ")",
     {
       hint: "wait for servers to join or come back, start one that covers them " +
         `(plumise serve --model ${model} --block-indices ${blocks[0]}:${blocks[blocks.length - 1] + 1}), ` +
         "or check --initial-peers",
-      details: { model, blocks: [...blocks] },
+      details: { model, blocks: [...blocks], usable: known, skipped },
     },
   );
 }
@@ -161,7 +166,10 @@ export function planInference(
   const c = { ...DEFAULT_ROUTE_COSTS, ...options.costs };
   const usable = usableServers(servers, options);
   const missing = missingBlocks(usable, start, end);
-  if (missing.length > 0) throw missingBlocksError(options.model, missing, usable.length);
+  if (missing.length > 0) {
+    const skipped = servers.filter((s) => s.model === options.model).length - usable.length;
+    throw missingBlocksError(options.model, missing, usable.length, skipped);
+  }
 
   const batch = options.batch ?? 1;
   const delay = (rtt: number | undefined) =>

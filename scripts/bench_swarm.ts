@@ -1,0 +1,169 @@
+/**
+ * `deno task bench:swarm`: tokens/s of greedy generation through a 3-server loopback swarm
+ * (three server processes, each serving a third of the blocks with the onnx runtime, the client
+ * running the head and the swarm client) vs the same model in one process (runtime + head, no
+ * swarm), measured in one run on the same generated checkpoint.
+ *
+ *   deno task bench:swarm [--json] [--tokens 32] [--layers 12] [--heads 16] [--head-dim 64] [--threads 2]
+ *
+ * `--json` prints `{"swarm_tok_s", "local_tok_s", "ratio", "servers", "tokens", ...}`.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { createBlockRuntime, createClientHead, loadTokenizer } from "../lib/runtime/mod.ts";
+import { connectSwarm } from "../lib/swarm/client/connect_swarm.ts";
+import { generateText, type GenerationResult } from "../lib/swarm/client/generate_text.ts";
+import { describeRoute } from "../lib/swarm/client/route_inference.ts";
+import { makeBloomCheckpoint } from "../tests/helpers/checkpoint_fixture.ts";
+import { type SpawnedFixture, spawnFixtureServer } from "../tests/helpers/swarm_client_fixture.ts";
+
+const { values: a } = parseArgs({
+  args: Deno.args,
+  options: {
+    json: { type: "boolean", default: false },
+    tokens: { type: "string", default: "32" },
+    layers: { type: "string", default: "12" },
+    heads: { type: "string", default: "16" },
+    "head-dim": { type: "string", default: "64" },
+    threads: { type: "string", default: "2" },
+    prompt: { type: "string", default: "hello world, this is a benchmark of the swarm" },
+  },
+});
+const tokens = Number(a.tokens), layers = Number(a.layers), threads = Number(a.threads);
+for (
+  const [k, v] of Object.entries({
+    tokens,
+    layers,
+    threads,
+    heads: Number(a.heads),
+    headDim: Number(a["head-dim"]),
+  })
+) {
+  if (!Number.isInteger(v) || v < 1) {
+    console.error(`--${k} must be an integer ≥ 1, got ${v}`);
+    Deno.exit(2);
+  }
+}
+if (layers < 3) {
+  console.error(`--layers must be ≥ 3 (three servers), got ${layers}`);
+  Deno.exit(2);
+}
+const log = (msg: string) => a.json || console.error(msg);
+
+const ck = await makeBloomCheckpoint({
+  numLayers: layers,
+  numHeads: Number(a.heads),
+  headDim: Number(a["head-dim"]),
+  dtype: "F32",
+  shards: 1,
+  scale: 0.3,
+  seed: 11,
+});
+const model = ck.dir;
+const hiddenSize = Number(ck.config.hidden_size);
+log(
+  `model: BLOOM-style, ${layers} blocks, hidden ${hiddenSize}, ${tokens} new tokens, ${threads} threads per runtime`,
+);
+const options = { maxNewTokens: tokens, eosTokenIds: [] as number[] };
+const tokS = (r: GenerationResult) => r.tokenIds.length / ((r.prefillMs + r.decodeMs) / 1000);
+
+const head = createClientHead({ model, threads });
+const tokenizer = await loadTokenizer({ model });
+await head.start();
+const servers: SpawnedFixture[] = [];
+try {
+  // --- one process: the whole model + head, no swarm
+  const local = createBlockRuntime({ model, start: 0, end: layers, weights: "fp32", threads });
+  await local.start();
+  const runLocal = async () => {
+    const session = await local.openSession({ start: 0, end: layers, maxLength: 512, batch: 1 });
+    try {
+      return await generateText({ head, tokenizer, session }, a.prompt!, options).complete();
+    } finally {
+      await session.close();
+    }
+  };
+  await runLocal(); // warm-up
+  const localRun = await runLocal();
+  // reference output of the whole model on the prompt's embeddings (correctness check of the swarm)
+  const ids = tokenizer.encode(a.prompt!);
+  const x = await head.embed({ data: Int32Array.from(ids), shape: [1, ids.length] });
+  const refOut = await local.forward(0, layers, x);
+  await local.stop();
+  log(`local: ${tokS(localRun).toFixed(1)} tok/s`);
+
+  // --- three server processes on loopback
+  const cuts = [0, Math.round(layers / 3), Math.round((2 * layers) / 3), layers];
+  for (let i = 0; i < 3; i++) {
+    servers.push(
+      await spawnFixtureServer({
+        model,
+        start: cuts[i],
+        end: cuts[i + 1],
+        numBlocks: layers,
+        hiddenSize,
+        checkpointDir: model,
+        threads,
+      }),
+    );
+  }
+  await Promise.all(servers.map((s) => s.addRecords(servers.map((x) => x.signed))));
+  const client = await connectSwarm({
+    model,
+    initialPeers: [servers[0].addrs[0]],
+    head,
+    tokenizer,
+    numBlocks: layers,
+    tableRefreshMs: 0,
+  });
+  let swarmRun: GenerationResult, route = "", maxAbsDiff = 0;
+  try {
+    for (let i = 0; i < 50 && client.swarmTable.servers(model).length < 3; i++) {
+      await client.swarmTable.refresh();
+    }
+    const runSwarm = async () => {
+      const session = client.openSession({ maxLength: 512 });
+      try {
+        const r = await client.generateWith(session, a.prompt!, options).complete();
+        route = describeRoute(session.route);
+        return r;
+      } finally {
+        await session.close();
+      }
+    };
+    await runSwarm(); // warm-up (connections, graphs)
+    swarmRun = await runSwarm();
+    const check = client.openSession({ maxLength: 512 });
+    const y = await check.step(x);
+    await check.close();
+    for (let i = 0; i < y.data.length; i++) {
+      maxAbsDiff = Math.max(maxAbsDiff, Math.abs(y.data[i] - refOut.data[i]));
+    }
+  } finally {
+    await client.stop();
+  }
+  log(`swarm: ${tokS(swarmRun).toFixed(1)} tok/s via ${route}`);
+  const result = {
+    swarm_tok_s: Math.round(tokS(swarmRun) * 100) / 100,
+    local_tok_s: Math.round(tokS(localRun) * 100) / 100,
+    ratio: Math.round((tokS(swarmRun) / tokS(localRun)) * 1000) / 1000,
+    servers: 3,
+    tokens,
+    blocks: layers,
+    hidden_size: hiddenSize,
+    same_tokens: JSON.stringify(swarmRun.tokenIds) === JSON.stringify(localRun.tokenIds),
+    /** Largest difference between the swarm's and the single process's block output on the prompt. */
+    max_abs_diff: maxAbsDiff,
+  };
+  if (maxAbsDiff > 1e-3) {
+    console.error(`WARNING: the swarm's block output differs from the single process by ${maxAbsDiff}`);
+  }
+  if (a.json) console.log(JSON.stringify(result));
+  else {console.log(
+      `swarm ${result.swarm_tok_s} tok/s, local ${result.local_tok_s} tok/s, ratio ${result.ratio}`,
+    );}
+} finally {
+  await Promise.all(servers.map((s) => s.kill()));
+  await head.stop();
+  await Deno.remove(ck.dir, { recursive: true }).catch(() => {});
+}

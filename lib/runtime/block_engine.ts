@@ -83,6 +83,7 @@ export class BlockEngine {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       executionMode: "sequential",
+      enableCpuMemArena: false,
       graphOptimizationLevel: "all",
       extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } },
     };
@@ -112,7 +113,10 @@ export class BlockEngine {
           for (const n of blockTensorNames(cfg)) t.set(n, await tensors.read(`${req.blockPrefix}${i}.${n}`));
           const graph = buildBlockGraph(cfg, t, req.weights);
           weightBytes += graph.weightBytes;
-          this.#blocks.set(i, await this.#create(graph.encode(), opts, `block ${i}`));
+          this.#blocks.set(
+            i,
+            await this.#create(graph.encode({ externalAbove: 2 ** 20 }), opts, `block ${i}`),
+          );
         }
       }
       if (req.head) {

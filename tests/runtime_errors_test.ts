@@ -137,3 +137,39 @@ Deno.test("runtime config refusals: unsupported model type and rope scaling are 
     code("UNSUPPORTED_MODEL", /model_type = "gpt_neox"/),
   );
 });
+
+Deno.test("runtime abort: an aborted step that still ran in the Worker does not leak into the session's past", async () => {
+  const ck = await makeBloomCheckpoint({ numLayers: 2, shards: 1 });
+  const rt = new OnnxBlockRuntime({
+    model: ck.dir,
+    start: 0,
+    end: 2,
+    weights: "fp32",
+    cacheTokens: 1000,
+    maxLength: 2048,
+  });
+  await rt.start();
+  try {
+    const H = rt.info().hiddenSize;
+    const x = fakeHidden(1, 6, H, 4);
+    const full = await rt.forward(0, 2, x);
+    const s = await rt.openSession({ start: 0, end: 2, maxLength: 16, batch: 1 });
+    await s.step({ data: x.data.slice(0, 5 * H), shape: [1, 5, H] });
+    // Keep the Worker busy with a long forward so the step is already posted (and will still
+    // run) when the caller gives up on it.
+    const busy = rt.forward(0, 2, fakeHidden(1, 2048, H, 5));
+    const ctl = new AbortController();
+    const aborted = s.step(fakeHidden(1, 3, H, 99), { signal: ctl.signal });
+    await new Promise((r) => setTimeout(r, 0));
+    ctl.abort(new Error("client went away"));
+    await assert.rejects(aborted, /client went away/);
+    await busy;
+    assert.equal(s.position, 5);
+    const last = await s.step({ data: x.data.slice(5 * H), shape: [1, 1, H] });
+    let d = 0;
+    for (let i = 0; i < H; i++) d = Math.max(d, Math.abs(last.data[i] - full.data[5 * H + i]));
+    assert.ok(d <= 1e-5, `diff ${d}`);
+  } finally {
+    await rt.stop();
+  }
+});

@@ -102,7 +102,9 @@ class OnnxSession implements InferenceSession {
     const r = await worker.call("step", {
       id: this.id,
       hidden: { data: hidden.data, shape: [b, t, h] },
-      startFromPosition: s,
+      // Always explicit: if an earlier step was aborted here but still ran in the Worker, its
+      // tokens are rolled back instead of silently becoming part of the past.
+      startFromPosition: position,
       hypoIds,
     }, options.signal) as { data: Float32Array; shape: number[] };
     this.position = position + t;

@@ -112,3 +112,29 @@ Deno.test("hub downloads: only needed shards, HF cache layout, cache hit without
   await Deno.remove(hfHome, { recursive: true });
   await Deno.remove(hfHome2, { recursive: true });
 });
+
+Deno.test("hub downloads: relative redirects (the hub's resolve cache) are followed for small files", async () => {
+  const ck = await makeBloomCheckpoint({ numLayers: 2, shards: 1 });
+  await using hub = await HubServer.start({ repos: { "org/rel": ck.dir }, relativeRedirects: true });
+  const hfHome = await Deno.makeTempDir({ prefix: "plumise-hf-" });
+  const rt = createBlockRuntime({
+    model: "org/rel",
+    hfEndpoint: hub.url,
+    hfHome,
+    start: 0,
+    end: 2,
+    weights: "fp32",
+    cacheTokens: 100,
+  });
+  await rt.start();
+  await rt.stop();
+  assert.ok(hub.requests.some((r) => r.status === 307 && r.file === "config.json"));
+  assert.equal(hub.downloads("config.json"), 1);
+  assert.equal(hub.downloads("model.safetensors"), 1);
+  const commit = hub.commitOf("org/rel");
+  assert.deepEqual(
+    await Deno.readFile(`${hfHome}/hub/models--org--rel/snapshots/${commit}/config.json`),
+    await Deno.readFile(`${ck.dir}/config.json`),
+  );
+  await Deno.remove(hfHome, { recursive: true });
+});

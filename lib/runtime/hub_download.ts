@@ -208,14 +208,26 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
   }/${o.file.split("/").map(encodeURIComponent).join("/")}`;
   const auth: Record<string, string> = o.token ? { authorization: `Bearer ${o.token}` } : {};
   const what = `${o.repo}/${o.file}`;
-  const head = await fetchWithTimeout(
-    url,
-    { method: "HEAD", redirect: "manual", headers: { ...auth, "accept-encoding": "identity" } },
-    o.timeoutMs ?? 30_000,
-    o.signal,
-    what,
-  );
-  await head.body?.cancel();
+  // HEAD without following redirects; relative (same-origin) redirects — the hub uses them for
+  // renamed repos and its resolve cache — are followed, an absolute one (LFS → CDN) is where the
+  // bytes come from, as huggingface_hub does.
+  let headUrl = url;
+  let head: Response;
+  for (let hops = 0;; hops++) {
+    head = await fetchWithTimeout(
+      headUrl,
+      { method: "HEAD", redirect: "manual", headers: { ...auth, "accept-encoding": "identity" } },
+      o.timeoutMs ?? 30_000,
+      o.signal,
+      what,
+    );
+    await head.body?.cancel();
+    const loc = head.headers.get("location");
+    if (head.status < 300 || head.status >= 400 || !loc || hops >= 5) break;
+    const next = new URL(loc, headUrl);
+    if (next.origin !== new URL(headUrl).origin || head.headers.get("x-linked-etag")) break;
+    headUrl = next.href;
+  }
   if (head.status === 404 && o.optional) return undefined;
   const isRedirect = head.status >= 300 && head.status < 400;
   if (!head.ok && !isRedirect) throw httpError(head, o.repo, o.file, revision);
@@ -233,7 +245,7 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
       },
     );
   }
-  let location = url;
+  let location = headUrl;
   if (isRedirect) {
     const loc = head.headers.get("location");
     if (!loc) {
@@ -241,7 +253,7 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
         hint: "HF_ENDPOINT misbehaves",
       });
     }
-    location = new URL(loc, url).href;
+    location = new URL(loc, headUrl).href;
   }
   await Deno.mkdir(`${dir}/blobs`, { recursive: true });
   await Deno.mkdir(`${dir}/refs`, { recursive: true });

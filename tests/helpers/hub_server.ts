@@ -30,6 +30,11 @@ export interface HubServerOptions {
   repos: Record<string, HubRepoSpec | string>;
   /** When set, resolve requests need `Authorization: Bearer <token>`. */
   token?: string;
+  /**
+   * Answer non-LFS files with a relative 307 to `/api/resolve-cache/models/{repo}/{commit}/{file}`
+   * (as the hub does for renamed repos / its resolve cache); that URL serves the bytes.
+   */
+  relativeRedirects?: boolean;
 }
 
 export interface HubRequest {
@@ -87,6 +92,8 @@ export class HubServer implements AsyncDisposable {
   #server?: Deno.HttpServer<Deno.NetAddr>;
   #url = "";
 
+  #relativeRedirects = false;
+
   private constructor(token?: string) {
     this.token = token;
   }
@@ -94,6 +101,7 @@ export class HubServer implements AsyncDisposable {
   /** Starts a server on 127.0.0.1:0 serving `options.repos`. */
   static async start(options: HubServerOptions): Promise<HubServer> {
     const hub = new HubServer(options.token);
+    hub.#relativeRedirects = options.relativeRedirects ?? false;
     for (const [name, spec0] of Object.entries(options.repos)) await hub.addRepo(name, spec0);
     const ready = Promise.withResolvers<void>();
     hub.#server = Deno.serve(
@@ -210,6 +218,17 @@ export class HubServer implements AsyncDisposable {
         [...this.#repos.get(hit.repo)!.files].find(([, f]) => f === hit.file)![0],
       );
     }
+    const cache = /^\/api\/resolve-cache\/models\/(.+?)\/([0-9a-f]{40})\/(.+)$/.exec(path);
+    if (cache) {
+      const [, repoName, commit, file] = cache;
+      const repo = this.#repos.get(repoName);
+      const entry = repo?.commit === commit ? repo.files.get(file) : undefined;
+      if (!entry) return this.#error(req, 404, "EntryNotFound", "Entry not found", { repo: repoName, file });
+      return this.#serveBytes(req, repoName, entry, file, {
+        "x-repo-commit": commit,
+        etag: `"${entry.gitSha1}"`,
+      });
+    }
     const m = /^\/(.+?)\/resolve\/([^/]+)\/(.+)$/.exec(path);
     if (!m) return this.#error(req, 404, "NotFound", `no route for ${path}`);
     const [, repoName, revision, file] = m;
@@ -257,6 +276,13 @@ export class HubServer implements AsyncDisposable {
           "x-linked-size": String(entry.size),
           etag: `"${entry.gitSha1}"`,
         },
+      });
+    }
+    if (this.#relativeRedirects) {
+      this.#record(req, 307, { repo: repoName, file });
+      return new Response(null, {
+        status: 307,
+        headers: { ...common, location: `/api/resolve-cache/models/${repoName}/${repo.commit}/${file}` },
       });
     }
     return this.#serveBytes(req, repoName, entry, file, { ...common, etag: `"${entry.gitSha1}"` });

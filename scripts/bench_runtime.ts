@@ -372,7 +372,10 @@ if (import.meta.main) {
       `bloom-560m-sized blocks (hidden 1024, 16 heads), ${blocks} blocks in one session, 2 intra-op threads, spinning off`,
     );
     console.log(
-      `machine: ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch}`,
+      `machine: ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch}; ` +
+        `load average ${loadBefore.toFixed(2)} before, ${
+          Deno.loadavg()[0].toFixed(2)
+        } after (other processes slow every column)`,
     );
     console.log(table(results));
   }

@@ -339,6 +339,7 @@ if (import.meta.main) {
       await makeBloom560mBlocks(model, blocks);
     }
   }
+  const loadBefore = Deno.loadavg()[0];
   const variants = values.weights ? [values.weights, "baseline"] : ["fp32", "int8", "baseline"];
   const results: Record<string, Result> = {};
   for (const v of variants) {

@@ -2,9 +2,10 @@
  * `deno task bench:swarm`: tokens/s of greedy generation through a 3-server loopback swarm
  * (three server processes, each serving a third of the blocks with the onnx runtime, the client
  * running the head and the swarm client) vs the same model in one process (runtime + head, no
- * swarm), measured in one run on the same generated checkpoint.
+ * swarm), measured in one run on the same generated checkpoint: after a warm-up of each, the two
+ * alternate `--runs` times (so both see the same machine load) and the medians are reported.
  *
- *   deno task bench:swarm [--json] [--tokens 32] [--layers 12] [--heads 16] [--head-dim 64] [--threads 2]
+ *   deno task bench:swarm [--json] [--runs 3] [--tokens 32] [--layers 12] [--heads 16] [--head-dim 64] [--threads 2]
  *
  * `--json` prints `{"swarm_tok_s", "local_tok_s", "ratio", "servers", "tokens", ...}`.
  * @module
@@ -26,10 +27,14 @@ const { values: a } = parseArgs({
     heads: { type: "string", default: "16" },
     "head-dim": { type: "string", default: "64" },
     threads: { type: "string", default: "2" },
+    runs: { type: "string", default: "3" },
     prompt: { type: "string", default: "hello world, this is a benchmark of the swarm" },
   },
 });
-const tokens = Number(a.tokens), layers = Number(a.layers), threads = Number(a.threads);
+const tokens = Number(a.tokens),
+  layers = Number(a.layers),
+  threads = Number(a.threads),
+  runs = Number(a.runs);
 for (
   const [k, v] of Object.entries({
     tokens,
@@ -83,14 +88,10 @@ try {
       await session.close();
     }
   };
-  await runLocal(); // warm-up
-  const localRun = await runLocal();
   // reference output of the whole model on the prompt's embeddings (correctness check of the swarm)
   const ids = tokenizer.encode(a.prompt!);
   const x = await head.embed({ data: Int32Array.from(ids), shape: [1, ids.length] });
   const refOut = await local.forward(0, layers, x);
-  await local.stop();
-  log(`local: ${tokS(localRun).toFixed(1)} tok/s`);
 
   // --- three server processes on loopback
   const cuts = [0, Math.round(layers / 3), Math.round((2 * layers) / 3), layers];
@@ -116,7 +117,8 @@ try {
     numBlocks: layers,
     tableRefreshMs: 0,
   });
-  let swarmRun: GenerationResult, route = "", maxAbsDiff = 0;
+  const localRuns: GenerationResult[] = [], swarmRuns: GenerationResult[] = [];
+  let route = "", maxAbsDiff = 0;
   try {
     for (let i = 0; i < 50 && client.swarmTable.servers(model).length < 3; i++) {
       await client.swarmTable.refresh();
@@ -131,8 +133,18 @@ try {
         await session.close();
       }
     };
-    await runSwarm(); // warm-up (connections, graphs)
-    swarmRun = await runSwarm();
+    // warm-up both, then alternate so that both see the same machine load
+    await runLocal();
+    await runSwarm();
+    for (let i = 0; i < runs; i++) {
+      localRuns.push(await runLocal());
+      swarmRuns.push(await runSwarm());
+      log(
+        `run ${i + 1}: local ${tokS(localRuns[i]).toFixed(1)} tok/s, swarm ${
+          tokS(swarmRuns[i]).toFixed(1)
+        } tok/s`,
+      );
+    }
     const check = client.openSession({ maxLength: 512 });
     const y = await check.step(x);
     await check.close();
@@ -141,16 +153,21 @@ try {
     }
   } finally {
     await client.stop();
+    await local.stop();
   }
-  log(`swarm: ${tokS(swarmRun).toFixed(1)} tok/s via ${route}`);
+  const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
+  const localTokS = median(localRuns.map(tokS)), swarmTokS = median(swarmRuns.map(tokS));
+  const localRun = localRuns[0], swarmRun = swarmRuns[0];
+  log(`swarm route: ${route}`);
   const result = {
-    swarm_tok_s: Math.round(tokS(swarmRun) * 100) / 100,
-    local_tok_s: Math.round(tokS(localRun) * 100) / 100,
-    ratio: Math.round((tokS(swarmRun) / tokS(localRun)) * 1000) / 1000,
+    swarm_tok_s: Math.round(swarmTokS * 100) / 100,
+    local_tok_s: Math.round(localTokS * 100) / 100,
+    ratio: Math.round((swarmTokS / localTokS) * 1000) / 1000,
     servers: 3,
     tokens,
     blocks: layers,
     hidden_size: hiddenSize,
+    runs,
     same_tokens: JSON.stringify(swarmRun.tokenIds) === JSON.stringify(localRun.tokenIds),
     /** Largest difference between the swarm's and the single process's block output on the prompt. */
     max_abs_diff: maxAbsDiff,

@@ -5,7 +5,8 @@
  * servers and the model's client head + tokenizer; `connectSwarm` wires the real ones.
  * @module
  */
-import { SwarmError } from "../../errors.ts";
+import { errorMessage, SwarmError } from "../../errors.ts";
+import { withTimeout } from "../../util/abort.ts";
 import type { ClientHead, Tokenizer } from "../../runtime/types.ts";
 import { type Logger, silentLogger } from "../../util/logger.ts";
 import { BanList, type BanListOptions } from "./ban_list.ts";
@@ -17,9 +18,10 @@ import {
   type StepSession,
 } from "./generate_text.ts";
 import { PingAggregator } from "./ping_aggregator.ts";
+import { routeForward } from "./route_forward.ts";
 import { type RouteCosts, routeInference, usableServers } from "./route_inference.ts";
 import { SwarmInferenceSession, type SwarmInferenceSessionOptions } from "./swarm_inference_session.ts";
-import type { RouteSpan, ServerWeights, SpanTransport, SwarmTableView } from "./types.ts";
+import type { Hidden, RouteSpan, ServerWeights, SpanTransport, SwarmTableView } from "./types.ts";
 import type { BackoffOptions } from "../../util/backoff.ts";
 
 export interface SwarmClientOptions {
@@ -172,6 +174,71 @@ export class SwarmClient {
     const maxLength = options.maxLength ?? promptLen + options.maxNewTokens;
     const session = this.openSession({ maxLength });
     return this.generateWith(session, prompt, options, newConversation(), () => session.close());
+  }
+
+  /**
+   * Cache-less forward of `hidden [B, T, H]` through every block (batch work, long prefills without
+   * a session): spans chosen at random weighted by throughput; a failed server is banned and the
+   * rest re-routed from the failed block (bounded retries).
+   */
+  async forward(
+    hidden: Hidden,
+    options: { signal?: AbortSignal; start?: number; end?: number } = {},
+  ): Promise<Hidden> {
+    const end = options.end ?? this.numBlocks;
+    let block = options.start ?? 0;
+    let x = hidden;
+    let failures = 0;
+    const maxRetries = this.#o.maxRetries ?? 5;
+    while (block < end) {
+      options.signal?.throwIfAborted();
+      const route = routeForward(this.#o.table.servers(this.model), {
+        model: this.model,
+        start: block,
+        end,
+        banned: (p) => this.bans.isBanned(p),
+        weights: this.#o.weights,
+        version: this.#o.version,
+      });
+      for (const span of route) {
+        try {
+          x = await withTimeout(
+            this.#o.stepTimeoutMs ?? 120_000,
+            (signal) =>
+              this.#o.transport.forward(span.server, {
+                model: this.model,
+                start: span.start,
+                end: span.end,
+                hidden: x,
+              }, signal),
+            options.signal,
+          );
+          this.bans.succeed(span.server.peerId);
+          block = span.end;
+        } catch (err) {
+          if (options.signal?.aborted) throw options.signal.reason ?? err;
+          this.bans.ban(span.server.peerId);
+          this.#log.warn("forward failed; re-routing", {
+            peer: span.server.peerId,
+            blocks: `${span.start}:${span.end}`,
+            error: errorMessage(err),
+          });
+          if (++failures > maxRetries) {
+            throw new SwarmError(
+              "FORWARD_FAILED",
+              `forward through blocks [${span.start}, ${end}) failed ${failures} times: ${errorMessage(err)}`,
+              {
+                cause: err,
+                hint:
+                  "the servers for these blocks keep failing; retry later or check the swarm with `plumise swarm`",
+              },
+            );
+          }
+          break;
+        }
+      }
+    }
+    return x;
   }
 
   /** Generation over a given session (a swarm session, or any `StepSession`). */

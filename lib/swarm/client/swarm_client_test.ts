@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { SwarmError } from "../../errors.ts";
-import { FakeBackend } from "../../runtime/fake_backend.ts";
+import { FakeBackend, fakeHidden } from "../../runtime/fake_backend.ts";
 import { FakeSwarm } from "./_fake_swarm.ts";
 import { FakeHead, FakeTokenizer } from "./_fake_head.ts";
 import { generateText } from "./generate_text.ts";
@@ -80,4 +80,23 @@ Deno.test("SwarmClient pings servers and routing follows the measured RTTs", asy
     () => client.plan(),
     (e) => e instanceof SwarmError && e.code === "MISSING_BLOCKS" && /0\.\.3/.test(e.message),
   );
+});
+
+Deno.test("SwarmClient.forward runs every block; a failed server is banned and the rest re-routed", async () => {
+  const { swarm, client } = await setup();
+  const ref = await swarm.reference();
+  const x = fakeHidden(1, 6, H, 4);
+  const expected = await ref.forward(0, 9, x);
+  assert.deepEqual((await client.forward(x)).data, expected.data);
+  // B is the only-by-weight choice now and dies; B2 takes over
+  swarm.servers_.get("B")!.record = { ...swarm.servers_.get("B")!.record, throughput: 1e9 };
+  swarm.kill("B");
+  assert.deepEqual((await client.forward(x)).data, expected.data);
+  assert.equal(client.bans.isBanned("B"), true);
+  swarm.kill("B2");
+  await assert.rejects(
+    () => client.forward(x),
+    (e) => e instanceof SwarmError && e.code === "MISSING_BLOCKS",
+  );
+  await ref.stop();
 });

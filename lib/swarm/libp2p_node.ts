@@ -37,6 +37,12 @@ export interface Libp2pNodeOptions {
   dht?: boolean;
   /** Do not listen at all (a pure client, e.g. the `swarm` command). */
   noListen?: boolean;
+  /**
+   * How long an inbound stream may take to agree on a protocol (libp2p's default 10 s). libp2p
+   * holds an `AbortSignal.timeout` per inbound stream for this long (under Deno a pending timer
+   * keeps the signal alive), so memory held by stream churn is rate × this time.
+   */
+  negotiationTimeoutMs?: number;
 }
 
 /** The services every plumise node has. */
@@ -100,6 +106,10 @@ export async function createLibp2pNode(options: Libp2pNodeOptions): Promise<Plum
               return multiaddr(parts.join("/"));
             })
           : undefined,
+      },
+      connectionManager: options.negotiationTimeoutMs === undefined ? undefined : {
+        inboundStreamProtocolNegotiationTimeout: options.negotiationTimeoutMs,
+        outboundStreamProtocolNegotiationTimeout: options.negotiationTimeoutMs,
       },
       transports: [tcp()],
       connectionEncrypters: [noise()],

@@ -41,6 +41,8 @@ export interface SwarmPeerOptions {
   streamInactivityMs?: number;
   /** Timeout of one table pull / record push (default 5 s). */
   requestMs?: number;
+  /** Protocol negotiation timeout of a stream (libp2p's default 10 s); see `Libp2pNodeOptions`. */
+  negotiationTimeoutMs?: number;
 }
 
 export class SwarmPeer {
@@ -96,6 +98,7 @@ export class SwarmPeer {
       dht: this.#o.dht,
       noListen: this.#o.noListen,
       streamInactivityMs: this.#o.streamInactivityMs,
+      negotiationTimeoutMs: this.#o.negotiationTimeoutMs,
     });
     this.#node = node;
     await node.start();

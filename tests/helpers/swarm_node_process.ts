@@ -5,7 +5,8 @@
  *   {"event":"table", servers: {peerId: state}}         whenever its table changes
  *   {"event":"mem", heapUsed, rss}                        on the stdin line "mem"
  *   {"event":"moved", from, to}                           after a rebalancing move (config `rebalance`)
- * stdin lines: "announce <state>" re-announces with that state; "mem"; "stop".
+ * stdin lines: "announce <state>" re-announces with that state; "mem"; "snapshot <path>" (V8 heap
+ * snapshot, then {"event":"snapshot", path}); "stop".
  * SIGTERM / "stop": graceful stop (announces offline), then exit 0.
  * @module
  */
@@ -32,6 +33,8 @@ export interface SwarmNodeProcessConfig {
   delayMs?: number;
   /** Rebalance every U(0, maxDelayMs) ms (the move loads a new FakeBackend for the new span). */
   rebalance?: { maxDelayMs: number; settleMs?: number };
+  /** libp2p stream protocol negotiation timeout (default 10 s). */
+  negotiationTimeoutMs?: number;
 }
 
 const cfg = JSON.parse(Deno.args[0] ?? "{}") as SwarmNodeProcessConfig;
@@ -71,6 +74,7 @@ if (cfg.role === "observer") {
     announcePeriodMs: cfg.announcePeriodMs ?? 1000,
     ttlMs: cfg.ttlMs,
     maxFrameBytes: cfg.maxFrameBytes,
+    negotiationTimeoutMs: cfg.negotiationTimeoutMs,
     dht: false,
     logger,
     rebalance: cfg.rebalance
@@ -152,6 +156,10 @@ for await (const chunk of Deno.stdin.readable) {
       (globalThis as { gc?: () => void }).gc?.();
       const m = Deno.memoryUsage();
       out({ event: "mem", heapUsed: m.heapUsed, rss: m.rss, external: m.external });
+    } else if (line.startsWith("snapshot ")) {
+      (globalThis as { gc?: () => void }).gc?.();
+      const { writeHeapSnapshot } = await import("node:v8");
+      out({ event: "snapshot", path: writeHeapSnapshot(line.slice(9)) });
     } else if (line === "stop") await shutdown();
   }
 }

@@ -78,7 +78,9 @@ export function readTensorData(bytes: Uint8Array, dtype: WireDType): Float32Arra
   }
   const n = bytes.byteLength / size;
   if (LITTLE_ENDIAN) {
-    const copy = bytes.slice();
+    // A fresh buffer at offset 0: `bytes.slice()` on a Node Buffer is a view into a shared pool.
+    const copy = new Uint8Array(bytes.byteLength);
+    copy.set(bytes);
     if (dtype === "f32") return new Float32Array(copy.buffer, 0, n);
     return Float32Array.from(new Float16Array(copy.buffer, 0, n));
   }

@@ -22,3 +22,16 @@ Deno.test("tensor codec: decode copies into an aligned array (odd offsets are fi
   assert.throws(() => readTensorData(new Uint8Array(3), "f32"), /multiple of 4/);
   assert.throws(() => tensor(new Float32Array(3), [2, 2]), /does not match/);
 });
+
+Deno.test("readTensorData copies out of a Node Buffer that is a view into a shared pool", async () => {
+  const { Buffer } = await import("node:buffer");
+  const pool = Buffer.alloc(64);
+  const f = new Float32Array([1, 2, 3, 4]);
+  const view = pool.subarray(8, 24);
+  view.set(new Uint8Array(f.buffer));
+  assert.deepEqual(readTensorData(view, "f32"), f);
+  const h = new Uint8Array(Float16Array.from([0.5, -2]).buffer);
+  const view16 = pool.subarray(30, 34);
+  view16.set(h);
+  assert.deepEqual(readTensorData(view16, "f16"), new Float32Array([0.5, -2]));
+});

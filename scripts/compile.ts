@@ -38,6 +38,8 @@ export function compileArgs(target: Target, outDir = "dist"): string[] {
   const args = ["compile", "--no-check", "--target", target.triple, "--output", `${outDir}/${target.exe}`];
   args.push(...BINARY_PERMISSIONS);
   if (target.ortDir) args.push("--include", `${ORT_BIN}/${target.ortDir}`);
+  // Workers are not bundled by `deno compile`: the onnxruntime Worker module must be included.
+  args.push("--include", "lib/runtime/ort_worker.ts");
   args.push("--include", "contracts");
   args.push("main.ts");
   return args;

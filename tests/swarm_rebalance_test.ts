@@ -59,7 +59,14 @@ Deno.test({
         if (!armed) return;
         changes++;
         const cov = onlineCoverage();
-        if (cov.some((c) => c === 0)) violations.push(`coverage ${cov} at change ${changes}`);
+        if (cov.some((c) => c === 0)) {
+          const rows = obs.table.entries("fake/model").map((e) =>
+            `${e.record.peerId.slice(-6)} ${e.record.state} ${e.record.start}:${e.record.end} ttl ${
+              e.record.expiresAt - Date.now()
+            }`
+          );
+          violations.push(`coverage ${cov} at change ${changes}: ${rows.join("; ")}`);
+        }
       });
 
       // the first 0:4 server balances the swarm; the next two make it lopsided

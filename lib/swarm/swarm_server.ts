@@ -68,9 +68,10 @@ export interface RebalanceOptions {
   /** Move only when min coverage grows by more than 1/balanceQuality (default 0.75). */
   balanceQuality?: number;
   /**
-   * After announcing the new span (as joining), wait this long and re-check that the old span
-   * stays covered by other online servers, so simultaneous movers cannot uncover a block
-   * (default 2 s).
+   * Two-phase move: the server first announces its intent (`movingTo`, still online on its old
+   * span), waits this long (≫ propagation), then moves only if every block of its old span is
+   * still served by an online server that does not intend to move; simultaneous movers thus
+   * cannot uncover a block, not even in the announced table (default 2 s).
    */
   settleMs?: number;
   /** Randomness of the greedy simulation (tests). */
@@ -112,6 +113,7 @@ export class SwarmServer {
   #handlersInstalled = false;
   #moveListener: MoveListener | undefined;
   #moving = false;
+  #movingTo: Span | undefined;
   #rebalanceTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #stopController = new AbortController();
 
@@ -162,8 +164,13 @@ export class SwarmServer {
 
   /** Whether this server should move now (pure decision over the current table). */
   rebalanceDecision(totalBlocks: number, random?: () => number, balanceQuality?: number): RebalanceDecision {
+    // others that announced an intent to move are counted where they are going
     const spans = this.table.servers(this.#o.model).map((r) =>
-      r.peerId === this.peerId && this.#span ? { ...r, start: this.#span.start, end: this.#span.end } : r
+      r.peerId === this.peerId && this.#span
+        ? { ...r, start: this.#span.start, end: this.#span.end }
+        : r.movingTo
+        ? { ...r, start: r.movingTo.start, end: r.movingTo.end }
+        : r
     );
     return shouldChooseOtherBlocks(spans, this.peerId, totalBlocks, { random, balanceQuality });
   }
@@ -199,6 +206,7 @@ export class SwarmServer {
       weights: this.#o.weights,
       version: this.#o.version,
       wallet: this.#o.wallet ?? null,
+      ...(this.#movingTo ? { movingTo: this.#movingTo } : {}),
       usingRelay: false,
       nextPings: {},
       seq: this.#seq,
@@ -299,8 +307,10 @@ export class SwarmServer {
 
   /**
    * One rebalancing check: decides over the current table (pure functions) and, when a move
-   * pays off, announces the new span as joining, waits `settleMs`, re-checks that the old span
-   * stays covered by other online servers, then calls the move listener. Logged either way.
+   * pays off, announces the intent (`movingTo`, still online on the old span), waits
+   * `settleMs`, re-checks that every old block stays served by an online server that does not
+   * intend to move, then announces the new span as joining and calls the move listener.
+   * Logged either way.
    */
   async rebalanceOnce(): Promise<RebalanceOutcome> {
     const no = (reason: string): RebalanceOutcome => ({ move: false, moved: false, initialMin: 0, reason });
@@ -328,17 +338,20 @@ export class SwarmServer {
         to: spanText(to),
         reason: decision.reason,
       });
-      await this.announce("joining", to);
+      this.#movingTo = to;
+      await this.announce("online", from);
       await sleep(this.#o.rebalance?.settleMs ?? 2000, this.#stopController.signal);
       const uncovered = this.#uncoveredWithoutMe(from);
+      this.#movingTo = undefined;
       if (uncovered.length) {
-        this.#logger.info("rebalancing: another server left the same blocks meanwhile; staying", {
+        this.#logger.info("rebalancing: another server means to leave the same blocks; staying", {
           span: spanText(from),
           uncovered,
         });
         await this.announce("online", from);
         return { ...decision, move: false, moved: false, reason: `blocks ${uncovered} would be uncovered` };
       }
+      await this.announce("joining", to);
       await listener(to, this.#stopController.signal);
       const info = this.#runtime.info();
       if (info.start !== to.start || info.end !== to.end) {
@@ -353,6 +366,7 @@ export class SwarmServer {
       this.#logger.info("rebalancing: moved", { from: spanText(from), to: spanText(to) });
       return { ...decision, moved: true };
     } catch (err) {
+      this.#movingTo = undefined;
       if (this.#stopped) return { ...decision, moved: false, reason: "stopped during the move" };
       this.#logger.error("rebalancing: move failed; serving the old blocks again", { to: spanText(to), err });
       const info = this.#runtime.info();
@@ -363,10 +377,10 @@ export class SwarmServer {
     }
   }
 
-  /** Blocks of `span` that no other online server of the model serves. */
+  /** Blocks of `span` that no other online server of the model (not about to move) serves. */
   #uncoveredWithoutMe(span: Span): number[] {
     const others = this.table.servers(this.#o.model).filter((r) =>
-      r.peerId !== this.peerId && r.state === "online"
+      r.peerId !== this.peerId && r.state === "online" && !r.movingTo
     );
     const out: number[] = [];
     for (let b = span.start; b < span.end; b++) {

@@ -195,14 +195,27 @@ Deno.test({
     try {
       a.onMove(mover(a));
       b.onMove(mover(b));
+      // what clients see: every block always has an online server, during intents and the move
+      const gaps: string[] = [];
+      d.table.onChange(() => {
+        const cov = new Array(8).fill(0);
+        for (const r of d.table.servers("fake/model")) {
+          if (r.state === "online") { for (let k = r.start; k < r.end; k++) cov[k]++; }
+        }
+        if (cov.includes(0)) gaps.push(cov.join(","));
+      });
       // both decide on the same table: after the settle time each sees the other gone from 0:4
       const [ra, rb] = await Promise.all([a.rebalanceOnce(), b.rebalanceOnce()]);
       assert.deepEqual([ra.moved, rb.moved], [false, false]);
       assert.match(ra.reason, /would be uncovered/);
       assert.deepEqual([a.span, b.span], [{ start: 0, end: 4 }, { start: 0, end: 4 }]);
       await waitFor(
-        () => d.table.servers("fake/model").filter((r) => r.state === "online" && r.start === 0).length === 2,
-        "both back online on 0:4",
+        () =>
+          [a, d].every((s) =>
+            s.table.servers("fake/model").filter((r) => r.state === "online" && r.start === 0 && !r.movingTo)
+              .length === 2
+          ),
+        "both back online on 0:4, no intent left",
       );
 
       // an open session on a's old span ends when a moves; a then serves 4:8
@@ -240,6 +253,7 @@ Deno.test({
       }, "the others see a online on 4:8");
       // now balanced: nobody wants to move
       assert.equal((await b.rebalanceOnce()).moved, false);
+      assert.deepEqual(gaps, [], "no block without an online server in d's table");
     } finally {
       await cleanup();
     }

@@ -60,6 +60,11 @@ export interface SwarmRecord {
   readonly totalBlocks?: number;
   /** Unix ms when the server started serving (optional; shown as its age). */
   readonly startedAt?: number;
+  /**
+   * Rebalancing intent (optional): the server still serves `start..end` but means to move to
+   * this span once the others confirm its blocks stay covered without it.
+   */
+  readonly movingTo?: { readonly start: number; readonly end: number };
 }
 
 /** A record as it travels: the signed JSON payload and its base64 signature. */
@@ -102,6 +107,12 @@ export function validateRecord(v: unknown): SwarmRecord {
   const end = int(o, "end", start + 1, MAX_BLOCK, p);
   const totalBlocks = optInt(o, "totalBlocks", end, MAX_BLOCK, p);
   const startedAt = optInt(o, "startedAt", 0, Number.MAX_SAFE_INTEGER, p);
+  let movingTo: { start: number; end: number } | undefined;
+  if (o.movingTo !== undefined && o.movingTo !== null) {
+    const mv = obj(o.movingTo, p + "movingTo");
+    const ms = int(mv, "start", 0, MAX_BLOCK - 1, p + "movingTo.");
+    movingTo = Object.freeze({ start: ms, end: int(mv, "end", ms + 1, MAX_BLOCK, p + "movingTo.") });
+  }
   return Object.freeze({
     peerId: str(o, "peerId", PEER_ID, p),
     addrs: Object.freeze(addrs as string[]),
@@ -123,6 +134,7 @@ export function validateRecord(v: unknown): SwarmRecord {
     expiresAt: int(o, "expiresAt", 0, Number.MAX_SAFE_INTEGER, p),
     ...(totalBlocks === undefined ? {} : { totalBlocks }),
     ...(startedAt === undefined ? {} : { startedAt }),
+    ...(movingTo === undefined ? {} : { movingTo }),
   });
 }
 
@@ -150,6 +162,7 @@ export function recordPayload(record: SwarmRecord): string {
     expiresAt: r.expiresAt,
     ...(r.totalBlocks === undefined ? {} : { totalBlocks: r.totalBlocks }),
     ...(r.startedAt === undefined ? {} : { startedAt: r.startedAt }),
+    ...(r.movingTo === undefined ? {} : { movingTo: { start: r.movingTo.start, end: r.movingTo.end } }),
   });
 }
 

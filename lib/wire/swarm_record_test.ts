@@ -61,6 +61,8 @@ Deno.test("record: every field is validated with the offending value", () => {
     [{ totalBlocks: 3 }, /totalBlocks/], // below end (6)
     [{ totalBlocks: 2.5 }, /totalBlocks/],
     [{ startedAt: -5 }, /startedAt/],
+    [{ movingTo: { start: 4, end: 4 } }, /movingTo\.end/],
+    [{ movingTo: "4:8" }, /movingTo/],
   ];
   for (const [patch, re] of cases) {
     assert.throws(() => validateRecord({ ...sampleRecord, ...patch }), (e: unknown) => {
@@ -74,11 +76,16 @@ Deno.test("record: every field is validated with the offending value", () => {
   assert.throws(() => parseRecordPayload("[]"), /object/);
 });
 
-Deno.test("record: optional totalBlocks/startedAt survive the payload and are absent when not given", () => {
-  const withTotal = { ...sampleRecord, totalBlocks: 24, startedAt: 1_699_999_000_000 };
+Deno.test("record: optional totalBlocks/startedAt/movingTo survive the payload and are absent when not given", () => {
+  const withTotal = {
+    ...sampleRecord,
+    totalBlocks: 24,
+    startedAt: 1_699_999_000_000,
+    movingTo: { start: 6, end: 12 },
+  };
   assert.deepEqual(parseRecordPayload(recordPayload(withTotal)), withTotal);
   const plain = parseRecordPayload(recordPayload(sampleRecord));
-  assert.ok(!("totalBlocks" in plain) && !("startedAt" in plain));
+  assert.ok(!("totalBlocks" in plain) && !("startedAt" in plain) && !("movingTo" in plain));
 });
 
 Deno.test("record: base64 helpers", () => {

@@ -63,9 +63,10 @@ export class PlumiseNode implements NodeStatusSource {
     return this.#state;
   }
 
-  /** The served span, once chosen. */
+  /** The served span, once chosen (the swarm's current one after a rebalancing move). */
   get span(): NodeSpan | undefined {
-    return this.#span;
+    const now = this.#parts?.swarm.status().span;
+    return now ? { start: now.start, end: now.end } : this.#span;
   }
 
   /** `http://host:port` of the HTTP API, once listening. */
@@ -88,7 +89,7 @@ export class PlumiseNode implements NodeStatusSource {
     return {
       address: p?.chain?.address,
       peerId: swarm.peerId,
-      span: this.#span,
+      span: this.span,
       state: this.#state === "online" ? "online" : this.#announced ? "joining" : this.#state,
       coverage: swarm.coverage,
       extra,
@@ -234,8 +235,8 @@ export class PlumiseNode implements NodeStatusSource {
         this.#log.warn(`${name} failed`, { error: errorMessage(err) });
       }
     };
-    if (this.#announced && this.#span) {
-      const span = this.#span;
+    if (this.#announced && this.span) {
+      const span = this.span;
       this.#announced = false;
       await step("announced offline", (s) => p.swarm.announce("offline", span, s));
     }

@@ -32,6 +32,7 @@ export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts>
     logger,
     runtime: () => runtime.blocks(),
     figures: () => runtime.announced(),
+    move: (span, signal) => runtime.swap(span, signal),
     wallet: chain?.address,
   });
   const source = {

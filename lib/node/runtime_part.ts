@@ -19,6 +19,11 @@ export interface RuntimePart extends NodeRuntime {
   /** Figures from the last `throughput()` call. */
   figures(): ReturnType<NodeRuntime["figures"]>;
   announced(): ThroughputFigures;
+  /**
+   * Loads the blocks of `newSpan` beside the current ones and makes them current (rebalancing);
+   * returns a function that unloads the previous blocks once nothing serves them any more.
+   */
+  swap(newSpan: NodeSpan, signal: AbortSignal): Promise<() => Promise<void>>;
 }
 
 /** Decode steps and prefill length of the measurement. */
@@ -37,6 +42,17 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
     hfToken: config.hfToken,
     hfHome: config.hfHome,
   };
+  const open = (s: NodeSpan, signal: AbortSignal) =>
+    createBlockRuntime({
+      ...source,
+      start: s.start,
+      end: s.end,
+      weights: config.weights,
+      cacheTokens: config.cacheTokens,
+      threads: config.threads,
+      logger: log,
+      signal,
+    });
   const cachePath = () => `${config.dataDir}/throughput.json`;
   const cacheKey = () =>
     [config.model, config.revision, config.weights, span!.end - span!.start, config.threads, Deno.build.arch]
@@ -49,17 +65,24 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
     },
     async load(s, signal) {
       span = s;
-      runtime = createBlockRuntime({
-        ...source,
-        start: s.start,
-        end: s.end,
-        weights: config.weights,
-        cacheTokens: config.cacheTokens,
-        threads: config.threads,
-        logger: log,
-        signal,
-      });
+      runtime = open(s, signal);
       await runtime.start();
+    },
+    async swap(s, signal) {
+      const next = open(s, signal);
+      try {
+        await next.start();
+      } catch (err) {
+        await next.stop().catch(() => {});
+        throw err;
+      }
+      const previous = runtime;
+      runtime = next;
+      span = s;
+      log.info("blocks loaded for the new span", { span: `${s.start}:${s.end}` });
+      return async () => {
+        await previous?.stop();
+      };
     },
     async throughput(signal) {
       const rt = this.blocks();

@@ -16,7 +16,7 @@ import type { Metrics } from "../util/metrics.ts";
 import { PROTOCOL_VERSION } from "../util/version.ts";
 import { chooseBestBlocks } from "../swarm/block_selection.ts";
 import { loadOrCreateIdentity } from "../swarm/peer_identity.ts";
-import { SwarmServer, type ThroughputFigures } from "../swarm/swarm_server.ts";
+import { type RebalanceOptions, SwarmServer, type ThroughputFigures } from "../swarm/swarm_server.ts";
 import type { NodeSpan, NodeSwarm } from "./types.ts";
 
 export interface SwarmPartOptions {
@@ -27,6 +27,14 @@ export interface SwarmPartOptions {
   readonly runtime: () => BlockRuntime;
   /** Announced throughput figures (asked for at `serve`). */
   readonly figures: () => ThroughputFigures;
+  /**
+   * Loads the blocks of a new span when rebalancing moves this server, makes them current (so
+   * `runtime()` returns them) and returns a function that unloads the old ones. Without it the
+   * server never moves.
+   */
+  readonly move?: (span: NodeSpan, signal: AbortSignal) => Promise<() => Promise<void>>;
+  /** Rebalancing timing (tests); default: a check every U(0, 120) s. */
+  readonly rebalance?: RebalanceOptions;
   /** The agent's address announced in the record (undefined in offline mode). */
   readonly wallet?: string;
   /** Wait for simultaneous joiners' records before settling on a span (default 750 ms; only with peers). */
@@ -54,7 +62,18 @@ export async function createSwarmPart(o: SwarmPartOptions): Promise<SwarmPart> {
     metrics: o.metrics,
     logger: logger.child({ part: "swarm" }),
     announcePeriodMs: o.announcePeriodMs,
+    pinned: config.blockIndices !== undefined,
+    rebalance: o.rebalance,
   });
+  if (o.move && !config.blockIndices) {
+    const move = o.move;
+    server.onMove(async (span, signal) => {
+      logger.info("rebalancing: moving to less covered blocks", { to: `${span.start}:${span.end}` });
+      const unloadOld = await move(span, signal);
+      await server.serve(o.runtime(), o.figures());
+      await unloadOld();
+    });
+  }
   let totalBlocks = 0;
   let stopped = false;
 
@@ -125,7 +144,7 @@ export async function createSwarmPart(o: SwarmPartOptions): Promise<SwarmPart> {
       } catch {
         return {};
       }
-      return { peerId, addrs, coverage: totalBlocks > 0 ? coverage() : undefined };
+      return { peerId, addrs, coverage: totalBlocks > 0 ? coverage() : undefined, span: server.span };
     },
   };
 

@@ -7,7 +7,13 @@ import { createSwarmPart, type SwarmPart } from "./swarm_part.ts";
 
 const figures = { throughput: 10, inferenceRps: 100, forwardRps: 1000, networkRps: 500 };
 
-async function part(dir: string, name: string, peers: string[], extra: Record<string, string> = {}) {
+async function part(
+  dir: string,
+  name: string,
+  peers: string[],
+  extra: Record<string, string> = {},
+  movable?: { released: Array<[number, number]> },
+) {
   const config = resolveConfig({
     env: {
       PLUMISE_OFFLINE: "true",
@@ -30,6 +36,26 @@ async function part(dir: string, name: string, peers: string[], extra: Record<st
     runtime: () => runtime!,
     figures: () => figures,
     announcePeriodMs: 500,
+    ...(movable
+      ? {
+        rebalance: { delayMs: () => 50, settleMs: 300 },
+        move: async (span: { start: number; end: number }) => {
+          const old = runtime!;
+          runtime = new FakeBackend({
+            modelId: "fake/model",
+            numBlocks: 6,
+            start: span.start,
+            end: span.end,
+          });
+          await runtime.start();
+          return async () => {
+            const i = old.info();
+            movable.released.push([i.start, i.end]);
+            await old.stop();
+          };
+        },
+      }
+      : {}),
   });
   return {
     p,
@@ -85,6 +111,44 @@ Deno.test({
       await again.p.start(new AbortController().signal);
       parts.push(again.p);
       assert.equal(again.p.status().peerId, firstId, "the peer id survives a restart");
+    } finally {
+      for (const p of parts) await p.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "swarm part: rebalancing moves an unpinned server to the uncovered blocks and unloads the old ones",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const parts: SwarmPart[] = [];
+    try {
+      const moved = { released: [] as Array<[number, number]> };
+      const c = await part(dir, "c", [], {}, moved);
+      parts.push(c.p);
+      assert.deepEqual(await c.run(), { start: 0, end: 2 });
+      const peers = c.p.status().addrs!.slice(0, 1);
+      // a pinned twin on 0:2 and a pinned server on 2:4 leave 4:6 uncovered: c must move there
+      const a = await part(dir, "a", peers, { BLOCK_INDICES: "0:2" });
+      const b = await part(dir, "b", peers, { BLOCK_INDICES: "2:4" });
+      parts.push(a.p, b.p);
+      await a.run();
+      await b.run();
+      const deadline = Date.now() + 20_000;
+      while (c.p.status().span?.start !== 4 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.deepEqual(c.p.status().span, { start: 4, end: 6 }, "c moved to the uncovered blocks");
+      while (!a.p.status().coverage?.complete && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(a.p.status().coverage?.complete, true, "every block is covered after the move");
+      assert.deepEqual(moved.released, [[0, 2]], "the old blocks were unloaded once");
+      assert.deepEqual(a.p.status().span, { start: 0, end: 2 }, "pinned servers never move");
+      assert.deepEqual(b.p.status().span, { start: 2, end: 4 });
     } finally {
       for (const p of parts) await p.stop();
       await Deno.remove(dir, { recursive: true });

@@ -46,7 +46,8 @@ export interface NodeSwarm {
    */
   drain(graceMs: number): Promise<void>;
   stop(): Promise<void>;
-  status(): { peerId?: string; addrs?: readonly string[]; coverage?: CoverageSummary };
+  /** `span`: the span served now (it changes when rebalancing moves the server). */
+  status(): { peerId?: string; addrs?: readonly string[]; coverage?: CoverageSummary; span?: NodeSpan };
 }
 
 /** The chain side (chain/): absent in offline mode. */

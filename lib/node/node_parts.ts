@@ -17,6 +17,7 @@ import { createRuntimePart } from "./runtime_part.ts";
 import { SwarmGenerator } from "./swarm_generator.ts";
 import { createSwarmPart } from "./swarm_part.ts";
 import type { NodeParts, NodePartsContext } from "./types.ts";
+import { modelSource } from "../runtime/model_source.ts";
 
 /** Whether this build can compose the full node (the e2e test runs only then). */
 export const FULL_NODE_PARTS_READY = true;
@@ -35,13 +36,7 @@ export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts>
     move: (span, signal) => runtime.swap(span, signal),
     wallet: chain?.address,
   });
-  const source = {
-    model: config.model,
-    revision: config.revision,
-    hfEndpoint: config.hfEndpoint,
-    hfToken: config.hfToken,
-    hfHome: config.hfHome,
-  };
+  const source = modelSource(config);
   const createdAt = Math.floor(Date.now() / 1000);
   const generator = new LazyGenerator({
     model: config.model,

@@ -12,6 +12,7 @@ import type { BlockRuntime, HiddenStates } from "../runtime/types.ts";
 import type { ThroughputFigures } from "../swarm/swarm_server.ts";
 import type { Logger } from "../util/logger.ts";
 import type { NodeRuntime, NodeSpan } from "./types.ts";
+import { modelSource } from "../runtime/model_source.ts";
 
 export interface RuntimePart extends NodeRuntime {
   /** The loaded runtime (throws before `load`). */
@@ -35,13 +36,7 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
   let runtime: BlockRuntime | undefined;
   let span: NodeSpan | undefined;
   let announced: ThroughputFigures = { throughput: 0, inferenceRps: 0, forwardRps: 0, networkRps: 0 };
-  const source = {
-    model: config.model,
-    revision: config.revision,
-    hfEndpoint: config.hfEndpoint,
-    hfToken: config.hfToken,
-    hfHome: config.hfHome,
-  };
+  const source = modelSource(config);
   const open = (s: NodeSpan, signal: AbortSignal) =>
     createBlockRuntime({
       ...source,

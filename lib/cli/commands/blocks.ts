@@ -10,6 +10,7 @@ import { ConfigError } from "../../errors.ts";
 import type { DownloadProgress } from "../../runtime/hub_download.ts";
 import type { CommandContext } from "../command_context.ts";
 import { addConfigOptions } from "../config_options.ts";
+import { modelSource } from "../../runtime/model_source.ts";
 
 function usage(message: string, hint: string): ConfigError {
   return new ConfigError("BAD_INPUT", message, { hint });
@@ -164,11 +165,7 @@ export function registerBlocks(program: Command, ctx: CommandContext): void {
     }
     const { createBlockRuntime, createClientHead } = await import("../../runtime/mod.ts");
     const source = {
-      model: config.model,
-      revision: config.revision,
-      hfEndpoint: config.hfEndpoint,
-      hfToken: config.hfToken,
-      hfHome: config.hfHome,
+      ...modelSource(config),
       logger,
       signal: ctx.signal,
       threads: config.threads,

@@ -7,6 +7,7 @@ import type { Command } from "@commander-js/extra-typings";
 import { ConfigError } from "../../errors.ts";
 import type { CommandContext } from "../command_context.ts";
 import { addConfigOptions } from "../config_options.ts";
+import { modelSource } from "../../runtime/model_source.ts";
 
 function num(
   flag: string,
@@ -66,13 +67,7 @@ export function registerGenerate(program: Command, ctx: CommandContext): void {
       );
     }
     const logger = ctx.logger(config);
-    const source = {
-      model: config.model,
-      revision: config.revision,
-      hfEndpoint: config.hfEndpoint,
-      hfToken: config.hfToken,
-      hfHome: config.hfHome,
-    };
+    const source = modelSource(config);
     const { createClientHead, loadTokenizer } = await import("../../runtime/mod.ts");
     const { connectSwarm, describeRoute } = await import("../../swarm/client/mod.ts");
     const head = createClientHead({ ...source, logger, signal: ctx.signal });

@@ -50,7 +50,15 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
     });
   const cachePath = () => `${config.dataDir}/throughput.json`;
   const cacheKey = () =>
-    [config.model, config.revision, config.weights, span!.end - span!.start, config.threads, Deno.build.arch]
+    [
+      "v2",
+      config.model,
+      config.revision,
+      config.weights,
+      span!.end - span!.start,
+      config.threads,
+      Deno.build.arch,
+    ]
       .join("|");
 
   return {
@@ -86,7 +94,12 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
           throughput: config.throughput,
           inferenceRps: config.throughput,
           forwardRps: config.throughput,
-          networkRps: 0,
+          networkRps: throughputFigures({
+            spanBlocks: 1,
+            hiddenSize: rt.info().hiddenSize,
+            decodeStepsPerSecond: 0,
+            prefillTokensPerSecond: 0,
+          }).networkRps,
         };
         return config.throughput;
       }
@@ -162,16 +175,48 @@ async function measure(rt: BlockRuntime, signal: AbortSignal): Promise<Throughpu
     const t1 = performance.now();
     for (let i = 0; i < BENCH_STEPS; i++) await session.step(hidden(1), { signal });
     const t2 = performance.now();
-    const stepsPerSecond = BENCH_STEPS / Math.max(1e-3, (t2 - t1) / 1000);
-    const prefillTokensPerSecond = BENCH_PREFILL / Math.max(1e-3, (t1 - t0) / 1000);
-    const inferenceRps = stepsPerSecond * n;
-    return {
-      throughput: Math.round(stepsPerSecond * 100) / 100,
-      inferenceRps: Math.round(inferenceRps * 100) / 100,
-      forwardRps: Math.round(prefillTokensPerSecond * n * 100) / 100,
-      networkRps: 0,
-    };
+    return throughputFigures({
+      spanBlocks: n,
+      hiddenSize: h,
+      decodeStepsPerSecond: BENCH_STEPS / Math.max(1e-3, (t2 - t1) / 1000),
+      prefillTokensPerSecond: BENCH_PREFILL / Math.max(1e-3, (t1 - t0) / 1000),
+    });
   } finally {
     await session.close();
   }
+}
+
+/**
+ * The link rate assumed for the network estimate when none is measured (Petals' fallback when its
+ * speed test fails): 100 Mbit/s.
+ */
+export const ASSUMED_NETWORK_BITS_PER_SECOND = 100e6;
+
+export interface ThroughputInputs {
+  readonly spanBlocks: number;
+  readonly hiddenSize: number;
+  /** Decode steps per second through the whole span (one token each). */
+  readonly decodeStepsPerSecond: number;
+  /** Prefill tokens per second through the whole span. */
+  readonly prefillTokensPerSecond: number;
+  /** Link rate; default `ASSUMED_NETWORK_BITS_PER_SECOND`. */
+  readonly networkBitsPerSecond?: number;
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+/**
+ * The figures announced in the swarm record. Per-block rates are the span's rates × its block
+ * count (routing divides by them per block); `networkRps` is how many tokens' hidden states (one
+ * f16 vector of `hiddenSize`, as in Petals) the link carries per second; `throughput` is the decode
+ * rate the server sustains for its whole span, capped by that network rate.
+ */
+export function throughputFigures(i: ThroughputInputs): ThroughputFigures {
+  const networkRps = (i.networkBitsPerSecond ?? ASSUMED_NETWORK_BITS_PER_SECOND) / (i.hiddenSize * 16);
+  return {
+    throughput: round2(Math.min(i.decodeStepsPerSecond, networkRps)),
+    inferenceRps: round2(i.decodeStepsPerSecond * i.spanBlocks),
+    forwardRps: round2(i.prefillTokensPerSecond * i.spanBlocks),
+    networkRps: round2(networkRps),
+  };
 }

@@ -6,6 +6,9 @@
 import { encryptKeystoreJson, Wallet } from "ethers";
 import { ConfigError, registerSecret } from "../errors.ts";
 
+/** The agent wallet (an ethers `Wallet`; named here so other folders need not import ethers). */
+export type AgentWallet = Wallet;
+
 export interface WalletSource {
   /** 32-byte hex key, `0x` optional. */
   privateKey?: string;

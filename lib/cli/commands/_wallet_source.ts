@@ -3,8 +3,7 @@
  * for the keystore password on a terminal (without echo) when it is not in the environment.
  * @module
  */
-import type { Wallet } from "ethers";
-import { loadWallet } from "../../chain/wallet.ts";
+import { type AgentWallet, loadWallet } from "../../chain/wallet.ts";
 import { requireWallet } from "../../config/resolve_config.ts";
 import type { Config } from "../../config/types.ts";
 
@@ -35,7 +34,7 @@ export async function promptHidden(question: string): Promise<string | undefined
 }
 
 /** The wallet of `config` (throws ConfigError when none is configured or it is invalid). */
-export function walletFromConfig(config: Config): Promise<Wallet> {
+export function walletFromConfig(config: Config): Promise<AgentWallet> {
   requireWallet(config);
   return loadWallet({
     privateKey: config.privateKey,

@@ -9,6 +9,7 @@
 import { RuntimeError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
+import type { EngineLoadResult } from "./block_engine.ts";
 import type { ResolvedCheckpoint } from "./checkpoint.ts";
 import { resolveCheckpoint } from "./checkpoint.ts";
 import type { DownloadProgress } from "./hub_download.ts";
@@ -181,7 +182,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
       end: o.end,
       weights: o.weights,
       threads: o.threads ?? 2,
-    }, o.signal) as { loadMs: number; weightBytes: number };
+    }, o.signal) as EngineLoadResult;
     this.#ckpt = ck;
     this.#maxLength = Math.max(1, o.maxLength ?? Math.min(cfg.maxPositions ?? 8192, 8192));
     const kvBytesPerToken = 2 * cfg.numKvHeads * cfg.headDim * 4;
@@ -203,6 +204,10 @@ export class OnnxBlockRuntime implements BlockRuntime {
       loadMs: Math.round(performance.now() - t0),
       weightMB: Math.round(res.weightBytes / 2 ** 20),
       cacheTokens: this.#cacheTotal,
+      hugePages: res.hugePages && (res.hugePages.skipped ??
+        `${Math.round(res.hugePages.bytes / 2 ** 20)} MB in ${res.hugePages.regions} ranges, ${
+          Math.round(res.hugePages.ms)
+        } ms`),
     });
   }
 

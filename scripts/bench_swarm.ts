@@ -6,14 +6,18 @@
  * alternate `--runs` times (so both see the same machine load) and the medians are reported.
  *
  *   deno task bench:swarm [--json] [--runs 3] [--tokens 32] [--layers 12] [--heads 16] [--head-dim 64] [--threads 2]
+ *     [--breakdown]
  *
- * `--json` prints `{"swarm_tok_s", "local_tok_s", "ratio", "servers", "tokens", ...}`.
+ * `--json` prints `{"swarm_tok_s", "local_tok_s", "ratio", "servers", "tokens", ...}`. `--breakdown`
+ * adds `breakdown`: medians per decode token (ms) of the head's embed and logits calls and of the
+ * block step (the whole model locally; all hops through the swarm), over the measured runs.
  * @module
  */
 import { parseArgs } from "node:util";
 import { createBlockRuntime, createClientHead, loadTokenizer } from "../lib/runtime/mod.ts";
+import type { ClientHead } from "../lib/runtime/types.ts";
 import { connectSwarm } from "../lib/swarm/client/connect_swarm.ts";
-import { generateText, type GenerationResult } from "../lib/swarm/client/generate_text.ts";
+import { generateText, type GenerationResult, type StepSession } from "../lib/swarm/client/generate_text.ts";
 import { describeRoute } from "../lib/swarm/client/route_inference.ts";
 import { makeBloomCheckpoint } from "../tests/helpers/checkpoint_fixture.ts";
 import { type SpawnedFixture, spawnFixtureServer } from "../tests/helpers/swarm_client_fixture.ts";
@@ -28,6 +32,7 @@ const { values: a } = parseArgs({
     "head-dim": { type: "string", default: "64" },
     threads: { type: "string", default: "2" },
     runs: { type: "string", default: "3" },
+    breakdown: { type: "boolean", default: false },
     prompt: { type: "string", default: "hello world, this is a benchmark of the swarm" },
   },
 });
@@ -72,7 +77,34 @@ log(
 const options = { maxNewTokens: tokens, eosTokenIds: [] as number[] };
 const tokS = (r: GenerationResult) => r.tokenIds.length / ((r.prefillMs + r.decodeMs) / 1000);
 
-const head = createClientHead({ model, threads });
+/** Decode-token timings (T = 1 calls only) while `timing` is on; key → ms samples. */
+const timings: Record<string, number[]> = {};
+let timing = false;
+const timed = async <T>(key: string, tokens: number, f: () => Promise<T>): Promise<T> => {
+  if (!timing || tokens !== 1) return await f();
+  const t0 = performance.now();
+  const r = await f();
+  (timings[key] ??= []).push(performance.now() - t0);
+  return r;
+};
+const rawHead = createClientHead({ model, threads });
+const head: ClientHead = {
+  get info() {
+    return rawHead.info;
+  },
+  start: () => rawHead.start(),
+  stop: () => rawHead.stop(),
+  embed: (ids, o) => timed("embed", ids.shape[1], () => rawHead.embed(ids, o)),
+  logits: (last, o) => timed("logits", 1, () => rawHead.logits(last, o)),
+};
+/** A step session whose decode steps are timed under `key`. */
+const timedSession = (key: string, s: StepSession): StepSession => ({
+  get position() {
+    return s.position;
+  },
+  maxLength: s.maxLength,
+  step: (x, o) => timed(key, x.shape[1], () => s.step(x, o)),
+});
 const tokenizer = await loadTokenizer({ model });
 await head.start();
 const servers: SpawnedFixture[] = [];
@@ -83,7 +115,12 @@ try {
   const runLocal = async () => {
     const session = await local.openSession({ start: 0, end: layers, maxLength: 512, batch: 1 });
     try {
-      return await generateText({ head, tokenizer, session }, a.prompt!, options).complete();
+      return await generateText(
+        { head, tokenizer, session: timedSession("local_blocks", session) },
+        a.prompt!,
+        options,
+      )
+        .complete();
     } finally {
       await session.close();
     }
@@ -126,7 +163,8 @@ try {
     const runSwarm = async () => {
       const session = client.openSession({ maxLength: 512 });
       try {
-        const r = await client.generateWith(session, a.prompt!, options).complete();
+        const r = await client.generateWith(timedSession("swarm_blocks", session), a.prompt!, options)
+          .complete();
         route = describeRoute(session.route);
         return r;
       } finally {
@@ -136,6 +174,7 @@ try {
     // warm-up both, then alternate so that both see the same machine load
     await runLocal();
     await runSwarm();
+    timing = a.breakdown;
     for (let i = 0; i < runs; i++) {
       localRuns.push(await runLocal());
       swarmRuns.push(await runSwarm());
@@ -145,6 +184,7 @@ try {
         } tok/s`,
       );
     }
+    timing = false;
     const check = client.openSession({ maxLength: 512 });
     const y = await check.step(x);
     await check.close();
@@ -171,6 +211,13 @@ try {
     same_tokens: JSON.stringify(swarmRun.tokenIds) === JSON.stringify(localRun.tokenIds),
     /** Largest difference between the swarm's and the single process's block output on the prompt. */
     max_abs_diff: maxAbsDiff,
+    ...(a.breakdown
+      ? {
+        breakdown: Object.fromEntries(
+          Object.entries(timings).map(([k, v]) => [k, Math.round(median(v) * 100) / 100]),
+        ),
+      }
+      : {}),
   };
   if (maxAbsDiff > 1e-3) {
     console.error(`WARNING: the swarm's block output differs from the single process by ${maxAbsDiff}`);

@@ -7,8 +7,9 @@
  * 2 MiB pages (`madvise(MADV_HUGEPAGE)` + a synchronous `MADV_COLLAPSE`, Linux ≥ 6.1; with THP
  * in its default "madvise" mode this is the only way to get them).
  *
- * Measured (12 blocks of hidden 1024, fp32, 2 threads, this 2-core VM): one process 21 → 17.4 ms
- * per token; three processes of 4 blocks taking turns 41 → 27.5 ms per token.
+ * Measured (12 blocks of hidden 1024, fp32, 2 threads, a noisy 2-core VM, single alternating
+ * runs): one process 21 → 17.4 ms per token; three processes of 4 blocks taking turns over pipes
+ * 41 → 27.5 ms per token.
  *
  * Best effort: any failure (not Linux, no libc, no FFI permission, old kernel) is reported in
  * the result and changes nothing. The numbers computed never change, only page sizes.

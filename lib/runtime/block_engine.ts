@@ -90,9 +90,11 @@ export class BlockEngine {
    * Intra-op threads spin while a run is in progress (an op's work is handed to an awake thread
    * instead of waking a sleeping one for every parallel section), and `force_spinning_stop` parks
    * them as soon as the run returns, so the idle pools of the other sessions (one per block) and of
-   * other processes never compete for the cores. Measured on 4 blocks of hidden 1024, 2 threads:
-   * 1.45 → 1.1 ms per block back to back, 2.2 → 1.45 ms after 30 ms idle; spinning without the stop
-   * was 4–6 ms per block (every block's pool spinning at once).
+   * other processes never compete for the cores. Measured (hidden 1024, fp32, 2 threads, a noisy
+   * 2-core VM): a step through 12 blocks in the runtime Worker 20.5 → 15.2 and 24.4 → 22.2 ms in
+   * two A/B runs, 4 blocks 9.7 → 8.2 ms; after 25 ms idle (a swarm server's situation) no clear
+   * difference (±20 % noise). Spinning without the stop was 4–6 ms per block (every block's pool
+   * spinning at once) — the 5.5× slowdown RUNTIME.md warns about.
    */
   #sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
     return {

@@ -27,6 +27,8 @@ interface Result {
   rss_mb: number;
 }
 
+/** Timed prefill passes per length (median taken; the machine is shared, so more than a few). */
+const PREFILL_REPS = 7;
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 const DECODE_STEPS = 24;
@@ -64,7 +66,7 @@ async function benchOnnx(model: string, weights: "fp32" | "int8", blocks: number
     const x = fakeHidden(1, t, H, 3);
     await rt.forward(0, blocks, x); // warm-up
     const times: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < PREFILL_REPS; i++) {
       const t0 = performance.now();
       await rt.forward(0, blocks, x);
       times.push(performance.now() - t0);

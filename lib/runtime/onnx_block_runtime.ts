@@ -35,7 +35,7 @@ const bad = (message: string, hint: string, details?: Record<string, unknown>) =
   new RuntimeError("BAD_INPUT", message, { hint, details });
 
 class OnnxSession implements InferenceSession {
-  readonly id = crypto.randomUUID();
+  readonly id: string = crypto.randomUUID();
   position = 0;
   closed = false;
   #chain: Promise<unknown> = Promise.resolve();

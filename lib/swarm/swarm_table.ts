@@ -48,7 +48,7 @@ export class SwarmTable {
   readonly #entries = new Map<string, TableEntry>();
   readonly #listeners = new Set<TableListener>();
   /** Counts of rejections by code (tests and metrics). */
-  readonly rejected = new Map<string, number>();
+  readonly rejected: Map<string, number> = new Map();
 
   constructor(options: SwarmTableOptions = {}) {
     this.#now = options.now ?? Date.now;

@@ -15,7 +15,7 @@
  */
 import { RuntimeError } from "../errors.ts";
 import { sleep } from "../util/abort.ts";
-import { validateHidden } from "./validate_hidden.ts";
+import { validateHidden, validateStep } from "./validate_hidden.ts";
 import type {
   BlockRuntime,
   HiddenStates,
@@ -116,44 +116,7 @@ class FakeSession implements InferenceSession {
     this.backend.assertRunning();
     validateHidden(hidden, this.backend.hiddenSize, this.batch);
     const [b, t] = hidden.shape;
-    let position = this.position;
-    if (options.startFromPosition !== undefined) {
-      const s = options.startFromPosition;
-      if (!Number.isInteger(s) || s < 0 || s > position) {
-        throw bad(
-          `startFromPosition ${s} is outside [0, ${position}] (the session holds ${position} tokens)`,
-          "roll back only to a position already in the cache",
-          {
-            startFromPosition: s,
-            position,
-          },
-        );
-      }
-      position = s;
-    }
-    if (position + t > this.maxLength) {
-      throw new RuntimeError(
-        "TOO_LONG",
-        `step of ${t} tokens at position ${position} exceeds the session's maxLength ${this.maxLength}`,
-        {
-          hint: "open the session with a larger maxLength",
-          details: { position, tokens: t, maxLength: this.maxLength },
-        },
-      );
-    }
-    let order: number[] | undefined;
-    if (options.hypoIds !== undefined) {
-      order = Array.from(options.hypoIds);
-      if (order.length !== b || !order.every((v) => Number.isInteger(v) && v >= 0 && v < b)) {
-        throw bad(
-          `hypoIds [${order.join(", ")}] must have ${b} integers in [0, ${b})`,
-          "send one source row index per batch row",
-          {
-            hypoIds: order,
-          },
-        );
-      }
-    }
+    const { position, hypoIds: order } = validateStep(hidden.shape, this.position, this.maxLength, options);
     await this.backend.compute({
       kind: "step",
       sessionId: this.id,

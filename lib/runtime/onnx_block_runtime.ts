@@ -22,7 +22,7 @@ import type {
   RuntimeInfo,
   StepOptions,
 } from "./types.ts";
-import { validateHidden } from "./validate_hidden.ts";
+import { validateHidden, validateStep } from "./validate_hidden.ts";
 import { WorkerClient } from "./worker_client.ts";
 
 export interface OnnxBlockRuntimeOptions extends BlockRuntimeOptions {
@@ -64,42 +64,7 @@ class OnnxSession implements InferenceSession {
     const worker = this.runtime.worker();
     validateHidden(hidden, this.runtime.hiddenSize, this.batch);
     const [b, t, h] = hidden.shape;
-    let position = this.position;
-    const s = options.startFromPosition;
-    if (s !== undefined) {
-      if (!Number.isInteger(s) || s < 0 || s > position) {
-        throw bad(
-          `startFromPosition ${s} is outside [0, ${position}] (the session holds ${position} tokens)`,
-          "roll back only to a position already in the cache",
-          {
-            startFromPosition: s,
-            position,
-          },
-        );
-      }
-      position = s;
-    }
-    if (position + t > this.maxLength) {
-      throw new RuntimeError(
-        "TOO_LONG",
-        `step of ${t} tokens at position ${position} exceeds the session's maxLength ${this.maxLength}`,
-        {
-          hint: "open the session with a larger maxLength",
-          details: { position, tokens: t, maxLength: this.maxLength },
-        },
-      );
-    }
-    let hypoIds: number[] | undefined;
-    if (options.hypoIds !== undefined) {
-      hypoIds = Array.from(options.hypoIds);
-      if (hypoIds.length !== b || !hypoIds.every((v) => Number.isInteger(v) && v >= 0 && v < b)) {
-        throw bad(
-          `hypoIds [${hypoIds.join(", ")}] must have ${b} integers in [0, ${b})`,
-          "send one source row index per batch row",
-          { hypoIds },
-        );
-      }
-    }
+    const { position, hypoIds } = validateStep(hidden.shape, this.position, this.maxLength, options);
     const r = await worker.call("step", {
       id: this.id,
       hidden: { data: hidden.data, shape: [b, t, h] },

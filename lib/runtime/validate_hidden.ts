@@ -4,7 +4,7 @@
  * @module
  */
 import { RuntimeError } from "../errors.ts";
-import type { HiddenStates } from "./types.ts";
+import type { HiddenStates, StepOptions } from "./types.ts";
 
 const bad = (message: string, hint: string, details?: Record<string, unknown>) =>
   new RuntimeError("BAD_INPUT", message, { hint, details });
@@ -66,4 +66,50 @@ export function validateHidden(hidden: HiddenStates, hiddenSize: number, batch?:
       );
     }
   }
+}
+
+/**
+ * Checks a session step's options against the session (holding `position` tokens, room for
+ * `maxLength`) for a `[B, T, …]` input: `startFromPosition` inside the cache (BAD_INPUT), the step
+ * fitting in `maxLength` (TOO_LONG), `hypoIds` a row index per batch row (BAD_INPUT). Returns
+ * the position the step starts at and the row order.
+ */
+export function validateStep(
+  shape: readonly number[],
+  position: number,
+  maxLength: number,
+  options: Pick<StepOptions, "startFromPosition" | "hypoIds">,
+): { position: number; hypoIds?: number[] } {
+  const [b, t] = shape;
+  const s = options.startFromPosition;
+  if (s !== undefined) {
+    if (!Number.isInteger(s) || s < 0 || s > position) {
+      throw bad(
+        `startFromPosition ${s} is outside [0, ${position}] (the session holds ${position} tokens)`,
+        "roll back only to a position already in the cache",
+        { startFromPosition: s, position },
+      );
+    }
+    position = s;
+  }
+  if (position + t > maxLength) {
+    throw new RuntimeError(
+      "TOO_LONG",
+      `step of ${t} tokens at position ${position} exceeds the session's maxLength ${maxLength}`,
+      {
+        hint: "open the session with a larger maxLength",
+        details: { position, tokens: t, maxLength },
+      },
+    );
+  }
+  if (options.hypoIds === undefined) return { position };
+  const hypoIds = Array.from(options.hypoIds);
+  if (hypoIds.length !== b || !hypoIds.every((v) => Number.isInteger(v) && v >= 0 && v < b)) {
+    throw bad(
+      `hypoIds [${hypoIds.join(", ")}] must have ${b} integers in [0, ${b})`,
+      "send one source row index per batch row",
+      { hypoIds },
+    );
+  }
+  return { position, hypoIds };
 }

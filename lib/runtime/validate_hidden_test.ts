@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { RuntimeError } from "../errors.ts";
 import type { HiddenStates } from "./types.ts";
-import { validateHidden } from "./validate_hidden.ts";
+import { validateHidden, validateStep } from "./validate_hidden.ts";
 
 const badInput = (re: RegExp) => (e: unknown) =>
   e instanceof RuntimeError && e.code === "BAD_INPUT" && re.test(e.message) && e.hint.length > 0;
@@ -31,4 +31,33 @@ Deno.test("validateHidden: accepts well-formed tensors and names the problem oth
   const inf = new Float32Array(4);
   inf[2] = Infinity;
   assert.throws(() => validateHidden({ data: inf, shape: [1, 1, 4] }, 4), badInput(/Infinity.*index 2/));
+});
+
+Deno.test("validateStep: rollback range, maxLength, hypoIds", () => {
+  const failure = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (err) {
+      assert.ok(err instanceof RuntimeError);
+      return `${err.code}: ${err.message}`;
+    }
+    return "ok";
+  };
+  assert.deepEqual(validateStep([2, 1, 4], 5, 8, {}), { position: 5 });
+  assert.deepEqual(validateStep([2, 3, 4], 5, 8, { startFromPosition: 2, hypoIds: [1, 0] }), {
+    position: 2,
+    hypoIds: [1, 0],
+  });
+  assert.match(
+    failure(() => validateStep([1, 1, 4], 5, 8, { startFromPosition: 6 })),
+    /^BAD_INPUT: startFromPosition 6 is outside \[0, 5\]/,
+  );
+  assert.match(
+    failure(() => validateStep([1, 4, 4], 5, 8, {})),
+    /^TOO_LONG: step of 4 tokens at position 5 exceeds the session's maxLength 8/,
+  );
+  assert.match(
+    failure(() => validateStep([2, 1, 4], 0, 8, { hypoIds: [0, 2] })),
+    /^BAD_INPUT: hypoIds \[0, 2\] must have 2 integers in \[0, 2\)/,
+  );
 });

@@ -15,7 +15,7 @@
  */
 import { RuntimeError } from "../errors.ts";
 import { sleep } from "../util/abort.ts";
-import { validateHidden, validateStep } from "./validate_hidden.ts";
+import { checkSpan, validateHidden, validateOpen, validateStep } from "./validate_hidden.ts";
 import type {
   BlockRuntime,
   HiddenStates,
@@ -72,9 +72,6 @@ export interface FakeBackendStats {
 }
 
 export { validateHidden };
-
-const bad = (message: string, hint: string, details?: Record<string, unknown>) =>
-  new RuntimeError("BAD_INPUT", message, { hint, details });
 
 class FakeSession implements InferenceSession {
   readonly id = crypto.randomUUID();
@@ -242,56 +239,18 @@ export class FakeBackend implements BlockRuntime {
   }
 
   #checkSpan(start: number, end: number): void {
-    if (
-      !Number.isInteger(start) || !Number.isInteger(end) || start < this.start_ || end > this.end_ ||
-      start >= end
-    ) {
-      throw new RuntimeError(
-        "BAD_SPAN",
-        `span [${start}, ${end}) is not inside the served span [${this.start_}, ${this.end_})`,
-        {
-          hint: "route this range to a server that serves it",
-          details: { start, end, served: [this.start_, this.end_] },
-        },
-      );
-    }
+    checkSpan(start, end, { start: this.start_, end: this.end_ });
   }
 
   openSession(options: OpenSessionOptions): Promise<InferenceSession> {
     try {
       this.assertRunning();
       const { start, end, maxLength, batch } = options;
-      this.#checkSpan(start, end);
-      if (!Number.isInteger(batch) || batch < 1) {
-        throw bad(`batch must be an integer ≥ 1, got ${batch}`, "open with batch ≥ 1");
-      }
-      if (!Number.isInteger(maxLength) || maxLength < 1) {
-        throw bad(`maxLength must be an integer ≥ 1, got ${maxLength}`, "open with maxLength ≥ 1");
-      }
-      if (maxLength > this.maxLength) {
-        throw new RuntimeError(
-          "TOO_LONG",
-          `maxLength ${maxLength} exceeds this server's limit ${this.maxLength}`,
-          {
-            hint: `use maxLength ≤ ${this.maxLength}`,
-            details: { maxLength, limit: this.maxLength },
-          },
-        );
-      }
-      const need = batch * maxLength * (end - start);
-      const left = this.cacheTokensTotal - this.#reserved;
-      if (need > left) {
-        throw new RuntimeError(
-          "CACHE_FULL",
-          `session needs ${need} cache tokens (batch ${batch} × maxLength ${maxLength} × ${
-            end - start
-          } blocks) but only ${left} are left`,
-          {
-            hint: "use another server, a shorter maxLength, or retry later",
-            details: { need, left },
-          },
-        );
-      }
+      const need = validateOpen(options, {
+        served: { start: this.start_, end: this.end_ },
+        maxLength: this.maxLength,
+        cacheLeft: this.cacheTokensTotal - this.#reserved,
+      });
       this.#reserved += need;
       const s = new FakeSession(this, start, end, maxLength, batch);
       this.#sessions.set(s.id, s);

@@ -22,7 +22,7 @@ import type {
   RuntimeInfo,
   StepOptions,
 } from "./types.ts";
-import { validateHidden, validateStep } from "./validate_hidden.ts";
+import { checkSpan, validateHidden, validateOpen, validateStep } from "./validate_hidden.ts";
 import { WorkerClient } from "./worker_client.ts";
 
 export interface OnnxBlockRuntimeOptions extends BlockRuntimeOptions {
@@ -30,9 +30,6 @@ export interface OnnxBlockRuntimeOptions extends BlockRuntimeOptions {
   /** Fraction of available memory for KV caches when `cacheTokens` is 0/unset (default 0.25). */
   cacheMemoryFraction?: number;
 }
-
-const bad = (message: string, hint: string, details?: Record<string, unknown>) =>
-  new RuntimeError("BAD_INPUT", message, { hint, details });
 
 class OnnxSession implements InferenceSession {
   readonly id: string = crypto.randomUUID();
@@ -222,55 +219,17 @@ export class OnnxBlockRuntime implements BlockRuntime {
   }
 
   #checkSpan(start: number, end: number): void {
-    if (
-      !Number.isInteger(start) || !Number.isInteger(end) || start < this.#o.start || end > this.#o.end ||
-      start >= end
-    ) {
-      throw new RuntimeError(
-        "BAD_SPAN",
-        `span [${start}, ${end}) is not inside the served span [${this.#o.start}, ${this.#o.end})`,
-        {
-          hint: "route this range to a server that serves it",
-          details: { start, end, served: [this.#o.start, this.#o.end] },
-        },
-      );
-    }
+    checkSpan(start, end, this.#o);
   }
 
   async openSession(options: OpenSessionOptions): Promise<InferenceSession> {
     const worker = this.worker();
     const { start, end, maxLength, batch } = options;
-    this.#checkSpan(start, end);
-    if (!Number.isInteger(batch) || batch < 1) {
-      throw bad(`batch must be an integer ≥ 1, got ${batch}`, "open with batch ≥ 1");
-    }
-    if (!Number.isInteger(maxLength) || maxLength < 1) {
-      throw bad(`maxLength must be an integer ≥ 1, got ${maxLength}`, "open with maxLength ≥ 1");
-    }
-    if (maxLength > this.#maxLength) {
-      throw new RuntimeError(
-        "TOO_LONG",
-        `maxLength ${maxLength} exceeds this server's limit ${this.#maxLength}`,
-        {
-          hint: `use maxLength ≤ ${this.#maxLength}`,
-          details: { maxLength, limit: this.#maxLength },
-        },
-      );
-    }
-    const need = batch * maxLength * (end - start);
-    const left = this.#cacheTotal - this.#reserved;
-    if (need > left) {
-      throw new RuntimeError(
-        "CACHE_FULL",
-        `session needs ${need} cache tokens (batch ${batch} × maxLength ${maxLength} × ${
-          end - start
-        } blocks) but only ${left} are left`,
-        {
-          hint: "use another server, a shorter maxLength, or retry later",
-          details: { need, left },
-        },
-      );
-    }
+    const need = validateOpen(options, {
+      served: this.#o,
+      maxLength: this.#maxLength,
+      cacheLeft: this.#cacheTotal - this.#reserved,
+    });
     this.#reserved += need;
     const s = new OnnxSession(this, start, end, maxLength, batch);
     try {

@@ -1,6 +1,7 @@
 /**
- * Validation of hidden-state tensors at the runtime's boundary (shape, hidden size, batch,
- * finiteness), raising BAD_INPUT with the offending value.
+ * Validation at the runtime's boundary, shared by the real runtime and the FakeBackend so both
+ * refuse the same inputs with the same codes: hidden-state tensors (shape, hidden size, batch,
+ * finiteness), spans, session openings (batch, maxLength, cache budget) and step options.
  * @module
  */
 import { RuntimeError } from "../errors.ts";
@@ -112,4 +113,65 @@ export function validateStep(
     );
   }
   return { position, hypoIds };
+}
+
+/** Throws BAD_SPAN unless `[start, end)` is a non-empty integer range inside the served span. */
+export function checkSpan(start: number, end: number, served: { start: number; end: number }): void {
+  if (
+    !Number.isInteger(start) || !Number.isInteger(end) || start < served.start || end > served.end ||
+    start >= end
+  ) {
+    throw new RuntimeError(
+      "BAD_SPAN",
+      `span [${start}, ${end}) is not inside the served span [${served.start}, ${served.end})`,
+      {
+        hint: "route this range to a server that serves it",
+        details: { start, end, served: [served.start, served.end] },
+      },
+    );
+  }
+}
+
+/**
+ * Checks a session opening against the server: span inside the served one (BAD_SPAN), batch and
+ * maxLength positive integers (BAD_INPUT), maxLength within the server's limit (TOO_LONG), and
+ * `batch × maxLength × blocks` cache tokens available (CACHE_FULL). Returns that cache need.
+ */
+export function validateOpen(
+  o: { start: number; end: number; maxLength: number; batch: number },
+  server: { served: { start: number; end: number }; maxLength: number; cacheLeft: number },
+): number {
+  const { start, end, maxLength, batch } = o;
+  checkSpan(start, end, server.served);
+  if (!Number.isInteger(batch) || batch < 1) {
+    throw bad(`batch must be an integer ≥ 1, got ${batch}`, "open with batch ≥ 1");
+  }
+  if (!Number.isInteger(maxLength) || maxLength < 1) {
+    throw bad(`maxLength must be an integer ≥ 1, got ${maxLength}`, "open with maxLength ≥ 1");
+  }
+  if (maxLength > server.maxLength) {
+    throw new RuntimeError(
+      "TOO_LONG",
+      `maxLength ${maxLength} exceeds this server's limit ${server.maxLength}`,
+      {
+        hint: `use maxLength ≤ ${server.maxLength}`,
+        details: { maxLength, limit: server.maxLength },
+      },
+    );
+  }
+  const need = batch * maxLength * (end - start);
+  const left = server.cacheLeft;
+  if (need > left) {
+    throw new RuntimeError(
+      "CACHE_FULL",
+      `session needs ${need} cache tokens (batch ${batch} × maxLength ${maxLength} × ${
+        end - start
+      } blocks) but only ${left} are left`,
+      {
+        hint: "use another server, a shorter maxLength, or retry later",
+        details: { need, left },
+      },
+    );
+  }
+  return need;
 }

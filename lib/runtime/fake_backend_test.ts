@@ -1,31 +1,9 @@
 import assert from "node:assert/strict";
 import { RuntimeError } from "../errors.ts";
 import { FakeBackend, fakeHidden } from "./fake_backend.ts";
-import type { HiddenStates } from "./types.ts";
+import { concat, slice } from "../../tests/helpers/hidden_tokens.ts";
 
 const H = 8;
-
-function slice(h: HiddenStates, from: number, to: number): HiddenStates {
-  const [b, t, hh] = h.shape;
-  const out = new Float32Array(b * (to - from) * hh);
-  for (let r = 0; r < b; r++) {
-    out.set(h.data.subarray((r * t + from) * hh, (r * t + to) * hh), r * (to - from) * hh);
-  }
-  return { data: out, shape: [b, to - from, hh] };
-}
-
-function concat(parts: HiddenStates[]): HiddenStates {
-  const [b, , hh] = parts[0].shape;
-  const t = parts.reduce((n, p) => n + p.shape[1], 0);
-  const out = new Float32Array(b * t * hh);
-  let off = 0;
-  for (const p of parts) {
-    const pt = p.shape[1];
-    for (let r = 0; r < b; r++) out.set(p.data.subarray(r * pt * hh, (r + 1) * pt * hh), (r * t + off) * hh);
-    off += pt;
-  }
-  return { data: out, shape: [b, t, hh] };
-}
 
 async function started(opts = {}): Promise<FakeBackend> {
   const be = new FakeBackend({

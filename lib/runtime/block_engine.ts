@@ -234,6 +234,11 @@ export class BlockEngine {
     return this.#caches.delete(id);
   }
 
+  /** Tokens in a session's cache. */
+  positionOf(id: string): number {
+    return this.#cache(id).position;
+  }
+
   /** Open cache ids. */
   get sessions(): number {
     return this.#caches.size;

@@ -16,8 +16,13 @@
 import { RuntimeError } from "../errors.ts";
 import { sleep } from "../util/abort.ts";
 import { checkSpan, validateHidden, validateOpen, validateStep } from "./validate_hidden.ts";
+import { DirectListener } from "../wire/mod.ts";
+import { offerDirectHere } from "./direct_steps.ts";
 import type {
   BlockRuntime,
+  DirectListenOptions,
+  DirectOfferOptions,
+  DirectServing,
   HiddenStates,
   InferenceSession,
   ModelType,
@@ -48,6 +53,8 @@ export interface FakeBackendOptions {
    * (the error propagates to the caller; the session stays usable).
    */
   onCompute?: (event: FakeComputeEvent) => void | Promise<void>;
+  /** Listen for direct paths (sessions then offer them, served on the calling thread). */
+  direct?: DirectListenOptions;
 }
 
 export interface FakeComputeEvent {
@@ -150,9 +157,27 @@ class FakeSession implements InferenceSession {
   close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
+      this.#direct?.cancelQuietly();
       this.backend.release(this);
     }
     return Promise.resolve();
+  }
+
+  #direct: ReturnType<typeof offerDirectHere> | undefined;
+
+  /** Served on the calling thread when the backend was started with `direct`. */
+  offerDirect(options: DirectOfferOptions): Promise<DirectServing> {
+    const listener = this.backend.directListener;
+    if (!listener) {
+      return Promise.reject(
+        new RuntimeError("NO_DIRECT", "this runtime was started without a direct-path listener", {
+          hint: "start the runtime with the direct option",
+        }),
+      );
+    }
+    this.#direct?.cancelQuietly();
+    this.#direct = offerDirectHere(listener, this, this.backend.hiddenSize, options);
+    return Promise.resolve(this.#direct);
   }
 }
 
@@ -179,6 +204,9 @@ export class FakeBackend implements BlockRuntime {
   #reserved = 0;
   #running = false;
   readonly #sessions = new Map<string, FakeSession>();
+  readonly #directOptions: DirectListenOptions | undefined;
+  /** @internal The direct-path listener while running with `direct`. */
+  directListener: DirectListener | undefined;
 
   constructor(options: FakeBackendOptions = {}) {
     this.modelId = options.modelId ?? "fake/model";
@@ -192,6 +220,7 @@ export class FakeBackend implements BlockRuntime {
     this.maxLength = options.maxLength ?? 2048;
     this.delayMs = options.delayMs ?? 0;
     this.onCompute = options.onCompute;
+    this.#directOptions = options.direct;
     if (!(0 <= this.start_ && this.start_ < this.end_ && this.end_ <= this.numBlocks)) {
       throw new RuntimeError(
         "BAD_SPAN",
@@ -203,14 +232,20 @@ export class FakeBackend implements BlockRuntime {
     }
   }
 
-  start(): Promise<void> {
+  async start(): Promise<void> {
+    if (this.#directOptions && !this.directListener) {
+      const listener = new DirectListener(this.#directOptions);
+      await listener.start();
+      this.directListener = listener;
+    }
     this.#running = true;
-    return Promise.resolve();
   }
 
   async stop(): Promise<void> {
     this.#running = false;
     for (const s of [...this.#sessions.values()]) await s.close();
+    await this.directListener?.stop();
+    this.directListener = undefined;
   }
 
   info(): RuntimeInfo {
@@ -226,6 +261,7 @@ export class FakeBackend implements BlockRuntime {
       cacheTokensLeft: this.cacheTokensTotal - this.#reserved,
       maxLength: this.maxLength,
       openSessions: this.#sessions.size,
+      ...(this.directListener ? { directPort: this.directListener.port } : {}),
     };
   }
 

@@ -16,6 +16,9 @@ import type { DownloadProgress } from "./hub_download.ts";
 import type {
   BlockRuntime,
   BlockRuntimeOptions,
+  DirectEnd,
+  DirectOfferOptions,
+  DirectServing,
   HiddenStates,
   InferenceSession,
   OpenSessionOptions,
@@ -79,6 +82,53 @@ class OnnxSession implements InferenceSession {
     this.closed = true;
     await this.runtime.release(this);
   }
+
+  /** The runtime Worker serves this session's steps over a direct path (see ort_worker.ts). */
+  async offerDirect(options: DirectOfferOptions): Promise<DirectServing> {
+    const worker = this.runtime.worker();
+    if (this.runtime.info().directPort === undefined) {
+      throw new RuntimeError("NO_DIRECT", "this runtime was started without a direct-path listener", {
+        hint: "start the runtime with the direct option",
+      });
+    }
+    let attached!: (v: boolean) => void, ended!: (e: DirectEnd) => void;
+    const serving = {
+      attached: new Promise<boolean>((r) => (attached = r)),
+      ended: new Promise<DirectEnd>((r) => (ended = r)),
+    };
+    const remove = worker.onDirect(this.id, (e) => {
+      switch (e.kind) {
+        case "attached":
+          return attached(true);
+        case "lapsed":
+          remove();
+          return attached(false);
+        case "step":
+          this.position = e.position;
+          return options.onStep?.({ tokens: e.tokens, computeMs: e.computeMs });
+        case "ended":
+          remove();
+          attached(false); // no effect once attached
+          return ended(e.end);
+      }
+    });
+    try {
+      const offer = await worker.call("direct_offer", {
+        id: this.id,
+        dtype: options.dtype,
+        batch: this.batch,
+        hiddenSize: this.runtime.hiddenSize,
+      }) as DirectServing["offer"];
+      return {
+        offer,
+        ...serving,
+        cancel: (error) => void worker.call("direct_cancel", { id: this.id, error }).catch(() => {}),
+      };
+    } catch (err) {
+      remove();
+      throw err;
+    }
+  }
 }
 
 export class OnnxBlockRuntime implements BlockRuntime {
@@ -90,6 +140,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
   #cacheTotal = 0;
   #reserved = 0;
   #maxLength = 0;
+  #directPort: number | undefined;
   readonly #sessions = new Map<string, OnnxSession>();
   /** Load statistics of the last start(). */
   loadStats?: { resolveMs: number; buildMs: number; weightBytes: number };
@@ -145,6 +196,12 @@ export class OnnxBlockRuntime implements BlockRuntime {
       weights: o.weights,
       threads: o.threads ?? 2,
     }, o.signal) as EngineLoadResult;
+    if (o.direct) {
+      const r = await worker.call("direct_listen", { host: o.direct.host, port: o.direct.port }) as {
+        port: number;
+      };
+      this.#directPort = r.port;
+    }
     this.#ckpt = ck;
     this.#maxLength = Math.max(1, o.maxLength ?? Math.min(cfg.maxPositions ?? 8192, 8192));
     const kvBytesPerToken = 2 * cfg.numKvHeads * cfg.headDim * 4;
@@ -180,6 +237,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
     for (const s of this.#sessions.values()) s.closed = true;
     this.#sessions.clear();
     this.#reserved = 0;
+    this.#directPort = undefined;
     if (w) {
       try {
         await w.call("dispose", {});
@@ -215,6 +273,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
       cacheTokensLeft: this.#cacheTotal - this.#reserved,
       maxLength: this.#maxLength,
       openSessions: this.#sessions.size,
+      ...(this.#directPort === undefined ? {} : { directPort: this.#directPort }),
     };
   }
 

@@ -3,16 +3,33 @@
  * requests from `WorkerClient` one at a time from a priority queue — inference steps (and other
  * interactive work) before forward requests. A failing request answers with its error; the
  * Worker keeps running.
+ *
+ * It also owns the runtime's direct-path listener (lib/wire/direct_listener.ts): a session whose
+ * client attached is served here (lib/runtime/direct_steps.ts), its steps queued like any other
+ * interactive request, so a decode step never wakes the main thread; the main thread only hears
+ * about it afterwards (`DirectEvent`s, for metrics and idle timers).
  * @module
  */
 /// <reference lib="deno.worker" />
+import { RuntimeError } from "../errors.ts";
+import { DirectListener, type DirectTicket } from "../wire/mod.ts";
 import { BlockEngine } from "./block_engine.ts";
-import type { WorkerReply, WorkerRequest } from "./worker_protocol.ts";
+import { type ServedDirect, serveDirectSteps } from "./direct_steps.ts";
+import type { DirectEvent, WorkerReply, WorkerRequest } from "./worker_protocol.ts";
 import { priorityOf, serializeError } from "./worker_protocol.ts";
 
+/** A queued request: from the main thread (answered by postMessage) or from a direct path (local). */
+interface Job {
+  req: WorkerRequest;
+  local?: { resolve: (v: unknown) => void; reject: (e: unknown) => void };
+}
+
 const engine = new BlockEngine();
-const queues: [WorkerRequest[], WorkerRequest[]] = [[], []];
+const queues: [Job[], Job[]] = [[], []];
 let busy = false;
+let listener: DirectListener | undefined;
+/** Per session id: its open offer, then its served connection. */
+const directs = new Map<string, { ticket: DirectTicket; served?: ServedDirect }>();
 
 /** Yields to the event loop (so queued messages arrive) without timer clamping. */
 const channel = new MessageChannel();
@@ -24,6 +41,55 @@ function ownBuffer(a: Float32Array): Float32Array {
   return a.byteOffset === 0 && a.buffer.byteLength === a.byteLength ? a : a.slice();
 }
 
+const post = (e: DirectEvent) => self.postMessage(e);
+
+function offerDirect(args: Extract<WorkerRequest, { op: "direct_offer" }>["args"]) {
+  if (!listener) {
+    throw new RuntimeError("NO_DIRECT", "this runtime was started without a direct-path listener", {
+      hint: "start the runtime with the direct option",
+    });
+  }
+  const { id } = args;
+  engine.positionOf(id); // UNKNOWN_SESSION for a closed session
+  directs.get(id)?.served?.cancel();
+  directs.get(id)?.ticket.cancel();
+  const ticket = listener.offer();
+  const entry: { ticket: DirectTicket; served?: ServedDirect } = { ticket };
+  directs.set(id, entry);
+  void ticket.attached.then((ch) => {
+    if (!ch || directs.get(id) !== entry) {
+      ch?.abort();
+      if (directs.get(id) === entry) directs.delete(id);
+      return post({ event: "direct", id, kind: "lapsed" });
+    }
+    post({ event: "direct", id, kind: "attached" });
+    entry.served = serveDirectSteps(ch, {
+      batch: args.batch,
+      hiddenSize: args.hiddenSize,
+      dtype: args.dtype,
+      step: (hidden, startFromPosition, hypoIds) =>
+        enqueueLocal({ id: -1, op: "step", args: { id, hidden, startFromPosition, hypoIds } }) as Promise<
+          { data: Float32Array; shape: number[] }
+        >,
+    }, (e) => post({ event: "direct", id, kind: "step", ...e, position: engine.positionOf(id) }));
+    void entry.served.ended.then((end) => {
+      if (directs.get(id) === entry) directs.delete(id);
+      post({ event: "direct", id, kind: "ended", end });
+    });
+  });
+  return ticket.offer;
+}
+
+function cancelDirect(id: string, error?: { code: string; message: string; hint?: string }): void {
+  const d = directs.get(id);
+  if (!d) return;
+  if (d.served) d.served.cancel({ error });
+  else {
+    directs.delete(id);
+    d.ticket.cancel();
+  }
+}
+
 async function handle(req: WorkerRequest): Promise<unknown> {
   switch (req.op) {
     case "load":
@@ -32,6 +98,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       engine.open(req.args.id, req.args.start, req.args.end, req.args.maxLength, req.args.batch);
       return null;
     case "close":
+      cancelDirect(req.args.id);
       return engine.close(req.args.id);
     case "step":
       return await engine.step(req.args.id, req.args.hidden, req.args.startFromPosition, req.args.hypoIds);
@@ -41,10 +108,29 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       return await engine.embed(req.args.ids, req.args.batch, req.args.tokens);
     case "logits":
       return await engine.logits(req.args.hidden, req.args.batch);
+    case "direct_listen":
+      listener ??= new DirectListener(req.args);
+      await listener.start();
+      return { port: listener.port };
+    case "direct_offer":
+      return offerDirect(req.args);
+    case "direct_cancel":
+      cancelDirect(req.args.id, req.args.error);
+      return null;
     case "dispose":
+      for (const id of [...directs.keys()]) cancelDirect(id);
+      await listener?.stop();
+      listener = undefined;
       await engine.dispose();
       return null;
   }
+}
+
+function enqueueLocal(req: WorkerRequest): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    queues[priorityOf(req.op)].push({ req, local: { resolve, reject } });
+    void pump();
+  });
 }
 
 async function pump(): Promise<void> {
@@ -56,8 +142,17 @@ async function pump(): Promise<void> {
       // per decode step on a just-woken Worker); before a batch request, or to see whether more
       // work came, yield so that interactive requests already posted are queued first.
       if (queues[0].length === 0) await yieldLoop();
-      const req = queues[0].shift() ?? queues[1].shift();
-      if (!req) break;
+      const job = queues[0].shift() ?? queues[1].shift();
+      if (!job) break;
+      const { req, local } = job;
+      if (local) {
+        try {
+          local.resolve(await handle(req));
+        } catch (err) {
+          local.reject(err);
+        }
+        continue;
+      }
       let reply: WorkerReply;
       const transfer: Transferable[] = [];
       try {
@@ -81,6 +176,6 @@ async function pump(): Promise<void> {
 }
 
 self.onmessage = (e: MessageEvent<WorkerRequest>) => {
-  queues[priorityOf(e.data.op)].push(e.data);
+  queues[priorityOf(e.data.op)].push({ req: e.data });
   void pump();
 };

@@ -14,6 +14,7 @@
  */
 import type { WeightFormat } from "../config/types.ts";
 import type { Logger } from "../util/logger.ts";
+import type { DirectOffer, WireDType } from "../wire/mod.ts";
 
 export type { WeightFormat };
 
@@ -72,6 +73,8 @@ export interface RuntimeInfo {
   readonly maxLength: number;
   /** Sessions currently open. */
   readonly openSessions: number;
+  /** The port direct paths are offered on, when the runtime listens for them. */
+  readonly directPort?: number;
 }
 
 export interface OpenSessionOptions {
@@ -119,6 +122,50 @@ export interface InferenceSession {
   step(hidden: HiddenStates, options?: StepOptions): Promise<HiddenStates>;
   /** Frees the cache reservation. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Offers to serve this session's steps over a direct path that the runtime owns
+   * (lib/wire/direct_channel.ts, lib/runtime/direct_steps.ts); absent when the runtime was
+   * started without one. The session's own `step` must not be used once attached.
+   */
+  offerDirect?(options: DirectOfferOptions): Promise<DirectServing>;
+}
+
+export interface DirectOfferOptions {
+  /** Wire dtype of the session's hidden states. */
+  readonly dtype: WireDType;
+  /** Called after each step served over the direct path (metrics, idle timers). */
+  readonly onStep?: (event: DirectStepEvent) => void;
+}
+
+/** One step served over a direct path. */
+export interface DirectStepEvent {
+  readonly tokens: number;
+  readonly computeMs: number;
+}
+
+/** How a served direct path ended: the client closed it, or one error frame was sent. */
+export type DirectEnd =
+  | { readonly kind: "closed" }
+  | { readonly kind: "failed"; readonly code: string; readonly message: string; readonly stepId?: number };
+
+/** A session's direct-path offer and, once the client attached, the served connection. */
+export interface DirectServing {
+  /** What to send the client in `opened.direct`. */
+  readonly offer: DirectOffer;
+  /** True once the client attached; false when the offer lapsed or was withdrawn. */
+  readonly attached: Promise<boolean>;
+  /** Settles when the attached connection ends (never rejects; never settles if not attached). */
+  readonly ended: Promise<DirectEnd>;
+  /** Withdraws the offer or ends the connection, with an error frame when `error` is given. */
+  cancel(error?: { code: string; message: string; hint?: string }): void;
+}
+
+/** Where a runtime listens for direct paths (see `InferenceSession.offerDirect`). */
+export interface DirectListenOptions {
+  /** Listen address (the swarm's host). */
+  readonly host: string;
+  /** Listen port; 0 picks a free one. */
+  readonly port: number;
 }
 
 /**
@@ -243,4 +290,6 @@ export interface BlockRuntimeOptions extends ModelSource {
   readonly logger?: Logger;
   /** Aborts loading (downloads, graph building). */
   readonly signal?: AbortSignal;
+  /** Listen for direct paths and let sessions offer them (`InferenceSession.offerDirect`). */
+  readonly direct?: DirectListenOptions;
 }

@@ -7,7 +7,7 @@
 import { RuntimeError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
-import type { WorkerReply, WorkerRequest } from "./worker_protocol.ts";
+import type { DirectEvent, WorkerMessage, WorkerRequest } from "./worker_protocol.ts";
 import { deserializeError } from "./worker_protocol.ts";
 
 type Args<O extends WorkerRequest["op"]> = Extract<WorkerRequest, { op: O }>["args"];
@@ -16,14 +16,16 @@ export class WorkerClient {
   readonly #worker: Worker;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   readonly #log: Logger;
+  readonly #direct = new Map<string, (e: DirectEvent) => void>();
   #next = 1;
   #dead?: RuntimeError;
 
   constructor(logger: Logger = silentLogger) {
     this.#log = logger;
     this.#worker = new Worker(new URL("./ort_worker.ts", import.meta.url).href, { type: "module" });
-    this.#worker.onmessage = (e: MessageEvent<WorkerReply>) => {
+    this.#worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
       const r = e.data;
+      if ("event" in r) return this.#direct.get(r.id)?.(r);
       const p = this.#pending.get(r.id);
       if (!p) return;
       this.#pending.delete(r.id);
@@ -46,6 +48,23 @@ export class WorkerClient {
     this.#log.error("runtime worker failed", { error: err.message });
     for (const p of this.#pending.values()) p.reject(err);
     this.#pending.clear();
+    for (const [id, listener] of [...this.#direct]) {
+      listener({
+        event: "direct",
+        id,
+        kind: "ended",
+        end: { kind: "failed", code: "INTERNAL", message: err.message },
+      });
+    }
+    this.#direct.clear();
+  }
+
+  /** Listens to the direct-path events of one session (replacing any earlier listener); returns the remover. */
+  onDirect(sessionId: string, listener: (e: DirectEvent) => void): () => void {
+    this.#direct.set(sessionId, listener);
+    return () => {
+      if (this.#direct.get(sessionId) === listener) this.#direct.delete(sessionId);
+    };
   }
 
   /** Whether the worker is usable. */

@@ -5,6 +5,8 @@
  */
 import { PlumiseError, RuntimeError } from "../errors.ts";
 import type { EngineLoadRequest, EngineTensor } from "./block_engine.ts";
+import type { DirectEnd, DirectListenOptions } from "./types.ts";
+import type { WireDType } from "../wire/mod.ts";
 
 export type WorkerRequest =
   | { id: number; op: "load"; args: EngineLoadRequest }
@@ -22,7 +24,25 @@ export type WorkerRequest =
   | { id: number; op: "forward"; args: { start: number; end: number; hidden: EngineTensor } }
   | { id: number; op: "embed"; args: { ids: Int32Array; batch: number; tokens: number } }
   | { id: number; op: "logits"; args: { hidden: Float32Array; batch: number } }
-  | { id: number; op: "dispose"; args: Record<string, never> };
+  | { id: number; op: "dispose"; args: Record<string, never> }
+  | { id: number; op: "direct_listen"; args: DirectListenOptions }
+  | {
+    id: number;
+    op: "direct_offer";
+    args: { id: string; dtype: WireDType; batch: number; hiddenSize: number };
+  }
+  | {
+    id: number;
+    op: "direct_cancel";
+    args: { id: string; error?: { code: string; message: string; hint?: string } };
+  };
+
+/** Unsolicited news from the Worker about a session's direct path (`id` is the session id). */
+export type DirectEvent =
+  | { event: "direct"; id: string; kind: "attached" }
+  | { event: "direct"; id: string; kind: "lapsed" }
+  | { event: "direct"; id: string; kind: "step"; tokens: number; computeMs: number; position: number }
+  | { event: "direct"; id: string; kind: "ended"; end: DirectEnd };
 
 export type WorkerOp = WorkerRequest["op"];
 
@@ -37,6 +57,9 @@ export interface SerializedError {
 export type WorkerReply =
   | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: SerializedError };
+
+/** Anything the Worker posts. */
+export type WorkerMessage = WorkerReply | DirectEvent;
 
 /** 0 = interactive (served first), 1 = batch (forward requests). */
 export function priorityOf(op: WorkerOp): 0 | 1 {

@@ -7,7 +7,7 @@ import { timeoutSignal } from "../util/abort.ts";
 import { protocolError, tensor } from "../wire/mod.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import { checkSpan, type HandlerDeps, readFirst, replyError } from "./inference_handler.ts";
-import { protocolMessage, toProtocolCode } from "./_protocol_errors.ts";
+import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
 
 /** Serves one forward request. Never throws. */
 export async function serveForwardStream(

@@ -32,10 +32,19 @@ export interface FrameChannel {
   abort(err?: Error): void;
   /** Whether the channel can still be written to. */
   readonly writable: boolean;
+  /**
+   * The IP or DNS name the peer was reached at, when it was dialed directly (not relayed);
+   * where a direct path to it can be tried.
+   */
+  readonly remoteHost?: string;
 }
 
-/** Wraps a libp2p stream. */
-export function streamFrameChannel(stream: Stream, limits: WireLimits = DEFAULT_WIRE_LIMITS): FrameChannel {
+/** Wraps a libp2p stream (`remoteHost`: see `FrameChannel.remoteHost`). */
+export function streamFrameChannel(
+  stream: Stream,
+  limits: WireLimits = DEFAULT_WIRE_LIMITS,
+  remoteHost?: string,
+): FrameChannel {
   const bytes = byteStream(stream, {
     maxBufferSize: limits.maxFrameBytes + varintLength(limits.maxFrameBytes) + 65536,
   });
@@ -78,6 +87,7 @@ export function streamFrameChannel(stream: Stream, limits: WireLimits = DEFAULT_
     get writable() {
       return stream.writeStatus === "writable" && stream.status === "open";
     },
+    remoteHost,
   };
 }
 

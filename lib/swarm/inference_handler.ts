@@ -4,14 +4,14 @@
  * error frame followed by closing the stream. The session is freed however the stream ends.
  * @module
  */
-import type { BlockRuntime } from "../runtime/types.ts";
+import type { BlockRuntime, DirectServing } from "../runtime/types.ts";
 import type { Logger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { timeoutSignal } from "../util/abort.ts";
 import { type ErrorCode, protocolError, tensor, type WireMessage } from "../wire/mod.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import type { ManagedSession, SessionManager } from "./session_manager.ts";
-import { protocolMessage, toProtocolCode } from "./_protocol_errors.ts";
+import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
 
 export interface HandlerDeps {
   runtime: BlockRuntime;
@@ -23,6 +23,11 @@ export interface HandlerDeps {
   firstFrameMs?: number;
   /** How long a reply may take to write (default 30 s). */
   writeMs?: number;
+  /**
+   * Offer inference sessions the runtime's direct path when it has one (default true; see
+   * lib/wire/direct_channel.ts).
+   */
+  direct?: boolean;
 }
 
 /** Writes an error frame, then closes; never throws. */
@@ -73,6 +78,59 @@ export async function readFirst(channel: FrameChannel, ms: number): Promise<Wire
   }
 }
 
+/** Resolves with the reason once `signal` aborts. */
+function aborted(signal: AbortSignal): Promise<unknown> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve(signal.reason);
+    else signal.addEventListener("abort", () => resolve(signal.reason), { once: true });
+  });
+}
+
+/**
+ * After `opened` with a direct offer: whichever comes first decides the session's path. The
+ * client attaching the direct path (the runtime then serves the steps; the stream is the
+ * session's control, and its end — or anything arriving on it — ends the session), or a frame on
+ * the stream (the client kept the stream; the offer is withdrawn and that frame is returned).
+ * Returns `{served: true}` once a direct session is over.
+ */
+async function serveOrKeepStream(
+  channel: FrameChannel,
+  serving: DirectServing,
+  managed: ManagedSession,
+  logger: Logger,
+): Promise<{ served: true } | { served: false; first: WireMessage | null }> {
+  const signal = managed.signal;
+  const control = channel.read({ signal }).then((msg) => ({ msg }), (err: unknown) => ({ err }));
+  const won = await Promise.race([serving.attached.then((ok) => ({ ok })), control]);
+  if (!("ok" in won) || !won.ok) {
+    serving.cancel();
+    const r = "ok" in won ? await control : won;
+    if ("err" in r) throw r.err;
+    return { served: false, first: r.msg };
+  }
+  const end = await Promise.race([
+    serving.ended.then((e) => ({ e })),
+    control.then((c) => ({ c })),
+    aborted(signal).then((reason) => ({ reason })),
+  ]);
+  if ("e" in end) {
+    logger.debug("direct session ended", { end: end.e });
+    if (end.e.kind === "closed") await channel.close();
+    else channel.abort();
+  } else if ("c" in end && !signal.aborted) {
+    // the client ended its control stream (or broke the protocol on it): end quietly
+    serving.cancel();
+    await serving.ended;
+    channel.abort();
+  } else {
+    const reason = "reason" in end ? end.reason : signal.reason;
+    serving.cancel({ code: toProtocolCode(reason), message: protocolMessage(reason) });
+    await serving.ended;
+    channel.abort();
+  }
+  return { served: true };
+}
+
 /** Serves one inference stream to its end. Never throws. */
 export async function serveInferenceStream(
   channel: FrameChannel,
@@ -88,18 +146,40 @@ export async function serveInferenceStream(
     }
     checkSpan(deps, first.model, first.start, first.end);
     managed = await deps.sessions.open(first);
+    const session = managed;
     deps.metrics.addRequest("inference");
     const hiddenSize = deps.runtime.info().hiddenSize;
-    await channel.write({
-      type: "opened",
-      sessionId: first.sessionId,
-      start: first.start,
-      end: first.end,
-      cacheTokensLeft: deps.runtime.info().cacheTokensLeft,
-    });
+    const serving = deps.direct === false ? undefined : await session.session.offerDirect?.({
+      dtype: first.dtype,
+      onStep: (e) => {
+        deps.metrics.addTokens(e.tokens);
+        deps.metrics.observeLatency(e.computeMs);
+        deps.sessions.touch(session);
+      },
+    }).catch((err) => void deps.logger.debug("no direct offer", { err }));
+    try {
+      await channel.write({
+        type: "opened",
+        sessionId: first.sessionId,
+        start: first.start,
+        end: first.end,
+        cacheTokensLeft: deps.runtime.info().cacheTokensLeft,
+        ...(serving ? { direct: serving.offer } : {}),
+      });
+    } catch (err) {
+      serving?.cancel();
+      throw err;
+    }
+    let pending: WireMessage | null | undefined;
+    if (serving) {
+      const r = await serveOrKeepStream(channel, serving, session, deps.logger);
+      if (r.served) return;
+      pending = r.first;
+    }
     for (;;) {
       stepId = undefined;
-      const msg = await channel.read({ signal: managed.signal });
+      const msg = pending !== undefined ? pending : await channel.read({ signal: managed.signal });
+      pending = undefined;
       if (msg === null || msg.type === "close") break;
       if (msg.type !== "step") throw protocolError("BAD_FRAME", `expected step or close, got ${msg.type}`);
       stepId = msg.stepId;

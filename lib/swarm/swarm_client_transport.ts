@@ -19,6 +19,8 @@ import {
   type WireMessage,
 } from "../wire/mod.ts";
 import type { FrameChannel } from "./frame_channel.ts";
+import { connectDirect, type WireLimits } from "../wire/mod.ts";
+import { type DirectPaths, withControl } from "./direct_paths.ts";
 import {
   FORWARD_PROTOCOL as FORWARD,
   INFERENCE_PROTOCOL as INFERENCE,
@@ -176,14 +178,22 @@ const defaults = (t: ClientTimeouts = {}): Required<ClientTimeouts> => ({
   forwardMs: t.forwardMs ?? 300_000,
 });
 
+export interface ProtocolClientOptions {
+  /** Use the direct paths servers offer for inference sessions (off when absent). */
+  directPaths?: DirectPaths;
+  limits?: WireLimits;
+}
+
 /** The protocol client over some way to open channels to ONE server. */
 export class ProtocolClient {
   readonly #open: OpenChannel;
   readonly #timeouts: Required<ClientTimeouts>;
+  readonly #o: ProtocolClientOptions;
 
-  constructor(open: OpenChannel, timeouts: ClientTimeouts = {}) {
+  constructor(open: OpenChannel, timeouts: ClientTimeouts = {}, options: ProtocolClientOptions = {}) {
     this.#open = open;
     this.#timeouts = defaults(timeouts);
+    this.#o = options;
   }
 
   async #channel(protocol: string, signal?: AbortSignal): Promise<FrameChannel> {
@@ -206,7 +216,33 @@ export class ProtocolClient {
       this.#timeouts.openMs,
       signal,
     );
-    return new InferenceStream(channel, dtype, opened.cacheTokensLeft, this.#timeouts);
+    return new InferenceStream(
+      await this.#direct(channel, opened, signal),
+      dtype,
+      opened.cacheTokensLeft,
+      this.#timeouts,
+    );
+  }
+
+  /** The session's step channel: its direct path when offered and reachable, else the stream. */
+  async #direct(
+    channel: FrameChannel,
+    opened: Extract<WireMessage, { type: "opened" }>,
+    signal?: AbortSignal,
+  ): Promise<FrameChannel> {
+    const paths = this.#o.directPaths, offer = opened.direct, host = channel.remoteHost;
+    if (!paths || !offer || !host || !paths.shouldTry(host, offer.port)) return channel;
+    try {
+      const direct = await connectDirect(host, offer, { signal, limits: this.#o.limits });
+      return withControl(direct, channel);
+    } catch (err) {
+      if (signal?.aborted) {
+        channel.abort();
+        throw err;
+      }
+      paths.failed(host, offer.port);
+      return channel;
+    }
   }
 
   /** Cache-less forward through `[start, end)`. */

@@ -15,12 +15,13 @@ import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import { type SignedRecordWire, type WireLimits, wireLimits } from "../wire/mod.ts";
 import { type FrameChannel, streamFrameChannel } from "./frame_channel.ts";
+import { directHost, DirectPaths } from "./direct_paths.ts";
 import { createLibp2pNode, parsePeerAddrs, type PlumiseLibp2p } from "./libp2p_node.ts";
 import { RECORD_PROTOCOL, TABLE_PROTOCOL } from "./protocol_ids.ts";
 import { ProtocolClient } from "./swarm_client_transport.ts";
 import { SwarmTable } from "./swarm_table.ts";
 import { readFirst, replyError } from "./inference_handler.ts";
-import { protocolMessage, toProtocolCode } from "./_protocol_errors.ts";
+import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
 
 export interface SwarmPeerOptions {
   privateKey: PrivateKey;
@@ -43,11 +44,15 @@ export interface SwarmPeerOptions {
   requestMs?: number;
   /** Protocol negotiation timeout of a stream (libp2p's default 10 s); see `Libp2pNodeOptions`. */
   negotiationTimeoutMs?: number;
+  /** As a client, use the direct paths servers offer for inference sessions (default true). */
+  direct?: boolean;
 }
 
 export class SwarmPeer {
   readonly table: SwarmTable;
   readonly limits: WireLimits;
+  /** Which servers' direct paths this peer tries as a client (remembers failures). */
+  readonly directPaths: DirectPaths;
   readonly #o: SwarmPeerOptions;
   readonly #logger: Logger;
   #node: PlumiseLibp2p | undefined;
@@ -61,6 +66,7 @@ export class SwarmPeer {
     this.#o = options;
     this.#logger = options.logger ?? silentLogger;
     this.limits = wireLimits(options.maxFrameBytes);
+    this.directPaths = new DirectPaths({ enabled: options.direct ?? true });
     this.table = new SwarmTable({ now: options.now, logger: this.#logger });
   }
 
@@ -150,15 +156,30 @@ export class SwarmPeer {
 
   /** Opens a raw libp2p stream to a peer (peer id or multiaddr) for `protocol`. */
   async dialStream(target: string, protocol: string, signal?: AbortSignal): Promise<Stream> {
+    return (await this.#dial(target, protocol, signal)).stream;
+  }
+
+  async #dial(
+    target: string,
+    protocol: string,
+    signal?: AbortSignal,
+  ): Promise<{ stream: Stream; host?: string }> {
     const dest = target.startsWith("/") ? multiaddr(target) : await this.#peerIdFor(target);
-    return await this.node.dialProtocol(dest, protocol, { signal });
+    const conn = await this.node.dial(dest, { signal });
+    const stream = await conn.newStream(protocol, { signal });
+    return { stream, host: directHost(conn.remoteAddr.getComponents()) };
   }
 
   /** A protocol client for one peer (peer id string or multiaddr with /p2p/). */
   client(target: string, timeouts?: ConstructorParameters<typeof ProtocolClient>[1]): ProtocolClient {
-    return new ProtocolClient(async (protocol, signal) => {
-      return streamFrameChannel(await this.dialStream(target, protocol, signal), this.limits);
-    }, timeouts);
+    return new ProtocolClient(
+      async (protocol, signal) => {
+        const { stream, host } = await this.#dial(target, protocol, signal);
+        return streamFrameChannel(stream, this.limits, host);
+      },
+      timeouts,
+      { directPaths: this.directPaths, limits: this.limits },
+    );
   }
 
   async #peerIdFor(peer: string): Promise<PeerId> {

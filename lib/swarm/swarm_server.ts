@@ -24,7 +24,7 @@ import { FORWARD_PROTOCOL, INFERENCE_PROTOCOL, INFO_PROTOCOL } from "./protocol_
 import { signRecord } from "./record_signer.ts";
 import { type SessionLimits, SessionManager } from "./session_manager.ts";
 import { SwarmPeer, type SwarmPeerOptions } from "./swarm_peer.ts";
-import { protocolMessage, toProtocolCode } from "./_protocol_errors.ts";
+import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
 
 /** Rates announced in the record (see throughput.ts). */
 export interface ThroughputFigures {

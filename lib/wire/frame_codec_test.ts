@@ -56,6 +56,14 @@ Deno.test("frame codec: every message type round-trips", () => {
       wallet: "0x" + "ab".repeat(20),
     },
     { type: "opened", sessionId: "s-1", start: 2, end: 5, cacheTokensLeft: 99 },
+    {
+      type: "opened",
+      sessionId: "s-1",
+      start: 2,
+      end: 5,
+      cacheTokensLeft: 99,
+      direct: { port: 31332, ticket: "A".repeat(42) + "w", key: "_-".repeat(21) + "0" },
+    },
     { type: "step", stepId: 0, hidden: hidden(2, 3, 4), startFromPosition: 0, hypoIds: [1, 0] },
     { type: "result", stepId: 7, hidden: hidden(1, 1, 8), computeMs: 1.25 },
     { type: "close" },
@@ -162,6 +170,22 @@ Deno.test("frame codec: malformed frames are BAD_FRAME with the offending value"
   rejects(raw({ ...open, sessionId: "" }), "BAD_FRAME", /sessionId/);
   rejects(raw({ ...open, wallet: "0x12" }), "BAD_FRAME", /wallet/);
   rejects(raw({ type: "error", code: "lower", message: "x" }), "BAD_FRAME", /code/);
+  // the direct-path offer in opened: a port and two 32-byte base64url secrets
+  const secret = "a".repeat(42) + "A";
+  const opened = { type: "opened", sessionId: "s", start: 0, end: 2, cacheTokensLeft: 1 };
+  const direct = (d: Record<string, unknown>) =>
+    raw({ ...opened, direct: { port: 9, ticket: secret, key: secret, ...d } });
+  assert.deepEqual((decodeFrame(direct({})) as { direct?: unknown }).direct, {
+    port: 9,
+    ticket: secret,
+    key: secret,
+  });
+  rejects(direct({ port: 0 }), "BAD_FRAME", /direct\.port/);
+  rejects(direct({ port: 70000 }), "BAD_FRAME", /direct\.port/);
+  rejects(direct({ ticket: "short" }), "BAD_FRAME", /direct\.ticket/);
+  rejects(direct({ ticket: "a".repeat(42) + "B" }), "BAD_FRAME", /direct\.ticket/); // 33rd byte's bits
+  rejects(direct({ key: "a".repeat(42) + "=" }), "BAD_FRAME", /direct\.key/);
+  rejects(raw({ ...opened, direct: "yes" }), "BAD_FRAME", /direct/);
 });
 
 Deno.test("frame codec: size caps are enforced before allocation, both ways", () => {

@@ -5,6 +5,7 @@
  *
  * inference stream (client → server / server → client):
  *   open  {sessionId, model, start, end, maxLength, batch, dtype, wallet?}  → opened | error
+ *         (`opened.direct` offers the session's direct path, see DirectOffer)
  *   step  {stepId, hidden[B,T,H], startFromPosition?, hypoIds?}            → result | error
  *   close {}                                                              → (stream ends)
  * forward: forward {model, start, end, hidden} → forward_result | error
@@ -27,6 +28,8 @@ export const MAX_BATCH = 1024;
 const ID = { max: 128, pattern: /^[\x21-\x7e]+$/ };
 const MODEL = { max: 256, pattern: /^[^\s\p{Cc}]+$/u };
 const WALLET = { max: 42, pattern: /^0x[0-9a-fA-F]{40}$/ };
+/** 32 bytes as base64url without padding. */
+const SECRET32 = { min: 43, max: 43, pattern: /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/ };
 
 export interface OpenMessage {
   type: "open";
@@ -47,6 +50,22 @@ export interface OpenedMessage {
   end: number;
   /** KV cache tokens this server has left after reserving this session. */
   cacheTokensLeft: number;
+  /** The server offers this session's steps over a direct encrypted TCP connection. */
+  direct?: DirectOffer;
+}
+
+/**
+ * A server's offer of a direct path for one inference session (lib/swarm/direct_channel.ts):
+ * the client connects to `port` on the host it reached the server at, presents `ticket`, and
+ * from then on sends the session's steps as AES-256-GCM frames under `key`. Both secrets travel
+ * only inside the authenticated, encrypted libp2p stream; a ticket is single-use and expires.
+ */
+export interface DirectOffer {
+  port: number;
+  /** 32 random bytes, base64url without padding (43 characters). */
+  ticket: string;
+  /** AES-256-GCM key, 32 random bytes, base64url without padding (43 characters). */
+  key: string;
 }
 export interface StepMessage {
   type: "step";
@@ -187,13 +206,22 @@ export function validateMessage(header: unknown): WireMessage {
     }
     case "opened": {
       const start = int(o, "start", 0, MAX_BLOCK - 1);
-      return {
+      const m: OpenedMessage = {
         type,
         sessionId: str(o, "sessionId", ID),
         start,
         end: int(o, "end", start + 1, MAX_BLOCK),
         cacheTokensLeft: int(o, "cacheTokensLeft", 0, Number.MAX_SAFE_INTEGER),
       };
+      if (o.direct !== undefined && o.direct !== null) {
+        const d = obj(o.direct, "direct");
+        m.direct = {
+          port: int(d, "port", 1, 65535, "direct."),
+          ticket: str(d, "ticket", SECRET32, "direct."),
+          key: str(d, "key", SECRET32, "direct."),
+        };
+      }
+      return m;
     }
     case "step": {
       const hidden = hiddenTensor(o, "hidden");

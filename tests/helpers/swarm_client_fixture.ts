@@ -35,6 +35,8 @@ export interface FixtureServerOptions {
   /** Serve the real onnx runtime over this checkpoint directory (fp32, `threads` intra-op threads). */
   checkpointDir?: string;
   threads?: number;
+  /** Offer inference sessions a direct path (default true). */
+  direct?: boolean;
 }
 
 export interface FixtureServer {
@@ -46,6 +48,7 @@ export interface FixtureServer {
 }
 
 export async function startFixtureServer(o: FixtureServerOptions): Promise<FixtureServer> {
+  const direct = o.direct === false ? undefined : { host: "127.0.0.1", port: 0 };
   const runtime = o.runtime ?? (o.checkpointDir
     ? createBlockRuntime({
       model: o.checkpointDir,
@@ -54,6 +57,7 @@ export async function startFixtureServer(o: FixtureServerOptions): Promise<Fixtu
       weights: "fp32",
       threads: o.threads ?? 1,
       cacheTokens: 1 << 20,
+      direct,
     })
     : new FakeBackend({
       modelId: o.model,
@@ -61,6 +65,7 @@ export async function startFixtureServer(o: FixtureServerOptions): Promise<Fixtu
       numBlocks: o.numBlocks,
       start: o.start,
       end: o.end,
+      direct,
     }));
   await runtime.start();
   const identity = await ephemeralIdentity();

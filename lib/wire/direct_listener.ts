@@ -1,0 +1,207 @@
+/**
+ * `DirectListener`: the server's TCP port for direct paths (see direct_channel.ts). The
+ * inference handler asks it for an offer per session; a client that presents the offer's ticket
+ * within its lifetime gets the session's sealed channel, anything else is dropped without a
+ * word: a wrong magic or ticket, a hello that does not arrive within the hello timeout, more
+ * unauthenticated connections than the cap. Tickets are single-use.
+ * @module
+ */
+import { WireError } from "../errors.ts";
+import type { Logger } from "../util/logger.ts";
+import { silentLogger } from "../util/logger.ts";
+import type { DirectOffer } from "./protocol_messages.ts";
+import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
+import { decodeSecret, randomSecret } from "./direct_cipher.ts";
+import {
+  DIRECT_HELLO_BYTES,
+  DIRECT_MAGIC,
+  type DirectFrameChannel,
+  directFrameChannel,
+} from "./direct_channel.ts";
+
+export interface DirectListenerOptions {
+  /** Listen address (the swarm's host, e.g. 0.0.0.0). */
+  host: string;
+  /** Listen port; 0 picks a free one. */
+  port: number;
+  limits?: WireLimits;
+  /** How long a connection may take to send its hello (default 5 s). */
+  helloMs?: number;
+  /** How long an offer's ticket stays valid (default 10 s). */
+  ticketMs?: number;
+  /** Most connections waiting for their hello at once (default 64). */
+  maxPending?: number;
+  logger?: Logger;
+}
+
+/** One session's offer; `attached` resolves with the channel, or null once cancelled or expired. */
+export interface DirectTicket {
+  readonly offer: DirectOffer;
+  readonly attached: Promise<DirectFrameChannel | null>;
+  cancel(): void;
+}
+
+interface Waiting {
+  key: Uint8Array;
+  resolve: (ch: DirectFrameChannel | null) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export class DirectListener {
+  readonly #o: DirectListenerOptions;
+  readonly #log: Logger;
+  readonly #tickets = new Map<string, Waiting>();
+  readonly #pending = new Set<Deno.TcpConn>();
+  #listener: Deno.TcpListener | undefined;
+  #accepting: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(options: DirectListenerOptions) {
+    this.#o = options;
+    this.#log = options.logger ?? silentLogger;
+  }
+
+  /** The bound port (after `start`). */
+  get port(): number {
+    if (!this.#listener) {
+      throw new WireError("NOT_STARTED", "the direct listener is not started", {
+        hint: "call start() first",
+      });
+    }
+    return (this.#listener.addr as Deno.NetAddr).port;
+  }
+
+  /** Binds the port; a busy port is a clear error. */
+  start(): Promise<void> {
+    if (this.#listener) return Promise.resolve();
+    try {
+      this.#listener = Deno.listen({ hostname: this.#o.host, port: this.#o.port, transport: "tcp" });
+    } catch (err) {
+      const busy = err instanceof Deno.errors.AddrInUse;
+      throw new WireError(
+        busy ? "DIRECT_PORT_IN_USE" : "DIRECT_LISTEN_FAILED",
+        `cannot listen for direct paths on ${this.#o.host}:${this.#o.port}: ${(err as Error).message}`,
+        {
+          hint: busy
+            ? "another process uses this port: pass --direct-port <free port> (0: any), or -1 to turn the direct path off"
+            : "check --host and --direct-port (or DIRECT_PORT=-1 to turn the direct path off)",
+          cause: err,
+        },
+      );
+    }
+    this.#accepting = this.#acceptLoop(this.#listener);
+    this.#log.debug("direct path listening", { host: this.#o.host, port: this.port });
+    return Promise.resolve();
+  }
+
+  /** A fresh single-use offer for one session. */
+  offer(): DirectTicket {
+    if (!this.#listener || this.#stopped) {
+      throw new WireError("NOT_STARTED", "the direct listener is not running", {
+        hint: "call start() first",
+      });
+    }
+    const ticket = randomSecret();
+    const key = randomSecret();
+    let resolve!: (ch: DirectFrameChannel | null) => void;
+    const attached = new Promise<DirectFrameChannel | null>((r) => (resolve = r));
+    const timer = setTimeout(() => this.#drop(ticket), this.#o.ticketMs ?? 10_000);
+    this.#tickets.set(ticket, { key: decodeSecret(key, "key"), resolve, timer });
+    return { offer: { port: this.port, ticket, key }, attached, cancel: () => this.#drop(ticket) };
+  }
+
+  /** Offers not yet used, cancelled or expired. */
+  get openOffers(): number {
+    return this.#tickets.size;
+  }
+
+  #drop(ticket: string): void {
+    const w = this.#tickets.get(ticket);
+    if (!w) return;
+    this.#tickets.delete(ticket);
+    clearTimeout(w.timer);
+    w.resolve(null);
+  }
+
+  async #acceptLoop(listener: Deno.TcpListener): Promise<void> {
+    for (;;) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch {
+        return; // closed
+      }
+      if (this.#pending.size >= (this.#o.maxPending ?? 64)) {
+        conn.close();
+        continue;
+      }
+      void this.#admit(conn);
+    }
+  }
+
+  async #admit(conn: Deno.TcpConn): Promise<void> {
+    this.#pending.add(conn);
+    const timer = setTimeout(() => this.#reject(conn), this.#o.helloMs ?? 5_000);
+    try {
+      const buf = new Uint8Array(DIRECT_HELLO_BYTES + 4096);
+      let got = 0;
+      while (got < DIRECT_HELLO_BYTES) {
+        const n = await conn.read(buf.subarray(got));
+        if (n === null) return this.#reject(conn);
+        got += n;
+      }
+      if (!DIRECT_MAGIC.every((b, i) => buf[i] === b)) return this.#reject(conn);
+      const ticket = btoaUrl(buf.subarray(DIRECT_MAGIC.byteLength, DIRECT_HELLO_BYTES));
+      const w = this.#tickets.get(ticket);
+      if (!w || this.#stopped) return this.#reject(conn);
+      this.#tickets.delete(ticket);
+      clearTimeout(w.timer);
+      this.#pending.delete(conn);
+      conn.setNoDelay(true);
+      const channel = directFrameChannel(
+        conn,
+        w.key,
+        "server",
+        this.#o.limits ?? DEFAULT_WIRE_LIMITS,
+        buf.slice(DIRECT_HELLO_BYTES, got),
+      );
+      // the proof: an empty frame sealed under the session key
+      await channel.writeRaw(new Uint8Array(0)).catch(() => {});
+      w.resolve(channel);
+    } catch (err) {
+      this.#log.debug("direct hello failed", { err });
+      this.#reject(conn);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #reject(conn: Deno.TcpConn): void {
+    this.#pending.delete(conn);
+    try {
+      conn.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  /** Stops listening; drops waiting connections and offers (attached channels belong to their sessions). */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    try {
+      this.#listener?.close();
+    } catch {
+      // already closed
+    }
+    for (const c of [...this.#pending]) this.#reject(c);
+    for (const t of [...this.#tickets.keys()]) this.#drop(t);
+    await this.#accepting;
+  }
+}
+
+function btoaUrl(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}

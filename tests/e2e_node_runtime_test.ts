@@ -3,6 +3,7 @@ import { makeBloomCheckpoint } from "./helpers/checkpoint_fixture.ts";
 import { resolveConfig } from "../lib/config/resolve_config.ts";
 import { silentLogger } from "../lib/util/logger.ts";
 import { createRuntimePart } from "../lib/node/runtime_part.ts";
+import { PlumiseError } from "../lib/errors.ts";
 
 Deno.test({
   name: "runtime part: total blocks from config.json, span loaded, throughput measured once then cached",
@@ -18,6 +19,8 @@ Deno.test({
           MODEL_NAME: ckpt.dir,
           PLUMISE_DATA_DIR: `${root}/data`,
           HF_HOME: `${root}/hf`,
+          PETALS_HOST: "127.0.0.1",
+          DIRECT_PORT: "0",
         },
         system: { availableMemoryBytes: 8 * 2 ** 30 },
       }).config;
@@ -46,6 +49,62 @@ Deno.test({
       await again.load({ start: 1, end: 3 }, signal);
       assert.equal(await again.throughput(signal), 123.5);
       await again.stop();
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "runtime part: the direct port is bound at load; a swap while the old blocks hold it takes a free port",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const root = await Deno.makeTempDir();
+    try {
+      const ckpt = await makeBloomCheckpoint({ dir: `${root}/ckpt`, numLayers: 4, shards: 1 });
+      const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (probe.addr as Deno.NetAddr).port;
+      probe.close();
+      const config = resolveConfig({
+        env: {
+          PLUMISE_OFFLINE: "true",
+          MODEL_NAME: ckpt.dir,
+          PLUMISE_DATA_DIR: `${root}/data`,
+          HF_HOME: `${root}/hf`,
+          PETALS_HOST: "127.0.0.1",
+          DIRECT_PORT: String(port),
+        },
+        system: { availableMemoryBytes: 8 * 2 ** 30 },
+      }).config;
+      const signal = new AbortController().signal;
+      const part = createRuntimePart(config, silentLogger);
+      await part.load({ start: 0, end: 2 }, signal);
+      assert.equal(part.blocks().info().directPort, port);
+
+      // a second node on the same port fails at once with a clear error
+      const other = createRuntimePart(config, silentLogger);
+      await assert.rejects(other.load({ start: 2, end: 4 }, signal), (err: unknown) => {
+        assert.ok(err instanceof PlumiseError);
+        assert.equal(err.code, "DIRECT_PORT_IN_USE");
+        assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+        assert.match(err.hint, /--direct-port/);
+        return true;
+      });
+
+      // rebalancing: the new span loads while the old one still holds the port
+      const release = await part.swap({ start: 2, end: 4 }, signal);
+      const moved = part.blocks().info();
+      assert.deepEqual([moved.start, moved.end], [2, 4]);
+      assert.ok(moved.directPort !== undefined && moved.directPort !== port, `moved to ${moved.directPort}`);
+      await release();
+      await part.stop();
+
+      // off: no listener, no offers
+      const off = createRuntimePart({ ...config, directPort: -1 }, silentLogger);
+      await off.load({ start: 0, end: 2 }, signal);
+      assert.equal(off.blocks().info().directPort, undefined);
+      await off.stop();
     } finally {
       await Deno.remove(root, { recursive: true });
     }

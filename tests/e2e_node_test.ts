@@ -155,6 +155,7 @@ async function network(): Promise<Network & AsyncDisposable> {
         API_PORT: "0",
         PETALS_HOST: "127.0.0.1",
         PETALS_PORT: "0",
+        DIRECT_PORT: "0",
         REPORT_INTERVAL: "10",
         LOG_JSON: "true",
         ...extra,

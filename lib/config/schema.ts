@@ -284,6 +284,18 @@ export const SCHEMA: readonly KeySpec[] = [
     description: "swarm listen port (0: any free port)",
   },
   {
+    key: "directPort",
+    env: "DIRECT_PORT",
+    flag: "direct-port",
+    arg: "<port>",
+    type: "int",
+    min: -1,
+    max: 65535,
+    default: 31332,
+    description:
+      "TCP port of the direct path for inference steps, on the swarm listen address (0: any free port, -1: off)",
+  },
+  {
     key: "initialPeers",
     env: "PETALS_INITIAL_PEERS",
     flag: "initial-peers",

@@ -45,6 +45,8 @@ export interface Config {
   readonly publicUrl?: string;
   readonly p2pHost: string;
   readonly p2pPort: number;
+  /** Direct-path port for inference steps (0: any free port, -1: off). */
+  readonly directPort: number;
   readonly initialPeers: readonly string[];
   readonly announceIp?: string;
   readonly identityPath: string;

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Config } from "../config/types.ts";
-import { errorMessage, RuntimeError } from "../errors.ts";
+import { errorMessage, PlumiseError, RuntimeError } from "../errors.ts";
 import { resolveCheckpoint } from "../runtime/checkpoint.ts";
 import { createBlockRuntime } from "../runtime/onnx_block_runtime.ts";
 import type { BlockRuntime, HiddenStates } from "../runtime/types.ts";
@@ -37,7 +37,7 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
   let span: NodeSpan | undefined;
   let announced: ThroughputFigures = { throughput: 0, inferenceRps: 0, forwardRps: 0, networkRps: 0 };
   const source = modelSource(config);
-  const open = (s: NodeSpan, signal: AbortSignal) =>
+  const open = (s: NodeSpan, signal: AbortSignal, directPort = config.directPort) =>
     createBlockRuntime({
       ...source,
       start: s.start,
@@ -47,7 +47,17 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
       threads: config.threads,
       logger: log,
       signal,
+      direct: directPort < 0 ? undefined : { host: config.p2pHost, port: directPort },
     });
+  const started = async (rt: BlockRuntime) => {
+    try {
+      await rt.start();
+      return rt;
+    } catch (err) {
+      await rt.stop().catch(() => {});
+      throw err;
+    }
+  };
   const cachePath = () => `${config.dataDir}/throughput.json`;
   const cacheKey = () =>
     [
@@ -72,12 +82,19 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
       await runtime.start();
     },
     async swap(s, signal) {
-      const next = open(s, signal);
+      let next: BlockRuntime;
       try {
-        await next.start();
+        next = await started(open(s, signal));
       } catch (err) {
-        await next.stop().catch(() => {});
-        throw err;
+        // the blocks being replaced still hold the direct port: take any free one until restart
+        if (!(err instanceof PlumiseError && err.code === "DIRECT_PORT_IN_USE") || config.directPort <= 0) {
+          throw err;
+        }
+        next = await started(open(s, signal, 0));
+        log.warn("direct path moved to another port until restart", {
+          configured: config.directPort,
+          port: next.info().directPort,
+        });
       }
       const previous = runtime;
       runtime = next;

@@ -184,6 +184,13 @@ export class OnnxBlockRuntime implements BlockRuntime {
     const cfg = ck.modelConfig;
     const worker = new WorkerClient(this.#log);
     this.#worker = worker;
+    if (o.direct) {
+      // bound before the (slow) load, so a busy port fails at once
+      const r = await worker.call("direct_listen", { host: o.direct.host, port: o.direct.port }) as {
+        port: number;
+      };
+      this.#directPort = r.port;
+    }
     const res = await worker.call("load", {
       config: ck.config,
       generation: ck.generation,
@@ -196,12 +203,6 @@ export class OnnxBlockRuntime implements BlockRuntime {
       weights: o.weights,
       threads: o.threads ?? 2,
     }, o.signal) as EngineLoadResult;
-    if (o.direct) {
-      const r = await worker.call("direct_listen", { host: o.direct.host, port: o.direct.port }) as {
-        port: number;
-      };
-      this.#directPort = r.port;
-    }
     this.#ckpt = ck;
     this.#maxLength = Math.max(1, o.maxLength ?? Math.min(cfg.maxPositions ?? 8192, 8192));
     const kvBytesPerToken = 2 * cfg.numKvHeads * cfg.headDim * 4;

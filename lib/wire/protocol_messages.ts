@@ -57,14 +57,14 @@ export interface OpenedMessage {
 /**
  * A server's offer of a direct path for one inference session (lib/swarm/direct_channel.ts):
  * the client connects to `port` on the host it reached the server at, presents `ticket`, and
- * from then on sends the session's steps as AES-256-GCM frames under `key`. Both secrets travel
+ * from then on sends the session's steps as ChaCha20-Poly1305 frames under `key`. Both secrets travel
  * only inside the authenticated, encrypted libp2p stream; a ticket is single-use and expires.
  */
 export interface DirectOffer {
   port: number;
   /** 32 random bytes, base64url without padding (43 characters). */
   ticket: string;
-  /** AES-256-GCM key, 32 random bytes, base64url without padding (43 characters). */
+  /** ChaCha20-Poly1305 key, 32 random bytes, base64url without padding (43 characters). */
   key: string;
 }
 export interface StepMessage {

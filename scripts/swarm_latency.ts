@@ -1,16 +1,18 @@
 /**
- * Per-hop latency of a decode step over libp2p on loopback (p50/p99 over N steps) next to the
- * raw runtime time of the same step, measured in one run (issue 5's latency figure).
+ * Per-hop latency of a decode step on loopback (p50/p99 over N steps) over the session's direct
+ * path (lib/wire/direct_channel.ts) and over the libp2p stream, next to the raw runtime time of
+ * the same step, all measured in one run, alternating.
  *
  *   deno run -A scripts/swarm_latency.ts [--real] [--steps 500] [--blocks 4] [--hidden 1024]
  *     [--threads 2] [--json]
  *
  * `--real`: the real runtime (OnnxBlockRuntime) serving `--blocks` bloom-560m-sized random
  * blocks (hidden 1024, 16 heads; generated into a temporary directory); otherwise FakeBackend
- * blocks of `--hidden`. One server (SwarmServer) and one client (SwarmPeer) in this process,
- * talking over libp2p (TCP + noise + yamux) on 127.0.0.1. Each step: the same input goes through
- * the remote session (timed at the client: the per-hop round trip) and a local session on the
- * server's runtime (the raw runtime time), alternating, so both see the same machine state.
+ * blocks of `--hidden`. One server (SwarmServer, runtime listening for direct paths) and two
+ * clients (SwarmPeer, one taking the direct path, one keeping the libp2p stream: TCP + noise +
+ * yamux) in this process, on 127.0.0.1. Each step: the same input goes through both remote
+ * sessions (timed at the client: the per-hop round trip) and a local session on the server's
+ * runtime (the raw runtime time), alternating, so all see the same machine state.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -60,14 +62,22 @@ if (a.real) {
     start: 0,
     end: blocks,
     weights: "fp32",
-    cacheTokens: 2 * maxLength * blocks,
+    cacheTokens: 3 * maxLength * blocks,
     maxLength,
     threads: Number(a.threads),
+    direct: { host: "127.0.0.1", port: 0 },
   });
   what = `real runtime (OnnxBlockRuntime fp32, ${a.threads} threads), ${blocks} bloom-560m-sized blocks`;
 } else {
   H = Number(a.hidden);
-  rt = new FakeBackend({ modelId: "m", numBlocks: blocks, hiddenSize: H, maxLength, cacheTokens: 1 << 22 });
+  rt = new FakeBackend({
+    modelId: "m",
+    numBlocks: blocks,
+    hiddenSize: H,
+    maxLength,
+    cacheTokens: 1 << 22,
+    direct: { host: "127.0.0.1", port: 0 },
+  });
   what = `FakeBackend, ${blocks} blocks`;
 }
 await rt.start();
@@ -84,22 +94,28 @@ const server = new SwarmServer({
 });
 await server.start();
 await server.serve(rt, { throughput: 1, inferenceRps: 1, forwardRps: 1, networkRps: 1 });
-const peer = new SwarmPeer({
-  privateKey: (await ephemeralIdentity()).privateKey,
-  noListen: true,
-  dht: false,
-});
-await peer.start();
-const s = await peer.client(server.peer.multiaddrs()[0]).openInference({
-  sessionId: "bench",
-  model,
-  start: 0,
-  end: blocks,
-  maxLength,
-  batch: 1,
-});
+const open = async (direct: boolean) => {
+  const peer = new SwarmPeer({
+    privateKey: (await ephemeralIdentity()).privateKey,
+    noListen: true,
+    dht: false,
+    direct,
+  });
+  await peer.start();
+  const stream = await peer.client(server.peer.multiaddrs()[0]).openInference({
+    sessionId: `bench-${direct}`,
+    model,
+    start: 0,
+    end: blocks,
+    maxLength,
+    batch: 1,
+  });
+  return { peer, stream };
+};
+const viaDirect = await open(true), viaStream = await open(false);
 const local = await rt.openSession({ start: 0, end: blocks, maxLength, batch: 1 });
 const hop: number[] = [];
+const hopStream: number[] = [];
 const compute: number[] = [];
 const raw: number[] = [];
 const scale = (x: ReturnType<typeof fakeHidden>) => ({ data: x.data.map((v) => v * 2), shape: x.shape });
@@ -107,14 +123,17 @@ const scale = (x: ReturnType<typeof fakeHidden>) => ({ data: x.data.map((v) => v
 for (let i = 0; i < steps + warmup; i++) {
   const x = scale(fakeHidden(1, 1, H, i));
   const t0 = performance.now();
-  const r = await s.step(x);
+  const r = await viaDirect.stream.step(x);
   const t1 = performance.now();
   await local.step(x);
   const t2 = performance.now();
+  await viaStream.stream.step(x);
+  const t3 = performance.now();
   if (i >= warmup) {
     hop.push(t1 - t0);
     compute.push(r.computeMs);
     raw.push(t2 - t1);
+    hopStream.push(t3 - t2);
   }
 }
 const q = (v: number[], p: number) =>
@@ -126,22 +145,31 @@ const result = {
   steps,
   bytesEachWay: H * 4,
   hopMs: stats(hop),
+  hopLibp2pMs: stats(hopStream),
   serverComputeMs: stats(compute),
   rawRuntimeMs: stats(raw),
   overheadP50Ms: +(q(hop, 0.5) - q(raw, 0.5)).toFixed(3),
+  overheadLibp2pP50Ms: +(q(hopStream, 0.5) - q(raw, 0.5)).toFixed(3),
 };
 if (a.json) console.log(JSON.stringify(result));
 else {
   const f = (x: { p50: number; p99: number }) => `p50 ${x.p50.toFixed(3)} ms, p99 ${x.p99.toFixed(3)} ms`;
-  console.log(`decode step, ${what}, H=${H} (f32, ${H * 4} bytes each way), ${steps} steps, loopback libp2p`);
-  console.log(`  per-hop round trip (client view):  ${f(result.hopMs)}`);
-  console.log(`  server-side compute (computeMs):   ${f(result.serverComputeMs)}`);
+  console.log(`decode step, ${what}, H=${H} (f32, ${H * 4} bytes each way), ${steps} steps, loopback`);
+  console.log(`  per-hop round trip, direct path:   ${f(result.hopMs)}`);
+  console.log(`  per-hop round trip, libp2p stream: ${f(result.hopLibp2pMs)}`);
+  console.log(`  server-side compute (direct):      ${f(result.serverComputeMs)}`);
   console.log(`  raw runtime step (same process):   ${f(result.rawRuntimeMs)}`);
-  console.log(`  hop − raw runtime, p50:            ${result.overheadP50Ms.toFixed(3)} ms`);
+  console.log(
+    `  hop − raw runtime, p50:            direct ${result.overheadP50Ms.toFixed(3)} ms, libp2p ${
+      result.overheadLibp2pP50Ms.toFixed(3)
+    } ms`,
+  );
 }
-await s.close();
+for (const c of [viaDirect, viaStream]) {
+  await c.stream.close();
+  await c.peer.stop();
+}
 await local.close();
-await peer.stop();
 await server.stop();
 await rt.stop();
 if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});

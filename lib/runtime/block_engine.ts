@@ -234,8 +234,10 @@ export class BlockEngine {
     return this.#caches.delete(id);
   }
 
-  /** Tokens in a session's cache. */
-  positionOf(id: string): number {
+  /** Tokens in a session's cache (`fallback` for an unknown session when given; else UNKNOWN_SESSION). */
+  positionOf(id: string, fallback?: number): number {
+    const c = this.#caches.get(id);
+    if (!c && fallback !== undefined) return fallback;
     return this.#cache(id).position;
   }
 

@@ -57,25 +57,38 @@ function offerDirect(args: Extract<WorkerRequest, { op: "direct_offer" }>["args"
   const entry: { ticket: DirectTicket; served?: ServedDirect } = { ticket };
   directs.set(id, entry);
   void ticket.attached.then((ch) => {
-    if (!ch || directs.get(id) !== entry) {
+    // never throws: an unhandled rejection would end the Worker and every session with it
+    try {
+      if (!ch || directs.get(id) !== entry) {
+        ch?.abort();
+        if (directs.get(id) === entry) directs.delete(id);
+        return post({ event: "direct", id, kind: "lapsed" });
+      }
+      post({ event: "direct", id, kind: "attached" });
+      entry.served = serveDirectSteps(ch, {
+        batch: args.batch,
+        hiddenSize: args.hiddenSize,
+        dtype: args.dtype,
+        step: (hidden, startFromPosition, hypoIds) =>
+          enqueueLocal({ id: -1, op: "step", args: { id, hidden, startFromPosition, hypoIds } }) as Promise<
+            { data: Float32Array; shape: number[] }
+          >,
+      }, (e) => post({ event: "direct", id, kind: "step", ...e, position: engine.positionOf(id, 0) }));
+      void entry.served.ended.then((end) => {
+        if (directs.get(id) === entry) directs.delete(id);
+        post({ event: "direct", id, kind: "ended", end });
+      });
+    } catch (err) {
       ch?.abort();
-      if (directs.get(id) === entry) directs.delete(id);
-      return post({ event: "direct", id, kind: "lapsed" });
+      directs.delete(id);
+      const e = serializeError(err);
+      post({
+        event: "direct",
+        id,
+        kind: "ended",
+        end: { kind: "failed", code: "INTERNAL", message: e.message },
+      });
     }
-    post({ event: "direct", id, kind: "attached" });
-    entry.served = serveDirectSteps(ch, {
-      batch: args.batch,
-      hiddenSize: args.hiddenSize,
-      dtype: args.dtype,
-      step: (hidden, startFromPosition, hypoIds) =>
-        enqueueLocal({ id: -1, op: "step", args: { id, hidden, startFromPosition, hypoIds } }) as Promise<
-          { data: Float32Array; shape: number[] }
-        >,
-    }, (e) => post({ event: "direct", id, kind: "step", ...e, position: engine.positionOf(id) }));
-    void entry.served.ended.then((end) => {
-      if (directs.get(id) === entry) directs.delete(id);
-      post({ event: "direct", id, kind: "ended", end });
-    });
   });
   return ticket.offer;
 }

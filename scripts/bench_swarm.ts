@@ -5,7 +5,7 @@
  * swarm), measured in one run on the same generated checkpoint: after a warm-up of each, the two
  * alternate `--runs` times (so both see the same machine load) and the medians are reported.
  *
- *   deno task bench:swarm [--json] [--runs 3] [--tokens 32] [--layers 12] [--heads 16] [--head-dim 64] [--threads 2]
+ *   deno task bench:swarm [--json] [--runs 5] [--tokens 32] [--layers 12] [--heads 16] [--head-dim 64] [--threads 2]
  *     [--breakdown]
  *
  * `--json` prints `{"swarm_tok_s", "local_tok_s", "ratio", "servers", "tokens", ...}`. `--breakdown`
@@ -31,7 +31,7 @@ const { values: a } = parseArgs({
     heads: { type: "string", default: "16" },
     "head-dim": { type: "string", default: "64" },
     threads: { type: "string", default: "2" },
-    runs: { type: "string", default: "3" },
+    runs: { type: "string", default: "5" },
     breakdown: { type: "boolean", default: false },
     prompt: { type: "string", default: "hello world, this is a benchmark of the swarm" },
   },

@@ -55,7 +55,6 @@ export function serveDirectSteps(
   channel: DirectFrameChannel,
   target: DirectStepTarget,
   onStep?: (event: DirectStepEvent) => void,
-  writeMs = 30_000,
 ): ServedDirect {
   const stop = new AbortController();
   let cancelled: DirectCancel | undefined;
@@ -85,15 +84,14 @@ export function serveDirectSteps(
           msg.hypoIds,
         );
         const computeMs = performance.now() - t0;
-        const w = timeoutSignal(writeMs);
-        try {
-          await channel.write(
-            { type: "result", stepId, hidden: tensor(out.data, out.shape, target.dtype), computeMs },
-            { signal: w.signal },
-          );
-        } finally {
-          w.clear();
-        }
+        // no per-step write timer: a client that stops reading is ended by its session (idle
+        // timeout, control stream), whose cancel closes the connection under a blocked write
+        await channel.write({
+          type: "result",
+          stepId,
+          hidden: tensor(out.data, out.shape, target.dtype),
+          computeMs,
+        });
         onStep?.({ tokens: b * t, computeMs });
       }
     } catch (err) {

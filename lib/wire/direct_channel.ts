@@ -70,6 +70,7 @@ export function directFrameChannel(
   let wakeReader: (() => void) | undefined;
   let wakePump: (() => void) | undefined;
   let writing: Promise<unknown> = Promise.resolve();
+  let pendingWrites = 0;
 
   const wake = () => {
     const w = wakeReader;
@@ -169,8 +170,10 @@ export function directFrameChannel(
     if (options?.signal?.aborted) return Promise.reject(options.signal.reason);
     // seal in call order (the nonce counter) and write in the same order
     const bytes = lengthPrefixed(cipher.seal(plain));
-    const done = writing.then(() => writeBytes(bytes));
-    writing = done.catch(() => {});
+    // write at once when nothing is queued (the common case: one frame per step)
+    const done = pendingWrites === 0 ? writeBytes(bytes) : writing.then(() => writeBytes(bytes));
+    pendingWrites++;
+    writing = done.catch(() => {}).finally(() => pendingWrites--);
     if (!options?.signal) return done;
     const signal = options.signal;
     return new Promise<void>((resolve, reject) => {
@@ -269,7 +272,10 @@ export async function connectDirect(
       return channel;
     } catch (err) {
       channel.abort();
-      throw err instanceof WireError || err === options.signal?.reason ? err : failed(String(err), err);
+      if (err === options.signal?.reason || (err instanceof WireError && err.code === "DIRECT_FAILED")) {
+        throw err;
+      }
+      throw failed(err instanceof Error ? err.message : String(err), err);
     } finally {
       clearTimeout(t);
       options.signal?.removeEventListener("abort", onAbort);

@@ -1,0 +1,343 @@
+import assert from "node:assert/strict";
+import { WireError } from "../errors.ts";
+import { connectDirect, DIRECT_HELLO_BYTES, DIRECT_MAGIC } from "./direct_channel.ts";
+import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher, randomSecret } from "./direct_cipher.ts";
+import { DirectListener, type DirectListenerOptions } from "./direct_listener.ts";
+import type { DirectOffer } from "./protocol_messages.ts";
+
+const HOST = "127.0.0.1";
+
+async function started(options: Partial<DirectListenerOptions> = {}): Promise<DirectListener> {
+  const l = new DirectListener({ host: HOST, port: 0, ...options });
+  await l.start();
+  return l;
+}
+
+function hello(ticket: string, magic = DIRECT_MAGIC): Uint8Array {
+  const h = new Uint8Array(DIRECT_HELLO_BYTES);
+  h.set(magic);
+  h.set(decodeSecret(ticket, "ticket"), DIRECT_MAGIC.byteLength);
+  return h;
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.byteLength) off += await conn.write(bytes.subarray(off));
+}
+
+async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
+  const out = new Uint8Array(n);
+  let got = 0;
+  while (got < n) {
+    const k = await conn.read(out.subarray(got));
+    if (k === null) throw new Error(`connection ended after ${got} of ${n} bytes`);
+    got += k;
+  }
+  return out;
+}
+
+/** Resolves "closed" once the peer ends or resets the connection (whatever it sent is discarded). */
+async function untilClosed(conn: Deno.Conn): Promise<"closed"> {
+  const buf = new Uint8Array(1024);
+  try {
+    while ((await conn.read(buf)) !== null) {
+      // discard
+    }
+  } catch {
+    // reset by peer counts as closed
+  }
+  return "closed";
+}
+
+/** Sends the hello on a raw socket and checks the server's proof under the offer's key. */
+async function proveRaw(conn: Deno.Conn, offer: DirectOffer): Promise<void> {
+  await writeAll(conn, hello(offer.ticket));
+  const proof = await readExactly(conn, 1 + DIRECT_SEAL_OVERHEAD);
+  assert.equal(proof[0], DIRECT_SEAL_OVERHEAD);
+  const cipher = new DirectCipher(decodeSecret(offer.key, "key"), "client");
+  assert.equal(cipher.open(proof.subarray(1)).byteLength, 0, "the proof opens under the offer's key");
+}
+
+function connect(port: number): Promise<Deno.TcpConn> {
+  return Deno.connect({ hostname: HOST, port });
+}
+
+function assertWireError(err: unknown, code: string, re: RegExp): true {
+  assert.ok(err instanceof WireError, `expected WireError, got ${err}`);
+  assert.equal(err.code, code);
+  assert.match(err.message, re);
+  assert.ok(err.hint.length > 0, "hint");
+  return true;
+}
+
+const directFailed = (e: unknown) =>
+  assertWireError(e, "DIRECT_FAILED", /direct path to 127\.0\.0\.1:\d+ failed/);
+
+Deno.test("direct listener: port and offer() before start() throw NOT_STARTED", async () => {
+  const l = new DirectListener({ host: HOST, port: 0 });
+  assert.throws(() => l.port, (e) => assertWireError(e, "NOT_STARTED", /not started/));
+  assert.throws(() => l.offer(), (e) => assertWireError(e, "NOT_STARTED", /not running/));
+  assert.equal(l.openOffers, 0);
+  await l.stop(); // stopping a listener that never started is harmless
+});
+
+Deno.test("direct listener: start() binds a free port once; offers carry it and fresh secrets", async () => {
+  const l = await started();
+  try {
+    const port = l.port;
+    assert.ok(port > 0 && port < 65536);
+    await l.start(); // idempotent
+    assert.equal(l.port, port);
+    const a = l.offer();
+    const b = l.offer();
+    assert.equal(a.offer.port, port);
+    assert.match(a.offer.ticket, /^[A-Za-z0-9_-]{43}$/);
+    assert.match(a.offer.key, /^[A-Za-z0-9_-]{43}$/);
+    assert.notEqual(a.offer.ticket, b.offer.ticket);
+    assert.notEqual(a.offer.key, b.offer.key);
+    assert.notEqual(a.offer.ticket, a.offer.key);
+    assert.equal(l.openOffers, 2);
+    a.cancel();
+    b.cancel();
+    assert.equal(l.openOffers, 0);
+  } finally {
+    await l.stop();
+  }
+});
+
+Deno.test("direct listener: start() on a port in use is DIRECT_PORT_IN_USE naming host:port, hint --direct-port", async () => {
+  const busy = Deno.listen({ hostname: HOST, port: 0 });
+  const port = (busy.addr as Deno.NetAddr).port;
+  try {
+    const l = new DirectListener({ host: HOST, port });
+    await assert.rejects(async () => await l.start(), (e) => {
+      assertWireError(e, "DIRECT_PORT_IN_USE", new RegExp(`127\\.0\\.0\\.1:${port}\\b`));
+      assert.match((e as WireError).hint, /--direct-port/);
+      return true;
+    });
+    assert.throws(() => l.port, (e) => assertWireError(e, "NOT_STARTED", /not started/));
+    await l.stop();
+  } finally {
+    busy.close();
+  }
+});
+
+Deno.test("direct listener: an address it cannot bind is DIRECT_LISTEN_FAILED naming it", async () => {
+  // 203.0.113.7 (TEST-NET-3) is not an address of this machine
+  const l = new DirectListener({ host: "203.0.113.7", port: 0 });
+  await assert.rejects(async () => await l.start(), (e) => {
+    assertWireError(e, "DIRECT_LISTEN_FAILED", /203\.0\.113\.7:0/);
+    assert.match((e as WireError).hint, /--direct-port|--host/);
+    return true;
+  });
+  await l.stop();
+});
+
+Deno.test("direct listener: a ticket works once", async () => {
+  const l = await started();
+  try {
+    const t = l.offer();
+    const client = await connectDirect(HOST, t.offer);
+    const server = await t.attached;
+    assert.ok(server);
+    try {
+      assert.equal(l.openOffers, 0, "the ticket is used up");
+      await assert.rejects(connectDirect(HOST, t.offer), directFailed);
+      // the first session is unaffected by the second attempt
+      await client.write({ type: "close" });
+      assert.deepEqual(await server.read(), { type: "close" });
+    } finally {
+      client.abort();
+      server.abort();
+    }
+  } finally {
+    await l.stop();
+  }
+});
+
+Deno.test("direct listener: two offers attach two independent sessions", async () => {
+  const l = await started();
+  try {
+    const t1 = l.offer();
+    const t2 = l.offer();
+    // connect in the reverse order of the offers
+    const c2 = await connectDirect(HOST, t2.offer);
+    const c1 = await connectDirect(HOST, t1.offer);
+    const [s1, s2] = await Promise.all([t1.attached, t2.attached]);
+    assert.ok(s1 && s2);
+    try {
+      await c1.write({ type: "table_request", model: "one" });
+      await c2.write({ type: "table_request", model: "two" });
+      assert.deepEqual(await s2.read(), { type: "table_request", model: "two" });
+      assert.deepEqual(await s1.read(), { type: "table_request", model: "one" });
+    } finally {
+      for (const ch of [c1, c2, s1, s2]) ch.abort();
+    }
+  } finally {
+    await l.stop();
+  }
+});
+
+Deno.test("direct listener: an unused offer resolves attached with null after ticketMs", async () => {
+  const l = await started({ ticketMs: 50 });
+  try {
+    const t = l.offer();
+    assert.equal(l.openOffers, 1);
+    assert.equal(await t.attached, null);
+    assert.equal(l.openOffers, 0);
+    await assert.rejects(connectDirect(HOST, t.offer), directFailed);
+  } finally {
+    await l.stop();
+  }
+});
+
+Deno.test("direct listener: cancel() resolves attached with null and the ticket stops working", async () => {
+  const l = await started();
+  try {
+    const t = l.offer();
+    const other = l.offer();
+    t.cancel();
+    assert.equal(await t.attached, null);
+    t.cancel(); // twice is harmless
+    assert.equal(l.openOffers, 1, "only the cancelled offer is gone");
+    await assert.rejects(connectDirect(HOST, t.offer), directFailed);
+    // cancelling after use does not take the session away
+    const client = await connectDirect(HOST, other.offer);
+    other.cancel();
+    const server = await other.attached;
+    assert.ok(server);
+    client.abort();
+    server.abort();
+  } finally {
+    await l.stop();
+  }
+});
+
+Deno.test("direct listener: a wrong magic is closed without an answer and leaves the offer usable", async () => {
+  const l = await started();
+  try {
+    const t = l.offer();
+    const conn = await connect(l.port);
+    try {
+      await writeAll(conn, hello(t.offer.ticket, new TextEncoder().encode("PLMDIR02")));
+      const buf = new Uint8Array(64);
+      assert.equal(await conn.read(buf), null, "closed without a byte");
+    } finally {
+      conn.close();
+    }
+    assert.equal(l.openOffers, 1);
+    const ok = await connect(l.port);
+    try {
+      await proveRaw(ok, t.offer);
+      (await t.attached)?.abort();
+    } finally {
+      ok.close();
+    }
+  } finally {
+    await l.stop();
+  }
+});
+
+Deno.test("direct listener: a silent connection and a partial hello are closed after helloMs", async () => {
+  const l = await started({ helloMs: 100 });
+  try {
+    const t = l.offer();
+    const silent = await connect(l.port);
+    const partial = await connect(l.port);
+    try {
+      await writeAll(partial, hello(t.offer.ticket).subarray(0, DIRECT_HELLO_BYTES - 1));
+      assert.equal(await untilClosed(silent), "closed");
+      assert.equal(await untilClosed(partial), "closed");
+    } finally {
+      silent.close();
+      partial.close();
+    }
+    // the offer was not consumed by the partial hello
+    assert.equal(l.openOffers, 1);
+    t.cancel();
+  } finally {
+    await l.stop();
+  }
+});
+
+Deno.test("direct listener: a client that hangs up mid-hello is dropped", async () => {
+  const l = await started();
+  try {
+    const t = l.offer();
+    const conn = await connect(l.port);
+    await writeAll(conn, DIRECT_MAGIC);
+    conn.close();
+    // the listener keeps serving: the offer still attaches
+    const client = await connectDirect(HOST, t.offer);
+    const server = await t.attached;
+    assert.ok(server);
+    client.abort();
+    server.abort();
+  } finally {
+    await l.stop();
+  }
+});
+
+Deno.test("direct listener: connections beyond maxPending are closed at once", async () => {
+  // helloMs is long: anything closed while the first two are still open was closed by the cap
+  const l = await started({ maxPending: 2, helloMs: 60_000 });
+  const conns: Deno.TcpConn[] = [];
+  try {
+    const t1 = l.offer();
+    const t2 = l.offer();
+    conns.push(await connect(l.port), await connect(l.port), await connect(l.port));
+    const [first, second, third] = conns;
+    assert.equal(await untilClosed(third), "closed");
+    // the first two still wait for their hello: the first one can still authenticate
+    await proveRaw(first, t1.offer);
+    (await t1.attached)?.abort();
+    // which frees a slot for a new connection
+    const fourth = await connect(l.port);
+    conns.push(fourth);
+    await proveRaw(fourth, t2.offer);
+    (await t2.attached)?.abort();
+    // stop() closes the one still waiting
+    await l.stop();
+    assert.equal(await untilClosed(second), "closed");
+  } finally {
+    for (const c of conns) c.close();
+    await l.stop();
+  }
+});
+
+Deno.test("direct listener: stop() resolves open offers with null, closes waiting connections, keeps sessions", async () => {
+  const l = await started();
+  const waiting = await connect(l.port);
+  try {
+    const open = l.offer();
+    const used = l.offer();
+    const client = await connectDirect(HOST, used.offer);
+    const server = await used.attached;
+    assert.ok(server);
+    try {
+      await l.stop();
+      assert.equal(await open.attached, null);
+      assert.equal(l.openOffers, 0);
+      assert.equal(await untilClosed(waiting), "closed");
+      assert.throws(() => l.offer(), (e) => assertWireError(e, "NOT_STARTED", /not running/));
+      await l.stop(); // twice is harmless
+      // an attached session belongs to its owner and outlives the listener
+      await client.write({ type: "close" });
+      assert.deepEqual(await server.read(), { type: "close" });
+      await server.write({ type: "info_request" });
+      assert.deepEqual(await client.read(), { type: "info_request" });
+    } finally {
+      client.abort();
+      server.abort();
+    }
+    // nothing listens on the port any more
+    const port = open.offer.port;
+    await assert.rejects(
+      connectDirect(HOST, { port, ticket: randomSecret(), key: randomSecret() }),
+      directFailed,
+    );
+  } finally {
+    waiting.close();
+    await l.stop();
+  }
+});

@@ -108,25 +108,34 @@ async function serveOrKeepStream(
     if ("err" in r) throw r.err;
     return { served: false, first: r.msg };
   }
-  const end = await Promise.race([
-    serving.ended.then((e) => ({ e })),
-    control.then((c) => ({ c })),
-    aborted(signal).then((reason) => ({ reason })),
-  ]);
-  if ("e" in end) {
-    logger.debug("direct session ended", { end: end.e });
-    if (end.e.kind === "closed") await channel.close();
-    else channel.abort();
-  } else if ("c" in end && !signal.aborted) {
-    // the client ended its control stream (or broke the protocol on it): end quietly
-    serving.cancel();
-    await serving.ended;
-    channel.abort();
-  } else {
-    const reason = "reason" in end ? end.reason : signal.reason;
-    serving.cancel({ code: toProtocolCode(reason), message: protocolMessage(reason) });
-    await serving.ended;
-    channel.abort();
+  // The session's end (idle, age cap, server stopping) must reach the client as its error frame:
+  // cancel synchronously inside abort(), before the session manager closes the session (whose
+  // own quiet cancel then has no effect).
+  const onAbort = () =>
+    serving.cancel({ code: toProtocolCode(signal.reason), message: protocolMessage(signal.reason) });
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const end = await Promise.race([
+      serving.ended.then((e) => ({ e })),
+      control.then((c) => ({ c })),
+      aborted(signal).then(() => ({ aborted: true })),
+    ]);
+    if ("e" in end) {
+      logger.debug("direct session ended", { end: end.e });
+      if (end.e.kind === "closed") await channel.close();
+      else channel.abort();
+    } else if ("c" in end && !signal.aborted) {
+      // the client ended its control stream (or broke the protocol on it): end quietly
+      serving.cancel();
+      await serving.ended;
+      channel.abort();
+    } else {
+      await serving.ended;
+      channel.abort();
+    }
+  } finally {
+    signal.removeEventListener("abort", onAbort);
   }
   return { served: true };
 }

@@ -249,16 +249,12 @@ Deno.test("inference handler, direct: steps on the direct path keep the session 
 });
 
 /**
- * BUG: a session aborted server-side (idle sweep, age cap, SessionManager.stop) while attached
- * ends its direct path quietly instead of with the TIMEOUT error frame the libp2p path sends.
- * SessionManager aborts the session's signal and then, synchronously, closes the runtime
- * session; FakeSession.close → cancelQuietly → serveDirectSteps' cancel({error: undefined})
- * sets `cancelled` first, so the handler's later cancel({code: "TIMEOUT", ...}) in
- * serveOrKeepStream is ignored (`cancelled ??= reason`).
+ * A session aborted server-side (idle sweep, age cap, SessionManager.stop) while attached ends its
+ * direct path with the TIMEOUT error frame the libp2p path sends (the handler cancels inside
+ * abort(), before the session manager's close of the runtime session cancels quietly).
  */
 Deno.test({
   name: "inference handler, direct: an idle-expired session sends TIMEOUT on the direct path and is freed",
-  ignore: true,
   fn: async () => {
     let clock = 0;
     const { runtime, sessions, deps, stop } = await setup({ idleMs: 1_000, now: () => clock });
@@ -280,10 +276,9 @@ Deno.test({
   },
 });
 
-/** BUG: as above, with SessionManager.stop() (server stopping). */
+/** As above, with SessionManager.stop() (server stopping). */
 Deno.test({
   name: "inference handler, direct: stopping the session manager sends TIMEOUT on the direct path",
-  ignore: true,
   fn: async () => {
     const { runtime, sessions, deps, stop } = await setup();
     const { reply, done } = await opened(deps, "stop");
@@ -310,13 +305,10 @@ Deno.test("inference handler, direct: a session aborted server-side closes the d
   clock = 1_000;
   assert.deepEqual(sessions.sweep(), ["idle2"]);
   await done;
-  // (an error frame TIMEOUT is expected first; see the ignored BUG tests above)
-  let end = await readEnd(direct);
-  if (end !== null && end !== "error") {
-    assert.ok(end.type === "error");
-    assert.equal(end.code, "TIMEOUT");
-    end = await readEnd(direct);
-  }
+  const first = await readEnd(direct);
+  assert.ok(first !== null && first !== "error" && first.type === "error", `an error frame first: ${first}`);
+  assert.equal(first.code, "TIMEOUT");
+  const end = await readEnd(direct);
   assert.ok(end === null || end === "error", `the direct path ended, got ${JSON.stringify(end)}`);
   assert.equal(await readEnd(control), "error", "the control stream was aborted");
   assert.equal(sessions.count, 0);

@@ -228,6 +228,7 @@ export async function connectDirect(
   offer: DirectOffer,
   options: ConnectDirectOptions = {},
 ): Promise<DirectFrameChannel> {
+  options.signal?.throwIfAborted();
   const ticket = decodeSecret(offer.ticket, "direct.ticket");
   const key = decodeSecret(offer.key, "direct.key");
   const failed = (why: string, cause?: unknown) =>

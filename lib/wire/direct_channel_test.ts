@@ -578,32 +578,29 @@ Deno.test("connectDirect: a proof that is not empty is DIRECT_FAILED", async () 
   });
 });
 
-// BUG: connectDirect ignores a signal that is already aborted when it is called: it only listens
-// for a future "abort" event (direct_channel.ts, the two `options.signal?.addEventListener("abort", …)`
-// in connectDirect), so it connects, consumes the ticket and resolves with a channel instead of
-// rejecting with signal.reason.
-Deno.test({
-  name: "connectDirect: a signal aborted before the call rejects with its reason",
-  ignore: true,
-  fn: async () => {
-    const { listener, ticket } = await listening();
-    try {
-      const reason = new Error("already cancelled");
-      const pending = connectDirect(HOST, ticket.offer, { signal: AbortSignal.abort(reason) });
-      let channel: DirectFrameChannel | undefined;
-      await assert.rejects(
-        pending.then((ch) => {
-          channel = ch;
-        }),
-        (err) => err === reason,
-      );
-      channel?.abort();
-    } finally {
-      ticket.cancel();
-      (await ticket.attached)?.abort();
-      await listener.stop();
-    }
-  },
+Deno.test("connectDirect: a signal aborted before the call rejects with its reason, ticket unused", async () => {
+  const { listener, ticket } = await listening();
+  try {
+    const reason = new Error("already cancelled");
+    let channel: DirectFrameChannel | undefined;
+    await assert.rejects(
+      connectDirect(HOST, ticket.offer, { signal: AbortSignal.abort(reason) }).then((ch) => {
+        channel = ch;
+      }),
+      (err) => err === reason,
+    );
+    channel?.abort();
+    assert.equal(listener.openOffers, 1, "the ticket was not presented");
+    // the offer still works for a later attempt
+    const client = await connectDirect(HOST, ticket.offer);
+    const server = await ticket.attached;
+    assert.ok(server);
+    client.abort();
+    server.abort();
+  } finally {
+    ticket.cancel();
+    await listener.stop();
+  }
 });
 
 Deno.test("connectDirect: an offer whose ticket was never issued is DIRECT_FAILED", async () => {

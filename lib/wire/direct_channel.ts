@@ -194,7 +194,13 @@ export function directFrameChannel(
       return plain === null ? null : decodeFrame(plain, limits);
     },
     write(message, options) {
-      return writeRaw(encodeFrame(message, limits), options);
+      let plain: Uint8Array;
+      try {
+        plain = encodeFrame(message, limits);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return writeRaw(plain, options);
     },
     async close() {
       await writing;

@@ -72,8 +72,9 @@ export class DirectListener {
   }
 
   /** Binds the port; a busy port is a clear error. */
-  start(): Promise<void> {
-    if (this.#listener) return Promise.resolve();
+  // deno-lint-ignore require-await
+  async start(): Promise<void> {
+    if (this.#listener) return;
     try {
       this.#listener = Deno.listen({ hostname: this.#o.host, port: this.#o.port, transport: "tcp" });
     } catch (err) {
@@ -91,7 +92,6 @@ export class DirectListener {
     }
     this.#accepting = this.#acceptLoop(this.#listener);
     this.#log.debug("direct path listening", { host: this.#o.host, port: this.port });
-    return Promise.resolve();
   }
 
   /** A fresh single-use offer for one session. */

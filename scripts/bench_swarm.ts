@@ -6,11 +6,15 @@
  * alternate `--runs` times (so both see the same machine load) and the medians are reported.
  *
  *   deno task bench:swarm [--json] [--runs 5] [--tokens 32] [--layers 12] [--heads 16] [--head-dim 64] [--threads 2]
- *     [--breakdown]
+ *     [--breakdown] [--no-libp2p]
  *
- * `--json` prints `{"swarm_tok_s", "local_tok_s", "ratio", "servers", "tokens", ...}`. `--breakdown`
- * adds `breakdown`: medians per decode token (ms) of the head's embed and logits calls and of the
- * block step (the whole model locally; all hops through the swarm), over the measured runs.
+ * `--json` prints `{"swarm_tok_s", "local_tok_s", "ratio", "servers", "tokens", ...}`; the swarm
+ * figures are those of a client taking the servers' direct paths (the default), and
+ * `swarm_libp2p_tok_s` / `ratio_libp2p` those of a second client on the same servers that keeps the
+ * libp2p streams, alternated in the same run (`--no-libp2p` skips it). `--breakdown` adds
+ * `breakdown`: medians per decode token (ms) of the head's embed and logits calls and of the block
+ * step (the whole model locally; all hops through the swarm), and per hop the server's compute time
+ * and the client's round trip, over the measured runs.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -33,6 +37,7 @@ const { values: a } = parseArgs({
     threads: { type: "string", default: "2" },
     runs: { type: "string", default: "5" },
     breakdown: { type: "boolean", default: false },
+    "no-libp2p": { type: "boolean", default: false },
     prompt: { type: "string", default: "hello world, this is a benchmark of the swarm" },
   },
 });
@@ -146,42 +151,58 @@ try {
     );
   }
   await Promise.all(servers.map((s) => s.addRecords(servers.map((x) => x.signed))));
-  const client = await connectSwarm({
-    model,
-    initialPeers: [servers[0].addrs[0]],
-    head,
-    tokenizer,
-    numBlocks: layers,
-    tableRefreshMs: 0,
-  });
-  const localRuns: GenerationResult[] = [], swarmRuns: GenerationResult[] = [];
+  const connect = (direct: boolean) =>
+    connectSwarm({
+      model,
+      initialPeers: [servers[0].addrs[0]],
+      head,
+      tokenizer,
+      numBlocks: layers,
+      tableRefreshMs: 0,
+      direct,
+      onRemoteStep: (e) => {
+        if (!timing || e.tokens !== 1) return;
+        const k = `${direct ? "direct" : "libp2p"} hop ${e.start}:${e.end}`;
+        (timings[`${k} compute`] ??= []).push(e.computeMs);
+        (timings[`${k} round trip`] ??= []).push(e.roundTripMs);
+      },
+    });
+  const client = await connect(true);
+  const streamClient = a["no-libp2p"] ? undefined : await connect(false);
+  const localRuns: GenerationResult[] = [],
+    swarmRuns: GenerationResult[] = [],
+    streamRuns: GenerationResult[] = [];
   let route = "", maxAbsDiff = 0;
   try {
-    for (let i = 0; i < 50 && client.swarmTable.servers(model).length < 3; i++) {
-      await client.swarmTable.refresh();
+    for (const c of [client, streamClient]) {
+      for (let i = 0; c && i < 50 && c.swarmTable.servers(model).length < 3; i++) {
+        await c.swarmTable.refresh();
+      }
     }
-    const runSwarm = async () => {
-      const session = client.openSession({ maxLength: 512 });
+    const runSwarm = async (c: typeof client, key: string) => {
+      const session = c.openSession({ maxLength: 512 });
       try {
-        const r = await client.generateWith(timedSession("swarm_blocks", session), a.prompt!, options)
-          .complete();
+        const r = await c.generateWith(timedSession(key, session), a.prompt!, options).complete();
         route = describeRoute(session.route);
         return r;
       } finally {
         await session.close();
       }
     };
-    // warm-up both, then alternate so that both see the same machine load
+    // warm-up all, then alternate so that all see the same machine load
     await runLocal();
-    await runSwarm();
+    await runSwarm(client, "swarm_blocks");
+    if (streamClient) await runSwarm(streamClient, "swarm_libp2p_blocks");
     timing = a.breakdown;
     for (let i = 0; i < runs; i++) {
       localRuns.push(await runLocal());
-      swarmRuns.push(await runSwarm());
+      swarmRuns.push(await runSwarm(client, "swarm_blocks"));
+      if (streamClient) streamRuns.push(await runSwarm(streamClient, "swarm_libp2p_blocks"));
       log(
         `run ${i + 1}: local ${tokS(localRuns[i]).toFixed(1)} tok/s, swarm ${
           tokS(swarmRuns[i]).toFixed(1)
-        } tok/s`,
+        } tok/s` +
+          (streamClient ? `, swarm over libp2p streams ${tokS(streamRuns[i]).toFixed(1)} tok/s` : ""),
       );
     }
     timing = false;
@@ -193,6 +214,7 @@ try {
     }
   } finally {
     await client.stop();
+    await streamClient?.stop();
     await local.stop();
   }
   const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
@@ -203,12 +225,19 @@ try {
     swarm_tok_s: Math.round(swarmTokS * 100) / 100,
     local_tok_s: Math.round(localTokS * 100) / 100,
     ratio: Math.round((swarmTokS / localTokS) * 1000) / 1000,
+    ...(streamRuns.length
+      ? {
+        swarm_libp2p_tok_s: Math.round(median(streamRuns.map(tokS)) * 100) / 100,
+        ratio_libp2p: Math.round((median(streamRuns.map(tokS)) / localTokS) * 1000) / 1000,
+      }
+      : {}),
     servers: 3,
     tokens,
     blocks: layers,
     hidden_size: hiddenSize,
     runs,
-    same_tokens: JSON.stringify(swarmRun.tokenIds) === JSON.stringify(localRun.tokenIds),
+    same_tokens: JSON.stringify(swarmRun.tokenIds) === JSON.stringify(localRun.tokenIds) &&
+      streamRuns.every((r) => JSON.stringify(r.tokenIds) === JSON.stringify(localRun.tokenIds)),
     /** Largest difference between the swarm's and the single process's block output on the prompt. */
     max_abs_diff: maxAbsDiff,
     ...(a.breakdown

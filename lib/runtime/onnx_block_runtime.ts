@@ -103,9 +103,10 @@ class OnnxSession implements InferenceSession {
         case "lapsed":
           remove();
           return attached(false);
-        case "step":
+        case "steps":
           this.position = e.position;
-          return options.onStep?.({ tokens: e.tokens, computeMs: e.computeMs });
+          for (const [tokens, computeMs] of e.steps) options.onStep?.({ tokens, computeMs });
+          return;
         case "ended":
           remove();
           attached(false); // no effect once attached

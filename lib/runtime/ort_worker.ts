@@ -16,7 +16,7 @@ import { DirectListener, type DirectTicket } from "../wire/mod.ts";
 import { BlockEngine } from "./block_engine.ts";
 import { type ServedDirect, serveDirectSteps } from "./direct_steps.ts";
 import type { DirectEvent, WorkerReply, WorkerRequest } from "./worker_protocol.ts";
-import { priorityOf, serializeError } from "./worker_protocol.ts";
+import { DIRECT_REPORT_MS, priorityOf, serializeError } from "./worker_protocol.ts";
 
 /** A queued request: from the main thread (answered by postMessage) or from a direct path (local). */
 interface Job {
@@ -42,6 +42,27 @@ function ownBuffer(a: Float32Array): Float32Array {
 }
 
 const post = (e: DirectEvent) => self.postMessage(e);
+
+/** Steps served over direct paths and not yet reported, per session id. */
+const unreported = new Map<string, [number, number][]>();
+let reportTimer: ReturnType<typeof setTimeout> | undefined;
+
+function noteStep(id: string, tokens: number, computeMs: number): void {
+  const list = unreported.get(id);
+  if (list) list.push([tokens, computeMs]);
+  else unreported.set(id, [[tokens, computeMs]]);
+  reportTimer ??= setTimeout(() => {
+    reportTimer = undefined;
+    for (const sid of [...unreported.keys()]) flushSteps(sid);
+  }, DIRECT_REPORT_MS);
+}
+
+function flushSteps(id: string): void {
+  const steps = unreported.get(id);
+  if (!steps) return;
+  unreported.delete(id);
+  post({ event: "direct", id, kind: "steps", steps, position: engine.positionOf(id, 0) });
+}
 
 function offerDirect(args: Extract<WorkerRequest, { op: "direct_offer" }>["args"]) {
   if (!listener) {
@@ -73,9 +94,10 @@ function offerDirect(args: Extract<WorkerRequest, { op: "direct_offer" }>["args"
           enqueueLocal({ id: -1, op: "step", args: { id, hidden, startFromPosition, hypoIds } }) as Promise<
             { data: Float32Array; shape: number[] }
           >,
-      }, (e) => post({ event: "direct", id, kind: "step", ...e, position: engine.positionOf(id, 0) }));
+      }, (e) => noteStep(id, e.tokens, e.computeMs));
       void entry.served.ended.then((end) => {
         if (directs.get(id) === entry) directs.delete(id);
+        flushSteps(id);
         post({ event: "direct", id, kind: "ended", end });
       });
     } catch (err) {
@@ -132,6 +154,10 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       return null;
     case "dispose":
       for (const id of [...directs.keys()]) cancelDirect(id);
+      // report every served step before the Worker goes (served tokens are earnings)
+      clearTimeout(reportTimer);
+      reportTimer = undefined;
+      for (const sid of [...unreported.keys()]) flushSteps(sid);
       await listener?.stop();
       listener = undefined;
       await engine.dispose();

@@ -133,7 +133,10 @@ export interface InferenceSession {
 export interface DirectOfferOptions {
   /** Wire dtype of the session's hidden states. */
   readonly dtype: WireDType;
-  /** Called after each step served over the direct path (metrics, idle timers). */
+  /**
+   * Called for each step served over the direct path (metrics, idle timers), possibly in batches
+   * a little later (the onnx runtime reports at most every 200 ms), always before `ended`.
+   */
   readonly onStep?: (event: DirectStepEvent) => void;
 }
 

@@ -37,11 +37,18 @@ export type WorkerRequest =
     args: { id: string; error?: { code: string; message: string; hint?: string } };
   };
 
+/**
+ * How often the Worker reports the steps it served over direct paths. Not per step: waking the main
+ * thread for every decode step takes CPU from whichever server computes next on a small machine.
+ */
+export const DIRECT_REPORT_MS = 200;
+
 /** Unsolicited news from the Worker about a session's direct path (`id` is the session id). */
 export type DirectEvent =
   | { event: "direct"; id: string; kind: "attached" }
   | { event: "direct"; id: string; kind: "lapsed" }
-  | { event: "direct"; id: string; kind: "step"; tokens: number; computeMs: number; position: number }
+  /** Steps served since the last report, as [tokens, computeMs] (reported at most every `DIRECT_REPORT_MS`). */
+  | { event: "direct"; id: string; kind: "steps"; steps: [number, number][]; position: number }
   | { event: "direct"; id: string; kind: "ended"; end: DirectEnd };
 
 export type WorkerOp = WorkerRequest["op"];

@@ -13,7 +13,7 @@ import { ephemeralIdentity, type PeerIdentity } from "../peer_identity.ts";
 import type { ProtocolClient } from "../swarm_client_transport.ts";
 import { SwarmPeer } from "../swarm_peer.ts";
 import type { SwarmTable } from "../swarm_table.ts";
-import { ProtocolSpanTransport } from "./protocol_span_transport.ts";
+import { ProtocolSpanTransport, type RemoteStepTiming } from "./protocol_span_transport.ts";
 import { SwarmClient, type SwarmClientOptions } from "./swarm_client.ts";
 import type { RouteServer, SwarmTableView } from "./types.ts";
 
@@ -28,6 +28,10 @@ export interface ConnectSwarmOptions extends Omit<SwarmClientOptions, "table" | 
   readonly connectTimeoutMs?: number;
   readonly dtype?: "f32" | "f16";
   readonly wallet?: string;
+  /** Take the direct paths servers offer for inference steps (default true; see lib/wire/direct_channel.ts). */
+  readonly direct?: boolean;
+  /** Told of every remote step (server compute vs round trip), e.g. for metrics or benchmarks. */
+  readonly onRemoteStep?: (event: RemoteStepTiming) => void;
   readonly signal?: AbortSignal;
 }
 
@@ -137,6 +141,7 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
     dht: false,
     initialPeers: options.initialPeers,
     logger: log,
+    direct: options.direct,
   });
   const t = timeoutSignal(options.connectTimeoutMs ?? 15_000, options.signal);
   try {
@@ -169,6 +174,7 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
       ping: (server, signal) => ping.ping(dialAddrs(server), { signal }),
       dtype: options.dtype,
       wallet: options.wallet,
+      onStep: options.onRemoteStep,
     });
     const client = new ConnectedSwarmClient({
       ...options,

@@ -50,7 +50,11 @@ export {
   dialAddrs,
   PulledSwarmTable,
 } from "./connect_swarm.ts";
-export { ProtocolSpanTransport, type ProtocolSpanTransportOptions } from "./protocol_span_transport.ts";
+export {
+  ProtocolSpanTransport,
+  type ProtocolSpanTransportOptions,
+  type RemoteStepTiming,
+} from "./protocol_span_transport.ts";
 export { BanList, type BanListOptions } from "./ban_list.ts";
 export { PingAggregator, type PingAggregatorOptions } from "./ping_aggregator.ts";
 export {

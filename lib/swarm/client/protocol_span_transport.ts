@@ -23,6 +23,20 @@ export interface ProtocolSpanTransportOptions {
   readonly dtype?: "f32" | "f16";
   /** The client's chain address, sent with `open` (receipts/rewards). */
   readonly wallet?: string;
+  /** Told of every remote step: the server's compute time and the client's round trip (ms). */
+  readonly onStep?: (event: RemoteStepTiming) => void;
+}
+
+/** One remote step as the client saw it. */
+export interface RemoteStepTiming {
+  readonly peerId: string;
+  readonly start: number;
+  readonly end: number;
+  readonly tokens: number;
+  /** Server-reported compute time. */
+  readonly computeMs: number;
+  /** Send → result at the client. */
+  readonly roundTripMs: number;
 }
 
 export class ProtocolSpanTransport implements SpanTransport {
@@ -51,9 +65,18 @@ export class ProtocolSpanTransport implements SpanTransport {
     }, signal);
     return {
       step: async (hidden: Hidden, options: SpanStepOptions) => {
+        const t0 = performance.now();
         const r = await stream.step(hidden, {
           startFromPosition: options.startFromPosition,
           signal: options.signal,
+        });
+        this.#o.onStep?.({
+          peerId: server.peerId,
+          start: request.start,
+          end: request.end,
+          tokens: hidden.shape[1],
+          computeMs: r.computeMs,
+          roundTripMs: performance.now() - t0,
         });
         return r.hidden;
       },

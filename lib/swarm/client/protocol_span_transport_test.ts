@@ -9,7 +9,7 @@ import { serveInferenceStream } from "../inference_handler.ts";
 import { FORWARD_PROTOCOL, INFERENCE_PROTOCOL } from "../protocol_ids.ts";
 import { SessionManager } from "../session_manager.ts";
 import { ProtocolClient } from "../swarm_client_transport.ts";
-import { ProtocolSpanTransport } from "./protocol_span_transport.ts";
+import { ProtocolSpanTransport, type RemoteStepTiming } from "./protocol_span_transport.ts";
 import { SwarmInferenceSession } from "./swarm_inference_session.ts";
 import type { RouteServer, SwarmTableView } from "./types.ts";
 
@@ -64,8 +64,10 @@ Deno.test("SwarmInferenceSession over the real protocol handlers: identical outp
   servers[3].record = { ...servers[3].record, inferenceRps: 1 };
   const byId = new Map(servers.map((s) => [s.peerId, s]));
   const table: SwarmTableView = { servers: () => servers.map((s) => s.record) };
+  const timings: RemoteStepTiming[] = [];
   const transport = new ProtocolSpanTransport({
     clientFor: (r) => new ProtocolClient((protocol) => byId.get(r.peerId)!.open(protocol)),
+    onStep: (e) => timings.push(e),
   });
   const steps = [fakeHidden(1, 4, H, 1), ...Array.from({ length: 5 }, (_, i) => fakeHidden(1, 1, H, 50 + i))];
   const ref = new FakeBackend({ modelId: MODEL, hiddenSize: H, numBlocks: 9 });
@@ -87,6 +89,18 @@ Deno.test("SwarmInferenceSession over the real protocol handlers: identical outp
   }
   assert.deepEqual(session.route.map((r) => r.server.peerId), ["A", "B2", "C"]);
   assert.equal(session.stats.failures, 1);
+  // every successful remote step was reported with its server, span, tokens and timings
+  assert.equal(
+    timings.length,
+    3 * steps.length,
+    "one report per successful remote step (the failed one has none)",
+  );
+  assert.deepEqual(timings.slice(0, 3).map((t) => [t.peerId, t.start, t.end, t.tokens]), [
+    ["A", 0, 3, 4],
+    ["B", 3, 6, 4],
+    ["C", 6, 9, 4],
+  ]);
+  for (const t of timings) assert.ok(t.computeMs >= 0 && t.roundTripMs >= t.computeMs, JSON.stringify(t));
   await session.close();
   for (const s of servers) await s.kill();
   // forward goes through the forward protocol

@@ -56,7 +56,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "runtime part: the direct port is bound at load; a swap while the old blocks hold it takes a free port",
+  name:
+    "runtime part: the direct port is bound at load; a swap while the old blocks hold it takes a free port",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {

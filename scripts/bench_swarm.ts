@@ -233,6 +233,17 @@ try {
       : {}),
     servers: 3,
     tokens,
+    /** Medians of the prefill (prompt) step, session opening included, and of the decode time per token. */
+    prefill_ms: {
+      local: Math.round(median(localRuns.map((r) => r.prefillMs)) * 10) / 10,
+      swarm: Math.round(median(swarmRuns.map((r) => r.prefillMs)) * 10) / 10,
+    },
+    decode_ms_per_token: {
+      local: Math.round(median(localRuns.map((r) => r.decodeMs / Math.max(1, r.tokenIds.length - 1))) * 100) /
+        100,
+      swarm: Math.round(median(swarmRuns.map((r) => r.decodeMs / Math.max(1, r.tokenIds.length - 1))) * 100) /
+        100,
+    },
     blocks: layers,
     hidden_size: hiddenSize,
     runs,

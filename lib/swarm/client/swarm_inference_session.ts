@@ -216,6 +216,7 @@ export class SwarmInferenceSession {
       // spans that ran a step that later failed downstream hold extra inputs: forget them
       for (const span of this.#chain) span.history = truncate(span.history!, p);
       this.#position = p;
+      if (!this.#routed) await this.#openAhead(options.signal);
       let flow: Flow = { last: hidden };
       for (let i = 0; i < this.#chain.length; i++) {
         flow = await this.#withRetries(
@@ -323,6 +324,34 @@ export class SwarmInferenceSession {
         }
       }
     }
+  }
+
+  /**
+   * The first step routes the whole range and opens every span's remote session at once, instead of
+   * one per hop as the step reaches it (about 5–15 ms each). A failure here is left to the step,
+   * whose retries open (and, on failure, ban and replace) span by span as usual.
+   */
+  async #openAhead(signal?: AbortSignal): Promise<void> {
+    try {
+      this.#reroute(0);
+    } catch {
+      return; // e.g. MISSING_BLOCKS: the step reports it with its retries
+    }
+    // never routed = nothing sent yet: every span's history is empty
+    for (const span of this.#chain) span.history ??= [];
+    await Promise.allSettled(
+      this.#chain.filter((span) => span.server && !span.remote).map(async (span) => {
+        const server = span.server;
+        try {
+          await this.#openRemote(span, signal);
+        } catch (err) {
+          this.#log.debug("opening ahead failed; the step retries", {
+            peer: server?.peerId,
+            error: errorMessage(err),
+          });
+        }
+      }),
+    );
   }
 
   /** Replaces chain[i] (a span without a server) by a fresh route for exactly its range. */

@@ -227,3 +227,32 @@ Deno.test("caller abort stops a step at once without banning anyone", async () =
   assert.deepEqual(bans.banned(), []);
   swarm.kill("B");
 });
+
+Deno.test("the first step opens every span's session before the first hop; a failed early open is retried", async () => {
+  const swarm = await threeSpans();
+  const opensAtFirstHop: number[] = [];
+  swarm.onStep = () => opensAtFirstHop.push(swarm.opens);
+  const s = session(swarm);
+  const out = await run(s, STEPS.slice(0, 2));
+  assert.equal(opensAtFirstHop[0], 3, "all three sessions were open when span A computed");
+  assert.deepEqual(out, (await referenceOutputs(swarm)).slice(0, 2));
+  await s.close();
+
+  // C's first open fails (while it is dead), then C comes back: the step's own open succeeds
+  const swarm2 = await threeSpans();
+  const c = swarm2.servers_.get("C")!;
+  c.dead = true;
+  let revived = false;
+  swarm2.onStep = (e) => {
+    if (e.peerId === "A" && !revived) {
+      revived = true;
+      c.dead = false;
+    }
+  };
+  const s2 = session(swarm2);
+  const out2 = await run(s2, STEPS.slice(0, 2));
+  assert.deepEqual(out2, (await referenceOutputs(swarm2)).slice(0, 2));
+  assert.equal(s2.stats.failures, 0, "a failed early open is not a failure of the step");
+  assert.deepEqual(s2.route.map((r) => r.server.peerId), ["A", "B", "C"]);
+  await s2.close();
+});

@@ -1,15 +1,18 @@
 import assert from "node:assert/strict";
-import { RuntimeError, WireError } from "../errors.ts";
+import { RuntimeError } from "../errors.ts";
 import {
-  connectDirect,
-  type DirectFrameChannel,
-  DirectListener,
-  tensor,
-  type WireMessage,
-} from "../wire/mod.ts";
+  assertEnds,
+  assertWireError,
+  connected,
+  HOST,
+  readEnd,
+  readErrorFrame,
+  started,
+} from "../wire/_direct_test_helpers.ts";
+import { connectDirect, type DirectListener, tensor } from "../wire/mod.ts";
 import { offerDirectHere, serveDirectSteps } from "./direct_steps.ts";
 import { FakeBackend, fakeHidden } from "./fake_backend.ts";
-import type { DirectStepEvent, HiddenStates, InferenceSession } from "./types.ts";
+import type { DirectEnd, DirectStepEvent, HiddenStates, InferenceSession } from "./types.ts";
 
 const H = 8;
 
@@ -24,31 +27,6 @@ async function backend(opts: { onCompute?: () => void } = {}): Promise<FakeBacke
   });
   await be.start();
   return be;
-}
-
-/** A listener on a free loopback port and one attached connection (client and server ends). */
-async function connected(): Promise<{
-  listener: DirectListener;
-  client: DirectFrameChannel;
-  server: DirectFrameChannel;
-  cleanup: () => Promise<void>;
-}> {
-  const listener = new DirectListener({ host: "127.0.0.1", port: 0 });
-  await listener.start();
-  const ticket = listener.offer();
-  const client = await connectDirect("127.0.0.1", ticket.offer);
-  const server = await ticket.attached;
-  assert.ok(server, "the ticket attached a server channel");
-  return {
-    listener,
-    client,
-    server,
-    cleanup: async () => {
-      client.abort();
-      server.abort();
-      await listener.stop();
-    },
-  };
 }
 
 /** A session as serveDirectSteps' target (what offerDirectHere builds). */
@@ -73,23 +51,49 @@ function stepMsg(
   return { type: "step" as const, stepId: id, hidden: tensor(x.data, x.shape, "f32"), ...extra };
 }
 
-/** How a client's connection ends after the server closed it: a clean null, or an error. */
-async function readEnd(client: DirectFrameChannel): Promise<WireMessage | null | "error"> {
-  try {
-    return await client.read();
-  } catch {
-    return "error";
-  }
+/**
+ * A FakeBackend session on blocks [1, 3) served by serveDirectSteps over a fresh loopback
+ * connection; `close` tears the connection and the backend down.
+ */
+async function servedSession(
+  opts: {
+    maxLength?: number;
+    batch?: number;
+    onCompute?: () => void;
+    onStep?: (e: DirectStepEvent) => void;
+  } = {},
+) {
+  const be = await backend(opts);
+  const batch = opts.batch ?? 1;
+  const s = await be.openSession({ start: 1, end: 3, maxLength: opts.maxLength ?? 16, batch });
+  const conn = await connected();
+  const serving = serveDirectSteps(conn.server, target(s, batch), opts.onStep);
+  const close = async () => {
+    await conn.close();
+    await be.stop();
+  };
+  return { be, client: conn.client, server: conn.server, serving, close };
+}
+
+/** Checks that `serving` ended as failed with `code`; returns how it ended. */
+async function endedFailed(
+  serving: { ended: Promise<DirectEnd> },
+  code: string,
+): Promise<Extract<DirectEnd, { kind: "failed" }>> {
+  const ended = await serving.ended;
+  assert.ok(ended.kind === "failed", `expected a failed end, got ${JSON.stringify(ended)}`);
+  assert.equal(ended.code, code);
+  return ended;
 }
 
 Deno.test("serveDirectSteps: steps over a real connection equal the session's own steps; onStep; client close", async () => {
-  const served = await backend();
-  const ref = await backend();
-  const s = await served.openSession({ start: 1, end: 3, maxLength: 16, batch: 2 });
-  const r = await ref.openSession({ start: 1, end: 3, maxLength: 16, batch: 2 });
-  const { client, server, cleanup } = await connected();
   const events: DirectStepEvent[] = [];
-  const serving = serveDirectSteps(server, target(s, 2), (e) => events.push(e));
+  const { be: served, client, serving, close } = await servedSession({
+    batch: 2,
+    onStep: (e) => events.push(e),
+  });
+  const ref = await backend();
+  const r = await ref.openSession({ start: 1, end: 3, maxLength: 16, batch: 2 });
   const steps: [HiddenStates, { startFromPosition?: number; hypoIds?: number[] }][] = [
     [fakeHidden(2, 4, H, 1), {}],
     [fakeHidden(2, 1, H, 2), {}],
@@ -112,141 +116,93 @@ Deno.test("serveDirectSteps: steps over a real connection equal the session's ow
   await client.write({ type: "close" });
   assert.deepEqual(await serving.ended, { kind: "closed" });
   assert.equal(await readEnd(client), null, "the server closed the connection after close");
-  await cleanup();
-  await served.stop();
+  await close();
   await ref.stop();
 });
 
 Deno.test("serveDirectSteps: the client ending the connection (no close frame) ends it as closed", async () => {
-  const be = await backend();
-  const s = await be.openSession({ start: 1, end: 3, maxLength: 16, batch: 1 });
-  const { client, server, cleanup } = await connected();
-  const serving = serveDirectSteps(server, target(s, 1));
+  const { client, server, serving, close } = await servedSession();
   await client.close();
   assert.deepEqual(await serving.ended, { kind: "closed" });
   assert.equal(server.writable, false);
-  await cleanup();
-  await be.stop();
+  await close();
 });
 
 Deno.test("serveDirectSteps: a step of the wrong shape → one BAD_FRAME error frame with its stepId, then the end", async () => {
-  const be = await backend();
-  const s = await be.openSession({ start: 1, end: 3, maxLength: 16, batch: 1 });
-  const { client, server, cleanup } = await connected();
-  const serving = serveDirectSteps(server, target(s, 1));
+  const { be, client, serving, close } = await servedSession();
   await client.write(stepMsg(0, fakeHidden(1, 1, H)));
   assert.equal((await client.read())?.type, "result");
   await client.write(stepMsg(7, fakeHidden(1, 2, H + 1)));
-  const err = await client.read();
-  assert.ok(err?.type === "error", `expected an error frame, got ${err?.type}`);
-  assert.equal(err.code, "BAD_FRAME");
+  const err = await readErrorFrame(client, "BAD_FRAME");
   assert.equal(err.stepId, 7);
   assert.match(err.message, /\[1,2,9\]/);
   assert.match(err.message, new RegExp(`\\[1, T, ${H}\\]`));
   assert.equal(await readEnd(client), null, "connection closed after the error frame");
-  const ended = await serving.ended;
-  assert.equal(ended.kind, "failed");
-  assert.ok(ended.kind === "failed");
-  assert.equal(ended.code, "BAD_FRAME");
+  const ended = await endedFailed(serving, "BAD_FRAME");
   assert.equal(ended.stepId, 7);
   assert.equal(ended.message, err.message);
   assert.equal(be.stats.steps, 1, "the bad step never reached the session");
-  await cleanup();
-  await be.stop();
+  await close();
 });
 
 Deno.test("serveDirectSteps: a frame other than step/close → BAD_FRAME without a stepId", async () => {
-  const be = await backend();
-  const s = await be.openSession({ start: 1, end: 3, maxLength: 16, batch: 1 });
-  const { client, server, cleanup } = await connected();
-  const serving = serveDirectSteps(server, target(s, 1));
+  const { client, serving, close } = await servedSession();
   await client.write({ type: "info_request" });
-  const err = await client.read();
-  assert.ok(err?.type === "error");
-  assert.equal(err.code, "BAD_FRAME");
+  const err = await readErrorFrame(client, "BAD_FRAME");
   assert.equal(err.stepId, undefined);
   assert.match(err.message, /info_request/);
-  const ended = await serving.ended;
-  assert.ok(ended.kind === "failed");
-  assert.equal(ended.code, "BAD_FRAME");
+  const ended = await endedFailed(serving, "BAD_FRAME");
   assert.equal("stepId" in ended, false);
-  await cleanup();
-  await be.stop();
+  await close();
 });
 
 Deno.test("serveDirectSteps: a step past maxLength → BAD_FRAME (the runtime's TOO_LONG mapped)", async () => {
-  const be = await backend();
-  const s = await be.openSession({ start: 1, end: 3, maxLength: 4, batch: 1 });
-  const { client, server, cleanup } = await connected();
-  const serving = serveDirectSteps(server, target(s, 1));
+  const { client, serving, close } = await servedSession({ maxLength: 4 });
   await client.write(stepMsg(0, fakeHidden(1, 3, H)));
   assert.equal((await client.read())?.type, "result");
   await client.write(stepMsg(1, fakeHidden(1, 2, H)));
-  const err = await client.read();
-  assert.ok(err?.type === "error");
-  assert.equal(err.code, "BAD_FRAME");
+  const err = await readErrorFrame(client, "BAD_FRAME");
   assert.equal(err.stepId, 1);
   assert.match(err.message, /position 3/);
   assert.match(err.message, /maxLength 4/);
-  const ended = await serving.ended;
-  assert.ok(ended.kind === "failed");
-  assert.equal(ended.code, "BAD_FRAME");
+  const ended = await endedFailed(serving, "BAD_FRAME");
   assert.equal(ended.stepId, 1);
-  await cleanup();
-  await be.stop();
+  await close();
 });
 
 Deno.test("serveDirectSteps: a runtime failure → INTERNAL error frame with the stepId", async () => {
   let fail = false;
-  const be = await backend({
+  const { client, serving, close } = await servedSession({
     onCompute: () => {
       if (fail) throw new Error("device lost");
     },
   });
-  const s = await be.openSession({ start: 1, end: 3, maxLength: 16, batch: 1 });
-  const { client, server, cleanup } = await connected();
-  const serving = serveDirectSteps(server, target(s, 1));
   fail = true;
   await client.write(stepMsg(4, fakeHidden(1, 1, H)));
-  const err = await client.read();
-  assert.ok(err?.type === "error");
-  assert.equal(err.code, "INTERNAL");
+  const err = await readErrorFrame(client, "INTERNAL");
   assert.equal(err.stepId, 4);
   assert.equal(err.message, "device lost");
-  const ended = await serving.ended;
-  assert.ok(ended.kind === "failed");
-  assert.equal(ended.code, "INTERNAL");
-  await cleanup();
-  await be.stop();
+  await endedFailed(serving, "INTERNAL");
+  await close();
 });
 
 Deno.test("serveDirectSteps: cancel() closes quietly", async () => {
-  const be = await backend();
-  const s = await be.openSession({ start: 1, end: 3, maxLength: 16, batch: 1 });
-  const { client, server, cleanup } = await connected();
-  const serving = serveDirectSteps(server, target(s, 1));
+  const { client, server, serving, close } = await servedSession();
   await client.write(stepMsg(0, fakeHidden(1, 1, H)));
   assert.equal((await client.read())?.type, "result");
   serving.cancel();
   assert.deepEqual(await serving.ended, { kind: "closed" });
-  const end = await readEnd(client);
-  assert.ok(end === null || end === "error", `no frame after a quiet cancel, got ${JSON.stringify(end)}`);
+  await assertEnds(client, "no frame after a quiet cancel");
   assert.equal(server.writable, false);
-  await cleanup();
-  await be.stop();
+  await close();
 });
 
 Deno.test("serveDirectSteps: cancel with an error sends that error frame", async () => {
-  const be = await backend();
-  const s = await be.openSession({ start: 1, end: 3, maxLength: 16, batch: 1 });
-  const { client, server, cleanup } = await connected();
-  const serving = serveDirectSteps(server, target(s, 1));
+  const { client, serving, close } = await servedSession();
   serving.cancel({ error: { code: "TIMEOUT", message: "session idle for 61 ms", hint: "open a new one" } });
   // a second cancel does not replace the first reason
   serving.cancel();
-  const err = await client.read();
-  assert.ok(err?.type === "error", `expected an error frame, got ${err?.type}`);
-  assert.equal(err.code, "TIMEOUT");
+  const err = await readErrorFrame(client, "TIMEOUT");
   assert.equal(err.message, "session idle for 61 ms");
   assert.equal(err.hint, "open a new one");
   assert.equal(err.stepId, undefined);
@@ -256,15 +212,22 @@ Deno.test("serveDirectSteps: cancel with an error sends that error frame", async
     code: "TIMEOUT",
     message: "session idle for 61 ms",
   });
-  await cleanup();
-  await be.stop();
+  await close();
 });
+
+/** A fresh session of `be` offered on `listener` (offerDirectHere), and a client attached to it. */
+async function attachedOffer(be: FakeBackend, listener: DirectListener) {
+  const s = await be.openSession({ start: 1, end: 3, maxLength: 16, batch: 1 });
+  const serving = offerDirectHere(listener, s, H, { dtype: "f32" });
+  const client = await connectDirect(HOST, serving.offer);
+  assert.equal(await serving.attached, true);
+  return { serving, client };
+}
 
 Deno.test("offerDirectHere: an offer that attaches serves the session; one cancelled first never attaches", async () => {
   const be = await backend();
   const ref = await backend();
-  const listener = new DirectListener({ host: "127.0.0.1", port: 0 });
-  await listener.start();
+  const listener = await started();
   const s = await be.openSession({ start: 1, end: 3, maxLength: 16, batch: 1 });
   const r = await ref.openSession({ start: 1, end: 3, maxLength: 16, batch: 1 });
   const events: DirectStepEvent[] = [];
@@ -274,7 +237,7 @@ Deno.test("offerDirectHere: an offer that attaches serves the session; one cance
   assert.match(serving.offer.key, /^[A-Za-z0-9_-]{43}$/);
   assert.notEqual(serving.offer.ticket, serving.offer.key);
   assert.equal(listener.openOffers, 1);
-  const client = await connectDirect("127.0.0.1", serving.offer);
+  const client = await connectDirect(HOST, serving.offer);
   assert.equal(await serving.attached, true);
   assert.equal(listener.openOffers, 0);
   for (const [id, t] of [3, 1].entries()) {
@@ -296,36 +259,24 @@ Deno.test("offerDirectHere: an offer that attaches serves the session; one cance
   assert.equal(await lapsed.attached, false);
   assert.equal(listener.openOffers, 0);
   await assert.rejects(
-    connectDirect("127.0.0.1", lapsed.offer, { ackMs: 2_000 }),
-    (e: unknown) =>
-      e instanceof WireError && e.code === "DIRECT_FAILED" &&
-      e.message.includes(`127.0.0.1:${listener.port}`) &&
-      e.hint.length > 0,
+    connectDirect(HOST, lapsed.offer, { ackMs: 2_000 }),
+    (e) => assertWireError(e, "DIRECT_FAILED", new RegExp(`127\\.0\\.0\\.1:${listener.port}`)),
   );
 
   // cancelQuietly on an attached offer ends its connection without an error frame
-  const s3 = await be.openSession({ start: 1, end: 3, maxLength: 16, batch: 1 });
-  const third = offerDirectHere(listener, s3, H, { dtype: "f32" });
-  const c3 = await connectDirect("127.0.0.1", third.offer);
-  assert.equal(await third.attached, true);
-  third.cancelQuietly();
-  assert.deepEqual(await third.ended, { kind: "closed" });
-  const end = await readEnd(c3);
-  assert.ok(end === null || end === "error");
-  c3.abort();
+  const third = await attachedOffer(be, listener);
+  third.serving.cancelQuietly();
+  assert.deepEqual(await third.serving.ended, { kind: "closed" });
+  await assertEnds(third.client, "no frame after cancelQuietly");
+  third.client.abort();
 
   // cancel with an error on an attached offer sends it
-  const s4 = await be.openSession({ start: 1, end: 3, maxLength: 16, batch: 1 });
-  const fourth = offerDirectHere(listener, s4, H, { dtype: "f32" });
-  const c4 = await connectDirect("127.0.0.1", fourth.offer);
-  assert.equal(await fourth.attached, true);
-  fourth.cancel({ code: "TIMEOUT", message: "server stopping" });
-  const err = await c4.read();
-  assert.ok(err?.type === "error");
-  assert.equal(err.code, "TIMEOUT");
+  const fourth = await attachedOffer(be, listener);
+  fourth.serving.cancel({ code: "TIMEOUT", message: "server stopping" });
+  const err = await readErrorFrame(fourth.client, "TIMEOUT");
   assert.equal(err.message, "server stopping");
-  assert.equal((await fourth.ended).kind, "failed");
-  c4.abort();
+  assert.equal((await fourth.serving.ended).kind, "failed");
+  fourth.client.abort();
 
   await listener.stop();
   await be.stop();
@@ -341,7 +292,7 @@ Deno.test("FakeBackend with direct: sessions offer a direct path on its listener
   assert.ok(s.offerDirect);
   const serving = await s.offerDirect({ dtype: "f32" });
   assert.equal(serving.offer.port, port);
-  const client = await connectDirect("127.0.0.1", serving.offer);
+  const client = await connectDirect(HOST, serving.offer);
   assert.equal(await serving.attached, true);
   await client.write(stepMsg(0, fakeHidden(1, 2, H)));
   assert.equal((await client.read())?.type, "result");

@@ -4,6 +4,7 @@ import { FakeBackend, fakeHidden } from "../runtime/fake_backend.ts";
 import type { HiddenStates } from "../runtime/types.ts";
 import { memoryLogger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
+import { assertEnds, HOST, readEnd, readErrorFrame } from "../wire/_direct_test_helpers.ts";
 import {
   connectDirect,
   type DirectFrameChannel,
@@ -21,24 +22,13 @@ import { ProtocolClient } from "./swarm_client_transport.ts";
 const H = 16;
 
 async function setup(opts: { direct?: boolean; listen?: boolean; idleMs?: number; now?: () => number } = {}) {
+  const config = { modelId: "m", numBlocks: 8, start: 2, end: 6, hiddenSize: H, maxLength: 64 };
   const runtime = new FakeBackend({
-    modelId: "m",
-    numBlocks: 8,
-    start: 2,
-    end: 6,
-    hiddenSize: H,
-    maxLength: 64,
-    ...(opts.listen === false ? {} : { direct: { host: "127.0.0.1", port: 0 } }),
+    ...config,
+    ...(opts.listen === false ? {} : { direct: { host: HOST, port: 0 } }),
   });
   await runtime.start();
-  const reference = new FakeBackend({
-    modelId: "m",
-    numBlocks: 8,
-    start: 2,
-    end: 6,
-    hiddenSize: H,
-    maxLength: 64,
-  });
+  const reference = new FakeBackend(config);
   await reference.start();
   const metrics = new Metrics();
   const { logger } = memoryLogger();
@@ -90,15 +80,6 @@ async function opened(deps: HandlerDeps & { sessions: SessionManager }, sessionI
   return { control: a, reply, done };
 }
 
-/** What a read of a connection the server ended gives: a clean null, or an error. */
-async function readEnd(ch: { read(): Promise<WireMessage | null> }): Promise<WireMessage | null | "error"> {
-  try {
-    return await ch.read();
-  } catch {
-    return "error";
-  }
-}
-
 /** Steps `x` on `ch` and checks the result against `want`. */
 async function stepEquals(
   ch: FrameChannel | DirectFrameChannel,
@@ -121,12 +102,41 @@ function assertOffer(offer: DirectOffer | undefined, port: number): asserts offe
   assert.match(offer.key, /^[A-Za-z0-9_-]{43}$/);
 }
 
+/**
+ * setup(opts) and a session opened on the control stream whose direct offer (checked against the
+ * runtime's listener) a client attached to; `close` aborts the direct path and stops everything.
+ */
+async function attached(sessionId: string, opts: Parameters<typeof setup>[0] = {}) {
+  const env = await setup(opts);
+  const { control, reply, done } = await opened(env.deps, sessionId);
+  assertOffer(reply.direct, env.runtime.info().directPort!);
+  const direct = await connectDirect(HOST, reply.direct);
+  const close = async () => {
+    direct.abort();
+    await env.stop();
+  };
+  return { ...env, control, reply, done, direct, close };
+}
+
+/** `attached` on a manual clock that starts at 0, sessions idle after 1 000 ms; `at(ms)` sets the clock. */
+async function attachedOnClock(sessionId: string) {
+  let clock = 0;
+  const env = await attached(sessionId, { idleMs: 1_000, now: () => clock });
+  const at = (ms: number) => {
+    clock = ms;
+  };
+  return { ...env, at };
+}
+
+/** Checks that the session and its runtime session are gone. */
+function assertFreed({ sessions, runtime }: { sessions: SessionManager; runtime: FakeBackend }): void {
+  assert.equal(sessions.count, 0);
+  assert.equal(runtime.info().openSessions, 0);
+}
+
 Deno.test("inference handler, direct: attached client's steps are served by the runtime; close frees all", async () => {
-  const { runtime, reference, metrics, sessions, deps, stop } = await setup();
-  const { control, reply, done } = await opened(deps, "a");
-  assertOffer(reply.direct, runtime.info().directPort!);
+  const { runtime, reference, metrics, sessions, control, reply, done, direct, close } = await attached("a");
   assert.equal(reply.sessionId, "a");
-  const direct = await connectDirect("127.0.0.1", reply.direct);
   const ref = await reference.openSession({ start: 2, end: 6, maxLength: 16, batch: 1 });
   for (const [id, t] of [4, 1, 1].entries()) {
     const x = fakeHidden(1, t, H, 20 + id);
@@ -142,11 +152,9 @@ Deno.test("inference handler, direct: attached client's steps are served by the 
   await control.close();
   await done;
   assert.equal(await readEnd(direct), null, "the server closed the direct connection");
-  assert.equal(sessions.count, 0);
-  assert.equal(runtime.info().openSessions, 0);
+  assertFreed({ sessions, runtime });
   assert.equal(runtime.info().cacheTokensLeft, runtime.info().cacheTokensTotal);
-  direct.abort();
-  await stop();
+  await close();
 });
 
 Deno.test("inference handler, direct: a client that keeps the stream is served there and the ticket dies", async () => {
@@ -161,7 +169,7 @@ Deno.test("inference handler, direct: a client that keeps the stream is served t
   assert.equal(metrics.snapshot().tokensProcessed, 4);
   assert.equal(runtime.directListener?.openOffers, 0, "the offer was withdrawn");
   await assert.rejects(
-    connectDirect("127.0.0.1", reply.direct, { ackMs: 2_000 }),
+    connectDirect(HOST, reply.direct, { ackMs: 2_000 }),
     (e: unknown) =>
       e instanceof WireError && e.code === "DIRECT_FAILED" && e.message.includes(`:${reply.direct!.port}`),
   );
@@ -172,80 +180,55 @@ Deno.test("inference handler, direct: a client that keeps the stream is served t
   await control.close();
   await done;
   assert.equal(await control.read(), null);
-  assert.equal(sessions.count, 0);
-  assert.equal(runtime.info().openSessions, 0);
+  assertFreed({ sessions, runtime });
   await stop();
 });
 
 Deno.test("inference handler, direct: the client ending only the control stream ends the direct path", async () => {
-  const { runtime, sessions, deps, stop } = await setup();
-  const { control, reply, done } = await opened(deps, "c");
-  assertOffer(reply.direct, runtime.info().directPort!);
-  const direct = await connectDirect("127.0.0.1", reply.direct);
+  const { runtime, sessions, control, done, direct, close } = await attached("c");
   await direct.write(stepMsg(0, fakeHidden(1, 2, H)));
   assert.equal((await direct.read())?.type, "result");
   await control.close();
   await done;
-  const end = await readEnd(direct);
-  assert.ok(end === null || end === "error", `the server closed the direct path, got ${JSON.stringify(end)}`);
-  assert.equal(sessions.count, 0);
-  assert.equal(runtime.info().openSessions, 0);
-  direct.abort();
-  await stop();
+  await assertEnds(direct, "the server closed the direct path");
+  assertFreed({ sessions, runtime });
+  await close();
 });
 
 Deno.test("inference handler, direct: a frame on the control stream after attaching ends the session", async () => {
-  const { runtime, sessions, deps, stop } = await setup();
-  const { control, reply, done } = await opened(deps, "c2");
-  assertOffer(reply.direct, runtime.info().directPort!);
-  const direct = await connectDirect("127.0.0.1", reply.direct);
+  const { runtime, sessions, control, done, direct, close } = await attached("c2");
   await control.write(stepMsg(0, fakeHidden(1, 1, H)));
   await done;
-  const end = await readEnd(direct);
-  assert.ok(end === null || end === "error", `the server closed the direct path, got ${JSON.stringify(end)}`);
+  await assertEnds(direct, "the server closed the direct path");
   assert.equal(runtime.stats.steps, 0, "a step on the control stream is not served");
-  assert.equal(sessions.count, 0);
-  assert.equal(runtime.info().openSessions, 0);
-  direct.abort();
-  await stop();
+  assertFreed({ sessions, runtime });
+  await close();
 });
 
 Deno.test("inference handler, direct: a bad step on the direct path → error there, control dropped, session freed", async () => {
-  const { runtime, sessions, deps, stop } = await setup();
-  const { control, reply, done } = await opened(deps, "f");
-  assertOffer(reply.direct, runtime.info().directPort!);
-  const direct = await connectDirect("127.0.0.1", reply.direct);
+  const { runtime, sessions, control, done, direct, close } = await attached("f");
   await direct.write(stepMsg(5, fakeHidden(1, 1, 8)));
-  const err = await direct.read();
-  assert.ok(err?.type === "error");
-  assert.equal(err.code, "BAD_FRAME");
+  const err = await readErrorFrame(direct, "BAD_FRAME");
   assert.equal(err.stepId, 5);
   assert.match(err.message, /\[1,1,8\]/);
   await done;
   assert.equal(await readEnd(control), "error", "the control stream was aborted");
-  assert.equal(sessions.count, 0);
-  assert.equal(runtime.info().openSessions, 0);
-  direct.abort();
-  await stop();
+  assertFreed({ sessions, runtime });
+  await close();
 });
 
 Deno.test("inference handler, direct: steps on the direct path keep the session from going idle", async () => {
-  let clock = 0;
-  const { runtime, sessions, deps, stop } = await setup({ idleMs: 1_000, now: () => clock });
-  const { control, reply, done } = await opened(deps, "touch");
-  assertOffer(reply.direct, runtime.info().directPort!);
-  const direct = await connectDirect("127.0.0.1", reply.direct);
-  clock = 900;
+  const { sessions, control, done, direct, close, at } = await attachedOnClock("touch");
+  at(900);
   await direct.write(stepMsg(0, fakeHidden(1, 1, H)));
   assert.equal((await direct.read())?.type, "result");
-  clock = 1_500;
+  at(1_500);
   assert.deepEqual(sessions.sweep(), [], "the direct step touched the session");
   assert.equal(sessions.count, 1);
   await direct.write({ type: "close" });
   await control.close();
   await done;
-  direct.abort();
-  await stop();
+  await close();
 });
 
 /**
@@ -256,23 +239,15 @@ Deno.test("inference handler, direct: steps on the direct path keep the session 
 Deno.test({
   name: "inference handler, direct: an idle-expired session sends TIMEOUT on the direct path and is freed",
   fn: async () => {
-    let clock = 0;
-    const { runtime, sessions, deps, stop } = await setup({ idleMs: 1_000, now: () => clock });
-    const { control, reply, done } = await opened(deps, "idle");
-    assertOffer(reply.direct, runtime.info().directPort!);
-    const direct = await connectDirect("127.0.0.1", reply.direct);
-    clock = 1_000;
+    const { runtime, sessions, control, done, direct, close, at } = await attachedOnClock("idle");
+    at(1_000);
     assert.deepEqual(sessions.sweep(), ["idle"]);
-    const err = await direct.read();
-    assert.ok(err?.type === "error", `expected an error frame, got ${JSON.stringify(err)}`);
-    assert.equal(err.code, "TIMEOUT");
+    const err = await readErrorFrame(direct, "TIMEOUT");
     assert.match(err.message, /idle for 1000 ms/);
     await done;
     assert.equal(await readEnd(control), "error");
-    assert.equal(sessions.count, 0);
-    assert.equal(runtime.info().openSessions, 0);
-    direct.abort();
-    await stop();
+    assertFreed({ sessions, runtime });
+    await close();
   },
 });
 
@@ -280,41 +255,28 @@ Deno.test({
 Deno.test({
   name: "inference handler, direct: stopping the session manager sends TIMEOUT on the direct path",
   fn: async () => {
-    const { runtime, sessions, deps, stop } = await setup();
-    const { reply, done } = await opened(deps, "stop");
-    assertOffer(reply.direct, runtime.info().directPort!);
-    const direct = await connectDirect("127.0.0.1", reply.direct);
+    const { runtime, sessions, done, direct, close } = await attached("stop");
     await sessions.stop();
-    const err = await direct.read();
-    assert.ok(err?.type === "error", `expected an error frame, got ${JSON.stringify(err)}`);
-    assert.equal(err.code, "TIMEOUT");
+    const err = await readErrorFrame(direct, "TIMEOUT");
     assert.match(err.message, /server stopping/);
     await done;
     assert.equal(runtime.info().openSessions, 0);
-    direct.abort();
-    await stop();
+    await close();
   },
 });
 
 Deno.test("inference handler, direct: a session aborted server-side closes the direct path and is freed", async () => {
-  let clock = 0;
-  const { runtime, sessions, deps, stop } = await setup({ idleMs: 1_000, now: () => clock });
-  const { control, reply, done } = await opened(deps, "idle2");
-  assertOffer(reply.direct, runtime.info().directPort!);
-  const direct = await connectDirect("127.0.0.1", reply.direct);
-  clock = 1_000;
+  const { runtime, sessions, control, done, direct, close, at } = await attachedOnClock("idle2");
+  at(1_000);
   assert.deepEqual(sessions.sweep(), ["idle2"]);
   await done;
   const first = await readEnd(direct);
   assert.ok(first !== null && first !== "error" && first.type === "error", `an error frame first: ${first}`);
   assert.equal(first.code, "TIMEOUT");
-  const end = await readEnd(direct);
-  assert.ok(end === null || end === "error", `the direct path ended, got ${JSON.stringify(end)}`);
+  await assertEnds(direct, "the direct path ended");
   assert.equal(await readEnd(control), "error", "the control stream was aborted");
-  assert.equal(sessions.count, 0);
-  assert.equal(runtime.info().openSessions, 0);
-  direct.abort();
-  await stop();
+  assertFreed({ sessions, runtime });
+  await close();
 });
 
 Deno.test("inference handler, direct: deps.direct = false or a runtime without a listener → no offer", async () => {

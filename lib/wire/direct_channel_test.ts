@@ -1,5 +1,18 @@
 import assert from "node:assert/strict";
-import { WireError } from "../errors.ts";
+import {
+  abortAll,
+  assertWireError,
+  attach,
+  type Connected,
+  connected,
+  hello,
+  HOST,
+  listening,
+  proveRaw,
+  readExactly,
+  untilClosed,
+  writeAll,
+} from "./_direct_test_helpers.ts";
 import {
   connectDirect,
   type ConnectDirectOptions,
@@ -9,107 +22,62 @@ import {
   directFrameChannel,
 } from "./direct_channel.ts";
 import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher, randomSecret } from "./direct_cipher.ts";
-import { DirectListener, type DirectListenerOptions, type DirectTicket } from "./direct_listener.ts";
+import type { DirectListener, DirectListenerOptions, DirectTicket } from "./direct_listener.ts";
 import { encodeVarint, lengthPrefixed } from "./length_prefix.ts";
 import type { DirectOffer, ResultMessage, StepMessage } from "./protocol_messages.ts";
 import { tensor } from "./tensor_codec.ts";
 import { wireLimits } from "./wire_limits.ts";
 
-const HOST = "127.0.0.1";
-
-interface Pair {
-  listener: DirectListener;
-  client: DirectFrameChannel;
-  server: DirectFrameChannel;
-  close(): Promise<void>;
-}
-
-/** A listener on a free port and one session connected through it. */
-async function pair(
-  options: Partial<DirectListenerOptions> = {},
-  connect: ConnectDirectOptions = {},
-): Promise<Pair> {
-  const listener = new DirectListener({ host: HOST, port: 0, ...options });
-  await listener.start();
+/** A raw client that sent the hello for `ticket` and read the server's proof; and the server's channel. */
+async function rawClient(listener: DirectListener, ticket: DirectTicket) {
+  const conn = await Deno.connect({ hostname: HOST, port: listener.port });
   try {
-    const t = listener.offer();
-    const client = await connectDirect(HOST, t.offer, connect);
-    const server = await t.attached;
-    assert.ok(server, "the listener attached the session");
-    return {
-      listener,
-      client,
-      server,
-      async close() {
-        client.abort();
-        server.abort();
-        await listener.stop();
-      },
-    };
+    const cipher = await proveRaw(conn, ticket.offer);
+    const server = await ticket.attached;
+    assert.ok(server);
+    return { conn, cipher, server };
   } catch (err) {
-    await listener.stop();
+    conn.close();
     throw err;
   }
 }
 
-/** A listener on a free port with one open offer, for raw clients. */
-async function listening(options: Partial<DirectListenerOptions> = {}) {
-  const listener = new DirectListener({ host: HOST, port: 0, ...options });
-  await listener.start();
-  const ticket = listener.offer();
-  return { listener, ticket };
-}
-
-function hello(offer: DirectOffer): Uint8Array {
-  const h = new Uint8Array(DIRECT_HELLO_BYTES);
-  h.set(DIRECT_MAGIC);
-  h.set(decodeSecret(offer.ticket, "ticket"), DIRECT_MAGIC.byteLength);
-  return h;
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.byteLength) off += await conn.write(bytes.subarray(off));
-}
-
-async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
-  const out = new Uint8Array(n);
-  let got = 0;
-  while (got < n) {
-    const k = await conn.read(out.subarray(got));
-    if (k === null) throw new Error(`connection ended after ${got} of ${n} bytes`);
-    got += k;
-  }
-  return out;
-}
-
-/** Resolves "closed" when the peer ends or resets the connection. */
-async function untilClosed(conn: Deno.Conn): Promise<"closed"> {
-  const buf = new Uint8Array(64 * 1024);
-  try {
-    while ((await conn.read(buf)) !== null) {
-      // discard
-    }
-  } catch {
-    // reset by peer counts as closed
-  }
-  return "closed";
-}
-
 /**
- * A raw client that sent the hello for `ticket` and read the server's proof; returns the
- * socket, the client's cipher (its counters past the proof) and the server's channel.
+ * Runs `fn` with a raw client attached to a fresh listener (see `rawClient`); closes its socket
+ * (if `fn` did not) and stops the listener.
  */
-async function rawClient(listener: DirectListener, ticket: DirectTicket) {
-  const conn = await Deno.connect({ hostname: HOST, port: listener.port });
-  await writeAll(conn, hello(ticket.offer));
-  const cipher = new DirectCipher(decodeSecret(ticket.offer.key, "key"), "client");
-  const proof = await readExactly(conn, 1 + DIRECT_SEAL_OVERHEAD);
-  assert.equal(proof[0], DIRECT_SEAL_OVERHEAD, "the proof is one length-prefixed empty frame");
-  assert.equal(cipher.open(proof.subarray(1)).byteLength, 0);
-  const server = await ticket.attached;
-  assert.ok(server);
-  return { conn, cipher, server };
+async function withRawClient(
+  options: Partial<DirectListenerOptions>,
+  fn: (raw: Awaited<ReturnType<typeof rawClient>>) => Promise<void>,
+): Promise<void> {
+  const { listener, ticket } = await listening(options);
+  try {
+    const raw = await rawClient(listener, ticket);
+    try {
+      await fn(raw);
+    } finally {
+      try {
+        raw.conn.close();
+      } catch {
+        // already closed by the test
+      }
+    }
+  } finally {
+    await listener.stop();
+  }
+}
+
+/** Runs `fn` with a fresh connected session (`connected()`), closed afterwards. */
+async function withPair(
+  fn: (p: Connected) => Promise<void>,
+  connect: ConnectDirectOptions = {},
+): Promise<void> {
+  const p = await connected({}, connect);
+  try {
+    await fn(p);
+  } finally {
+    await p.close();
+  }
 }
 
 function hidden(b: number, t: number, h: number) {
@@ -128,14 +96,6 @@ function bytesOf(a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-function assertWireError(err: unknown, code: string, re: RegExp): true {
-  assert.ok(err instanceof WireError, `expected WireError, got ${err}`);
-  assert.equal(err.code, code);
-  assert.match(err.message, re);
-  assert.ok(err.hint.length > 0, "hint");
-  return true;
-}
-
 function freePort(): number {
   const l = Deno.listen({ hostname: HOST, port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -144,8 +104,7 @@ function freePort(): number {
 }
 
 Deno.test("direct channel: messages both ways, a step's hidden tensor arrives bit-exact", async () => {
-  const p = await pair();
-  try {
+  await withPair(async (p) => {
     const h = hidden(2, 3, 8);
     const step: StepMessage = { type: "step", stepId: 4, hidden: h, startFromPosition: 1, hypoIds: [1, 0] };
     await p.client.write(step);
@@ -179,14 +138,11 @@ Deno.test("direct channel: messages both ways, a step's hidden tensor arrives bi
     // raw frames share the same sealed sequence
     await p.server.writeRaw(new Uint8Array([1, 2, 3]));
     assert.deepEqual(await p.client.readRaw(), new Uint8Array([1, 2, 3]));
-  } finally {
-    await p.close();
-  }
+  });
 });
 
 Deno.test("direct channel: a large frame (several TCP reads) arrives whole", async () => {
-  const p = await pair();
-  try {
+  await withPair(async (p) => {
     const h = hidden(1, 64, 4096); // 1 MiB of f32
     await Promise.all([
       p.client.write({ type: "step", stepId: 1, hidden: h }),
@@ -196,14 +152,11 @@ Deno.test("direct channel: a large frame (several TCP reads) arrives whole", asy
         assert.deepEqual(bytesOf(m.hidden.data), bytesOf(h.data));
       })(),
     ]);
-  } finally {
-    await p.close();
-  }
+  });
 });
 
 Deno.test("direct channel: a read aborted by its signal rejects with the reason; the connection survives", async () => {
-  const p = await pair();
-  try {
+  await withPair(async (p) => {
     const ac = new AbortController();
     const reason = new Error("step deadline");
     const pending = p.server.read({ signal: ac.signal });
@@ -221,14 +174,11 @@ Deno.test("direct channel: a read aborted by its signal rejects with the reason;
     // and the server still reads what the client sends next
     await p.client.write({ type: "close" });
     assert.deepEqual(await p.server.read(), { type: "close" });
-  } finally {
-    await p.close();
-  }
+  });
 });
 
 Deno.test("direct channel: the peer closing cleanly ends read() with null", async () => {
-  const p = await pair();
-  try {
+  await withPair(async (p) => {
     await p.client.write({ type: "close" });
     await p.client.close();
     assert.equal(p.client.writable, false);
@@ -237,21 +187,15 @@ Deno.test("direct channel: the peer closing cleanly ends read() with null", asyn
     assert.equal(await p.server.readRaw(), null, "stays ended");
 
     // and the other way round
-    const q = await pair();
-    try {
+    await withPair(async (q) => {
       await q.server.close();
       assert.equal(await q.client.read(), null);
-    } finally {
-      await q.close();
-    }
-  } finally {
-    await p.close();
-  }
+    });
+  });
 });
 
 Deno.test("direct channel: after a local abort, read and write fail with STREAM_CLOSED", async () => {
-  const p = await pair();
-  try {
+  await withPair(async (p) => {
     p.client.abort();
     assert.equal(p.client.writable, false);
     await assert.rejects(
@@ -261,15 +205,11 @@ Deno.test("direct channel: after a local abort, read and write fail with STREAM_
     await assert.rejects(p.client.read(), (e) => assertWireError(e, "STREAM_CLOSED", /closed/));
     // the server sees the end of the connection
     assert.equal(await p.server.read(), null);
-  } finally {
-    await p.close();
-  }
+  });
 });
 
 Deno.test("direct channel: the peer dying mid-frame is BAD_FRAME", async () => {
-  const { listener, ticket } = await listening();
-  try {
-    const { conn, cipher, server } = await rawClient(listener, ticket);
+  await withRawClient({}, async ({ conn, cipher, server }) => {
     const frame = lengthPrefixed(cipher.seal(new TextEncoder().encode("a frame that never ends")));
     await writeAll(conn, frame.subarray(0, frame.byteLength - 5));
     conn.close();
@@ -278,61 +218,42 @@ Deno.test("direct channel: the peer dying mid-frame is BAD_FRAME", async () => {
       (e) => assertWireError(e, "BAD_FRAME", /ended inside a frame \(\d+ bytes pending\)/),
     );
     assert.equal(server.writable, false, "the channel closed itself");
-  } finally {
-    await listener.stop();
-  }
+  });
 });
 
 Deno.test("direct channel: a tampered frame is BAD_FRAME and drops the connection", async () => {
-  const { listener, ticket } = await listening();
-  try {
-    const { conn, cipher, server } = await rawClient(listener, ticket);
-    try {
-      const sealed = cipher.seal(new TextEncoder().encode("tampered"));
-      sealed[0] ^= 0xff;
-      await writeAll(conn, lengthPrefixed(sealed));
-      await assert.rejects(
-        server.read(),
-        (e) => assertWireError(e, "BAD_FRAME", /direct frame 0 failed authentication/),
-      );
-      assert.equal(server.writable, false);
-      assert.equal(await untilClosed(conn), "closed");
-    } finally {
-      conn.close();
-    }
-  } finally {
-    await listener.stop();
-  }
+  await withRawClient({}, async ({ conn, cipher, server }) => {
+    const sealed = cipher.seal(new TextEncoder().encode("tampered"));
+    sealed[0] ^= 0xff;
+    await writeAll(conn, lengthPrefixed(sealed));
+    await assert.rejects(
+      server.read(),
+      (e) => assertWireError(e, "BAD_FRAME", /direct frame 0 failed authentication/),
+    );
+    assert.equal(server.writable, false);
+    assert.equal(await untilClosed(conn), "closed");
+  });
 });
 
 Deno.test("direct channel: a declared frame length above the cap is TOO_LARGE before the body arrives", async () => {
   const limits = wireLimits(1024);
   const cap = 1024 + DIRECT_SEAL_OVERHEAD;
-  const { listener, ticket } = await listening({ limits });
-  try {
-    const { conn, server } = await rawClient(listener, ticket);
-    try {
-      // only the prefix: the body never comes, the socket stays open
-      await writeAll(conn, encodeVarint(cap + 1));
-      await assert.rejects(
-        server.read(),
-        (e) =>
-          assertWireError(e, "TOO_LARGE", new RegExp(`frame of ${cap + 1} bytes exceeds the cap of ${cap}`)),
-      );
-      assert.equal(server.writable, false);
-      assert.equal(await untilClosed(conn), "closed", "the server dropped the connection");
-    } finally {
-      conn.close();
-    }
-  } finally {
-    await listener.stop();
-  }
+  await withRawClient({ limits }, async ({ conn, server }) => {
+    // only the prefix: the body never comes, the socket stays open
+    await writeAll(conn, encodeVarint(cap + 1));
+    await assert.rejects(
+      server.read(),
+      (e) =>
+        assertWireError(e, "TOO_LARGE", new RegExp(`frame of ${cap + 1} bytes exceeds the cap of ${cap}`)),
+    );
+    assert.equal(server.writable, false);
+    assert.equal(await untilClosed(conn), "closed", "the server dropped the connection");
+  });
 });
 
 Deno.test("direct channel: a frame of exactly the cap passes; the client's limits apply to what it reads", async () => {
   const limits = wireLimits(1024);
-  const p = await pair({}, { limits });
-  try {
+  await withPair(async (p) => {
     await p.server.writeRaw(new Uint8Array(1024).fill(9));
     const got = await p.client.readRaw();
     assert.equal(got?.byteLength, 1024);
@@ -341,9 +262,7 @@ Deno.test("direct channel: a frame of exactly the cap passes; the client's limit
       p.client.readRaw(),
       (e) => assertWireError(e, "TOO_LARGE", /exceeds the cap of 1040/),
     );
-  } finally {
-    await p.close();
-  }
+  }, { limits });
 });
 
 Deno.test("direct channel: frames sent together with the hello are read (initial bytes)", async () => {
@@ -355,7 +274,7 @@ Deno.test("direct channel: frames sent together with the hello are read (initial
       const f0 = lengthPrefixed(cipher.seal(new TextEncoder().encode("first")));
       const f1 = lengthPrefixed(cipher.seal(new TextEncoder().encode("second")));
       const all = new Uint8Array(DIRECT_HELLO_BYTES + f0.byteLength + f1.byteLength);
-      all.set(hello(ticket.offer));
+      all.set(hello(ticket.offer.ticket));
       all.set(f0, DIRECT_HELLO_BYTES);
       all.set(f1, DIRECT_HELLO_BYTES + f0.byteLength);
       await writeAll(conn, all);
@@ -386,8 +305,7 @@ async function socketPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {
 }
 
 Deno.test("direct channel: concurrent writes are sealed and sent in call order", async () => {
-  const p = await pair();
-  try {
+  await withPair(async (p) => {
     // large and small frames mixed, none awaited before the next is issued
     const sizes = [300_000, 10, 200_000, 0, 5, 400_000, 1, 2];
     const frames = sizes.map((n, i) => new Uint8Array(n).fill(i + 1));
@@ -399,9 +317,7 @@ Deno.test("direct channel: concurrent writes are sealed and sent in call order",
       assert.ok(got.every((b) => b === i + 1), `frame ${i} content`);
     }
     await Promise.all(writes);
-  } finally {
-    await p.close();
-  }
+  });
 });
 
 Deno.test("direct channel: aborting a blocked write rejects with the reason and closes the connection", async () => {
@@ -432,12 +348,7 @@ Deno.test("direct channel: aborting a blocked write rejects with the reason and 
 });
 
 Deno.test("direct channel: directFrameChannel over a plain socket pair, in both roles", async () => {
-  const l = Deno.listen({ hostname: HOST, port: 0 });
-  const [a, b] = await Promise.all([
-    Deno.connect({ hostname: HOST, port: (l.addr as Deno.NetAddr).port }),
-    l.accept(),
-  ]);
-  l.close();
+  const [a, b] = await socketPair();
   const key = decodeSecret(randomSecret(), "key");
   const client = directFrameChannel(a, key, "client");
   const server = directFrameChannel(b, key, "server");
@@ -451,12 +362,7 @@ Deno.test("direct channel: directFrameChannel over a plain socket pair, in both 
     server.abort();
   }
   // channels with the same role cannot talk (a reflected direction)
-  const l2 = Deno.listen({ hostname: HOST, port: 0 });
-  const [c, d] = await Promise.all([
-    Deno.connect({ hostname: HOST, port: (l2.addr as Deno.NetAddr).port }),
-    l2.accept(),
-  ]);
-  l2.close();
+  const [c, d] = await socketPair();
   const x = directFrameChannel(c, key, "client");
   const y = directFrameChannel(d, key, "client");
   try {
@@ -477,64 +383,18 @@ Deno.test("connectDirect: a port nobody listens on is DIRECT_FAILED with a hint"
   );
 });
 
-Deno.test("connectDirect: a server that accepts but never answers is DIRECT_FAILED after ackMs", async () => {
-  const l = Deno.listen({ hostname: HOST, port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  const accepted = l.accept();
-  try {
-    await assert.rejects(
-      connectDirect(HOST, { port, ticket: randomSecret(), key: randomSecret() }, { ackMs: 150 }),
-      (e) => assertWireError(e, "DIRECT_FAILED", /no proof from the server within 150 ms/),
-    );
-    // the client sent its hello before giving up
-    const conn = await accepted;
-    try {
-      const got = await readExactly(conn, DIRECT_HELLO_BYTES);
-      assert.deepEqual(got.subarray(0, DIRECT_MAGIC.byteLength), DIRECT_MAGIC);
-      assert.equal(await untilClosed(conn), "closed", "the client closed its socket");
-    } finally {
-      conn.close();
-    }
-  } finally {
-    l.close();
-  }
-});
-
-Deno.test("connectDirect: aborting its signal while waiting for the proof rejects with the reason", async () => {
-  const l = Deno.listen({ hostname: HOST, port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  const accepted = l.accept();
-  try {
-    const ac = new AbortController();
-    const reason = new Error("session cancelled");
-    const pending = connectDirect(HOST, { port, ticket: randomSecret(), key: randomSecret() }, {
-      signal: ac.signal,
-      ackMs: 10_000,
-    });
-    const conn = await accepted;
-    try {
-      await readExactly(conn, DIRECT_HELLO_BYTES);
-      ac.abort(reason);
-      await assert.rejects(pending, (err) => err === reason);
-      assert.equal(await untilClosed(conn), "closed");
-    } finally {
-      conn.close();
-    }
-  } finally {
-    l.close();
-  }
-});
-
-/** A raw server on a free port that reads the client's hello, then answers with `reply` (and stays open). */
-async function provingServer(
-  reply: Uint8Array,
+/**
+ * A raw server on a free port: `run` gets an offer for it (fresh secrets) and its first connection,
+ * after `onAccept` if given; the server and that connection are closed afterwards.
+ */
+async function rawServer(
   run: (offer: DirectOffer, conn: Promise<Deno.Conn>) => Promise<void>,
+  onAccept: (conn: Deno.Conn) => Promise<void> = () => Promise.resolve(),
 ): Promise<void> {
   const l = Deno.listen({ hostname: HOST, port: 0 });
   const offer = { port: (l.addr as Deno.NetAddr).port, ticket: randomSecret(), key: randomSecret() };
   const accepted = l.accept().then(async (conn) => {
-    await readExactly(conn, DIRECT_HELLO_BYTES);
-    await writeAll(conn, reply);
+    await onAccept(conn);
     return conn;
   });
   try {
@@ -544,6 +404,44 @@ async function provingServer(
     (await accepted.catch(() => undefined))?.close();
   }
 }
+
+/** A raw server that reads the client's hello, then answers with `reply` (and stays open). */
+function provingServer(
+  reply: Uint8Array,
+  run: (offer: DirectOffer, conn: Promise<Deno.Conn>) => Promise<void>,
+): Promise<void> {
+  return rawServer(run, async (conn) => {
+    await readExactly(conn, DIRECT_HELLO_BYTES);
+    await writeAll(conn, reply);
+  });
+}
+
+Deno.test("connectDirect: a server that accepts but never answers is DIRECT_FAILED after ackMs", async () => {
+  await rawServer(async (offer, accepted) => {
+    await assert.rejects(
+      connectDirect(HOST, offer, { ackMs: 150 }),
+      (e) => assertWireError(e, "DIRECT_FAILED", /no proof from the server within 150 ms/),
+    );
+    // the client sent its hello before giving up
+    const conn = await accepted;
+    const got = await readExactly(conn, DIRECT_HELLO_BYTES);
+    assert.deepEqual(got.subarray(0, DIRECT_MAGIC.byteLength), DIRECT_MAGIC);
+    assert.equal(await untilClosed(conn), "closed", "the client closed its socket");
+  });
+});
+
+Deno.test("connectDirect: aborting its signal while waiting for the proof rejects with the reason", async () => {
+  await rawServer(async (offer, accepted) => {
+    const ac = new AbortController();
+    const reason = new Error("session cancelled");
+    const pending = connectDirect(HOST, offer, { signal: ac.signal, ackMs: 10_000 });
+    const conn = await accepted;
+    await readExactly(conn, DIRECT_HELLO_BYTES);
+    ac.abort(reason);
+    await assert.rejects(pending, (err) => err === reason);
+    assert.equal(await untilClosed(conn), "closed");
+  });
+});
 
 Deno.test("connectDirect: a server that proves another key is DIRECT_FAILED and the socket closed", async () => {
   const wrong = new DirectCipher(decodeSecret(randomSecret(), "key"), "server");
@@ -592,11 +490,7 @@ Deno.test("connectDirect: a signal aborted before the call rejects with its reas
     channel?.abort();
     assert.equal(listener.openOffers, 1, "the ticket was not presented");
     // the offer still works for a later attempt
-    const client = await connectDirect(HOST, ticket.offer);
-    const server = await ticket.attached;
-    assert.ok(server);
-    client.abort();
-    server.abort();
+    abortAll(await attach(ticket));
   } finally {
     ticket.cancel();
     await listener.stop();
@@ -613,11 +507,7 @@ Deno.test("connectDirect: an offer whose ticket was never issued is DIRECT_FAILE
     );
     // the genuine offer is untouched and still works
     assert.equal(listener.openOffers, 1);
-    const client = await connectDirect(HOST, ticket.offer);
-    const server = await ticket.attached;
-    assert.ok(server);
-    client.abort();
-    server.abort();
+    abortAll(await attach(ticket));
   } finally {
     await listener.stop();
   }

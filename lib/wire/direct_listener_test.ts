@@ -1,73 +1,35 @@
 import assert from "node:assert/strict";
-import { WireError } from "../errors.ts";
+import type { WireError } from "../errors.ts";
+import {
+  abortAll,
+  assertWireError,
+  attach,
+  hello,
+  HOST,
+  proveRaw,
+  started,
+  untilClosed,
+  writeAll,
+} from "./_direct_test_helpers.ts";
 import { connectDirect, DIRECT_HELLO_BYTES, DIRECT_MAGIC } from "./direct_channel.ts";
-import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher, randomSecret } from "./direct_cipher.ts";
+import { randomSecret } from "./direct_cipher.ts";
 import { DirectListener, type DirectListenerOptions } from "./direct_listener.ts";
-import type { DirectOffer } from "./protocol_messages.ts";
 
-const HOST = "127.0.0.1";
-
-async function started(options: Partial<DirectListenerOptions> = {}): Promise<DirectListener> {
-  const l = new DirectListener({ host: HOST, port: 0, ...options });
-  await l.start();
-  return l;
-}
-
-function hello(ticket: string, magic = DIRECT_MAGIC): Uint8Array {
-  const h = new Uint8Array(DIRECT_HELLO_BYTES);
-  h.set(magic);
-  h.set(decodeSecret(ticket, "ticket"), DIRECT_MAGIC.byteLength);
-  return h;
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.byteLength) off += await conn.write(bytes.subarray(off));
-}
-
-async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
-  const out = new Uint8Array(n);
-  let got = 0;
-  while (got < n) {
-    const k = await conn.read(out.subarray(got));
-    if (k === null) throw new Error(`connection ended after ${got} of ${n} bytes`);
-    got += k;
-  }
-  return out;
-}
-
-/** Resolves "closed" once the peer ends or resets the connection (whatever it sent is discarded). */
-async function untilClosed(conn: Deno.Conn): Promise<"closed"> {
-  const buf = new Uint8Array(1024);
+/** Runs `fn` with a started listener (`started(options)`), stopped afterwards. */
+async function withListener(
+  options: Partial<DirectListenerOptions>,
+  fn: (l: DirectListener) => Promise<void>,
+): Promise<void> {
+  const l = await started(options);
   try {
-    while ((await conn.read(buf)) !== null) {
-      // discard
-    }
-  } catch {
-    // reset by peer counts as closed
+    await fn(l);
+  } finally {
+    await l.stop();
   }
-  return "closed";
-}
-
-/** Sends the hello on a raw socket and checks the server's proof under the offer's key. */
-async function proveRaw(conn: Deno.Conn, offer: DirectOffer): Promise<void> {
-  await writeAll(conn, hello(offer.ticket));
-  const proof = await readExactly(conn, 1 + DIRECT_SEAL_OVERHEAD);
-  assert.equal(proof[0], DIRECT_SEAL_OVERHEAD);
-  const cipher = new DirectCipher(decodeSecret(offer.key, "key"), "client");
-  assert.equal(cipher.open(proof.subarray(1)).byteLength, 0, "the proof opens under the offer's key");
 }
 
 function connect(port: number): Promise<Deno.TcpConn> {
   return Deno.connect({ hostname: HOST, port });
-}
-
-function assertWireError(err: unknown, code: string, re: RegExp): true {
-  assert.ok(err instanceof WireError, `expected WireError, got ${err}`);
-  assert.equal(err.code, code);
-  assert.match(err.message, re);
-  assert.ok(err.hint.length > 0, "hint");
-  return true;
 }
 
 const directFailed = (e: unknown) =>
@@ -82,8 +44,7 @@ Deno.test("direct listener: port and offer() before start() throw NOT_STARTED", 
 });
 
 Deno.test("direct listener: start() binds a free port once; offers carry it and fresh secrets", async () => {
-  const l = await started();
-  try {
+  await withListener({}, async (l) => {
     const port = l.port;
     assert.ok(port > 0 && port < 65536);
     await l.start(); // idempotent
@@ -100,9 +61,7 @@ Deno.test("direct listener: start() binds a free port once; offers carry it and 
     a.cancel();
     b.cancel();
     assert.equal(l.openOffers, 0);
-  } finally {
-    await l.stop();
-  }
+  });
 });
 
 Deno.test("direct listener: start() on a port in use is DIRECT_PORT_IN_USE naming host:port, hint --direct-port", async () => {
@@ -134,30 +93,23 @@ Deno.test("direct listener: an address it cannot bind is DIRECT_LISTEN_FAILED na
 });
 
 Deno.test("direct listener: a ticket works once", async () => {
-  const l = await started();
-  try {
+  await withListener({}, async (l) => {
     const t = l.offer();
-    const client = await connectDirect(HOST, t.offer);
-    const server = await t.attached;
-    assert.ok(server);
+    const ends = await attach(t);
     try {
       assert.equal(l.openOffers, 0, "the ticket is used up");
       await assert.rejects(connectDirect(HOST, t.offer), directFailed);
       // the first session is unaffected by the second attempt
-      await client.write({ type: "close" });
-      assert.deepEqual(await server.read(), { type: "close" });
+      await ends.client.write({ type: "close" });
+      assert.deepEqual(await ends.server.read(), { type: "close" });
     } finally {
-      client.abort();
-      server.abort();
+      abortAll(ends);
     }
-  } finally {
-    await l.stop();
-  }
+  });
 });
 
 Deno.test("direct listener: two offers attach two independent sessions", async () => {
-  const l = await started();
-  try {
+  await withListener({}, async (l) => {
     const t1 = l.offer();
     const t2 = l.offer();
     // connect in the reverse order of the offers
@@ -173,27 +125,21 @@ Deno.test("direct listener: two offers attach two independent sessions", async (
     } finally {
       for (const ch of [c1, c2, s1, s2]) ch.abort();
     }
-  } finally {
-    await l.stop();
-  }
+  });
 });
 
 Deno.test("direct listener: an unused offer resolves attached with null after ticketMs", async () => {
-  const l = await started({ ticketMs: 50 });
-  try {
+  await withListener({ ticketMs: 50 }, async (l) => {
     const t = l.offer();
     assert.equal(l.openOffers, 1);
     assert.equal(await t.attached, null);
     assert.equal(l.openOffers, 0);
     await assert.rejects(connectDirect(HOST, t.offer), directFailed);
-  } finally {
-    await l.stop();
-  }
+  });
 });
 
 Deno.test("direct listener: cancel() resolves attached with null and the ticket stops working", async () => {
-  const l = await started();
-  try {
+  await withListener({}, async (l) => {
     const t = l.offer();
     const other = l.offer();
     t.cancel();
@@ -206,16 +152,12 @@ Deno.test("direct listener: cancel() resolves attached with null and the ticket 
     other.cancel();
     const server = await other.attached;
     assert.ok(server);
-    client.abort();
-    server.abort();
-  } finally {
-    await l.stop();
-  }
+    abortAll({ client, server });
+  });
 });
 
 Deno.test("direct listener: a wrong magic is closed without an answer and leaves the offer usable", async () => {
-  const l = await started();
-  try {
+  await withListener({}, async (l) => {
     const t = l.offer();
     const conn = await connect(l.port);
     try {
@@ -233,14 +175,11 @@ Deno.test("direct listener: a wrong magic is closed without an answer and leaves
     } finally {
       ok.close();
     }
-  } finally {
-    await l.stop();
-  }
+  });
 });
 
 Deno.test("direct listener: a silent connection and a partial hello are closed after helloMs", async () => {
-  const l = await started({ helloMs: 100 });
-  try {
+  await withListener({ helloMs: 100 }, async (l) => {
     const t = l.offer();
     const silent = await connect(l.port);
     const partial = await connect(l.port);
@@ -255,27 +194,18 @@ Deno.test("direct listener: a silent connection and a partial hello are closed a
     // the offer was not consumed by the partial hello
     assert.equal(l.openOffers, 1);
     t.cancel();
-  } finally {
-    await l.stop();
-  }
+  });
 });
 
 Deno.test("direct listener: a client that hangs up mid-hello is dropped", async () => {
-  const l = await started();
-  try {
+  await withListener({}, async (l) => {
     const t = l.offer();
     const conn = await connect(l.port);
     await writeAll(conn, DIRECT_MAGIC);
     conn.close();
     // the listener keeps serving: the offer still attaches
-    const client = await connectDirect(HOST, t.offer);
-    const server = await t.attached;
-    assert.ok(server);
-    client.abort();
-    server.abort();
-  } finally {
-    await l.stop();
-  }
+    abortAll(await attach(t));
+  });
 });
 
 Deno.test("direct listener: connections beyond maxPending are closed at once", async () => {
@@ -310,10 +240,7 @@ Deno.test("direct listener: stop() resolves open offers with null, closes waitin
   const waiting = await connect(l.port);
   try {
     const open = l.offer();
-    const used = l.offer();
-    const client = await connectDirect(HOST, used.offer);
-    const server = await used.attached;
-    assert.ok(server);
+    const { client, server } = await attach(l.offer());
     try {
       await l.stop();
       assert.equal(await open.attached, null);
@@ -327,8 +254,7 @@ Deno.test("direct listener: stop() resolves open offers with null, closes waitin
       await server.write({ type: "info_request" });
       assert.deepEqual(await client.read(), { type: "info_request" });
     } finally {
-      client.abort();
-      server.abort();
+      abortAll({ client, server });
     }
     // nothing listens on the port any more
     const port = open.offer.port;

@@ -5,6 +5,21 @@ import { silentLogger } from "../lib/util/logger.ts";
 import { createRuntimePart } from "../lib/node/runtime_part.ts";
 import { PlumiseError } from "../lib/errors.ts";
 
+/** An offline node's config over a local checkpoint, listening on 127.0.0.1 (direct path on `directPort`). */
+function offlineConfig(root: string, model: string, directPort: number) {
+  return resolveConfig({
+    env: {
+      PLUMISE_OFFLINE: "true",
+      MODEL_NAME: model,
+      PLUMISE_DATA_DIR: `${root}/data`,
+      HF_HOME: `${root}/hf`,
+      PETALS_HOST: "127.0.0.1",
+      DIRECT_PORT: String(directPort),
+    },
+    system: { availableMemoryBytes: 8 * 2 ** 30 },
+  }).config;
+}
+
 Deno.test({
   name: "runtime part: total blocks from config.json, span loaded, throughput measured once then cached",
   sanitizeOps: false,
@@ -13,17 +28,7 @@ Deno.test({
     const root = await Deno.makeTempDir();
     try {
       const ckpt = await makeBloomCheckpoint({ dir: `${root}/ckpt`, numLayers: 4, shards: 2 });
-      const config = resolveConfig({
-        env: {
-          PLUMISE_OFFLINE: "true",
-          MODEL_NAME: ckpt.dir,
-          PLUMISE_DATA_DIR: `${root}/data`,
-          HF_HOME: `${root}/hf`,
-          PETALS_HOST: "127.0.0.1",
-          DIRECT_PORT: "0",
-        },
-        system: { availableMemoryBytes: 8 * 2 ** 30 },
-      }).config;
+      const config = offlineConfig(root, ckpt.dir, 0);
       const signal = new AbortController().signal;
       const part = createRuntimePart(config, silentLogger);
       assert.equal(await part.totalBlocks(signal), 4);
@@ -67,17 +72,7 @@ Deno.test({
       const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const port = (probe.addr as Deno.NetAddr).port;
       probe.close();
-      const config = resolveConfig({
-        env: {
-          PLUMISE_OFFLINE: "true",
-          MODEL_NAME: ckpt.dir,
-          PLUMISE_DATA_DIR: `${root}/data`,
-          HF_HOME: `${root}/hf`,
-          PETALS_HOST: "127.0.0.1",
-          DIRECT_PORT: String(port),
-        },
-        system: { availableMemoryBytes: 8 * 2 ** 30 },
-      }).config;
+      const config = offlineConfig(root, ckpt.dir, port);
       const signal = new AbortController().signal;
       const part = createRuntimePart(config, silentLogger);
       await part.load({ start: 0, end: 2 }, signal);

@@ -18,26 +18,9 @@ import {
   type WireLimits,
   type WireMessage,
 } from "../wire/mod.ts";
+import type { FrameChannel } from "../wire/mod.ts";
 
-export interface FrameChannel {
-  /**
-   * The next message; `null` when the other side ended its writing cleanly at a frame
-   * boundary. Throws `WireError` (`BAD_FRAME`, `TOO_LARGE`) for a bad frame, or the stream's error.
-   */
-  read(options?: { signal?: AbortSignal }): Promise<WireMessage | null>;
-  write(message: WireMessage, options?: { signal?: AbortSignal }): Promise<void>;
-  /** Ends our writing gracefully (pending bytes are flushed). */
-  close(): Promise<void>;
-  /** Drops the stream at once. */
-  abort(err?: Error): void;
-  /** Whether the channel can still be written to. */
-  readonly writable: boolean;
-  /**
-   * The IP or DNS name the peer was reached at, when it was dialed directly (not relayed);
-   * where a direct path to it can be tried.
-   */
-  readonly remoteHost?: string;
-}
+export type { FrameChannel };
 
 /** Wraps a libp2p stream (`remoteHost`: see `FrameChannel.remoteHost`). */
 export function streamFrameChannel(

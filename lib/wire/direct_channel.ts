@@ -20,6 +20,7 @@ import { WireError } from "../errors.ts";
 import { decodeFrame, encodeFrame } from "./frame_codec.ts";
 import { lengthPrefixed, LengthPrefixedDecoder } from "./length_prefix.ts";
 import type { DirectOffer, WireMessage } from "./protocol_messages.ts";
+import type { FrameChannel } from "./frame_channel.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
 import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher, type DirectRole } from "./direct_cipher.ts";
 
@@ -30,19 +31,8 @@ export const DIRECT_HELLO_BYTES: number = DIRECT_MAGIC.byteLength + 32;
 /** Frames read ahead of the consumer before the connection stops being read (backpressure). */
 const READ_AHEAD = 2;
 
-/**
- * Whole validated messages over an established, authenticated direct connection (the same shape
- * as the swarm's `FrameChannel`, plus raw frames).
- */
-export interface DirectFrameChannel {
-  /** The next message; null when the peer ended the connection cleanly at a frame boundary. */
-  read(options?: { signal?: AbortSignal }): Promise<WireMessage | null>;
-  write(message: WireMessage, options?: { signal?: AbortSignal }): Promise<void>;
-  /** Flushes pending writes, then closes the connection. */
-  close(): Promise<void>;
-  /** Closes the connection at once. */
-  abort(err?: Error): void;
-  readonly writable: boolean;
+/** A `FrameChannel` over an established, authenticated direct connection, plus raw frames. */
+export interface DirectFrameChannel extends FrameChannel {
   /** The next frame's plaintext bytes (before the frame codec); null at a clean end. */
   readRaw(options?: { signal?: AbortSignal }): Promise<Uint8Array | null>;
   /** Seals and writes plaintext bytes as the next frame (no frame codec). */

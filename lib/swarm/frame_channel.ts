@@ -16,7 +16,6 @@ import {
   LengthPrefixedDecoder,
   varintLength,
   type WireLimits,
-  type WireMessage,
 } from "../wire/mod.ts";
 import type { FrameChannel } from "../wire/mod.ts";
 

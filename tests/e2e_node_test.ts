@@ -352,7 +352,18 @@ Deno.test({
     const expected =
       (await (await post(`${o1.api}/api/v1/generate`, { inputs: "Failover", parameters: long }))
         .json()).generated_text;
-    const before2 = await tokensOf(o2.api), before4 = await tokensOf(o4api);
+    // token counts settle once the runtime's batched step reports (≤ 200 ms apart) are in
+    const settled = async (api: string) => {
+      let a = await tokensOf(api);
+      for (let i = 0; i < 40; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        const b = await tokensOf(api);
+        if (b === a) return b;
+        a = b;
+      }
+      throw new Error(`the token count of ${api} never settled (last ${a})`);
+    };
+    const before2 = await settled(o2.api), before4 = await settled(o4api);
     const streamResp = await post(`${o1.api}/api/v1/generate`, {
       inputs: "Failover",
       parameters: long,
@@ -367,9 +378,12 @@ Deno.test({
       got += value;
       if (!killed && got.includes('"token"')) {
         // kill whichever of the two servers of that span this generation is using
-        const used2 = (await tokensOf(o2.api)) > before2;
-        const used4 = (await tokensOf(o4api)) > before4;
-        assert.ok(used2 || used4, "one of the two covers the span");
+        let used2 = false, used4 = false;
+        await waitFor(async () => {
+          used2 = (await tokensOf(o2.api)) > before2;
+          used4 = (await tokensOf(o4api)) > before4;
+          return used2 || used4;
+        }, { what: "one of the two servers of the span to count the generation's tokens" });
         (used2 ? n2 : n4).kill("SIGKILL");
         killed = used2 ? "node2" : "node4";
       }

@@ -47,14 +47,24 @@ const post = (e: DirectEvent) => self.postMessage(e);
 const unreported = new Map<string, [number, number][]>();
 let reportTimer: ReturnType<typeof setTimeout> | undefined;
 
+let lastReport = -Infinity;
+
+/** Leading and trailing edge: a step after a quiet spell is reported at once, the rest in batches. */
 function noteStep(id: string, tokens: number, computeMs: number): void {
   const list = unreported.get(id);
   if (list) list.push([tokens, computeMs]);
   else unreported.set(id, [[tokens, computeMs]]);
-  reportTimer ??= setTimeout(() => {
-    reportTimer = undefined;
-    for (const sid of [...unreported.keys()]) flushSteps(sid);
-  }, DIRECT_REPORT_MS);
+  if (reportTimer !== undefined) return;
+  const wait = lastReport + DIRECT_REPORT_MS - performance.now();
+  if (wait <= 0) return flushAll();
+  reportTimer = setTimeout(flushAll, wait);
+}
+
+function flushAll(): void {
+  clearTimeout(reportTimer);
+  reportTimer = undefined;
+  lastReport = performance.now();
+  for (const sid of [...unreported.keys()]) flushSteps(sid);
 }
 
 function flushSteps(id: string): void {
@@ -154,10 +164,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       return null;
     case "dispose":
       for (const id of [...directs.keys()]) cancelDirect(id);
-      // report every served step before the Worker goes (served tokens are earnings)
-      clearTimeout(reportTimer);
-      reportTimer = undefined;
-      for (const sid of [...unreported.keys()]) flushSteps(sid);
+      flushAll(); // report every served step before the Worker goes (served tokens are earnings)
       await listener?.stop();
       listener = undefined;
       await engine.dispose();

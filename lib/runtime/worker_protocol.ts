@@ -38,8 +38,9 @@ export type WorkerRequest =
   };
 
 /**
- * How often the Worker reports the steps it served over direct paths. Not per step: waking the main
- * thread for every decode step takes CPU from whichever server computes next on a small machine.
+ * How often, at most, the Worker reports the steps it served over direct paths (a step after a
+ * quiet spell at once, the following ones batched). Not per step: waking the main thread for
+ * every decode step takes CPU from whichever server computes next on a small machine.
  */
 export const DIRECT_REPORT_MS = 200;
 

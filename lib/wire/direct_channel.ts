@@ -16,7 +16,8 @@
  * client that cannot connect (firewall, NAT, relay) keeps using the libp2p stream.
  * @module
  */
-import { WireError } from "../errors.ts";
+import { errorMessage, TimeoutError, WireError } from "../errors.ts";
+import { timeoutSignal, withTimeout } from "../util/abort.ts";
 import { decodeFrame, encodeFrame } from "./frame_codec.ts";
 import { lengthPrefixed, LengthPrefixedDecoder } from "./length_prefix.ts";
 import type { DirectOffer, WireMessage } from "./protocol_messages.ts";
@@ -232,24 +233,22 @@ export async function connectDirect(
       hint: "a firewall or NAT may block the server's direct port; the session uses the libp2p stream",
       cause,
     });
-  let conn: Deno.TcpConn | undefined;
-  const timer: { id?: ReturnType<typeof setTimeout> } = {};
+  const connectMs = options.connectMs ?? 2_000, ackMs = options.ackMs ?? 5_000;
   const connecting = Deno.connect({ hostname: host, port: offer.port, transport: "tcp" });
+  let conn: Deno.TcpConn;
   try {
-    const connectMs = options.connectMs ?? 2_000;
-    conn = await new Promise<Deno.TcpConn>((resolve, reject) => {
-      timer.id = setTimeout(() => reject(failed(`no TCP connection within ${connectMs} ms`)), connectMs);
-      const onAbort = () => reject(options.signal!.reason);
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      connecting.then(resolve, (err) => reject(failed((err as Error).message, err))).finally(() =>
-        options.signal?.removeEventListener("abort", onAbort)
-      );
-    }).finally(() => clearTimeout(timer.id));
+    conn = await withTimeout(connectMs, () => connecting, options.signal);
   } catch (err) {
     // a connection that completes after we gave up is closed at once
     connecting.then((late) => late.close(), () => {});
-    throw err;
+    if (err === options.signal?.reason) throw err;
+    throw failed(
+      err instanceof TimeoutError ? `no TCP connection within ${connectMs} ms` : errorMessage(err),
+      err,
+    );
   }
+  let channel: DirectFrameChannel | undefined;
+  const t = timeoutSignal(ackMs, options.signal);
   try {
     conn.setNoDelay(true);
     const hello = new Uint8Array(DIRECT_HELLO_BYTES);
@@ -257,32 +256,21 @@ export async function connectDirect(
     hello.set(ticket, DIRECT_MAGIC.byteLength);
     let off = 0;
     while (off < hello.byteLength) off += await conn.write(hello.subarray(off));
-    const channel = directFrameChannel(conn, key, "client", options.limits);
-    const ackMs = options.ackMs ?? 5_000;
-    const ac = new AbortController();
-    const t = setTimeout(() => ac.abort(failed(`no proof from the server within ${ackMs} ms`)), ackMs);
-    const onAbort = () => ac.abort(options.signal!.reason);
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      const ack = await channel.readRaw({ signal: ac.signal });
-      if (ack === null || ack.byteLength !== 0) throw failed("the server did not prove the session key");
-      return channel;
-    } catch (err) {
-      channel.abort();
-      if (err === options.signal?.reason || (err instanceof WireError && err.code === "DIRECT_FAILED")) {
-        throw err;
-      }
-      throw failed(err instanceof Error ? err.message : String(err), err);
-    } finally {
-      clearTimeout(t);
-      options.signal?.removeEventListener("abort", onAbort);
-    }
+    channel = directFrameChannel(conn, key, "client", options.limits);
+    const ack = await channel.readRaw({ signal: t.signal });
+    if (ack === null || ack.byteLength !== 0) throw failed("the server did not prove the session key");
+    return channel;
   } catch (err) {
-    try {
-      conn.close();
-    } catch {
-      // already closed by the channel
+    if (channel) channel.abort();
+    else conn.close();
+    if (err === options.signal?.reason || (err instanceof WireError && err.code === "DIRECT_FAILED")) {
+      throw err;
     }
-    throw err;
+    throw failed(
+      err instanceof TimeoutError ? `no proof from the server within ${ackMs} ms` : errorMessage(err),
+      err,
+    );
+  } finally {
+    t.clear();
   }
 }

@@ -7,6 +7,7 @@
  * connection closes. Never throws.
  * @module
  */
+import { RuntimeError } from "../errors.ts";
 import {
   type DirectFrameChannel,
   type DirectListener,
@@ -135,8 +136,8 @@ export function serveDirectSteps(
 }
 
 /**
- * A direct path served on the calling thread (for runtimes without a Worker, e.g. `FakeBackend`):
- * an offer from `listener`; once attached, `session`'s steps are served from the connection.
+ * A direct path served on the calling thread (the runtime Worker, or `FakeBackend` on the main
+ * thread): an offer from `listener`; once attached, `session`'s steps are served from the connection.
  */
 export function offerDirectHere(
   listener: DirectListener,
@@ -146,7 +147,7 @@ export function offerDirectHere(
   },
   hiddenSize: number,
   options: DirectOfferOptions,
-): DirectServing & { cancelQuietly(): void } {
+): DirectServing {
   const ticket = listener.offer();
   let served: ServedDirect | undefined;
   let ended!: (e: DirectEnd) => void;
@@ -166,5 +167,12 @@ export function offerDirectHere(
     if (served) served.cancel({ error });
     else ticket.cancel();
   };
-  return { offer: ticket.offer, attached, ended: endedP, cancel, cancelQuietly: () => cancel() };
+  return { offer: ticket.offer, attached, ended: endedP, cancel };
+}
+
+/** `NO_DIRECT`: a direct path was asked of a runtime started without a listener. */
+export function noDirectError(): RuntimeError {
+  return new RuntimeError("NO_DIRECT", "this runtime was started without a direct-path listener", {
+    hint: "start the runtime with the direct option",
+  });
 }

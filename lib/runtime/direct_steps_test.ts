@@ -263,11 +263,11 @@ Deno.test("offerDirectHere: an offer that attaches serves the session; one cance
     (e) => assertWireError(e, "DIRECT_FAILED", new RegExp(`127\\.0\\.0\\.1:${listener.port}`)),
   );
 
-  // cancelQuietly on an attached offer ends its connection without an error frame
+  // cancel() without an error on an attached offer ends its connection without an error frame
   const third = await attachedOffer(be, listener);
-  third.serving.cancelQuietly();
+  third.serving.cancel();
   assert.deepEqual(await third.serving.ended, { kind: "closed" });
-  await assertEnds(third.client, "no frame after cancelQuietly");
+  await assertEnds(third.client, "no frame after a quiet cancel()");
   third.client.abort();
 
   // cancel with an error on an attached offer sends it

@@ -17,7 +17,7 @@ import { RuntimeError } from "../errors.ts";
 import { sleep } from "../util/abort.ts";
 import { checkSpan, validateHidden, validateOpen, validateStep } from "./validate_hidden.ts";
 import { DirectListener } from "../wire/mod.ts";
-import { offerDirectHere } from "./direct_steps.ts";
+import { noDirectError, offerDirectHere } from "./direct_steps.ts";
 import type {
   BlockRuntime,
   DirectListenOptions,
@@ -157,25 +157,19 @@ class FakeSession implements InferenceSession {
   close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
-      this.#direct?.cancelQuietly();
+      this.#direct?.cancel();
       this.backend.release(this);
     }
     return Promise.resolve();
   }
 
-  #direct: ReturnType<typeof offerDirectHere> | undefined;
+  #direct: DirectServing | undefined;
 
   /** Served on the calling thread when the backend was started with `direct`. */
   offerDirect(options: DirectOfferOptions): Promise<DirectServing> {
     const listener = this.backend.directListener;
-    if (!listener) {
-      return Promise.reject(
-        new RuntimeError("NO_DIRECT", "this runtime was started without a direct-path listener", {
-          hint: "start the runtime with the direct option",
-        }),
-      );
-    }
-    this.#direct?.cancelQuietly();
+    if (!listener) return Promise.reject(noDirectError());
+    this.#direct?.cancel();
     this.#direct = offerDirectHere(listener, this, this.backend.hiddenSize, options);
     return Promise.resolve(this.#direct);
   }

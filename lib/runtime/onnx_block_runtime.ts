@@ -27,6 +27,7 @@ import type {
 } from "./types.ts";
 import { checkSpan, validateHidden, validateOpen, validateStep } from "./validate_hidden.ts";
 import { WorkerClient } from "./worker_client.ts";
+import { noDirectError } from "./direct_steps.ts";
 
 export interface OnnxBlockRuntimeOptions extends BlockRuntimeOptions {
   onProgress?: (p: DownloadProgress) => void;
@@ -86,11 +87,7 @@ class OnnxSession implements InferenceSession {
   /** The runtime Worker serves this session's steps over a direct path (see ort_worker.ts). */
   async offerDirect(options: DirectOfferOptions): Promise<DirectServing> {
     const worker = this.runtime.worker();
-    if (this.runtime.info().directPort === undefined) {
-      throw new RuntimeError("NO_DIRECT", "this runtime was started without a direct-path listener", {
-        hint: "start the runtime with the direct option",
-      });
-    }
+    if (this.runtime.info().directPort === undefined) throw noDirectError();
     let attached!: (v: boolean) => void, ended!: (e: DirectEnd) => void;
     const serving = {
       attached: new Promise<boolean>((r) => (attached = r)),

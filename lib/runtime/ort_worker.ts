@@ -11,10 +11,11 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { RuntimeError } from "../errors.ts";
-import { DirectListener, type DirectTicket } from "../wire/mod.ts";
+import { errorMessage } from "../errors.ts";
+import { DirectListener } from "../wire/mod.ts";
 import { BlockEngine } from "./block_engine.ts";
-import { type ServedDirect, serveDirectSteps } from "./direct_steps.ts";
+import { noDirectError, offerDirectHere } from "./direct_steps.ts";
+import type { DirectServing, HiddenStates } from "./types.ts";
 import type { DirectEvent, WorkerReply, WorkerRequest } from "./worker_protocol.ts";
 import { DIRECT_REPORT_MS, priorityOf, serializeError } from "./worker_protocol.ts";
 
@@ -28,8 +29,8 @@ const engine = new BlockEngine();
 const queues: [Job[], Job[]] = [[], []];
 let busy = false;
 let listener: DirectListener | undefined;
-/** Per session id: its open offer, then its served connection. */
-const directs = new Map<string, { ticket: DirectTicket; served?: ServedDirect }>();
+/** Per session id: its offered, then served, direct path. */
+const directs = new Map<string, DirectServing>();
 
 /** Yields to the event loop (so queued messages arrive) without timer clamping. */
 const channel = new MessageChannel();
@@ -75,64 +76,55 @@ function flushSteps(id: string): void {
 }
 
 function offerDirect(args: Extract<WorkerRequest, { op: "direct_offer" }>["args"]) {
-  if (!listener) {
-    throw new RuntimeError("NO_DIRECT", "this runtime was started without a direct-path listener", {
-      hint: "start the runtime with the direct option",
-    });
-  }
+  if (!listener) throw noDirectError();
   const { id } = args;
   engine.positionOf(id); // UNKNOWN_SESSION for a closed session
-  directs.get(id)?.served?.cancel();
-  directs.get(id)?.ticket.cancel();
-  const ticket = listener.offer();
-  const entry: { ticket: DirectTicket; served?: ServedDirect } = { ticket };
-  directs.set(id, entry);
-  void ticket.attached.then((ch) => {
-    // never throws: an unhandled rejection would end the Worker and every session with it
-    try {
-      if (!ch || directs.get(id) !== entry) {
-        ch?.abort();
-        if (directs.get(id) === entry) directs.delete(id);
-        return post({ event: "direct", id, kind: "lapsed" });
-      }
-      post({ event: "direct", id, kind: "attached" });
-      entry.served = serveDirectSteps(ch, {
-        batch: args.batch,
-        hiddenSize: args.hiddenSize,
-        dtype: args.dtype,
-        step: (hidden, startFromPosition, hypoIds) =>
-          enqueueLocal({ id: -1, op: "step", args: { id, hidden, startFromPosition, hypoIds } }) as Promise<
-            { data: Float32Array; shape: number[] }
-          >,
-      }, (e) => noteStep(id, e.tokens, e.computeMs));
-      void entry.served.ended.then((end) => {
-        if (directs.get(id) === entry) directs.delete(id);
-        flushSteps(id);
-        post({ event: "direct", id, kind: "ended", end });
-      });
-    } catch (err) {
-      ch?.abort();
-      directs.delete(id);
-      const e = serializeError(err);
-      post({
-        event: "direct",
-        id,
-        kind: "ended",
-        end: { kind: "failed", code: "INTERNAL", message: e.message },
-      });
-    }
+  cancelDirect(id);
+  const serving = offerDirectHere(
+    listener,
+    {
+      batch: args.batch,
+      step: (hidden, o) =>
+        enqueueLocal({
+          id: -1,
+          op: "step",
+          args: {
+            id,
+            hidden: { data: hidden.data, shape: [...hidden.shape] },
+            startFromPosition: o?.startFromPosition,
+            hypoIds: o?.hypoIds && Array.from(o.hypoIds),
+          },
+        }) as Promise<HiddenStates>,
+    },
+    args.hiddenSize,
+    { dtype: args.dtype, onStep: (e) => noteStep(id, e.tokens, e.computeMs) },
+  );
+  directs.set(id, serving);
+  const forget = () => directs.get(id) === serving && directs.delete(id);
+  // never rejects: an unhandled rejection would end the Worker and every session with it
+  serving.attached.then((ok) => {
+    if (ok) return post({ event: "direct", id, kind: "attached" });
+    forget();
+    post({ event: "direct", id, kind: "lapsed" });
+  }, (err) => {
+    forget();
+    post({
+      event: "direct",
+      id,
+      kind: "ended",
+      end: { kind: "failed", code: "INTERNAL", message: errorMessage(err) },
+    });
   });
-  return ticket.offer;
+  void serving.ended.then((end) => {
+    forget();
+    flushSteps(id);
+    post({ event: "direct", id, kind: "ended", end });
+  });
+  return serving.offer;
 }
 
 function cancelDirect(id: string, error?: { code: string; message: string; hint?: string }): void {
-  const d = directs.get(id);
-  if (!d) return;
-  if (d.served) d.served.cancel({ error });
-  else {
-    directs.delete(id);
-    d.ticket.cancel();
-  }
+  directs.get(id)?.cancel(error);
 }
 
 async function handle(req: WorkerRequest): Promise<unknown> {

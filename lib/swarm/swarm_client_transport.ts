@@ -11,15 +11,16 @@ import type { HiddenStates } from "../runtime/types.ts";
 import { SwarmError } from "../errors.ts";
 import { timeoutSignal } from "../util/abort.ts";
 import {
+  connectDirect,
   type InfoMessage,
   type MessageType,
   type SignedRecordWire,
   tensor,
   type WireDType,
+  type WireLimits,
   type WireMessage,
 } from "../wire/mod.ts";
 import type { FrameChannel } from "./frame_channel.ts";
-import { connectDirect, type WireLimits } from "../wire/mod.ts";
 import { type DirectPaths, withControl } from "./direct_paths.ts";
 import {
   FORWARD_PROTOCOL as FORWARD,

@@ -23,9 +23,14 @@ const TAG = 16;
 export const DIRECT_SEAL_OVERHEAD = TAG;
 const DIRECTION: Record<DirectRole, number> = { client: 0x63327331, server: 0x73326331 };
 
+/** Bytes as base64url without padding (how tickets and keys travel). */
+export function encodeSecret(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
+}
+
 /** 32 random bytes as base64url (a ticket or a key). */
 export function randomSecret(): string {
-  return Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+  return encodeSecret(crypto.getRandomValues(new Uint8Array(32)));
 }
 
 /** Decodes a 32-byte base64url secret; throws BAD_FRAME for anything else. */

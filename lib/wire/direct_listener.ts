@@ -11,7 +11,7 @@ import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import type { DirectOffer } from "./protocol_messages.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
-import { decodeSecret, randomSecret } from "./direct_cipher.ts";
+import { encodeSecret, randomSecret } from "./direct_cipher.ts";
 import {
   DIRECT_HELLO_BYTES,
   DIRECT_MAGIC,
@@ -102,12 +102,16 @@ export class DirectListener {
       });
     }
     const ticket = randomSecret();
-    const key = randomSecret();
+    const keyBytes = crypto.getRandomValues(new Uint8Array(32));
     let resolve!: (ch: DirectFrameChannel | null) => void;
     const attached = new Promise<DirectFrameChannel | null>((r) => (resolve = r));
     const timer = setTimeout(() => this.#drop(ticket), this.#o.ticketMs ?? 10_000);
-    this.#tickets.set(ticket, { key: decodeSecret(key, "key"), resolve, timer });
-    return { offer: { port: this.port, ticket, key }, attached, cancel: () => this.#drop(ticket) };
+    this.#tickets.set(ticket, { key: keyBytes, resolve, timer });
+    return {
+      offer: { port: this.port, ticket, key: encodeSecret(keyBytes) },
+      attached,
+      cancel: () => this.#drop(ticket),
+    };
   }
 
   /** Offers not yet used, cancelled or expired. */
@@ -151,7 +155,7 @@ export class DirectListener {
         got += n;
       }
       if (!DIRECT_MAGIC.every((b, i) => buf[i] === b)) return this.#reject(conn);
-      const ticket = btoaUrl(buf.subarray(DIRECT_MAGIC.byteLength, DIRECT_HELLO_BYTES));
+      const ticket = encodeSecret(buf.subarray(DIRECT_MAGIC.byteLength, DIRECT_HELLO_BYTES));
       const w = this.#tickets.get(ticket);
       if (!w || this.#stopped) return this.#reject(conn);
       this.#tickets.delete(ticket);
@@ -198,10 +202,4 @@ export class DirectListener {
     for (const t of [...this.#tickets.keys()]) this.#drop(t);
     await this.#accepting;
   }
-}
-
-function btoaUrl(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }

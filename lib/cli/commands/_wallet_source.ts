@@ -1,9 +1,14 @@
 /**
  * Loads the agent wallet for a CLI command from the resolved config (key or keystore), asking
- * for the keystore password on a terminal (without echo) when it is not in the environment.
+ * for the keystore password on a terminal (without echo) when it is not in the environment;
+ * `withSigner` adds the checked chain connection and the transaction queue that sending needs.
  * @module
  */
+import { preflight } from "../../chain/preflight.ts";
+import { ChainProvider } from "../../chain/provider.ts";
+import { TxQueue } from "../../chain/tx_queue.ts";
 import { type AgentWallet, loadWallet } from "../../chain/wallet.ts";
+import type { Logger } from "../../util/logger.ts";
 import { requireWallet } from "../../config/resolve_config.ts";
 import type { Config } from "../../config/types.ts";
 
@@ -42,4 +47,24 @@ export function walletFromConfig(config: Config): Promise<AgentWallet> {
     keystorePassword: config.keystorePassword,
     promptPassword: promptHidden,
   });
+}
+
+/**
+ * Runs `fn` with the configured wallet, a provider for the configured chain that passed the
+ * preflight (chain id, balance) and a transaction queue; the provider is closed afterwards.
+ */
+export async function withSigner<T>(
+  config: Config,
+  logger: Logger,
+  signal: AbortSignal,
+  fn: (s: { wallet: AgentWallet; provider: ChainProvider; queue: TxQueue }) => Promise<T>,
+): Promise<T> {
+  const wallet = await walletFromConfig(config);
+  const provider = new ChainProvider({ rpcUrl: config.rpcUrl, chainId: config.chainId });
+  try {
+    await preflight({ provider, address: wallet.address, logger, signal });
+    return await fn({ wallet, provider, queue: new TxQueue({ provider, wallet, logger }) });
+  } finally {
+    provider.destroy();
+  }
 }

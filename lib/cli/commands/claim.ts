@@ -1,12 +1,9 @@
 import type { Command } from "@commander-js/extra-typings";
-import { preflight } from "../../chain/preflight.ts";
 import { formatPlm } from "../../chain/preflight.ts";
-import { ChainProvider } from "../../chain/provider.ts";
 import { claimIfDue, RewardPool } from "../../chain/rewards.ts";
-import { TxQueue } from "../../chain/tx_queue.ts";
 import type { CommandContext } from "../command_context.ts";
 import { addConfigOptions } from "../config_options.ts";
-import { walletFromConfig } from "./_wallet_source.ts";
+import { withSigner } from "./_wallet_source.ts";
 
 /** `plumise claim`: claim the pending RewardPool reward now (when it is > 0). */
 export function registerClaim(program: Command, ctx: CommandContext): void {
@@ -17,13 +14,10 @@ export function registerClaim(program: Command, ctx: CommandContext): void {
   cmd.action(async (opts) => {
     const { config } = ctx.resolve(opts as Record<string, unknown>);
     const logger = ctx.logger(config);
-    const wallet = await walletFromConfig(config);
-    const provider = new ChainProvider({ rpcUrl: config.rpcUrl, chainId: config.chainId });
-    try {
-      await preflight({ provider, address: wallet.address, logger, signal: ctx.signal });
+    await withSigner(config, logger, ctx.signal, async ({ provider, queue }) => {
       const outcome = await claimIfDue({
         pool: new RewardPool(provider, config.rewardPool),
-        queue: new TxQueue({ provider, wallet, logger }),
+        queue,
         thresholdWei: 1n,
         logger,
         signal: ctx.signal,
@@ -39,8 +33,6 @@ export function registerClaim(program: Command, ctx: CommandContext): void {
       } else {
         ctx.stdout(`nothing claimed: ${outcome.reason}`);
       }
-    } finally {
-      provider.destroy();
-    }
+    });
   });
 }

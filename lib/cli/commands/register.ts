@@ -1,12 +1,9 @@
 import type { Command } from "@commander-js/extra-typings";
 import { AgentRegistryReader } from "../../chain/agent_registry.ts";
 import { ensureRegistered } from "../../chain/agent_registration.ts";
-import { preflight } from "../../chain/preflight.ts";
-import { ChainProvider } from "../../chain/provider.ts";
-import { TxQueue } from "../../chain/tx_queue.ts";
 import type { CommandContext } from "../command_context.ts";
 import { addConfigOptions } from "../config_options.ts";
-import { walletFromConfig } from "./_wallet_source.ts";
+import { withSigner } from "./_wallet_source.ts";
 
 /** `plumise register`: register the agent via precompile 0x21 unless it already is. */
 export function registerRegister(program: Command, ctx: CommandContext): void {
@@ -17,11 +14,7 @@ export function registerRegister(program: Command, ctx: CommandContext): void {
   cmd.action(async (opts) => {
     const { config } = ctx.resolve(opts as Record<string, unknown>);
     const logger = ctx.logger(config);
-    const wallet = await walletFromConfig(config);
-    const provider = new ChainProvider({ rpcUrl: config.rpcUrl, chainId: config.chainId });
-    try {
-      await preflight({ provider, address: wallet.address, logger, signal: ctx.signal });
-      const queue = new TxQueue({ provider, wallet, logger });
+    await withSigner(config, logger, ctx.signal, async ({ wallet, provider, queue }) => {
       const r = await ensureRegistered({
         provider,
         queue,
@@ -42,8 +35,6 @@ export function registerRegister(program: Command, ctx: CommandContext): void {
       } else {
         ctx.stdout(r.status === "registered" ? r.txHash! : `already registered (${wallet.address})`);
       }
-    } finally {
-      provider.destroy();
-    }
+    });
   });
 }

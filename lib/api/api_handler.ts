@@ -332,12 +332,7 @@ export class ApiHandler {
     const params = this.#fitContext(req.inputs, req.params, "parameters.max_new_tokens");
     const run = this.#start(req.inputs, params, req.stop, signal);
     if (!req.stream) {
-      try {
-        for await (const _ of run.pieces) { /* collected in state */ }
-      } finally {
-        release();
-      }
-      this.#countTokens(run.state.tokens);
+      await this.#complete(run, release);
       return json(200, {
         generated_text: run.state.text,
         num_tokens: run.state.tokens,
@@ -381,12 +376,7 @@ export class ApiHandler {
     });
     const run = this.#start(prompt, params, req.stop, signal);
     if (!req.stream) {
-      try {
-        for await (const _ of run.pieces) { /* collected in state */ }
-      } finally {
-        release();
-      }
-      this.#countTokens(run.state.tokens);
+      await this.#complete(run, release);
       return json(200, {
         id,
         object: "chat.completion",
@@ -477,6 +467,16 @@ export class ApiHandler {
       cap: max - n,
     });
     return { ...params, maxNewTokens: max - n };
+  }
+
+  /** Runs a non-streamed generation to its end (the text collects in `run.state`), frees its slot, counts its tokens. */
+  async #complete(run: Run, release: () => void): Promise<void> {
+    try {
+      for await (const _ of run.pieces) { /* collected in state */ }
+    } finally {
+      release();
+    }
+    this.#countTokens(run.state.tokens);
   }
 
   #start(prompt: string, params: GenerationParams, stops: readonly string[], signal: AbortSignal): Run {

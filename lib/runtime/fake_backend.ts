@@ -15,7 +15,13 @@
  */
 import { RuntimeError } from "../errors.ts";
 import { sleep } from "../util/abort.ts";
-import { checkSpan, validateHidden, validateOpen, validateStep } from "./validate_hidden.ts";
+import {
+  checkSpan,
+  closedSessionError,
+  validateHidden,
+  validateOpen,
+  validateStep,
+} from "./validate_hidden.ts";
 import { DirectListener } from "../wire/mod.ts";
 import { noDirectError, offerDirectHere } from "./direct_steps.ts";
 import type {
@@ -112,10 +118,7 @@ class FakeSession implements InferenceSession {
 
   async #step(hidden: HiddenStates, options: StepOptions): Promise<HiddenStates> {
     if (this.closed) {
-      throw new RuntimeError("UNKNOWN_SESSION", `session ${this.id} is closed`, {
-        hint: "open a new session (and replay the history)",
-        details: { sessionId: this.id },
-      });
+      throw closedSessionError(this.id);
     }
     this.backend.assertRunning();
     validateHidden(hidden, this.backend.hiddenSize, this.batch);

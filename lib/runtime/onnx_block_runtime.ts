@@ -25,7 +25,13 @@ import type {
   RuntimeInfo,
   StepOptions,
 } from "./types.ts";
-import { checkSpan, validateHidden, validateOpen, validateStep } from "./validate_hidden.ts";
+import {
+  checkSpan,
+  closedSessionError,
+  validateHidden,
+  validateOpen,
+  validateStep,
+} from "./validate_hidden.ts";
 import { WorkerClient } from "./worker_client.ts";
 import { noDirectError } from "./direct_steps.ts";
 
@@ -57,10 +63,7 @@ class OnnxSession implements InferenceSession {
 
   async #step(hidden: HiddenStates, options: StepOptions): Promise<HiddenStates> {
     if (this.closed) {
-      throw new RuntimeError("UNKNOWN_SESSION", `session ${this.id} is closed`, {
-        hint: "open a new session (and replay the history)",
-        details: { sessionId: this.id },
-      });
+      throw closedSessionError(this.id);
     }
     const worker = this.runtime.worker();
     validateHidden(hidden, this.runtime.hiddenSize, this.batch);

@@ -115,6 +115,14 @@ export function validateStep(
   return { position, hypoIds };
 }
 
+/** `UNKNOWN_SESSION` for a step on a session that was closed. */
+export function closedSessionError(sessionId: string): RuntimeError {
+  return new RuntimeError("UNKNOWN_SESSION", `session ${sessionId} is closed`, {
+    hint: "open a new session (and replay the history)",
+    details: { sessionId },
+  });
+}
+
 /** Throws BAD_SPAN unless `[start, end)` is a non-empty integer range inside the served span. */
 export function checkSpan(start: number, end: number, served: { start: number; end: number }): void {
   if (

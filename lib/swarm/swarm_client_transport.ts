@@ -14,6 +14,7 @@ import {
   connectDirect,
   type InfoMessage,
   type MessageType,
+  type OpenMessage,
   type SignedRecordWire,
   tensor,
   type WireDType,
@@ -80,17 +81,8 @@ async function exchange<T extends MessageType>(
   }
 }
 
-export interface OpenInferenceRequest {
-  sessionId: string;
-  model: string;
-  start: number;
-  end: number;
-  maxLength: number;
-  batch: number;
-  /** Wire dtype of hidden states both ways (default f32). */
-  dtype?: WireDType;
-  wallet?: string;
-}
+/** The fields of the `open` message; `dtype` (of hidden states both ways) defaults to f32. */
+export type OpenInferenceRequest = Omit<OpenMessage, "type" | "dtype"> & { dtype?: WireDType };
 
 export interface StepResult {
   hidden: HiddenStates;

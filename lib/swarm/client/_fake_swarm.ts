@@ -7,6 +7,7 @@
 import { FakeBackend } from "../../runtime/fake_backend.ts";
 import type { HiddenStates } from "../../runtime/types.ts";
 import type {
+  ForwardSpanRequest,
   Hidden,
   OpenSpanRequest,
   RemoteSpanSession,
@@ -188,11 +189,7 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
     }, signal);
   }
 
-  forward(
-    record: RouteServer,
-    req: { model: string; start: number; end: number; hidden: Hidden },
-    signal?: AbortSignal,
-  ): Promise<Hidden> {
+  forward(record: RouteServer, req: ForwardSpanRequest, signal?: AbortSignal): Promise<Hidden> {
     const server = this.servers_.get(record.peerId)!;
     return this.#guard(
       server,

@@ -6,6 +6,7 @@
  */
 import type { ProtocolClient } from "../swarm_client_transport.ts";
 import type {
+  ForwardSpanRequest,
   Hidden,
   OpenSpanRequest,
   RemoteSpanSession,
@@ -84,16 +85,7 @@ export class ProtocolSpanTransport implements SpanTransport {
     };
   }
 
-  async forward(
-    server: RouteServer,
-    request: {
-      readonly model: string;
-      readonly start: number;
-      readonly end: number;
-      readonly hidden: Hidden;
-    },
-    signal?: AbortSignal,
-  ): Promise<Hidden> {
+  async forward(server: RouteServer, request: ForwardSpanRequest, signal?: AbortSignal): Promise<Hidden> {
     const r = await this.#o.clientFor(server).forward({ ...request, dtype: this.#o.dtype }, signal);
     return r.hidden;
   }

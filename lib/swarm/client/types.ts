@@ -49,6 +49,14 @@ export interface RouteSpan {
   readonly end: number;
 }
 
+/** A cache-less forward through `[start, end)` of one server. */
+export interface ForwardSpanRequest {
+  readonly model: string;
+  readonly start: number;
+  readonly end: number;
+  readonly hidden: Hidden;
+}
+
 export interface OpenSpanRequest {
   readonly sessionId: string;
   readonly model: string;
@@ -81,16 +89,7 @@ export interface SpanTransport {
     signal?: AbortSignal,
   ): Promise<RemoteSpanSession>;
   /** Cache-less forward through `[start, end)` of `server`. */
-  forward(
-    server: RouteServer,
-    request: {
-      readonly model: string;
-      readonly start: number;
-      readonly end: number;
-      readonly hidden: Hidden;
-    },
-    signal?: AbortSignal,
-  ): Promise<Hidden>;
+  forward(server: RouteServer, request: ForwardSpanRequest, signal?: AbortSignal): Promise<Hidden>;
   /** Round-trip time to `server` in ms (optional). */
   ping?(server: RouteServer, signal?: AbortSignal): Promise<number>;
 }

@@ -15,6 +15,7 @@ import type { ModelConfig } from "./model_config.ts";
 import { parseModelConfig } from "./model_config.ts";
 import { SafetensorsFile } from "./safetensors.ts";
 import type { ModelSource } from "./types.ts";
+import type { EngineLoadRequest } from "./block_engine.ts";
 
 export interface ResolveOptions {
   /** Blocks whose shards are needed, [start, end). */
@@ -44,6 +45,20 @@ export interface ResolvedCheckpoint {
   readonly headPrefix: string;
   readonly tokenizerPath?: string;
   readonly tokenizerConfigPath?: string;
+}
+
+/** What the runtime Worker needs of a resolved checkpoint to build its graphs (see `EngineLoadRequest`). */
+export function engineSource(
+  ck: ResolvedCheckpoint,
+): Pick<EngineLoadRequest, "config" | "generation" | "weightMap" | "paths" | "blockPrefix" | "headPrefix"> {
+  return {
+    config: ck.config,
+    generation: ck.generation,
+    weightMap: ck.weightMap,
+    paths: ck.paths,
+    blockPrefix: ck.blockPrefix,
+    headPrefix: ck.headPrefix,
+  };
 }
 
 async function isDir(p: string): Promise<boolean> {

@@ -11,7 +11,7 @@ import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import type { EngineLoadResult } from "./block_engine.ts";
 import type { ResolvedCheckpoint } from "./checkpoint.ts";
-import { resolveCheckpoint } from "./checkpoint.ts";
+import { engineSource, resolveCheckpoint } from "./checkpoint.ts";
 import type { DownloadProgress } from "./hub_download.ts";
 import type {
   BlockRuntime,
@@ -193,12 +193,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
       this.#directPort = r.port;
     }
     const res = await worker.call("load", {
-      config: ck.config,
-      generation: ck.generation,
-      weightMap: ck.weightMap,
-      paths: ck.paths,
-      blockPrefix: ck.blockPrefix,
-      headPrefix: ck.headPrefix,
+      ...engineSource(ck),
       start: o.start,
       end: o.end,
       weights: o.weights,
@@ -240,14 +235,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
     this.#sessions.clear();
     this.#reserved = 0;
     this.#directPort = undefined;
-    if (w) {
-      try {
-        await w.call("dispose", {});
-      } catch {
-        // worker already gone
-      }
-      w.terminate();
-    }
+    await w?.dispose();
   }
 
   /** @internal The live worker or NOT_RUNNING. */

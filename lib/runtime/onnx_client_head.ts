@@ -8,7 +8,7 @@ import { RuntimeError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import type { ResolvedCheckpoint } from "./checkpoint.ts";
-import { resolveCheckpoint } from "./checkpoint.ts";
+import { engineSource, resolveCheckpoint } from "./checkpoint.ts";
 import type { DownloadProgress } from "./hub_download.ts";
 import type { ClientHead, HeadInfo, HiddenStates, Logits, ModelSource, TokenIds } from "./types.ts";
 import { WorkerClient } from "./worker_client.ts";
@@ -56,12 +56,7 @@ export class OnnxClientHead implements ClientHead {
     const worker = new WorkerClient(this.#log);
     this.#worker = worker;
     await worker.call("load", {
-      config: ck.config,
-      generation: ck.generation,
-      weightMap: ck.weightMap,
-      paths: ck.paths,
-      blockPrefix: ck.blockPrefix,
-      headPrefix: ck.headPrefix,
+      ...engineSource(ck),
       weights: "fp32",
       head: true,
       threads: o.threads ?? 2,
@@ -74,14 +69,7 @@ export class OnnxClientHead implements ClientHead {
     const w = this.#worker;
     this.#worker = undefined;
     this.#starting = undefined;
-    if (w) {
-      try {
-        await w.call("dispose", {});
-      } catch {
-        // gone already
-      }
-      w.terminate();
-    }
+    await w?.dispose();
   }
 
   #live(): { worker: WorkerClient; ck: ResolvedCheckpoint } {

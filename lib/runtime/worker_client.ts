@@ -105,6 +105,16 @@ export class WorkerClient {
     });
   }
 
+  /** Asks the Worker to release its sessions (best effort), then terminates it. */
+  async dispose(): Promise<void> {
+    try {
+      await this.call("dispose", {});
+    } catch {
+      // the Worker is gone already
+    }
+    this.terminate();
+  }
+
   terminate(): void {
     this.#worker.terminate();
     this.#fail(new RuntimeError("NOT_RUNNING", "the runtime was stopped", { hint: "start it again" }));

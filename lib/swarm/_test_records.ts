@@ -11,10 +11,10 @@ export interface TestPeer {
   sign: (patch?: Partial<SwarmRecord>) => ReturnType<typeof signRecord>;
 }
 
-export async function testPeer(now = Date.now()): Promise<TestPeer> {
-  const id = await ephemeralIdentity();
-  const record = (patch: Partial<SwarmRecord> = {}): SwarmRecord => ({
-    peerId: id.peerId,
+/** A valid record of `peerId` (online, span 0..4, expiring a minute after `now`), with `patch` applied. */
+export function testRecord(peerId: string, now: number, patch: Partial<SwarmRecord> = {}): SwarmRecord {
+  return {
+    peerId,
     addrs: ["/ip4/127.0.0.1/tcp/1"],
     model: "test/model",
     start: 0,
@@ -33,7 +33,12 @@ export async function testPeer(now = Date.now()): Promise<TestPeer> {
     seq: 1,
     expiresAt: now + 60_000,
     ...patch,
-  });
+  };
+}
+
+export async function testPeer(now = Date.now()): Promise<TestPeer> {
+  const id = await ephemeralIdentity();
+  const record = (patch: Partial<SwarmRecord> = {}): SwarmRecord => testRecord(id.peerId, now, patch);
   return {
     peerId: id.peerId,
     privateKey: id.privateKey,

@@ -2,31 +2,12 @@ import assert from "node:assert/strict";
 import type { SwarmRecord } from "../wire/mod.ts";
 import type { TableEntry } from "./swarm_table.ts";
 import { formatSwarmTableView, ranges, swarmTableView } from "./swarm_table_view.ts";
+import { testRecord } from "./_test_records.ts";
 
 const NOW = 1_800_000_000_000;
 
 function entry(peerId: string, patch: Partial<SwarmRecord>): TableEntry {
-  const record: SwarmRecord = {
-    peerId,
-    addrs: ["/ip4/127.0.0.1/tcp/1"],
-    model: "m/a",
-    start: 0,
-    end: 4,
-    state: "online",
-    throughput: 10,
-    inferenceRps: 100,
-    forwardRps: 1000,
-    networkRps: 500,
-    cacheTokensLeft: 4096,
-    weights: "fp32",
-    version: "0.1.0",
-    wallet: null,
-    usingRelay: false,
-    nextPings: {},
-    seq: 1,
-    expiresAt: NOW + 60_000,
-    ...patch,
-  };
+  const record = testRecord(peerId, NOW, { model: "m/a", cacheTokensLeft: 4096, ...patch });
   return { record, signed: { payload: "", signature: "" }, firstSeen: NOW - 5_000 };
 }
 

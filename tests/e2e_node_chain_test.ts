@@ -44,22 +44,27 @@ function fakeSwarmAndRuntime(metrics: () => Metrics): Omit<NodeParts, "chain" | 
   };
 }
 
+/** A node config on the test chain and Oracle stub, its API on a free loopback port. */
+function chainNodeConfig(key: string, rpcUrl: string, oracleUrl: string, extra: Record<string, string>) {
+  return resolveConfig({
+    env: {
+      PLUMISE_PRIVATE_KEY: key,
+      PLUMISE_RPC_URL: rpcUrl,
+      ORACLE_API_URL: oracleUrl,
+      MODEL_NAME: "test-org/tiny-bloom",
+      API_PORT: "0",
+      API_HOST: "127.0.0.1",
+      ...extra,
+    },
+    system: { availableMemoryBytes: 8 * 2 ** 30 },
+  }).config;
+}
+
 Deno.test("node chain side: register once, heartbeat, reports carry the swarm counters, final report on stop", async () => {
   await using chain = await startTestChain();
   await using oracle = await startOracleStub({ rpcUrl: chain.rpcUrl });
   const key = await chain.newFundedKey();
-  const config = resolveConfig({
-    env: {
-      PLUMISE_PRIVATE_KEY: key,
-      PLUMISE_RPC_URL: chain.rpcUrl,
-      ORACLE_API_URL: oracle.url,
-      MODEL_NAME: "test-org/tiny-bloom",
-      API_PORT: "0",
-      API_HOST: "127.0.0.1",
-      REPORT_INTERVAL: "10",
-    },
-    system: { availableMemoryBytes: 8 * 2 ** 30 },
-  }).config;
+  const config = chainNodeConfig(key, chain.rpcUrl, oracle.url, { REPORT_INTERVAL: "10" });
 
   const run = async () => {
     const { logger, records } = memoryLogger("info");
@@ -107,18 +112,7 @@ Deno.test("VERIFY_ON_CHAIN: each completed HTTP generation sends 0x20 and its pr
   await using chain = await startTestChain();
   await using oracle = await startOracleStub({ rpcUrl: chain.rpcUrl });
   const key = await chain.newFundedKey();
-  const config = resolveConfig({
-    env: {
-      PLUMISE_PRIVATE_KEY: key,
-      PLUMISE_RPC_URL: chain.rpcUrl,
-      ORACLE_API_URL: oracle.url,
-      MODEL_NAME: "test-org/tiny-bloom",
-      API_PORT: "0",
-      API_HOST: "127.0.0.1",
-      VERIFY_ON_CHAIN: "true",
-    },
-    system: { availableMemoryBytes: 8 * 2 ** 30 },
-  }).config;
+  const config = chainNodeConfig(key, chain.rpcUrl, oracle.url, { VERIFY_ON_CHAIN: "true" });
   const node = createNode(config, {
     parts: async (ctx) => {
       const chainPart = await createChainPart(ctx.config, ctx.metrics, ctx.logger);

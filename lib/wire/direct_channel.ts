@@ -19,7 +19,7 @@
 import { errorMessage, TimeoutError, WireError } from "../errors.ts";
 import { timeoutSignal, withTimeout } from "../util/abort.ts";
 import { decodeFrame, encodeFrame } from "./frame_codec.ts";
-import { lengthPrefixed, LengthPrefixedDecoder } from "./length_prefix.ts";
+import { encodeVarint, LengthPrefixedDecoder } from "./length_prefix.ts";
 import type { DirectOffer, WireMessage } from "./protocol_messages.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
@@ -160,7 +160,9 @@ export function directFrameChannel(
     }
     if (options?.signal?.aborted) return Promise.reject(options.signal.reason);
     // seal in call order (the nonce counter) and write in the same order
-    const bytes = lengthPrefixed(cipher.seal(plain));
+    const prefix = encodeVarint(plain.byteLength + DIRECT_SEAL_OVERHEAD);
+    const bytes = cipher.sealInto(plain, prefix.byteLength);
+    bytes.set(prefix, 0);
     // write at once when nothing is queued (the common case: one frame per step)
     const done = pendingWrites === 0 ? writeBytes(bytes) : writing.then(() => writeBytes(bytes));
     pendingWrites++;

@@ -44,6 +44,38 @@ Deno.test("direct cipher: frames round-trip in order, client → server and serv
   assert.equal(dec.decode(client.open(server.seal(enc.encode("b")))), "b");
 });
 
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
+Deno.test("direct cipher: known-answer frames (ChaCha20-Poly1305, nonce = direction tag ‖ LE counter) stay byte-identical", () => {
+  // computed with an independent implementation (@noble/ciphers 2.4.0, the one earlier builds used),
+  // so peers of either build read each other's frames
+  const k = Uint8Array.from({ length: 32 }, (_, i) => i);
+  const client = new DirectCipher(k, "client");
+  assert.equal(
+    hex(client.seal(enc.encode("plumise direct frame"))),
+    "c19d30fc2ffab918361ae50e659b9fb95bac6c8e6ee6810656176659efd54f27670002fa",
+  );
+  assert.equal(hex(client.seal(new Uint8Array(0))), "a50da51319056d84e76ca44d17f2c756");
+  const server = new DirectCipher(k, "server");
+  assert.equal(
+    dec.decode(server.open(Uint8Array.from(
+      "c19d30fc2ffab918361ae50e659b9fb95bac6c8e6ee6810656176659efd54f27670002fa".match(/../g)!,
+      (h) => parseInt(h, 16),
+    ))),
+    "plumise direct frame",
+  );
+});
+
+Deno.test("direct cipher: sealInto leaves the headroom free and seals the same bytes as seal", () => {
+  const a = new DirectCipher(key(3), "server"), b = new DirectCipher(key(3), "server");
+  const plain = enc.encode("result frame");
+  const sealed = a.seal(plain);
+  const into = b.sealInto(plain, 3);
+  assert.equal(into.byteLength, 3 + sealed.byteLength);
+  assert.deepEqual([...into.subarray(0, 3)], [0, 0, 0]);
+  assert.deepEqual(into.subarray(3), sealed);
+});
+
 Deno.test("direct cipher: the same plaintext seals differently per frame and per direction", () => {
   const { client, server } = pair();
   const p = enc.encode("same bytes every time");

@@ -56,7 +56,10 @@ export class LengthPrefixedDecoder {
     return this.#buffered;
   }
 
-  /** Adds bytes; returns every frame body completed by them. */
+  /**
+   * Adds bytes; returns every frame body completed by them. A body that lies within one pushed
+   * chunk is a view into it (no copy), so callers hand over buffers they no longer write to.
+   */
   push(bytes: Uint8Array): Uint8Array[] {
     if (bytes.byteLength) {
       this.#chunks.push(bytes);
@@ -107,6 +110,14 @@ export class LengthPrefixedDecoder {
   }
 
   #take(n: number): Uint8Array {
+    const first = this.#chunks[0];
+    if (first.byteLength >= n) {
+      // the whole frame is in the first chunk (the usual case): a view, no copy
+      if (first.byteLength === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+      this.#buffered -= n;
+      return first.subarray(0, n);
+    }
     const out = new Uint8Array(n);
     let off = 0;
     while (off < n) {

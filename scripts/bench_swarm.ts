@@ -6,12 +6,18 @@
  * alternate `--runs` times (so both see the same machine load) and the medians are reported.
  *
  *   deno task bench:swarm [--json] [--runs 5] [--tokens 32] [--layers 12] [--heads 16] [--head-dim 64] [--threads 2]
- *     [--breakdown] [--no-libp2p]
+ *     [--breakdown] [--no-libp2p] [--no-floor]
+ *
+ * A third variant, alternated in the same run, is the floor: the same three spans in three
+ * processes taking turns over pipes with no protocol at all (scripts/pipe_span_process.ts), so the
+ * report separates what three processes sharing this machine's cores cost (`ratio_floor`) from
+ * what the swarm adds on top (`swarm_vs_floor`).
  *
  * `--json` prints `{"swarm_tok_s", "local_tok_s", "ratio", "servers", "tokens", ...}`; the swarm
  * figures are those of a client taking the servers' direct paths (the default), and
  * `swarm_libp2p_tok_s` / `ratio_libp2p` those of a second client on the same servers that keeps the
- * libp2p streams, alternated in the same run (`--no-libp2p` skips it). `--breakdown` adds
+ * libp2p streams, alternated in the same run (`--no-libp2p` skips it). `floor_tok_s`, `ratio_floor` and
+ * `swarm_vs_floor` are the floor's (`--no-floor` skips it). `--breakdown` adds
  * `breakdown`: medians per decode token (ms) of the head's embed and logits calls and of the block
  * step (the whole model locally; all hops through the swarm), and per hop the server's compute time
  * and the client's round trip, over the measured runs.
@@ -25,6 +31,7 @@ import { generateText, type GenerationResult, type StepSession } from "../lib/sw
 import { describeRoute } from "../lib/swarm/client/route_inference.ts";
 import { makeBloomCheckpoint } from "../tests/helpers/checkpoint_fixture.ts";
 import { type SpawnedFixture, spawnFixtureServer } from "../tests/helpers/swarm_client_fixture.ts";
+import { type PipeSpan, spawnPipeSpan } from "./pipe_span_process.ts";
 
 const { values: a } = parseArgs({
   args: Deno.args,
@@ -38,6 +45,7 @@ const { values: a } = parseArgs({
     runs: { type: "string", default: "5" },
     breakdown: { type: "boolean", default: false },
     "no-libp2p": { type: "boolean", default: false },
+    "no-floor": { type: "boolean", default: false },
     prompt: { type: "string", default: "hello world, this is a benchmark of the swarm" },
   },
 });
@@ -85,6 +93,8 @@ const tokS = (r: GenerationResult) => r.tokenIds.length / ((r.prefillMs + r.deco
 /** Decode-token timings (T = 1 calls only) while `timing` is on; key → ms samples. */
 const timings: Record<string, number[]> = {};
 let timing = false;
+/** Which variant is running: the head's timings are keyed by it. */
+let variant = "local";
 const timed = async <T>(key: string, tokens: number, f: () => Promise<T>): Promise<T> => {
   if (!timing || tokens !== 1) return await f();
   const t0 = performance.now();
@@ -99,8 +109,8 @@ const head: ClientHead = {
   },
   start: () => rawHead.start(),
   stop: () => rawHead.stop(),
-  embed: (ids, o) => timed("embed", ids.shape[1], () => rawHead.embed(ids, o)),
-  logits: (last, o) => timed("logits", 1, () => rawHead.logits(last, o)),
+  embed: (ids, o) => timed(`${variant} embed`, ids.shape[1], () => rawHead.embed(ids, o)),
+  logits: (last, o) => timed(`${variant} logits`, 1, () => rawHead.logits(last, o)),
 };
 /** A step session whose decode steps are timed under `key`. */
 const timedSession = (key: string, s: StepSession): StepSession => ({
@@ -113,11 +123,13 @@ const timedSession = (key: string, s: StepSession): StepSession => ({
 const tokenizer = await loadTokenizer({ model });
 await head.start();
 const servers: SpawnedFixture[] = [];
+const pipes: PipeSpan[] = [];
 try {
   // --- one process: the whole model + head, no swarm
   const local = createBlockRuntime({ model, start: 0, end: layers, weights: "fp32", threads });
   await local.start();
   const runLocal = async () => {
+    variant = "local";
     const session = await local.openSession({ start: 0, end: layers, maxLength: 512, batch: 1 });
     try {
       return await generateText(
@@ -151,6 +163,34 @@ try {
     );
   }
   await Promise.all(servers.map((s) => s.addRecords(servers.map((x) => x.signed))));
+  // the floor: the same three spans in three processes taking turns over pipes, no protocol
+  if (!a["no-floor"]) {
+    for (let i = 0; i < 3; i++) {
+      pipes.push(await spawnPipeSpan({ model, start: cuts[i], end: cuts[i + 1], threads }));
+    }
+  }
+  const runPipes = async () => {
+    variant = "floor";
+    let position = 0;
+    const session: StepSession = {
+      get position() {
+        return position;
+      },
+      maxLength: 512,
+      step: async (h) => {
+        let y = h;
+        for (const p of pipes) y = await p.step(y, position === 0);
+        position += h.shape[1];
+        return y;
+      },
+    };
+    return await generateText(
+      { head, tokenizer, session: timedSession("floor_blocks", session) },
+      a.prompt!,
+      options,
+    )
+      .complete();
+  };
   const connect = (direct: boolean) =>
     connectSwarm({
       model,
@@ -171,7 +211,8 @@ try {
   const streamClient = a["no-libp2p"] ? undefined : await connect(false);
   const localRuns: GenerationResult[] = [],
     swarmRuns: GenerationResult[] = [],
-    streamRuns: GenerationResult[] = [];
+    streamRuns: GenerationResult[] = [],
+    pipeRuns: GenerationResult[] = [];
   let route = "", maxAbsDiff = 0;
   try {
     for (const c of [client, streamClient]) {
@@ -180,6 +221,7 @@ try {
       }
     }
     const runSwarm = async (c: typeof client, key: string) => {
+      variant = c === client ? "swarm" : "swarm_libp2p";
       const session = c.openSession({ maxLength: 512 });
       try {
         const r = await c.generateWith(timedSession(key, session), a.prompt!, options).complete();
@@ -193,16 +235,19 @@ try {
     await runLocal();
     await runSwarm(client, "swarm_blocks");
     if (streamClient) await runSwarm(streamClient, "swarm_libp2p_blocks");
+    if (pipes.length) await runPipes();
     timing = a.breakdown;
     for (let i = 0; i < runs; i++) {
       localRuns.push(await runLocal());
       swarmRuns.push(await runSwarm(client, "swarm_blocks"));
       if (streamClient) streamRuns.push(await runSwarm(streamClient, "swarm_libp2p_blocks"));
+      if (pipes.length) pipeRuns.push(await runPipes());
       log(
         `run ${i + 1}: local ${tokS(localRuns[i]).toFixed(1)} tok/s, swarm ${
           tokS(swarmRuns[i]).toFixed(1)
         } tok/s` +
-          (streamClient ? `, swarm over libp2p streams ${tokS(streamRuns[i]).toFixed(1)} tok/s` : ""),
+          (streamClient ? `, swarm over libp2p streams ${tokS(streamRuns[i]).toFixed(1)} tok/s` : "") +
+          (pipes.length ? `, floor (3 processes over pipes) ${tokS(pipeRuns[i]).toFixed(1)} tok/s` : ""),
       );
     }
     timing = false;
@@ -231,24 +276,42 @@ try {
         ratio_libp2p: Math.round((median(streamRuns.map(tokS)) / localTokS) * 1000) / 1000,
       }
       : {}),
+    ...(pipeRuns.length
+      ? {
+        floor_tok_s: Math.round(median(pipeRuns.map(tokS)) * 100) / 100,
+        ratio_floor: Math.round((median(pipeRuns.map(tokS)) / localTokS) * 1000) / 1000,
+        swarm_vs_floor: Math.round((swarmTokS / median(pipeRuns.map(tokS))) * 1000) / 1000,
+      }
+      : {}),
     servers: 3,
     tokens,
     /** Medians of the prefill (prompt) step, session opening included, and of the decode time per token. */
     prefill_ms: {
       local: Math.round(median(localRuns.map((r) => r.prefillMs)) * 10) / 10,
       swarm: Math.round(median(swarmRuns.map((r) => r.prefillMs)) * 10) / 10,
+      ...(pipeRuns.length ? { floor: Math.round(median(pipeRuns.map((r) => r.prefillMs)) * 10) / 10 } : {}),
     },
     decode_ms_per_token: {
       local: Math.round(median(localRuns.map((r) => r.decodeMs / Math.max(1, r.tokenIds.length - 1))) * 100) /
         100,
       swarm: Math.round(median(swarmRuns.map((r) => r.decodeMs / Math.max(1, r.tokenIds.length - 1))) * 100) /
         100,
+      ...(pipeRuns.length
+        ? {
+          floor: Math.round(
+            median(pipeRuns.map((r) => r.decodeMs / Math.max(1, r.tokenIds.length - 1))) * 100,
+          ) /
+            100,
+        }
+        : {}),
     },
     blocks: layers,
     hidden_size: hiddenSize,
     runs,
     same_tokens: JSON.stringify(swarmRun.tokenIds) === JSON.stringify(localRun.tokenIds) &&
-      streamRuns.every((r) => JSON.stringify(r.tokenIds) === JSON.stringify(localRun.tokenIds)),
+      [...streamRuns, ...pipeRuns].every((r) =>
+        JSON.stringify(r.tokenIds) === JSON.stringify(localRun.tokenIds)
+      ),
     /** Largest difference between the swarm's and the single process's block output on the prompt. */
     max_abs_diff: maxAbsDiff,
     ...(a.breakdown
@@ -268,6 +331,7 @@ try {
     );}
 } finally {
   await Promise.all(servers.map((s) => s.kill()));
+  await Promise.all(pipes.map((p) => p.stop()));
   await head.stop();
   await Deno.remove(ck.dir, { recursive: true }).catch(() => {});
 }

@@ -1,0 +1,124 @@
+/**
+ * The floor of `deno task bench:swarm`: a span of blocks in a process of its own, driven over its
+ * stdin/stdout with no network protocol at all (no libp2p, no TCP, no encryption, no session
+ * messages), so three of them taking turns measure what three processes sharing this machine's
+ * cores allow, next to the swarm and the single process, in the same run.
+ *
+ * Run as main (`deno run --allow-all scripts/pipe_span_process.ts '{"model":…,"start":0,"end":4,"threads":2}'`)
+ * it loads the span with the real runtime, writes one line `ready\n`, then serves requests until
+ * stdin closes. A request is a 12-byte header (u32 LE: flags — bit 0 opens a fresh session —, tokens,
+ * hidden size) and tokens × hidden f32 LE; the reply is the span's output of the same size, in the
+ * same layout without the header.
+ *
+ * `spawnPipeSpan()` starts one and returns a driver.
+ * @module
+ */
+import { createBlockRuntime } from "../lib/runtime/mod.ts";
+import type { HiddenStates, InferenceSession } from "../lib/runtime/types.ts";
+
+export interface PipeSpanOptions {
+  model: string;
+  start: number;
+  end: number;
+  threads: number;
+}
+
+export interface PipeSpan {
+  /** Steps the span's session (`fresh`: a new session first, at position 0). */
+  step(hidden: HiddenStates, fresh: boolean): Promise<HiddenStates>;
+  stop(): Promise<void>;
+}
+
+const HEADER = 12;
+
+/** Reads exactly `n` bytes into a new buffer (null at a clean end before the first byte). */
+async function readExactly(r: ReadableStreamBYOBReader, n: number): Promise<Uint8Array | null> {
+  let buf = new Uint8Array(n), got = 0;
+  while (got < n) {
+    const { value, done } = await r.read(buf.subarray(got));
+    if (done || !value) {
+      if (got === 0) return null;
+      throw new Error(`pipe span: stream ended after ${got} of ${n} bytes`);
+    }
+    got += value.byteLength;
+    buf = new Uint8Array(value.buffer);
+  }
+  return buf;
+}
+
+async function writeAll(w: WritableStreamDefaultWriter<Uint8Array>, bytes: Uint8Array): Promise<void> {
+  await w.ready;
+  await w.write(bytes);
+}
+
+export async function spawnPipeSpan(o: PipeSpanOptions): Promise<PipeSpan> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", new URL(import.meta.url).pathname, JSON.stringify(o)],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.getReader({ mode: "byob" });
+  const ready = await readExactly(reader, 6);
+  if (!ready || new TextDecoder().decode(ready) !== "ready\n") {
+    child.kill("SIGKILL");
+    throw new Error(`pipe span ${o.start}:${o.end} did not start`);
+  }
+  const writer = child.stdin.getWriter();
+  return {
+    async step(hidden, fresh) {
+      const [, tokens, size] = hidden.shape;
+      const msg = new Uint8Array(HEADER + hidden.data.byteLength);
+      const h = new DataView(msg.buffer);
+      h.setUint32(0, fresh ? 1 : 0, true);
+      h.setUint32(4, tokens, true);
+      h.setUint32(8, size, true);
+      msg.set(new Uint8Array(hidden.data.buffer, hidden.data.byteOffset, hidden.data.byteLength), HEADER);
+      await writeAll(writer, msg);
+      const out = await readExactly(reader, hidden.data.byteLength);
+      if (!out) throw new Error(`pipe span ${o.start}:${o.end} exited`);
+      return { data: new Float32Array(out.buffer, 0, tokens * size), shape: [1, tokens, size] };
+    },
+    async stop() {
+      await writer.close().catch(() => {});
+      await child.status;
+    },
+  };
+}
+
+if (import.meta.main) {
+  const o = JSON.parse(Deno.args[0]) as PipeSpanOptions;
+  const runtime = createBlockRuntime({
+    model: o.model,
+    start: o.start,
+    end: o.end,
+    weights: "fp32",
+    threads: o.threads,
+  });
+  await runtime.start();
+  const out = Deno.stdout.writable.getWriter();
+  await writeAll(out, new TextEncoder().encode("ready\n"));
+  const input = Deno.stdin.readable.getReader({ mode: "byob" });
+  let session: InferenceSession | undefined;
+  while (true) {
+    const header = await readExactly(input, HEADER);
+    if (!header) break;
+    const h = new DataView(header.buffer);
+    const fresh = (h.getUint32(0, true) & 1) === 1,
+      tokens = h.getUint32(4, true),
+      size = h.getUint32(8, true);
+    const body = await readExactly(input, tokens * size * 4);
+    if (!body) break;
+    if (fresh || !session) {
+      await session?.close();
+      session = await runtime.openSession({ start: o.start, end: o.end, maxLength: 512, batch: 1 });
+    }
+    const y = await session.step({
+      data: new Float32Array(body.buffer, 0, tokens * size),
+      shape: [1, tokens, size],
+    });
+    await writeAll(out, new Uint8Array(y.data.buffer, y.data.byteOffset, y.data.byteLength));
+  }
+  await session?.close();
+  await runtime.stop();
+}

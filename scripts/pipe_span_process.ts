@@ -5,7 +5,8 @@
  * cores allow, next to the swarm and the single process, in the same run.
  *
  * Run as main (`deno run --allow-all scripts/pipe_span_process.ts '{"model":…,"start":0,"end":4,"threads":2}'`)
- * it loads the span with the real runtime, writes one line `ready\n`, then serves requests until
+ * it loads the span with the runtime's engine (lib/runtime/block_engine.ts, the code the runtime
+ * Worker runs, here on the process's own thread), writes one line `ready\n`, then serves requests until
  * stdin closes. A request is a 12-byte header (u32 LE: flags — bit 0 opens a fresh session —, tokens,
  * hidden size) and tokens × hidden f32 LE; the reply is the span's output of the same size, in the
  * same layout without the header.
@@ -13,8 +14,10 @@
  * `spawnPipeSpan()` starts one and returns a driver.
  * @module
  */
-import { createBlockRuntime } from "../lib/runtime/mod.ts";
-import type { HiddenStates, InferenceSession } from "../lib/runtime/types.ts";
+import { BlockEngine } from "../lib/runtime/block_engine.ts";
+import { engineSource, resolveCheckpoint } from "../lib/runtime/checkpoint.ts";
+import type { HiddenStates } from "../lib/runtime/types.ts";
+import { spawnModule } from "../tests/helpers/spawn_module.ts";
 
 export interface PipeSpanOptions {
   model: string;
@@ -52,12 +55,7 @@ async function writeAll(w: WritableStreamDefaultWriter<Uint8Array>, bytes: Uint8
 }
 
 export async function spawnPipeSpan(o: PipeSpanOptions): Promise<PipeSpan> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", new URL(import.meta.url).pathname, JSON.stringify(o)],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+  const child = spawnModule(import.meta.url, o);
   const reader = child.stdout.getReader({ mode: "byob" });
   const ready = await readExactly(reader, 6);
   if (!ready || new TextDecoder().decode(ready) !== "ready\n") {
@@ -88,18 +86,14 @@ export async function spawnPipeSpan(o: PipeSpanOptions): Promise<PipeSpan> {
 
 if (import.meta.main) {
   const o = JSON.parse(Deno.args[0]) as PipeSpanOptions;
-  const runtime = createBlockRuntime({
-    model: o.model,
-    start: o.start,
-    end: o.end,
-    weights: "fp32",
-    threads: o.threads,
-  });
-  await runtime.start();
+  // the engine on this thread (no runtime Worker, so no thread hop per step): the tightest floor
+  const ck = await resolveCheckpoint({ model: o.model }, { start: o.start, end: o.end });
+  const engine = new BlockEngine();
+  await engine.load({ ...engineSource(ck), start: o.start, end: o.end, weights: "fp32", threads: o.threads });
   const out = Deno.stdout.writable.getWriter();
   await writeAll(out, new TextEncoder().encode("ready\n"));
   const input = Deno.stdin.readable.getReader({ mode: "byob" });
-  let session: InferenceSession | undefined;
+  let session = 0;
   while (true) {
     const header = await readExactly(input, HEADER);
     if (!header) break;
@@ -109,16 +103,15 @@ if (import.meta.main) {
       size = h.getUint32(8, true);
     const body = await readExactly(input, tokens * size * 4);
     if (!body) break;
-    if (fresh || !session) {
-      await session?.close();
-      session = await runtime.openSession({ start: o.start, end: o.end, maxLength: 512, batch: 1 });
+    if (fresh || session === 0) {
+      if (session > 0) engine.close(String(session));
+      engine.open(String(++session), o.start, o.end, 512, 1);
     }
-    const y = await session.step({
+    const y = await engine.step(String(session), {
       data: new Float32Array(body.buffer, 0, tokens * size),
       shape: [1, tokens, size],
     });
     await writeAll(out, new Uint8Array(y.data.buffer, y.data.byteOffset, y.data.byteLength));
   }
-  await session?.close();
-  await runtime.stop();
+  await engine.dispose();
 }

@@ -21,6 +21,7 @@ import { signRecord } from "../../lib/swarm/record_signer.ts";
 import { SessionManager } from "../../lib/swarm/session_manager.ts";
 import { SwarmTable } from "../../lib/swarm/swarm_table.ts";
 import type { SignedRecordWire } from "../../lib/wire/mod.ts";
+import { spawnModule } from "./spawn_module.ts";
 
 export interface FixtureServerOptions {
   model: string;
@@ -142,12 +143,7 @@ export interface SpawnedFixture {
 
 /** Starts the fixture server as a separate process and waits for its record. */
 export async function spawnFixtureServer(o: Omit<FixtureServerOptions, "runtime">): Promise<SpawnedFixture> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", new URL(import.meta.url).pathname, JSON.stringify(o)],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+  const child = spawnModule(import.meta.url, o);
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
   while (!buf.includes("\n")) {

@@ -76,6 +76,8 @@ interface SpanState {
   readonly end: number;
   server?: RouteServer;
   remote?: RemoteSpanSession;
+  /** Set while the first step's open-ahead of `remote` is in flight (settles, never rejects). */
+  opening?: Promise<void>;
   /** Inputs this range has received so far (total = session position); null = to be taken from upstream. */
   history: Hidden[] | null;
 }
@@ -216,7 +218,7 @@ export class SwarmInferenceSession {
       // spans that ran a step that later failed downstream hold extra inputs: forget them
       for (const span of this.#chain) span.history = truncate(span.history!, p);
       this.#position = p;
-      if (!this.#routed) await this.#openAhead(options.signal);
+      if (!this.#routed) this.#openAhead(options.signal);
       let flow: Flow = { last: hidden };
       for (let i = 0; i < this.#chain.length; i++) {
         flow = await this.#withRetries(
@@ -327,11 +329,12 @@ export class SwarmInferenceSession {
   }
 
   /**
-   * The first step routes the whole range and opens every span's remote session at once, instead of
-   * one per hop as the step reaches it (about 5–15 ms each). A failure here is left to the step,
-   * whose retries open (and, on failure, ban and replace) span by span as usual.
+   * The first step routes the whole range and starts opening every span's remote session at once,
+   * instead of one per hop as the step reaches it (about 5–15 ms each); the step goes on as soon as
+   * the first span is open, so the later spans open while the earlier ones compute. A failure here
+   * is left to the step, whose retries open (and, on failure, ban and replace) span by span as usual.
    */
-  async #openAhead(signal?: AbortSignal): Promise<void> {
+  #openAhead(signal?: AbortSignal): void {
     try {
       this.#reroute(0);
     } catch {
@@ -339,19 +342,16 @@ export class SwarmInferenceSession {
     }
     // never routed = nothing sent yet: every span's history is empty
     for (const span of this.#chain) span.history ??= [];
-    await Promise.allSettled(
-      this.#chain.filter((span) => span.server && !span.remote).map(async (span) => {
-        const server = span.server;
-        try {
-          await this.#openRemote(span, signal);
-        } catch (err) {
-          this.#log.debug("opening ahead failed; the step retries", {
-            peer: server?.peerId,
-            error: errorMessage(err),
-          });
-        }
-      }),
-    );
+    for (const span of this.#chain) {
+      if (!span.server || span.remote) continue;
+      const server = span.server;
+      span.opening = this.#openRemote(span, signal).catch((err) => {
+        this.#log.debug("opening ahead failed; the step retries", {
+          peer: server.peerId,
+          error: errorMessage(err),
+        });
+      }).finally(() => (span.opening = undefined));
+    }
   }
 
   /** Replaces chain[i] (a span without a server) by a fresh route for exactly its range. */
@@ -383,7 +383,7 @@ export class SwarmInferenceSession {
 
   async #openRemote(span: SpanState, signal?: AbortSignal): Promise<void> {
     const server = span.server!;
-    span.remote = await withTimeout(
+    const remote = await withTimeout(
       this.#o.openTimeoutMs ?? 10_000,
       (s) =>
         this.#o.transport.openInference(server, {
@@ -396,6 +396,12 @@ export class SwarmInferenceSession {
         }, s),
       signal,
     );
+    if (this.#closed) {
+      // closed while it was opening (an open-ahead outliving its step): do not leak it
+      await remote.close().catch(() => {});
+      this.#assertOpen();
+    }
+    span.remote = remote;
   }
 
   async #stepSpan(span: SpanState, flow: Flow, p: number, signal?: AbortSignal): Promise<Flow> {
@@ -409,6 +415,8 @@ export class SwarmInferenceSession {
       }
       span.history = p > 0 ? [sliceTokens(flow.full, 0, p)] : [];
     }
+    if (span.opening) await span.opening;
+    this.#assertOpen();
     const replay = !span.remote;
     if (replay) await this.#openRemote(span, signal);
     const input = replay && p > 0 ? concatTokens([...span.history, flow.last]) : flow.last;

@@ -5,7 +5,7 @@ import { memoryLogger } from "../../util/logger.ts";
 import { BanList } from "./ban_list.ts";
 import { FakeSwarm } from "./_fake_swarm.ts";
 import { SwarmInferenceSession, type SwarmInferenceSessionOptions } from "./swarm_inference_session.ts";
-import type { Hidden } from "./types.ts";
+import type { Hidden, SpanTransport } from "./types.ts";
 
 const H = 16;
 const NB = 9;
@@ -228,7 +228,7 @@ Deno.test("caller abort stops a step at once without banning anyone", async () =
   swarm.kill("B");
 });
 
-Deno.test("the first step opens every span's session before the first hop; a failed early open is retried", async () => {
+Deno.test("the first step starts opening every span's session before the first hop; a failed early open is retried", async () => {
   const swarm = await threeSpans();
   const opensAtFirstHop: number[] = [];
   swarm.onStep = () => opensAtFirstHop.push(swarm.opens);
@@ -255,4 +255,39 @@ Deno.test("the first step opens every span's session before the first hop; a fai
   assert.equal(s2.stats.failures, 0, "a failed early open is not a failure of the step");
   assert.deepEqual(s2.route.map((r) => r.server.peerId), ["A", "B", "C"]);
   await s2.close();
+});
+
+Deno.test("the first hop does not wait for later spans' opens; a session closed meanwhile closes what they open", async () => {
+  const swarm = await threeSpans();
+  let releaseC!: () => void;
+  const gate = new Promise<void>((r) => (releaseC = r));
+  let opened = 0, closed = 0;
+  const transport: SpanTransport = {
+    forward: (server, req, signal) => swarm.forward(server, req, signal),
+    async openInference(server, req, signal) {
+      const remote = await swarm.openInference(server, req, signal);
+      if (server.peerId !== "C") return remote;
+      await gate; // C is slow to open
+      opened++;
+      return {
+        step: (h, o) => remote.step(h, o),
+        close: async () => {
+          closed++;
+          await remote.close();
+        },
+      };
+    },
+  };
+  const hops: string[] = [];
+  swarm.onStep = (e) => hops.push(e.peerId);
+  const s = session(swarm, { transport });
+  const step = s.step(STEPS[0]);
+  for (let i = 0; i < 200 && hops.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(hops, ["A", "B"], "A and B computed while C was still opening");
+  await s.close();
+  releaseC();
+  await assert.rejects(step, (err: unknown) => err instanceof SwarmError && err.code === "SESSION_CLOSED");
+  assert.ok(opened >= 1);
+  assert.equal(closed, opened, "every session C opened after the close was closed again");
+  assert.deepEqual(hops, ["A", "B"], "C never computed");
 });

@@ -4,7 +4,8 @@
  *   {"event":"ready", peerId, addrs, span?, records}   after start (observer: after the pull)
  *   {"event":"table", servers: {peerId: state}}         whenever its table changes
  *   {"event":"mem", heapUsed, rss}                        on the stdin line "mem"
- *   {"event":"moved", from, to}                           after a rebalancing move (config `rebalance`)
+ *   {"event":"moved", from, to, seen}                     after a rebalancing move (config `rebalance`;
+ *                                                         seen: the spans in its table when it moved)
  * stdin lines: "announce <state>" re-announces with that state; "mem"; "snapshot <path>" (V8 heap
  * snapshot, then {"event":"snapshot", path}); "stop".
  * SIGTERM / "stop": graceful stop (announces offline), then exit 0.
@@ -101,13 +102,15 @@ if (cfg.role === "observer") {
   if (cfg.rebalance) {
     server.onMove(async (to) => {
       const from = runtime.info();
+      // what this server saw when it decided (diagnoses a surprising move)
+      const seen = server.table.spans(model).map((x) => `${x.peerId.slice(-6)} ${x.start}:${x.end}`);
       const next = makeRuntime(to);
       await next.start();
       const old = runtime;
       runtime = next;
       await server.serve(next);
       await old.stop();
-      out({ event: "moved", from: { start: from.start, end: from.end }, to });
+      out({ event: "moved", from: { start: from.start, end: from.end }, to, seen });
     });
   }
   table = server.table;

@@ -16,7 +16,7 @@ import { ApiServer } from "../api/api_server.ts";
 import type { GeneratedToken, Generator, NodeStatus, NodeStatusSource } from "../api/types.ts";
 import type { Config } from "../config/types.ts";
 import { ConfigError, errorMessage, PlumiseError, UnavailableError } from "../errors.ts";
-import { withTimeout } from "../util/abort.ts";
+import { untilAborted, withTimeout } from "../util/abort.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
 import type { NodeParts, NodePartsFactory, NodeSpan, NodeState } from "./types.ts";
@@ -377,12 +377,6 @@ export async function runNode(
   }
   await untilAborted(signal);
   await node.stop(graceMs);
-}
-
-/** Waits for `signal` to abort (e.g. the CLI's SIGINT/SIGTERM signal). */
-export function untilAborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
 }
 
 function checkSpan(span: NodeSpan, total: number): void {

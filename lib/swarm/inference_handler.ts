@@ -7,7 +7,7 @@
 import type { BlockRuntime, DirectServing } from "../runtime/types.ts";
 import type { Logger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
-import { timeoutSignal } from "../util/abort.ts";
+import { timeoutSignal, untilAborted } from "../util/abort.ts";
 import { type ErrorCode, protocolError, tensor, type WireMessage } from "../wire/mod.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import type { ManagedSession, SessionManager } from "./session_manager.ts";
@@ -78,14 +78,6 @@ export async function readFirst(channel: FrameChannel, ms: number): Promise<Wire
   }
 }
 
-/** Resolves with the reason once `signal` aborts. */
-function aborted(signal: AbortSignal): Promise<unknown> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve(signal.reason);
-    else signal.addEventListener("abort", () => resolve(signal.reason), { once: true });
-  });
-}
-
 /**
  * After `opened` with a direct offer: whichever comes first decides the session's path. The
  * client attaching the direct path (the runtime then serves the steps; the stream is the
@@ -119,7 +111,7 @@ async function serveOrKeepStream(
     const end = await Promise.race([
       serving.ended.then((e) => ({ e })),
       control.then((c) => ({ c })),
-      aborted(signal).then(() => ({ aborted: true })),
+      untilAborted(signal).then(() => ({ aborted: true })),
     ]);
     if ("e" in end) {
       logger.debug("direct session ended", { end: end.e });

@@ -62,6 +62,12 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Resolves once `signal` aborts (at once when it already has); never rejects. */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+}
+
 /** True when `err` is an abort/timeout rather than a real failure. */
 export function isAbort(err: unknown): boolean {
   return err instanceof TimeoutError ||

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { TimeoutError } from "../errors.ts";
-import { isAbort, sleep, withTimeout } from "./abort.ts";
+import { isAbort, sleep, untilAborted, withTimeout } from "./abort.ts";
 
 Deno.test("withTimeout rejects with TimeoutError and aborts the inner signal", async () => {
   let inner: AbortSignal | undefined;
@@ -28,4 +28,16 @@ Deno.test("sleep is cancellable", async () => {
   c.abort(new Error("cancelled"));
   await assert.rejects(p, /cancelled/);
   await sleep(1);
+});
+
+Deno.test("untilAborted resolves once the signal aborts, at once when it already has", async () => {
+  const c = new AbortController();
+  let done = false;
+  const p = untilAborted(c.signal).then(() => (done = true));
+  await new Promise((r) => setTimeout(r, 5));
+  assert.equal(done, false, "pending while the signal is live");
+  c.abort(new Error("stop"));
+  await p;
+  assert.equal(done, true);
+  await untilAborted(AbortSignal.abort()); // already aborted: resolves, never rejects
 });

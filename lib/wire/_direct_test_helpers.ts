@@ -10,10 +10,13 @@ import {
   DIRECT_HELLO_BYTES,
   DIRECT_MAGIC,
   type DirectFrameChannel,
+  writeAll,
 } from "./direct_channel.ts";
 import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher } from "./direct_cipher.ts";
 import { DirectListener, type DirectListenerOptions, type DirectTicket } from "./direct_listener.ts";
 import type { DirectOffer, ErrorMessage, WireMessage } from "./protocol_messages.ts";
+
+export { writeAll };
 
 export const HOST = "127.0.0.1";
 
@@ -85,11 +88,6 @@ export function hello(ticket: string, magic: Uint8Array = DIRECT_MAGIC): Uint8Ar
   h.set(magic);
   h.set(decodeSecret(ticket, "ticket"), DIRECT_MAGIC.byteLength);
   return h;
-}
-
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.byteLength) off += await conn.write(bytes.subarray(off));
 }
 
 export async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {

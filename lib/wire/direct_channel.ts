@@ -32,6 +32,12 @@ export const DIRECT_HELLO_BYTES: number = DIRECT_MAGIC.byteLength + 32;
 /** Frames read ahead of the consumer before the connection stops being read (backpressure). */
 const READ_AHEAD = 2;
 
+/** Writes all of `bytes` to `conn` (a socket write may take only part of them). */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.byteLength) off += await conn.write(bytes.subarray(off));
+}
+
 /** A `FrameChannel` over an established, authenticated direct connection, plus raw frames. */
 export interface DirectFrameChannel extends FrameChannel {
   /** The next frame's plaintext bytes (before the frame codec); null at a clean end. */
@@ -147,11 +153,6 @@ export function directFrameChannel(
     }
   };
 
-  const writeBytes = async (bytes: Uint8Array) => {
-    let off = 0;
-    while (off < bytes.byteLength) off += await conn.write(bytes.subarray(off));
-  };
-
   const writeRaw = (plain: Uint8Array, options?: { signal?: AbortSignal }): Promise<void> => {
     if (closed) {
       return Promise.reject(
@@ -164,7 +165,7 @@ export function directFrameChannel(
     const bytes = cipher.sealInto(plain, prefix.byteLength);
     bytes.set(prefix, 0);
     // write at once when nothing is queued (the common case: one frame per step)
-    const done = pendingWrites === 0 ? writeBytes(bytes) : writing.then(() => writeBytes(bytes));
+    const done = pendingWrites === 0 ? writeAll(conn, bytes) : writing.then(() => writeAll(conn, bytes));
     pendingWrites++;
     writing = done.catch(() => {}).finally(() => pendingWrites--);
     if (!options?.signal) return done;
@@ -256,8 +257,7 @@ export async function connectDirect(
     const hello = new Uint8Array(DIRECT_HELLO_BYTES);
     hello.set(DIRECT_MAGIC);
     hello.set(ticket, DIRECT_MAGIC.byteLength);
-    let off = 0;
-    while (off < hello.byteLength) off += await conn.write(hello.subarray(off));
+    await writeAll(conn, hello);
     channel = directFrameChannel(conn, key, "client", options.limits);
     const ack = await channel.readRaw({ signal: t.signal });
     if (ack === null || ack.byteLength !== 0) throw failed("the server did not prove the session key");

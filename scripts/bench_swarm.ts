@@ -263,47 +263,43 @@ try {
     await local.stop();
   }
   const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
-  const localTokS = median(localRuns.map(tokS)), swarmTokS = median(swarmRuns.map(tokS));
+  const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
+  /** Medians over a variant's runs: tokens/s, the prefill (session opening included), decode ms per token. */
+  const tokSOf = (rs: GenerationResult[]) => median(rs.map(tokS));
+  const prefillOf = (rs: GenerationResult[]) => round(median(rs.map((r) => r.prefillMs)), 1);
+  const decodeOf = (rs: GenerationResult[]) =>
+    round(median(rs.map((r) => r.decodeMs / Math.max(1, r.tokenIds.length - 1))), 2);
+  const localTokS = tokSOf(localRuns), swarmTokS = tokSOf(swarmRuns);
   const localRun = localRuns[0], swarmRun = swarmRuns[0];
   log(`swarm route: ${route}`);
   const result = {
-    swarm_tok_s: Math.round(swarmTokS * 100) / 100,
-    local_tok_s: Math.round(localTokS * 100) / 100,
-    ratio: Math.round((swarmTokS / localTokS) * 1000) / 1000,
+    swarm_tok_s: round(swarmTokS, 2),
+    local_tok_s: round(localTokS, 2),
+    ratio: round(swarmTokS / localTokS, 3),
     ...(streamRuns.length
       ? {
-        swarm_libp2p_tok_s: Math.round(median(streamRuns.map(tokS)) * 100) / 100,
-        ratio_libp2p: Math.round((median(streamRuns.map(tokS)) / localTokS) * 1000) / 1000,
+        swarm_libp2p_tok_s: round(tokSOf(streamRuns), 2),
+        ratio_libp2p: round(tokSOf(streamRuns) / localTokS, 3),
       }
       : {}),
     ...(pipeRuns.length
       ? {
-        floor_tok_s: Math.round(median(pipeRuns.map(tokS)) * 100) / 100,
-        ratio_floor: Math.round((median(pipeRuns.map(tokS)) / localTokS) * 1000) / 1000,
-        swarm_vs_floor: Math.round((swarmTokS / median(pipeRuns.map(tokS))) * 1000) / 1000,
+        floor_tok_s: round(tokSOf(pipeRuns), 2),
+        ratio_floor: round(tokSOf(pipeRuns) / localTokS, 3),
+        swarm_vs_floor: round(swarmTokS / tokSOf(pipeRuns), 3),
       }
       : {}),
     servers: 3,
     tokens,
-    /** Medians of the prefill (prompt) step, session opening included, and of the decode time per token. */
     prefill_ms: {
-      local: Math.round(median(localRuns.map((r) => r.prefillMs)) * 10) / 10,
-      swarm: Math.round(median(swarmRuns.map((r) => r.prefillMs)) * 10) / 10,
-      ...(pipeRuns.length ? { floor: Math.round(median(pipeRuns.map((r) => r.prefillMs)) * 10) / 10 } : {}),
+      local: prefillOf(localRuns),
+      swarm: prefillOf(swarmRuns),
+      ...(pipeRuns.length ? { floor: prefillOf(pipeRuns) } : {}),
     },
     decode_ms_per_token: {
-      local: Math.round(median(localRuns.map((r) => r.decodeMs / Math.max(1, r.tokenIds.length - 1))) * 100) /
-        100,
-      swarm: Math.round(median(swarmRuns.map((r) => r.decodeMs / Math.max(1, r.tokenIds.length - 1))) * 100) /
-        100,
-      ...(pipeRuns.length
-        ? {
-          floor: Math.round(
-            median(pipeRuns.map((r) => r.decodeMs / Math.max(1, r.tokenIds.length - 1))) * 100,
-          ) /
-            100,
-        }
-        : {}),
+      local: decodeOf(localRuns),
+      swarm: decodeOf(swarmRuns),
+      ...(pipeRuns.length ? { floor: decodeOf(pipeRuns) } : {}),
     },
     blocks: layers,
     hidden_size: hiddenSize,
@@ -317,7 +313,7 @@ try {
     ...(a.breakdown
       ? {
         breakdown: Object.fromEntries(
-          Object.entries(timings).map(([k, v]) => [k, Math.round(median(v) * 100) / 100]),
+          Object.entries(timings).map(([k, v]) => [k, round(median(v), 2)]),
         ),
       }
       : {}),

@@ -29,8 +29,8 @@ Deno.test({
           throughput: 10,
           announcePeriodMs: 1000,
           // records outlive a late announcement: on a loaded CI machine a process can miss its 1 s
-          // period by seconds, and a 3 s TTL then drops live servers from the others' tables, so a
-          // rebalance check rightly moves to cover the apparent hole — not what this test is about
+          // period by seconds, and a 3 s TTL could then drop a live server from the others' tables
+          // (an apparent hole a rebalance check would move to cover) — not what this test is about
           ttlMs: 15_000,
           rebalance: { maxDelayMs: 1500, settleMs: 300 },
         });

@@ -164,13 +164,22 @@ export class SwarmServer {
 
   /** Whether this server should move now (pure decision over the current table). */
   rebalanceDecision(totalBlocks: number, random?: () => number, balanceQuality?: number): RebalanceDecision {
-    // others that announced an intent to move are counted where they are going
-    const spans = this.table.servers(this.#o.model).map((r) =>
-      r.peerId === this.peerId && this.#span
-        ? { ...r, start: this.#span.start, end: this.#span.end }
-        : r.movingTo
-        ? { ...r, start: r.movingTo.start, end: r.movingTo.end }
-        : r
+    const servers = this.table.servers(this.#o.model);
+    // One move at a time: while another server has announced an intent, the table is about to
+    // change under it, and deciding on either picture (before or after its move) can make two
+    // servers trade places for nothing. Decide at a later check, once it has moved or stayed.
+    const moving = servers.find((r) => r.peerId !== this.peerId && r.movingTo);
+    if (moving) {
+      return {
+        move: false,
+        initialMin: 0,
+        reason: `server ${moving.peerId.slice(-8)} is moving to ${moving.movingTo!.start}:${
+          moving.movingTo!.end
+        }`,
+      };
+    }
+    const spans = servers.map((r) =>
+      r.peerId === this.peerId && this.#span ? { ...r, start: this.#span.start, end: this.#span.end } : r
     );
     return shouldChooseOtherBlocks(spans, this.peerId, totalBlocks, { random, balanceQuality });
   }

@@ -187,6 +187,35 @@ Deno.test({
 });
 
 Deno.test({
+  name: "swarm server rebalance: no decision while another server has announced an intent to move",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { servers: [_d, a, b], mover, cleanup } = await rebalanceSwarm();
+    try {
+      a.onMove(mover(a));
+      assert.equal(b.rebalanceDecision(8).move, true, "lopsided: b alone would move");
+      const moving = a.rebalanceOnce();
+      await waitFor(
+        () => b.table.get(a.peerId)?.record.movingTo?.start === 4,
+        "b sees a's intent to move to 4:8",
+      );
+      const during = b.rebalanceDecision(8);
+      assert.equal(during.move, false);
+      assert.match(during.reason, /is moving to 4:8/);
+      assert.equal((await moving).moved, true);
+      await waitFor(() => {
+        const r = b.table.get(a.peerId)?.record;
+        return r?.state === "online" && r.start === 4 && !r.movingTo;
+      }, "b sees a online on 4:8");
+      assert.equal(b.rebalanceDecision(8).move, false, "balanced after a's move: b stays");
+    } finally {
+      await cleanup();
+    }
+  },
+});
+
+Deno.test({
   name: "swarm server rebalance: simultaneous movers both stay; a lone mover moves and serves the new span",
   sanitizeOps: false,
   sanitizeResources: false,

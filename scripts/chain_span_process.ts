@@ -16,11 +16,10 @@
  * `spawnChain()` starts one process per span, wired back to front, and returns a driver.
  * @module
  */
-import { BlockEngine } from "../lib/runtime/block_engine.ts";
-import { engineSource, resolveCheckpoint } from "../lib/runtime/checkpoint.ts";
 import type { HiddenStates } from "../lib/runtime/types.ts";
 import { writeAll } from "../lib/wire/direct_channel.ts";
 import { spawnModule } from "../tests/helpers/spawn_module.ts";
+import { loadSpanEngine, serveSpanRequests, SPAN_HEADER, spanRequest } from "./pipe_span_process.ts";
 
 export interface ChainOptions {
   model: string;
@@ -44,7 +43,6 @@ interface SpanArgs {
   last: boolean;
 }
 
-const HEADER = 12;
 const HOST = "127.0.0.1";
 
 /** Reads exactly `n` bytes (null at a clean end before the first byte). */
@@ -116,13 +114,7 @@ export async function spawnChain(o: ChainOptions): Promise<Chain> {
     return {
       async step(hidden, fresh) {
         const [, tokens, size] = hidden.shape;
-        const msg = new Uint8Array(HEADER + hidden.data.byteLength);
-        const h = new DataView(msg.buffer);
-        h.setUint32(0, fresh ? 1 : 0, true);
-        h.setUint32(4, tokens, true);
-        h.setUint32(8, size, true);
-        msg.set(new Uint8Array(hidden.data.buffer, hidden.data.byteOffset, hidden.data.byteLength), HEADER);
-        await writeAll(toFirst, msg);
+        await writeAll(toFirst, spanRequest(hidden, fresh));
         const out = await readExactly(fromLast, hidden.data.byteLength);
         if (!out) throw new Error("chain: the last span closed its connection");
         return { data: new Float32Array(out.buffer, 0, tokens * size), shape: [1, tokens, size] };
@@ -142,9 +134,7 @@ export async function spawnChain(o: ChainOptions): Promise<Chain> {
 
 if (import.meta.main) {
   const o = JSON.parse(Deno.args[0]) as SpanArgs;
-  const ck = await resolveCheckpoint({ model: o.model }, { start: o.start, end: o.end });
-  const engine = new BlockEngine();
-  await engine.load({ ...engineSource(ck), start: o.start, end: o.end, weights: "fp32", threads: o.threads });
+  const engine = await loadSpanEngine(o);
   const listener = Deno.listen({ hostname: HOST, port: 0 });
   const out = Deno.stdout.writable.getWriter();
   await out.write(new TextEncoder().encode(`${(listener.addr as Deno.NetAddr).port}\n`));
@@ -153,33 +143,13 @@ if (import.meta.main) {
   const next = await Deno.connect({ hostname: HOST, port: o.next });
   input.setNoDelay(true);
   next.setNoDelay(true);
-  let session = 0;
-  while (true) {
-    const header = await readExactly(input, HEADER);
-    if (!header) break;
-    const h = new DataView(header.buffer);
-    const fresh = (h.getUint32(0, true) & 1) === 1,
-      tokens = h.getUint32(4, true),
-      size = h.getUint32(8, true);
-    const body = await readExactly(input, tokens * size * 4);
-    if (!body) break;
-    if (fresh || session === 0) {
-      if (session > 0) engine.close(String(session));
-      engine.open(String(++session), o.start, o.end, 512, 1);
-    }
-    const y = await engine.step(String(session), {
-      data: new Float32Array(body.buffer, 0, tokens * size),
-      shape: [1, tokens, size],
-    });
-    const bytes = new Uint8Array(y.data.buffer, y.data.byteOffset, y.data.byteLength);
-    if (o.last) await writeAll(next, bytes);
-    else {
-      const msg = new Uint8Array(HEADER + bytes.byteLength);
-      msg.set(header, 0);
-      msg.set(bytes, HEADER);
-      await writeAll(next, msg);
-    }
-  }
+  await serveSpanRequests(engine, o, (n) => readExactly(input, n), async (header, output) => {
+    if (o.last) return await writeAll(next, output);
+    const msg = new Uint8Array(SPAN_HEADER + output.byteLength);
+    msg.set(header, 0);
+    msg.set(output, SPAN_HEADER);
+    await writeAll(next, msg);
+  });
   next.close();
   input.close();
   await engine.dispose();

@@ -32,7 +32,60 @@ export interface PipeSpan {
   stop(): Promise<void>;
 }
 
-const HEADER = 12;
+/** Bytes of a span request's header. */
+export const SPAN_HEADER = 12;
+
+/** A span request: the header (flags, tokens, hidden size) and the hidden states, f32 LE. */
+export function spanRequest(hidden: HiddenStates, fresh: boolean): Uint8Array {
+  const [, tokens, size] = hidden.shape;
+  const msg = new Uint8Array(SPAN_HEADER + hidden.data.byteLength);
+  const h = new DataView(msg.buffer);
+  h.setUint32(0, fresh ? 1 : 0, true);
+  h.setUint32(4, tokens, true);
+  h.setUint32(8, size, true);
+  msg.set(new Uint8Array(hidden.data.buffer, hidden.data.byteOffset, hidden.data.byteLength), SPAN_HEADER);
+  return msg;
+}
+
+/** Loads blocks `[start, end)` of `model` with the runtime's engine, on this thread. */
+export async function loadSpanEngine(o: PipeSpanOptions): Promise<BlockEngine> {
+  const ck = await resolveCheckpoint({ model: o.model }, { start: o.start, end: o.end });
+  const engine = new BlockEngine();
+  await engine.load({ ...engineSource(ck), start: o.start, end: o.end, weights: "fp32", threads: o.threads });
+  return engine;
+}
+
+/**
+ * Serves span requests until `read` reports a clean end: each request steps the span's session (a
+ * fresh one when its flag says so) and its output goes to `reply` with the request's header.
+ */
+export async function serveSpanRequests(
+  engine: BlockEngine,
+  o: { start: number; end: number },
+  read: (n: number) => Promise<Uint8Array | null>,
+  reply: (header: Uint8Array, output: Uint8Array) => Promise<void>,
+): Promise<void> {
+  let session = 0;
+  while (true) {
+    const header = await read(SPAN_HEADER);
+    if (!header) return;
+    const h = new DataView(header.buffer, header.byteOffset, SPAN_HEADER);
+    const fresh = (h.getUint32(0, true) & 1) === 1,
+      tokens = h.getUint32(4, true),
+      size = h.getUint32(8, true);
+    const body = await read(tokens * size * 4);
+    if (!body) return;
+    if (fresh || session === 0) {
+      if (session > 0) engine.close(String(session));
+      engine.open(String(++session), o.start, o.end, 512, 1);
+    }
+    const y = await engine.step(String(session), {
+      data: new Float32Array(body.buffer, body.byteOffset, tokens * size),
+      shape: [1, tokens, size],
+    });
+    await reply(header, new Uint8Array(y.data.buffer, y.data.byteOffset, y.data.byteLength));
+  }
+}
 
 /** Reads exactly `n` bytes into a new buffer (null at a clean end before the first byte). */
 async function readExactly(r: ReadableStreamBYOBReader, n: number): Promise<Uint8Array | null> {
@@ -66,13 +119,7 @@ export async function spawnPipeSpan(o: PipeSpanOptions): Promise<PipeSpan> {
   return {
     async step(hidden, fresh) {
       const [, tokens, size] = hidden.shape;
-      const msg = new Uint8Array(HEADER + hidden.data.byteLength);
-      const h = new DataView(msg.buffer);
-      h.setUint32(0, fresh ? 1 : 0, true);
-      h.setUint32(4, tokens, true);
-      h.setUint32(8, size, true);
-      msg.set(new Uint8Array(hidden.data.buffer, hidden.data.byteOffset, hidden.data.byteLength), HEADER);
-      await writeAll(writer, msg);
+      await writeAll(writer, spanRequest(hidden, fresh));
       const out = await readExactly(reader, hidden.data.byteLength);
       if (!out) throw new Error(`pipe span ${o.start}:${o.end} exited`);
       return { data: new Float32Array(out.buffer, 0, tokens * size), shape: [1, tokens, size] };
@@ -87,31 +134,10 @@ export async function spawnPipeSpan(o: PipeSpanOptions): Promise<PipeSpan> {
 if (import.meta.main) {
   const o = JSON.parse(Deno.args[0]) as PipeSpanOptions;
   // the engine on this thread (no runtime Worker, so no thread hop per step): the tightest floor
-  const ck = await resolveCheckpoint({ model: o.model }, { start: o.start, end: o.end });
-  const engine = new BlockEngine();
-  await engine.load({ ...engineSource(ck), start: o.start, end: o.end, weights: "fp32", threads: o.threads });
+  const engine = await loadSpanEngine(o);
   const out = Deno.stdout.writable.getWriter();
   await writeAll(out, new TextEncoder().encode("ready\n"));
   const input = Deno.stdin.readable.getReader({ mode: "byob" });
-  let session = 0;
-  while (true) {
-    const header = await readExactly(input, HEADER);
-    if (!header) break;
-    const h = new DataView(header.buffer);
-    const fresh = (h.getUint32(0, true) & 1) === 1,
-      tokens = h.getUint32(4, true),
-      size = h.getUint32(8, true);
-    const body = await readExactly(input, tokens * size * 4);
-    if (!body) break;
-    if (fresh || session === 0) {
-      if (session > 0) engine.close(String(session));
-      engine.open(String(++session), o.start, o.end, 512, 1);
-    }
-    const y = await engine.step(String(session), {
-      data: new Float32Array(body.buffer, 0, tokens * size),
-      shape: [1, tokens, size],
-    });
-    await writeAll(out, new Uint8Array(y.data.buffer, y.data.byteOffset, y.data.byteLength));
-  }
+  await serveSpanRequests(engine, o, (n) => readExactly(input, n), (_, output) => writeAll(out, output));
   await engine.dispose();
 }

@@ -1,34 +1,19 @@
-import assert from "node:assert/strict";
-import { createBlockRuntime } from "../lib/runtime/mod.ts";
 import { makeBloomCheckpoint } from "../tests/helpers/checkpoint_fixture.ts";
+import { checkSpanDriver } from "../tests/helpers/span_driver_check.ts";
 import { spawnPipeSpan } from "./pipe_span_process.ts";
 
 Deno.test("pipe span process: prefill and decode steps equal the runtime's, and a fresh step starts a new session", async () => {
   const ck = await makeBloomCheckpoint({ numLayers: 3 });
-  const H = Number(ck.config.hidden_size);
-  const local = createBlockRuntime({ model: ck.dir, start: 1, end: 3, weights: "fp32", threads: 1 });
-  await local.start();
   const pipe = await spawnPipeSpan({ model: ck.dir, start: 1, end: 3, threads: 1 });
   try {
-    const input = (t: number, seed: number) => ({
-      data: Float32Array.from({ length: t * H }, (_, i) => Math.sin(i * 0.37 + seed)),
-      shape: [1, t, H] as [number, number, number],
-    });
-    const steps = [input(5, 1), input(1, 2), input(1, 3)];
-    for (let round = 0; round < 2; round++) {
-      const session = await local.openSession({ start: 1, end: 3, maxLength: 64, batch: 1 });
-      for (const [i, x] of steps.entries()) {
-        const want = await session.step(x);
-        const got = await pipe.step(x, i === 0);
-        assert.deepEqual(got.shape, [1, x.shape[1], H]);
-        // same runtime, same session history: the same numbers
-        assert.deepEqual(got.data, want.data, `round ${round} step ${i}`);
-      }
-      await session.close();
-    }
+    await checkSpanDriver(
+      ck.dir,
+      { start: 1, end: 3 },
+      Number(ck.config.hidden_size),
+      (x, fresh) => pipe.step(x, fresh),
+    );
   } finally {
     await pipe.stop();
-    await local.stop();
     await Deno.remove(ck.dir, { recursive: true });
   }
 });

@@ -29,66 +29,46 @@ import type { ClientHead } from "../lib/runtime/types.ts";
 import { connectSwarm } from "../lib/swarm/client/connect_swarm.ts";
 import { generateText, type GenerationResult, type StepSession } from "../lib/swarm/client/generate_text.ts";
 import { describeRoute } from "../lib/swarm/client/route_inference.ts";
-import { makeBloomCheckpoint } from "../tests/helpers/checkpoint_fixture.ts";
 import { type SpawnedFixture, spawnFixtureServer } from "../tests/helpers/swarm_client_fixture.ts";
 import { type PipeSpan, spawnPipeSpan } from "./pipe_span_process.ts";
+import {
+  GENERATION_BENCH_OPTIONS,
+  type GenerationBenchArgs,
+  generationBenchArgs,
+  makeBenchModel,
+  median,
+  stepSessionOver,
+  thirds,
+  tokensPerSecond,
+} from "./generation_bench.ts";
 
 const { values: a } = parseArgs({
   args: Deno.args,
   options: {
-    json: { type: "boolean", default: false },
-    tokens: { type: "string", default: "32" },
-    layers: { type: "string", default: "12" },
-    heads: { type: "string", default: "16" },
-    "head-dim": { type: "string", default: "64" },
-    threads: { type: "string", default: "2" },
+    ...GENERATION_BENCH_OPTIONS,
     runs: { type: "string", default: "5" },
     breakdown: { type: "boolean", default: false },
     "no-libp2p": { type: "boolean", default: false },
     "no-floor": { type: "boolean", default: false },
-    prompt: { type: "string", default: "hello world, this is a benchmark of the swarm" },
   },
 });
-const tokens = Number(a.tokens),
-  layers = Number(a.layers),
-  threads = Number(a.threads),
-  runs = Number(a.runs);
-for (
-  const [k, v] of Object.entries({
-    tokens,
-    layers,
-    threads,
-    heads: Number(a.heads),
-    headDim: Number(a["head-dim"]),
-  })
-) {
-  if (!Number.isInteger(v) || v < 1) {
-    console.error(`--${k} must be an integer ≥ 1, got ${v}`);
-    Deno.exit(2);
-  }
-}
-if (layers < 3) {
-  console.error(`--layers must be ≥ 3 (three servers), got ${layers}`);
+let n: GenerationBenchArgs;
+try {
+  n = generationBenchArgs(a);
+} catch (err) {
+  console.error((err as Error).message);
   Deno.exit(2);
 }
+const { tokens, layers, threads, runs } = n;
 const log = (msg: string) => a.json || console.error(msg);
 
-const ck = await makeBloomCheckpoint({
-  numLayers: layers,
-  numHeads: Number(a.heads),
-  headDim: Number(a["head-dim"]),
-  dtype: "F32",
-  shards: 1,
-  scale: 0.3,
-  seed: 11,
-});
+const ck = await makeBenchModel(n);
 const model = ck.dir;
 const hiddenSize = Number(ck.config.hidden_size);
 log(
   `model: BLOOM-style, ${layers} blocks, hidden ${hiddenSize}, ${tokens} new tokens, ${threads} threads per runtime`,
 );
 const options = { maxNewTokens: tokens, eosTokenIds: [] as number[] };
-const tokS = (r: GenerationResult) => r.tokenIds.length / ((r.prefillMs + r.decodeMs) / 1000);
 
 /** Decode-token timings (T = 1 calls only) while `timing` is on; key → ms samples. */
 const timings: Record<string, number[]> = {};
@@ -148,7 +128,7 @@ try {
   const refOut = await local.forward(0, layers, x);
 
   // --- three server processes on loopback
-  const cuts = [0, Math.round(layers / 3), Math.round((2 * layers) / 3), layers];
+  const cuts = thirds(layers);
   for (let i = 0; i < 3; i++) {
     servers.push(
       await spawnFixtureServer({
@@ -171,19 +151,11 @@ try {
   }
   const runPipes = async () => {
     variant = "floor";
-    let position = 0;
-    const session: StepSession = {
-      get position() {
-        return position;
-      },
-      maxLength: 512,
-      step: async (h) => {
-        let y = h;
-        for (const p of pipes) y = await p.step(y, position === 0);
-        position += h.shape[1];
-        return y;
-      },
-    };
+    const session = stepSessionOver(async (h, fresh) => {
+      let y = h;
+      for (const p of pipes) y = await p.step(y, fresh);
+      return y;
+    });
     return await generateText(
       { head, tokenizer, session: timedSession("floor_blocks", session) },
       a.prompt!,
@@ -243,11 +215,15 @@ try {
       if (streamClient) streamRuns.push(await runSwarm(streamClient, "swarm_libp2p_blocks"));
       if (pipes.length) pipeRuns.push(await runPipes());
       log(
-        `run ${i + 1}: local ${tokS(localRuns[i]).toFixed(1)} tok/s, swarm ${
-          tokS(swarmRuns[i]).toFixed(1)
+        `run ${i + 1}: local ${tokensPerSecond(localRuns[i]).toFixed(1)} tok/s, swarm ${
+          tokensPerSecond(swarmRuns[i]).toFixed(1)
         } tok/s` +
-          (streamClient ? `, swarm over libp2p streams ${tokS(streamRuns[i]).toFixed(1)} tok/s` : "") +
-          (pipes.length ? `, floor (3 processes over pipes) ${tokS(pipeRuns[i]).toFixed(1)} tok/s` : ""),
+          (streamClient
+            ? `, swarm over libp2p streams ${tokensPerSecond(streamRuns[i]).toFixed(1)} tok/s`
+            : "") +
+          (pipes.length
+            ? `, floor (3 processes over pipes) ${tokensPerSecond(pipeRuns[i]).toFixed(1)} tok/s`
+            : ""),
       );
     }
     timing = false;
@@ -262,10 +238,9 @@ try {
     await streamClient?.stop();
     await local.stop();
   }
-  const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
   const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
   /** Medians over a variant's runs: tokens/s, the prefill (session opening included), decode ms per token. */
-  const tokSOf = (rs: GenerationResult[]) => median(rs.map(tokS));
+  const tokSOf = (rs: GenerationResult[]) => median(rs.map(tokensPerSecond));
   const prefillOf = (rs: GenerationResult[]) => round(median(rs.map((r) => r.prefillMs)), 1);
   const decodeOf = (rs: GenerationResult[]) =>
     round(median(rs.map((r) => r.decodeMs / Math.max(1, r.tokenIds.length - 1))), 2);

@@ -21,54 +21,34 @@
  */
 import { parseArgs } from "node:util";
 import { createBlockRuntime, createClientHead, loadTokenizer } from "../lib/runtime/mod.ts";
-import type { HiddenStates } from "../lib/runtime/types.ts";
-import { generateText, type GenerationResult, type StepSession } from "../lib/swarm/client/generate_text.ts";
-import { makeBloomCheckpoint } from "../tests/helpers/checkpoint_fixture.ts";
+import { generateText, type GenerationResult } from "../lib/swarm/client/generate_text.ts";
 import { type Chain, spawnChain } from "./chain_span_process.ts";
 import { type PipeSpan, spawnPipeSpan } from "./pipe_span_process.ts";
+import {
+  GENERATION_BENCH_OPTIONS,
+  type GenerationBenchArgs,
+  generationBenchArgs,
+  makeBenchModel,
+  median,
+  stepSessionOver,
+  thirds,
+  tokensPerSecond,
+} from "./generation_bench.ts";
 
 const { values: a } = parseArgs({
   args: Deno.args,
-  options: {
-    json: { type: "boolean", default: false },
-    tokens: { type: "string", default: "32" },
-    layers: { type: "string", default: "12" },
-    heads: { type: "string", default: "16" },
-    "head-dim": { type: "string", default: "64" },
-    threads: { type: "string", default: "2" },
-    runs: { type: "string", default: "9" },
-    prompt: { type: "string", default: "hello world, this is a benchmark of the swarm" },
-  },
+  options: { ...GENERATION_BENCH_OPTIONS, runs: { type: "string", default: "9" } },
 });
-const n = {
-  tokens: Number(a.tokens),
-  layers: Number(a.layers),
-  heads: Number(a.heads),
-  headDim: Number(a["head-dim"]),
-  threads: Number(a.threads),
-  runs: Number(a.runs),
-};
-for (const [k, v] of Object.entries(n)) {
-  if (!Number.isInteger(v) || v < 1) {
-    console.error(`--${k} must be an integer ≥ 1, got ${v}`);
-    Deno.exit(2);
-  }
-}
-if (n.layers < 3) {
-  console.error(`--layers must be ≥ 3 (three spans), got ${n.layers}`);
+let n: GenerationBenchArgs;
+try {
+  n = generationBenchArgs(a);
+} catch (err) {
+  console.error((err as Error).message);
   Deno.exit(2);
 }
 const log = (msg: string) => a.json || console.error(msg);
 
-const ck = await makeBloomCheckpoint({
-  numLayers: n.layers,
-  numHeads: n.heads,
-  headDim: n.headDim,
-  dtype: "F32",
-  shards: 1,
-  scale: 0.3,
-  seed: 11,
-});
+const ck = await makeBenchModel(n);
 const model = ck.dir, threads = n.threads;
 log(
   `model: BLOOM-style, ${n.layers} blocks, hidden ${ck.config.hidden_size}, ${n.tokens} new tokens, ${threads} threads`,
@@ -78,26 +58,10 @@ await head.start();
 const tokenizer = await loadTokenizer({ model });
 const local = createBlockRuntime({ model, start: 0, end: n.layers, weights: "fp32", threads });
 await local.start();
-const cuts = [0, Math.round(n.layers / 3), Math.round((2 * n.layers) / 3), n.layers];
+const cuts = thirds(n.layers);
 const pipes: PipeSpan[] = [];
 let chain: Chain | undefined;
 const options = { maxNewTokens: n.tokens, eosTokenIds: [] as number[] };
-const tokS = (r: GenerationResult) => r.tokenIds.length / ((r.prefillMs + r.decodeMs) / 1000);
-/** A step session over `f`, which is told when a step starts a fresh sequence. */
-const over = (f: (h: HiddenStates, fresh: boolean) => Promise<HiddenStates>): StepSession => {
-  let position = 0;
-  return {
-    get position() {
-      return position;
-    },
-    maxLength: 512,
-    step: async (h) => {
-      const y = await f(h, position === 0);
-      position += h.shape[1];
-      return y;
-    },
-  };
-};
 try {
   for (let i = 0; i < 3; i++) {
     pipes.push(await spawnPipeSpan({ model, start: cuts[i], end: cuts[i + 1], threads }));
@@ -118,7 +82,7 @@ try {
         {
           head,
           tokenizer,
-          session: over(async (h, fresh) => {
+          session: stepSessionOver(async (h, fresh) => {
             let y = h;
             for (const p of pipes) y = await p.step(y, fresh);
             return y;
@@ -128,7 +92,11 @@ try {
         options,
       ).complete(),
     chained: () =>
-      generateText({ head, tokenizer, session: over((h, fresh) => c.step(h, fresh)) }, a.prompt!, options)
+      generateText(
+        { head, tokenizer, session: stepSessionOver((h, fresh) => c.step(h, fresh)) },
+        a.prompt!,
+        options,
+      )
         .complete(),
   };
   for (const run of Object.values(variants)) await run(); // warm-up
@@ -137,12 +105,11 @@ try {
   for (let i = 0; i < n.runs; i++) {
     for (const [name, run] of Object.entries(variants)) {
       const r = await run();
-      tok[name].push(tokS(r));
+      tok[name].push(tokensPerSecond(r));
       ids.add(JSON.stringify(r.tokenIds));
     }
     log(`run ${i + 1}: ${Object.entries(tok).map(([k, v]) => `${k} ${v[i].toFixed(1)}`).join(", ")} tok/s`);
   }
-  const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
   const r3 = (x: number) => Math.round(x * 1000) / 1000;
   const per = (num: string, den: string) => median(tok[num].map((x, i) => x / tok[den][i]));
   const m = (k: string) => median(tok[k]);

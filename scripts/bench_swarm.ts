@@ -6,7 +6,7 @@
  * alternate `--runs` times (so both see the same machine load) and the medians are reported.
  *
  *   deno task bench:swarm [--json] [--runs 5] [--tokens 32] [--layers 12] [--heads 16] [--head-dim 64] [--threads 2]
- *     [--breakdown] [--no-libp2p] [--no-floor]
+ *     [--breakdown] [--no-relay] [--no-libp2p] [--no-floor]
  *
  * A third variant, alternated in the same run, is the floor: the same three spans in three
  * processes taking turns over pipes with no protocol at all (scripts/pipe_span_process.ts), so the
@@ -14,9 +14,11 @@
  * what the swarm adds on top (`swarm_vs_floor`).
  *
  * `--json` prints `{"swarm_tok_s", "local_tok_s", "ratio", "servers", "tokens", ...}`; the swarm
- * figures are those of a client taking the servers' direct paths (the default), and
- * `swarm_libp2p_tok_s` / `ratio_libp2p` those of a second client on the same servers that keeps the
- * libp2p streams, alternated in the same run (`--no-libp2p` skips it). `floor_tok_s`, `ratio_floor` and
+ * figures are those of a client as `plumise generate` runs it: steps on the servers' direct paths,
+ * pushed server to server (`SpanLinks`). Other clients on the same servers, alternated in the same
+ * run: `swarm_relay_tok_s` / `ratio_relay` / `push_vs_relay` relay every hop through the client
+ * (`--no-relay` skips it), `swarm_libp2p_tok_s` / `ratio_libp2p` keep the libp2p streams
+ * (`--no-libp2p` skips it). `floor_tok_s`, `ratio_floor` and
  * `swarm_vs_floor` are the floor's (`--no-floor` skips it). `--breakdown` adds
  * `breakdown`: medians per decode token (ms) of the head's embed and logits calls and of the block
  * step (the whole model locally; all hops through the swarm), and per hop the server's compute time
@@ -26,7 +28,7 @@
 import { parseArgs } from "node:util";
 import { createBlockRuntime, createClientHead, loadTokenizer } from "../lib/runtime/mod.ts";
 import type { ClientHead } from "../lib/runtime/types.ts";
-import { connectSwarm } from "../lib/swarm/client/connect_swarm.ts";
+import { type ConnectedSwarmClient, connectSwarm } from "../lib/swarm/client/connect_swarm.ts";
 import { generateText, type GenerationResult, type StepSession } from "../lib/swarm/client/generate_text.ts";
 import { describeRoute } from "../lib/swarm/client/route_inference.ts";
 import { type SpawnedFixture, spawnFixtureServer } from "../tests/helpers/swarm_client_fixture.ts";
@@ -48,6 +50,7 @@ const { values: a } = parseArgs({
     ...GENERATION_BENCH_OPTIONS,
     runs: { type: "string", default: "5" },
     breakdown: { type: "boolean", default: false },
+    "no-relay": { type: "boolean", default: false },
     "no-libp2p": { type: "boolean", default: false },
     "no-floor": { type: "boolean", default: false },
   },
@@ -163,40 +166,51 @@ try {
     )
       .complete();
   };
-  const connect = (direct: boolean) =>
-    connectSwarm({
-      model,
-      initialPeers: [servers[0].addrs[0]],
-      head,
-      tokenizer,
-      numBlocks: layers,
-      tableRefreshMs: 0,
-      direct,
-      onRemoteStep: (e) => {
-        if (!timing || e.tokens !== 1) return;
-        const k = `${direct ? "direct" : "libp2p"} hop ${e.start}:${e.end}`;
-        (timings[`${k} compute`] ??= []).push(e.computeMs);
-        (timings[`${k} round trip`] ??= []).push(e.roundTripMs);
-      },
-    });
-  const client = await connect(true);
-  const streamClient = a["no-libp2p"] ? undefined : await connect(false);
-  const localRuns: GenerationResult[] = [],
-    swarmRuns: GenerationResult[] = [],
-    streamRuns: GenerationResult[] = [],
-    pipeRuns: GenerationResult[] = [];
+  /** The swarm clients compared, on the same servers: as `plumise generate` runs, and without push or direct paths. */
+  const variants = [
+    { name: "swarm", direct: true, push: true },
+    ...(a["no-relay"] ? [] : [{ name: "swarm_relay", direct: true, push: false }]),
+    ...(a["no-libp2p"] ? [] : [{ name: "swarm_libp2p", direct: false, push: false }]),
+  ];
+  const clients = new Map<string, ConnectedSwarmClient>();
+  for (const v of variants) {
+    clients.set(
+      v.name,
+      await connectSwarm({
+        model,
+        initialPeers: [servers[0].addrs[0]],
+        head,
+        tokenizer,
+        numBlocks: layers,
+        tableRefreshMs: 0,
+        direct: v.direct,
+        push: v.push,
+        onRemoteStep: (e) => {
+          if (!timing || e.tokens !== 1) return;
+          const k = `${v.name} hop ${e.start}:${e.end}`;
+          (timings[`${k} compute`] ??= []).push(e.computeMs);
+          (timings[`${k} round trip`] ??= []).push(e.roundTripMs);
+        },
+      }),
+    );
+  }
+  const client = clients.get("swarm")!;
+  const localRuns: GenerationResult[] = [], pipeRuns: GenerationResult[] = [];
+  const swarmRuns = new Map<string, GenerationResult[]>(variants.map((v) => [v.name, []]));
   let route = "", maxAbsDiff = 0;
   try {
-    for (const c of [client, streamClient]) {
-      for (let i = 0; c && i < 50 && c.swarmTable.servers(model).length < 3; i++) {
+    for (const c of clients.values()) {
+      for (let i = 0; i < 50 && c.swarmTable.servers(model).length < 3; i++) {
         await c.swarmTable.refresh();
       }
     }
-    const runSwarm = async (c: typeof client, key: string) => {
-      variant = c === client ? "swarm" : "swarm_libp2p";
+    const runSwarm = async (name: string) => {
+      variant = name;
+      const c = clients.get(name)!;
       const session = c.openSession({ maxLength: 512 });
       try {
-        const r = await c.generateWith(timedSession(key, session), a.prompt!, options).complete();
+        const r = await c.generateWith(timedSession(`${name}_blocks`, session), a.prompt!, options)
+          .complete();
         route = describeRoute(session.route);
         return r;
       } finally {
@@ -205,25 +219,19 @@ try {
     };
     // warm-up all, then alternate so that all see the same machine load
     await runLocal();
-    await runSwarm(client, "swarm_blocks");
-    if (streamClient) await runSwarm(streamClient, "swarm_libp2p_blocks");
+    for (const v of variants) await runSwarm(v.name);
     if (pipes.length) await runPipes();
     timing = a.breakdown;
     for (let i = 0; i < runs; i++) {
       localRuns.push(await runLocal());
-      swarmRuns.push(await runSwarm(client, "swarm_blocks"));
-      if (streamClient) streamRuns.push(await runSwarm(streamClient, "swarm_libp2p_blocks"));
+      for (const v of variants) swarmRuns.get(v.name)!.push(await runSwarm(v.name));
       if (pipes.length) pipeRuns.push(await runPipes());
       log(
-        `run ${i + 1}: local ${tokensPerSecond(localRuns[i]).toFixed(1)} tok/s, swarm ${
-          tokensPerSecond(swarmRuns[i]).toFixed(1)
-        } tok/s` +
-          (streamClient
-            ? `, swarm over libp2p streams ${tokensPerSecond(streamRuns[i]).toFixed(1)} tok/s`
-            : "") +
-          (pipes.length
-            ? `, floor (3 processes over pipes) ${tokensPerSecond(pipeRuns[i]).toFixed(1)} tok/s`
-            : ""),
+        `run ${i + 1}: local ${tokensPerSecond(localRuns[i]).toFixed(1)} tok/s` +
+          variants.map((v) => `, ${v.name} ${tokensPerSecond(swarmRuns.get(v.name)![i]).toFixed(1)}`).join(
+            "",
+          ) +
+          (pipes.length ? `, floor (3 processes over pipes) ${tokensPerSecond(pipeRuns[i]).toFixed(1)}` : ""),
       );
     }
     timing = false;
@@ -234,8 +242,7 @@ try {
       maxAbsDiff = Math.max(maxAbsDiff, Math.abs(y.data[i] - refOut.data[i]));
     }
   } finally {
-    await client.stop();
-    await streamClient?.stop();
+    for (const c of clients.values()) await c.stop();
     await local.stop();
   }
   const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -244,13 +251,27 @@ try {
   const prefillOf = (rs: GenerationResult[]) => round(median(rs.map((r) => r.prefillMs)), 1);
   const decodeOf = (rs: GenerationResult[]) =>
     round(median(rs.map((r) => r.decodeMs / Math.max(1, r.tokenIds.length - 1))), 2);
-  const localTokS = tokSOf(localRuns), swarmTokS = tokSOf(swarmRuns);
-  const localRun = localRuns[0], swarmRun = swarmRuns[0];
+  const relayRuns = swarmRuns.get("swarm_relay") ?? [], streamRuns = swarmRuns.get("swarm_libp2p") ?? [];
+  const pushRuns = swarmRuns.get("swarm")!;
+  const localTokS = tokSOf(localRuns), swarmTokS = tokSOf(pushRuns);
+  const localRun = localRuns[0], swarmRun = pushRuns[0];
   log(`swarm route: ${route}`);
   const result = {
     swarm_tok_s: round(swarmTokS, 2),
     local_tok_s: round(localTokS, 2),
     ratio: round(swarmTokS / localTokS, 3),
+    ...(relayRuns.length
+      ? {
+        swarm_relay_tok_s: round(tokSOf(relayRuns), 2),
+        ratio_relay: round(tokSOf(relayRuns) / localTokS, 3),
+        push_vs_relay: round(swarmTokS / tokSOf(relayRuns), 3),
+        /** The median of the per-run ratios (each pair ran back to back). */
+        push_vs_relay_paired: round(
+          median(pushRuns.map((r, i) => tokensPerSecond(r) / tokensPerSecond(relayRuns[i]))),
+          3,
+        ),
+      }
+      : {}),
     ...(streamRuns.length
       ? {
         swarm_libp2p_tok_s: round(tokSOf(streamRuns), 2),
@@ -268,19 +289,21 @@ try {
     tokens,
     prefill_ms: {
       local: prefillOf(localRuns),
-      swarm: prefillOf(swarmRuns),
+      swarm: prefillOf(pushRuns),
+      ...(relayRuns.length ? { swarm_relay: prefillOf(relayRuns) } : {}),
       ...(pipeRuns.length ? { floor: prefillOf(pipeRuns) } : {}),
     },
     decode_ms_per_token: {
       local: decodeOf(localRuns),
-      swarm: decodeOf(swarmRuns),
+      swarm: decodeOf(pushRuns),
+      ...(relayRuns.length ? { swarm_relay: decodeOf(relayRuns) } : {}),
       ...(pipeRuns.length ? { floor: decodeOf(pipeRuns) } : {}),
     },
     blocks: layers,
     hidden_size: hiddenSize,
     runs,
     same_tokens: JSON.stringify(swarmRun.tokenIds) === JSON.stringify(localRun.tokenIds) &&
-      [...streamRuns, ...pipeRuns].every((r) =>
+      [...relayRuns, ...streamRuns, ...pipeRuns].every((r) =>
         JSON.stringify(r.tokenIds) === JSON.stringify(localRun.tokenIds)
       ),
     /** Largest difference between the swarm's and the single process's block output on the prompt. */

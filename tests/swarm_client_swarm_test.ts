@@ -30,6 +30,8 @@ async function localReference(prompt = PROMPT, o = opts): Promise<number[]> {
 
 class Swarm {
   servers: SpawnedFixture[] = [];
+  /** `delayMs`: every server's pretend compute time per step. */
+  constructor(readonly delayMs = 0) {}
   async add(start: number, end: number, inferenceRps = 1000): Promise<SpawnedFixture> {
     const s = await spawnFixtureServer({
       model: MODEL,
@@ -38,6 +40,7 @@ class Swarm {
       numBlocks: NB,
       hiddenSize: H,
       inferenceRps,
+      delayMs: this.delayMs,
     });
     this.servers.push(s);
     const all = this.servers.map((x) => x.signed);
@@ -120,6 +123,9 @@ Deno.test({
         assert.deepEqual(plain.tokens, expected);
         assert.equal(plain.session.route.length, 3);
         assert.equal(plain.session.stats.failures, 0);
+        // after the prefill links the route, every decode step's output goes server to server:
+        // the client collects the second and third spans' results without sending them anything
+        assert.equal(plain.session.stats.pushed, 2 * (plain.session.stats.steps - 1));
 
         // failure during prefill (the prompt is prefilled in chunks of 4; B dies after the first chunk)
         await swarm.add(3, 6, 10);
@@ -225,6 +231,7 @@ Deno.test({
           assert.ok(victim, `trial ${trial}: the kill happened`);
           assert.deepEqual(r.tokens, expected, `trial ${trial} (kill at step ${killAt})`);
           assert.ok(r.session.stats.failures >= 1);
+          assert.ok(r.session.stats.pushed > 0, `trial ${trial}: steps were pushed between servers`);
           ok++;
           // restore two live servers for the victim's span
           const rec = JSON.parse(victim!.signed.payload) as { start: number; end: number };
@@ -236,6 +243,61 @@ Deno.test({
           }, { what: "the new server in the client's table" });
         }
         assert.equal(ok, 20);
+      } finally {
+        await client.stop();
+      }
+    } finally {
+      await swarm.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "failover inside a step: 10 trials, a random server of the route SIGKILLed while a pushed decode step runs: identical output",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const expected = await localReference();
+    const spans: Array<[number, number]> = [[0, 3], [3, 6], [6, 9]];
+    // 15 ms per span step: a kill at 0–45 ms after a step lands on the first, second or third hop
+    // of the next one (computing, pushing, or sending its result)
+    const swarm = new Swarm(15);
+    let seed = 41956;
+    const rnd = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+    try {
+      for (const [s, e] of spans) {
+        await swarm.add(s, e);
+        await swarm.add(s, e);
+      }
+      const client = await swarm.connect();
+      try {
+        for (let trial = 0; trial < 10; trial++) {
+          const killAt = 3 + Math.floor(rnd() * 7);
+          let victim: SpawnedFixture | undefined;
+          let killed: Promise<void> | undefined;
+          const r = await generateWithHook(client, (step, session) => {
+            if (step !== killAt) return;
+            const route = session.route;
+            const pick = route[Math.floor(rnd() * route.length)].server.peerId;
+            victim = swarm.servers.find((x) => x.peerId === pick)!;
+            // not awaited: the next step is already under way when the kill lands
+            const at = rnd() * 45;
+            killed = new Promise((done) => setTimeout(() => victim!.kill().then(done), at));
+          });
+          await killed;
+          assert.ok(victim, `trial ${trial}: the kill happened`);
+          assert.deepEqual(r.tokens, expected, `trial ${trial} (kill after step ${killAt})`);
+          assert.ok(r.session.stats.failures >= 1, `trial ${trial}: the session saw the failure`);
+          assert.ok(r.session.stats.pushed > 0, `trial ${trial}: steps were pushed between servers`);
+          const rec = JSON.parse(victim!.signed.payload) as { start: number; end: number };
+          swarm.servers = swarm.servers.filter((x) => x !== victim);
+          const fresh = await swarm.add(rec.start, rec.end);
+          await waitFor(async () => {
+            await client.swarmTable.refresh();
+            return client.swarmTable.table.get(fresh.peerId);
+          }, { what: "the new server in the client's table" });
+        }
       } finally {
         await client.stop();
       }

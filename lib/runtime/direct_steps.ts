@@ -4,18 +4,23 @@
  * the onnx runtime, so a decode step goes socket → Worker → onnxruntime → socket without waking
  * the main thread (each thread wake-up costs 0.3–0.7 ms on a 2-core VM). The frames are the
  * inference protocol's: `step` → `result`, `close` ends; any failure is one error frame, then the
- * connection closes. Never throws.
+ * connection closes. Never throws. Sessions may also be linked to the next server of the route
+ * (`DirectLinks`, the `link_*` messages), which then gets this session's outputs pushed.
  * @module
  */
-import { RuntimeError } from "../errors.ts";
+import { errorMessage, type PlumiseError, RuntimeError } from "../errors.ts";
 import {
+  connectDirect,
   type DirectFrameChannel,
   type DirectListener,
+  type DirectTicket,
   protocolError,
   protocolMessage,
+  type StepMessage,
   tensor,
   toProtocolCode,
   type WireDType,
+  type WireMessage,
 } from "../wire/mod.ts";
 import { timeoutSignal } from "../util/abort.ts";
 import type {
@@ -51,51 +56,241 @@ export interface ServedDirect {
   cancel(reason?: DirectCancel): void;
 }
 
-/** Serves `target`'s steps from `channel` until the client closes, the connection fails or `cancel`. */
+/**
+ * Links between the servers of a route (Petals' `rpc_push`): with them, a step's output goes
+ * straight to the next server of the route instead of back through the client, which saves two
+ * of the hop's network legs and thread wake-ups. The client sets a link up over the direct paths
+ * of both sessions: `link_request` to the next server (a single-use ticket on its listener, the
+ * input link), then `link_to` with that ticket to this server (which connects, the output link).
+ * A step with `push: n` is then forwarded as a step with `push: n - 1`; the server of a pushed
+ * step sends its result to the client as well (`pushed: true`), because the client keeps every
+ * span's input to replay after a failure. Nothing here is needed for correctness: a lost link
+ * (`link_lost`, or `forwarded` missing from a result) makes the client send the step itself.
+ */
+export interface DirectLinks {
+  /** Offers the tickets of input links. */
+  readonly listener: DirectListener;
+  /** Connects an output link (default `connectDirect`; tests inject failures). */
+  readonly connect?: typeof connectDirect;
+  /** Most input links open at once (default 4; a route needs one, a failover leaves a dead one briefly). */
+  readonly maxInputs?: number;
+  /** Writing a pushed step may take this long before the link is dropped (default 5 s). */
+  readonly pushWriteMs?: number;
+}
+
+type Source = { readonly kind: "client" | "in" | "out"; readonly ch: DirectFrameChannel };
+type Event =
+  | { kind: "read"; src: Source; msg: WireMessage | null }
+  | { kind: "read"; src: Source; err: unknown }
+  | { kind: "attached"; ticket: DirectTicket; ch: DirectFrameChannel | null };
+
+/**
+ * Serves `target`'s steps from `channel` until the client closes, the connection fails or
+ * `cancel`; with `links`, also steps pushed by the previous server and pushes to the next one.
+ */
 export function serveDirectSteps(
   channel: DirectFrameChannel,
   target: DirectStepTarget,
   onStep?: (event: DirectStepEvent) => void,
+  links?: DirectLinks,
 ): ServedDirect {
   const stop = new AbortController();
   let cancelled: DirectCancel | undefined;
+  // one event queue for every source; a source is read again only once its event is handled
+  // (backpressure per connection, and frames of one connection are handled in their order)
+  const queue: Event[] = [];
+  let wake: (() => void) | undefined;
+  let done = false;
+  const post = (e: Event) => {
+    if (done) {
+      if (e.kind === "attached") e.ch?.abort();
+      return;
+    }
+    queue.push(e);
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const arm = (src: Source) =>
+    void src.ch.read({ signal: stop.signal }).then(
+      (msg) => post({ kind: "read", src, msg }),
+      (err) => post({ kind: "read", src, err }),
+    );
+  const next = async (): Promise<Event> => {
+    while (queue.length === 0) await new Promise<void>((r) => (wake = r));
+    return queue.shift()!;
+  };
+  const inputs = new Set<DirectFrameChannel>();
+  const tickets = new Set<DirectTicket>();
+  let output: DirectFrameChannel | undefined;
+  /** Highest step id run so far: a pushed step at or below it is stale (the client sent it itself). */
+  let lastStepId = -1;
+
+  const dropOutput = () => {
+    output?.abort();
+    output = undefined;
+  };
+  const shutLinks = () => {
+    done = true;
+    for (const e of queue.splice(0)) if (e.kind === "attached") e.ch?.abort();
+    for (const t of tickets) t.cancel();
+    tickets.clear();
+    for (const ch of inputs) ch.abort();
+    inputs.clear();
+    dropOutput();
+  };
+  /** Shape check; a bad pushed step ends its link, a bad client step the session. */
+  const shapeError = (msg: StepMessage): PlumiseError | undefined => {
+    const [b, , h] = msg.hidden.shape;
+    if (b === target.batch && h === target.hiddenSize) return undefined;
+    return protocolError(
+      "BAD_FRAME",
+      `step hidden shape [${msg.hidden.shape}] must be [${target.batch}, T, ${target.hiddenSize}]`,
+    );
+  };
+  const runStep = async (msg: StepMessage, pushed: boolean) => {
+    lastStepId = Math.max(lastStepId, msg.stepId);
+    const [b, t, h] = msg.hidden.shape;
+    const t0 = performance.now();
+    const out = await target.step(
+      { data: msg.hidden.data, shape: [b, t, h] },
+      msg.startFromPosition,
+      msg.hypoIds,
+    );
+    const computeMs = performance.now() - t0;
+    const hidden = tensor(out.data, out.shape, target.dtype);
+    let forwarded = false;
+    if (msg.push && output) {
+      // the next server first: it is what the route waits for
+      const w = timeoutSignal(links?.pushWriteMs ?? 5_000);
+      try {
+        await output.write({
+          type: "step",
+          stepId: msg.stepId,
+          hidden,
+          ...(msg.startFromPosition === undefined ? {} : { startFromPosition: msg.startFromPosition }),
+          ...(msg.push > 1 ? { push: msg.push - 1 } : {}),
+        }, { signal: w.signal });
+        forwarded = true;
+      } catch {
+        dropOutput();
+      } finally {
+        w.clear();
+      }
+    }
+    // no per-step write timer: a client that stops reading is ended by its session (idle
+    // timeout, control stream), whose cancel closes the connection under a blocked write
+    await channel.write({
+      type: "result",
+      stepId: msg.stepId,
+      hidden,
+      computeMs,
+      ...(pushed ? { pushed: true } : {}),
+      ...(forwarded ? { forwarded: true } : {}),
+    });
+    onStep?.({ tokens: b * t, computeMs });
+  };
+  const linkRequest = async () => {
+    if (!links) {
+      return await channel.write({
+        type: "linked",
+        ok: false,
+        reason: "this server does not take pushed input",
+      });
+    }
+    const max = links.maxInputs ?? 4;
+    if (inputs.size + tickets.size >= max) {
+      return await channel.write({
+        type: "linked",
+        ok: false,
+        reason: `this session already has ${inputs.size + tickets.size} input links (at most ${max})`,
+      });
+    }
+    const ticket = links.listener.offer();
+    tickets.add(ticket);
+    void ticket.attached.then((ch) => post({ kind: "attached", ticket, ch }));
+    await channel.write({ type: "link_offer", ...ticket.offer });
+  };
+  const linkTo = async (msg: Extract<WireMessage, { type: "link_to" }>) => {
+    let reason: string | undefined;
+    if (!links) reason = "this server does not push to other servers";
+    else {
+      try {
+        const ch = await (links.connect ?? connectDirect)(msg.host, msg, {
+          connectMs: 2_000,
+          ackMs: 2_000,
+          signal: stop.signal,
+        });
+        dropOutput();
+        output = ch;
+        arm({ kind: "out", ch }); // the next server sends nothing: any frame or end drops the link
+      } catch (err) {
+        if (stop.signal.aborted) throw err;
+        reason = errorMessage(err);
+      }
+    }
+    await channel.write({ type: "linked", ok: reason === undefined, ...(reason ? { reason } : {}) });
+  };
+  const loseInput = async (ch: DirectFrameChannel) => {
+    ch.abort();
+    if (inputs.delete(ch)) await channel.write({ type: "link_lost" });
+  };
+
   const ended = (async (): Promise<DirectEnd> => {
     let stepId: number | undefined;
+    const client: Source = { kind: "client", ch: channel };
+    arm(client);
     try {
       for (;;) {
         stepId = undefined;
-        const msg = await channel.read({ signal: stop.signal });
+        const e = await next();
+        if (e.kind === "attached") {
+          tickets.delete(e.ticket);
+          if (e.ch && stop.signal.aborted) e.ch.abort();
+          else if (e.ch) {
+            inputs.add(e.ch);
+            arm({ kind: "in", ch: e.ch });
+          }
+          continue;
+        }
+        if (e.src.kind === "out") {
+          if (e.src.ch === output) dropOutput();
+          else e.src.ch.abort();
+          continue;
+        }
+        if (e.src.kind === "in") {
+          if (stop.signal.aborted) throw stop.signal.reason;
+          const msg = "msg" in e ? e.msg : null;
+          if (msg?.type !== "step" || shapeError(msg)) {
+            await loseInput(e.src.ch);
+            continue;
+          }
+          if (msg.stepId > lastStepId) {
+            stepId = msg.stepId;
+            await runStep(msg, true);
+          }
+          arm(e.src);
+          continue;
+        }
+        if ("err" in e) throw e.err;
+        const msg = e.msg;
         if (msg === null || msg.type === "close") {
+          shutLinks();
           await channel.close();
           return { kind: "closed" };
         }
-        if (msg.type !== "step") throw protocolError("BAD_FRAME", `expected step or close, got ${msg.type}`);
-        stepId = msg.stepId;
-        const [b, t, h] = msg.hidden.shape;
-        if (b !== target.batch || h !== target.hiddenSize) {
-          throw protocolError(
-            "BAD_FRAME",
-            `step hidden shape [${msg.hidden.shape}] must be [${target.batch}, T, ${target.hiddenSize}]`,
-          );
-        }
-        const t0 = performance.now();
-        const out = await target.step(
-          { data: msg.hidden.data, shape: [b, t, h] },
-          msg.startFromPosition,
-          msg.hypoIds,
-        );
-        const computeMs = performance.now() - t0;
-        // no per-step write timer: a client that stops reading is ended by its session (idle
-        // timeout, control stream), whose cancel closes the connection under a blocked write
-        await channel.write({
-          type: "result",
-          stepId,
-          hidden: tensor(out.data, out.shape, target.dtype),
-          computeMs,
-        });
-        onStep?.({ tokens: b * t, computeMs });
+        if (msg.type === "step") {
+          stepId = msg.stepId;
+          const bad = shapeError(msg);
+          if (bad) throw bad;
+          await runStep(msg, false);
+        } else if (msg.type === "link_request") await linkRequest();
+        else if (msg.type === "link_to") await linkTo(msg);
+        else throw protocolError("BAD_FRAME", `expected step, close or a link message, got ${msg.type}`);
+        arm(client);
       }
     } catch (err) {
+      shutLinks();
       if (cancelled && !cancelled.error) {
         channel.abort();
         return { kind: "closed" };
@@ -154,12 +349,17 @@ export function offerDirectHere(
   const endedP = new Promise<DirectEnd>((r) => (ended = r));
   const attached = ticket.attached.then((ch) => {
     if (!ch) return false;
-    served = serveDirectSteps(ch, {
-      batch: session.batch,
-      hiddenSize,
-      dtype: options.dtype,
-      step: (hidden, startFromPosition, hypoIds) => session.step(hidden, { startFromPosition, hypoIds }),
-    }, options.onStep);
+    served = serveDirectSteps(
+      ch,
+      {
+        batch: session.batch,
+        hiddenSize,
+        dtype: options.dtype,
+        step: (hidden, startFromPosition, hypoIds) => session.step(hidden, { startFromPosition, hypoIds }),
+      },
+      options.onStep,
+      { listener },
+    );
     void served.ended.then(ended);
     return true;
   });

@@ -88,64 +88,188 @@ export interface StepResult {
   hidden: HiddenStates;
   /** Server-side compute time in ms. */
   computeMs: number;
+  /** The server pushed the output on to the next server of the route (the step's `push`). */
+  forwarded?: boolean;
+}
+
+/** Where another server can push a session's input: the `link_offer` and the host the client reached it at. */
+export interface LinkTicket {
+  readonly host: string;
+  readonly port: number;
+  readonly ticket: string;
+  readonly key: string;
+}
+
+export interface InferenceStepOptions {
+  startFromPosition?: number;
+  hypoIds?: number[];
+  /**
+   * The step's id; must increase from step to step of a stream (default: the stream's own
+   * counter). Linked sessions of one route share the client session's ids.
+   */
+  stepId?: number;
+  /** Servers further down the route that get the output pushed (see `linkTo`). */
+  push?: number;
+  signal?: AbortSignal;
 }
 
 /** One open inference stream to one server. */
 export class InferenceStream {
   readonly #channel: FrameChannel;
   readonly #timeouts: Required<ClientTimeouts>;
+  readonly #host: string | undefined;
   readonly dtype: WireDType;
   readonly cacheTokensLeft: number;
   #nextStep = 0;
   #closed = false;
+  #linksLost = 0;
 
   constructor(
     channel: FrameChannel,
     dtype: WireDType,
     cacheTokensLeft: number,
     timeouts: Required<ClientTimeouts>,
+    /** The host of the server's direct path, when the stream took it (links need one). */
+    directHost?: string,
   ) {
     this.#channel = channel;
     this.dtype = dtype;
     this.cacheTokensLeft = cacheTokensLeft;
     this.#timeouts = timeouts;
+    this.#host = directHost;
   }
 
   get closed(): boolean {
     return this.#closed;
   }
 
+  /** Whether the session can be linked to other servers' sessions (it runs on a direct path). */
+  get linkable(): boolean {
+    return this.#host !== undefined;
+  }
+
+  /** Input links the server reported lost (`link_lost`) so far. */
+  get linksLost(): number {
+    return this.#linksLost;
+  }
+
   /** Sends one step and waits for its result. On any failure the stream is dropped. */
-  async step(
-    hidden: HiddenStates,
-    options: { startFromPosition?: number; hypoIds?: number[]; signal?: AbortSignal } = {},
-  ): Promise<StepResult> {
+  async step(hidden: HiddenStates, options: InferenceStepOptions = {}): Promise<StepResult> {
+    this.#assertOpen();
+    const stepId = options.stepId ?? this.#nextStep;
+    this.#nextStep = stepId + 1;
+    return (await this.#exchange(
+      options.signal,
+      "result",
+      {
+        type: "step",
+        stepId,
+        hidden: tensor(hidden.data, hidden.shape, this.dtype),
+        startFromPosition: options.startFromPosition,
+        hypoIds: options.hypoIds,
+        ...(options.push ? { push: options.push } : {}),
+      },
+      (m) => m.type === "result" && m.stepId === stepId && !m.pushed ? stepResult(m) : undefined,
+      stepId,
+    ))!;
+  }
+
+  /**
+   * Waits for the result of step `stepId` that the previous server pushed into this session;
+   * null when the server reports an input link lost first (the client then sends the step itself).
+   */
+  async receivePushed(stepId: number, signal?: AbortSignal): Promise<StepResult | null> {
+    this.#assertOpen();
+    this.#nextStep = Math.max(this.#nextStep, stepId + 1);
+    return await this.#exchange(
+      signal,
+      "result",
+      undefined,
+      (m) => m.type === "result" && m.stepId === stepId && m.pushed ? stepResult(m) : undefined,
+      stepId,
+      true,
+    );
+  }
+
+  /** Asks the server for a ticket that another server can push this session's input with. */
+  async linkRequest(signal?: AbortSignal): Promise<LinkTicket> {
+    this.#assertOpen();
+    const host = this.#host;
+    if (host === undefined) {
+      throw new SwarmError("NO_LINK", "this session does not run on a direct path", {
+        hint: "links between servers need both sessions on direct paths",
+      });
+    }
+    const r = (await this.#exchange(
+      signal,
+      "link_offer",
+      { type: "link_request" },
+      (m) => m.type === "link_offer" || m.type === "linked" ? m : undefined,
+    ))!;
+    if (r.type === "linked") throw linkRefused(r.reason);
+    return { host, port: r.port, ticket: r.ticket, key: r.key };
+  }
+
+  /** Has the server push its outputs to the holder of `ticket` (from that server's `linkRequest`). */
+  async linkTo(ticket: LinkTicket, signal?: AbortSignal): Promise<void> {
+    this.#assertOpen();
+    const { host, port, ticket: t, key } = ticket;
+    const r = (await this.#exchange(
+      signal,
+      "linked",
+      { type: "link_to", host, port, ticket: t, key },
+      (m) => m.type === "linked" ? m : undefined,
+    ))!;
+    if (!r.ok) throw linkRefused(r.reason);
+  }
+
+  #assertOpen(): void {
     if (this.#closed) {
       throw new SwarmError("STREAM_CLOSED", "inference stream is closed", { hint: "open a new one" });
     }
-    const stepId = this.#nextStep++;
+  }
+
+  /**
+   * Writes `request` (if any), then reads until `match` takes a frame. Results of earlier steps
+   * (pushes the client did not wait for) are skipped, `link_lost` counted (and, with
+   * `lostEnds`, answered with null). Any failure drops the stream.
+   */
+  async #exchange<T>(
+    signal: AbortSignal | undefined,
+    expected: MessageType,
+    request: WireMessage | undefined,
+    match: (m: WireMessage) => T | undefined,
+    stepId?: number,
+    lostEnds = false,
+  ): Promise<T | null> {
+    const t = timeoutSignal(this.#timeouts.stepMs, signal);
     try {
-      const reply = await exchange(
-        this.#channel,
-        {
-          type: "step",
-          stepId,
-          hidden: tensor(hidden.data, hidden.shape, this.dtype),
-          startFromPosition: options.startFromPosition,
-          hypoIds: options.hypoIds,
-        },
-        "result",
-        this.#timeouts.stepMs,
-        options.signal,
-      );
-      if (reply.stepId !== stepId) {
-        throw new SwarmError("BAD_FRAME", `result for step ${reply.stepId}, expected ${stepId}`);
+      if (request) await this.#channel.write(request, { signal: t.signal });
+      for (;;) {
+        const reply = await this.#channel.read({ signal: t.signal });
+        if (reply === null || reply.type === "error") throw remoteError(reply, expected);
+        const m = match(reply);
+        if (m !== undefined) return m;
+        if (reply.type === "link_lost") {
+          this.#linksLost++;
+          if (lostEnds) return null;
+        } else if (reply.type === "result" && stepId !== undefined && reply.stepId <= stepId) {
+          continue; // a stale push, or the push of a step the client then sent itself
+        } else {
+          throw new SwarmError(
+            "BAD_FRAME",
+            `server replied ${reply.type}${reply.type === "result" ? ` for step ${reply.stepId}` : ""}` +
+              (stepId === undefined ? "" : `, expected the result of step ${stepId}`),
+            { hint: "the server speaks another protocol version" },
+          );
+        }
       }
-      const [b, t, h] = reply.hidden.shape;
-      return { hidden: { data: reply.hidden.data, shape: [b, t, h] }, computeMs: reply.computeMs };
     } catch (err) {
       this.#closed = true;
+      this.#channel.abort(err instanceof Error ? err : undefined);
       throw err;
+    } finally {
+      t.clear();
     }
   }
 
@@ -163,6 +287,21 @@ export class InferenceStream {
       t.clear();
     }
   }
+}
+
+function stepResult(m: Extract<WireMessage, { type: "result" }>): StepResult {
+  const [b, t, h] = m.hidden.shape;
+  return {
+    hidden: { data: m.hidden.data, shape: [b, t, h] },
+    computeMs: m.computeMs,
+    ...(m.forwarded ? { forwarded: true } : {}),
+  };
+}
+
+function linkRefused(reason: string | undefined): SwarmError {
+  return new SwarmError("LINK_REFUSED", `the server refused the link: ${reason ?? "no reason given"}`, {
+    hint: "steps of this session go through the client instead",
+  });
 }
 
 const defaults = (t: ClientTimeouts = {}): Required<ClientTimeouts> => ({
@@ -209,22 +348,24 @@ export class ProtocolClient {
       this.#timeouts.openMs,
       signal,
     );
+    const direct = await this.#direct(channel, opened, signal);
     return new InferenceStream(
-      await this.#direct(channel, opened, signal),
+      direct ?? channel,
       dtype,
       opened.cacheTokensLeft,
       this.#timeouts,
+      direct ? channel.remoteHost : undefined,
     );
   }
 
-  /** The session's step channel: its direct path when offered and reachable, else the stream. */
+  /** The session's step channel on its direct path, when offered and reachable (else the stream is). */
   async #direct(
     channel: FrameChannel,
     opened: Extract<WireMessage, { type: "opened" }>,
     signal?: AbortSignal,
-  ): Promise<FrameChannel> {
+  ): Promise<FrameChannel | undefined> {
     const paths = this.#o.directPaths, offer = opened.direct, host = channel.remoteHost;
-    if (!paths || !offer || !host || !paths.shouldTry(host, offer.port)) return channel;
+    if (!paths || !offer || !host || !paths.shouldTry(host, offer.port)) return undefined;
     try {
       const direct = await connectDirect(host, offer, { signal, limits: this.#o.limits });
       return withControl(direct, channel);
@@ -234,7 +375,7 @@ export class ProtocolClient {
         throw err;
       }
       paths.failed(host, offer.port);
-      return channel;
+      return undefined;
     }
   }
 

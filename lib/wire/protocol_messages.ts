@@ -6,8 +6,12 @@
  * inference stream (client → server / server → client):
  *   open  {sessionId, model, start, end, maxLength, batch, dtype, wallet?}  → opened | error
  *         (`opened.direct` offers the session's direct path, see DirectOffer)
- *   step  {stepId, hidden[B,T,H], startFromPosition?, hypoIds?}            → result | error
+ *   step  {stepId, hidden[B,T,H], startFromPosition?, hypoIds?, push?}     → result | error
  *   close {}                                                              → (stream ends)
+ * links between the servers of a route (direct paths only, see lib/runtime/direct_steps.ts):
+ *   link_request {}                          → link_offer {port, ticket, key} | linked {ok: false}
+ *   link_to {host, port, ticket, key}        → linked {ok, reason?}
+ *   (server → client, unasked) link_lost {}: an input link of the session ended
  * forward: forward {model, start, end, hidden} → forward_result | error
  * info:    info_request {}                     → info {record, live}
  * table:   table_request {model?}              → table {records}
@@ -19,7 +23,7 @@ import { type SignedRecordWire, validateSignedRecordWire } from "./swarm_record.
 import type { Tensor, WireDType } from "./tensor_codec.ts";
 import { WIRE_DTYPES } from "./tensor_codec.ts";
 import { MAX_BLOCK } from "./wire_limits.ts";
-import { arr, bad, int, num, type Obj, obj, oneOf, optInt, optStr, str } from "./_validate.ts";
+import { arr, bad, bool, int, num, type Obj, obj, oneOf, optInt, optStr, str } from "./_validate.ts";
 
 /** Largest maxLength (tokens per session) accepted in `open`. */
 export const MAX_SESSION_LENGTH = 1_048_576;
@@ -30,6 +34,10 @@ const MODEL = { max: 256, pattern: /^[^\s\p{Cc}]+$/u };
 const WALLET = { max: 42, pattern: /^0x[0-9a-fA-F]{40}$/ };
 /** 32 bytes as base64url without padding. */
 const SECRET32 = { min: 43, max: 43, pattern: /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/ };
+/** A DNS name or an IPv4/IPv6 address (no brackets, no port). */
+const HOST = { max: 253, pattern: /^[A-Za-z0-9.:_%-]+$/ };
+/** Most servers a step's output is pushed through. */
+export const MAX_PUSH_HOPS = 256;
 
 export interface OpenMessage {
   type: "open";
@@ -69,18 +77,57 @@ export interface DirectOffer {
 }
 export interface StepMessage {
   type: "step";
+  /** Increases from step to step of a client's session (the same id on every server of its route). */
   stepId: number;
   hidden: Tensor;
   /** Roll the cache back to this position before running (replay, speculative decoding). */
   startFromPosition?: number;
   /** Reorder the batch of the cache first (beam search): new row i = old row hypoIds[i]. */
   hypoIds?: number[];
+  /**
+   * How many servers further down the route the output is pushed: the server sends its output as
+   * this step (with `push - 1`) over the link the client set up with `link_to`, if it has one.
+   */
+  push?: number;
 }
 export interface ResultMessage {
   type: "result";
   stepId: number;
   hidden: Tensor;
   computeMs: number;
+  /** This step's input was pushed by the previous server, not sent by the client. */
+  pushed?: boolean;
+  /** The output was also pushed to the next server (as asked by `push`). */
+  forwarded?: boolean;
+}
+/** Client → server: a ticket another server can push this session's input with. */
+export interface LinkRequestMessage {
+  type: "link_request";
+}
+/** The ticket (the same form as a direct offer): handed by the client to the previous server. */
+export interface LinkOfferMessage {
+  type: "link_offer";
+  port: number;
+  ticket: string;
+  key: string;
+}
+/** Client → server: push your outputs to the server that offered this ticket, at `host`. */
+export interface LinkToMessage {
+  type: "link_to";
+  host: string;
+  port: number;
+  ticket: string;
+  key: string;
+}
+/** Whether a link request or link_to succeeded; `reason` when it did not. */
+export interface LinkedMessage {
+  type: "linked";
+  ok: boolean;
+  reason?: string;
+}
+/** Server → client: one of the session's input links ended (input is then sent by the client). */
+export interface LinkLostMessage {
+  type: "link_lost";
 }
 export interface CloseMessage {
   type: "close";
@@ -147,7 +194,12 @@ export type WireMessage =
   | InfoMessage
   | TableRequestMessage
   | TableMessage
-  | RecordMessage;
+  | RecordMessage
+  | LinkRequestMessage
+  | LinkOfferMessage
+  | LinkToMessage
+  | LinkedMessage
+  | LinkLostMessage;
 export type MessageType = WireMessage["type"];
 
 /** Which tensor fields each message type carries (all required). */
@@ -165,6 +217,11 @@ export const TENSOR_FIELDS: Readonly<Record<MessageType, readonly string[]>> = {
   table_request: [],
   table: [],
   record: [],
+  link_request: [],
+  link_offer: [],
+  link_to: [],
+  linked: [],
+  link_lost: [],
 };
 export const MESSAGE_TYPES = Object.keys(TENSOR_FIELDS) as MessageType[];
 
@@ -239,15 +296,45 @@ export function validateMessage(header: unknown): WireMessage {
         }
         m.hypoIds = ids as number[];
       }
+      const push = optInt(o, "push", 0, MAX_PUSH_HOPS);
+      if (push) m.push = push;
       return m;
     }
-    case "result":
-      return {
+    case "result": {
+      const m: ResultMessage = {
         type,
         stepId: int(o, "stepId", 0, Number.MAX_SAFE_INTEGER),
         hidden: hiddenTensor(o, "hidden"),
         computeMs: num(o, "computeMs", 0),
       };
+      if (o.pushed !== undefined && bool(o, "pushed")) m.pushed = true;
+      if (o.forwarded !== undefined && bool(o, "forwarded")) m.forwarded = true;
+      return m;
+    }
+    case "link_request":
+    case "link_lost":
+      return { type };
+    case "link_offer":
+      return {
+        type,
+        port: int(o, "port", 1, 65535),
+        ticket: str(o, "ticket", SECRET32),
+        key: str(o, "key", SECRET32),
+      };
+    case "link_to":
+      return {
+        type,
+        host: str(o, "host", HOST),
+        port: int(o, "port", 1, 65535),
+        ticket: str(o, "ticket", SECRET32),
+        key: str(o, "key", SECRET32),
+      };
+    case "linked": {
+      const m: LinkedMessage = { type, ok: bool(o, "ok") };
+      const reason = optStr(o, "reason", { min: 0, max: 2000 });
+      if (reason !== undefined) m.reason = reason;
+      return m;
+    }
     case "close":
       return { type };
     case "error": {

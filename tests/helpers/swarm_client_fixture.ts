@@ -38,6 +38,8 @@ export interface FixtureServerOptions {
   threads?: number;
   /** Offer inference sessions a direct path (default true). */
   direct?: boolean;
+  /** Pretend compute time of each FakeBackend step, in ms (default 0). */
+  delayMs?: number;
 }
 
 export interface FixtureServer {
@@ -67,6 +69,7 @@ export async function startFixtureServer(o: FixtureServerOptions): Promise<Fixtu
       start: o.start,
       end: o.end,
       direct,
+      delayMs: o.delayMs,
     }));
   await runtime.start();
   const identity = await ephemeralIdentity();

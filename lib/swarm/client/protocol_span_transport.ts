@@ -4,13 +4,15 @@
  * `/plumise/inference` and `/plumise/forward` protocols.
  * @module
  */
-import type { ProtocolClient } from "../swarm_client_transport.ts";
+import type { LinkTicket, ProtocolClient, StepResult } from "../swarm_client_transport.ts";
 import type {
   ForwardSpanRequest,
   Hidden,
   OpenSpanRequest,
+  PushedStepResult,
   RemoteSpanSession,
   RouteServer,
+  SpanLinks,
   SpanStepOptions,
   SpanTransport,
 } from "./types.ts";
@@ -36,7 +38,7 @@ export interface RemoteStepTiming {
   readonly tokens: number;
   /** Server-reported compute time. */
   readonly computeMs: number;
-  /** Send → result at the client. */
+  /** Send → result at the client (for a pushed step: from when the client began waiting for it). */
   readonly roundTripMs: number;
 }
 
@@ -64,24 +66,46 @@ export class ProtocolSpanTransport implements SpanTransport {
       dtype: this.#o.dtype,
       wallet: this.#o.wallet,
     }, signal);
+    const timed = (t0: number, r: StepResult, tokens: number): PushedStepResult => {
+      this.#o.onStep?.({
+        peerId: server.peerId,
+        start: request.start,
+        end: request.end,
+        tokens,
+        computeMs: r.computeMs,
+        roundTripMs: performance.now() - t0,
+      });
+      return { hidden: r.hidden, forwarded: r.forwarded === true };
+    };
+    const step = async (hidden: Hidden, options: SpanStepOptions & { push?: number }) => {
+      const t0 = performance.now();
+      const r = await stream.step(hidden, {
+        stepId: options.stepId,
+        startFromPosition: options.startFromPosition,
+        push: options.push,
+        signal: options.signal,
+      });
+      return timed(t0, r, hidden.shape[1]);
+    };
+    const links: SpanLinks | undefined = stream.linkable
+      ? {
+        accept: (signal) => stream.linkRequest(signal),
+        pushTo: (ticket, signal) => stream.linkTo(ticket as LinkTicket, signal),
+        step,
+        async receive(stepId, signal) {
+          const t0 = performance.now();
+          const r = await stream.receivePushed(stepId, signal);
+          return r && timed(t0, r, r.hidden.shape[1]);
+        },
+        get lost() {
+          return stream.linksLost;
+        },
+      }
+      : undefined;
     return {
-      step: async (hidden: Hidden, options: SpanStepOptions) => {
-        const t0 = performance.now();
-        const r = await stream.step(hidden, {
-          startFromPosition: options.startFromPosition,
-          signal: options.signal,
-        });
-        this.#o.onStep?.({
-          peerId: server.peerId,
-          start: request.start,
-          end: request.end,
-          tokens: hidden.shape[1],
-          computeMs: r.computeMs,
-          roundTripMs: performance.now() - t0,
-        });
-        return r.hidden;
-      },
+      step: async (hidden: Hidden, options: SpanStepOptions) => (await step(hidden, options)).hidden,
       close: () => stream.close(),
+      ...(links ? { links } : {}),
     };
   }
 

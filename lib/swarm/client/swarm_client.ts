@@ -43,6 +43,11 @@ export interface SwarmClientOptions {
   readonly bans?: BanListOptions;
   /** Longest prefill step in tokens (default 512). */
   readonly prefillChunkTokens?: number;
+  /**
+   * Link the servers of a route so that a step's output goes server to server (default true;
+   * needs direct paths; see `SpanLinks`). False: the client relays every hop.
+   */
+  readonly push?: boolean;
   readonly logger?: Logger;
 }
 
@@ -155,6 +160,7 @@ export class SwarmClient {
       retryBackoff: this.#o.retryBackoff,
       stepTimeoutMs: this.#o.stepTimeoutMs,
       openTimeoutMs: this.#o.openTimeoutMs,
+      push: this.#o.push,
       logger: this.#log,
       onClose: () => this.#sessions.delete(session),
     };

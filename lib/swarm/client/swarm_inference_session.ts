@@ -50,6 +50,12 @@ export interface SwarmInferenceSessionOptions {
   /** Timeout of opening one remote session (default 10 s). */
   readonly openTimeoutMs?: number;
   readonly sessionId?: string;
+  /**
+   * Link neighbouring spans' servers so that outputs are pushed server to server, the client only
+   * collecting results (default true; only where the transport offers `links`). False: the
+   * client relays every hop.
+   */
+  readonly push?: boolean;
   readonly logger?: Logger;
   /** Called once by `close()`. */
   readonly onClose?: () => void;
@@ -69,6 +75,8 @@ export interface SessionStats {
   replacements: number;
   /** Token positions re-sent to replacements. */
   replayedTokens: number;
+  /** Span steps whose input the previous span's server pushed (the client only collected the result). */
+  pushed: number;
 }
 
 interface SpanState {
@@ -76,10 +84,20 @@ interface SpanState {
   readonly end: number;
   server?: RouteServer;
   remote?: RemoteSpanSession;
+  /** The last attempt to link `remote` to the next span's remote (push its outputs there). */
+  link?: SpanLink;
   /** Set while the first step's open-ahead of `remote` is in flight (settles, never rejects). */
   opening?: Promise<void>;
   /** Inputs this range has received so far (total = session position); null = to be taken from upstream. */
   history: Hidden[] | null;
+}
+
+interface SpanLink {
+  readonly from: RemoteSpanSession;
+  readonly to: RemoteSpanSession;
+  /** `to.links.lost` when linked: a later loss makes the link untrusted. */
+  readonly lost: number;
+  readonly ok: boolean;
 }
 
 interface Flow {
@@ -98,7 +116,7 @@ export class SwarmInferenceSession {
   readonly end: number;
   readonly maxLength: number;
   readonly batch: number;
-  readonly stats: SessionStats = { steps: 0, failures: 0, replacements: 0, replayedTokens: 0 };
+  readonly stats: SessionStats = { steps: 0, failures: 0, replacements: 0, replayedTokens: 0, pushed: 0 };
   readonly #o: SwarmInferenceSessionOptions;
   readonly #bans: BanList;
   readonly #pings: PingAggregator;
@@ -107,6 +125,8 @@ export class SwarmInferenceSession {
   #position = 0;
   #hiddenSize: number | undefined;
   #remoteSeq = 0;
+  /** Step ids on the wire: one per `step` call, the same on every span (pushes carry it). */
+  #stepSeq = 0;
   #busy = false;
   #routed = false;
   #closed = false;
@@ -219,13 +239,21 @@ export class SwarmInferenceSession {
       for (const span of this.#chain) span.history = truncate(span.history!, p);
       this.#position = p;
       if (!this.#routed) this.#openAhead(options.signal);
+      else if (this.#o.push !== false) await this.#link(options.signal);
+      const stepId = this.#stepSeq++;
       let flow: Flow = { last: hidden };
+      /** The span whose input the previous one pushed (its result is only to be collected). */
+      let pushedInto = -1;
       for (let i = 0; i < this.#chain.length; i++) {
-        flow = await this.#withRetries(
-          i,
-          options.signal,
-          (span) => this.#stepSpan(span, flow, p, options.signal),
-        );
+        let collect = pushedInto === i;
+        const r = await this.#withRetries(i, options.signal, (span) => {
+          // after a failure, the replacement is sent its input (and history) by the client
+          const pushed = collect;
+          collect = false;
+          return this.#stepSpan(span, flow, p, stepId, pushed, options.signal);
+        });
+        flow = r.flow;
+        pushedInto = r.forwarded ? i + 1 : -1;
       }
       this.#position = p + t;
       this.stats.steps++;
@@ -404,7 +432,58 @@ export class SwarmInferenceSession {
     span.remote = remote;
   }
 
-  async #stepSpan(span: SpanState, flow: Flow, p: number, signal?: AbortSignal): Promise<Flow> {
+  /**
+   * Links every pair of neighbouring spans whose remotes are open and not linked yet (or whose
+   * link was lost), so that steps push down the route. Failures only leave a pair unlinked.
+   */
+  async #link(signal?: AbortSignal): Promise<void> {
+    for (let i = 0; i + 1 < this.#chain.length; i++) {
+      const span = this.#chain[i], next = this.#chain[i + 1];
+      const from = span.remote, to = next.remote;
+      if (!from?.links || !to?.links || span.opening || next.opening) continue;
+      if (span.history === null || next.history === null) continue;
+      const l = span.link;
+      if (l && l.from === from && l.to === to && (!l.ok || l.lost === to.links.lost)) continue;
+      const lost = to.links.lost;
+      try {
+        const ms = this.#o.openTimeoutMs ?? 10_000;
+        const ticket = await withTimeout(ms, (s) => to.links!.accept(s), signal);
+        await withTimeout(ms, (s) => from.links!.pushTo(ticket, s), signal);
+        span.link = { from, to, lost, ok: true };
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason ?? err;
+        span.link = { from, to, lost, ok: false };
+        this.#log.debug("no link between servers; the client relays", {
+          from: span.server?.peerId,
+          to: next.server?.peerId,
+          error: errorMessage(err),
+        });
+      }
+    }
+  }
+
+  /** How many spans after chain[i] its output can be pushed through (consecutive trusted links). */
+  #pushRun(i: number): number {
+    let n = 0;
+    for (let k = i; k + 1 < this.#chain.length; k++) {
+      const span = this.#chain[k], next = this.#chain[k + 1], l = span.link;
+      if (
+        !l?.ok || l.from !== span.remote || l.to !== next.remote || next.history === null ||
+        l.lost !== next.remote.links?.lost
+      ) break;
+      n++;
+    }
+    return n;
+  }
+
+  async #stepSpan(
+    span: SpanState,
+    flow: Flow,
+    p: number,
+    stepId: number,
+    pushed: boolean,
+    signal?: AbortSignal,
+  ): Promise<{ flow: Flow; forwarded: boolean }> {
     const t = flow.last.shape[1];
     if (span.history === null) {
       if (!flow.full) {
@@ -417,16 +496,45 @@ export class SwarmInferenceSession {
     }
     if (span.opening) await span.opening;
     this.#assertOpen();
+    const stepMs = this.#o.stepTimeoutMs ?? 60_000;
+    if (pushed && span.remote?.links) {
+      // the previous span's server pushed this span's input: only the result is to be collected
+      const links = span.remote.links;
+      const r = await withTimeout(stepMs, (s) => links.receive(stepId, s), signal);
+      if (r) {
+        this.#checkReply(span, r.hidden, flow.last);
+        span.history.push(flow.last);
+        this.#bans.succeed(span.server!.peerId);
+        this.stats.pushed++;
+        return { flow: { last: r.hidden }, forwarded: r.forwarded };
+      }
+      // an input link was lost before the push arrived: send the input as without links
+    }
     const replay = !span.remote;
     if (replay) await this.#openRemote(span, signal);
     const input = replay && p > 0 ? concatTokens([...span.history, flow.last]) : flow.last;
-    const sent = input.shape[1];
-    const stepId = `${this.id}.${this.stats.steps}`;
-    const y = await withTimeout(
-      this.#o.stepTimeoutMs ?? 60_000,
-      (s) => span.remote!.step(input, { stepId, startFromPosition: replay ? 0 : p, signal: s }),
+    const push = replay ? 0 : this.#pushRun(this.#chain.indexOf(span));
+    const remote = span.remote!;
+    const options = { stepId, startFromPosition: replay ? 0 : p };
+    const { hidden: y, forwarded } = await withTimeout(
+      stepMs,
+      async (s) =>
+        push > 0
+          ? await remote.links!.step(input, { ...options, push, signal: s })
+          : { hidden: await remote.step(input, { ...options, signal: s }), forwarded: false },
       signal,
     );
+    this.#checkReply(span, y, input);
+    span.history.push(flow.last);
+    this.#bans.succeed(span.server!.peerId);
+    if (!replay) return { flow: { last: y }, forwarded };
+    this.stats.replayedTokens += p;
+    return { flow: { last: p > 0 ? sliceTokens(y, p, p + t) : y, full: y }, forwarded: false };
+  }
+
+  /** A reply must be `[batch, tokens sent, hidden]` float32; anything else is the server's failure. */
+  #checkReply(span: SpanState, y: Hidden, input: Hidden): void {
+    const sent = input.shape[1];
     if (
       !y || !(y.data instanceof Float32Array) || y.shape[0] !== this.batch || y.shape[1] !== sent ||
       y.shape[2] !== input.shape[2] || y.data.length !== y.shape[0] * y.shape[1] * y.shape[2]
@@ -439,11 +547,6 @@ export class SwarmInferenceSession {
         { hint: "the server is broken or incompatible; it is banned and replaced" },
       );
     }
-    span.history.push(flow.last);
-    this.#bans.succeed(span.server!.peerId);
-    if (!replay) return { last: y };
-    this.stats.replayedTokens += p;
-    return { last: p > 0 ? sliceTokens(y, p, p + t) : y, full: y };
   }
 }
 

@@ -67,7 +67,8 @@ export interface OpenSpanRequest {
 }
 
 export interface SpanStepOptions {
-  readonly stepId: string;
+  /** Increases from step to step of the client session; the same on every span of one step. */
+  readonly stepId: number;
   /** Roll the server cache back to this position before the step (0 = replay from scratch). */
   readonly startFromPosition: number;
   readonly signal?: AbortSignal;
@@ -79,6 +80,37 @@ export interface RemoteSpanSession {
   step(hidden: Hidden, options: SpanStepOptions): Promise<Hidden>;
   /** Frees the server cache; never throws; idempotent. */
   close(): Promise<void>;
+  /** Links to the sessions of the next span's server (absent when the session cannot be linked). */
+  readonly links?: SpanLinks;
+}
+
+/** Where the next span's server takes pushed input (opaque to the session). */
+export type PushTicket = unknown;
+
+/** A span step that may push its output down the route. */
+export interface PushedStepResult {
+  readonly hidden: Hidden;
+  /** The output was pushed on to the next span's server. */
+  readonly forwarded: boolean;
+}
+
+/**
+ * Server-to-server push (Petals' `rpc_push`): a linked session sends its outputs straight to the
+ * next span's session, and the client only collects the results (it still needs them: they are
+ * the next span's input history, replayed after a failure). All of it is an optimization: any
+ * failure to link or push falls back to the client sending every span its input.
+ */
+export interface SpanLinks {
+  /** A ticket for input pushed into this session by another server. */
+  accept(signal?: AbortSignal): Promise<PushTicket>;
+  /** Has this session's server push its outputs to the holder of `ticket`. */
+  pushTo(ticket: PushTicket, signal?: AbortSignal): Promise<void>;
+  /** `step`, whose output the server also pushes `push` spans down the linked route. */
+  step(hidden: Hidden, options: SpanStepOptions & { readonly push: number }): Promise<PushedStepResult>;
+  /** The result of step `stepId` run on input pushed by the previous span; null once an input link was lost. */
+  receive(stepId: number, signal?: AbortSignal): Promise<PushedStepResult | null>;
+  /** Input links this session has lost so far (a link set up before a loss is no longer trusted). */
+  readonly lost: number;
 }
 
 /** The client's narrow view of the wire protocol client (inference, forward, ping). */

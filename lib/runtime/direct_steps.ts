@@ -58,14 +58,17 @@ export interface ServedDirect {
 
 /**
  * Links between the servers of a route (Petals' `rpc_push`): with them, a step's output goes
- * straight to the next server of the route instead of back through the client, which saves two
- * of the hop's network legs and thread wake-ups. The client sets a link up over the direct paths
- * of both sessions: `link_request` to the next server (a single-use ticket on its listener, the
- * input link), then `link_to` with that ticket to this server (which connects, the output link).
- * A step with `push: n` is then forwarded as a step with `push: n - 1`; the server of a pushed
- * step sends its result to the client as well (`pushed: true`), because the client keeps every
- * span's input to replay after a failure. Nothing here is needed for correctness: a lost link
- * (`link_lost`, or `forwarded` missing from a result) makes the client send the step itself.
+ * straight to the next server of the route instead of back through the client, which takes the
+ * client's two legs and thread wake-ups per hop off the path. The client sets a link up over the
+ * direct paths of both sessions: `link_request` to the next server (a single-use ticket on its
+ * listener: the input link), then `link_to` with that ticket to this server (which connects: the
+ * output link). A step with `push: n` is then forwarded as a step with `push: n - 1`, and only the
+ * server that does not forward replies to the client. The client still needs every span's output
+ * (the next span's input history, replayed after a failure), so a pushed step carries the outputs
+ * of the spans it went through (`trail`) and the reply brings them all back in one frame: one
+ * client wake-up per push instead of one per hop. Nothing here is needed for correctness: when a
+ * push fails anywhere, the client sends the step again, span by span (steps roll the caches back
+ * to their `startFromPosition`, so running one twice is harmless).
  */
 export interface DirectLinks {
   /** Offers the tickets of input links. */
@@ -82,7 +85,7 @@ type Source = { readonly kind: "client" | "in" | "out"; readonly ch: DirectFrame
 type Event =
   | { kind: "read"; src: Source; msg: WireMessage | null }
   | { kind: "read"; src: Source; err: unknown }
-  | { kind: "attached"; ticket: DirectTicket; ch: DirectFrameChannel | null };
+  | { kind: "attached"; ticket: DirectTicket; link: number; ch: DirectFrameChannel | null };
 
 /**
  * Serves `target`'s steps from `channel` until the client closes, the connection fails or
@@ -120,7 +123,9 @@ export function serveDirectSteps(
     while (queue.length === 0) await new Promise<void>((r) => (wake = r));
     return queue.shift()!;
   };
-  const inputs = new Set<DirectFrameChannel>();
+  /** Input links and their numbers (`link_offer.link`). */
+  const inputs = new Map<DirectFrameChannel, number>();
+  let linkSeq = 0;
   const tickets = new Set<DirectTicket>();
   let output: DirectFrameChannel | undefined;
   /** Highest step id run so far: a pushed step at or below it is stale (the client sent it itself). */
@@ -135,31 +140,41 @@ export function serveDirectSteps(
     for (const e of queue.splice(0)) if (e.kind === "attached") e.ch?.abort();
     for (const t of tickets) t.cancel();
     tickets.clear();
-    for (const ch of inputs) ch.abort();
+    for (const ch of inputs.keys()) ch.abort();
     inputs.clear();
     dropOutput();
   };
   /** Shape check; a bad pushed step ends its link, a bad client step the session. */
-  const shapeError = (msg: StepMessage): PlumiseError | undefined => {
-    const [b, , h] = msg.hidden.shape;
-    if (b === target.batch && h === target.hiddenSize) return undefined;
+  const shapeError = (msg: StepMessage, pushed: boolean): PlumiseError | undefined => {
+    const [rows, , h] = msg.hidden.shape;
+    const parts = (msg.trail ?? 0) + 1;
+    if (!pushed && parts > 1) return protocolError("BAD_FRAME", "only a pushed step carries a trail");
+    if (rows === target.batch * parts && h === target.hiddenSize) return undefined;
     return protocolError(
       "BAD_FRAME",
-      `step hidden shape [${msg.hidden.shape}] must be [${target.batch}, T, ${target.hiddenSize}]`,
+      `step hidden shape [${msg.hidden.shape}] must be [${target.batch}${
+        parts > 1 ? ` × ${parts}` : ""
+      }, T, ${target.hiddenSize}]`,
     );
   };
   const runStep = async (msg: StepMessage, pushed: boolean) => {
     lastStepId = Math.max(lastStepId, msg.stepId);
-    const [b, t, h] = msg.hidden.shape;
+    const b = target.batch, [, t, h] = msg.hidden.shape, n = b * t * h;
+    const trail = msg.trail ?? 0;
+    const all = msg.hidden.data;
+    const input = trail ? all.slice(trail * n) : all;
     const t0 = performance.now();
-    const out = await target.step(
-      { data: msg.hidden.data, shape: [b, t, h] },
-      msg.startFromPosition,
-      msg.hypoIds,
-    );
+    const out = await target.step({ data: input, shape: [b, t, h] }, msg.startFromPosition, msg.hypoIds);
     const computeMs = performance.now() - t0;
-    const hidden = tensor(out.data, out.shape, target.dtype);
-    let forwarded = false;
+    // what goes on: the outputs of the push so far (a pushed step's input is the previous output)
+    const carried = pushed ? trail + 1 : 0;
+    const data = carried ? new Float32Array((carried + 1) * n) : out.data;
+    if (carried) {
+      data.set(all);
+      data.set(out.data, carried * n);
+    }
+    const hidden = tensor(data, [b * (carried + 1), t, h], target.dtype);
+    const extra = carried ? { trail: carried } : {};
     if (msg.push && output) {
       // the next server first: it is what the route waits for
       const w = timeoutSignal(links?.pushWriteMs ?? 5_000);
@@ -170,10 +185,12 @@ export function serveDirectSteps(
           hidden,
           ...(msg.startFromPosition === undefined ? {} : { startFromPosition: msg.startFromPosition }),
           ...(msg.push > 1 ? { push: msg.push - 1 } : {}),
+          trail: carried,
         }, { signal: w.signal });
-        forwarded = true;
+        onStep?.({ tokens: b * t, computeMs });
+        return;
       } catch {
-        dropOutput();
+        dropOutput(); // not pushed: this server replies, and the client goes on from here
       } finally {
         w.clear();
       }
@@ -186,7 +203,7 @@ export function serveDirectSteps(
       hidden,
       computeMs,
       ...(pushed ? { pushed: true } : {}),
-      ...(forwarded ? { forwarded: true } : {}),
+      ...extra,
     });
     onStep?.({ tokens: b * t, computeMs });
   };
@@ -207,9 +224,10 @@ export function serveDirectSteps(
       });
     }
     const ticket = links.listener.offer();
+    const link = linkSeq++;
     tickets.add(ticket);
-    void ticket.attached.then((ch) => post({ kind: "attached", ticket, ch }));
-    await channel.write({ type: "link_offer", ...ticket.offer });
+    void ticket.attached.then((ch) => post({ kind: "attached", ticket, link, ch }));
+    await channel.write({ type: "link_offer", link, ...ticket.offer });
   };
   const linkTo = async (msg: Extract<WireMessage, { type: "link_to" }>) => {
     let reason: string | undefined;
@@ -233,7 +251,10 @@ export function serveDirectSteps(
   };
   const loseInput = async (ch: DirectFrameChannel) => {
     ch.abort();
-    if (inputs.delete(ch)) await channel.write({ type: "link_lost" });
+    const link = inputs.get(ch);
+    if (link === undefined) return;
+    inputs.delete(ch);
+    await channel.write({ type: "link_lost", link });
   };
 
   const ended = (async (): Promise<DirectEnd> => {
@@ -248,7 +269,7 @@ export function serveDirectSteps(
           tickets.delete(e.ticket);
           if (e.ch && stop.signal.aborted) e.ch.abort();
           else if (e.ch) {
-            inputs.add(e.ch);
+            inputs.set(e.ch, e.link);
             arm({ kind: "in", ch: e.ch });
           }
           continue;
@@ -261,7 +282,7 @@ export function serveDirectSteps(
         if (e.src.kind === "in") {
           if (stop.signal.aborted) throw stop.signal.reason;
           const msg = "msg" in e ? e.msg : null;
-          if (msg?.type !== "step" || shapeError(msg)) {
+          if (msg?.type !== "step" || shapeError(msg, true)) {
             await loseInput(e.src.ch);
             continue;
           }
@@ -281,7 +302,7 @@ export function serveDirectSteps(
         }
         if (msg.type === "step") {
           stepId = msg.stepId;
-          const bad = shapeError(msg);
+          const bad = shapeError(msg, false);
           if (bad) throw bad;
           await runStep(msg, false);
         } else if (msg.type === "link_request") await linkRequest();

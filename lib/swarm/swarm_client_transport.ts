@@ -88,12 +88,18 @@ export interface StepResult {
   hidden: HiddenStates;
   /** Server-side compute time in ms. */
   computeMs: number;
-  /** The server pushed the output on to the next server of the route (the step's `push`). */
-  forwarded?: boolean;
+}
+
+/** The reply that ends a push: this server's output and those of the spans the step was pushed through. */
+export interface PushReply extends StepResult {
+  /** Outputs of the earlier spans of the push, oldest first (empty when the first span replied). */
+  trail: HiddenStates[];
 }
 
 /** Where another server can push a session's input: the `link_offer` and the host the client reached it at. */
 export interface LinkTicket {
+  /** The input link's number in the receiving session (`link_lost` names it). */
+  readonly link: number;
   readonly host: string;
   readonly port: number;
   readonly ticket: string;
@@ -108,9 +114,18 @@ export interface InferenceStepOptions {
    * counter). Linked sessions of one route share the client session's ids.
    */
   stepId?: number;
-  /** Servers further down the route that get the output pushed (see `linkTo`). */
-  push?: number;
   signal?: AbortSignal;
+}
+
+export interface ReceiveOptions {
+  /** Aborts the wait and closes the stream (the caller gave up on the server). */
+  signal?: AbortSignal;
+  /** Ends the wait with `undefined`, the stream kept (another server of the push replied). */
+  until?: AbortSignal;
+  /** The result of a step pushed into this session (else: of the client's own step). */
+  pushed: boolean;
+  /** End the wait with "lost" when this input link is reported lost. */
+  link?: number;
 }
 
 /** One open inference stream to one server. */
@@ -122,7 +137,7 @@ export class InferenceStream {
   readonly cacheTokensLeft: number;
   #nextStep = 0;
   #closed = false;
-  #linksLost = 0;
+  readonly #lostLinks = new Set<number>();
 
   constructor(
     channel: FrameChannel,
@@ -148,125 +163,162 @@ export class InferenceStream {
     return this.#host !== undefined;
   }
 
-  /** Input links the server reported lost (`link_lost`) so far. */
-  get linksLost(): number {
-    return this.#linksLost;
+  /** Whether the server reported input link `link` lost (seen while reading this stream). */
+  linkLost(link: number): boolean {
+    return this.#lostLinks.has(link);
   }
 
   /** Sends one step and waits for its result. On any failure the stream is dropped. */
   async step(hidden: HiddenStates, options: InferenceStepOptions = {}): Promise<StepResult> {
-    this.#assertOpen();
-    const stepId = options.stepId ?? this.#nextStep;
-    this.#nextStep = stepId + 1;
-    return (await this.#exchange(
-      options.signal,
-      "result",
-      {
+    const stepId = this.#stepId(options.stepId);
+    const r = await this.#exchange({
+      signal: options.signal,
+      expected: "result",
+      request: {
+        type: "step",
+        stepId,
+        hidden: tensor(hidden.data, hidden.shape, this.dtype),
+        startFromPosition: options.startFromPosition,
+        hypoIds: options.hypoIds,
+      },
+      match: (m) => m.type === "result" && m.stepId === stepId && !m.pushed ? m : undefined,
+      stepId,
+    });
+    const { hidden: y, computeMs } = pushReply(r as Extract<WireMessage, { type: "result" }>);
+    return { hidden: y, computeMs };
+  }
+
+  /**
+   * Sends one step whose output the server pushes `push` servers down the linked route; the
+   * reply comes from whichever server of the push stops it (`receive`). Rejects (and drops the
+   * stream) only when the step cannot be written.
+   */
+  async send(hidden: HiddenStates, options: InferenceStepOptions & { push: number }): Promise<void> {
+    const stepId = this.#stepId(options.stepId);
+    const t = timeoutSignal(this.#timeouts.stepMs, options.signal);
+    try {
+      await this.#channel.write({
         type: "step",
         stepId,
         hidden: tensor(hidden.data, hidden.shape, this.dtype),
         startFromPosition: options.startFromPosition,
         hypoIds: options.hypoIds,
         ...(options.push ? { push: options.push } : {}),
-      },
-      (m) => m.type === "result" && m.stepId === stepId && !m.pushed ? stepResult(m) : undefined,
-      stepId,
-    ))!;
+      }, { signal: t.signal });
+    } catch (err) {
+      this.#drop(err);
+      throw err;
+    } finally {
+      t.clear();
+    }
   }
 
   /**
-   * Waits for the result of step `stepId` that the previous server pushed into this session;
-   * null when the server reports an input link lost first (the client then sends the step itself).
+   * Waits for this session's reply to step `stepId`; "lost" once `options.link` is reported
+   * lost, `undefined` once `options.until` aborts (the stream stays usable).
    */
-  async receivePushed(stepId: number, signal?: AbortSignal): Promise<StepResult | null> {
-    this.#assertOpen();
-    this.#nextStep = Math.max(this.#nextStep, stepId + 1);
-    return await this.#exchange(
-      signal,
-      "result",
-      undefined,
-      (m) => m.type === "result" && m.stepId === stepId && m.pushed ? stepResult(m) : undefined,
+  async receive(stepId: number, options: ReceiveOptions): Promise<PushReply | "lost" | undefined> {
+    const r = await this.#exchange({
+      signal: options.signal,
+      until: options.until,
+      expected: "result",
+      match: (m) =>
+        m.type === "result" && m.stepId === stepId && !!m.pushed === options.pushed ? m : undefined,
       stepId,
-      true,
-    );
+      link: options.link,
+    });
+    return r === "lost" || r === undefined ? r : pushReply(r as Extract<WireMessage, { type: "result" }>);
   }
 
   /** Asks the server for a ticket that another server can push this session's input with. */
   async linkRequest(signal?: AbortSignal): Promise<LinkTicket> {
-    this.#assertOpen();
     const host = this.#host;
     if (host === undefined) {
       throw new SwarmError("NO_LINK", "this session does not run on a direct path", {
         hint: "links between servers need both sessions on direct paths",
       });
     }
-    const r = (await this.#exchange(
+    const r = await this.#exchange({
       signal,
-      "link_offer",
-      { type: "link_request" },
-      (m) => m.type === "link_offer" || m.type === "linked" ? m : undefined,
-    ))!;
+      expected: "link_offer",
+      request: { type: "link_request" },
+      match: (m) => m.type === "link_offer" || m.type === "linked" ? m : undefined,
+    }) as Extract<WireMessage, { type: "link_offer" | "linked" }>;
     if (r.type === "linked") throw linkRefused(r.reason);
-    return { host, port: r.port, ticket: r.ticket, key: r.key };
+    return { link: r.link, host, port: r.port, ticket: r.ticket, key: r.key };
   }
 
   /** Has the server push its outputs to the holder of `ticket` (from that server's `linkRequest`). */
   async linkTo(ticket: LinkTicket, signal?: AbortSignal): Promise<void> {
-    this.#assertOpen();
     const { host, port, ticket: t, key } = ticket;
-    const r = (await this.#exchange(
+    const r = await this.#exchange({
       signal,
-      "linked",
-      { type: "link_to", host, port, ticket: t, key },
-      (m) => m.type === "linked" ? m : undefined,
-    ))!;
+      expected: "linked",
+      request: { type: "link_to", host, port, ticket: t, key },
+      match: (m) => m.type === "linked" ? m : undefined,
+    }) as Extract<WireMessage, { type: "linked" }>;
     if (!r.ok) throw linkRefused(r.reason);
   }
 
-  #assertOpen(): void {
+  #stepId(given: number | undefined): number {
     if (this.#closed) {
       throw new SwarmError("STREAM_CLOSED", "inference stream is closed", { hint: "open a new one" });
     }
+    const stepId = given ?? this.#nextStep;
+    this.#nextStep = stepId + 1;
+    return stepId;
+  }
+
+  #drop(err: unknown): void {
+    this.#closed = true;
+    this.#channel.abort(err instanceof Error ? err : undefined);
   }
 
   /**
    * Writes `request` (if any), then reads until `match` takes a frame. Results of earlier steps
-   * (pushes the client did not wait for) are skipped, `link_lost` counted (and, with
-   * `lostEnds`, answered with null). Any failure drops the stream.
+   * (pushes the client gave up on) are skipped, lost links noted (`link`: the wait ends with
+   * "lost"). Any failure drops the stream; `until` ends the wait with `undefined` and keeps it.
    */
-  async #exchange<T>(
-    signal: AbortSignal | undefined,
-    expected: MessageType,
-    request: WireMessage | undefined,
-    match: (m: WireMessage) => T | undefined,
-    stepId?: number,
-    lostEnds = false,
-  ): Promise<T | null> {
-    const t = timeoutSignal(this.#timeouts.stepMs, signal);
+  async #exchange(o: {
+    signal?: AbortSignal;
+    until?: AbortSignal;
+    expected: MessageType;
+    request?: WireMessage;
+    match: (m: WireMessage) => WireMessage | undefined;
+    stepId?: number;
+    link?: number;
+  }): Promise<WireMessage | "lost" | undefined> {
+    if (this.#closed) {
+      throw new SwarmError("STREAM_CLOSED", "inference stream is closed", { hint: "open a new one" });
+    }
+    const t = timeoutSignal(this.#timeouts.stepMs, o.signal);
+    const read = o.until ? AbortSignal.any([t.signal, o.until]) : t.signal;
     try {
-      if (request) await this.#channel.write(request, { signal: t.signal });
+      if (o.request) await this.#channel.write(o.request, { signal: t.signal });
       for (;;) {
-        const reply = await this.#channel.read({ signal: t.signal });
-        if (reply === null || reply.type === "error") throw remoteError(reply, expected);
-        const m = match(reply);
+        const reply = await this.#channel.read({ signal: read });
+        if (reply === null || reply.type === "error") throw remoteError(reply, o.expected);
+        const m = o.match(reply);
         if (m !== undefined) return m;
         if (reply.type === "link_lost") {
-          this.#linksLost++;
-          if (lostEnds) return null;
-        } else if (reply.type === "result" && stepId !== undefined && reply.stepId <= stepId) {
-          continue; // a stale push, or the push of a step the client then sent itself
+          this.#lostLinks.add(reply.link);
+          if (reply.link === o.link) return "lost";
+        } else if (reply.type === "result" && reply.stepId <= Math.max(o.stepId ?? -1, this.#nextStep - 1)) {
+          // a reply the client gave up waiting for: to a push that failed elsewhere, or to a
+          // pushed step that the client then sent itself
+          continue;
         } else {
           throw new SwarmError(
             "BAD_FRAME",
             `server replied ${reply.type}${reply.type === "result" ? ` for step ${reply.stepId}` : ""}` +
-              (stepId === undefined ? "" : `, expected the result of step ${stepId}`),
+              (o.stepId === undefined ? "" : `, expected the result of step ${o.stepId}`),
             { hint: "the server speaks another protocol version" },
           );
         }
       }
     } catch (err) {
-      this.#closed = true;
-      this.#channel.abort(err instanceof Error ? err : undefined);
+      if (o.until?.aborted && err === o.until.reason && !t.signal.aborted) return undefined;
+      this.#drop(err);
       throw err;
     } finally {
       t.clear();
@@ -289,13 +341,17 @@ export class InferenceStream {
   }
 }
 
-function stepResult(m: Extract<WireMessage, { type: "result" }>): StepResult {
-  const [b, t, h] = m.hidden.shape;
-  return {
-    hidden: { data: m.hidden.data, shape: [b, t, h] },
-    computeMs: m.computeMs,
-    ...(m.forwarded ? { forwarded: true } : {}),
-  };
+/** Splits a result's `hidden` into the trail of earlier outputs and this server's output. */
+function pushReply(m: Extract<WireMessage, { type: "result" }>): PushReply {
+  const [rows, t, h] = m.hidden.shape;
+  const parts = (m.trail ?? 0) + 1, b = rows / parts, n = b * t * h;
+  const part = (i: number): HiddenStates => ({
+    data: m.hidden.data.subarray(i * n, (i + 1) * n),
+    shape: [b, t, h],
+  });
+  const trail: HiddenStates[] = [];
+  for (let i = 0; i < parts - 1; i++) trail.push(part(i));
+  return { hidden: part(parts - 1), computeMs: m.computeMs, trail };
 }
 
 function linkRefused(reason: string | undefined): SwarmError {

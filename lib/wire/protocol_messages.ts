@@ -9,9 +9,10 @@
  *   step  {stepId, hidden[B,T,H], startFromPosition?, hypoIds?, push?}     → result | error
  *   close {}                                                              → (stream ends)
  * links between the servers of a route (direct paths only, see lib/runtime/direct_steps.ts):
- *   link_request {}                          → link_offer {port, ticket, key} | linked {ok: false}
+ *   link_request {}                          → link_offer {link, port, ticket, key} | linked {ok: false}
  *   link_to {host, port, ticket, key}        → linked {ok, reason?}
- *   (server → client, unasked) link_lost {}: an input link of the session ended
+ *   (server → client, unasked) link_lost {link}: an input link of the session ended
+ *   (server → server, on a link) step {stepId, hidden, trail, push?, startFromPosition?}
  * forward: forward {model, start, end, hidden} → forward_result | error
  * info:    info_request {}                     → info {record, live}
  * table:   table_request {model?}              → table {records}
@@ -86,9 +87,16 @@ export interface StepMessage {
   hypoIds?: number[];
   /**
    * How many servers further down the route the output is pushed: the server sends its output as
-   * this step (with `push - 1`) over the link the client set up with `link_to`, if it has one.
+   * this step (with `push - 1`) over the link the client set up with `link_to`, if it has one,
+   * and replies to the client only when it could not.
    */
   push?: number;
+  /**
+   * Pushed steps only: `hidden` holds `trail` earlier outputs before the input, each `batch` rows
+   * (`hidden` is `[batch × (trail + 1), T, H]`): the outputs of the spans this step was pushed
+   * through, oldest first, carried to the client in the result that ends the push.
+   */
+  trail?: number;
 }
 export interface ResultMessage {
   type: "result";
@@ -97,8 +105,11 @@ export interface ResultMessage {
   computeMs: number;
   /** This step's input was pushed by the previous server, not sent by the client. */
   pushed?: boolean;
-  /** The output was also pushed to the next server (as asked by `push`). */
-  forwarded?: boolean;
+  /**
+   * `hidden` holds `trail` outputs of the earlier spans of the push before this server's output,
+   * each `batch` rows (`hidden` is `[batch × (trail + 1), T, H]`), oldest first.
+   */
+  trail?: number;
 }
 /** Client → server: a ticket another server can push this session's input with. */
 export interface LinkRequestMessage {
@@ -107,6 +118,8 @@ export interface LinkRequestMessage {
 /** The ticket (the same form as a direct offer): handed by the client to the previous server. */
 export interface LinkOfferMessage {
   type: "link_offer";
+  /** The input link's number in this session (named again by `link_lost`). */
+  link: number;
   port: number;
   ticket: string;
   key: string;
@@ -128,6 +141,8 @@ export interface LinkedMessage {
 /** Server → client: one of the session's input links ended (input is then sent by the client). */
 export interface LinkLostMessage {
   type: "link_lost";
+  /** The `link_offer.link` of the link that ended. */
+  link: number;
 }
 export interface CloseMessage {
   type: "close";
@@ -236,6 +251,19 @@ function hiddenTensor(o: Obj, key: string): Tensor {
   return t;
 }
 
+/** `trail` of a step or result: at most MAX_PUSH_HOPS, and `hidden`'s rows must split into trail + 1 parts. */
+function trailOf(o: Obj, hidden: Tensor): number {
+  const trail = optInt(o, "trail", 0, MAX_PUSH_HOPS) ?? 0;
+  if (hidden.shape[0] % (trail + 1) !== 0) {
+    bad(
+      "hidden",
+      `a tensor whose ${hidden.shape[0]} rows split into trail + 1 = ${trail + 1} equal parts`,
+      hidden.shape,
+    );
+  }
+  return trail;
+}
+
 /**
  * Validates a decoded header (with its tensors already attached under their names) and
  * returns the typed message. Unknown extra fields are ignored (forward compatible).
@@ -298,6 +326,8 @@ export function validateMessage(header: unknown): WireMessage {
       }
       const push = optInt(o, "push", 0, MAX_PUSH_HOPS);
       if (push) m.push = push;
+      const trail = trailOf(o, hidden);
+      if (trail) m.trail = trail;
       return m;
     }
     case "result": {
@@ -308,15 +338,18 @@ export function validateMessage(header: unknown): WireMessage {
         computeMs: num(o, "computeMs", 0),
       };
       if (o.pushed !== undefined && bool(o, "pushed")) m.pushed = true;
-      if (o.forwarded !== undefined && bool(o, "forwarded")) m.forwarded = true;
+      const trail = trailOf(o, m.hidden);
+      if (trail) m.trail = trail;
       return m;
     }
     case "link_request":
-    case "link_lost":
       return { type };
+    case "link_lost":
+      return { type, link: int(o, "link", 0, Number.MAX_SAFE_INTEGER) };
     case "link_offer":
       return {
         type,
+        link: int(o, "link", 0, Number.MAX_SAFE_INTEGER),
         port: int(o, "port", 1, 65535),
         ticket: str(o, "ticket", SECRET32),
         key: str(o, "key", SECRET32),

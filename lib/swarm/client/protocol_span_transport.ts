@@ -4,12 +4,11 @@
  * `/plumise/inference` and `/plumise/forward` protocols.
  * @module
  */
-import type { LinkTicket, ProtocolClient, StepResult } from "../swarm_client_transport.ts";
+import type { LinkTicket, ProtocolClient } from "../swarm_client_transport.ts";
 import type {
   ForwardSpanRequest,
   Hidden,
   OpenSpanRequest,
-  PushedStepResult,
   RemoteSpanSession,
   RouteServer,
   SpanLinks,
@@ -38,7 +37,7 @@ export interface RemoteStepTiming {
   readonly tokens: number;
   /** Server-reported compute time. */
   readonly computeMs: number;
-  /** Send → result at the client (for a pushed step: from when the client began waiting for it). */
+  /** Send → result at the client (for the reply that ends a push: from when the client began waiting for it). */
   readonly roundTripMs: number;
 }
 
@@ -66,44 +65,51 @@ export class ProtocolSpanTransport implements SpanTransport {
       dtype: this.#o.dtype,
       wallet: this.#o.wallet,
     }, signal);
-    const timed = (t0: number, r: StepResult, tokens: number): PushedStepResult => {
+    const report = (t0: number, computeMs: number, tokens: number) =>
       this.#o.onStep?.({
         peerId: server.peerId,
         start: request.start,
         end: request.end,
         tokens,
-        computeMs: r.computeMs,
+        computeMs,
         roundTripMs: performance.now() - t0,
       });
-      return { hidden: r.hidden, forwarded: r.forwarded === true };
-    };
-    const step = async (hidden: Hidden, options: SpanStepOptions & { push?: number }) => {
-      const t0 = performance.now();
-      const r = await stream.step(hidden, {
-        stepId: options.stepId,
-        startFromPosition: options.startFromPosition,
-        push: options.push,
-        signal: options.signal,
-      });
-      return timed(t0, r, hidden.shape[1]);
-    };
     const links: SpanLinks | undefined = stream.linkable
       ? {
         accept: (signal) => stream.linkRequest(signal),
         pushTo: (ticket, signal) => stream.linkTo(ticket as LinkTicket, signal),
-        step,
-        async receive(stepId, signal) {
+        lost: (ticket) => stream.linkLost((ticket as LinkTicket).link),
+        send: (hidden, options) =>
+          stream.send(hidden, {
+            stepId: options.stepId,
+            startFromPosition: options.startFromPosition,
+            push: options.push,
+            signal: options.signal,
+          }),
+        async receive(stepId, options) {
           const t0 = performance.now();
-          const r = await stream.receivePushed(stepId, signal);
-          return r && timed(t0, r, r.hidden.shape[1]);
-        },
-        get lost() {
-          return stream.linksLost;
+          const r = await stream.receive(stepId, {
+            pushed: options.pushed,
+            link: (options.ticket as LinkTicket | undefined)?.link,
+            signal: options.signal,
+            until: options.until,
+          });
+          if (typeof r === "object") report(t0, r.computeMs, r.hidden.shape[1]);
+          return r;
         },
       }
       : undefined;
     return {
-      step: async (hidden: Hidden, options: SpanStepOptions) => (await step(hidden, options)).hidden,
+      async step(hidden: Hidden, options: SpanStepOptions) {
+        const t0 = performance.now();
+        const r = await stream.step(hidden, {
+          stepId: options.stepId,
+          startFromPosition: options.startFromPosition,
+          signal: options.signal,
+        });
+        report(t0, r.computeMs, hidden.shape[1]);
+        return r.hidden;
+      },
       close: () => stream.close(),
       ...(links ? { links } : {}),
     };

@@ -17,6 +17,8 @@ import { PingAggregator } from "./ping_aggregator.ts";
 import { describeRoute, type RouteCosts, routeInference, shortPeer } from "./route_inference.ts";
 import type {
   Hidden,
+  PushReply,
+  PushTicket,
   RemoteSpanSession,
   RouteServer,
   RouteSpan,
@@ -95,10 +97,13 @@ interface SpanState {
 interface SpanLink {
   readonly from: RemoteSpanSession;
   readonly to: RemoteSpanSession;
-  /** `to.links.lost` when linked: a later loss makes the link untrusted. */
-  readonly lost: number;
+  /** The input link's ticket from `to` (its loss makes the link untrusted). */
+  readonly ticket: PushTicket;
   readonly ok: boolean;
 }
+
+/** Largest frame a push may build up (every output of the push travels in the last one): 16 MiB. */
+export const MAX_PUSH_BYTES = 16 * 1024 * 1024;
 
 interface Flow {
   /** The step's new positions. */
@@ -242,18 +247,26 @@ export class SwarmInferenceSession {
       else if (this.#o.push !== false) await this.#link(options.signal);
       const stepId = this.#stepSeq++;
       let flow: Flow = { last: hidden };
-      /** The span whose input the previous one pushed (its result is only to be collected). */
-      let pushedInto = -1;
-      for (let i = 0; i < this.#chain.length; i++) {
-        let collect = pushedInto === i;
-        const r = await this.#withRetries(i, options.signal, (span) => {
-          // after a failure, the replacement is sent its input (and history) by the client
-          const pushed = collect;
-          collect = false;
-          return this.#stepSpan(span, flow, p, stepId, pushed, options.signal);
-        });
-        flow = r.flow;
-        pushedInto = r.forwarded ? i + 1 : -1;
+      let pushing = this.#o.push !== false;
+      for (let i = 0; i < this.#chain.length;) {
+        const n = pushing ? this.#pushRun(i, flow.last) : 0;
+        if (n > 0) {
+          const pushed = await this.#push(i, n, flow.last, p, stepId, options.signal);
+          if (pushed) {
+            flow = { last: pushed.last };
+            i += pushed.spans;
+            continue;
+          }
+          // the push failed somewhere: this step goes on span by span from i (failures there
+          // ban and replace servers as usual; spans that already ran it roll back and rerun it)
+          pushing = false;
+        }
+        flow = await this.#withRetries(
+          i,
+          options.signal,
+          (span) => this.#stepSpan(span, flow, p, stepId, options.signal),
+        );
+        i++;
       }
       this.#position = p + t;
       this.stats.steps++;
@@ -443,16 +456,15 @@ export class SwarmInferenceSession {
       if (!from?.links || !to?.links || span.opening || next.opening) continue;
       if (span.history === null || next.history === null) continue;
       const l = span.link;
-      if (l && l.from === from && l.to === to && (!l.ok || l.lost === to.links.lost)) continue;
-      const lost = to.links.lost;
+      if (l && l.from === from && l.to === to && (!l.ok || !to.links.lost(l.ticket))) continue;
       try {
         const ms = this.#o.openTimeoutMs ?? 10_000;
         const ticket = await withTimeout(ms, (s) => to.links!.accept(s), signal);
         await withTimeout(ms, (s) => from.links!.pushTo(ticket, s), signal);
-        span.link = { from, to, lost, ok: true };
+        span.link = { from, to, ticket, ok: true };
       } catch (err) {
         if (signal?.aborted) throw signal.reason ?? err;
-        span.link = { from, to, lost, ok: false };
+        span.link = { from, to, ticket: undefined, ok: false };
         this.#log.debug("no link between servers; the client relays", {
           from: span.server?.peerId,
           to: next.server?.peerId,
@@ -462,18 +474,91 @@ export class SwarmInferenceSession {
     }
   }
 
-  /** How many spans after chain[i] its output can be pushed through (consecutive trusted links). */
-  #pushRun(i: number): number {
+  /**
+   * How many spans after chain[i] a step of `x` can be pushed through: consecutive trusted links,
+   * while the frame that carries every output of the push stays under MAX_PUSH_BYTES.
+   */
+  #pushRun(i: number, x: Hidden): number {
+    const parts = Math.floor(MAX_PUSH_BYTES / (x.data.length * 4));
     let n = 0;
-    for (let k = i; k + 1 < this.#chain.length; k++) {
+    for (let k = i; k + 1 < this.#chain.length && n + 2 <= parts; k++) {
       const span = this.#chain[k], next = this.#chain[k + 1], l = span.link;
       if (
-        !l?.ok || l.from !== span.remote || l.to !== next.remote || next.history === null ||
-        l.lost !== next.remote.links?.lost
+        !l?.ok || !span.remote || l.from !== span.remote || l.to !== next.remote || span.history === null ||
+        next.history === null || span.opening || next.opening || next.remote.links?.lost(l.ticket) !== false
       ) break;
       n++;
     }
     return n;
+  }
+
+  /**
+   * Sends step `stepId` of `x` to chain[i], pushed through the n spans after it, and waits for the
+   * reply from whichever span the push stops at (the last one, or one that could not push on).
+   * Returns the last output and how many spans it covered; undefined when anything failed (a
+   * server, a link, the time limit), after which the caller runs the step span by span.
+   */
+  async #push(
+    i: number,
+    n: number,
+    x: Hidden,
+    p: number,
+    stepId: number,
+    signal?: AbortSignal,
+  ): Promise<{ last: Hidden; spans: number } | undefined> {
+    const spans = this.#chain.slice(i, i + n + 1);
+    const until = new AbortController();
+    const limitMs = (this.#o.stepTimeoutMs ?? 60_000) * (n + 1);
+    const timer = setTimeout(() => until.abort(new Error(`no reply within ${limitMs} ms`)), limitMs);
+    try {
+      try {
+        await spans[0].remote!.links!.send(x, { stepId, startFromPosition: p, push: n, signal });
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason ?? err;
+        return undefined;
+      }
+      const waits = spans.map((span, k) =>
+        span.remote!.links!.receive(stepId, {
+          pushed: k > 0,
+          ticket: k > 0 ? spans[k - 1].link!.ticket : undefined,
+          signal,
+          until: until.signal,
+        }).then((r) => ({ k, r }), (err: unknown) => ({ k, err }))
+      );
+      // the first to settle decides (a reply, a failed server, a lost link); the others are ended
+      await Promise.race(waits);
+      until.abort(new Error("another span replied"));
+      const settled = await Promise.all(waits);
+      signal?.throwIfAborted();
+      let k = -1, reply: PushReply | undefined;
+      for (const w of settled) {
+        if ("r" in w && typeof w.r === "object" && w.k > k) ({ k, r: reply } = w);
+      }
+      const failed = settled.find((w) => "err" in w || w.r === "lost");
+      if (!reply) {
+        this.#log.debug("push failed; the step goes span by span", {
+          span: failed && `${spans[failed.k].start}:${spans[failed.k].end}`,
+          error: failed && "err" in failed ? errorMessage(failed.err) : "link lost",
+        });
+        return undefined;
+      }
+      if (reply.trail.length !== k) return undefined;
+      const outs = [...reply.trail, reply.hidden];
+      try {
+        outs.forEach((y, j) => this.#checkReply(spans[j], y, x));
+      } catch (err) {
+        this.#log.debug("bad push reply; the step goes span by span", { error: errorMessage(err) });
+        return undefined;
+      }
+      spans[0].history!.push(x);
+      for (let j = 1; j <= k; j++) spans[j].history!.push(outs[j - 1]);
+      for (let j = 0; j <= k; j++) this.#bans.succeed(spans[j].server!.peerId);
+      this.stats.pushed += k;
+      return { last: outs[k], spans: k + 1 };
+    } finally {
+      clearTimeout(timer);
+      until.abort();
+    }
   }
 
   async #stepSpan(
@@ -481,9 +566,8 @@ export class SwarmInferenceSession {
     flow: Flow,
     p: number,
     stepId: number,
-    pushed: boolean,
     signal?: AbortSignal,
-  ): Promise<{ flow: Flow; forwarded: boolean }> {
+  ): Promise<Flow> {
     const t = flow.last.shape[1];
     if (span.history === null) {
       if (!flow.full) {
@@ -496,40 +580,20 @@ export class SwarmInferenceSession {
     }
     if (span.opening) await span.opening;
     this.#assertOpen();
-    const stepMs = this.#o.stepTimeoutMs ?? 60_000;
-    if (pushed && span.remote?.links) {
-      // the previous span's server pushed this span's input: only the result is to be collected
-      const links = span.remote.links;
-      const r = await withTimeout(stepMs, (s) => links.receive(stepId, s), signal);
-      if (r) {
-        this.#checkReply(span, r.hidden, flow.last);
-        span.history.push(flow.last);
-        this.#bans.succeed(span.server!.peerId);
-        this.stats.pushed++;
-        return { flow: { last: r.hidden }, forwarded: r.forwarded };
-      }
-      // an input link was lost before the push arrived: send the input as without links
-    }
     const replay = !span.remote;
     if (replay) await this.#openRemote(span, signal);
     const input = replay && p > 0 ? concatTokens([...span.history, flow.last]) : flow.last;
-    const push = replay ? 0 : this.#pushRun(this.#chain.indexOf(span));
-    const remote = span.remote!;
-    const options = { stepId, startFromPosition: replay ? 0 : p };
-    const { hidden: y, forwarded } = await withTimeout(
-      stepMs,
-      async (s) =>
-        push > 0
-          ? await remote.links!.step(input, { ...options, push, signal: s })
-          : { hidden: await remote.step(input, { ...options, signal: s }), forwarded: false },
+    const y = await withTimeout(
+      this.#o.stepTimeoutMs ?? 60_000,
+      (s) => span.remote!.step(input, { stepId, startFromPosition: replay ? 0 : p, signal: s }),
       signal,
     );
     this.#checkReply(span, y, input);
     span.history.push(flow.last);
     this.#bans.succeed(span.server!.peerId);
-    if (!replay) return { flow: { last: y }, forwarded };
+    if (!replay) return { last: y };
     this.stats.replayedTokens += p;
-    return { flow: { last: p > 0 ? sliceTokens(y, p, p + t) : y, full: y }, forwarded: false };
+    return { last: p > 0 ? sliceTokens(y, p, p + t) : y, full: y };
   }
 
   /** A reply must be `[batch, tokens sent, hidden]` float32; anything else is the server's failure. */

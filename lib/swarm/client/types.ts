@@ -87,30 +87,43 @@ export interface RemoteSpanSession {
 /** Where the next span's server takes pushed input (opaque to the session). */
 export type PushTicket = unknown;
 
-/** A span step that may push its output down the route. */
-export interface PushedStepResult {
+/** The reply that ends a push: the replying span's output and those of the spans before it in the push. */
+export interface PushReply {
   readonly hidden: Hidden;
-  /** The output was pushed on to the next span's server. */
-  readonly forwarded: boolean;
+  /** Outputs of the spans the step was pushed through, oldest first (empty when the first one replied). */
+  readonly trail: readonly Hidden[];
 }
 
 /**
  * Server-to-server push (Petals' `rpc_push`): a linked session sends its outputs straight to the
- * next span's session, and the client only collects the results (it still needs them: they are
- * the next span's input history, replayed after a failure). All of it is an optimization: any
- * failure to link or push falls back to the client sending every span its input.
+ * next span's session; only the span where the push stops replies, with the outputs of all the
+ * spans it went through (the client keeps them: they are the next spans' input histories,
+ * replayed after a failure). All of it is an optimization: when a push fails anywhere, the client
+ * sends the step again span by span (steps roll the caches back, so running one twice is harmless).
  */
 export interface SpanLinks {
   /** A ticket for input pushed into this session by another server. */
   accept(signal?: AbortSignal): Promise<PushTicket>;
   /** Has this session's server push its outputs to the holder of `ticket`. */
   pushTo(ticket: PushTicket, signal?: AbortSignal): Promise<void>;
-  /** `step`, whose output the server also pushes `push` spans down the linked route. */
-  step(hidden: Hidden, options: SpanStepOptions & { readonly push: number }): Promise<PushedStepResult>;
-  /** The result of step `stepId` run on input pushed by the previous span; null once an input link was lost. */
-  receive(stepId: number, signal?: AbortSignal): Promise<PushedStepResult | null>;
-  /** Input links this session has lost so far (a link set up before a loss is no longer trusted). */
-  readonly lost: number;
+  /** Whether the input link of `ticket` (from this session's `accept`) was reported lost. */
+  lost(ticket: PushTicket): boolean;
+  /** Sends a step whose output the server pushes `push` spans on; the reply comes from where the push stops. */
+  send(hidden: Hidden, options: SpanStepOptions & { readonly push: number }): Promise<void>;
+  /**
+   * Waits for this session's reply to step `stepId` (`pushed`: to the step pushed into it over
+   * `ticket`'s link). "lost" once that link is reported lost; `undefined` once `until` aborts
+   * (the session stays usable). Rejects, and the session is dropped, when the server fails.
+   */
+  receive(
+    stepId: number,
+    options: {
+      readonly pushed: boolean;
+      readonly ticket?: PushTicket;
+      readonly signal?: AbortSignal;
+      readonly until?: AbortSignal;
+    },
+  ): Promise<PushReply | "lost" | undefined>;
 }
 
 /** The client's narrow view of the wire protocol client (inference, forward, ping). */

@@ -6,7 +6,7 @@
  * alternate `--runs` times (so both see the same machine load) and the medians are reported.
  *
  *   deno task bench:swarm [--json] [--runs 5] [--tokens 32] [--layers 12] [--heads 16] [--head-dim 64] [--threads 2]
- *     [--breakdown] [--no-relay] [--no-libp2p] [--no-floor]
+ *     [--breakdown] [--no-relay] [--no-libp2p] [--no-floor] [--client-latency-ms 0]
  *
  * A third variant, alternated in the same run, is the floor: the same three spans in three
  * processes taking turns over pipes with no protocol at all (scripts/pipe_span_process.ts), so the
@@ -18,7 +18,9 @@
  * pushed server to server (`SpanLinks`). Other clients on the same servers, alternated in the same
  * run: `swarm_relay_tok_s` / `ratio_relay` / `push_vs_relay` relay every hop through the client
  * (`--no-relay` skips it), `swarm_libp2p_tok_s` / `ratio_libp2p` keep the libp2p streams
- * (`--no-libp2p` skips it). `floor_tok_s`, `ratio_floor` and
+ * (`--no-libp2p` skips it). `--client-latency-ms N` puts the swarm clients N ms (one way) away
+ * from every server, the servers staying on loopback among themselves (scripts/delayed_transport.ts):
+ * a client at home and servers in one data centre, where pushing server to server matters most. `floor_tok_s`, `ratio_floor` and
  * `swarm_vs_floor` are the floor's (`--no-floor` skips it). `--breakdown` adds
  * `breakdown`: medians per decode token (ms) of the head's embed and logits calls and of the block
  * step (the whole model locally; all hops through the swarm), and per hop the server's compute time
@@ -33,6 +35,7 @@ import { generateText, type GenerationResult, type StepSession } from "../lib/sw
 import { describeRoute } from "../lib/swarm/client/route_inference.ts";
 import { type SpawnedFixture, spawnFixtureServer } from "../tests/helpers/swarm_client_fixture.ts";
 import { type PipeSpan, spawnPipeSpan } from "./pipe_span_process.ts";
+import { delayedTransport } from "./delayed_transport.ts";
 import {
   GENERATION_BENCH_OPTIONS,
   type GenerationBenchArgs,
@@ -53,11 +56,16 @@ const { values: a } = parseArgs({
     "no-relay": { type: "boolean", default: false },
     "no-libp2p": { type: "boolean", default: false },
     "no-floor": { type: "boolean", default: false },
+    "client-latency-ms": { type: "string", default: "0" },
   },
 });
 let n: GenerationBenchArgs;
+const clientLatencyMs = Number(a["client-latency-ms"]);
 try {
   n = generationBenchArgs(a);
+  if (!(Number.isFinite(clientLatencyMs) && clientLatencyMs >= 0)) {
+    throw new RangeError(`--client-latency-ms must be a number ≥ 0, got ${a["client-latency-ms"]}`);
+  }
 } catch (err) {
   console.error((err as Error).message);
   Deno.exit(2);
@@ -185,6 +193,7 @@ try {
         tableRefreshMs: 0,
         direct: v.direct,
         push: v.push,
+        ...(clientLatencyMs > 0 ? { wrapTransport: (t) => delayedTransport(t, clientLatencyMs) } : {}),
         onRemoteStep: (e) => {
           if (!timing || e.tokens !== 1) return;
           const k = `${v.name} hop ${e.start}:${e.end}`;
@@ -287,6 +296,7 @@ try {
       : {}),
     servers: 3,
     tokens,
+    ...(clientLatencyMs > 0 ? { client_latency_ms: clientLatencyMs } : {}),
     prefill_ms: {
       local: prefillOf(localRuns),
       swarm: prefillOf(pushRuns),

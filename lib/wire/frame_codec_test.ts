@@ -80,6 +80,20 @@ Deno.test("frame codec: every message type round-trips", () => {
     { type: "table_request", model: "org/m" },
     { type: "table", records: [rec, rec] },
     { type: "record", record: rec },
+    { type: "step", stepId: 9, hidden: hidden(3, 1, 4), startFromPosition: 5, push: 2, trail: 2 },
+    { type: "result", stepId: 9, hidden: hidden(2, 1, 4), computeMs: 2, pushed: true, trail: 1 },
+    { type: "link_request" },
+    { type: "link_offer", link: 3, port: 4100, ticket: "A".repeat(42) + "w", key: "_-".repeat(21) + "0" },
+    {
+      type: "link_to",
+      host: "10.0.0.7",
+      port: 4100,
+      ticket: "A".repeat(42) + "w",
+      key: "_-".repeat(21) + "0",
+    },
+    { type: "linked", ok: true },
+    { type: "linked", ok: false, reason: "no route to host" },
+    { type: "link_lost", link: 3 },
   ];
   for (const m of msgs) {
     const back = decodeFrame(encodeFrame(m));
@@ -186,6 +200,23 @@ Deno.test("frame codec: malformed frames are BAD_FRAME with the offending value"
   rejects(direct({ ticket: "a".repeat(42) + "B" }), "BAD_FRAME", /direct\.ticket/); // 33rd byte's bits
   rejects(direct({ key: "a".repeat(42) + "=" }), "BAD_FRAME", /direct\.key/);
   rejects(raw({ ...opened, direct: "yes" }), "BAD_FRAME", /direct/);
+  // pushes: the rows of a step's or result's hidden split into trail + 1 parts; hops are bounded
+  rejects(raw({ ...desc([2, 1, 1]), trail: 2 }, new Uint8Array(8)), "BAD_FRAME", /trail \+ 1 = 3/);
+  rejects(raw({ ...desc([2, 1, 1]), trail: -1 }, new Uint8Array(8)), "BAD_FRAME", /trail/);
+  rejects(raw({ ...desc([2, 1, 1]), push: 257 }, new Uint8Array(8)), "BAD_FRAME", /push/);
+  rejects(
+    raw({ ...desc([2, 1, 1]), type: "result", computeMs: 0, pushed: "yes" }, new Uint8Array(8)),
+    "BAD_FRAME",
+    /pushed/,
+  );
+  const linkTo = { type: "link_to", host: "h", port: 9, ticket: secret, key: secret };
+  assert.equal(decodeFrame(raw(linkTo)).type, "link_to");
+  rejects(raw({ ...linkTo, host: "evil host/x" }), "BAD_FRAME", /host/);
+  rejects(raw({ ...linkTo, host: "" }), "BAD_FRAME", /host/);
+  rejects(raw({ ...linkTo, port: 0 }), "BAD_FRAME", /port/);
+  rejects(raw({ type: "link_offer", link: -1, port: 9, ticket: secret, key: secret }), "BAD_FRAME", /link/);
+  rejects(raw({ type: "link_lost" }), "BAD_FRAME", /link/);
+  rejects(raw({ type: "linked" }), "BAD_FRAME", /ok/);
 });
 
 Deno.test("frame codec: size caps are enforced before allocation, both ways", () => {

@@ -15,7 +15,7 @@ import { SwarmPeer } from "../swarm_peer.ts";
 import type { SwarmTable } from "../swarm_table.ts";
 import { ProtocolSpanTransport, type RemoteStepTiming } from "./protocol_span_transport.ts";
 import { SwarmClient, type SwarmClientOptions } from "./swarm_client.ts";
-import type { RouteServer, SwarmTableView } from "./types.ts";
+import type { RouteServer, SpanTransport, SwarmTableView } from "./types.ts";
 
 export interface ConnectSwarmOptions extends Omit<SwarmClientOptions, "table" | "transport"> {
   /** Bootstrap multiaddrs with `/p2p/<peer id>` (at least one). */
@@ -32,6 +32,8 @@ export interface ConnectSwarmOptions extends Omit<SwarmClientOptions, "table" | 
   readonly direct?: boolean;
   /** Told of every remote step (server compute vs round trip), e.g. for metrics or benchmarks. */
   readonly onRemoteStep?: (event: RemoteStepTiming) => void;
+  /** Decorates the client's span transport (instrumentation, or simulated network conditions in benchmarks). */
+  readonly wrapTransport?: (transport: SpanTransport) => SpanTransport;
   readonly signal?: AbortSignal;
 }
 
@@ -179,7 +181,7 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
     const client = new ConnectedSwarmClient({
       ...options,
       table: swarmTable,
-      transport,
+      transport: options.wrapTransport ? options.wrapTransport(transport) : transport,
       peer,
       swarmTable,
       refreshMs: options.tableRefreshMs ?? 30_000,

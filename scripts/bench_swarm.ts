@@ -3,10 +3,11 @@
  * (three server processes, each serving a third of the blocks with the onnx runtime, the client
  * running the head and the swarm client) vs the same model in one process (runtime + head, no
  * swarm), measured in one run on the same generated checkpoint: after a warm-up of each, the two
- * alternate `--runs` times (so both see the same machine load) and the medians are reported.
+ * alternate `--runs` times (so both see the same machine load; each run starts with the next variant)
+ * and the medians are reported.
  *
  *   deno task bench:swarm [--json] [--runs 5] [--tokens 32] [--layers 12] [--heads 16] [--head-dim 64] [--threads 2]
- *     [--breakdown] [--no-relay] [--no-libp2p] [--no-floor] [--client-latency-ms 0]
+ *     [--breakdown] [--no-push-relay] [--no-libp2p] [--no-floor] [--client-latency-ms 0]
  *
  * A third variant, alternated in the same run, is the floor: the same three spans in three
  * processes taking turns over pipes with no protocol at all (scripts/pipe_span_process.ts), so the
@@ -15,13 +16,14 @@
  *
  * `--json` prints `{"swarm_tok_s", "local_tok_s", "ratio", "servers", "tokens", ...}`; the swarm
  * figures are those of a client as `plumise generate` runs it: steps on the servers' direct paths,
- * pushed server to server (`SpanLinks`). Other clients on the same servers, alternated in the same
- * run: `swarm_relay_tok_s` / `ratio_relay` / `push_vs_relay` relay every hop through the client
- * (`--no-relay` skips it), `swarm_libp2p_tok_s` / `ratio_libp2p` keep the libp2p streams
- * (`--no-libp2p` skips it). `--client-latency-ms N` puts the swarm clients N ms (one way) away
- * from every server, the servers staying on loopback among themselves (scripts/delayed_transport.ts):
- * a client at home and servers in one data centre, where pushing server to server matters most. `floor_tok_s`, `ratio_floor` and
- * `swarm_vs_floor` are the floor's (`--no-floor` skips it). `--breakdown` adds
+ * pushed server to server where that pays (`push: "auto"`, `pushPays`; `swarm_push_share` says
+ * how many of its hops were pushed). Other clients on the same servers, alternated in the same run:
+ * `swarm_push_tok_s` / `ratio_push` always push and `swarm_relay_tok_s` / `ratio_relay` never do,
+ * with `push_vs_relay` and its paired median (`--no-push-relay` skips both); `swarm_libp2p_tok_s`
+ * / `ratio_libp2p` keep the libp2p streams (`--no-libp2p` skips it). `--client-latency-ms N` puts
+ * the swarm clients N ms (one way) away from every server, the servers staying on loopback among
+ * themselves (scripts/delayed_transport.ts): a client at home and servers in one data centre.
+ * `floor_tok_s`, `ratio_floor` and `swarm_vs_floor` are the floor's (`--no-floor` skips it). `--breakdown` adds
  * `breakdown`: medians per decode token (ms) of the head's embed and logits calls and of the block
  * step (the whole model locally; all hops through the swarm), and per hop the server's compute time
  * and the client's round trip, over the measured runs.
@@ -53,7 +55,7 @@ const { values: a } = parseArgs({
     ...GENERATION_BENCH_OPTIONS,
     runs: { type: "string", default: "5" },
     breakdown: { type: "boolean", default: false },
-    "no-relay": { type: "boolean", default: false },
+    "no-push-relay": { type: "boolean", default: false },
     "no-libp2p": { type: "boolean", default: false },
     "no-floor": { type: "boolean", default: false },
     "client-latency-ms": { type: "string", default: "0" },
@@ -84,6 +86,8 @@ const options = { maxNewTokens: tokens, eosTokenIds: [] as number[] };
 /** Decode-token timings (T = 1 calls only) while `timing` is on; key → ms samples. */
 const timings: Record<string, number[]> = {};
 let timing = false;
+/** The measured runs are under way (not the warm-up). */
+let measuring = false;
 /** Which variant is running: the head's timings are keyed by it. */
 let variant = "local";
 const timed = async <T>(key: string, tokens: number, f: () => Promise<T>): Promise<T> => {
@@ -174,12 +178,17 @@ try {
     )
       .complete();
   };
-  /** The swarm clients compared, on the same servers: as `plumise generate` runs, and without push or direct paths. */
-  const variants = [
-    { name: "swarm", direct: true, push: true },
-    ...(a["no-relay"] ? [] : [{ name: "swarm_relay", direct: true, push: false }]),
+  /** The swarm clients compared, on the same servers: as `plumise generate` runs, always / never pushing, over libp2p. */
+  const variants: { name: string; direct: boolean; push: boolean | "auto" }[] = [
+    { name: "swarm", direct: true, push: "auto" },
+    ...(a["no-push-relay"] ? [] : [
+      { name: "swarm_push", direct: true, push: true },
+      { name: "swarm_relay", direct: true, push: false },
+    ]),
     ...(a["no-libp2p"] ? [] : [{ name: "swarm_libp2p", direct: false, push: false }]),
   ];
+  /** Hops of the default client's decode steps, and how many of them were pushed. */
+  const hops = { all: 0, pushed: 0 };
   const clients = new Map<string, ConnectedSwarmClient>();
   for (const v of variants) {
     clients.set(
@@ -221,29 +230,36 @@ try {
         const r = await c.generateWith(timedSession(`${name}_blocks`, session), a.prompt!, options)
           .complete();
         route = describeRoute(session.route);
+        if (name === "swarm" && measuring) {
+          hops.all += (session.stats.steps - 1) * (session.route.length - 1);
+          hops.pushed += session.stats.pushed;
+        }
         return r;
       } finally {
         await session.close();
       }
     };
-    // warm-up all, then alternate so that all see the same machine load
-    await runLocal();
-    for (const v of variants) await runSwarm(v.name);
-    if (pipes.length) await runPipes();
+    // warm-up all, then alternate so that all see the same machine load; each run starts one
+    // variant later than the one before (whichever runs right after another pays for its leftovers)
+    const order: { name: string; run: () => Promise<GenerationResult>; into: GenerationResult[] }[] = [
+      { name: "local", run: runLocal, into: localRuns },
+      ...variants.map((v) => ({ name: v.name, run: () => runSwarm(v.name), into: swarmRuns.get(v.name)! })),
+      ...(pipes.length ? [{ name: "floor", run: runPipes, into: pipeRuns }] : []),
+    ];
+    for (const o of order) await o.run();
     timing = a.breakdown;
+    measuring = true;
     for (let i = 0; i < runs; i++) {
-      localRuns.push(await runLocal());
-      for (const v of variants) swarmRuns.get(v.name)!.push(await runSwarm(v.name));
-      if (pipes.length) pipeRuns.push(await runPipes());
+      for (let k = 0; k < order.length; k++) {
+        const o = order[(i + k) % order.length];
+        o.into.push(await o.run());
+      }
       log(
-        `run ${i + 1}: local ${tokensPerSecond(localRuns[i]).toFixed(1)} tok/s` +
-          variants.map((v) => `, ${v.name} ${tokensPerSecond(swarmRuns.get(v.name)![i]).toFixed(1)}`).join(
-            "",
-          ) +
-          (pipes.length ? `, floor (3 processes over pipes) ${tokensPerSecond(pipeRuns[i]).toFixed(1)}` : ""),
+        `run ${i + 1}: ` + order.map((o) => `${o.name} ${tokensPerSecond(o.into[i]).toFixed(1)}`).join(", ") +
+          " tok/s",
       );
     }
-    timing = false;
+    timing = measuring = false;
     const check = client.openSession({ maxLength: 512 });
     const y = await check.step(x);
     await check.close();
@@ -261,19 +277,23 @@ try {
   const decodeOf = (rs: GenerationResult[]) =>
     round(median(rs.map((r) => r.decodeMs / Math.max(1, r.tokenIds.length - 1))), 2);
   const relayRuns = swarmRuns.get("swarm_relay") ?? [], streamRuns = swarmRuns.get("swarm_libp2p") ?? [];
-  const pushRuns = swarmRuns.get("swarm")!;
-  const localTokS = tokSOf(localRuns), swarmTokS = tokSOf(pushRuns);
-  const localRun = localRuns[0], swarmRun = pushRuns[0];
+  const pushRuns = swarmRuns.get("swarm_push") ?? [], autoRuns = swarmRuns.get("swarm")!;
+  const localTokS = tokSOf(localRuns), swarmTokS = tokSOf(autoRuns);
+  const localRun = localRuns[0], swarmRun = autoRuns[0];
   log(`swarm route: ${route}`);
   const result = {
     swarm_tok_s: round(swarmTokS, 2),
     local_tok_s: round(localTokS, 2),
     ratio: round(swarmTokS / localTokS, 3),
+    /** Decode hops of the default client pushed server to server (measured runs). */
+    swarm_push_share: round(hops.pushed / Math.max(1, hops.all), 3),
     ...(relayRuns.length
       ? {
+        swarm_push_tok_s: round(tokSOf(pushRuns), 2),
+        ratio_push: round(tokSOf(pushRuns) / localTokS, 3),
         swarm_relay_tok_s: round(tokSOf(relayRuns), 2),
         ratio_relay: round(tokSOf(relayRuns) / localTokS, 3),
-        push_vs_relay: round(swarmTokS / tokSOf(relayRuns), 3),
+        push_vs_relay: round(tokSOf(pushRuns) / tokSOf(relayRuns), 3),
         /** The median of the per-run ratios (each pair ran back to back). */
         push_vs_relay_paired: round(
           median(pushRuns.map((r, i) => tokensPerSecond(r) / tokensPerSecond(relayRuns[i]))),
@@ -299,21 +319,21 @@ try {
     ...(clientLatencyMs > 0 ? { client_latency_ms: clientLatencyMs } : {}),
     prefill_ms: {
       local: prefillOf(localRuns),
-      swarm: prefillOf(pushRuns),
-      ...(relayRuns.length ? { swarm_relay: prefillOf(relayRuns) } : {}),
+      swarm: prefillOf(autoRuns),
+      ...(relayRuns.length ? { swarm_push: prefillOf(pushRuns), swarm_relay: prefillOf(relayRuns) } : {}),
       ...(pipeRuns.length ? { floor: prefillOf(pipeRuns) } : {}),
     },
     decode_ms_per_token: {
       local: decodeOf(localRuns),
-      swarm: decodeOf(pushRuns),
-      ...(relayRuns.length ? { swarm_relay: decodeOf(relayRuns) } : {}),
+      swarm: decodeOf(autoRuns),
+      ...(relayRuns.length ? { swarm_push: decodeOf(pushRuns), swarm_relay: decodeOf(relayRuns) } : {}),
       ...(pipeRuns.length ? { floor: decodeOf(pipeRuns) } : {}),
     },
     blocks: layers,
     hidden_size: hiddenSize,
     runs,
     same_tokens: JSON.stringify(swarmRun.tokenIds) === JSON.stringify(localRun.tokenIds) &&
-      [...relayRuns, ...streamRuns, ...pipeRuns].every((r) =>
+      [...autoRuns, ...pushRuns, ...relayRuns, ...streamRuns, ...pipeRuns].every((r) =>
         JSON.stringify(r.tokenIds) === JSON.stringify(localRun.tokenIds)
       ),
     /** Largest difference between the swarm's and the single process's block output on the prompt. */

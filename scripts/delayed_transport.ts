@@ -32,6 +32,7 @@ export function delayedTransport(
   const wrap = (remote: RemoteSpanSession): RemoteSpanSession => {
     const links = remote.links;
     const delayedLinks: SpanLinks | undefined = links && {
+      local: links.local,
       accept: (signal) => roundTrip(signal, () => links.accept(signal)),
       pushTo: (ticket, signal) => roundTrip(signal, () => links.pushTo(ticket, signal)),
       lost: (ticket) => links.lost(ticket),

@@ -15,6 +15,7 @@ function recorder(linked: boolean) {
     ...(linked
       ? {
         links: {
+          local: true,
           accept: () => (log.push("accept"), Promise.resolve("ticket")),
           pushTo: () => (log.push("pushTo"), Promise.resolve()),
           lost: () => false,

@@ -47,7 +47,8 @@ class Swarm {
     await Promise.all(this.servers.map((x) => x.addRecords(all).catch(() => {})));
     return s;
   }
-  async connect(): Promise<ConnectedSwarmClient> {
+  /** A client of the swarm; it pushes server to server unless `push` says otherwise. */
+  async connect(push: boolean | "auto" = true): Promise<ConnectedSwarmClient> {
     const first = this.servers[0];
     const client = await connectSwarm({
       model: MODEL,
@@ -61,6 +62,7 @@ class Swarm {
       retryBackoff: { initialMs: 20, maxMs: 200 },
       maxRetries: 4,
       stepTimeoutMs: 10_000,
+      push,
     });
     await waitFor(async () => {
       await client.swarmTable.refresh();
@@ -126,6 +128,15 @@ Deno.test({
         // after the prefill links the route, every decode step's output goes server to server:
         // the client collects the second and third spans' results without sending them anything
         assert.equal(plain.session.stats.pushed, 2 * (plain.session.stats.steps - 1));
+        // a client that relays every hop generates the same
+        const relay = await swarm.connect(false);
+        try {
+          const relayed = await generateWithHook(relay, () => {});
+          assert.deepEqual(relayed.tokens, expected);
+          assert.equal(relayed.session.stats.pushed, 0);
+        } finally {
+          await relay.stop();
+        }
 
         // failure during prefill (the prompt is prefilled in chunks of 4; B dies after the first chunk)
         await swarm.add(3, 6, 10);
@@ -200,7 +211,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "failover: 20 trials, a random server SIGKILLed at a random step ≥ 2, spares present: identical output",
+    "failover: 20 trials pushing and 20 relaying, a random server SIGKILLed at a random step ≥ 2, spares present: identical output",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
@@ -214,37 +225,41 @@ Deno.test({
         await swarm.add(s, e);
         await swarm.add(s, e);
       }
-      const client = await swarm.connect();
-      try {
-        let ok = 0;
-        for (let trial = 0; trial < 20; trial++) {
-          const killAt = 2 + Math.floor(rnd() * 10);
-          let victim: SpawnedFixture | undefined;
-          const r = await generateWithHook(client, async (step, session) => {
-            if (step !== killAt) return;
-            // a random server of the current route
-            const route = session.route;
-            const pick = route[Math.floor(rnd() * route.length)].server.peerId;
-            victim = swarm.servers.find((x) => x.peerId === pick)!;
-            await victim.kill();
-          });
-          assert.ok(victim, `trial ${trial}: the kill happened`);
-          assert.deepEqual(r.tokens, expected, `trial ${trial} (kill at step ${killAt})`);
-          assert.ok(r.session.stats.failures >= 1);
-          assert.ok(r.session.stats.pushed > 0, `trial ${trial}: steps were pushed between servers`);
-          ok++;
-          // restore two live servers for the victim's span
-          const rec = JSON.parse(victim!.signed.payload) as { start: number; end: number };
-          swarm.servers = swarm.servers.filter((x) => x !== victim);
-          const fresh = await swarm.add(rec.start, rec.end);
-          await waitFor(async () => {
-            await client.swarmTable.refresh();
-            return client.swarmTable.table.get(fresh.peerId);
-          }, { what: "the new server in the client's table" });
+      // 20 trials with a client that pushes server to server, 20 with one that relays every hop
+      for (const push of [true, false]) {
+        const client = await swarm.connect(push);
+        try {
+          let ok = 0;
+          for (let trial = 0; trial < 20; trial++) {
+            const killAt = 2 + Math.floor(rnd() * 10);
+            let victim: SpawnedFixture | undefined;
+            const r = await generateWithHook(client, async (step, session) => {
+              if (step !== killAt) return;
+              // a random server of the current route
+              const route = session.route;
+              const pick = route[Math.floor(rnd() * route.length)].server.peerId;
+              victim = swarm.servers.find((x) => x.peerId === pick)!;
+              await victim.kill();
+            });
+            const what = `${push ? "push" : "relay"} trial ${trial} (kill at step ${killAt})`;
+            assert.ok(victim, `${what}: the kill happened`);
+            assert.deepEqual(r.tokens, expected, what);
+            assert.ok(r.session.stats.failures >= 1);
+            assert.equal(r.session.stats.pushed > 0, push, `${what}: pushed ${r.session.stats.pushed}`);
+            ok++;
+            // restore two live servers for the victim's span
+            const rec = JSON.parse(victim!.signed.payload) as { start: number; end: number };
+            swarm.servers = swarm.servers.filter((x) => x !== victim);
+            const fresh = await swarm.add(rec.start, rec.end);
+            await waitFor(async () => {
+              await client.swarmTable.refresh();
+              return client.swarmTable.table.get(fresh.peerId);
+            }, { what: "the new server in the client's table" });
+          }
+          assert.equal(ok, 20);
+        } finally {
+          await client.stop();
         }
-        assert.equal(ok, 20);
-      } finally {
-        await client.stop();
       }
     } finally {
       await swarm.stop();

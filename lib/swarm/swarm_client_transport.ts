@@ -163,6 +163,11 @@ export class InferenceStream {
     return this.#host !== undefined;
   }
 
+  /** The host of the server's direct path, when the stream took it. */
+  get directHost(): string | undefined {
+    return this.#host;
+  }
+
   /** Whether the server reported input link `link` lost (seen while reading this stream). */
   linkLost(link: number): boolean {
     return this.#lostLinks.has(link);

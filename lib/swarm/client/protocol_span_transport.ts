@@ -41,6 +41,12 @@ export interface RemoteStepTiming {
   readonly roundTripMs: number;
 }
 
+/** Whether `host` is this machine's loopback (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
 export class ProtocolSpanTransport implements SpanTransport {
   readonly #o: ProtocolSpanTransportOptions;
   readonly ping?: (server: RouteServer, signal?: AbortSignal) => Promise<number>;
@@ -76,6 +82,7 @@ export class ProtocolSpanTransport implements SpanTransport {
       });
     const links: SpanLinks | undefined = stream.linkable
       ? {
+        local: isLoopbackHost(stream.directHost!),
         accept: (signal) => stream.linkRequest(signal),
         pushTo: (ticket, signal) => stream.linkTo(ticket as LinkTicket, signal),
         lost: (ticket) => stream.linkLost((ticket as LinkTicket).link),

@@ -9,7 +9,7 @@ import { serveInferenceStream } from "../inference_handler.ts";
 import { FORWARD_PROTOCOL, INFERENCE_PROTOCOL } from "../protocol_ids.ts";
 import { SessionManager } from "../session_manager.ts";
 import { ProtocolClient } from "../swarm_client_transport.ts";
-import { ProtocolSpanTransport, type RemoteStepTiming } from "./protocol_span_transport.ts";
+import { isLoopbackHost, ProtocolSpanTransport, type RemoteStepTiming } from "./protocol_span_transport.ts";
 import { SwarmInferenceSession } from "./swarm_inference_session.ts";
 import type { RouteServer, SwarmTableView } from "./types.ts";
 
@@ -118,4 +118,15 @@ Deno.test("SwarmInferenceSession over the real protocol handlers: identical outp
   );
   await fwdServer.kill();
   await ref.stop();
+});
+
+Deno.test("isLoopbackHost: 127.0.0.0/8, ::1 and localhost are this machine; other hosts are not", () => {
+  for (const h of ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST", "::ffff:127.0.0.1"]) {
+    assert.equal(isLoopbackHost(h), true, h);
+  }
+  for (
+    const h of ["10.0.0.1", "128.0.0.1", "::2", "0.0.0.0", "example.org", "127.0.0.1.example.org", "fe80::1"]
+  ) {
+    assert.equal(isLoopbackHost(h), false, h);
+  }
 });

@@ -44,10 +44,11 @@ export interface SwarmClientOptions {
   /** Longest prefill step in tokens (default 512). */
   readonly prefillChunkTokens?: number;
   /**
-   * Link the servers of a route so that a step's output goes server to server (default true;
-   * needs direct paths; see `SpanLinks`). False: the client relays every hop.
+   * Push a step's output server to server instead of relaying every hop through the client (needs
+   * direct paths; see `SpanLinks`): true, false, or "auto" (the default: where the client is
+   * farther from the servers than they are from each other, see `pushPays`).
    */
-  readonly push?: boolean;
+  readonly push?: boolean | "auto";
   readonly logger?: Logger;
 }
 

@@ -4,7 +4,12 @@ import { fakeHidden } from "../../runtime/fake_backend.ts";
 import { memoryLogger } from "../../util/logger.ts";
 import { BanList } from "./ban_list.ts";
 import { FakeSwarm } from "./_fake_swarm.ts";
-import { SwarmInferenceSession, type SwarmInferenceSessionOptions } from "./swarm_inference_session.ts";
+import {
+  PUSH_MIN_GAIN_MS,
+  pushPays,
+  SwarmInferenceSession,
+  type SwarmInferenceSessionOptions,
+} from "./swarm_inference_session.ts";
 import type { Hidden, SpanTransport } from "./types.ts";
 
 const H = 16;
@@ -290,4 +295,19 @@ Deno.test("the first hop does not wait for later spans' opens; a session closed 
   assert.ok(opened >= 1);
   assert.equal(closed, opened, "every session C opened after the close was closed again");
   assert.deepEqual(hops, ["A", "B"], "C never computed");
+});
+
+Deno.test("pushPays: not between servers on the client's machine; else where the client is the farther", () => {
+  // both servers on the client's machine: nothing to save, the cores are shared
+  assert.equal(pushPays({ bothLocal: true }), false);
+  assert.equal(pushPays({ bothLocal: true, clientRttMs: 40, serverRttMs: 1 }), false);
+  // both RTTs known: the client's must exceed the servers' by PUSH_MIN_GAIN_MS
+  assert.equal(pushPays({ bothLocal: false, clientRttMs: 40, serverRttMs: 2 }), true); // client at home
+  assert.equal(pushPays({ bothLocal: false, clientRttMs: 2 + PUSH_MIN_GAIN_MS, serverRttMs: 2 }), true);
+  assert.equal(pushPays({ bothLocal: false, clientRttMs: 2.5, serverRttMs: 2 }), false); // one LAN
+  assert.equal(pushPays({ bothLocal: false, clientRttMs: 1, serverRttMs: 30 }), false); // client by the next server
+  // servers elsewhere and an RTT unknown: a push replaces a client round trip, so push
+  assert.equal(pushPays({ bothLocal: false }), true);
+  assert.equal(pushPays({ bothLocal: false, clientRttMs: 3 }), true);
+  assert.equal(pushPays({ bothLocal: false, clientRttMs: Number.NaN, serverRttMs: 2 }), true);
 });

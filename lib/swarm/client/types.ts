@@ -102,6 +102,8 @@ export interface PushReply {
  * sends the step again span by span (steps roll the caches back, so running one twice is harmless).
  */
 export interface SpanLinks {
+  /** The session's server runs on the client's own machine (reached at a loopback address). */
+  readonly local: boolean;
   /** A ticket for input pushed into this session by another server. */
   accept(signal?: AbortSignal): Promise<PushTicket>;
   /** Has this session's server push its outputs to the holder of `ticket`. */

@@ -116,8 +116,8 @@ export const PUSH_MIN_GAIN_MS = 1;
  * client's round trip to the next server by the hop between the two servers; where both servers
  * run on the client's own machine there is no network to save, and a push makes the next server
  * start computing while the previous one is still finishing on the same cores (measured on a
- * 2-core VM, three servers on loopback: push ÷ relay 0.89–1.02; with the client 5 ms from the
- * servers: 1.46). So: no push between two servers on the client's machine; with both RTTs known
+ * 2-core VM, three servers on loopback: push ÷ relay 0.99–1.06, no gain; with the client 5 ms from the
+ * servers: 1.41–1.46). So: no push between two servers on the client's machine; with both RTTs known
  * (the client's pings, the previous server's announced `nextPings`), push when the client's is
  * PUSH_MIN_GAIN_MS longer; otherwise push.
  */

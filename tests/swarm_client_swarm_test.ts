@@ -70,8 +70,55 @@ class Swarm {
     }, { what: "the full table", timeoutMs: 20_000 });
     return client;
   }
+  /** Two servers for each of `spans` (a spare for every span). */
+  async addPairs(spans: Array<[number, number]>): Promise<void> {
+    for (const [s, e] of spans) {
+      await this.add(s, e);
+      await this.add(s, e);
+    }
+  }
+  /** The server of a random span of `session`'s route (`rnd` in [0, 1)). */
+  pick(session: SwarmInferenceSession, rnd: () => number): SpawnedFixture {
+    const route = session.route;
+    const peer = route[Math.floor(rnd() * route.length)].server.peerId;
+    return this.servers.find((x) => x.peerId === peer)!;
+  }
+  /** After `victim` was killed: a fresh server on its span, once `client`'s table has it. */
+  async replace(victim: SpawnedFixture, client: ConnectedSwarmClient): Promise<void> {
+    const rec = JSON.parse(victim.signed.payload) as { start: number; end: number };
+    this.servers = this.servers.filter((x) => x !== victim);
+    const fresh = await this.add(rec.start, rec.end);
+    await waitFor(async () => {
+      await client.swarmTable.refresh();
+      return client.swarmTable.table.get(fresh.peerId);
+    }, { what: "the new server in the client's table" });
+  }
   async stop(): Promise<void> {
     await Promise.all(this.servers.map((s) => s.kill()));
+  }
+}
+
+/** A seeded generator of numbers in [0, 1) (Lehmer), so that failing trials can be rerun. */
+function seeded(seed: number): () => number {
+  return () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+}
+
+/**
+ * Runs `fn` on a swarm of two servers for each third of the model (every step `delayMs` long),
+ * with a generator seeded by `seed` and the single-process tokens; the servers go at the end.
+ */
+async function withSparedThirds(
+  delayMs: number,
+  seed: number,
+  fn: (swarm: Swarm, rnd: () => number, expected: number[]) => Promise<void>,
+): Promise<void> {
+  const expected = await localReference();
+  const swarm = new Swarm(delayMs);
+  try {
+    await swarm.addPairs([[0, 3], [3, 6], [6, 9]]);
+    await fn(swarm, seeded(seed), expected);
+  } finally {
+    await swarm.stop();
   }
 }
 
@@ -214,17 +261,8 @@ Deno.test({
     "failover: 20 trials pushing and 20 relaying, a random server SIGKILLed at a random step ≥ 2, spares present: identical output",
   sanitizeOps: false,
   sanitizeResources: false,
-  async fn() {
-    const expected = await localReference();
-    const spans: Array<[number, number]> = [[0, 3], [3, 6], [6, 9]];
-    const swarm = new Swarm();
-    let seed = 20251125;
-    const rnd = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
-    try {
-      for (const [s, e] of spans) {
-        await swarm.add(s, e);
-        await swarm.add(s, e);
-      }
+  fn: () =>
+    withSparedThirds(0, 20251125, async (swarm, rnd, expected) => {
       // 20 trials with a client that pushes server to server, 20 with one that relays every hop
       for (const push of [true, false]) {
         const client = await swarm.connect(push);
@@ -235,10 +273,7 @@ Deno.test({
             let victim: SpawnedFixture | undefined;
             const r = await generateWithHook(client, async (step, session) => {
               if (step !== killAt) return;
-              // a random server of the current route
-              const route = session.route;
-              const pick = route[Math.floor(rnd() * route.length)].server.peerId;
-              victim = swarm.servers.find((x) => x.peerId === pick)!;
+              victim = swarm.pick(session, rnd);
               await victim.kill();
             });
             const what = `${push ? "push" : "relay"} trial ${trial} (kill at step ${killAt})`;
@@ -247,24 +282,14 @@ Deno.test({
             assert.ok(r.session.stats.failures >= 1);
             assert.equal(r.session.stats.pushed > 0, push, `${what}: pushed ${r.session.stats.pushed}`);
             ok++;
-            // restore two live servers for the victim's span
-            const rec = JSON.parse(victim!.signed.payload) as { start: number; end: number };
-            swarm.servers = swarm.servers.filter((x) => x !== victim);
-            const fresh = await swarm.add(rec.start, rec.end);
-            await waitFor(async () => {
-              await client.swarmTable.refresh();
-              return client.swarmTable.table.get(fresh.peerId);
-            }, { what: "the new server in the client's table" });
+            await swarm.replace(victim!, client); // two live servers for the victim's span again
           }
           assert.equal(ok, 20);
         } finally {
           await client.stop();
         }
       }
-    } finally {
-      await swarm.stop();
-    }
-  },
+    }),
 });
 
 Deno.test({
@@ -272,19 +297,10 @@ Deno.test({
     "failover inside a step: 10 trials, a random server of the route SIGKILLed while a pushed decode step runs: identical output",
   sanitizeOps: false,
   sanitizeResources: false,
-  async fn() {
-    const expected = await localReference();
-    const spans: Array<[number, number]> = [[0, 3], [3, 6], [6, 9]];
-    // 15 ms per span step: a kill at 0–45 ms after a step lands on the first, second or third hop
-    // of the next one (computing, pushing, or sending its result)
-    const swarm = new Swarm(15);
-    let seed = 41956;
-    const rnd = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
-    try {
-      for (const [s, e] of spans) {
-        await swarm.add(s, e);
-        await swarm.add(s, e);
-      }
+  // 15 ms per span step: a kill at 0–45 ms after a step lands on the first, second or third hop
+  // of the next one (computing, pushing, or sending its result)
+  fn: () =>
+    withSparedThirds(15, 41956, async (swarm, rnd, expected) => {
       const client = await swarm.connect();
       try {
         for (let trial = 0; trial < 10; trial++) {
@@ -293,9 +309,7 @@ Deno.test({
           let killed: Promise<void> | undefined;
           const r = await generateWithHook(client, (step, session) => {
             if (step !== killAt) return;
-            const route = session.route;
-            const pick = route[Math.floor(rnd() * route.length)].server.peerId;
-            victim = swarm.servers.find((x) => x.peerId === pick)!;
+            victim = swarm.pick(session, rnd);
             // not awaited: the next step is already under way when the kill lands
             const at = rnd() * 45;
             killed = new Promise((done) => setTimeout(() => victim!.kill().then(done), at));
@@ -305,19 +319,10 @@ Deno.test({
           assert.deepEqual(r.tokens, expected, `trial ${trial} (kill after step ${killAt})`);
           assert.ok(r.session.stats.failures >= 1, `trial ${trial}: the session saw the failure`);
           assert.ok(r.session.stats.pushed > 0, `trial ${trial}: steps were pushed between servers`);
-          const rec = JSON.parse(victim!.signed.payload) as { start: number; end: number };
-          swarm.servers = swarm.servers.filter((x) => x !== victim);
-          const fresh = await swarm.add(rec.start, rec.end);
-          await waitFor(async () => {
-            await client.swarmTable.refresh();
-            return client.swarmTable.table.get(fresh.peerId);
-          }, { what: "the new server in the client's table" });
+          await swarm.replace(victim!, client);
         }
       } finally {
         await client.stop();
       }
-    } finally {
-      await swarm.stop();
-    }
-  },
+    }),
 });

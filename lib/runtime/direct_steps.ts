@@ -8,14 +8,16 @@
  * (`DirectLinks`, the `link_*` messages), which then gets this session's outputs pushed.
  * @module
  */
-import { errorMessage, type PlumiseError, RuntimeError } from "../errors.ts";
+import { type PlumiseError, RuntimeError, WireError } from "../errors.ts";
 import {
   connectDirect,
   type DirectFrameChannel,
   type DirectListener,
   type DirectTicket,
+  linkTarget,
   protocolError,
   protocolMessage,
+  type ResolveHost,
   type StepMessage,
   tensor,
   toProtocolCode,
@@ -68,7 +70,8 @@ export interface ServedDirect {
  * of the spans it went through (`trail`) and the reply brings them all back in one frame: one
  * client wake-up per push instead of one per hop. Nothing here is needed for correctness: when a
  * push fails anywhere, the client sends the step again, span by span (steps roll the caches back
- * to their `startFromPosition`, so running one twice is harmless).
+ * to their `startFromPosition`, so running one twice is harmless; steps that reorder the cache,
+ * with `hypoIds`, are never pushed on).
  */
 export interface DirectLinks {
   /** Offers the tickets of input links. */
@@ -79,6 +82,8 @@ export interface DirectLinks {
   readonly maxInputs?: number;
   /** Writing a pushed step may take this long before the link is dropped (default 5 s). */
   readonly pushWriteMs?: number;
+  /** Resolves `link_to` host names (default `Deno.resolveDns`; tests inject). */
+  readonly resolve?: ResolveHost;
 }
 
 type Source = { readonly kind: "client" | "in" | "out"; readonly ch: DirectFrameChannel };
@@ -175,7 +180,8 @@ export function serveDirectSteps(
     }
     const hidden = tensor(data, [b * (carried + 1), t, h], target.dtype);
     const extra = carried ? { trail: carried } : {};
-    if (msg.push && output) {
+    // a step that reorders the cache (hypoIds) is not pushed on: running it twice would reorder twice
+    if (msg.push && output && !msg.hypoIds) {
       // the next server first: it is what the route waits for
       const w = timeoutSignal(links?.pushWriteMs ?? 5_000);
       try {
@@ -197,14 +203,20 @@ export function serveDirectSteps(
     }
     // no per-step write timer: a client that stops reading is ended by its session (idle
     // timeout, control stream), whose cancel closes the connection under a blocked write
-    await channel.write({
-      type: "result",
+    const reply = {
+      type: "result" as const,
       stepId: msg.stepId,
-      hidden,
       computeMs,
       ...(pushed ? { pushed: true } : {}),
-      ...extra,
-    });
+    };
+    try {
+      await channel.write({ ...reply, hidden, ...extra });
+    } catch (err) {
+      // a trail larger than this server's frame cap: the output alone (the client, missing the
+      // trail, reruns the step span by span)
+      if (!(carried && err instanceof WireError && err.code === "TOO_LARGE")) throw err;
+      await channel.write({ ...reply, hidden: tensor(out.data, out.shape, target.dtype) });
+    }
     onStep?.({ tokens: b * t, computeMs });
   };
   const linkRequest = async () => {
@@ -234,7 +246,9 @@ export function serveDirectSteps(
     if (!links) reason = "this server does not push to other servers";
     else {
       try {
-        const ch = await (links.connect ?? connectDirect)(msg.host, msg, {
+        // not to hosts more internal than the client (link_target.ts); names resolved there
+        const ip = await linkTarget(msg.host, channel.remoteHost, links.resolve);
+        const ch = await (links.connect ?? connectDirect)(ip, msg, {
           connectMs: 2_000,
           ackMs: 2_000,
           signal: stop.signal,
@@ -244,7 +258,10 @@ export function serveDirectSteps(
         arm({ kind: "out", ch }); // the next server sends nothing: any frame or end drops the link
       } catch (err) {
         if (stop.signal.aborted) throw err;
-        reason = errorMessage(err);
+        // one reason for every failure to connect: a client learns nothing about the network
+        reason = err instanceof WireError && err.code === "LINK_REFUSED"
+          ? err.message
+          : `could not link to ${msg.host}:${msg.port}`;
       }
     }
     await channel.write({ type: "linked", ok: reason === undefined, ...(reason ? { reason } : {}) });
@@ -287,8 +304,16 @@ export function serveDirectSteps(
             continue;
           }
           if (msg.stepId > lastStepId) {
-            stepId = msg.stepId;
-            await runStep(msg, true);
+            try {
+              await runStep(msg, true);
+            } catch {
+              // a pushed step that cannot run (e.g. a position this cache does not have) is the
+              // upstream server's fault: its link goes, this session stays (the client reruns
+              // the step itself, and a failure of this server then shows on its own step)
+              if (stop.signal.aborted) throw stop.signal.reason;
+              await loseInput(e.src.ch);
+              continue;
+            }
           }
           arm(e.src);
           continue;

@@ -11,6 +11,8 @@ import {
   type DirectListener,
   type LinkOfferMessage,
   tensor,
+  type WireLimits,
+  wireLimits,
   type WireMessage,
 } from "../wire/mod.ts";
 import { type ServedDirect, serveDirectSteps } from "./direct_steps.ts";
@@ -28,13 +30,13 @@ interface Hop {
 }
 
 /** `n` sessions of blocks [1, 3) of one FakeBackend, each served with links. */
-async function route(n: number, links: { maxInputs?: number } = {}) {
+async function route(n: number, links: { maxInputs?: number } = {}, listening: { limits?: WireLimits } = {}) {
   const be = new FakeBackend({ hiddenSize: H, numBlocks: 4, start: 1, end: 3, maxLength: 64 });
   await be.start();
   const hops: Hop[] = [];
   for (let i = 0; i < n; i++) {
-    const listener = await started();
-    const { client, server } = await attach(listener.offer());
+    const listener = await started(listening);
+    const { client, server } = await attach(listener.offer(), listening);
     const session = await be.openSession({ start: 1, end: 3, maxLength: 16, batch: 1 });
     const serving = serveDirectSteps(
       server,
@@ -295,5 +297,49 @@ Deno.test("links: input links are capped (maxInputs); a server without links ref
     client.abort();
     await listener.stop();
     await be.stop();
+  }
+});
+
+Deno.test("links: a pushed step that cannot run ends its link, not the session; a step with hypoIds is not pushed on", async () => {
+  const r = await route(2);
+  const [a, b] = r.hops;
+  try {
+    const number = await link(a, b);
+    // b has no position 5 to roll back to: the upstream's push is at fault, so only the link goes
+    await a.client.write(step(0, fakeHidden(1, 1, H)));
+    await reply(a.client, "result");
+    await a.client.write(step(1, fakeHidden(1, 1, H), { push: 1, startFromPosition: 1 }));
+    assert.deepEqual(await reply(b.client, "link_lost"), { type: "link_lost", link: number });
+    await b.client.write(step(1, fakeHidden(1, 1, H)));
+    assert.deepEqual((await reply(b.client, "result")).stepId, 1);
+    // relink; a step that reorders the cache is answered by its server, not pushed on
+    await link(a, b);
+    await a.client.write({
+      ...step(2, fakeHidden(1, 1, H), { push: 1, startFromPosition: 2 }),
+      hypoIds: [0],
+    });
+    const own = await reply(a.client, "result");
+    assert.deepEqual([own.stepId, own.pushed, own.trail], [2, undefined, undefined]);
+    assert.equal(b.session.position, 1);
+  } finally {
+    await r.close();
+  }
+});
+
+Deno.test("links: a reply whose trail exceeds the frame cap carries the output alone (the client then reruns)", async () => {
+  // 12 tokens of hidden 8: 384 bytes an output; three of them do not fit a 1024-byte frame
+  const r = await route(3, {}, { limits: wireLimits(1024) });
+  const [a, b, c] = r.hops;
+  try {
+    await link(a, b);
+    await link(b, c);
+    const x = fakeHidden(1, 12, H, 3);
+    const [want] = await reference(3, [x]);
+    await a.client.write(step(0, x, { push: 2 }));
+    const got = await reply(c.client, "result");
+    assert.deepEqual([got.stepId, got.pushed, got.trail, got.hidden.shape], [0, true, undefined, [1, 12, H]]);
+    assert.deepEqual(got.hidden.data, want[2].data);
+  } finally {
+    await r.close();
   }
 });

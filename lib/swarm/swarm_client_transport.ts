@@ -120,7 +120,11 @@ export interface InferenceStepOptions {
 export interface ReceiveOptions {
   /** Aborts the wait and closes the stream (the caller gave up on the server). */
   signal?: AbortSignal;
-  /** Ends the wait with `undefined`, the stream kept (another server of the push replied). */
+  /**
+   * Ends the wait with `undefined`, the stream kept (another server of the push replied, the push
+   * ran out of time, the caller gave up on the step). With it, the stream's own step timeout does
+   * not apply: the caller bounds the wait.
+   */
   until?: AbortSignal;
   /** The result of a step pushed into this session (else: of the client's own step). */
   pushed: boolean;
@@ -223,6 +227,8 @@ export class InferenceStream {
    * lost, `undefined` once `options.until` aborts (the stream stays usable).
    */
   async receive(stepId: number, options: ReceiveOptions): Promise<PushReply | "lost" | undefined> {
+    // from now on a reply to this step (or an earlier one) that nobody waits for is stale
+    this.#nextStep = Math.max(this.#nextStep, stepId + 1);
     const r = await this.#exchange({
       signal: options.signal,
       until: options.until,
@@ -296,7 +302,8 @@ export class InferenceStream {
     if (this.#closed) {
       throw new SwarmError("STREAM_CLOSED", "inference stream is closed", { hint: "open a new one" });
     }
-    const t = timeoutSignal(this.#timeouts.stepMs, o.signal);
+    // a wait with `until` is bounded by its caller (a push's run timer), not by one step's time
+    const t = o.until ? untimed(o.signal) : timeoutSignal(this.#timeouts.stepMs, o.signal);
     const read = o.until ? AbortSignal.any([t.signal, o.until]) : t.signal;
     try {
       if (o.request) await this.#channel.write(o.request, { signal: t.signal });
@@ -357,6 +364,11 @@ function pushReply(m: Extract<WireMessage, { type: "result" }>): PushReply {
   const trail: HiddenStates[] = [];
   for (let i = 0; i < parts - 1; i++) trail.push(part(i));
   return { hidden: part(parts - 1), computeMs: m.computeMs, trail };
+}
+
+/** `timeoutSignal`'s shape without a timer: aborts only with `parent`. */
+function untimed(parent?: AbortSignal): { signal: AbortSignal; clear: () => void } {
+  return { signal: parent ?? new AbortController().signal, clear: () => {} };
 }
 
 function linkRefused(reason: string | undefined): SwarmError {

@@ -181,6 +181,7 @@ export function directFrameChannel(
   };
 
   return {
+    remoteHost: (conn.remoteAddr as Deno.NetAddr).hostname,
     readRaw,
     writeRaw,
     async read(options): Promise<WireMessage | null> {

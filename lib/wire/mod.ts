@@ -9,3 +9,4 @@ export * from "./frame_channel.ts";
 export * from "./direct_cipher.ts";
 export * from "./direct_channel.ts";
 export * from "./direct_listener.ts";
+export * from "./link_target.ts";

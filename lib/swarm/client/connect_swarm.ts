@@ -30,7 +30,10 @@ export interface ConnectSwarmOptions extends Omit<SwarmClientOptions, "table" | 
   readonly wallet?: string;
   /** Take the direct paths servers offer for inference steps (default true; see lib/wire/direct_channel.ts). */
   readonly direct?: boolean;
-  /** Told of every remote step (server compute vs round trip), e.g. for metrics or benchmarks. */
+  /**
+   * Told of every remote step the client waits for (server compute vs round trip; of a push, the
+   * server that replied, over the whole push), e.g. for metrics or benchmarks.
+   */
   readonly onRemoteStep?: (event: RemoteStepTiming) => void;
   /** Decorates the client's span transport (instrumentation, or simulated network conditions in benchmarks). */
   readonly wrapTransport?: (transport: SpanTransport) => SpanTransport;

@@ -549,9 +549,14 @@ export class SwarmInferenceSession {
     signal?: AbortSignal,
   ): Promise<{ last: Hidden; spans: number } | undefined> {
     const spans = this.#chain.slice(i, i + n + 1);
+    // ends every wait of the push without closing a session: a reply came, the push ran out of
+    // time (the rerun span by span then finds the slow server with its own timeout), or the
+    // caller gave up on the step (the sessions stay usable: late replies are skipped as stale)
     const until = new AbortController();
     const limitMs = (this.#o.stepTimeoutMs ?? 60_000) * (n + 1);
     const timer = setTimeout(() => until.abort(new Error(`no reply within ${limitMs} ms`)), limitMs);
+    const onAbort = () => until.abort(signal!.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
     try {
       try {
         await spans[0].remote!.links!.send(x, { stepId, startFromPosition: p, push: n, signal });
@@ -563,7 +568,6 @@ export class SwarmInferenceSession {
         span.remote!.links!.receive(stepId, {
           pushed: k > 0,
           ticket: k > 0 ? spans[k - 1].link!.ticket : undefined,
-          signal,
           until: until.signal,
         }).then((r) => ({ k, r }), (err: unknown) => ({ k, err }))
       );
@@ -599,6 +603,7 @@ export class SwarmInferenceSession {
       return { last: outs[k], spans: k + 1 };
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
       until.abort();
     }
   }

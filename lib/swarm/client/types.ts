@@ -115,7 +115,8 @@ export interface SpanLinks {
   /**
    * Waits for this session's reply to step `stepId` (`pushed`: to the step pushed into it over
    * `ticket`'s link). "lost" once that link is reported lost; `undefined` once `until` aborts
-   * (the session stays usable). Rejects, and the session is dropped, when the server fails.
+   * (the session stays usable; with `until`, no step timeout applies: the caller bounds the
+   * wait). Rejects, and the session is dropped, when the server fails or `signal` aborts.
    */
   receive(
     stepId: number,

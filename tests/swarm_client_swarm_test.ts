@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { SwarmError } from "../lib/errors.ts";
-import { FakeBackend } from "../lib/runtime/fake_backend.ts";
+import { FakeBackend, fakeHidden } from "../lib/runtime/fake_backend.ts";
 import { FakeHead, FakeTokenizer } from "../lib/swarm/client/_fake_head.ts";
 import { type ConnectedSwarmClient, connectSwarm } from "../lib/swarm/client/connect_swarm.ts";
 import { generateText, type StepSession } from "../lib/swarm/client/generate_text.ts";
@@ -48,7 +48,7 @@ class Swarm {
     return s;
   }
   /** A client of the swarm; it pushes server to server unless `push` says otherwise. */
-  async connect(push: boolean | "auto" = true): Promise<ConnectedSwarmClient> {
+  async connect(push: boolean | "auto" = true, stepTimeoutMs = 10_000): Promise<ConnectedSwarmClient> {
     const first = this.servers[0];
     const client = await connectSwarm({
       model: MODEL,
@@ -61,7 +61,7 @@ class Swarm {
       tableRefreshMs: 0,
       retryBackoff: { initialMs: 20, maxMs: 200 },
       maxRetries: 4,
-      stepTimeoutMs: 10_000,
+      stepTimeoutMs,
       push,
     });
     await waitFor(async () => {
@@ -325,4 +325,75 @@ Deno.test({
         await client.stop();
       }
     }),
+});
+
+/** The whole model in one process, stepped through `xs`: the reference outputs. */
+async function referenceSteps(xs: ReturnType<typeof fakeHidden>[]) {
+  const b = new FakeBackend({ modelId: MODEL, hiddenSize: H, numBlocks: NB });
+  await b.start();
+  const s = await b.openSession({ start: 0, end: NB, maxLength: 64, batch: 1 });
+  const ys = [];
+  for (const x of xs) ys.push(await s.step(x));
+  await b.stop();
+  return ys;
+}
+
+Deno.test({
+  name:
+    "a cancelled step: pushing, every session stays usable; relaying, the cut one is replayed; neither bans a server. A hung server is found span by span, the others not banned",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const xs = [fakeHidden(1, 3, H, 1), fakeHidden(1, 1, H, 2), fakeHidden(1, 1, H, 3)];
+    const want = await referenceSteps(xs);
+    const swarm = new Swarm(40); // 40 ms a span step: a push takes ~120 ms
+    try {
+      await swarm.addPairs([[0, 3], [3, 6], [6, 9]]);
+      const client = await swarm.connect(true, 1_000);
+      try {
+        const session = client.openSession({ maxLength: 64 });
+        assert.deepEqual((await session.step(xs[0])).data, want[0].data);
+        // cancelled while the push is on its second or third server
+        const stop = new AbortController();
+        setTimeout(() => stop.abort(new Error("the caller gave up")), 60);
+        await assert.rejects(session.step(xs[1], { signal: stop.signal }), /the caller gave up/);
+        assert.deepEqual((await session.step(xs[1])).data, want[1].data);
+        assert.equal(session.stats.failures, 0);
+        assert.ok(session.stats.pushed >= 2, `pushed ${session.stats.pushed}`);
+        const route = session.route.map((r) => r.server.peerId);
+        assert.ok(route.every((p) => !client.bans.isBanned(p)), "no server banned");
+
+        // the middle server hangs (SIGSTOP: no reset, no reply): the push runs out of time (3 × 1 s),
+        // the step goes span by span, the middle one times out there and only it is banned
+        const hung = swarm.servers.find((x) => x.peerId === route[1])!;
+        hung.child.kill("SIGSTOP");
+        assert.deepEqual((await session.step(xs[2])).data, want[2].data);
+        assert.ok(client.bans.isBanned(route[1]), "the hung server is banned");
+        assert.ok(!client.bans.isBanned(route[0]) && !client.bans.isBanned(route[2]), "the others are not");
+        assert.equal(session.stats.failures, 1);
+        await session.close();
+      } finally {
+        await client.stop();
+      }
+      // relaying, a cancelled step ends the connection it was waiting on: that session is let go
+      // without blaming its server, and the next step replays to a new one on the same server
+      const relay = await swarm.connect(false, 1_000);
+      try {
+        const session = relay.openSession({ maxLength: 64 });
+        await session.step(xs[0]);
+        const stop = new AbortController();
+        setTimeout(() => stop.abort(new Error("the caller gave up")), 60);
+        await assert.rejects(session.step(xs[1], { signal: stop.signal }), /the caller gave up/);
+        assert.deepEqual((await session.step(xs[1])).data, want[1].data);
+        assert.equal(session.stats.failures, 0);
+        assert.ok(session.stats.replayedTokens > 0, "a span was replayed");
+        assert.ok(session.route.every((r) => !relay.bans.isBanned(r.server.peerId)), "no server banned");
+        await session.close();
+      } finally {
+        await relay.stop();
+      }
+    } finally {
+      await swarm.stop();
+    }
+  },
 });

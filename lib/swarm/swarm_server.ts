@@ -351,7 +351,22 @@ export class SwarmServer {
       await this.announce("online", from);
       await sleep(this.#o.rebalance?.settleMs ?? 2000, this.#stopController.signal);
       const uncovered = this.#uncoveredWithoutMe(from);
+      // decide again on the settled table: a decision taken on a table that was still filling
+      // (a record not yet arrived, another server's intent crossing ours) is dropped here
+      const again = this.rebalanceDecision(
+        total,
+        this.#o.rebalance?.random,
+        this.#o.rebalance?.balanceQuality,
+      );
       this.#movingTo = undefined;
+      if (!uncovered.length && !(again.move && again.start === to.start && again.end === to.end)) {
+        this.#logger.info("rebalancing: the table changed while settling; staying", {
+          span: spanText(from),
+          reason: again.reason,
+        });
+        await this.announce("online", from);
+        return { ...decision, move: false, moved: false, reason: `no longer pays off: ${again.reason}` };
+      }
       if (uncovered.length) {
         this.#logger.info("rebalancing: another server means to leave the same blocks; staying", {
           span: spanText(from),

@@ -108,7 +108,7 @@ Deno.test({
   },
 });
 
-async function rebalanceSwarm(pinnedD = false) {
+async function rebalanceSwarm(pinnedD = false, settleMs = 300) {
   const servers: SwarmServer[] = [];
   const runtimes: FakeBackend[] = [];
   let bootstrap: string[] = [];
@@ -125,7 +125,7 @@ async function rebalanceSwarm(pinnedD = false) {
       metrics: new Metrics(),
       dht: false,
       pinned: pinnedD && start === 4,
-      rebalance: { settleMs: 300, delayMs: () => 1e9 }, // checks are run by hand below
+      rebalance: { settleMs, delayMs: () => 1e9 }, // checks are run by hand below
     });
     servers.push(s);
     await s.start();
@@ -151,7 +151,7 @@ async function rebalanceSwarm(pinnedD = false) {
     for (const s of servers) await s.stop();
     for (const r of runtimes) await r.stop();
   };
-  return { servers, mover, cleanup };
+  return { servers, mover, cleanup, runtimes, bootstrap };
 }
 
 Deno.test({
@@ -210,6 +210,50 @@ Deno.test({
       }, "b sees a online on 4:8");
       assert.equal(b.rebalanceDecision(8).move, false, "balanced after a's move: b stays");
     } finally {
+      await cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "swarm server rebalance: a move that the settled table no longer supports is dropped",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { servers: [_d, a], mover, cleanup, runtimes, bootstrap } = await rebalanceSwarm(false, 1500);
+    // a server that joins 4:8 while a settles its intent to move there
+    const e = new SwarmServer({
+      privateKey: (await ephemeralIdentity()).privateKey,
+      host: "127.0.0.1",
+      port: 0,
+      initialPeers: bootstrap,
+      model: "fake/model",
+      weights: "fp32",
+      version: "test",
+      metrics: new Metrics(),
+      dht: false,
+      rebalance: { delayMs: () => 1e9 },
+    });
+    try {
+      await e.start();
+      a.onMove(mover(a));
+      assert.equal(a.rebalanceDecision(8).move, true, "lopsided: a would move to 4:8");
+      const moving = a.rebalanceOnce();
+      const rt = new FakeBackend({ modelId: "fake/model", numBlocks: 8, start: 4, end: 8 });
+      await rt.start();
+      runtimes.push(rt);
+      await e.serve(rt, { ...figures, throughput: 10 });
+      await waitFor(() => a.table.get(e.peerId)?.record.state === "online", "a sees e online on 4:8");
+      const r = await moving;
+      assert.equal(r.moved, false);
+      assert.match(r.reason, /no longer pays off/);
+      assert.deepEqual(a.span, { start: 0, end: 4 });
+      await waitFor(() => {
+        const rec = e.table.get(a.peerId)?.record;
+        return rec?.state === "online" && rec.start === 0 && !rec.movingTo;
+      }, "a announced online on 0:4 again, without its intent");
+    } finally {
+      await e.stop();
       await cleanup();
     }
   },

@@ -118,6 +118,9 @@ export class ProtocolSpanTransport implements SpanTransport {
         return r.hidden;
       },
       close: () => stream.close(),
+      get closed() {
+        return stream.closed;
+      },
       ...(links ? { links } : {}),
     };
   }

@@ -298,6 +298,9 @@ export class SwarmInferenceSession {
       this.#position = p + t;
       this.stats.steps++;
       return flow.last;
+    } catch (err) {
+      if (options.signal?.aborted) this.#dropClosedRemotes();
+      throw err;
     } finally {
       this.#busy = false;
     }
@@ -315,6 +318,16 @@ export class SwarmInferenceSession {
   #assertOpen(): void {
     if (this.#closed) {
       throw new SwarmError("SESSION_CLOSED", `session ${this.id} is closed`, { hint: "open a new session" });
+    }
+  }
+
+  /**
+   * After the caller gave up on a step: sessions whose connection the abort ended are let go
+   * without blaming their servers; the next step opens new ones on the same servers and replays.
+   */
+  #dropClosedRemotes(): void {
+    for (const span of this.#chain) {
+      if (span.remote?.closed) span.remote = undefined;
     }
   }
 

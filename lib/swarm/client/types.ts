@@ -80,6 +80,8 @@ export interface RemoteSpanSession {
   step(hidden: Hidden, options: SpanStepOptions): Promise<Hidden>;
   /** Frees the server cache; never throws; idempotent. */
   close(): Promise<void>;
+  /** Whether the session's connection is gone (optional: transports that know). */
+  readonly closed?: boolean;
   /** Links to the sessions of the next span's server (absent when the session cannot be linked). */
   readonly links?: SpanLinks;
 }

@@ -12,7 +12,8 @@
 import type { PrivateKey } from "@libp2p/interface";
 import type { BlockRuntime } from "../runtime/types.ts";
 import { SwarmError } from "../errors.ts";
-import { sleep } from "../util/abort.ts";
+import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
+import { sleep, timeoutSignal } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
@@ -25,6 +26,9 @@ import { signRecord } from "./record_signer.ts";
 import { type SessionLimits, SessionManager } from "./session_manager.ts";
 import { SwarmPeer, type SwarmPeerOptions } from "./swarm_peer.ts";
 import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
+
+/** Most servers a server pings as possible next hops (the record holds at most 64 `nextPings`). */
+const MAX_NEXT_PINGS = 16;
 
 /** Rates announced in the record (see throughput.ts). */
 export interface ThroughputFigures {
@@ -104,6 +108,9 @@ export class SwarmServer {
   #span: Span | undefined;
   #state: ServerState = "joining";
   #seq = 0;
+  /** RTT averages (ms) to the servers a route can go on to after this one (announced as `nextPings`). */
+  readonly #nextPings = new Map<string, number>();
+  #pinging: Promise<void> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #serving = false;
   #stopped = false;
@@ -184,6 +191,42 @@ export class SwarmServer {
     return shouldChooseOtherBlocks(spans, this.peerId, totalBlocks, { random, balanceQuality });
   }
 
+  /**
+   * Pings the servers a route can go on to after this one (online, of this model, covering block
+   * `end`; at most MAX_NEXT_PINGS) and keeps an average per server, announced as `nextPings`:
+   * what routing (and the client's push policy) counts for the hop between two servers. A server
+   * that does not answer within 5 s is dropped from the list until it answers again.
+   */
+  async measureNextPings(signal?: AbortSignal): Promise<void> {
+    const span = this.#span;
+    if (!span) return;
+    const next = this.table.servers(this.#o.model).filter((r) =>
+      r.peerId !== this.peerId && r.state === "online" && r.start <= span.end && span.end < r.end
+    ).slice(0, MAX_NEXT_PINGS);
+    for (const peer of [...this.#nextPings.keys()]) {
+      if (!next.some((r) => r.peerId === peer)) this.#nextPings.delete(peer);
+    }
+    const ping = (this.peer.node.services as {
+      ping: { ping(to: Multiaddr[], o?: { signal?: AbortSignal }): Promise<number> };
+    }).ping;
+    await Promise.all(next.map(async (r) => {
+      const t = timeoutSignal(5_000, signal);
+      try {
+        const ms = await ping.ping(
+          r.addrs.map((a) => multiaddr(a.includes("/p2p/") ? a : `${a}/p2p/${r.peerId}`)),
+          { signal: t.signal },
+        );
+        const old = this.#nextPings.get(r.peerId);
+        const avg = old === undefined ? ms : 0.5 * ms + 0.5 * old;
+        this.#nextPings.set(r.peerId, Math.round(avg * 100) / 100);
+      } catch {
+        this.#nextPings.delete(r.peerId);
+      } finally {
+        t.clear();
+      }
+    }));
+  }
+
   /** Publishes this server's record with `state` (and the span, when given). */
   async announce(state: ServerState, span?: Span): Promise<void> {
     if (span) this.#span = span;
@@ -217,7 +260,7 @@ export class SwarmServer {
       wallet: this.#o.wallet ?? null,
       ...(this.#movingTo ? { movingTo: this.#movingTo } : {}),
       usingRelay: false,
-      nextPings: {},
+      nextPings: Object.fromEntries(this.#nextPings),
       seq: this.#seq,
       expiresAt: now + (this.#o.ttlMs ?? 3 * (this.#o.announcePeriodMs ?? 30_000)),
       ...(totalBlocks !== undefined && totalBlocks >= this.#span!.end ? { totalBlocks } : {}),
@@ -263,9 +306,12 @@ export class SwarmServer {
     await previous?.stop();
     if (!this.#timer) {
       this.#timer = setInterval(() => {
-        if (!this.#stopped) {
-          this.announce(this.#state).catch((err) => this.#logger.warn("re-announce failed", { err }));
-        }
+        if (this.#stopped) return;
+        this.announce(this.#state).catch((err) => this.#logger.warn("re-announce failed", { err }));
+        // measured for the next announcement, never delaying one (a hung peer takes 5 s to give up on)
+        this.#pinging ??= this.measureNextPings(this.#stopController.signal)
+          .catch((err) => this.#logger.debug("next pings failed", { err }))
+          .finally(() => (this.#pinging = undefined));
       }, this.#o.announcePeriodMs ?? 30_000);
     }
     this.#scheduleRebalance();
@@ -447,6 +493,7 @@ export class SwarmServer {
     this.#stopController.abort(new SwarmError("STOPPED", "the swarm server is stopping"));
     if (this.#timer) clearInterval(this.#timer);
     if (this.#rebalanceTimer) clearTimeout(this.#rebalanceTimer);
+    await this.#pinging;
     if (this.#started && this.#span) {
       try {
         await this.announce("offline");

@@ -69,6 +69,17 @@ Deno.test({
         assert.equal(observer.table.servers("fake/model").length, 3, "full table right after joining");
         assert.ok(observer.table.coverage("fake/model", 12).every((c) => c === 10));
 
+        // nextPings: server 0 (0:4) pings the servers a route can go on to (covering block 4)
+        await servers[0].measureNextPings();
+        await servers[0].announce("online");
+        await waitFor(
+          () => Object.keys(observer.table.get(servers[0].peerId)?.record.nextPings ?? {}).length > 0,
+          "server 0's nextPings announced",
+        );
+        const pings = observer.table.get(servers[0].peerId)!.record.nextPings;
+        assert.deepEqual(Object.keys(pings), [servers[1].peerId]);
+        assert.ok(Number.isFinite(pings[servers[1].peerId]) && pings[servers[1].peerId] >= 0);
+
         // inference through server 1 equals running its blocks locally
         const c = observer.client(servers[1].peerId);
         const info = await c.info();

@@ -119,25 +119,33 @@ Deno.test({
   },
 });
 
+/** A server of "fake/model" on loopback, rebalancing only when a test calls for it. */
+async function testServer(
+  initialPeers: string[],
+  o: { pinned?: boolean; settleMs?: number } = {},
+): Promise<SwarmServer> {
+  return new SwarmServer({
+    privateKey: (await ephemeralIdentity()).privateKey,
+    host: "127.0.0.1",
+    port: 0,
+    initialPeers,
+    model: "fake/model",
+    weights: "fp32",
+    version: "test",
+    metrics: new Metrics(),
+    dht: false,
+    pinned: o.pinned ?? false,
+    rebalance: { settleMs: o.settleMs ?? 300, delayMs: () => 1e9 }, // checks are run by hand
+  });
+}
+
 async function rebalanceSwarm(pinnedD = false, settleMs = 300) {
   const servers: SwarmServer[] = [];
   const runtimes: FakeBackend[] = [];
   let bootstrap: string[] = [];
   // A and B on 0:4 (throughput 10 each), D alone on 4:8 (throughput 1): lopsided
   for (const [start, tp] of [[4, 1], [0, 10], [0, 10]]) {
-    const s = new SwarmServer({
-      privateKey: (await ephemeralIdentity()).privateKey,
-      host: "127.0.0.1",
-      port: 0,
-      initialPeers: bootstrap,
-      model: "fake/model",
-      weights: "fp32",
-      version: "test",
-      metrics: new Metrics(),
-      dht: false,
-      pinned: pinnedD && start === 4,
-      rebalance: { settleMs, delayMs: () => 1e9 }, // checks are run by hand below
-    });
+    const s = await testServer(bootstrap, { pinned: pinnedD && start === 4, settleMs });
     servers.push(s);
     await s.start();
     if (!bootstrap.length) bootstrap = [s.peer.multiaddrs()[0]];
@@ -233,18 +241,7 @@ Deno.test({
   fn: async () => {
     const { servers: [_d, a], mover, cleanup, runtimes, bootstrap } = await rebalanceSwarm(false, 1500);
     // a server that joins 4:8 while a settles its intent to move there
-    const e = new SwarmServer({
-      privateKey: (await ephemeralIdentity()).privateKey,
-      host: "127.0.0.1",
-      port: 0,
-      initialPeers: bootstrap,
-      model: "fake/model",
-      weights: "fp32",
-      version: "test",
-      metrics: new Metrics(),
-      dht: false,
-      rebalance: { delayMs: () => 1e9 },
-    });
+    const e = await testServer(bootstrap);
     try {
       await e.start();
       a.onMove(mover(a));

@@ -39,8 +39,8 @@ import { type SpawnedFixture, spawnFixtureServer } from "../tests/helpers/swarm_
 import { type PipeSpan, spawnPipeSpan } from "./pipe_span_process.ts";
 import { delayedTransport } from "./delayed_transport.ts";
 import {
+  argsOrExit,
   GENERATION_BENCH_OPTIONS,
-  type GenerationBenchArgs,
   generationBenchArgs,
   makeBenchModel,
   median,
@@ -61,17 +61,14 @@ const { values: a } = parseArgs({
     "client-latency-ms": { type: "string", default: "0" },
   },
 });
-let n: GenerationBenchArgs;
 const clientLatencyMs = Number(a["client-latency-ms"]);
-try {
-  n = generationBenchArgs(a);
+const n = argsOrExit(() => {
+  const n = generationBenchArgs(a);
   if (!(Number.isFinite(clientLatencyMs) && clientLatencyMs >= 0)) {
     throw new RangeError(`--client-latency-ms must be a number ≥ 0, got ${a["client-latency-ms"]}`);
   }
-} catch (err) {
-  console.error((err as Error).message);
-  Deno.exit(2);
-}
+  return n;
+});
 const { tokens, layers, threads, runs } = n;
 const log = (msg: string) => a.json || console.error(msg);
 

@@ -25,8 +25,8 @@ import { generateText, type GenerationResult } from "../lib/swarm/client/generat
 import { type Chain, spawnChain } from "./chain_span_process.ts";
 import { type PipeSpan, spawnPipeSpan } from "./pipe_span_process.ts";
 import {
+  argsOrExit,
   GENERATION_BENCH_OPTIONS,
-  type GenerationBenchArgs,
   generationBenchArgs,
   makeBenchModel,
   median,
@@ -39,13 +39,7 @@ const { values: a } = parseArgs({
   args: Deno.args,
   options: { ...GENERATION_BENCH_OPTIONS, runs: { type: "string", default: "9" } },
 });
-let n: GenerationBenchArgs;
-try {
-  n = generationBenchArgs(a);
-} catch (err) {
-  console.error((err as Error).message);
-  Deno.exit(2);
-}
+const n = argsOrExit(() => generationBenchArgs(a));
 const log = (msg: string) => a.json || console.error(msg);
 
 const ck = await makeBenchModel(n);

@@ -57,6 +57,16 @@ export function generationBenchArgs(values: {
   return n;
 }
 
+/** Runs a command-line check; its error (a `RangeError` naming the flag) is printed, and the script exits 2. */
+export function argsOrExit<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    console.error((err as Error).message);
+    Deno.exit(2);
+  }
+}
+
 /** The benchmarks' model: a generated BLOOM-style fp32 checkpoint (same seed, same weights each time). */
 export function makeBenchModel(n: GenerationBenchArgs): ReturnType<typeof makeBloomCheckpoint> {
   return makeBloomCheckpoint({

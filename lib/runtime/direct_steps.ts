@@ -17,7 +17,6 @@ import {
   linkTarget,
   protocolError,
   protocolMessage,
-  type ResolveHost,
   type StepMessage,
   tensor,
   toProtocolCode,
@@ -76,15 +75,12 @@ export interface ServedDirect {
 export interface DirectLinks {
   /** Offers the tickets of input links. */
   readonly listener: DirectListener;
-  /** Connects an output link (default `connectDirect`; tests inject failures). */
-  readonly connect?: typeof connectDirect;
   /** Most input links open at once (default 4; a route needs one, a failover leaves a dead one briefly). */
   readonly maxInputs?: number;
-  /** Writing a pushed step may take this long before the link is dropped (default 5 s). */
-  readonly pushWriteMs?: number;
-  /** Resolves `link_to` host names (default `Deno.resolveDns`; tests inject). */
-  readonly resolve?: ResolveHost;
 }
+
+/** Writing a pushed step may take this long before the output link is dropped. */
+const PUSH_WRITE_MS = 5_000;
 
 type Source = { readonly kind: "client" | "in" | "out"; readonly ch: DirectFrameChannel };
 type Event =
@@ -183,7 +179,7 @@ export function serveDirectSteps(
     // a step that reorders the cache (hypoIds) is not pushed on: running it twice would reorder twice
     if (msg.push && output && !msg.hypoIds) {
       // the next server first: it is what the route waits for
-      const w = timeoutSignal(links?.pushWriteMs ?? 5_000);
+      const w = timeoutSignal(PUSH_WRITE_MS);
       try {
         await output.write({
           type: "step",
@@ -247,8 +243,8 @@ export function serveDirectSteps(
     else {
       try {
         // not to hosts more internal than the client (link_target.ts); names resolved there
-        const ip = await linkTarget(msg.host, channel.remoteHost, links.resolve);
-        const ch = await (links.connect ?? connectDirect)(ip, msg, {
+        const ip = await linkTarget(msg.host, channel.remoteHost);
+        const ch = await connectDirect(ip, msg, {
           connectMs: 2_000,
           ackMs: 2_000,
           signal: stop.signal,

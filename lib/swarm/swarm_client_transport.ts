@@ -271,10 +271,14 @@ export class InferenceStream {
     if (!r.ok) throw linkRefused(r.reason);
   }
 
-  #stepId(given: number | undefined): number {
+  #assertOpen(): void {
     if (this.#closed) {
       throw new SwarmError("STREAM_CLOSED", "inference stream is closed", { hint: "open a new one" });
     }
+  }
+
+  #stepId(given: number | undefined): number {
+    this.#assertOpen();
     const stepId = given ?? this.#nextStep;
     this.#nextStep = stepId + 1;
     return stepId;
@@ -299,9 +303,7 @@ export class InferenceStream {
     stepId?: number;
     link?: number;
   }): Promise<WireMessage | "lost" | undefined> {
-    if (this.#closed) {
-      throw new SwarmError("STREAM_CLOSED", "inference stream is closed", { hint: "open a new one" });
-    }
+    this.#assertOpen();
     // a wait with `until` is bounded by its caller (a push's run timer), not by one step's time
     const t = o.until ? untimed(o.signal) : timeoutSignal(this.#timeouts.stepMs, o.signal);
     const read = o.until ? AbortSignal.any([t.signal, o.until]) : t.signal;

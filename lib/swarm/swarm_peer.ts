@@ -8,7 +8,7 @@
  * @module
  */
 import type { Connection, PeerId, PrivateKey, Stream } from "@libp2p/interface";
-import { multiaddr } from "@multiformats/multiaddr";
+import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { SwarmError } from "../errors.ts";
 import { timeoutSignal } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
@@ -22,6 +22,11 @@ import { ProtocolClient } from "./swarm_client_transport.ts";
 import { SwarmTable } from "./swarm_table.ts";
 import { readFirst, replyError } from "./inference_handler.ts";
 import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
+
+/** The multiaddrs of a record, each ending in /p2p/<peer id>. */
+export function dialAddrs(r: { peerId: string; addrs?: readonly string[] }): Multiaddr[] {
+  return (r.addrs ?? []).map((a) => multiaddr(a.includes("/p2p/") ? a : `${a}/p2p/${r.peerId}`));
+}
 
 export interface SwarmPeerOptions {
   privateKey: PrivateKey;
@@ -75,6 +80,14 @@ export class SwarmPeer {
       throw new SwarmError("NOT_STARTED", "the swarm peer is not started", { hint: "call start() first" });
     }
     return this.#node;
+  }
+
+  /** Round-trip time in ms to the server of `record` (libp2p ping over its announced addresses). */
+  ping(record: { peerId: string; addrs?: readonly string[] }, signal?: AbortSignal): Promise<number> {
+    const ping = (this.node.services as {
+      ping: { ping(to: Multiaddr[], o?: { signal?: AbortSignal }): Promise<number> };
+    }).ping;
+    return ping.ping(dialAddrs(record), { signal });
   }
 
   get peerId(): string {

@@ -12,7 +12,6 @@
 import type { PrivateKey } from "@libp2p/interface";
 import type { BlockRuntime } from "../runtime/types.ts";
 import { SwarmError } from "../errors.ts";
-import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { sleep, timeoutSignal } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
@@ -206,16 +205,10 @@ export class SwarmServer {
     for (const peer of [...this.#nextPings.keys()]) {
       if (!next.some((r) => r.peerId === peer)) this.#nextPings.delete(peer);
     }
-    const ping = (this.peer.node.services as {
-      ping: { ping(to: Multiaddr[], o?: { signal?: AbortSignal }): Promise<number> };
-    }).ping;
     await Promise.all(next.map(async (r) => {
       const t = timeoutSignal(5_000, signal);
       try {
-        const ms = await ping.ping(
-          r.addrs.map((a) => multiaddr(a.includes("/p2p/") ? a : `${a}/p2p/${r.peerId}`)),
-          { signal: t.signal },
-        );
+        const ms = await this.peer.ping(r, t.signal);
         const old = this.#nextPings.get(r.peerId);
         const avg = old === undefined ? ms : 0.5 * ms + 0.5 * old;
         this.#nextPings.set(r.peerId, Math.round(avg * 100) / 100);
@@ -397,22 +390,7 @@ export class SwarmServer {
       await this.announce("online", from);
       await sleep(this.#o.rebalance?.settleMs ?? 2000, this.#stopController.signal);
       const uncovered = this.#uncoveredWithoutMe(from);
-      // decide again on the settled table: a decision taken on a table that was still filling
-      // (a record not yet arrived, another server's intent crossing ours) is dropped here
-      const again = this.rebalanceDecision(
-        total,
-        this.#o.rebalance?.random,
-        this.#o.rebalance?.balanceQuality,
-      );
       this.#movingTo = undefined;
-      if (!uncovered.length && !(again.move && again.start === to.start && again.end === to.end)) {
-        this.#logger.info("rebalancing: the table changed while settling; staying", {
-          span: spanText(from),
-          reason: again.reason,
-        });
-        await this.announce("online", from);
-        return { ...decision, move: false, moved: false, reason: `no longer pays off: ${again.reason}` };
-      }
       if (uncovered.length) {
         this.#logger.info("rebalancing: another server means to leave the same blocks; staying", {
           span: spanText(from),
@@ -420,6 +398,21 @@ export class SwarmServer {
         });
         await this.announce("online", from);
         return { ...decision, move: false, moved: false, reason: `blocks ${uncovered} would be uncovered` };
+      }
+      // decide again on the settled table: a decision taken on a table that was still filling
+      // (a record not yet arrived, another server's intent crossing ours) is dropped here
+      const again = this.rebalanceDecision(
+        total,
+        this.#o.rebalance?.random,
+        this.#o.rebalance?.balanceQuality,
+      );
+      if (!(again.move && again.start === to.start && again.end === to.end)) {
+        this.#logger.info("rebalancing: the table changed while settling; staying", {
+          span: spanText(from),
+          reason: again.reason,
+        });
+        await this.announce("online", from);
+        return { ...decision, move: false, moved: false, reason: `no longer pays off: ${again.reason}` };
       }
       await this.announce("joining", to);
       await listener(to, this.#stopController.signal);

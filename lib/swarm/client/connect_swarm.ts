@@ -5,13 +5,12 @@
  * Returns a `SwarmClient` whose `stop()` also stops the node.
  * @module
  */
-import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { errorMessage, SwarmError } from "../../errors.ts";
 import { timeoutSignal } from "../../util/abort.ts";
 import { type Logger, silentLogger } from "../../util/logger.ts";
 import { ephemeralIdentity, type PeerIdentity } from "../peer_identity.ts";
 import type { ProtocolClient } from "../swarm_client_transport.ts";
-import { SwarmPeer } from "../swarm_peer.ts";
+import { dialAddrs, SwarmPeer } from "../swarm_peer.ts";
 import type { SwarmTable } from "../swarm_table.ts";
 import { ProtocolSpanTransport, type RemoteStepTiming } from "./protocol_span_transport.ts";
 import { SwarmClient, type SwarmClientOptions } from "./swarm_client.ts";
@@ -95,10 +94,7 @@ export class PulledSwarmTable implements SwarmTableView {
   }
 }
 
-/** The multiaddrs of a record, each ending in /p2p/<peer id>. */
-export function dialAddrs(r: { peerId: string; addrs?: readonly string[] }): Multiaddr[] {
-  return (r.addrs ?? []).map((a) => multiaddr(a.includes("/p2p/") ? a : `${a}/p2p/${r.peerId}`));
-}
+export { dialAddrs };
 
 /** A `SwarmClient` that owns its libp2p node and table refresher. */
 export class ConnectedSwarmClient extends SwarmClient {
@@ -171,12 +167,9 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
         },
       );
     }
-    const ping = (peer.node.services as {
-      ping: { ping(t: unknown, o?: { signal?: AbortSignal }): Promise<number> };
-    }).ping;
     const transport = new ProtocolSpanTransport({
       clientFor: (server) => peer.client(server.peerId),
-      ping: (server, signal) => ping.ping(dialAddrs(server), { signal }),
+      ping: (server, signal) => peer.ping(server, signal),
       dtype: options.dtype,
       wallet: options.wallet,
       onStep: options.onRemoteStep,

@@ -4,6 +4,7 @@
  * `/plumise/inference` and `/plumise/forward` protocols.
  * @module
  */
+import { addressScope } from "../../wire/mod.ts";
 import type { LinkTicket, ProtocolClient } from "../swarm_client_transport.ts";
 import type {
   ForwardSpanRequest,
@@ -43,8 +44,7 @@ export interface RemoteStepTiming {
 
 /** Whether `host` is this machine's loopback (127.0.0.0/8, ::1, localhost). */
 export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
-  return h === "localhost" || h === "::1" || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+  return host.toLowerCase() === "localhost" || addressScope(host) === "loopback";
 }
 
 export class ProtocolSpanTransport implements SpanTransport {

@@ -271,10 +271,10 @@ export class SwarmInferenceSession {
       for (const span of this.#chain) span.history = truncate(span.history!, p);
       this.#position = p;
       if (!this.#routed) this.#openAhead(options.signal);
-      else if (this.#o.push !== false) await this.#link(options.signal);
+      else await this.#link(options.signal);
       const stepId = this.#stepSeq++;
       let flow: Flow = { last: hidden };
-      let pushing = this.#o.push !== false;
+      let pushing = true;
       for (let i = 0; i < this.#chain.length;) {
         const n = pushing ? this.#pushRun(i, flow.last) : 0;
         if (n > 0) {
@@ -491,12 +491,11 @@ export class SwarmInferenceSession {
    */
   async #link(signal?: AbortSignal): Promise<void> {
     for (let i = 0; i + 1 < this.#chain.length; i++) {
+      if (!this.#linkable(i) || this.#trusted(i)) continue;
       const span = this.#chain[i], next = this.#chain[i + 1];
-      const from = span.remote, to = next.remote;
-      if (!from?.links || !to?.links || span.opening || next.opening || !this.#pushes(i)) continue;
-      if (span.history === null || next.history === null) continue;
-      const l = span.link;
-      if (l && l.from === from && l.to === to && (!l.ok || !to.links.lost(l.ticket))) continue;
+      const from = span.remote!, to = next.remote!;
+      // a failed attempt between these two sessions is not repeated
+      if (span.link && !span.link.ok && span.link.from === from && span.link.to === to) continue;
       try {
         const ms = this.#o.openTimeoutMs ?? 10_000;
         const ticket = await withTimeout(ms, (s) => to.links!.accept(s), signal);
@@ -514,12 +513,17 @@ export class SwarmInferenceSession {
     }
   }
 
-  /** Whether the step goes from chain[k] to chain[k + 1] by push (the `push` option; "auto": `pushPays`). */
-  #pushes(k: number): boolean {
+  /**
+   * Whether chain[k] can push to chain[k + 1] now: both sessions open and linkable, both input
+   * histories kept, and pushing wanted (the `push` option; "auto": `pushPays`).
+   */
+  #linkable(k: number): boolean {
+    const a = this.#chain[k], b = this.#chain[k + 1];
+    if (!a.remote?.links || !b.remote?.links || a.opening || b.opening) return false;
+    if (a.history === null || b.history === null) return false;
     const push = this.#o.push ?? "auto";
     if (push !== "auto") return push;
-    const a = this.#chain[k], b = this.#chain[k + 1];
-    if (!a.server || !b.server || !a.remote?.links || !b.remote?.links) return false;
+    if (!a.server || !b.server) return false;
     return pushPays({
       bothLocal: a.remote.links.local && b.remote.links.local,
       clientRttMs: this.#pings.rtt(b.server.peerId),
@@ -535,16 +539,16 @@ export class SwarmInferenceSession {
     const parts = Math.floor(MAX_PUSH_BYTES / (x.data.length * 4));
     let n = 0;
     for (let k = i; k + 1 < this.#chain.length && n + 2 <= parts; k++) {
-      const span = this.#chain[k], next = this.#chain[k + 1], l = span.link;
-      if (
-        !l?.ok || !span.remote || l.from !== span.remote || l.to !== next.remote || span.history === null ||
-        next.history === null || span.opening || next.opening ||
-        next.remote.links?.lost(l.ticket) !== false ||
-        !this.#pushes(k)
-      ) break;
+      if (!this.#linkable(k) || !this.#trusted(k)) break;
       n++;
     }
     return n;
+  }
+
+  /** Whether chain[k]'s link reaches chain[k + 1]'s current session and was not reported lost. */
+  #trusted(k: number): boolean {
+    const a = this.#chain[k], b = this.#chain[k + 1], l = a.link;
+    return !!l?.ok && l.from === a.remote && l.to === b.remote && b.remote.links?.lost(l.ticket) === false;
   }
 
   /**

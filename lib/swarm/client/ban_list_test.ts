@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { BanList } from "./ban_list.ts";
+import { SwarmError } from "../../errors.ts";
 
 Deno.test("BanList bans with exponential backoff, capped, reset by success", () => {
   let now = 0;
@@ -17,4 +18,56 @@ Deno.test("BanList bans with exponential backoff, capped, reset by success", () 
   bans.succeed("p");
   assert.equal(bans.isBanned("p"), false);
   assert.equal(bans.ban("p"), 15_000, "a success resets the backoff");
+});
+
+Deno.test("BanList: a peer stays suspect for suspectMs after its last failure, or until a success", () => {
+  let now = 0;
+  const bans = new BanList({ now: () => now, suspectMs: 60_000 });
+  assert.equal(bans.isSuspect("p"), false);
+  bans.ban("p"); // banned until 15 s
+  assert.equal(bans.isSuspect("p"), true, "a banned peer is suspect");
+  now = 20_000;
+  assert.equal(bans.isBanned("p"), false);
+  assert.equal(bans.isSuspect("p"), true, "the ban ended, the suspicion not yet");
+  now = 60_000;
+  assert.equal(bans.isSuspect("p"), false, "suspectMs after the failure");
+  bans.ban("p"); // second failure: banned 30 s, suspect until 120 s
+  now = 100_000;
+  assert.equal(bans.isBanned("p"), false);
+  assert.equal(bans.isSuspect("p"), true);
+  bans.succeed("p");
+  assert.equal(bans.isSuspect("p"), false, "a success clears it");
+  // a ban longer than suspectMs keeps the peer suspect while it lasts
+  const long = new BanList({ now: () => now, initialMs: 90_000, suspectMs: 1_000 });
+  long.ban("q");
+  now += 50_000;
+  assert.equal(long.isSuspect("q"), true);
+});
+
+Deno.test("BanList.routeAround skips suspects while the rest covers the blocks, else only banned peers", () => {
+  let now = 0;
+  const bans = new BanList({ now: () => now });
+  const missing = new SwarmError("MISSING_BLOCKS", "no server for blocks [0, 3)");
+  /** A router over servers a, b (suspect after a failure) and c (banned): the first one not skipped. */
+  const route = (servers: string[]) => (skip: (p: string) => boolean) => {
+    const s = servers.find((p) => !skip(p));
+    if (!s) throw missing;
+    return s;
+  };
+  bans.ban("a");
+  bans.ban("c");
+  now = 20_000; // a's and c's bans ended; both still suspect
+  bans.ban("c"); // c banned again (30 s)
+  assert.equal(bans.routeAround(route(["a", "b"])), "b", "around the suspect");
+  assert.equal(bans.routeAround(route(["a", "c"])), "a", "a suspect when nothing else covers");
+  assert.throws(() => bans.routeAround(route(["c"])), (err) => err === missing, "banned peers never");
+  const other = new Error("a bug in the router");
+  assert.throws(
+    () =>
+      bans.routeAround(() => {
+        throw other;
+      }),
+    (err) => err === other,
+    "other errors are not retried",
+  );
 });

@@ -126,17 +126,19 @@ export class SwarmClient {
 
   /** The route a new session would take now (throws `MISSING_BLOCKS`). */
   plan(maxLength = 2048): RouteSpan[] {
-    return routeInference(this.#o.table.servers(this.model), {
-      model: this.model,
-      start: 0,
-      end: this.numBlocks,
-      maxLength,
-      banned: (p) => this.bans.isBanned(p),
-      clientRttMs: (p) => this.pings.rtt(p),
-      weights: this.#o.weights,
-      version: this.#o.version,
-      costs: this.#o.costs,
-    });
+    return this.bans.routeAround((skip) =>
+      routeInference(this.#o.table.servers(this.model), {
+        model: this.model,
+        start: 0,
+        end: this.numBlocks,
+        maxLength,
+        banned: skip,
+        clientRttMs: (p) => this.pings.rtt(p),
+        weights: this.#o.weights,
+        version: this.#o.version,
+        costs: this.#o.costs,
+      })
+    );
   }
 
   /** Opens an inference session over every block of the model (routed on the first step). */
@@ -199,14 +201,16 @@ export class SwarmClient {
     const maxRetries = this.#o.maxRetries ?? 5;
     while (block < end) {
       options.signal?.throwIfAborted();
-      const route = routeForward(this.#o.table.servers(this.model), {
-        model: this.model,
-        start: block,
-        end,
-        banned: (p) => this.bans.isBanned(p),
-        weights: this.#o.weights,
-        version: this.#o.version,
-      });
+      const route = this.bans.routeAround((skip) =>
+        routeForward(this.#o.table.servers(this.model), {
+          model: this.model,
+          start: block,
+          end,
+          banned: skip,
+          weights: this.#o.weights,
+          version: this.#o.version,
+        })
+      );
       for (const span of route) {
         try {
           x = await withTimeout(

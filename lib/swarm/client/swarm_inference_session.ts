@@ -438,18 +438,20 @@ export class SwarmInferenceSession {
   /** Replaces chain[i] (a span without a server) by a fresh route for exactly its range. */
   #reroute(i: number): void {
     const old = this.#chain[i];
-    const spans = routeInference(this.#o.table.servers(this.model), {
-      model: this.model,
-      start: old.start,
-      end: old.end,
-      maxLength: this.maxLength,
-      batch: this.batch,
-      banned: (p) => this.#bans.isBanned(p),
-      clientRttMs: (p) => this.#pings.rtt(p),
-      weights: this.#o.weights,
-      version: this.#o.version,
-      costs: this.#o.costs,
-    });
+    const spans = this.#bans.routeAround((skip) =>
+      routeInference(this.#o.table.servers(this.model), {
+        model: this.model,
+        start: old.start,
+        end: old.end,
+        maxLength: this.maxLength,
+        batch: this.batch,
+        banned: skip,
+        clientRttMs: (p) => this.#pings.rtt(p),
+        weights: this.#o.weights,
+        version: this.#o.version,
+        costs: this.#o.costs,
+      })
+    );
     const fresh: SpanState[] = spans.map((s, k) => ({
       start: s.start,
       end: s.end,

@@ -185,6 +185,43 @@ Deno.test("no replacement: a clear MISSING_BLOCKS-caused error after bounded ret
   await s.close();
 });
 
+Deno.test("servers that died minutes ago (still in the table, bans lapsed) are routed around while a live one covers their span", async () => {
+  const swarm = await threeSpans(); // C (6..9) stays alive
+  // four faster servers for C's span that died: the table keeps their records until they expire
+  for (let k = 1; k <= 4; k++) {
+    await swarm.addServer(`C-dead${k}`, 6, 9, { inferenceRps: 1000 * (k + 1) });
+    swarm.kill(`C-dead${k}`);
+  }
+  const reference = await referenceOutputs(swarm);
+  let now = 0;
+  const bans = new BanList({ now: () => now });
+  // the first session finds out the hard way: one failure per dead server, then C
+  const first = session(swarm, { bans, maxRetries: 5 });
+  assert.deepEqual(await run(first), reference);
+  assert.equal(first.stats.failures, 4);
+  assert.equal(first.route[2].server.peerId, "C");
+  await first.close();
+  // 20 s later every ban has lapsed (15 s), but the four are still suspect: a session with a
+  // budget of 2 retries does not spend it on them (before: 4 failures in a row, SESSION_FAILED)
+  now = 20_000;
+  assert.ok(
+    ["C-dead1", "C-dead2", "C-dead3", "C-dead4"].every((p) => !bans.isBanned(p) && bans.isSuspect(p)),
+  );
+  const second = session(swarm, { bans, maxRetries: 2 });
+  assert.deepEqual(await run(second), reference);
+  assert.equal(second.stats.failures, 0);
+  assert.deepEqual(second.route.map((r) => r.server.peerId), ["A", "B", "C"]);
+  await second.close();
+  // when only a suspect covers a span, it is used (and works again if it came back)
+  swarm.kill("C");
+  swarm.servers_.get("C-dead4")!.dead = false;
+  const third = session(swarm, { bans, maxRetries: 5 });
+  assert.deepEqual(await run(third), reference);
+  assert.equal(third.route[2].server.peerId, "C-dead4");
+  assert.equal(bans.isSuspect("C-dead4"), false, "its success cleared it");
+  await third.close();
+});
+
 Deno.test("a hanging server times out and is replaced; a garbled reply is rejected and replaced", async () => {
   const swarm = await threeSpans();
   await swarm.addServer("A2", 0, 3, { inferenceRps: 1 });

@@ -2,7 +2,7 @@
  * Test helper: a local Plumise Oracle that enforces the real Oracle's checks (PLUMISE-WIRE §2)
  * in the real order and records what it accepted.
  *
- * ```ts
+ * ```ts ignore
  * await using oracle = await startOracleStub({ rpcUrl: chain.rpcUrl });
  * // oracle.url, oracle.accepted, oracle.setSkew(61), oracle.stop(), oracle.restart()
  * ```

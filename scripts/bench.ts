@@ -1,7 +1,8 @@
 /**
  * Benchmark entry: `deno task bench <name> [args…]` runs scripts/bench_<name>.ts
  * (runtime: per-block decode/prefill vs a plain baseline; swarm: generation through a
- * loopback swarm vs one process). Without a name it lists the benchmarks.
+ * loopback swarm vs one process; topology: three span processes chained vs mediated; idle: a decode
+ * step hot vs after the cores sat idle). Without a name it lists the benchmarks.
  * @module
  */
 const dir = new URL(".", import.meta.url);

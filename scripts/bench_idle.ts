@@ -66,6 +66,9 @@ export interface Clock {
   sleep(ms: number): Promise<void>;
 }
 
+/** Hot runs before the measured series (`measureGaps`' default). */
+export const WARMUP_RUNS = 5;
+
 const realClock: Clock = {
   now: () => performance.now(),
   sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
@@ -83,7 +86,7 @@ export async function measureGaps(
   o: { steps: number; rounds: number; warmup?: number; fresh?: () => void },
   clock: Clock = realClock,
 ): Promise<Record<string, number>> {
-  for (let i = 0; i < (o.warmup ?? 5); i++) await probe();
+  for (let i = 0; i < (o.warmup ?? WARMUP_RUNS); i++) await probe();
   const series = new Map<string, number[]>(gaps.map((g) => [gapLabel(g), []]));
   for (let round = 0; round < o.rounds; round++) {
     for (let k = 0; k < gaps.length; k++) {
@@ -154,7 +157,7 @@ if (import.meta.main) {
       let open = false;
       const fresh = () => {
         if (open) engine.close("idle");
-        engine.open("idle", 0, blocks, steps + 16, 1); // room for the 5 warm-up runs too
+        engine.open("idle", 0, blocks, steps + WARMUP_RUNS, 1); // the warm-up runs in the first one
         open = true;
       };
       fresh();
@@ -185,7 +188,9 @@ if (import.meta.main) {
       gaps,
       { steps, rounds },
     );
-    if (sink !== big.length * (5 + rounds * steps * gaps.length)) throw new Error("js_stream summed wrong");
+    if (sink !== big.length * (WARMUP_RUNS + rounds * steps * gaps.length)) {
+      throw new Error("js_stream summed wrong");
+    }
     probes.js_stream = withPenalties(stream);
     const result = {
       probes,

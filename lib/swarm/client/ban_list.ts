@@ -68,7 +68,7 @@ export class BanList {
   /** Whether `peerId` failed within `suspectMs` (and has not succeeded since); a banned peer is suspect. */
   isSuspect(peerId: string): boolean {
     const b = this.#bans.get(peerId);
-    return b !== undefined && (this.#now() < b.until || this.#now() < b.last + this.#suspectMs);
+    return b !== undefined && this.#now() < Math.max(b.until, b.last + this.#suspectMs);
   }
 
   /**

@@ -8,7 +8,6 @@
  */
 import type { CoverageSummary } from "../api/types.ts";
 import type { Config } from "../config/types.ts";
-import { ConfigError } from "../errors.ts";
 import type { BlockRuntime } from "../runtime/types.ts";
 import { sleep } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
@@ -17,6 +16,7 @@ import { PROTOCOL_VERSION } from "../util/version.ts";
 import { chooseBestBlocks } from "../swarm/block_selection.ts";
 import { loadOrCreateIdentity } from "../swarm/peer_identity.ts";
 import { type RebalanceOptions, SwarmServer, type ThroughputFigures } from "../swarm/swarm_server.ts";
+import { pinnedSpan } from "./pinned_span.ts";
 import type { NodeSpan, NodeSwarm } from "./types.ts";
 
 export interface SwarmPartOptions {
@@ -91,19 +91,8 @@ export async function createSwarmPart(o: SwarmPartOptions): Promise<SwarmPart> {
     start: (signal) => server.start(signal),
     async chooseSpan(total, signal) {
       totalBlocks = total;
-      if (config.blockIndices) {
-        const { start, end } = config.blockIndices;
-        if (end > total) {
-          throw new ConfigError(
-            "BLOCK_INDICES_INVALID",
-            `--block-indices ${start}:${end} is past the model's ${total} blocks`,
-            {
-              hint: `choose a:b with 0 ≤ a < b ≤ ${total}`,
-            },
-          );
-        }
-        return { start, end };
-      }
+      const pinned = pinnedSpan(config, total);
+      if (pinned) return pinned;
       let span = pick();
       if (othersOf().length === 0) return span;
       // Servers that start together may pick the same window: announce it, let records spread,

@@ -9,7 +9,7 @@ const KEY = "0x" + "3c".repeat(32);
 Deno.test("cli: --help lists the commands; every command's help shows the env var behind each flag", async () => {
   const top = await runPlumise(["--help"]);
   assert.equal(top.code, 0, top.stderr);
-  for (const c of ["serve", "status", "config", "version"]) {
+  for (const c of ["serve", "status", "config", "version", "generate", "swarm", "blocks", "bench"]) {
     assert.match(top.stdout, new RegExp(`^  ${c}\\b`, "m"));
   }
   const serve = await runPlumise(["serve", "--help"]);

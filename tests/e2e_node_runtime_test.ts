@@ -53,6 +53,25 @@ Deno.test({
       const again = createRuntimePart(config, silentLogger);
       await again.load({ start: 1, end: 3 }, signal);
       assert.equal(await again.throughput(signal), 123.5);
+
+      // `measure` (what `plumise bench` runs) measures again despite the cache and replaces its entry.
+      const m = await again.measure(signal);
+      assert.ok(m.speed.hotStepMs > 0 && m.speed.pipelinedStepMs > 0 && m.speed.gapMs >= 1);
+      assert.equal(
+        m.speed.decodeStepsPerSecond,
+        1000 / Math.max(m.speed.hotStepMs, m.speed.pipelinedStepMs),
+        "the slower of hot and pipelined steps",
+      );
+      assert.equal(
+        m.figures.inferenceRps,
+        Math.round(m.speed.decodeStepsPerSecond * 2 * 100) / 100,
+        "× 2 blocks",
+      );
+      assert.equal(m.cachedAt, `${root}/data/throughput.json`);
+      const replaced = JSON.parse(await Deno.readTextFile(`${root}/data/throughput.json`));
+      assert.deepEqual(Object.values(replaced), [m.figures]);
+      assert.deepEqual(again.announced(), m.figures);
+      assert.equal(again.figures()!.openSessions, 0);
       await again.stop();
     } finally {
       await Deno.remove(root, { recursive: true });

@@ -114,3 +114,42 @@ Deno.test("cli: blocks run --input-ids runs head + all blocks and writes the las
   assert.equal(out.logits[0].length, ck.config.vocab_size);
   assert.ok(maxAbsDiff(out.logits[0], ref[0]) <= 1e-4);
 });
+
+Deno.test("cli: bench measures a span, caches what serve announces, and refuses a span past the model", async () => {
+  const ck = await makeBloomCheckpoint({ numLayers: 3 });
+  const dir = await Deno.makeTempDir();
+  const env = { HF_HOME: `${dir}/hf`, PLUMISE_DATA_DIR: `${dir}/data` };
+  const r = await runPlumise(
+    ["bench", "--model", ck.dir, "--num-blocks", "2", "--weights", "fp32", "--json"],
+    { env },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.deepEqual([j.start, j.end, j.totalBlocks, j.weights], [0, 2, 3, "fp32"]);
+  assert.ok(j.hotStepMs > 0 && j.pipelinedStepMs > 0 && j.gapMs >= 1 && j.prefillTokensPerSecond > 0);
+  assert.ok(j.throughput > 0 && j.inferenceRps > 0 && j.forwardRps > 0);
+  assert.equal(j.cache, `${dir}/data/throughput.json`);
+  const cache = JSON.parse(await Deno.readTextFile(j.cache));
+  assert.deepEqual(Object.values(cache), [{
+    throughput: j.throughput,
+    inferenceRps: j.inferenceRps,
+    forwardRps: j.forwardRps,
+    networkRps: j.networkRps,
+  }]);
+
+  // Human output; a tier's block count past the model's end is cut to its 3 blocks.
+  const text = await runPlumise(["bench", "--model", ck.dir, "--tier", "pro", "--weights", "fp32"], { env });
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /blocks 0:3 \(3 of 3\), fp32/);
+  assert.match(text.stdout, /decode step: [\d.]+ ms right after a step, [\d.]+ ms after a [\d.]+ ms wait/);
+  assert.match(text.stdout, new RegExp(`cached in ${dir}/data/throughput.json`));
+  assert.equal(
+    Object.keys(JSON.parse(await Deno.readTextFile(j.cache))).length,
+    2,
+    "one entry per span size",
+  );
+
+  const past = await runPlumise(["bench", "--model", ck.dir, "--block-indices", "2:5"], { env });
+  assert.equal(past.code, 2, past.stderr);
+  assert.match(past.stderr, /--block-indices 2:5 is past the model's 3 blocks/);
+});

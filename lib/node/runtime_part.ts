@@ -13,6 +13,7 @@ import type { ThroughputFigures } from "../swarm/swarm_server.ts";
 import type { Logger } from "../util/logger.ts";
 import type { NodeRuntime, NodeSpan } from "./types.ts";
 import { modelSource } from "../runtime/model_source.ts";
+import { decodeStepsOf, measureSpanSpeed, type SpanSpeed } from "./span_speed.ts";
 
 export interface RuntimePart extends NodeRuntime {
   /** The loaded runtime (throws before `load`). */
@@ -25,11 +26,20 @@ export interface RuntimePart extends NodeRuntime {
    * returns a function that unloads the previous blocks once nothing serves them any more.
    */
   swap(newSpan: NodeSpan, signal: AbortSignal): Promise<() => Promise<void>>;
+  /**
+   * Measures the loaded span now (ignoring the cache and `config.throughput`), stores the figures
+   * in the cache that `throughput()` reads, and returns them with the speeds they come from.
+   */
+  measure(signal: AbortSignal): Promise<SpanMeasurement>;
 }
 
-/** Decode steps and prefill length of the measurement. */
-const BENCH_STEPS = 8;
-const BENCH_PREFILL = 64;
+/** A fresh measurement: the figures to announce and the speeds behind them. */
+export interface SpanMeasurement {
+  readonly figures: ThroughputFigures;
+  readonly speed: SpanSpeed;
+  /** Where the figures were cached (undefined when the cache could not be written). */
+  readonly cachedAt?: string;
+}
 
 export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
   const log = logger.child({ part: "runtime" });
@@ -61,7 +71,8 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
   const cachePath = () => `${config.dataDir}/throughput.json`;
   const cacheKey = () =>
     [
-      "v2",
+      // v3: the decode rate is the slower of hot and pipelined steps (span_speed.ts)
+      "v3",
       config.model,
       config.revision,
       config.weights,
@@ -127,13 +138,35 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
         log.debug("throughput from cache", { ...cached });
         return cached.throughput;
       }
-      announced = await measure(rt, signal);
+      return (await this.measure(signal)).figures.throughput;
+    },
+    async measure(signal) {
+      const rt = this.blocks();
+      const key = cacheKey();
+      const speed = await measure(rt, signal);
+      const info = rt.info();
+      const figures = throughputFigures({
+        spanBlocks: info.end - info.start,
+        hiddenSize: info.hiddenSize,
+        decodeStepsPerSecond: speed.decodeStepsPerSecond,
+        prefillTokensPerSecond: speed.prefillTokensPerSecond,
+      });
+      if (config.throughput === undefined) announced = figures;
+      log.info("span speed measured", {
+        hotStepMs: round2(speed.hotStepMs),
+        pipelinedStepMs: round2(speed.pipelinedStepMs),
+        idlePenalty: round2(speed.idlePenalty),
+        throughput: figures.throughput,
+      });
       const all = await readCache(cachePath()).catch(() => ({}));
-      await Deno.mkdir(config.dataDir, { recursive: true }).catch(() => {});
-      await Deno.writeTextFile(cachePath(), JSON.stringify({ ...all, [key]: announced }, null, 2)).catch((
-        err,
-      ) => log.warn("cannot cache the throughput", { path: cachePath(), error: errorMessage(err) }));
-      return announced.throughput;
+      try {
+        await Deno.mkdir(config.dataDir, { recursive: true });
+        await Deno.writeTextFile(cachePath(), JSON.stringify({ ...all, [key]: figures }, null, 2));
+        return { figures, speed, cachedAt: cachePath() };
+      } catch (err) {
+        log.warn("cannot cache the throughput", { path: cachePath(), error: errorMessage(err) });
+        return { figures, speed };
+      }
     },
     figures() {
       if (!runtime) return undefined;
@@ -166,13 +199,9 @@ async function readCache(path: string): Promise<Record<string, ThroughputFigures
   return parsed && typeof parsed === "object" ? parsed : {};
 }
 
-/**
- * Measures the span: decode steps/s (one token after a short prefill) and prefill tokens/s.
- * Per-block rates are the span's rates × its block count (what routing divides by).
- */
-async function measure(rt: BlockRuntime, signal: AbortSignal): Promise<ThroughputFigures> {
+/** Measures the span through one session of the runtime (see span_speed.ts). */
+async function measure(rt: BlockRuntime, signal: AbortSignal): Promise<SpanSpeed> {
   const info = rt.info();
-  const n = info.end - info.start;
   const h = info.hiddenSize;
   const hidden = (t: number): HiddenStates => {
     const data = new Float32Array(t * h);
@@ -182,26 +211,23 @@ async function measure(rt: BlockRuntime, signal: AbortSignal): Promise<Throughpu
   const session = await rt.openSession({
     start: info.start,
     end: info.end,
-    maxLength: BENCH_PREFILL + BENCH_STEPS + 1,
+    maxLength: PREFILL_TOKENS + decodeStepsOf() + 1,
     batch: 1,
     signal,
   });
   try {
-    const t0 = performance.now();
-    await session.step(hidden(BENCH_PREFILL), { signal });
-    const t1 = performance.now();
-    for (let i = 0; i < BENCH_STEPS; i++) await session.step(hidden(1), { signal });
-    const t2 = performance.now();
-    return throughputFigures({
-      spanBlocks: n,
-      hiddenSize: h,
-      decodeStepsPerSecond: BENCH_STEPS / Math.max(1e-3, (t2 - t1) / 1000),
-      prefillTokensPerSecond: BENCH_PREFILL / Math.max(1e-3, (t1 - t0) / 1000),
-    });
+    const one = hidden(1);
+    return await measureSpanSpeed({
+      prefill: async (tokens, s) => void await session.step(hidden(tokens), { signal: s }),
+      decode: async (s) => void await session.step(one, { signal: s }),
+    }, { prefillTokens: PREFILL_TOKENS, signal });
   } finally {
     await session.close();
   }
 }
+
+/** Prompt positions of the measured prefill. */
+const PREFILL_TOKENS = 64;
 
 /**
  * The link rate assumed for the network estimate when none is measured (Petals' fallback when its

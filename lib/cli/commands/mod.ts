@@ -15,6 +15,7 @@ import { registerClaim } from "./claim.ts";
 import { registerGenerate } from "./generate.ts";
 import { registerBlocks } from "./blocks.ts";
 import { registerSwarm } from "./swarm.ts";
+import { registerBench } from "./bench.ts";
 
 export type RegisterCommand = (program: Command, ctx: CommandContext) => void;
 
@@ -29,4 +30,5 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerBlocks,
   registerGenerate,
   registerSwarm,
+  registerBench,
 ];

@@ -149,6 +149,12 @@ Deno.test("cli: bench measures a span, caches what serve announces, and refuses 
     "one entry per span size",
   );
 
+  const pinned = await runPlumise(["bench", "--model", ck.dir, "--num-blocks", "1", "--throughput", "7.5"], {
+    env,
+  });
+  assert.equal(pinned.code, 0, pinned.stderr);
+  assert.match(pinned.stdout, /serve announces 7.5 tokens\/s instead: THROUGHPUT/);
+
   const past = await runPlumise(["bench", "--model", ck.dir, "--block-indices", "2:5"], { env });
   assert.equal(past.code, 2, past.stderr);
   assert.match(past.stderr, /--block-indices 2:5 is past the model's 3 blocks/);

@@ -143,7 +143,7 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
     async measure(signal) {
       const rt = this.blocks();
       const key = cacheKey();
-      const speed = await measure(rt, signal);
+      const speed = await measureSpan(rt, signal);
       const info = rt.info();
       const figures = throughputFigures({
         spanBlocks: info.end - info.start,
@@ -200,7 +200,7 @@ async function readCache(path: string): Promise<Record<string, ThroughputFigures
 }
 
 /** Measures the span through one session of the runtime (see span_speed.ts). */
-async function measure(rt: BlockRuntime, signal: AbortSignal): Promise<SpanSpeed> {
+async function measureSpan(rt: BlockRuntime, signal: AbortSignal): Promise<SpanSpeed> {
   const info = rt.info();
   const h = info.hiddenSize;
   const hidden = (t: number): HiddenStates => {

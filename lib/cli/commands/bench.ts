@@ -26,6 +26,7 @@ export function registerBench(program: Command, ctx: CommandContext): void {
     "blockIndices",
     "weights",
     "threads",
+    "throughput",
     "cacheTokens",
     "dataDir",
     "hfEndpoint",
@@ -52,6 +53,7 @@ export function registerBench(program: Command, ctx: CommandContext): void {
         prefillTokensPerSecond: round(s.prefillTokensPerSecond),
         ...r.figures,
         cache: r.cachedAt ?? null,
+        throughputOverride: config.throughput ?? null,
       }));
       return;
     }
@@ -70,6 +72,9 @@ export function registerBench(program: Command, ctx: CommandContext): void {
     ctx.stdout(
       `announced: throughput ${f.throughput} tokens/s, inference ${f.inferenceRps} and forward ${f.forwardRps} block-steps/s, network ${f.networkRps} tokens/s (assumed link)`,
     );
+    if (config.throughput !== undefined) {
+      ctx.stdout(`serve announces ${config.throughput} tokens/s instead: THROUGHPUT / --throughput is set`);
+    }
     ctx.stdout(
       r.cachedAt
         ? `cached in ${r.cachedAt}: serve announces these for ${r.end - r.start} blocks of this model`

@@ -15,7 +15,9 @@
  * fp32, the runtime's engine with `--threads` intra-op threads: a span of bench:swarm's servers by
  * default); `span_step_1t`, the same with one thread (when `--threads` > 1); and `js_stream`, a plain
  * loop summing a 64 MiB Float32Array on this thread (memory-bound like a decode step, without
- * onnxruntime or a second thread). `penalty_sleep_N` is `sleep_N ÷ hot`, `penalty_spin_N` is
+ * onnxruntime or a second thread); `thread_wake`, a 4 KiB message to a Worker and back (what a step
+ * pays to hand work to a sleeping thread: a server's runtime Worker, onnxruntime's pool threads; in
+ * `spin_N` only this thread was kept busy). `penalty_sleep_N` is `sleep_N ÷ hot`, `penalty_spin_N` is
  * `spin_N ÷ hot`. A sleep penalty well above the spin penalty means that work resumed after the
  * cores sat idle runs slower on this machine; which probes pay it tells where (on the 2-core VM of
  * the README: the multi-threaded step only, see the README's "Swarm" benchmarks).
@@ -120,6 +122,36 @@ export function withPenalties(medians: Record<string, number>): Record<string, n
   return out;
 }
 
+/** A Worker that posts every message straight back (its buffer transferred both ways). */
+const ECHO_WORKER = "data:application/javascript," +
+  encodeURIComponent("self.onmessage = (e) => self.postMessage(e.data, [e.data.buffer]);");
+
+/** `thread_wake`: round trips of a 4 KiB buffer to an echoing Worker, after each gap. */
+async function wakeProbe(
+  gaps: readonly Gap[],
+  steps: number,
+  rounds: number,
+): Promise<Record<string, number>> {
+  const worker = new Worker(ECHO_WORKER, { type: "module" });
+  let buf = new Float32Array(1024);
+  let waiting: ((b: Float32Array<ArrayBuffer>) => void) | undefined;
+  worker.onmessage = (e: MessageEvent<Float32Array<ArrayBuffer>>) => waiting?.(e.data);
+  try {
+    return await measureGaps(
+      async () => {
+        const back = new Promise<Float32Array<ArrayBuffer>>((r) => waiting = r);
+        worker.postMessage(buf, [buf.buffer]);
+        buf = await back;
+        if (buf.byteLength !== 4096) throw new Error("thread_wake: the Worker sent back the wrong buffer");
+      },
+      gaps,
+      { steps, rounds },
+    );
+  } finally {
+    worker.terminate();
+  }
+}
+
 if (import.meta.main) {
   const { values: a } = parseArgs({
     args: Deno.args,
@@ -192,6 +224,8 @@ if (import.meta.main) {
       throw new Error("js_stream summed wrong");
     }
     probes.js_stream = withPenalties(stream);
+    log("thread_wake: a 4 KiB round trip to a Worker that echoes it");
+    probes.thread_wake = withPenalties(await wakeProbe(gaps, steps, rounds));
     const result = {
       probes,
       gaps_ms: [...new Set(gaps.filter((g) => g.kind !== "hot").map((g) => g.ms))],

@@ -534,7 +534,7 @@ export class ApiHandler {
         "TIMEOUT",
         `the generation did not finish within ${this.#o.requestTimeoutMs} ms`,
         {
-          hint: "ask for fewer tokens, or raise the node's request timeout",
+          hint: "ask for fewer tokens, or raise the node's API_TIMEOUT (--api-timeout)",
           cause: err,
         },
       );

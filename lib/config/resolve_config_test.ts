@@ -27,6 +27,8 @@ Deno.test("defaults: every key resolves with source default and the documented v
   assert.equal(config.rewardPool, "0x0000000000000000000000000000000000001000");
   assert.equal(config.claimThresholdWei, 1_000_000_000_000_000_000n);
   assert.equal(config.apiPort, 31331);
+  assert.deepEqual([config.apiMaxConcurrent, config.apiTimeout], [4, 300]);
+  assert.deepEqual([config.maxSessions, config.sessionIdleTimeout], [64, 300]);
   assert.equal(config.p2pPort, 31330);
   assert.equal(config.p2pHost, "0.0.0.0");
   assert.equal(config.device, "auto");
@@ -159,6 +161,18 @@ const BAD_CASES: Array<[string, Parameters<typeof resolveConfig>[0], string]> = 
   ["log level", { env: { LOG_LEVEL: "loud" } }, "LOG_LEVEL=loud: must be one of debug, info, warn, error"],
   ["empty path flag", { flags: { dataDir: "" } }, '--data-dir="": must not be empty'],
   ["heartbeat", { env: { HEARTBEAT_INTERVAL: "0" } }, "HEARTBEAT_INTERVAL=0: must be 1–3600 seconds"],
+  [
+    "api concurrency",
+    { env: { API_MAX_CONCURRENT: "0" } },
+    "API_MAX_CONCURRENT=0: must be 1–1024 generations",
+  ],
+  ["api timeout", { flags: { apiTimeout: "1.5" } }, "--api-timeout=1.5: must be"],
+  ["max sessions", { env: { MAX_SESSIONS: "5000" } }, "MAX_SESSIONS=5000: must be 1–4096 sessions"],
+  [
+    "session idle",
+    { env: { SESSION_IDLE_TIMEOUT: "5" } },
+    "SESSION_IDLE_TIMEOUT=5: must be 10–86400 seconds",
+  ],
   [
     "key and keystore",
     { env: { PLUMISE_PRIVATE_KEY: KEY, PLUMISE_KEYSTORE: "/k.json" } },

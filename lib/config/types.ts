@@ -39,6 +39,10 @@ export interface Config {
   readonly verifyOnChain: boolean;
   readonly apiHost: string;
   readonly apiPort: number;
+  /** Generations the HTTP API runs at once (more get 429). */
+  readonly apiMaxConcurrent: number;
+  /** Seconds an HTTP API generation may run before it is stopped (504). */
+  readonly apiTimeout: number;
   /** Bearer token required by the HTTP API when set; redacted everywhere. */
   readonly apiSecret?: string;
   /** Public URL of the HTTP API, registered with the Oracle when set. */
@@ -59,6 +63,10 @@ export interface Config {
   readonly hfHome: string;
   /** KV cache budget in tokens (batch × length × blocks); 0 = derive from memory. */
   readonly cacheTokens: number;
+  /** Inference sessions the swarm server keeps open at once. */
+  readonly maxSessions: number;
+  /** Seconds without a step after which a swarm session is closed. */
+  readonly sessionIdleTimeout: number;
   /** onnxruntime intra-op threads. */
   readonly threads: number;
   /** Announced throughput override (tokens/s); undefined = measure. */

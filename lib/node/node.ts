@@ -181,6 +181,8 @@ export class PlumiseNode implements NodeStatusSource {
         apiSecret: this.config.apiSecret,
         host: this.config.apiHost,
         port: this.config.apiPort,
+        maxConcurrent: this.config.apiMaxConcurrent,
+        requestTimeoutMs: this.config.apiTimeout * 1000,
         ...this.#options.api,
       });
       await this.#api.start();

@@ -315,3 +315,30 @@ Deno.test("a completed HTTP generation is recorded with the chain part and its p
     await node.stop(100);
   }
 });
+
+Deno.test("API_MAX_CONCURRENT and API_TIMEOUT reach the node's HTTP API", async () => {
+  const f = fakeParts({ offline: true });
+  const node = createNode(
+    testConfig({ PLUMISE_OFFLINE: "true", API_MAX_CONCURRENT: "1", API_TIMEOUT: "1" }),
+    {
+      parts: () => Promise.resolve(f.parts),
+    },
+  );
+  await node.start();
+  try {
+    const gate = f.gen.hold();
+    const body = JSON.stringify({ inputs: "hi", parameters: { max_new_tokens: 2 } });
+    const first = fetch(`${node.apiUrl}/api/v1/generate`, { method: "POST", body });
+    await f.gen.started(1);
+    const second = await fetch(`${node.apiUrl}/api/v1/generate`, { method: "POST", body });
+    assert.equal(second.status, 429, "one generation at a time");
+    assert.match((await second.json()).error, /the limit is 1/);
+    // the held generation runs past API_TIMEOUT = 1 s and is stopped with 504
+    const timedOut = await first;
+    assert.equal(timedOut.status, 504);
+    assert.match((await timedOut.json()).error, /within 1000 ms/);
+    gate.open();
+  } finally {
+    await node.stop(1000);
+  }
+});

@@ -64,6 +64,7 @@ export async function createSwarmPart(o: SwarmPartOptions): Promise<SwarmPart> {
     announcePeriodMs: o.announcePeriodMs,
     pinned: config.blockIndices !== undefined,
     rebalance: o.rebalance,
+    sessionLimits: { maxSessions: config.maxSessions, idleMs: config.sessionIdleTimeout * 1000 },
   });
   if (o.move && !config.blockIndices) {
     const move = o.move;

@@ -101,9 +101,22 @@ Deno.test({
         servers: 3,
       });
 
-      const d = await part(dir, "d", peers, { BLOCK_INDICES: "2:4" });
+      const d = await part(dir, "d", peers, {
+        BLOCK_INDICES: "2:4",
+        MAX_SESSIONS: "3",
+        SESSION_IDLE_TIMEOUT: "45",
+      });
       parts.push(d.p);
       assert.deepEqual(await d.run(), { start: 2, end: 4 }, "a pinned span is taken as given");
+      assert.deepEqual(
+        [d.p.server.sessionLimits.maxSessions, d.p.server.sessionLimits.idleMs],
+        [3, 45_000],
+        "the session limits come from the config",
+      );
+      assert.deepEqual([a.p.server.sessionLimits.maxSessions, a.p.server.sessionLimits.idleMs], [
+        64,
+        300_000,
+      ]);
       const firstId = a.p.status().peerId;
       await a.p.drain(100);
       await a.p.stop();

@@ -22,7 +22,7 @@ import { serveForwardStream } from "./forward_handler.ts";
 import { readFirst, replyError, serveInferenceStream } from "./inference_handler.ts";
 import { FORWARD_PROTOCOL, INFERENCE_PROTOCOL, INFO_PROTOCOL } from "./protocol_ids.ts";
 import { signRecord } from "./record_signer.ts";
-import { type SessionLimits, SessionManager } from "./session_manager.ts";
+import { DEFAULT_SESSION_LIMITS, type SessionLimits, SessionManager } from "./session_manager.ts";
 import { SwarmPeer, type SwarmPeerOptions } from "./swarm_peer.ts";
 import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
 
@@ -151,6 +151,10 @@ export class SwarmServer {
   }
   get sessions(): number {
     return this.#sessions?.count ?? 0;
+  }
+  /** The limits its inference sessions run under (defaults filled in). */
+  get sessionLimits(): SessionLimits {
+    return { ...DEFAULT_SESSION_LIMITS, ...this.#o.sessionLimits };
   }
 
   /** Starts libp2p and pulls the table from the initial peers; serves `info`. */

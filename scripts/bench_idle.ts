@@ -134,12 +134,18 @@ async function wakeProbe(
 ): Promise<Record<string, number>> {
   const worker = new Worker(ECHO_WORKER, { type: "module" });
   let buf = new Float32Array(1024);
-  let waiting: ((b: Float32Array<ArrayBuffer>) => void) | undefined;
-  worker.onmessage = (e: MessageEvent<Float32Array<ArrayBuffer>>) => waiting?.(e.data);
+  let waiting: { resolve: (b: Float32Array<ArrayBuffer>) => void; reject: (e: Error) => void } | undefined;
+  worker.onmessage = (e: MessageEvent<Float32Array<ArrayBuffer>>) => waiting?.resolve(e.data);
+  worker.onerror = (e: ErrorEvent) => {
+    e.preventDefault();
+    waiting?.reject(new Error(`thread_wake: the echo Worker failed: ${e.message}`));
+  };
   try {
     return await measureGaps(
       async () => {
-        const back = new Promise<Float32Array<ArrayBuffer>>((r) => waiting = r);
+        const back = new Promise<Float32Array<ArrayBuffer>>((resolve, reject) =>
+          waiting = { resolve, reject }
+        );
         worker.postMessage(buf, [buf.buffer]);
         buf = await back;
         if (buf.byteLength !== 4096) throw new Error("thread_wake: the Worker sent back the wrong buffer");

@@ -149,13 +149,33 @@ Deno.test("cli: bench measures a span, caches what serve announces, and refuses 
     "one entry per span size",
   );
 
-  const pinned = await runPlumise(["bench", "--model", ck.dir, "--num-blocks", "1", "--throughput", "7.5"], {
+  const overridden = await runPlumise([
+    "bench",
+    "--model",
+    ck.dir,
+    "--num-blocks",
+    "1",
+    "--throughput",
+    "7.5",
+  ], {
     env,
   });
-  assert.equal(pinned.code, 0, pinned.stderr);
-  assert.match(pinned.stdout, /serve announces 7.5 tokens\/s instead: THROUGHPUT/);
+  assert.equal(overridden.code, 0, overridden.stderr);
+  assert.match(overridden.stdout, /serve announces 7.5 tokens\/s instead: THROUGHPUT/);
+
+  // A cache budget too small to measure in is a configuration error naming what it needs.
+  const small = await runPlumise(["bench", "--model", ck.dir, "--num-blocks", "2", "--cache-tokens", "100"], {
+    env,
+  });
+  assert.equal(small.code, 2, small.stderr);
+  assert.match(
+    small.stderr,
+    /needs 296 cache tokens \(148 positions × 2 blocks\), only 100 are free \(CACHE_TOKENS=100\)/,
+  );
 
   const past = await runPlumise(["bench", "--model", ck.dir, "--block-indices", "2:5"], { env });
   assert.equal(past.code, 2, past.stderr);
   assert.match(past.stderr, /--block-indices 2:5 is past the model's 3 blocks/);
+  await Deno.remove(dir, { recursive: true });
+  await Deno.remove(ck.dir, { recursive: true });
 });

@@ -171,7 +171,7 @@ const BAD_CASES: Array<[string, Parameters<typeof resolveConfig>[0], string]> = 
   [
     "session idle",
     { env: { SESSION_IDLE_TIMEOUT: "5" } },
-    "SESSION_IDLE_TIMEOUT=5: must be 10–86400 seconds",
+    "SESSION_IDLE_TIMEOUT=5: must be 10–1800 seconds",
   ],
   [
     "key and keystore",

@@ -423,10 +423,11 @@ export const SCHEMA: readonly KeySpec[] = [
     arg: "<seconds>",
     type: "int",
     min: 10,
-    max: 86_400,
+    max: 1800,
     unit: "seconds",
     default: 300,
-    description: "a swarm session without a step for this long is closed and its cache freed",
+    description:
+      "a swarm session without a step for this long is closed and its cache freed (any session closes after 30 min)",
   },
   {
     key: "threads",

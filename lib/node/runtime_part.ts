@@ -5,7 +5,7 @@
  * @module
  */
 import type { Config } from "../config/types.ts";
-import { errorMessage, PlumiseError, RuntimeError } from "../errors.ts";
+import { ConfigError, errorMessage, PlumiseError, RuntimeError } from "../errors.ts";
 import { resolveCheckpoint } from "../runtime/checkpoint.ts";
 import { createBlockRuntime } from "../runtime/onnx_block_runtime.ts";
 import type { BlockRuntime, HiddenStates } from "../runtime/types.ts";
@@ -37,8 +37,10 @@ export interface RuntimePart extends NodeRuntime {
 export interface SpanMeasurement {
   readonly figures: ThroughputFigures;
   readonly speed: SpanSpeed;
-  /** Where the figures were cached (undefined when the cache could not be written). */
+  /** Where the figures were cached (undefined when the cache could not be written)… */
   readonly cachedAt?: string;
+  /** …and why not. */
+  readonly cacheError?: string;
 }
 
 export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
@@ -143,7 +145,7 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
     async measure(signal) {
       const rt = this.blocks();
       const key = cacheKey();
-      const speed = await measureSpan(rt, signal);
+      const speed = await measureSpan(rt, config.cacheTokens, signal);
       const info = rt.info();
       const figures = throughputFigures({
         spanBlocks: info.end - info.start,
@@ -159,13 +161,17 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
         throughput: figures.throughput,
       });
       const all = await readCache(cachePath()).catch(() => ({}));
+      // written beside and renamed over, so a reader (another node starting) never sees half a file
+      const tmp = `${cachePath()}.${crypto.randomUUID()}.tmp`;
       try {
         await Deno.mkdir(config.dataDir, { recursive: true });
-        await Deno.writeTextFile(cachePath(), JSON.stringify({ ...all, [key]: figures }, null, 2));
+        await Deno.writeTextFile(tmp, JSON.stringify({ ...all, [key]: figures }, null, 2));
+        await Deno.rename(tmp, cachePath());
         return { figures, speed, cachedAt: cachePath() };
       } catch (err) {
+        await Deno.remove(tmp).catch(() => {});
         log.warn("cannot cache the throughput", { path: cachePath(), error: errorMessage(err) });
-        return { figures, speed };
+        return { figures, speed, cacheError: errorMessage(err) };
       }
     },
     figures() {
@@ -200,7 +206,7 @@ async function readCache(path: string): Promise<Record<string, ThroughputFigures
 }
 
 /** Measures the span through one session of the runtime (see span_speed.ts). */
-async function measureSpan(rt: BlockRuntime, signal: AbortSignal): Promise<SpanSpeed> {
+async function measureSpan(rt: BlockRuntime, cacheTokens: number, signal: AbortSignal): Promise<SpanSpeed> {
   const info = rt.info();
   const h = info.hiddenSize;
   const hidden = (t: number): HiddenStates => {
@@ -208,10 +214,24 @@ async function measureSpan(rt: BlockRuntime, signal: AbortSignal): Promise<SpanS
     for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37) * 0.5;
     return { data, shape: [1, t, h] };
   };
+  const maxLength = PREFILL_TOKENS + decodeStepsOf() + 1;
+  const need = maxLength * (info.end - info.start);
+  if (info.cacheTokensLeft < need) {
+    throw new ConfigError(
+      "CACHE_TOO_SMALL",
+      `measuring the span's speed needs ${need} cache tokens (${maxLength} positions × ${
+        info.end - info.start
+      } blocks), only ${info.cacheTokensLeft} are free (CACHE_TOKENS=${cacheTokens})`,
+      {
+        hint:
+          `raise CACHE_TOKENS to at least ${need} (0 derives it from memory), or set THROUGHPUT to skip measuring`,
+      },
+    );
+  }
   const session = await rt.openSession({
     start: info.start,
     end: info.end,
-    maxLength: PREFILL_TOKENS + decodeStepsOf() + 1,
+    maxLength,
     batch: 1,
     signal,
   });

@@ -25,7 +25,7 @@ export interface SpanStepper {
 export interface SpanSpeedOptions {
   /** Prompt positions of the timed prefill (default 64). */
   readonly prefillTokens?: number;
-  /** Untimed decode steps before the rounds (default 3). */
+  /** Untimed decode steps before the rounds, at least 2 (default 3): all but the first set the gap. */
   readonly warmupSteps?: number;
   /** Rounds; each times one pipelined and one hot step (default 8). */
   readonly rounds?: number;
@@ -92,15 +92,16 @@ function checkOptions(o: typeof DEFAULTS): void {
     }
   }
   const counts = [
-    ["prefillTokens", o.prefillTokens],
-    ["warmupSteps", o.warmupSteps],
-    ["rounds", o.rounds],
-    ["maxSettleSteps", o.maxSettleSteps],
+    ["prefillTokens", o.prefillTokens, 1],
+    ["warmupSteps", o.warmupSteps, 2],
+    ["rounds", o.rounds, 1],
+    ["maxSettleSteps", o.maxSettleSteps, 1],
   ] as const;
-  for (const [k, v] of counts) {
-    if (!(Number.isInteger(v) && v >= 1)) {
-      throw new RuntimeError("BAD_MEASUREMENT", `span speed: ${k} must be an integer ≥ 1, got ${v}`, {
-        hint: "steps are counted in whole steps; the first decode step is never timed",
+  for (const [k, v, min] of counts) {
+    if (!(Number.isInteger(v) && v >= min)) {
+      throw new RuntimeError("BAD_MEASUREMENT", `span speed: ${k} must be an integer ≥ ${min}, got ${v}`, {
+        hint:
+          "steps are whole steps; the warm-up needs 2: its first step pays one-off costs, the rest set the gap",
       });
     }
   }
@@ -134,8 +135,9 @@ export async function measureSpanSpeed(stepper: SpanStepper, options: SpanSpeedO
   const prefillMs = await timed(() => stepper.prefill(o.prefillTokens, signal));
   const warm: number[] = [];
   for (let i = 0; i < o.warmupSteps; i++) warm.push(await timed(() => stepper.decode(signal)));
-  // the gap follows the hot step time estimated from the warm-up (its best step: the first pays one-off costs)
-  const estimate = Math.min(...(warm.length > 1 ? warm.slice(1) : warm));
+  // the gap follows the hot step time estimated from the warm-up (its best step after the first,
+  // which pays one-off costs)
+  const estimate = Math.min(...warm.slice(1));
   const gapMs = Math.min(o.maxGapMs, Math.max(o.minGapMs, o.gapFactor * estimate));
   const hot: number[] = [];
   const pipelined: number[] = [];

@@ -88,14 +88,14 @@ Deno.test("span speed: without an idle penalty the hot rate is announced; the ga
     now: v.now,
     sleep: v.sleep,
     rounds: 3,
-    warmupSteps: 1,
+    warmupSteps: 2,
   });
   assert.equal(s.gapMs, 250, "a slow span waits at most maxGapMs");
   assert.equal(s.decodeStepsPerSecond, 1000 / 400, "the slower median: a faster resume is not credited");
   assert.ok(s.idlePenalty < 1);
   assert.equal(
     v.log.filter((e) => e === "decode").length,
-    1 + 3 * 3,
+    2 + 3 * 3,
     "a step longer than settleMs settles in one",
   );
   const fast = virtualSpan({ hotMs: 0.1, resumeMs: 0.1, prefillMs: 1 });
@@ -114,7 +114,7 @@ Deno.test("span speed: bad options are refused with the value; an abort stops th
     const [opts, re] of [
       [{ rounds: 0 }, /rounds must be an integer ≥ 1, got 0/],
       [{ gapFactor: Number.NaN }, /gapFactor must be > 0, got NaN/],
-      [{ warmupSteps: 0 }, /warmupSteps must be an integer ≥ 1, got 0/],
+      [{ warmupSteps: 1 }, /warmupSteps must be an integer ≥ 2, got 1/],
       [{ maxSettleSteps: 1.5 }, /maxSettleSteps must be an integer ≥ 1, got 1.5/],
       [{ settleMs: -1 }, /settleMs must be ≥ 0, got -1/],
       [{ minGapMs: 300 }, /gap bounds 300\.\.250 ms/],

@@ -35,12 +35,16 @@ export const RuntimeErrorCodes = {
   BAD_SPAN: "BAD_SPAN",
   /** The runtime is stopped, or was not started. */
   NOT_RUNNING: "NOT_RUNNING",
+  /** A throughput measurement was asked for with impossible options (lib/node/span_speed.ts). */
+  BAD_MEASUREMENT: "BAD_MEASUREMENT",
   /** The model type or a config feature is not supported. */
   UNSUPPORTED_MODEL: "UNSUPPORTED_MODEL",
   /** A checkpoint file is missing, truncated or inconsistent. */
   BAD_CHECKPOINT: "BAD_CHECKPOINT",
   /** onnxruntime or the worker failed unexpectedly. */
   ENGINE_FAILED: "ENGINE_FAILED",
+  /** A direct path was asked of a runtime started without a direct-path listener. */
+  NO_DIRECT: "NO_DIRECT",
 } as const;
 export type RuntimeErrorCode = typeof RuntimeErrorCodes[keyof typeof RuntimeErrorCodes];
 

@@ -152,9 +152,9 @@ export class SwarmServer {
   get sessions(): number {
     return this.#sessions?.count ?? 0;
   }
-  /** The limits its inference sessions run under (defaults filled in). */
+  /** The limits its inference sessions run under: the session manager's once serving, else the configured ones. */
   get sessionLimits(): SessionLimits {
-    return { ...DEFAULT_SESSION_LIMITS, ...this.#o.sessionLimits };
+    return this.#sessions?.limits ?? { ...DEFAULT_SESSION_LIMITS, ...this.#o.sessionLimits };
   }
 
   /** Starts libp2p and pulls the table from the initial peers; serves `info`. */

@@ -1,7 +1,8 @@
 /**
  * `plumise bench [--json]`: measures this machine's block throughput for the configured model —
  * the figures `serve` announces — and stores them in the data directory's throughput cache, so
- * the next `serve` announces them without measuring again.
+ * the next `serve` start announces them without measuring again. Run it while no `serve` runs on
+ * the machine: both would share the cores and measure each other.
  * @module
  */
 import type { Command } from "@commander-js/extra-typings";
@@ -53,6 +54,7 @@ export function registerBench(program: Command, ctx: CommandContext): void {
         prefillTokensPerSecond: round(s.prefillTokensPerSecond),
         ...r.figures,
         cache: r.cachedAt ?? null,
+        cacheError: r.cacheError ?? null,
         throughputOverride: config.throughput ?? null,
       }));
       return;
@@ -77,8 +79,10 @@ export function registerBench(program: Command, ctx: CommandContext): void {
     }
     ctx.stdout(
       r.cachedAt
-        ? `cached in ${r.cachedAt}: serve announces these for ${r.end - r.start} blocks of this model`
-        : "not cached: the data directory is not writable (serve will measure again)",
+        ? `cached in ${r.cachedAt}: the next serve start announces these for ${
+          r.end - r.start
+        } blocks of this model (a running serve keeps what it measured)`
+        : `not cached (${r.cacheError}): serve will measure again`,
     );
   });
 }

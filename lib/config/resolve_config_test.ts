@@ -27,7 +27,7 @@ Deno.test("defaults: every key resolves with source default and the documented v
   assert.equal(config.rewardPool, "0x0000000000000000000000000000000000001000");
   assert.equal(config.claimThresholdWei, 1_000_000_000_000_000_000n);
   assert.equal(config.apiPort, 31331);
-  assert.deepEqual([config.apiMaxConcurrent, config.apiTimeout], [4, 300]);
+  assert.deepEqual([config.apiMaxConcurrent, config.apiTimeout, config.shutdownGrace], [4, 300, 10]);
   assert.deepEqual([config.maxSessions, config.sessionIdleTimeout], [64, 300]);
   assert.equal(config.p2pPort, 31330);
   assert.equal(config.p2pHost, "0.0.0.0");
@@ -168,6 +168,7 @@ const BAD_CASES: Array<[string, Parameters<typeof resolveConfig>[0], string]> = 
   ],
   ["api timeout", { flags: { apiTimeout: "1.5" } }, "--api-timeout=1.5: must be"],
   ["max sessions", { env: { MAX_SESSIONS: "5000" } }, "MAX_SESSIONS=5000: must be 1–4096 sessions"],
+  ["shutdown grace", { flags: { shutdownGrace: "-1" } }, "--shutdown-grace=-1: must be 0–3600 seconds"],
   [
     "session idle",
     { env: { SESSION_IDLE_TIMEOUT: "5" } },

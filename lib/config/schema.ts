@@ -280,6 +280,19 @@ export const SCHEMA: readonly KeySpec[] = [
     description: "an HTTP API generation still running after this long is stopped with 504",
   },
   {
+    key: "shutdownGrace",
+    env: "SHUTDOWN_GRACE",
+    flag: "shutdown-grace",
+    arg: "<seconds>",
+    type: "int",
+    min: 0,
+    max: 3600,
+    unit: "seconds",
+    default: 10,
+    description:
+      "on SIGINT/SIGTERM, running generations and swarm steps get this long to finish (a second signal exits at once)",
+  },
+  {
     key: "publicUrl",
     env: "PUBLIC_URL",
     flag: "public-url",

@@ -43,6 +43,8 @@ export interface Config {
   readonly apiMaxConcurrent: number;
   /** Seconds an HTTP API generation may run before it is stopped (504). */
   readonly apiTimeout: number;
+  /** Seconds in-flight work gets to finish after SIGINT/SIGTERM. */
+  readonly shutdownGrace: number;
   /** Bearer token required by the HTTP API when set; redacted everywhere. */
   readonly apiSecret?: string;
   /** Public URL of the HTTP API, registered with the Oracle when set. */

@@ -33,9 +33,6 @@ export interface NodeOptions {
   readonly stopStepTimeoutMs?: number;
 }
 
-/** Default grace period for in-flight work at stop. */
-export const DEFAULT_GRACE_MS = 10_000;
-
 export class PlumiseNode implements NodeStatusSource {
   readonly config: Config;
   readonly metrics: Metrics;
@@ -205,10 +202,10 @@ export class PlumiseNode implements NodeStatusSource {
   }
 
   /**
-   * Graceful stop: offline announcement, in-flight work within `graceMs`, final report, reverse
-   * order. Idempotent; never throws.
+   * Graceful stop: offline announcement, in-flight work within `graceMs` (default: the config's
+   * `SHUTDOWN_GRACE`), final report, reverse order. Idempotent; never throws.
    */
-  stop(graceMs = DEFAULT_GRACE_MS): Promise<void> {
+  stop(graceMs: number = this.config.shutdownGrace * 1000): Promise<void> {
     if (this.#state === "idle") {
       this.#state = "stopped";
       return Promise.resolve();
@@ -363,13 +360,13 @@ export function createNode(config: Config, options: NodeOptions = {}): PlumiseNo
 
 /**
  * What `plumise serve` runs: start, serve until `signal` aborts (the CLI's first SIGINT/SIGTERM;
- * a second one exits at once in the CLI), then stop within `graceMs`. A start interrupted by the
- * signal is a clean stop, not an error.
+ * a second one exits at once in the CLI), then stop within `graceMs` (default: the config's
+ * `SHUTDOWN_GRACE`). A start interrupted by the signal is a clean stop, not an error.
  */
 export async function runNode(
   node: PlumiseNode,
   signal: AbortSignal,
-  graceMs = DEFAULT_GRACE_MS,
+  graceMs = node.config.shutdownGrace * 1000,
 ): Promise<void> {
   try {
     await node.start(signal);

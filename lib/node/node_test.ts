@@ -342,3 +342,20 @@ Deno.test("API_MAX_CONCURRENT and API_TIMEOUT reach the node's HTTP API", async 
     await node.stop(1000);
   }
 });
+
+Deno.test("runNode stops within SHUTDOWN_GRACE by default", async () => {
+  const f = fakeParts({ offline: true });
+  const { logger, records } = memoryLogger("info");
+  const node = createNode(testConfig({ PLUMISE_OFFLINE: "true", SHUTDOWN_GRACE: "3" }), {
+    parts: () => Promise.resolve(f.parts),
+    logger,
+  });
+  const ac = new AbortController();
+  const running = runNode(node, ac.signal);
+  for (let i = 0; i < 1000 && node.state !== "online"; i++) await new Promise((r) => setTimeout(r, 5));
+  ac.abort();
+  await running;
+  assert.equal(node.state, "stopped");
+  assert.equal(f.drainGrace(), 3000, "the swarm drains within the configured grace");
+  assert.equal(records.find((r) => r.msg === "stopping")?.graceMs, 3000);
+});

@@ -163,6 +163,17 @@ Deno.test("cli: bench measures a span, caches what serve announces, and refuses 
   assert.equal(overridden.code, 0, overridden.stderr);
   assert.match(overridden.stdout, /serve announces 7.5 tokens\/s instead: THROUGHPUT/);
 
+  // A data directory that cannot be made: the figures are still printed, with why they were not cached.
+  await Deno.writeTextFile(`${dir}/a-file`, "");
+  const unwritable = await runPlumise(["bench", "--model", ck.dir, "--num-blocks", "1", "--json"], {
+    env: { ...env, PLUMISE_DATA_DIR: `${dir}/a-file/data` },
+  });
+  assert.equal(unwritable.code, 0, unwritable.stderr);
+  const u = JSON.parse(unwritable.stdout);
+  assert.ok(u.throughput > 0);
+  assert.equal(u.cache, null);
+  assert.match(u.cacheError, /a-file/);
+
   // A cache budget too small to measure in is a configuration error naming what it needs.
   const small = await runPlumise(["bench", "--model", ck.dir, "--num-blocks", "2", "--cache-tokens", "100"], {
     env,

@@ -13,7 +13,7 @@ import type { ThroughputFigures } from "../swarm/swarm_server.ts";
 import type { Logger } from "../util/logger.ts";
 import type { NodeRuntime, NodeSpan } from "./types.ts";
 import { modelSource } from "../runtime/model_source.ts";
-import { decodeStepsOf, measureSpanSpeed, type SpanSpeed } from "./span_speed.ts";
+import { measureSpanSpeed, positionsOf, type SpanSpeed } from "./span_speed.ts";
 
 export interface RuntimePart extends NodeRuntime {
   /** The loaded runtime (throws before `load`). */
@@ -214,7 +214,7 @@ async function measureSpan(rt: BlockRuntime, cacheTokens: number, signal: AbortS
     for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37) * 0.5;
     return { data, shape: [1, t, h] };
   };
-  const maxLength = PREFILL_TOKENS + decodeStepsOf() + 1;
+  const maxLength = positionsOf() + 1;
   const need = maxLength * (info.end - info.start);
   if (info.cacheTokensLeft < need) {
     throw new ConfigError(
@@ -240,14 +240,11 @@ async function measureSpan(rt: BlockRuntime, cacheTokens: number, signal: AbortS
     return await measureSpanSpeed({
       prefill: async (tokens, s) => void await session.step(hidden(tokens), { signal: s }),
       decode: async (s) => void await session.step(one, { signal: s }),
-    }, { prefillTokens: PREFILL_TOKENS, signal });
+    }, { signal });
   } finally {
     await session.close();
   }
 }
-
-/** Prompt positions of the measured prefill. */
-const PREFILL_TOKENS = 64;
 
 /**
  * The link rate assumed for the network estimate when none is measured (Petals' fallback when its

@@ -76,6 +76,11 @@ export function decodeStepsOf(options: Omit<SpanSpeedOptions, "signal"> = {}): n
   return o.warmupSteps + o.rounds * (2 + o.maxSettleSteps);
 }
 
+/** The most positions a measurement with these options runs: its prefill and its decode steps (for the session's length). */
+export function positionsOf(options: Omit<SpanSpeedOptions, "signal"> = {}): number {
+  return { ...DEFAULTS, ...options }.prefillTokens + decodeStepsOf(options);
+}
+
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

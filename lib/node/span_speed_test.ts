@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { RuntimeError } from "../errors.ts";
-import { decodeStepsOf, measureSpanSpeed, type SpanStepper } from "./span_speed.ts";
+import { decodeStepsOf, measureSpanSpeed, positionsOf, type SpanStepper } from "./span_speed.ts";
 
 /**
  * A span on a virtual clock: a decode step takes `hotMs`, or `resumeMs` when it starts less than
@@ -58,6 +58,12 @@ Deno.test("span speed: times hot and pipelined steps apart and announces the slo
   assert.equal(v.log[0], "prefill 64");
   assert.equal(v.log.filter((e) => e === "decode").length, 3 + 8 * (1 + 6 + 1));
   assert.ok(v.log.filter((e) => e === "decode").length <= decodeStepsOf(), "within the session's length");
+  assert.equal(
+    positionsOf(),
+    64 + decodeStepsOf(),
+    "the session's length: the prefill and every decode step",
+  );
+  assert.equal(positionsOf({ prefillTokens: 10, warmupSteps: 2, rounds: 1, maxSettleSteps: 1 }), 10 + 2 + 3);
   assert.equal(v.log.filter((e) => e.startsWith("sleep")).length, 8, "one wait per round");
 });
 

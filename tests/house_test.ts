@@ -9,12 +9,15 @@ import { REPO_ROOT } from "./helpers/cli.ts";
 
 const denoJson = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`));
 
-Deno.test("house: deno.json serve task runs with exactly the binary's permissions", () => {
+Deno.test("house: deno.json serve and plumise tasks run with exactly the binary's permissions", () => {
   const serve: string = denoJson.tasks.serve;
   const flags = serve.split(/\s+/).filter((a) => a.startsWith("--allow"));
   assert.deepEqual(flags, [...BINARY_PERMISSIONS]);
   assert.ok(!/\s-A\b|--allow-all/.test(serve));
   assert.match(serve, /main\.ts serve --tier lite$/);
+  const plumise: string = denoJson.tasks.plumise;
+  assert.deepEqual(plumise.split(/\s+/).filter((a) => a.startsWith("--allow")), [...BINARY_PERMISSIONS]);
+  assert.match(plumise, /^deno run .* main\.ts$/);
 });
 
 Deno.test("house: compile covers five targets with the same permissions and no -A", () => {

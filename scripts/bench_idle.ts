@@ -188,9 +188,16 @@ if (import.meta.main) {
   const ck = await makeBenchModel({ layers: blocks, heads: 16, headDim: 64, threads, tokens: 1, runs: 1 });
   const h = Number(ck.config.hidden_size);
   const x = { data: Float32Array.from({ length: h }, (_, i) => Math.sin(i) / 2), shape: [1, 1, h] };
-  /** The span's decode step with `n` intra-op threads (each series in a fresh session). */
-  const spanProbe = async (n: number) => {
-    const engine = await loadSpanEngine({ model: ck.dir, start: 0, end: blocks, threads: n });
+  /**
+   * The span's decode step with `n` intra-op threads (each series in a fresh session), its threads
+   * pinned or not; pinning pins this thread for good (threads created later inherit it), so every
+   * other probe runs before the first pinned one.
+   */
+  const spanProbe = async (n: number, pinning: "auto" | "off") => {
+    const engine = await loadSpanEngine(
+      { model: ck.dir, start: 0, end: blocks, threads: n, pinning },
+      (r) => pinning === "auto" && log(`  pinning: ${r.pinning}`),
+    );
     try {
       let open = false;
       const fresh = () => {
@@ -205,15 +212,7 @@ if (import.meta.main) {
     }
   };
   try {
-    log(
-      `span_step: ${blocks} blocks of hidden ${h}, ${threads} threads; gaps ${a.gaps} ms; ${rounds} × ${steps} runs`,
-    );
     const probes: Record<string, Record<string, number>> = {};
-    probes.span_step = withPenalties(await spanProbe(threads));
-    if (threads > 1) {
-      log("span_step_1t: the same with 1 thread");
-      probes.span_step_1t = withPenalties(await spanProbe(1));
-    }
     log("js_stream: summing 64 MiB on this thread");
     const big = new Float32Array(16 << 20).fill(1);
     let sink = 0;
@@ -232,6 +231,16 @@ if (import.meta.main) {
     probes.js_stream = withPenalties(stream);
     log("thread_wake: a 4 KiB round trip to a Worker that echoes it");
     probes.thread_wake = withPenalties(await wakeProbe(gaps, steps, rounds));
+    if (threads > 1) {
+      log("span_step_1t: the span's step with 1 thread");
+      probes.span_step_1t = withPenalties(await spanProbe(1, "off"));
+      log(`span_step_unpinned: the same with ${threads} threads, not pinned`);
+      probes.span_step_unpinned = withPenalties(await spanProbe(threads, "off"));
+    }
+    log(
+      `span_step: ${blocks} blocks of hidden ${h}, ${threads} threads pinned as the runtime pins them (CPU_PINNING auto); gaps ${a.gaps} ms; ${rounds} × ${steps} runs`,
+    );
+    probes.span_step = withPenalties(await spanProbe(threads, "auto"));
     const result = {
       probes,
       gaps_ms: [...new Set(gaps.filter((g) => g.kind !== "hot").map((g) => g.ms))],

@@ -7,7 +7,16 @@
  * and the medians are reported.
  *
  *   deno task bench:swarm [--json] [--runs 5] [--tokens 32] [--layers 12] [--heads 16] [--head-dim 64] [--threads 2]
- *     [--breakdown] [--no-push-relay] [--no-libp2p] [--no-floor] [--client-latency-ms 0]
+ *     [--breakdown] [--no-push-relay] [--no-libp2p] [--no-floor] [--no-local-unpinned] [--client-latency-ms 0]
+ *
+ * Every runtime pins its compute threads as `plumise` does by default (`CPU_PINNING` auto, see
+ * lib/runtime/_cpu_affinity.ts). So that this cannot flatter the ratio by slowing the single
+ * process, the single process also runs with nothing pinned (`local_unpinned`, alternated like the
+ * rest; `--no-local-unpinned` skips it), and `local_tok_s`, the baseline of every ratio, is the
+ * faster of the two (`local_pinning` says which; `local_pinned_tok_s`, `local_unpinned_tok_s`).
+ * What pinning gains the swarm: three more servers with nothing pinned and a client with an
+ * unpinned head (`swarm_unpinned_tok_s`, `ratio_unpinned`, and `pinned_vs_unpinned` = swarm ÷
+ * that; `--no-swarm-unpinned` skips them).
  *
  * A third variant, alternated in the same run, is the floor: the same three spans in three
  * processes taking turns over pipes with no protocol at all (scripts/pipe_span_process.ts), so the
@@ -31,7 +40,8 @@
  */
 import { parseArgs } from "node:util";
 import { createBlockRuntime, createClientHead, loadTokenizer } from "../lib/runtime/mod.ts";
-import type { ClientHead } from "../lib/runtime/types.ts";
+import type { BlockRuntime, ClientHead } from "../lib/runtime/types.ts";
+import type { CpuPinning } from "../lib/util/cpu_list.ts";
 import { type ConnectedSwarmClient, connectSwarm } from "../lib/swarm/client/connect_swarm.ts";
 import { generateText, type GenerationResult, type StepSession } from "../lib/swarm/client/generate_text.ts";
 import { describeRoute } from "../lib/swarm/client/route_inference.ts";
@@ -58,6 +68,8 @@ const { values: a } = parseArgs({
     "no-push-relay": { type: "boolean", default: false },
     "no-libp2p": { type: "boolean", default: false },
     "no-floor": { type: "boolean", default: false },
+    "no-local-unpinned": { type: "boolean", default: false },
+    "no-swarm-unpinned": { type: "boolean", default: false },
     "client-latency-ms": { type: "string", default: "0" },
   },
 });
@@ -94,16 +106,23 @@ const timed = async <T>(key: string, tokens: number, f: () => Promise<T>): Promi
   (timings[key] ??= []).push(performance.now() - t0);
   return r;
 };
-const rawHead = createClientHead({ model, threads });
-const head: ClientHead = {
-  get info() {
-    return rawHead.info;
-  },
-  start: () => rawHead.start(),
-  stop: () => rawHead.stop(),
-  embed: (ids, o) => timed(`${variant} embed`, ids.shape[1], () => rawHead.embed(ids, o)),
-  logits: (last, o) => timed(`${variant} logits`, 1, () => rawHead.logits(last, o)),
+/** A client head (threads pinned as `pinning` says) whose decode calls are timed under the running variant. */
+const timedHead = (pinning: CpuPinning): ClientHead => {
+  const raw = createClientHead({ model, threads, pinning });
+  return {
+    get info() {
+      return raw.info;
+    },
+    start: () => raw.start(),
+    stop: () => raw.stop(),
+    embed: (ids, o) => timed(`${variant} embed`, ids.shape[1], () => raw.embed(ids, o)),
+    logits: (last, o) => timed(`${variant} logits`, 1, () => raw.logits(last, o)),
+  };
 };
+/** The head of every variant but one: pinned as the runtime's default pins it (CPU_PINNING auto). */
+const head = timedHead("auto");
+/** The head with nothing pinned: of `local_unpinned` (so the baseline is the faster of the two) and `swarm_unpinned`. */
+const headOff = a["no-local-unpinned"] && a["no-swarm-unpinned"] ? undefined : timedHead("off");
 /** A step session whose decode steps are timed under `key`. */
 const timedSession = (key: string, s: StepSession): StepSession => ({
   get position() {
@@ -114,18 +133,23 @@ const timedSession = (key: string, s: StepSession): StepSession => ({
 });
 const tokenizer = await loadTokenizer({ model });
 await head.start();
-const servers: SpawnedFixture[] = [];
+await headOff?.start();
+const servers: SpawnedFixture[] = [], serversOff: SpawnedFixture[] = [];
 const pipes: PipeSpan[] = [];
 try {
   // --- one process: the whole model + head, no swarm
   const local = createBlockRuntime({ model, start: 0, end: layers, weights: "fp32", threads });
   await local.start();
-  const runLocal = async () => {
-    variant = "local";
-    const session = await local.openSession({ start: 0, end: layers, maxLength: 512, batch: 1 });
+  const localOff = a["no-local-unpinned"]
+    ? undefined
+    : createBlockRuntime({ model, start: 0, end: layers, weights: "fp32", threads, pinning: "off" });
+  await localOff?.start();
+  const runLocal = async (name: string, rt: BlockRuntime, h: ClientHead) => {
+    variant = name;
+    const session = await rt.openSession({ start: 0, end: layers, maxLength: 512, batch: 1 });
     try {
       return await generateText(
-        { head, tokenizer, session: timedSession("local_blocks", session) },
+        { head: h, tokenizer, session: timedSession(`${name}_blocks`, session) },
         a.prompt!,
         options,
       )
@@ -155,6 +179,24 @@ try {
     );
   }
   await Promise.all(servers.map((s) => s.addRecords(servers.map((x) => x.signed))));
+  // the same swarm with nothing pinned (CPU_PINNING=off everywhere): what pinning gains
+  if (!a["no-swarm-unpinned"]) {
+    for (let i = 0; i < 3; i++) {
+      serversOff.push(
+        await spawnFixtureServer({
+          model,
+          start: cuts[i],
+          end: cuts[i + 1],
+          numBlocks: layers,
+          hiddenSize,
+          checkpointDir: model,
+          threads,
+          pinning: "off",
+        }),
+      );
+    }
+    await Promise.all(serversOff.map((s) => s.addRecords(serversOff.map((x) => x.signed))));
+  }
   // the floor: the same three spans in three processes taking turns over pipes, no protocol
   if (!a["no-floor"]) {
     for (let i = 0; i < 3; i++) {
@@ -176,8 +218,11 @@ try {
       .complete();
   };
   /** The swarm clients compared, on the same servers: as `plumise generate` runs, always / never pushing, over libp2p. */
-  const variants: { name: string; direct: boolean; push: boolean | "auto" }[] = [
+  const variants: { name: string; direct: boolean; push: boolean | "auto"; unpinned?: boolean }[] = [
     { name: "swarm", direct: true, push: "auto" },
+    ...(serversOff.length
+      ? [{ name: "swarm_unpinned", direct: true, push: "auto" as const, unpinned: true }]
+      : []),
     ...(a["no-push-relay"] ? [] : [
       { name: "swarm_push", direct: true, push: true },
       { name: "swarm_relay", direct: true, push: false },
@@ -192,8 +237,8 @@ try {
       v.name,
       await connectSwarm({
         model,
-        initialPeers: [servers[0].addrs[0]],
-        head,
+        initialPeers: [(v.unpinned ? serversOff : servers)[0].addrs[0]],
+        head: v.unpinned ? headOff! : head,
         tokenizer,
         numBlocks: layers,
         tableRefreshMs: 0,
@@ -210,7 +255,9 @@ try {
     );
   }
   const client = clients.get("swarm")!;
-  const localRuns: GenerationResult[] = [], pipeRuns: GenerationResult[] = [];
+  const localRuns: GenerationResult[] = [],
+    localOffRuns: GenerationResult[] = [],
+    pipeRuns: GenerationResult[] = [];
   const swarmRuns = new Map<string, GenerationResult[]>(variants.map((v) => [v.name, []]));
   let route = "", maxAbsDiff = 0;
   try {
@@ -239,7 +286,14 @@ try {
     // warm-up all, then alternate so that all see the same machine load; each run starts one
     // variant later than the one before (whichever runs right after another pays for its leftovers)
     const order: { name: string; run: () => Promise<GenerationResult>; into: GenerationResult[] }[] = [
-      { name: "local", run: runLocal, into: localRuns },
+      { name: "local", run: () => runLocal("local", local, head), into: localRuns },
+      ...(localOff && headOff
+        ? [{
+          name: "local_unpinned",
+          run: () => runLocal("local_unpinned", localOff, headOff),
+          into: localOffRuns,
+        }]
+        : []),
       ...variants.map((v) => ({ name: v.name, run: () => runSwarm(v.name), into: swarmRuns.get(v.name)! })),
       ...(pipes.length ? [{ name: "floor", run: runPipes, into: pipeRuns }] : []),
     ];
@@ -266,6 +320,7 @@ try {
   } finally {
     for (const c of clients.values()) await c.stop();
     await local.stop();
+    await localOff?.stop();
   }
   const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
   /** Medians over a variant's runs: tokens/s, the prefill (session opening included), decode ms per token. */
@@ -275,13 +330,24 @@ try {
     round(median(rs.map((r) => r.decodeMs / Math.max(1, r.tokenIds.length - 1))), 2);
   const relayRuns = swarmRuns.get("swarm_relay") ?? [], streamRuns = swarmRuns.get("swarm_libp2p") ?? [];
   const pushRuns = swarmRuns.get("swarm_push") ?? [], autoRuns = swarmRuns.get("swarm")!;
-  const localTokS = tokSOf(localRuns), swarmTokS = tokSOf(autoRuns);
+  const offRuns = swarmRuns.get("swarm_unpinned") ?? [];
+  // the baseline is the faster single process: pinned as the runtime pins by default, or not pinned
+  const pinnedTokS = tokSOf(localRuns), unpinnedTokS = localOffRuns.length ? tokSOf(localOffRuns) : 0;
+  const localTokS = Math.max(pinnedTokS, unpinnedTokS), swarmTokS = tokSOf(autoRuns);
   const localRun = localRuns[0], swarmRun = autoRuns[0];
   log(`swarm route: ${route}`);
   const result = {
     swarm_tok_s: round(swarmTokS, 2),
     local_tok_s: round(localTokS, 2),
     ratio: round(swarmTokS / localTokS, 3),
+    ...(localOffRuns.length
+      ? {
+        /** Which single process was faster (and is `local_tok_s`): threads pinned ("auto") or not ("off"). */
+        local_pinning: unpinnedTokS > pinnedTokS ? "off" : "auto",
+        local_pinned_tok_s: round(pinnedTokS, 2),
+        local_unpinned_tok_s: round(unpinnedTokS, 2),
+      }
+      : {}),
     /** Decode hops of the default client pushed server to server (measured runs). */
     swarm_push_share: round(hops.pushed / Math.max(1, hops.all), 3),
     ...(relayRuns.length
@@ -296,6 +362,14 @@ try {
           median(pushRuns.map((r, i) => tokensPerSecond(r) / tokensPerSecond(relayRuns[i]))),
           3,
         ),
+      }
+      : {}),
+    ...(offRuns.length
+      ? {
+        swarm_unpinned_tok_s: round(tokSOf(offRuns), 2),
+        ratio_unpinned: round(tokSOf(offRuns) / localTokS, 3),
+        /** What pinning gains the swarm: the default swarm ÷ the same swarm with nothing pinned. */
+        pinned_vs_unpinned: round(swarmTokS / tokSOf(offRuns), 3),
       }
       : {}),
     ...(streamRuns.length
@@ -316,13 +390,16 @@ try {
     ...(clientLatencyMs > 0 ? { client_latency_ms: clientLatencyMs } : {}),
     prefill_ms: {
       local: prefillOf(localRuns),
+      ...(localOffRuns.length ? { local_unpinned: prefillOf(localOffRuns) } : {}),
       swarm: prefillOf(autoRuns),
       ...(relayRuns.length ? { swarm_push: prefillOf(pushRuns), swarm_relay: prefillOf(relayRuns) } : {}),
       ...(pipeRuns.length ? { floor: prefillOf(pipeRuns) } : {}),
     },
     decode_ms_per_token: {
       local: decodeOf(localRuns),
+      ...(localOffRuns.length ? { local_unpinned: decodeOf(localOffRuns) } : {}),
       swarm: decodeOf(autoRuns),
+      ...(offRuns.length ? { swarm_unpinned: decodeOf(offRuns) } : {}),
       ...(relayRuns.length ? { swarm_push: decodeOf(pushRuns), swarm_relay: decodeOf(relayRuns) } : {}),
       ...(pipeRuns.length ? { floor: decodeOf(pipeRuns) } : {}),
     },
@@ -330,8 +407,8 @@ try {
     hidden_size: hiddenSize,
     runs,
     same_tokens: JSON.stringify(swarmRun.tokenIds) === JSON.stringify(localRun.tokenIds) &&
-      [...autoRuns, ...pushRuns, ...relayRuns, ...streamRuns, ...pipeRuns].every((r) =>
-        JSON.stringify(r.tokenIds) === JSON.stringify(localRun.tokenIds)
+      [...autoRuns, ...pushRuns, ...relayRuns, ...streamRuns, ...pipeRuns, ...localOffRuns, ...offRuns].every(
+        (r) => JSON.stringify(r.tokenIds) === JSON.stringify(localRun.tokenIds),
       ),
     /** Largest difference between the swarm's and the single process's block output on the prompt. */
     max_abs_diff: maxAbsDiff,
@@ -351,8 +428,9 @@ try {
       `swarm ${result.swarm_tok_s} tok/s, local ${result.local_tok_s} tok/s, ratio ${result.ratio}`,
     );}
 } finally {
-  await Promise.all(servers.map((s) => s.kill()));
+  await Promise.all([...servers, ...serversOff].map((s) => s.kill()));
   await Promise.all(pipes.map((p) => p.stop()));
   await head.stop();
+  await headOff?.stop();
   await Deno.remove(ck.dir, { recursive: true }).catch(() => {});
 }

@@ -14,9 +14,10 @@
  * `spawnPipeSpan()` starts one and returns a driver.
  * @module
  */
-import { BlockEngine } from "../lib/runtime/block_engine.ts";
+import { BlockEngine, type EngineLoadResult } from "../lib/runtime/block_engine.ts";
 import { engineSource, resolveCheckpoint } from "../lib/runtime/checkpoint.ts";
 import type { HiddenStates } from "../lib/runtime/types.ts";
+import type { CpuPinning } from "../lib/util/cpu_list.ts";
 import { spawnModule } from "../tests/helpers/spawn_module.ts";
 
 export interface PipeSpanOptions {
@@ -24,6 +25,11 @@ export interface PipeSpanOptions {
   start: number;
   end: number;
   threads: number;
+  /**
+   * Pinning of the compute threads, as the runtime does it (default "auto"); pinning pins this
+   * thread for good, and threads it creates later inherit that.
+   */
+  pinning?: CpuPinning;
 }
 
 export interface PipeSpan {
@@ -47,11 +53,22 @@ export function spanRequest(hidden: HiddenStates, fresh: boolean): Uint8Array {
   return msg;
 }
 
-/** Loads blocks `[start, end)` of `model` with the runtime's engine, on this thread. */
-export async function loadSpanEngine(o: PipeSpanOptions): Promise<BlockEngine> {
+/** Loads blocks `[start, end)` of `model` with the runtime's engine, on this thread (pinned as `o.pinning` says). */
+export async function loadSpanEngine(
+  o: PipeSpanOptions,
+  loaded?: (r: EngineLoadResult) => void,
+): Promise<BlockEngine> {
   const ck = await resolveCheckpoint({ model: o.model }, { start: o.start, end: o.end });
   const engine = new BlockEngine();
-  await engine.load({ ...engineSource(ck), start: o.start, end: o.end, weights: "fp32", threads: o.threads });
+  const r = await engine.load({
+    ...engineSource(ck),
+    start: o.start,
+    end: o.end,
+    weights: "fp32",
+    threads: o.threads,
+    pinning: o.pinning ?? "auto",
+  });
+  loaded?.(r);
   return engine;
 }
 

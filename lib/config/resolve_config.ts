@@ -7,6 +7,7 @@ import { ConfigError, registerSecret } from "../errors.ts";
 import { type DefaultContext, type KeySpec, SCHEMA } from "./schema.ts";
 import { chooseAutoTier, describeBytes, TIER_NAMES, TIERS } from "./tiers.ts";
 import type { Config, ConfigSource, ResolvedConfig, TierName } from "./types.ts";
+import { parseCpuList } from "../util/cpu_list.ts";
 
 export interface ResolveInput {
   /** Values from the command line, by config key (strings as typed, booleans for switches). */
@@ -127,6 +128,15 @@ function parseValue(
       const end = Number(m[2]);
       if (end <= start) return fail(`end must be greater than start (${start}:${end} is empty)`);
       return { ok: true, value: Object.freeze({ start, end }) };
+    }
+    case "cpus": {
+      const s = String(text).toLowerCase();
+      if (s === "auto" || s === "off") return { ok: true, value: s };
+      try {
+        return { ok: true, value: Object.freeze(parseCpuList(s)) };
+      } catch (err) {
+        return fail(`must be auto, off or a CPU list: ${(err as Error).message}`);
+      }
     }
     case "list": {
       const items = Array.isArray(text) ? text.map(String) : String(text).split(/[,\s]+/);

@@ -29,6 +29,7 @@ Deno.test("defaults: every key resolves with source default and the documented v
   assert.equal(config.apiPort, 31331);
   assert.deepEqual([config.apiMaxConcurrent, config.apiTimeout, config.shutdownGrace], [4, 300, 10]);
   assert.deepEqual([config.maxSessions, config.sessionIdleTimeout], [64, 300]);
+  assert.equal(config.cpuPinning, "auto");
   assert.equal(config.p2pPort, 31330);
   assert.equal(config.p2pHost, "0.0.0.0");
   assert.equal(config.device, "auto");
@@ -175,6 +176,16 @@ const BAD_CASES: Array<[string, Parameters<typeof resolveConfig>[0], string]> = 
     "SESSION_IDLE_TIMEOUT=5: must be 10–1800 seconds",
   ],
   [
+    "cpu pinning word",
+    { env: { CPU_PINNING: "yes" } },
+    'CPU_PINNING=yes: must be auto, off or a CPU list: CPU list "yes": "yes" is not a CPU number or range',
+  ],
+  [
+    "cpu pinning range",
+    { flags: { cpuPinning: "3-1" } },
+    '--cpu-pinning=3-1: must be auto, off or a CPU list: CPU list "3-1": range 3-1 runs backwards',
+  ],
+  [
     "key and keystore",
     { env: { PLUMISE_PRIVATE_KEY: KEY, PLUMISE_KEYSTORE: "/k.json" } },
     "PLUMISE_PRIVATE_KEY and --keystore are both set",
@@ -274,6 +285,15 @@ Deno.test("block indices pin the span and set numBlocks", () => {
   assert.deepEqual(r.config.blockIndices, { start: 4, end: 10 });
   assert.equal(r.config.numBlocks, 6);
   assert.equal(r.sources.numBlocks, "flag");
+});
+
+Deno.test("CPU_PINNING: auto, off (any case) or a CPU list, frozen", () => {
+  assert.equal(resolveConfig({ env: { CPU_PINNING: "OFF" } }).config.cpuPinning, "off");
+  assert.equal(resolveConfig({ flags: { cpuPinning: "auto" } }).config.cpuPinning, "auto");
+  const r = resolveConfig({ env: { CPU_PINNING: " 2-3,0 " } });
+  assert.deepEqual(r.config.cpuPinning, [2, 3, 0]);
+  assert.ok(Object.isFrozen(r.config.cpuPinning));
+  assert.equal(r.sources.cpuPinning, "env");
 });
 
 Deno.test("lists and urls are normalised", () => {

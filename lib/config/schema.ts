@@ -18,6 +18,7 @@ export type KeyType =
   | "enum"
   | "span"
   | "list"
+  | "cpus"
   | "path";
 
 /** Values already resolved (defaults may depend on them, e.g. HOME). */
@@ -453,6 +454,16 @@ export const SCHEMA: readonly KeySpec[] = [
     unit: "threads",
     default: 2,
     description: "onnxruntime intra-op threads",
+  },
+  {
+    key: "cpuPinning",
+    env: "CPU_PINNING",
+    flag: "cpu-pinning",
+    arg: "<auto|off|cpus>",
+    type: "cpus",
+    default: "auto",
+    description:
+      "pin the runtime's compute threads to distinct CPUs (Linux): auto = when THREADS equals the CPUs this process may use; off; or a list such as 2,3 or 4-7",
   },
   {
     key: "throughput",

@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { CpuPinning } from "../util/cpu_list.ts";
 export type TierName = "lite" | "standard" | "pro" | "ultra";
 export type WeightFormat = "fp32" | "int8";
 export type LogLevelName = "debug" | "info" | "warn" | "error";
@@ -71,6 +72,8 @@ export interface Config {
   readonly sessionIdleTimeout: number;
   /** onnxruntime intra-op threads. */
   readonly threads: number;
+  /** Where the runtime's compute threads run: auto, off, or CPUs (lib/util/cpu_list.ts). */
+  readonly cpuPinning: CpuPinning;
   /** Announced throughput override (tokens/s); undefined = measure. */
   readonly throughput?: number;
   readonly logLevel: LogLevelName;

@@ -44,7 +44,13 @@ export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts>
       const log = logger.child({ part: "generation" });
       const t = performance.now();
       const tokenizer = await loadTokenizer(source, { logger: log, signal });
-      const head = createClientHead({ ...source, threads: config.threads, logger: log, signal });
+      const head = createClientHead({
+        ...source,
+        threads: config.threads,
+        pinning: config.cpuPinning,
+        logger: log,
+        signal,
+      });
       await head.start();
       try {
         const own = swarm.status().addrs ?? [];

@@ -11,6 +11,7 @@ import { createBlockRuntime } from "../runtime/onnx_block_runtime.ts";
 import type { BlockRuntime, HiddenStates } from "../runtime/types.ts";
 import type { ThroughputFigures } from "../swarm/swarm_server.ts";
 import type { Logger } from "../util/logger.ts";
+import { formatCpuList } from "../util/cpu_list.ts";
 import type { NodeRuntime, NodeSpan } from "./types.ts";
 import { modelSource } from "../runtime/model_source.ts";
 import { measureSpanSpeed, positionsOf, type SpanSpeed } from "./span_speed.ts";
@@ -57,6 +58,7 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
       weights: config.weights,
       cacheTokens: config.cacheTokens,
       threads: config.threads,
+      pinning: config.cpuPinning,
       logger: log,
       signal,
       direct: directPort < 0 ? undefined : { host: config.p2pHost, port: directPort },
@@ -73,13 +75,15 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
   const cachePath = () => `${config.dataDir}/throughput.json`;
   const cacheKey = () =>
     [
-      // v3: the decode rate is the slower of hot and pipelined steps (span_speed.ts)
+      // v3: the decode rate is the slower of hot and pipelined steps (span_speed.ts); pinned threads
+      // run at another speed, so the CPU_PINNING setting is part of the key
       "v3",
       config.model,
       config.revision,
       config.weights,
       span!.end - span!.start,
       config.threads,
+      typeof config.cpuPinning === "string" ? config.cpuPinning : formatCpuList(config.cpuPinning),
       Deno.build.arch,
     ]
       .join("|");

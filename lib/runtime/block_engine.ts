@@ -11,6 +11,14 @@
  */
 import * as ort from "onnxruntime-node";
 import { RuntimeError } from "../errors.ts";
+import {
+  allowedCpus,
+  ortAffinities,
+  type PinningSetting,
+  type PinPlan,
+  pinThisThread,
+  planPinning,
+} from "./_cpu_affinity.ts";
 import { adviseHugePages, type HugePageResult } from "./_huge_pages.ts";
 import { blockTensorNames, buildBlockGraph } from "./block_graph.ts";
 import { buildEmbedGraph, buildLogitsGraph, headTensorNames } from "./head_graph.ts";
@@ -41,6 +49,12 @@ export interface EngineLoadRequest {
   head?: boolean;
   threads?: number;
   /**
+   * Pin the thread that calls `load` (it must then run every step: the runtime Worker) and
+   * onnxruntime's pool threads to distinct CPUs, as `planPinning` decides (see _cpu_affinity.ts).
+   * Omitted: nothing is pinned (an engine driven from a test's or script's main thread).
+   */
+  pinning?: PinningSetting;
+  /**
    * Back the loaded weights with 2 MiB pages when they total at least this many bytes (default
    * 64 MiB; `false` never). See _huge_pages.ts.
    */
@@ -53,6 +67,8 @@ export interface EngineLoadResult {
   weightBytes: number;
   /** What the huge-page advice did (absent when the weights were below the threshold). */
   hugePages?: HugePageResult;
+  /** Where the compute threads run (`caller CPU 0, pool CPU 1`) or why they are not pinned. */
+  pinning?: string;
 }
 
 interface Cache {
@@ -96,7 +112,8 @@ export class BlockEngine {
    * difference (±20 % noise). Spinning without the stop was 4–6 ms per block (every block's pool
    * spinning at once) — the 5.5× slowdown RUNTIME.md warns about.
    */
-  #sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+  #sessionOptions(threads: number, pin?: PinPlan): ort.InferenceSession.SessionOptions {
+    const affinity = pin ? { intra_op_thread_affinities: ortAffinities(pin) } : {};
     return {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
@@ -108,6 +125,7 @@ export class BlockEngine {
           intra_op: { allow_spinning: "1" },
           force_spinning_stop: "1",
           inter_op: { allow_spinning: "0" },
+          ...affinity,
         },
       },
     };
@@ -128,7 +146,9 @@ export class BlockEngine {
       }
       return p;
     });
-    const opts = this.#sessionOptions(req.threads ?? 2);
+    const threads = req.threads ?? 2;
+    const pin = req.pinning === undefined ? undefined : this.#pin(req.pinning, threads);
+    const opts = this.#sessionOptions(threads, pin?.plan);
     let weightBytes = 0, headBytes = 0;
     try {
       if (req.start !== undefined && req.end !== undefined) {
@@ -159,7 +179,32 @@ export class BlockEngine {
     }
     const above = req.hugePagesAbove ?? 64 * 2 ** 20;
     const hugePages = above !== false && weightBytes + headBytes >= above ? adviseHugePages() : undefined;
-    return { loadMs: performance.now() - t0, weightBytes, hugePages };
+    return { loadMs: performance.now() - t0, weightBytes, hugePages, pinning: pin?.said };
+  }
+
+  /** Pins this thread as `setting` decides for `threads` threads; the plan for the pool threads. */
+  #pin(setting: PinningSetting, threads: number): { plan?: PinPlan; said: string } {
+    const allowed = allowedCpus();
+    let decision;
+    try {
+      decision = planPinning(threads, setting, Array.isArray(allowed) ? allowed : undefined);
+    } catch (err) {
+      throw new RuntimeError("BAD_PINNING", (err as Error).message, {
+        hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
+      });
+    }
+    if ("skipped" in decision) {
+      return { said: "unknown" in allowed ? `${decision.skipped} (${allowed.unknown})` : decision.skipped };
+    }
+    const { plan } = decision;
+    try {
+      pinThisThread(plan.caller);
+    } catch (err) {
+      throw new RuntimeError("BAD_PINNING", (err as Error).message, {
+        hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
+      });
+    }
+    return { plan, said: `caller CPU ${plan.caller}, pool CPU ${plan.workers.join(",")}` };
   }
 
   /** Creates an ORT session; weights above protobuf's 2 GiB limit travel as in-memory external data. */

@@ -198,6 +198,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
       end: o.end,
       weights: o.weights,
       threads: o.threads ?? 2,
+      pinning: o.pinning ?? "auto",
     }, o.signal) as EngineLoadResult;
     this.#ckpt = ck;
     this.#maxLength = Math.max(1, o.maxLength ?? Math.min(cfg.maxPositions ?? 8192, 8192));
@@ -224,6 +225,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
         `${Math.round(res.hugePages.bytes / 2 ** 20)} MB in ${res.hugePages.regions} ranges, ${
           Math.round(res.hugePages.ms)
         } ms`),
+      pinning: res.pinning,
     });
   }
 

@@ -6,15 +6,20 @@
  */
 import { RuntimeError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
+import type { CpuPinning } from "../util/cpu_list.ts";
 import { silentLogger } from "../util/logger.ts";
 import type { ResolvedCheckpoint } from "./checkpoint.ts";
 import { engineSource, resolveCheckpoint } from "./checkpoint.ts";
 import type { DownloadProgress } from "./hub_download.ts";
 import type { ClientHead, HeadInfo, HiddenStates, Logits, ModelSource, TokenIds } from "./types.ts";
+import type { EngineLoadResult } from "./block_engine.ts";
 import { WorkerClient } from "./worker_client.ts";
 
 export interface ClientHeadOptions extends ModelSource {
+  /** onnxruntime intra-op threads (default 2). */
   threads?: number;
+  /** Pin the compute threads to distinct CPUs (default "auto"; see `BlockRuntimeOptions.pinning`). */
+  pinning?: CpuPinning;
   logger?: Logger;
   signal?: AbortSignal;
   onProgress?: (p: DownloadProgress) => void;
@@ -55,14 +60,15 @@ export class OnnxClientHead implements ClientHead {
     });
     const worker = new WorkerClient(this.#log);
     this.#worker = worker;
-    await worker.call("load", {
+    const res = await worker.call("load", {
       ...engineSource(ck),
       weights: "fp32",
       head: true,
       threads: o.threads ?? 2,
-    }, o.signal);
+      pinning: o.pinning ?? "auto",
+    }, o.signal) as EngineLoadResult;
     this.#ckpt = ck;
-    this.#log.info("head ready", { model: o.model });
+    this.#log.info("head ready", { model: o.model, pinning: res.pinning });
   }
 
   async stop(): Promise<void> {

@@ -14,6 +14,7 @@
  */
 import type { WeightFormat } from "../config/types.ts";
 import type { Logger } from "../util/logger.ts";
+import type { CpuPinning } from "../util/cpu_list.ts";
 import type { DirectOffer, WireDType } from "../wire/mod.ts";
 
 export type { WeightFormat };
@@ -37,6 +38,8 @@ export const RuntimeErrorCodes = {
   NOT_RUNNING: "NOT_RUNNING",
   /** A throughput measurement was asked for with impossible options (lib/node/span_speed.ts). */
   BAD_MEASUREMENT: "BAD_MEASUREMENT",
+  /** CPU_PINNING names CPUs this process may not use, or too few, or pinning is unsupported here. */
+  BAD_PINNING: "BAD_PINNING",
   /** The model type or a config feature is not supported. */
   UNSUPPORTED_MODEL: "UNSUPPORTED_MODEL",
   /** A checkpoint file is missing, truncated or inconsistent. */
@@ -292,6 +295,11 @@ export interface BlockRuntimeOptions extends ModelSource {
   readonly cacheTokens?: number;
   /** onnxruntime intra-op threads (default 2). */
   readonly threads?: number;
+  /**
+   * Pin the compute threads to distinct CPUs (default "auto": only where `threads` equals the CPUs
+   * this process may use; Linux). See `CPU_PINNING` in the README.
+   */
+  readonly pinning?: CpuPinning;
   /** Longest sequence per session (default 8192 or the model's max positions). */
   readonly maxLength?: number;
   readonly logger?: Logger;

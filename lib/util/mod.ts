@@ -2,3 +2,4 @@ export * from "./logger.ts";
 export * from "./abort.ts";
 export * from "./backoff.ts";
 export * from "./metrics.ts";
+export * from "./cpu_list.ts";

@@ -21,6 +21,7 @@ import { signRecord } from "../../lib/swarm/record_signer.ts";
 import { SessionManager } from "../../lib/swarm/session_manager.ts";
 import { SwarmTable } from "../../lib/swarm/swarm_table.ts";
 import type { SignedRecordWire } from "../../lib/wire/mod.ts";
+import type { CpuPinning } from "../../lib/util/cpu_list.ts";
 import { spawnModule } from "./spawn_module.ts";
 
 export interface FixtureServerOptions {
@@ -36,6 +37,8 @@ export interface FixtureServerOptions {
   /** Serve the real onnx runtime over this checkpoint directory (fp32, `threads` intra-op threads). */
   checkpointDir?: string;
   threads?: number;
+  /** Pinning of the onnx runtime's compute threads (default "auto", as the runtime's). */
+  pinning?: CpuPinning;
   /** Offer inference sessions a direct path (default true). */
   direct?: boolean;
   /** Pretend compute time of each FakeBackend step, in ms (default 0). */
@@ -59,6 +62,7 @@ export async function startFixtureServer(o: FixtureServerOptions): Promise<Fixtu
       end: o.end,
       weights: "fp32",
       threads: o.threads ?? 1,
+      pinning: o.pinning,
       cacheTokens: 1 << 20,
       direct,
     })

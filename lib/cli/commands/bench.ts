@@ -27,6 +27,7 @@ export function registerBench(program: Command, ctx: CommandContext): void {
     "blockIndices",
     "weights",
     "threads",
+    "cpuPinning",
     "throughput",
     "cacheTokens",
     "dataDir",

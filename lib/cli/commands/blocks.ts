@@ -156,7 +156,7 @@ export function registerBlocks(program: Command, ctx: CommandContext): void {
     )
     .option("--output <file>", "where to write the JSON result (default: standard output)")
     .option("--steps <sizes>", "run incrementally through the KV cache in these step sizes (sum = T)");
-  addConfigOptions(run, ["model", "revision", "weights", "hfEndpoint", "hfHome", "threads"]);
+  addConfigOptions(run, ["model", "revision", "weights", "hfEndpoint", "hfHome", "threads", "cpuPinning"]);
   run.action(async (opts) => {
     const { config } = ctx.resolve(opts as Record<string, unknown>);
     const logger = ctx.logger(config);
@@ -169,6 +169,7 @@ export function registerBlocks(program: Command, ctx: CommandContext): void {
       logger,
       signal: ctx.signal,
       threads: config.threads,
+      pinning: config.cpuPinning,
       onProgress: terminalProgress(),
     };
     let result: unknown;

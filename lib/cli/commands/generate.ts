@@ -44,7 +44,17 @@ export function registerGenerate(program: Command, ctx: CommandContext): void {
     .option("--stop <text...>", "stop when the output contains this text (repeatable)")
     .option("--stream", "print tokens as they arrive")
     .option("--json", "print JSON (with --stream: one line per token, then the summary)");
-  addConfigOptions(cmd, ["model", "revision", "initialPeers", "weights", "hfEndpoint", "hfToken", "hfHome"]);
+  addConfigOptions(cmd, [
+    "model",
+    "revision",
+    "initialPeers",
+    "weights",
+    "hfEndpoint",
+    "hfToken",
+    "hfHome",
+    "threads",
+    "cpuPinning",
+  ]);
   cmd.action(async (prompt, opts) => {
     const { config, sources } = ctx.resolve(opts as Record<string, unknown>);
     // insist on a weight format only when the user asked for one (the config default is the server's)
@@ -70,7 +80,13 @@ export function registerGenerate(program: Command, ctx: CommandContext): void {
     const source = modelSource(config);
     const { createClientHead, loadTokenizer } = await import("../../runtime/mod.ts");
     const { connectSwarm, describeRoute } = await import("../../swarm/client/mod.ts");
-    const head = createClientHead({ ...source, logger, signal: ctx.signal });
+    const head = createClientHead({
+      ...source,
+      threads: config.threads,
+      pinning: config.cpuPinning,
+      logger,
+      signal: ctx.signal,
+    });
     const tokenizer = await loadTokenizer(source);
     await head.start();
     try {

@@ -1,0 +1,152 @@
+/**
+ * Pinning a runtime's compute threads to distinct CPUs (Linux). An onnxruntime step with N intra-op
+ * threads runs on the thread that calls it plus N − 1 pool threads; each parallel op is split among
+ * them and waits for the slowest. Nothing makes the kernel keep them on different CPUs: a pool
+ * thread woken after the process sat idle may be placed on the CPU of the thread that woke it, and
+ * the whole step then runs at one thread's speed. Some virtualised kernels do this on purpose
+ * (packing woken threads onto busy vCPUs so idle ones can stay halted — `sched_vcpu_pack` on the
+ * README's 2-vCPU VM), and a swarm server is idle two thirds of every token.
+ *
+ * Measured there (a two-thread memory-bound loop, C, 30 runs): back to back 5.5 ms; after a 15 ms
+ * sleep 8.9 ms, with the woken thread on the waker's CPU in 16–18 of 30 runs; pinned, 5.7 ms after
+ * the sleep and never on the same CPU. onnxruntime pins its pool threads itself when asked
+ * (`session.intra_op_thread_affinities`) but never the calling thread, so that one is pinned here,
+ * with `sched_setaffinity` through FFI.
+ *
+ * Plans are pure functions; only `allowedCpus` and `pinThisThread` touch the system.
+ * @module
+ */
+import { type CpuPinning, formatCpuList, MAX_CPU } from "../util/cpu_list.ts";
+
+/** Where each compute thread of a runtime runs: the calling thread and onnxruntime's pool threads. */
+export interface PinPlan {
+  /** The CPU (0-based, as the kernel numbers them) of the thread that runs the steps. */
+  caller: number;
+  /** One CPU per pool thread (`threads − 1` of them). */
+  workers: number[];
+}
+
+/** The `CPU_PINNING` setting (lib/util/cpu_list.ts). */
+export type PinningSetting = CpuPinning;
+
+/** A plan, or why there is none (said in the runtime's load log). */
+export type PinDecision = { plan: PinPlan } | { skipped: string };
+
+/**
+ * Which CPUs a runtime with `threads` intra-op threads pins its threads to, given the CPUs this
+ * process may run on (`allowed`, undefined where affinity is unknown or unsupported):
+ * - one thread, `off`, or no affinity support: none (nothing to keep apart);
+ * - `auto`: the allowed CPUs in order, only when there are exactly `threads` of them — the runtime
+ *   then uses the whole machine anyway, so pinning takes nothing from anyone; with more CPUs than
+ *   threads the choice of which ones is left to the kernel (or to an explicit list, so that several
+ *   nodes on one machine do not share the same cores);
+ * - a list: its first `threads` CPUs, which must all be allowed (otherwise a `RangeError` naming
+ *   the CPU and the allowed set: a typo should not silently fall back to unpinned threads).
+ */
+export function planPinning(
+  threads: number,
+  setting: PinningSetting,
+  allowed: readonly number[] | undefined,
+): PinDecision {
+  if (setting === "off") return { skipped: "CPU pinning is off" };
+  if (threads < 2) return { skipped: "one intra-op thread: nothing to keep apart" };
+  if (allowed === undefined) {
+    if (setting === "auto") return { skipped: "thread affinity is not supported on this system" };
+    throw new RangeError(
+      `CPU_PINNING ${
+        formatCpuList(setting)
+      } needs thread affinity, which this system does not support (Linux only); use auto or off`,
+    );
+  }
+  let cpus: readonly number[];
+  if (setting === "auto") {
+    if (allowed.length !== threads) {
+      return {
+        skipped:
+          `${allowed.length} CPUs for ${threads} threads: the kernel places them (set CPU_PINNING to a list to pin)`,
+      };
+    }
+    cpus = allowed;
+  } else {
+    if (setting.length < threads) {
+      throw new RangeError(
+        `CPU_PINNING ${
+          formatCpuList(setting)
+        } names ${setting.length} CPUs for ${threads} intra-op threads; name one per thread`,
+      );
+    }
+    cpus = setting.slice(0, threads);
+    const missing = cpus.find((c) => !allowed.includes(c));
+    if (missing !== undefined) {
+      throw new RangeError(
+        `CPU_PINNING names CPU ${missing}, but this process may only run on ${formatCpuList(allowed)}`,
+      );
+    }
+  }
+  return { plan: { caller: cpus[0], workers: cpus.slice(1, threads) } };
+}
+
+/** onnxruntime's `session.intra_op_thread_affinities` for a plan: 1-based processor ids, `;` between threads. */
+export function ortAffinities(plan: PinPlan): string {
+  return plan.workers.map((c) => String(c + 1)).join(";");
+}
+
+/** CPU numbers set in a kernel affinity mask (little-endian bytes, bit i = CPU i). */
+export function cpusOfMask(mask: Uint8Array): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < mask.length * 8; i++) if (mask[i >> 3] & (1 << (i & 7))) out.push(i);
+  return out;
+}
+
+/** The kernel affinity mask (`bytes` long) with exactly `cpus` set. */
+export function maskOfCpus(cpus: readonly number[], bytes = 512): Uint8Array {
+  const mask = new Uint8Array(bytes);
+  for (const c of cpus) {
+    if (c < 0 || c >= bytes * 8) throw new RangeError(`CPU ${c} does not fit a ${bytes}-byte mask`);
+    mask[c >> 3] |= 1 << (c & 7);
+  }
+  return mask;
+}
+
+const MASK_BYTES = (MAX_CPU + 1) / 8;
+
+type Libc = Deno.DynamicLibrary<{
+  sched_getaffinity: { parameters: ["i32", "usize", "buffer"]; result: "i32" };
+  sched_setaffinity: { parameters: ["i32", "usize", "buffer"]; result: "i32" };
+}>;
+let libc: Libc | undefined;
+
+function openLibc(): Libc {
+  return libc ??= Deno.dlopen("libc.so.6", {
+    sched_getaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
+    sched_setaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
+  });
+}
+
+/**
+ * The CPUs this process may run on (`sched_getaffinity` of its main thread, so a Worker already
+ * pinned does not narrow it), or a reason why that is unknown (not Linux, no libc, no FFI permission).
+ */
+export function allowedCpus(): number[] | { unknown: string } {
+  if (Deno.build.os !== "linux") return { unknown: `not Linux (${Deno.build.os})` };
+  try {
+    const mask = new Uint8Array(MASK_BYTES);
+    if (openLibc().symbols.sched_getaffinity(Deno.pid, BigInt(MASK_BYTES), mask) !== 0) {
+      return { unknown: "sched_getaffinity failed" };
+    }
+    return cpusOfMask(mask);
+  } catch (err) {
+    return { unknown: (err as Error).message };
+  }
+}
+
+/**
+ * Pins the calling OS thread (a Deno Worker's own thread when called there) to one CPU. Throws when
+ * the kernel refuses (the CPU is not allowed or offline).
+ */
+export function pinThisThread(cpu: number): void {
+  if (Deno.build.os !== "linux") throw new Error(`thread affinity needs Linux, this is ${Deno.build.os}`);
+  if (openLibc().symbols.sched_setaffinity(0, BigInt(MASK_BYTES), maskOfCpus([cpu], MASK_BYTES)) !== 0) {
+    throw new Error(`sched_setaffinity to CPU ${cpu} failed`);
+  }
+}

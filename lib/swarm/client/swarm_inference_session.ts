@@ -213,6 +213,8 @@ export class SwarmInferenceSession {
     this.#assertOpen();
     for (let i = 0; i < this.#chain.length; i++) {
       await this.#withRetries(i, signal, async (span) => {
+        // nothing sent yet: a span routed here has an empty history, not one to take from upstream
+        if (this.#position === 0) span.history ??= [];
         if (!span.remote) await this.#openRemote(span, signal);
       });
     }

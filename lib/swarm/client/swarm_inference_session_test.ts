@@ -71,6 +71,20 @@ Deno.test("a 3-span session equals the single-process run of the whole model", a
   await assert.rejects(() => s.step(STEPS[1]), (e) => e instanceof SwarmError && e.code === "SESSION_CLOSED");
 });
 
+Deno.test("open() routes and opens every span up front; the steps that follow give the same output", async () => {
+  const swarm = await threeSpans();
+  const s = session(swarm);
+  await s.open();
+  assert.deepEqual(s.route.map((r) => `${r.server.peerId}:${r.start}-${r.end}`), ["A:0-3", "B:3-6", "C:6-9"]);
+  for (const srv of swarm.servers_.values()) {
+    assert.equal(srv.backend.info().openSessions, 1, "opened before any step");
+  }
+  assert.equal(s.position, 0);
+  assert.deepEqual(await run(s), await referenceOutputs(swarm));
+  assert.equal(s.stats.failures, 0);
+  await s.close();
+});
+
 Deno.test("failover: a server killed at every step ≥ 2 (each position in the chain) gives identical output", async () => {
   const reference = await referenceOutputs(await threeSpans());
   for (const victim of ["A", "B", "C"]) {

@@ -3,11 +3,13 @@
  * (three server processes, each serving a third of the blocks with the onnx runtime, the client
  * running the head and the swarm client) vs the same model in one process (runtime + head, no
  * swarm), measured in one run on the same generated checkpoint: after a warm-up of each, the two
- * alternate `--runs` times (so both see the same machine load; each run starts with the next variant)
+ * alternate `--runs` times (so both see the same machine load; each run starts with the next variant,
+ * odd runs go backwards, and each generation starts after a 250 ms pause)
  * and the medians are reported.
  *
  *   deno task bench:swarm [--json] [--runs 5] [--tokens 32] [--layers 12] [--heads 16] [--head-dim 64] [--threads 2]
- *     [--breakdown] [--no-push-relay] [--no-libp2p] [--no-floor] [--no-local-unpinned] [--client-latency-ms 0]
+ *     [--breakdown] [--no-push-relay] [--no-libp2p] [--no-floor] [--no-local-unpinned] [--no-swarm-unpinned]
+ *     [--client-latency-ms 0]
  *
  * Every runtime pins its compute threads as `plumise` does by default (`CPU_PINNING` auto, see
  * lib/runtime/_cpu_affinity.ts). So that this cannot flatter the ratio by slowing the single
@@ -83,6 +85,8 @@ const n = argsOrExit(() => {
 });
 const { tokens, layers, threads, runs } = n;
 const log = (msg: string) => a.json || console.error(msg);
+/** The pause before each measured generation (see the run loop). */
+const SETTLE_MS = 250;
 
 const ck = await makeBenchModel(n);
 const model = ck.dir;
@@ -146,14 +150,18 @@ try {
   await localOff?.start();
   const runLocal = async (name: string, rt: BlockRuntime, h: ClientHead) => {
     variant = name;
+    // opening the session counts, as it does for the swarm (whose first step opens its spans)
+    const t0 = performance.now();
     const session = await rt.openSession({ start: 0, end: layers, maxLength: 512, batch: 1 });
+    const openMs = performance.now() - t0;
     try {
-      return await generateText(
+      const r = await generateText(
         { head: h, tokenizer, session: timedSession(`${name}_blocks`, session) },
         a.prompt!,
         options,
       )
         .complete();
+      return { ...r, prefillMs: r.prefillMs + openMs };
     } finally {
       await session.close();
     }
@@ -232,6 +240,18 @@ try {
   /** Hops of the default client's decode steps, and how many of them were pushed. */
   const hops = { all: 0, pushed: 0 };
   const clients = new Map<string, ConnectedSwarmClient>();
+  // the first swarm client created in a process ran 2–4 % slower than identical ones created after
+  // it (three A/B runs, cause unknown): a throwaway client is created first, so that no measured one
+  // pays it (it runs one generation and stays connected until the end, like the measured ones)
+  const throwaway = await connectSwarm({
+    model,
+    initialPeers: [servers[0].addrs[0]],
+    head,
+    tokenizer,
+    numBlocks: layers,
+    tableRefreshMs: 0,
+  });
+  clients.set("throwaway", throwaway);
   for (const v of variants) {
     clients.set(
       v.name,
@@ -266,6 +286,8 @@ try {
         await c.swarmTable.refresh();
       }
     }
+    const spare = throwaway.openSession({ maxLength: 512 });
+    await throwaway.generateWith(spare, a.prompt!, options).complete().finally(() => spare.close());
     const runSwarm = async (name: string) => {
       variant = name;
       const c = clients.get(name)!;
@@ -284,7 +306,9 @@ try {
       }
     };
     // warm-up all, then alternate so that all see the same machine load; each run starts one
-    // variant later than the one before (whichever runs right after another pays for its leftovers)
+    // variant later than the one before, and odd runs go through the variants backwards, so that
+    // no variant always follows the same one (whichever runs right after another pays for its
+    // leftovers: its garbage collection, its threads parking); a pause before each lets that settle
     const order: { name: string; run: () => Promise<GenerationResult>; into: GenerationResult[] }[] = [
       { name: "local", run: () => runLocal("local", local, head), into: localRuns },
       ...(localOff && headOff
@@ -302,7 +326,9 @@ try {
     measuring = true;
     for (let i = 0; i < runs; i++) {
       for (let k = 0; k < order.length; k++) {
-        const o = order[(i + k) % order.length];
+        const j = (i + k) % order.length;
+        const o = order[i % 2 === 0 ? j : order.length - 1 - j];
+        await new Promise((r) => setTimeout(r, SETTLE_MS));
         o.into.push(await o.run());
       }
       log(

@@ -110,7 +110,8 @@ export class BlockEngine {
    * 2-core VM): a step through 12 blocks in the runtime Worker 20.5 → 15.2 and 24.4 → 22.2 ms in
    * two A/B runs, 4 blocks 9.7 → 8.2 ms; after 25 ms idle (a swarm server's situation) no clear
    * difference (±20 % noise). Spinning without the stop was 4–6 ms per block (every block's pool
-   * spinning at once) — the 5.5× slowdown RUNTIME.md warns about.
+   * spinning at once) — the 5.5× slowdown RUNTIME.md warns about. With a pinning plan the pool
+   * threads get their CPUs here (`intra_op_thread_affinities`); the calling thread is pinned in `load`.
    */
   #sessionOptions(threads: number, pin?: PinPlan): ort.InferenceSession.SessionOptions {
     const affinity = pin ? { intra_op_thread_affinities: ortAffinities(pin) } : {};

@@ -45,8 +45,9 @@ export interface SwarmClientOptions {
   readonly prefillChunkTokens?: number;
   /**
    * Push a step's output server to server instead of relaying every hop through the client (needs
-   * direct paths; see `SpanLinks`): true, false, or "auto" (the default: where the client is
-   * farther from the servers than they are from each other, see `pushPays`).
+   * direct paths; see `SpanLinks`): true, false, or "auto" (the default: between servers on the
+   * client's machine, and where the client is farther from the servers than they are from each
+   * other, see `pushPays`).
    */
   readonly push?: boolean | "auto";
   readonly logger?: Logger;

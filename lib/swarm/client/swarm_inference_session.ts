@@ -113,18 +113,20 @@ export const PUSH_MIN_GAIN_MS = 1;
 
 /**
  * Whether pushing from one server to the next saves time (the "auto" policy). A push replaces the
- * client's round trip to the next server by the hop between the two servers; where both servers
- * run on the client's own machine there is no network to save, and a push makes the next server
- * start computing while the previous one is still finishing on the same cores (measured on a
- * 2-core VM, three servers on loopback: push ÷ relay 0.99–1.06, no gain; with the client 5 ms from the
- * servers: 1.41–1.46). So: no push between two servers on the client's machine; with both RTTs known
- * (the client's pings, the previous server's announced `nextPings`), push when the client's is
- * PUSH_MIN_GAIN_MS longer; otherwise push.
+ * client's round trip to the next server by the hop between the two servers: one leg and one
+ * wake-up of the client fewer per hop. With the client 5 ms from the servers, push ÷ relay was
+ * 1.41–1.46 (a 2-core VM, servers on loopback among themselves). Where both servers run on the
+ * client's own machine there is no network to save, only the legs: push ÷ relay 0.99–1.06 there
+ * while the runtime's threads were unpinned (a push makes the next server start while the previous
+ * one still finishes on the same cores), paired 1.02–1.10 in four runs since they are pinned
+ * (lib/runtime/_cpu_affinity.ts). So: push between two servers on the client's machine; with both
+ * RTTs known (the client's pings, the previous server's announced `nextPings`), push when the
+ * client's is PUSH_MIN_GAIN_MS longer; otherwise push.
  */
 export function pushPays(
   link: { bothLocal: boolean; clientRttMs?: number; serverRttMs?: number },
 ): boolean {
-  if (link.bothLocal) return false;
+  if (link.bothLocal) return true;
   const { clientRttMs: c, serverRttMs: s } = link;
   if (c !== undefined && s !== undefined && Number.isFinite(c) && Number.isFinite(s)) {
     return c - s >= PUSH_MIN_GAIN_MS;

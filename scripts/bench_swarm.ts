@@ -171,26 +171,11 @@ try {
   const x = await head.embed({ data: Int32Array.from(ids), shape: [1, ids.length] });
   const refOut = await local.forward(0, layers, x);
 
-  // --- three server processes on loopback
+  // --- three server processes on loopback, each set is its own swarm (the servers know only each other)
   const cuts = thirds(layers);
-  for (let i = 0; i < 3; i++) {
-    servers.push(
-      await spawnFixtureServer({
-        model,
-        start: cuts[i],
-        end: cuts[i + 1],
-        numBlocks: layers,
-        hiddenSize,
-        checkpointDir: model,
-        threads,
-      }),
-    );
-  }
-  await Promise.all(servers.map((s) => s.addRecords(servers.map((x) => x.signed))));
-  // the same swarm with nothing pinned (CPU_PINNING=off everywhere): what pinning gains
-  if (!a["no-swarm-unpinned"]) {
+  const spawnSwarm = async (into: SpawnedFixture[], pinning: CpuPinning) => {
     for (let i = 0; i < 3; i++) {
-      serversOff.push(
+      into.push(
         await spawnFixtureServer({
           model,
           start: cuts[i],
@@ -199,12 +184,15 @@ try {
           hiddenSize,
           checkpointDir: model,
           threads,
-          pinning: "off",
+          pinning,
         }),
       );
     }
-    await Promise.all(serversOff.map((s) => s.addRecords(serversOff.map((x) => x.signed))));
-  }
+    await Promise.all(into.map((s) => s.addRecords(into.map((x) => x.signed))));
+  };
+  await spawnSwarm(servers, "auto");
+  // the same swarm with nothing pinned (CPU_PINNING=off everywhere): what pinning gains
+  if (!a["no-swarm-unpinned"]) await spawnSwarm(serversOff, "off");
   // the floor: the same three spans in three processes taking turns over pipes, no protocol
   if (!a["no-floor"]) {
     for (let i = 0; i < 3; i++) {

@@ -33,6 +33,7 @@ const linux2 = Deno.build.os === "linux" && Array.isArray(allowed) && allowed.le
 async function withRuntime(
   dir: string,
   pinning: CpuPinning | undefined,
+  threads: number,
   f: (step: (x: HiddenStates) => Promise<HiddenStates>, said: unknown) => Promise<void>,
 ): Promise<void> {
   const { logger, records } = memoryLogger();
@@ -41,7 +42,7 @@ async function withRuntime(
     start: 0,
     end: 2,
     weights: "fp32",
-    threads: 2,
+    threads,
     pinning,
     logger,
   });
@@ -71,7 +72,7 @@ Deno.test({
       };
       const mainBefore = threadAffinities().find((t) => t.tid === Deno.pid)!.cpus;
       let pinnedOut: HiddenStates | undefined;
-      await withRuntime(ck.dir, [a, b], async (step, said) => {
+      await withRuntime(ck.dir, [a, b], 2, async (step, said) => {
         assert.equal(said, `caller CPU ${a}, pool CPU ${b}`);
         pinnedOut = await step(x);
         const threads = threadAffinities();
@@ -90,20 +91,26 @@ Deno.test({
         );
       });
       let plainOut: HiddenStates | undefined;
-      await withRuntime(ck.dir, "off", async (step, said) => {
+      await withRuntime(ck.dir, "off", 2, async (step, said) => {
         assert.equal(said, "CPU pinning is off");
         plainOut = await step(x);
       });
       assert.deepEqual(pinnedOut!.shape, plainOut!.shape);
       assert.deepEqual([...pinnedOut!.data], [...plainOut!.data], "pinning changes where, never what");
       // the default is auto: whatever planPinning decides for this machine, said in the log
-      await withRuntime(ck.dir, undefined, async (step, said) => {
+      await withRuntime(ck.dir, undefined, 2, async (step, said) => {
         const d = planPinning(2, "auto", cpus);
         assert.deepEqual([...(await step(x)).data], [...plainOut!.data]);
         assert.equal(
           said,
           "plan" in d ? `caller CPU ${d.plan.caller}, pool CPU ${d.plan.workers.join(",")}` : d.skipped,
         );
+      });
+      // one thread and a list: the caller alone keeps to the list's first CPU
+      await withRuntime(ck.dir, [a], 1, async (step, said) => {
+        assert.equal(said, `caller CPU ${a}`);
+        assert.deepEqual([...(await step(x)).data], [...plainOut!.data]);
+        assert.ok(threadAffinities().some((t) => t.cpus === String(a)), "a thread pinned to the list's CPU");
       });
     } finally {
       await Deno.remove(ck.dir, { recursive: true });

@@ -35,13 +35,14 @@ export type PinDecision = { plan: PinPlan } | { skipped: string };
 /**
  * Which CPUs a runtime with `threads` intra-op threads pins its threads to, given the CPUs this
  * process may run on (`allowed`, undefined where affinity is unknown or unsupported):
- * - one thread, `off`, or no affinity support: none (nothing to keep apart);
+ * - `off`, no affinity support, or `auto` with one thread: none (nothing to keep apart);
  * - `auto`: the allowed CPUs in order, only when there are exactly `threads` of them — the runtime
  *   then uses the whole machine anyway, so pinning takes nothing from anyone; with more CPUs than
  *   threads the choice of which ones is left to the kernel (or to an explicit list, so that several
  *   nodes on one machine do not share the same cores);
  * - a list: its first `threads` CPUs, which must all be allowed (otherwise a `RangeError` naming
- *   the CPU and the allowed set: a typo should not silently fall back to unpinned threads).
+ *   the CPU and the allowed set: a typo should not silently fall back to unpinned threads); with
+ *   one thread the caller alone is pinned, so that a node told to keep to its CPUs does.
  */
 export function planPinning(
   threads: number,
@@ -49,7 +50,7 @@ export function planPinning(
   allowed: readonly number[] | undefined,
 ): PinDecision {
   if (setting === "off") return { skipped: "CPU pinning is off" };
-  if (threads < 2) return { skipped: "one intra-op thread: nothing to keep apart" };
+  if (threads < 2 && setting === "auto") return { skipped: "one intra-op thread: nothing to keep apart" };
   if (allowed === undefined) {
     if (setting === "auto") return { skipped: "thread affinity is not supported on this system" };
     throw new RangeError(

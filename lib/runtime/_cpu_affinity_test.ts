@@ -19,12 +19,12 @@ Deno.test("planPinning: auto pins exactly when the threads use every allowed CPU
   assert.match(fewer.skipped, /2 CPUs for 4 threads/);
 });
 
-Deno.test("planPinning: off, one thread and unknown affinity pin nothing, and say why", () => {
+Deno.test("planPinning: off, auto with one thread and unknown affinity pin nothing, and say why", () => {
   assert.deepEqual(planPinning(2, "off", [0, 1]), { skipped: "CPU pinning is off" });
   assert.deepEqual(planPinning(1, "auto", [0]), { skipped: "one intra-op thread: nothing to keep apart" });
-  assert.deepEqual(planPinning(1, [3], [0, 1, 2, 3]), {
-    skipped: "one intra-op thread: nothing to keep apart",
-  });
+  // a list keeps even a one-thread runtime on its CPU (and is checked)
+  assert.deepEqual(planPinning(1, [3], [0, 1, 2, 3]), { plan: { caller: 3, workers: [] } });
+  assert.throws(() => planPinning(1, [7], [0, 1]), /names CPU 7, but this process may only run on 0,1/);
   assert.deepEqual(planPinning(2, "auto", undefined), {
     skipped: "thread affinity is not supported on this system",
   });

@@ -114,7 +114,7 @@ export class BlockEngine {
    * threads get their CPUs here (`intra_op_thread_affinities`); the calling thread is pinned in `load`.
    */
   #sessionOptions(threads: number, pin?: PinPlan): ort.InferenceSession.SessionOptions {
-    const affinity = pin ? { intra_op_thread_affinities: ortAffinities(pin) } : {};
+    const affinity = pin?.workers.length ? { intra_op_thread_affinities: ortAffinities(pin) } : {};
     return {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
@@ -190,7 +190,8 @@ export class BlockEngine {
     try {
       decision = planPinning(threads, setting, Array.isArray(allowed) ? allowed : undefined);
     } catch (err) {
-      throw new RuntimeError("BAD_PINNING", (err as Error).message, {
+      const why = Array.isArray(allowed) ? "" : ` (${allowed.unknown})`;
+      throw new RuntimeError("BAD_PINNING", (err as Error).message + why, {
         hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
       });
     }
@@ -205,7 +206,8 @@ export class BlockEngine {
         hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
       });
     }
-    return { plan, said: `caller CPU ${plan.caller}, pool CPU ${plan.workers.join(",")}` };
+    const pool = plan.workers.length ? `, pool CPU ${plan.workers.join(",")}` : "";
+    return { plan, said: `caller CPU ${plan.caller}${pool}` };
   }
 
   /** Creates an ORT session; weights above protobuf's 2 GiB limit travel as in-memory external data. */

@@ -179,10 +179,7 @@ export class SwarmPeer {
   ): Promise<{ stream: Stream; host?: string }> {
     const dest = target.startsWith("/") ? multiaddr(target) : await this.#peerIdFor(target);
     const conn = await this.node.dial(dest, { signal });
-    // every plumise protocol's dialer writes first, so the protocol name travels with the first
-    // frame instead of costing a round trip of its own (an unsupported protocol then fails that
-    // frame's exchange, as any other stream error does)
-    const stream = await conn.newStream(protocol, { signal, negotiateFully: false });
+    const stream = await conn.newStream(protocol, { signal });
     return { stream, host: directHost(conn.remoteAddr.getComponents()) };
   }
 

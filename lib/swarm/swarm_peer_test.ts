@@ -13,7 +13,7 @@ const peer = async () =>
 
 Deno.test({
   name:
-    "swarm peer: a protocol the other peer does not serve fails its exchange with libp2p's refusal (negotiated lazily), and the connection stays usable",
+    "swarm peer: a protocol the other peer does not serve is refused with UnsupportedProtocolError, and the connection stays usable",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {

@@ -7,7 +7,10 @@
 /** Where a runtime's compute threads run: decided from the machine, never pinned, or these CPUs. */
 export type CpuPinning = "auto" | "off" | readonly number[];
 
-/** The highest CPU number a list may name (the kernel's CONFIG_NR_CPUS maximum is 4096). */
+/**
+ * The highest CPU number a list may name: 4096 CPUs, the masks' size (a kernel with more possible
+ * CPUs refuses masks this small, and `auto` then says pinning was skipped and why).
+ */
 export const MAX_CPU = 4095;
 
 /**

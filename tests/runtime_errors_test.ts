@@ -3,6 +3,7 @@ import { RuntimeError } from "../lib/errors.ts";
 import { fakeHidden } from "../lib/runtime/fake_backend.ts";
 import { OnnxBlockRuntime } from "../lib/runtime/onnx_block_runtime.ts";
 import { makeBloomCheckpoint, makeLlamaCheckpoint } from "./helpers/checkpoint_fixture.ts";
+import { memoryLogger } from "../lib/util/logger.ts";
 
 const code = (c: string, re?: RegExp) => (e: unknown) => {
   assert.ok(e instanceof RuntimeError, `expected RuntimeError, got ${e}`);
@@ -174,5 +175,34 @@ Deno.test("runtime abort: an aborted step that still ran in the Worker does not 
     assert.ok(d <= 1e-5, `diff ${d}`);
   } finally {
     await rt.stop();
+  }
+});
+
+Deno.test("runtime stop: a clean stop (also after a failed start) logs no error; calls after it are NOT_RUNNING", async () => {
+  const ck = await makeBloomCheckpoint({ numLayers: 2 });
+  try {
+    const { logger, records } = memoryLogger();
+    const rt = new OnnxBlockRuntime({ model: ck.dir, start: 0, end: 2, weights: "fp32", threads: 1, logger });
+    await rt.start();
+    await rt.stop();
+    // a start refused inside the Worker, then the stop that cleans it up
+    const bad = new OnnxBlockRuntime({
+      model: ck.dir,
+      start: 0,
+      end: 2,
+      weights: "fp32",
+      threads: 2,
+      pinning: [0, 4095],
+      logger,
+    });
+    await assert.rejects(bad.start(), (e) => e instanceof RuntimeError && e.code === "BAD_PINNING");
+    await bad.stop();
+    assert.deepEqual(records.filter((r) => r.level === "error"), []);
+    await assert.rejects(
+      rt.openSession({ start: 0, end: 2, maxLength: 4, batch: 1 }),
+      (e) => e instanceof RuntimeError && e.code === "NOT_RUNNING",
+    );
+  } finally {
+    await Deno.remove(ck.dir, { recursive: true });
   }
 });

@@ -42,10 +42,11 @@ export class WorkerClient {
     };
   }
 
-  #fail(err: RuntimeError): void {
+  /** Ends every pending call and direct path with `err`; a crash (not a stop) is logged as an error. */
+  #fail(err: RuntimeError, crashed = true): void {
     if (this.#dead) return;
     this.#dead = err;
-    this.#log.error("runtime worker failed", { error: err.message });
+    if (crashed) this.#log.error("runtime worker failed", { error: err.message });
     for (const p of this.#pending.values()) p.reject(err);
     this.#pending.clear();
     for (const [id, listener] of [...this.#direct]) {
@@ -117,6 +118,6 @@ export class WorkerClient {
 
   terminate(): void {
     this.#worker.terminate();
-    this.#fail(new RuntimeError("NOT_RUNNING", "the runtime was stopped", { hint: "start it again" }));
+    this.#fail(new RuntimeError("NOT_RUNNING", "the runtime was stopped", { hint: "start it again" }), false);
   }
 }

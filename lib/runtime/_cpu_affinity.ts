@@ -26,9 +26,6 @@ export interface PinPlan {
   workers: number[];
 }
 
-/** The `CPU_PINNING` setting (lib/util/cpu_list.ts). */
-export type PinningSetting = CpuPinning;
-
 /** A plan, or why there is none (said in the runtime's load log). */
 export type PinDecision = { plan: PinPlan } | { skipped: string };
 
@@ -46,7 +43,7 @@ export type PinDecision = { plan: PinPlan } | { skipped: string };
  */
 export function planPinning(
   threads: number,
-  setting: PinningSetting,
+  setting: CpuPinning,
   allowed: readonly number[] | undefined,
 ): PinDecision {
   if (setting === "off") return { skipped: "CPU pinning is off" };
@@ -92,6 +89,9 @@ export function ortAffinities(plan: PinPlan): string {
   return plan.workers.map((c) => String(c + 1)).join(";");
 }
 
+/** Bytes of the affinity masks passed to the kernel: one bit per CPU up to MAX_CPU. */
+const MASK_BYTES = (MAX_CPU + 1) / 8;
+
 /** CPU numbers set in a kernel affinity mask (little-endian bytes, bit i = CPU i). */
 export function cpusOfMask(mask: Uint8Array): number[] {
   const out: number[] = [];
@@ -100,7 +100,7 @@ export function cpusOfMask(mask: Uint8Array): number[] {
 }
 
 /** The kernel affinity mask (`bytes` long) with exactly `cpus` set. */
-export function maskOfCpus(cpus: readonly number[], bytes = 512): Uint8Array {
+export function maskOfCpus(cpus: readonly number[], bytes = MASK_BYTES): Uint8Array {
   const mask = new Uint8Array(bytes);
   for (const c of cpus) {
     if (c < 0 || c >= bytes * 8) throw new RangeError(`CPU ${c} does not fit a ${bytes}-byte mask`);
@@ -108,8 +108,6 @@ export function maskOfCpus(cpus: readonly number[], bytes = 512): Uint8Array {
   }
   return mask;
 }
-
-const MASK_BYTES = (MAX_CPU + 1) / 8;
 
 type Libc = Deno.DynamicLibrary<{
   sched_getaffinity: { parameters: ["i32", "usize", "buffer"]; result: "i32" };

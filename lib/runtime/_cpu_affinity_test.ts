@@ -7,6 +7,7 @@ import {
   pinThisThread,
   planPinning,
 } from "./_cpu_affinity.ts";
+import { parseCpuList } from "../util/cpu_list.ts";
 
 Deno.test("planPinning: auto pins exactly when the threads use every allowed CPU", () => {
   assert.deepEqual(planPinning(2, "auto", [0, 1]), { plan: { caller: 0, workers: [1] } });
@@ -58,17 +59,10 @@ Deno.test("masks: CPU numbers to kernel bits and back", () => {
   assert.throws(() => maskOfCpus([64], 8), /CPU 64 does not fit a 8-byte mask/);
 });
 
-/** The CPUs the calling thread may run on, from the kernel's own report. */
-const threadCpusScript = `
-  const line = Deno.readTextFileSync("/proc/thread-self/status").split("\\n").find((l) => l.startsWith("Cpus_allowed_list:"));
-  const list = line.split(":")[1].trim();
-  const out = [];
-  for (const part of list.split(",")) {
-    const [a, b] = part.split("-").map(Number);
-    for (let c = a; c <= (b ?? a); c++) out.push(c);
-  }
-  return out;`;
-const threadCpus = new Function(threadCpusScript) as () => number[];
+/** The CPUs the calling thread may run on, from the kernel's own report (its source also runs in the Worker below). */
+const threadCpus = () =>
+  parseCpuList(/^Cpus_allowed_list:\s*(.*)$/m.exec(Deno.readTextFileSync("/proc/thread-self/status"))![1]);
+const cpuListUrl = JSON.stringify(new URL("../util/cpu_list.ts", import.meta.url).href);
 
 Deno.test({
   name: "allowedCpus and pinThisThread: a Worker pins its own thread, the process keeps its CPUs",
@@ -80,7 +74,8 @@ Deno.test({
     const target = allowed[allowed.length - 1];
     const src = `
       import { pinThisThread } from ${JSON.stringify(new URL("./_cpu_affinity.ts", import.meta.url).href)};
-      const threadCpus = () => {${threadCpusScript}};
+      import { parseCpuList } from ${cpuListUrl};
+      const threadCpus = ${threadCpus.toString()};
       self.onmessage = (e) => {
         const before = threadCpus();
         pinThisThread(e.data);

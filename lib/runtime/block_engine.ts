@@ -11,14 +11,8 @@
  */
 import * as ort from "onnxruntime-node";
 import { RuntimeError } from "../errors.ts";
-import {
-  allowedCpus,
-  ortAffinities,
-  type PinningSetting,
-  type PinPlan,
-  pinThisThread,
-  planPinning,
-} from "./_cpu_affinity.ts";
+import type { CpuPinning } from "../util/cpu_list.ts";
+import { allowedCpus, ortAffinities, type PinPlan, pinThisThread, planPinning } from "./_cpu_affinity.ts";
 import { adviseHugePages, type HugePageResult } from "./_huge_pages.ts";
 import { blockTensorNames, buildBlockGraph } from "./block_graph.ts";
 import { buildEmbedGraph, buildLogitsGraph, headTensorNames } from "./head_graph.ts";
@@ -53,7 +47,7 @@ export interface EngineLoadRequest {
    * onnxruntime's pool threads to distinct CPUs, as `planPinning` decides (see _cpu_affinity.ts).
    * Omitted: nothing is pinned (an engine driven from a test's or script's main thread).
    */
-  pinning?: PinningSetting;
+  pinning?: CpuPinning;
   /**
    * Back the loaded weights with 2 MiB pages when they total at least this many bytes (default
    * 64 MiB; `false` never). See _huge_pages.ts.
@@ -184,27 +178,25 @@ export class BlockEngine {
   }
 
   /** Pins this thread as `setting` decides for `threads` threads; the plan for the pool threads. */
-  #pin(setting: PinningSetting, threads: number): { plan?: PinPlan; said: string } {
+  #pin(setting: CpuPinning, threads: number): { plan?: PinPlan; said: string } {
     const allowed = allowedCpus();
+    const why = Array.isArray(allowed) ? "" : ` (${allowed.unknown})`;
+    const refused = (message: string) =>
+      new RuntimeError("BAD_PINNING", message, {
+        hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
+      });
     let decision;
     try {
       decision = planPinning(threads, setting, Array.isArray(allowed) ? allowed : undefined);
     } catch (err) {
-      const why = Array.isArray(allowed) ? "" : ` (${allowed.unknown})`;
-      throw new RuntimeError("BAD_PINNING", (err as Error).message + why, {
-        hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
-      });
+      throw refused((err as Error).message + why);
     }
-    if ("skipped" in decision) {
-      return { said: "unknown" in allowed ? `${decision.skipped} (${allowed.unknown})` : decision.skipped };
-    }
+    if ("skipped" in decision) return { said: decision.skipped + why };
     const { plan } = decision;
     try {
       pinThisThread(plan.caller);
     } catch (err) {
-      throw new RuntimeError("BAD_PINNING", (err as Error).message, {
-        hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
-      });
+      throw refused((err as Error).message);
     }
     const pool = plan.workers.length ? `, pool CPU ${plan.workers.join(",")}` : "";
     return { plan, said: `caller CPU ${plan.caller}${pool}` };

@@ -118,10 +118,10 @@ export const PUSH_MIN_GAIN_MS = 1;
  * 1.41–1.46 (a 2-core VM, servers on loopback among themselves). Where both servers run on the
  * client's own machine there is no network to save, only the legs: push ÷ relay 0.99–1.06 there
  * while the runtime's threads were unpinned (a push makes the next server start while the previous
- * one still finishes on the same cores), paired 0.95–1.13 (median 1.03) in eight runs since they are pinned
- * (lib/runtime/_cpu_affinity.ts). So: push between two servers on the client's machine; with both
- * RTTs known (the client's pings, the previous server's announced `nextPings`), push when the
- * client's is PUSH_MIN_GAIN_MS longer; otherwise push.
+ * one still finishes on the same cores), paired 0.95–1.13 (median 1.03) in eight runs since they
+ * are pinned (lib/runtime/_cpu_affinity.ts). So: push between two servers on the client's machine;
+ * with both RTTs known (the client's pings, the previous server's announced `nextPings`), push when
+ * the client's is PUSH_MIN_GAIN_MS longer; otherwise push.
  */
 export function pushPays(
   link: { bothLocal: boolean; clientRttMs?: number; serverRttMs?: number },

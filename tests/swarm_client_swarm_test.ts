@@ -168,12 +168,15 @@ Deno.test({
           const rtt = client.pings.rtt(s.peerId);
           assert.ok(rtt !== undefined && Number.isFinite(rtt), `ping to ${s.peerId}: ${rtt}`);
         }
-        const plain = await generateWithHook(client, () => {});
+        // the route is linked in the background while the first step runs; once it is (waited for
+        // here, after the first step), every step's output goes server to server: the client
+        // collects the second and third spans' results without sending them anything
+        const plain = await generateWithHook(client, async (step, session) => {
+          if (step === 1) await waitFor(() => session.linkedHops === 2, { what: "the route's two links" });
+        });
         assert.deepEqual(plain.tokens, expected);
         assert.equal(plain.session.route.length, 3);
         assert.equal(plain.session.stats.failures, 0);
-        // after the prefill links the route, every decode step's output goes server to server:
-        // the client collects the second and third spans' results without sending them anything
         assert.equal(plain.session.stats.pushed, 2 * (plain.session.stats.steps - 1));
         // a client that relays every hop generates the same
         const relay = await swarm.connect(false);

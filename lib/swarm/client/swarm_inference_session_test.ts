@@ -10,7 +10,7 @@ import {
   SwarmInferenceSession,
   type SwarmInferenceSessionOptions,
 } from "./swarm_inference_session.ts";
-import type { Hidden, SpanTransport } from "./types.ts";
+import type { Hidden, PushReply, RemoteSpanSession, SpanTransport } from "./types.ts";
 
 const H = 16;
 const NB = 9;
@@ -362,4 +362,90 @@ Deno.test("pushPays: between servers on the client's machine; else where the cli
   assert.equal(pushPays({ bothLocal: false }), true);
   assert.equal(pushPays({ bothLocal: false, clientRttMs: 3 }), true);
   assert.equal(pushPays({ bothLocal: false, clientRttMs: Number.NaN, serverRttMs: 2 }), true);
+});
+
+Deno.test("links are made in the background: the first step completes while they hang, later steps push; no remote is used by two exchanges at once", async () => {
+  const swarm = await threeSpans();
+  let openGate!: () => void;
+  const gate = new Promise<void>((r) => (openGate = r));
+  const overlaps: string[] = [];
+  /** A push simulated over the fake swarm: each linked session runs the step and hands it on. */
+  type Linked = {
+    remote: RemoteSpanSession;
+    peer: string;
+    next?: Linked;
+    busy: number;
+    replies: Map<number, PushReply>;
+  };
+  const transport: SpanTransport = {
+    forward: (server, req, signal) => swarm.forward(server, req, signal),
+    async openInference(server, req, signal) {
+      const remote = await swarm.openInference(server, req, signal);
+      const me: Linked = { remote, peer: server.peerId, busy: 0, replies: new Map() };
+      const use = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
+        if (++me.busy > 1) overlaps.push(`${me.peer} ${what}`);
+        try {
+          return await f();
+        } finally {
+          me.busy--;
+        }
+      };
+      return {
+        step: (h, o) => use("step", () => remote.step(h, o)),
+        close: () => remote.close(),
+        links: {
+          local: true,
+          accept: () => use("accept", () => Promise.resolve(me)),
+          pushTo: (ticket) =>
+            use("pushTo", async () => {
+              await gate;
+              me.next = ticket as Linked;
+            }),
+          lost: () => false,
+          send: (h, o) =>
+            use("send", async () => {
+              // the pushed run: this span, then the linked ones (each records where the push stops)
+              let at: Linked = me, x = h, trail: Hidden[] = [];
+              for (let k = 0;; k++) {
+                const y = await at.remote.step(x, {
+                  stepId: o.stepId,
+                  startFromPosition: o.startFromPosition,
+                });
+                if (k === o.push || !at.next) {
+                  at.replies.set(o.stepId!, { hidden: y, trail });
+                  return;
+                }
+                trail = [...trail, y];
+                at = at.next;
+                x = y;
+              }
+            }),
+          receive: (stepId, o) =>
+            use("receive", async () => {
+              for (let i = 0; i < 100 && !me.replies.has(stepId) && !o.until?.aborted; i++) {
+                await new Promise((r) => setTimeout(r, 1));
+              }
+              return me.replies.get(stepId);
+            }),
+        },
+      };
+    },
+  };
+  const log = memoryLogger("debug");
+  const s = session(swarm, { transport, push: true, logger: log.logger });
+  const out = [(await s.step(STEPS[0])).data.slice()];
+  assert.equal(s.linkedHops, 0, "both link_to exchanges wait at the gate; the step did not");
+  assert.equal(s.stats.pushed, 0);
+  openGate();
+  for (let i = 0; i < 200 && s.linkedHops < 2; i++) await new Promise((r) => setTimeout(r, 2));
+  assert.equal(s.linkedHops, 2, JSON.stringify(log.records));
+  for (const x of STEPS.slice(1)) out.push((await s.step(x)).data.slice());
+  assert.deepEqual(out, await referenceOutputs(swarm));
+  assert.equal(
+    s.stats.pushed,
+    2 * (STEPS.length - 1),
+    "every step after the first pushed through both links",
+  );
+  assert.deepEqual(overlaps, []);
+  await s.close();
 });

@@ -72,6 +72,7 @@ const { values: a } = parseArgs({
     "no-floor": { type: "boolean", default: false },
     "no-local-unpinned": { type: "boolean", default: false },
     "no-swarm-unpinned": { type: "boolean", default: false },
+    "no-sealed": { type: "boolean", default: false },
     "client-latency-ms": { type: "string", default: "0" },
   },
 });
@@ -214,8 +215,15 @@ try {
       .complete();
   };
   /** The swarm clients compared, on the same servers: as `plumise generate` runs, always / never pushing, over libp2p. */
-  const variants: { name: string; direct: boolean; push: boolean | "auto"; unpinned?: boolean }[] = [
+  const variants: {
+    name: string;
+    direct: boolean;
+    push: boolean | "auto";
+    unpinned?: boolean;
+    sealed?: boolean;
+  }[] = [
     { name: "swarm", direct: true, push: "auto" },
+    ...(a["no-sealed"] ? [] : [{ name: "swarm_sealed", direct: true, push: "auto" as const, sealed: true }]),
     ...(serversOff.length
       ? [{ name: "swarm_unpinned", direct: true, push: "auto" as const, unpinned: true }]
       : []),
@@ -252,6 +260,7 @@ try {
         tableRefreshMs: 0,
         direct: v.direct,
         push: v.push,
+        plainLoopback: !v.sealed,
         ...(clientLatencyMs > 0 ? { wrapTransport: (t) => delayedTransport(t, clientLatencyMs) } : {}),
         onRemoteStep: (e) => {
           if (!timing || e.tokens !== 1) return;
@@ -345,6 +354,7 @@ try {
   const relayRuns = swarmRuns.get("swarm_relay") ?? [], streamRuns = swarmRuns.get("swarm_libp2p") ?? [];
   const pushRuns = swarmRuns.get("swarm_push") ?? [], autoRuns = swarmRuns.get("swarm")!;
   const offRuns = swarmRuns.get("swarm_unpinned") ?? [];
+  const sealedRuns = swarmRuns.get("swarm_sealed") ?? [];
   // the baseline is the faster single process: pinned as the runtime pins by default, or not pinned
   const pinnedTokS = tokSOf(localRuns), unpinnedTokS = localOffRuns.length ? tokSOf(localOffRuns) : 0;
   const localTokS = Math.max(pinnedTokS, unpinnedTokS), swarmTokS = tokSOf(autoRuns);
@@ -386,6 +396,18 @@ try {
         pinned_vs_unpinned: round(swarmTokS / tokSOf(offRuns), 3),
       }
       : {}),
+    ...(sealedRuns.length
+      ? {
+        swarm_sealed_tok_s: round(tokSOf(sealedRuns), 2),
+        ratio_sealed: round(tokSOf(sealedRuns) / localTokS, 3),
+        /** What plain loopback frames gain: the default swarm ÷ the same client with every frame sealed. */
+        plain_vs_sealed: round(swarmTokS / tokSOf(sealedRuns), 3),
+        plain_vs_sealed_paired: round(
+          median(autoRuns.map((r, i) => tokensPerSecond(r) / tokensPerSecond(sealedRuns[i]))),
+          3,
+        ),
+      }
+      : {}),
     ...(streamRuns.length
       ? {
         swarm_libp2p_tok_s: round(tokSOf(streamRuns), 2),
@@ -406,6 +428,7 @@ try {
       local: prefillOf(localRuns),
       ...(localOffRuns.length ? { local_unpinned: prefillOf(localOffRuns) } : {}),
       swarm: prefillOf(autoRuns),
+      ...(sealedRuns.length ? { swarm_sealed: prefillOf(sealedRuns) } : {}),
       ...(relayRuns.length ? { swarm_push: prefillOf(pushRuns), swarm_relay: prefillOf(relayRuns) } : {}),
       ...(pipeRuns.length ? { floor: prefillOf(pipeRuns) } : {}),
     },
@@ -413,6 +436,7 @@ try {
       local: decodeOf(localRuns),
       ...(localOffRuns.length ? { local_unpinned: decodeOf(localOffRuns) } : {}),
       swarm: decodeOf(autoRuns),
+      ...(sealedRuns.length ? { swarm_sealed: decodeOf(sealedRuns) } : {}),
       ...(offRuns.length ? { swarm_unpinned: decodeOf(offRuns) } : {}),
       ...(relayRuns.length ? { swarm_push: decodeOf(pushRuns), swarm_relay: decodeOf(relayRuns) } : {}),
       ...(pipeRuns.length ? { floor: decodeOf(pipeRuns) } : {}),
@@ -421,7 +445,16 @@ try {
     hidden_size: hiddenSize,
     runs,
     same_tokens: JSON.stringify(swarmRun.tokenIds) === JSON.stringify(localRun.tokenIds) &&
-      [...autoRuns, ...pushRuns, ...relayRuns, ...streamRuns, ...pipeRuns, ...localOffRuns, ...offRuns].every(
+      [
+        ...autoRuns,
+        ...sealedRuns,
+        ...pushRuns,
+        ...relayRuns,
+        ...streamRuns,
+        ...pipeRuns,
+        ...localOffRuns,
+        ...offRuns,
+      ].every(
         (r) => JSON.stringify(r.tokenIds) === JSON.stringify(localRun.tokenIds),
       ),
     /** Largest difference between the swarm's and the single process's block output on the prompt. */

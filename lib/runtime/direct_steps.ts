@@ -248,6 +248,7 @@ export function serveDirectSteps(
           connectMs: 2_000,
           ackMs: 2_000,
           signal: stop.signal,
+          plain: msg.plain !== false,
         });
         dropOutput();
         output = ch;

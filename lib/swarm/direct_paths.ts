@@ -17,6 +17,11 @@ export function directHost(components: readonly { name: string; value?: string }
 export interface DirectPathsOptions {
   /** Try offered direct paths at all (default true). */
   enabled?: boolean;
+  /**
+   * Let the frames of this client's sessions, and of the links between their servers, go unsealed
+   * where a connection's two ends are loopback addresses (default true; lib/wire/direct_channel.ts).
+   */
+  plainLoopback?: boolean;
   /** After a failed attempt, use the libp2p stream to that host:port for this long (default 60 s). */
   backoffMs?: number;
   now?: () => number;
@@ -29,12 +34,14 @@ export interface DirectPathsOptions {
  */
 export class DirectPaths {
   readonly enabled: boolean;
+  readonly plainLoopback: boolean;
   readonly #backoffMs: number;
   readonly #now: () => number;
   readonly #failedAt = new Map<string, number>();
 
   constructor(options: DirectPathsOptions = {}) {
     this.enabled = options.enabled ?? true;
+    this.plainLoopback = options.plainLoopback ?? true;
     this.#backoffMs = options.backoffMs ?? 60_000;
     this.#now = options.now ?? Date.now;
   }

@@ -137,6 +137,7 @@ export class InferenceStream {
   readonly #channel: FrameChannel;
   readonly #timeouts: Required<ClientTimeouts>;
   readonly #host: string | undefined;
+  readonly #plainLinks: boolean;
   readonly dtype: WireDType;
   readonly cacheTokensLeft: number;
   #nextStep = 0;
@@ -150,7 +151,10 @@ export class InferenceStream {
     timeouts: Required<ClientTimeouts>,
     /** The host of the server's direct path, when the stream took it (links need one). */
     directHost?: string,
+    /** Whether links this session asks for may carry plain frames on loopback (`link_to.plain`). */
+    plainLinks = true,
   ) {
+    this.#plainLinks = plainLinks;
     this.#channel = channel;
     this.dtype = dtype;
     this.cacheTokensLeft = cacheTokensLeft;
@@ -265,7 +269,14 @@ export class InferenceStream {
     const r = await this.#exchange({
       signal,
       expected: "linked",
-      request: { type: "link_to", host, port, ticket: t, key },
+      request: {
+        type: "link_to",
+        host,
+        port,
+        ticket: t,
+        key,
+        ...(this.#plainLinks ? {} : { plain: false }),
+      },
       match: (m) => m.type === "linked" ? m : undefined,
     }) as Extract<WireMessage, { type: "linked" }>;
     if (!r.ok) throw linkRefused(r.reason);
@@ -430,6 +441,7 @@ export class ProtocolClient {
       opened.cacheTokensLeft,
       this.#timeouts,
       direct ? channel.remoteHost : undefined,
+      this.#o.directPaths?.plainLoopback ?? true,
     );
   }
 
@@ -442,7 +454,11 @@ export class ProtocolClient {
     const paths = this.#o.directPaths, offer = opened.direct, host = channel.remoteHost;
     if (!paths || !offer || !host || !paths.shouldTry(host, offer.port)) return undefined;
     try {
-      const direct = await connectDirect(host, offer, { signal, limits: this.#o.limits });
+      const direct = await connectDirect(host, offer, {
+        signal,
+        limits: this.#o.limits,
+        plain: paths.plainLoopback,
+      });
       return withControl(direct, channel);
     } catch (err) {
       if (signal?.aborted) {

@@ -51,6 +51,8 @@ export interface SwarmPeerOptions {
   negotiationTimeoutMs?: number;
   /** As a client, use the direct paths servers offer for inference sessions (default true). */
   direct?: boolean;
+  /** As a client, allow plain frames on loopback direct paths and links (default true; see `DirectPathsOptions`). */
+  plainLoopback?: boolean;
 }
 
 export class SwarmPeer {
@@ -71,7 +73,10 @@ export class SwarmPeer {
     this.#o = options;
     this.#logger = options.logger ?? silentLogger;
     this.limits = wireLimits(options.maxFrameBytes);
-    this.directPaths = new DirectPaths({ enabled: options.direct ?? true });
+    this.directPaths = new DirectPaths({
+      enabled: options.direct ?? true,
+      plainLoopback: options.plainLoopback ?? true,
+    });
     this.table = new SwarmTable({ now: options.now, logger: this.#logger });
   }
 

@@ -34,12 +34,15 @@ export async function listening(options: Partial<DirectListenerOptions> = {}) {
   return { listener, ticket };
 }
 
-/** Connects to `ticket`'s offer and checks that the listener attached the server's end. */
+/**
+ * Connects to `ticket`'s offer and checks that the listener attached the server's end. Sealed
+ * frames unless `options.plain` (the tests of the sealed framing run on loopback too).
+ */
 export async function attach(
   ticket: DirectTicket,
   options: ConnectDirectOptions = {},
 ): Promise<{ client: DirectFrameChannel; server: DirectFrameChannel }> {
-  const client = await connectDirect(HOST, ticket.offer, options);
+  const client = await connectDirect(HOST, ticket.offer, { plain: false, ...options });
   const server = await ticket.attached;
   if (!server) client.abort();
   assert.ok(server, "the listener attached the session");

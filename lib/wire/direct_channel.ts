@@ -8,10 +8,23 @@
  * How a session gets one (the keys never leave the authenticated libp2p stream):
  *   1. the server's `opened` carries `direct {port, ticket, key}` (random, single-use, expiring);
  *   2. the client connects to `port` on the host it reached the server at and sends
- *      `HELLO` = "PLMDIR01" ‖ ticket (32 bytes);
- *   3. the server answers with a sealed empty frame (proof that it holds the key), and from then
- *      on both sides exchange the session's frames (the same frame codec as the stream) sealed
- *      by `DirectCipher`, each prefixed with its varint length.
+ *      `HELLO` = "PLMDIR01" ‖ ticket (32 bytes), or "PLMDIRP1" ‖ ticket to ask for plain frames
+ *      (only where both ends of its connection are loopback addresses, see below);
+ *   3. the server answers with a sealed frame (proof that it holds the key): empty, or the one
+ *      byte 1 when it grants plain frames. From then on both sides exchange the session's frames
+ *      (the same frame codec as the stream), each prefixed with its varint length, sealed by
+ *      `DirectCipher`, or as they are where plain frames were granted.
+ *
+ * Plain frames: a connection whose two ends are loopback addresses on both sides (the client
+ * asks only when its socket's local and remote addresses are, the server grants only when its
+ * socket's are) never leaves the machine, and on it only privileged processes can read or alter
+ * the bytes, which could read the processes' memory anyway: the ticket still authenticates the
+ * client and the sealed proof the server, and the frames skip sealing and opening, which cost
+ * about 0.2–0.5 ms per frame after an onnxruntime step has left the caches cold (servers of one
+ * machine pushing to each other, a client on the servers' machine). Either side can refuse
+ * (`plain: false`, `DirectListenerOptions.plainLoopback`); a forwarder in between (an SSH tunnel,
+ * socat) makes one side see a non-loopback peer, so that side refuses.
+ *
  * The libp2p stream stays open as the session's control: ending either ends the session. A
  * client that cannot connect (firewall, NAT, relay) keeps using the libp2p stream.
  * @module
@@ -23,12 +36,33 @@ import { encodeVarint, LengthPrefixedDecoder } from "./length_prefix.ts";
 import type { DirectOffer, WireMessage } from "./protocol_messages.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
-import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher, type DirectRole } from "./direct_cipher.ts";
+import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher } from "./direct_cipher.ts";
+import { addressScope } from "./link_target.ts";
 
 /** First bytes a client sends on a direct connection, followed by the 32-byte ticket. */
 export const DIRECT_MAGIC: Uint8Array = new TextEncoder().encode("PLMDIR01");
+/** The same, asking for plain frames (see the module doc); as long as DIRECT_MAGIC. */
+export const DIRECT_MAGIC_PLAIN: Uint8Array = new TextEncoder().encode("PLMDIRP1");
 /** Length of the hello (magic + ticket). */
 export const DIRECT_HELLO_BYTES: number = DIRECT_MAGIC.byteLength + 32;
+/** The proof's plaintext when the server grants plain frames (an empty proof keeps them sealed). */
+export const DIRECT_PLAIN_GRANTED: Uint8Array = Uint8Array.of(1);
+
+/** Whether both ends of `conn` are loopback addresses (a connection within one machine). */
+export function loopbackConn(conn: Deno.Conn): boolean {
+  const ends = [conn.localAddr, conn.remoteAddr];
+  return ends.every((a) =>
+    a.transport === "tcp" && addressScope((a as Deno.NetAddr).hostname) === "loopback"
+  );
+}
+
+/** `plain` as one length-prefixed frame sealed by `cipher` (the next of its frames). */
+export function sealedFrame(cipher: DirectCipher, plain: Uint8Array): Uint8Array {
+  const prefix = encodeVarint(plain.byteLength + DIRECT_SEAL_OVERHEAD);
+  const bytes = cipher.sealInto(plain, prefix.byteLength);
+  bytes.set(prefix, 0);
+  return bytes;
+}
 /** Frames read ahead of the consumer before the connection stops being read (backpressure). */
 const READ_AHEAD = 2;
 
@@ -44,22 +78,25 @@ export interface DirectFrameChannel extends FrameChannel {
   readRaw(options?: { signal?: AbortSignal }): Promise<Uint8Array | null>;
   /** Seals and writes plaintext bytes as the next frame (no frame codec). */
   writeRaw(plain: Uint8Array, options?: { signal?: AbortSignal }): Promise<void>;
+  /** Whether frames are sealed (false: plain frames on a loopback connection, see the module doc). */
+  readonly sealed: boolean;
 }
 
 /**
- * Wraps a connected socket. `initial` are bytes already read past the hello. One reader loop
- * pulls frames off the socket and opens them in order; `read` waits for the next one and can be
- * aborted by its signal without harming the connection (so an error frame can still be written).
+ * Wraps a connected, authenticated socket whose frames `cipher` seals and opens (from its current
+ * counters: the proof went before), or that carries plain frames (`cipher` null). `initial` are
+ * bytes already read past the hello or the proof. One reader loop pulls frames off the socket and
+ * opens them in order; `read` waits for the next one and can be aborted by its signal without
+ * harming the connection (so an error frame can still be written).
  */
 export function directFrameChannel(
   conn: Deno.Conn,
-  key: Uint8Array,
-  role: DirectRole,
+  cipher: DirectCipher | null,
   limits: WireLimits = DEFAULT_WIRE_LIMITS,
   initial?: Uint8Array,
 ): DirectFrameChannel {
-  const cipher = new DirectCipher(key, role);
-  const decoder = new LengthPrefixedDecoder(limits.maxFrameBytes + DIRECT_SEAL_OVERHEAD);
+  const overhead = cipher ? DIRECT_SEAL_OVERHEAD : 0;
+  const decoder = new LengthPrefixedDecoder(limits.maxFrameBytes + overhead);
   const frames: Uint8Array[] = [];
   let ended = false;
   let failure: unknown;
@@ -75,7 +112,7 @@ export function directFrameChannel(
     w?.();
   };
   const accept = (bytes: Uint8Array) => {
-    for (const sealed of decoder.push(bytes)) frames.push(cipher.open(sealed));
+    for (const frame of decoder.push(bytes)) frames.push(cipher ? cipher.open(frame) : frame);
   };
   const shut = () => {
     if (closed) return;
@@ -161,9 +198,14 @@ export function directFrameChannel(
     }
     if (options?.signal?.aborted) return Promise.reject(options.signal.reason);
     // seal in call order (the nonce counter) and write in the same order
-    const prefix = encodeVarint(plain.byteLength + DIRECT_SEAL_OVERHEAD);
-    const bytes = cipher.sealInto(plain, prefix.byteLength);
-    bytes.set(prefix, 0);
+    let bytes: Uint8Array;
+    if (cipher) bytes = sealedFrame(cipher, plain);
+    else {
+      const prefix = encodeVarint(plain.byteLength);
+      bytes = new Uint8Array(prefix.byteLength + plain.byteLength);
+      bytes.set(prefix, 0);
+      bytes.set(plain, prefix.byteLength);
+    }
     // write at once when nothing is queued (the common case: one frame per step)
     const done = pendingWrites === 0 ? writeAll(conn, bytes) : writing.then(() => writeAll(conn, bytes));
     pendingWrites++;
@@ -182,6 +224,7 @@ export function directFrameChannel(
 
   return {
     remoteHost: (conn.remoteAddr as Deno.NetAddr).hostname,
+    sealed: cipher !== null,
     readRaw,
     writeRaw,
     async read(options): Promise<WireMessage | null> {
@@ -210,6 +253,16 @@ export function directFrameChannel(
   };
 }
 
+/** `conn.read(buf)`, or a rejection with `signal`'s reason once it aborts (the caller then closes `conn`). */
+function readOrAbort(conn: Deno.Conn, buf: Uint8Array, signal: AbortSignal): Promise<number | null> {
+  signal.throwIfAborted();
+  return new Promise<number | null>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    conn.read(buf).then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 export interface ConnectDirectOptions {
   signal?: AbortSignal;
   /** TCP connect timeout (default 2 s). */
@@ -217,6 +270,11 @@ export interface ConnectDirectOptions {
   /** Wait for the server's proof after the hello (default 5 s). */
   ackMs?: number;
   limits?: WireLimits;
+  /**
+   * Ask for plain frames where both ends of the connection are loopback addresses (default true;
+   * see the module doc). The server may still keep them sealed.
+   */
+  plain?: boolean;
 }
 
 /**
@@ -251,21 +309,30 @@ export async function connectDirect(
       err,
     );
   }
-  let channel: DirectFrameChannel | undefined;
   const t = timeoutSignal(ackMs, options.signal);
   try {
     conn.setNoDelay(true);
+    const askPlain = options.plain !== false && loopbackConn(conn);
     const hello = new Uint8Array(DIRECT_HELLO_BYTES);
-    hello.set(DIRECT_MAGIC);
+    hello.set(askPlain ? DIRECT_MAGIC_PLAIN : DIRECT_MAGIC);
     hello.set(ticket, DIRECT_MAGIC.byteLength);
     await writeAll(conn, hello);
-    channel = directFrameChannel(conn, key, "client", options.limits);
-    const ack = await channel.readRaw({ signal: t.signal });
-    if (ack === null || ack.byteLength !== 0) throw failed("the server did not prove the session key");
-    return channel;
+    // the proof: the first frame, sealed under the session key; what follows it is the channel's
+    const cipher = new DirectCipher(key, "client");
+    const decoder = new LengthPrefixedDecoder(DIRECT_PLAIN_GRANTED.byteLength + DIRECT_SEAL_OVERHEAD);
+    const buf = new Uint8Array(4096);
+    let proof: Uint8Array | undefined;
+    while (!proof) {
+      const n = await readOrAbort(conn, buf, t.signal);
+      if (n === null) throw failed("the server closed the connection before proving the session key");
+      proof = decoder.pushOne(buf.slice(0, n));
+    }
+    const ack = cipher.open(proof);
+    const plain = askPlain && ack.byteLength === 1 && ack[0] === DIRECT_PLAIN_GRANTED[0];
+    if (ack.byteLength !== 0 && !plain) throw failed("the server did not prove the session key");
+    return directFrameChannel(conn, plain ? null : cipher, options.limits, decoder.drain());
   } catch (err) {
-    if (channel) channel.abort();
-    else conn.close();
+    conn.close();
     if (err === options.signal?.reason || (err instanceof WireError && err.code === "DIRECT_FAILED")) {
       throw err;
     }

@@ -18,8 +18,10 @@ import {
   type ConnectDirectOptions,
   DIRECT_HELLO_BYTES,
   DIRECT_MAGIC,
+  DIRECT_MAGIC_PLAIN,
   type DirectFrameChannel,
   directFrameChannel,
+  loopbackConn,
 } from "./direct_channel.ts";
 import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher, randomSecret } from "./direct_cipher.ts";
 import type { DirectListener, DirectListenerOptions, DirectTicket } from "./direct_listener.ts";
@@ -322,7 +324,7 @@ Deno.test("direct channel: concurrent writes are sealed and sent in call order",
 
 Deno.test("direct channel: aborting a blocked write rejects with the reason and closes the connection", async () => {
   const [a, b] = await socketPair();
-  const channel = directFrameChannel(a, decodeSecret(randomSecret(), "key"), "client");
+  const channel = directFrameChannel(a, new DirectCipher(decodeSecret(randomSecret(), "key"), "client"));
   try {
     // the peer never reads: a frame far larger than the socket buffers blocks
     const ac = new AbortController();
@@ -350,8 +352,8 @@ Deno.test("direct channel: aborting a blocked write rejects with the reason and 
 Deno.test("direct channel: directFrameChannel over a plain socket pair, in both roles", async () => {
   const [a, b] = await socketPair();
   const key = decodeSecret(randomSecret(), "key");
-  const client = directFrameChannel(a, key, "client");
-  const server = directFrameChannel(b, key, "server");
+  const client = directFrameChannel(a, new DirectCipher(key, "client"));
+  const server = directFrameChannel(b, new DirectCipher(key, "server"));
   try {
     await client.write({ type: "info_request" });
     assert.deepEqual(await server.read(), { type: "info_request" });
@@ -363,8 +365,8 @@ Deno.test("direct channel: directFrameChannel over a plain socket pair, in both 
   }
   // channels with the same role cannot talk (a reflected direction)
   const [c, d] = await socketPair();
-  const x = directFrameChannel(c, key, "client");
-  const y = directFrameChannel(d, key, "client");
+  const x = directFrameChannel(c, new DirectCipher(key, "client"));
+  const y = directFrameChannel(d, new DirectCipher(key, "client"));
   try {
     await x.write({ type: "close" });
     await assert.rejects(y.read(), (e) => assertWireError(e, "BAD_FRAME", /failed authentication/));
@@ -422,10 +424,10 @@ Deno.test("connectDirect: a server that accepts but never answers is DIRECT_FAIL
       connectDirect(HOST, offer, { ackMs: 150 }),
       (e) => assertWireError(e, "DIRECT_FAILED", /no proof from the server within 150 ms/),
     );
-    // the client sent its hello before giving up
+    // the client sent its hello before giving up (on loopback: asking for plain frames)
     const conn = await accepted;
     const got = await readExactly(conn, DIRECT_HELLO_BYTES);
-    assert.deepEqual(got.subarray(0, DIRECT_MAGIC.byteLength), DIRECT_MAGIC);
+    assert.deepEqual(got.subarray(0, DIRECT_MAGIC.byteLength), DIRECT_MAGIC_PLAIN);
     assert.equal(await untilClosed(conn), "closed", "the client closed its socket");
   });
 });
@@ -454,26 +456,37 @@ Deno.test("connectDirect: a server that proves another key is DIRECT_FAILED and 
   });
 });
 
-Deno.test("connectDirect: a proof declared larger than the client's cap is DIRECT_FAILED", async () => {
+Deno.test("connectDirect: a proof declared larger than a proof can be is DIRECT_FAILED", async () => {
+  await provingServer(encodeVarint(DIRECT_SEAL_OVERHEAD + 2), async (offer, accepted) => {
+    await assert.rejects(
+      connectDirect(HOST, offer, { ackMs: 5_000 }),
+      (e) => assertWireError(e, "DIRECT_FAILED", /failed: frame of 18 bytes exceeds the cap of 17 bytes/),
+    );
+    assert.equal(await untilClosed(await accepted), "closed");
+  });
   await provingServer(encodeVarint(1024 + DIRECT_SEAL_OVERHEAD + 1), async (offer, accepted) => {
     await assert.rejects(
       connectDirect(HOST, offer, { ackMs: 5_000, limits: wireLimits(1024) }),
-      (e) => assertWireError(e, "DIRECT_FAILED", /failed: frame of 1041 bytes exceeds the cap of 1040/),
+      (e) => assertWireError(e, "DIRECT_FAILED", /failed: frame length prefix longer than 1 bytes/),
     );
     assert.equal(await untilClosed(await accepted), "closed");
   });
 });
 
-Deno.test("connectDirect: a proof that is not empty is DIRECT_FAILED", async () => {
-  const key = randomSecret();
-  const server = new DirectCipher(decodeSecret(key, "key"), "server");
-  await provingServer(lengthPrefixed(server.seal(new Uint8Array([1]))), async (offer, accepted) => {
-    await assert.rejects(
-      connectDirect(HOST, { ...offer, key }, { ackMs: 5_000 }),
-      (e) => assertWireError(e, "DIRECT_FAILED", /did not prove the session key/),
-    );
-    assert.equal(await untilClosed(await accepted), "closed");
-  });
+Deno.test("connectDirect: a proof granting plain frames nobody asked for, or anything else but empty, is DIRECT_FAILED", async () => {
+  for (const [proof, plain] of [[[1], false], [[2], true], [[1, 1], true]] as const) {
+    const key = randomSecret();
+    const server = new DirectCipher(decodeSecret(key, "key"), "server");
+    await provingServer(lengthPrefixed(server.seal(new Uint8Array(proof))), async (offer, accepted) => {
+      await assert.rejects(
+        connectDirect(HOST, { ...offer, key }, { ackMs: 5_000, plain }),
+        (e) =>
+          assertWireError(e, "DIRECT_FAILED", /did not prove the session key|exceeds the cap of 17 bytes/),
+        `proof [${proof}], plain asked: ${plain}`,
+      );
+      assert.equal(await untilClosed(await accepted), "closed");
+    });
+  }
 });
 
 Deno.test("connectDirect: a signal aborted before the call rejects with its reason, ticket unused", async () => {
@@ -522,4 +535,68 @@ Deno.test("connectDirect: a malformed offer is BAD_FRAME before any connection",
     connectDirect(HOST, { port: 1, ticket: randomSecret(), key: randomSecret() + "A" }),
     (e) => assertWireError(e, "BAD_FRAME", /direct\.key must be 32 bytes/),
   );
+});
+
+Deno.test("plain frames: on loopback a client asks and the listener grants; frames go unsealed, bit-exact both ways", async () => {
+  const p = await connected({}, { plain: true });
+  try {
+    assert.equal(p.client.sealed, false);
+    assert.equal(p.server.sealed, false);
+    const x = hidden(1, 3, 8);
+    await p.client.write({ type: "step", stepId: 4, hidden: tensor(x.data, x.shape, "f32") });
+    const got = await p.server.read() as StepMessage;
+    assert.deepEqual(got.hidden.data, x.data);
+    await p.server.write({ type: "close" });
+    assert.deepEqual(await p.client.read(), { type: "close" });
+  } finally {
+    await p.close();
+  }
+  // a listener that never grants them keeps the frames sealed for a client that asks
+  const q = await connected({ plainLoopback: false }, { plain: true });
+  try {
+    assert.equal(q.client.sealed, true);
+    assert.equal(q.server.sealed, true);
+    await q.client.write({ type: "close" });
+    assert.deepEqual(await q.server.read(), { type: "close" });
+  } finally {
+    await q.close();
+  }
+});
+
+Deno.test("plain frames: on the wire, the proof is sealed and grants them; then a frame is its length and its bytes", async () => {
+  const { listener, ticket } = await listening();
+  const conn = await Deno.connect({ hostname: HOST, port: ticket.offer.port });
+  try {
+    await writeAll(conn, hello(ticket.offer.ticket, DIRECT_MAGIC_PLAIN));
+    const proof = await readExactly(conn, 1 + 1 + DIRECT_SEAL_OVERHEAD);
+    assert.equal(proof[0], 1 + DIRECT_SEAL_OVERHEAD, "one sealed byte");
+    const cipher = new DirectCipher(decodeSecret(ticket.offer.key, "key"), "client");
+    assert.deepEqual([...cipher.open(proof.subarray(1))], [1], "plain frames granted");
+    const server = await ticket.attached;
+    assert.ok(server && !server.sealed);
+    await writeAll(conn, lengthPrefixed(Uint8Array.of(7, 8, 9)));
+    assert.deepEqual([...(await server.readRaw())!], [7, 8, 9]);
+    await server.writeRaw(Uint8Array.of(5));
+    assert.deepEqual([...(await readExactly(conn, 2))], [1, 5]);
+    server.abort();
+  } finally {
+    conn.close();
+    await listener.stop();
+  }
+});
+
+Deno.test("loopbackConn: only where both ends are loopback addresses", () => {
+  const conn = (local: string, remote: string) =>
+    ({
+      localAddr: { transport: "tcp", hostname: local, port: 1 },
+      remoteAddr: { transport: "tcp", hostname: remote, port: 2 },
+    }) as unknown as Deno.Conn;
+  assert.equal(loopbackConn(conn("127.0.0.1", "127.0.0.1")), true);
+  assert.equal(loopbackConn(conn("127.0.0.1", "127.8.9.1")), true);
+  assert.equal(loopbackConn(conn("::1", "::1")), true);
+  assert.equal(loopbackConn(conn("::ffff:127.0.0.1", "127.0.0.1")), true);
+  assert.equal(loopbackConn(conn("127.0.0.1", "10.0.0.2")), false, "a forwarder's remote side");
+  assert.equal(loopbackConn(conn("192.168.1.4", "127.0.0.1")), false);
+  assert.equal(loopbackConn(conn("8.8.8.8", "1.1.1.1")), false);
+  assert.equal(loopbackConn(conn("localhost", "localhost")), false, "names are not addresses");
 });

@@ -1,7 +1,8 @@
 /**
  * `DirectListener`: the server's TCP port for direct paths (see direct_channel.ts). The
  * inference handler asks it for an offer per session; a client that presents the offer's ticket
- * within its lifetime gets the session's sealed channel, anything else is dropped without a
+ * within its lifetime gets the session's channel (sealed, or plain on loopback where asked:
+ * direct_channel.ts), anything else is dropped without a
  * word: a wrong magic or ticket, a hello that does not arrive within the hello timeout, more
  * unauthenticated connections than the cap. Tickets are single-use.
  * @module
@@ -11,12 +12,17 @@ import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import type { DirectOffer } from "./protocol_messages.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
-import { encodeSecret, randomSecret } from "./direct_cipher.ts";
+import { DirectCipher, encodeSecret, randomSecret } from "./direct_cipher.ts";
 import {
   DIRECT_HELLO_BYTES,
   DIRECT_MAGIC,
+  DIRECT_MAGIC_PLAIN,
+  DIRECT_PLAIN_GRANTED,
   type DirectFrameChannel,
   directFrameChannel,
+  loopbackConn,
+  sealedFrame,
+  writeAll,
 } from "./direct_channel.ts";
 
 export interface DirectListenerOptions {
@@ -31,6 +37,11 @@ export interface DirectListenerOptions {
   ticketMs?: number;
   /** Most connections waiting for their hello at once (default 64). */
   maxPending?: number;
+  /**
+   * Grant plain frames to a client that asks for them on a connection whose two ends are
+   * loopback addresses (default true; see direct_channel.ts).
+   */
+  plainLoopback?: boolean;
   logger?: Logger;
 }
 
@@ -154,7 +165,8 @@ export class DirectListener {
         if (n === null) return this.#reject(conn);
         got += n;
       }
-      if (!DIRECT_MAGIC.every((b, i) => buf[i] === b)) return this.#reject(conn);
+      const askPlain = DIRECT_MAGIC_PLAIN.every((b, i) => buf[i] === b);
+      if (!askPlain && !DIRECT_MAGIC.every((b, i) => buf[i] === b)) return this.#reject(conn);
       const ticket = encodeSecret(buf.subarray(DIRECT_MAGIC.byteLength, DIRECT_HELLO_BYTES));
       const w = this.#tickets.get(ticket);
       if (!w || this.#stopped) return this.#reject(conn);
@@ -162,15 +174,18 @@ export class DirectListener {
       clearTimeout(w.timer);
       this.#pending.delete(conn);
       conn.setNoDelay(true);
+      const plain = askPlain && this.#o.plainLoopback !== false && loopbackConn(conn);
+      // the proof: a frame sealed under the session key, empty or granting plain frames
+      const cipher = new DirectCipher(w.key, "server");
+      const proof = sealedFrame(cipher, plain ? DIRECT_PLAIN_GRANTED : new Uint8Array(0));
       const channel = directFrameChannel(
         conn,
-        w.key,
-        "server",
+        plain ? null : cipher,
         this.#o.limits ?? DEFAULT_WIRE_LIMITS,
         buf.slice(DIRECT_HELLO_BYTES, got),
       );
-      // the proof: an empty frame sealed under the session key
-      await channel.writeRaw(new Uint8Array(0)).catch(() => {});
+      // (a client gone already shows as the channel's end on its first read)
+      await writeAll(conn, proof).catch(() => {});
       w.resolve(channel);
     } catch (err) {
       this.#log.debug("direct hello failed", { err });

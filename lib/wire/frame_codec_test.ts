@@ -91,6 +91,14 @@ Deno.test("frame codec: every message type round-trips", () => {
       ticket: "A".repeat(42) + "w",
       key: "_-".repeat(21) + "0",
     },
+    {
+      type: "link_to",
+      host: "127.0.0.1",
+      port: 4100,
+      ticket: "A".repeat(42) + "w",
+      key: "_-".repeat(21) + "0",
+      plain: false,
+    },
     { type: "linked", ok: true },
     { type: "linked", ok: false, reason: "no route to host" },
     { type: "link_lost", link: 3 },
@@ -214,6 +222,7 @@ Deno.test("frame codec: malformed frames are BAD_FRAME with the offending value"
   rejects(raw({ ...linkTo, host: "evil host/x" }), "BAD_FRAME", /host/);
   rejects(raw({ ...linkTo, host: "" }), "BAD_FRAME", /host/);
   rejects(raw({ ...linkTo, port: 0 }), "BAD_FRAME", /port/);
+  rejects(raw({ ...linkTo, plain: "no" }), "BAD_FRAME", /plain/);
   rejects(raw({ type: "link_offer", link: -1, port: 9, ticket: secret, key: secret }), "BAD_FRAME", /link/);
   rejects(raw({ type: "link_lost" }), "BAD_FRAME", /link/);
   rejects(raw({ type: "linked" }), "BAD_FRAME", /ok/);

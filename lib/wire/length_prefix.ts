@@ -76,6 +76,30 @@ export class LengthPrefixedDecoder {
     return out;
   }
 
+  /** Adds bytes; returns the first frame body completed (any later ones stay held), or undefined. */
+  pushOne(bytes: Uint8Array): Uint8Array | undefined {
+    if (bytes.byteLength) {
+      this.#chunks.push(bytes);
+      this.#buffered += bytes.byteLength;
+    }
+    const len = this.#peekLength();
+    if (len === undefined || this.#buffered < len.prefix + len.body) return undefined;
+    return this.#take(len.prefix + len.body).subarray(len.prefix);
+  }
+
+  /** Removes and returns every byte held (for whoever reads the connection next). */
+  drain(): Uint8Array {
+    const out = new Uint8Array(this.#buffered);
+    let off = 0;
+    for (const c of this.#chunks) {
+      out.set(c, off);
+      off += c.byteLength;
+    }
+    this.#chunks = [];
+    this.#buffered = 0;
+    return out;
+  }
+
   #byteAt(i: number): number | undefined {
     for (const c of this.#chunks) {
       if (i < c.byteLength) return c[i];

@@ -40,3 +40,18 @@ Deno.test("length-prefixed decoder: a declared length above the cap fails before
     (e: unknown) => e instanceof WireError && e.code === "TOO_LARGE",
   );
 });
+
+Deno.test("length-prefixed decoder: pushOne returns the first frame only; drain hands over the rest", () => {
+  const dec = new LengthPrefixedDecoder(16);
+  assert.equal(dec.pushOne(new Uint8Array([3, 1])), undefined, "incomplete");
+  const rest = [...lengthPrefixed(new Uint8Array([9, 9])), 5];
+  assert.deepEqual([...dec.pushOne(new Uint8Array([2, 3, ...rest]))!], [1, 2, 3]);
+  assert.equal(dec.buffered, rest.length);
+  assert.deepEqual([...dec.drain()], rest, "the next frame and a byte of the one after, untouched");
+  assert.equal(dec.buffered, 0);
+  assert.deepEqual(dec.drain().byteLength, 0);
+  assert.throws(
+    () => new LengthPrefixedDecoder(16).pushOne(encodeVarint(17)),
+    (e: unknown) => e instanceof WireError && e.code === "TOO_LARGE",
+  );
+});

@@ -10,7 +10,7 @@
  *   close {}                                                              → (stream ends)
  * links between the servers of a route (direct paths only, see lib/runtime/direct_steps.ts):
  *   link_request {}                          → link_offer {link, port, ticket, key} | linked {ok: false}
- *   link_to {host, port, ticket, key}        → linked {ok, reason?}
+ *   link_to {host, port, ticket, key, plain?} → linked {ok, reason?}
  *   (server → client, unasked) link_lost {link}: an input link of the session ended
  *   (server → server, on a link) step {stepId, hidden, trail, push?, startFromPosition?}
  * forward: forward {model, start, end, hidden} → forward_result | error
@@ -131,6 +131,11 @@ export interface LinkToMessage {
   port: number;
   ticket: string;
   key: string;
+  /**
+   * Whether the link may carry plain frames where both its ends are loopback addresses (absent:
+   * yes; the client's `ConnectDirectOptions.plain` for the hop, see lib/wire/direct_channel.ts).
+   */
+  plain?: boolean;
 }
 /** Whether a link request or link_to succeeded; `reason` when it did not. */
 export interface LinkedMessage {
@@ -354,14 +359,17 @@ export function validateMessage(header: unknown): WireMessage {
         ticket: str(o, "ticket", SECRET32),
         key: str(o, "key", SECRET32),
       };
-    case "link_to":
-      return {
+    case "link_to": {
+      const m: LinkToMessage = {
         type,
         host: str(o, "host", HOST),
         port: int(o, "port", 1, 65535),
         ticket: str(o, "ticket", SECRET32),
         key: str(o, "key", SECRET32),
       };
+      if (o.plain !== undefined) m.plain = bool(o, "plain");
+      return m;
+    }
     case "linked": {
       const m: LinkedMessage = { type, ok: bool(o, "ok") };
       const reason = optStr(o, "reason", { min: 0, max: 2000 });

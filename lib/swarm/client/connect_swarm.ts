@@ -30,6 +30,11 @@ export interface ConnectSwarmOptions extends Omit<SwarmClientOptions, "table" | 
   /** Take the direct paths servers offer for inference steps (default true; see lib/wire/direct_channel.ts). */
   readonly direct?: boolean;
   /**
+   * Let the steps' frames go unsealed on direct paths and server links whose two ends are
+   * loopback addresses (default true; see lib/wire/direct_channel.ts).
+   */
+  readonly plainLoopback?: boolean;
+  /**
    * Told of every remote step the client waits for (server compute vs round trip; of a push, the
    * server that replied, over the whole push), e.g. for metrics or benchmarks.
    */
@@ -143,6 +148,7 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
     initialPeers: options.initialPeers,
     logger: log,
     direct: options.direct,
+    plainLoopback: options.plainLoopback,
   });
   const t = timeoutSignal(options.connectTimeoutMs ?? 15_000, options.signal);
   try {

@@ -9,6 +9,7 @@
  *
  *   deno task bench:swarm [--json] [--runs 5] [--tokens 32] [--layers 12] [--heads 16] [--head-dim 64] [--threads 2]
  *     [--breakdown] [--no-push-relay] [--no-libp2p] [--no-floor] [--no-local-unpinned] [--no-swarm-unpinned]
+ *     [--no-sealed]
  *     [--client-latency-ms 0]
  *
  * Every runtime pins its compute threads as `plumise` does by default (`CPU_PINNING` auto, see
@@ -31,7 +32,10 @@
  * how many of its hops were pushed). Other clients on the same servers, alternated in the same run:
  * `swarm_push_tok_s` / `ratio_push` always push and `swarm_relay_tok_s` / `ratio_relay` never do,
  * with `push_vs_relay` and its paired median (`--no-push-relay` skips both); `swarm_libp2p_tok_s`
- * / `ratio_libp2p` keep the libp2p streams (`--no-libp2p` skips it). `--client-latency-ms N` puts
+ * / `ratio_libp2p` keep the libp2p streams (`--no-libp2p` skips it); `swarm_sealed_tok_s` /
+ * `ratio_sealed` seal every frame although all connections are on loopback (`plainLoopback:
+ * false`, lib/wire/direct_channel.ts), with `plain_vs_sealed` and its paired median
+ * (`--no-sealed` skips it). `--client-latency-ms N` puts
  * the swarm clients N ms (one way) away from every server, the servers staying on loopback among
  * themselves (scripts/delayed_transport.ts): a client at home and servers in one data centre.
  * `floor_tok_s`, `ratio_floor` and `swarm_vs_floor` are the floor's (`--no-floor` skips it). `--breakdown` adds

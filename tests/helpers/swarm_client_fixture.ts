@@ -15,7 +15,7 @@ import { streamFrameChannel } from "../../lib/swarm/frame_channel.ts";
 import { serveForwardStream } from "../../lib/swarm/forward_handler.ts";
 import { serveInferenceStream } from "../../lib/swarm/inference_handler.ts";
 import { createLibp2pNode } from "../../lib/swarm/libp2p_node.ts";
-import { ephemeralIdentity } from "../../lib/swarm/peer_identity.ts";
+import { ephemeralIdentity, type PeerIdentity } from "../../lib/swarm/peer_identity.ts";
 import { FORWARD_PROTOCOL, INFERENCE_PROTOCOL, TABLE_PROTOCOL } from "../../lib/swarm/protocol_ids.ts";
 import { signRecord } from "../../lib/swarm/record_signer.ts";
 import { SessionManager } from "../../lib/swarm/session_manager.ts";
@@ -43,6 +43,10 @@ export interface FixtureServerOptions {
   direct?: boolean;
   /** Pretend compute time of each FakeBackend step, in ms (default 0). */
   delayMs?: number;
+  /** The server's identity (default: a fresh one); in-process servers only. */
+  identity?: PeerIdentity;
+  /** The libp2p TCP port (default: any free one). */
+  port?: number;
 }
 
 export interface FixtureServer {
@@ -76,11 +80,11 @@ export async function startFixtureServer(o: FixtureServerOptions): Promise<Fixtu
       delayMs: o.delayMs,
     }));
   await runtime.start();
-  const identity = await ephemeralIdentity();
+  const identity = o.identity ?? await ephemeralIdentity();
   const node = await createLibp2pNode({
     privateKey: identity.privateKey,
     host: "127.0.0.1",
-    port: 0,
+    port: o.port ?? 0,
     dht: false,
   });
   await node.start();

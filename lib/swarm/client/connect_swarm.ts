@@ -6,7 +6,8 @@
  * @module
  */
 import { errorMessage, SwarmError } from "../../errors.ts";
-import { timeoutSignal } from "../../util/abort.ts";
+import { sleep, timeoutSignal } from "../../util/abort.ts";
+import { Backoff } from "../../util/backoff.ts";
 import { type Logger, silentLogger } from "../../util/logger.ts";
 import { ephemeralIdentity, type PeerIdentity } from "../peer_identity.ts";
 import type { ProtocolClient } from "../swarm_client_transport.ts";
@@ -23,7 +24,10 @@ export interface ConnectSwarmOptions extends Omit<SwarmClientOptions, "table" | 
   readonly identity?: PeerIdentity;
   /** Background table refresh period in ms (default 30 000; 0 = only on demand). */
   readonly tableRefreshMs?: number;
-  /** Timeout of connecting + the first table pull (default 15 s). */
+  /**
+   * Timeout of connecting + the first table pull (default 15 s); pulls that get no record are
+   * repeated with backoff (0.25 s, doubling, at most 2 s apart) until then.
+   */
   readonly connectTimeoutMs?: number;
   readonly dtype?: "f32" | "f16";
   readonly wallet?: string;
@@ -160,12 +164,26 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
       options.model,
       log,
     );
-    if (swarmTable.servers(options.model).length === 0) await swarmTable.refresh(t.signal);
+    // A refused pull is often a passing state: a server still starting, or libp2p's limit of 5
+    // inbound connections per host and second (several clients behind one address connecting at
+    // once). So the pull is repeated, with backoff, until a record comes or the connect timeout.
+    const backoff = new Backoff({ initialMs: 250, maxMs: 2_000 });
+    const t0 = performance.now();
+    let pulls = 0;
+    while (swarmTable.servers(options.model).length === 0) {
+      pulls++;
+      await swarmTable.refresh(t.signal);
+      if (peer.table.size > 0 || t.signal.aborted) break;
+      const ok = await sleep(backoff.next(), t.signal).then(() => true, () => false);
+      if (!ok) break;
+    }
+    options.signal?.throwIfAborted();
     if (peer.table.size === 0) {
+      const s = ((performance.now() - t0) / 1000).toFixed(1);
       throw new SwarmError(
         "NO_PEERS",
         `no server record came from the ${options.initialPeers.length} initial peer(s) ` +
-          `(${options.initialPeers.join(", ")})` +
+          `(${options.initialPeers.join(", ")}) in ${pulls} pull(s) over ${s} s` +
           (swarmTable.lastError ? `: ${errorMessage(swarmTable.lastError)}` : ""),
         {
           hint: "check --initial-peers (PETALS_INITIAL_PEERS) and that those servers are running",

@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import { SwarmError } from "../../errors.ts";
+import { FakeHead, FakeTokenizer } from "./_fake_head.ts";
+import { connectSwarm } from "./connect_swarm.ts";
+import { ephemeralIdentity } from "../peer_identity.ts";
+import { type FixtureServer, startFixtureServer } from "../../../tests/helpers/swarm_client_fixture.ts";
+
+const MODEL = "fake/model";
+const H = 16;
+const base = {
+  model: MODEL,
+  head: new FakeHead(H),
+  tokenizer: new FakeTokenizer(),
+  numBlocks: 4,
+  tableRefreshMs: 0,
+};
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+Deno.test({
+  name: "connectSwarm pulls again until an initial peer answers (a server still starting)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const identity = await ephemeralIdentity();
+    const port = freePort();
+    const addr = `/ip4/127.0.0.1/tcp/${port}/p2p/${identity.peerId}`;
+    let server: FixtureServer | undefined;
+    // the first pulls are refused: nothing listens on the port for the first 700 ms
+    const started = new Promise<void>((resolve, reject) =>
+      setTimeout(
+        () =>
+          startFixtureServer({ model: MODEL, start: 0, end: 4, numBlocks: 4, hiddenSize: H, identity, port })
+            .then((s) => {
+              server = s;
+              resolve();
+            }, reject),
+        700,
+      )
+    );
+    try {
+      const client = await connectSwarm({ ...base, initialPeers: [addr], connectTimeoutMs: 10_000 });
+      try {
+        assert.ok(server, "connected before the server was up");
+        assert.deepEqual(client.swarmTable.servers(MODEL).map((r) => r.peerId), [identity.peerId]);
+      } finally {
+        await client.stop();
+      }
+    } finally {
+      await started;
+      await server?.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "connectSwarm: an initial peer that never answers gives NO_PEERS at the connect timeout, with the pulls made",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const identity = await ephemeralIdentity();
+    const addr = `/ip4/127.0.0.1/tcp/${freePort()}/p2p/${identity.peerId}`;
+    const t0 = performance.now();
+    const err = await connectSwarm({ ...base, initialPeers: [addr], connectTimeoutMs: 1_500 }).then(
+      () => assert.fail("connected to nothing"),
+      (e) => e,
+    );
+    assert.ok(err instanceof SwarmError, String(err));
+    assert.equal(err.code, "NO_PEERS");
+    assert.ok(err.message.includes(addr), err.message);
+    const pulls = Number(/in (\d+) pull\(s\) over [\d.]+ s/.exec(err.message)?.[1]);
+    assert.ok(pulls >= 2, err.message);
+    assert.match(err.hint ?? "", /--initial-peers/);
+    // it gave up at the timeout, not after the first refusal
+    assert.ok(performance.now() - t0 >= 1_000, `gave up after ${performance.now() - t0} ms`);
+  },
+});
+
+Deno.test({
+  name: "connectSwarm: the caller's abort ends the pulls with the caller's reason, not NO_PEERS",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const identity = await ephemeralIdentity();
+    const addr = `/ip4/127.0.0.1/tcp/${freePort()}/p2p/${identity.peerId}`;
+    const ac = new AbortController();
+    const reason = new Error("the user gave up");
+    setTimeout(() => ac.abort(reason), 600);
+    await assert.rejects(
+      connectSwarm({ ...base, initialPeers: [addr], connectTimeoutMs: 10_000, signal: ac.signal }),
+      (e) => e === reason,
+    );
+  },
+});

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { makeBloomCheckpoint } from "./helpers/checkpoint_fixture.ts";
 import { resolveConfig } from "../lib/config/resolve_config.ts";
 import { silentLogger } from "../lib/util/logger.ts";
-import { createRuntimePart } from "../lib/node/runtime_part.ts";
+import { createRuntimePart, pinnedKey } from "../lib/node/runtime_part.ts";
 import { PlumiseError } from "../lib/errors.ts";
 
 /** An offline node's config over a local checkpoint, listening on 127.0.0.1 (direct path on `directPort`). */
@@ -42,6 +42,12 @@ Deno.test({
       assert.ok(measured.inferenceRps > 0 && measured.forwardRps > 0);
       const cache = JSON.parse(await Deno.readTextFile(`${root}/data/throughput.json`));
       assert.deepEqual(Object.values(cache), [measured]);
+      // keyed by where the runtime pinned its threads (what CPU_PINNING=auto decided), not the setting
+      assert.equal(
+        Object.keys(cache)[0].split("|").at(-2),
+        pinnedKey(info.pinnedCpus),
+        Object.keys(cache)[0],
+      );
       assert.equal(part.figures()!.openSessions, 0, "the measurement session was closed");
       await part.stop();
 

@@ -34,7 +34,11 @@ async function withRuntime(
   dir: string,
   pinning: CpuPinning | undefined,
   threads: number,
-  f: (step: (x: HiddenStates) => Promise<HiddenStates>, said: unknown) => Promise<void>,
+  f: (
+    step: (x: HiddenStates) => Promise<HiddenStates>,
+    said: unknown,
+    pinned: readonly number[] | undefined,
+  ) => Promise<void>,
 ): Promise<void> {
   const { logger, records } = memoryLogger();
   const rt = createBlockRuntime({
@@ -50,7 +54,7 @@ async function withRuntime(
   try {
     const said = records.find((r) => r.msg === "blocks ready")?.pinning;
     const s = await rt.openSession({ start: 0, end: 2, maxLength: 8, batch: 1 });
-    await f((x) => s.step(x), said);
+    await f((x) => s.step(x), said, rt.info().pinnedCpus);
     await s.close();
   } finally {
     await rt.stop();
@@ -72,8 +76,9 @@ Deno.test({
       };
       const mainBefore = threadAffinities().find((t) => t.tid === Deno.pid)!.cpus;
       let pinnedOut: HiddenStates | undefined;
-      await withRuntime(ck.dir, [a, b], 2, async (step, said) => {
+      await withRuntime(ck.dir, [a, b], 2, async (step, said, pinned) => {
         assert.equal(said, `caller CPU ${a}, pool CPU ${b}`);
+        assert.deepEqual(pinned, [a, b], "info() says where the threads run, the caller's CPU first");
         pinnedOut = await step(x);
         const threads = threadAffinities();
         assert.ok(
@@ -91,15 +96,21 @@ Deno.test({
         );
       });
       let plainOut: HiddenStates | undefined;
-      await withRuntime(ck.dir, "off", 2, async (step, said) => {
+      await withRuntime(ck.dir, "off", 2, async (step, said, pinned) => {
         assert.equal(said, "CPU pinning is off");
+        assert.equal(pinned, undefined);
         plainOut = await step(x);
       });
       assert.deepEqual(pinnedOut!.shape, plainOut!.shape);
       assert.deepEqual([...pinnedOut!.data], [...plainOut!.data], "pinning changes where, never what");
       // the default is auto: whatever planPinning decides for this machine, said in the log
-      await withRuntime(ck.dir, undefined, 2, async (step, said) => {
+      await withRuntime(ck.dir, undefined, 2, async (step, said, pinned) => {
         const d = planPinning(2, "auto", cpus);
+        assert.deepEqual(
+          pinned,
+          "plan" in d ? [d.plan.caller, ...d.plan.workers] : undefined,
+          "what auto decided",
+        );
         assert.deepEqual([...(await step(x)).data], [...plainOut!.data]);
         assert.equal(
           said,
@@ -107,8 +118,9 @@ Deno.test({
         );
       });
       // one thread and a list: the caller alone keeps to the list's first CPU
-      await withRuntime(ck.dir, [a], 1, async (step, said) => {
+      await withRuntime(ck.dir, [a], 1, async (step, said, pinned) => {
         assert.equal(said, `caller CPU ${a}`);
+        assert.deepEqual(pinned, [a]);
         assert.deepEqual([...(await step(x)).data], [...plainOut!.data]);
         assert.ok(threadAffinities().some((t) => t.cpus === String(a)), "a thread pinned to the list's CPU");
       });

@@ -11,7 +11,6 @@ import { createBlockRuntime } from "../runtime/onnx_block_runtime.ts";
 import type { BlockRuntime, HiddenStates } from "../runtime/types.ts";
 import type { ThroughputFigures } from "../swarm/swarm_server.ts";
 import type { Logger } from "../util/logger.ts";
-import { formatCpuList } from "../util/cpu_list.ts";
 import type { NodeRuntime, NodeSpan } from "./types.ts";
 import { modelSource } from "../runtime/model_source.ts";
 import { measureSpanSpeed, positionsOf, type SpanSpeed } from "./span_speed.ts";
@@ -42,6 +41,11 @@ export interface SpanMeasurement {
   readonly cachedAt?: string;
   /** …and why not. */
   readonly cacheError?: string;
+}
+
+/** The throughput cache's words for where the compute threads run: `pinned 0,1` (caller first) or `unpinned`. */
+export function pinnedKey(cpus: readonly number[] | undefined): string {
+  return cpus?.length ? `pinned ${cpus.join(",")}` : "unpinned";
 }
 
 export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
@@ -75,15 +79,16 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
   const cachePath = () => `${config.dataDir}/throughput.json`;
   const cacheKey = () =>
     [
-      // v3: the decode rate is the slower of hot and pipelined steps (span_speed.ts); pinned threads
-      // run at another speed, so the CPU_PINNING setting is part of the key
-      "v3",
+      // v4: the decode rate is the slower of hot and pipelined steps (span_speed.ts); pinned threads
+      // run at another speed, so where they were pinned is part of the key: what the runtime did,
+      // not the CPU_PINNING setting (under "auto" that depends on THREADS and the CPUs allowed)
+      "v4",
       config.model,
       config.revision,
       config.weights,
       span!.end - span!.start,
       config.threads,
-      typeof config.cpuPinning === "string" ? config.cpuPinning : formatCpuList(config.cpuPinning),
+      pinnedKey(runtime?.info().pinnedCpus),
       Deno.build.arch,
     ]
       .join("|");

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ASSUMED_NETWORK_BITS_PER_SECOND, throughputFigures } from "./runtime_part.ts";
+import { ASSUMED_NETWORK_BITS_PER_SECOND, pinnedKey, throughputFigures } from "./runtime_part.ts";
 
 Deno.test("throughput figures: per-block rates, network estimate from the hidden size, throughput capped by it", () => {
   const f = throughputFigures({
@@ -21,4 +21,11 @@ Deno.test("throughput figures: per-block rates, network estimate from the hidden
   });
   assert.equal(slowLink.networkRps, 7.63);
   assert.equal(slowLink.throughput, 7.63, "network-bound: the link rate");
+});
+
+Deno.test("the throughput cache's key part for pinning: where the threads run, in the runtime's order, or unpinned", () => {
+  assert.equal(pinnedKey([1, 0]), "pinned 1,0");
+  assert.equal(pinnedKey([3]), "pinned 3");
+  assert.equal(pinnedKey(undefined), "unpinned");
+  assert.equal(pinnedKey([]), "unpinned");
 });

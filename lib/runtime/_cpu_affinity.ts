@@ -112,6 +112,7 @@ export function maskOfCpus(cpus: readonly number[], bytes = MASK_BYTES): Uint8Ar
 type Libc = Deno.DynamicLibrary<{
   sched_getaffinity: { parameters: ["i32", "usize", "buffer"]; result: "i32" };
   sched_setaffinity: { parameters: ["i32", "usize", "buffer"]; result: "i32" };
+  __errno_location: { parameters: []; result: "pointer" };
 }>;
 let libc: Libc | undefined;
 
@@ -119,7 +120,26 @@ function openLibc(): Libc {
   return libc ??= Deno.dlopen("libc.so.6", {
     sched_getaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
     sched_setaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
+    __errno_location: { parameters: [], result: "pointer" },
   });
+}
+
+/** What the `sched_*affinity` calls' errors mean (man sched_setaffinity). */
+const ERRNO: Record<number, string> = {
+  1: "EPERM: not permitted (another user's thread, or CAP_SYS_NICE missing)",
+  3: "ESRCH: no such thread",
+  14: "EFAULT: bad mask address",
+  22: "EINVAL: no CPU of the mask is allowed to this process (cgroup cpuset, taskset) or online",
+};
+
+/**
+ * Why the last libc call of this thread failed: `errno`, read right after the call (FFI calls run
+ * on the calling thread, and nothing in between calls libc), with its meaning where known.
+ */
+function lastErrno(lib: Libc): string {
+  const p = lib.symbols.__errno_location();
+  const n = p ? new Deno.UnsafePointerView(p).getInt32() : -1;
+  return ERRNO[n] ?? `errno ${n}`;
 }
 
 /**
@@ -130,8 +150,9 @@ export function allowedCpus(): number[] | { unknown: string } {
   if (Deno.build.os !== "linux") return { unknown: `not Linux (${Deno.build.os})` };
   try {
     const mask = new Uint8Array(MASK_BYTES);
-    if (openLibc().symbols.sched_getaffinity(Deno.pid, BigInt(MASK_BYTES), mask) !== 0) {
-      return { unknown: "sched_getaffinity failed" };
+    const lib = openLibc();
+    if (lib.symbols.sched_getaffinity(Deno.pid, BigInt(MASK_BYTES), mask) !== 0) {
+      return { unknown: `sched_getaffinity failed: ${lastErrno(lib)}` };
     }
     return cpusOfMask(mask);
   } catch (err) {
@@ -145,7 +166,8 @@ export function allowedCpus(): number[] | { unknown: string } {
  */
 export function pinThisThread(cpu: number): void {
   if (Deno.build.os !== "linux") throw new Error(`thread affinity needs Linux, this is ${Deno.build.os}`);
-  if (openLibc().symbols.sched_setaffinity(0, BigInt(MASK_BYTES), maskOfCpus([cpu], MASK_BYTES)) !== 0) {
-    throw new Error(`sched_setaffinity to CPU ${cpu} failed`);
+  const lib = openLibc();
+  if (lib.symbols.sched_setaffinity(0, BigInt(MASK_BYTES), maskOfCpus([cpu], MASK_BYTES)) !== 0) {
+    throw new Error(`sched_setaffinity to CPU ${cpu} failed: ${lastErrno(lib)}`);
   }
 }

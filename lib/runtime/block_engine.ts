@@ -63,6 +63,8 @@ export interface EngineLoadResult {
   hugePages?: HugePageResult;
   /** Where the compute threads run (`caller CPU 0, pool CPU 1`) or why they are not pinned. */
   pinning?: string;
+  /** The CPUs the compute threads were pinned to, the caller's first (absent: not pinned). */
+  pinnedCpus?: number[];
 }
 
 interface Cache {
@@ -174,7 +176,13 @@ export class BlockEngine {
     }
     const above = req.hugePagesAbove ?? 64 * 2 ** 20;
     const hugePages = above !== false && weightBytes + headBytes >= above ? adviseHugePages() : undefined;
-    return { loadMs: performance.now() - t0, weightBytes, hugePages, pinning: pin?.said };
+    return {
+      loadMs: performance.now() - t0,
+      weightBytes,
+      hugePages,
+      pinning: pin?.said,
+      ...(pin?.plan ? { pinnedCpus: [pin.plan.caller, ...pin.plan.workers] } : {}),
+    };
   }
 
   /** Pins this thread as `setting` decides for `threads` threads; the plan for the pool threads. */

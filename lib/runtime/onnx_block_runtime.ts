@@ -142,6 +142,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
   #reserved = 0;
   #maxLength = 0;
   #directPort: number | undefined;
+  #pinnedCpus: number[] | undefined;
   readonly #sessions = new Map<string, OnnxSession>();
   /** Load statistics of the last start(). */
   loadStats?: { resolveMs: number; buildMs: number; weightBytes: number };
@@ -214,6 +215,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
       this.#cacheTotal = Math.max(0, Math.floor((avail * (o.cacheMemoryFraction ?? 0.25)) / kvBytesPerToken));
     }
     this.loadStats = { resolveMs: t1 - t0, buildMs: res.loadMs, weightBytes: res.weightBytes };
+    this.#pinnedCpus = res.pinnedCpus;
     this.#log.info("blocks ready", {
       model: o.model,
       blocks: `${o.start}:${o.end}`,
@@ -266,6 +268,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
       maxLength: this.#maxLength,
       openSessions: this.#sessions.size,
       ...(this.#directPort === undefined ? {} : { directPort: this.#directPort }),
+      ...(this.#pinnedCpus ? { pinnedCpus: this.#pinnedCpus } : {}),
     };
   }
 

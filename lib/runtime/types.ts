@@ -82,6 +82,11 @@ export interface RuntimeInfo {
   readonly openSessions: number;
   /** The port direct paths are offered on, when the runtime listens for them. */
   readonly directPort?: number;
+  /**
+   * The CPUs its compute threads are pinned to, the calling thread's first (absent: not pinned, by
+   * setting or by `CPU_PINNING=auto`'s decision).
+   */
+  readonly pinnedCpus?: readonly number[];
 }
 
 export interface OpenSessionOptions {

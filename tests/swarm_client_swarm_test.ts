@@ -229,6 +229,48 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "20 clients on one host connect and generate at once: every server takes them (no refused connection, no ban), identical output",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const expected = await localReference();
+    const swarm = new Swarm();
+    try {
+      await swarm.add(0, 3);
+      await swarm.add(3, 6);
+      await swarm.add(6, 9);
+      const initialPeers = [swarm.servers[0].addrs[0]];
+      // as separate `plumise generate` runs would: default retries, each its own libp2p node,
+      // each connecting to all three servers within the same second
+      const runs = await Promise.all(Array.from({ length: 20 }, async () => {
+        const client = await connectSwarm({
+          model: MODEL,
+          initialPeers,
+          head,
+          tokenizer,
+          numBlocks: NB,
+          tableRefreshMs: 0,
+        });
+        try {
+          const r = await client.generate(PROMPT, opts).complete();
+          const banned = swarm.servers.filter((x) => client.bans.isSuspect(x.peerId)).map((x) => x.peerId);
+          return { tokens: [...r.tokenIds], banned };
+        } finally {
+          await client.stop();
+        }
+      }));
+      for (const [i, r] of runs.entries()) {
+        assert.deepEqual(r.tokens, expected, `client ${i}`);
+        assert.deepEqual(r.banned, [], `client ${i} found a server failing`);
+      }
+    } finally {
+      await swarm.stop();
+    }
+  },
+});
+
+Deno.test({
   name: "no replacement: a clear error after bounded retries, no hang",
   sanitizeOps: false,
   sanitizeResources: false,

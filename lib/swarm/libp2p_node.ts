@@ -45,6 +45,18 @@ export interface Libp2pNodeOptions {
   negotiationTimeoutMs?: number;
 }
 
+/**
+ * New inbound connections a node takes per second from one host (libp2p's default is 5). Clients
+ * behind one address (a gateway, a NAT, several `plumise generate` on one machine) each connect
+ * to every server of their route; past the limit libp2p closes the connection during the
+ * handshake, and the client bans a live server for 15 s (of 20 clients starting at once on
+ * one machine, 2 failed their generation this way). A handshake costs the server one X25519 exchange, so this
+ * many per host and second costs little; `maxConnections` (300) still bounds the total.
+ */
+export const INBOUND_CONNECTIONS_PER_HOST_PER_SECOND = 100;
+/** Inbound connections a node lets be in their handshake at once (libp2p's default is 10). */
+export const MAX_INBOUND_PENDING_CONNECTIONS = 64;
+
 /** The services every plumise node has. */
 export type PlumiseLibp2p = Libp2p<Record<string, unknown>>;
 
@@ -107,9 +119,13 @@ export async function createLibp2pNode(options: Libp2pNodeOptions): Promise<Plum
             })
           : undefined,
       },
-      connectionManager: options.negotiationTimeoutMs === undefined ? undefined : {
-        inboundStreamProtocolNegotiationTimeout: options.negotiationTimeoutMs,
-        outboundStreamProtocolNegotiationTimeout: options.negotiationTimeoutMs,
+      connectionManager: {
+        inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_HOST_PER_SECOND,
+        maxIncomingPendingConnections: MAX_INBOUND_PENDING_CONNECTIONS,
+        ...(options.negotiationTimeoutMs === undefined ? {} : {
+          inboundStreamProtocolNegotiationTimeout: options.negotiationTimeoutMs,
+          outboundStreamProtocolNegotiationTimeout: options.negotiationTimeoutMs,
+        }),
       },
       transports: [tcp()],
       connectionEncrypters: [noise()],

@@ -58,8 +58,13 @@ export class PulledSwarmTable implements SwarmTableView {
   #refreshing: Promise<void> | undefined;
   /** Peers not to pull from (set by the client: its banned servers). */
   skip: (peerId: string) => boolean = () => false;
-  /** The last pull error (for messages). */
+  /**
+   * The last error of the last pull that had one not caused by its own abort (for messages);
+   * cleared by a pull without errors.
+   */
   lastError: unknown;
+  /** How many peers answered the last pull. */
+  lastAnswered = 0;
 
   constructor(
     table: SwarmTable,
@@ -88,17 +93,23 @@ export class PulledSwarmTable implements SwarmTableView {
   async #pull(signal?: AbortSignal): Promise<number> {
     const known = this.table.servers(this.#model).filter((r) => !this.skip(r.peerId))
       .sort(() => Math.random() - 0.5).slice(0, 5).map((r) => r.peerId);
-    let answered = 0;
+    let answered = 0, failed = 0;
+    let error: unknown;
     await Promise.all([...this.#initial, ...known].map(async (target) => {
       try {
         const records = await this.#clientFor(target).pullTable(this.#model, signal);
         for (const r of records) await this.table.offer(r);
         answered++;
       } catch (err) {
-        this.lastError = err;
+        failed++;
+        // an error caused by the pull's own abort (a timeout) would hide the real one
+        if (!signal?.aborted) error = err;
         this.#log.debug("table pull failed", { peer: target, error: errorMessage(err) });
       }
     }));
+    if (error !== undefined) this.lastError = error;
+    else if (failed === 0) this.lastError = undefined;
+    this.lastAnswered = answered;
     return answered;
   }
 }
@@ -164,29 +175,39 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
       options.model,
       log,
     );
-    // A refused pull is often a passing state: a server still starting, or libp2p's limit of 5
-    // inbound connections per host and second (several clients behind one address connecting at
-    // once). So the pull is repeated, with backoff, until a record comes or the connect timeout.
+    // A pull without a record is often a passing state: a server still starting (refusing
+    // connections, or answering before its own record is in its table), or a limit on new
+    // connections per host (several clients behind one address connecting at once). So the pull
+    // is repeated, with backoff, until a record of the model comes or the connect timeout; or
+    // until peers answer with records of other models only (the swarm is there, the model is not:
+    // routing then says which blocks are missing).
     const backoff = new Backoff({ initialMs: 250, maxMs: 2_000 });
     const t0 = performance.now();
     let pulls = 0;
     while (swarmTable.servers(options.model).length === 0) {
       pulls++;
       await swarmTable.refresh(t.signal);
-      if (peer.table.size > 0 || t.signal.aborted) break;
+      if (swarmTable.servers(options.model).length > 0 || t.signal.aborted) break;
+      if (swarmTable.lastAnswered > 0 && peer.table.size > 0) break;
       const ok = await sleep(backoff.next(), t.signal).then(() => true, () => false);
       if (!ok) break;
     }
     options.signal?.throwIfAborted();
     if (peer.table.size === 0) {
       const s = ((performance.now() - t0) / 1000).toFixed(1);
+      const why = swarmTable.lastError
+        ? `: ${errorMessage(swarmTable.lastError)}`
+        : swarmTable.lastAnswered > 0
+        ? `: ${swarmTable.lastAnswered} answered with no record of ${options.model}`
+        : "";
       throw new SwarmError(
         "NO_PEERS",
         `no server record came from the ${options.initialPeers.length} initial peer(s) ` +
-          `(${options.initialPeers.join(", ")}) in ${pulls} pull(s) over ${s} s` +
-          (swarmTable.lastError ? `: ${errorMessage(swarmTable.lastError)}` : ""),
+          `(${options.initialPeers.join(", ")}) in ${pulls} pull(s) over ${s} s${why}`,
         {
-          hint: "check --initial-peers (PETALS_INITIAL_PEERS) and that those servers are running",
+          hint: swarmTable.lastAnswered > 0 && !swarmTable.lastError
+            ? `the peers are up but know no server of ${options.model} yet: start one (plumise serve --model …), or check --model`
+            : "check --initial-peers (PETALS_INITIAL_PEERS) and that those servers are running",
           cause: swarmTable.lastError,
         },
       );

@@ -4,6 +4,9 @@ import { FakeHead, FakeTokenizer } from "./_fake_head.ts";
 import { connectSwarm } from "./connect_swarm.ts";
 import { ephemeralIdentity } from "../peer_identity.ts";
 import { type FixtureServer, startFixtureServer } from "../../../tests/helpers/swarm_client_fixture.ts";
+import { streamFrameChannel } from "../frame_channel.ts";
+import { createLibp2pNode } from "../libp2p_node.ts";
+import { TABLE_PROTOCOL } from "../protocol_ids.ts";
 
 const MODEL = "fake/model";
 const H = 16;
@@ -92,10 +95,89 @@ Deno.test({
     const addr = `/ip4/127.0.0.1/tcp/${freePort()}/p2p/${identity.peerId}`;
     const ac = new AbortController();
     const reason = new Error("the user gave up");
-    setTimeout(() => ac.abort(reason), 600);
-    await assert.rejects(
-      connectSwarm({ ...base, initialPeers: [addr], connectTimeoutMs: 10_000, signal: ac.signal }),
-      (e) => e === reason,
-    );
+    const timer = setTimeout(() => ac.abort(reason), 600);
+    try {
+      await assert.rejects(
+        connectSwarm({ ...base, initialPeers: [addr], connectTimeoutMs: 10_000, signal: ac.signal }),
+        (e) => e === reason,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "connectSwarm: a peer that answers with an empty table is pulled again, then NO_PEERS says it answered",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const identity = await ephemeralIdentity();
+    const node = await createLibp2pNode({
+      privateKey: identity.privateKey,
+      host: "127.0.0.1",
+      port: 0,
+      dht: false,
+    });
+    await node.start();
+    let asked = 0;
+    await node.handle(TABLE_PROTOCOL, async (stream) => {
+      const ch = streamFrameChannel(stream);
+      await ch.read();
+      asked++;
+      await ch.write({ type: "table", records: [] });
+      await ch.close();
+    });
+    try {
+      const addr = node.getMultiaddrs()[0].toString();
+      const err = await connectSwarm({ ...base, initialPeers: [addr], connectTimeoutMs: 1_500 }).then(
+        () => assert.fail("connected to a swarm without servers"),
+        (e) => e,
+      );
+      assert.ok(err instanceof SwarmError, String(err));
+      assert.equal(err.code, "NO_PEERS");
+      assert.match(err.message, /: 1 answered with no record of fake\/model$/);
+      assert.match(err.hint, /know no server of fake\/model yet/);
+      assert.ok(asked >= 2, `asked ${asked} time(s)`);
+    } finally {
+      await node.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "connectSwarm: a swarm of other models only connects without waiting for the timeout; routing names the missing blocks",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const server = await startFixtureServer({
+      model: "other/model",
+      start: 0,
+      end: 4,
+      numBlocks: 4,
+      hiddenSize: H,
+    });
+    try {
+      const t0 = performance.now();
+      const client = await connectSwarm({
+        ...base,
+        initialPeers: [server.addrs[0]],
+        connectTimeoutMs: 60_000,
+      });
+      try {
+        assert.ok(performance.now() - t0 < 30_000, "bounded: it did not wait for the connect timeout");
+        assert.equal(client.swarmTable.servers(MODEL).length, 0);
+        await assert.rejects(
+          client.generate("abc", { maxNewTokens: 2, eosTokenIds: [] }).complete(),
+          (e) => e instanceof SwarmError && /0\.\.3/.test(e.message),
+        );
+      } finally {
+        await client.stop();
+      }
+    } finally {
+      await server.stop();
+    }
   },
 });

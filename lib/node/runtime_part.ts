@@ -51,7 +51,6 @@ export function pinnedKey(cpus: readonly number[] | undefined): string {
 export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
   const log = logger.child({ part: "runtime" });
   let runtime: BlockRuntime | undefined;
-  let span: NodeSpan | undefined;
   let announced: ThroughputFigures = { throughput: 0, inferenceRps: 0, forwardRps: 0, networkRps: 0 };
   const source = modelSource(config);
   const open = (s: NodeSpan, signal: AbortSignal, directPort = config.directPort) =>
@@ -77,7 +76,8 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
     }
   };
   const cachePath = () => `${config.dataDir}/throughput.json`;
-  const cacheKey = () =>
+  /** The throughput cache's key of the span `rt` has loaded. */
+  const cacheKey = (rt: BlockRuntime, info = rt.info()) =>
     [
       // v4: the decode rate is the slower of hot and pipelined steps (span_speed.ts); pinned threads
       // run at another speed, so where they were pinned is part of the key: what the runtime did,
@@ -86,9 +86,9 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
       config.model,
       config.revision,
       config.weights,
-      span!.end - span!.start,
+      info.end - info.start,
       config.threads,
-      pinnedKey(runtime?.info().pinnedCpus),
+      pinnedKey(info.pinnedCpus),
       Deno.build.arch,
     ]
       .join("|");
@@ -99,7 +99,6 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
       return ckpt.modelConfig.numLayers;
     },
     async load(s, signal) {
-      span = s;
       runtime = open(s, signal);
       await runtime.start();
     },
@@ -120,7 +119,6 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
       }
       const previous = runtime;
       runtime = next;
-      span = s;
       log.info("blocks loaded for the new span", { span: `${s.start}:${s.end}` });
       return async () => {
         await previous?.stop();
@@ -142,7 +140,7 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
         };
         return config.throughput;
       }
-      const key = cacheKey();
+      const key = cacheKey(rt);
       const cached = await readCache(cachePath()).then((c) => c[key]).catch(() => undefined);
       if (cached) {
         announced = cached;
@@ -153,7 +151,7 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
     },
     async measure(signal) {
       const rt = this.blocks();
-      const key = cacheKey();
+      const key = cacheKey(rt);
       const speed = await measureSpan(rt, config.cacheTokens, signal);
       const info = rt.info();
       const figures = throughputFigures({

@@ -124,22 +124,33 @@ function openLibc(): Libc {
   });
 }
 
-/** What the `sched_*affinity` calls' errors mean (man sched_setaffinity). */
-const ERRNO: Record<number, string> = {
+/** What `sched_setaffinity`'s errors mean (man sched_setaffinity). */
+const SET_ERRNO: Record<number, string> = {
   1: "EPERM: not permitted (another user's thread, or CAP_SYS_NICE missing)",
   3: "ESRCH: no such thread",
   14: "EFAULT: bad mask address",
-  22: "EINVAL: no CPU of the mask is allowed to this process (cgroup cpuset, taskset) or online",
+  22: "EINVAL: the mask holds no CPU that is online and allowed to this process (its cpuset cgroup)",
+};
+/** What `sched_getaffinity`'s errors mean. */
+const GET_ERRNO: Record<number, string> = {
+  3: "ESRCH: no such thread",
+  14: "EFAULT: bad mask address",
+  22: "EINVAL: the mask buffer is smaller than the kernel's CPU mask",
 };
 
 /**
- * Why the last libc call of this thread failed: `errno`, read right after the call (FFI calls run
- * on the calling thread, and nothing in between calls libc), with its meaning where known.
+ * Runs a libc call and, when it returns non-zero, says why from the calling thread's `errno`
+ * (FFI calls run on the calling thread; errno is zeroed first, so a 0 afterwards means that the
+ * call did not set it, and is said as unknown).
  */
-function lastErrno(lib: Libc): string {
+function checkedCall(lib: Libc, call: () => number, meanings: Record<number, string>): string | undefined {
   const p = lib.symbols.__errno_location();
-  const n = p ? new Deno.UnsafePointerView(p).getInt32() : -1;
-  return ERRNO[n] ?? `errno ${n}`;
+  const errno = p ? new Int32Array(Deno.UnsafePointerView.getArrayBuffer(p, 4)) : undefined;
+  if (errno) errno[0] = 0;
+  if (call() === 0) return undefined;
+  const n = errno?.[0] ?? 0;
+  if (n === 0) return "errno unknown";
+  return meanings[n] ?? `errno ${n}`;
 }
 
 /**
@@ -151,9 +162,12 @@ export function allowedCpus(): number[] | { unknown: string } {
   try {
     const mask = new Uint8Array(MASK_BYTES);
     const lib = openLibc();
-    if (lib.symbols.sched_getaffinity(Deno.pid, BigInt(MASK_BYTES), mask) !== 0) {
-      return { unknown: `sched_getaffinity failed: ${lastErrno(lib)}` };
-    }
+    const failed = checkedCall(
+      lib,
+      () => lib.symbols.sched_getaffinity(Deno.pid, BigInt(MASK_BYTES), mask),
+      GET_ERRNO,
+    );
+    if (failed) return { unknown: `sched_getaffinity failed: ${failed}` };
     return cpusOfMask(mask);
   } catch (err) {
     return { unknown: (err as Error).message };
@@ -167,7 +181,11 @@ export function allowedCpus(): number[] | { unknown: string } {
 export function pinThisThread(cpu: number): void {
   if (Deno.build.os !== "linux") throw new Error(`thread affinity needs Linux, this is ${Deno.build.os}`);
   const lib = openLibc();
-  if (lib.symbols.sched_setaffinity(0, BigInt(MASK_BYTES), maskOfCpus([cpu], MASK_BYTES)) !== 0) {
-    throw new Error(`sched_setaffinity to CPU ${cpu} failed: ${lastErrno(lib)}`);
-  }
+  const mask = maskOfCpus([cpu], MASK_BYTES);
+  const failed = checkedCall(
+    lib,
+    () => lib.symbols.sched_setaffinity(0, BigInt(MASK_BYTES), mask),
+    SET_ERRNO,
+  );
+  if (failed) throw new Error(`sched_setaffinity to CPU ${cpu} failed: ${failed}`);
 }

@@ -110,7 +110,7 @@ Deno.test({
       w2.postMessage(outside);
       assert.equal(
         await said,
-        `sched_setaffinity to CPU ${outside} failed: EINVAL: no CPU of the mask is allowed to this process (cgroup cpuset, taskset) or online`,
+        `sched_setaffinity to CPU ${outside} failed: EINVAL: the mask holds no CPU that is online and allowed to this process (its cpuset cgroup)`,
       );
     } finally {
       w2.terminate();

@@ -239,6 +239,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
     this.#sessions.clear();
     this.#reserved = 0;
     this.#directPort = undefined;
+    this.#pinnedCpus = undefined;
     await w?.dispose();
   }
 
@@ -268,7 +269,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
       maxLength: this.#maxLength,
       openSessions: this.#sessions.size,
       ...(this.#directPort === undefined ? {} : { directPort: this.#directPort }),
-      ...(this.#pinnedCpus ? { pinnedCpus: this.#pinnedCpus } : {}),
+      ...(this.#pinnedCpus ? { pinnedCpus: [...this.#pinnedCpus] } : {}),
     };
   }
 

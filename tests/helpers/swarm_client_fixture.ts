@@ -153,7 +153,9 @@ export interface SpawnedFixture {
 }
 
 /** Starts the fixture server as a separate process and waits for its record. */
-export async function spawnFixtureServer(o: Omit<FixtureServerOptions, "runtime">): Promise<SpawnedFixture> {
+export async function spawnFixtureServer(
+  o: Omit<FixtureServerOptions, "runtime" | "identity">,
+): Promise<SpawnedFixture> {
   const child = spawnModule(import.meta.url, o);
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";

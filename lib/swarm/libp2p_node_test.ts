@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { multiaddr } from "@multiformats/multiaddr";
+import {
+  createLibp2pNode,
+  INBOUND_CONNECTIONS_PER_HOST_PER_SECOND,
+  type PlumiseLibp2p,
+} from "./libp2p_node.ts";
+import { ephemeralIdentity } from "./peer_identity.ts";
+import { waitFor } from "../../tests/helpers/wait_for.ts";
+
+Deno.test({
+  name:
+    "a node takes 20 new connections from one host at once (libp2p's default refuses all past 5 a second)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    assert.ok(INBOUND_CONNECTIONS_PER_HOST_PER_SECOND >= 20);
+    const node = async (listen: boolean) =>
+      await createLibp2pNode({
+        privateKey: (await ephemeralIdentity()).privateKey,
+        host: "127.0.0.1",
+        port: 0,
+        dht: false,
+        noListen: !listen,
+      });
+    const server = await node(true);
+    await server.start();
+    const clients: PlumiseLibp2p[] = [];
+    try {
+      for (let i = 0; i < 20; i++) clients.push(await node(false));
+      await Promise.all(clients.map((c) => c.start()));
+      const addr = multiaddr(server.getMultiaddrs()[0].toString());
+      // all at once, as clients behind one address starting together
+      const dials = await Promise.allSettled(clients.map((c) => c.dial(addr)));
+      const refused = dials.flatMap((d, i) => d.status === "rejected" ? [`client ${i}: ${d.reason}`] : []);
+      assert.deepEqual(refused, []);
+      // the server's side of each connection completes after the client's
+      await waitFor(() => server.getConnections().length === 20, { what: "20 connections on the server" });
+    } finally {
+      await Promise.all(clients.map((c) => c.stop()));
+      await server.stop();
+    }
+  },
+});

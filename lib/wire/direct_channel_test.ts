@@ -29,6 +29,7 @@ import { encodeVarint, lengthPrefixed } from "./length_prefix.ts";
 import type { DirectOffer, ResultMessage, StepMessage } from "./protocol_messages.ts";
 import { tensor } from "./tensor_codec.ts";
 import { wireLimits } from "./wire_limits.ts";
+import { freePort } from "../../tests/helpers/free_port.ts";
 
 /** A raw client that sent the hello for `ticket` and read the server's proof; and the server's channel. */
 async function rawClient(listener: DirectListener, ticket: DirectTicket) {
@@ -96,13 +97,6 @@ function hidden(b: number, t: number, h: number) {
 
 function bytesOf(a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: HOST, port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 Deno.test("direct channel: messages both ways, a step's hidden tensor arrives bit-exact", async () => {
@@ -377,7 +371,7 @@ Deno.test("direct channel: directFrameChannel over a plain socket pair, in both 
 });
 
 Deno.test("connectDirect: a port nobody listens on is DIRECT_FAILED with a hint", async () => {
-  const port = freePort();
+  const port = freePort(HOST);
   const offer = { port, ticket: randomSecret(), key: randomSecret() };
   await assert.rejects(
     connectDirect(HOST, offer, { connectMs: 2_000 }),

@@ -55,7 +55,7 @@ export class PulledSwarmTable implements SwarmTableView {
   readonly #initial: readonly string[];
   readonly #model: string;
   readonly #log: Logger;
-  #refreshing: Promise<void> | undefined;
+  #refreshing: Promise<number> | undefined;
   /** Peers not to pull from (set by the client: its banned servers). */
   skip: (peerId: string) => boolean = () => false;
   /**
@@ -63,8 +63,6 @@ export class PulledSwarmTable implements SwarmTableView {
    * cleared by a pull without errors.
    */
   lastError: unknown;
-  /** How many peers answered the last pull. */
-  lastAnswered = 0;
 
   constructor(
     table: SwarmTable,
@@ -84,9 +82,9 @@ export class PulledSwarmTable implements SwarmTableView {
     return this.table.servers(model);
   }
 
-  /** Pulls from the initial peers and up to 5 random known, unbanned servers. */
-  refresh(signal?: AbortSignal): Promise<void> {
-    this.#refreshing ??= this.#pull(signal).then(() => {}).finally(() => (this.#refreshing = undefined));
+  /** Pulls from the initial peers and up to 5 random known, unbanned servers; how many answered. */
+  refresh(signal?: AbortSignal): Promise<number> {
+    this.#refreshing ??= this.#pull(signal).finally(() => (this.#refreshing = undefined));
     return this.#refreshing;
   }
 
@@ -109,7 +107,6 @@ export class PulledSwarmTable implements SwarmTableView {
     }));
     if (error !== undefined) this.lastError = error;
     else if (failed === 0) this.lastError = undefined;
-    this.lastAnswered = answered;
     return answered;
   }
 }
@@ -183,12 +180,12 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
     // routing then says which blocks are missing).
     const backoff = new Backoff({ initialMs: 250, maxMs: 2_000 });
     const t0 = performance.now();
-    let pulls = 0;
+    let pulls = 0, answered = 0;
     while (swarmTable.servers(options.model).length === 0) {
       pulls++;
-      await swarmTable.refresh(t.signal);
+      answered = await swarmTable.refresh(t.signal);
       if (swarmTable.servers(options.model).length > 0 || t.signal.aborted) break;
-      if (swarmTable.lastAnswered > 0 && peer.table.size > 0) break;
+      if (answered > 0 && peer.table.size > 0) break;
       const ok = await sleep(backoff.next(), t.signal).then(() => true, () => false);
       if (!ok) break;
     }
@@ -197,15 +194,15 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
       const s = ((performance.now() - t0) / 1000).toFixed(1);
       const why = swarmTable.lastError
         ? `: ${errorMessage(swarmTable.lastError)}`
-        : swarmTable.lastAnswered > 0
-        ? `: ${swarmTable.lastAnswered} answered with no record of ${options.model}`
+        : answered > 0
+        ? `: ${answered} answered with no record of ${options.model}`
         : "";
       throw new SwarmError(
         "NO_PEERS",
         `no server record came from the ${options.initialPeers.length} initial peer(s) ` +
           `(${options.initialPeers.join(", ")}) in ${pulls} pull(s) over ${s} s${why}`,
         {
-          hint: swarmTable.lastAnswered > 0 && !swarmTable.lastError
+          hint: answered > 0 && !swarmTable.lastError
             ? `the peers are up but know no server of ${options.model} yet: start one (plumise serve --model …), or check --model`
             : "check --initial-peers (PETALS_INITIAL_PEERS) and that those servers are running",
           cause: swarmTable.lastError,

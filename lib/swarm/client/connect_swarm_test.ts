@@ -7,6 +7,7 @@ import { type FixtureServer, startFixtureServer } from "../../../tests/helpers/s
 import { streamFrameChannel } from "../frame_channel.ts";
 import { createLibp2pNode } from "../libp2p_node.ts";
 import { TABLE_PROTOCOL } from "../protocol_ids.ts";
+import { freePort } from "../../../tests/helpers/free_port.ts";
 
 const MODEL = "fake/model";
 const H = 16;
@@ -17,14 +18,6 @@ const base = {
   numBlocks: 4,
   tableRefreshMs: 0,
 };
-
-/** A TCP port on 127.0.0.1 that nothing listens on right now. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 Deno.test({
   name: "connectSwarm pulls again until an initial peer answers (a server still starting)",

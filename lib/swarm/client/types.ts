@@ -38,8 +38,11 @@ export interface RouteServer {
 export interface SwarmTableView {
   /** Verified, unexpired records for `model`. */
   servers(model: string): readonly RouteServer[];
-  /** Asks peers for fresh records (optional; called before re-routing after a failure). */
-  refresh?(signal?: AbortSignal): Promise<void>;
+  /**
+   * Asks peers for fresh records (optional; called before re-routing after a failure). What it
+   * resolves to is the implementation's (the pulled table's: how many peers answered).
+   */
+  refresh?(signal?: AbortSignal): Promise<unknown>;
 }
 
 /** One span of a route: `server` computes blocks `[start, end)` (a sub-range of its span). */

@@ -8,11 +8,12 @@
  *   keystore, .env and local checkpoint paths are chosen by the user at run time (HOME, HF_HOME,
  *   flags) and Deno's flags cannot expand them; the binary only touches the paths it is given.
  * - `--allow-env`: config; a libp2p dependency enumerates the whole environment.
- * - `--allow-ffi`: onnxruntime-node's native addon (a compiled binary extracts it to a temporary
- *   directory whose path is not known ahead, so it cannot be path-scoped there either).
+ * - `--allow-ffi`: onnxruntime's library, loaded from the cache directory (chosen at run time:
+ *   XDG_CACHE_HOME), and libc for CPU pinning and huge pages.
+ * - `--allow-run=systemctl`: `plumise service install|uninstall|status`, and nothing else.
  * - `--allow-sys=…`: only the calls used: network interfaces (listening on 0.0.0.0), memory
  *   (tier auto, cache budget), cpu count, host name and OS release (identify/agent version),
- *   home directory (default paths of Node libraries).
+ *   home directory (default paths of Node libraries), free disk space (`plumise doctor`).
  * @module
  */
 export const SYS_CALLS = [
@@ -22,6 +23,7 @@ export const SYS_CALLS = [
   "hostname",
   "osRelease",
   "homedir",
+  "statfs",
 ] as const;
 
 export const BINARY_PERMISSIONS: readonly string[] = [
@@ -30,5 +32,6 @@ export const BINARY_PERMISSIONS: readonly string[] = [
   "--allow-write",
   "--allow-env",
   "--allow-ffi",
+  "--allow-run=systemctl",
   `--allow-sys=${SYS_CALLS.join(",")}`,
 ];

@@ -16,6 +16,7 @@ import { registerGenerate } from "./generate.ts";
 import { registerBlocks } from "./blocks.ts";
 import { registerSwarm } from "./swarm.ts";
 import { registerBench } from "./bench.ts";
+import { registerService } from "./service.ts";
 
 export type RegisterCommand = (program: Command, ctx: CommandContext) => void;
 
@@ -31,4 +32,5 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerGenerate,
   registerSwarm,
   registerBench,
+  registerService,
 ];

@@ -1,0 +1,218 @@
+import assert from "node:assert/strict";
+import { ConfigError, PlumiseError } from "../errors.ts";
+import {
+  applyInstall,
+  type CommandResult,
+  planInstall,
+  SERVICE_ERROR_CODES,
+  type ServiceHost,
+  serviceStatus,
+  uninstall,
+} from "./service_installer.ts";
+
+const KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+
+async function fakeHost(
+  answers: (args: string[]) => CommandResult = () => ({ code: 0, stdout: "", stderr: "" }),
+) {
+  const root = await Deno.makeTempDir();
+  const calls: string[][] = [];
+  const host: ServiceHost = {
+    root,
+    systemctl: (args) => {
+      calls.push(args);
+      if (args[0] === "--version") {
+        return Promise.resolve({ code: 0, stdout: "systemd 252 (252.38)\n", stderr: "" });
+      }
+      return Promise.resolve(answers(args));
+    },
+  };
+  const binary = `${root}/usr/local/bin/plumise`;
+  await Deno.mkdir(`${root}/usr/local/bin`, { recursive: true });
+  await Deno.writeTextFile(binary, "#!/bin/sh\n", { mode: 0o755 });
+  const keystore = `${root}/keystore.json`;
+  await Deno.writeTextFile(keystore, "{}");
+  return { root, host, calls: () => calls.filter((c) => c[0] !== "--version"), binary, keystore };
+}
+
+const mode = async (p: string) => ((await Deno.stat(p)).mode! & 0o777).toString(8);
+
+Deno.test("service install: env file 0600 with the secret, unit 0644, reload, enable, restart", async () => {
+  const f = await fakeHost();
+  try {
+    const plan = await planInstall(f.host, {
+      binary: f.binary,
+      tier: "lite",
+      keystore: f.keystore,
+      keystorePassword: "correct horse",
+    });
+    assert.equal(plan.envFilePath, "/etc/plumise/plumise.env");
+    assert.deepEqual(plan.envKeys.sort(), ["PLUMISE_KEYSTORE_PASSWORD", "PLUMISE_TIER"]);
+    assert.ok(!plan.unit.includes("correct horse"), "no secret in the unit");
+    assert.match(plan.unit, new RegExp(`^LoadCredential=keystore:${f.keystore}$`, "m"));
+    // planning touched nothing
+    assert.equal(await Deno.stat(`${f.root}/etc`).catch(() => undefined), undefined);
+    assert.deepEqual(f.calls(), []);
+
+    await applyInstall(f.host, plan);
+    const env = `${f.root}/etc/plumise/plumise.env`;
+    const unit = `${f.root}/etc/systemd/system/plumise.service`;
+    assert.equal(await mode(env), "600");
+    assert.equal(await mode(unit), "644");
+    assert.match(await Deno.readTextFile(env), /^PLUMISE_KEYSTORE_PASSWORD='correct horse'$/m);
+    assert.match(await Deno.readTextFile(env), /^PLUMISE_TIER=lite$/m);
+    assert.equal(await Deno.readTextFile(unit), plan.unit);
+    assert.deepEqual(f.calls(), [["daemon-reload"], ["enable", "plumise.service"], [
+      "restart",
+      "plumise.service",
+    ]]);
+  } finally {
+    await Deno.remove(f.root, { recursive: true });
+  }
+});
+
+Deno.test("service install again: keeps the operator's lines and the keystore; switching to a raw key", async () => {
+  const f = await fakeHost();
+  try {
+    await applyInstall(
+      f.host,
+      await planInstall(f.host, {
+        binary: f.binary,
+        tier: "lite",
+        keystore: f.keystore,
+        keystorePassword: "pw-123",
+      }),
+    );
+    const env = `${f.root}/etc/plumise/plumise.env`;
+    await Deno.writeTextFile(
+      env,
+      (await Deno.readTextFile(env)) + "# mine\nPLUMISE_RPC_URL=http://10.0.0.5:26902\n",
+    );
+    // an upgrade: no --keystore, no password: both kept
+    const again = await planInstall(f.host, { binary: f.binary, tier: "standard" });
+    assert.match(again.unit, new RegExp(`^LoadCredential=keystore:${f.keystore}$`, "m"));
+    assert.match(again.envText, /^PLUMISE_TIER=standard$/m);
+    assert.match(again.envText, /^PLUMISE_KEYSTORE_PASSWORD=pw-123$/m);
+    assert.match(again.envText, /^# mine\nPLUMISE_RPC_URL=http:\/\/10\.0\.0\.5:26902$/m);
+    await applyInstall(f.host, again);
+    assert.equal(await mode(env), "600");
+
+    // a raw key instead: no keystore hand-in, no password left behind
+    await Deno.remove(`${f.root}/etc/systemd/system/plumise.service`);
+    const raw = await planInstall(f.host, { binary: f.binary, privateKey: KEY });
+    assert.match(raw.envText, new RegExp(`^PLUMISE_PRIVATE_KEY=${KEY}$`, "m"));
+    assert.doesNotMatch(raw.envText, /PLUMISE_KEYSTORE_PASSWORD/);
+    assert.doesNotMatch(raw.unit, /LoadCredential/);
+  } finally {
+    await Deno.remove(f.root, { recursive: true });
+  }
+});
+
+Deno.test("service install: bad input is refused before anything is written", async () => {
+  const f = await fakeHost();
+  const code = (c: string) => (err: unknown) => err instanceof ConfigError && err.code === c;
+  try {
+    await assert.rejects(planInstall(f.host, { binary: f.binary }), (err) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.code, SERVICE_ERROR_CODES.NO_WALLET);
+      assert.match(err.hint, /plumise wallet new --keystore/);
+      return true;
+    });
+    await assert.rejects(
+      planInstall(f.host, { binary: `${f.root}/nope`, privateKey: KEY }),
+      code(SERVICE_ERROR_CODES.BINARY_INVALID),
+    );
+    await assert.rejects(
+      planInstall(f.host, { binary: "plumise", privateKey: KEY }),
+      code(SERVICE_ERROR_CODES.BINARY_INVALID),
+    );
+    await assert.rejects(
+      planInstall(f.host, { binary: f.binary, tier: "mega", privateKey: KEY }),
+      code(SERVICE_ERROR_CODES.CONFIG_INVALID),
+    );
+    await assert.rejects(
+      planInstall(f.host, { binary: f.binary, keystore: `${f.root}/missing.json`, keystorePassword: "x" }),
+      code(SERVICE_ERROR_CODES.KEYSTORE_INVALID),
+    );
+    await assert.rejects(planInstall(f.host, { binary: f.binary, keystore: f.keystore }), (err) => {
+      assert.ok(err instanceof ConfigError && err.code === SERVICE_ERROR_CODES.NO_WALLET);
+      assert.match(err.message, /no password for the keystore/);
+      return true;
+    });
+    // a bad setting already in the env file: caught now, not in a restart loop
+    await Deno.mkdir(`${f.root}/etc/plumise`, { recursive: true });
+    await Deno.writeTextFile(`${f.root}/etc/plumise/plumise.env`, "API_PORT=99999\n");
+    await assert.rejects(planInstall(f.host, { binary: f.binary, privateKey: KEY }), (err) => {
+      assert.ok(err instanceof ConfigError && err.code === SERVICE_ERROR_CODES.CONFIG_INVALID);
+      assert.match(err.message, /API_PORT=99999/);
+      return true;
+    });
+    assert.deepEqual(f.calls(), []);
+  } finally {
+    await Deno.remove(f.root, { recursive: true });
+  }
+});
+
+Deno.test("service install: a systemctl failure says what systemd said", async () => {
+  const f = await fakeHost((args) =>
+    args[0] === "restart"
+      ? { code: 1, stdout: "", stderr: "Job for plumise.service failed because the control process exited" }
+      : { code: 0, stdout: "", stderr: "" }
+  );
+  try {
+    const plan = await planInstall(f.host, { binary: f.binary, privateKey: KEY });
+    await assert.rejects(applyInstall(f.host, plan), (err) => {
+      assert.ok(err instanceof PlumiseError && err.code === SERVICE_ERROR_CODES.SYSTEMCTL_FAILED);
+      assert.match(err.message, /systemctl restart plumise\.service failed \(exit 1\): Job for plumise/);
+      assert.match(err.hint, /journalctl -u plumise\.service/);
+      assert.ok(!err.message.includes(KEY));
+      return true;
+    });
+  } finally {
+    await Deno.remove(f.root, { recursive: true });
+  }
+});
+
+Deno.test("service uninstall and status", async () => {
+  const f = await fakeHost((args) =>
+    args[0] === "show"
+      ? {
+        code: 0,
+        stdout:
+          "LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nMainPID=4242\n" +
+          "NRestarts=0\n",
+        stderr: "",
+      }
+      : { code: 0, stdout: "", stderr: "" }
+  );
+  try {
+    const none = await serviceStatus(f.host);
+    assert.equal(none.installed, false);
+    assert.ok(none.problems.some((p) => /not installed/.test(p)));
+
+    await applyInstall(f.host, await planInstall(f.host, { binary: f.binary, privateKey: KEY }));
+    const ok = await serviceStatus(f.host);
+    assert.equal(ok.installed, true);
+    assert.equal(ok.active, true);
+    assert.equal(ok.properties.MainPID, "4242");
+    assert.equal(ok.envFileMode, "0600");
+    assert.deepEqual(ok.problems, []);
+    await Deno.chmod(`${f.root}/etc/plumise/plumise.env`, 0o644);
+    assert.ok((await serviceStatus(f.host)).problems.some((p) => /readable by others .*chmod 600/.test(p)));
+
+    await Deno.mkdir(`${f.root}/var/lib/private/plumise`, { recursive: true });
+    const kept = await uninstall(f.host);
+    assert.deepEqual(kept.removed, ["/etc/systemd/system/plumise.service"]);
+    assert.ok(kept.kept.includes("/etc/plumise/plumise.env"));
+    assert.ok(await Deno.stat(`${f.root}/etc/plumise/plumise.env`));
+    assert.deepEqual(f.calls().filter((c) => c[0] !== "show").slice(-2), [
+      ["disable", "--now", "plumise.service"],
+      ["daemon-reload"],
+    ]);
+    const purged = await uninstall(f.host, { purge: true });
+    assert.deepEqual(purged.removed, ["/etc/plumise/plumise.env", "/var/lib/private/plumise"]);
+    assert.equal(await Deno.stat(`${f.root}/var/lib/private/plumise`).catch(() => undefined), undefined);
+  } finally {
+    await Deno.remove(f.root, { recursive: true });
+  }
+});

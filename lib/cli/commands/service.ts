@@ -74,7 +74,7 @@ export function registerService(program: Command, ctx: CommandContext): void {
     const envFile = envFileOf(install);
     const existing = await readEnvFileKeys(envFile);
     const binary = opts.binary ?? defaultBinary();
-    let keystorePassword = ctx.env.PLUMISE_KEYSTORE_PASSWORD;
+    let keystorePassword: string | undefined = ctx.env.PLUMISE_KEYSTORE_PASSWORD;
     if (opts.keystore && keystorePassword === undefined && !existing.has("PLUMISE_KEYSTORE_PASSWORD")) {
       keystorePassword = await promptHidden(`Password of ${opts.keystore}: `);
     }

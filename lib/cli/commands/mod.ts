@@ -17,6 +17,7 @@ import { registerBlocks } from "./blocks.ts";
 import { registerSwarm } from "./swarm.ts";
 import { registerBench } from "./bench.ts";
 import { registerService } from "./service.ts";
+import { registerDoctor } from "./doctor.ts";
 
 export type RegisterCommand = (program: Command, ctx: CommandContext) => void;
 
@@ -33,4 +34,5 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerSwarm,
   registerBench,
   registerService,
+  registerDoctor,
 ];

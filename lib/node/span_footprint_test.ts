@@ -1,0 +1,40 @@
+import assert from "node:assert/strict";
+import { BASE_PROCESS_BYTES, TIERS } from "../config/tiers.ts";
+import { blockShapeOf, spanFootprint, tierOfModel } from "./span_footprint.ts";
+
+const BLOOM_560M = {
+  model_type: "bloom",
+  hidden_size: 1024,
+  n_layer: 24,
+  n_head: 16,
+  vocab_size: 250880,
+  torch_dtype: "float16",
+};
+const LLAMA_8B = {
+  model_type: "llama",
+  hidden_size: 4096,
+  intermediate_size: 14336,
+  num_hidden_layers: 32,
+  num_attention_heads: 32,
+  num_key_value_heads: 8,
+  vocab_size: 128256,
+  torch_dtype: "bfloat16",
+  tie_word_embeddings: false,
+};
+
+Deno.test("span footprint: int8 memory per block agrees with the tier table", () => {
+  for (const [raw, tier] of [[BLOOM_560M, TIERS.lite], [LLAMA_8B, TIERS.pro]] as const) {
+    const shape = blockShapeOf(raw)!;
+    const one = spanFootprint(shape, 1, "int8");
+    assert.equal(one.memoryBytes - BASE_PROCESS_BYTES, tier.perBlockBytes);
+    assert.ok(spanFootprint(shape, 1, "fp32").memoryBytes > 3 * one.memoryBytes - 3 * BASE_PROCESS_BYTES);
+  }
+  assert.equal(tierOfModel("bigscience/bloom-560m")?.name, "lite");
+});
+
+Deno.test("span footprint: disk is the checkpoint's dtype; the whole bloom-560m is about 1.1 GB", () => {
+  const fp = spanFootprint(blockShapeOf(BLOOM_560M)!, 2, "int8");
+  assert.ok(fp.checkpointFileBytes > 1.0e9 && fp.checkpointFileBytes < 1.2e9, String(fp.checkpointFileBytes));
+  assert.equal(fp.blockFileBytes, 2 * (1024 * 1024 * 4 + 1024 * 4096 * 2) * 2);
+  assert.equal(blockShapeOf({ model_type: "gpt2" }), undefined);
+});

@@ -39,9 +39,9 @@ export async function runDoctor(config: Config, o: DoctorOptions = {}): Promise<
   checks.push(ckpt.check);
   checks.push(checkMemory(config, ckpt.config, o.availableMemoryBytes));
   checks.push(await checkDisk(config, ckpt.config, ckpt.cached));
-  checks.push(await checkPort("swarm", config.p2pHost, config.p2pPort));
-  checks.push(await checkPort("direct", config.p2pHost, config.directPort));
-  checks.push(await checkPort("api", config.apiHost, config.apiPort));
+  checks.push(checkPort("swarm", config.p2pHost, config.p2pPort));
+  checks.push(checkPort("direct", config.p2pHost, config.directPort));
+  checks.push(checkPort("api", config.apiHost, config.apiPort));
   checks.push(await checkIdentity(config.identityPath));
   if (!config.offline) {
     const w = o.wallet;

@@ -189,7 +189,7 @@ export async function checkDisk(config: Config, raw: Record<string, unknown> | u
   }
 }
 
-export async function checkPort(label: string, host: string, port: number): Promise<DoctorCheck> {
+export function checkPort(label: string, host: string, port: number): DoctorCheck {
   const name = `${label} port`;
   if (port === -1) return pass(name, "off");
   if (port === 0) return pass(name, `any free port on ${host}`);

@@ -1,4 +1,5 @@
 import type { Command } from "@commander-js/extra-typings";
+import { dirname } from "node:path";
 import { createKeystore } from "../../chain/wallet.ts";
 import { ConfigError } from "../../errors.ts";
 import type { CommandContext } from "../command_context.ts";
@@ -30,7 +31,7 @@ export function registerWallet(program: Command, ctx: CommandContext): void {
         hint: "set PLUMISE_KEYSTORE_PASSWORD, or run on a terminal to be prompted",
       });
     }
-    if (!config.keystore) await Deno.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    await Deno.mkdir(config.keystore ? dirname(path) : config.dataDir, { recursive: true, mode: 0o700 });
     const { address } = await createKeystore(path, password);
     ctx.stdout(opts.json ? JSON.stringify({ address, keystore: path }) : address);
   });

@@ -48,6 +48,7 @@ const TEST_ONLY = [
   /(^|\/)@foundry-rs\+anvil/,
   /(^|\/)solc@/,
   /^node_modules\/solc$/,
+  /(^|\/)yaml@/,
   /^tests\//,
   /_test\.ts$/,
   /^contracts\/test\//,

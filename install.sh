@@ -130,7 +130,7 @@ case "$dir" in
   *) in_home=no ;;
 esac
 if [ "$os" = linux ] && [ "$in_home" = no ]; then
-  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo "; fi
+  if [ "$(id -u)" = 0 ] && [ -z "${SUDO_USER:-}" ]; then sudo=""; else sudo="sudo "; fi
   say "  ${sudo}plumise wallet new --keystore /etc/plumise/keystore.json"
   say "  ${sudo}plumise service install --tier lite --keystore /etc/plumise/keystore.json"
 else

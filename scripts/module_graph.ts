@@ -82,7 +82,7 @@ export async function moduleGraph(root: string, entry = "main.ts"): Promise<Modu
       if (!/\.(ts|js|mjs|mts|tsx|jsx)$/.test(path)) continue;
       const text = await Deno.readTextFile(path);
       for (const match of text.matchAll(WORKER_RE)) {
-        const worker = fromFileUrl(new URL(match[1], toFileUrl(path)));
+        const worker = fromFileUrl(new URL(match[1], toFileUrl(path).href));
         if (!workers.includes(worker)) {
           workers.push(worker);
           pending.push(worker);

@@ -5,23 +5,70 @@
  * @module
  */
 
-const registered = new Set<string>();
+/** Secrets this long or longer are replaced wherever they occur, even inside longer words. */
+const SUBSTRING_MIN = 6;
+/** Long secrets and what they are replaced by, longest first (a URL before its parts). */
+let long: Array<[string, string]> = [];
+/** Short secrets: replaced only where they stand as a word (not inside a longer word). */
+let short: RegExp | undefined;
+const shortSecrets = new Set<string>();
 
-/** Registers a secret string so that it is replaced by `[redacted]` in every error message and log line. */
-export function registerSecret(secret: string | undefined): void {
-  if (!secret || secret.length < 6) return;
-  registered.add(secret);
-  if (secret.startsWith("0x")) registered.add(secret.slice(2));
-  else registered.add(`0x${secret}`);
+export interface RegisterSecretOptions {
+  /** What the secret is replaced by (default `[redacted]`), e.g. a URL without its credentials. */
+  replacement?: string;
 }
 
-/** Replaces every registered secret in `text` by `[redacted]`. */
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/**
+ * Registers a secret string so that it is replaced by `[redacted]` in every error message and log
+ * line. A secret of 6 characters or more is replaced wherever it occurs; a shorter one only where it
+ * stands as a word (not preceded or followed by a letter or digit), so that a 3-character password
+ * is hidden without turning every such syllable in the logs into `[redacted]`.
+ */
+export function registerSecret(secret: string | undefined, options: RegisterSecretOptions = {}): void {
+  if (!secret) return;
+  const replacement = options.replacement ?? "[redacted]";
+  if (secret.length < SUBSTRING_MIN) {
+    if (shortSecrets.has(secret)) return;
+    shortSecrets.add(secret);
+    const words = [...shortSecrets].sort((a, b) => b.length - a.length).map(escapeRegExp);
+    short = new RegExp(`(?<![\\p{L}\\p{N}])(?:${words.join("|")})(?![\\p{L}\\p{N}])`, "gu");
+    return;
+  }
+  const add = (s: string) => {
+    if (s.length >= SUBSTRING_MIN && !long.some(([k]) => k === s)) long.push([s, replacement]);
+  };
+  add(secret);
+  if (options.replacement === undefined) {
+    if (secret.startsWith("0x")) add(secret.slice(2));
+    else add(`0x${secret}`);
+  }
+  long = long.sort((a, b) => b[0].length - a[0].length);
+}
+
+/** Replaces every registered secret in `text` (long ones everywhere, short ones as words). */
 export function redact(text: string): string {
+  let out = redactLong(text);
+  if (short) out = out.replace(short, "[redacted]");
+  return out;
+}
+
+/**
+ * Replaces only the secrets of 6 characters or more. Safe on a serialised JSON line: it never
+ * touches JSON syntax (numbers, `true`), which a short secret could match as a word.
+ */
+export function redactLong(text: string): string {
   let out = text;
-  for (const s of registered) {
-    if (out.includes(s)) out = out.split(s).join("[redacted]");
+  for (const [s, replacement] of long) {
+    if (out.includes(s)) out = out.split(s).join(replacement);
   }
   return out;
+}
+
+/** Whether `text`, as a whole, is a registered short secret (for values that are not strings, e.g. numbers). */
+export function isShortSecret(text: string): boolean {
+  return shortSecrets.has(text);
 }
 
 export interface PlumiseErrorOptions {

@@ -37,3 +37,24 @@ Deno.test("registered secrets are redacted with and without 0x", () => {
   assert.equal(e.hint, "not [redacted]");
   assert.equal(redact("tx 0x" + "11".repeat(32)), "tx 0x" + "11".repeat(32), "tx hashes stay visible");
 });
+
+Deno.test("short secrets are redacted where they stand as a word, not inside longer words", () => {
+  registerSecret("Qz7");
+  registerSecret("k");
+  assert.equal(redact("password Qz7 was wrong"), "password [redacted] was wrong");
+  assert.equal(redact("pw=Qz7;"), "pw=[redacted];");
+  assert.equal(redact("Qz7"), "[redacted]");
+  assert.equal(redact("xQz7y and Qz70"), "xQz7y and Qz70", "inside a longer word it is left alone");
+  assert.equal(redact("a k b, keys"), "a [redacted] b, keys");
+  const e = new PlumiseError("X", "keystore password Qz7 rejected", { hint: "not Qz7" });
+  assert.equal(e.message, "keystore password [redacted] rejected");
+  assert.equal(e.hint, "not [redacted]");
+});
+
+Deno.test("a secret may carry its own replacement (e.g. a URL shown without its credentials)", () => {
+  registerSecret("https://alice:pw@rpc.example/x?key=v", { replacement: "https://[redacted]@rpc.example/x" });
+  assert.equal(
+    redact("GET https://alice:pw@rpc.example/x?key=v failed"),
+    "GET https://[redacted]@rpc.example/x failed",
+  );
+});

@@ -142,7 +142,7 @@ export async function ensureRegistered(options: EnsureRegisteredOptions): Promis
     logger.warn(
       "the RPC has no agent_* methods and no AGENT_REGISTRY_ADDRESS is set: registration state unknown; simulating 0x21 first",
       {
-        rpcUrl: options.provider.rpcUrl,
+        rpcUrl: options.provider.displayUrl,
       },
     );
   }

@@ -124,7 +124,7 @@ export class ChainAgent implements ChainAgentHandle {
       this.#status.lastError = errorMessage(err);
       this.#setState("offline");
       this.#logger.warn("chain unreachable: offline mode, the node keeps serving and retries the chain", {
-        rpcUrl: this.#o.rpcUrl,
+        rpcUrl: this.provider.displayUrl,
         error: errorMessage(err),
       });
       this.#background = this.#retryConnect(this.#controller.signal);
@@ -138,7 +138,7 @@ export class ChainAgent implements ChainAgentHandle {
       try {
         await sleep(delay, signal);
         await this.#connect(signal);
-        this.#logger.info("chain reachable again: online", { rpcUrl: this.#o.rpcUrl });
+        this.#logger.info("chain reachable again: online", { rpcUrl: this.provider.displayUrl });
         return;
       } catch (err) {
         if (signal.aborted) return;

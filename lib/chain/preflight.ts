@@ -32,7 +32,7 @@ export async function preflight(options: {
   if (chainId !== provider.chainId) {
     throw new ConfigError(
       "CHAIN_ID_MISMATCH",
-      `the RPC ${provider.rpcUrl} is chain ${chainId}, but PLUMISE_CHAIN_ID is ${provider.chainId}`,
+      `the RPC ${provider.displayUrl} is chain ${chainId}, but PLUMISE_CHAIN_ID is ${provider.chainId}`,
       {
         hint: "fix PLUMISE_CHAIN_ID (41956 mainnet, 419561 testnet) or PLUMISE_RPC_URL",
         details: { actual: chainId, expected: provider.chainId },

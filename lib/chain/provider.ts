@@ -8,6 +8,7 @@
 import { FetchRequest, JsonRpcProvider, Network } from "ethers";
 import { ChainError } from "../errors.ts";
 import { withTimeout } from "../util/abort.ts";
+import { redactUrl, registerUrlSecrets } from "../util/secret_url.ts";
 import { toChainError } from "./_rpc_errors.ts";
 
 export interface ChainProviderOptions {
@@ -48,7 +49,10 @@ function quantity(v: unknown, what: string, rpcUrl: string): bigint {
 }
 
 export class ChainProvider {
+  /** The URL connected to, credentials included: never print it, print `displayUrl`. */
   readonly rpcUrl: string;
+  /** The URL as shown in messages: userinfo and query tokens redacted (docs/security.md). */
+  readonly displayUrl: string;
   readonly chainId: number;
   readonly provider: JsonRpcProvider;
   readonly #timeoutMs: number;
@@ -56,13 +60,15 @@ export class ChainProvider {
 
   constructor(options: ChainProviderOptions) {
     this.rpcUrl = options.rpcUrl;
+    registerUrlSecrets(options.rpcUrl);
+    this.displayUrl = redactUrl(options.rpcUrl);
     this.chainId = options.chainId;
     this.#timeoutMs = options.timeoutMs ?? 15_000;
     let req: FetchRequest;
     try {
       req = new FetchRequest(options.rpcUrl);
     } catch (err) {
-      throw new ChainError("CHAIN_BAD_URL", `invalid RPC URL ${JSON.stringify(options.rpcUrl)}`, {
+      throw new ChainError("CHAIN_BAD_URL", `invalid RPC URL ${JSON.stringify(this.displayUrl)}`, {
         hint: "set PLUMISE_RPC_URL to an http(s) URL, e.g. http://localhost:26902",
         cause: err,
       });
@@ -77,7 +83,7 @@ export class ChainProvider {
 
   /** One JSON-RPC call with a timeout; failures become ChainErrors. */
   async send<T = unknown>(method: string, params: unknown[], options: CallOptions = {}): Promise<T> {
-    if (this.#destroyed) throw new ChainError("CHAIN_CLOSED", `provider for ${this.rpcUrl} is closed`);
+    if (this.#destroyed) throw new ChainError("CHAIN_CLOSED", `provider for ${this.displayUrl} is closed`);
     try {
       return await withTimeout(
         options.timeoutMs ?? this.#timeoutMs,
@@ -85,20 +91,20 @@ export class ChainProvider {
         options.signal,
       );
     } catch (err) {
-      throw toChainError(err, method, this.rpcUrl);
+      throw toChainError(err, method, this.displayUrl);
     }
   }
 
   /** `eth_chainId` as a number. */
   async getChainId(options?: CallOptions): Promise<number> {
-    return Number(quantity(await this.send("eth_chainId", [], options), "eth_chainId", this.rpcUrl));
+    return Number(quantity(await this.send("eth_chainId", [], options), "eth_chainId", this.displayUrl));
   }
 
   async getBalance(address: string, options?: CallOptions): Promise<bigint> {
     return quantity(
       await this.send("eth_getBalance", [address, "latest"], options),
       "eth_getBalance",
-      this.rpcUrl,
+      this.displayUrl,
     );
   }
 
@@ -107,17 +113,19 @@ export class ChainProvider {
       quantity(
         await this.send("eth_getTransactionCount", [address, "pending"], options),
         "nonce",
-        this.rpcUrl,
+        this.displayUrl,
       ),
     );
   }
 
   async getGasPrice(options?: CallOptions): Promise<bigint> {
-    return quantity(await this.send("eth_gasPrice", [], options), "eth_gasPrice", this.rpcUrl);
+    return quantity(await this.send("eth_gasPrice", [], options), "eth_gasPrice", this.displayUrl);
   }
 
   async getBlockNumber(options?: CallOptions): Promise<number> {
-    return Number(quantity(await this.send("eth_blockNumber", [], options), "eth_blockNumber", this.rpcUrl));
+    return Number(
+      quantity(await this.send("eth_blockNumber", [], options), "eth_blockNumber", this.displayUrl),
+    );
   }
 
   /** `eth_call`; returns the 0x-hex output. Reverts throw ChainError `CHAIN_REVERT` with the reason. */
@@ -132,7 +140,7 @@ export class ChainProvider {
     if (typeof out !== "string" || !HEX.test(out)) {
       throw new ChainError(
         "CHAIN_BAD_RESPONSE",
-        `eth_call on ${this.rpcUrl} returned ${JSON.stringify(out)?.slice(0, 80)}`,
+        `eth_call on ${this.displayUrl} returned ${JSON.stringify(out)?.slice(0, 80)}`,
       );
     }
     return out;
@@ -163,12 +171,12 @@ export class ChainProvider {
     const logs = Array.isArray(r.logs) ? r.logs as TxReceipt["logs"] : [];
     return {
       hash,
-      status: Number(quantity(r.status, "receipt.status", this.rpcUrl)),
-      blockNumber: Number(quantity(r.blockNumber, "receipt.blockNumber", this.rpcUrl)),
-      gasUsed: quantity(r.gasUsed, "receipt.gasUsed", this.rpcUrl),
+      status: Number(quantity(r.status, "receipt.status", this.displayUrl)),
+      blockNumber: Number(quantity(r.blockNumber, "receipt.blockNumber", this.displayUrl)),
+      gasUsed: quantity(r.gasUsed, "receipt.gasUsed", this.displayUrl),
       effectiveGasPrice: r.effectiveGasPrice === undefined
         ? 0n
-        : quantity(r.effectiveGasPrice, "receipt.effectiveGasPrice", this.rpcUrl),
+        : quantity(r.effectiveGasPrice, "receipt.effectiveGasPrice", this.displayUrl),
       logs,
     };
   }

@@ -18,6 +18,7 @@ export type StatusValue<T> = { readonly ok: true; readonly value: T; readonly so
 
 export interface ChainStatusReport {
   readonly agent: string;
+  /** The RPC URL with userinfo and query tokens redacted. */
   readonly rpcUrl: string;
   readonly chainId: number;
   /** The chain answered eth_chainId with the expected id. */
@@ -80,7 +81,7 @@ export async function gatherChainStatus(options: {
       const why = `chain unavailable: ${chainIdCheck.reason}`;
       return {
         agent: options.address,
-        rpcUrl: options.rpcUrl,
+        rpcUrl: provider.displayUrl,
         chainId: options.chainId,
         online: false,
         chainIdCheck,
@@ -166,7 +167,7 @@ export async function gatherChainStatus(options: {
       : poolErr as StatusValue<never>;
     return {
       agent: options.address,
-      rpcUrl: options.rpcUrl,
+      rpcUrl: provider.displayUrl,
       chainId: options.chainId,
       online: true,
       chainIdCheck,

@@ -101,6 +101,7 @@ export async function runCli(args: string[], io: CliIo = denoIo()): Promise<numb
   let exitCode = EXIT_OK;
   let dotenvCache: Record<string, string> | undefined;
   let lastConfig: Config | undefined;
+  const warned = new Set<string>();
   const ctx: CommandContext = {
     resolve(opts: Record<string, unknown>): ResolvedConfig {
       const envFile = (opts.envFile ?? program.opts().envFile) as string | undefined;
@@ -112,6 +113,11 @@ export async function runCli(args: string[], io: CliIo = denoIo()): Promise<numb
         system: { availableMemoryBytes: io.availableMemoryBytes() ?? NaN },
       });
       lastConfig = resolved.config;
+      for (const w of resolved.warnings) {
+        if (warned.has(w)) continue;
+        warned.add(w);
+        io.stderr(`warning: ${redact(w)}\n`);
+      }
       return resolved;
     },
     logger(config?: Config): Logger {

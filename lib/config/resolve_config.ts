@@ -8,6 +8,7 @@ import { type DefaultContext, type KeySpec, SCHEMA } from "./schema.ts";
 import { chooseAutoTier, describeBytes, TIER_NAMES, TIERS } from "./tiers.ts";
 import type { Config, ConfigSource, ResolvedConfig, TierName } from "./types.ts";
 import { parseCpuList } from "../util/cpu_list.ts";
+import { redactUrl, registerUrlSecrets } from "../util/secret_url.ts";
 
 export interface ResolveInput {
   /** Values from the command line, by config key (strings as typed, booleans for switches). */
@@ -40,6 +41,7 @@ function origin(spec: KeySpec, source: ConfigSource): string {
 
 function shown(spec: KeySpec, raw: unknown): string {
   if (spec.secret) return `[redacted, ${String(raw).length} characters]`;
+  if (spec.type === "url" && typeof raw === "string") raw = redactUrl(raw.trim());
   if (typeof raw === "string" && /^[^\s"]+$/.test(raw)) return raw;
   return JSON.stringify(raw);
 }
@@ -163,9 +165,11 @@ export function resolveConfig(input: ResolveInput = {}): ResolvedConfig {
 
   // 1. explicit sources: flag > env > .env
   for (const spec of SCHEMA) {
-    if (spec.secret) {
+    if (spec.secret || spec.type === "url") {
       for (const v of [flags[spec.key], spec.env && env[spec.env], spec.env && dotenv[spec.env]]) {
-        if (typeof v === "string") registerSecret(v.trim());
+        if (typeof v !== "string") continue;
+        if (spec.secret) registerSecret(v.trim());
+        else registerUrlSecrets(v.trim());
       }
     }
     const f = flags[spec.key];
@@ -282,7 +286,36 @@ export function resolveConfig(input: ResolveInput = {}): ResolvedConfig {
     config: Object.freeze(values) as unknown as Config,
     sources: Object.freeze(sources) as Record<keyof Config, ConfigSource>,
     tierReason,
+    warnings: Object.freeze(flagSecretWarnings(values, sources)),
   });
+}
+
+/**
+ * Secrets typed on the command line are visible to every user of the machine (`ps`, /proc) and
+ * kept in shell history: one warning per such flag, naming the safer place (docs/security.md).
+ */
+function flagSecretWarnings(
+  values: Partial<Record<keyof Config, unknown>>,
+  sources: Partial<Record<keyof Config, ConfigSource>>,
+): string[] {
+  const out: string[] = [];
+  for (const spec of SCHEMA) {
+    if (sources[spec.key] !== "flag" || !spec.flag) continue;
+    const v = values[spec.key];
+    if (spec.secret) {
+      const alt = spec.key === "privateKey" ? ", or use --keystore" : "";
+      out.push(
+        `--${spec.flag} on the command line is visible to other users of this machine (ps, /proc) and ` +
+          `stays in shell history; set ${spec.env} in the environment or the .env file instead${alt}`,
+      );
+    } else if (spec.type === "url" && typeof v === "string" && redactUrl(v) !== v) {
+      out.push(
+        `--${spec.flag} carries credentials or tokens, visible to other users of this machine (ps, ` +
+          `/proc); set ${spec.env} in the environment or the .env file instead`,
+      );
+    }
+  }
+  return out;
 }
 
 /** Throws a `ConfigError` naming PLUMISE_PRIVATE_KEY when neither a key nor a keystore is configured. */
@@ -310,6 +343,8 @@ export function redactedConfig(
       ? null
       : spec.secret
       ? "[redacted]"
+      : spec.type === "url" && typeof v === "string"
+      ? redactUrl(v)
       : typeof v === "bigint"
       ? v.toString()
       : v;

@@ -306,3 +306,37 @@ Deno.test("lists and urls are normalised", () => {
   assert.deepEqual(r.config.initialPeers, ["/ip4/127.0.0.1/tcp/1/p2p/a", "/ip4/127.0.0.1/tcp/2/p2p/b"]);
   assert.equal(r.config.oracleUrl, "http://o:1");
 });
+
+Deno.test("an RPC URL's userinfo and query tokens are secrets: config output, errors and later messages", () => {
+  const url = "https://carol:rpcpass7@rpc.example.net/plm?apikey=ak-2b7e151628&chain=41956";
+  const r = resolveConfig({ env: { PLUMISE_RPC_URL: url } });
+  assert.equal(r.config.rpcUrl, url, "the node still connects with the credentials");
+  const out = JSON.stringify(redactedConfig(r));
+  for (const s of ["carol", "rpcpass7", "ak-2b7e151628"]) assert.ok(!out.includes(s), `${s} in ${out}`);
+  assert.equal(
+    redactedConfig(r).rpcUrl.value,
+    "https://[redacted]@rpc.example.net/plm?apikey=[redacted]&chain=[redacted]",
+  );
+  assert.equal(redact(`eth_chainId on ${url} failed`).includes("rpcpass7"), false);
+  // a bad value next to it: the error names the redacted URL only
+  const err = configError(() =>
+    resolveConfig({ env: { ORACLE_API_URL: "ftp://dave:oraclepw@oracle.example/?token=t0ken-9f8e" } })
+  );
+  assert.ok(!err.message.includes("oraclepw") && !err.message.includes("t0ken-9f8e"), err.message);
+});
+
+Deno.test("secrets given as command-line flags (visible in ps) get a warning; env and .env do not", () => {
+  const fromFlag = resolveConfig({
+    flags: { privateKey: KEY, rpcUrl: "https://erin:pw@rpc.example.net" },
+  });
+  assert.equal(fromFlag.warnings.length, 2, fromFlag.warnings.join("\n"));
+  assert.match(fromFlag.warnings[0], /--private-key.*visible.*ps.*PLUMISE_PRIVATE_KEY.*--keystore/s);
+  assert.match(fromFlag.warnings[1], /--rpc-url.*credentials.*PLUMISE_RPC_URL/s);
+  for (const w of fromFlag.warnings) assert.ok(!w.includes(KEY.slice(2)) && !w.includes("erin"), w);
+  const fromEnv = resolveConfig({
+    env: { PLUMISE_PRIVATE_KEY: KEY },
+    dotenv: { PLUMISE_RPC_URL: "https://erin:pw@rpc.example.net" },
+    flags: { rpcUrl: "https://rpc.example.net" },
+  });
+  assert.deepEqual(fromEnv.warnings, []);
+});

@@ -88,4 +88,6 @@ export interface ResolvedConfig {
   readonly sources: Readonly<Record<keyof Config, ConfigSource>>;
   /** When the tier was `auto`: which tier was chosen and why. */
   readonly tierReason?: string;
+  /** Things to tell the user before going on (e.g. a secret given as a command-line flag). */
+  readonly warnings: readonly string[];
 }

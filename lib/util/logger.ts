@@ -3,7 +3,7 @@
  * always to stderr, child loggers that carry context. Secrets are redacted.
  * @module
  */
-import { redact } from "../errors.ts";
+import { isShortSecret, redact, redactLong } from "../errors.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
@@ -99,12 +99,13 @@ export class Logger {
     const record: LogRecord = { time: new Date().toISOString(), level, msg: redact(msg) };
     for (const [k, v] of Object.entries({ ...this.#context, ...fields })) {
       if (v === undefined) continue;
-      const safe = v instanceof Error ? redact(v.message) : v;
-      record[k] = typeof safe === "string" ? redact(safe) : typeof safe === "bigint" ? safe.toString() : safe;
+      record[k] = safeValue(v, 0);
     }
     let line: string;
     if (this.json) {
-      line = redact(JSON.stringify(record, (_k, x) => typeof x === "bigint" ? x.toString() : x));
+      // Values are redacted above; only long secrets are replaced on the line itself (a short one
+      // could match JSON syntax, e.g. a number, and break the line).
+      line = redactLong(JSON.stringify(record));
     } else {
       const extras = Object.entries(record)
         .filter(([k]) => k !== "time" && k !== "level" && k !== "msg")
@@ -118,6 +119,25 @@ export class Logger {
     }
     this.#sink(record, line);
   }
+}
+
+/**
+ * A copy of a field value that is safe to log and to serialise: strings redacted (nested ones too),
+ * bigints as decimal strings, errors as their redacted message, numbers and booleans that are a
+ * short secret as `[redacted]`; nesting deeper than 8 levels is cut.
+ */
+function safeValue(v: unknown, depth: number): unknown {
+  if (typeof v === "string") return redact(v);
+  if (typeof v === "bigint") return safeValue(v.toString(), depth);
+  if (typeof v === "number" || typeof v === "boolean") return isShortSecret(String(v)) ? "[redacted]" : v;
+  if (v instanceof Error) return redact(v.message);
+  if (v === null || typeof v !== "object") return v;
+  if (depth >= 8) return "[nested too deep]";
+  if (Array.isArray(v)) return v.map((x) => safeValue(x, depth + 1));
+  if (v instanceof Date) return v.toISOString();
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[redact(k)] = safeValue(x, depth + 1);
+  return out;
 }
 
 /** A logger that drops everything (default for library parts that were given none). */

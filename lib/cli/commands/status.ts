@@ -1,6 +1,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import { formatChainStatus, gatherChainStatus } from "../../chain/status.ts";
 import { errorMessage } from "../../errors.ts";
+import { redactUrl } from "../../util/secret_url.ts";
 import { fetchOracleAgentView, type OracleAgentView } from "../../reporter/oracle_agent_view.ts";
 import type { CommandContext } from "../command_context.ts";
 import { addConfigOptions } from "../config_options.ts";
@@ -37,7 +38,7 @@ export function registerStatus(program: Command, ctx: CommandContext): void {
       ),
     ]);
     if (opts.json) {
-      ctx.stdout(JSON.stringify({ ...chain, oracle: { url: config.oracleUrl, ...oracle } }));
+      ctx.stdout(JSON.stringify({ ...chain, oracle: { url: redactUrl(config.oracleUrl), ...oracle } }));
     } else {
       for (const line of formatChainStatus(chain)) ctx.stdout(line);
       ctx.stdout(

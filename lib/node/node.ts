@@ -19,6 +19,7 @@ import { ConfigError, errorMessage, PlumiseError, UnavailableError } from "../er
 import { untilAborted, withTimeout } from "../util/abort.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
+import { type DataDirLock, lockDataDir } from "./data_dir_lock.ts";
 import type { NodeParts, NodePartsFactory, NodeSpan, NodeState } from "./types.ts";
 
 export interface NodeOptions {
@@ -31,6 +32,11 @@ export interface NodeOptions {
   readonly api?: { maxConcurrent?: number; requestTimeoutMs?: number; maxBodyBytes?: number };
   /** Longest a final report / offline announcement may take at stop (default 5000 ms). */
   readonly stopStepTimeoutMs?: number;
+  /**
+   * Hold `config.dataDir` for this process from start to stop (default: with the real parts, which
+   * keep the peer identity there; not with injected parts).
+   */
+  readonly lockDataDir?: boolean;
 }
 
 export class PlumiseNode implements NodeStatusSource {
@@ -46,6 +52,7 @@ export class PlumiseNode implements NodeStatusSource {
   #stopping?: Promise<void>;
   #startedAt = 0;
   #msToOnline?: number;
+  #lock?: DataDirLock;
   /** Which parts were started (and so must be stopped). */
   #started = { swarm: false, runtime: false, chain: false, reporter: false };
 
@@ -104,6 +111,11 @@ export class PlumiseNode implements NodeStatusSource {
     this.#startedAt = performance.now();
     const log = this.#log;
     try {
+      if (this.#options.lockDataDir ?? !this.#options.parts) {
+        // One process per data dir (docs/operations.md): a second one fails here, before anything.
+        this.#lock = await lockDataDir(this.config.dataDir);
+        log.info("data dir locked", { dataDir: this.#lock.dir, pid: this.#lock.pid });
+      }
       const t = performance.now();
       const parts = await this.#buildParts(signal);
       this.#parts = parts;
@@ -222,6 +234,16 @@ export class PlumiseNode implements NodeStatusSource {
   }
 
   async #teardown(graceMs: number): Promise<void> {
+    try {
+      await this.#teardownParts(graceMs);
+    } finally {
+      const lock = this.#lock;
+      this.#lock = undefined;
+      await lock?.release();
+    }
+  }
+
+  async #teardownParts(graceMs: number): Promise<void> {
     const p = this.#parts;
     const stepMs = this.#options.stopStepTimeoutMs ?? 5000;
     this.metrics.set("plumise_node_online", "1 while the node is online", 0);

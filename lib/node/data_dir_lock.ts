@@ -1,0 +1,92 @@
+/**
+ * One process per data dir: `plumise serve` holds an exclusive lock on `<data dir>/serve.lock` for
+ * as long as it runs (the OS drops it when the process dies, however it dies) and writes its pid
+ * to `<data dir>/serve.pid` for the message a second process gets. Two processes on one data dir
+ * would share one peer identity and appear to the swarm as one server (docs/operations.md).
+ * @module
+ */
+import { ConfigError, errorMessage } from "../errors.ts";
+
+export const LOCK_FILE = "serve.lock";
+export const PID_FILE = "serve.pid";
+
+export interface DataDirLock {
+  readonly dir: string;
+  /** This process's pid (written to the pid file). */
+  readonly pid: number;
+  /** Unlocks and removes the pid file. Idempotent. */
+  release(): Promise<void>;
+}
+
+const HINT =
+  "stop that process, or give this one its own data dir with --data-dir <dir> (PLUMISE_DATA_DIR); " +
+  "each serve process needs its own, since its peer identity lives there";
+
+async function readPid(dir: string): Promise<number | undefined> {
+  try {
+    const text = (await Deno.readTextFile(`${dir}/${PID_FILE}`)).trim();
+    return /^\d{1,10}$/.test(text) ? Number(text) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function unusable(dir: string, err: unknown): ConfigError {
+  return new ConfigError("DATA_DIR_UNUSABLE", `cannot use data dir ${dir}: ${errorMessage(err)}`, {
+    hint: "choose a directory this user can create and write with --data-dir <dir> (PLUMISE_DATA_DIR)",
+    cause: err,
+  });
+}
+
+/**
+ * Creates `dir` (mode 0700) when missing and takes its lock without waiting. Throws ConfigError
+ * `DATA_DIR_LOCKED` (exit 2) naming the holder's pid when another process holds it, and
+ * `DATA_DIR_UNUSABLE` when the directory cannot be created or written.
+ */
+export async function lockDataDir(dir: string): Promise<DataDirLock> {
+  let file: Deno.FsFile;
+  try {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    file = await Deno.open(`${dir}/${LOCK_FILE}`, { read: true, write: true, create: true, mode: 0o600 });
+  } catch (err) {
+    throw unusable(dir, err);
+  }
+  let locked = false;
+  try {
+    locked = await file.tryLock(true);
+  } catch (err) {
+    file.close();
+    throw unusable(dir, err);
+  }
+  if (!locked) {
+    file.close();
+    const pid = await readPid(dir);
+    throw new ConfigError(
+      "DATA_DIR_LOCKED",
+      `data dir ${dir} is in use by another plumise serve process (pid ${pid ?? "unknown"})`,
+      { hint: HINT, details: { dataDir: dir, pid: pid ?? null } },
+    );
+  }
+  const pid = Deno.pid;
+  try {
+    await Deno.writeTextFile(`${dir}/${PID_FILE}`, `${pid}\n`, { mode: 0o600 });
+  } catch (err) {
+    await file.unlock().catch(() => {});
+    file.close();
+    throw unusable(dir, err);
+  }
+  let released = false;
+  return {
+    dir,
+    pid,
+    async release() {
+      if (released) return;
+      released = true;
+      // Remove the pid file only while it is still ours (and before unlocking, so that it never
+      // names this process while another one holds the lock).
+      if ((await readPid(dir)) === pid) await Deno.remove(`${dir}/${PID_FILE}`).catch(() => {});
+      await file.unlock().catch(() => {});
+      file.close();
+    },
+  };
+}

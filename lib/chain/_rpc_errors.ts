@@ -55,13 +55,49 @@ export function revertReason(err: unknown): string | undefined {
   return undefined;
 }
 
-/** A stale nonce or a same-nonce replacement: re-read the nonce and send again. */
+/** Codes and messages of `err` and its causes (a ChainError wraps the ethers error). */
+function errorText(err: unknown): { codes: unknown[]; text: string } {
+  const codes: unknown[] = [];
+  const parts: string[] = [];
+  let cur: unknown = err;
+  for (let i = 0; i < 4 && cur && typeof cur === "object"; i++) {
+    const e = cur as EthersLikeError & { cause?: unknown };
+    codes.push(e.code);
+    parts.push(rpcErrorOf(cur)?.message ?? "", e.shortMessage ?? "", e.message ?? "");
+    cur = e.cause;
+  }
+  return { codes, text: parts.join(" ") };
+}
+
+/**
+ * The node already has this very transaction ("already known" in geth, "transaction already
+ * imported" in anvil): it is pending, not refused; its hash is the keccak of the signed bytes.
+ */
+export function isAlreadyKnown(err: unknown): boolean {
+  return /already known|already imported|known transaction|AlreadyKnown|already in (the )?mempool|transaction already exists/i
+    .test(errorText(err).text);
+}
+
+/** The nonce was used by a mined transaction ("nonce too low"). */
+export function isNonceTooLow(err: unknown): boolean {
+  const { codes, text } = errorText(err);
+  return codes.includes("NONCE_EXPIRED") || /nonce too low|nonce has already been used/i.test(text);
+}
+
+/** Another transaction with this nonce waits in the pool at a price this one does not beat by enough. */
+export function isUnderpriced(err: unknown): boolean {
+  const { codes, text } = errorText(err);
+  return codes.includes("REPLACEMENT_UNDERPRICED") ||
+    /replacement transaction underpriced|underpriced/i.test(text);
+}
+
+/**
+ * A stale nonce or a same-nonce replacement: re-read the nonce and send again. Not "already
+ * known": that tx is pending, and signing again at the next nonce would do the action twice.
+ */
 export function isNonceError(err: unknown): boolean {
-  const e = err as EthersLikeError;
-  if (e?.code === "NONCE_EXPIRED" || e?.code === "REPLACEMENT_UNDERPRICED") return true;
-  const msg = `${rpcErrorOf(err)?.message ?? ""} ${e?.message ?? ""}`;
-  return /nonce too low|nonce has already been used|replacement transaction underpriced|already known|nonce too high/i
-    .test(msg);
+  if (isAlreadyKnown(err)) return false;
+  return isNonceTooLow(err) || isUnderpriced(err) || /nonce too high/i.test(errorText(err).text);
 }
 
 /** Maps anything thrown by an RPC call to a ChainError (PlumiseErrors pass through). */
@@ -112,8 +148,12 @@ export function toChainError(err: unknown, method: string, rpcUrl: string): Plum
 /** Failures after which the chain is treated as offline (retry later) rather than broken. */
 export function isTransient(err: unknown): boolean {
   return err instanceof ChainError &&
-    ["CHAIN_TIMEOUT", "CHAIN_UNREACHABLE", "CHAIN_BAD_RESPONSE", "CHAIN_RPC_ERROR", "RECEIPT_TIMEOUT"]
-      .includes(
-        err.code,
-      );
+    [
+      "CHAIN_TIMEOUT",
+      "CHAIN_UNREACHABLE",
+      "CHAIN_BAD_RESPONSE",
+      "CHAIN_RPC_ERROR",
+      "RECEIPT_TIMEOUT",
+      "TX_DISPLACED",
+    ].includes(err.code);
 }

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { decodeRevertReason, isMethodNotFound, isNonceError, toChainError } from "./_rpc_errors.ts";
+import { ChainError } from "../errors.ts";
+import {
+  decodeRevertReason,
+  isAlreadyKnown,
+  isMethodNotFound,
+  isNonceError,
+  isNonceTooLow,
+  toChainError,
+} from "./_rpc_errors.ts";
 
 Deno.test("rpc error classification", () => {
   const data = "0x08c379a0" + "0".repeat(62) + "20" + "0".repeat(62) + "0a" + "4e6f2072657761726473" +
@@ -17,4 +25,19 @@ Deno.test("rpc error classification", () => {
     "CHAIN_BAD_RESPONSE",
   );
   assert.equal(toChainError(new Error("connect ECONNREFUSED"), "m", "u").code, "CHAIN_UNREACHABLE");
+});
+
+Deno.test("'already known' is a pending tx, not a nonce error, also when wrapped in a ChainError", () => {
+  for (const message of ["already known", "transaction already imported", "ErrAlreadyKnown"]) {
+    const wrapped = toChainError({ error: { code: -32000, message } }, "eth_sendRawTransaction", "u");
+    assert.ok(wrapped instanceof ChainError);
+    assert.ok(isAlreadyKnown(wrapped), message);
+    assert.ok(!isNonceError(wrapped), message);
+  }
+  const low = toChainError(
+    { code: "NONCE_EXPIRED", message: "nonce has already been used" },
+    "eth_sendRawTransaction",
+    "u",
+  );
+  assert.ok(isNonceTooLow(low) && isNonceError(low) && !isAlreadyKnown(low));
 });

@@ -153,7 +153,7 @@ export async function ensureRegistered(options: EnsureRegisteredOptions): Promis
       data,
       gasLimit: REGISTER_GAS,
       label: "register",
-    }, options.signal);
+    }, { signal: options.signal });
     logger.info("agent registered on chain", { address, name, modelHash: hash, tx: r.hash });
     return {
       status: "registered",
@@ -165,13 +165,17 @@ export async function ensureRegistered(options: EnsureRegisteredOptions): Promis
     };
   } catch (err) {
     if (
-      check.registered === undefined && err instanceof ChainError && err.code === "TX_WOULD_REVERT" &&
+      err instanceof ChainError && err.code === "TX_WOULD_REVERT" &&
       /already|registered|exists/i.test(String(err.details.reason))
     ) {
-      logger.info("agent already registered (the 0x21 simulation says so)", {
-        address,
-        reason: err.details.reason,
-      });
+      // Unknown state (plain EVM), or not registered at `latest` while the simulation on the
+      // pending state says so: a registration is waiting to be mined (e.g. sent before a restart).
+      logger.info(
+        check.registered === undefined
+          ? "agent already registered (the 0x21 simulation says so)"
+          : "a registration of this agent is pending (the 0x21 simulation on the pending state says so)",
+        { address, reason: err.details.reason },
+      );
       return { status: "already", source: "simulation", agentMethods: false, name, modelHash: hash };
     }
     throw err;

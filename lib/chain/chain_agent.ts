@@ -44,6 +44,8 @@ export interface ChainAgentOptions {
   rpcTimeoutMs?: number;
   receiptTimeoutMs?: number;
   receiptPollMs?: number;
+  /** A tx without a receipt this long is replaced with a fee bump (TxQueue default otherwise). */
+  txStuckAfterMs?: number;
   /** Called after each auto-claim check (for logs/tests). */
   onClaimCheck?: (outcome: ClaimOutcome) => void;
 }
@@ -79,6 +81,7 @@ export class ChainAgent implements ChainAgentHandle {
       logger: this.#logger,
       receiptTimeoutMs: options.receiptTimeoutMs,
       pollMs: options.receiptPollMs,
+      stuckAfterMs: options.txStuckAfterMs,
     });
     this.pool = new RewardPool(this.provider, options.rewardPool);
     this.registry = options.agentRegistry
@@ -238,7 +241,7 @@ export class ChainAgent implements ChainAgentHandle {
       const data = encodeVerifyInference(proof, this.queue.address);
       const r = await this.queue.send(
         { to: VERIFY_INFERENCE_ADDRESS, data, gasLimit: VERIFY_GAS, label: "verifyInference" },
-        this.#controller.signal,
+        { signal: this.#controller.signal },
       );
       this.#logger.debug("inference verified on chain", { tx: r.hash, tokens: proof.tokenCount });
     } catch (err) {

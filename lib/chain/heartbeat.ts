@@ -15,7 +15,7 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 300_000;
 export function sendHeartbeat(queue: TxQueue, signal?: AbortSignal): Promise<TxResult> {
   return queue.send(
     { to: AGENT_HEARTBEAT_ADDRESS, data: "0x", gasLimit: HEARTBEAT_GAS, label: "heartbeat" },
-    signal,
+    { signal },
   );
 }
 

@@ -158,6 +158,12 @@ export class ChainProvider {
     return hash;
   }
 
+  /** Whether the node knows the transaction `hash` (pending in its pool, or mined). */
+  async hasTransaction(hash: string, options?: CallOptions): Promise<boolean> {
+    const tx = await this.send<Record<string, unknown> | null>("eth_getTransactionByHash", [hash], options);
+    return tx !== null && tx !== undefined && typeof tx === "object";
+  }
+
   /** The receipt, or null while pending. */
   async getReceipt(hash: string, options?: CallOptions): Promise<TxReceipt | null> {
     const r = await this.send<Record<string, unknown> | null>("eth_getTransactionReceipt", [hash], options);

@@ -124,7 +124,7 @@ export async function claimIfDue(options: {
   }
   const r = await options.queue.send(
     { to: options.pool.address, data: options.pool.claimData(), gasLimit: CLAIM_GAS, label: "claim" },
-    options.signal,
+    { signal: options.signal },
   );
   const amount = options.pool.claimedAmount(r.logs, address) ?? pending;
   logger.info("reward claimed", { amountWei: amount, tx: r.hash });

@@ -1,14 +1,26 @@
 /**
- * One transaction queue per wallet: nonces managed locally, one tx in flight at a time,
- * simulated before sending (a revert is reported with its reason, no gas wasted), a stale nonce
- * resolved by re-reading it, receipts awaited with a timeout.
+ * One transaction queue per wallet: nonces managed locally, one tx in flight at a time, simulated
+ * before sending (a revert is reported with its reason, no gas wasted), receipts awaited with a
+ * timeout. What a chain does to a tx in flight (docs/security.md, "Chain"):
+ *
+ * - "already known": the node has this very tx; it is pending (its hash is keccak of the bytes),
+ *   never signed again at the next nonce.
+ * - an unclear send (lost reply, nonce error): the tx is looked up by hash before anything is
+ *   signed again.
+ * - a receipt timeout: the tx stays tracked. The next send of the same action (e.g. registration
+ *   retried) waits for it instead of sending a second one; another action waits until it is mined.
+ * - stuck (no receipt `stuckAfterMs` after its last broadcast): replaced at the same nonce with a
+ *   fee bump (+25 %, or the market price when that is higher), at most `maxFeeBumps` times above
+ *   the market; after that it only follows the market price, or is broadcast again if dropped.
+ * - low priority (0x20 attestations): run only when no other tx waits, at most `maxLowQueued`
+ *   waiting; more are refused at once with `TX_QUEUE_FULL`.
  * @module
  */
-import type { Wallet } from "ethers";
-import { ChainError } from "../errors.ts";
-import { sleep } from "../util/abort.ts";
+import { keccak256, type Wallet } from "ethers";
+import { ChainError, errorMessage } from "../errors.ts";
+import { isAbort, sleep } from "../util/abort.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
-import { isNonceError } from "./_rpc_errors.ts";
+import { isAlreadyKnown, isNonceError, isNonceTooLow } from "./_rpc_errors.ts";
 import type { ChainProvider, TxReceipt } from "./provider.ts";
 
 export interface TxRequest {
@@ -27,11 +39,19 @@ export interface TxResult extends TxReceipt {
   readonly gasCostWei: bigint;
 }
 
+export type TxPriority = "normal" | "low";
+
+export interface TxSendOptions {
+  signal?: AbortSignal;
+  /** `low`: runs only when no normal tx waits; refused with `TX_QUEUE_FULL` when the low queue is full. */
+  priority?: TxPriority;
+}
+
 export interface TxQueueOptions {
   provider: ChainProvider;
   wallet: Wallet;
   logger?: Logger;
-  /** How long to wait for a receipt (default 120 s). */
+  /** How long one send waits for its receipt (default 120 s); the tx stays tracked after that. */
   receiptTimeoutMs?: number;
   /** Receipt polling period (default 1000 ms). */
   pollMs?: number;
@@ -39,13 +59,49 @@ export interface TxQueueOptions {
   simulate?: boolean;
   /** Tries on a stale nonce (default 3). */
   nonceRetries?: number;
+  /** A tx without a receipt this long after its last broadcast is stuck (default 45 s = 15 blocks). */
+  stuckAfterMs?: number;
+  /** Fee bumps above the market price per tx (default 3); beyond them it only follows the market. */
+  maxFeeBumps?: number;
+  /** Low-priority txs that may wait (default 8); one more is refused at once. */
+  maxLowQueued?: number;
 }
+
+/** A broadcast tx that has no receipt yet. */
+interface Tracked {
+  /** The action: to, data and value (two sends of one action are one tx). */
+  readonly key: string;
+  readonly request: TxRequest;
+  readonly nonce: number;
+  /** Every signed version broadcast (replacements), newest last, at most MAX_HASHES. */
+  hashes: string[];
+  raw: string;
+  gasPrice: bigint;
+  bumps: number;
+  lastSentAt: number;
+}
+
+interface Job {
+  tx: TxRequest;
+  signal?: AbortSignal;
+  resolve: (r: TxResult) => void;
+  reject: (err: unknown) => void;
+  onAbort?: () => void;
+}
+
+const MAX_HASHES = 8;
+const actionKey = (tx: TxRequest) => `${tx.to.toLowerCase()}|${tx.data.toLowerCase()}|${tx.value ?? 0n}`;
+const maxOf = (a: bigint, b: bigint) => (a > b ? a : b);
 
 export class TxQueue {
   readonly #o: Required<Omit<TxQueueOptions, "logger">> & { logger: Logger };
   #nonce: number | undefined;
-  #tail: Promise<unknown> = Promise.resolve();
+  #tracked: Tracked | undefined;
+  readonly #normal: Job[] = [];
+  readonly #low: Job[] = [];
+  #running = false;
   #sent = 0;
+  #replaced = 0;
 
   constructor(options: TxQueueOptions) {
     this.#o = {
@@ -54,6 +110,9 @@ export class TxQueue {
       pollMs: 1000,
       simulate: true,
       nonceRetries: 3,
+      stuckAfterMs: 45_000,
+      maxFeeBumps: 3,
+      maxLowQueued: 8,
       ...options,
     };
   }
@@ -62,111 +121,343 @@ export class TxQueue {
     return this.#o.wallet.address;
   }
 
-  /** Transactions broadcast so far. */
+  /** Transactions broadcast so far (replacements not counted). */
   get sent(): number {
     return this.#sent;
   }
 
-  /** Queues `tx`; resolves with its successful receipt, rejects with a ChainError. */
-  send(tx: TxRequest, signal?: AbortSignal): Promise<TxResult> {
-    const run = this.#tail.then(() => this.#sendNow(tx, signal));
-    this.#tail = run.catch(() => {});
-    return run;
+  /** Stuck transactions replaced with a fee bump so far. */
+  get replaced(): number {
+    return this.#replaced;
   }
 
-  async #sendNow(tx: TxRequest, signal?: AbortSignal): Promise<TxResult> {
-    signal?.throwIfAborted();
-    const { provider, wallet, logger } = this.#o;
-    if (this.#o.simulate) {
-      try {
-        await provider.call({ to: tx.to, data: tx.data, from: wallet.address, gas: tx.gasLimit }, {
-          signal,
-          blockTag: "pending",
-        });
-      } catch (err) {
-        if (err instanceof ChainError && err.code === "CHAIN_REVERT") {
-          const reason = String(err.details.reason ?? err.message);
-          throw new ChainError("TX_WOULD_REVERT", `${tx.label} transaction would revert: ${reason}`, {
-            hint: "not sent (no gas spent); see the reason",
-            cause: err,
-            details: { reason, label: tx.label },
-          });
-        }
-        throw err;
-      }
+  /** Sends waiting for their turn, by priority. */
+  get waiting(): { normal: number; low: number } {
+    return { normal: this.#normal.length, low: this.#low.length };
+  }
+
+  /** Queues `tx`; resolves with its successful receipt, rejects with a ChainError. */
+  send(tx: TxRequest, options: TxSendOptions = {}): Promise<TxResult> {
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const list = options.priority === "low" ? this.#low : this.#normal;
+    if (list === this.#low && list.length >= this.#o.maxLowQueued) {
+      return Promise.reject(
+        new ChainError(
+          "TX_QUEUE_FULL",
+          `${tx.label} transaction dropped: ${list.length} low-priority transactions already wait`,
+          {
+            hint:
+              "the chain takes about one transaction per block; low-priority ones beyond the queue are dropped",
+            details: { label: tx.label, waiting: list.length },
+          },
+        ),
+      );
     }
-    let hash: string | undefined;
-    let nonce = 0;
-    for (let attempt = 1; hash === undefined; attempt++) {
-      if (this.#nonce === undefined) this.#nonce = await provider.getNonce(wallet.address, { signal });
-      nonce = this.#nonce;
-      const gasPrice = await provider.getGasPrice({ signal });
-      const raw = await wallet.signTransaction({
-        type: 0,
-        chainId: provider.chainId,
-        nonce,
-        to: tx.to,
-        data: tx.data,
-        value: tx.value ?? 0n,
-        gasLimit: tx.gasLimit,
-        gasPrice: gasPrice + gasPrice / 5n + 1n,
+    return new Promise<TxResult>((resolve, reject) => {
+      const job: Job = { tx, signal, resolve, reject };
+      if (signal) {
+        job.onAbort = () => {
+          const i = list.indexOf(job);
+          if (i >= 0) {
+            list.splice(i, 1);
+            reject(signal.reason);
+          }
+        };
+        signal.addEventListener("abort", job.onAbort, { once: true });
+      }
+      list.push(job);
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#running) return;
+    const job = this.#normal.shift() ?? this.#low.shift();
+    if (!job) return;
+    if (job.onAbort) job.signal!.removeEventListener("abort", job.onAbort);
+    this.#running = true;
+    this.#run(job.tx, job.signal).then(job.resolve, job.reject).finally(() => {
+      this.#running = false;
+      this.#pump();
+    });
+  }
+
+  async #run(tx: TxRequest, signal?: AbortSignal): Promise<TxResult> {
+    signal?.throwIfAborted();
+    const key = actionKey(tx);
+    const earlier = this.#tracked;
+    if (earlier?.key === key) {
+      // The same action again (e.g. registration retried after a receipt timeout): wait for the
+      // tx already broadcast instead of sending a second one.
+      this.#o.logger.info("waiting for the identical transaction already sent instead of sending it again", {
+        label: tx.label,
+        nonce: earlier.nonce,
+        hash: earlier.hashes.at(-1),
       });
+      return await this.#finish(earlier, signal);
+    }
+    if (earlier) await this.#settle(earlier, tx.label, signal);
+    if (this.#o.simulate) await this.#simulate(tx, signal);
+    return await this.#finish(await this.#broadcastNew(tx, key, signal), signal);
+  }
+
+  async #simulate(tx: TxRequest, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.#o.provider.call(
+        { to: tx.to, data: tx.data, from: this.address, gas: tx.gasLimit },
+        { signal, blockTag: "pending" },
+      );
+    } catch (err) {
+      if (err instanceof ChainError && err.code === "CHAIN_REVERT") {
+        const reason = String(err.details.reason ?? err.message);
+        throw new ChainError("TX_WOULD_REVERT", `${tx.label} transaction would revert: ${reason}`, {
+          hint: "not sent (no gas spent); see the reason",
+          cause: err,
+          details: { reason, label: tx.label },
+        });
+      }
+      throw err;
+    }
+  }
+
+  #sign(tx: TxRequest, nonce: number, gasPrice: bigint): Promise<string> {
+    return this.#o.wallet.signTransaction({
+      type: 0,
+      chainId: this.#o.provider.chainId,
+      nonce,
+      to: tx.to,
+      data: tx.data,
+      value: tx.value ?? 0n,
+      gasLimit: tx.gasLimit,
+      gasPrice,
+    });
+  }
+
+  /** Broadcasts `raw`; an "already known" reply means the node has it. Returns its hash. */
+  async #broadcast(raw: string, signal?: AbortSignal): Promise<string> {
+    const hash = keccak256(raw);
+    try {
+      const answered = await this.#o.provider.sendRaw(raw, { signal });
+      if (answered.toLowerCase() !== hash.toLowerCase()) {
+        throw new ChainError(
+          "CHAIN_BAD_RESPONSE",
+          `eth_sendRawTransaction answered ${answered}, not ${hash}`,
+          {
+            hint: "check PLUMISE_RPC_URL points at a Plumise/Ethereum JSON-RPC endpoint",
+          },
+        );
+      }
+    } catch (err) {
+      if (!isAlreadyKnown(err)) throw err;
+      this.#o.logger.debug("the node already has this transaction: pending", { hash });
+    }
+    return hash;
+  }
+
+  /** Whether the node knows `hash` (false when it cannot be asked). */
+  async #known(hash: string, signal?: AbortSignal): Promise<boolean> {
+    try {
+      return await this.#o.provider.hasTransaction(hash, { signal });
+    } catch {
+      return false;
+    }
+  }
+
+  async #broadcastNew(tx: TxRequest, key: string, signal?: AbortSignal): Promise<Tracked> {
+    const { provider, logger } = this.#o;
+    for (let attempt = 1;; attempt++) {
+      if (this.#nonce === undefined) this.#nonce = await provider.getNonce(this.address, { signal });
+      const nonce = this.#nonce;
+      const market = await provider.getGasPrice({ signal });
+      const gasPrice = market + market / 5n + 1n;
+      const raw = await this.#sign(tx, nonce, gasPrice);
+      let hash: string;
       try {
-        hash = await provider.sendRaw(raw, { signal });
+        hash = await this.#broadcast(raw, signal);
       } catch (err) {
         this.#nonce = undefined; // re-read on the next try / next tx
-        if (isNonceError(err) && attempt < this.#o.nonceRetries) {
-          logger.debug("stale nonce, re-reading it", { label: tx.label, nonce, attempt });
-          continue;
+        hash = keccak256(raw);
+        // The reply may be lost or misleading while the tx got through: ask by hash before
+        // signing anything again (a second signature would be a second action).
+        if (isAbort(err) || signal?.aborted || !(await this.#known(hash, signal))) {
+          if (isNonceError(err) && attempt < this.#o.nonceRetries) {
+            logger.debug("stale nonce, re-reading it", { label: tx.label, nonce, attempt });
+            continue;
+          }
+          throw err;
         }
-        throw err;
+        logger.info("the send failed but the node has the transaction: waiting for it", {
+          label: tx.label,
+          hash,
+          nonce,
+          error: errorMessage(err),
+        });
       }
+      this.#nonce = nonce + 1;
+      this.#sent++;
+      logger.debug("transaction sent", { label: tx.label, hash, nonce });
+      const tracked: Tracked = {
+        key,
+        request: tx,
+        nonce,
+        hashes: [hash],
+        raw,
+        gasPrice,
+        bumps: 0,
+        lastSentAt: Date.now(),
+      };
+      this.#tracked = tracked;
+      return tracked;
     }
-    this.#nonce = nonce + 1;
-    this.#sent++;
-    logger.debug("transaction sent", { label: tx.label, hash, nonce });
-    const receipt = await this.#waitReceipt(hash, tx.label, signal);
+  }
+
+  /** Waits for `t`'s receipt and turns it into the send's result (or a ChainError). */
+  async #finish(t: Tracked, signal?: AbortSignal): Promise<TxResult> {
+    const { label } = t.request;
+    const receipt = await this.#waitMined(t, label, signal);
+    if (!receipt) {
+      throw new ChainError(
+        "TX_DISPLACED",
+        `${label} transaction at nonce ${t.nonce} was displaced: another transaction of this wallet took the nonce`,
+        {
+          hint: "something else sends with this key; the action is checked again and retried",
+          details: { label, nonce: t.nonce },
+        },
+      );
+    }
     const result: TxResult = {
       ...receipt,
-      label: tx.label,
-      nonce,
+      label,
+      nonce: t.nonce,
       gasCostWei: receipt.gasUsed * receipt.effectiveGasPrice,
     };
     if (receipt.status !== 1) {
       let reason = "reverted";
       try {
-        await provider.call({ to: tx.to, data: tx.data, from: wallet.address, gas: tx.gasLimit }, {
-          signal,
-          blockTag: "0x" + Math.max(0, receipt.blockNumber - 1).toString(16),
-        });
+        await this.#o.provider.call(
+          { to: t.request.to, data: t.request.data, from: this.address, gas: t.request.gasLimit },
+          { signal, blockTag: "0x" + Math.max(0, receipt.blockNumber - 1).toString(16) },
+        );
       } catch (err) {
         if (err instanceof ChainError && err.details.reason) reason = String(err.details.reason);
       }
-      throw new ChainError("TX_REVERTED", `${tx.label} transaction ${hash} reverted: ${reason}`, {
+      throw new ChainError("TX_REVERTED", `${label} transaction ${receipt.hash} reverted: ${reason}`, {
         hint: "the chain refused it; it is not retried in a loop",
-        details: { hash, reason, label: tx.label },
+        details: { hash: receipt.hash, reason, label },
       });
     }
     return result;
   }
 
-  async #waitReceipt(hash: string, label: string, signal?: AbortSignal): Promise<TxReceipt> {
+  /** Waits for an earlier tx of another action (its nonce comes first) before `label` is sent. */
+  async #settle(t: Tracked, label: string, signal?: AbortSignal): Promise<void> {
+    const receipt = await this.#waitMined(t, label, signal);
+    this.#o.logger.info(
+      receipt
+        ? `an earlier ${t.request.label} transaction was mined late`
+        : `an earlier ${t.request.label} transaction was displaced by another one of this wallet`,
+      { nonce: t.nonce, hash: receipt?.hash, status: receipt?.status },
+    );
+  }
+
+  /**
+   * Polls the receipts of every version of `t` until one is mined (returns it) or its nonce was
+   * taken by a tx that is not one of them (returns undefined); re-sends it when stuck. Throws
+   * RECEIPT_TIMEOUT after `receiptTimeoutMs` (for the send `label`), leaving `t` tracked.
+   */
+  async #waitMined(t: Tracked, label: string, signal?: AbortSignal): Promise<TxReceipt | undefined> {
     const deadline = Date.now() + this.#o.receiptTimeoutMs;
     for (;;) {
-      const receipt = await this.#o.provider.getReceipt(hash, { signal });
-      if (receipt) return receipt;
+      const receipt = await this.#receiptOf(t, signal);
+      if (receipt) return this.#untrack(t, receipt);
+      if (Date.now() - t.lastSentAt >= this.#o.stuckAfterMs) {
+        const outcome = await this.#unstick(t, signal);
+        if (outcome === "taken") {
+          const late = await this.#receiptOf(t, signal);
+          this.#nonce = undefined;
+          return this.#untrack(t, late ?? undefined);
+        }
+      }
       if (Date.now() >= deadline) {
-        this.#nonce = undefined;
+        const hash = t.hashes.at(-1);
+        const what = label === t.request.label
+          ? `${label} transaction ${hash}`
+          : `the earlier ${t.request.label} transaction ${hash} (before ${label})`;
         throw new ChainError(
           "RECEIPT_TIMEOUT",
-          `${label} transaction ${hash} not mined after ${this.#o.receiptTimeoutMs} ms`,
+          `${what} not mined after ${this.#o.receiptTimeoutMs} ms (nonce ${t.nonce})`,
           {
-            hint: "the chain may be congested or stalled; the nonce is re-read before the next transaction",
-            details: { hash },
+            hint:
+              "the chain may be congested or stalled; the transaction stays tracked (and is re-sent with " +
+              "a fee bump when stuck), so retrying sends nothing twice",
+            details: { hash, nonce: t.nonce, label },
           },
         );
       }
       await sleep(this.#o.pollMs, signal);
     }
+  }
+
+  #untrack(t: Tracked, receipt: TxReceipt | undefined): TxReceipt | undefined {
+    if (this.#tracked === t) this.#tracked = undefined;
+    return receipt;
+  }
+
+  async #receiptOf(t: Tracked, signal?: AbortSignal): Promise<TxReceipt | null> {
+    for (const hash of [...t.hashes].reverse()) {
+      const receipt = await this.#o.provider.getReceipt(hash, { signal });
+      if (receipt) return receipt;
+    }
+    return null;
+  }
+
+  /**
+   * `t` has had no receipt for `stuckAfterMs`: replaces it at its nonce with a fee bump (or the
+   * market price), or broadcasts it again (it may have been dropped). "taken": the nonce is used.
+   */
+  async #unstick(t: Tracked, signal?: AbortSignal): Promise<"resent" | "taken"> {
+    const { provider, logger } = this.#o;
+    const label = t.request.label;
+    try {
+      const market = await provider.getGasPrice({ signal });
+      const offer = market + market / 5n + 1n;
+      let price = t.gasPrice;
+      if (t.bumps < this.#o.maxFeeBumps) price = maxOf(t.gasPrice + t.gasPrice / 4n + 1n, offer);
+      else if (offer > t.gasPrice + t.gasPrice / 10n) price = offer;
+      const raw = price === t.gasPrice ? t.raw : await this.#sign(t.request, t.nonce, price);
+      const hash = await this.#broadcast(raw, signal);
+      if (raw !== t.raw) {
+        const previous = t.hashes.at(-1);
+        t.hashes = [...t.hashes, hash].slice(-MAX_HASHES);
+        t.raw = raw;
+        if (t.bumps < this.#o.maxFeeBumps) t.bumps++;
+        this.#replaced++;
+        logger.info("replaced a stuck transaction with a fee bump", {
+          label,
+          nonce: t.nonce,
+          hash,
+          previous,
+          gasPriceWei: price,
+          previousGasPriceWei: t.gasPrice,
+          bumps: t.bumps,
+        });
+        t.gasPrice = price;
+      } else {
+        logger.info("broadcast a stuck transaction again", { label, nonce: t.nonce, hash });
+      }
+    } catch (err) {
+      if (isAbort(err) || signal?.aborted) throw err;
+      if (isNonceTooLow(err)) return "taken"; // mined: one of ours, or another tx of this wallet
+      // Underpriced: another version at this nonce offers more (it may still be mined); else a
+      // refusal or an unreachable RPC. Either way the tx keeps being awaited and tried again.
+      logger.warn("re-sending a stuck transaction failed; still waiting for it", {
+        label,
+        nonce: t.nonce,
+        error: errorMessage(err),
+      });
+    }
+    t.lastSentAt = Date.now();
+    return "resent";
   }
 }

@@ -17,6 +17,15 @@ const HEARTBEAT = "0x0000000000000000000000000000000000000022";
 /** `none`: normal; `garbage`: 200 with non-JSON; `wrongShape`: valid JSON, not JSON-RPC; `http500`; `hang`: never answers. */
 export type RpcFault = "none" | "garbage" | "wrongShape" | "http500" | "hang";
 
+/**
+ * Answers one JSON-RPC request in place of the upstream: `forward()` sends it on and returns the
+ * upstream reply. Return a JSON-RPC reply object, or a `Response` to answer at the HTTP level.
+ */
+export type RpcInterceptor = (
+  request: { id: unknown; method: string; params: unknown[] },
+  forward: () => Promise<unknown>,
+) => Promise<unknown>;
+
 export interface RpcProxyOptions {
   upstream: string;
   /** Answer `agent_*` methods (default true). False: "method not found", like a plain EVM. */
@@ -29,6 +38,8 @@ export interface RpcProxy extends AsyncDisposable {
   readonly calls: string[];
   setFault(fault: RpcFault): void;
   setAgentMethods(on: boolean): void;
+  /** Routes `method` through `fn` (undefined: forward it again). */
+  intercept(method: string, fn: RpcInterceptor | undefined): void;
   stop(): Promise<void>;
 }
 
@@ -54,6 +65,7 @@ export function startRpcProxy(options: RpcProxyOptions): Promise<RpcProxy> {
   let fault: RpcFault = "none";
   const calls: string[] = [];
   const hanging = new Set<() => void>();
+  const interceptors = new Map<string, RpcInterceptor>();
 
   const upstream = async (body: unknown): Promise<unknown> => {
     const res = await fetch(options.upstream, {
@@ -129,6 +141,11 @@ export function startRpcProxy(options: RpcProxyOptions): Promise<RpcProxy> {
   const handleOne = async (req: JsonRpcRequest): Promise<unknown> => {
     const method = typeof req.method === "string" ? req.method : "";
     calls.push(method);
+    const intercept = interceptors.get(method);
+    if (intercept) {
+      const params = Array.isArray(req.params) ? req.params : [];
+      return await intercept({ id: req.id ?? null, method, params }, () => upstream(req));
+    }
     if (method.startsWith("agent_")) {
       const known = ["agent_isAgentAccount", "agent_getAgentMeta", "agent_getStatus"].includes(method);
       if (!agentMethods || !known) {
@@ -174,7 +191,7 @@ export function startRpcProxy(options: RpcProxyOptions): Promise<RpcProxy> {
       const out = Array.isArray(body)
         ? await Promise.all(body.map((r) => handleOne(r as JsonRpcRequest)))
         : await handleOne(body as JsonRpcRequest);
-      return Response.json(out);
+      return out instanceof Response ? out : Response.json(out);
     } catch (err) {
       return Response.json({ jsonrpc: "2.0", id: null, error: { code: -32603, message: String(err) } });
     }
@@ -200,6 +217,10 @@ export function startRpcProxy(options: RpcProxyOptions): Promise<RpcProxy> {
     },
     setAgentMethods(on) {
       agentMethods = on;
+    },
+    intercept(method, fn) {
+      if (fn) interceptors.set(method, fn);
+      else interceptors.delete(method);
     },
     stop,
     [Symbol.asyncDispose]: stop,

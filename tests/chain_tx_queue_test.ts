@@ -1,0 +1,190 @@
+/**
+ * The transaction queue against a real chain with mining paused and resumed (issue 21 item 11):
+ * an "already known" reply means the tx is pending (not a stale nonce: nothing is signed again at
+ * the next nonce), an unclear send is re-checked by hash before anything is re-sent, a receipt
+ * timeout does not send registration a second time, and a stuck tx is replaced with a fee bump
+ * after a bound instead of blocking the queue.
+ */
+import assert from "node:assert/strict";
+import { Wallet } from "ethers";
+import { AGENT_REGISTER_ADDRESS } from "../lib/chain/agent_registration.ts";
+import { ChainAgent } from "../lib/chain/chain_agent.ts";
+import { AGENT_HEARTBEAT_ADDRESS, HEARTBEAT_GAS } from "../lib/chain/heartbeat.ts";
+import { ChainProvider } from "../lib/chain/provider.ts";
+import { TxQueue, type TxQueueOptions } from "../lib/chain/tx_queue.ts";
+import { memoryLogger } from "../lib/util/logger.ts";
+import { startTestChain, type TestChain } from "./helpers/anvil.ts";
+import { waitFor } from "./helpers/wait_for.ts";
+
+const HEARTBEAT = { to: AGENT_HEARTBEAT_ADDRESS, data: "0x", gasLimit: HEARTBEAT_GAS, label: "heartbeat" };
+
+interface PoolTx {
+  hash: string;
+  nonce: string;
+  gasPrice: string;
+}
+
+/** The wallet's pending pool transactions, by nonce. */
+async function pool(chain: TestChain, address: string): Promise<Record<string, PoolTx>> {
+  const content = await chain.rpc("txpool_content") as { pending: Record<string, Record<string, PoolTx>> };
+  return content.pending[address.toLowerCase()] ?? {};
+}
+
+/** The wallet's one pending pool transaction (undefined while there is none). */
+async function pooled(chain: TestChain, address: string): Promise<PoolTx | undefined> {
+  return Object.values(await pool(chain, address))[0];
+}
+
+/** A queue for `key`, registered as an agent first (heartbeats of others revert). */
+async function queueOn(chain: TestChain, key: string, extra: Partial<TxQueueOptions> = {}) {
+  await chain.registerAgent(key);
+  const provider = new ChainProvider({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, timeoutMs: 5000 });
+  const { logger, records } = memoryLogger();
+  const queue = new TxQueue({
+    provider,
+    wallet: new Wallet(key),
+    logger,
+    pollMs: 20,
+    receiptTimeoutMs: 60_000,
+    ...extra,
+  });
+  return { provider, queue, records, address: new Wallet(key).address };
+}
+
+Deno.test("tx queue: 'already known' is a pending tx, not a stale nonce: nothing is signed again", async () => {
+  await using chain = await startTestChain();
+  const { provider, queue, address } = await queueOn(chain, chain.fundedKeys[1]);
+  await chain.rpc("evm_setAutomine", [false]);
+  let sends = 0;
+  // The node took the tx, but the reply says "already known" (a retried request, a load balancer).
+  chain.proxy.intercept("eth_sendRawTransaction", async (req, forward) => {
+    sends++;
+    await forward();
+    return { jsonrpc: "2.0", id: req.id, error: { code: -32000, message: "already known" } };
+  });
+  try {
+    const sent = queue.send(HEARTBEAT).then((r) => r, (e) => e);
+    await waitFor(() => pooled(chain, address), { what: "the tx in the pool" });
+    await chain.rpc("evm_mine");
+    const r = await sent;
+    assert.ok(!(r instanceof Error), String(r));
+    assert.equal(r.status, 1);
+    assert.equal(r.nonce, 1, "the nonce after the registration");
+    assert.equal(sends, 1, "signed and sent once");
+    const mined = await chain.txsTo(AGENT_HEARTBEAT_ADDRESS, address);
+    assert.equal(mined.length, 1);
+    assert.equal(mined[0].hash, r.hash);
+    assert.deepEqual(await pool(chain, address), {});
+  } finally {
+    provider.destroy();
+  }
+});
+
+Deno.test("tx queue: a send whose reply was lost is re-checked by hash and not sent again", async () => {
+  await using chain = await startTestChain();
+  const { provider, queue, address } = await queueOn(chain, chain.fundedKeys[2]);
+  await chain.rpc("evm_setAutomine", [false]);
+  let sends = 0;
+  chain.proxy.intercept("eth_sendRawTransaction", async (_req, forward) => {
+    sends++;
+    await forward();
+    return new Response("bad gateway", { status: 502 }); // the tx got through, the reply did not
+  });
+  try {
+    const sent = queue.send(HEARTBEAT).then((r) => r, (e) => e);
+    await waitFor(() => pooled(chain, address), { what: "the tx in the pool" });
+    await chain.rpc("evm_mine");
+    const r = await sent;
+    assert.ok(!(r instanceof Error), String(r));
+    assert.equal(r.status, 1);
+    assert.equal(sends, 1);
+    assert.equal((await chain.txsTo(AGENT_HEARTBEAT_ADDRESS, address)).length, 1);
+  } finally {
+    provider.destroy();
+  }
+});
+
+Deno.test("chain agent: a registration whose receipt timed out is awaited by hash, never sent twice", async () => {
+  await using chain = await startTestChain();
+  await chain.rpc("evm_setAutomine", [false]);
+  const key = chain.fundedKeys[3];
+  const address = new Wallet(key).address;
+  const { logger, records } = memoryLogger();
+  const agent = new ChainAgent({
+    wallet: new Wallet(key),
+    rpcUrl: chain.rpcUrl,
+    chainId: chain.chainId,
+    model: "bigscience/bloom-560m",
+    claimThresholdWei: 10n ** 18n,
+    reportInterval: 60,
+    heartbeatIntervalMs: 3_600_000,
+    claimIntervalMs: 3_600_000,
+    receiptPollMs: 20,
+    receiptTimeoutMs: 300,
+    rpcTimeoutMs: 3000,
+    retryBackoff: { initialMs: 50, maxMs: 100 },
+    logger,
+  });
+  try {
+    await agent.start();
+    assert.equal(agent.status().state, "offline", "the receipt timed out: retried in the background");
+    await waitFor(() => records.filter((r) => /still unreachable/.test(r.msg)).length >= 3, {
+      what: "three retries while the chain mines nothing",
+    });
+    const waiting = await pool(chain, address);
+    assert.deepEqual(Object.keys(waiting), ["0"], "one registration in the pool, no second one");
+    await chain.rpc("evm_setAutomine", [true]);
+    await chain.rpc("evm_mine");
+    await waitFor(() => agent.status().state === "online", { what: "online once mined" });
+    assert.equal(agent.status().registered, true, agent.status().registrationError);
+    const registrations = await chain.txsTo(AGENT_REGISTER_ADDRESS, address);
+    assert.equal(registrations.length, 1);
+    assert.equal(registrations[0].status, 1);
+    // Mined while a retry waited on it (the tx's hash), or before a retry asked the chain (none).
+    const source = agent.status().registrationSource;
+    if (source === "transaction") assert.equal(agent.status().registrationTx, registrations[0].hash);
+    else assert.equal(source, "agent_isAgentAccount");
+  } finally {
+    await agent.stop();
+  }
+});
+
+Deno.test("tx queue: a stuck tx (fee below the base fee) is replaced with a fee bump; the queue goes on", async () => {
+  await using chain = await startTestChain();
+  const { provider, queue, address, records } = await queueOn(chain, chain.fundedKeys[4], {
+    stuckAfterMs: 200,
+  });
+  await chain.rpc("evm_setAutomine", [false]);
+  try {
+    const first = queue.send(HEARTBEAT).then((r) => r, (e) => e);
+    const second = queue.send(HEARTBEAT).then((r) => r, (e) => e);
+    const original = await waitFor(() => pooled(chain, address), { what: "the tx in the pool" });
+    // Fees jump: the next block's base fee is far above what the tx offers, so it is left out.
+    const price = BigInt(original.gasPrice);
+    await chain.rpc("anvil_setNextBlockBaseFeePerGas", ["0x" + (price * 20n).toString(16)]);
+    await chain.rpc("evm_mine");
+    // anvil drops it from the pool then (geth would keep it waiting): either way it is not mined.
+    assert.equal(await chain.rpc("eth_getTransactionReceipt", [original.hash]), null);
+    // After the bound the queue offers the market price again at the same nonce.
+    await waitFor(async () => {
+      const market = BigInt(await chain.rpc("eth_gasPrice") as string);
+      const tx = await pooled(chain, address);
+      return tx && tx.nonce === original.nonce && BigInt(tx.gasPrice) >= market;
+    }, { what: "a replacement at the market price" });
+    await chain.rpc("evm_setAutomine", [true]);
+    await chain.rpc("evm_mine");
+    const r1 = await first;
+    assert.ok(!(r1 instanceof Error), String(r1));
+    assert.equal(r1.status, 1);
+    assert.equal(r1.nonce, 1);
+    assert.notEqual(r1.hash, original.hash, "the replacement was mined");
+    const r2 = await second;
+    assert.ok(!(r2 instanceof Error), String(r2));
+    assert.equal(r2.nonce, 2, "the queue went on after the stuck tx");
+    const mined = await chain.txsTo(AGENT_HEARTBEAT_ADDRESS, address);
+    assert.deepEqual(mined.map((t) => t.nonce), [1, 2]);
+    assert.ok(records.some((r) => /replac/.test(r.msg) && r.nonce === 1), "the replacement is logged");
+  } finally {
+    provider.destroy();
+  }
+});

@@ -48,7 +48,12 @@ export interface ChainAgentOptions {
   txStuckAfterMs?: number;
   /** Called after each auto-claim check (for logs/tests). */
   onClaimCheck?: (outcome: ClaimOutcome) => void;
+  /** Called for each 0x20 attestation dropped because too many wait (e.g. to count it in /metrics). */
+  onVerifyDropped?: () => void;
 }
+
+/** At most one "verifyInference dropped" log line per this period (a flood is one line). */
+const DROP_LOG_PERIOD_MS = 60_000;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -66,6 +71,8 @@ export class ChainAgent implements ChainAgentHandle {
   #background: Promise<void> | undefined;
   #started = false;
   #stopped = false;
+  #dropsLoggedAt = -Infinity;
+  #dropsSinceLog = 0;
 
   constructor(options: ChainAgentOptions) {
     this.#o = options;
@@ -92,6 +99,7 @@ export class ChainAgent implements ChainAgentHandle {
       address: options.wallet.address,
       chainId: options.chainId,
       heartbeatFailures: 0,
+      verifyDropped: 0,
     };
   }
 
@@ -234,19 +242,44 @@ export class ChainAgent implements ChainAgentHandle {
     this.#claim.start();
   }
 
-  /** Sends 0x20 when VERIFY_ON_CHAIN is on and the agent is online; failures are logged, never thrown. */
+  /**
+   * Sends 0x20 when VERIFY_ON_CHAIN is on and the agent is online; failures are logged, never
+   * thrown. Attestations are low-priority: heartbeats, claims and registration go first, and one
+   * beyond the queue's bound is dropped (counted in `verifyDropped`, logged at most once a minute).
+   */
   async verifyInference(proof: InferenceProof): Promise<void> {
     if (!this.#o.verifyOnChain || this.#status.state !== "online") return;
     try {
       const data = encodeVerifyInference(proof, this.queue.address);
       const r = await this.queue.send(
         { to: VERIFY_INFERENCE_ADDRESS, data, gasLimit: VERIFY_GAS, label: "verifyInference" },
-        { signal: this.#controller.signal },
+        { signal: this.#controller.signal, priority: "low" },
       );
       this.#logger.debug("inference verified on chain", { tx: r.hash, tokens: proof.tokenCount });
     } catch (err) {
-      if (!this.#stopped) this.#logger.warn("verifyInference failed", { error: errorMessage(err) });
+      if (err instanceof ChainError && err.code === "TX_QUEUE_FULL") this.#verifyDropped();
+      else if (!this.#stopped) this.#logger.warn("verifyInference failed", { error: errorMessage(err) });
     }
+  }
+
+  #verifyDropped(): void {
+    this.#status.verifyDropped++;
+    this.#dropsSinceLog++;
+    try {
+      this.#o.onVerifyDropped?.();
+    } catch {
+      // a counter callback must not break the caller
+    }
+    const now = Date.now();
+    if (now - this.#dropsLoggedAt < DROP_LOG_PERIOD_MS) return;
+    this.#logger.warn("verifyInference dropped: too many attestations wait for the chain", {
+      dropped: this.#dropsSinceLog,
+      droppedTotal: this.#status.verifyDropped,
+      waiting: this.queue.waiting.low,
+      hint: "heartbeats and claims go first; at most one such line a minute",
+    });
+    this.#dropsLoggedAt = now;
+    this.#dropsSinceLog = 0;
   }
 
   /** Idempotent. */

@@ -43,6 +43,8 @@ export interface ChainAgentStatus {
   readonly lastClaim?: { readonly amountWei: string; readonly txHash: string; readonly at: number };
   readonly lastError?: string;
   readonly balanceWei?: string;
+  /** 0x20 attestations dropped since start because too many waited (VERIFY_ON_CHAIN). */
+  readonly verifyDropped: number;
 }
 
 /** What node/ holds: the composed chain agent. */

@@ -12,6 +12,10 @@ import type { Logger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
 import type { NodeChain, NodeReporter } from "./types.ts";
 
+const VERIFY_DROPPED = "plumise_verify_dropped_total";
+const VERIFY_DROPPED_HELP =
+  "0x20 attestations (VERIFY_ON_CHAIN) dropped because too many waited; heartbeats and claims go first";
+
 /** Loads the wallet and builds the chain agent (nothing is sent before `start`). */
 export async function createChainPart(
   config: Config,
@@ -31,8 +35,10 @@ export async function createChainPart(
     reportInterval: config.reportInterval,
     heartbeatIntervalMs: config.heartbeatInterval * 1000,
     verifyOnChain: config.verifyOnChain,
+    onVerifyDropped: () => metrics.inc(VERIFY_DROPPED, VERIFY_DROPPED_HELP),
     logger,
   });
+  if (config.verifyOnChain) metrics.inc(VERIFY_DROPPED, VERIFY_DROPPED_HELP, 0);
   metrics.gauge("plumise_heartbeat_failures", "Heartbeat transactions that failed since start", () => {
     return agent.status().heartbeatFailures;
   });

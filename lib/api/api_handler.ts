@@ -24,7 +24,7 @@ import { parseGenerateRequest } from "./parse_generate_request.ts";
 import { DEFAULT_MAX_BODY_BYTES, readJsonBody } from "./read_json_body.ts";
 import { renderChatPrompt } from "./render_chat_prompt.ts";
 import { sseResponse } from "./sse_response.ts";
-import { StopScanner } from "./stop_scanner.ts";
+import { StopScanner } from "../util/stop_strings.ts";
 import type { GenerationParams, Generator, NodeStatusSource } from "./types.ts";
 
 export interface ApiHandlerOptions {

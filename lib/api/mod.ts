@@ -6,4 +6,3 @@ export * from "./parse_chat_request.ts";
 export * from "./read_json_body.ts";
 export * from "./render_chat_prompt.ts";
 export * from "./sse_response.ts";
-export * from "./stop_scanner.ts";

@@ -3,3 +3,4 @@ export * from "./abort.ts";
 export * from "./backoff.ts";
 export * from "./metrics.ts";
 export * from "./cpu_list.ts";
+export * from "./stop_strings.ts";

@@ -5,6 +5,7 @@
  * @module
  */
 import { ConfigError } from "../../errors.ts";
+import { firstStopIndex, heldBackLength } from "../../util/stop_strings.ts";
 
 export type StopReason = "eos" | "stop_string" | "max_tokens";
 
@@ -67,30 +68,12 @@ export class StopCondition {
    */
   check(tokenId: number, count: number, text: string): StopVerdict {
     if (this.#eos.has(tokenId)) return { reason: "eos", text, emittable: text.length };
-    let cut = -1;
-    for (const s of this.#stops) {
-      const i = text.indexOf(s);
-      if (i >= 0 && (cut < 0 || i < cut)) cut = i;
-    }
+    const cut = firstStopIndex(text, this.#stops);
     if (cut >= 0) {
       const kept = text.slice(0, cut);
       return { reason: "stop_string", text: kept, emittable: kept.length };
     }
     if (count >= this.maxNewTokens) return { reason: "max_tokens", text, emittable: text.length };
-    return { text, emittable: text.length - this.#heldBack(text) };
-  }
-
-  /** Longest suffix of `text` that is a proper prefix of some stop string. */
-  #heldBack(text: string): number {
-    let hold = 0;
-    for (const s of this.#stops) {
-      for (let n = Math.min(s.length - 1, text.length); n > hold; n--) {
-        if (text.endsWith(s.slice(0, n))) {
-          hold = n;
-          break;
-        }
-      }
-    }
-    return hold;
+    return { text, emittable: text.length - heldBackLength(text, this.#stops) };
   }
 }

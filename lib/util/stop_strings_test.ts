@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { StopScanner } from "./stop_scanner.ts";
+import { firstStopIndex, heldBackLength, StopScanner } from "./stop_strings.ts";
 
 Deno.test("StopScanner without stops passes text through", () => {
   const s = new StopScanner([]);
@@ -30,4 +30,13 @@ Deno.test("StopScanner releases held text that turned out not to be a stop strin
 Deno.test("StopScanner picks the earliest of several stops", () => {
   const s = new StopScanner(["bb", "a"]);
   assert.equal(s.push("xxbbya"), "xx");
+});
+
+Deno.test("firstStopIndex finds the earliest stop; heldBackLength the longest possible stop start", () => {
+  assert.equal(firstStopIndex("x###\nUser:", ["\nUser:", "###"]), 1);
+  assert.equal(firstStopIndex("abc", ["", "d"]), -1, "empty stops never match");
+  assert.equal(heldBackLength("Hello\nUs", ["\nUser:", "###"]), 3);
+  assert.equal(heldBackLength("a##", ["\nUser:", "###"]), 2);
+  assert.equal(heldBackLength("Hello\nUsual", ["\nUser:"]), 0);
+  assert.equal(heldBackLength("ab", ["b"]), 0, "a whole stop string is not a proper prefix");
 });

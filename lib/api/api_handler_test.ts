@@ -4,18 +4,17 @@ import { Metrics } from "../util/metrics.ts";
 import { FakeGenerator, readSse } from "./_fake_generator.ts";
 import { ApiHandler, type ApiHandlerOptions } from "./api_handler.ts";
 
-const BASE = "http://node.test";
-
 function setup(options: Partial<ApiHandlerOptions> & { gen?: FakeGenerator } = {}) {
   const gen = options.gen ?? new FakeGenerator();
   const metrics = new Metrics();
   const handler = new ApiHandler({ generator: gen, metrics, ...options });
+  /** In-process through hono's `app.request()`; `json` sends a JSON body with its content type. */
   const call = (path: string, init: RequestInit & { json?: unknown } = {}) => {
     const { json, ...rest } = init;
     const body = json === undefined ? rest.body : JSON.stringify(json);
-    return handler.handle(
-      new Request(BASE + path, { method: body === undefined ? "GET" : "POST", ...rest, body }),
-    );
+    const headers = new Headers(rest.headers);
+    if (json !== undefined && !headers.has("content-type")) headers.set("content-type", "application/json");
+    return handler.app.request(path, { method: body === undefined ? "GET" : "POST", ...rest, headers, body });
   };
   return { gen, metrics, handler, call };
 }

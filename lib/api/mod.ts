@@ -5,4 +5,4 @@ export * from "./parse_generate_request.ts";
 export * from "./parse_chat_request.ts";
 export * from "./read_json_body.ts";
 export * from "./render_chat_prompt.ts";
-export * from "./sse_response.ts";
+export * from "./sse_stream.ts";

@@ -1,48 +1,21 @@
 /**
- * Reads a request body as JSON with a size cap enforced while reading: a body larger than the cap
- * is refused after at most `cap` bytes (never buffered whole), a declared `Content-Length` over the
- * cap is refused before reading anything.
+ * A request body as a JSON object: its size is capped by the `bodyLimit` guard before it is read
+ * here (lib/api/request_guards.ts); this decodes it as UTF-8 and parses it, refusing anything but
+ * a JSON object with a 400 that says why.
  * @module
  */
 import { ApiError } from "../errors.ts";
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-/** Reads and parses `request`'s body; throws `ApiError` 413 (too large) or 400 (not JSON / not an object). */
-export async function readJsonBody(
-  request: Request,
-  maxBytes = DEFAULT_MAX_BODY_BYTES,
-): Promise<Record<string, unknown>> {
-  const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > maxBytes) {
-    await request.body?.cancel().catch(() => {});
-    throw tooLarge(`${declared} bytes (Content-Length)`, maxBytes);
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  if (request.body) {
-    const reader = request.body.getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        size += value.byteLength;
-        if (size > maxBytes) {
-          await reader.cancel().catch(() => {});
-          throw tooLarge(`more than ${maxBytes} bytes`, maxBytes);
-        }
-        chunks.push(value);
-      }
-    } finally {
-      reader.releaseLock();
-    }
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.byteLength;
-  }
+/** Reads and parses `request`'s body; throws `ApiError` 400 (not UTF-8, empty, not JSON, not an object). */
+export async function readJsonBody(request: Request): Promise<Record<string, unknown>> {
+  const bytes = new Uint8Array(await request.arrayBuffer());
+  return parseJsonObject(bytes);
+}
+
+/** Parses `bytes` as a UTF-8 JSON object; throws `ApiError` 400 with the reason. */
+export function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -72,7 +45,8 @@ export async function readJsonBody(
   return value as Record<string, unknown>;
 }
 
-function tooLarge(what: string, maxBytes: number): ApiError {
+/** The 413 of a body over `maxBytes` (`what`: what was seen, e.g. "12000 bytes (Content-Length)"). */
+export function bodyTooLarge(what: string, maxBytes: number): ApiError {
   return new ApiError(
     413,
     "BODY_TOO_LARGE",

@@ -9,42 +9,6 @@ Deno.test("readJsonBody parses a JSON object", async () => {
   assert.deepEqual(await readJsonBody(post('{"inputs":"é"}')), { inputs: "é" });
 });
 
-Deno.test("readJsonBody refuses a declared Content-Length over the cap without reading the body", async () => {
-  let pulls = 0;
-  const stream = new ReadableStream<Uint8Array>({
-    pull(c) {
-      pulls++;
-      c.enqueue(new Uint8Array(10));
-    },
-  });
-  const err = await readJsonBody(post(stream, { "content-length": "10485760" }), 1000).catch((e) => e);
-  assert.ok(err instanceof ApiError);
-  assert.equal(err.status, 413);
-  assert.match(err.message, /10485760 bytes \(Content-Length\), the limit is 1000 bytes/);
-  assert.ok(pulls <= 1, `pulled ${pulls} chunks`);
-});
-
-Deno.test("readJsonBody stops reading a streamed body as soon as it passes the cap", async () => {
-  let pulled = 0;
-  let cancelled = false;
-  const stream = new ReadableStream<Uint8Array>({
-    pull(c) {
-      pulled += 64 * 1024;
-      c.enqueue(new Uint8Array(64 * 1024).fill(32));
-      if (pulled >= 10 * 1024 * 1024) c.close();
-    },
-    cancel() {
-      cancelled = true;
-    },
-  });
-  const err = await readJsonBody(post(stream), 256 * 1024).catch((e) => e);
-  assert.ok(err instanceof ApiError);
-  assert.equal(err.status, 413);
-  assert.equal(err.code, "BODY_TOO_LARGE");
-  assert.ok(cancelled, "the body stream was cancelled");
-  assert.ok(pulled < 1024 * 1024, `read ${pulled} bytes of a 10 MiB body`);
-});
-
 Deno.test("readJsonBody: empty, non-JSON, non-object and non-UTF-8 bodies get 400 with a reason", async () => {
   const cases: Array<[BodyInit, RegExp]> = [
     ["", /empty/],

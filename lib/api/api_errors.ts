@@ -1,0 +1,95 @@
+/**
+ * How failures become HTTP answers: any thrown value is mapped to an `ApiError` (`ConfigError` →
+ * 400, `SwarmError`/`UnavailableError` → 503, a timeout → 504, a client gone → 499 answered as
+ * 400, anything else → 500), logged by severity, and written in the route's error shape: OpenAI's
+ * `{error: {message, type, param, code}}` on `/v1/*`, `{error, code, hint}` elsewhere.
+ * @module
+ */
+import {
+  ApiError,
+  ConfigError,
+  errorMessage,
+  PlumiseError,
+  SwarmError,
+  TimeoutError,
+  UnavailableError,
+} from "../errors.ts";
+import type { Logger } from "../util/logger.ts";
+import { jsonResponse, type Route } from "./api_env.ts";
+
+/** Routes that answer errors in OpenAI's shape. */
+export function openAiShaped(route: Route): boolean {
+  return route === "chat" || route === "models";
+}
+
+/** Maps any thrown value to the `ApiError` to answer with; `timeoutMs` names the request limit in a 504. */
+export function toApiError(err: unknown, timeoutMs: number): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof TimeoutError || (err instanceof DOMException && err.name === "TimeoutError")) {
+    return new ApiError(504, "TIMEOUT", `the generation did not finish within ${timeoutMs} ms`, {
+      hint: "ask for fewer tokens, or raise the node's API_TIMEOUT (--api-timeout)",
+      cause: err,
+    });
+  }
+  if (err instanceof ConfigError) {
+    return new ApiError(400, err.code, err.message, { hint: err.hint, cause: err });
+  }
+  if (err instanceof SwarmError || err instanceof UnavailableError) {
+    return new ApiError(503, err.code, err.message, { hint: err.hint || "retry in a moment", cause: err });
+  }
+  if (err instanceof DOMException && err.name === "AbortError") {
+    return new ApiError(499, "CLIENT_CLOSED", "the client closed the request", { cause: err });
+  }
+  if (err instanceof PlumiseError) {
+    return new ApiError(500, err.code, err.message, { hint: err.hint, cause: err });
+  }
+  return new ApiError(500, "INTERNAL", `internal error: ${errorMessage(err)}`, {
+    hint: "see the node's log; report it if it repeats",
+    cause: err,
+  });
+}
+
+/** Logs a failed request: server faults as errors, refusals at debug level. */
+export function logFailure(log: Logger, e: ApiError, route: string): void {
+  if (e.status >= 500 && e.status !== 503) {
+    log.error("request failed", { route, code: e.code, error: e.message });
+  } else log.debug("request refused", { route, status: e.status, code: e.code, error: e.message });
+}
+
+/** OpenAI's error `type` for an HTTP status. */
+export function errorType(status: number): string {
+  if (status === 401) return "authentication_error";
+  if (status === 429) return "rate_limit_error";
+  if (status === 404) return "not_found_error";
+  if (status >= 500) return "server_error";
+  return "invalid_request_error";
+}
+
+/** The error event a stream ends with when it fails after its first event. */
+export function streamErrorEvent(e: ApiError, route: Route): Record<string, unknown> {
+  if (openAiShaped(route)) {
+    return { error: { message: e.message, type: errorType(e.status), code: e.code.toLowerCase() } };
+  }
+  return { error: e.message, code: e.code };
+}
+
+/** The HTTP response for `e` on `route`, with Retry-After / WWW-Authenticate / Allow where they apply. */
+export function errorResponse(e: ApiError, route: Route): Response {
+  const headers: Record<string, string> = {};
+  if (e.status === 429 || e.status === 503) headers["retry-after"] = "1";
+  if (e.status === 401) headers["www-authenticate"] = "Bearer";
+  if (e.status === 405 && typeof e.details.allow === "string") headers["allow"] = e.details.allow;
+  const status = e.status === 499 ? 400 : e.status;
+  const body = openAiShaped(route)
+    ? {
+      error: {
+        message: e.message,
+        type: errorType(status),
+        param: typeof e.details.param === "string" ? e.details.param : null,
+        code: e.code.toLowerCase(),
+        hint: e.hint || undefined,
+      },
+    }
+    : { error: e.message, code: e.code, hint: e.hint || undefined };
+  return jsonResponse(status, body, headers);
+}

@@ -1,0 +1,55 @@
+/**
+ * `POST /api/v1/generate` (PLUMISE-WIRE §3, the gateway's route): `{inputs, parameters, stream}` →
+ * `{generated_text, num_tokens, latency_ms}`, or Server-Sent Events `data: {"token": …}` …
+ * `data: [DONE]` (`data: {"error": …, "code": …}` when it fails after the first token).
+ * @module
+ */
+import { type ApiContext, countTokens, jsonResponse, type RouteDeps } from "./api_env.ts";
+import { logFailure, streamErrorEvent, toApiError } from "./api_errors.ts";
+import { completeRun, firstPiece, fitContext, startRun } from "./generation_run.ts";
+import { parseGenerateRequest } from "./parse_generate_request.ts";
+import { readJsonBody } from "./read_json_body.ts";
+import { sseStream } from "./sse_stream.ts";
+
+export function generateRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
+  return async (c) => {
+    const slot = d.slots.take();
+    const { signal, release } = slot;
+    try {
+      const started = d.now();
+      const req = parseGenerateRequest(await readJsonBody(c.req.raw));
+      await d.generator.prepare?.(signal);
+      const params = fitContext(d.generator, req.inputs, req.params, "parameters.max_new_tokens", d.log);
+      const run = startRun(d.generator, req.inputs, params, req.stop, signal);
+      if (!req.stream) {
+        await completeRun(run, release);
+        countTokens(d.metrics, run.state.tokens);
+        return jsonResponse(200, {
+          generated_text: run.state.text,
+          num_tokens: run.state.tokens,
+          latency_ms: Math.max(0, d.now() - started),
+        });
+      }
+      const first = await firstPiece(run, release);
+      return sseStream(c, async (w) => {
+        w.signal.addEventListener("abort", () => slot.abort(w.signal.reason), { once: true });
+        try {
+          if (first !== null) {
+            w.send({ token: first });
+            for await (const piece of run.pieces) w.send({ token: piece });
+          }
+          w.sendRaw("[DONE]");
+        } catch (err) {
+          const e = toApiError(err, d.timeoutMs);
+          logFailure(d.log, e, "generate");
+          w.send(streamErrorEvent(e, "generate"));
+        } finally {
+          countTokens(d.metrics, run.state.tokens);
+        }
+      }, release);
+    } catch (err) {
+      release();
+      throw err;
+    }
+  };
+}

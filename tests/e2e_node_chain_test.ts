@@ -128,6 +128,7 @@ Deno.test("VERIFY_ON_CHAIN: each completed HTTP generation sends 0x20 and its pr
     const address = node.status().address!;
     const r = await fetch(`${node.apiUrl}/api/v1/generate`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ inputs: "prove it", parameters: { max_new_tokens: 3 } }),
     });
     assert.equal((await r.json()).num_tokens, 3);

@@ -310,7 +310,11 @@ Deno.test({
       ["/api/v1/generate", JSON.stringify({ inputs: "x".repeat(10 * 1024 * 1024) }), 413],
     ];
     for (const [path, body, status] of bad) {
-      const r = await fetch(`${o1.api}${path}`, { method: "POST", body });
+      const r = await fetch(`${o1.api}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
       assert.equal(r.status, status, `${path} ${String(body).slice(0, 40)}`);
       const j = await r.json();
       assert.ok(JSON.stringify(j).length > 20, "a clear message");

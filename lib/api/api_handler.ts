@@ -19,7 +19,14 @@ import { generateRoute } from "./generate_route.ts";
 import { GenerationSlots } from "./generation_slots.ts";
 import { healthRoute, metricsRoute, modelRoute, modelsRoute } from "./info_routes.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./read_json_body.ts";
-import { bearerToken, bodyCap, methodNotAllowed, requestMetrics } from "./request_guards.ts";
+import {
+  bearerToken,
+  bodyCap,
+  browserOrigins,
+  methodNotAllowed,
+  requestMetrics,
+  requireJson,
+} from "./request_guards.ts";
 import type { Generator, NodeStatusSource } from "./types.ts";
 
 export interface ApiHandlerOptions {
@@ -27,6 +34,8 @@ export interface ApiHandlerOptions {
   readonly metrics: Metrics;
   readonly status?: NodeStatusSource;
   readonly logger?: Logger;
+  /** Web origins (`https://app.example`) a browser may call from; any other `Origin` gets 403 (default none). */
+  readonly corsOrigins?: readonly string[];
   /** Bearer token required on every route but `/health` when set. */
   readonly apiSecret?: string;
   /** Generations running at once; more get 429 (default 4). */
@@ -71,6 +80,7 @@ export class ApiHandler {
     // Trailing slashes do not matter (`/health/` is `/health`).
     const app = new Hono<ApiEnv>({ getPath: (request) => getPath(request).replace(/\/+$/, "") || "/" });
     app.use(requestMetrics(options.metrics));
+    app.use(browserOrigins(options.corsOrigins ?? [], log));
     if (options.apiSecret) app.use(bearerToken(options.apiSecret, log));
 
     app.get("/health", healthRoute(deps, options.status));
@@ -81,9 +91,9 @@ export class ApiHandler {
     app.all("/v1/models", methodNotAllowed(GET));
     app.get("/v1/models/:id{.+}", modelRoute(deps));
     app.all("/v1/models/:id{.+}", methodNotAllowed(GET));
-    app.post("/api/v1/generate", bodyCap(maxBodyBytes), generateRoute(deps));
+    app.post("/api/v1/generate", requireJson(), bodyCap(maxBodyBytes), generateRoute(deps));
     app.all("/api/v1/generate", methodNotAllowed(POST));
-    app.post("/v1/chat/completions", bodyCap(maxBodyBytes), chatRoute(deps));
+    app.post("/v1/chat/completions", requireJson(), bodyCap(maxBodyBytes), chatRoute(deps));
     app.all("/v1/chat/completions", methodNotAllowed(POST));
 
     app.notFound((c) => {

@@ -4,6 +4,8 @@ import { Metrics } from "../util/metrics.ts";
 import { FakeGenerator, readSse } from "./_fake_generator.ts";
 import { ApiHandler, type ApiHandlerOptions } from "./api_handler.ts";
 
+const JSON_TYPE = { "content-type": "application/json" };
+
 function setup(options: Partial<ApiHandlerOptions> & { gen?: FakeGenerator } = {}) {
   const gen = options.gen ?? new FakeGenerator();
   const metrics = new Metrics();
@@ -128,7 +130,7 @@ Deno.test("bad generate requests get 400 with the field, the value and a hint; n
     assert.match(String(b.error), re);
     assert.ok(typeof b.hint === "string" && b.hint.length > 0, `hint for ${JSON.stringify(json)}`);
   }
-  const r = await call("/api/v1/generate", { method: "POST", body: "{not json" });
+  const r = await call("/api/v1/generate", { method: "POST", body: "{not json", headers: JSON_TYPE });
   assert.equal(r.status, 400);
   const b = await bodyOf(r);
   assert.equal(b.code, "INVALID_JSON");

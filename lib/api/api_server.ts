@@ -63,6 +63,8 @@ export class ApiServer {
               url: this.url,
               auth: this.#options.apiSecret ? "bearer" : "none",
             });
+            const exposure = openExposure(hostname, this.#options.apiSecret);
+            if (exposure) this.#log.warn(exposure.message, { host: hostname, hint: exposure.hint });
             resolve();
           },
           onError: (err) => {
@@ -101,4 +103,29 @@ export class ApiServer {
     })();
     return this.#stopping;
   }
+}
+
+/**
+ * The warning for an API reachable beyond this machine without a bearer token, or undefined (a
+ * loopback address, or `API_SECRET` set). Anyone who reaches the port can then generate and read
+ * /metrics; that is how the gateway expects a node, so it is a warning, not an error.
+ */
+export function openExposure(
+  host: string,
+  apiSecret: string | undefined,
+): { message: string; hint: string } | undefined {
+  if (apiSecret || isLoopback(host)) return undefined;
+  return {
+    message:
+      `the HTTP API listens on ${host}, reachable beyond this machine, and has no API_SECRET: anyone who reaches the port can generate`,
+    hint:
+      "set API_SECRET (then the gateway must send it), firewall the port to the gateway, or listen on 127.0.0.1 with --api-host",
+  };
+}
+
+function isLoopback(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, "");
+  if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
+  const v4 = h.startsWith("::ffff:") ? h.slice("::ffff:".length) : h;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
 }

@@ -4,7 +4,9 @@ import { UnavailableError } from "../errors.ts";
 import { memoryLogger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
 import { FakeGenerator, readSse } from "./_fake_generator.ts";
-import { ApiServer } from "./api_server.ts";
+import { ApiServer, openExposure } from "./api_server.ts";
+
+const JSON_TYPE = { "content-type": "application/json" };
 
 async function withServer(
   gen: FakeGenerator,
@@ -28,6 +30,7 @@ Deno.test("ApiServer serves health and streamed generation over a real socket", 
     assert.equal((await h.json()).status, "ok");
     const r = await fetch(`${server.url}/api/v1/generate`, {
       method: "POST",
+      headers: JSON_TYPE,
       body: JSON.stringify({ inputs: "x", parameters: { max_new_tokens: 4 }, stream: true }),
     });
     const events = await readSse(r);
@@ -45,7 +48,7 @@ Deno.test("ApiServer refuses a 10 MB body with 413 and keeps serving", async () 
   const gen = new FakeGenerator();
   await withServer(gen, async (server) => {
     const big = JSON.stringify({ inputs: "a".repeat(10 * 1024 * 1024) });
-    const r = await fetch(`${server.url}/api/v1/generate`, { method: "POST", body: big });
+    const r = await fetch(`${server.url}/api/v1/generate`, { method: "POST", body: big, headers: JSON_TYPE });
     assert.equal(r.status, 413);
     const b = await r.json();
     assert.match(b.error, /too large.*the limit is 65536 bytes/);
@@ -58,12 +61,20 @@ Deno.test("ApiServer refuses a 10 MB body with 413 and keeps serving", async () 
         c.enqueue(new Uint8Array(256 * 1024).fill(97));
       },
     });
-    const r2 = await fetch(`${server.url}/api/v1/generate`, { method: "POST", body: stream }).catch((e) => e);
+    const r2 = await fetch(`${server.url}/api/v1/generate`, {
+      method: "POST",
+      body: stream,
+      headers: JSON_TYPE,
+    }).catch((e) => e);
     if (r2 instanceof Response) {
       assert.equal(r2.status, 413);
       await r2.body?.cancel();
     } // else: the server closed the connection while we were still sending, which is also a refusal
-    const ok = await fetch(`${server.url}/api/v1/generate`, { method: "POST", body: '{"inputs":"still"}' });
+    const ok = await fetch(`${server.url}/api/v1/generate`, {
+      method: "POST",
+      body: '{"inputs":"still"}',
+      headers: JSON_TYPE,
+    });
     assert.equal(ok.status, 200);
     assert.equal(gen.calls.length, 1);
   }, { maxBodyBytes: 64 * 1024 });
@@ -103,6 +114,7 @@ Deno.test("stop() lets a running generation finish within the grace period, is i
   const gate = gen.hold();
   const pending = fetch(`${server.url}/api/v1/generate`, {
     method: "POST",
+    headers: JSON_TYPE,
     body: JSON.stringify({ inputs: "x", parameters: { max_new_tokens: 2 } }),
   });
   await gen.started(1);
@@ -127,4 +139,26 @@ Deno.test("start() on a port in use fails with API_PORT_IN_USE and a hint", asyn
     assert.match(err.hint, /API_PORT/);
     await second.stop();
   });
+});
+
+Deno.test("openExposure warns for an API reachable beyond loopback without API_SECRET only", () => {
+  for (const host of ["0.0.0.0", "::", "192.168.1.20", "10.0.0.5", "[::]", "203.0.113.9"]) {
+    const w = openExposure(host, undefined);
+    assert.ok(w, host);
+    assert.match(w.message, /no API_SECRET/);
+    assert.match(w.hint, /API_SECRET/);
+    assert.equal(openExposure(host, "s3cret-token"), undefined, `${host} with a secret`);
+  }
+  for (const host of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "::ffff:127.0.0.1"]) {
+    assert.equal(openExposure(host, undefined), undefined, host);
+  }
+});
+
+Deno.test("ApiServer on loopback without a secret starts without the exposure warning", async () => {
+  const { logger, records } = memoryLogger();
+  const server = new ApiServer({ generator: new FakeGenerator(), metrics: new Metrics(), port: 0, logger });
+  await server.start();
+  await server.stop();
+  assert.ok(records.some((r) => r.msg === "HTTP API listening"));
+  assert.ok(!records.some((r) => r.level === "warn"));
 });

@@ -1,6 +1,8 @@
 /**
  * The hono middleware that stands before the API's routes: the route label and request metrics,
- * the bearer token (`API_SECRET`), wrong methods (405 with `Allow`) and the body size cap (413).
+ * browser origins (403 unless listed in `API_CORS_ORIGINS`, then CORS answers), the bearer token
+ * (`API_SECRET`), wrong methods (405 with `Allow`), the JSON content type of a generation (415) and
+ * the body size cap (413).
  * Each refusal is an `ApiError`, answered in the route's error shape by the app's error handler.
  * @module
  */
@@ -8,6 +10,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { ApiError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
@@ -45,6 +48,62 @@ export function requestMetrics(metrics: Metrics): MiddlewareHandler<ApiEnv> {
         { route },
       );
     }
+  };
+}
+
+/**
+ * Browsers send `Origin` on cross-site requests; the gateway, curl and SDKs send none. A request
+ * whose `Origin` is not in `allowed` gets 403 before anything else runs (a web page can then not
+ * make a visitor's browser call the node); a listed one gets hono's CORS answers, preflight
+ * included. (docs/security.md, "HTTP API")
+ */
+export function browserOrigins(allowed: readonly string[], log: Logger): MiddlewareHandler<ApiEnv> {
+  const list = new Set(allowed);
+  const corsAnswers = cors({
+    origin: [...list],
+    allowMethods: ["GET", "HEAD", "POST", "OPTIONS"],
+    allowHeaders: ["authorization", "content-type"],
+    exposeHeaders: ["retry-after"],
+    maxAge: 600,
+  });
+  return (c, next) => {
+    const origin = c.req.header("origin");
+    if (origin === undefined) return next();
+    if (!list.has(origin)) {
+      const route = c.get("route");
+      const e = new ApiError(
+        403,
+        "ORIGIN_NOT_ALLOWED",
+        `requests from origin ${JSON.stringify(origin)} are not allowed`,
+        {
+          hint: "a web page may call this API only from an origin listed in the node's API_CORS_ORIGINS",
+          details: { origin },
+        },
+      );
+      logFailure(log, e, route);
+      return Promise.resolve(errorResponse(e, route));
+    }
+    return corsAnswers(c, next);
+  };
+}
+
+/**
+ * A generation's body must be declared `application/json` (415 otherwise): browsers send
+ * `text/plain`, form types or no type at all without a CORS preflight, JSON only after one.
+ */
+export function requireJson(): MiddlewareHandler<ApiEnv> {
+  return (c, next) => {
+    const type = c.req.header("content-type") ?? "";
+    const media = type.split(";")[0].trim().toLowerCase();
+    if (media !== "application/json") {
+      throw new ApiError(
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        `the request body must be JSON, declared ${type ? JSON.stringify(type) : "without a content type"}`,
+        { hint: "send the header 'Content-Type: application/json'" },
+      );
+    }
+    return next();
   };
 }
 

@@ -69,3 +69,111 @@ Deno.test("bearer token: a header that is not 'Bearer <token>' gets 401 too; /he
   assert.equal(head.status, 200);
   assert.equal(await head.text(), "");
 });
+
+Deno.test("a generation needs Content-Type: application/json; text/plain or none gets 415 (no CORS-simple POST)", async () => {
+  const { gen, app } = setup();
+  const body = JSON.stringify({ inputs: "a", parameters: { max_new_tokens: 1 } });
+  for (
+    const type of [
+      "text/plain;charset=UTF-8",
+      "application/x-www-form-urlencoded",
+      "multipart/form-data; boundary=x",
+      null,
+    ]
+  ) {
+    const headers: Record<string, string> = type ? { "content-type": type } : {};
+    const r = await app.request("/api/v1/generate", {
+      method: "POST",
+      body: new TextEncoder().encode(body),
+      headers,
+    });
+    assert.equal(r.status, 415, String(type));
+    const b = await r.json();
+    assert.equal(b.code, "UNSUPPORTED_MEDIA_TYPE");
+    assert.match(b.hint, /Content-Type: application\/json/);
+  }
+  const chat = await app.request("/v1/chat/completions", {
+    method: "POST",
+    body: JSON.stringify({ messages: [{ role: "user", content: "x" }] }),
+    headers: { "content-type": "text/plain" },
+  });
+  assert.equal(chat.status, 415);
+  assert.equal((await chat.json()).error.code, "unsupported_media_type");
+  assert.equal(gen.calls.length, 0, "nothing was generated");
+  for (const type of ["application/json", "application/json; charset=utf-8", "Application/JSON"]) {
+    const r = await app.request("/api/v1/generate", {
+      method: "POST",
+      body,
+      headers: { "content-type": type },
+    });
+    assert.equal(r.status, 200, type);
+  }
+});
+
+Deno.test("a request carrying an Origin that API_CORS_ORIGINS does not list gets 403, preflight included", async () => {
+  const { gen, app } = setup();
+  const origin = { origin: "https://evil.example" };
+  const post = await app.request("/api/v1/generate", {
+    method: "POST",
+    body: JSON.stringify({ inputs: "a" }),
+    headers: { ...JSON_TYPE, ...origin },
+  });
+  assert.equal(post.status, 403);
+  const b = await post.json();
+  assert.equal(b.code, "ORIGIN_NOT_ALLOWED");
+  assert.match(b.error, /https:\/\/evil\.example/);
+  assert.match(b.hint, /API_CORS_ORIGINS/);
+  assert.equal(post.headers.get("access-control-allow-origin"), null);
+  const pre = await app.request("/api/v1/generate", {
+    method: "OPTIONS",
+    headers: {
+      ...origin,
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "content-type",
+    },
+  });
+  assert.equal(pre.status, 403);
+  assert.equal(pre.headers.get("access-control-allow-origin"), null);
+  assert.equal((await app.request("/health", { headers: { origin: "null" } })).status, 403);
+  assert.equal(gen.calls.length, 0);
+  // the gateway and curl send no Origin
+  assert.equal((await app.request("/health")).status, 200);
+});
+
+Deno.test("a listed origin gets CORS answers: preflight 204 with methods and headers, ACAO on answers and errors", async () => {
+  const { app } = setup({ corsOrigins: ["https://app.example"], apiSecret: "s3cret-token" });
+  const origin = { origin: "https://app.example" };
+  const pre = await app.request("/v1/chat/completions", {
+    method: "OPTIONS",
+    headers: {
+      ...origin,
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "authorization, content-type",
+    },
+  });
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers.get("access-control-allow-origin"), "https://app.example");
+  assert.match(pre.headers.get("access-control-allow-methods") ?? "", /POST/);
+  assert.match(pre.headers.get("access-control-allow-headers") ?? "", /authorization/i);
+  assert.match(pre.headers.get("access-control-allow-headers") ?? "", /content-type/i);
+  assert.match(pre.headers.get("vary") ?? "", /Origin/);
+  const ok = await app.request("/v1/chat/completions", {
+    method: "POST",
+    body: JSON.stringify({ messages: [{ role: "user", content: "x" }], max_tokens: 1 }),
+    headers: { ...origin, ...JSON_TYPE, authorization: "Bearer s3cret-token" },
+  });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers.get("access-control-allow-origin"), "https://app.example");
+  assert.match(ok.headers.get("vary") ?? "", /Origin/);
+  const refused = await app.request("/metrics", { headers: origin });
+  assert.equal(refused.status, 401);
+  assert.equal(
+    refused.headers.get("access-control-allow-origin"),
+    "https://app.example",
+    "the page can read why",
+  );
+  assert.equal(
+    (await app.request("/health", { headers: { origin: "https://app.example:8443" } })).status,
+    403,
+  );
+});

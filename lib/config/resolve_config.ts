@@ -149,6 +149,40 @@ function parseValue(
       }
       return { ok: true, value: Object.freeze(list) };
     }
+    case "origins": {
+      const items = Array.isArray(text) ? text.map(String) : String(text).split(/[,\s]+/);
+      const origins: string[] = [];
+      for (const item of items.map((s) => s.trim()).filter(Boolean)) {
+        let origin: string | undefined;
+        try {
+          const u = new URL(item);
+          const bare = u.pathname === "/" && !u.search && !u.hash && !u.username && !u.password &&
+            !/[?#]/.test(item);
+          if ((u.protocol === "http:" || u.protocol === "https:") && bare) {
+            origin = u.origin;
+          }
+        } catch {
+          // not a URL
+        }
+        if (!origin) {
+          return fail(
+            `must be comma-separated origins like https://app.example or http://localhost:3000 (scheme, host and port only), got ${
+              JSON.stringify(item)
+            }`,
+          );
+        }
+        if (!origins.includes(origin)) origins.push(origin);
+      }
+      return { ok: true, value: Object.freeze(origins) };
+    }
+    case "token": {
+      if (typeof text !== "string" || !/^[A-Za-z0-9._~+/-]+=*$/.test(text)) {
+        return fail(
+          "must be a bearer token (RFC 6750): letters, digits and - . _ ~ + / with = only at the end, e.g. the output of `openssl rand -hex 32`",
+        );
+      }
+      return { ok: true, value: text };
+    }
   }
 }
 

@@ -339,4 +339,47 @@ Deno.test("secrets given as command-line flags (visible in ps) get a warning; en
     flags: { rpcUrl: "https://rpc.example.net" },
   });
   assert.deepEqual(fromEnv.warnings, []);
+Deno.test("API_CORS_ORIGINS: origins normalised and deduplicated, default none; paths, wildcards and other schemes refused", () => {
+  assert.deepEqual(resolveConfig({}).config.apiCorsOrigins, []);
+  const { config } = resolveConfig({
+    env: {
+      API_CORS_ORIGINS:
+        "https://App.Example, http://localhost:3000 https://app.example/ https://x.example:443",
+    },
+  });
+  assert.deepEqual(config.apiCorsOrigins, [
+    "https://app.example",
+    "http://localhost:3000",
+    "https://x.example",
+  ]);
+  assert.deepEqual(
+    resolveConfig({ flags: { apiCorsOrigins: "http://127.0.0.1:8080" } }).config.apiCorsOrigins,
+    ["http://127.0.0.1:8080"],
+  );
+  for (
+    const bad of [
+      "*",
+      "https://app.example/page",
+      "app.example",
+      "ftp://app.example",
+      "null",
+      "https://a.example?x=1",
+    ]
+  ) {
+    const err = configError(() => resolveConfig({ env: { API_CORS_ORIGINS: bad } }));
+    assert.match(
+      err.message,
+      /API_CORS_ORIGINS=.*must be comma-separated origins like https:\/\/app\.example/,
+      bad,
+    );
+  }
+});
+
+Deno.test("API_SECRET must be a bearer token (RFC 6750 characters); the error never shows it", () => {
+  assert.equal(resolveConfig({ env: { API_SECRET: "Ab0-._~+/xyz==" } }).config.apiSecret, "Ab0-._~+/xyz==");
+  for (const bad of ["two words", "p@ssw0rd!", "ab=cd"]) {
+    const err = configError(() => resolveConfig({ env: { API_SECRET: bad } }));
+    assert.match(err.message, /API_SECRET=\[redacted, \d+ characters\]: must be a bearer token/);
+    assert.ok(!err.message.includes(bad), "the secret leaked into the error");
+  }
 });

@@ -18,6 +18,8 @@ export type KeyType =
   | "enum"
   | "span"
   | "list"
+  | "origins"
+  | "token"
   | "cpus"
   | "path";
 
@@ -252,9 +254,20 @@ export const SCHEMA: readonly KeySpec[] = [
   {
     key: "apiSecret",
     env: "API_SECRET",
-    type: "string",
+    type: "token",
     secret: true,
-    description: "bearer token the HTTP API requires when set (env only)",
+    description:
+      "bearer token the HTTP API requires when set (env only): letters, digits and - . _ ~ + / (RFC 6750)",
+  },
+  {
+    key: "apiCorsOrigins",
+    env: "API_CORS_ORIGINS",
+    flag: "api-cors-origins",
+    arg: "<origins>",
+    type: "origins",
+    default: [],
+    description:
+      "comma-separated web origins (https://app.example) whose pages may call the HTTP API from a browser; a request with any other Origin header gets 403",
   },
   {
     key: "apiMaxConcurrent",

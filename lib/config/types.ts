@@ -48,6 +48,8 @@ export interface Config {
   readonly shutdownGrace: number;
   /** Bearer token required by the HTTP API when set; redacted everywhere. */
   readonly apiSecret?: string;
+  /** Web origins whose pages may call the HTTP API (CORS); requests with any other `Origin` get 403. */
+  readonly apiCorsOrigins: readonly string[];
   /** Public URL of the HTTP API, registered with the Oracle when set. */
   readonly publicUrl?: string;
   readonly p2pHost: string;

@@ -188,6 +188,7 @@ export class PlumiseNode implements NodeStatusSource {
         status: this,
         logger: this.#options.logger,
         apiSecret: this.config.apiSecret,
+        corsOrigins: this.config.apiCorsOrigins,
         host: this.config.apiHost,
         port: this.config.apiPort,
         maxConcurrent: this.config.apiMaxConcurrent,

@@ -7,6 +7,8 @@ import { memoryLogger } from "../util/logger.ts";
 import { createNode, runNode } from "./node.ts";
 import type { AnnounceState, NodeParts, NodeSpan } from "./types.ts";
 
+const JSON_TYPE = { "content-type": "application/json" };
+
 function testConfig(extra: Record<string, string> = {}): Config {
   return resolveConfig({
     env: {
@@ -143,6 +145,7 @@ Deno.test("start runs the phases in the documented order and serves the HTTP API
 
     const gen = await (await fetch(`${node.apiUrl}/api/v1/generate`, {
       method: "POST",
+      headers: JSON_TYPE,
       body: JSON.stringify({ inputs: "hi", parameters: { max_new_tokens: 2 } }),
     })).json();
     assert.equal(gen.generated_text, " one two");
@@ -244,6 +247,7 @@ Deno.test("while stopping, /health says stopping and new generations get 503", a
   const gate = f.gen.hold();
   const running = fetch(`${node.apiUrl}/api/v1/generate`, {
     method: "POST",
+    headers: JSON_TYPE,
     body: JSON.stringify({ inputs: "x", parameters: { max_new_tokens: 1 } }),
   });
   await f.gen.started(1);
@@ -254,7 +258,11 @@ Deno.test("while stopping, /health says stopping and new generations get 503", a
     health = await (await fetch(`${node.apiUrl}/health`)).json();
   }
   assert.equal(health.status, "stopping");
-  const refused = await fetch(`${node.apiUrl}/api/v1/generate`, { method: "POST", body: '{"inputs":"y"}' });
+  const refused = await fetch(`${node.apiUrl}/api/v1/generate`, {
+    method: "POST",
+    headers: JSON_TYPE,
+    body: '{"inputs":"y"}',
+  });
   assert.equal(refused.status, 503);
   assert.equal((await refused.json()).code, "SHUTTING_DOWN");
   // the in-flight request finishes within the grace period
@@ -305,6 +313,7 @@ Deno.test("a completed HTTP generation is recorded with the chain part and its p
   try {
     const r = await fetch(`${node.apiUrl}/api/v1/generate`, {
       method: "POST",
+      headers: JSON_TYPE,
       body: JSON.stringify({ inputs: "p", parameters: { max_new_tokens: 2 } }),
     });
     assert.equal(r.status, 200);
@@ -328,9 +337,13 @@ Deno.test("API_MAX_CONCURRENT and API_TIMEOUT reach the node's HTTP API", async 
   try {
     const gate = f.gen.hold();
     const body = JSON.stringify({ inputs: "hi", parameters: { max_new_tokens: 2 } });
-    const first = fetch(`${node.apiUrl}/api/v1/generate`, { method: "POST", body });
+    const first = fetch(`${node.apiUrl}/api/v1/generate`, { method: "POST", headers: JSON_TYPE, body });
     await f.gen.started(1);
-    const second = await fetch(`${node.apiUrl}/api/v1/generate`, { method: "POST", body });
+    const second = await fetch(`${node.apiUrl}/api/v1/generate`, {
+      method: "POST",
+      headers: JSON_TYPE,
+      body,
+    });
     assert.equal(second.status, 429, "one generation at a time");
     assert.match((await second.json()).error, /the limit is 1/);
     // the held generation runs past API_TIMEOUT = 1 s and is stopped with 504

@@ -48,7 +48,11 @@ async function swarmSetup() {
   });
   const api = new ApiHandler({ generator, metrics: new Metrics() });
   const post = (path: string, body: unknown) =>
-    api.handle(new Request(`http://n${path}`, { method: "POST", body: JSON.stringify(body) }));
+    api.app.request(path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
   return { swarm, sessions, generator, post };
 }
 

@@ -22,6 +22,7 @@ import { DEFAULT_MAX_BODY_BYTES } from "./read_json_body.ts";
 import {
   bearerToken,
   bodyCap,
+  bodyDeadline,
   browserOrigins,
   methodNotAllowed,
   requestMetrics,
@@ -44,9 +45,14 @@ export interface ApiHandlerOptions {
   readonly requestTimeoutMs?: number;
   /** Request body cap in bytes (default 1 MiB). */
   readonly maxBodyBytes?: number;
+  /** The whole request body must arrive within this many ms (default 10 000), else 408. */
+  readonly bodyTimeoutMs?: number;
   /** Unix ms clock (tests). */
   readonly now?: () => number;
 }
+
+/** Time a client has to send a request body (ms). */
+export const DEFAULT_BODY_TIMEOUT_MS = 10_000;
 
 const GET = ["GET", "HEAD"] as const;
 const POST = ["POST"] as const;
@@ -60,6 +66,7 @@ export class ApiHandler {
     const log = (options.logger ?? silentLogger).child({ part: "api" });
     const timeoutMs = options.requestTimeoutMs ?? 300_000;
     const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    const bodyTimeoutMs = options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
     const slots = new GenerationSlots({
       limit: options.maxConcurrent ?? 4,
       timeoutMs,
@@ -91,9 +98,11 @@ export class ApiHandler {
     app.all("/v1/models", methodNotAllowed(GET));
     app.get("/v1/models/:id{.+}", modelRoute(deps));
     app.all("/v1/models/:id{.+}", methodNotAllowed(GET));
-    app.post("/api/v1/generate", requireJson(), bodyCap(maxBodyBytes), generateRoute(deps));
+    // A generation's body: JSON only, read under a deadline and a size cap, before any slot is taken.
+    const body = [requireJson(), bodyDeadline(bodyTimeoutMs), bodyCap(maxBodyBytes)] as const;
+    app.post("/api/v1/generate", ...body, generateRoute(deps));
     app.all("/api/v1/generate", methodNotAllowed(POST));
-    app.post("/v1/chat/completions", requireJson(), bodyCap(maxBodyBytes), chatRoute(deps));
+    app.post("/v1/chat/completions", ...body, chatRoute(deps));
     app.all("/v1/chat/completions", methodNotAllowed(POST));
 
     app.notFound((c) => {

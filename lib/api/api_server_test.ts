@@ -11,7 +11,7 @@ const JSON_TYPE = { "content-type": "application/json" };
 async function withServer(
   gen: FakeGenerator,
   fn: (server: ApiServer) => Promise<void>,
-  extra: { maxBodyBytes?: number } = {},
+  extra: { maxBodyBytes?: number; bodyTimeoutMs?: number } = {},
 ) {
   const server = new ApiServer({ generator: gen, metrics: new Metrics(), port: 0, ...extra });
   await server.start();
@@ -161,4 +161,32 @@ Deno.test("ApiServer on loopback without a secret starts without the exposure wa
   await server.stop();
   assert.ok(records.some((r) => r.msg === "HTTP API listening"));
   assert.ok(!records.some((r) => r.level === "warn"));
+});
+
+Deno.test("over a socket, a body that stops arriving gets 408 and the server keeps serving", async () => {
+  const gen = new FakeGenerator();
+  await withServer(gen, async (server) => {
+    const sock = connect(server.port, "127.0.0.1");
+    await new Promise<void>((resolve) => sock.once("connect", () => resolve()));
+    sock.write(
+      `POST /api/v1/generate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"inputs":`,
+    );
+    const head = await new Promise<string>((resolve) => {
+      let seen = "";
+      sock.on("data", (d) => {
+        seen += d.toString();
+        if (seen.includes("\r\n\r\n")) resolve(seen);
+      });
+    });
+    sock.destroy();
+    assert.match(head, /^HTTP\/1\.1 408 /);
+    assert.equal(server.handler.inFlight, 0);
+    const ok = await fetch(`${server.url}/api/v1/generate`, {
+      method: "POST",
+      body: '{"inputs":"next"}',
+      headers: JSON_TYPE,
+    });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(gen.calls.map((c) => c.prompt), ["next"]);
+  }, { bodyTimeoutMs: 100 });
 });

@@ -15,11 +15,12 @@ import { sseStream } from "./sse_stream.ts";
 
 export function chatRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
   return async (c) => {
+    d.slots.refuseUnlessOpen();
+    const req = parseChatRequest(await readJsonBody(c.req.raw));
+    checkModel(d, req.model);
     const slot = d.slots.take();
     const { signal, release } = slot;
     try {
-      const req = parseChatRequest(await readJsonBody(c.req.raw));
-      checkModel(d, req.model);
       await d.generator.prepare?.(signal);
       const info = d.generator.info();
       const prompt = renderChatPrompt(req.messages, info);

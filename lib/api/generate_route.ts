@@ -13,11 +13,12 @@ import { sseStream } from "./sse_stream.ts";
 
 export function generateRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
   return async (c) => {
+    const started = d.now();
+    d.slots.refuseUnlessOpen();
+    const req = parseGenerateRequest(await readJsonBody(c.req.raw));
     const slot = d.slots.take();
     const { signal, release } = slot;
     try {
-      const started = d.now();
-      const req = parseGenerateRequest(await readJsonBody(c.req.raw));
       await d.generator.prepare?.(signal);
       const params = fitContext(d.generator, req.inputs, req.params, "parameters.max_new_tokens", d.log);
       const run = startRun(d.generator, req.inputs, params, req.stop, signal);

@@ -142,6 +142,52 @@ export function methodNotAllowed(allowed: readonly string[]): MiddlewareHandler<
   };
 }
 
+/**
+ * The whole body must arrive within `ms` of the request (408 BODY_TIMEOUT otherwise, and the rest
+ * of it is cancelled): a client that trickles its body can hold a connection, never a generation
+ * slot, which is taken only once the body is read and valid.
+ */
+export function bodyDeadline(ms: number): MiddlewareHandler<ApiEnv> {
+  return async (c, next) => {
+    const raw = c.req.raw.body;
+    if (!raw) return await next();
+    const reader = raw.getReader();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let late: ApiError | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        timer = setTimeout(() => {
+          late = new ApiError(408, "BODY_TIMEOUT", `the request body did not arrive within ${ms} ms`, {
+            hint: "send the whole body at once, right after the headers",
+          });
+          controller.error(late);
+          reader.cancel(late).catch(() => {});
+        }, ms);
+      },
+      async pull(controller) {
+        const r = await reader.read().catch((err) => {
+          throw late ?? err;
+        });
+        if (late) return;
+        if (r.done) {
+          clearTimeout(timer);
+          controller.close();
+        } else controller.enqueue(r.value);
+      },
+      cancel(reason) {
+        clearTimeout(timer);
+        return reader.cancel(reason);
+      },
+    }, { highWaterMark: 0 }); // read only what the reader asks for
+    c.req.raw = new Request(c.req.raw, { body, duplex: "half" } as RequestInit);
+    try {
+      await next();
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
 /** hono's `bodyLimit`: a declared Content-Length over `maxBytes` is refused unread, a longer stream at the cap. */
 export function bodyCap(maxBytes: number): MiddlewareHandler<ApiEnv> {
   return bodyLimit({

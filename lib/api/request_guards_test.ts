@@ -177,3 +177,100 @@ Deno.test("a listed origin gets CORS answers: preflight 204 with methods and hea
     403,
   );
 });
+
+/** A request body that sends `head`, then waits until `finish(tail)` (or is cancelled). */
+function slowBody(head: string) {
+  const enc = new TextEncoder();
+  let finish!: (tail: string) => void;
+  const tail = new Promise<string>((r) => (finish = r));
+  let sawPull!: () => void;
+  const pulled = new Promise<void>((r) => (sawPull = r));
+  let cancelled = false;
+  let step = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      if (step++ === 0) return c.enqueue(enc.encode(head));
+      sawPull();
+      c.enqueue(enc.encode(await tail));
+      c.close();
+    },
+    cancel() {
+      cancelled = true;
+    },
+  });
+  return { stream, finish, pulled, cancelled: () => cancelled };
+}
+
+Deno.test("a slow body holds no generation slot: others generate meanwhile; the slot is taken after the body", async () => {
+  const head = '{"inputs": "slow", "parameters": {"max_new_tokens": 1}';
+  // with a declared length the route read the body itself (after taking the slot); chunked, bodyLimit did
+  const lengths: Array<Record<string, string>> = [{ "content-length": String(head.length + 1) }, {}];
+  for (const length of lengths) {
+    const { gen, app, handler } = setup({ maxConcurrent: 1, bodyTimeoutMs: 60_000 });
+    const slow = slowBody(head);
+    const a = app.request("/api/v1/generate", {
+      method: "POST",
+      body: slow.stream,
+      headers: { ...JSON_TYPE, ...length },
+    });
+    await slow.pulled; // the API is reading the slow body now
+    assert.equal(handler.inFlight, 0, "no slot while the body arrives");
+    const b = await app.request("/api/v1/generate", {
+      method: "POST",
+      body: JSON.stringify({ inputs: "quick", parameters: { max_new_tokens: 1 } }),
+      headers: JSON_TYPE,
+    });
+    assert.equal(b.status, 200, "the only slot was free for another client");
+    slow.finish("}");
+    const ra = await a;
+    assert.equal(ra.status, 200);
+    assert.deepEqual(gen.calls.map((c) => c.prompt), ["quick", "slow"]);
+  }
+});
+
+Deno.test("a body is validated before a slot is taken: a bad one gets 400 even when every slot is busy", async () => {
+  const { gen, app } = setup({ maxConcurrent: 1 });
+  const gate = gen.hold();
+  const running = app.request("/api/v1/generate", {
+    method: "POST",
+    body: JSON.stringify({ inputs: "a", parameters: { max_new_tokens: 1 } }),
+    headers: JSON_TYPE,
+  });
+  await gen.started(1);
+  const bad = await app.request("/api/v1/generate", {
+    method: "POST",
+    body: JSON.stringify({ inputs: "" }),
+    headers: JSON_TYPE,
+  });
+  assert.equal(bad.status, 400);
+  const chat = await app.request("/v1/chat/completions", {
+    method: "POST",
+    body: JSON.stringify({ model: "gpt-4", messages: [{ role: "user", content: "x" }] }),
+    headers: JSON_TYPE,
+  });
+  assert.equal(chat.status, 404, "an unknown model is refused before the limit too");
+  gate.open();
+  assert.equal((await running).status, 200);
+});
+
+Deno.test("a body that does not arrive within the body deadline gets 408 and its stream is cancelled", async () => {
+  const { gen, app, handler } = setup({ bodyTimeoutMs: 50 });
+  for (const headers of [JSON_TYPE, { ...JSON_TYPE, "content-length": "1000" }]) {
+    const slow = slowBody('{"inputs": "never ends"');
+    let guard: ReturnType<typeof setTimeout> | undefined;
+    const r = await Promise.race([
+      app.request("/api/v1/generate", { method: "POST", body: slow.stream, headers }),
+      new Promise<"hung">((resolve) => (guard = setTimeout(() => resolve("hung"), 10_000))),
+    ]);
+    clearTimeout(guard);
+    slow.finish("}");
+    assert.ok(r instanceof Response, "the request was answered");
+    assert.equal(r.status, 408);
+    const b = await r.json();
+    assert.equal(b.code, "BODY_TIMEOUT");
+    assert.match(b.error, /within 50 ms/);
+    assert.ok(slow.cancelled(), "the body stream was cancelled");
+  }
+  assert.equal(gen.calls.length, 0);
+  assert.equal(handler.inFlight, 0);
+});

@@ -1,12 +1,14 @@
 /**
  * How failures become HTTP answers: any thrown value is mapped to an `ApiError` (`ConfigError` →
  * 400, `SwarmError`/`UnavailableError` → 503, a timeout → 504, a client gone → 499 answered as
- * 400, anything else → 500), logged by severity, and written in the route's error shape: OpenAI's
+ * 400, anything else → 500), logged by severity (a 500 answers only an error id, never its internal
+ * message; the log has it), and written in the route's error shape: OpenAI's
  * `{error: {message, type, param, code}}` on `/v1/*`, `{error, code, hint}` elsewhere.
  * @module
  */
 import {
   ApiError,
+  causeChain,
   ConfigError,
   errorMessage,
   PlumiseError,
@@ -49,11 +51,39 @@ export function toApiError(err: unknown, timeoutMs: number): ApiError {
   });
 }
 
-/** Logs a failed request: server faults as errors, refusals at debug level. */
-export function logFailure(log: Logger, e: ApiError, route: string): void {
-  if (e.status >= 500 && e.status !== 503) {
-    log.error("request failed", { route, code: e.code, error: e.message });
-  } else log.debug("request refused", { route, status: e.status, code: e.code, error: e.message });
+/**
+ * The error a client may see, logged: a server fault (500) loses its message and hint, which go to
+ * the log under a fresh error id that the answer carries (`error_id`); other answers keep theirs
+ * (they are our own sentences about the request) and are logged at debug level.
+ */
+export function publicError(e: ApiError, log: Logger, route: string): ApiError {
+  if (e.status < 500 || e.status === 503 || e.status === 504) {
+    log.debug("request refused", { route, status: e.status, code: e.code, error: e.message });
+    return e;
+  }
+  const errorId = newErrorId();
+  log.error("request failed", {
+    route,
+    status: e.status,
+    code: e.code,
+    errorId,
+    error: e.message,
+    causes: causeChain(e.cause).slice(0, 5),
+  });
+  return new ApiError(e.status, e.code, `internal error ${errorId}: the node's log has the details`, {
+    hint: `report error id ${errorId} to the node's operator if it repeats`,
+    details: { errorId },
+  });
+}
+
+/** Maps, logs and hides as the client should see it: `publicError(toApiError(err))`. */
+export function failure(err: unknown, timeoutMs: number, log: Logger, route: string): ApiError {
+  return publicError(toApiError(err, timeoutMs), log, route);
+}
+
+/** 12 hex digits, unique enough to find one line in a node's log. */
+function newErrorId(): string {
+  return crypto.randomUUID().replaceAll("-", "").slice(0, 12);
 }
 
 /** OpenAI's error `type` for an HTTP status. */
@@ -67,10 +97,17 @@ export function errorType(status: number): string {
 
 /** The error event a stream ends with when it fails after its first event. */
 export function streamErrorEvent(e: ApiError, route: Route): Record<string, unknown> {
+  const errorId = errorIdOf(e);
   if (openAiShaped(route)) {
-    return { error: { message: e.message, type: errorType(e.status), code: e.code.toLowerCase() } };
+    return {
+      error: { message: e.message, type: errorType(e.status), code: e.code.toLowerCase(), error_id: errorId },
+    };
   }
-  return { error: e.message, code: e.code };
+  return { error: e.message, code: e.code, error_id: errorId };
+}
+
+function errorIdOf(e: ApiError): string | undefined {
+  return typeof e.details.errorId === "string" ? e.details.errorId : undefined;
 }
 
 /** The HTTP response for `e` on `route`, with Retry-After / WWW-Authenticate / Allow where they apply. */
@@ -88,8 +125,9 @@ export function errorResponse(e: ApiError, route: Route): Response {
         param: typeof e.details.param === "string" ? e.details.param : null,
         code: e.code.toLowerCase(),
         hint: e.hint || undefined,
+        error_id: errorIdOf(e),
       },
     }
-    : { error: e.message, code: e.code, hint: e.hint || undefined };
+    : { error: e.message, code: e.code, hint: e.hint || undefined, error_id: errorIdOf(e) };
   return jsonResponse(status, body, headers);
 }

@@ -13,7 +13,7 @@ import { ApiError } from "../errors.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
 import type { ApiEnv, RouteDeps } from "./api_env.ts";
-import { errorResponse, logFailure, toApiError } from "./api_errors.ts";
+import { errorResponse, failure, publicError } from "./api_errors.ts";
 import { chatRoute } from "./chat_route.ts";
 import { generateRoute } from "./generate_route.ts";
 import { GenerationSlots } from "./generation_slots.ts";
@@ -27,6 +27,7 @@ import {
   methodNotAllowed,
   requestMetrics,
   requireJson,
+  wellFormedPath,
 } from "./request_guards.ts";
 import type { Generator, NodeStatusSource } from "./types.ts";
 
@@ -87,6 +88,7 @@ export class ApiHandler {
     // Trailing slashes do not matter (`/health/` is `/health`).
     const app = new Hono<ApiEnv>({ getPath: (request) => getPath(request).replace(/\/+$/, "") || "/" });
     app.use(requestMetrics(options.metrics));
+    app.use(wellFormedPath());
     app.use(browserOrigins(options.corsOrigins ?? [], log));
     if (options.apiSecret) app.use(bearerToken(options.apiSecret, log));
 
@@ -110,14 +112,11 @@ export class ApiHandler {
         hint:
           "routes: GET /health, POST /api/v1/generate, POST /v1/chat/completions, GET /v1/models, GET /metrics",
       });
-      logFailure(log, e, c.get("route"));
-      return errorResponse(e, c.get("route"));
+      return errorResponse(publicError(e, log, c.get("route")), c.get("route"));
     });
     app.onError((err, c) => {
       if (err instanceof HTTPException) return err.getResponse();
-      const e = toApiError(err, timeoutMs);
-      logFailure(log, e, c.get("route"));
-      return errorResponse(e, c.get("route"));
+      return errorResponse(failure(err, timeoutMs, log, c.get("route")), c.get("route"));
     });
     this.app = app;
   }

@@ -370,7 +370,8 @@ Deno.test("a failure mid-stream ends with data: {error}", async () => {
   const { call, handler } = setup({ gen });
   const events = await readSse(await call("/api/v1/generate", { json: { inputs: "a", stream: true } }));
   assert.deepEqual(events.slice(0, 2).map((e) => JSON.parse(e).token), [" one", " two"]);
-  assert.match(JSON.parse(events[2]).error, /internal error: boom/);
+  assert.match(JSON.parse(events[2]).error, /^internal error [0-9a-f]{12}: the node's log has the details$/);
+  assert.doesNotMatch(events[2], /boom/, "a 500 does not echo its internal message");
   assert.equal(events.includes("[DONE]"), false);
   assert.equal(handler.inFlight, 0);
 });

@@ -6,7 +6,7 @@
  */
 import { ApiError } from "../errors.ts";
 import { type ApiContext, countTokens, jsonResponse, type RouteDeps } from "./api_env.ts";
-import { logFailure, streamErrorEvent, toApiError } from "./api_errors.ts";
+import { failure, streamErrorEvent } from "./api_errors.ts";
 import { completeRun, type FinishReason, firstPiece, fitContext, startRun } from "./generation_run.ts";
 import { parseChatRequest } from "./parse_chat_request.ts";
 import { readJsonBody } from "./read_json_body.ts";
@@ -80,9 +80,7 @@ export function chatRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
           }
           w.sendRaw("[DONE]");
         } catch (err) {
-          const e = toApiError(err, d.timeoutMs);
-          logFailure(d.log, e, "chat");
-          w.send(streamErrorEvent(e, "chat"));
+          w.send(streamErrorEvent(failure(err, d.timeoutMs, d.log, "chat"), "chat"));
         } finally {
           countTokens(d.metrics, run.state.tokens);
         }

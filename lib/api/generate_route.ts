@@ -5,7 +5,7 @@
  * @module
  */
 import { type ApiContext, countTokens, jsonResponse, type RouteDeps } from "./api_env.ts";
-import { logFailure, streamErrorEvent, toApiError } from "./api_errors.ts";
+import { failure, streamErrorEvent } from "./api_errors.ts";
 import { completeRun, firstPiece, fitContext, startRun } from "./generation_run.ts";
 import { parseGenerateRequest } from "./parse_generate_request.ts";
 import { readJsonBody } from "./read_json_body.ts";
@@ -41,9 +41,7 @@ export function generateRoute(d: RouteDeps): (c: ApiContext) => Promise<Response
           }
           w.sendRaw("[DONE]");
         } catch (err) {
-          const e = toApiError(err, d.timeoutMs);
-          logFailure(d.log, e, "generate");
-          w.send(streamErrorEvent(e, "generate"));
+          w.send(streamErrorEvent(failure(err, d.timeoutMs, d.log, "generate"), "generate"));
         } finally {
           countTokens(d.metrics, run.state.tokens);
         }

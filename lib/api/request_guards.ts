@@ -15,7 +15,7 @@ import { ApiError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
 import type { ApiEnv, Route } from "./api_env.ts";
-import { errorResponse, logFailure } from "./api_errors.ts";
+import { errorResponse, publicError } from "./api_errors.ts";
 import { bodyTooLarge } from "./read_json_body.ts";
 
 /** The route label of a path (trailing slashes ignored). */
@@ -52,6 +52,37 @@ export function requestMetrics(metrics: Metrics): MiddlewareHandler<ApiEnv> {
 }
 
 /**
+ * A path with a malformed percent-encoding (`/v1/models/%E0%A4%A`) is the client's error: 400
+ * BAD_PATH before routing, which would otherwise decode around it.
+ */
+export function wellFormedPath(): MiddlewareHandler<ApiEnv> {
+  return (c, next) => {
+    const raw = rawPath(c.req.url);
+    try {
+      decodeURIComponent(raw);
+    } catch {
+      throw new ApiError(
+        400,
+        "BAD_PATH",
+        `the path ${JSON.stringify(raw.slice(0, 200))} is not valid percent-encoding`,
+        {
+          hint: "encode the path as UTF-8 with %XX escapes (e.g. encodeURIComponent for a model id)",
+        },
+      );
+    }
+    return next();
+  };
+}
+
+/** The path of `url` as sent (no decoding). */
+function rawPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  if (start < 0) return "/";
+  const end = url.slice(start).search(/[?#]/);
+  return end < 0 ? url.slice(start) : url.slice(start, start + end);
+}
+
+/**
  * Browsers send `Origin` on cross-site requests; the gateway, curl and SDKs send none. A request
  * whose `Origin` is not in `allowed` gets 403 before anything else runs (a web page can then not
  * make a visitor's browser call the node); a listed one gets hono's CORS answers, preflight
@@ -80,8 +111,7 @@ export function browserOrigins(allowed: readonly string[], log: Logger): Middlew
           details: { origin },
         },
       );
-      logFailure(log, e, route);
-      return Promise.resolve(errorResponse(e, route));
+      return Promise.resolve(errorResponse(publicError(e, log, route), route));
     }
     return corsAnswers(c, next);
   };
@@ -120,8 +150,7 @@ export function bearerToken(secret: string, log: Logger): MiddlewareHandler<ApiE
       hint: "send the header 'Authorization: Bearer <API_SECRET of this node>'",
       details: { route },
     });
-    logFailure(log, e, route);
-    return errorResponse(e, route);
+    return errorResponse(publicError(e, log, route), route);
   };
   const auth = bearerAuth<ApiEnv>({
     verifyToken: (token) => timingSafeEqual(sha256(token), want),

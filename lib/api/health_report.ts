@@ -1,7 +1,11 @@
 /**
- * What `GET /health` answers (PLUMISE-WIRE §3): `status`, `model`, `mode: "pipeline"` (the gateway
- * then uses `/api/v1/generate`), and what the node knows about itself (address, peer id, span,
- * swarm coverage, uptime, in-flight generations, extra fields of the node).
+ * What `GET /health` answers (PLUMISE-WIRE §3). The gateway counts any 2xx as "online" and then
+ * sends `/api/v1/generate`, so the answer is 200 `{"status": "ok", "mode": "pipeline", …}` only
+ * while this node can generate: its model is ready and the swarm covers every block. Otherwise it
+ * is 503 with `status` `loading` (the node starts: the phase as `reason`), `degraded` (online, but
+ * the swarm misses blocks) or `stopping`, and a `reason`. Both carry `model`, `mode` and what the
+ * node knows about itself (address, peer id, span, swarm coverage, uptime, in-flight generations,
+ * the node's extra fields). New conditions go into `unavailable()`; new fields into `extra`.
  * @module
  */
 import type { GeneratorInfo, NodeStatus } from "./types.ts";
@@ -19,13 +23,41 @@ export interface HealthReport {
   readonly body: Record<string, unknown>;
 }
 
+export type HealthStatus = "ok" | "loading" | "degraded" | "stopping";
+
+/** Why this node cannot generate now, or undefined when it can. */
+export function unavailable(
+  h: HealthInputs,
+): { status: Exclude<HealthStatus, "ok">; reason: string } | undefined {
+  if (h.draining) return { status: "stopping", reason: "the node is shutting down" };
+  if (!h.info.ready) {
+    const phase = h.status.starting;
+    return {
+      status: "loading",
+      reason: phase ? `the node is starting: ${phase}` : "the model is still loading",
+    };
+  }
+  const c = h.status.coverage;
+  if (c && !c.complete) {
+    return {
+      status: "degraded",
+      reason:
+        `the swarm covers ${c.coveredBlocks} of ${c.totalBlocks} blocks of the model (${c.servers} servers online); ` +
+        "a generation needs every block",
+    };
+  }
+  return undefined;
+}
+
 export function healthReport(h: HealthInputs): HealthReport {
   const st = h.status;
+  const down = unavailable(h);
   const out: Record<string, unknown> = {
-    status: h.info.ready && !h.draining ? "ok" : h.draining ? "stopping" : "loading",
+    status: down?.status ?? "ok",
     model: h.info.model,
     mode: "pipeline",
   };
+  if (down) out.reason = down.reason;
   if (st.address) out.address = st.address;
   if (st.peerId) out.peer_id = st.peerId;
   if (st.span) out.span = { start: st.span.start, end: st.span.end };
@@ -41,5 +73,5 @@ export function healthReport(h: HealthInputs): HealthReport {
     };
   }
   if (st.extra) { for (const [k, v] of Object.entries(st.extra)) if (!(k in out)) out[k] = v; }
-  return { httpStatus: 200, body: out };
+  return { httpStatus: down ? 503 : 200, body: out };
 }

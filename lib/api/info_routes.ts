@@ -20,7 +20,11 @@ export function healthRoute(d: RouteDeps, source: NodeStatusSource | undefined):
       uptimeSeconds: d.metrics.snapshot().uptimeSeconds,
       inFlight: d.slots.inFlight,
     });
-    return jsonResponse(report.httpStatus, report.body);
+    return jsonResponse(
+      report.httpStatus,
+      report.body,
+      report.httpStatus === 503 ? { "retry-after": "1" } : {},
+    );
   };
 }
 

@@ -85,6 +85,8 @@ export interface NodeStatus {
   readonly span?: { readonly start: number; readonly end: number };
   /** `joining` | `online` | `offline` ... as announced. */
   readonly state?: string;
+  /** While the node starts: the phase in progress (e.g. `loading blocks 2:4`), shown as /health's reason. */
+  readonly starting?: string;
   readonly coverage?: CoverageSummary;
   /** Anything else worth showing (kept JSON-safe by the caller). */
   readonly extra?: Readonly<Record<string, unknown>>;

@@ -339,6 +339,8 @@ Deno.test("secrets given as command-line flags (visible in ps) get a warning; en
     flags: { rpcUrl: "https://rpc.example.net" },
   });
   assert.deepEqual(fromEnv.warnings, []);
+});
+
 Deno.test("API_CORS_ORIGINS: origins normalised and deduplicated, default none; paths, wildcards and other schemes refused", () => {
   assert.deepEqual(resolveConfig({}).config.apiCorsOrigins, []);
   const { config } = resolveConfig({

@@ -1,10 +1,14 @@
 /**
  * The composition root of `plumise serve`: builds the parts from the resolved config and runs them
- * in the start order of ARCHITECTURE.md, one info log line per phase:
+ * in this start order, one info log line per phase:
  *
- *   parts (wallet/identity) → chain preflight → swarm up → choose blocks → announce `joining` →
- *   load blocks → throughput → serve + announce `online` → register on chain if needed →
- *   reporter, heartbeat, reward loops → HTTP API.
+ *   HTTP API → parts (wallet/identity) → chain preflight → swarm up → choose blocks → announce
+ *   `joining` → load blocks → throughput → serve + announce `online` → register on chain if
+ *   needed → reporter, heartbeat, reward loops.
+ *
+ * The API listens first so that `/health` answers while blocks download and load: 503 `loading`
+ * with the phase in progress as its reason, 200 `ok` only once the node is online and the swarm
+ * covers the model (lib/api/health_report.ts); generations get 503 LOADING until then.
  *
  * `stop(graceMs)` (driven by the CLI on SIGINT/SIGTERM) announces `offline` first so clients route
  * elsewhere, lets running HTTP generations and swarm steps finish within the grace period (then
@@ -53,6 +57,8 @@ export class PlumiseNode implements NodeStatusSource {
   #startedAt = 0;
   #msToOnline?: number;
   #lock?: DataDirLock;
+  /** The start phase in progress (shown by /health while starting). */
+  #doing?: string;
   /** Which parts were started (and so must be stopped). */
   #started = { swarm: false, runtime: false, chain: false, reporter: false };
 
@@ -95,6 +101,7 @@ export class PlumiseNode implements NodeStatusSource {
       peerId: swarm.peerId,
       span: this.span,
       state: this.#state === "online" ? "online" : this.#announced ? "joining" : this.#state,
+      starting: this.#state === "starting" ? this.#doing : undefined,
       coverage: swarm.coverage,
       extra,
     };
@@ -116,7 +123,24 @@ export class PlumiseNode implements NodeStatusSource {
         this.#lock = await lockDataDir(this.config.dataDir);
         log.info("data dir locked", { dataDir: this.#lock.dir, pid: this.#lock.pid });
       }
+      this.#doing = "starting the HTTP API";
+      this.#api = new ApiServer({
+        generator: this.#apiGenerator(),
+        metrics: this.metrics,
+        status: this,
+        logger: this.#options.logger,
+        apiSecret: this.config.apiSecret,
+        corsOrigins: this.config.apiCorsOrigins,
+        host: this.config.apiHost,
+        port: this.config.apiPort,
+        maxConcurrent: this.config.apiMaxConcurrent,
+        requestTimeoutMs: this.config.apiTimeout * 1000,
+        ...this.#options.api,
+      });
+      await this.#api.start();
+
       const t = performance.now();
+      this.#doing = "building the parts (wallet, peer identity)";
       const parts = await this.#buildParts(signal);
       this.#parts = parts;
       this.#registerGauges(parts);
@@ -126,10 +150,11 @@ export class PlumiseNode implements NodeStatusSource {
         ms: since(t),
       });
 
-      if (parts.chain) await this.#phase("chain preflight", () => parts.chain!.preflight(signal));
-      else log.info("offline mode: no chain registration, heartbeat, rewards or Oracle reports");
+      if (parts.chain) {
+        await this.#phase("chain preflight", "checking the chain", () => parts.chain!.preflight(signal));
+      } else log.info("offline mode: no chain registration, heartbeat, rewards or Oracle reports");
 
-      await this.#phase("swarm started", async () => {
+      await this.#phase("swarm started", "starting the swarm", async () => {
         this.#started.swarm = true;
         await parts.swarm.start(signal);
       }, () => {
@@ -137,32 +162,38 @@ export class PlumiseNode implements NodeStatusSource {
         return { peerId: st.peerId, addrs: st.addrs };
       });
 
+      this.#doing = "choosing blocks";
       const total = await parts.runtime.totalBlocks(signal);
       const span = await parts.swarm.chooseSpan(total, signal);
       checkSpan(span, total);
       this.#span = span;
       log.info("blocks chosen", { start: span.start, end: span.end, totalBlocks: total });
 
-      await this.#phase("announced joining", async () => {
+      await this.#phase("announced joining", "announcing joining", async () => {
         this.#announced = true;
         await parts.swarm.announce("joining", span, signal);
       });
-      await this.#phase("blocks loaded", async () => {
+      await this.#phase("blocks loaded", `loading blocks ${span.start}:${span.end}`, async () => {
         this.#started.runtime = true;
         await parts.runtime.load(span, signal);
       }, () => ({ start: span.start, end: span.end, weights: this.config.weights }));
       let throughput = 0;
-      await this.#phase("throughput ready", async () => {
+      await this.#phase("throughput ready", "measuring throughput", async () => {
         throughput = await parts.runtime.throughput(signal);
       }, () => ({ tokensPerSecond: Math.round(throughput * 10) / 10 }));
       await parts.swarm.serve(throughput);
-      await this.#phase("announced online", () => parts.swarm.announce("online", span, signal));
+      await this.#phase(
+        "announced online",
+        "announcing online",
+        () => parts.swarm.announce("online", span, signal),
+      );
 
       if (parts.chain) {
         this.#started.chain = true;
         try {
           await this.#phase(
             "chain agent started (registration checked, heartbeat and reward loops)",
+            "starting the chain agent",
             () => parts.chain!.start(signal),
             () => ({ ...parts.chain!.status() }),
           );
@@ -176,33 +207,20 @@ export class PlumiseNode implements NodeStatusSource {
         }
       }
       if (parts.reporter) {
-        await this.#phase("reporter started", async () => {
+        await this.#phase("reporter started", "starting the reporter", async () => {
           this.#started.reporter = true;
           await parts.reporter!.start();
         }, () => ({ oracle: this.config.oracleUrl, intervalSeconds: this.config.reportInterval }));
       }
 
-      this.#api = new ApiServer({
-        generator: this.#readyGenerator(parts.generator),
-        metrics: this.metrics,
-        status: this,
-        logger: this.#options.logger,
-        apiSecret: this.config.apiSecret,
-        corsOrigins: this.config.apiCorsOrigins,
-        host: this.config.apiHost,
-        port: this.config.apiPort,
-        maxConcurrent: this.config.apiMaxConcurrent,
-        requestTimeoutMs: this.config.apiTimeout * 1000,
-        ...this.#options.api,
-      });
-      await this.#api.start();
       if (signal.aborted) throw signal.reason;
+      this.#doing = undefined;
       this.#state = "online";
       this.#msToOnline = since(this.#startedAt);
       this.metrics.set("plumise_node_online", "1 while the node is online", 1);
       log.info("node online", {
         span: `${span.start}:${span.end}`,
-        api: this.#api.url,
+        api: this.#api!.url,
         msSinceStart: this.#msToOnline,
       });
     } catch (err) {
@@ -248,7 +266,6 @@ export class PlumiseNode implements NodeStatusSource {
     const p = this.#parts;
     const stepMs = this.#options.stopStepTimeoutMs ?? 5000;
     this.metrics.set("plumise_node_online", "1 while the node is online", 0);
-    if (!p) return;
     const step = async (name: string, fn: (signal: AbortSignal) => Promise<void>, ms = stepMs) => {
       try {
         await withTimeout(ms, fn);
@@ -257,12 +274,17 @@ export class PlumiseNode implements NodeStatusSource {
         this.#log.warn(`${name} failed`, { error: errorMessage(err) });
       }
     };
+    const api = this.#api;
+    if (!p) {
+      // the start failed before the parts existed: only the API runs
+      if (api) await step("HTTP API stopped", () => api.stop(graceMs), graceMs + stepMs);
+      return;
+    }
     if (this.#announced && this.span) {
       const span = this.span;
       this.#announced = false;
       await step("announced offline", (s) => p.swarm.announce("offline", span, s));
     }
-    const api = this.#api;
     await Promise.all([
       api ? step("HTTP API stopped", () => api.stop(graceMs), graceMs + stepMs) : undefined,
       this.#started.swarm ? step("swarm drained", () => p.swarm.drain(graceMs), graceMs + stepMs) : undefined,
@@ -286,7 +308,14 @@ export class PlumiseNode implements NodeStatusSource {
     }
   }
 
-  async #phase(name: string, fn: () => Promise<void>, fields?: () => Record<string, unknown>): Promise<void> {
+  /** Runs one start phase: `doing` is shown by /health meanwhile, `name` is logged when it is done. */
+  async #phase(
+    name: string,
+    doing: string,
+    fn: () => Promise<void>,
+    fields?: () => Record<string, unknown>,
+  ): Promise<void> {
+    this.#doing = doing;
     const t = performance.now();
     await fn();
     this.#log.info(name, { ...fields?.(), ms: since(t) });
@@ -303,17 +332,33 @@ export class PlumiseNode implements NodeStatusSource {
     return await createNodeParts({ config: this.config, metrics, logger, signal });
   }
 
-  /** The API sees the model as ready only while the node is online. */
-  #readyGenerator(g: Generator): Generator {
+  /**
+   * The generator behind the API, which starts before the parts exist: not ready (503 LOADING,
+   * /health `loading`) until the parts are built and the node is online, then the parts' generator
+   * with every completed generation recorded.
+   */
+  #apiGenerator(): Generator {
+    const parts = () => this.#parts?.generator;
+    const need = (): Generator => {
+      const g = parts();
+      if (!g) {
+        throw new UnavailableError("LOADING", "the model is still loading", {
+          hint: 'retry in a few seconds; GET /health says status "ok" when ready',
+        });
+      }
+      return g;
+    };
     return {
-      prepare: g.prepare ? (signal) => g.prepare!(signal) : undefined,
+      prepare: (signal) => parts()?.prepare?.(signal) ?? Promise.resolve(),
       info: () => {
+        const g = parts();
+        if (!g) return { model: this.config.model, ready: false };
         const info = g.info();
         return { ...info, ready: info.ready && this.#state === "online" };
       },
-      countTokens: (text) => g.countTokens(text),
+      countTokens: (text) => need().countTokens(text),
       generate: (prompt, params, signal) =>
-        this.#recorded(prompt, g.generate(prompt, params, signal), signal),
+        this.#recorded(prompt, need().generate(prompt, params, signal), signal),
     };
   }
 

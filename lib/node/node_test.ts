@@ -28,6 +28,8 @@ interface FakeOptions {
   registerError?: Error;
   /** Runs when load() is called (e.g. to abort the start signal). */
   onLoad?: () => void;
+  /** load() resolves only after this does. */
+  loadGate?: Promise<void>;
 }
 
 /** Parts that record every call in order. */
@@ -41,6 +43,8 @@ function fakeParts(o: FakeOptions = {}) {
   };
   let loaded: NodeSpan | undefined;
   let drainGrace: number | undefined;
+  /** What the swarm status reports as coverage (tests change it). */
+  const coverage = { totalBlocks: 6, coveredBlocks: 6, complete: true, servers: 2 };
   const parts: NodeParts = {
     generator: gen,
     runtime: {
@@ -48,8 +52,9 @@ function fakeParts(o: FakeOptions = {}) {
       load: (span) => {
         fail("runtime.load");
         o.onLoad?.();
-        loaded = span;
-        return Promise.resolve();
+        return (o.loadGate ?? Promise.resolve()).then(() => {
+          loaded = span;
+        });
       },
       throughput: () => Promise.resolve((fail("runtime.throughput"), 42.5)),
       figures: () => loaded ? { openSessions: 2, cacheTokensTotal: 1000, cacheTokensLeft: 600 } : undefined,
@@ -69,10 +74,7 @@ function fakeParts(o: FakeOptions = {}) {
         return Promise.resolve(fail("swarm.drain"));
       },
       stop: () => Promise.resolve(fail("swarm.stop")),
-      status: () => ({
-        peerId: "12D3KooWFake",
-        coverage: { totalBlocks: 6, coveredBlocks: 4, complete: false, servers: 2 },
-      }),
+      status: () => ({ peerId: "12D3KooWFake", coverage: { ...coverage } }),
     },
   };
   if (!o.offline) {
@@ -92,10 +94,10 @@ function fakeParts(o: FakeOptions = {}) {
       status: () => ({ lastReport: "ok" }),
     };
   }
-  return { parts, events, announced, gen, drainGrace: () => drainGrace };
+  return { parts, events, announced, gen, coverage, drainGrace: () => drainGrace };
 }
 
-Deno.test("start runs the phases in the documented order and serves the HTTP API last", async () => {
+Deno.test("start runs the phases in the documented order, the HTTP API first", async () => {
   const f = fakeParts();
   const { logger, records } = memoryLogger("info");
   const node = createNode(testConfig(), { parts: () => Promise.resolve(f.parts), logger });
@@ -131,6 +133,10 @@ Deno.test("start runs the phases in the documented order and serves the HTTP API
         "node online",
       ]
     ) assert.ok(msgs.includes(m), `log line "${m}" in ${JSON.stringify(msgs)}`);
+    assert.ok(
+      msgs.indexOf("HTTP API listening") < msgs.indexOf("parts ready"),
+      "the API listens before anything loads",
+    );
     assert.ok(typeof node.msToOnline === "number");
 
     const health = await (await fetch(`${node.apiUrl}/health`)).json();
@@ -140,7 +146,7 @@ Deno.test("start runs the phases in the documented order and serves the HTTP API
     assert.equal(health.peer_id, "12D3KooWFake");
     assert.deepEqual(health.span, { start: 2, end: 4 });
     assert.equal(health.state, "online");
-    assert.deepEqual(health.swarm, { total_blocks: 6, covered_blocks: 4, complete: false, servers: 2 });
+    assert.deepEqual(health.swarm, { total_blocks: 6, covered_blocks: 6, complete: true, servers: 2 });
     assert.deepEqual(health.chain, { registered: true });
 
     const gen = await (await fetch(`${node.apiUrl}/api/v1/generate`, {
@@ -160,6 +166,72 @@ Deno.test("start runs the phases in the documented order and serves the HTTP API
   } finally {
     await node.stop(1000);
   }
+});
+
+Deno.test("/health answers while the blocks load (503 loading), 200 ok once online, 503 degraded without coverage", async () => {
+  let openLoad!: () => void;
+  const loadGate = new Promise<void>((r) => (openLoad = r));
+  let inLoad!: () => void;
+  const loading = new Promise<void>((r) => (inLoad = r));
+  const f = fakeParts({ onLoad: () => inLoad(), loadGate });
+  const node = createNode(testConfig(), { parts: () => Promise.resolve(f.parts) });
+  const started = node.start();
+  try {
+    await loading;
+    assert.ok(node.apiUrl, "the API listens before the blocks are loaded");
+    let r = await fetch(`${node.apiUrl}/health`);
+    assert.equal(r.status, 503, "the gateway must not count a loading node as online");
+    let h = await r.json();
+    assert.equal(h.status, "loading");
+    assert.match(h.reason, /loading blocks 2:4/);
+    assert.equal(h.mode, "pipeline");
+    assert.equal(h.model, f.gen.info().model);
+    const g = await fetch(`${node.apiUrl}/api/v1/generate`, {
+      method: "POST",
+      headers: JSON_TYPE,
+      body: JSON.stringify({ inputs: "too early" }),
+    });
+    assert.equal(g.status, 503);
+    assert.equal((await g.json()).code, "LOADING");
+
+    openLoad();
+    await started;
+    r = await fetch(`${node.apiUrl}/health`);
+    assert.equal(r.status, 200);
+    assert.equal((await r.json()).status, "ok");
+
+    Object.assign(f.coverage, { coveredBlocks: 2, complete: false });
+    r = await fetch(`${node.apiUrl}/health`);
+    assert.equal(r.status, 503);
+    h = await r.json();
+    assert.equal(h.status, "degraded");
+    assert.match(h.reason, /2 of 6 blocks/);
+  } finally {
+    openLoad();
+    await started.catch(() => {});
+    await node.stop(100);
+  }
+});
+
+Deno.test("/health answers while the parts build; a start that fails there closes the API", async () => {
+  let seen: { code: number; body: Record<string, unknown> } | undefined;
+  let url: string | undefined;
+  const config = testConfig();
+  const node = createNode(config, {
+    parts: async () => {
+      url = node.apiUrl;
+      const r = await fetch(`${url}/health`);
+      seen = { code: r.status, body: await r.json() };
+      throw new ConfigError("BAD_PARTS", "the parts could not be built");
+    },
+  });
+  await assert.rejects(node.start(), ConfigError);
+  assert.equal(seen?.code, 503);
+  assert.equal(seen?.body.status, "loading");
+  assert.equal(seen?.body.model, config.model);
+  assert.match(String(seen?.body.reason), /building the parts/);
+  await assert.rejects(fetch(`${url}/health`), "the API was stopped with the failed start");
+  await node.stop();
 });
 
 Deno.test("stop announces offline first, drains, sends the final report, then stops in reverse order", async () => {

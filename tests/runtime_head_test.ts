@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { RuntimeError } from "../lib/errors.ts";
 import { createBlockRuntime, createClientHead, loadTokenizer } from "../lib/runtime/mod.ts";
-import { type Checkpoint, makeBloomCheckpoint, makeLlamaCheckpoint } from "./helpers/checkpoint_fixture.ts";
+import {
+  type Checkpoint,
+  makeBloomCheckpoint,
+  makeLlamaCheckpoint,
+  makeQwen3Checkpoint,
+} from "./helpers/checkpoint_fixture.ts";
 import { maxAbsDiff, referenceEmbed, referenceLogits, referenceSpan } from "./helpers/runtime_reference.ts";
 
 const cases: Array<[string, () => Promise<Checkpoint>]> = [
@@ -21,6 +26,14 @@ const cases: Array<[string, () => Promise<Checkpoint>]> = [
     "llama (tied, qwen2 biases)",
     () =>
       makeLlamaCheckpoint({ numLayers: 2, tieWordEmbeddings: true, modelType: "qwen2", ropeScaling: null }),
+  ],
+  [
+    "qwen3 (untied, 3 shards, head_dim ≠ hidden/heads)",
+    () => makeQwen3Checkpoint({ numLayers: 2, shards: 3 }),
+  ],
+  [
+    "qwen3 (tied, one file, no GQA)",
+    () => makeQwen3Checkpoint({ numLayers: 2, shards: 1, tieWordEmbeddings: true, numKvHeads: 4 }),
   ],
 ];
 
@@ -82,6 +95,25 @@ Deno.test("tokenizer: special tokens, EOS set and chat template from the checkpo
   assert.deepEqual(bloom.eos.map((t) => t.id), [2]);
   assert.equal(bloom.pad?.id, 3);
   assert.equal(bloom.chatTemplate, undefined);
+});
+
+Deno.test("tokenizer: Qwen3's tokenizer.json (no BOS, ChatML specials, <think> not special) and template", async () => {
+  const ck = await makeQwen3Checkpoint({ numLayers: 1, shards: 1 });
+  const tok = await loadTokenizer({ model: ck.dir });
+  assert.equal(tok.bos, undefined, "bos_token: null means no BOS, whatever generation_config.json says");
+  assert.deepEqual(tok.eos.map((t) => t.text), ["<|im_end|>", "<|endoftext|>"]);
+  assert.equal(tok.pad?.text, "<|endoftext|>");
+  assert.match(tok.chatTemplate ?? "", /enable_thinking is defined and enable_thinking is false/);
+  const text = "<|im_start|>user\nhello world<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n";
+  const ids = tok.encode(text);
+  const id = (t: string) => tok.encode(t, { addSpecialTokens: false });
+  assert.deepEqual(id("<|im_start|>"), [ids[0]], "a special token is one id, and nothing is prepended");
+  assert.equal(ids.filter((i) => i === id("<|im_end|>")[0]).length, 1);
+  assert.equal(ids.filter((i) => i === id("<think>")[0]).length, 1);
+  assert.equal(tok.decode(ids, { skipSpecialTokens: false }), text);
+  // ChatML markers are special (skipped); the thinking block is not (the model's text keeps it)
+  assert.equal(tok.decode(ids), "user\nhello world\nassistant\n<think>\n\n</think>\n\n");
+  assert.ok(tok.vocabSize <= (ck.config.vocab_size as number));
 });
 
 Deno.test("importing lib/runtime/mod.ts does not load onnxruntime (no --allow-ffi needed)", async () => {

@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { createBlockRuntime } from "../lib/runtime/onnx_block_runtime.ts";
 import { fakeHidden } from "../lib/runtime/fake_backend.ts";
 import type { BlockRuntime, HiddenStates } from "../lib/runtime/types.ts";
-import { type Checkpoint, makeBloomCheckpoint, makeLlamaCheckpoint } from "./helpers/checkpoint_fixture.ts";
+import {
+  type Checkpoint,
+  makeBloomCheckpoint,
+  makeLlamaCheckpoint,
+  makeQwen3Checkpoint,
+} from "./helpers/checkpoint_fixture.ts";
 import { fromSeq, maxAbsDiff, referenceSpan, toSeq } from "./helpers/runtime_reference.ts";
 import { concat, slice } from "./helpers/hidden_tokens.ts";
 
@@ -37,9 +42,18 @@ async function withRuntime(
   }
 }
 
-for (const family of ["bloom", "llama"] as const) {
+type Family = "bloom" | "llama" | "qwen3";
+/** Qwen3: hidden 48, 4 × 16 query heads (head_dim ≠ hidden / heads), 2 KV heads, 3 shards. */
+const make = (family: Family): Promise<Checkpoint> =>
+  family === "bloom"
+    ? makeBloomCheckpoint()
+    : family === "llama"
+    ? makeLlamaCheckpoint()
+    : makeQwen3Checkpoint({ shards: 3 });
+
+for (const family of ["bloom", "llama", "qwen3"] as const) {
   Deno.test(`runtime parity (${family}, fp32): prefill + decode, batch 1 and 2, cached = full, span = blocks, rollback, hypoIds`, async () => {
-    const ck = family === "bloom" ? await makeBloomCheckpoint() : await makeLlamaCheckpoint();
+    const ck = await make(family);
     const L = ck.config.model_type === "bloom"
       ? ck.config.n_layer as number
       : ck.config.num_hidden_layers as number;
@@ -104,9 +118,9 @@ for (const family of ["bloom", "llama"] as const) {
 /** int8 tolerance: max |int8 − reference| ≤ 5% of the span's max |output − input| (measured ~1–2%). */
 const INT8_REL_TOL = 0.05;
 
-for (const family of ["bloom", "llama"] as const) {
+for (const family of ["bloom", "llama", "qwen3"] as const) {
   Deno.test(`runtime int8 (${family}): within ${INT8_REL_TOL * 100}% of the span's change, cached and full`, async () => {
-    const ck = family === "bloom" ? await makeBloomCheckpoint() : await makeLlamaCheckpoint();
+    const ck = await make(family);
     const L = ck.config.model_type === "bloom"
       ? ck.config.n_layer as number
       : ck.config.num_hidden_layers as number;

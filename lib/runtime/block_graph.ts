@@ -1,5 +1,6 @@
 /**
- * Builds the ONNX graph of one transformer block (BLOOM or Llama family) from its tensors.
+ * Builds the ONNX graph of one transformer block (BLOOM or Llama family, Qwen3 included) from its
+ * tensors.
  *
  * Every block graph has the same interface:
  *   inputs  hidden [B, T, H], past_key [B, P, KV], past_value [B, P, KV]   (P may be 0)
@@ -242,7 +243,28 @@ function rope(g: OnnxGraph, x: string, heads: number, d: number, cos: string, si
   return g.op("Reshape", [g.op("Concat", [r1, r2], { axis: attr.i(-1) }), g.i64([0, 0, heads * d])]);
 }
 
-/** The Llama-family block graph (GQA, RoPE with scaling, optional q/k/v/o biases). */
+// ---- qwen3 q/k-norm step (model_type "qwen3"; cfg.qkNorm) ------------------------------------
+/**
+ * Qwen3's RMSNorm over head_dim on every head of x [B, T, heads·d] (weight `self_attn.{q,k}_norm`,
+ * shape [d], eps = rms_norm_eps), applied after the projection and before RoPE.
+ */
+function qkNorm(
+  g: OnnxGraph,
+  x: string,
+  heads: number,
+  d: number,
+  t: BlockTensors,
+  which: "q" | "k",
+  eps: number,
+): string {
+  const w = g.initializer(`${which}_norm_w`, need(t, `self_attn.${which}_norm.weight`, [d]), [d]);
+  const x4 = g.op("Reshape", [x, g.i64([0, 0, heads, d])]);
+  const n4 = g.op("SimplifiedLayerNormalization", [x4, w], { axis: attr.i(-1), epsilon: attr.f(eps) });
+  return g.op("Reshape", [n4, g.i64([0, 0, heads * d])]);
+}
+// ---- end of the qwen3 q/k-norm step ------------------------------------------------------------
+
+/** The Llama-family block graph (GQA, RoPE with scaling, optional q/k/v/o biases, Qwen3's q/k norm). */
 export function buildLlamaBlock(cfg: LlamaConfig, t: BlockTensors, format: WeightFormat): OnnxGraph {
   const H = cfg.hiddenSize, n = cfg.numHeads, nkv = cfg.numKvHeads, d = cfg.headDim, I = cfg.intermediateSize;
   const QD = n * d, KV = nkv * d, gsz = n / nkv;
@@ -272,7 +294,9 @@ export function buildLlamaBlock(cfg: LlamaConfig, t: BlockTensors, format: Weigh
     qkvB.set(need(t, "self_attn.v_proj.bias", [KV]), QD + KV);
   }
   const qkv = linear(g, h1, qkvW, QD + 2 * KV, H, qkvB, format, "qkv");
-  const [q, k, v] = g.node("Split", [qkv, g.i64([QD, KV, KV])], 3, { axis: attr.i(-1) });
+  const [q0, k0, v] = g.node("Split", [qkv, g.i64([QD, KV, KV])], 3, { axis: attr.i(-1) });
+  const q = cfg.qkNorm ? qkNorm(g, q0, n, d, t, "q", cfg.eps) : q0;
+  const k = cfg.qkNorm ? qkNorm(g, k0, nkv, d, t, "k", cfg.eps) : k0;
   // RoPE at positions P..P+T-1.
   const { kpos, qpos } = positions(g, x, "past_key");
   const inv = g.initializer("inv_freq", Float32Array.from(ropeInvFreq(cfg)), [1, d / 2]);
@@ -370,5 +394,6 @@ export function blockTensorNames(cfg: ModelConfig): string[] {
   ];
   if (cfg.qkvBias) names.push("self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias");
   if (cfg.oBias) names.push("self_attn.o_proj.bias");
+  if (cfg.qkNorm) names.push("self_attn.q_norm.weight", "self_attn.k_norm.weight");
   return names;
 }

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { alibiSlopes, quantizeInt8, transpose2d } from "./block_graph.ts";
+import { RuntimeError } from "../errors.ts";
+import { alibiSlopes, blockTensorNames, buildBlockGraph, quantizeInt8, transpose2d } from "./block_graph.ts";
+import { parseModelConfig } from "./model_config.ts";
 
 Deno.test("alibiSlopes: transformers' values for 8 heads and the extra odd powers for 6 heads", () => {
   assert.deepEqual(Array.from(alibiSlopes(8)), [1, 2, 3, 4, 5, 6, 7, 8].map((k) => 2 ** -k));
@@ -23,4 +25,46 @@ Deno.test("quantizeInt8: per-output-channel symmetric, transposed to [in, out], 
   }
   assert.equal(q[1 * 3 + 0], -127);
   assert.deepEqual(Array.from(transpose2d(Float32Array.from([1, 2, 3, 4, 5, 6]), 2, 3)), [1, 4, 2, 5, 3, 6]);
+});
+
+Deno.test("qwen3 blocks need q_norm and k_norm of shape [head_dim]; a missing or misshapen one is named", () => {
+  const cfg = parseModelConfig({
+    model_type: "qwen3",
+    hidden_size: 8,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    head_dim: 6,
+    num_hidden_layers: 1,
+    intermediate_size: 4,
+    vocab_size: 16,
+  });
+  const names = blockTensorNames(cfg);
+  assert.ok(names.includes("self_attn.q_norm.weight") && names.includes("self_attn.k_norm.weight"));
+  const shapes: Record<string, number[]> = {
+    "input_layernorm.weight": [8],
+    "self_attn.q_proj.weight": [12, 8],
+    "self_attn.k_proj.weight": [6, 8],
+    "self_attn.v_proj.weight": [6, 8],
+    "self_attn.o_proj.weight": [8, 12],
+    "self_attn.q_norm.weight": [6],
+    "self_attn.k_norm.weight": [6],
+    "post_attention_layernorm.weight": [8],
+    "mlp.gate_proj.weight": [4, 8],
+    "mlp.up_proj.weight": [4, 8],
+    "mlp.down_proj.weight": [8, 4],
+  };
+  const tensors = (override: Record<string, number[] | undefined>) =>
+    new Map(
+      Object.entries({ ...shapes, ...override }).filter(([, s]) => s !== undefined).map((
+        [n, s],
+      ) => [n, { shape: s!, data: new Float32Array(s!.reduce((a, b) => a * b, 1)) }]),
+    );
+  for (const format of ["fp32", "int8"] as const) buildBlockGraph(cfg, tensors({}), format);
+  const bad = (override: Record<string, number[] | undefined>, re: RegExp) =>
+    assert.throws(
+      () => buildBlockGraph(cfg, tensors(override), "fp32"),
+      (e: unknown) => e instanceof RuntimeError && e.code === "BAD_CHECKPOINT" && re.test(e.message),
+    );
+  bad({ "self_attn.k_norm.weight": undefined }, /self_attn\.k_norm\.weight is missing/);
+  bad({ "self_attn.q_norm.weight": [8] }, /self_attn\.q_norm\.weight has shape \[8\].*\[6\]/);
 });

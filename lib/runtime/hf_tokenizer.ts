@@ -66,7 +66,8 @@ class HfTokenizer implements Tokenizer {
       const text = this.#tok.id_to_token(id);
       return text === undefined ? undefined : { id, text };
     };
-    this.bos = special(config.bos_token) ??
+    // `bos_token: null` (Qwen) says the tokenizer has none, whatever generation_config.json names.
+    this.bos = config.bos_token === null ? undefined : special(config.bos_token) ??
       (typeof generation.bos_token_id === "number" ? byId(generation.bos_token_id) : undefined);
     this.pad = special(config.pad_token);
     this.unk = special(config.unk_token);

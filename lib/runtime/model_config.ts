@@ -50,6 +50,11 @@ export interface LlamaConfig extends CommonConfig {
   readonly qkvBias: boolean;
   /** o_proj has a bias too (attention_bias: true in Llama configs). */
   readonly oBias: boolean;
+  /**
+   * Qwen3: an RMSNorm over head_dim (weights `self_attn.q_norm` / `k_norm`, eps = rms_norm_eps) on
+   * every query and key head, after the projections and before RoPE.
+   */
+  readonly qkNorm: boolean;
 }
 
 export type ModelConfig = BloomConfig | LlamaConfig;
@@ -88,7 +93,17 @@ function ids(v: unknown): number[] {
   return [];
 }
 
-const LLAMA_FAMILY = new Set(["llama", "mistral", "qwen2"]);
+const LLAMA_FAMILY = new Set(["llama", "mistral", "qwen2", "qwen3"]);
+/** Mixture-of-experts relatives of supported families: refused with their own hint. */
+const MOE_TYPES = new Set([
+  "mixtral",
+  "qwen2_moe",
+  "qwen3_moe",
+  "qwen3_next",
+  "qwen3_5_moe",
+  "qwen3_5_moe_text",
+  "deepseek_v3",
+]);
 
 /** Normalizes a parsed config.json (+ optional generation_config.json for special tokens). */
 export function parseModelConfig(
@@ -141,7 +156,12 @@ export function parseModelConfig(
     const hiddenSize = positiveInt(raw, ["hidden_size"]);
     const numHeads = positiveInt(raw, ["num_attention_heads"]);
     const numKvHeads = positiveInt(raw, ["num_key_value_heads"], numHeads);
-    const headDim = positiveInt(raw, ["head_dim"], Math.floor(hiddenSize / numHeads));
+    // transformers' Qwen3Config defaults head_dim to 128; the others derive it from the hidden size.
+    const headDim = positiveInt(
+      raw,
+      ["head_dim"],
+      type === "qwen3" ? 128 : Math.floor(hiddenSize / numHeads),
+    );
     if (numHeads % numKvHeads !== 0) {
       throw new RuntimeError(
         "BAD_CHECKPOINT",
@@ -159,8 +179,20 @@ export function parseModelConfig(
     if (prf !== undefined && prf !== 1 && prf !== 1.0) {
       throw unsupported("partial_rotary_factor", prf, "only full rotary embeddings are implemented");
     }
-    if (type === "qwen2" && raw.use_sliding_window === true) {
-      throw unsupported("use_sliding_window", true, "sliding-window attention is not implemented");
+    if ((type === "qwen2" || type === "qwen3") && raw.use_sliding_window === true) {
+      throw unsupported(
+        "use_sliding_window",
+        true,
+        "sliding-window attention is not implemented (the released dense Qwen checkpoints have it off)",
+      );
+    }
+    const layerTypes = raw.layer_types;
+    if (Array.isArray(layerTypes) && layerTypes.some((t) => t !== "full_attention")) {
+      throw unsupported(
+        "layer_types",
+        [...new Set(layerTypes)],
+        "only full attention in every layer is implemented",
+      );
     }
     const maxPositions = positiveInt(raw, ["max_position_embeddings"], 8192);
     let maxLen = maxPositions;
@@ -189,12 +221,20 @@ export function parseModelConfig(
       ropeScaling: parseRopeScaling(raw.rope_scaling),
       qkvBias: type === "qwen2" || attentionBias,
       oBias: type !== "qwen2" && attentionBias,
+      qkNorm: type === "qwen3",
     };
+  }
+  if (MOE_TYPES.has(type)) {
+    throw unsupported(
+      "model_type",
+      type,
+      "mixture-of-experts models are not supported; serve a dense model (e.g. qwen3, llama)",
+    );
   }
   throw unsupported(
     "model_type",
     type,
-    "supported model types: bloom, llama (and Llama-family mistral, qwen2)",
+    "supported model types: bloom, llama (and Llama-family mistral, qwen2, qwen3)",
   );
 }
 

@@ -98,3 +98,87 @@ Deno.test("ropeInvFreq: llama3 scaling keeps high frequencies, divides low ones,
   );
   lin.forEach((f, i) => assert.ok(Math.abs(f - base[i] / 2) < 1e-15));
 });
+
+/** qwen/qwen3-32b's config.json (the fields the runtime reads). */
+const qwen3_32b = {
+  architectures: ["Qwen3ForCausalLM"],
+  attention_bias: false,
+  bos_token_id: 151643,
+  eos_token_id: 151645,
+  head_dim: 128,
+  hidden_act: "silu",
+  hidden_size: 5120,
+  intermediate_size: 25600,
+  max_position_embeddings: 40960,
+  max_window_layers: 64,
+  model_type: "qwen3",
+  num_attention_heads: 64,
+  num_hidden_layers: 64,
+  num_key_value_heads: 8,
+  rms_norm_eps: 1e-6,
+  rope_scaling: null,
+  rope_theta: 1000000,
+  sliding_window: null,
+  tie_word_embeddings: false,
+  use_sliding_window: false,
+  vocab_size: 151936,
+};
+
+Deno.test("parseModelConfig: qwen3 runs as Llama family with q/k norms and its explicit head_dim", () => {
+  const q = parseModelConfig(qwen3_32b, { eos_token_id: [151645, 151643] }) as LlamaConfig;
+  assert.equal(q.modelType, "llama");
+  assert.equal(q.sourceType, "qwen3");
+  assert.equal(q.qkNorm, true);
+  assert.equal(q.headDim, 128);
+  assert.notEqual(q.headDim, q.hiddenSize / q.numHeads);
+  assert.equal(q.numKvHeads, 8);
+  assert.equal(q.ropeTheta, 1e6);
+  assert.deepEqual(q.ropeScaling, { type: "default" });
+  assert.equal(q.qkvBias, false);
+  assert.equal(q.oBias, false);
+  assert.equal(q.tieWordEmbeddings, false);
+  assert.equal(q.maxPositions, 40960);
+  assert.deepEqual(q.eosTokenIds, [151645, 151643]);
+  assert.equal((parseModelConfig(llama) as LlamaConfig).qkNorm, false);
+  // attention_bias puts biases on q, k, v and o (Qwen3Attention), tie_word_embeddings is read
+  const b = parseModelConfig({
+    ...qwen3_32b,
+    attention_bias: true,
+    tie_word_embeddings: true,
+  }) as LlamaConfig;
+  assert.equal(b.qkvBias, true);
+  assert.equal(b.oBias, true);
+  assert.equal(b.tieWordEmbeddings, true);
+  // transformers' Qwen3Config default head_dim is 128, not hidden / heads
+  const { head_dim: _, ...noHeadDim } = qwen3_32b;
+  assert.equal(parseModelConfig(noHeadDim).headDim, 128);
+});
+
+Deno.test("parseModelConfig: qwen3 sliding windows and mixture-of-experts models are refused by name", () => {
+  assert.throws(
+    () => parseModelConfig({ ...qwen3_32b, use_sliding_window: true, sliding_window: 4096 }),
+    unsupported(/use_sliding_window = true/),
+  );
+  assert.throws(
+    () =>
+      parseModelConfig({
+        ...qwen3_32b,
+        num_hidden_layers: 2,
+        layer_types: ["full_attention", "sliding_attention"],
+      }),
+    unsupported(/layer_types = \["full_attention","sliding_attention"\]/),
+  );
+  parseModelConfig({ ...qwen3_32b, num_hidden_layers: 2, layer_types: ["full_attention", "full_attention"] });
+  for (const type of ["qwen3_moe", "qwen3_5_moe"]) {
+    const err = (() => {
+      try {
+        parseModelConfig({ ...qwen3_32b, model_type: type });
+      } catch (e) {
+        return e as RuntimeError;
+      }
+    })();
+    assert.ok(err instanceof RuntimeError && err.code === "UNSUPPORTED_MODEL");
+    assert.match(err.message, new RegExp(`model_type = "${type}"`));
+    assert.match(err.hint ?? "", /mixture-of-experts/);
+  }
+});

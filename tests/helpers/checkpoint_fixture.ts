@@ -2,13 +2,15 @@
  * Tiny random Hugging Face checkpoints in the real layout, for tests and benchmarks:
  * `config.json`, `model.safetensors` or `model.safetensors.index.json` + shards (F16 for BLOOM,
  * BF16 for Llama, as the real ones), `tokenizer.json` (byte-level BPE with a small vocabulary
- * that @huggingface/tokenizers loads), `tokenizer_config.json` (+ a chat template for Llama) and
- * `generation_config.json`. Deterministic from a seed; fast (milliseconds for the test sizes).
+ * that @huggingface/tokenizers loads; Qwen's shape for Qwen3, tests/helpers/tokenizer_fixture.ts),
+ * `tokenizer_config.json` (+ a chat template for Llama and Qwen3) and `generation_config.json`. Deterministic from a seed; fast (milliseconds for the test sizes).
  *
  * `tensors` holds every tensor as float32 with exactly the values stored (already rounded to the
  * file's dtype), so an independent reference can use them without reading safetensors.
  * @module
  */
+
+import { buildTokenizer, LLAMA3_CHAT_TEMPLATE, qwenTokenizerFiles } from "./tokenizer_fixture.ts";
 
 export type FixtureDtype = "F32" | "F16" | "BF16";
 
@@ -51,6 +53,8 @@ export interface BloomFixtureOptions {
 export interface LlamaFixtureOptions {
   dir?: string;
   seed?: number;
+  /** Default numHeads × headDim; Qwen3 checkpoints may differ (the projections are then not square). */
+  hiddenSize?: number;
   numHeads?: number;
   numKvHeads?: number;
   headDim?: number;
@@ -64,6 +68,7 @@ export interface LlamaFixtureOptions {
   tieWordEmbeddings?: boolean;
   /** Qwen2-style q/k/v biases. */
   attentionBias?: boolean;
+  /** "llama" (default), "qwen2" (q/k/v biases) or "qwen3" (q/k norms, Qwen's tokenizer and template). */
   modelType?: string;
   scale?: number;
 }
@@ -147,136 +152,6 @@ export function encodeSafetensors(
   }
   return out;
 }
-
-// ---------------------------------------------------------------- tokenizer
-
-/** GPT-2's bytes_to_unicode table. */
-function bytesToUnicode(): string[] {
-  const bs: number[] = [];
-  for (let i = 33; i <= 126; i++) bs.push(i);
-  for (let i = 161; i <= 172; i++) bs.push(i);
-  for (let i = 174; i <= 255; i++) bs.push(i);
-  const cs = [...bs];
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (!bs.includes(b)) {
-      bs.push(b);
-      cs.push(256 + n++);
-    }
-  }
-  const table: string[] = new Array(256);
-  bs.forEach((b, i) => table[b] = String.fromCodePoint(cs[i]));
-  return table;
-}
-
-const MERGES: Array<[string, string]> = [
-  ["Ġ", "t"],
-  ["h", "e"],
-  ["Ġt", "he"],
-  ["i", "n"],
-  ["in", "g"],
-  ["e", "r"],
-  ["Ġ", "a"],
-  ["o", "r"],
-  ["l", "l"],
-  ["e", "ll"],
-  ["h", "ell"],
-  ["hell", "o"],
-  ["Ġ", "w"],
-  ["Ġw", "or"],
-  ["Ġwor", "l"],
-  ["Ġworl", "d"],
-  ["Ġ", "i"],
-  ["Ġi", "s"],
-  ["a", "n"],
-  ["Ġa", "n"],
-  ["Ġan", "d"],
-];
-
-interface TokenizerSpec {
-  /** Special tokens placed before the byte tokens (BLOOM) or after the merges (Llama 3). */
-  specialsFirst: boolean;
-  specials: string[];
-  /** Token added at the start by the post-processor, if any. */
-  bosPrepend?: string;
-}
-
-function buildTokenizer(
-  spec: TokenizerSpec,
-): { json: Record<string, unknown>; size: number; ids: Map<string, number> } {
-  const vocab: Record<string, number> = {};
-  const ids = new Map<string, number>();
-  let next = 0;
-  const add = (t: string) => {
-    if (!(t in vocab)) {
-      vocab[t] = next;
-      ids.set(t, next++);
-    }
-  };
-  if (spec.specialsFirst) spec.specials.forEach(add);
-  const table = bytesToUnicode();
-  const sorted = [...table].sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!);
-  sorted.forEach(add);
-  for (const [a, b] of MERGES) add(a + b);
-  const bpeVocab = { ...vocab };
-  if (!spec.specialsFirst) spec.specials.forEach(add);
-  for (const s of spec.specials) delete bpeVocab[s];
-  const added_tokens = spec.specials.map((content) => ({
-    id: ids.get(content)!,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
-  const json: Record<string, unknown> = {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens,
-    normalizer: null,
-    pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor: spec.bosPrepend
-      ? {
-        type: "TemplateProcessing",
-        single: [{ SpecialToken: { id: spec.bosPrepend, type_id: 0 } }, {
-          Sequence: { id: "A", type_id: 0 },
-        }],
-        pair: [
-          { SpecialToken: { id: spec.bosPrepend, type_id: 0 } },
-          { Sequence: { id: "A", type_id: 0 } },
-          { SpecialToken: { id: spec.bosPrepend, type_id: 1 } },
-          { Sequence: { id: "B", type_id: 1 } },
-        ],
-        special_tokens: {
-          [spec.bosPrepend]: {
-            id: spec.bosPrepend,
-            ids: [ids.get(spec.bosPrepend)!],
-            tokens: [spec.bosPrepend],
-          },
-        },
-      }
-      : { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: false },
-    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab: bpeVocab,
-      merges: MERGES.map(([a, b]) => [a, b]),
-    },
-  };
-  return { json, size: next, ids };
-}
-
-const LLAMA3_CHAT_TEMPLATE =
-  "{{- bos_token }}{%- for message in messages %}{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}";
 
 // ---------------------------------------------------------------- writing
 
@@ -458,18 +333,20 @@ export async function makeBloomCheckpoint(options: BloomFixtureOptions = {}): Pr
 
 /** A tiny Llama checkpoint (BF16, GQA 4 heads / 2 kv heads, llama3 rope scaling, untied head). */
 export async function makeLlamaCheckpoint(options: LlamaFixtureOptions = {}): Promise<Checkpoint> {
-  const dir = options.dir ?? await Deno.makeTempDir({ prefix: "plumise-llama-" });
+  const dir = options.dir ?? await Deno.makeTempDir({ prefix: `plumise-${options.modelType ?? "llama"}-` });
   const rng = new Rng(options.seed ?? 2);
   const nHead = options.numHeads ?? 4;
   const nKv = options.numKvHeads ?? 2;
   const headDim = options.headDim ?? 16;
-  const H = nHead * headDim;
+  const H = options.hiddenSize ?? nHead * headDim;
+  const QD = nHead * headDim;
   const L = options.numLayers ?? 4;
   const I = options.intermediateSize ?? 96;
   const scale = options.scale ?? 1;
   const tied = options.tieWordEmbeddings ?? false;
   const qwen2 = options.modelType === "qwen2";
-  /** q/k/v biases (always for Qwen2; with attention_bias also on o_proj for Llama). */
+  const qwen3 = options.modelType === "qwen3";
+  /** q/k/v biases (always for Qwen2; with attention_bias also on o_proj for Llama and Qwen3). */
   const bias = qwen2 || (options.attentionBias ?? false);
   const oBias = !qwen2 && bias;
   const specials = [
@@ -479,13 +356,19 @@ export async function makeLlamaCheckpoint(options: LlamaFixtureOptions = {}): Pr
     "<|end_header_id|>",
     "<|eot_id|>",
   ];
-  const tok = buildTokenizer({ specialsFirst: false, specials, bosPrepend: "<|begin_of_text|>" });
-  const vocab = Math.ceil(tok.size / 16) * 16;
-  const bos = tok.ids.get("<|begin_of_text|>")!;
-  const eos = tok.ids.get("<|end_of_text|>")!;
-  const eot = tok.ids.get("<|eot_id|>")!;
+  const llamaTok = qwen3 ? undefined : buildTokenizer({
+    specialsFirst: false,
+    specials,
+    bosPrepend: "<|begin_of_text|>",
+  });
+  const qwenTok = qwen3 ? qwenTokenizerFiles() : undefined;
+  const vocab = Math.ceil((llamaTok ?? qwenTok)!.size / 16) * 16;
+  const id = (t: string) => (llamaTok ?? qwenTok)!.ids.get(t)!;
+  const bos = qwen3 ? id("<|endoftext|>") : id("<|begin_of_text|>");
+  const eos = qwen3 ? id("<|im_end|>") : id("<|end_of_text|>");
+  const eot = qwen3 ? id("<|endoftext|>") : id("<|eot_id|>");
   const config: Record<string, unknown> = {
-    architectures: ["LlamaForCausalLM"],
+    architectures: [qwen3 ? "Qwen3ForCausalLM" : "LlamaForCausalLM"],
     model_type: options.modelType ?? "llama",
     vocab_size: vocab,
     hidden_size: H,
@@ -495,25 +378,27 @@ export async function makeLlamaCheckpoint(options: LlamaFixtureOptions = {}): Pr
     num_key_value_heads: nKv,
     head_dim: headDim,
     hidden_act: "silu",
-    max_position_embeddings: 4096,
-    rms_norm_eps: 1e-5,
-    rope_theta: options.ropeTheta ?? 10000,
+    max_position_embeddings: qwen3 ? 40960 : 4096,
+    rms_norm_eps: qwen3 ? 1e-6 : 1e-5,
+    rope_theta: options.ropeTheta ?? (qwen3 ? 1_000_000 : 10000),
     rope_scaling: options.ropeScaling === undefined
-      ? {
+      ? (qwen3 ? null : {
         rope_type: "llama3",
         factor: 4.0,
         low_freq_factor: 1.0,
         high_freq_factor: 4.0,
         original_max_position_embeddings: 32,
-      }
+      })
       : options.ropeScaling,
     ...(qwen2 ? {} : { attention_bias: bias }),
-    mlp_bias: false,
+    ...(qwen3
+      ? { use_sliding_window: false, sliding_window: null, max_window_layers: L }
+      : { mlp_bias: false }),
     tie_word_embeddings: tied,
     bos_token_id: bos,
-    eos_token_id: [eos, eot],
+    eos_token_id: qwen3 ? eos : [eos, eot],
     torch_dtype: "bfloat16",
-    transformers_version: "4.44.0",
+    transformers_version: qwen3 ? "4.51.0" : "4.44.0",
   };
   const t: PendingTensor[] = [];
   const w = (fanIn: number) => scale / Math.sqrt(fanIn);
@@ -528,15 +413,20 @@ export async function makeLlamaCheckpoint(options: LlamaFixtureOptions = {}): Pr
     const add = (n: string, shape: number[], std: number, mean = 0) =>
       t.push({ name: p + n, shape, values: randTensor(rng, shape, std, mean), block: i });
     add("input_layernorm.weight", [H], 0.1, 1);
-    add("self_attn.q_proj.weight", [nHead * headDim, H], w(H));
+    add("self_attn.q_proj.weight", [QD, H], w(H));
     add("self_attn.k_proj.weight", [nKv * headDim, H], w(H));
     add("self_attn.v_proj.weight", [nKv * headDim, H], w(H));
     if (bias) {
-      add("self_attn.q_proj.bias", [nHead * headDim], 0.1);
+      add("self_attn.q_proj.bias", [QD], 0.1);
       add("self_attn.k_proj.bias", [nKv * headDim], 0.1);
       add("self_attn.v_proj.bias", [nKv * headDim], 0.1);
     }
-    add("self_attn.o_proj.weight", [H, nHead * headDim], w(H));
+    if (qwen3) {
+      // far from 1 so that a missing or misplaced q/k norm shows in the parity tests
+      add("self_attn.q_norm.weight", [headDim], 0.5, 1);
+      add("self_attn.k_norm.weight", [headDim], 0.5, 1);
+    }
+    add("self_attn.o_proj.weight", [H, QD], w(QD));
     if (oBias) add("self_attn.o_proj.bias", [H], 0.1);
     add("post_attention_layernorm.weight", [H], 0.1, 1);
     add("mlp.gate_proj.weight", [I, H], w(H));
@@ -552,24 +442,30 @@ export async function makeLlamaCheckpoint(options: LlamaFixtureOptions = {}): Pr
       block: -1,
     });
   }
-  const extra = {
-    "tokenizer.json": tok.json,
-    "tokenizer_config.json": {
-      bos_token: "<|begin_of_text|>",
-      eos_token: "<|eot_id|>",
-      clean_up_tokenization_spaces: true,
-      model_max_length: 131072,
-      tokenizer_class: "PreTrainedTokenizerFast",
-      chat_template: LLAMA3_CHAT_TEMPLATE,
-    },
-    "generation_config.json": {
-      bos_token_id: bos,
-      eos_token_id: [eos, eot],
-      do_sample: true,
-      temperature: 0.6,
-      top_p: 0.9,
-    },
-  };
+  const extra = qwenTok
+    ? {
+      "tokenizer.json": qwenTok.tokenizerJson,
+      "tokenizer_config.json": qwenTok.tokenizerConfig,
+      "generation_config.json": qwenTok.generationConfig,
+    }
+    : {
+      "tokenizer.json": llamaTok!.json,
+      "tokenizer_config.json": {
+        bos_token: "<|begin_of_text|>",
+        eos_token: "<|eot_id|>",
+        clean_up_tokenization_spaces: true,
+        model_max_length: 131072,
+        tokenizer_class: "PreTrainedTokenizerFast",
+        chat_template: LLAMA3_CHAT_TEMPLATE,
+      },
+      "generation_config.json": {
+        bos_token_id: bos,
+        eos_token_id: [eos, eot],
+        do_sample: true,
+        temperature: 0.6,
+        top_p: 0.9,
+      },
+    };
   return await writeCheckpoint(
     dir,
     config,
@@ -580,4 +476,26 @@ export async function makeLlamaCheckpoint(options: LlamaFixtureOptions = {}): Pr
     extra,
     (i) => `model.layers.${i}.`,
   );
+}
+
+// ---------------------------------------------------------------- Qwen3
+
+export type Qwen3FixtureOptions = Omit<LlamaFixtureOptions, "modelType">;
+
+/**
+ * A tiny Qwen3 checkpoint (qwen3-32b's layout: BF16, q/k norms, GQA, rope_theta 1e6, no rope
+ * scaling, Qwen's tokenizer and chat template). By default hidden 48 with 4 query heads and 2 KV
+ * heads of head_dim 16 (so head_dim ≠ hidden / heads, as in Qwen3-0.6B), untied, 2 shards.
+ */
+export function makeQwen3Checkpoint(options: Qwen3FixtureOptions = {}): Promise<Checkpoint> {
+  return makeLlamaCheckpoint({
+    seed: 3,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 16,
+    hiddenSize: 48,
+    intermediateSize: 80,
+    ...options,
+    modelType: "qwen3",
+  });
 }

@@ -1,7 +1,7 @@
 /**
- * An independent float64 reference of the BLOOM and Llama block math and heads, written plainly
- * from the transformers source (no ONNX, no runtime code), for the parity tests. It reads the raw
- * config.json fields itself and takes the fixture's exact tensors.
+ * An independent float64 reference of the BLOOM and Llama-family (Qwen2, Qwen3) block math and
+ * heads, written plainly from the transformers source (no ONNX, no runtime code), for the parity
+ * tests. It reads the raw config.json fields itself and takes the fixture's exact tensors.
  * Sequences always start at position 0 (full-sequence computation).
  * @module
  */
@@ -139,7 +139,7 @@ export function bloomBlock(ck: Checkpoint, layer: number, x: Seq): Seq {
 /** RoPE inverse frequencies, written from transformers' _compute_default / linear / llama3 rope parameters. */
 export function referenceInvFreq(config: Record<string, unknown>): number[] {
   const H = config.hidden_size as number, n = config.num_attention_heads as number;
-  const d = (config.head_dim as number | undefined) ?? H / n;
+  const d = (config.head_dim as number | undefined) ?? (config.model_type === "qwen3" ? 128 : H / n);
   const base = (config.rope_theta as number | undefined) ?? 10000;
   let inv: number[] = [];
   for (let i = 0; i < d; i += 2) inv.push(1 / base ** (i / d));
@@ -164,19 +164,26 @@ export function referenceInvFreq(config: Record<string, unknown>): number[] {
   return inv;
 }
 
-/** Llama block `layer` over a full sequence (GQA via repeat_kv, rotate_half RoPE). */
+/**
+ * Llama-family block `layer` over a full sequence (GQA via repeat_kv, rotate_half RoPE; Qwen2's
+ * q/k/v biases; Qwen3's per-head q/k RMSNorm before RoPE).
+ */
 export function llamaBlock(ck: Checkpoint, layer: number, x: Seq): Seq {
   const c = ck.config as Record<string, unknown>;
   const H = c.hidden_size as number, n = c.num_attention_heads as number;
   const nkv = (c.num_key_value_heads as number | undefined) ?? n;
-  const d = (c.head_dim as number | undefined) ?? H / n;
+  const d = (c.head_dim as number | undefined) ?? (c.model_type === "qwen3" ? 128 : H / n);
   const I = c.intermediate_size as number, eps = c.rms_norm_eps as number;
+  const qwen3 = c.model_type === "qwen3";
   const bias = c.attention_bias === true || c.model_type === "qwen2";
   const oBias = c.attention_bias === true && c.model_type !== "qwen2";
   const p = ck.blockPrefix(layer);
   const T = (s: string) => tensor(ck, p + s);
   const B = (s: string) => bias ? tensor(ck, p + s) : undefined;
   const inv = referenceInvFreq(c);
+  // Qwen3Attention: q_norm / k_norm, an RMSNorm over head_dim of each head, before RoPE.
+  const headNorm = (vec: number[], which: "q" | "k") =>
+    qwen3 ? rmsNorm(vec, T(`self_attn.${which}_norm.weight`), eps) : vec;
   const ropeAt = (vec: number[], pos: number) => {
     const out = vec.slice();
     for (let i = 0; i < d / 2; i++) {
@@ -196,8 +203,8 @@ export function llamaBlock(ck: Checkpoint, layer: number, x: Seq): Seq {
     const attn = rows.map(() => new Array<number>(n * d).fill(0));
     for (let h = 0; h < n; h++) {
       const kh = Math.floor(h / (n / nkv));
-      const qh = q.map((r, i) => ropeAt(r.slice(h * d, h * d + d), i));
-      const khs = k.map((r, i) => ropeAt(r.slice(kh * d, kh * d + d), i));
+      const qh = q.map((r, i) => ropeAt(headNorm(r.slice(h * d, h * d + d), "q"), i));
+      const khs = k.map((r, i) => ropeAt(headNorm(r.slice(kh * d, kh * d + d), "k"), i));
       const vh = v.map((r) => r.slice(kh * d, kh * d + d));
       for (let i = 0; i < L; i++) {
         const scores: number[] = [];

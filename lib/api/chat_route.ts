@@ -23,7 +23,7 @@ export function chatRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
     try {
       await d.generator.prepare?.(signal);
       const info = d.generator.info();
-      const prompt = renderChatPrompt(req.messages, info);
+      const prompt = renderChatPrompt(req.messages, info, req.templateKwargs);
       const params = fitContext(d.generator, prompt, req.params, "max_tokens", d.log);
       const promptTokens = d.generator.countTokens(prompt);
       const id = `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`;

@@ -1,5 +1,6 @@
 /**
- * `POST /api/v1/generate` (PLUMISE-WIRE §3, the gateway's route): `{inputs, parameters, stream}` →
+ * `POST /api/v1/generate` (PLUMISE-WIRE §3, the gateway's route): `{inputs, parameters, stream}`
+ * (the gateway's chat turns in `messages` are rendered with the chat template when it has one) →
  * `{generated_text, num_tokens, latency_ms}`, or Server-Sent Events `data: {"token": …}` …
  * `data: [DONE]` (`data: {"error": …, "code": …}` when it fails after the first token).
  * @module
@@ -9,6 +10,7 @@ import { failure, streamErrorEvent } from "./api_errors.ts";
 import { completeRun, firstPiece, fitContext, startRun } from "./generation_run.ts";
 import { parseGenerateRequest } from "./parse_generate_request.ts";
 import { readJsonBody } from "./read_json_body.ts";
+import { renderChatPrompt } from "./render_chat_prompt.ts";
 import { sseStream } from "./sse_stream.ts";
 
 export function generateRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
@@ -20,8 +22,13 @@ export function generateRoute(d: RouteDeps): (c: ApiContext) => Promise<Response
     const { signal, release } = slot;
     try {
       await d.generator.prepare?.(signal);
-      const params = fitContext(d.generator, req.inputs, req.params, "parameters.max_new_tokens", d.log);
-      const run = startRun(d.generator, req.inputs, params, req.stop, signal);
+      // The gateway's chat turns go through the model's own chat template when it has one.
+      const info = d.generator.info();
+      const prompt = req.messages && (info.chatTemplate || req.inputs === undefined)
+        ? renderChatPrompt(req.messages, info)
+        : req.inputs!;
+      const params = fitContext(d.generator, prompt, req.params, "parameters.max_new_tokens", d.log);
+      const run = startRun(d.generator, prompt, params, req.stop, signal);
       if (!req.stream) {
         await completeRun(run, release);
         countTokens(d.metrics, run.state.tokens);

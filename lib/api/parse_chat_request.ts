@@ -1,7 +1,8 @@
 /**
  * Parses and validates an OpenAI `POST /v1/chat/completions` body:
  * `{model?, messages, max_tokens | max_completion_tokens, temperature, top_p, stop, stream,
- * stream_options: {include_usage}, n, repetition_penalty (extension)}`. Unknown fields are ignored.
+ * stream_options: {include_usage}, n, repetition_penalty and chat_template_kwargs (extensions, as
+ * vLLM names them: e.g. `{"enable_thinking": false}` for Qwen3)}`. Unknown fields are ignored.
  * OpenAI's defaults apply (temperature 1, top_p 1, no repetition penalty); the token cap is
  * PLUMISE-WIRE §3's 1..4096 (default 128 here too).
  * @module
@@ -19,6 +20,8 @@ export interface ChatRequest {
   readonly stream: boolean;
   /** `stream_options.include_usage`: send a usage chunk before `[DONE]`. */
   readonly includeUsage: boolean;
+  /** Extra variables for the chat template (`chat_template_kwargs`), e.g. `enable_thinking`. */
+  readonly templateKwargs?: Readonly<Record<string, string | number | boolean | null>>;
 }
 
 export const CHAT_DEFAULTS: GenerationParams = Object.freeze({
@@ -31,6 +34,10 @@ export const CHAT_DEFAULTS: GenerationParams = Object.freeze({
 
 const ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
 const MAX_MESSAGES = 1024;
+const MAX_TEMPLATE_KWARGS = 16;
+const TEMPLATE_KWARG_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+/** Template variables the API sets itself. */
+const RESERVED_KWARGS = new Set(["messages", "add_generation_prompt"]);
 
 export function parseChatRequest(body: Record<string, unknown>): ChatRequest {
   const model = body.model;
@@ -68,10 +75,39 @@ export function parseChatRequest(body: Record<string, unknown>): ChatRequest {
       (so as Record<string, unknown> | undefined)?.include_usage,
       false,
     ),
+    templateKwargs: parseTemplateKwargs(body.chat_template_kwargs),
   };
 }
 
-function parseMessages(value: unknown): ChatMessage[] {
+/** `chat_template_kwargs`: a few named scalars (strings, numbers, booleans, null). */
+function parseTemplateKwargs(value: unknown): Record<string, string | number | boolean | null> | undefined {
+  if (value === undefined || value === null) return undefined;
+  const field = "chat_template_kwargs";
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw invalid(field, "an object", value, 'e.g. {"enable_thinking": false}');
+  }
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length > MAX_TEMPLATE_KWARGS) {
+    throw invalid(field, `an object of at most ${MAX_TEMPLATE_KWARGS} entries`, value);
+  }
+  for (const [k, v] of entries) {
+    if (!TEMPLATE_KWARG_NAME.test(k) || RESERVED_KWARGS.has(k)) {
+      throw invalid(
+        `${field} key ${JSON.stringify(k)}`,
+        "an identifier other than messages and add_generation_prompt",
+        k,
+        'e.g. {"enable_thinking": false}',
+      );
+    }
+    if (!(v === null || ["string", "number", "boolean"].includes(typeof v))) {
+      throw invalid(`${field}.${k}`, "a string, number, boolean or null", v);
+    }
+  }
+  return Object.fromEntries(entries) as Record<string, string | number | boolean | null>;
+}
+
+/** Validates OpenAI-style chat messages (also the gateway's `messages` beside `inputs`). */
+export function parseMessages(value: unknown): ChatMessage[] {
   if (!Array.isArray(value) || value.length === 0 || value.length > MAX_MESSAGES) {
     throw new ApiError(
       400,

@@ -1,15 +1,22 @@
 /**
  * Parses and validates the gateway's `POST /api/v1/generate` body (PLUMISE-WIRE §3):
- * `{inputs, parameters?: {max_new_tokens, temperature, top_p, repetition_penalty, do_sample, stop}, stream?}`.
- * Unknown fields (the gateway sends `messages`) are ignored.
+ * `{inputs, parameters?: {max_new_tokens, temperature, top_p, repetition_penalty, do_sample, stop}, stream?}`,
+ * plus the chat turns the gateway sends beside `inputs` (`messages`): when they are valid chat
+ * messages the API renders them with the model's chat template (else `inputs`, the gateway's own
+ * rendering, is the prompt; malformed `messages` next to `inputs` are ignored, as before).
+ * Other unknown fields are ignored.
  * @module
  */
 import { ApiError } from "../errors.ts";
 import { booleanOr, integerIn, invalid, MAX_NEW_TOKENS_LIMIT, numberIn, show, stopList } from "./_params.ts";
-import type { GenerationParams } from "./types.ts";
+import { parseMessages } from "./parse_chat_request.ts";
+import type { ChatMessage, GenerationParams } from "./types.ts";
 
 export interface GenerateRequest {
-  readonly inputs: string;
+  /** The prompt text; absent only when valid `messages` were sent instead. */
+  readonly inputs?: string;
+  /** The gateway's chat turns, when valid. */
+  readonly messages?: readonly ChatMessage[];
   readonly params: GenerationParams;
   /** Stop strings (not part of the output). */
   readonly stop: readonly string[];
@@ -27,9 +34,18 @@ export const GENERATE_DEFAULTS: GenerationParams = Object.freeze({
 
 export function parseGenerateRequest(body: Record<string, unknown>): GenerateRequest {
   const inputs = body.inputs;
-  if (typeof inputs !== "string" || inputs.length === 0) {
+  const hasInputs = typeof inputs === "string" && inputs.length > 0;
+  let messages: ChatMessage[] | undefined;
+  if (body.messages !== undefined && body.messages !== null) {
+    try {
+      messages = parseMessages(body.messages);
+    } catch (err) {
+      if (!hasInputs) throw err;
+    }
+  }
+  if (!hasInputs && !messages) {
     throw new ApiError(400, "INVALID_PARAMETER", `inputs must be a non-empty string, got ${show(inputs)}`, {
-      hint: 'send {"inputs": "your prompt", "parameters": {...}}',
+      hint: 'send {"inputs": "your prompt", "parameters": {...}} (or chat turns in "messages")',
       details: { param: "inputs" },
     });
   }
@@ -59,7 +75,8 @@ export function parseGenerateRequest(body: Record<string, unknown>): GenerateReq
     doSample: booleanOr("parameters.do_sample", q.do_sample, d.doSample),
   };
   return {
-    inputs,
+    ...(hasInputs ? { inputs } : {}),
+    ...(messages ? { messages } : {}),
     params,
     stop: stopList("parameters.stop", q.stop),
     stream: booleanOr("stream", body.stream, false),

@@ -3,8 +3,12 @@ import { ApiError } from "../errors.ts";
 import { GENERATE_DEFAULTS, parseGenerateRequest } from "./parse_generate_request.ts";
 
 Deno.test("parseGenerateRequest applies PLUMISE-WIRE §3 defaults and ignores unknown fields", () => {
-  const r = parseGenerateRequest({ inputs: "Hi", messages: [{ role: "user" }], extra: 1 });
+  const r = parseGenerateRequest({ inputs: "Hi", messages: [{ role: "wizard" }], extra: 1 });
   assert.deepEqual(r, { inputs: "Hi", params: GENERATE_DEFAULTS, stop: [], stream: false });
+  // valid chat turns beside inputs are kept (the API renders them with the chat template)
+  const m = parseGenerateRequest({ inputs: "Hi", messages: [{ role: "user" }] });
+  assert.deepEqual(m.messages, [{ role: "user", content: "" }]);
+  assert.equal(parseGenerateRequest({ messages: [{ role: "user", content: "x" }] }).inputs, undefined);
   assert.deepEqual(GENERATE_DEFAULTS, {
     maxNewTokens: 128,
     temperature: 0.7,

@@ -43,8 +43,15 @@ export function plainChatPrompt(messages: readonly ChatMessage[]): string {
   return messages.map((m) => `${label(m.role)}: ${m.content}\n`).join("") + "Assistant:";
 }
 
-/** Renders `messages` into a prompt that asks the model for the assistant's next turn. */
-export function renderChatPrompt(messages: readonly ChatMessage[], source: ChatTemplateSource): string {
+/**
+ * Renders `messages` into a prompt that asks the model for the assistant's next turn.
+ * `templateKwargs` are extra template variables (e.g. Qwen3's `enable_thinking`).
+ */
+export function renderChatPrompt(
+  messages: readonly ChatMessage[],
+  source: ChatTemplateSource,
+  templateKwargs: Readonly<Record<string, unknown>> = {},
+): string {
   if (!source.chatTemplate) return plainChatPrompt(messages);
   const template = compile(source.chatTemplate);
   const tokens = source.specialTokens ?? {};
@@ -55,6 +62,7 @@ export function renderChatPrompt(messages: readonly ChatMessage[], source: ChatT
       unk_token: "",
       pad_token: "",
       ...tokens,
+      ...templateKwargs,
       messages: messages.map((m) => ({ ...m })),
       add_generation_prompt: true,
     });

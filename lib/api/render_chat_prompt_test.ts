@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ApiError } from "../errors.ts";
 import { plainChatPrompt, renderChatPrompt } from "./render_chat_prompt.ts";
+import { QWEN3_CHAT_TEMPLATE } from "../../tests/helpers/tokenizer_fixture.ts";
 
 const msgs = [
   { role: "system", content: "Be nice." },
@@ -57,4 +58,43 @@ Deno.test("a template that does not parse is a 500 naming the checkpoint's templ
   assert.ok(err instanceof ApiError);
   assert.equal(err.status, 500);
   assert.equal(err.code, "CHAT_TEMPLATE_INVALID");
+});
+
+Deno.test("Qwen3's published template: ChatML turns, earlier thinking dropped, enable_thinking, tools", () => {
+  const chatTemplate = QWEN3_CHAT_TEMPLATE;
+  assert.equal(
+    renderChatPrompt([{ role: "user", content: "Hi" }], { chatTemplate }),
+    "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+  );
+  const turns = [
+    { role: "system", content: "Be brief." },
+    { role: "user", content: "Hi" },
+    { role: "assistant", content: "<think>\nThe user greets me.\n</think>\n\nHello!" },
+    { role: "user", content: "2+2?" },
+  ];
+  // an earlier assistant turn keeps its answer only (its <think> block is dropped)
+  assert.equal(
+    renderChatPrompt(turns, { chatTemplate }),
+    "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n" +
+      "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n",
+  );
+  // enable_thinking: false pre-fills an empty thinking block; true (or absent) lets the model think
+  assert.equal(
+    renderChatPrompt(turns.slice(3), { chatTemplate }, { enable_thinking: false }),
+    "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
+  );
+  assert.equal(
+    renderChatPrompt(turns.slice(3), { chatTemplate }, { enable_thinking: true }),
+    renderChatPrompt(turns.slice(3), { chatTemplate }),
+  );
+  // tool results are wrapped in <tool_response> inside a user turn
+  assert.equal(
+    renderChatPrompt([
+      { role: "user", content: "Weather?" },
+      { role: "assistant", content: "Let me look." },
+      { role: "tool", content: "sunny" },
+    ], { chatTemplate }),
+    "<|im_start|>user\nWeather?<|im_end|>\n<|im_start|>assistant\nLet me look.<|im_end|>\n" +
+      "<|im_start|>user\n<tool_response>\nsunny\n</tool_response><|im_end|>\n<|im_start|>assistant\n",
+  );
 });

@@ -86,6 +86,30 @@ Deno.test("cli: config --json reports each value's source (flag, env, .env, tier
   }
 });
 
+Deno.test("cli: config --tier network: qwen/qwen3-32b at int8, as many blocks as this machine's memory holds", async () => {
+  const r = await runPlumise(["config", "--json", "--tier", "network"]);
+  if (r.code === 2) {
+    // a machine with under ~1.5 GiB available cannot hold one block; the refusal says so
+    assert.match(r.stderr, /--tier=network: not one block of qwen\/qwen3-32b/);
+    return;
+  }
+  assert.equal(r.code, 0, r.stderr);
+  const { config, tierReason } = JSON.parse(r.stdout);
+  assert.deepEqual(config.tier, { value: "network", source: "flag" });
+  assert.deepEqual(config.model, { value: "qwen/qwen3-32b", source: "tier" });
+  assert.deepEqual(config.weights, { value: "int8", source: "tier" });
+  assert.equal(config.numBlocks.source, "auto");
+  assert.ok(config.numBlocks.value >= 1 && config.numBlocks.value <= 64, String(config.numBlocks.value));
+  assert.match(
+    tierReason,
+    new RegExp(`^tier network: ${config.numBlocks.value} of qwen/qwen3-32b's 64 blocks`),
+  );
+  const text = await runPlumise(["config", "--tier", "network", "--num-blocks", "3"]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^MODEL_NAME\s+qwen\/qwen3-32b\s+\(tier\)$/m);
+  assert.match(text.stdout, /^NUM_BLOCKS\s+3\s+\(flag\)$/m);
+});
+
 Deno.test("cli: bad flag → exit 2 with a message; bad values → exit 2 listing every problem", async () => {
   const unknown = await runPlumise(["serve", "--no-such-flag"]);
   assert.equal(unknown.code, 2);

@@ -5,7 +5,7 @@
  */
 import { ConfigError, registerSecret } from "../errors.ts";
 import { type DefaultContext, type KeySpec, SCHEMA } from "./schema.ts";
-import { chooseAutoTier, describeBytes, TIER_NAMES, TIERS } from "./tiers.ts";
+import { chooseAutoTier, describeBytes, sizeTierFromMemory, TIER_NAMES, TIERS } from "./tiers.ts";
 import type { Config, ConfigSource, ResolvedConfig, TierName } from "./types.ts";
 import { parseCpuList } from "../util/cpu_list.ts";
 import { redactUrl, registerUrlSecrets } from "../util/secret_url.ts";
@@ -238,9 +238,12 @@ export function resolveConfig(input: ResolveInput = {}): ResolvedConfig {
   // 2. tier defaults (auto: choose by memory)
   let tierReason: string | undefined;
   let tierName: TierName | undefined;
+  /** The block count a tier sized from memory chose (when NUM_BLOCKS does not say). */
+  let sizedBlocks: number | undefined;
+  const avail = input.system?.availableMemoryBytes;
+  const availKnown = avail !== undefined && Number.isFinite(avail) && avail > 0;
   if (values.tier === "auto") {
-    const avail = input.system?.availableMemoryBytes;
-    if (avail === undefined || !Number.isFinite(avail) || avail <= 0) {
+    if (!availKnown) {
       problems.push("--tier=auto: the available memory could not be read; choose a tier by name");
     } else {
       const choice = chooseAutoTier(avail, values.numBlocks as number | undefined);
@@ -255,22 +258,43 @@ export function resolveConfig(input: ResolveInput = {}): ResolvedConfig {
         tierReason = choice.reason;
         values.tier = choice.tier;
         sources.tier = "auto";
+        if (TIERS[choice.tier].sizedFromMemory) sizedBlocks = choice.numBlocks;
       }
     }
   } else if (typeof values.tier === "string") {
     tierName = values.tier as TierName;
+    const t = TIER_NAMES.includes(tierName) ? TIERS[tierName] : undefined;
+    if (t?.sizedFromMemory && !raws.has("numBlocks") && !raws.has("blockIndices")) {
+      const sized = availKnown ? sizeTierFromMemory(t, avail) : undefined;
+      if (!availKnown) {
+        problems.push(
+          `--tier=${t.name}: its blocks are sized from the available memory, which could not be read; set NUM_BLOCKS`,
+        );
+      } else if (!sized) {
+        problems.push(
+          `--tier=${t.name}: not one block of ${t.model} (${
+            describeBytes(t.perBlockBytes)
+          } at ${t.weights}) fits in ${
+            describeBytes(avail)
+          } available memory; free memory, or choose a smaller tier (lite, standard)`,
+        );
+      } else {
+        sizedBlocks = sized.numBlocks;
+        tierReason = sized.reason;
+      }
+    }
   }
   if (tierName && TIER_NAMES.includes(tierName)) {
     const t = TIERS[tierName];
     const tierValues: Partial<Record<keyof Config, unknown>> = {
       model: t.model,
-      numBlocks: t.numBlocks,
+      numBlocks: sizedBlocks ?? t.numBlocks,
       weights: t.weights,
     };
     for (const [k, v] of Object.entries(tierValues) as Array<[keyof Config, unknown]>) {
       if (!(k in values) && !raws.has(k)) {
         values[k] = v;
-        sources[k] = "tier";
+        sources[k] = k === "numBlocks" && sizedBlocks !== undefined ? "auto" : "tier";
       }
     }
   }

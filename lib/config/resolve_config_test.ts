@@ -147,7 +147,11 @@ const BAD_CASES: Array<[string, Parameters<typeof resolveConfig>[0], string]> = 
     "CLAIM_THRESHOLD_WEI=1.5: must be a whole number of wei ≥ 0",
   ],
   ["bool", { env: { VERIFY_ON_CHAIN: "maybe" } }, "VERIFY_ON_CHAIN=maybe: must be true or false"],
-  ["tier", { flags: { tier: "mega" } }, "--tier=mega: must be one of lite, standard, pro, ultra, auto"],
+  [
+    "tier",
+    { flags: { tier: "mega" } },
+    "--tier=mega: must be one of lite, standard, pro, ultra, network, auto",
+  ],
   ["weights", { env: { WEIGHTS: "int3" } }, "WEIGHTS=int3: must be one of fp32, int8"],
   ["device", { env: { DEVICE: "tpu" } }, "DEVICE=tpu: must be one of auto, cpu, cuda"],
   ["span syntax", { flags: { blockIndices: "3-5" } }, "--block-indices=3-5: must be a:b with whole numbers"],
@@ -268,9 +272,21 @@ Deno.test("tier auto chooses by available memory and says why", () => {
   assert.equal(mid.config.tier, "pro");
   assert.equal(mid.config.model, "meta-llama/Llama-3.1-8B");
 
-  const big = resolveConfig({ tier: "auto", system: { availableMemoryBytes: 64 * GiB } });
+  const big = resolveConfig({ tier: "auto", system: { availableMemoryBytes: 15 * GiB } });
   assert.equal(big.config.tier, "ultra");
-  assert.doesNotMatch(big.tierReason!, /would need/);
+  assert.match(big.tierReason!, /network would need/);
+
+  // from 16 GiB the network's own model: as many of qwen/qwen3-32b's blocks as fit
+  const network = resolveConfig({ tier: "auto", system: { availableMemoryBytes: 20 * GiB } });
+  assert.equal(network.config.tier, "network");
+  assert.equal(network.config.model, "qwen/qwen3-32b");
+  assert.equal(network.config.weights, "int8");
+  assert.equal(network.config.numBlocks, 20);
+  assert.equal(network.sources.numBlocks, "auto");
+  assert.match(network.tierReason!, /auto chose tier network \(qwen\/qwen3-32b, 20 of 64 blocks × 581 MiB/);
+  assert.doesNotMatch(network.tierReason!, /would need/);
+  const huge = resolveConfig({ tier: "auto", system: { availableMemoryBytes: 256 * GiB } });
+  assert.equal(huge.config.numBlocks, 64, "never more than the model has");
 
   const tiny = configError(() =>
     resolveConfig({ tier: "auto", system: { availableMemoryBytes: 100 * 1024 * 1024 } })
@@ -278,6 +294,31 @@ Deno.test("tier auto chooses by available memory and says why", () => {
   assert.match(tiny.message, /not even tier lite fits in 100 MiB/);
   const unknown = configError(() => resolveConfig({ tier: "auto" }));
   assert.match(unknown.message, /available memory could not be read/);
+});
+
+Deno.test("tier network: qwen/qwen3-32b at int8, blocks sized from the available memory, NUM_BLOCKS wins", () => {
+  const r = resolveConfig({ tier: "network", system: { availableMemoryBytes: 8 * GiB } });
+  assert.equal(r.config.tier, "network");
+  assert.equal(r.config.model, "qwen/qwen3-32b");
+  assert.equal(r.config.weights, "int8");
+  // 60% of 8 GiB = 4.8 GiB, less 300 MiB, over 581 MiB per int8 block
+  assert.equal(r.config.numBlocks, 7);
+  assert.equal(r.sources.numBlocks, "auto");
+  assert.equal(r.sources.model, "tier");
+  assert.match(r.tierReason!, /^tier network: 7 of qwen\/qwen3-32b's 64 blocks \(581 MiB each at int8/);
+  const pinned = resolveConfig({ tier: "network", env: { NUM_BLOCKS: "3" } });
+  assert.equal(pinned.config.numBlocks, 3);
+  assert.equal(pinned.sources.numBlocks, "env");
+  const span = resolveConfig({ tier: "network", flags: { blockIndices: "60:64" } });
+  assert.equal(span.config.numBlocks, 4);
+  assert.match(
+    configError(() => resolveConfig({ tier: "network", system: { availableMemoryBytes: 1 * GiB } })).message,
+    /--tier=network: not one block of qwen\/qwen3-32b \(581 MiB at int8\) fits in 1\.0 GiB/,
+  );
+  assert.match(
+    configError(() => resolveConfig({ env: { PLUMISE_TIER: "network" } })).message,
+    /--tier=network: its blocks are sized from the available memory, which could not be read; set NUM_BLOCKS/,
+  );
 });
 
 Deno.test("block indices pin the span and set numBlocks", () => {

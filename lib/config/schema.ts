@@ -143,8 +143,9 @@ export const SCHEMA: readonly KeySpec[] = [
     flag: "tier",
     arg: "<tier>",
     type: "enum",
-    choices: ["lite", "standard", "pro", "ultra", "auto"],
-    description: "preset of model, blocks and weights (auto: largest that fits in memory)",
+    choices: ["lite", "standard", "pro", "ultra", "network", "auto"],
+    description:
+      "preset of model, blocks, weights (network: qwen/qwen3-32b, as many blocks as fit; auto: largest that fits)",
   },
   {
     key: "model",

@@ -5,7 +5,7 @@
  */
 
 import type { CpuPinning } from "../util/cpu_list.ts";
-export type TierName = "lite" | "standard" | "pro" | "ultra";
+export type TierName = "lite" | "standard" | "pro" | "ultra" | "network";
 export type WeightFormat = "fp32" | "int8";
 export type LogLevelName = "debug" | "info" | "warn" | "error";
 /** Where a configuration value came from. */

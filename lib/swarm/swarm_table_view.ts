@@ -1,8 +1,9 @@
 /**
  * What `plumise swarm` shows: per model, the servers (peer id, span, state, throughput, cache
- * left, weights, version, wallet, age) and the per-block coverage with the blocks nobody
- * serves. `swarmTableView` builds a JSON-ready object from table entries (pure);
- * `formatSwarmTableView` renders it as lines (ANSI colour only when asked).
+ * left, weights, version, wallet, age) and the per-block coverage with the blocks nobody serves
+ * (runs of equally covered blocks on one line for models of more than 32 blocks).
+ * `swarmTableView` builds a JSON-ready object from table entries (pure); `formatSwarmTableView`
+ * renders it as lines (ANSI colour only when asked).
  * @module
  */
 import type { TableEntry } from "./swarm_table.ts";
@@ -143,21 +144,47 @@ export function formatSwarmTableView(view: SwarmTableView, options: { color?: bo
     ]);
     lines.push(...table([header, ...rows]).map((l, i) => i === 0 ? dim(l) : l));
     if (m.totalBlocks === 0) continue;
-    lines.push("", "coverage (online servers per block; bar = tokens/s):");
+    // Large models (Qwen3-32B has 64 blocks) show runs of equally covered blocks on one line.
+    const runs = coverageRuns(m.coverage, m.totalBlocks > GROUP_ABOVE_BLOCKS);
+    const grouped = runs.length < m.coverage.length;
+    const per = grouped ? "per block, equal neighbours in one line" : "per block";
+    lines.push("", `coverage (online servers ${per}; bar = tokens/s):`);
     const maxTp = Math.max(...m.coverage.map((c) => c.throughput), 1e-9);
     const width = 30;
     const idxW = String(m.totalBlocks - 1).length;
-    for (const c of m.coverage) {
+    for (const { first, last, c } of runs) {
       const n = c.servers === 0 ? 0 : Math.max(1, Math.round((c.throughput / maxTp) * width));
       const bar = "█".repeat(n) + "·".repeat(width - n);
       const joining = c.joining ? ` (+${c.joining} joining)` : "";
-      const text = `  block ${String(c.block).padStart(idxW)} ${bar} ${c.servers} server(s) ${
-        c.throughput.toFixed(1)
-      } tok/s${joining}`;
+      const label = grouped
+        ? `blocks ${(first === last ? `${first}` : `${first}-${last}`).padEnd(2 * idxW + 1)}`
+        : `block ${String(first).padStart(idxW)}`;
+      const text = `  ${label} ${bar} ${c.servers} server(s) ${c.throughput.toFixed(1)} tok/s${joining}`;
       lines.push(c.servers === 0 ? red(`${text}  <- NOT SERVED`) : text);
     }
   }
   return lines;
+}
+
+/** Models with more blocks than this print runs of equally covered blocks as one coverage line. */
+export const GROUP_ABOVE_BLOCKS = 32;
+
+/** Consecutive blocks with the same servers, joining servers and throughput (each its own run unless `group`). */
+function coverageRuns(
+  coverage: readonly BlockCoverage[],
+  group: boolean,
+): Array<{ first: number; last: number; c: BlockCoverage }> {
+  const runs: Array<{ first: number; last: number; c: BlockCoverage }> = [];
+  for (const c of coverage) {
+    const prev = runs.at(-1);
+    if (
+      group && prev && prev.c.servers === c.servers && prev.c.joining === c.joining &&
+      prev.c.throughput === c.throughput
+    ) {
+      prev.last = c.block;
+    } else runs.push({ first: c.block, last: c.block, c });
+  }
+  return runs;
 }
 
 function table(rows: string[][]): string[] {

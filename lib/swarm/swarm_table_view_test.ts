@@ -80,3 +80,22 @@ Deno.test("swarm table view: ranges", () => {
   assert.equal(ranges([0, 1, 2, 5, 7, 8]), "0-2, 5, 7-8");
   assert.equal(ranges([]), "");
 });
+
+Deno.test("swarm table view: a 64-block model prints runs of equally covered blocks on one line", () => {
+  const rec = (peerId: string, start: number, end: number) =>
+    entry(peerId, { model: "qwen/qwen3-32b", start, end, throughput: 10, totalBlocks: 64 });
+  const view = swarmTableView([rec("P1", 0, 24), rec("P2", 16, 40), rec("P3", 44, 64)], { now: NOW });
+  const m = view.models[0];
+  assert.equal(m.coverage.length, 64);
+  assert.deepEqual(m.uncovered, [40, 41, 42, 43]);
+  const lines = formatSwarmTableView(view).filter((l) => /^\s+blocks? /.test(l));
+  assert.deepEqual(lines.map((l) => /^\s+blocks (\d+(?:-\d+)?)/.exec(l)![1]), [
+    "0-15",
+    "16-23",
+    "24-39",
+    "40-43",
+    "44-63",
+  ]);
+  assert.match(lines[1], /█{30} 2 server\(s\) 20\.0 tok\/s$/);
+  assert.match(lines[3], /·{30} 0 server\(s\) 0\.0 tok\/s {2}<- NOT SERVED$/);
+});

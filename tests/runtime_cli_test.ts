@@ -1,7 +1,11 @@
 /** `plumise blocks run` as a subprocess with the binary's permissions, checked against the float64 reference. */
 import assert from "node:assert/strict";
 import { fakeHidden } from "../lib/runtime/fake_backend.ts";
-import { makeBloomCheckpoint, makeLlamaCheckpoint } from "./helpers/checkpoint_fixture.ts";
+import {
+  makeBloomCheckpoint,
+  makeLlamaCheckpoint,
+  makeQwen3Checkpoint,
+} from "./helpers/checkpoint_fixture.ts";
 import { runPlumise } from "./helpers/cli.ts";
 import {
   maxAbsDiff,
@@ -94,26 +98,30 @@ Deno.test("cli: blocks run --steps runs incrementally through the cache and matc
   assert.match(wrong.stderr, /hidden size 8 does not match the model's hidden size 64/);
 });
 
-Deno.test("cli: blocks run --input-ids runs head + all blocks and writes the last logits", async () => {
-  const ck = await makeBloomCheckpoint({ numLayers: 2 });
-  const dir = await Deno.makeTempDir();
-  const r = await runPlumise([
-    "blocks",
-    "run",
-    "--model",
-    ck.dir,
-    "--input-ids",
-    "5,17,260,33",
-    "--weights",
-    "fp32",
-  ], { env: { HF_HOME: dir } });
-  assert.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { logits: number[][] };
-  const hidden = referenceSpan(ck, 0, 2, referenceEmbed(ck, [[5, 17, 260, 33]]));
-  const ref = referenceLogits(ck, [hidden[0][3]]);
-  assert.equal(out.logits[0].length, ck.config.vocab_size);
-  assert.ok(maxAbsDiff(out.logits[0], ref[0]) <= 1e-4);
-});
+for (const family of ["bloom", "qwen3"] as const) {
+  Deno.test(`cli: blocks run --input-ids runs head + all blocks and writes the last logits (${family})`, async () => {
+    const ck = family === "bloom"
+      ? await makeBloomCheckpoint({ numLayers: 2 })
+      : await makeQwen3Checkpoint({ numLayers: 2 });
+    const dir = await Deno.makeTempDir();
+    const r = await runPlumise([
+      "blocks",
+      "run",
+      "--model",
+      ck.dir,
+      "--input-ids",
+      "5,17,260,33",
+      "--weights",
+      "fp32",
+    ], { env: { HF_HOME: dir } });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { logits: number[][] };
+    const hidden = referenceSpan(ck, 0, 2, referenceEmbed(ck, [[5, 17, 260, 33]]));
+    const ref = referenceLogits(ck, [hidden[0][3]]);
+    assert.equal(out.logits[0].length, ck.config.vocab_size);
+    assert.ok(maxAbsDiff(out.logits[0], ref[0]) <= 1e-4);
+  });
+}
 
 Deno.test("cli: bench measures a span, caches what serve announces, and refuses a span past the model", async () => {
   const ck = await makeBloomCheckpoint({ numLayers: 3 });

@@ -19,7 +19,7 @@ import type { DirectOffer, WireDType } from "../wire/mod.ts";
 
 export type { WeightFormat };
 
-/** Model families the runtime can build blocks for (Mistral/Qwen2-style configs run as "llama"). */
+/** Model families the runtime can build blocks for (Mistral, Qwen2 and Qwen3 configs run as "llama"). */
 export type ModelType = "bloom" | "llama";
 
 /** Stable error codes raised by every `BlockRuntime` / `ClientHead` implementation. */

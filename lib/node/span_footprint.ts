@@ -14,6 +14,8 @@ export interface BlockShape {
   intermediateSize: number;
   /** numKvHeads × headDim. */
   kvDim: number;
+  /** numHeads × headDim: the hidden size except where head_dim is explicit (Qwen3-32B: 8192). */
+  qDim?: number;
   /** Gated MLP (Llama family: gate, up, down). */
   gated: boolean;
   numLayers: number;
@@ -34,9 +36,9 @@ export interface SpanFootprint {
 
 /** Parameters of one block (attention q, o + k, v; MLP 2 or 3 matrices). */
 export function blockParams(
-  s: Pick<BlockShape, "hiddenSize" | "intermediateSize" | "kvDim" | "gated">,
+  s: Pick<BlockShape, "hiddenSize" | "intermediateSize" | "kvDim" | "gated" | "qDim">,
 ): number {
-  const attn = s.hiddenSize * s.hiddenSize * 2 + s.hiddenSize * s.kvDim * 2;
+  const attn = s.hiddenSize * (s.qDim ?? s.hiddenSize) * 2 + s.hiddenSize * s.kvDim * 2;
   return attn + s.hiddenSize * s.intermediateSize * (s.gated ? 3 : 2);
 }
 
@@ -80,11 +82,13 @@ export function blockShapeOf(raw: Record<string, unknown>): BlockShape | undefin
   }
   const inter = n("intermediate_size");
   if (!inter) return undefined;
-  const headDim = n("head_dim") ?? hidden / heads;
+  // transformers' Qwen3Config defaults head_dim to 128; the others derive it from the hidden size
+  const headDim = n("head_dim") ?? (raw.model_type === "qwen3" ? 128 : hidden / heads);
   return {
     hiddenSize: hidden,
     intermediateSize: inter,
     kvDim: (n("num_key_value_heads") ?? heads) * headDim,
+    qDim: heads * headDim,
     gated: true,
     numLayers: layers,
     vocabSize: vocab,

@@ -22,14 +22,37 @@ const LLAMA_8B = {
   tie_word_embeddings: false,
 };
 
+/** qwen/qwen3-32b: 64 query heads of 128 on a hidden size of 5120 (the q projection is not square). */
+const QWEN3_32B = {
+  model_type: "qwen3",
+  hidden_size: 5120,
+  intermediate_size: 25600,
+  num_hidden_layers: 64,
+  num_attention_heads: 64,
+  num_key_value_heads: 8,
+  head_dim: 128,
+  vocab_size: 151936,
+  torch_dtype: "bfloat16",
+  tie_word_embeddings: false,
+};
+
 Deno.test("span footprint: int8 memory per block agrees with the tier table", () => {
-  for (const [raw, tier] of [[BLOOM_560M, TIERS.lite], [LLAMA_8B, TIERS.pro]] as const) {
+  for (
+    const [raw, tier] of [[BLOOM_560M, TIERS.lite], [LLAMA_8B, TIERS.pro], [
+      QWEN3_32B,
+      TIERS.network,
+    ]] as const
+  ) {
     const shape = blockShapeOf(raw)!;
     const one = spanFootprint(shape, 1, "int8");
     assert.equal(one.memoryBytes - BASE_PROCESS_BYTES, tier.perBlockBytes);
     assert.ok(spanFootprint(shape, 1, "fp32").memoryBytes > 3 * one.memoryBytes - 3 * BASE_PROCESS_BYTES);
   }
   assert.equal(tierOfModel("bigscience/bloom-560m")?.name, "lite");
+  assert.equal(tierOfModel("qwen/qwen3-32b")?.name, "network");
+  // Qwen3-32B on disk: 64 blocks of 487.6M BF16 weights plus untied embeddings, about 65.5 GB
+  const q = spanFootprint(blockShapeOf(QWEN3_32B)!, 1, "int8");
+  assert.ok(q.checkpointFileBytes > 65e9 && q.checkpointFileBytes < 66e9, String(q.checkpointFileBytes));
 });
 
 Deno.test("span footprint: disk is the checkpoint's dtype; the whole bloom-560m is about 1.1 GB", () => {

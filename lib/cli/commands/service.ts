@@ -62,7 +62,10 @@ export function registerService(program: Command, ctx: CommandContext): void {
       "write the unit and env file (mode 0600), enable and start the node; again to upgrade in place",
     )
     .option("--binary <path>", "the plumise binary the service runs (default: this binary)")
-    .option("--tier <tier>", "tier the service serves (lite, standard, pro, ultra, auto) [env PLUMISE_TIER]")
+    .option(
+      "--tier <tier>",
+      "tier the service serves (lite, standard, pro, ultra, network, auto) [env PLUMISE_TIER]",
+    )
     .option(
       "--keystore <path>",
       "encrypted keystore handed to the service (password: PLUMISE_KEYSTORE_PASSWORD or a prompt)",

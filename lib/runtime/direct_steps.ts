@@ -10,11 +10,10 @@
  */
 import { type PlumiseError, RuntimeError, WireError } from "../errors.ts";
 import {
-  connectDirect,
   type DirectFrameChannel,
   type DirectListener,
   type DirectTicket,
-  linkTarget,
+  linkDirect,
   protocolError,
   protocolMessage,
   type StepMessage,
@@ -242,11 +241,10 @@ export function serveDirectSteps(
     if (!links) reason = "this server does not push to other servers";
     else {
       try {
-        // not to hosts more internal than the client (link_target.ts); names resolved there
-        const ip = await linkTarget(msg.host, channel.remoteHost);
-        const ch = await connectDirect(ip, msg, {
-          connectMs: 2_000,
-          ackMs: 2_000,
+        // not to hosts more internal than the client, and every failure answered alike and at
+        // the same moment, so a client learns nothing about the network (lib/wire/link_target.ts)
+        const ch = await linkDirect(msg, {
+          clientHost: channel.remoteHost,
           signal: stop.signal,
           plain: msg.plain !== false,
         });
@@ -255,10 +253,7 @@ export function serveDirectSteps(
         arm({ kind: "out", ch }); // the next server sends nothing: any frame or end drops the link
       } catch (err) {
         if (stop.signal.aborted) throw err;
-        // one reason for every failure to connect: a client learns nothing about the network
-        reason = err instanceof WireError && err.code === "LINK_REFUSED"
-          ? err.message
-          : `could not link to ${msg.host}:${msg.port}`;
+        reason = (err as Error).message;
       }
     }
     await channel.write({ type: "linked", ok: reason === undefined, ...(reason ? { reason } : {}) });

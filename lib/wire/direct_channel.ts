@@ -37,7 +37,7 @@ import type { DirectOffer, WireMessage } from "./protocol_messages.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
 import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher } from "./direct_cipher.ts";
-import { addressScope } from "./link_target.ts";
+import { ipScope, parseIp } from "./ip_address.ts";
 
 /** First bytes a client sends on a direct connection, followed by the 32-byte ticket. */
 export const DIRECT_MAGIC: Uint8Array = new TextEncoder().encode("PLMDIR01");
@@ -51,9 +51,10 @@ export const DIRECT_PLAIN_GRANTED: Uint8Array = Uint8Array.of(1);
 /** Whether both ends of `conn` are loopback addresses (a connection within one machine). */
 export function loopbackConn(conn: Deno.Conn): boolean {
   const ends = [conn.localAddr, conn.remoteAddr];
-  return ends.every((a) =>
-    a.transport === "tcp" && addressScope((a as Deno.NetAddr).hostname) === "loopback"
-  );
+  return ends.every((a) => {
+    const ip = a.transport === "tcp" ? parseIp((a as Deno.NetAddr).hostname) : undefined;
+    return ip !== undefined && ipScope(ip) === "loopback";
+  });
 }
 
 /** `plain` as one length-prefixed frame sealed by `cipher` (the next of its frames). */

@@ -9,4 +9,5 @@ export * from "./frame_channel.ts";
 export * from "./direct_cipher.ts";
 export * from "./direct_channel.ts";
 export * from "./direct_listener.ts";
+export * from "./ip_address.ts";
 export * from "./link_target.ts";

@@ -8,23 +8,46 @@ import { WireError } from "../errors.ts";
 /** A JSON object as parsed from a header. */
 export type Obj = Record<string, unknown>;
 
-function show(v: unknown): string {
-  let s: string;
-  try {
-    s = typeof v === "string"
-      ? JSON.stringify(v)
-      : typeof v === "bigint"
-      ? `${v}n`
-      : JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 80 ? s.slice(0, 77) + "..." : s;
+/** Longest preview of a bad value in an error message. */
+const PREVIEW_CHARS = 80;
+
+/**
+ * A short JSON-like preview of `v` (at most PREVIEW_CHARS characters): built piece by piece and
+ * stopped as soon as it is long enough, so a huge or deeply nested bad value costs no more than
+ * a small one (never `JSON.stringify` of the whole value).
+ */
+export function preview(v: unknown, max = PREVIEW_CHARS): string {
+  let out = "";
+  const put = (s: string): boolean => (out += s).length <= max;
+  const walk = (x: unknown, depth: number): boolean => {
+    if (typeof x === "string") return put(JSON.stringify(x.length > max ? x.slice(0, max) : x));
+    if (typeof x === "bigint") return put(`${x}n`);
+    if (x === null || typeof x !== "object") return put(String(x));
+    if (depth >= 3) return put(Array.isArray(x) ? "[…]" : "{…}");
+    if (Array.isArray(x)) {
+      if (!put("[")) return false;
+      for (let i = 0; i < x.length; i++) {
+        if ((i > 0 && !put(",")) || !walk(x[i], depth + 1)) return false;
+      }
+      return put("]");
+    }
+    if (!put("{")) return false;
+    let first = true;
+    for (const k in x) {
+      if (!Object.hasOwn(x, k)) continue;
+      if ((!first && !put(",")) || !put(JSON.stringify(k.slice(0, max)) + ":")) return false;
+      if (!walk((x as Record<string, unknown>)[k], depth + 1)) return false;
+      first = false;
+    }
+    return put("}");
+  };
+  walk(v, 0);
+  return out.length > max ? out.slice(0, max - 3) + "..." : out;
 }
 
 /** Throws `BAD_FRAME` for `field` with the offending value. */
 export function bad(field: string, expected: string, value: unknown): never {
-  throw new WireError("BAD_FRAME", `${field} must be ${expected}, got ${show(value)}`, {
+  throw new WireError("BAD_FRAME", `${field} must be ${expected}, got ${preview(value)}`, {
     hint: "the peer sent a malformed message; check that both sides speak the same protocol version",
     details: { field },
   });

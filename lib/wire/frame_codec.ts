@@ -18,7 +18,9 @@
  * when the message has none). Each payload is `product(shape) × (4 | 2)` bytes of raw
  * little-endian f32 / f16, row-major; the payload sizes must add up to exactly the bytes
  * after the header. Shapes are checked against the bytes actually present before a tensor
- * is allocated. The header is then validated per `type` (protocol_messages.ts).
+ * is allocated. Before the header is parsed its nesting depth and number of values are bounded
+ * (`HEADER_SHAPE`, json_shape.ts), so a hostile header costs one scan; it is then validated per
+ * `type` (protocol_messages.ts), and errors show bounded previews of bad values (_validate.ts).
  * Any violation throws a `WireError` with code `BAD_FRAME` (or `TOO_LARGE`).
  * @module
  */
@@ -32,7 +34,8 @@ import {
   type WireDType,
   writeTensorData,
 } from "./tensor_codec.ts";
-import { DEFAULT_WIRE_LIMITS, MAX_TENSOR_RANK, type WireLimits } from "./wire_limits.ts";
+import { DEFAULT_WIRE_LIMITS, HEADER_SHAPE, MAX_TENSOR_RANK, type WireLimits } from "./wire_limits.ts";
+import { checkJsonShape } from "./json_shape.ts";
 import { bad, isObj } from "./_validate.ts";
 
 export const FRAME_VERSION = 1;
@@ -96,9 +99,12 @@ export function decodeFrame(body: Uint8Array, limits: WireLimits = DEFAULT_WIRE_
   if (headerLen < 2 || PREAMBLE + headerLen > body.byteLength) {
     bad("header length", `2..${body.byteLength - PREAMBLE} (the bytes present)`, headerLen);
   }
+  const headerBytes = body.subarray(PREAMBLE, PREAMBLE + headerLen);
+  // bounded before it is parsed: a deep or wide header costs a scan, not millions of objects
+  checkJsonShape(headerBytes, HEADER_SHAPE, "frame header");
   let header: unknown;
   try {
-    header = JSON.parse(decoder.decode(body.subarray(PREAMBLE, PREAMBLE + headerLen)));
+    header = JSON.parse(decoder.decode(headerBytes));
   } catch (err) {
     throw new WireError("BAD_FRAME", `frame header is not valid UTF-8 JSON: ${(err as Error).message}`, {
       hint: "the peer sent a corrupt frame; check that both sides speak the same protocol version",

@@ -11,7 +11,8 @@
  */
 import { WireError } from "../errors.ts";
 import { arr, bad, bool, int, isObj, num, type Obj, obj, oneOf, optInt, optStr, str } from "./_validate.ts";
-import { MAX_BLOCK } from "./wire_limits.ts";
+import { MAX_BLOCK, RECORD_SHAPE } from "./wire_limits.ts";
+import { checkJsonShape } from "./json_shape.ts";
 
 export type ServerState = "joining" | "online" | "offline";
 export const SERVER_STATES: readonly ServerState[] = ["joining", "online", "offline"];
@@ -176,6 +177,7 @@ export function parseRecordPayload(payload: string): SwarmRecord {
   if (payload.length > MAX_RECORD_PAYLOAD) {
     bad("record.payload", `at most ${MAX_RECORD_PAYLOAD} characters`, payload.length);
   }
+  checkJsonShape(new TextEncoder().encode(payload), RECORD_SHAPE, "record payload");
   let parsed: unknown;
   try {
     parsed = JSON.parse(payload);

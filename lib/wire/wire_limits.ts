@@ -10,6 +10,20 @@ export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_HEADER_BYTES = 4 * 1024 * 1024;
 /** Largest block index / span end accepted anywhere. */
 export const MAX_BLOCK = 100_000;
+/**
+ * Shape of a frame's JSON header, checked before it is parsed (json_shape.ts): the messages nest
+ * 3 levels deep and a full table reply holds about 12 000 values, so these leave room for new
+ * fields while keeping what a hostile header can make the parser build small.
+ */
+export const HEADER_SHAPE: Readonly<{ maxDepth: number; maxValues: number }> = Object.freeze({
+  maxDepth: 16,
+  maxValues: 65_536,
+});
+/** Shape of a record's JSON payload (at most 32 addrs and 64 nextPings). */
+export const RECORD_SHAPE: Readonly<{ maxDepth: number; maxValues: number }> = Object.freeze({
+  maxDepth: 8,
+  maxValues: 1024,
+});
 /** Largest tensor rank accepted. */
 export const MAX_TENSOR_RANK = 4;
 

@@ -8,22 +8,32 @@
  * How a session gets one (the keys never leave the authenticated libp2p stream):
  *   1. the server's `opened` carries `direct {port, ticket, key}` (random, single-use, expiring);
  *   2. the client connects to `port` on the host it reached the server at and sends
- *      `HELLO` = "PLMDIR01" ‖ ticket (32 bytes), or "PLMDIRP1" ‖ ticket to ask for plain frames
+ *      `HELLO` = "PLMDIR01" ‖ ticket (32 bytes), or "PLMDIRP2" ‖ ticket to ask for plain frames
  *      (only where both ends of its connection are loopback addresses, see below);
  *   3. the server answers with a sealed frame (proof that it holds the key): empty, or the one
- *      byte 1 when it grants plain frames. From then on both sides exchange the session's frames
- *      (the same frame codec as the stream), each prefixed with its varint length, sealed by
- *      `DirectCipher`, or as they are where plain frames were granted.
+ *      byte 1 when it grants plain frames;
+ *   4. where plain frames were granted, the client first sends a sealed frame of the one byte 1
+ *      (its proof of the key; it needs no round trip, plain frames may follow at once), and the
+ *      server reads nothing else before it opens;
+ *   5. from then on both sides exchange the session's frames (the same frame codec as the
+ *      stream), each prefixed with its varint length, sealed by `DirectCipher`, or as they are
+ *      where plain frames were granted.
+ * The ticket travels in the clear: it only names the offer. Holding it proves nothing, so
+ * neither side trusts a frame before the other proved the key: sealed frames prove it each, and
+ * plain frames only start after the client's sealed confirmation (step 4). The hello of earlier
+ * versions, "PLMDIRP1" (plain frames without a confirmation), gets sealed frames.
  *
  * Plain frames: a connection whose two ends are loopback addresses on both sides (the client
  * asks only when its socket's local and remote addresses are, the server grants only when its
  * socket's are) never leaves the machine, and on it only privileged processes can read or alter
- * the bytes, which could read the processes' memory anyway: the ticket still authenticates the
- * client and the sealed proof the server, and the frames skip sealing and opening, which cost
+ * the bytes, which could read the processes' memory anyway: the sealed proofs authenticate both
+ * ends, and the frames skip sealing and opening, which cost
  * about 0.2–0.5 ms per frame after an onnxruntime step has left the caches cold (servers of one
  * machine pushing to each other, a client on the servers' machine). Either side can refuse
- * (`plain: false`, `DirectListenerOptions.plainLoopback`); a forwarder in between (an SSH tunnel,
- * socat) makes one side see a non-loopback peer, so that side refuses.
+ * (`plain: false`, `DirectListenerOptions.plainLoopback`). A forwarder in between (an SSH tunnel,
+ * socat) makes at least one side see a non-loopback peer: where it is the client, it never asks;
+ * where only the server sees loopback (ssh -R), someone in the path who changes the hello to ask
+ * for plain frames still cannot send one, for want of the key (docs/security.md).
  *
  * The libp2p stream stays open as the session's control: ending either ends the session. A
  * client that cannot connect (firewall, NAT, relay) keeps using the libp2p stream.
@@ -42,11 +52,15 @@ import { ipScope, parseIp } from "./ip_address.ts";
 /** First bytes a client sends on a direct connection, followed by the 32-byte ticket. */
 export const DIRECT_MAGIC: Uint8Array = new TextEncoder().encode("PLMDIR01");
 /** The same, asking for plain frames (see the module doc); as long as DIRECT_MAGIC. */
-export const DIRECT_MAGIC_PLAIN: Uint8Array = new TextEncoder().encode("PLMDIRP1");
+export const DIRECT_MAGIC_PLAIN: Uint8Array = new TextEncoder().encode("PLMDIRP2");
+/** Earlier versions' plain hello (no confirmation followed it): answered with sealed frames. */
+export const DIRECT_MAGIC_PLAIN_V1: Uint8Array = new TextEncoder().encode("PLMDIRP1");
 /** Length of the hello (magic + ticket). */
 export const DIRECT_HELLO_BYTES: number = DIRECT_MAGIC.byteLength + 32;
 /** The proof's plaintext when the server grants plain frames (an empty proof keeps them sealed). */
 export const DIRECT_PLAIN_GRANTED: Uint8Array = Uint8Array.of(1);
+/** The client's confirmation's plaintext (sealed under the session key) before plain frames start. */
+export const DIRECT_PLAIN_CONFIRM: Uint8Array = Uint8Array.of(1);
 
 /** Whether both ends of `conn` are loopback addresses (a connection within one machine). */
 export function loopbackConn(conn: Deno.Conn): boolean {
@@ -86,18 +100,22 @@ export interface DirectFrameChannel extends FrameChannel {
 /**
  * Wraps a connected, authenticated socket whose frames `cipher` seals and opens (from its current
  * counters: the proof went before), or that carries plain frames (`cipher` null). `initial` are
- * bytes already read past the hello or the proof. One reader loop pulls frames off the socket and
- * opens them in order; `read` waits for the next one and can be aborted by its signal without
- * harming the connection (so an error frame can still be written).
+ * bytes already read past the hello or the proof. With `confirmBy` (plain frames, server side),
+ * the first incoming frame must be the client's confirmation sealed under that cipher
+ * (DIRECT_PLAIN_CONFIRM): anything else fails the channel before a frame is read. One reader loop
+ * pulls frames off the socket and opens them in order; `read` waits for the next one and can be
+ * aborted by its signal without harming the connection (so an error frame can still be written).
  */
 export function directFrameChannel(
   conn: Deno.Conn,
   cipher: DirectCipher | null,
   limits: WireLimits = DEFAULT_WIRE_LIMITS,
   initial?: Uint8Array,
+  confirmBy?: DirectCipher,
 ): DirectFrameChannel {
-  const overhead = cipher ? DIRECT_SEAL_OVERHEAD : 0;
+  const overhead = cipher || confirmBy ? DIRECT_SEAL_OVERHEAD : 0;
   const decoder = new LengthPrefixedDecoder(limits.maxFrameBytes + overhead);
+  let confirming = confirmBy;
   const frames: Uint8Array[] = [];
   let ended = false;
   let failure: unknown;
@@ -113,7 +131,20 @@ export function directFrameChannel(
     w?.();
   };
   const accept = (bytes: Uint8Array) => {
-    for (const frame of decoder.push(bytes)) frames.push(cipher ? cipher.open(frame) : frame);
+    for (const frame of decoder.push(bytes)) {
+      if (confirming) {
+        const c = confirming;
+        confirming = undefined;
+        const plain = c.open(frame); // BAD_FRAME when not sealed under the session key
+        if (plain.byteLength !== 1 || plain[0] !== DIRECT_PLAIN_CONFIRM[0]) {
+          throw new WireError("BAD_FRAME", "the client's confirmation of the session key is wrong", {
+            hint: "plain frames need the client's sealed confirmation first; check protocol versions",
+          });
+        }
+        continue;
+      }
+      frames.push(cipher ? cipher.open(frame) : frame);
+    }
   };
   const shut = () => {
     if (closed) return;
@@ -331,6 +362,8 @@ export async function connectDirect(
     const ack = cipher.open(proof);
     const plain = askPlain && ack.byteLength === 1 && ack[0] === DIRECT_PLAIN_GRANTED[0];
     if (ack.byteLength !== 0 && !plain) throw failed("the server did not prove the session key");
+    // plain frames start only after our proof of the key (the server reads nothing else first)
+    if (plain) await writeAll(conn, sealedFrame(cipher, DIRECT_PLAIN_CONFIRM));
     return directFrameChannel(conn, plain ? null : cipher, options.limits, decoder.drain());
   } catch (err) {
     conn.close();

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { WireError } from "../errors.ts";
 import {
   abortAll,
   assertWireError,
@@ -19,15 +20,18 @@ import {
   DIRECT_HELLO_BYTES,
   DIRECT_MAGIC,
   DIRECT_MAGIC_PLAIN,
+  DIRECT_PLAIN_CONFIRM,
   type DirectFrameChannel,
   directFrameChannel,
   loopbackConn,
+  sealedFrame,
 } from "./direct_channel.ts";
 import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher, randomSecret } from "./direct_cipher.ts";
 import type { DirectListener, DirectListenerOptions, DirectTicket } from "./direct_listener.ts";
 import { encodeVarint, lengthPrefixed } from "./length_prefix.ts";
 import type { DirectOffer, ResultMessage, StepMessage } from "./protocol_messages.ts";
 import { tensor } from "./tensor_codec.ts";
+import { encodeFrame } from "./frame_codec.ts";
 import { wireLimits } from "./wire_limits.ts";
 import { freePort } from "../../tests/helpers/free_port.ts";
 
@@ -557,21 +561,104 @@ Deno.test("plain frames: on loopback a client asks and the listener grants; fram
   }
 });
 
-Deno.test("plain frames: on the wire, the proof is sealed and grants them; then a frame is its length and its bytes", async () => {
+Deno.test("plain frames: on the wire, the proof is sealed and grants them, the client confirms sealed; then a frame is its length and its bytes", async () => {
   const { listener, ticket } = await listening();
   const conn = await Deno.connect({ hostname: HOST, port: ticket.offer.port });
   try {
     await writeAll(conn, hello(ticket.offer.ticket, DIRECT_MAGIC_PLAIN));
     const proof = await readExactly(conn, 1 + 1 + DIRECT_SEAL_OVERHEAD);
     assert.equal(proof[0], 1 + DIRECT_SEAL_OVERHEAD, "one sealed byte");
-    const cipher = new DirectCipher(decodeSecret(ticket.offer.key, "key"), "client");
+    const key = decodeSecret(ticket.offer.key, "key");
+    const cipher = new DirectCipher(key, "client");
     assert.deepEqual([...cipher.open(proof.subarray(1))], [1], "plain frames granted");
+    // the client proves the key before any plain frame: one sealed byte 1, then plain frames
+    await writeAll(conn, sealedFrame(cipher, DIRECT_PLAIN_CONFIRM));
+    await writeAll(conn, lengthPrefixed(Uint8Array.of(7, 8, 9)));
     const server = await ticket.attached;
     assert.ok(server && !server.sealed);
-    await writeAll(conn, lengthPrefixed(Uint8Array.of(7, 8, 9)));
     assert.deepEqual([...(await server.readRaw())!], [7, 8, 9]);
     await server.writeRaw(Uint8Array.of(5));
     assert.deepEqual([...(await readExactly(conn, 2))], [1, 5]);
+    server.abort();
+  } finally {
+    conn.close();
+    await listener.stop();
+  }
+});
+
+/** The bytes of a plain frame: its length, then an encoded step. */
+function plainStep(): Uint8Array {
+  const x = hidden(1, 1, 8);
+  return lengthPrefixed(encodeFrame({ type: "step", stepId: 0, hidden: tensor(x.data, x.shape, "f32") }));
+}
+
+Deno.test("plain frames: holding the ticket without the key (in-path behind a loopback forwarder) runs nothing", async () => {
+  // The server sees a loopback connection (ssh -R, socat), so it grants plain frames; an attacker
+  // in the path saw the ticket in the hello (it travels in the clear) but not the key.
+  for (const magic of [DIRECT_MAGIC_PLAIN, new TextEncoder().encode("PLMDIRP1"), DIRECT_MAGIC]) {
+    const what = new TextDecoder().decode(magic);
+    const { listener, ticket } = await listening();
+    const conn = await Deno.connect({ hostname: HOST, port: ticket.offer.port });
+    try {
+      await writeAll(conn, hello(ticket.offer.ticket, magic));
+      const len = (await readExactly(conn, 1))[0];
+      await readExactly(conn, len); // the proof, which the attacker cannot open
+      await writeAll(conn, plainStep()); // a step, unsealed, with no proof of the key
+      const server = await ticket.attached;
+      const got = server ? await server.read().catch((e) => e) : null;
+      assert.ok(
+        got === null || got instanceof Error,
+        `${what}: the session got ${JSON.stringify(got?.type)}`,
+      );
+      server?.abort();
+      assert.equal(await untilClosed(conn), "closed", `${what}: the connection is dropped`);
+    } finally {
+      conn.close();
+      await listener.stop();
+    }
+  }
+});
+
+Deno.test("plain frames: a garbled confirmation, or a frame in its place, fails the first read and drops the connection", async () => {
+  for (const confirm of ["wrong key", "wrong byte", "a plain frame instead"] as const) {
+    const { listener, ticket } = await listening();
+    const conn = await Deno.connect({ hostname: HOST, port: ticket.offer.port });
+    try {
+      await writeAll(conn, hello(ticket.offer.ticket, DIRECT_MAGIC_PLAIN));
+      await readExactly(conn, 1 + 1 + DIRECT_SEAL_OVERHEAD);
+      const key = confirm === "wrong key"
+        ? crypto.getRandomValues(new Uint8Array(32))
+        : decodeSecret(ticket.offer.key, "key");
+      const cipher = new DirectCipher(key, "client");
+      if (confirm === "a plain frame instead") await writeAll(conn, plainStep());
+      else {
+        await writeAll(
+          conn,
+          sealedFrame(cipher, confirm === "wrong byte" ? Uint8Array.of(2) : DIRECT_PLAIN_CONFIRM),
+        );
+        await writeAll(conn, plainStep());
+      }
+      const server = await ticket.attached;
+      assert.ok(server, confirm);
+      await assert.rejects(server.read(), (e) => e instanceof WireError && e.code === "BAD_FRAME", confirm);
+      assert.equal(await untilClosed(conn), "closed", confirm);
+    } finally {
+      conn.close();
+      await listener.stop();
+    }
+  }
+});
+
+Deno.test("plain frames: the hello of earlier versions (PLMDIRP1) gets sealed frames", async () => {
+  const { listener, ticket } = await listening();
+  const conn = await Deno.connect({ hostname: HOST, port: ticket.offer.port });
+  try {
+    await writeAll(conn, hello(ticket.offer.ticket, new TextEncoder().encode("PLMDIRP1")));
+    const proof = await readExactly(conn, 1 + DIRECT_SEAL_OVERHEAD);
+    const cipher = new DirectCipher(decodeSecret(ticket.offer.key, "key"), "client");
+    assert.equal(cipher.open(proof.subarray(1)).byteLength, 0, "an empty proof: sealed frames");
+    const server = await ticket.attached;
+    assert.ok(server?.sealed);
     server.abort();
   } finally {
     conn.close();

@@ -17,6 +17,7 @@ import {
   DIRECT_HELLO_BYTES,
   DIRECT_MAGIC,
   DIRECT_MAGIC_PLAIN,
+  DIRECT_MAGIC_PLAIN_V1,
   DIRECT_PLAIN_GRANTED,
   type DirectFrameChannel,
   directFrameChannel,
@@ -50,6 +51,10 @@ export interface DirectTicket {
   readonly offer: DirectOffer;
   readonly attached: Promise<DirectFrameChannel | null>;
   cancel(): void;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && a.every((x, i) => x === b[i]);
 }
 
 interface Waiting {
@@ -165,8 +170,12 @@ export class DirectListener {
         if (n === null) return this.#reject(conn);
         got += n;
       }
-      const askPlain = DIRECT_MAGIC_PLAIN.every((b, i) => buf[i] === b);
-      if (!askPlain && !DIRECT_MAGIC.every((b, i) => buf[i] === b)) return this.#reject(conn);
+      const magic = buf.subarray(0, DIRECT_MAGIC.byteLength);
+      const askPlain = sameBytes(magic, DIRECT_MAGIC_PLAIN);
+      // (an earlier version's plain hello is answered with sealed frames: it sends no confirmation)
+      if (!askPlain && !sameBytes(magic, DIRECT_MAGIC) && !sameBytes(magic, DIRECT_MAGIC_PLAIN_V1)) {
+        return this.#reject(conn);
+      }
       const ticket = encodeSecret(buf.subarray(DIRECT_MAGIC.byteLength, DIRECT_HELLO_BYTES));
       const w = this.#tickets.get(ticket);
       if (!w || this.#stopped) return this.#reject(conn);
@@ -178,11 +187,14 @@ export class DirectListener {
       // the proof: a frame sealed under the session key, empty or granting plain frames
       const cipher = new DirectCipher(w.key, "server");
       const proof = sealedFrame(cipher, plain ? DIRECT_PLAIN_GRANTED : new Uint8Array(0));
+      // plain frames only after the client's sealed confirmation (the channel checks it first:
+      // the ticket alone proves nothing, it travels in the clear)
       const channel = directFrameChannel(
         conn,
         plain ? null : cipher,
         this.#o.limits ?? DEFAULT_WIRE_LIMITS,
         buf.slice(DIRECT_HELLO_BYTES, got),
+        plain ? cipher : undefined,
       );
       // (a client gone already shows as the channel's end on its first read)
       await writeAll(conn, proof).catch(() => {});

@@ -4,7 +4,8 @@
  * within its lifetime gets the session's channel (sealed, or plain on loopback where asked:
  * direct_channel.ts), anything else is dropped without a
  * word: a wrong magic or ticket, a hello that does not arrive within the hello timeout, more
- * unauthenticated connections than the cap. Tickets are single-use.
+ * unauthenticated connections than the cap, or than the cap per source address (IPv4 address or
+ * IPv6 /64), so that one place cannot lock out the others. Tickets are single-use.
  * @module
  */
 import { WireError } from "../errors.ts";
@@ -13,6 +14,7 @@ import { silentLogger } from "../util/logger.ts";
 import type { DirectOffer } from "./protocol_messages.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
 import { DirectCipher, encodeSecret, randomSecret } from "./direct_cipher.ts";
+import { addressGroup } from "./ip_address.ts";
 import {
   DIRECT_HELLO_BYTES,
   DIRECT_MAGIC,
@@ -38,6 +40,11 @@ export interface DirectListenerOptions {
   ticketMs?: number;
   /** Most connections waiting for their hello at once (default 64). */
   maxPending?: number;
+  /**
+   * Most of them from one source address (IPv4 address or IPv6 /64; default 8), so that idle
+   * connections from one place cannot take every slot and lock out the clients of others.
+   */
+  maxPendingPerHost?: number;
   /**
    * Grant plain frames to a client that asks for them on a connection whose two ends are
    * loopback addresses (default true; see direct_channel.ts).
@@ -67,7 +74,10 @@ export class DirectListener {
   readonly #o: DirectListenerOptions;
   readonly #log: Logger;
   readonly #tickets = new Map<string, Waiting>();
-  readonly #pending = new Set<Deno.TcpConn>();
+  /** Connections waiting for their hello, with their source's key (`addressGroup`). */
+  readonly #pending = new Map<Deno.TcpConn, string>();
+  /** How many of them per source key. */
+  readonly #perHost = new Map<string, number>();
   #listener: Deno.TcpListener | undefined;
   #accepting: Promise<void> | undefined;
   #stopped = false;
@@ -151,16 +161,21 @@ export class DirectListener {
       } catch {
         return; // closed
       }
-      if (this.#pending.size >= (this.#o.maxPending ?? 64)) {
+      const host = addressGroup((conn.remoteAddr as Deno.NetAddr).hostname);
+      const fromHost = this.#perHost.get(host) ?? 0;
+      if (
+        this.#pending.size >= (this.#o.maxPending ?? 64) || fromHost >= (this.#o.maxPendingPerHost ?? 8)
+      ) {
         conn.close();
         continue;
       }
+      this.#pending.set(conn, host);
+      this.#perHost.set(host, fromHost + 1);
       void this.#admit(conn);
     }
   }
 
   async #admit(conn: Deno.TcpConn): Promise<void> {
-    this.#pending.add(conn);
     const timer = setTimeout(() => this.#reject(conn), this.#o.helloMs ?? 5_000);
     try {
       const buf = new Uint8Array(DIRECT_HELLO_BYTES + 4096);
@@ -181,7 +196,7 @@ export class DirectListener {
       if (!w || this.#stopped) return this.#reject(conn);
       this.#tickets.delete(ticket);
       clearTimeout(w.timer);
-      this.#pending.delete(conn);
+      this.#unpend(conn);
       conn.setNoDelay(true);
       const plain = askPlain && this.#o.plainLoopback !== false && loopbackConn(conn);
       // the proof: a frame sealed under the session key, empty or granting plain frames
@@ -207,8 +222,22 @@ export class DirectListener {
     }
   }
 
-  #reject(conn: Deno.TcpConn): void {
+  /** Connections waiting for their hello (all sources). */
+  get pendingConnections(): number {
+    return this.#pending.size;
+  }
+
+  #unpend(conn: Deno.TcpConn): void {
+    const host = this.#pending.get(conn);
+    if (host === undefined) return;
     this.#pending.delete(conn);
+    const n = (this.#perHost.get(host) ?? 1) - 1;
+    if (n > 0) this.#perHost.set(host, n);
+    else this.#perHost.delete(host);
+  }
+
+  #reject(conn: Deno.TcpConn): void {
+    this.#unpend(conn);
     try {
       conn.close();
     } catch {
@@ -225,7 +254,7 @@ export class DirectListener {
     } catch {
       // already closed
     }
-    for (const c of [...this.#pending]) this.#reject(c);
+    for (const c of [...this.#pending.keys()]) this.#reject(c);
     for (const t of [...this.#tickets.keys()]) this.#drop(t);
     await this.#accepting;
   }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { WireError } from "../errors.ts";
+import { waitFor } from "../../tests/helpers/wait_for.ts";
 import {
   abortAll,
   assertWireError,
@@ -264,6 +265,68 @@ Deno.test("direct listener: stop() resolves open offers with null, closes waitin
     );
   } finally {
     waiting.close();
+    await l.stop();
+  }
+});
+
+/** Whether this machine can listen on `::` and reach it at `::1` (IPv6 loopback). */
+function hasIpv6Loopback(): boolean {
+  try {
+    const l = Deno.listen({ hostname: "::1", port: 0 });
+    l.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "direct listener: idle connections from one address cannot lock out clients from another",
+  ignore: !hasIpv6Loopback(),
+  fn: async () => {
+    // a dual-stack listener: 127.0.0.1 and ::1 are two source addresses of one machine
+    const l = new DirectListener({ host: "::", port: 0, helloMs: 60_000 });
+    await l.start();
+    const idle: Deno.TcpConn[] = [];
+    try {
+      // an attacker opens 64 connections (the default cap of waiting connections) and says nothing
+      for (let i = 0; i < 64; i++) idle.push(await Deno.connect({ hostname: "127.0.0.1", port: l.port }));
+      // a client from another address still gets its session
+      const ticket = l.offer();
+      const client = await connectDirect("::1", ticket.offer, { plain: false });
+      const server = await ticket.attached;
+      assert.ok(server, "the client from ::1 attached");
+      abortAll({ client, server });
+      // the attacker's address holds at most maxPendingPerHost (default 8) waiting connections:
+      // the rest were closed at once, the first 8 still wait
+      const closed = await Promise.all(idle.slice(8).map(untilClosed));
+      assert.equal(closed.length, 56);
+      const ticket2 = l.offer();
+      await proveRaw(idle[0], ticket2.offer);
+      (await ticket2.attached)?.abort();
+    } finally {
+      for (const c of idle) c.close();
+      await l.stop();
+    }
+  },
+});
+
+Deno.test("direct listener: maxPendingPerHost caps waiting connections per source address; a slot frees when one leaves", async () => {
+  const l = await started({ maxPendingPerHost: 2, helloMs: 60_000 });
+  const conns: Deno.TcpConn[] = [];
+  try {
+    conns.push(await connect(l.port), await connect(l.port), await connect(l.port));
+    assert.equal(await untilClosed(conns[2]), "closed", "the third from 127.0.0.1 is closed at once");
+    assert.equal(l.pendingConnections, 2);
+    conns[0].close();
+    await waitFor(() => l.pendingConnections === 1, { what: "the listener saw the first one leave" });
+    const t = l.offer();
+    const next = await connect(l.port);
+    conns.push(next);
+    await proveRaw(next, t.offer);
+    (await t.attached)?.abort();
+  } finally {
+    for (const c of conns.slice(1)) c.close();
     await l.stop();
   }
 });

@@ -231,3 +231,19 @@ export function ipScope(ip: IpAddress): IpScope {
   // only 2000::/3 is global unicast; the rest is unallocated
   return (b[0] & 0xe0) === 0x20 ? "public" : "none";
 }
+
+/**
+ * The key under which per-source limits count an address: the IPv4 address (also when written
+ * in an IPv6 form), or the /64 prefix of an IPv6 address (one subscriber usually holds a whole
+ * /64, so counting single IPv6 addresses would count nothing). Text that is no address is its
+ * own key.
+ */
+export function addressGroup(host: string): string {
+  const ip = parseIp(host);
+  if (!ip) return host;
+  const n = normalizeIp(ip);
+  if (n.family === 4) return formatIp(n);
+  const prefix = new Uint8Array(16);
+  prefix.set(n.bytes.subarray(0, 8));
+  return `${formatIp({ family: 6, bytes: prefix })}/64`;
+}

@@ -29,6 +29,7 @@ Deno.test("defaults: every key resolves with source default and the documented v
   assert.equal(config.apiPort, 31331);
   assert.deepEqual([config.apiMaxConcurrent, config.apiTimeout, config.shutdownGrace], [4, 300, 10]);
   assert.deepEqual([config.maxSessions, config.sessionIdleTimeout], [64, 300]);
+  assert.deepEqual([config.forwardMaxConcurrent, config.forwardMaxQueued], [2, 16]);
   assert.equal(config.cpuPinning, "auto");
   assert.equal(config.p2pPort, 31330);
   assert.equal(config.p2pHost, "0.0.0.0");
@@ -173,6 +174,16 @@ const BAD_CASES: Array<[string, Parameters<typeof resolveConfig>[0], string]> = 
   ],
   ["api timeout", { flags: { apiTimeout: "1.5" } }, "--api-timeout=1.5: must be"],
   ["max sessions", { env: { MAX_SESSIONS: "5000" } }, "MAX_SESSIONS=5000: must be 1–4096 sessions"],
+  [
+    "forward concurrency",
+    { env: { FORWARD_MAX_CONCURRENT: "0" } },
+    "FORWARD_MAX_CONCURRENT=0: must be 1–64 requests",
+  ],
+  [
+    "forward queue",
+    { flags: { forwardMaxQueued: "-1" } },
+    "--forward-max-queued=-1: must be 0–4096 requests",
+  ],
   ["shutdown grace", { flags: { shutdownGrace: "-1" } }, "--shutdown-grace=-1: must be 0–3600 seconds"],
   [
     "session idle",

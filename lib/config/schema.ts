@@ -458,6 +458,32 @@ export const SCHEMA: readonly KeySpec[] = [
       "a swarm session without a step for this long is closed and its cache freed (any session closes after 30 min)",
   },
   {
+    key: "forwardMaxConcurrent",
+    env: "FORWARD_MAX_CONCURRENT",
+    flag: "forward-max-concurrent",
+    arg: "<n>",
+    type: "int",
+    min: 1,
+    max: 64,
+    unit: "requests",
+    default: 2,
+    description:
+      "swarm forward requests (cache-less passes) computed at once; inference steps always go first",
+  },
+  {
+    key: "forwardMaxQueued",
+    env: "FORWARD_MAX_QUEUED",
+    flag: "forward-max-queued",
+    arg: "<n>",
+    type: "int",
+    min: 0,
+    max: 4096,
+    unit: "requests",
+    default: 16,
+    description:
+      "swarm forward requests waiting for a slot; more are refused at once (BUSY), and one whose requester gave up or timed out is dropped",
+  },
+  {
     key: "threads",
     env: "PLUMISE_THREADS",
     flag: "threads",

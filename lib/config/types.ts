@@ -72,6 +72,10 @@ export interface Config {
   readonly maxSessions: number;
   /** Seconds without a step after which a swarm session is closed. */
   readonly sessionIdleTimeout: number;
+  /** Swarm forward requests computed at once (lib/swarm/forward_gate.ts). */
+  readonly forwardMaxConcurrent: number;
+  /** Swarm forward requests waiting for a slot; more are refused (BUSY). */
+  readonly forwardMaxQueued: number;
   /** onnxruntime intra-op threads. */
   readonly threads: number;
   /** Where the runtime's compute threads run: auto, off, or CPUs (lib/util/cpu_list.ts). */

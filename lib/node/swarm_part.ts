@@ -65,6 +65,7 @@ export async function createSwarmPart(o: SwarmPartOptions): Promise<SwarmPart> {
     pinned: config.blockIndices !== undefined,
     rebalance: o.rebalance,
     sessionLimits: { maxSessions: config.maxSessions, idleMs: config.sessionIdleTimeout * 1000 },
+    forwardLimits: { maxConcurrent: config.forwardMaxConcurrent, maxQueued: config.forwardMaxQueued },
   });
   if (o.move && !config.blockIndices) {
     const move = o.move;

@@ -105,6 +105,8 @@ Deno.test({
         BLOCK_INDICES: "2:4",
         MAX_SESSIONS: "3",
         SESSION_IDLE_TIMEOUT: "45",
+        FORWARD_MAX_CONCURRENT: "3",
+        FORWARD_MAX_QUEUED: "5",
       });
       parts.push(d.p);
       assert.deepEqual(await d.run(), { start: 2, end: 4 }, "a pinned span is taken as given");
@@ -113,6 +115,12 @@ Deno.test({
         [3, 45_000],
         "the session limits come from the config",
       );
+      assert.deepEqual(
+        [d.p.server.forwardLimits.maxConcurrent, d.p.server.forwardLimits.maxQueued],
+        [3, 5],
+        "the forward limits come from the config",
+      );
+      assert.deepEqual([a.p.server.forwardLimits.maxConcurrent, a.p.server.forwardLimits.maxQueued], [2, 16]);
       assert.deepEqual([a.p.server.sessionLimits.maxSessions, a.p.server.sessionLimits.idleMs], [
         64,
         300_000,

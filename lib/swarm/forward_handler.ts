@@ -1,19 +1,27 @@
 /**
  * Server side of `/plumise/forward/1.0.0`: one `forward` frame → one `forward_result` (no
- * cache), or an error frame; then the stream is closed.
+ * cache), or an error frame; then the stream is closed. Admission goes through the server's
+ * `ForwardGate` (forward_gate.ts): at most its `maxConcurrent` forwards in the runtime, at most
+ * `maxQueued` waiting (the rest `BUSY` at once), and a waiting one is dropped, unrun, when its
+ * deadline passes (`forward.timeoutMs`, capped by the server's) or its requester resets the stream.
  * @module
  */
 import { timeoutSignal } from "../util/abort.ts";
 import { protocolError, tensor } from "../wire/mod.ts";
 import type { FrameChannel } from "./frame_channel.ts";
+import { ForwardGate } from "./forward_gate.ts";
 import { checkSpan, type HandlerDeps, readFirst, replyError } from "./inference_handler.ts";
 import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
+
+/** Used when the caller passes no gate (tests, tools): the default limits, per process. */
+let sharedGate: ForwardGate | undefined;
 
 /** Serves one forward request. Never throws. */
 export async function serveForwardStream(
   channel: FrameChannel,
-  deps: HandlerDeps & { timeoutMs?: number },
+  deps: HandlerDeps & { forwards?: ForwardGate },
 ): Promise<void> {
+  const gone = new AbortController();
   try {
     const msg = await readFirst(channel, deps.firstFrameMs ?? 10_000);
     if (msg === null) return await channel.close();
@@ -22,23 +30,41 @@ export async function serveForwardStream(
     const [b, t, h] = msg.hidden.shape;
     const hiddenSize = deps.runtime.info().hiddenSize;
     if (h !== hiddenSize) throw protocolError("BAD_FRAME", `forward hidden size ${h} must be ${hiddenSize}`);
-    const t0 = performance.now();
-    const timer = timeoutSignal(deps.timeoutMs ?? 120_000);
-    const out = await deps.runtime.forward(msg.start, msg.end, { data: msg.hidden.data, shape: [b, t, h] }, {
-      signal: timer.signal,
-    }).finally(timer.clear);
-    const computeMs = performance.now() - t0;
-    deps.metrics.addRequest("forward");
-    deps.metrics.addTokens(b * t);
-    deps.metrics.observeLatency(computeMs);
-    await channel.write({
-      type: "forward_result",
-      hidden: tensor(out.data, out.shape, msg.hidden.dtype),
-      computeMs,
-    });
+    const gate = deps.forwards ?? (sharedGate ??= new ForwardGate());
+    const deadline = gate.deadline(msg.timeoutMs);
+    // the requester gives up by resetting the stream: a read that fails (nothing else is sent)
+    channel.read({ signal: gone.signal }).catch((err) => gone.abort(err));
+    const release = await gate.acquire(deadline, gone.signal);
+    const timer = timeoutSignal(Math.max(1, deadline - gate.now()), gone.signal);
+    try {
+      const t0 = performance.now();
+      const out = await deps.runtime.forward(
+        msg.start,
+        msg.end,
+        { data: msg.hidden.data, shape: [b, t, h] },
+        {
+          signal: timer.signal,
+        },
+      );
+      const computeMs = performance.now() - t0;
+      deps.metrics.addRequest("forward");
+      deps.metrics.addTokens(b * t);
+      deps.metrics.observeLatency(computeMs);
+      await channel.write({
+        type: "forward_result",
+        hidden: tensor(out.data, out.shape, msg.hidden.dtype),
+        computeMs,
+      });
+    } finally {
+      timer.clear();
+      release();
+    }
     await channel.close();
   } catch (err) {
     deps.logger.debug("forward stream failed", { err });
-    await replyError(channel, toProtocolCode(err), protocolMessage(err));
+    if (gone.signal.aborted) channel.abort();
+    else await replyError(channel, toProtocolCode(err), protocolMessage(err));
+  } finally {
+    gone.abort();
   }
 }

@@ -484,6 +484,8 @@ export class ProtocolClient {
         start: request.start,
         end: request.end,
         hidden: tensor(request.hidden.data, request.hidden.shape, request.dtype ?? "f32"),
+        // how long we wait: the server drops the request unrun once that passed in its queue
+        timeoutMs: this.#timeouts.forwardMs,
       },
       "forward_result",
       this.#timeouts.forwardMs,

@@ -19,6 +19,7 @@ import type { Metrics } from "../util/metrics.ts";
 import type { RecordWeights, ServerState, SwarmRecord } from "../wire/mod.ts";
 import { chooseBestBlocks, type RebalanceDecision, shouldChooseOtherBlocks } from "./block_selection.ts";
 import { serveForwardStream } from "./forward_handler.ts";
+import { ForwardGate, type ForwardLimits } from "./forward_gate.ts";
 import { readFirst, replyError, serveInferenceStream } from "./inference_handler.ts";
 import { FORWARD_PROTOCOL, INFERENCE_PROTOCOL, INFO_PROTOCOL } from "./protocol_ids.ts";
 import { signRecord } from "./record_signer.ts";
@@ -50,6 +51,8 @@ export interface SwarmServerOptions extends Omit<SwarmPeerOptions, "noListen"> {
   announcePeriodMs?: number;
   ttlMs?: number;
   sessionLimits?: Partial<SessionLimits>;
+  /** Admission of forward requests (forward_gate.ts; `FORWARD_MAX_CONCURRENT`, `FORWARD_MAX_QUEUED`). */
+  forwardLimits?: Partial<ForwardLimits>;
   /** The runtime, when already built (else pass it to `serve`). */
   runtime?: BlockRuntime;
   /** The model's total blocks, announced before a runtime serves (then taken from the runtime). */
@@ -122,9 +125,12 @@ export class SwarmServer {
   #movingTo: Span | undefined;
   #rebalanceTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #stopController = new AbortController();
+  /** One gate for every forward this server serves, whatever runtime serves it. */
+  readonly forwards: ForwardGate;
 
   constructor(options: SwarmServerOptions) {
     this.#o = options;
+    this.forwards = new ForwardGate(options.forwardLimits);
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
     this.#runtime = options.runtime;
@@ -151,6 +157,10 @@ export class SwarmServer {
   }
   get sessions(): number {
     return this.#sessions?.count ?? 0;
+  }
+  /** The limits its forward requests run under. */
+  get forwardLimits(): Readonly<ForwardLimits> {
+    return this.forwards.limits;
   }
   /** The limits its inference sessions run under: the session manager's once serving, else the configured ones. */
   get sessionLimits(): SessionLimits {
@@ -321,6 +331,7 @@ export class SwarmServer {
       metrics: this.#o.metrics,
       logger: this.#logger,
       sessions: this.#sessions!,
+      forwards: this.forwards,
     };
   }
 

@@ -14,6 +14,7 @@ export const ERROR_CODES = [
   "SESSION_LIMIT",
   "TIMEOUT",
   "INTERNAL",
+  "BUSY",
 ] as const;
 export type ErrorCode = typeof ERROR_CODES[number];
 
@@ -52,6 +53,8 @@ function defaultHint(code: ErrorCode): string {
       return "the session was idle or too old and was closed; open a new one";
     case "INTERNAL":
       return "the server failed; retry elsewhere and check the server's log";
+    case "BUSY":
+      return "this server has as much work waiting as it takes; route to another server or retry later";
   }
 }
 

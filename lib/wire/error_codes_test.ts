@@ -19,6 +19,7 @@ Deno.test("error codes: stable list, mapping of thrown values", () => {
     "SESSION_LIMIT",
     "TIMEOUT",
     "INTERNAL",
+    "BUSY",
   ]);
   assert.ok(isErrorCode("CACHE_FULL"));
   assert.ok(!isErrorCode("cache_full"));

@@ -69,6 +69,7 @@ Deno.test("frame codec: every message type round-trips", () => {
     { type: "close" },
     { type: "error", code: "CACHE_FULL", message: "no cache", hint: "go elsewhere", stepId: 3 },
     { type: "forward", model: "org/m", start: 0, end: 24, hidden: hidden(1, 5, 4) },
+    { type: "forward", model: "org/m", start: 0, end: 24, hidden: hidden(1, 5, 4), timeoutMs: 30_000 },
     { type: "forward_result", hidden: hidden(1, 5, 4), computeMs: 0 },
     { type: "info_request" },
     {

@@ -13,7 +13,7 @@
  *   link_to {host, port, ticket, key, plain?} → linked {ok, reason?}
  *   (server → client, unasked) link_lost {link}: an input link of the session ended
  *   (server → server, on a link) step {stepId, hidden, trail, push?, startFromPosition?}
- * forward: forward {model, start, end, hidden} → forward_result | error
+ * forward: forward {model, start, end, hidden, timeoutMs?} → forward_result | error
  * info:    info_request {}                     → info {record, live}
  * table:   table_request {model?}              → table {records}
  * dissemination: record {record}
@@ -37,6 +37,8 @@ const WALLET = { max: 42, pattern: /^0x[0-9a-fA-F]{40}$/ };
 const SECRET32 = { min: 43, max: 43, pattern: /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/ };
 /** A DNS name or an IPv4/IPv6 address (no brackets, no port). */
 const HOST = { max: 253, pattern: /^[A-Za-z0-9.:_%-]+$/ };
+/** Longest `forward.timeoutMs` accepted (one day). */
+export const MAX_FORWARD_TIMEOUT_MS = 86_400_000;
 /** Most servers a step's output is pushed through. */
 export const MAX_PUSH_HOPS = 256;
 
@@ -166,6 +168,11 @@ export interface ForwardMessage {
   start: number;
   end: number;
   hidden: Tensor;
+  /**
+   * How long the requester waits for the reply (ms); a server drops the request, unrun, once
+   * that passed while it waited for a slot (servers cap it with their own timeout).
+   */
+  timeoutMs?: number;
 }
 export interface ForwardResultMessage {
   type: "forward_result";
@@ -389,13 +396,16 @@ export function validateMessage(header: unknown): WireMessage {
     }
     case "forward": {
       const start = int(o, "start", 0, MAX_BLOCK - 1);
-      return {
+      const m: ForwardMessage = {
         type,
         model: str(o, "model", MODEL),
         start,
         end: int(o, "end", start + 1, MAX_BLOCK),
         hidden: hiddenTensor(o, "hidden"),
       };
+      const timeoutMs = optInt(o, "timeoutMs", 1, MAX_FORWARD_TIMEOUT_MS);
+      if (timeoutMs !== undefined) m.timeoutMs = timeoutMs;
+      return m;
     }
     case "forward_result":
       return { type, hidden: hiddenTensor(o, "hidden"), computeMs: num(o, "computeMs", 0) };

@@ -47,7 +47,7 @@ import type { DirectOffer, WireMessage } from "./protocol_messages.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
 import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher } from "./direct_cipher.ts";
-import { ipScope, parseIp } from "./ip_address.ts";
+import { isLoopbackAddress } from "./ip_address.ts";
 
 /** First bytes a client sends on a direct connection, followed by the 32-byte ticket. */
 export const DIRECT_MAGIC: Uint8Array = new TextEncoder().encode("PLMDIR01");
@@ -65,10 +65,7 @@ export const DIRECT_PLAIN_CONFIRM: Uint8Array = Uint8Array.of(1);
 /** Whether both ends of `conn` are loopback addresses (a connection within one machine). */
 export function loopbackConn(conn: Deno.Conn): boolean {
   const ends = [conn.localAddr, conn.remoteAddr];
-  return ends.every((a) => {
-    const ip = a.transport === "tcp" ? parseIp((a as Deno.NetAddr).hostname) : undefined;
-    return ip !== undefined && ipScope(ip) === "loopback";
-  });
+  return ends.every((a) => a.transport === "tcp" && isLoopbackAddress((a as Deno.NetAddr).hostname));
 }
 
 /** `plain` as one length-prefixed frame sealed by `cipher` (the next of its frames). */

@@ -247,3 +247,19 @@ export function addressGroup(host: string): string {
   prefix.set(n.bytes.subarray(0, 8));
   return `${formatIp({ family: 6, bytes: prefix })}/64`;
 }
+
+/**
+ * Whether `host` is an address of this machine's loopback interface in the strict sense a
+ * socket's address can be: 127.0.0.0/8, `::1`, or 127.0.0.0/8 written IPv4-mapped (a dual-stack
+ * socket). Unlike `ipScope`, which answers where a connection could end up (and so counts
+ * `0.0.0.0`, `::` and NAT64 forms of 127.0.0.1 as loopback, to refuse them), this answers
+ * whether bytes to or from it stay on the machine (NAT64 and IPv4-compatible forms leave it).
+ */
+export function isLoopbackAddress(host: string): boolean {
+  const ip = parseIp(host);
+  if (!ip || ip.zone !== undefined) return false;
+  const b = ip.bytes;
+  if (ip.family === 4) return b[0] === 127;
+  if (startsWith(b, zeros(15)) && b[15] === 1) return true;
+  return startsWith(b, [...zeros(10), 0xff, 0xff, 127]);
+}

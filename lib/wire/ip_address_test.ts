@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { addressGroup, embeddedIpv4, formatIp, ipScope, normalizeIp, parseIp } from "./ip_address.ts";
+import {
+  addressGroup,
+  embeddedIpv4,
+  formatIp,
+  ipScope,
+  isLoopbackAddress,
+  normalizeIp,
+  parseIp,
+} from "./ip_address.ts";
 
 Deno.test("parseIp/formatIp: canonical text (RFC 5952 for IPv6), zones kept, brackets dropped", () => {
   const cases: Array<[string, string]> = [
@@ -30,4 +38,26 @@ Deno.test("addressGroup: per-source key — the IPv4 address in any form, the /6
   assert.notEqual(addressGroup("2001:db8:1:3::1"), addressGroup("2001:db8:1:2::1"));
   assert.equal(addressGroup("::1"), "::/64");
   assert.equal(addressGroup("not-an-ip"), "not-an-ip");
+});
+
+Deno.test("isLoopbackAddress: only what a socket on this machine's loopback can show", () => {
+  for (const h of ["127.0.0.1", "127.9.9.9", "::1", "[::1]", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"]) {
+    assert.equal(isLoopbackAddress(h), true, h);
+  }
+  // these connect to this machine (ipScope calls them loopback, to refuse them) but a socket that
+  // shows them did not stay on it, or they are no socket's address
+  for (
+    const h of [
+      "0.0.0.0",
+      "::",
+      "::2",
+      "64:ff9b::7f00:1",
+      "::127.0.0.1",
+      "fe80::1%lo",
+      "10.0.0.1",
+      "localhost",
+    ]
+  ) {
+    assert.equal(isLoopbackAddress(h), false, h);
+  }
 });

@@ -4,7 +4,7 @@
  * `/plumise/inference` and `/plumise/forward` protocols.
  * @module
  */
-import { addressScope } from "../../wire/mod.ts";
+import { isLoopbackAddress } from "../../wire/mod.ts";
 import type { LinkTicket, ProtocolClient } from "../swarm_client_transport.ts";
 import type {
   ForwardSpanRequest,
@@ -44,7 +44,7 @@ export interface RemoteStepTiming {
 
 /** Whether `host` is this machine's loopback (127.0.0.0/8, ::1, localhost). */
 export function isLoopbackHost(host: string): boolean {
-  return host.toLowerCase() === "localhost" || addressScope(host) === "loopback";
+  return host.toLowerCase() === "localhost" || isLoopbackAddress(host);
 }
 
 export class ProtocolSpanTransport implements SpanTransport {

@@ -4,6 +4,14 @@
  * by the table's newest-`seq` rule so floods stop) and a pull protocol
  * (`/plumise/table/1.0.0`) that a node runs against every peer it connects to, so a node
  * joining via one bootstrap peer has the full table as soon as that pull returns.
+ *
+ * Bounded against floods (docs/security.md, "Records"): records are offered to the table with
+ * their provenance (the delivering peer and its address), so one source adds only so many new
+ * peers per minute; only records of peers this node reached itself (a connection with them) are
+ * passed on, by flood (`RecordFlooder`: at most one per peer per second and 50 per second in
+ * all) or in table replies (which fit the frame cap, online and newest first); a listening node
+ * dials the peers of relayed records once (`RecordProber`) so that real servers become reachable
+ * and spread beyond their first hop.
  * Used by the server (`SwarmServer`) and by observers (`plumise swarm`).
  * @module
  */
@@ -13,13 +21,15 @@ import { SwarmError } from "../errors.ts";
 import { timeoutSignal } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
-import { type SignedRecordWire, type WireLimits, wireLimits } from "../wire/mod.ts";
+import { addressGroup, type SignedRecordWire, type WireLimits, wireLimits } from "../wire/mod.ts";
 import { type FrameChannel, streamFrameChannel } from "./frame_channel.ts";
 import { directHost, DirectPaths } from "./direct_paths.ts";
 import { createLibp2pNode, parsePeerAddrs, type PlumiseLibp2p } from "./libp2p_node.ts";
 import { RECORD_PROTOCOL, TABLE_PROTOCOL } from "./protocol_ids.ts";
 import { ProtocolClient } from "./swarm_client_transport.ts";
 import { SwarmTable } from "./swarm_table.ts";
+import { RecordFlooder } from "./record_flooder.ts";
+import { RecordProber } from "./record_prober.ts";
 import { readFirst, replyError } from "./inference_handler.ts";
 import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
 
@@ -53,6 +63,18 @@ export interface SwarmPeerOptions {
   direct?: boolean;
   /** As a client, allow plain frames on loopback direct paths and links (default true; see `DirectPathsOptions`). */
   plainLoopback?: boolean;
+  /** Most peers in the swarm table (default 10 000; see `SwarmTableOptions`). */
+  maxRecords?: number;
+  /** Dial the peers of relayed records to make them reachable (default: when listening). */
+  probeRecords?: boolean;
+}
+
+/** The source key of a connection's remote address (its IP, or its IPv6 /64; see `addressGroup`). */
+export function connectionSource(conn: Connection): string {
+  const first = conn.remoteAddr.getComponents()[0];
+  return first?.value && (first.name === "ip4" || first.name === "ip6")
+    ? addressGroup(first.value)
+    : "unknown";
 }
 
 export class SwarmPeer {
@@ -68,6 +90,8 @@ export class SwarmPeer {
   #ownRecord: SignedRecordWire | undefined;
   readonly #inflight = new Set<Promise<unknown>>();
   #initialReached = 0;
+  readonly #flooder: RecordFlooder;
+  #prober: RecordProber | undefined;
 
   constructor(options: SwarmPeerOptions) {
     this.#o = options;
@@ -77,7 +101,17 @@ export class SwarmPeer {
       enabled: options.direct ?? true,
       plainLoopback: options.plainLoopback ?? true,
     });
-    this.table = new SwarmTable({ now: options.now, logger: this.#logger });
+    this.table = new SwarmTable({ now: options.now, logger: this.#logger, maxRecords: options.maxRecords });
+    this.#flooder = new RecordFlooder({
+      send: (record, except) => this.#flood(record, except),
+      now: options.now,
+    });
+    // a record that became reachable (its peer connected, or a probe reached it) is passed on
+    this.table.onChange((e) => {
+      if (e.type !== "reachable" || !this.#node) return;
+      const entry = this.table.get(e.record.peerId);
+      if (entry) this.#flooder.flood(e.record.peerId, entry.signed);
+    });
   }
 
   get node(): PlumiseLibp2p {
@@ -128,11 +162,26 @@ export class SwarmPeer {
     await node.start();
     await this.handle(TABLE_PROTOCOL, (ch) => this.#serveTable(ch));
     await this.handle(RECORD_PROTOCOL, (ch, conn) => this.#serveRecord(ch, conn));
+    if (this.#o.probeRecords ?? !this.#o.noListen) {
+      this.#prober = new RecordProber({
+        dial: async (peerId, addrs, signal) => {
+          const ma = dialAddrs({ peerId, addrs });
+          await node.dial(ma, { signal });
+        },
+        onResult: (peerId, ok) => (ok ? this.table.touch(peerId) : this.table.unreachable(peerId)),
+      });
+    }
     node.addEventListener("peer:connect", (evt) => {
       const peer = (evt as CustomEvent<PeerId>).detail;
-      this.#track(this.#syncWith(peer));
+      this.table.touch(peer.toString());
+      // a probe only proves the peer's key; its table is not pulled (that would make every probe
+      // a full table exchange)
+      if (!this.#prober?.probing(peer.toString())) this.#track(this.#syncWith(peer));
     });
-    this.#pruneTimer = setInterval(() => this.table.prune(), this.#o.pruneMs ?? 1000);
+    this.#pruneTimer = setInterval(() => {
+      this.table.prune();
+      this.#probeSome();
+    }, this.#o.pruneMs ?? 1000);
     // Bootstrap: dial each initial peer and pull its table before start() resolves.
     const peers = parsePeerAddrs(this.#o.initialPeers ?? []);
     const results = await Promise.allSettled(peers.map(async (ma) => {
@@ -239,6 +288,26 @@ export class SwarmPeer {
     }
   }
 
+  /** Queues probes of unreachable records (a sweep: records that came while the queue was full). */
+  #probeSome(): void {
+    const prober = this.#prober;
+    if (!prober?.hasRoom) return;
+    for (const e of this.table.entries()) {
+      if (!prober.hasRoom) break;
+      if (e.source && e.record.state !== "offline" && !this.table.reachable(e.record.peerId)) {
+        prober.want(e.record, e.source);
+      }
+    }
+  }
+
+  /** Offers a record that came over `conn`; probes its peer when it is not reachable yet. */
+  async #offerFrom(record: SignedRecordWire, conn: Connection | undefined, from: string) {
+    const source = conn ? connectionSource(conn) : "unknown";
+    const res = await this.table.offer(record, { from, source });
+    if (res.accepted && !res.reachable) this.#prober?.want(res.record, source);
+    return res;
+  }
+
   /** Pulls a peer's table into ours and pushes our own record to it; true when the pull answered. */
   async #syncWith(peer: PeerId): Promise<boolean> {
     if (this.#stopping) return false;
@@ -252,7 +321,8 @@ export class SwarmPeer {
       if (reply?.type !== "table") {
         throw new SwarmError("BAD_FRAME", `table pull answered ${reply === null ? "nothing" : reply.type}`);
       }
-      for (const r of reply.records) await this.table.offer(r);
+      const conn = this.node.getConnections(peer)[0];
+      for (const r of reply.records) await this.#offerFrom(r, conn, peer.toString());
       if (this.#ownRecord) await this.#push(peer, this.#ownRecord);
       return true;
     } catch (err) {
@@ -270,7 +340,12 @@ export class SwarmPeer {
       if (msg.type !== "table_request") {
         throw new SwarmError("BAD_FRAME", `expected table_request, got ${msg.type}`);
       }
-      await ch.write({ type: "table", records: this.table.signedRecords(msg.model) });
+      // only peers this node reached itself, as many as fit one frame (online and newest first)
+      const records = this.table.signedRecords(msg.model, {
+        reachableOnly: true,
+        maxBytes: this.limits.maxHeaderBytes - 4096,
+      });
+      await ch.write({ type: "table", records });
       await ch.close();
     } catch (err) {
       await replyError(ch, toProtocolCode(err), protocolMessage(err));
@@ -283,8 +358,10 @@ export class SwarmPeer {
       if (msg === null) return await ch.close();
       if (msg.type !== "record") throw new SwarmError("BAD_FRAME", `expected record, got ${msg.type}`);
       await ch.close();
-      const res = await this.table.offer(msg.record);
-      if (res.accepted) await this.#flood(msg.record, conn.remotePeer.toString());
+      const from = conn.remotePeer.toString();
+      const res = await this.#offerFrom(msg.record, conn, from);
+      // passed on only when this node reached the record's peer itself (else after a probe does)
+      if (res.accepted && res.reachable) this.#flooder.flood(res.record.peerId, msg.record, from);
     } catch (err) {
       await replyError(ch, toProtocolCode(err), protocolMessage(err));
     }
@@ -300,6 +377,8 @@ export class SwarmPeer {
     if (this.#stopping) return;
     this.#stopping = true;
     if (this.#pruneTimer) clearInterval(this.#pruneTimer);
+    await this.#flooder.stop();
+    await this.#prober?.stop();
     const node = this.#node;
     if (node) await node.stop();
     await Promise.allSettled([...this.#inflight]);

@@ -2,6 +2,10 @@ import assert from "node:assert/strict";
 import { ephemeralIdentity } from "./peer_identity.ts";
 import { INFO_PROTOCOL } from "./protocol_ids.ts";
 import { SwarmPeer } from "./swarm_peer.ts";
+import type { PrivateKey } from "@libp2p/interface";
+import { signRecord } from "./record_signer.ts";
+import { testRecord } from "./_test_records.ts";
+import { waitFor } from "../../tests/helpers/wait_for.ts";
 
 const peer = async () =>
   new SwarmPeer({
@@ -39,6 +43,48 @@ Deno.test({
     } finally {
       await client.stop();
       await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "swarm peer: a record relayed to a node without contact with its peer is passed on only once a probe reached the peer",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const x = await peer();
+    const nodes = [x];
+    try {
+      await x.start();
+      const boot = [x.multiaddrs()[0]];
+      const joined = async (privateKey?: PrivateKey) => {
+        const p = new SwarmPeer({
+          privateKey: privateKey ?? (await ephemeralIdentity()).privateKey,
+          host: "127.0.0.1",
+          port: 0,
+          dht: false,
+          initialPeers: boot,
+        });
+        nodes.push(p);
+        await p.start();
+        return p;
+      };
+      // s and y know only x; s's record reaches y relayed by x
+      const sId = await ephemeralIdentity();
+      const s = await joined(sId.privateKey), y = await joined();
+      const signed = await signRecord(
+        testRecord(s.peerId, Date.now(), { addrs: s.multiaddrs(), model: "m" }),
+        sId.privateKey,
+      );
+      await s.publish(signed);
+      await waitFor(() => y.table.get(s.peerId) !== undefined, { what: "s's record at y" });
+      // y had no contact with s: it probes s, after which s is reachable there and in y's replies
+      await waitFor(() => y.table.reachable(s.peerId), { what: "y's probe of s" });
+      const reply = await x.client(y.peerId).pullTable("m");
+      assert.ok(reply.some((r) => r.payload.includes(s.peerId)), "y passes s's record on");
+    } finally {
+      for (const n of nodes.reverse()) await n.stop();
     }
   },
 });

@@ -8,7 +8,13 @@ const NOW = 1_800_000_000_000;
 
 function entry(peerId: string, patch: Partial<SwarmRecord>): TableEntry {
   const record = testRecord(peerId, NOW, { model: "m/a", cacheTokensLeft: 4096, ...patch });
-  return { record, signed: { payload: "", signature: "" }, firstSeen: NOW - 5_000 };
+  return {
+    record,
+    signed: { payload: "", signature: "" },
+    firstSeen: NOW - 5_000,
+    wireBytes: 0,
+    local: true,
+  };
 }
 
 const entries = [

@@ -9,18 +9,29 @@
  *     (refused, closed port, open port that closes, open port that stays silent), over real
  *     loopback sockets with `linkDirect`'s deadline (`--link-ms`, default its default); the spread
  *     between kinds is what a client could learn from timing.
+ *   - `flood`: 1000 relayed records of fresh keys, about 14 KB each, offered to a swarm table from
+ *     one source: the time to handle them and what a table reply then carries, with the table's
+ *     bounds (`bounded`) and with them lifted (`unbounded`: every record admitted and passed on,
+ *     as before the bounds), in the same run.
  *
- *   deno task bench hostile [frame|link ...] [--runs 5] [--link-ms 2000] [--json]
+ *   deno task bench hostile [frame|link|flood ...] [--runs 5] [--link-ms 2000] [--json]
  *
  * `--json` prints one object: `{"frame": {<case>: {"decode_ms", "reference_ms", "ratio"}}, "link":
- * {<kind>: {"median_ms", "min_ms", "max_ms"}}}`.
+ * {<kind>: {"median_ms", "min_ms", "max_ms"}}, "flood": {"bounded"|"unbounded": {"offer_ms",
+ * "accepted", "reply_records", "reply_bytes", "reply_ms"}}}`.
  * @module
  */
 import { parseArgs } from "node:util";
 import { decodeFrame, FRAME_VERSION } from "../lib/wire/frame_codec.ts";
 import { LINK_FAIL_MS, linkDirect } from "../lib/wire/link_target.ts";
+import { encodeFrame, type SignedRecordWire, type SwarmRecord } from "../lib/wire/mod.ts";
+import { generateKeyPair } from "@libp2p/crypto/keys";
+import { peerIdFromPrivateKey } from "@libp2p/peer-id";
+import { signRecord } from "../lib/swarm/record_signer.ts";
+import { SwarmTable } from "../lib/swarm/swarm_table.ts";
 
 const MiB = 1024 * 1024;
+const B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -136,6 +147,74 @@ async function benchLinks(runs: number, failAtMs: number) {
   return out;
 }
 
+/** `n` signed records of fresh keys, about 14 KB each. */
+async function floodRecords(n: number): Promise<SignedRecordWire[]> {
+  const out: SignedRecordWire[] = [];
+  const label = (c: string) => c.repeat(63);
+  for (let i = 0; i < n; i++) {
+    const key = await generateKeyPair("Ed25519");
+    const now = Date.now();
+    const record: SwarmRecord = {
+      peerId: peerIdFromPrivateKey(key).toString(),
+      addrs: Array.from({ length: 32 }, (_, a) => `/dns4/${[..."abcde"].map(label).join(".")}.x${a}/tcp/1`),
+      model: "bench/model",
+      start: 0,
+      end: 4,
+      state: "online",
+      throughput: 1e9,
+      inferenceRps: 1e9,
+      forwardRps: 1e9,
+      networkRps: 1e9,
+      cacheTokensLeft: 1,
+      weights: "fp32",
+      version: "0.1.0",
+      wallet: null,
+      usingRelay: false,
+      nextPings: Object.fromEntries(
+        Array.from({ length: 64 }, (_, p) => [`${"1".repeat(44)}${B58[p % 58]}${B58[i % 58]}`, 1]),
+      ),
+      seq: now,
+      expiresAt: now + 600_000,
+    };
+    out.push(await signRecord(record, key));
+  }
+  return out;
+}
+
+async function benchFlood() {
+  const records = await floodRecords(1000);
+  const out: Record<string, Record<string, number>> = {};
+  for (const bounded of [true, false]) {
+    const table = new SwarmTable(bounded ? {} : { newPerSourceBurst: 1e9, newPerSourcePerMinute: 1e9 });
+    const t0 = performance.now();
+    let accepted = 0;
+    for (const r of records) {
+      if ((await table.offer(r, { from: "attacker", source: "203.0.113.9" })).accepted) accepted++;
+    }
+    const offerMs = performance.now() - t0;
+    const t1 = performance.now();
+    // bounded: what a table reply carries now; unbounded: every record, as replies were built before
+    const reply = bounded
+      ? table.signedRecords(undefined, { reachableOnly: true, maxBytes: 4 * MiB - 4096 })
+      : table.signedRecords();
+    let bytes = 0;
+    try {
+      bytes = encodeFrame({ type: "table", records: reply }).byteLength;
+    } catch {
+      bytes = reply.reduce((n, r) => n + r.payload.length + r.signature.length + 30, 0); // over the cap
+    }
+    const replyMs = performance.now() - t1;
+    out[bounded ? "bounded" : "unbounded"] = {
+      offer_ms: round(offerMs),
+      accepted,
+      reply_records: reply.length,
+      reply_bytes: bytes,
+      reply_ms: round(replyMs),
+    };
+  }
+  return out;
+}
+
 function round(x: number): number {
   return Math.round(x * 100) / 100;
 }
@@ -157,10 +236,11 @@ if (import.meta.main) {
   if (!Number.isFinite(linkMs) || linkMs < 10) {
     throw new RangeError(`--link-ms must be ≥ 10, got ${values["link-ms"]}`);
   }
-  const parts = positionals.length ? positionals : ["frame", "link"];
+  const parts = positionals.length ? positionals : ["frame", "link", "flood"];
   const result: Record<string, unknown> = {};
   if (parts.includes("frame")) result.frame = benchFrames(runs);
   if (parts.includes("link")) result.link = await benchLinks(runs, linkMs);
+  if (parts.includes("flood")) result.flood = await benchFlood();
   if (values.json) console.log(JSON.stringify(result));
   else {
     for (const [part, rows] of Object.entries(result)) {

@@ -124,7 +124,10 @@ export async function linkDirect(
   const failAt = options.failAtMs ?? LINK_FAIL_MS;
   const t0 = clock.now();
   const connect = options.connect ?? connectDirect;
-  const budget = timeoutSignal(failAt, options.signal);
+  // the attempt ends a little before the answer is due (the slowest failure, a silent port, then
+  // still has time to be cleaned up) and every failure is answered at the same moment
+  const attemptMs = Math.max(1, failAt - Math.min(200, failAt / 10));
+  const budget = timeoutSignal(attemptMs, options.signal);
   try {
     const ip = await Promise.race([
       linkTarget(target.host, options.clientHost, options.resolve),
@@ -133,7 +136,7 @@ export async function linkDirect(
         budget.signal.addEventListener("abort", () => reject(budget.signal.reason), { once: true });
       }),
     ]);
-    const left = Math.max(1, failAt - (clock.now() - t0));
+    const left = Math.max(1, attemptMs - (clock.now() - t0));
     return await connect(ip, target, {
       connectMs: left,
       ackMs: left,

@@ -4,7 +4,7 @@
  * 16 KB, a table reply's header 4 MiB), all claiming to serve the same blocks as the legitimate
  * server that joins afterwards. The bootstrap must stay useful: its table bounded, its table
  * replies within the cap, nothing of the flood passed on, and a client that connects through it
- * must route through the legitimate server. See docs/security.md ("Records").
+ * must route through the legitimate server. See docs/protocol.md ("Records").
  */
 import assert from "node:assert/strict";
 import { generateKeyPair } from "@libp2p/crypto/keys";

@@ -1,7 +1,7 @@
 /**
  * `RateBudget`: token buckets by key (a source address, a peer): each key may spend `burst` at
  * once and gets `perMinute` back per minute, up to `burst`. Used to bound what one source can add
- * to the swarm table and how fast records are passed on (docs/security.md). Memory is bounded:
+ * to the swarm table and how fast records are passed on (docs/protocol.md, "Records"). Memory is bounded:
  * at most `maxKeys` buckets; full buckets are forgotten first (they hold nothing), then the
  * oldest.
  * @module

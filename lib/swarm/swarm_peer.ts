@@ -5,7 +5,7 @@
  * (`/plumise/table/1.0.0`) that a node runs against every peer it connects to, so a node
  * joining via one bootstrap peer has the full table as soon as that pull returns.
  *
- * Bounded against floods (docs/security.md, "Records"): records are offered to the table with
+ * Bounded against floods (docs/protocol.md, "Records"): records are offered to the table with
  * their provenance (the delivering peer and its address), so one source adds only so many new
  * peers per minute; only records of peers this node reached itself (a connection with them) are
  * passed on, by flood (`RecordFlooder`: at most one per peer per second and 50 per second in

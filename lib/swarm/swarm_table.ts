@@ -3,7 +3,7 @@
  * dropped. Queries: servers of a model, per-block coverage, spans.
  *
  * Open to the internet, the table also bounds what strangers can make it hold and pass on
- * (docs/security.md, "Records"). Every record is signed by its own peer, but keys are free, so
+ * (docs/protocol.md, "Records"). Every record is signed by its own peer, but keys are free, so
  * anyone can make any number of valid records. Therefore:
  *   - each record carries its provenance: given locally (own record, tests), delivered by the peer
  *     it describes, or relayed by another peer from some source address;

@@ -13,8 +13,15 @@ import { ForwardGate } from "./forward_gate.ts";
 import { checkSpan, type HandlerDeps, readFirst, replyError } from "./inference_handler.ts";
 import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
 
-/** Used when the caller passes no gate (tests, tools): the default limits, per process. */
-let sharedGate: ForwardGate | undefined;
+/** Used when the caller passes no gate (tests, tools): one with the default limits per runtime. */
+const defaultGates = new WeakMap<object, ForwardGate>();
+
+function gateOf(deps: HandlerDeps & { forwards?: ForwardGate }): ForwardGate {
+  if (deps.forwards) return deps.forwards;
+  let gate = defaultGates.get(deps.runtime);
+  if (!gate) defaultGates.set(deps.runtime, gate = new ForwardGate());
+  return gate;
+}
 
 /** Serves one forward request. Never throws. */
 export async function serveForwardStream(
@@ -30,7 +37,7 @@ export async function serveForwardStream(
     const [b, t, h] = msg.hidden.shape;
     const hiddenSize = deps.runtime.info().hiddenSize;
     if (h !== hiddenSize) throw protocolError("BAD_FRAME", `forward hidden size ${h} must be ${hiddenSize}`);
-    const gate = deps.forwards ?? (sharedGate ??= new ForwardGate());
+    const gate = gateOf(deps);
     const deadline = gate.deadline(msg.timeoutMs);
     // the requester gives up by resetting the stream: a read that fails (nothing else is sent)
     channel.read({ signal: gone.signal }).catch((err) => gone.abort(err));

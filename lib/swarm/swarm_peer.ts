@@ -108,7 +108,8 @@ export class SwarmPeer {
     });
     // a record that became reachable (its peer connected, or a probe reached it) is passed on
     this.table.onChange((e) => {
-      if (e.type !== "reachable" || !this.#node) return;
+      // (by relaying nodes only: a client or observer has nobody to tell)
+      if (e.type !== "reachable" || !this.#node || !this.#prober) return;
       const entry = this.table.get(e.record.peerId);
       if (entry) this.#flooder.flood(e.record.peerId, entry.signed);
     });

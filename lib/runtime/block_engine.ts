@@ -13,59 +13,14 @@ import * as ort from "onnxruntime-node";
 import { RuntimeError } from "../errors.ts";
 import type { CpuPinning } from "../util/cpu_list.ts";
 import { allowedCpus, ortAffinities, type PinPlan, pinThisThread, planPinning } from "./_cpu_affinity.ts";
-import { adviseHugePages, type HugePageResult } from "./_huge_pages.ts";
+import { adviseHugePages } from "./_huge_pages.ts";
 import { blockTensorNames, buildBlockGraph } from "./block_graph.ts";
 import { buildEmbedGraph, buildLogitsGraph, headTensorNames } from "./head_graph.ts";
 import type { ModelConfig } from "./model_config.ts";
 import { parseModelConfig } from "./model_config.ts";
 import type { EncodedModel } from "./onnx_graph.ts";
 import { CheckpointTensors } from "./safetensors.ts";
-import type { WeightFormat } from "./types.ts";
-
-/** What the engine needs to load blocks and/or the head from local files. */
-export interface EngineLoadRequest {
-  /** Parsed config.json and generation_config.json (or {}). */
-  config: Record<string, unknown>;
-  generation?: Record<string, unknown>;
-  /** Tensor name → shard file name. */
-  weightMap: Record<string, string>;
-  /** Shard file name → local path. */
-  paths: Record<string, string>;
-  /** Tensor prefix of block i is `${blockPrefix}${i}.`. */
-  blockPrefix: string;
-  /** Prefix of head tensors (e.g. "transformer." or ""). */
-  headPrefix: string;
-  /** Blocks to build, [start, end); omit for a head-only engine. */
-  start?: number;
-  end?: number;
-  weights: WeightFormat;
-  /** Also build the head graphs (embeddings, final norm, LM head). */
-  head?: boolean;
-  threads?: number;
-  /**
-   * Pin the thread that calls `load` (it must then run every step: the runtime Worker) and
-   * onnxruntime's pool threads to distinct CPUs, as `planPinning` decides (see _cpu_affinity.ts).
-   * Omitted: nothing is pinned (an engine driven from a test's or script's main thread).
-   */
-  pinning?: CpuPinning;
-  /**
-   * Back the loaded weights with 2 MiB pages when they total at least this many bytes (default
-   * 64 MiB; `false` never). See _huge_pages.ts.
-   */
-  hugePagesAbove?: number | false;
-}
-
-export interface EngineLoadResult {
-  loadMs: number;
-  /** Bytes of weights held by the block graphs. */
-  weightBytes: number;
-  /** What the huge-page advice did (absent when the weights were below the threshold). */
-  hugePages?: HugePageResult;
-  /** Where the compute threads run (`caller CPU 0, pool CPU 1`) or why they are not pinned. */
-  pinning?: string;
-  /** The CPUs the compute threads were pinned to, the caller's first (absent: not pinned). */
-  pinnedCpus?: number[];
-}
+import type { Engine, EngineLoadRequest, EngineLoadResult, EngineTensor } from "./engine_types.ts";
 
 interface Cache {
   start: number;
@@ -79,18 +34,13 @@ interface Cache {
   v: Float32Array[];
 }
 
-export interface EngineTensor {
-  data: Float32Array;
-  shape: number[];
-}
-
 const engineError = (message: string, cause?: unknown) =>
   new RuntimeError("ENGINE_FAILED", message, {
     hint: "this is a bug or an out-of-memory condition; see the cause",
     cause,
   });
 
-export class BlockEngine {
+export class BlockEngine implements Engine {
   cfg?: ModelConfig;
   #blocks = new Map<number, ort.InferenceSession>();
   #embed?: ort.InferenceSession;

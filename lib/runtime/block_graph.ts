@@ -30,7 +30,7 @@ export const BLOCK_OUTPUTS = ["hidden_out", "key", "value"] as const;
 const MS = "com.microsoft";
 const F32_MIN = -3.4028234663852886e38;
 
-function need(t: BlockTensors, name: string, shape: readonly number[]): Float32Array {
+export function need(t: BlockTensors, name: string, shape: readonly number[]): Float32Array {
   const x = t.get(name);
   if (!x) {
     throw new RuntimeError("BAD_CHECKPOINT", `block tensor ${name} is missing`, {
@@ -83,7 +83,7 @@ export function quantizeInt8(
 }
 
 /** x [.., in] · Wᵀ (+ b) for a [out, in] weight. */
-function linear(
+export function linear(
   g: OnnxGraph,
   x: string,
   w: Float32Array,

@@ -15,7 +15,7 @@ import type { ModelConfig } from "./model_config.ts";
 import { parseModelConfig } from "./model_config.ts";
 import { SafetensorsFile } from "./safetensors.ts";
 import type { ModelSource } from "./types.ts";
-import type { EngineLoadRequest } from "./block_engine.ts";
+import type { EngineLoadRequest } from "./engine_types.ts";
 
 export interface ResolveOptions {
   /** Blocks whose shards are needed, [start, end). */

@@ -9,7 +9,9 @@
 import { RuntimeError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
-import type { EngineLoadResult } from "./block_engine.ts";
+import type { EngineLoadResult } from "./engine_types.ts";
+import type { KvCacheType } from "./kv_block_graph.ts";
+import { defaultOrtLibraryPath } from "./native/ort_library_path.ts";
 import type { ResolvedCheckpoint } from "./checkpoint.ts";
 import { engineSource, resolveCheckpoint } from "./checkpoint.ts";
 import type { DownloadProgress } from "./hub_download.ts";
@@ -39,6 +41,12 @@ export interface OnnxBlockRuntimeOptions extends BlockRuntimeOptions {
   onProgress?: (p: DownloadProgress) => void;
   /** Fraction of available memory for KV caches when `cacheTokens` is 0/unset (default 0.25). */
   cacheMemoryFraction?: number;
+  /** Absolute path of the onnxruntime library (default: the one onnxruntime-node ships). */
+  ortLibrary?: string;
+  /** KV cache element type (default float32 for fp32 weights, float16 for int8). */
+  kvCache?: KvCacheType;
+  /** "node": the old onnxruntime-node engine, kept for `bench:runtime` only. */
+  engine?: "ffi" | "node";
 }
 
 class OnnxSession implements InferenceSession {
@@ -184,6 +192,8 @@ export class OnnxBlockRuntime implements BlockRuntime {
     });
     const t1 = performance.now();
     const cfg = ck.modelConfig;
+    const libraryPath = o.ortLibrary ?? defaultOrtLibraryPath();
+    const maxLength = Math.max(1, o.maxLength ?? Math.min(cfg.maxPositions ?? 8192, 8192));
     const worker = new WorkerClient(this.#log);
     this.#worker = worker;
     if (o.direct) {
@@ -200,10 +210,14 @@ export class OnnxBlockRuntime implements BlockRuntime {
       weights: o.weights,
       threads: o.threads ?? 2,
       pinning: o.pinning ?? "auto",
+      libraryPath,
+      maxLength,
+      kvCache: o.kvCache,
+      engine: o.engine,
     }, o.signal) as EngineLoadResult;
     this.#ckpt = ck;
-    this.#maxLength = Math.max(1, o.maxLength ?? Math.min(cfg.maxPositions ?? 8192, 8192));
-    const kvBytesPerToken = 2 * cfg.numKvHeads * cfg.headDim * 4;
+    this.#maxLength = maxLength;
+    const kvBytesPerToken = res.kvBytesPerToken ?? 2 * cfg.numKvHeads * cfg.headDim * 4;
     if (o.cacheTokens && o.cacheTokens > 0) this.#cacheTotal = Math.floor(o.cacheTokens);
     else {
       let avail = 4 * 2 ** 30;

@@ -12,8 +12,9 @@ import type { ResolvedCheckpoint } from "./checkpoint.ts";
 import { engineSource, resolveCheckpoint } from "./checkpoint.ts";
 import type { DownloadProgress } from "./hub_download.ts";
 import type { ClientHead, HeadInfo, HiddenStates, Logits, ModelSource, TokenIds } from "./types.ts";
-import type { EngineLoadResult } from "./block_engine.ts";
+import type { EngineLoadResult } from "./engine_types.ts";
 import { WorkerClient } from "./worker_client.ts";
+import { defaultOrtLibraryPath } from "./native/ort_library_path.ts";
 
 export interface ClientHeadOptions extends ModelSource {
   /** onnxruntime intra-op threads (default 2). */
@@ -23,6 +24,8 @@ export interface ClientHeadOptions extends ModelSource {
   logger?: Logger;
   signal?: AbortSignal;
   onProgress?: (p: DownloadProgress) => void;
+  /** Absolute path of the onnxruntime library (default: the one onnxruntime-node ships). */
+  ortLibrary?: string;
 }
 
 const bad = (message: string, hint: string, details?: Record<string, unknown>) =>
@@ -66,6 +69,7 @@ export class OnnxClientHead implements ClientHead {
       head: true,
       threads: o.threads ?? 2,
       pinning: o.pinning ?? "auto",
+      libraryPath: o.ortLibrary ?? defaultOrtLibraryPath(),
     }, o.signal) as EngineLoadResult;
     this.#ckpt = ck;
     this.#log.info("head ready", { model: o.model, pinning: res.pinning });

@@ -13,7 +13,8 @@
 /// <reference lib="deno.worker" />
 import { errorMessage } from "../errors.ts";
 import { DirectListener } from "../wire/mod.ts";
-import { BlockEngine } from "./block_engine.ts";
+import type { Engine } from "./engine_types.ts";
+import { KvEngine } from "./kv_engine.ts";
 import { noDirectError, offerDirectHere } from "./direct_steps.ts";
 import type { DirectServing, HiddenStates } from "./types.ts";
 import type { DirectEvent, WorkerReply, WorkerRequest } from "./worker_protocol.ts";
@@ -25,7 +26,7 @@ interface Job {
   local?: { resolve: (v: unknown) => void; reject: (e: unknown) => void };
 }
 
-const engine = new BlockEngine();
+let engine: Engine = new KvEngine();
 const queues: [Job[], Job[]] = [[], []];
 let busy = false;
 let listener: DirectListener | undefined;
@@ -130,6 +131,11 @@ function cancelDirect(id: string, error?: { code: string; message: string; hint?
 async function handle(req: WorkerRequest): Promise<unknown> {
   switch (req.op) {
     case "load":
+      if (req.args.engine === "node") {
+        // the old onnxruntime-node engine, kept as a benchmark variant (scripts/bench_runtime.ts)
+        const { BlockEngine } = await import("./block_engine.ts");
+        engine = new BlockEngine();
+      }
       return await engine.load(req.args);
     case "open":
       engine.open(req.args.id, req.args.start, req.args.end, req.args.maxLength, req.args.batch);

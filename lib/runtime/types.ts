@@ -44,8 +44,10 @@ export const RuntimeErrorCodes = {
   UNSUPPORTED_MODEL: "UNSUPPORTED_MODEL",
   /** A checkpoint file is missing, truncated or inconsistent. */
   BAD_CHECKPOINT: "BAD_CHECKPOINT",
-  /** onnxruntime or the worker failed unexpectedly. */
+  /** onnxruntime or the worker failed unexpectedly, or onnxruntime refused a graph (the message names the op). */
   ENGINE_FAILED: "ENGINE_FAILED",
+  /** The onnxruntime native library is missing, not built for this platform, or too old. */
+  BAD_LIBRARY: "BAD_LIBRARY",
   /** A direct path was asked of a runtime started without a direct-path listener. */
   NO_DIRECT: "NO_DIRECT",
 } as const;

@@ -4,7 +4,7 @@
  * @module
  */
 import { PlumiseError, RuntimeError } from "../errors.ts";
-import type { EngineLoadRequest, EngineTensor } from "./block_engine.ts";
+import type { EngineLoadRequest, EngineTensor } from "./engine_types.ts";
 import type { DirectEnd, DirectListenOptions } from "./types.ts";
 import type { WireDType } from "../wire/mod.ts";
 

@@ -1,0 +1,90 @@
+/**
+ * What the runtime Worker's engine is asked to load and what it answers (shared by the Worker,
+ * its protocol, the runtime and the engines).
+ * @module
+ */
+import type { CpuPinning } from "../util/cpu_list.ts";
+import type { HugePageResult } from "./_huge_pages.ts";
+import type { KvCacheType } from "./kv_block_graph.ts";
+import type { WeightFormat } from "./types.ts";
+
+/** What the engine needs to load blocks and/or the head from local files. */
+export interface EngineLoadRequest {
+  /** Parsed config.json and generation_config.json (or {}). */
+  config: Record<string, unknown>;
+  generation?: Record<string, unknown>;
+  /** Tensor name → shard file name. */
+  weightMap: Record<string, string>;
+  /** Shard file name → local path. */
+  paths: Record<string, string>;
+  /** Tensor prefix of block i is `${blockPrefix}${i}.`. */
+  blockPrefix: string;
+  /** Prefix of head tensors (e.g. "transformer." or ""). */
+  headPrefix: string;
+  /** Blocks to build, [start, end); omit for a head-only engine. */
+  start?: number;
+  end?: number;
+  weights: WeightFormat;
+  /** Also build the head graphs (embeddings, final norm, LM head). */
+  head?: boolean;
+  threads?: number;
+  /**
+   * Pin the thread that calls `load` (it must then run every step: the runtime Worker) and
+   * onnxruntime's pool threads to distinct CPUs, as `planPinning` decides (see _cpu_affinity.ts).
+   * Omitted: nothing is pinned (an engine driven from a test's or script's main thread).
+   */
+  pinning?: CpuPinning;
+  /**
+   * Back the loaded weights with 2 MiB pages when they total at least this many bytes (default
+   * 64 MiB; `false` never). See _huge_pages.ts.
+   */
+  hugePagesAbove?: number | false;
+  /** Absolute path of the onnxruntime library (resolved on the main thread, see native/). */
+  libraryPath?: string;
+  /** Longest sequence a session or forward call may reach (RoPE tables; default the model's, ≤ 8192). */
+  maxLength?: number;
+  /** KV cache element type (default float32 for fp32 weights, float16 for int8). */
+  kvCache?: KvCacheType;
+  /** Which engine serves (the C API engine; "node" is the old onnxruntime-node one, for benchmarks). */
+  engine?: "ffi" | "node";
+}
+
+export interface EngineLoadResult {
+  loadMs: number;
+  /** Bytes of weights held by the block graphs. */
+  weightBytes: number;
+  /** What the huge-page advice did (absent when the weights were below the threshold). */
+  hugePages?: HugePageResult;
+  /** Where the compute threads run (`caller CPU 0, pool CPU 1`) or why they are not pinned. */
+  pinning?: string;
+  /** The CPUs the compute threads were pinned to, the caller's first (absent: not pinned). */
+  pinnedCpus?: number[];
+  /** Bytes one cache token takes (K and V of one position of one block). */
+  kvBytesPerToken?: number;
+  /** The onnxruntime library that was loaded. */
+  library?: { path: string; version: string };
+}
+
+export interface EngineTensor {
+  data: Float32Array;
+  shape: number[];
+}
+
+/** What the runtime Worker needs of an engine (KvEngine; the old BlockEngine for benchmarks). */
+export interface Engine {
+  load(req: EngineLoadRequest): Promise<EngineLoadResult>;
+  open(id: string, start: number, end: number, maxLength: number, batch: number): void;
+  close(id: string): boolean;
+  step(
+    id: string,
+    hidden: EngineTensor,
+    startFromPosition?: number,
+    hypoIds?: number[],
+  ): Promise<EngineTensor>;
+  forward(start: number, end: number, hidden: EngineTensor): Promise<EngineTensor>;
+  embed(ids: Int32Array, b: number, t: number): Promise<EngineTensor>;
+  logits(hidden: Float32Array, b: number): Promise<EngineTensor>;
+  positionOf(id: string, fallback?: number): number;
+  readonly sessions: number;
+  dispose(): Promise<void>;
+}

@@ -1,0 +1,303 @@
+/**
+ * The ONNX graph of one transformer block (BLOOM or Llama family) whose KV cache lives in
+ * caller-owned, preallocated buffers that the graph updates in place (docs/architecture.md,
+ * "Runtime engine"):
+ *
+ *   inputs  hidden [B, S, H]; past_key, past_value [B, KVH, L, D] (L: the session's maxLength);
+ *           seqlens_k int32 [B] (past + S − 1 per row); total_length int32 scalar (past + S);
+ *           Llama only: cos_cache, sin_cache [maxPositions, D/2]
+ *   outputs hidden_out [B, S, H]; present_key, present_value — bound to the same buffers as
+ *           past_key / past_value, so onnxruntime's GroupQueryAttention writes the S new rows at
+ *           positions past..past+S−1 and reads the past where it lies: nothing proportional to
+ *           the context is copied.
+ *
+ * Attention is com.microsoft.GroupQueryAttention on packed q|k|v: RoPE inside it for Llama (from
+ * the cos/sin tables, positions from seqlens_k), ALiBi for BLOOM as its `attention_bias`, computed
+ * from seqlens_k relative to each query's own position (softmax ignores a per-query shift, and
+ * small numbers keep the bias exact in float32 and close in float16).
+ *
+ * `cache: "float16"` stores K/V as float16 (half the bytes a decode step reads); the attention
+ * then runs on float16 q/k/v and its output is cast back to float32.
+ * @module
+ */
+import type { BloomConfig, LlamaConfig, ModelConfig } from "./model_config.ts";
+import { ropeInvFreq } from "./model_config.ts";
+import { alibiSlopes, type BlockTensors, linear, need } from "./block_graph.ts";
+import { attr, DataType, OnnxGraph } from "./onnx_graph.ts";
+import type { WeightFormat } from "./types.ts";
+
+/** Element type of the KV cache buffers. */
+export type KvCacheType = "float32" | "float16";
+
+export const KV_BLOCK_OUTPUTS = ["hidden_out", "present_key", "present_value"] as const;
+
+/** Input names of a block graph of this config, in the order `run` takes them. */
+export function kvBlockInputs(cfg: ModelConfig): string[] {
+  const base = ["hidden", "past_key", "past_value", "seqlens_k", "total_length"];
+  return cfg.modelType === "llama" ? [...base, "cos_cache", "sin_cache"] : base;
+}
+
+const MS = "com.microsoft";
+
+function declareIo(g: OnnxGraph, cfg: ModelConfig, cache: KvCacheType): void {
+  const H = cfg.hiddenSize, KVH = cfg.numKvHeads, D = cfg.headDim;
+  const ct = cache === "float16" ? DataType.FLOAT16 : DataType.FLOAT;
+  g.input("hidden", DataType.FLOAT, ["B", "S", H]);
+  g.input("past_key", ct, ["B", KVH, "L", D]);
+  g.input("past_value", ct, ["B", KVH, "L", D]);
+  g.input("seqlens_k", DataType.INT32, ["B"]);
+  g.input("total_length", DataType.INT32, []);
+  if (cfg.modelType === "llama") {
+    g.input("cos_cache", ct, ["P", D / 2]);
+    g.input("sin_cache", ct, ["P", D / 2]);
+  }
+  g.output("hidden_out", DataType.FLOAT, ["B", "S", H]);
+  g.output("present_key", ct, ["B", KVH, "L", D]);
+  g.output("present_value", ct, ["B", KVH, "L", D]);
+}
+
+/** GroupQueryAttention on packed q|k|v `[B, S, (N + 2·KVH)·D]` float32; returns `[B, S, N·D]` float32. */
+function attention(
+  g: OnnxGraph,
+  cfg: ModelConfig,
+  qkv: string,
+  cache: KvCacheType,
+  extra: { cos?: string; sin?: string; bias?: string },
+): string {
+  const half = cache === "float16";
+  const cast = (x: string) => half ? g.op("Cast", [x], { to: attr.i(DataType.FLOAT16) }) : x;
+  const rotary = extra.cos !== undefined;
+  const [out] = g.node(
+    "GroupQueryAttention",
+    [
+      cast(qkv),
+      "",
+      "",
+      "past_key",
+      "past_value",
+      "seqlens_k",
+      "total_length",
+      extra.cos ?? "",
+      extra.sin ?? "",
+      "",
+      extra.bias ? cast(extra.bias) : "",
+    ],
+    [g.fresh("attn"), "present_key", "present_value"],
+    {
+      num_heads: attr.i(cfg.numHeads),
+      kv_num_heads: attr.i(cfg.numKvHeads),
+      scale: attr.f(1 / Math.sqrt(cfg.headDim)),
+      ...(rotary ? { do_rotary: attr.i(1), rotary_interleaved: attr.i(0) } : {}),
+    },
+    MS,
+  );
+  return half ? g.op("Cast", [out], { to: attr.i(DataType.FLOAT) }) : out;
+}
+
+/**
+ * ALiBi as an attention bias `[B, N, S, total]`: slope_h × (key position − query position), the
+ * query positions of row b being seqlens_k[b] − S + 1 … seqlens_k[b].
+ */
+function alibiBias(g: OnnxGraph, n: number): string {
+  const f = (x: string) => g.op("Cast", [x], { to: attr.i(DataType.FLOAT) });
+  const total = f("total_length");
+  const s = f(g.op("Gather", [g.op("Shape", ["hidden"]), g.i64([1], [])], { axis: attr.i(0) }));
+  const kpos = g.op("Range", [g.f32([0]), total, g.f32([1])]); // [total]
+  const last = g.op("Unsqueeze", [f("seqlens_k"), g.i64([1])]); // [B, 1]
+  const first = g.op("Sub", [g.op("Add", [last, g.f32([1])]), s]); // [B, 1]
+  const qpos = g.op("Add", [first, g.op("Range", [g.f32([0]), s, g.f32([1])])]); // [B, S]
+  const rel = g.op("Sub", [kpos, g.op("Unsqueeze", [qpos, g.i64([2])])]); // [B, S, total]
+  const slopes = g.initializer("alibi_slopes", Float32Array.from(alibiSlopes(n)), [1, n, 1, 1]);
+  return g.op("Mul", [g.op("Unsqueeze", [rel, g.i64([1])]), slopes]); // [B, N, S, total]
+}
+
+/** The BLOOM block. */
+export function buildBloomKvBlock(
+  cfg: BloomConfig,
+  t: BlockTensors,
+  format: WeightFormat,
+  cache: KvCacheType,
+): OnnxGraph {
+  const H = cfg.hiddenSize, n = cfg.numHeads, d = cfg.headDim;
+  const g = new OnnxGraph("bloom_kv_block");
+  declareIo(g, cfg, cache);
+  const ln = (x: string, name: string) =>
+    g.op("LayerNormalization", [
+      x,
+      g.initializer(`${name}_w`, need(t, `${name}.weight`, [H]), [H]),
+      g.initializer(`${name}_b`, need(t, `${name}.bias`, [H]), [H]),
+    ], { axis: attr.i(-1), epsilon: attr.f(cfg.eps) });
+  // Fused QKV rows are grouped per head ([h][q|k|v][d]); reorder to [q heads | k heads | v heads].
+  const qkvW = need(t, "self_attention.query_key_value.weight", [3 * H, H]);
+  const qkvB = need(t, "self_attention.query_key_value.bias", [3 * H]);
+  const w2 = new Float32Array(qkvW.length), b2 = new Float32Array(qkvB.length);
+  for (let h = 0; h < n; h++) {
+    for (let part = 0; part < 3; part++) {
+      for (let j = 0; j < d; j++) {
+        const src = h * 3 * d + part * d + j, dst = part * H + h * d + j;
+        w2.set(qkvW.subarray(src * H, (src + 1) * H), dst * H);
+        b2[dst] = qkvB[src];
+      }
+    }
+  }
+  const x = "hidden";
+  const qkv = linear(g, ln(x, "input_layernorm"), w2, 3 * H, H, b2, format, "qkv");
+  const attn = attention(g, cfg, qkv, cache, { bias: alibiBias(g, n) });
+  const dense = linear(
+    g,
+    attn,
+    need(t, "self_attention.dense.weight", [H, H]),
+    H,
+    H,
+    need(t, "self_attention.dense.bias", [H]),
+    format,
+    "dense",
+  );
+  const a = g.op("Add", [x, dense]);
+  const up = linear(
+    g,
+    ln(a, "post_attention_layernorm"),
+    need(t, "mlp.dense_h_to_4h.weight", [4 * H, H]),
+    4 * H,
+    H,
+    need(t, "mlp.dense_h_to_4h.bias", [4 * H]),
+    format,
+    "h_to_4h",
+  );
+  const act = g.op("Gelu", [up], { approximate: attr.s("tanh") });
+  const down = linear(
+    g,
+    act,
+    need(t, "mlp.dense_4h_to_h.weight", [H, 4 * H]),
+    H,
+    4 * H,
+    need(t, "mlp.dense_4h_to_h.bias", [H]),
+    format,
+    "4h_to_h",
+  );
+  g.node("Add", [a, down], ["hidden_out"]);
+  return g;
+}
+
+/** The Llama-family block (GQA heads, RoPE with scaling, optional q/k/v/o biases). */
+export function buildLlamaKvBlock(
+  cfg: LlamaConfig,
+  t: BlockTensors,
+  format: WeightFormat,
+  cache: KvCacheType,
+): OnnxGraph {
+  const H = cfg.hiddenSize, n = cfg.numHeads, nkv = cfg.numKvHeads, d = cfg.headDim, I = cfg.intermediateSize;
+  const QD = n * d, KV = nkv * d;
+  const g = new OnnxGraph("llama_kv_block");
+  declareIo(g, cfg, cache);
+  const rms = (x: string, name: string) =>
+    g.op(
+      "SimplifiedLayerNormalization",
+      [x, g.initializer(`${name}_w`, need(t, `${name}.weight`, [H]), [H])],
+      { axis: attr.i(-1), epsilon: attr.f(cfg.eps) },
+    );
+  const x = "hidden";
+  const qkvW = new Float32Array((QD + 2 * KV) * H);
+  qkvW.set(need(t, "self_attn.q_proj.weight", [QD, H]), 0);
+  qkvW.set(need(t, "self_attn.k_proj.weight", [KV, H]), QD * H);
+  qkvW.set(need(t, "self_attn.v_proj.weight", [KV, H]), (QD + KV) * H);
+  let qkvB: Float32Array | undefined;
+  if (cfg.qkvBias) {
+    qkvB = new Float32Array(QD + 2 * KV);
+    qkvB.set(need(t, "self_attn.q_proj.bias", [QD]), 0);
+    qkvB.set(need(t, "self_attn.k_proj.bias", [KV]), QD);
+    qkvB.set(need(t, "self_attn.v_proj.bias", [KV]), QD + KV);
+  }
+  const qkv = linear(g, rms(x, "input_layernorm"), qkvW, QD + 2 * KV, H, qkvB, format, "qkv");
+  const attn = attention(g, cfg, qkv, cache, { cos: "cos_cache", sin: "sin_cache" });
+  const o = linear(
+    g,
+    attn,
+    need(t, "self_attn.o_proj.weight", [H, QD]),
+    H,
+    QD,
+    cfg.oBias ? need(t, "self_attn.o_proj.bias", [H]) : undefined,
+    format,
+    "o_proj",
+  );
+  const hres = g.op("Add", [x, o]);
+  const guW = new Float32Array(2 * I * H);
+  guW.set(need(t, "mlp.gate_proj.weight", [I, H]), 0);
+  guW.set(need(t, "mlp.up_proj.weight", [I, H]), I * H);
+  const gu = linear(g, rms(hres, "post_attention_layernorm"), guW, 2 * I, H, undefined, format, "gate_up");
+  const [gate, up] = g.node("Split", [gu, g.i64([I, I])], 2, { axis: attr.i(-1) });
+  const act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up]);
+  const down = linear(g, act, need(t, "mlp.down_proj.weight", [H, I]), H, I, undefined, format, "down");
+  g.node("Add", [hres, down], ["hidden_out"]);
+  return g;
+}
+
+/** The block graph of any supported config. */
+export function buildKvBlockGraph(
+  cfg: ModelConfig,
+  t: BlockTensors,
+  format: WeightFormat,
+  cache: KvCacheType,
+): OnnxGraph {
+  return cfg.modelType === "bloom"
+    ? buildBloomKvBlock(cfg, t, format, cache)
+    : buildLlamaKvBlock(cfg, t, format, cache);
+}
+
+/**
+ * RoPE tables `[positions, D/2]` (cos, sin) from the config's scaled inverse frequencies,
+ * computed in float64 and rounded once: what GroupQueryAttention's `cos_cache`/`sin_cache` take.
+ */
+export function ropeTables(cfg: LlamaConfig, positions: number): { cos: Float32Array; sin: Float32Array } {
+  const inv = ropeInvFreq(cfg);
+  const h = inv.length;
+  const cos = new Float32Array(positions * h), sin = new Float32Array(positions * h);
+  for (let p = 0; p < positions; p++) {
+    for (let i = 0; i < h; i++) {
+      const a = p * inv[i];
+      cos[p * h + i] = Math.cos(a);
+      sin[p * h + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
+}
+
+/** float32 → IEEE float16 bits, round to nearest even. */
+export function toFloat16(src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+  for (let i = 0; i < src.length; i++) {
+    f[0] = src[i];
+    const x = u[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    }
+    const e = exp - 127 + 15;
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
+    if (e <= 0) {
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mant |= 0x800000;
+      const shift = 14 - e;
+      let h = mant >>> shift;
+      const rem = mant & ((1 << shift) - 1), halfway = 1 << (shift - 1);
+      if (rem > halfway || (rem === halfway && (h & 1))) h++;
+      out[i] = sign | h;
+      continue;
+    }
+    let h = (e << 10) | (mant >>> 13);
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+    out[i] = sign | h;
+  }
+  return out;
+}

@@ -1,0 +1,561 @@
+/**
+ * `KvEngine`: the runtime's onnxruntime side, through the C API (native/ort_api.ts). One ORT
+ * session per served block (kv_block_graph.ts) and the head graphs when asked. Every inference
+ * session gets, at open, one K and one V buffer per block of `[B, KVH, maxLength, D]` (float32, or
+ * float16 for int8 weights); the graphs write each step's new rows into them in place and read the
+ * past where it lies, so a decode step copies nothing proportional to the context and allocates
+ * nothing (docs/architecture.md, "Runtime engine").
+ *
+ * It runs inside the runtime Worker (ort_worker.ts) — every call is synchronous FFI — but has no
+ * Worker code itself, so tests can drive it directly. Inputs are assumed validated by the caller
+ * (OnnxBlockRuntime); the engine re-checks what protects its own memory.
+ * @module
+ */
+import { RuntimeError } from "../errors.ts";
+import type { CpuPinning } from "../util/cpu_list.ts";
+import { allowedCpus, ortAffinities, type PinPlan, pinThisThread, planPinning } from "./_cpu_affinity.ts";
+import { adviseHugePages } from "./_huge_pages.ts";
+import type { Engine, EngineLoadRequest, EngineLoadResult, EngineTensor } from "./engine_types.ts";
+import { blockTensorNames } from "./block_graph.ts";
+import { buildEmbedGraph, buildLogitsGraph, headTensorNames } from "./head_graph.ts";
+import {
+  buildKvBlockGraph,
+  KV_BLOCK_OUTPUTS,
+  kvBlockInputs,
+  type KvCacheType,
+  ropeTables,
+  toFloat16,
+} from "./kv_block_graph.ts";
+import { type ModelConfig, parseModelConfig } from "./model_config.ts";
+import {
+  OrtApi,
+  type OrtSession,
+  type OrtSessionSettings,
+  type OrtTensor,
+  TensorType,
+} from "./native/ort_api.ts";
+import { CheckpointTensors } from "./safetensors.ts";
+
+type CacheArray = Float32Array | Uint16Array;
+
+/** One inference session's caches and the tensors bound to them. */
+interface KvSession {
+  start: number;
+  end: number;
+  batch: number;
+  maxLength: number;
+  position: number;
+  /** Per block j: K and V `[B, KVH, maxLength, D]`, and tensors over all of them. */
+  k: CacheArray[];
+  v: CacheArray[];
+  kt: OrtTensor[];
+  vt: OrtTensor[];
+  seqlens: Int32Array;
+  total: Int32Array;
+  seqlensT: OrtTensor;
+  totalT: OrtTensor;
+  /** The two output buffers `[B, 1, H]` decode steps alternate between. */
+  decode: { a: OrtTensor; b: OrtTensor };
+}
+
+const engineError = (message: string, cause?: unknown) =>
+  new RuntimeError("ENGINE_FAILED", message, {
+    hint: "this is a bug or an out-of-memory condition; see the cause",
+    cause,
+  });
+
+export class KvEngine implements Engine {
+  cfg?: ModelConfig;
+  #api?: OrtApi;
+  #blocks = new Map<number, OrtSession>();
+  #embed?: OrtSession;
+  #logits?: OrtSession;
+  #sessions = new Map<string, KvSession>();
+  #cacheType: KvCacheType = "float32";
+  /** RoPE tables (Llama), shared by every block. */
+  #rope?: { cos: OrtTensor; sin: OrtTensor };
+  #maxLength = 0;
+
+  /** The loaded library (after `load`). */
+  get api(): OrtApi {
+    if (!this.#api) throw engineError("the engine is not loaded");
+    return this.#api;
+  }
+
+  /** Element type of the KV caches. */
+  get cacheType(): KvCacheType {
+    return this.#cacheType;
+  }
+
+  /**
+   * Intra-op threads spin while a run is in progress and `force_spinning_stop` parks them as soon
+   * as it returns, so idle pools never compete for the cores (see docs/architecture.md); with a
+   * pinning plan the pool threads get their CPUs here, the calling thread in `load`.
+   */
+  #settings(threads: number, pin?: PinPlan): OrtSessionSettings {
+    return {
+      intraOpThreads: threads,
+      config: {
+        "session.intra_op.allow_spinning": "1",
+        "session.inter_op.allow_spinning": "0",
+        "session.force_spinning_stop": "1",
+        ...(pin?.workers.length ? { "session.intra_op_thread_affinities": ortAffinities(pin) } : {}),
+      },
+    };
+  }
+
+  async load(req: EngineLoadRequest): Promise<EngineLoadResult> {
+    const t0 = performance.now();
+    if (!req.libraryPath) {
+      throw new RuntimeError("BAD_LIBRARY", "no onnxruntime library path was given to the engine", {
+        hint: "internal: the runtime resolves the library before it starts the engine",
+      });
+    }
+    const api = OrtApi.load(req.libraryPath);
+    this.#api = api;
+    const cfg = parseModelConfig(req.config, req.generation ?? {});
+    this.cfg = cfg;
+    this.#cacheType = req.kvCache ?? (req.weights === "int8" ? "float16" : "float32");
+    this.#maxLength = Math.max(1, req.maxLength ?? Math.min(cfg.maxPositions ?? 8192, 8192));
+    const weightMap = new Map(Object.entries(req.weightMap));
+    const tensors = new CheckpointTensors(weightMap, (f) => {
+      const p = req.paths[f];
+      if (!p) {
+        throw new RuntimeError("BAD_CHECKPOINT", `shard ${f} was not fetched`, {
+          hint: "internal: the shard list is wrong",
+        });
+      }
+      return p;
+    });
+    const threads = req.threads ?? 2;
+    const pin = req.pinning === undefined ? undefined : this.#pin(req.pinning, threads);
+    const settings = this.#settings(threads, pin?.plan);
+    let weightBytes = 0, headBytes = 0;
+    try {
+      if (req.start !== undefined && req.end !== undefined) {
+        if (cfg.modelType === "llama") this.#rope = this.#ropeTensors(cfg);
+        const inputs = kvBlockInputs(cfg);
+        for (let i = req.start; i < req.end; i++) {
+          const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+          for (const n of blockTensorNames(cfg)) t.set(n, await tensors.read(`${req.blockPrefix}${i}.${n}`));
+          const graph = buildKvBlockGraph(cfg, t, req.weights, this.#cacheType);
+          weightBytes += graph.weightBytes;
+          const enc = graph.encode({ externalAbove: 2 ** 20 });
+          this.#blocks.set(
+            i,
+            api.session(enc.model, `block ${i}`, inputs, [...KV_BLOCK_OUTPUTS], {
+              ...settings,
+              externalData: enc.externalData,
+            }),
+          );
+        }
+      }
+      if (req.head) {
+        const names = headTensorNames(cfg, req.headPrefix, (n) => weightMap.has(n));
+        const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+        for (const [role, name] of Object.entries(names)) {
+          const x = await tensors.read(name);
+          t.set(role, x);
+          headBytes += x.data.byteLength;
+        }
+        const enc = (g: ReturnType<typeof buildEmbedGraph>) => g.encode();
+        const e = enc(buildEmbedGraph(cfg, t)), l = enc(buildLogitsGraph(cfg, t));
+        this.#embed = api.session(e.model, "embeddings", ["ids"], ["hidden"], {
+          ...settings,
+          externalData: e.externalData,
+        });
+        this.#logits = api.session(l.model, "LM head", ["hidden"], ["logits"], {
+          ...settings,
+          externalData: l.externalData,
+        });
+      }
+    } catch (err) {
+      await this.dispose();
+      throw err;
+    } finally {
+      await tensors.close();
+    }
+    const above = req.hugePagesAbove ?? 64 * 2 ** 20;
+    const hugePages = above !== false && weightBytes + headBytes >= above ? adviseHugePages() : undefined;
+    return {
+      loadMs: performance.now() - t0,
+      weightBytes,
+      hugePages,
+      pinning: pin?.said,
+      ...(pin?.plan ? { pinnedCpus: [pin.plan.caller, ...pin.plan.workers] } : {}),
+      kvBytesPerToken: this.kvBytesPerToken,
+      library: { path: api.path, version: api.version },
+    };
+  }
+
+  /** Bytes one cache token (K and V of one position of one block) takes. */
+  get kvBytesPerToken(): number {
+    const c = this.cfg;
+    if (!c) return 0;
+    return 2 * c.numKvHeads * c.headDim * (this.#cacheType === "float16" ? 2 : 4);
+  }
+
+  #ropeTensors(cfg: ModelConfig & { modelType: "llama" }) {
+    const { cos, sin } = ropeTables(cfg, this.#maxLength);
+    const shape = [this.#maxLength, cfg.headDim / 2];
+    const api = this.api;
+    if (this.#cacheType === "float16") {
+      return {
+        cos: api.tensor(toFloat16(cos), shape, TensorType.FLOAT16),
+        sin: api.tensor(toFloat16(sin), shape, TensorType.FLOAT16),
+      };
+    }
+    return { cos: api.tensor(cos, shape, TensorType.FLOAT), sin: api.tensor(sin, shape, TensorType.FLOAT) };
+  }
+
+  /** Pins this thread as `setting` decides for `threads` threads; the plan for the pool threads. */
+  #pin(setting: CpuPinning, threads: number): { plan?: PinPlan; said: string } {
+    const allowed = allowedCpus();
+    const why = Array.isArray(allowed) ? "" : ` (${allowed.unknown})`;
+    const refused = (message: string) =>
+      new RuntimeError("BAD_PINNING", message, {
+        hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
+      });
+    let decision;
+    try {
+      decision = planPinning(threads, setting, Array.isArray(allowed) ? allowed : undefined);
+    } catch (err) {
+      throw refused((err as Error).message + why);
+    }
+    if ("skipped" in decision) return { said: decision.skipped + why };
+    const { plan } = decision;
+    try {
+      pinThisThread(plan.caller);
+    } catch (err) {
+      throw refused((err as Error).message);
+    }
+    const pool = plan.workers.length ? `, pool CPU ${plan.workers.join(",")}` : "";
+    return { plan, said: `caller CPU ${plan.caller}${pool}` };
+  }
+
+  #block(i: number): OrtSession {
+    const s = this.#blocks.get(i);
+    if (!s) {
+      throw new RuntimeError("BAD_SPAN", `block ${i} is not loaded`, {
+        hint: "request a span this runtime serves",
+      });
+    }
+    return s;
+  }
+
+  #newCache(n: number): CacheArray {
+    return this.#cacheType === "float16" ? new Uint16Array(n) : new Float32Array(n);
+  }
+
+  #cacheTensor(a: CacheArray, shape: number[]): OrtTensor {
+    return this.api.tensor(a, shape, this.#cacheType === "float16" ? TensorType.FLOAT16 : TensorType.FLOAT);
+  }
+
+  /**
+   * Runs block `i` on `x` `[B, S, H]` into `out`, with the caches `k`/`v` `[B, KVH, L, D]` holding
+   * `seqlens[b] + 1 − S` past rows per row b (total `total[0]`).
+   */
+  #run(
+    i: number,
+    x: OrtTensor,
+    out: OrtTensor,
+    k: OrtTensor,
+    v: OrtTensor,
+    seqlens: OrtTensor,
+    total: OrtTensor,
+  ) {
+    const inputs = [x, k, v, seqlens, total];
+    if (this.#rope) inputs.push(this.#rope.cos, this.#rope.sin);
+    this.api.run(this.#block(i), inputs, [out, k, v]);
+  }
+
+  /**
+   * Runs blocks [start, end) from `x`, alternating between the two output buffers `bufs`; block
+   * j's caches are `k(j)`, `v(j)`. Returns the tensor holding the span's output.
+   */
+  #chain(
+    start: number,
+    end: number,
+    x: OrtTensor,
+    bufs: readonly [OrtTensor, OrtTensor],
+    k: (j: number) => OrtTensor,
+    v: (j: number) => OrtTensor,
+    seqlens: OrtTensor,
+    total: OrtTensor,
+  ): OrtTensor {
+    for (let i = start; i < end; i++) {
+      const y = bufs[(i - start) % 2];
+      this.#run(i, x, y, k(i - start), v(i - start), seqlens, total);
+      x = y;
+    }
+    return x;
+  }
+
+  /** Stateless pass through blocks [start, end) from position 0 (a scratch cache of T rows). */
+  forward(start: number, end: number, hidden: EngineTensor): Promise<EngineTensor> {
+    const cfg = this.cfg!;
+    const [b, t, H] = hidden.shape;
+    for (let i = start; i < end; i++) this.#block(i);
+    const api = this.api;
+    const kvShape = [b, cfg.numKvHeads, t, cfg.headDim];
+    const n = kvShape.reduce((x, y) => x * y, 1);
+    const owned: OrtTensor[] = [];
+    const keep = (x: OrtTensor) => (owned.push(x), x);
+    try {
+      const k = keep(this.#cacheTensor(this.#newCache(n), kvShape));
+      const v = keep(this.#cacheTensor(this.#newCache(n), kvShape));
+      const seqlens = keep(api.tensor(new Int32Array(b).fill(t - 1), [b], TensorType.INT32));
+      const total = keep(api.tensor(Int32Array.of(t), [], TensorType.INT32));
+      const x = keep(api.tensor(hidden.data, [b, t, H], TensorType.FLOAT));
+      const bufs = [0, 1].map(() =>
+        keep(api.tensor(new Float32Array(b * t * H), [b, t, H], TensorType.FLOAT))
+      );
+      const y = this.#chain(start, end, x, [bufs[0], bufs[1]], () => k, () => v, seqlens, total);
+      return Promise.resolve({ data: y.data as Float32Array, shape: [b, t, H] });
+    } finally {
+      for (const o of owned) o.release();
+    }
+  }
+
+  /** Opens a session: its caches for the whole `maxLength` are allocated now. */
+  open(id: string, start: number, end: number, maxLength: number, batch: number): void {
+    const cfg = this.cfg!;
+    for (let i = start; i < end; i++) this.#block(i);
+    if (this.#sessions.has(id)) throw engineError(`session ${id} is already open`);
+    if (maxLength > this.#maxLength) {
+      throw new RuntimeError("TOO_LONG", `maxLength ${maxLength} exceeds the engine's ${this.#maxLength}`, {
+        hint: "open the session with a smaller maxLength",
+      });
+    }
+    const api = this.api, H = cfg.hiddenSize;
+    const shape = [batch, cfg.numKvHeads, maxLength, cfg.headDim];
+    const n = shape.reduce((x, y) => x * y, 1);
+    const s: Partial<KvSession> & { kt: OrtTensor[]; vt: OrtTensor[] } = {
+      start,
+      end,
+      batch,
+      maxLength,
+      position: 0,
+      k: [],
+      v: [],
+      kt: [],
+      vt: [],
+    };
+    try {
+      for (let j = 0; j < end - start; j++) {
+        const k = this.#newCache(n), v = this.#newCache(n);
+        s.k!.push(k);
+        s.v!.push(v);
+        s.kt.push(this.#cacheTensor(k, shape));
+        s.vt.push(this.#cacheTensor(v, shape));
+      }
+      s.seqlens = new Int32Array(batch);
+      s.total = new Int32Array(1);
+      s.seqlensT = api.tensor(s.seqlens, [batch], TensorType.INT32);
+      s.totalT = api.tensor(s.total, [], TensorType.INT32);
+      s.decode = {
+        a: api.tensor(new Float32Array(batch * H), [batch, 1, H], TensorType.FLOAT),
+        b: api.tensor(new Float32Array(batch * H), [batch, 1, H], TensorType.FLOAT),
+      };
+    } catch (err) {
+      this.#free(s);
+      throw err;
+    }
+    this.#sessions.set(id, s as KvSession);
+  }
+
+  #free(s: Partial<KvSession>): void {
+    for (const t of [...(s.kt ?? []), ...(s.vt ?? []), s.seqlensT, s.totalT, s.decode?.a, s.decode?.b]) {
+      t?.release();
+    }
+  }
+
+  close(id: string): boolean {
+    const s = this.#sessions.get(id);
+    if (!s) return false;
+    this.#sessions.delete(id);
+    this.#free(s);
+    return true;
+  }
+
+  /** Tokens in a session's cache (`fallback` for an unknown session when given; else UNKNOWN_SESSION). */
+  positionOf(id: string, fallback?: number): number {
+    const c = this.#sessions.get(id);
+    if (!c && fallback !== undefined) return fallback;
+    return this.#session(id).position;
+  }
+
+  /** Open sessions. */
+  get sessions(): number {
+    return this.#sessions.size;
+  }
+
+  #session(id: string): KvSession {
+    const c = this.#sessions.get(id);
+    if (!c) {
+      throw new RuntimeError("UNKNOWN_SESSION", `session ${id} is not open`, {
+        hint: "open a new session (and replay the history)",
+        details: { sessionId: id },
+      });
+    }
+    return c;
+  }
+
+  /** Beam reorder: row r of every cache becomes old row `hypoIds[r]` (its first `p` positions). */
+  #reorder(s: KvSession, hypoIds: number[], p: number): void {
+    if (p === 0 || hypoIds.every((h, r) => h === r)) return;
+    const cfg = this.cfg!;
+    const L = s.maxLength, D = cfg.headDim, KVH = cfg.numKvHeads, row = KVH * L * D;
+    for (const buf of [...s.k, ...s.v]) {
+      const src = buf.slice(0, s.batch * row);
+      for (let r = 0; r < s.batch; r++) {
+        const from = hypoIds[r];
+        if (from === r) continue;
+        for (let h = 0; h < KVH; h++) {
+          const o = h * L * D;
+          buf.set(src.subarray(from * row + o, from * row + o + p * D), r * row + o);
+        }
+      }
+    }
+  }
+
+  /**
+   * One inference step: optional rollback to `startFromPosition`, optional batch reorder by
+   * `hypoIds`, then the span's blocks on hidden [B, T, H]; the cache advances by T.
+   */
+  step(
+    id: string,
+    hidden: EngineTensor,
+    startFromPosition?: number,
+    hypoIds?: number[],
+  ): Promise<EngineTensor> {
+    const s = this.#session(id);
+    const [b, t, H] = hidden.shape;
+    if (b !== s.batch) {
+      throw new RuntimeError("BAD_INPUT", `batch ${b} ≠ session batch ${s.batch}`, {
+        hint: "send the session's batch size",
+      });
+    }
+    let p = s.position;
+    if (startFromPosition !== undefined) {
+      if (startFromPosition < 0 || startFromPosition > p) {
+        throw new RuntimeError("BAD_INPUT", `startFromPosition ${startFromPosition} is outside [0, ${p}]`, {
+          hint: "roll back only to a position already in the cache",
+        });
+      }
+      p = startFromPosition;
+    }
+    if (p + t > s.maxLength) {
+      throw new RuntimeError(
+        "TOO_LONG",
+        `step of ${t} tokens at position ${p} exceeds the session's maxLength ${s.maxLength}`,
+        { hint: "open the session with a larger maxLength" },
+      );
+    }
+    s.position = p;
+    if (hypoIds) this.#reorder(s, hypoIds, p);
+    const out = t > 1 && p > 0 && b > 1 ? this.#stepRows(s, hidden, p) : this.#stepBatch(s, hidden, p);
+    s.position = p + t;
+    return Promise.resolve({ data: out, shape: [b, t, H] });
+  }
+
+  /** All rows at once (a decode step, or any step of batch 1, or a first prompt). */
+  #stepBatch(s: KvSession, hidden: EngineTensor, p: number): Float32Array {
+    const [b, t, H] = hidden.shape;
+    s.seqlens.fill(p + t - 1);
+    s.total[0] = p + t;
+    const api = this.api;
+    const owned: OrtTensor[] = [];
+    const keep = (x: OrtTensor) => (owned.push(x), x);
+    try {
+      const x = keep(api.tensor(hidden.data, [b, t, H], TensorType.FLOAT));
+      const bufs: [OrtTensor, OrtTensor] = t === 1
+        ? [s.decode.a, s.decode.b]
+        : [0, 1].map(() => keep(api.tensor(new Float32Array(b * t * H), [b, t, H], TensorType.FLOAT))) as [
+          OrtTensor,
+          OrtTensor,
+        ];
+      const y = this.#chain(s.start, s.end, x, bufs, (j) => s.kt[j], (j) => s.vt[j], s.seqlensT, s.totalT);
+      // decode buffers belong to the session: hand out a copy
+      return t === 1 ? (y.data as Float32Array).slice() : y.data as Float32Array;
+    } finally {
+      for (const o of owned) o.release();
+    }
+  }
+
+  /**
+   * A multi-token step after a past with batch > 1, which GroupQueryAttention takes only one row
+   * at a time: each row runs as a batch of one over its own part of the caches.
+   */
+  #stepRows(s: KvSession, hidden: EngineTensor, p: number): Float32Array {
+    const cfg = this.cfg!, api = this.api;
+    const [b, t, H] = hidden.shape;
+    const L = s.maxLength, row = cfg.numKvHeads * L * cfg.headDim;
+    const shape = [1, cfg.numKvHeads, L, cfg.headDim];
+    const out = new Float32Array(b * t * H);
+    const owned: OrtTensor[] = [];
+    const keep = (x: OrtTensor) => (owned.push(x), x);
+    try {
+      const seqlens = keep(api.tensor(Int32Array.of(p + t - 1), [1], TensorType.INT32));
+      const total = keep(api.tensor(Int32Array.of(p + t), [], TensorType.INT32));
+      const bufs = [0, 1].map(() => keep(api.tensor(new Float32Array(t * H), [1, t, H], TensorType.FLOAT)));
+      for (let r = 0; r < b; r++) {
+        const x = keep(
+          api.tensor(hidden.data.subarray(r * t * H, (r + 1) * t * H), [1, t, H], TensorType.FLOAT),
+        );
+        const view = (a: CacheArray[]) => (j: number) =>
+          keep(this.#cacheTensor(a[j].subarray(r * row, (r + 1) * row), shape));
+        const y = this.#chain(s.start, s.end, x, [bufs[0], bufs[1]], view(s.k), view(s.v), seqlens, total);
+        out.set(y.data as Float32Array, r * t * H);
+      }
+      return out;
+    } finally {
+      for (const o of owned) o.release();
+    }
+  }
+
+  /** Token ids [B, T] → hidden [B, T, H]. */
+  embed(ids: Int32Array, b: number, t: number): Promise<EngineTensor> {
+    if (!this.#embed) throw engineError("the head is not loaded");
+    const api = this.api, H = this.cfg!.hiddenSize;
+    const x = api.tensor(BigInt64Array.from(ids, (v) => BigInt(v)), [b, t], TensorType.INT64);
+    const y = api.tensor(new Float32Array(b * t * H), [b, t, H], TensorType.FLOAT);
+    try {
+      api.run(this.#embed, [x], [y]);
+      return Promise.resolve({ data: y.data as Float32Array, shape: [b, t, H] });
+    } finally {
+      x.release();
+      y.release();
+    }
+  }
+
+  /** Last hidden [B, H] → logits [B, vocab]. */
+  logits(hidden: Float32Array, b: number): Promise<EngineTensor> {
+    if (!this.#logits) throw engineError("the head is not loaded");
+    const api = this.api, H = this.cfg!.hiddenSize, V = this.cfg!.vocabSize;
+    const x = api.tensor(hidden, [b, H], TensorType.FLOAT);
+    const y = api.tensor(new Float32Array(b * V), [b, V], TensorType.FLOAT);
+    try {
+      api.run(this.#logits, [x], [y]);
+      return Promise.resolve({ data: y.data as Float32Array, shape: [b, V] });
+    } finally {
+      x.release();
+      y.release();
+    }
+  }
+
+  /** Closes every session and releases every native object. */
+  dispose(): Promise<void> {
+    for (const id of [...this.#sessions.keys()]) this.close(id);
+    for (const s of this.#blocks.values()) s.release();
+    this.#blocks.clear();
+    this.#embed?.release();
+    this.#logits?.release();
+    this.#embed = this.#logits = undefined;
+    this.#rope?.cos.release();
+    this.#rope?.sin.release();
+    this.#rope = undefined;
+    this.#api?.dispose();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,461 @@
+/**
+ * A Deno FFI binding to onnxruntime's C API: only what the runtime engine needs (an environment,
+ * session options with threads and config entries, sessions from bytes, tensors over caller
+ * memory, `Run` with caller-owned outputs, release). `Run` writes into the caller's output
+ * buffers in place — what makes the engine's preallocated KV caches possible (docs/architecture.md,
+ * "Runtime engine").
+ *
+ * The library is the `libonnxruntime` that the onnxruntime-node package ships; its function table
+ * comes from `OrtGetApiBase()->GetApi(ORT_API_VERSION)`. The table is append-only, so each index
+ * below is fixed by the header that introduced it (checked against onnxruntime_c_api.h of 1.29,
+ * whose first 425 entries 1.30 keeps).
+ *
+ * Ownership: every native object is wrapped in a handle whose `release()` frees it exactly once
+ * (later calls do nothing); `OrtApi.live` counts the handles not yet released, per kind, so tests
+ * can check that nothing leaks. A tensor handle keeps the JS buffer it points into alive. Every
+ * `OrtStatus` error becomes a `RuntimeError` carrying onnxruntime's message (the status is
+ * released first).
+ *
+ * Calls are synchronous: run them in the runtime Worker, never on the main thread.
+ * @module
+ */
+import { RuntimeError } from "../../errors.ts";
+
+/** The API version asked of `GetApi`: 1.20's, which has every function used here. */
+export const ORT_API_VERSION = 20;
+
+/** Indices into the `OrtApi` function table (onnxruntime_c_api.h, `struct OrtApi`). */
+export const OrtApiIndex = {
+  GetErrorCode: 1,
+  GetErrorMessage: 2,
+  CreateEnv: 3,
+  CreateSessionFromArray: 8,
+  Run: 9,
+  CreateSessionOptions: 10,
+  SetSessionExecutionMode: 13,
+  DisableCpuMemArena: 19,
+  SetSessionGraphOptimizationLevel: 23,
+  SetIntraOpNumThreads: 24,
+  SetInterOpNumThreads: 25,
+  CreateTensorWithDataAsOrtValue: 49,
+  CreateCpuMemoryInfo: 69,
+  ReleaseEnv: 92,
+  ReleaseStatus: 93,
+  ReleaseMemoryInfo: 94,
+  ReleaseSession: 95,
+  ReleaseValue: 96,
+  ReleaseSessionOptions: 100,
+  AddSessionConfigEntry: 130,
+  AddExternalInitializersFromFilesInMemory: 279,
+} as const;
+
+/** ONNXTensorElementDataType values of the tensors the engine makes. */
+export const TensorType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, FLOAT16: 10 } as const;
+export type TensorTypeId = typeof TensorType[keyof typeof TensorType];
+
+/** OrtErrorCode names, by value. */
+const ORT_ERROR_NAMES = [
+  "ORT_OK",
+  "ORT_FAIL",
+  "ORT_INVALID_ARGUMENT",
+  "ORT_NO_SUCHFILE",
+  "ORT_NO_MODEL",
+  "ORT_ENGINE_ERROR",
+  "ORT_RUNTIME_EXCEPTION",
+  "ORT_INVALID_PROTOBUF",
+  "ORT_MODEL_LOADED",
+  "ORT_NOT_IMPLEMENTED",
+  "ORT_INVALID_GRAPH",
+  "ORT_EP_FAIL",
+];
+
+type Ptr = Deno.PointerValue;
+type TypedArray =
+  | Float32Array
+  | Int8Array
+  | Uint8Array
+  | Int32Array
+  | BigInt64Array
+  | Uint16Array;
+
+const ENC = new TextEncoder();
+/** A NUL-terminated UTF-8 copy of `s`. */
+export const cString = (s: string): Uint8Array<ArrayBuffer> => ENC.encode(s + "\0");
+
+const STATUS = "pointer" as const;
+const FNS = {
+  GetErrorCode: { parameters: ["pointer"], result: "i32" },
+  GetErrorMessage: { parameters: ["pointer"], result: "pointer" },
+  CreateEnv: { parameters: ["i32", "buffer", "buffer"], result: STATUS },
+  CreateSessionFromArray: {
+    parameters: ["pointer", "buffer", "usize", "pointer", "buffer"],
+    result: STATUS,
+  },
+  Run: {
+    parameters: ["pointer", "pointer", "buffer", "buffer", "usize", "buffer", "usize", "buffer"],
+    result: STATUS,
+  },
+  CreateSessionOptions: { parameters: ["buffer"], result: STATUS },
+  SetSessionExecutionMode: { parameters: ["pointer", "i32"], result: STATUS },
+  DisableCpuMemArena: { parameters: ["pointer"], result: STATUS },
+  SetSessionGraphOptimizationLevel: { parameters: ["pointer", "i32"], result: STATUS },
+  SetIntraOpNumThreads: { parameters: ["pointer", "i32"], result: STATUS },
+  SetInterOpNumThreads: { parameters: ["pointer", "i32"], result: STATUS },
+  CreateTensorWithDataAsOrtValue: {
+    parameters: ["pointer", "pointer", "usize", "buffer", "usize", "i32", "buffer"],
+    result: STATUS,
+  },
+  CreateCpuMemoryInfo: { parameters: ["i32", "i32", "buffer"], result: STATUS },
+  ReleaseEnv: { parameters: ["pointer"], result: "void" },
+  ReleaseStatus: { parameters: ["pointer"], result: "void" },
+  ReleaseMemoryInfo: { parameters: ["pointer"], result: "void" },
+  ReleaseSession: { parameters: ["pointer"], result: "void" },
+  ReleaseValue: { parameters: ["pointer"], result: "void" },
+  ReleaseSessionOptions: { parameters: ["pointer"], result: "void" },
+  AddSessionConfigEntry: { parameters: ["pointer", "buffer", "buffer"], result: STATUS },
+  AddExternalInitializersFromFilesInMemory: {
+    parameters: ["pointer", "buffer", "buffer", "buffer", "usize"],
+    result: STATUS,
+  },
+} as const satisfies Record<keyof typeof OrtApiIndex, Deno.ForeignFunction>;
+
+type Fns = { [K in keyof typeof FNS]: Deno.UnsafeFnPointer<(typeof FNS)[K]> };
+
+/** Kinds of native objects a handle can own. */
+export type OrtObjectKind = "env" | "options" | "session" | "value" | "memory";
+
+/** The file name of the onnxruntime library on this platform. */
+export function ortLibraryName(os: typeof Deno.build.os = Deno.build.os): string {
+  return os === "windows"
+    ? "onnxruntime.dll"
+    : os === "darwin"
+    ? "libonnxruntime.dylib"
+    : "libonnxruntime.so.1";
+}
+
+/** Hint for a library that failed to load. */
+const LIBRARY_HINT =
+  "the onnxruntime library must be the one onnxruntime-node ships for this platform (reinstall with " +
+  "`deno install`, or point the runtime at a valid copy); check that the file exists and is readable";
+
+/** A native object with exactly-once release. */
+export class OrtHandle {
+  #ptr: Ptr;
+  #release: ((p: Ptr) => void) | undefined;
+  constructor(
+    readonly api: OrtApi,
+    readonly kind: OrtObjectKind,
+    ptr: Ptr,
+    release: (p: Ptr) => void,
+  ) {
+    this.#ptr = ptr;
+    this.#release = release;
+    api.live[kind]++;
+  }
+  /** The native pointer; throws ENGINE_FAILED after release (a use-after-free caught in JS). */
+  get ptr(): Ptr {
+    if (this.#release === undefined) {
+      throw new RuntimeError("ENGINE_FAILED", `onnxruntime ${this.kind} used after release`, {
+        hint: "this is a bug in the runtime engine",
+      });
+    }
+    return this.#ptr;
+  }
+  get released(): boolean {
+    return this.#release === undefined;
+  }
+  /** Frees the native object (once; later calls do nothing). */
+  release(): void {
+    const r = this.#release;
+    if (!r) return;
+    this.#release = undefined;
+    this.api.live[this.kind]--;
+    r(this.#ptr);
+    this.#ptr = null;
+  }
+}
+
+/** A tensor over caller memory; keeps that memory alive until released. */
+export class OrtTensor extends OrtHandle {
+  constructor(
+    api: OrtApi,
+    ptr: Ptr,
+    release: (p: Ptr) => void,
+    readonly data: TypedArray,
+    readonly shape: readonly number[],
+  ) {
+    super(api, "value", ptr, release);
+  }
+}
+
+/** A session with its input and output names, ready for `OrtApi.run`. */
+export class OrtSession extends OrtHandle {
+  /** Pointer arrays for Run, filled per call (no allocation per run). */
+  readonly inputPtrs: BigUint64Array<ArrayBuffer>;
+  readonly outputPtrs: BigUint64Array<ArrayBuffer>;
+  readonly inputNamePtrs: BigUint64Array<ArrayBuffer>;
+  readonly outputNamePtrs: BigUint64Array<ArrayBuffer>;
+  readonly #names: Uint8Array[];
+  constructor(
+    api: OrtApi,
+    ptr: Ptr,
+    release: (p: Ptr) => void,
+    readonly what: string,
+    readonly inputs: readonly string[],
+    readonly outputs: readonly string[],
+  ) {
+    super(api, "session", ptr, release);
+    const enc = (names: readonly string[]) => names.map(cString);
+    const ins = enc(inputs), outs = enc(outputs);
+    this.#names = [...ins, ...outs];
+    const ptrs = (bufs: Uint8Array[]) =>
+      BigUint64Array.from(bufs, (b) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b))));
+    this.inputNamePtrs = ptrs(ins);
+    this.outputNamePtrs = ptrs(outs);
+    this.inputPtrs = new BigUint64Array(inputs.length);
+    this.outputPtrs = new BigUint64Array(outputs.length);
+  }
+}
+
+/** Session settings. */
+export interface OrtSessionSettings {
+  /** Intra-op threads (the calling thread counts as one). */
+  intraOpThreads: number;
+  /** `AddSessionConfigEntry` pairs (onnxruntime_session_options_config_keys.h). */
+  config?: Record<string, string>;
+  /** In-memory external data files the model's initializers refer to by name. */
+  externalData?: readonly { path: string; data: Uint8Array }[];
+}
+
+const ptrValue = (p: Ptr): bigint => BigInt(Deno.UnsafePointer.value(p));
+
+/** A loaded onnxruntime library and its function table. */
+export class OrtApi {
+  /** Handles not yet released, per kind. */
+  readonly live: Record<OrtObjectKind, number> = { env: 0, options: 0, session: 0, value: 0, memory: 0 };
+  readonly #fns: Fns;
+  readonly #out = new BigUint64Array(1);
+  #env?: OrtHandle;
+  #memory?: OrtHandle;
+
+  private constructor(
+    readonly path: string,
+    readonly version: string,
+    fns: Fns,
+    readonly close: () => void,
+  ) {
+    this.#fns = fns;
+  }
+
+  /**
+   * Opens the library at `path` and reads its API table. Throws `BAD_LIBRARY` naming the file
+   * when it is missing, not a library for this platform, or too old for `ORT_API_VERSION`.
+   */
+  static load(path: string): OrtApi {
+    let lib: Deno.DynamicLibrary<{ OrtGetApiBase: { parameters: []; result: "pointer" } }>;
+    try {
+      lib = Deno.dlopen(path, { OrtGetApiBase: { parameters: [], result: "pointer" } });
+    } catch (cause) {
+      let why = (cause as Error).message;
+      try {
+        Deno.statSync(path);
+      } catch {
+        why = "the file does not exist";
+      }
+      throw new RuntimeError("BAD_LIBRARY", `cannot load the onnxruntime library ${path}: ${why}`, {
+        hint: LIBRARY_HINT,
+        details: { library: path },
+        cause,
+      });
+    }
+    try {
+      const base = lib.symbols.OrtGetApiBase();
+      if (!base) throw new Error("OrtGetApiBase returned NULL");
+      const view = new Deno.UnsafePointerView(base);
+      const getApi = new Deno.UnsafeFnPointer(view.getPointer(0)!, {
+        parameters: ["u32"],
+        result: "pointer",
+      });
+      const getVersion = new Deno.UnsafeFnPointer(view.getPointer(8)!, { parameters: [], result: "pointer" });
+      const version = Deno.UnsafePointerView.getCString(getVersion.call()!);
+      const table = getApi.call(ORT_API_VERSION);
+      if (!table) {
+        throw new RuntimeError(
+          "BAD_LIBRARY",
+          `the onnxruntime library ${path} (version ${version}) does not offer C API version ${ORT_API_VERSION}`,
+          { hint: LIBRARY_HINT, details: { library: path, version } },
+        );
+      }
+      const tv = new Deno.UnsafePointerView(table);
+      const fns = {} as Record<string, unknown>;
+      for (const [name, idx] of Object.entries(OrtApiIndex)) {
+        const p = tv.getPointer(idx * 8);
+        if (!p) throw new Error(`OrtApi entry ${name} (${idx}) is NULL`);
+        const def = FNS[name as keyof typeof FNS] as Deno.ForeignFunction;
+        fns[name] = new Deno.UnsafeFnPointer(p as Deno.PointerObject<typeof def>, def);
+      }
+      return new OrtApi(path, version, fns as Fns, () => lib.close());
+    } catch (cause) {
+      lib.close();
+      if (cause instanceof RuntimeError) throw cause;
+      throw new RuntimeError(
+        "BAD_LIBRARY",
+        `${path} is not a usable onnxruntime library: ${(cause as Error).message}`,
+        { hint: LIBRARY_HINT, details: { library: path }, cause },
+      );
+    }
+  }
+
+  /** Throws a RuntimeError with onnxruntime's message when `status` is not NULL (and releases it). */
+  check(status: Ptr, what: string, hint = "this is a bug in the runtime engine; see the message"): void {
+    if (status === null) return;
+    const code = this.#fns.GetErrorCode.call(status);
+    const msgPtr = this.#fns.GetErrorMessage.call(status);
+    const message = msgPtr ? Deno.UnsafePointerView.getCString(msgPtr) : "(no message)";
+    this.#fns.ReleaseStatus.call(status);
+    throw new RuntimeError("ENGINE_FAILED", `${what}: ${message}`, {
+      hint,
+      details: { ortCode: ORT_ERROR_NAMES[code] ?? code },
+    });
+  }
+
+  #takeOut(): Ptr {
+    return Deno.UnsafePointer.create(this.#out[0]);
+  }
+
+  /** The process's onnxruntime environment (created on first use, released by `dispose`). */
+  env(): OrtHandle {
+    if (this.#env && !this.#env.released) return this.#env;
+    this.check(
+      this.#fns.CreateEnv.call(3, /* ERROR */ cString("plumise"), this.#out),
+      "creating the environment",
+    );
+    this.#env = new OrtHandle(this, "env", this.#takeOut(), (p) => this.#fns.ReleaseEnv.call(p));
+    return this.#env;
+  }
+
+  #memoryInfo(): Ptr {
+    if (!this.#memory || this.#memory.released) {
+      this.check(
+        this.#fns.CreateCpuMemoryInfo.call(0, /* OrtDeviceAllocator */ 0, /* OrtMemTypeDefault */ this.#out),
+        "creating CPU memory info",
+      );
+      this.#memory = new OrtHandle(
+        this,
+        "memory",
+        this.#takeOut(),
+        (p) => this.#fns.ReleaseMemoryInfo.call(p),
+      );
+    }
+    return this.#memory.ptr;
+  }
+
+  /** A tensor of `shape` over `data` (no copy): onnxruntime reads and writes `data` itself. */
+  tensor(data: TypedArray, shape: readonly number[], type: TensorTypeId): OrtTensor {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (n !== data.length) {
+      throw new RuntimeError("ENGINE_FAILED", `tensor of shape [${shape}] over ${data.length} values`, {
+        hint: "this is a bug in the runtime engine",
+      });
+    }
+    const dims = BigInt64Array.from(shape, (d) => BigInt(d));
+    // A zero-length view has no data pointer of its own; any valid pointer does for 0 bytes.
+    const ptr = data.byteLength ? Deno.UnsafePointer.of(data) : Deno.UnsafePointer.of(dims);
+    this.check(
+      this.#fns.CreateTensorWithDataAsOrtValue.call(
+        this.#memoryInfo(),
+        ptr,
+        BigInt(data.byteLength),
+        dims,
+        BigInt(dims.length),
+        type,
+        this.#out,
+      ),
+      `creating a tensor of shape [${shape}]`,
+    );
+    return new OrtTensor(this, this.#takeOut(), (p) => this.#fns.ReleaseValue.call(p), data, [...shape]);
+  }
+
+  /**
+   * Creates a session from model bytes. `what` names the graph in errors (e.g. "block 3"); a
+   * refused graph throws ENGINE_FAILED with onnxruntime's message (which names the node and op).
+   */
+  session(
+    model: Uint8Array,
+    what: string,
+    inputs: readonly string[],
+    outputs: readonly string[],
+    settings: OrtSessionSettings,
+  ): OrtSession {
+    const f = this.#fns;
+    const env = this.env();
+    this.check(f.CreateSessionOptions.call(this.#out), "creating session options");
+    const opts = new OrtHandle(this, "options", this.#takeOut(), (p) => f.ReleaseSessionOptions.call(p));
+    try {
+      const o = opts.ptr;
+      this.check(f.SetIntraOpNumThreads.call(o, settings.intraOpThreads), "setting intra-op threads");
+      this.check(f.SetInterOpNumThreads.call(o, 1), "setting inter-op threads");
+      this.check(f.SetSessionExecutionMode.call(o, 0 /* ORT_SEQUENTIAL */), "setting the execution mode");
+      this.check(
+        f.SetSessionGraphOptimizationLevel.call(o, 99 /* ORT_ENABLE_ALL */),
+        "setting optimizations",
+      );
+      this.check(f.DisableCpuMemArena.call(o), "disabling the memory arena");
+      for (const [k, v] of Object.entries(settings.config ?? {})) {
+        this.check(
+          f.AddSessionConfigEntry.call(o, cString(k), cString(v)),
+          `setting session option ${k}=${v}`,
+          "check the runtime's settings (threads, CPU pinning)",
+        );
+      }
+      const ext = settings.externalData ?? [];
+      if (ext.length) {
+        const names = ext.map((e) => cString(e.path));
+        const namePtrs = BigUint64Array.from(names, (b) => ptrValue(Deno.UnsafePointer.of(b)));
+        const bufPtrs = BigUint64Array.from(ext, (e) => ptrValue(Deno.UnsafePointer.of(e.data)));
+        const lens = BigUint64Array.from(ext, (e) => BigInt(e.data.byteLength));
+        this.check(
+          f.AddExternalInitializersFromFilesInMemory.call(o, namePtrs, bufPtrs, lens, BigInt(ext.length)),
+          `adding the ${what} graph's external weights`,
+        );
+      }
+      this.check(
+        f.CreateSessionFromArray.call(env.ptr, model, BigInt(model.byteLength), o, this.#out),
+        `onnxruntime refused the ${what} graph`,
+        "the checkpoint may be malformed or of an unsupported architecture; the message names the node",
+      );
+    } finally {
+      opts.release();
+    }
+    return new OrtSession(this, this.#takeOut(), (p) => f.ReleaseSession.call(p), what, inputs, outputs);
+  }
+
+  /**
+   * Runs `session` with `inputs` (in the session's input order) into caller-owned `outputs` (in
+   * its output order): onnxruntime writes the results into their buffers in place.
+   */
+  run(session: OrtSession, inputs: readonly OrtTensor[], outputs: readonly OrtTensor[]): void {
+    const ip = session.inputPtrs, op = session.outputPtrs;
+    for (let i = 0; i < ip.length; i++) ip[i] = ptrValue(inputs[i].ptr);
+    for (let i = 0; i < op.length; i++) op[i] = ptrValue(outputs[i].ptr);
+    this.check(
+      this.#fns.Run.call(
+        session.ptr,
+        null,
+        session.inputNamePtrs,
+        ip,
+        BigInt(ip.length),
+        session.outputNamePtrs,
+        BigInt(op.length),
+        op,
+      ),
+      `the ${session.what} graph failed`,
+    );
+  }
+
+  /** Releases the environment and memory info (sessions and tensors must be released first). */
+  dispose(): void {
+    this.#memory?.release();
+    this.#env?.release();
+  }
+}

@@ -1,70 +1,128 @@
 /**
- * Block runtime benchmark: per-block decode latency at past 128 and 1024, prefill tokens/s at 128
- * and 512, graph/session creation time per block and RSS, for fp32 and int8 onnxruntime blocks,
- * side by side (for BLOOM models) with a baseline measured in the same run: a straightforward
- * float32 JavaScript implementation of the same BLOOM block math with an in-place KV cache.
+ * Block runtime benchmark: per-block decode latency at several past lengths against the memory
+ * bandwidth limit measured in the same run, prefill tokens/s at 128 and 512, session creation
+ * time and RSS, for the C API engine (fp32, int8) and the old onnxruntime-node engine (fp32-node,
+ * int8-node), plus an open/close + steps cycle that checks RSS comes back.
  *
- *   deno task bench:runtime [--model DIR | --shape bloom-560m|qwen3-32b] [--weights fp32|int8]
- *     [--blocks N] [--json]
+ *   deno task bench:runtime [--model DIR] [--blocks N] [--variants fp32,int8,...] [--pasts 128,1024]
+ *     [--no-cycle] [--json]
  *
- * Without --model it generates random blocks of `--shape` once into .cache/bench-<shape>-<N>:
- * bloom-560m-sized (hidden 1024, 16 heads; the default) or qwen3-32b-sized (hidden 5120, 64 query
- * and 8 KV heads of 128, intermediate 25600; ~1 GB of BF16 per block, so `--blocks 1` is the
- * sensible count). Each variant runs in its own process so RSS is its own.
- * `--json` prints one object {"fp32": {...}, "int8": {...}, "baseline"?: {...}} with the keys
- * decode_ms_p128, decode_ms_p1024, prefill_tok_s_128, prefill_tok_s_512, create_ms, rss_mb.
+ * Without --model it generates bloom-560m-sized random blocks (hidden 1024, 16 heads) once into
+ * .cache/bench-bloom560m-<N>. Each variant runs in its own process, so RSS is its own.
+ *
+ * The limit of a decode step is the bytes it must read — the block's weights plus the K/V rows of
+ * the past and the new token, in the cache's element type — divided by `stream_gb_s`: the best
+ * rate of several passes of a graph that only streams a large weight (a 1×K · K×N MatMul of 256 MB
+ * on the same threads and settings). `vs_limit` = decode ÷ limit.
+ *
+ * `--json` prints one object: `stream_gb_s`; per variant `decode_ms`, `limit_ms`, `vs_limit`
+ * (objects keyed by past length), `p_ratio` (decode at the longest past ÷ the shortest),
+ * `prefill_tok_s` (keyed by length), `weight_mb`, `kv_cache`, `create_ms`, `rss_mb`; and `cycle`
+ * (sessions, steps, RSS before/after and growth %).
  * @module
  */
 import { parseArgs } from "node:util";
 import { fakeHidden } from "../lib/runtime/fake_backend.ts";
+import { attr, DataType, OnnxGraph } from "../lib/runtime/onnx_graph.ts";
 import { createBlockRuntime, type OnnxBlockRuntime } from "../lib/runtime/onnx_block_runtime.ts";
-import { SafetensorsFile } from "../lib/runtime/safetensors.ts";
-import { makeBloom560mBlocks, makeQwen3_32bBlocks } from "./fixtures.ts";
+import { OrtApi, TensorType } from "../lib/runtime/native/ort_api.ts";
+import { defaultOrtLibraryPath } from "../lib/runtime/native/ort_library_path.ts";
+import { parseModelConfig } from "../lib/runtime/model_config.ts";
+import { makeBloom560mBlocks } from "./fixtures.ts";
 
-interface Result {
-  decode_ms_p128: number;
-  decode_ms_p1024: number;
-  prefill_tok_s_128: number;
-  prefill_tok_s_512: number;
+interface VariantResult {
+  engine: "ffi" | "node";
+  weights: "fp32" | "int8";
+  kv_cache: "float32" | "float16";
+  weight_mb: number;
+  decode_ms: Record<string, number>;
+  /** Bytes a decode step reads per block, by past length. */
+  bytes: Record<string, number>;
+  prefill_tok_s: Record<string, number>;
   create_ms: number;
   rss_mb: number;
 }
 
-/**
- * Timed prefill passes per length (median taken; the machine is shared, so more than a few); 3 where
- * one pass takes over 2 s (a qwen3-32b-sized fp32 block).
- */
+const VARIANTS: Record<string, { engine: "ffi" | "node"; weights: "fp32" | "int8" }> = {
+  fp32: { engine: "ffi", weights: "fp32" },
+  int8: { engine: "ffi", weights: "int8" },
+  "fp32-node": { engine: "node", weights: "fp32" },
+  "int8-node": { engine: "node", weights: "int8" },
+};
+
 const PREFILL_REPS = 7;
-const SLOW_PREFILL_REPS = 3;
+const DECODE_STEPS = 24;
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
-const DECODE_STEPS = 24;
 
-async function benchOnnx(model: string, weights: "fp32" | "int8", blocks: number): Promise<Result> {
+/** Settings the engine gives its sessions (kv_engine.ts), for the streaming graph. */
+const SPIN = {
+  "session.intra_op.allow_spinning": "1",
+  "session.inter_op.allow_spinning": "0",
+  "session.force_spinning_stop": "1",
+};
+
+/** GB/s of the best of `reps` passes of x[1, K] · W[K, N] over a `mb`-MB fp32 weight. */
+function streamRate(threads: number, mb = 256, reps = 12): number {
+  const K = 4096, N = (mb * 2 ** 20) / 4 / K;
+  const g = new OnnxGraph("stream");
+  g.input("x", DataType.FLOAT, [1, K]);
+  g.output("y", DataType.FLOAT, [1, N]);
+  const w = new Float32Array(K * N);
+  for (let i = 0; i < w.length; i += 997) w[i] = 1e-3;
+  g.node("MatMul", ["x", g.initializer("w", w, [K, N])], ["y"]);
+  const enc = g.encode({ externalAbove: 2 ** 20 });
+  const api = OrtApi.load(defaultOrtLibraryPath());
+  const s = api.session(enc.model, "stream", ["x"], ["y"], {
+    intraOpThreads: threads,
+    config: SPIN,
+    externalData: enc.externalData,
+  });
+  const x = api.tensor(new Float32Array(K).fill(1), [1, K], TensorType.FLOAT);
+  const y = api.tensor(new Float32Array(N), [1, N], TensorType.FLOAT);
+  let best = Infinity;
+  for (let i = 0; i < reps + 2; i++) {
+    const t0 = performance.now();
+    api.run(s, [x], [y]);
+    const ms = performance.now() - t0;
+    if (i >= 2) best = Math.min(best, ms);
+  }
+  x.release();
+  y.release();
+  s.release();
+  api.dispose();
+  return (K * N * 4) / (best / 1000) / 1e9;
+}
+
+async function benchVariant(
+  model: string,
+  name: string,
+  blocks: number,
+  pasts: number[],
+): Promise<VariantResult> {
+  const { engine, weights } = VARIANTS[name];
+  const maxPast = Math.max(...pasts);
   const rt = createBlockRuntime({
     model,
     start: 0,
     end: blocks,
     weights,
-    cacheTokens: 10_000_000,
-    maxLength: 1100,
+    cacheTokens: 100_000_000,
+    maxLength: Math.max(600, maxPast + DECODE_STEPS + 4),
     threads: 2,
-  });
+    engine,
+  }) as OnnxBlockRuntime;
   await rt.start();
-  const stats = (rt as OnnxBlockRuntime).loadStats!;
-  const H = rt.info().hiddenSize;
-  // Settle: loading a large block leaves gigabytes of garbage and cold pages, and the steps right
-  // after it run slower (qwen3-32b-sized blocks); step, rolling back each time, until
-  // 3 steps and 1.5 s have passed before anything is timed.
-  const settle = await rt.openSession({ start: 0, end: blocks, maxLength: 8, batch: 1 });
-  await settle.step(fakeHidden(1, 4, H, 1));
-  const settleFrom = performance.now();
-  for (let i = 0; i < 3 || performance.now() - settleFrom < 1500; i++) {
-    await settle.step(fakeHidden(1, 1, H, 2), { startFromPosition: 4 });
-  }
-  await settle.close();
-  const decode: Record<number, number> = {};
-  for (const past of [128, 1024]) {
+  const stats = rt.loadStats!;
+  const info = rt.info();
+  const H = info.hiddenSize;
+  const kvCache = engine === "ffi" && weights === "int8" ? "float16" : "float32";
+  const kvElem = kvCache === "float16" ? 2 : 4;
+  const cfg = parseModelConfig(JSON.parse(await Deno.readTextFile(`${model}/config.json`)));
+  const kvDim = cfg.numKvHeads * cfg.headDim;
+  const weightBytes = stats.weightBytes / blocks;
+  const decode: Record<string, number> = {}, bytes: Record<string, number> = {};
+  for (const past of pasts) {
     const s = await rt.openSession({ start: 0, end: blocks, maxLength: past + DECODE_STEPS + 4, batch: 1 });
     await s.step(fakeHidden(1, past, H, 1));
     await s.step(fakeHidden(1, 1, H, 2)); // warm-up
@@ -75,258 +133,133 @@ async function benchOnnx(model: string, weights: "fp32" | "int8", blocks: number
       await s.step(x);
       times.push(performance.now() - t0);
     }
-    decode[past] = median(times) / blocks;
+    decode[past] = round(median(times) / blocks);
+    // the K/V rows a step reads: the past, the middle of the timed steps, and its own
+    bytes[past] = weightBytes + 2 * kvDim * kvElem * (past + 2 + DECODE_STEPS / 2);
     await s.close();
   }
-  const prefill: Record<number, number> = {};
+  const prefill: Record<string, number> = {};
   for (const t of [128, 512]) {
     const x = fakeHidden(1, t, H, 3);
-    const w0 = performance.now();
     await rt.forward(0, blocks, x); // warm-up
-    const reps = performance.now() - w0 > 2000 ? SLOW_PREFILL_REPS : PREFILL_REPS;
     const times: number[] = [];
-    for (let i = 0; i < reps; i++) {
+    for (let i = 0; i < PREFILL_REPS; i++) {
       const t0 = performance.now();
       await rt.forward(0, blocks, x);
       times.push(performance.now() - t0);
     }
-    prefill[t] = t / (median(times) / blocks / 1000);
+    prefill[t] = Math.round(t / (median(times) / blocks / 1000));
   }
   const rss = Deno.memoryUsage().rss / 2 ** 20;
   await rt.stop();
   return {
-    decode_ms_p128: round(decode[128]),
-    decode_ms_p1024: round(decode[1024]),
-    prefill_tok_s_128: Math.round(prefill[128]),
-    prefill_tok_s_512: Math.round(prefill[512]),
+    engine,
+    weights,
+    kv_cache: kvCache,
+    weight_mb: round(weightBytes / 2 ** 20, 2),
+    decode_ms: decode,
+    bytes,
+    prefill_tok_s: prefill,
     create_ms: round(stats.buildMs / blocks, 1),
     rss_mb: Math.round(rss),
   };
 }
 
-// ---------------------------------------------------------------- baseline: plain JS BLOOM block
-
-interface BaseBlock {
-  H: number;
-  n: number;
-  d: number;
-  eps: number;
-  ln1w: Float32Array;
-  ln1b: Float32Array;
-  qkvW: Float32Array;
-  qkvB: Float32Array;
-  denseW: Float32Array;
-  denseB: Float32Array;
-  ln2w: Float32Array;
-  ln2b: Float32Array;
-  upW: Float32Array;
-  upB: Float32Array;
-  downW: Float32Array;
-  downB: Float32Array;
-  slopes: Float32Array;
-}
-
-async function loadBaseBlock(model: string): Promise<BaseBlock> {
-  const cfg = JSON.parse(await Deno.readTextFile(`${model}/config.json`));
-  const f = await SafetensorsFile.open(`${model}/model.safetensors`);
-  const pre = f.tensors.has("h.0.input_layernorm.weight") ? "h.0." : "transformer.h.0.";
-  const r = async (n: string) => (await f.read(pre + n)).data;
-  const H = cfg.hidden_size, n = cfg.n_head;
-  const p = 2 ** Math.floor(Math.log2(n));
-  const slopes = new Float32Array(n);
-  for (let k = 1; k <= p; k++) slopes[k - 1] = (2 ** (-8 / p)) ** k;
-  for (let i = 0; p + i < n; i++) slopes[p + i] = (2 ** (-4 / p)) ** (2 * i + 1);
-  const b: BaseBlock = {
-    H,
-    n,
-    d: H / n,
-    eps: cfg.layer_norm_epsilon,
-    ln1w: await r("input_layernorm.weight"),
-    ln1b: await r("input_layernorm.bias"),
-    qkvW: await r("self_attention.query_key_value.weight"),
-    qkvB: await r("self_attention.query_key_value.bias"),
-    denseW: await r("self_attention.dense.weight"),
-    denseB: await r("self_attention.dense.bias"),
-    ln2w: await r("post_attention_layernorm.weight"),
-    ln2b: await r("post_attention_layernorm.bias"),
-    upW: await r("mlp.dense_h_to_4h.weight"),
-    upB: await r("mlp.dense_h_to_4h.bias"),
-    downW: await r("mlp.dense_4h_to_h.weight"),
-    downB: await r("mlp.dense_4h_to_h.bias"),
-    slopes,
+/**
+ * Opens and closes `sessions` sessions on one int8 block, `steps` steps in all (a 4-token prefill,
+ * then decode steps), after a warm-up of a tenth of that; RSS before and after (MB).
+ */
+async function rssCycle(model: string, sessions = 1000, steps = 10_000) {
+  const rt = createBlockRuntime({
+    model,
+    start: 0,
+    end: 1,
+    weights: "int8",
+    cacheTokens: 10_000_000,
+    maxLength: 64,
+  });
+  await rt.start();
+  const H = rt.info().hiddenSize;
+  const prompt = fakeHidden(1, 4, H, 1), token = fakeHidden(1, 1, H, 2);
+  const cycle = async (n: number, total: number) => {
+    const per = total / n;
+    for (let i = 0; i < n; i++) {
+      const s = await rt.openSession({ start: 0, end: 1, maxLength: 64, batch: 1 });
+      await s.step(prompt);
+      for (let k = 1; k < per; k++) await s.step(token);
+      await s.close();
+    }
   };
-  f.close();
-  return b;
+  await cycle(sessions / 10, steps / 10);
+  const before = Deno.memoryUsage().rss;
+  await cycle(sessions, steps);
+  const after = Deno.memoryUsage().rss;
+  await rt.stop();
+  return {
+    sessions,
+    steps,
+    rss_before_mb: round(before / 2 ** 20, 1),
+    rss_after_mb: round(after / 2 ** 20, 1),
+    growth_pct: round((after / before - 1) * 100, 2),
+  };
 }
 
-/** y[t] = W x[t] + b for T rows; W [out, in] row-major. */
-function linear(
-  x: Float32Array,
-  T: number,
-  inp: number,
-  w: Float32Array,
-  b: Float32Array,
-  out: number,
-): Float32Array {
-  const y = new Float32Array(T * out);
-  for (let o = 0; o < out; o++) {
-    const wo = o * inp;
-    for (let t = 0; t < T; t++) {
-      let s = b[o];
-      const xt = t * inp;
-      for (let i = 0; i < inp; i++) s += w[wo + i] * x[xt + i];
-      y[t * out + o] = s;
-    }
-  }
-  return y;
+async function child(args: string[]): Promise<unknown> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", new URL(import.meta.url).pathname, ...args],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (out.code !== 0) throw new Error(`bench child ${args.join(" ")} failed (exit ${out.code})`);
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]);
 }
 
-function layerNorm(
-  x: Float32Array,
-  T: number,
-  H: number,
-  w: Float32Array,
-  b: Float32Array,
-  eps: number,
-): Float32Array {
-  const y = new Float32Array(x.length);
-  for (let t = 0; t < T; t++) {
-    let mean = 0;
-    for (let i = 0; i < H; i++) mean += x[t * H + i];
-    mean /= H;
-    let v = 0;
-    for (let i = 0; i < H; i++) v += (x[t * H + i] - mean) ** 2;
-    const inv = 1 / Math.sqrt(v / H + eps);
-    for (let i = 0; i < H; i++) y[t * H + i] = (x[t * H + i] - mean) * inv * w[i] + b[i];
-  }
-  return y;
-}
-
-/** One BLOOM block on T tokens after `past` cached ones; K/V cache [maxLen, H] each, appended in place. */
-function baseStep(
-  bl: BaseBlock,
-  x: Float32Array,
-  T: number,
-  past: number,
-  kc: Float32Array,
-  vc: Float32Array,
-): Float32Array {
-  const { H, n, d } = bl;
-  const h1 = layerNorm(x, T, H, bl.ln1w, bl.ln1b, bl.eps);
-  const qkv = linear(h1, T, H, bl.qkvW, bl.qkvB, 3 * H);
-  const attn = new Float32Array(T * H);
-  for (let t = 0; t < T; t++) {
-    for (let h = 0; h < n; h++) {
-      kc.set(qkv.subarray(t * 3 * H + h * 3 * d + d, t * 3 * H + h * 3 * d + 2 * d), (past + t) * H + h * d);
-      vc.set(
-        qkv.subarray(t * 3 * H + h * 3 * d + 2 * d, t * 3 * H + h * 3 * d + 3 * d),
-        (past + t) * H + h * d,
-      );
+function report(stream: number, results: Record<string, VariantResult>, pasts: number[]) {
+  const out: Record<string, unknown> = { stream_gb_s: round(stream, 2) };
+  for (const [name, r] of Object.entries(results)) {
+    const limit: Record<string, number> = {}, vs: Record<string, number> = {};
+    for (const p of pasts) {
+      limit[p] = round(r.bytes[p] / (stream * 1e9) * 1000);
+      vs[p] = round(r.decode_ms[p] / limit[p], 2);
     }
+    out[name] = {
+      engine: r.engine,
+      weights: r.weights,
+      kv_cache: r.kv_cache,
+      weight_mb: r.weight_mb,
+      decode_ms: r.decode_ms,
+      limit_ms: limit,
+      vs_limit: vs,
+      p_ratio: round(r.decode_ms[pasts[pasts.length - 1]] / r.decode_ms[pasts[0]], 2),
+      prefill_tok_s: r.prefill_tok_s,
+      create_ms: r.create_ms,
+      rss_mb: r.rss_mb,
+    };
   }
-  const scores = new Float32Array(past + T);
-  const scale = 1 / Math.sqrt(d);
-  for (let t = 0; t < T; t++) {
-    const qpos = past + t;
-    for (let h = 0; h < n; h++) {
-      const q = t * 3 * H + h * 3 * d;
-      let m = -Infinity;
-      for (let j = 0; j <= qpos; j++) {
-        let s = 0;
-        for (let z = 0; z < d; z++) s += qkv[q + z] * kc[j * H + h * d + z];
-        s = s * scale + bl.slopes[h] * j;
-        scores[j] = s;
-        if (s > m) m = s;
-      }
-      let sum = 0;
-      for (let j = 0; j <= qpos; j++) sum += scores[j] = Math.exp(scores[j] - m);
-      for (let j = 0; j <= qpos; j++) {
-        const p = scores[j] / sum;
-        for (let z = 0; z < d; z++) attn[t * H + h * d + z] += p * vc[j * H + h * d + z];
-      }
-    }
-  }
-  const dense = linear(attn, T, H, bl.denseW, bl.denseB, H);
-  for (let i = 0; i < dense.length; i++) dense[i] += x[i];
-  const h2 = layerNorm(dense, T, H, bl.ln2w, bl.ln2b, bl.eps);
-  const up = linear(h2, T, H, bl.upW, bl.upB, 4 * H);
-  for (let i = 0; i < up.length; i++) {
-    const v = up[i];
-    up[i] = 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
-  }
-  const out = linear(up, T, 4 * H, bl.downW, bl.downB, H);
-  for (let i = 0; i < out.length; i++) out[i] += dense[i];
   return out;
 }
 
-async function benchBaseline(model: string): Promise<Result> {
-  const t0 = performance.now();
-  const bl = await loadBaseBlock(model);
-  const createMs = performance.now() - t0;
-  const H = bl.H;
-  const maxLen = 1100;
-  const kc = new Float32Array(maxLen * H), vc = new Float32Array(maxLen * H);
-  const decode: Record<number, number> = {};
-  for (const past of [128, 1024]) {
-    // The cache content does not change the cost: fill it with values instead of a slow JS prefill.
-    const fill = fakeHidden(1, past, H, 5).data;
-    kc.set(fill);
-    vc.set(fill);
-    const times: number[] = [];
-    for (let i = 0; i < 8; i++) {
-      const x = fakeHidden(1, 1, H, 20 + i).data;
-      const a = performance.now();
-      baseStep(bl, x, 1, past, kc, vc);
-      times.push(performance.now() - a);
-    }
-    decode[past] = median(times.slice(1));
-  }
-  const prefill: Record<number, number> = {};
-  for (const t of [128, 512]) {
-    const x = fakeHidden(1, t, H, 6).data;
-    const a = performance.now();
-    baseStep(bl, x, t, 0, kc, vc);
-    prefill[t] = t / ((performance.now() - a) / 1000);
-  }
-  return {
-    decode_ms_p128: round(decode[128]),
-    decode_ms_p1024: round(decode[1024]),
-    prefill_tok_s_128: Math.round(prefill[128]),
-    prefill_tok_s_512: Math.round(prefill[512]),
-    create_ms: round(createMs, 1),
-    rss_mb: Math.round(Deno.memoryUsage().rss / 2 ** 20),
-  };
-}
-
-// ---------------------------------------------------------------- driver
-
-function table(results: Record<string, Result>): string {
-  const base = results.baseline;
-  const rows: string[] = [];
-  const cols = Object.keys(results);
-  rows.push(
-    `| metric | ${
-      cols.map((c) => c === "baseline" ? "baseline (plain JS fp32)" : `onnxruntime ${c}`).join(" | ")
-    } |`,
-  );
-  rows.push(`|---|${cols.map(() => "---").join("|")}|`);
-  const metrics: Array<[keyof Result, string, boolean]> = [
-    ["decode_ms_p128", "decode ms/block, past 128", true],
-    ["decode_ms_p1024", "decode ms/block, past 1024", true],
-    ["prefill_tok_s_128", "prefill tok/s/block, 128", false],
-    ["prefill_tok_s_512", "prefill tok/s/block, 512", false],
-    ["create_ms", "create ms/block", true],
-    ["rss_mb", "RSS MB (process)", true],
-  ];
-  for (const [k, label, lowerBetter] of metrics) {
-    const cells = cols.map((c) => {
-      const v = results[c][k];
-      if (!base || c === "baseline" || k === "rss_mb" || k === "create_ms") return String(v);
-      const ratio = lowerBetter ? base[k] / v : v / base[k];
-      return `${v} (${ratio.toFixed(1)}× baseline)`;
+function table(rep: Record<string, unknown>, pasts: number[]): string {
+  const names = Object.keys(rep).filter((k) => k !== "stream_gb_s" && k !== "cycle");
+  const v = (n: string) => rep[n] as Record<string, Record<string, number> | number | string>;
+  const rows = [`| metric | ${names.join(" | ")} |`, `|---|${names.map(() => "---").join("|")}|`];
+  const row = (label: string, f: (n: string) => string) =>
+    rows.push(`| ${label} | ${names.map(f).join(" | ")} |`);
+  for (const p of pasts) {
+    row(`decode ms/block, past ${p}`, (n) => {
+      const r = v(n) as Record<string, Record<string, number>>;
+      return `${r.decode_ms[p]} (${r.vs_limit[p]}× limit ${r.limit_ms[p]})`;
     });
-    rows.push(`| ${label} | ${cells.join(" | ")} |`);
   }
+  row(`decode p${pasts[pasts.length - 1]} ÷ p${pasts[0]}`, (n) => String(v(n).p_ratio));
+  for (const t of [128, 512]) {
+    row(`prefill tok/s/block, ${t}`, (n) => String((v(n).prefill_tok_s as Record<string, number>)[t]));
+  }
+  row("weights MB/block", (n) => String(v(n).weight_mb));
+  row("KV cache", (n) => String(v(n).kv_cache));
+  row("create ms/block", (n) => String(v(n).create_ms));
+  row("RSS MB (process)", (n) => String(v(n).rss_mb));
   return rows.join("\n");
 }
 
@@ -335,85 +268,69 @@ if (import.meta.main) {
     args: Deno.args,
     options: {
       model: { type: "string" },
-      weights: { type: "string" },
       blocks: { type: "string", default: "8" },
-      shape: { type: "string", default: "bloom-560m" },
+      variants: { type: "string", default: "fp32,int8,fp32-node,int8-node" },
+      pasts: { type: "string", default: "128,1024" },
+      "no-cycle": { type: "boolean", default: false },
       json: { type: "boolean", default: false },
-      variant: { type: "string" },
+      child: { type: "string" },
     },
   });
   const blocks = Number(values.blocks);
-  if (values.variant) {
-    // Child process: one variant, one JSON line on stdout.
-    const r = values.variant === "baseline"
-      ? await benchBaseline(values.model!)
-      : await benchOnnx(values.model!, values.variant as "fp32" | "int8", blocks);
+  const pasts = values.pasts.split(",").map(Number).sort((a, b) => a - b);
+  if (values.child) {
+    // Child process: one measurement, one JSON line on stdout.
+    const r = values.child === "stream"
+      ? streamRate(2)
+      : values.child === "cycle"
+      ? await rssCycle(values.model!)
+      : await benchVariant(values.model!, values.child, blocks, pasts);
     console.log(JSON.stringify(r));
     Deno.exit(0);
   }
-  let model = values.model;
-  if (!model) {
-    if (values.shape !== "bloom-560m" && values.shape !== "qwen3-32b") {
-      console.error(`--shape must be bloom-560m or qwen3-32b, got ${values.shape}`);
+  const names = values.variants.split(",");
+  for (const n of names) {
+    if (!VARIANTS[n]) {
+      console.error(`unknown variant ${n}; choose from ${Object.keys(VARIANTS).join(", ")}`);
       Deno.exit(2);
     }
-    const name = values.shape === "bloom-560m" ? "bloom560m" : "qwen3-32b";
-    model = new URL(`../.cache/bench-${name}-${blocks}`, import.meta.url).pathname;
+  }
+  let model = values.model;
+  if (!model) {
+    model = new URL(`../.cache/bench-bloom560m-${blocks}`, import.meta.url).pathname;
     try {
       await Deno.stat(`${model}/model.safetensors`);
     } catch {
-      console.error(`generating ${blocks} ${values.shape}-sized random blocks in ${model} ...`);
-      if (values.shape === "qwen3-32b") await makeQwen3_32bBlocks(model, blocks);
-      else await makeBloom560mBlocks(model, blocks);
+      console.error(`generating ${blocks} bloom-560m-sized random blocks in ${model} ...`);
+      await makeBloom560mBlocks(model, blocks);
     }
   }
-  const cfg = JSON.parse(await Deno.readTextFile(`${model}/config.json`));
-  // the plain-JS baseline implements the BLOOM block only
-  const baseline = cfg.model_type === "bloom" ? ["baseline"] : [];
+  const common = ["--model", model, "--blocks", String(blocks), "--pasts", pasts.join(",")];
   const loadBefore = Deno.loadavg()[0];
-  const variants = values.weights ? [values.weights, ...baseline] : ["fp32", "int8", ...baseline];
-  const results: Record<string, Result> = {};
-  for (const v of variants) {
-    if (!values.json) console.error(`measuring ${v} ...`);
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-all",
-        "--quiet",
-        new URL(import.meta.url).pathname,
-        "--variant",
-        v,
-        "--model",
-        model,
-        "--blocks",
-        String(blocks),
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).output();
-    if (out.code !== 0) {
-      console.error(`variant ${v} failed (exit ${out.code})`);
-      Deno.exit(1);
-    }
-    const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
-    results[v] = JSON.parse(lines[lines.length - 1]);
+  const log = (s: string) => !values.json && console.error(s);
+  log("measuring the stream rate ...");
+  const stream = await child(["--child", "stream"]) as number;
+  const results: Record<string, VariantResult> = {};
+  for (const n of names) {
+    log(`measuring ${n} ...`);
+    results[n] = await child(["--child", n, ...common]) as VariantResult;
   }
-  if (values.json) console.log(JSON.stringify(results));
+  const rep = report(stream, results, pasts);
+  if (!values["no-cycle"]) {
+    log("open/close 1000 sessions, 10000 steps ...");
+    rep.cycle = await child(["--child", "cycle", ...common]);
+  }
+  if (values.json) console.log(JSON.stringify(rep));
   else {
-    const shape = cfg.model_type === "bloom"
-      ? `hidden ${cfg.hidden_size ?? cfg.n_embed}, ${cfg.n_head} heads`
-      : `hidden ${cfg.hidden_size}, ${cfg.num_attention_heads} query / ${cfg.num_key_value_heads} KV heads of ${
-        cfg.head_dim ?? cfg.hidden_size / cfg.num_attention_heads
-      }, intermediate ${cfg.intermediate_size}`;
     console.log(
-      `${cfg.model_type} blocks (${shape}), ${blocks} blocks in one session, 2 intra-op threads, spinning off`,
+      `bloom-560m-sized blocks (hidden 1024, 16 heads), ${blocks} blocks in one session, 2 intra-op threads; ` +
+        `stream rate ${rep.stream_gb_s} GB/s`,
     );
     console.log(
       `machine: ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch}; ` +
-        `load average ${loadBefore.toFixed(2)} before, ${
-          Deno.loadavg()[0].toFixed(2)
-        } after (other processes slow every column)`,
+        `load average ${loadBefore.toFixed(2)} before, ${Deno.loadavg()[0].toFixed(2)} after`,
     );
-    console.log(table(results));
+    console.log(table(rep, pasts));
+    if (rep.cycle) console.log("RSS cycle:", JSON.stringify(rep.cycle));
   }
 }

@@ -5,7 +5,7 @@
  * cores allow, next to the swarm and the single process, in the same run.
  *
  * Run as main (`deno run --allow-all scripts/pipe_span_process.ts '{"model":…,"start":0,"end":4,"threads":2}'`)
- * it loads the span with the runtime's engine (lib/runtime/block_engine.ts, the code the runtime
+ * it loads the span with the runtime's engine (lib/runtime/kv_engine.ts, the code the runtime
  * Worker runs, here on the process's own thread), writes one line `ready\n`, then serves requests until
  * stdin closes. A request is a 12-byte header (u32 LE: flags — bit 0 opens a fresh session —, tokens,
  * hidden size) and tokens × hidden f32 LE; the reply is the span's output of the same size, in the
@@ -14,7 +14,9 @@
  * `spawnPipeSpan()` starts one and returns a driver.
  * @module
  */
-import { BlockEngine, type EngineLoadResult } from "../lib/runtime/block_engine.ts";
+import type { EngineLoadResult } from "../lib/runtime/engine_types.ts";
+import { KvEngine } from "../lib/runtime/kv_engine.ts";
+import { defaultOrtLibraryPath } from "../lib/runtime/native/ort_library_path.ts";
 import { engineSource, resolveCheckpoint } from "../lib/runtime/checkpoint.ts";
 import type { HiddenStates } from "../lib/runtime/types.ts";
 import type { CpuPinning } from "../lib/util/cpu_list.ts";
@@ -57,10 +59,11 @@ export function spanRequest(hidden: HiddenStates, fresh: boolean): Uint8Array {
 export async function loadSpanEngine(
   o: PipeSpanOptions,
   loaded?: (r: EngineLoadResult) => void,
-): Promise<BlockEngine> {
+): Promise<KvEngine> {
   const ck = await resolveCheckpoint({ model: o.model }, { start: o.start, end: o.end });
-  const engine = new BlockEngine();
+  const engine = new KvEngine();
   const r = await engine.load({
+    libraryPath: defaultOrtLibraryPath(),
     ...engineSource(ck),
     start: o.start,
     end: o.end,
@@ -77,7 +80,7 @@ export async function loadSpanEngine(
  * fresh one when its flag says so) and its output goes to `reply` with the request's header.
  */
 export async function serveSpanRequests(
-  engine: BlockEngine,
+  engine: KvEngine,
   o: { start: number; end: number },
   read: (n: number) => Promise<Uint8Array | null>,
   reply: (header: Uint8Array, output: Uint8Array) => Promise<void>,

@@ -206,3 +206,38 @@ Deno.test("runtime stop: a clean stop (also after a failed start) logs no error;
     await Deno.remove(ck.dir, { recursive: true });
   }
 });
+
+Deno.test("runtime: an onnxruntime library that does not load is BAD_LIBRARY naming the file; start can be retried", async () => {
+  const ck = await makeBloomCheckpoint({ numLayers: 2, shards: 1 });
+  const junk = await Deno.makeTempFile({ suffix: ".so.1" });
+  await Deno.writeTextFile(junk, "not a shared library");
+  const { logger } = memoryLogger();
+  try {
+    for (const ortLibrary of ["/nonexistent/dir/libonnxruntime.so.1", junk]) {
+      const rt = new OnnxBlockRuntime({
+        model: ck.dir,
+        start: 0,
+        end: 2,
+        weights: "fp32",
+        ortLibrary,
+        logger,
+      });
+      await assert.rejects(rt.start(), (e: unknown) => {
+        code("BAD_LIBRARY")(e);
+        assert.ok((e as RuntimeError).message.includes(ortLibrary), (e as RuntimeError).message);
+        return true;
+      });
+      await assert.rejects(rt.openSession({ start: 0, end: 2, maxLength: 4, batch: 1 }), code("NOT_RUNNING"));
+      await rt.stop();
+    }
+    // the same process still loads the real library afterwards
+    const ok = new OnnxBlockRuntime({ model: ck.dir, start: 0, end: 2, weights: "fp32", maxLength: 8 });
+    await ok.start();
+    const s = await ok.openSession({ start: 0, end: 2, maxLength: 8, batch: 1 });
+    const y = await s.step(fakeHidden(1, 2, ok.info().hiddenSize, 1));
+    assert.equal(y.data.length, 2 * ok.info().hiddenSize);
+    await ok.stop();
+  } finally {
+    await Deno.remove(junk);
+  }
+});

@@ -58,6 +58,15 @@ interface KvSession {
   decode: { a: OrtTensor; b: OrtTensor };
 }
 
+/** `f()` as a promise: a throw becomes a rejection (the Worker's callers expect promises). */
+function settle<T>(f: () => T): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 const engineError = (message: string, cause?: unknown) =>
   new RuntimeError("ENGINE_FAILED", message, {
     hint: "this is a bug or an out-of-memory condition; see the cause",
@@ -293,6 +302,10 @@ export class KvEngine implements Engine {
 
   /** Stateless pass through blocks [start, end) from position 0 (a scratch cache of T rows). */
   forward(start: number, end: number, hidden: EngineTensor): Promise<EngineTensor> {
+    return settle(() => this.#forward(start, end, hidden));
+  }
+
+  #forward(start: number, end: number, hidden: EngineTensor): EngineTensor {
     const cfg = this.cfg!;
     const [b, t, H] = hidden.shape;
     for (let i = start; i < end; i++) this.#block(i);
@@ -311,7 +324,7 @@ export class KvEngine implements Engine {
         keep(api.tensor(new Float32Array(b * t * H), [b, t, H], TensorType.FLOAT))
       );
       const y = this.#chain(start, end, x, [bufs[0], bufs[1]], () => k, () => v, seqlens, total);
-      return Promise.resolve({ data: y.data as Float32Array, shape: [b, t, H] });
+      return { data: y.data as Float32Array, shape: [b, t, H] };
     } finally {
       for (const o of owned) o.release();
     }
@@ -385,6 +398,12 @@ export class KvEngine implements Engine {
     return this.#session(id).position;
   }
 
+  /** @internal For tests: a session's K and V buffers of block `i` (the memory the graphs write). */
+  cacheOf(id: string, i: number): { k: CacheArray; v: CacheArray } {
+    const s = this.#session(id);
+    return { k: s.k[i - s.start], v: s.v[i - s.start] };
+  }
+
   /** Open sessions. */
   get sessions(): number {
     return this.#sessions.size;
@@ -429,6 +448,10 @@ export class KvEngine implements Engine {
     startFromPosition?: number,
     hypoIds?: number[],
   ): Promise<EngineTensor> {
+    return settle(() => this.#step(id, hidden, startFromPosition, hypoIds));
+  }
+
+  #step(id: string, hidden: EngineTensor, startFromPosition?: number, hypoIds?: number[]): EngineTensor {
     const s = this.#session(id);
     const [b, t, H] = hidden.shape;
     if (b !== s.batch) {
@@ -456,7 +479,7 @@ export class KvEngine implements Engine {
     if (hypoIds) this.#reorder(s, hypoIds, p);
     const out = t > 1 && p > 0 && b > 1 ? this.#stepRows(s, hidden, p) : this.#stepBatch(s, hidden, p);
     s.position = p + t;
-    return Promise.resolve({ data: out, shape: [b, t, H] });
+    return { data: out, shape: [b, t, H] };
   }
 
   /** All rows at once (a decode step, or any step of batch 1, or a first prompt). */
@@ -516,28 +539,38 @@ export class KvEngine implements Engine {
 
   /** Token ids [B, T] → hidden [B, T, H]. */
   embed(ids: Int32Array, b: number, t: number): Promise<EngineTensor> {
-    if (!this.#embed) throw engineError("the head is not loaded");
-    const api = this.api, H = this.cfg!.hiddenSize;
-    const x = api.tensor(BigInt64Array.from(ids, (v) => BigInt(v)), [b, t], TensorType.INT64);
-    const y = api.tensor(new Float32Array(b * t * H), [b, t, H], TensorType.FLOAT);
-    try {
-      api.run(this.#embed, [x], [y]);
-      return Promise.resolve({ data: y.data as Float32Array, shape: [b, t, H] });
-    } finally {
-      x.release();
-      y.release();
-    }
+    return settle(() =>
+      this.#runHead(
+        this.#embed,
+        (api) => api.tensor(BigInt64Array.from(ids, (v) => BigInt(v)), [b, t], TensorType.INT64),
+        [b, t, this.cfg!.hiddenSize],
+      )
+    );
   }
 
   /** Last hidden [B, H] → logits [B, vocab]. */
   logits(hidden: Float32Array, b: number): Promise<EngineTensor> {
-    if (!this.#logits) throw engineError("the head is not loaded");
-    const api = this.api, H = this.cfg!.hiddenSize, V = this.cfg!.vocabSize;
-    const x = api.tensor(hidden, [b, H], TensorType.FLOAT);
-    const y = api.tensor(new Float32Array(b * V), [b, V], TensorType.FLOAT);
+    return settle(() =>
+      this.#runHead(this.#logits, (api) => api.tensor(hidden, [b, this.cfg!.hiddenSize], TensorType.FLOAT), [
+        b,
+        this.cfg!.vocabSize,
+      ])
+    );
+  }
+
+  /** Runs a head graph on the input `input` makes into a fresh output of `shape`. */
+  #runHead(
+    session: OrtSession | undefined,
+    input: (api: OrtApi) => OrtTensor,
+    shape: number[],
+  ): EngineTensor {
+    if (!session) throw engineError("the head is not loaded");
+    const api = this.api;
+    const x = input(api);
+    const y = api.tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, TensorType.FLOAT);
     try {
-      api.run(this.#logits, [x], [y]);
-      return Promise.resolve({ data: y.data as Float32Array, shape: [b, V] });
+      api.run(session, [x], [y]);
+      return { data: y.data as Float32Array, shape };
     } finally {
       x.release();
       y.release();

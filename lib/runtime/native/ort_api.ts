@@ -242,7 +242,6 @@ export class OrtApi {
     readonly path: string,
     readonly version: string,
     fns: Fns,
-    readonly close: () => void,
   ) {
     this.#fns = fns;
   }
@@ -294,7 +293,8 @@ export class OrtApi {
         const def = FNS[name as keyof typeof FNS] as Deno.ForeignFunction;
         fns[name] = new Deno.UnsafeFnPointer(p as Deno.PointerObject<typeof def>, def);
       }
-      return new OrtApi(path, version, fns as Fns, () => lib.close());
+      // The library stays loaded for the life of the thread: onnxruntime's globals outlive sessions.
+      return new OrtApi(path, version, fns as Fns);
     } catch (cause) {
       lib.close();
       if (cause instanceof RuntimeError) throw cause;
@@ -327,7 +327,8 @@ export class OrtApi {
   env(): OrtHandle {
     if (this.#env && !this.#env.released) return this.#env;
     this.check(
-      this.#fns.CreateEnv.call(3, /* ERROR */ cString("plumise"), this.#out),
+      // FATAL only: every error reaches the caller as a RuntimeError, so none is printed as well
+      this.#fns.CreateEnv.call(4, cString("plumise"), this.#out),
       "creating the environment",
     );
     this.#env = new OrtHandle(this, "env", this.#takeOut(), (p) => this.#fns.ReleaseEnv.call(p));

@@ -23,7 +23,7 @@
  */
 import { parseArgs } from "node:util";
 import { fakeHidden } from "../lib/runtime/fake_backend.ts";
-import { attr, DataType, OnnxGraph } from "../lib/runtime/onnx_graph.ts";
+import { DataType, OnnxGraph } from "../lib/runtime/onnx_graph.ts";
 import { createBlockRuntime, type OnnxBlockRuntime } from "../lib/runtime/onnx_block_runtime.ts";
 import { OrtApi, TensorType } from "../lib/runtime/native/ort_api.ts";
 import { defaultOrtLibraryPath } from "../lib/runtime/native/ort_library_path.ts";

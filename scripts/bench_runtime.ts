@@ -1,8 +1,8 @@
 /**
  * Block runtime benchmark: per-block decode latency at several past lengths against the memory
  * bandwidth limit measured in the same run, prefill tokens/s at 128 and 512, session creation
- * time and RSS, for the C API engine (fp32, int8) and the old onnxruntime-node engine (fp32-node,
- * int8-node), plus an open/close + steps cycle that checks RSS comes back.
+ * time and RSS, for the C API engine (fp32, int8, and int8-kv16: float16 K/V caches) and the old
+ * onnxruntime-node engine (fp32-node, int8-node), plus an open/close + steps cycle that checks RSS comes back.
  *
  *   deno task bench:runtime [--model DIR] [--blocks N] [--variants fp32,int8,...] [--pasts 128,1024]
  *     [--no-cycle] [--json]
@@ -53,11 +53,15 @@ interface VariantResult {
   stream_gb_s: number;
 }
 
-const VARIANTS: Record<string, { engine: "ffi" | "node"; weights: "fp32" | "int8" }> = {
-  fp32: { engine: "ffi", weights: "fp32" },
-  int8: { engine: "ffi", weights: "int8" },
-  "fp32-node": { engine: "node", weights: "fp32" },
-  "int8-node": { engine: "node", weights: "int8" },
+const VARIANTS: Record<
+  string,
+  { engine: "ffi" | "node"; weights: "fp32" | "int8"; kv: "float32" | "float16" }
+> = {
+  fp32: { engine: "ffi", weights: "fp32", kv: "float32" },
+  int8: { engine: "ffi", weights: "int8", kv: "float32" },
+  "int8-kv16": { engine: "ffi", weights: "int8", kv: "float16" },
+  "fp32-node": { engine: "node", weights: "fp32", kv: "float32" },
+  "int8-node": { engine: "node", weights: "int8", kv: "float32" },
 };
 
 const PREFILL_REPS = 7;
@@ -110,7 +114,7 @@ async function benchVariant(
   blocks: number,
   pasts: number[],
 ): Promise<VariantResult> {
-  const { engine, weights } = VARIANTS[name];
+  const { engine, weights, kv: kvCache } = VARIANTS[name];
   const stream = streamRate(2);
   const maxPast = Math.max(...pasts);
   const rt = createBlockRuntime({
@@ -122,12 +126,12 @@ async function benchVariant(
     maxLength: Math.max(600, maxPast + DECODE_STEPS + 4),
     threads: 2,
     engine,
+    kvCache,
   }) as OnnxBlockRuntime;
   await rt.start();
   const stats = rt.loadStats!;
   const info = rt.info();
   const H = info.hiddenSize;
-  const kvCache = engine === "ffi" && weights === "int8" ? "float16" : "float32";
   const kvElem = kvCache === "float16" ? 2 : 4;
   const cfg = parseModelConfig(JSON.parse(await Deno.readTextFile(`${model}/config.json`)));
   const kvDim = cfg.numKvHeads * cfg.headDim;
@@ -295,7 +299,7 @@ if (import.meta.main) {
     options: {
       model: { type: "string" },
       blocks: { type: "string", default: "8" },
-      variants: { type: "string", default: "fp32,int8,fp32-node,int8-node" },
+      variants: { type: "string", default: "fp32,int8,int8-kv16,fp32-node,int8-node" },
       pasts: { type: "string", default: "128,1024" },
       "no-cycle": { type: "boolean", default: false },
       json: { type: "boolean", default: false },

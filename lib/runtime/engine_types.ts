@@ -43,7 +43,7 @@ export interface EngineLoadRequest {
   libraryPath?: string;
   /** Longest sequence a session or forward call may reach (RoPE tables; default the model's, ≤ 8192). */
   maxLength?: number;
-  /** KV cache element type (default float32 for fp32 weights, float16 for int8). */
+  /** KV cache element type (default float32; float16 halves the cache's memory, see docs/architecture.md). */
   kvCache?: KvCacheType;
   /** Which engine serves (the C API engine; "node" is the old onnxruntime-node one, for benchmarks). */
   engine?: "ffi" | "node";

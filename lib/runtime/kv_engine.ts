@@ -2,7 +2,7 @@
  * `KvEngine`: the runtime's onnxruntime side, through the C API (native/ort_api.ts). One ORT
  * session per served block (kv_block_graph.ts) and the head graphs when asked. Every inference
  * session gets, at open, one K and one V buffer per block of `[B, KVH, maxLength, D]` (float32, or
- * float16 for int8 weights); the graphs write each step's new rows into them in place and read the
+ * float16 on request); the graphs write each step's new rows into them in place and read the
  * past where it lies, so a decode step copies nothing proportional to the context and allocates
  * nothing (docs/architecture.md, "Runtime engine").
  *
@@ -124,7 +124,7 @@ export class KvEngine implements Engine {
     this.#api = api;
     const cfg = parseModelConfig(req.config, req.generation ?? {});
     this.cfg = cfg;
-    this.#cacheType = req.kvCache ?? (req.weights === "int8" ? "float16" : "float32");
+    this.#cacheType = req.kvCache ?? "float32";
     this.#maxLength = Math.max(1, req.maxLength ?? Math.min(cfg.maxPositions ?? 8192, 8192));
     const weightMap = new Map(Object.entries(req.weightMap));
     const tensors = new CheckpointTensors(weightMap, (f) => {

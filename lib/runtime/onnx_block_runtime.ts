@@ -43,7 +43,7 @@ export interface OnnxBlockRuntimeOptions extends BlockRuntimeOptions {
   cacheMemoryFraction?: number;
   /** Absolute path of the onnxruntime library (default: the one onnxruntime-node ships). */
   ortLibrary?: string;
-  /** KV cache element type (default float32 for fp32 weights, float16 for int8). */
+  /** KV cache element type (default float32; float16 halves the cache's memory, see docs/architecture.md). */
   kvCache?: KvCacheType;
   /** "node": the old onnxruntime-node engine, kept for `bench:runtime` only. */
   engine?: "ffi" | "node";

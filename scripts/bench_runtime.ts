@@ -26,8 +26,10 @@
  * `--json` prints one object: `stream_gb_s`; per variant `decode_ms`, `limit_ms`, `vs_limit`,
  * `vs_limit_paired`, `decode_min_ms`, `vs_limit_min` (objects keyed by past length), `p_ratio` (median decode at the
  * longest past ÷ the shortest),
- * `prefill_tok_s` (keyed by length), `weight_mb`, `kv_cache`, `create_ms`, `rss_mb`; and `cycle`
- * (sessions, steps, RSS before/after and growth %).
+ * `prefill_tok_s` (keyed by length), `weight_mb`, `kv_cache`, `create_ms`, `rss_mb`;
+ * `prefill_paired` per weight format (when both engines are measured): both engines loaded in one
+ * process and called in turn, tok/s of each and the median ratio new ÷ old; and `cycle` (sessions,
+ * steps, RSS before/after and growth %).
  * @module
  */
 import { parseArgs } from "node:util";
@@ -238,6 +240,54 @@ async function benchVariant(
 }
 
 /**
+ * Prefill of the C API engine against the old one, both loaded in this process and called in
+ * turn, so load from elsewhere falls on both alike: tok/s per block of each (medians) and the
+ * median of the per-pair ratios.
+ */
+async function prefillPaired(model: string, weights: "fp32" | "int8", blocks: number) {
+  const make = (engine: "ffi" | "node") =>
+    createBlockRuntime({
+      model,
+      start: 0,
+      end: blocks,
+      weights,
+      cacheTokens: 1_000_000,
+      maxLength: 600,
+      engine,
+    });
+  const ffi = make("ffi"), node = make("node");
+  await ffi.start();
+  await node.start();
+  const H = ffi.info().hiddenSize;
+  const out: Record<string, Record<string, number>> = { ffi: {}, node: {}, ratio: {} };
+  for (const t of [128, 512]) {
+    const x = fakeHidden(1, t, H, 3);
+    await ffi.forward(0, blocks, x);
+    await node.forward(0, blocks, x);
+    const a: number[] = [], b: number[] = [], r: number[] = [];
+    for (let i = 0; i < PREFILL_REPS; i++) {
+      const pair = [ffi, node].map((rt) => rt);
+      if (i % 2) pair.reverse(); // neither always goes first
+      const ms = new Map<unknown, number>();
+      for (const rt of pair) {
+        const t0 = performance.now();
+        await rt.forward(0, blocks, x);
+        ms.set(rt, performance.now() - t0);
+      }
+      a.push(ms.get(ffi)!);
+      b.push(ms.get(node)!);
+      r.push(ms.get(node)! / ms.get(ffi)!);
+    }
+    out.ffi[t] = Math.round(t / (median(a) / blocks / 1000));
+    out.node[t] = Math.round(t / (median(b) / blocks / 1000));
+    out.ratio[t] = round(median(r), 2);
+  }
+  await ffi.stop();
+  await node.stop();
+  return out;
+}
+
+/**
  * Opens and closes `sessions` sessions on one int8 block, `steps` steps in all (a 4-token prefill,
  * then decode steps), after a warm-up of a tenth of that; RSS before and after (MB).
  */
@@ -318,7 +368,7 @@ function report(stream: number, results: Record<string, VariantResult>, pasts: n
 }
 
 function table(rep: Record<string, unknown>, pasts: number[]): string {
-  const names = Object.keys(rep).filter((k) => k !== "stream_gb_s" && k !== "cycle");
+  const names = Object.keys(rep).filter((k) => !["stream_gb_s", "cycle", "prefill_paired"].includes(k));
   const v = (n: string) => rep[n] as Record<string, Record<string, number> | number | string>;
   const rows = [`| metric | ${names.join(" | ")} |`, `|---|${names.map(() => "---").join("|")}|`];
   const row = (label: string, f: (n: string) => string) =>
@@ -361,6 +411,8 @@ if (import.meta.main) {
     // Child process: one measurement, one JSON line on stdout.
     const r = values.child === "stream"
       ? streamRate(2)
+      : values.child.startsWith("prefill-")
+      ? await prefillPaired(values.model!, values.child.slice(8) as "fp32" | "int8", blocks)
       : values.child === "cycle"
       ? await rssCycle(values.model!)
       : await benchVariant(values.model!, values.child, blocks, pasts);
@@ -398,6 +450,13 @@ if (import.meta.main) {
   // nothing about the memory, and a low rate would flatter every ratio.
   const rate = Math.max(stream, ...Object.values(results).map((r) => r.stream_gb_s));
   const rep = report(rate, results, pasts);
+  const paired: Record<string, unknown> = {};
+  for (const w of ["fp32", "int8"]) {
+    if (!names.includes(w) || !names.includes(`${w}-node`)) continue;
+    log(`prefill ${w}, both engines in turn ...`);
+    paired[w] = await child(["--child", `prefill-${w}`, ...common]);
+  }
+  if (Object.keys(paired).length) rep.prefill_paired = paired;
   if (!values["no-cycle"]) {
     log("open/close 1000 sessions, 10000 steps ...");
     rep.cycle = await child(["--child", "cycle", ...common]);
@@ -413,6 +472,7 @@ if (import.meta.main) {
         `load average ${loadBefore.toFixed(2)} before, ${Deno.loadavg()[0].toFixed(2)} after`,
     );
     console.log(table(rep, pasts));
+    if (rep.prefill_paired) console.log("prefill, engines in turn:", JSON.stringify(rep.prefill_paired));
     if (rep.cycle) console.log("RSS cycle:", JSON.stringify(rep.cycle));
   }
 }

@@ -5,16 +5,15 @@
  *
  *   inputs  hidden [B, S, H]; past_key, past_value [B, KVH, L, D] (L: the session's maxLength);
  *           seqlens_k int32 [B] (past + S − 1 per row); total_length int32 scalar (past + S);
- *           Llama only: cos_cache, sin_cache [maxPositions, D/2]
+ *           Llama: cos_cache, sin_cache [maxPositions, D/2]; BLOOM: attention_bias [1, N, S, total]
  *   outputs hidden_out [B, S, H]; present_key, present_value — bound to the same buffers as
  *           past_key / past_value, so onnxruntime's GroupQueryAttention writes the S new rows at
  *           positions past..past+S−1 and reads the past where it lies: nothing proportional to
  *           the context is copied.
  *
  * Attention is com.microsoft.GroupQueryAttention on packed q|k|v: RoPE inside it for Llama (from
- * the cos/sin tables, positions from seqlens_k), ALiBi for BLOOM as its `attention_bias`, computed
- * from seqlens_k relative to each query's own position (softmax ignores a per-query shift, and
- * small numbers keep the bias exact in float32 and close in float16).
+ * the cos/sin tables, positions from seqlens_k), ALiBi for BLOOM as its `attention_bias`
+ * (`alibiBias`, computed by the engine once per step for all the span's blocks).
  *
  * `cache: "float16"` stores K/V as float16 (half the bytes a decode step reads); the attention
  * then runs on float16 q/k/v and its output is cast back to float32.
@@ -22,7 +21,7 @@
  */
 import type { BloomConfig, LlamaConfig, ModelConfig } from "./model_config.ts";
 import { ropeInvFreq } from "./model_config.ts";
-import { alibiSlopes, type BlockTensors, linear, need } from "./block_graph.ts";
+import { type BlockTensors, linear, need } from "./block_graph.ts";
 import { attr, DataType, OnnxGraph } from "./onnx_graph.ts";
 import type { WeightFormat } from "./types.ts";
 
@@ -34,7 +33,7 @@ export const KV_BLOCK_OUTPUTS = ["hidden_out", "present_key", "present_value"] a
 /** Input names of a block graph of this config, in the order `run` takes them. */
 export function kvBlockInputs(cfg: ModelConfig): string[] {
   const base = ["hidden", "past_key", "past_value", "seqlens_k", "total_length"];
-  return cfg.modelType === "llama" ? [...base, "cos_cache", "sin_cache"] : base;
+  return cfg.modelType === "llama" ? [...base, "cos_cache", "sin_cache"] : [...base, "attention_bias"];
 }
 
 const MS = "com.microsoft";
@@ -50,6 +49,8 @@ function declareIo(g: OnnxGraph, cfg: ModelConfig, cache: KvCacheType): void {
   if (cfg.modelType === "llama") {
     g.input("cos_cache", ct, ["P", D / 2]);
     g.input("sin_cache", ct, ["P", D / 2]);
+  } else {
+    g.input("attention_bias", DataType.FLOAT, [1, cfg.numHeads, "S", "T"]);
   }
   g.output("hidden_out", DataType.FLOAT, ["B", "S", H]);
   g.output("present_key", ct, ["B", KVH, "L", D]);
@@ -95,20 +96,26 @@ function attention(
 }
 
 /**
- * ALiBi as an attention bias `[B, N, S, total]`: slope_h × (key position − query position), the
- * query positions of row b being seqlens_k[b] − S + 1 … seqlens_k[b].
+ * BLOOM's ALiBi as GroupQueryAttention's `attention_bias` `[1, N, S, total]`: slope_h × (key
+ * position − query position), the S query positions being total − S … total − 1. Softmax ignores a
+ * per-query shift, so this equals transformers' slope × key position; relative positions keep the
+ * values near the diagonal small and exact. The engine computes it once per step for every block of
+ * the span (`out`: a buffer of at least N·S·total values to reuse).
  */
-function alibiBias(g: OnnxGraph, n: number): string {
-  const f = (x: string) => g.op("Cast", [x], { to: attr.i(DataType.FLOAT) });
-  const total = f("total_length");
-  const s = f(g.op("Gather", [g.op("Shape", ["hidden"]), g.i64([1], [])], { axis: attr.i(0) }));
-  const kpos = g.op("Range", [g.f32([0]), total, g.f32([1])]); // [total]
-  const last = g.op("Unsqueeze", [f("seqlens_k"), g.i64([1])]); // [B, 1]
-  const first = g.op("Sub", [g.op("Add", [last, g.f32([1])]), s]); // [B, 1]
-  const qpos = g.op("Add", [first, g.op("Range", [g.f32([0]), s, g.f32([1])])]); // [B, S]
-  const rel = g.op("Sub", [kpos, g.op("Unsqueeze", [qpos, g.i64([2])])]); // [B, S, total]
-  const slopes = g.initializer("alibi_slopes", Float32Array.from(alibiSlopes(n)), [1, n, 1, 1]);
-  return g.op("Mul", [g.op("Unsqueeze", [rel, g.i64([1])]), slopes]); // [B, N, S, total]
+export function alibiBias(slopes: Float32Array, s: number, total: number, out?: Float32Array): Float32Array {
+  const n = slopes.length;
+  const bias = out && out.length >= n * s * total
+    ? out.subarray(0, n * s * total)
+    : new Float32Array(n * s * total);
+  const first = total - s;
+  for (let h = 0; h < n; h++) {
+    const m = slopes[h];
+    for (let i = 0; i < s; i++) {
+      const row = (h * s + i) * total, q = first + i;
+      for (let j = 0; j < total; j++) bias[row + j] = m * (j - q);
+    }
+  }
+  return bias;
 }
 
 /** The BLOOM block. */
@@ -142,7 +149,7 @@ export function buildBloomKvBlock(
   }
   const x = "hidden";
   const qkv = linear(g, ln(x, "input_layernorm"), w2, 3 * H, H, b2, format, "qkv");
-  const attn = attention(g, cfg, qkv, cache, { bias: alibiBias(g, n) });
+  const attn = attention(g, cfg, qkv, cache, { bias: "attention_bias" });
   const dense = linear(
     g,
     attn,

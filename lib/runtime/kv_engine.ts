@@ -16,9 +16,10 @@ import type { CpuPinning } from "../util/cpu_list.ts";
 import { allowedCpus, ortAffinities, type PinPlan, pinThisThread, planPinning } from "./_cpu_affinity.ts";
 import { adviseHugePages } from "./_huge_pages.ts";
 import type { Engine, EngineLoadRequest, EngineLoadResult, EngineTensor } from "./engine_types.ts";
-import { blockTensorNames } from "./block_graph.ts";
+import { alibiSlopes, blockTensorNames } from "./block_graph.ts";
 import { buildEmbedGraph, buildLogitsGraph, headTensorNames } from "./head_graph.ts";
 import {
+  alibiBias,
   buildKvBlockGraph,
   KV_BLOCK_OUTPUTS,
   kvBlockInputs,
@@ -56,6 +57,8 @@ interface KvSession {
   totalT: OrtTensor;
   /** The two output buffers `[B, 1, H]` decode steps alternate between. */
   decode: { a: OrtTensor; b: OrtTensor };
+  /** ALiBi bias of decode steps, `N × maxLength` (BLOOM). */
+  bias?: Float32Array;
 }
 
 /** `f()` as a promise: a throw becomes a rejection (the Worker's callers expect promises). */
@@ -83,6 +86,8 @@ export class KvEngine implements Engine {
   #cacheType: KvCacheType = "float32";
   /** RoPE tables (Llama), shared by every block. */
   #rope?: { cos: OrtTensor; sin: OrtTensor };
+  /** ALiBi slopes (BLOOM). */
+  #slopes?: Float32Array;
   #maxLength = 0;
 
   /** The loaded library (after `load`). */
@@ -143,6 +148,7 @@ export class KvEngine implements Engine {
     try {
       if (req.start !== undefined && req.end !== undefined) {
         if (cfg.modelType === "llama") this.#rope = this.#ropeTensors(cfg);
+        else this.#slopes = Float32Array.from(alibiSlopes(cfg.numHeads));
         const inputs = kvBlockInputs(cfg);
         for (let i = req.start; i < req.end; i++) {
           const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
@@ -262,18 +268,11 @@ export class KvEngine implements Engine {
 
   /**
    * Runs block `i` on `x` `[B, S, H]` into `out`, with the caches `k`/`v` `[B, KVH, L, D]` holding
-   * `seqlens[b] + 1 − S` past rows per row b (total `total[0]`).
+   * `seqlens[b] + 1 − S` past rows per row b; `extra` holds seqlens_k, total_length and the ALiBi
+   * bias (BLOOM).
    */
-  #run(
-    i: number,
-    x: OrtTensor,
-    out: OrtTensor,
-    k: OrtTensor,
-    v: OrtTensor,
-    seqlens: OrtTensor,
-    total: OrtTensor,
-  ) {
-    const inputs = [x, k, v, seqlens, total];
+  #run(i: number, x: OrtTensor, out: OrtTensor, k: OrtTensor, v: OrtTensor, extra: readonly OrtTensor[]) {
+    const inputs = [x, k, v, ...extra];
     if (this.#rope) inputs.push(this.#rope.cos, this.#rope.sin);
     this.api.run(this.#block(i), inputs, [out, k, v]);
   }
@@ -289,15 +288,33 @@ export class KvEngine implements Engine {
     bufs: readonly [OrtTensor, OrtTensor],
     k: (j: number) => OrtTensor,
     v: (j: number) => OrtTensor,
-    seqlens: OrtTensor,
-    total: OrtTensor,
+    extra: readonly OrtTensor[],
   ): OrtTensor {
     for (let i = start; i < end; i++) {
       const y = bufs[(i - start) % 2];
-      this.#run(i, x, y, k(i - start), v(i - start), seqlens, total);
+      this.#run(i, x, y, k(i - start), v(i - start), extra);
       x = y;
     }
     return x;
+  }
+
+  /**
+   * The step's inputs after the caches: seqlens_k and total_length (given), then BLOOM's ALiBi bias
+   * for `s` new tokens ending at `total` (into `scratch` when it is large enough). New tensors go to
+   * `keep`.
+   */
+  #extra(
+    seqlens: OrtTensor,
+    total: OrtTensor,
+    s: number,
+    t: number,
+    keep: (x: OrtTensor) => OrtTensor,
+    scratch?: Float32Array,
+  ): OrtTensor[] {
+    if (!this.#slopes) return [seqlens, total];
+    const n = this.#slopes.length;
+    const bias = alibiBias(this.#slopes, s, t, scratch);
+    return [seqlens, total, keep(this.api.tensor(bias, [1, n, s, t], TensorType.FLOAT))];
   }
 
   /** Stateless pass through blocks [start, end) from position 0 (a scratch cache of T rows). */
@@ -323,7 +340,8 @@ export class KvEngine implements Engine {
       const bufs = [0, 1].map(() =>
         keep(api.tensor(new Float32Array(b * t * H), [b, t, H], TensorType.FLOAT))
       );
-      const y = this.#chain(start, end, x, [bufs[0], bufs[1]], () => k, () => v, seqlens, total);
+      const extra = this.#extra(seqlens, total, t, t, keep);
+      const y = this.#chain(start, end, x, [bufs[0], bufs[1]], () => k, () => v, extra);
       return { data: y.data as Float32Array, shape: [b, t, H] };
     } finally {
       for (const o of owned) o.release();
@@ -366,6 +384,7 @@ export class KvEngine implements Engine {
       s.total = new Int32Array(1);
       s.seqlensT = api.tensor(s.seqlens, [batch], TensorType.INT32);
       s.totalT = api.tensor(s.total, [], TensorType.INT32);
+      if (this.#slopes) s.bias = new Float32Array(this.#slopes.length * maxLength);
       s.decode = {
         a: api.tensor(new Float32Array(batch * H), [batch, 1, H], TensorType.FLOAT),
         b: api.tensor(new Float32Array(batch * H), [batch, 1, H], TensorType.FLOAT),
@@ -498,7 +517,8 @@ export class KvEngine implements Engine {
           OrtTensor,
           OrtTensor,
         ];
-      const y = this.#chain(s.start, s.end, x, bufs, (j) => s.kt[j], (j) => s.vt[j], s.seqlensT, s.totalT);
+      const extra = this.#extra(s.seqlensT, s.totalT, t, p + t, keep, t === 1 ? s.bias : undefined);
+      const y = this.#chain(s.start, s.end, x, bufs, (j) => s.kt[j], (j) => s.vt[j], extra);
       // decode buffers belong to the session: hand out a copy
       return t === 1 ? (y.data as Float32Array).slice() : y.data as Float32Array;
     } finally {
@@ -522,13 +542,14 @@ export class KvEngine implements Engine {
       const seqlens = keep(api.tensor(Int32Array.of(p + t - 1), [1], TensorType.INT32));
       const total = keep(api.tensor(Int32Array.of(p + t), [], TensorType.INT32));
       const bufs = [0, 1].map(() => keep(api.tensor(new Float32Array(t * H), [1, t, H], TensorType.FLOAT)));
+      const extra = this.#extra(seqlens, total, t, p + t, keep);
       for (let r = 0; r < b; r++) {
         const x = keep(
           api.tensor(hidden.data.subarray(r * t * H, (r + 1) * t * H), [1, t, H], TensorType.FLOAT),
         );
         const view = (a: CacheArray[]) => (j: number) =>
           keep(this.#cacheTensor(a[j].subarray(r * row, (r + 1) * row), shape));
-        const y = this.#chain(s.start, s.end, x, [bufs[0], bufs[1]], view(s.k), view(s.v), seqlens, total);
+        const y = this.#chain(s.start, s.end, x, [bufs[0], bufs[1]], view(s.k), view(s.v), extra);
         out.set(y.data as Float32Array, r * t * H);
       }
       return out;

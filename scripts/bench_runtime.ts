@@ -37,7 +37,7 @@ import { fakeHidden } from "../lib/runtime/fake_backend.ts";
 import { DataType, OnnxGraph } from "../lib/runtime/onnx_graph.ts";
 import { createBlockRuntime, type OnnxBlockRuntime } from "../lib/runtime/onnx_block_runtime.ts";
 import { OrtApi, type OrtSession, type OrtTensor, TensorType } from "../lib/runtime/native/ort_api.ts";
-import { defaultOrtLibraryPath } from "../lib/runtime/native/ort_library_path.ts";
+import { resolveOrtLibrary } from "../lib/runtime/native/ort_library_path.ts";
 import { parseModelConfig } from "../lib/runtime/model_config.ts";
 import { makeBloom560mBlocks } from "./fixtures.ts";
 
@@ -91,7 +91,7 @@ class StreamProbe {
   readonly #x: OrtTensor;
   readonly #y: OrtTensor;
 
-  constructor(threads: number, mb = 256) {
+  constructor(library: string, threads: number, mb = 256) {
     const K = 4096, N = (mb * 2 ** 20) / 4 / K;
     this.bytes = K * N * 4;
     const g = new OnnxGraph("stream");
@@ -101,7 +101,7 @@ class StreamProbe {
     for (let i = 0; i < w.length; i += 997) w[i] = 1e-3;
     g.node("MatMul", ["x", g.initializer("w", w, [K, N])], ["y"]);
     const enc = g.encode({ externalAbove: 2 ** 20 });
-    this.#api = OrtApi.load(defaultOrtLibraryPath());
+    this.#api = OrtApi.load(library);
     this.#s = this.#api.session(enc.model, "stream", ["x"], ["y"], {
       intraOpThreads: threads,
       config: SPIN,
@@ -134,8 +134,8 @@ class StreamProbe {
 }
 
 /** GB/s of the best of `reps` passes over a 256 MB weight, in a probe of its own. */
-function streamRate(threads: number, reps = 12): number {
-  const p = new StreamProbe(threads);
+async function streamRate(threads: number, reps = 12): Promise<number> {
+  const p = new StreamProbe(await resolveOrtLibrary(), threads);
   try {
     return p.best(reps);
   } finally {
@@ -188,7 +188,7 @@ async function benchVariant(
   // One session per past length, their steps interleaved, so a burst of load from elsewhere on
   // the machine falls on every length alike; each round also makes one pass of the stream probe,
   // so every step is compared with the memory rate of its own moment.
-  const probe = new StreamProbe(2);
+  const probe = new StreamProbe(await resolveOrtLibrary(), 2);
   let rate = probe.best(12);
   const sessions = [];
   for (const past of pasts) {
@@ -410,7 +410,7 @@ if (import.meta.main) {
   if (values.child) {
     // Child process: one measurement, one JSON line on stdout.
     const r = values.child === "stream"
-      ? streamRate(2)
+      ? await streamRate(2)
       : values.child.startsWith("prefill-")
       ? await prefillPaired(values.model!, values.child.slice(8) as "fp32" | "int8", blocks)
       : values.child === "cycle"

@@ -16,7 +16,7 @@
  */
 import type { EngineLoadResult } from "../lib/runtime/engine_types.ts";
 import { KvEngine } from "../lib/runtime/kv_engine.ts";
-import { defaultOrtLibraryPath } from "../lib/runtime/native/ort_library_path.ts";
+import { resolveOrtLibrary } from "../lib/runtime/native/ort_library_path.ts";
 import { engineSource, resolveCheckpoint } from "../lib/runtime/checkpoint.ts";
 import type { HiddenStates } from "../lib/runtime/types.ts";
 import type { CpuPinning } from "../lib/util/cpu_list.ts";
@@ -63,7 +63,7 @@ export async function loadSpanEngine(
   const ck = await resolveCheckpoint({ model: o.model }, { start: o.start, end: o.end });
   const engine = new KvEngine();
   const r = await engine.load({
-    libraryPath: defaultOrtLibraryPath(),
+    libraryPath: await resolveOrtLibrary(),
     ...engineSource(ck),
     start: o.start,
     end: o.end,

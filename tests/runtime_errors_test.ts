@@ -207,7 +207,7 @@ Deno.test("runtime stop: a clean stop (also after a failed start) logs no error;
   }
 });
 
-Deno.test("runtime: an onnxruntime library that does not load is BAD_LIBRARY naming the file; start can be retried", async () => {
+Deno.test("runtime: an onnxruntime library that does not load is NATIVE_LOAD_FAILED naming the file; start can be retried", async () => {
   const ck = await makeBloomCheckpoint({ numLayers: 2, shards: 1 });
   const junk = await Deno.makeTempFile({ suffix: ".so.1" });
   await Deno.writeTextFile(junk, "not a shared library");
@@ -223,7 +223,7 @@ Deno.test("runtime: an onnxruntime library that does not load is BAD_LIBRARY nam
         logger,
       });
       await assert.rejects(rt.start(), (e: unknown) => {
-        code("BAD_LIBRARY")(e);
+        code("NATIVE_LOAD_FAILED")(e);
         assert.ok((e as RuntimeError).message.includes(ortLibrary), (e as RuntimeError).message);
         return true;
       });

@@ -121,7 +121,7 @@ export class KvEngine implements Engine {
   async load(req: EngineLoadRequest): Promise<EngineLoadResult> {
     const t0 = performance.now();
     if (!req.libraryPath) {
-      throw new RuntimeError("BAD_LIBRARY", "no onnxruntime library path was given to the engine", {
+      throw new RuntimeError("ENGINE_FAILED", "no onnxruntime library path was given to the engine", {
         hint: "internal: the runtime resolves the library before it starts the engine",
       });
     }

@@ -10,7 +10,7 @@ import { engineSource, resolveCheckpoint } from "./checkpoint.ts";
 import { fakeHidden } from "./fake_backend.ts";
 import type { KvCacheType } from "./kv_block_graph.ts";
 import { KvEngine } from "./kv_engine.ts";
-import { defaultOrtLibraryPath } from "./native/ort_library_path.ts";
+import { resolveOrtLibrary } from "./native/ort_library_path.ts";
 
 const layers = (ck: Checkpoint) => (ck.config.n_layer ?? ck.config.num_hidden_layers) as number;
 
@@ -30,7 +30,7 @@ async function withEngine(
     kvCache: o.kvCache,
     threads: 1,
     maxLength: 64,
-    libraryPath: defaultOrtLibraryPath(),
+    libraryPath: await resolveOrtLibrary(),
   });
   try {
     await fn(e, L, e.cfg!.hiddenSize);

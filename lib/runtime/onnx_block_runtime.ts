@@ -11,7 +11,7 @@ import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import type { EngineLoadResult } from "./engine_types.ts";
 import type { KvCacheType } from "./kv_block_graph.ts";
-import { defaultOrtLibraryPath } from "./native/ort_library_path.ts";
+import { resolveOrtLibrary } from "./native/ort_library_path.ts";
 import type { ResolvedCheckpoint } from "./checkpoint.ts";
 import { engineSource, resolveCheckpoint } from "./checkpoint.ts";
 import type { DownloadProgress } from "./hub_download.ts";
@@ -41,7 +41,7 @@ export interface OnnxBlockRuntimeOptions extends BlockRuntimeOptions {
   onProgress?: (p: DownloadProgress) => void;
   /** Fraction of available memory for KV caches when `cacheTokens` is 0/unset (default 0.25). */
   cacheMemoryFraction?: number;
-  /** Absolute path of the onnxruntime library (default: the one onnxruntime-node ships). */
+  /** Absolute path of the onnxruntime library (default: the verified copy `ensureOrtLibrary` keeps). */
   ortLibrary?: string;
   /** KV cache element type (default float32; float16 halves the cache's memory, see docs/architecture.md). */
   kvCache?: KvCacheType;
@@ -192,7 +192,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
     });
     const t1 = performance.now();
     const cfg = ck.modelConfig;
-    const libraryPath = o.ortLibrary ?? defaultOrtLibraryPath();
+    const libraryPath = await resolveOrtLibrary(o.ortLibrary, o.signal);
     const maxLength = Math.max(1, o.maxLength ?? Math.min(cfg.maxPositions ?? 8192, 8192));
     const worker = new WorkerClient(this.#log);
     this.#worker = worker;

@@ -14,7 +14,7 @@ import type { DownloadProgress } from "./hub_download.ts";
 import type { ClientHead, HeadInfo, HiddenStates, Logits, ModelSource, TokenIds } from "./types.ts";
 import type { EngineLoadResult } from "./engine_types.ts";
 import { WorkerClient } from "./worker_client.ts";
-import { defaultOrtLibraryPath } from "./native/ort_library_path.ts";
+import { resolveOrtLibrary } from "./native/ort_library_path.ts";
 
 export interface ClientHeadOptions extends ModelSource {
   /** onnxruntime intra-op threads (default 2). */
@@ -24,7 +24,7 @@ export interface ClientHeadOptions extends ModelSource {
   logger?: Logger;
   signal?: AbortSignal;
   onProgress?: (p: DownloadProgress) => void;
-  /** Absolute path of the onnxruntime library (default: the one onnxruntime-node ships). */
+  /** Absolute path of the onnxruntime library (default: the verified copy `ensureOrtLibrary` keeps). */
   ortLibrary?: string;
 }
 
@@ -69,7 +69,7 @@ export class OnnxClientHead implements ClientHead {
       head: true,
       threads: o.threads ?? 2,
       pinning: o.pinning ?? "auto",
-      libraryPath: o.ortLibrary ?? defaultOrtLibraryPath(),
+      libraryPath: await resolveOrtLibrary(o.ortLibrary, o.signal),
     }, o.signal) as EngineLoadResult;
     this.#ckpt = ck;
     this.#log.info("head ready", { model: o.model, pinning: res.pinning });

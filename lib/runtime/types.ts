@@ -9,7 +9,8 @@
  *   opened with `{start, end, maxLength, batch}` reserves `batch × maxLength × (end − start)` of them.
  * - Positions count from 0; a session's `position` is the number of tokens already in its cache.
  *
- * Errors are `RuntimeError`s (lib/errors.ts) whose `code` is one of `RuntimeErrorCode`.
+ * Errors are `RuntimeError`s (lib/errors.ts) whose `code` is one of `RuntimeErrorCode`, or one of
+ * `NATIVE_ERROR_CODES` (native/ort_library.ts) where the onnxruntime library cannot be had or loaded.
  * @module
  */
 import type { WeightFormat } from "../config/types.ts";
@@ -46,8 +47,6 @@ export const RuntimeErrorCodes = {
   BAD_CHECKPOINT: "BAD_CHECKPOINT",
   /** onnxruntime or the worker failed unexpectedly, or onnxruntime refused a graph (the message names the op). */
   ENGINE_FAILED: "ENGINE_FAILED",
-  /** The onnxruntime native library is missing, not built for this platform, or too old. */
-  BAD_LIBRARY: "BAD_LIBRARY",
   /** A direct path was asked of a runtime started without a direct-path listener. */
   NO_DIRECT: "NO_DIRECT",
 } as const;

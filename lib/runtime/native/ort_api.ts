@@ -8,7 +8,8 @@
  * The library is the `libonnxruntime` that the onnxruntime-node package ships; its function table
  * comes from `OrtGetApiBase()->GetApi(ORT_API_VERSION)`. The table is append-only, so each index
  * below is fixed by the header that introduced it (checked against onnxruntime_c_api.h of 1.29,
- * whose first 425 entries 1.30 keeps).
+ * whose first 425 entries 1.30 keeps). The file itself comes from `ensureOrtLibrary`
+ * (ort_library.ts); library errors carry its `NATIVE_*` codes.
  *
  * Ownership: every native object is wrapped in a handle whose `release()` frees it exactly once
  * (later calls do nothing); `OrtApi.live` counts the handles not yet released, per kind, so tests
@@ -20,6 +21,9 @@
  * @module
  */
 import { RuntimeError } from "../../errors.ts";
+import { NATIVE_ERROR_CODES } from "./ort_library.ts";
+
+const LOAD_FAILED = NATIVE_ERROR_CODES.LOAD_FAILED;
 
 /** The API version asked of `GetApi`: 1.20's, which has every function used here. */
 export const ORT_API_VERSION = 20;
@@ -133,10 +137,14 @@ export function ortLibraryName(os: typeof Deno.build.os = Deno.build.os): string
     : "libonnxruntime.so.1";
 }
 
-/** Hint for a library that failed to load. */
-const LIBRARY_HINT =
-  "the onnxruntime library must be the one onnxruntime-node ships for this platform (reinstall with " +
-  "`deno install`, or point the runtime at a valid copy); check that the file exists and is readable";
+/** Hint for a library that failed to load (the system's part: what `plumise doctor` checks too). */
+const LIBRARY_HINT = "use the library the runtime copies into its cache (`plumise doctor` checks it); " + (
+  Deno.build.os === "windows"
+    ? "onnxruntime.dll needs the Microsoft Visual C++ Redistributable (x64)"
+    : Deno.build.os === "linux"
+    ? "it needs glibc ≥ 2.28 and libstdc++ (Debian 10+, Ubuntu 20.04+); a musl system (Alpine) cannot load it"
+    : "check that the file is the one for this machine's architecture"
+);
 
 /** A native object with exactly-once release. */
 export class OrtHandle {
@@ -247,7 +255,7 @@ export class OrtApi {
   }
 
   /**
-   * Opens the library at `path` and reads its API table. Throws `BAD_LIBRARY` naming the file
+   * Opens the library at `path` and reads its API table. Throws `NATIVE_LOAD_FAILED` naming the file
    * when it is missing, not a library for this platform, or too old for `ORT_API_VERSION`.
    */
   static load(path: string): OrtApi {
@@ -261,7 +269,7 @@ export class OrtApi {
       } catch {
         why = "the file does not exist";
       }
-      throw new RuntimeError("BAD_LIBRARY", `cannot load the onnxruntime library ${path}: ${why}`, {
+      throw new RuntimeError(LOAD_FAILED, `cannot load the onnxruntime library ${path}: ${why}`, {
         hint: LIBRARY_HINT,
         details: { library: path },
         cause,
@@ -280,7 +288,7 @@ export class OrtApi {
       const table = getApi.call(ORT_API_VERSION);
       if (!table) {
         throw new RuntimeError(
-          "BAD_LIBRARY",
+          LOAD_FAILED,
           `the onnxruntime library ${path} (version ${version}) does not offer C API version ${ORT_API_VERSION}`,
           { hint: LIBRARY_HINT, details: { library: path, version } },
         );
@@ -299,7 +307,7 @@ export class OrtApi {
       lib.close();
       if (cause instanceof RuntimeError) throw cause;
       throw new RuntimeError(
-        "BAD_LIBRARY",
+        LOAD_FAILED,
         `${path} is not a usable onnxruntime library: ${(cause as Error).message}`,
         { hint: LIBRARY_HINT, details: { library: path }, cause },
       );

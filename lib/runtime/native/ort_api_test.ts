@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { RuntimeError } from "../../errors.ts";
 import { attr, DataType, OnnxGraph } from "../onnx_graph.ts";
 import { OrtApi, TensorType } from "./ort_api.ts";
-import { defaultOrtLibraryPath } from "./ort_library_path.ts";
+import { resolveOrtLibrary } from "./ort_library_path.ts";
 
 const isCode = (code: string, re?: RegExp) => (e: unknown) =>
   e instanceof RuntimeError && e.code === code && (!re || re.test(e.message));
@@ -16,23 +16,23 @@ function addOne(): Uint8Array {
   return g.toBytes();
 }
 
-Deno.test("OrtApi.load: a missing library is BAD_LIBRARY naming the file", () => {
+Deno.test("OrtApi.load: a missing library is NATIVE_LOAD_FAILED naming the file", () => {
   assert.throws(
     () => OrtApi.load("/nonexistent/libonnxruntime.so.1"),
-    isCode("BAD_LIBRARY", /\/nonexistent\/libonnxruntime\.so\.1: the file does not exist/),
+    isCode("NATIVE_LOAD_FAILED", /\/nonexistent\/libonnxruntime\.so\.1: the file does not exist/),
   );
 });
 
-Deno.test("OrtApi.load: a file that is no library for this platform is BAD_LIBRARY", async () => {
+Deno.test("OrtApi.load: a file that is no library for this platform is NATIVE_LOAD_FAILED", async () => {
   const path = await Deno.makeTempFile({ suffix: ".so" });
   try {
     await Deno.writeFile(path, new Uint8Array(4096).map((_, i) => (i * 31) & 255));
     assert.throws(() => OrtApi.load(path), (e: unknown) => {
-      assert.ok(isCode("BAD_LIBRARY")(e));
+      assert.ok(isCode("NATIVE_LOAD_FAILED")(e));
       const err = e as RuntimeError;
       assert.ok(err.message.includes(path), err.message);
       assert.equal(err.details.library, path);
-      assert.match(err.hint, /onnxruntime-node ships/);
+      assert.match(err.hint, /plumise doctor/);
       return true;
     });
   } finally {
@@ -41,7 +41,7 @@ Deno.test("OrtApi.load: a file that is no library for this platform is BAD_LIBRA
 });
 
 Deno.test({
-  name: "OrtApi.load: a real library without onnxruntime's entry point is BAD_LIBRARY",
+  name: "OrtApi.load: a real library without onnxruntime's entry point is NATIVE_LOAD_FAILED",
   ignore: Deno.build.os !== "linux",
   fn() {
     let libc = "/lib/x86_64-linux-gnu/libc.so.6";
@@ -50,12 +50,12 @@ Deno.test({
     } catch {
       libc = "/lib/aarch64-linux-gnu/libc.so.6";
     }
-    assert.throws(() => OrtApi.load(libc), isCode("BAD_LIBRARY", /OrtGetApiBase/));
+    assert.throws(() => OrtApi.load(libc), isCode("NATIVE_LOAD_FAILED", /OrtGetApiBase/));
   },
 });
 
-Deno.test("OrtApi: runs into caller-owned outputs in place and releases every object once", () => {
-  const api = OrtApi.load(defaultOrtLibraryPath());
+Deno.test("OrtApi: runs into caller-owned outputs in place and releases every object once", async () => {
+  const api = OrtApi.load(await resolveOrtLibrary());
   assert.match(api.version, /^1\.\d+\.\d+/);
   const s = api.session(addOne(), "add-one", ["x"], ["y"], { intraOpThreads: 1 });
   const xs = new Float32Array([1, 2, 3, 4, 5, 6]);
@@ -80,8 +80,8 @@ Deno.test("OrtApi: runs into caller-owned outputs in place and releases every ob
   assert.deepEqual(api.live, { env: 0, options: 0, session: 0, value: 0, memory: 0 });
 });
 
-Deno.test("OrtApi: a refused graph and a failing run are ENGINE_FAILED with onnxruntime's message", () => {
-  const api = OrtApi.load(defaultOrtLibraryPath());
+Deno.test("OrtApi: a refused graph and a failing run are ENGINE_FAILED with onnxruntime's message", async () => {
+  const api = OrtApi.load(await resolveOrtLibrary());
   try {
     assert.throws(
       () => api.session(new Uint8Array([1, 2, 3, 4, 5]), "block 7", ["x"], ["y"], { intraOpThreads: 1 }),

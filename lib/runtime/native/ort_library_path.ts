@@ -1,29 +1,19 @@
 /**
- * Where the onnxruntime library lies when nobody says otherwise: the file the onnxruntime-node
- * package ships for this platform (`bin/napi-v6/<os>/<arch>/`). The runtime resolves it on the
- * main thread and hands the path to its Worker in the load request.
+ * The onnxruntime library a runtime loads when its options name none: the verified copy that
+ * `ensureOrtLibrary` keeps in the cache folder (ort_library.ts), resolved once per process on the
+ * main thread; the path travels to the runtime Worker in its load request.
  * @module
  */
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { RuntimeError } from "../../errors.ts";
-import { ortLibraryName } from "./ort_api.ts";
+import { ensureOrtLibrary } from "./ort_library.ts";
 
-/** The onnxruntime-node folder name of this platform's CPU architecture. */
-function ortArch(arch: typeof Deno.build.arch): string {
-  return arch === "aarch64" ? "arm64" : "x64";
-}
+let resolved: Promise<string> | undefined;
 
-/** The path of the onnxruntime library in the installed onnxruntime-node package. */
-export function defaultOrtLibraryPath(): string {
-  let pkg: string;
-  try {
-    pkg = dirname(createRequire(import.meta.url).resolve("onnxruntime-node/package.json"));
-  } catch (cause) {
-    throw new RuntimeError("BAD_LIBRARY", "the onnxruntime-node package is not installed", {
-      hint: "run `deno install` in the project, or give the runtime an onnxruntime library path",
-      cause,
-    });
-  }
-  return join(pkg, "bin", "napi-v6", Deno.build.os, ortArch(Deno.build.arch), ortLibraryName());
+/** `explicit` when given, else the cached library's path (checked once per process). */
+export function resolveOrtLibrary(explicit?: string, signal?: AbortSignal): Promise<string> {
+  if (explicit) return Promise.resolve(explicit);
+  resolved ??= ensureOrtLibrary({ signal }).then((l) => l.path).catch((err) => {
+    resolved = undefined; // a later start tries again
+    throw err;
+  });
+  return resolved;
 }

@@ -289,7 +289,7 @@ async function prefillPaired(model: string, weights: "fp32" | "int8", blocks: nu
 
 /**
  * Opens and closes `sessions` sessions on one int8 block, `steps` steps in all (a 4-token prefill,
- * then decode steps), after a warm-up of a tenth of that; RSS before and after (MB).
+ * then decode steps), after a warm-up cycle of the same size; RSS before and after (MB).
  */
 async function rssCycle(model: string, sessions = 1000, steps = 10_000) {
   const rt = createBlockRuntime({
@@ -299,7 +299,7 @@ async function rssCycle(model: string, sessions = 1000, steps = 10_000) {
     weights: "int8",
     cacheTokens: 10_000_000,
     maxLength: 64,
-  });
+  }) as OnnxBlockRuntime;
   await rt.start();
   const H = rt.info().hiddenSize;
   const prompt = fakeHidden(1, 4, H, 1), token = fakeHidden(1, 1, H, 2);
@@ -312,9 +312,17 @@ async function rssCycle(model: string, sessions = 1000, steps = 10_000) {
       await s.close();
     }
   };
-  await cycle(sessions / 10, steps / 10);
+  // Warm up with a whole cycle first: heaps and allocator arenas grow to their working size once.
+  // Both isolates collect garbage before each reading (the child runs with --expose-gc).
+  const settle = async () => {
+    (globalThis as { gc?: () => void }).gc?.();
+    return await rt.engineStats();
+  };
+  await cycle(sessions, steps);
+  const start = await settle();
   const before = Deno.memoryUsage().rss;
   await cycle(sessions, steps);
+  const end = await settle();
   const after = Deno.memoryUsage().rss;
   await rt.stop();
   return {
@@ -323,12 +331,21 @@ async function rssCycle(model: string, sessions = 1000, steps = 10_000) {
     rss_before_mb: round(before / 2 ** 20, 1),
     rss_after_mb: round(after / 2 ** 20, 1),
     growth_pct: round((after / before - 1) * 100, 2),
+    native_before: start.native,
+    native_after: end.native,
   };
 }
 
 async function child(args: string[]): Promise<unknown> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", new URL(import.meta.url).pathname, ...args],
+    args: [
+      "run",
+      "--allow-all",
+      "--quiet",
+      "--v8-flags=--expose-gc",
+      new URL(import.meta.url).pathname,
+      ...args,
+    ],
     stdout: "piped",
     stderr: "inherit",
   }).output();

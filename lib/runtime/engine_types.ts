@@ -86,5 +86,7 @@ export interface Engine {
   logits(hidden: Float32Array, b: number): Promise<EngineTensor>;
   positionOf(id: string, fallback?: number): number;
   readonly sessions: number;
+  /** Native objects not yet released, per kind (engines that track them). */
+  native?(): Record<string, number>;
   dispose(): Promise<void>;
 }

@@ -423,6 +423,11 @@ export class KvEngine implements Engine {
     return { k: s.k[i - s.start], v: s.v[i - s.start] };
   }
 
+  /** Native objects not yet released, per kind. */
+  native(): Record<string, number> {
+    return { ...(this.#api?.live ?? {}) };
+  }
+
   /** Open sessions. */
   get sessions(): number {
     return this.#sessions.size;

@@ -311,6 +311,14 @@ export class OnnxBlockRuntime implements BlockRuntime {
     return s;
   }
 
+  /**
+   * @internal The Worker's open sessions and unreleased native objects per kind, after a garbage
+   * collection where the process exposes one (`--v8-flags=--expose-gc`). For leak checks.
+   */
+  async engineStats(): Promise<{ sessions: number; native?: Record<string, number> }> {
+    return await this.worker().call("stats", {}) as { sessions: number; native?: Record<string, number> };
+  }
+
   getSession(id: string): InferenceSession | undefined {
     return this.#sessions.get(id);
   }

@@ -160,6 +160,9 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     case "direct_cancel":
       cancelDirect(req.args.id, req.args.error);
       return null;
+    case "stats":
+      (globalThis as { gc?: () => void }).gc?.();
+      return { sessions: engine.sessions, native: engine.native?.() };
     case "dispose":
       for (const id of [...directs.keys()]) cancelDirect(id);
       flushAll(); // report every served step before the Worker goes (served tokens are earnings)

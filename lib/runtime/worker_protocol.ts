@@ -25,6 +25,8 @@ export type WorkerRequest =
   | { id: number; op: "embed"; args: { ids: Int32Array; batch: number; tokens: number } }
   | { id: number; op: "logits"; args: { hidden: Float32Array; batch: number } }
   | { id: number; op: "dispose"; args: Record<string, never> }
+  /** Open sessions and unreleased native objects (after a garbage collection where `gc` is exposed). */
+  | { id: number; op: "stats"; args: Record<string, never> }
   | { id: number; op: "direct_listen"; args: DirectListenOptions }
   | {
     id: number;

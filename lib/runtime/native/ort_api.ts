@@ -146,6 +146,36 @@ const LIBRARY_HINT = "use the library the runtime copies into its cache (`plumis
     : "check that the file is the one for this machine's architecture"
 );
 
+/**
+ * Keeps the library at `path` loaded until the process exits, whatever closes its handles: a second
+ * `dlopen` with RTLD_NODELETE (Linux, macOS) or a second `LoadLibraryW` that is never freed
+ * (Windows). Deno closes a Worker's libraries when the Worker ends; onnxruntime unloaded while its
+ * process runs on crashes at exit (its static destructors and exit handlers run twice, or from an
+ * unmapped library). Best effort: false where the system's loader cannot be reached.
+ */
+export function pinLibrary(path: string): boolean {
+  try {
+    if (Deno.build.os === "windows") {
+      const k = Deno.dlopen("kernel32.dll", { LoadLibraryW: { parameters: ["buffer"], result: "pointer" } });
+      const wide = new Uint16Array(path.length + 1);
+      for (let i = 0; i < path.length; i++) wide[i] = path.charCodeAt(i);
+      const ok = k.symbols.LoadLibraryW(wide) !== null;
+      k.close();
+      return ok;
+    }
+    const darwin = Deno.build.os === "darwin";
+    const libc = Deno.dlopen(darwin ? "/usr/lib/libSystem.B.dylib" : "libc.so.6", {
+      dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
+    });
+    const RTLD_NOW = 2, RTLD_NODELETE = darwin ? 0x80 : 0x1000;
+    const ok = libc.symbols.dlopen(cString(path), RTLD_NOW | RTLD_NODELETE) !== null;
+    libc.close();
+    return ok;
+  } catch {
+    return false;
+  }
+}
+
 /** A native object with exactly-once release. */
 export class OrtHandle {
   #ptr: Ptr;
@@ -277,6 +307,7 @@ export class OrtApi {
     }
     try {
       const base = lib.symbols.OrtGetApiBase();
+      pinLibrary(path);
       if (!base) throw new Error("OrtGetApiBase returned NULL");
       const view = new Deno.UnsafePointerView(base);
       const getApi = new Deno.UnsafeFnPointer(view.getPointer(0)!, {

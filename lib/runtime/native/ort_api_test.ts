@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { RuntimeError } from "../../errors.ts";
 import { attr, DataType, OnnxGraph } from "../onnx_graph.ts";
-import { OrtApi, TensorType } from "./ort_api.ts";
+import { OrtApi, pinLibrary, TensorType } from "./ort_api.ts";
 import { resolveOrtLibrary } from "./ort_library_path.ts";
 
 const isCode = (code: string, re?: RegExp) => (e: unknown) =>
@@ -117,4 +117,13 @@ Deno.test("OrtApi: a refused graph and a failing run are ENGINE_FAILED with onnx
     api.dispose();
   }
   assert.equal(api.live.session + api.live.value + api.live.options, 0);
+});
+
+Deno.test("pinLibrary keeps the library loaded for good (a Worker's end must not unload onnxruntime)", async () => {
+  const path = await resolveOrtLibrary();
+  assert.equal(
+    pinLibrary(path),
+    Deno.build.os === "linux" || Deno.build.os === "darwin" || Deno.build.os === "windows",
+  );
+  assert.equal(pinLibrary("/nonexistent/lib.so"), false);
 });

@@ -4,8 +4,8 @@
  * time and RSS, for the C API engine (fp32, int8, and int8-kv16: float16 K/V caches) and the old
  * onnxruntime-node engine (fp32-node, int8-node), plus an open/close + steps cycle that checks RSS comes back.
  *
- *   deno task bench:runtime [--model DIR] [--blocks N] [--variants fp32,int8,...] [--pasts 128,1024]
- *     [--no-cycle] [--json]
+ *   deno task bench:runtime [--model DIR] [--blocks N] [--variants fp32,int8,...] [--weights fp32|int8]
+ *     [--pasts 128,1024] [--no-cycle] [--json]
  *
  * Without --model it generates bloom-560m-sized random blocks (hidden 1024, 16 heads) once into
  * .cache/bench-bloom560m-<N>. Each variant runs in its own process, so RSS is its own.
@@ -417,6 +417,7 @@ if (import.meta.main) {
       blocks: { type: "string", default: "8" },
       variants: { type: "string", default: "fp32,int8,int8-kv16,fp32-node,int8-node" },
       pasts: { type: "string", default: "128,1024" },
+      weights: { type: "string" },
       "no-cycle": { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       child: { type: "string" },
@@ -436,7 +437,8 @@ if (import.meta.main) {
     console.log(JSON.stringify(r));
     Deno.exit(0);
   }
-  const names = values.variants.split(",");
+  // --weights fp32|int8: that format on both engines
+  const names = values.weights ? [values.weights, `${values.weights}-node`] : values.variants.split(",");
   for (const n of names) {
     if (!VARIANTS[n]) {
       console.error(`unknown variant ${n}; choose from ${Object.keys(VARIANTS).join(", ")}`);

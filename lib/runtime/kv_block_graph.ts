@@ -107,13 +107,13 @@ export function alibiBias(slopes: Float32Array, s: number, total: number, out?: 
   const bias = out && out.length >= n * s * total
     ? out.subarray(0, n * s * total)
     : new Float32Array(n * s * total);
-  const first = total - s;
+  // Row i of head h is slope × (j − (total − s + i)) for j in [0, total): the same line shifted by
+  // one per row, so every row is a slice of one line of total + s − 1 values.
+  const line = new Float32Array(total + s - 1);
   for (let h = 0; h < n; h++) {
     const m = slopes[h];
-    for (let i = 0; i < s; i++) {
-      const row = (h * s + i) * total, q = first + i;
-      for (let j = 0; j < total; j++) bias[row + j] = m * (j - q);
-    }
+    for (let k = 0; k < line.length; k++) line[k] = m * (k - (total - 1));
+    for (let i = 0; i < s; i++) bias.set(line.subarray(s - 1 - i, s - 1 - i + total), (h * s + i) * total);
   }
   return bias;
 }

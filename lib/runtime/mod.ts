@@ -1,6 +1,6 @@
 /**
- * The block runtime: BLOOM and Llama blocks from Hugging Face checkpoints on onnxruntime-node
- * (which only the runtime Worker loads, so importing this module does not load the native addon).
+ * The block runtime: BLOOM and Llama blocks from Hugging Face checkpoints on onnxruntime, driven
+ * through its C API by Deno FFI in the runtime Worker (importing this module loads no native code).
  * @module
  */
 export * from "./types.ts";

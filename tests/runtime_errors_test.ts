@@ -241,3 +241,20 @@ Deno.test("runtime: an onnxruntime library that does not load is NATIVE_LOAD_FAI
     await Deno.remove(junk);
   }
 });
+
+Deno.test("runtime: a checkpoint the engine cannot build is BAD_CHECKPOINT naming the tensor; nothing is left loaded", async () => {
+  const ck = await makeLlamaCheckpoint({ numLayers: 2, shards: 1 });
+  const cfg = JSON.parse(await Deno.readTextFile(`${ck.dir}/config.json`));
+  await Deno.writeTextFile(
+    `${ck.dir}/config.json`,
+    JSON.stringify({ ...cfg, intermediate_size: (cfg.intermediate_size as number) + 8 }),
+  );
+  const rt = new OnnxBlockRuntime({ model: ck.dir, start: 0, end: 2, weights: "int8" });
+  await assert.rejects(rt.start(), code("BAD_CHECKPOINT", /block tensor mlp\.gate_proj\.weight has shape/));
+  await assert.rejects(rt.openSession({ start: 0, end: 2, maxLength: 4, batch: 1 }), code("NOT_RUNNING"));
+  await rt.stop();
+  await Deno.writeTextFile(`${ck.dir}/config.json`, JSON.stringify(cfg));
+  await rt.start(); // the same runtime starts once the checkpoint is right
+  assert.equal(rt.info().openSessions, 0);
+  await rt.stop();
+});

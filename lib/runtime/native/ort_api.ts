@@ -37,6 +37,7 @@ export const OrtApiIndex = {
   Run: 9,
   CreateSessionOptions: 10,
   SetSessionExecutionMode: 13,
+  DisableMemPattern: 17,
   DisableCpuMemArena: 19,
   SetSessionGraphOptimizationLevel: 23,
   SetIntraOpNumThreads: 24,
@@ -101,6 +102,7 @@ const FNS = {
   },
   CreateSessionOptions: { parameters: ["buffer"], result: STATUS },
   SetSessionExecutionMode: { parameters: ["pointer", "i32"], result: STATUS },
+  DisableMemPattern: { parameters: ["pointer"], result: STATUS },
   DisableCpuMemArena: { parameters: ["pointer"], result: STATUS },
   SetSessionGraphOptimizationLevel: { parameters: ["pointer", "i32"], result: STATUS },
   SetIntraOpNumThreads: { parameters: ["pointer", "i32"], result: STATUS },
@@ -441,6 +443,8 @@ export class OrtApi {
         "setting optimizations",
       );
       this.check(f.DisableCpuMemArena.call(o), "disabling the memory arena");
+      // Shapes change every step (the past grows): a memory pattern would be planned and cached for each.
+      this.check(f.DisableMemPattern.call(o), "disabling memory patterns");
       for (const [k, v] of Object.entries(settings.config ?? {})) {
         this.check(
           f.AddSessionConfigEntry.call(o, cString(k), cString(v)),

@@ -109,6 +109,14 @@ Deno.test("KvEngine: a failing step fails only its session; open/close returns e
       assert.equal(e.close(`c${i}`), true);
     }
     assert.deepEqual(e.api.live, before);
+    // a session opened after a close reuses its buffers, stale rows and all: results must not change
+    assert.equal(e.close("a"), true);
+    e.open("d", 0, L, 16, 1);
+    const z = fakeHidden(1, 5, H, 77);
+    const zFull = await e.forward(0, L, { data: z.data, shape: [1, 5, H] });
+    const zs = [await e.step("d", rows(z, 0, 1)), await e.step("d", rows(z, 1, 5))];
+    assert.ok(maxAbsDiff(zs[0].data, rows(zFull, 0, 1).data) <= 1e-5, "first step on a reused buffer");
+    assert.ok(maxAbsDiff(zs[1].data, rows(zFull, 1, 5).data) <= 1e-5, "and the next");
     assert.equal(e.close("c0"), false);
     await assert.rejects(
       e.step("c0", rows(x, 0, 1)),

@@ -315,8 +315,12 @@ export class OnnxBlockRuntime implements BlockRuntime {
    * @internal The Worker's open sessions and unreleased native objects per kind, after a garbage
    * collection where the process exposes one (`--v8-flags=--expose-gc`). For leak checks.
    */
-  async engineStats(): Promise<{ sessions: number; native?: Record<string, number> }> {
-    return await this.worker().call("stats", {}) as { sessions: number; native?: Record<string, number> };
+  async engineStats(): Promise<{ sessions: number; native?: Record<string, number>; heapBytes: number }> {
+    return await this.worker().call("stats", {}) as {
+      sessions: number;
+      native?: Record<string, number>;
+      heapBytes: number;
+    };
   }
 
   getSession(id: string): InferenceSession | undefined {

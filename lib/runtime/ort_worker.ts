@@ -162,7 +162,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       return null;
     case "stats":
       (globalThis as { gc?: () => void }).gc?.();
-      return { sessions: engine.sessions, native: engine.native?.() };
+      return { sessions: engine.sessions, native: engine.native?.(), heapBytes: Deno.memoryUsage().heapUsed };
     case "dispose":
       for (const id of [...directs.keys()]) cancelDirect(id);
       flushAll(); // report every served step before the Worker goes (served tokens are earnings)

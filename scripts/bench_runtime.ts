@@ -1,8 +1,9 @@
 /**
  * Block runtime benchmark: per-block decode latency at several past lengths against the memory
  * bandwidth limit measured in the same run, prefill tokens/s at 128 and 512, session creation
- * time and RSS, for the C API engine (fp32, int8, and int8-kv16: float16 K/V caches) and the old
- * onnxruntime-node engine (fp32-node, int8-node), plus an open/close + steps cycle that checks RSS comes back.
+ * time and RSS, for fp32 and int8 weights (and int8-kv16: int8 with float16 K/V caches), plus an
+ * open/close + steps cycle that checks RSS comes back. (The old onnxruntime-node engine was measured
+ * against this one here until it lost every comparison; docs/benchmarks.md has the last runs.)
  *
  *   deno task bench:runtime [--model DIR] [--blocks N] [--variants fp32,int8,...] [--weights fp32|int8]
  *     [--pasts 128,1024] [--no-cycle] [--json]
@@ -27,9 +28,7 @@
  * `vs_limit_paired`, `decode_min_ms`, `vs_limit_min` (objects keyed by past length), `p_ratio` (median decode at the
  * longest past ÷ the shortest),
  * `prefill_tok_s` (keyed by length), `weight_mb`, `kv_cache`, `create_ms`, `rss_mb`;
- * `prefill_paired` per weight format (when both engines are measured): both engines loaded in one
- * process and called in turn, tok/s of each and the median ratio new ÷ old; and `cycle` (sessions,
- * steps, RSS before/after and growth %).
+ * and `cycle` (sessions, steps, RSS before/after and growth %, native objects before/after).
  * @module
  */
 import { parseArgs } from "node:util";
@@ -42,7 +41,6 @@ import { parseModelConfig } from "../lib/runtime/model_config.ts";
 import { makeBloom560mBlocks } from "./fixtures.ts";
 
 interface VariantResult {
-  engine: "ffi" | "node";
   weights: "fp32" | "int8";
   kv_cache: "float32" | "float16";
   weight_mb: number;
@@ -60,15 +58,10 @@ interface VariantResult {
   stream_gb_s: number;
 }
 
-const VARIANTS: Record<
-  string,
-  { engine: "ffi" | "node"; weights: "fp32" | "int8"; kv: "float32" | "float16" }
-> = {
-  fp32: { engine: "ffi", weights: "fp32", kv: "float32" },
-  int8: { engine: "ffi", weights: "int8", kv: "float32" },
-  "int8-kv16": { engine: "ffi", weights: "int8", kv: "float16" },
-  "fp32-node": { engine: "node", weights: "fp32", kv: "float32" },
-  "int8-node": { engine: "node", weights: "int8", kv: "float32" },
+const VARIANTS: Record<string, { weights: "fp32" | "int8"; kv: "float32" | "float16" }> = {
+  fp32: { weights: "fp32", kv: "float32" },
+  int8: { weights: "int8", kv: "float32" },
+  "int8-kv16": { weights: "int8", kv: "float16" },
 };
 
 const PREFILL_REPS = 7;
@@ -149,7 +142,7 @@ async function benchVariant(
   blocks: number,
   pasts: number[],
 ): Promise<VariantResult> {
-  const { engine, weights, kv: kvCache } = VARIANTS[name];
+  const { weights, kv: kvCache } = VARIANTS[name];
   const maxPast = Math.max(...pasts);
   const rt = createBlockRuntime({
     model,
@@ -159,7 +152,6 @@ async function benchVariant(
     cacheTokens: 100_000_000,
     maxLength: Math.max(600, maxPast + DECODE_STEPS + 4),
     threads: 2,
-    engine,
     kvCache,
   }) as OnnxBlockRuntime;
   await rt.start();
@@ -224,7 +216,6 @@ async function benchVariant(
   }
   await rt.stop();
   return {
-    engine,
     weights,
     kv_cache: kvCache,
     weight_mb: round(weightBytes / 2 ** 20, 2),
@@ -237,54 +228,6 @@ async function benchVariant(
     rss_mb: Math.round(rss),
     stream_gb_s: rate,
   };
-}
-
-/**
- * Prefill of the C API engine against the old one, both loaded in this process and called in
- * turn, so load from elsewhere falls on both alike: tok/s per block of each (medians) and the
- * median of the per-pair ratios.
- */
-async function prefillPaired(model: string, weights: "fp32" | "int8", blocks: number) {
-  const make = (engine: "ffi" | "node") =>
-    createBlockRuntime({
-      model,
-      start: 0,
-      end: blocks,
-      weights,
-      cacheTokens: 1_000_000,
-      maxLength: 600,
-      engine,
-    });
-  const ffi = make("ffi"), node = make("node");
-  await ffi.start();
-  await node.start();
-  const H = ffi.info().hiddenSize;
-  const out: Record<string, Record<string, number>> = { ffi: {}, node: {}, ratio: {} };
-  for (const t of [128, 512]) {
-    const x = fakeHidden(1, t, H, 3);
-    await ffi.forward(0, blocks, x);
-    await node.forward(0, blocks, x);
-    const a: number[] = [], b: number[] = [], r: number[] = [];
-    for (let i = 0; i < PREFILL_REPS; i++) {
-      const pair = [ffi, node].map((rt) => rt);
-      if (i % 2) pair.reverse(); // neither always goes first
-      const ms = new Map<unknown, number>();
-      for (const rt of pair) {
-        const t0 = performance.now();
-        await rt.forward(0, blocks, x);
-        ms.set(rt, performance.now() - t0);
-      }
-      a.push(ms.get(ffi)!);
-      b.push(ms.get(node)!);
-      r.push(ms.get(node)! / ms.get(ffi)!);
-    }
-    out.ffi[t] = Math.round(t / (median(a) / blocks / 1000));
-    out.node[t] = Math.round(t / (median(b) / blocks / 1000));
-    out.ratio[t] = round(median(r), 2);
-  }
-  await ffi.stop();
-  await node.stop();
-  return out;
 }
 
 /**
@@ -365,7 +308,6 @@ function report(stream: number, results: Record<string, VariantResult>, pasts: n
       vsMin[p] = round(r.decode_min_ms[p] / limit[p], 2);
     }
     out[name] = {
-      engine: r.engine,
       weights: r.weights,
       kv_cache: r.kv_cache,
       weight_mb: r.weight_mb,
@@ -385,7 +327,7 @@ function report(stream: number, results: Record<string, VariantResult>, pasts: n
 }
 
 function table(rep: Record<string, unknown>, pasts: number[]): string {
-  const names = Object.keys(rep).filter((k) => !["stream_gb_s", "cycle", "prefill_paired"].includes(k));
+  const names = Object.keys(rep).filter((k) => !["stream_gb_s", "cycle"].includes(k));
   const v = (n: string) => rep[n] as Record<string, Record<string, number> | number | string>;
   const rows = [`| metric | ${names.join(" | ")} |`, `|---|${names.map(() => "---").join("|")}|`];
   const row = (label: string, f: (n: string) => string) =>
@@ -415,7 +357,7 @@ if (import.meta.main) {
     options: {
       model: { type: "string" },
       blocks: { type: "string", default: "8" },
-      variants: { type: "string", default: "fp32,int8,int8-kv16,fp32-node,int8-node" },
+      variants: { type: "string", default: "fp32,int8,int8-kv16" },
       pasts: { type: "string", default: "128,1024" },
       weights: { type: "string" },
       "no-cycle": { type: "boolean", default: false },
@@ -429,16 +371,13 @@ if (import.meta.main) {
     // Child process: one measurement, one JSON line on stdout.
     const r = values.child === "stream"
       ? await streamRate(2)
-      : values.child.startsWith("prefill-")
-      ? await prefillPaired(values.model!, values.child.slice(8) as "fp32" | "int8", blocks)
       : values.child === "cycle"
       ? await rssCycle(values.model!)
       : await benchVariant(values.model!, values.child, blocks, pasts);
     console.log(JSON.stringify(r));
     Deno.exit(0);
   }
-  // --weights fp32|int8: that format on both engines
-  const names = values.weights ? [values.weights, `${values.weights}-node`] : values.variants.split(",");
+  const names = values.weights ? [values.weights] : values.variants.split(",");
   for (const n of names) {
     if (!VARIANTS[n]) {
       console.error(`unknown variant ${n}; choose from ${Object.keys(VARIANTS).join(", ")}`);
@@ -469,13 +408,6 @@ if (import.meta.main) {
   // nothing about the memory, and a low rate would flatter every ratio.
   const rate = Math.max(stream, ...Object.values(results).map((r) => r.stream_gb_s));
   const rep = report(rate, results, pasts);
-  const paired: Record<string, unknown> = {};
-  for (const w of ["fp32", "int8"]) {
-    if (!names.includes(w) || !names.includes(`${w}-node`)) continue;
-    log(`prefill ${w}, both engines in turn ...`);
-    paired[w] = await child(["--child", `prefill-${w}`, ...common]);
-  }
-  if (Object.keys(paired).length) rep.prefill_paired = paired;
   if (!values["no-cycle"]) {
     log("open/close 1000 sessions, 10000 steps ...");
     rep.cycle = await child(["--child", "cycle", ...common]);
@@ -491,7 +423,6 @@ if (import.meta.main) {
         `load average ${loadBefore.toFixed(2)} before, ${Deno.loadavg()[0].toFixed(2)} after`,
     );
     console.log(table(rep, pasts));
-    if (rep.prefill_paired) console.log("prefill, engines in turn:", JSON.stringify(rep.prefill_paired));
     if (rep.cycle) console.log("RSS cycle:", JSON.stringify(rep.cycle));
   }
 }

@@ -45,8 +45,6 @@ export interface EngineLoadRequest {
   maxLength?: number;
   /** KV cache element type (default float32; float16 halves the cache's memory, see docs/architecture.md). */
   kvCache?: KvCacheType;
-  /** Which engine serves (the C API engine; "node" is the old onnxruntime-node one, for benchmarks). */
-  engine?: "ffi" | "node";
 }
 
 export interface EngineLoadResult {
@@ -70,7 +68,7 @@ export interface EngineTensor {
   shape: number[];
 }
 
-/** What the runtime Worker needs of an engine (KvEngine; the old BlockEngine for benchmarks). */
+/** What the runtime Worker needs of its engine (KvEngine). */
 export interface Engine {
   load(req: EngineLoadRequest): Promise<EngineLoadResult>;
   open(id: string, start: number, end: number, maxLength: number, batch: number): void;

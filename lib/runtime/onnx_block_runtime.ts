@@ -45,8 +45,6 @@ export interface OnnxBlockRuntimeOptions extends BlockRuntimeOptions {
   ortLibrary?: string;
   /** KV cache element type (default float32; float16 halves the cache's memory, see docs/architecture.md). */
   kvCache?: KvCacheType;
-  /** "node": the old onnxruntime-node engine, kept for `bench:runtime` only. */
-  engine?: "ffi" | "node";
 }
 
 class OnnxSession implements InferenceSession {
@@ -213,7 +211,6 @@ export class OnnxBlockRuntime implements BlockRuntime {
       libraryPath,
       maxLength,
       kvCache: o.kvCache,
-      engine: o.engine,
     }, o.signal) as EngineLoadResult;
     this.#ckpt = ck;
     this.#maxLength = maxLength;

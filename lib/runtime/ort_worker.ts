@@ -26,7 +26,7 @@ interface Job {
   local?: { resolve: (v: unknown) => void; reject: (e: unknown) => void };
 }
 
-let engine: Engine = new KvEngine();
+const engine: Engine = new KvEngine();
 const queues: [Job[], Job[]] = [[], []];
 let busy = false;
 let listener: DirectListener | undefined;
@@ -131,11 +131,6 @@ function cancelDirect(id: string, error?: { code: string; message: string; hint?
 async function handle(req: WorkerRequest): Promise<unknown> {
   switch (req.op) {
     case "load":
-      if (req.args.engine === "node") {
-        // the old onnxruntime-node engine, kept as a benchmark variant (scripts/bench_runtime.ts)
-        const { BlockEngine } = await import("./block_engine.ts");
-        engine = new BlockEngine();
-      }
       return await engine.load(req.args);
     case "open":
       engine.open(req.args.id, req.args.start, req.args.end, req.args.maxLength, req.args.batch);

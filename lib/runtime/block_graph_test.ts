@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { RuntimeError } from "../errors.ts";
-import { alibiSlopes, blockTensorNames, buildBlockGraph, quantizeInt8, transpose2d } from "./block_graph.ts";
+import { alibiSlopes, blockTensorNames, quantizeInt8, transpose2d } from "./block_graph.ts";
+import { buildKvBlockGraph } from "./kv_block_graph.ts";
 import { parseModelConfig } from "./model_config.ts";
 
 Deno.test("alibiSlopes: transformers' values for 8 heads and the extra odd powers for 6 heads", () => {
@@ -59,10 +60,10 @@ Deno.test("qwen3 blocks need q_norm and k_norm of shape [head_dim]; a missing or
         [n, s],
       ) => [n, { shape: s!, data: new Float32Array(s!.reduce((a, b) => a * b, 1)) }]),
     );
-  for (const format of ["fp32", "int8"] as const) buildBlockGraph(cfg, tensors({}), format);
+  for (const format of ["fp32", "int8"] as const) buildKvBlockGraph(cfg, tensors({}), format, "float32");
   const bad = (override: Record<string, number[] | undefined>, re: RegExp) =>
     assert.throws(
-      () => buildBlockGraph(cfg, tensors(override), "fp32"),
+      () => buildKvBlockGraph(cfg, tensors(override), "fp32", "float32"),
       (e: unknown) => e instanceof RuntimeError && e.code === "BAD_CHECKPOINT" && re.test(e.message),
     );
   bad({ "self_attn.k_norm.weight": undefined }, /self_attn\.k_norm\.weight is missing/);

@@ -57,23 +57,27 @@ function declareIo(g: OnnxGraph, cfg: ModelConfig, cache: KvCacheType): void {
   g.output("present_value", ct, ["B", KVH, "L", D]);
 }
 
-/** GroupQueryAttention on packed q|k|v `[B, S, (N + 2·KVH)·D]` float32; returns `[B, S, N·D]` float32. */
+/**
+ * GroupQueryAttention on packed q|k|v `[B, S, (N + 2·KVH)·D]` float32 (or q, k, v apart: `qkv` a
+ * triple); returns `[B, S, N·D]` float32.
+ */
 function attention(
   g: OnnxGraph,
   cfg: ModelConfig,
-  qkv: string,
+  qkv: string | readonly [string, string, string],
   cache: KvCacheType,
   extra: { cos?: string; sin?: string; bias?: string },
 ): string {
   const half = cache === "float16";
   const cast = (x: string) => half ? g.op("Cast", [x], { to: attr.i(DataType.FLOAT16) }) : x;
   const rotary = extra.cos !== undefined;
+  const [q, k, v] = typeof qkv === "string" ? [cast(qkv), "", ""] : qkv.map(cast);
   const [out] = g.node(
     "GroupQueryAttention",
     [
-      cast(qkv),
-      "",
-      "",
+      q,
+      k,
+      v,
       "past_key",
       "past_value",
       "seqlens_k",
@@ -186,7 +190,28 @@ export function buildBloomKvBlock(
   return g;
 }
 
-/** The Llama-family block (GQA heads, RoPE with scaling, optional q/k/v/o biases). */
+// ---- qwen3 q/k-norm step (model_type "qwen3"; cfg.qkNorm) ------------------------------------
+/**
+ * Qwen3's RMSNorm over head_dim on every head of x [B, S, heads·d] (weight `self_attn.{q,k}_norm`,
+ * shape [d], eps = rms_norm_eps), applied after the projection and before RoPE (which GQA applies).
+ */
+function qkNorm(
+  g: OnnxGraph,
+  x: string,
+  heads: number,
+  d: number,
+  t: BlockTensors,
+  which: "q" | "k",
+  eps: number,
+): string {
+  const w = g.initializer(`${which}_norm_w`, need(t, `self_attn.${which}_norm.weight`, [d]), [d]);
+  const x4 = g.op("Reshape", [x, g.i64([0, 0, heads, d])]);
+  const n4 = g.op("SimplifiedLayerNormalization", [x4, w], { axis: attr.i(-1), epsilon: attr.f(eps) });
+  return g.op("Reshape", [n4, g.i64([0, 0, heads * d])]);
+}
+// ---- end of the qwen3 q/k-norm step ------------------------------------------------------------
+
+/** The Llama-family block (GQA heads, RoPE with scaling, optional q/k/v/o biases, Qwen3's q/k norm). */
 export function buildLlamaKvBlock(
   cfg: LlamaConfig,
   t: BlockTensors,
@@ -216,7 +241,12 @@ export function buildLlamaKvBlock(
     qkvB.set(need(t, "self_attn.v_proj.bias", [KV]), QD + KV);
   }
   const qkv = linear(g, rms(x, "input_layernorm"), qkvW, QD + 2 * KV, H, qkvB, format, "qkv");
-  const attn = attention(g, cfg, qkv, cache, { cos: "cos_cache", sin: "sin_cache" });
+  let heads: string | [string, string, string] = qkv;
+  if (cfg.qkNorm) {
+    const [q, k, v] = g.node("Split", [qkv, g.i64([QD, KV, KV])], 3, { axis: attr.i(-1) });
+    heads = [qkNorm(g, q, n, d, t, "q", cfg.eps), qkNorm(g, k, nkv, d, t, "k", cfg.eps), v];
+  }
+  const attn = attention(g, cfg, heads, cache, { cos: "cos_cache", sin: "sin_cache" });
   const o = linear(
     g,
     attn,

@@ -1,5 +1,5 @@
 /**
- * The runtime Worker: owns every onnxruntime session and KV cache (a `BlockEngine`) and serves
+ * The runtime Worker: owns every onnxruntime session and KV cache (a `KvEngine`) and serves
  * requests from `WorkerClient` one at a time from a priority queue — inference steps (and other
  * interactive work) before forward requests. A failing request answers with its error; the
  * Worker keeps running.

@@ -16,6 +16,7 @@
  * Plans are pure functions; only `allowedCpus` and `pinThisThread` touch the system.
  * @module
  */
+import { RuntimeError } from "../errors.ts";
 import { type CpuPinning, formatCpuList, MAX_CPU } from "../util/cpu_list.ts";
 
 /** Where each compute thread of a runtime runs: the calling thread and onnxruntime's pool threads. */
@@ -188,4 +189,33 @@ export function pinThisThread(cpu: number): void {
     SET_ERRNO,
   );
   if (failed) throw new Error(`sched_setaffinity to CPU ${cpu} failed: ${failed}`);
+}
+
+/**
+ * Pins the calling thread (the engine's: it runs every step) as `setting` decides for `threads`
+ * threads and returns the plan for onnxruntime's pool threads and what was done, in words.
+ * Throws BAD_PINNING where the setting cannot be honoured.
+ */
+export function pinEngineThread(setting: CpuPinning, threads: number): { plan?: PinPlan; said: string } {
+  const allowed = allowedCpus();
+  const why = Array.isArray(allowed) ? "" : ` (${allowed.unknown})`;
+  const refused = (message: string) =>
+    new RuntimeError("BAD_PINNING", message, {
+      hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
+    });
+  let decision;
+  try {
+    decision = planPinning(threads, setting, Array.isArray(allowed) ? allowed : undefined);
+  } catch (err) {
+    throw refused((err as Error).message + why);
+  }
+  if ("skipped" in decision) return { said: decision.skipped + why };
+  const { plan } = decision;
+  try {
+    pinThisThread(plan.caller);
+  } catch (err) {
+    throw refused((err as Error).message);
+  }
+  const pool = plan.workers.length ? `, pool CPU ${plan.workers.join(",")}` : "";
+  return { plan, said: `caller CPU ${plan.caller}${pool}` };
 }

@@ -12,8 +12,9 @@
  * @module
  */
 import { RuntimeError } from "../errors.ts";
-import type { CpuPinning } from "../util/cpu_list.ts";
-import { allowedCpus, ortAffinities, type PinPlan, pinThisThread, planPinning } from "./_cpu_affinity.ts";
+import { ortAffinities, pinEngineThread, type PinPlan } from "./_cpu_affinity.ts";
+import { type CacheArray, CachePool } from "./kv_cache_pool.ts";
+import { type KvSession, releaseSession, reorderRows } from "./kv_session.ts";
 import { adviseHugePages } from "./_huge_pages.ts";
 import type { Engine, EngineLoadRequest, EngineLoadResult, EngineTensor } from "./engine_types.ts";
 import { alibiSlopes, blockTensorNames } from "./block_graph.ts";
@@ -36,30 +37,6 @@ import {
   TensorType,
 } from "./native/ort_api.ts";
 import { CheckpointTensors } from "./safetensors.ts";
-
-type CacheArray = Float32Array | Uint16Array;
-
-/** One inference session's caches and the tensors bound to them. */
-interface KvSession {
-  start: number;
-  end: number;
-  batch: number;
-  maxLength: number;
-  position: number;
-  /** Per block j: K and V `[B, KVH, maxLength, D]`, and tensors over all of them. */
-  k: CacheArray[];
-  v: CacheArray[];
-  kt: OrtTensor[];
-  vt: OrtTensor[];
-  seqlens: Int32Array;
-  total: Int32Array;
-  seqlensT: OrtTensor;
-  totalT: OrtTensor;
-  /** The two output buffers `[B, 1, H]` decode steps alternate between. */
-  decode: { a: OrtTensor; b: OrtTensor };
-  /** ALiBi bias of decode steps, `N × maxLength` (BLOOM). */
-  bias?: Float32Array;
-}
 
 /** `f()` as a promise: a throw becomes a rejection (the Worker's callers expect promises). */
 function settle<T>(f: () => T): Promise<T> {
@@ -96,9 +73,11 @@ export class KvEngine implements Engine {
   /** ALiBi slopes (BLOOM). */
   #slopes?: Float32Array;
   #maxLength = 0;
-  /** Cache buffers of closed sessions by length, and their bytes (see `#takeCache`). */
-  #pool = new Map<number, CacheArray[]>();
-  #pooledBytes = 0;
+  /** Cache buffers of closed sessions, for the next ones (kv_cache_pool.ts). */
+  #pool = new CachePool(
+    POOL_BYTES,
+    (n) => this.#cacheType === "float16" ? new Uint16Array(n) : new Float32Array(n),
+  );
 
   /** The loaded library (after `load`). */
   get api(): OrtApi {
@@ -152,7 +131,7 @@ export class KvEngine implements Engine {
       return p;
     });
     const threads = req.threads ?? 2;
-    const pin = req.pinning === undefined ? undefined : this.#pin(req.pinning, threads);
+    const pin = req.pinning === undefined ? undefined : pinEngineThread(req.pinning, threads);
     const settings = this.#settings(threads, pin?.plan);
     let weightBytes = 0, headBytes = 0;
     try {
@@ -233,31 +212,6 @@ export class KvEngine implements Engine {
     return { cos: api.tensor(cos, shape, TensorType.FLOAT), sin: api.tensor(sin, shape, TensorType.FLOAT) };
   }
 
-  /** Pins this thread as `setting` decides for `threads` threads; the plan for the pool threads. */
-  #pin(setting: CpuPinning, threads: number): { plan?: PinPlan; said: string } {
-    const allowed = allowedCpus();
-    const why = Array.isArray(allowed) ? "" : ` (${allowed.unknown})`;
-    const refused = (message: string) =>
-      new RuntimeError("BAD_PINNING", message, {
-        hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
-      });
-    let decision;
-    try {
-      decision = planPinning(threads, setting, Array.isArray(allowed) ? allowed : undefined);
-    } catch (err) {
-      throw refused((err as Error).message + why);
-    }
-    if ("skipped" in decision) return { said: decision.skipped + why };
-    const { plan } = decision;
-    try {
-      pinThisThread(plan.caller);
-    } catch (err) {
-      throw refused((err as Error).message);
-    }
-    const pool = plan.workers.length ? `, pool CPU ${plan.workers.join(",")}` : "";
-    return { plan, said: `caller CPU ${plan.caller}${pool}` };
-  }
-
   #block(i: number): OrtSession {
     const s = this.#blocks.get(i);
     if (!s) {
@@ -266,28 +220,6 @@ export class KvEngine implements Engine {
       });
     }
     return s;
-  }
-
-  /**
-   * A cache buffer of `n` elements: one a closed session left (its stale rows are never read: a
-   * step reads only rows it or an earlier step of the same session wrote), else a new one.
-   */
-  #takeCache(n: number): CacheArray {
-    const a = this.#pool.get(n)?.pop();
-    if (a) {
-      this.#pooledBytes -= a.byteLength;
-      return a;
-    }
-    return this.#cacheType === "float16" ? new Uint16Array(n) : new Float32Array(n);
-  }
-
-  /** Keeps a buffer for the next session, up to `POOL_BYTES` in all (the rest goes to the GC). */
-  #giveCache(a: CacheArray): void {
-    if (this.#pooledBytes + a.byteLength > POOL_BYTES) return;
-    const list = this.#pool.get(a.length);
-    if (list) list.push(a);
-    else this.#pool.set(a.length, [a]);
-    this.#pooledBytes += a.byteLength;
   }
 
   #cacheTensor(a: CacheArray, shape: number[]): OrtTensor {
@@ -359,7 +291,7 @@ export class KvEngine implements Engine {
     const n = kvShape.reduce((x, y) => x * y, 1);
     const owned: OrtTensor[] = [];
     const keep = (x: OrtTensor) => (owned.push(x), x);
-    const scratch = [this.#takeCache(n), this.#takeCache(n)];
+    const scratch = [this.#pool.take(n), this.#pool.take(n)];
     try {
       const k = keep(this.#cacheTensor(scratch[0], kvShape));
       const v = keep(this.#cacheTensor(scratch[1], kvShape));
@@ -374,7 +306,7 @@ export class KvEngine implements Engine {
       return { data: y.data as Float32Array, shape: [b, t, H] };
     } finally {
       for (const o of owned) o.release();
-      for (const a of scratch) this.#giveCache(a);
+      for (const a of scratch) this.#pool.give(a);
     }
   }
 
@@ -404,7 +336,7 @@ export class KvEngine implements Engine {
     };
     try {
       for (let j = 0; j < end - start; j++) {
-        const k = this.#takeCache(n), v = this.#takeCache(n);
+        const k = this.#pool.take(n), v = this.#pool.take(n);
         s.k!.push(k);
         s.v!.push(v);
         s.kt.push(this.#cacheTensor(k, shape));
@@ -420,24 +352,18 @@ export class KvEngine implements Engine {
         b: api.tensor(new Float32Array(batch * H), [batch, 1, H], TensorType.FLOAT),
       };
     } catch (err) {
-      this.#free(s);
+      releaseSession(s);
       throw err;
     }
     this.#sessions.set(id, s as KvSession);
-  }
-
-  #free(s: Partial<KvSession>): void {
-    for (const t of [...(s.kt ?? []), ...(s.vt ?? []), s.seqlensT, s.totalT, s.decode?.a, s.decode?.b]) {
-      t?.release();
-    }
   }
 
   close(id: string): boolean {
     const s = this.#sessions.get(id);
     if (!s) return false;
     this.#sessions.delete(id);
-    this.#free(s);
-    for (const a of [...s.k, ...s.v]) this.#giveCache(a);
+    releaseSession(s);
+    for (const a of [...s.k, ...s.v]) this.#pool.give(a);
     return true;
   }
 
@@ -473,24 +399,6 @@ export class KvEngine implements Engine {
       });
     }
     return c;
-  }
-
-  /** Beam reorder: row r of every cache becomes old row `hypoIds[r]` (its first `p` positions). */
-  #reorder(s: KvSession, hypoIds: number[], p: number): void {
-    if (p === 0 || hypoIds.every((h, r) => h === r)) return;
-    const cfg = this.cfg!;
-    const L = s.maxLength, D = cfg.headDim, KVH = cfg.numKvHeads, row = KVH * L * D;
-    for (const buf of [...s.k, ...s.v]) {
-      const src = buf.slice(0, s.batch * row);
-      for (let r = 0; r < s.batch; r++) {
-        const from = hypoIds[r];
-        if (from === r) continue;
-        for (let h = 0; h < KVH; h++) {
-          const o = h * L * D;
-          buf.set(src.subarray(from * row + o, from * row + o + p * D), r * row + o);
-        }
-      }
-    }
   }
 
   /**
@@ -531,7 +439,7 @@ export class KvEngine implements Engine {
       );
     }
     s.position = p;
-    if (hypoIds) this.#reorder(s, hypoIds, p);
+    if (hypoIds) reorderRows(s, hypoIds, p, this.cfg!.numKvHeads, this.cfg!.headDim);
     const out = t > 1 && p > 0 && b > 1 ? this.#stepRows(s, hidden, p) : this.#stepBatch(s, hidden, p);
     s.position = p + t;
     return { data: out, shape: [b, t, H] };
@@ -646,7 +554,6 @@ export class KvEngine implements Engine {
     this.#rope?.sin.release();
     this.#rope = undefined;
     this.#pool.clear();
-    this.#pooledBytes = 0;
     this.#api?.dispose();
     return Promise.resolve();
   }

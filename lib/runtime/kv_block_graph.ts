@@ -39,7 +39,7 @@ export function kvBlockInputs(cfg: ModelConfig): string[] {
 const MS = "com.microsoft";
 
 function declareIo(g: OnnxGraph, cfg: ModelConfig, cache: KvCacheType): void {
-  const H = cfg.hiddenSize, KVH = cfg.numKvHeads, D = cfg.headDim;
+  const H = cfg.hiddenSize, KVH = cfg.numKvHeads, D = cacheHeadDim(cfg);
   const ct = cache === "float16" ? DataType.FLOAT16 : DataType.FLOAT;
   g.input("hidden", DataType.FLOAT, ["B", "S", H]);
   g.input("past_key", ct, ["B", KVH, "L", D]);
@@ -47,8 +47,8 @@ function declareIo(g: OnnxGraph, cfg: ModelConfig, cache: KvCacheType): void {
   g.input("seqlens_k", DataType.INT32, ["B"]);
   g.input("total_length", DataType.INT32, []);
   if (cfg.modelType === "llama") {
-    g.input("cos_cache", ct, ["P", D / 2]);
-    g.input("sin_cache", ct, ["P", D / 2]);
+    g.input("cos_cache", ct, ["P", cfg.headDim / 2]);
+    g.input("sin_cache", ct, ["P", cfg.headDim / 2]);
   } else {
     g.input("attention_bias", DataType.FLOAT, [1, cfg.numHeads, "S", "T"]);
   }
@@ -71,6 +71,20 @@ function attention(
   const half = cache === "float16";
   const cast = (x: string) => half ? g.op("Cast", [x], { to: attr.i(DataType.FLOAT16) }) : x;
   const rotary = extra.cos !== undefined;
+  const d = cfg.headDim, dp = cacheHeadDim(cfg), n = cfg.numHeads, nkv = cfg.numKvHeads;
+  if (dp !== d) {
+    // GroupQueryAttention takes head sizes that are multiples of 8 only: zero-pad every head (q·k and
+    // the weights over v are unchanged; the padded output columns are zeros) and cut the output back.
+    const parts = typeof qkv === "string"
+      ? g.node("Split", [qkv, g.i64([n * d, nkv * d, nkv * d])], 3, { axis: attr.i(-1) })
+      : [...qkv];
+    const pad = (x: string, heads: number) =>
+      g.op("Reshape", [
+        g.op("Pad", [g.op("Reshape", [x, g.i64([0, 0, heads, d])]), g.i64([0, 0, 0, 0, 0, 0, 0, dp - d])]),
+        g.i64([0, 0, heads * dp]),
+      ]);
+    qkv = [pad(parts[0], n), pad(parts[1], nkv), pad(parts[2], nkv)];
+  }
   const [q, k, v] = typeof qkv === "string" ? [cast(qkv), "", ""] : qkv.map(cast);
   const [out] = g.node(
     "GroupQueryAttention",
@@ -96,7 +110,38 @@ function attention(
     },
     MS,
   );
-  return half ? g.op("Cast", [out], { to: attr.i(DataType.FLOAT) }) : out;
+  const out32 = half ? g.op("Cast", [out], { to: attr.i(DataType.FLOAT) }) : out;
+  if (dp === d) return out32;
+  const heads = g.op("Reshape", [out32, g.i64([0, 0, n, dp])]);
+  const cut = g.op("Slice", [heads, g.i64([0]), g.i64([d]), g.i64([-1])]);
+  return g.op("Reshape", [cut, g.i64([0, 0, n * d])]);
+}
+
+/** Head size of the KV cache: `head_dim` rounded up to a multiple of 8 (what GroupQueryAttention takes). */
+export function cacheHeadDim(cfg: ModelConfig): number {
+  return Math.ceil(cfg.headDim / 8) * 8;
+}
+
+/**
+ * RoPE in the graph (rotate-half, positions total − S … total − 1 of every row), for head sizes that
+ * GroupQueryAttention cannot rotate itself (see `attention`): x [B, S, heads·d].
+ */
+function ropeInGraph(g: OnnxGraph, x: string, heads: number, d: number, half: boolean): string {
+  const i64 = (v: string) => g.op("Cast", [v], { to: attr.i(DataType.INT64) });
+  const total = i64("total_length");
+  const s = g.op("Gather", [g.op("Shape", ["hidden"]), g.i64([1], [])], { axis: attr.i(0) });
+  const qpos = g.op("Range", [g.op("Sub", [total, s]), total, g.i64([1], [])]); // [S]
+  const table = (name: string) => {
+    const rows = g.op("Gather", [name, qpos], { axis: attr.i(0) }); // [S, d/2]
+    const f = half ? g.op("Cast", [rows], { to: attr.i(DataType.FLOAT) }) : rows;
+    return g.op("Reshape", [f, g.i64([1, -1, 1, d / 2])]);
+  };
+  const cos = table("cos_cache"), sin = table("sin_cache");
+  const x4 = g.op("Reshape", [x, g.i64([0, 0, heads, d])]);
+  const [x1, x2] = g.node("Split", [x4, g.i64([d / 2, d / 2])], 2, { axis: attr.i(-1) });
+  const r1 = g.op("Sub", [g.op("Mul", [x1, cos]), g.op("Mul", [x2, sin])]);
+  const r2 = g.op("Add", [g.op("Mul", [x2, cos]), g.op("Mul", [x1, sin])]);
+  return g.op("Reshape", [g.op("Concat", [r1, r2], { axis: attr.i(-1) }), g.i64([0, 0, heads * d])]);
 }
 
 /**
@@ -242,11 +287,18 @@ export function buildLlamaKvBlock(
   }
   const qkv = linear(g, rms(x, "input_layernorm"), qkvW, QD + 2 * KV, H, qkvB, format, "qkv");
   let heads: string | [string, string, string] = qkv;
-  if (cfg.qkNorm) {
-    const [q, k, v] = g.node("Split", [qkv, g.i64([QD, KV, KV])], 3, { axis: attr.i(-1) });
-    heads = [qkNorm(g, q, n, d, t, "q", cfg.eps), qkNorm(g, k, nkv, d, t, "k", cfg.eps), v];
+  const padded = cacheHeadDim(cfg) !== d;
+  if (cfg.qkNorm || padded) {
+    const [q0, k0, v] = g.node("Split", [qkv, g.i64([QD, KV, KV])], 3, { axis: attr.i(-1) });
+    let q = cfg.qkNorm ? qkNorm(g, q0, n, d, t, "q", cfg.eps) : q0;
+    let k = cfg.qkNorm ? qkNorm(g, k0, nkv, d, t, "k", cfg.eps) : k0;
+    if (padded) {
+      q = ropeInGraph(g, q, n, d, cache === "float16");
+      k = ropeInGraph(g, k, nkv, d, cache === "float16");
+    }
+    heads = [q, k, v];
   }
-  const attn = attention(g, cfg, heads, cache, { cos: "cos_cache", sin: "sin_cache" });
+  const attn = attention(g, cfg, heads, cache, padded ? {} : { cos: "cos_cache", sin: "sin_cache" });
   const o = linear(
     g,
     attn,

@@ -22,6 +22,7 @@ import { buildEmbedGraph, buildLogitsGraph, headTensorNames } from "./head_graph
 import {
   alibiBias,
   buildKvBlockGraph,
+  cacheHeadDim,
   KV_BLOCK_OUTPUTS,
   kvBlockInputs,
   type KvCacheType,
@@ -196,7 +197,7 @@ export class KvEngine implements Engine {
   get kvBytesPerToken(): number {
     const c = this.cfg;
     if (!c) return 0;
-    return 2 * c.numKvHeads * c.headDim * (this.#cacheType === "float16" ? 2 : 4);
+    return 2 * c.numKvHeads * cacheHeadDim(c) * (this.#cacheType === "float16" ? 2 : 4);
   }
 
   #ropeTensors(cfg: ModelConfig & { modelType: "llama" }) {
@@ -287,7 +288,7 @@ export class KvEngine implements Engine {
     const [b, t, H] = hidden.shape;
     for (let i = start; i < end; i++) this.#block(i);
     const api = this.api;
-    const kvShape = [b, cfg.numKvHeads, t, cfg.headDim];
+    const kvShape = [b, cfg.numKvHeads, t, cacheHeadDim(cfg)];
     const n = kvShape.reduce((x, y) => x * y, 1);
     const owned: OrtTensor[] = [];
     const keep = (x: OrtTensor) => (owned.push(x), x);
@@ -321,7 +322,7 @@ export class KvEngine implements Engine {
       });
     }
     const api = this.api, H = cfg.hiddenSize;
-    const shape = [batch, cfg.numKvHeads, maxLength, cfg.headDim];
+    const shape = [batch, cfg.numKvHeads, maxLength, cacheHeadDim(cfg)];
     const n = shape.reduce((x, y) => x * y, 1);
     const s: Partial<KvSession> & { kt: OrtTensor[]; vt: OrtTensor[] } = {
       start,
@@ -439,7 +440,7 @@ export class KvEngine implements Engine {
       );
     }
     s.position = p;
-    if (hypoIds) reorderRows(s, hypoIds, p, this.cfg!.numKvHeads, this.cfg!.headDim);
+    if (hypoIds) reorderRows(s, hypoIds, p, this.cfg!.numKvHeads, cacheHeadDim(this.cfg!));
     const out = t > 1 && p > 0 && b > 1 ? this.#stepRows(s, hidden, p) : this.#stepBatch(s, hidden, p);
     s.position = p + t;
     return { data: out, shape: [b, t, H] };
@@ -477,8 +478,8 @@ export class KvEngine implements Engine {
   #stepRows(s: KvSession, hidden: EngineTensor, p: number): Float32Array {
     const cfg = this.cfg!, api = this.api;
     const [b, t, H] = hidden.shape;
-    const L = s.maxLength, row = cfg.numKvHeads * L * cfg.headDim;
-    const shape = [1, cfg.numKvHeads, L, cfg.headDim];
+    const D = cacheHeadDim(cfg), L = s.maxLength, row = cfg.numKvHeads * L * D;
+    const shape = [1, cfg.numKvHeads, L, D];
     const out = new Float32Array(b * t * H);
     const owned: OrtTensor[] = [];
     const keep = (x: OrtTensor) => (owned.push(x), x);

@@ -4,6 +4,7 @@ import {
   type Checkpoint,
   makeBloomCheckpoint,
   makeLlamaCheckpoint,
+  makeQwen3Checkpoint,
 } from "../../tests/helpers/checkpoint_fixture.ts";
 import { fromSeq, maxAbsDiff, referenceSpan, toSeq } from "../../tests/helpers/runtime_reference.ts";
 import { engineSource, resolveCheckpoint } from "./checkpoint.ts";
@@ -143,6 +144,30 @@ for (const family of ["bloom", "llama"] as const) {
       }
       const err = maxAbsDiff(got, ref), change = maxAbsDiff(ref, x.data);
       assert.ok(err > 0 && err <= 2e-3 * change, `float16 cache error ${err} vs change ${change}`);
+    });
+  });
+}
+
+for (const family of ["bloom", "llama", "qwen3"] as const) {
+  Deno.test(`KvEngine (${family}): a head size that is no multiple of 8 is padded in the graph and matches the reference`, async () => {
+    const ck = family === "bloom"
+      ? await makeBloomCheckpoint({ headDim: 12, numHeads: 3, numLayers: 2 })
+      : family === "llama"
+      ? await makeLlamaCheckpoint({ headDim: 12, numLayers: 2 })
+      : await makeQwen3Checkpoint({ headDim: 12, numLayers: 2 });
+    await withEngine(ck, {}, async (e, L, H) => {
+      const x = fakeHidden(2, 7, H, 4);
+      const ref = fromSeq(referenceSpan(ck, 0, L, toSeq(x.data, 2, 7, H)));
+      const full = await e.forward(0, L, { data: x.data, shape: [2, 7, H] });
+      assert.ok(maxAbsDiff(full.data, ref) <= 1e-4, `forward ${maxAbsDiff(full.data, ref)}`);
+      e.open("s", 0, L, 16, 2);
+      const y1 = await e.step("s", rows(x, 0, 3));
+      const y2 = await e.step("s", rows(x, 3, 4));
+      const y3 = await e.step("s", rows(x, 4, 7)); // several tokens after a past, batch 2: row by row
+      const refRows = { data: ref, shape: [2, 7, H] };
+      for (const [y, a, b] of [[y1, 0, 3], [y2, 3, 4], [y3, 4, 7]] as const) {
+        assert.ok(maxAbsDiff(y.data, rows(refRows, a, b).data) <= 1e-4, `rows ${a}..${b}`);
+      }
     });
   });
 }

@@ -21,11 +21,12 @@ import type { FrameChannel } from "../wire/mod.ts";
 
 export type { FrameChannel };
 
-/** Wraps a libp2p stream (`remoteHost`: see `FrameChannel.remoteHost`). */
+/** Wraps a libp2p stream (`remoteHost`, `relayed`: see `FrameChannel`). */
 export function streamFrameChannel(
   stream: Stream,
   limits: WireLimits = DEFAULT_WIRE_LIMITS,
   remoteHost?: string,
+  relayed = false,
 ): FrameChannel {
   const bytes = byteStream(stream, {
     maxBufferSize: limits.maxFrameBytes + varintLength(limits.maxFrameBytes) + 65536,
@@ -70,6 +71,7 @@ export function streamFrameChannel(
       return stream.writeStatus === "writable" && stream.status === "open";
     },
     remoteHost,
+    ...(relayed ? { relayed } : {}),
   };
 }
 

@@ -12,6 +12,7 @@ import { type ErrorCode, protocolError, tensor, type WireMessage } from "../wire
 import type { FrameChannel } from "./frame_channel.ts";
 import type { ManagedSession, SessionManager } from "./session_manager.ts";
 import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
+import { type PunchDeps, servePunch } from "./punch_session.ts";
 
 export interface HandlerDeps {
   runtime: BlockRuntime;
@@ -28,6 +29,11 @@ export interface HandlerDeps {
    * lib/wire/direct_channel.ts).
    */
   direct?: boolean;
+  /**
+   * Offer sessions that reach this server through a relay a hole punch (HOLE_PUNCH; see
+   * punch_session.ts); absent: never.
+   */
+  punch?: PunchDeps;
 }
 
 /** Writes an error frame, then closes; never throws. */
@@ -139,6 +145,8 @@ export async function serveInferenceStream(
 ): Promise<void> {
   let managed: ManagedSession | undefined;
   let stepId: number | undefined;
+  /** Where the steps travel: the stream, or a connection punched through to the client. */
+  let io: FrameChannel = channel;
   try {
     const first = await readFirst(channel, deps.firstFrameMs ?? 10_000);
     if (first === null) return await channel.close();
@@ -150,14 +158,18 @@ export async function serveInferenceStream(
     const session = managed;
     deps.metrics.addRequest("inference");
     const hiddenSize = deps.runtime.info().hiddenSize;
-    const serving = deps.direct === false ? undefined : await session.session.offerDirect?.({
-      dtype: first.dtype,
-      onStep: (e) => {
-        deps.metrics.addTokens(e.tokens);
-        deps.metrics.observeLatency(e.computeMs);
-        deps.sessions.touch(session);
-      },
-    }).catch((err) => void deps.logger.debug("no direct offer", { err }));
+    // through a relay the client cannot reach the direct port; it may punch a hole instead
+    const punch = channel.relayed && deps.punch ? deps.punch : undefined;
+    const serving = deps.direct === false || channel.relayed
+      ? undefined
+      : await session.session.offerDirect?.({
+        dtype: first.dtype,
+        onStep: (e) => {
+          deps.metrics.addTokens(e.tokens);
+          deps.metrics.observeLatency(e.computeMs);
+          deps.sessions.touch(session);
+        },
+      }).catch((err) => void deps.logger.debug("no direct offer", { err }));
     try {
       await channel.write({
         type: "opened",
@@ -166,6 +178,7 @@ export async function serveInferenceStream(
         end: first.end,
         cacheTokensLeft: deps.runtime.info().cacheTokensLeft,
         ...(serving ? { direct: serving.offer } : {}),
+        ...(punch ? { punch: true } : {}),
       });
     } catch (err) {
       serving?.cancel();
@@ -177,9 +190,21 @@ export async function serveInferenceStream(
       if (r.served) return;
       pending = r.first;
     }
+    if (punch) {
+      const msg = pending !== undefined ? pending : await channel.read({ signal: managed.signal });
+      pending = msg;
+      if (msg?.type === "punch") {
+        const r = await servePunch(channel, msg, punch, { signal: managed.signal, logger: deps.logger });
+        if ("punched" in r) {
+          io = r.punched;
+          pending = undefined;
+          deps.logger.debug("session punched through to the client", { sessionId: first.sessionId });
+        } else pending = r.first;
+      }
+    }
     for (;;) {
       stepId = undefined;
-      const msg = pending !== undefined ? pending : await channel.read({ signal: managed.signal });
+      const msg = pending !== undefined ? pending : await io.read({ signal: managed.signal });
       pending = undefined;
       if (msg === null || msg.type === "close") break;
       if (msg.type !== "step") throw protocolError("BAD_FRAME", `expected step or close, got ${msg.type}`);
@@ -201,20 +226,22 @@ export async function serveInferenceStream(
       deps.metrics.addTokens(b * t);
       deps.metrics.observeLatency(computeMs);
       deps.sessions.touch(managed);
-      await channel.write({
+      await io.write({
         type: "result",
         stepId,
         hidden: tensor(out.data, out.shape, first.dtype),
         computeMs,
       });
     }
+    if (io !== channel) await io.close();
     await channel.close();
   } catch (err) {
     const code = toProtocolCode(managed?.signal.aborted ? managed.signal.reason : err);
     deps.logger.debug("inference stream failed", { code, err, stepId });
-    await replyError(channel, code, protocolMessage(managed?.signal.aborted ? managed.signal.reason : err), {
+    await replyError(io, code, protocolMessage(managed?.signal.aborted ? managed.signal.reason : err), {
       stepId,
     });
+    if (io !== channel) channel.abort();
   } finally {
     if (managed) await deps.sessions.close(managed);
   }

@@ -1,7 +1,10 @@
 /**
  * Builds the libp2p node of a plumise peer: TCP, noise, yamux (buffers raised to the frame
  * cap), identify, ping, kad-dht in the private `/plumise/kad/1.0.0` namespace, bootstrap from
- * the initial peers, the persisted Ed25519 key. libp2p is only ever imported in lib/swarm/.
+ * the initial peers, the persisted Ed25519 key, and the NAT parts (nat_services.ts): the circuit
+ * relay v2 transport (every node can dial `/p2p-circuit` addresses and listen through relays),
+ * the relay (hop) service with plumise's limits, UPnP when asked for. libp2p is only ever
+ * imported in lib/swarm/.
  * @module
  */
 import { bootstrap } from "@libp2p/bootstrap";
@@ -18,6 +21,7 @@ import { ConfigError, SwarmError } from "../errors.ts";
 import { DEFAULT_MAX_FRAME_BYTES, varintLength } from "../wire/mod.ts";
 import { installDenoShims } from "./_deno_shims.ts";
 import { KAD_PROTOCOL } from "./protocol_ids.ts";
+import { natParts, type RelayServerOptions } from "./nat_services.ts";
 
 export interface Libp2pNodeOptions {
   privateKey: PrivateKey;
@@ -43,6 +47,13 @@ export interface Libp2pNodeOptions {
    * keeps the signal alive), so memory held by stream churn is rate × this time.
    */
   negotiationTimeoutMs?: number;
+  /**
+   * Offer circuit relay v2 (hop) to peers behind NAT, within these limits; `active()` is asked at
+   * every reservation and circuit (a relay in `auto` mode relays only while it is reachable).
+   */
+  relayServer?: RelayServerOptions;
+  /** Ask the router to forward the listen port (UPnP / NAT-PMP). */
+  upnp?: boolean;
 }
 
 /**
@@ -97,7 +108,11 @@ export async function createLibp2pNode(options: Libp2pNodeOptions): Promise<Plum
   const peers = parsePeerAddrs(options.initialPeers ?? []);
   const family = host.includes(":") ? "ip6" : "ip4";
   const announceIp = options.announceIp;
-  const services: Record<string, unknown> = { identify: identify(), ping: ping() };
+  const nat = natParts({
+    relayServer: options.noListen ? undefined : options.relayServer,
+    upnp: options.upnp,
+  });
+  const services: Record<string, unknown> = { identify: identify(), ping: ping(), ...nat.services };
   if (options.dht !== false) {
     services.dht = kadDHT({
       protocol: KAD_PROTOCOL,
@@ -114,6 +129,8 @@ export async function createLibp2pNode(options: Libp2pNodeOptions): Promise<Plum
         announceFilter: announceIp
           ? (addrs: Multiaddr[]) =>
             addrs.map((a) => {
+              // a relayed address names the relay's IP, not ours
+              if (a.toString().includes("/p2p-circuit")) return a;
               const parts = a.toString().split("/");
               parts[1] = announceIp.includes(":") ? "ip6" : "ip4";
               parts[2] = announceIp;
@@ -129,7 +146,8 @@ export async function createLibp2pNode(options: Libp2pNodeOptions): Promise<Plum
           outboundStreamProtocolNegotiationTimeout: options.negotiationTimeoutMs,
         }),
       },
-      transports: [tcp()],
+      transports: [tcp(), ...nat.transports],
+      connectionGater: nat.connectionGater,
       connectionEncrypters: [noise()],
       streamMuxers: [yamux({
         streamOptions: {

@@ -8,3 +8,5 @@ export const TABLE_PROTOCOL = "/plumise/table/1.0.0";
 export const RECORD_PROTOCOL = "/plumise/record/1.0.0";
 /** Private kad-dht namespace (never the public IPFS DHT). */
 export const KAD_PROTOCOL = "/plumise/kad/1.0.0";
+/** Reachability: how a peer sees this node, and whether it can dial it back (dial_back.ts). */
+export const REACH_PROTOCOL = "/plumise/reach/1.0.0";

@@ -23,6 +23,7 @@ import {
 } from "../wire/mod.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import { type DirectPaths, withControl } from "./direct_paths.ts";
+import { clientPunch, type PunchDeps } from "./punch_session.ts";
 import {
   FORWARD_PROTOCOL as FORWARD,
   INFERENCE_PROTOCOL as INFERENCE,
@@ -153,6 +154,8 @@ export class InferenceStream {
     directHost?: string,
     /** Whether links this session asks for may carry plain frames on loopback (`link_to.plain`). */
     plainLinks = true,
+    /** How the steps travel. */
+    readonly path: SessionPath = directHost === undefined ? "stream" : "direct",
   ) {
     this.#plainLinks = plainLinks;
     this.#channel = channel;
@@ -400,7 +403,12 @@ export interface ProtocolClientOptions {
   /** Use the direct paths servers offer for inference sessions (off when absent). */
   directPaths?: DirectPaths;
   limits?: WireLimits;
+  /** Punch a hole to servers reached through a relay that offer it (off when absent). */
+  punch?: PunchDeps;
 }
+
+/** How an inference session's steps travel. */
+export type SessionPath = "direct" | "stream" | "relayed" | "punched";
 
 /** The protocol client over some way to open channels to ONE server. */
 export class ProtocolClient {
@@ -435,13 +443,23 @@ export class ProtocolClient {
       signal,
     );
     const direct = await this.#direct(channel, opened, signal);
+    let punched: FrameChannel | undefined;
+    if (!direct && opened.punch && channel.relayed && this.#o.punch) {
+      try {
+        punched = await clientPunch(channel, this.#o.punch, { limits: this.#o.limits, signal });
+      } catch (err) {
+        channel.abort(err instanceof Error ? err : undefined);
+        throw err;
+      }
+    }
     return new InferenceStream(
-      direct ?? channel,
+      direct ?? punched ?? channel,
       dtype,
       opened.cacheTokensLeft,
       this.#timeouts,
       direct ? channel.remoteHost : undefined,
       this.#o.directPaths?.plainLoopback ?? true,
+      direct ? "direct" : punched ? "punched" : channel.relayed ? "relayed" : "stream",
     );
   }
 

@@ -25,6 +25,8 @@ import { addressGroup, type SignedRecordWire, type WireLimits, wireLimits } from
 import { type FrameChannel, streamFrameChannel } from "./frame_channel.ts";
 import { directHost, DirectPaths } from "./direct_paths.ts";
 import { createLibp2pNode, parsePeerAddrs, type PlumiseLibp2p } from "./libp2p_node.ts";
+import { DEFAULT_RELAY_LIMITS, type RelayLimits } from "./nat_services.ts";
+import { type NatOptions, type NatStatus, PeerNat } from "./peer_nat.ts";
 import { RECORD_PROTOCOL, TABLE_PROTOCOL } from "./protocol_ids.ts";
 import { ProtocolClient } from "./swarm_client_transport.ts";
 import { SwarmTable } from "./swarm_table.ts";
@@ -67,6 +69,12 @@ export interface SwarmPeerOptions {
   maxRecords?: number;
   /** Dial the peers of relayed records to make them reachable (default: when listening). */
   probeRecords?: boolean;
+  /** Reachability, relays and hole punching (peer_nat.ts). */
+  nat?: NatOptions;
+  /** What this node grants as a relay (RELAY_MAX_* keys; default DEFAULT_RELAY_LIMITS). */
+  relayLimits?: RelayLimits;
+  /** Ask the router to forward the listen port (UPnP / NAT-PMP; `--upnp`). */
+  upnp?: boolean;
 }
 
 /** The source key of a connection's remote address (its IP, or its IPv6 /64; see `addressGroup`). */
@@ -92,6 +100,7 @@ export class SwarmPeer {
   #initialReached = 0;
   readonly #flooder: RecordFlooder;
   #prober: RecordProber | undefined;
+  #nat: PeerNat | undefined;
 
   constructor(options: SwarmPeerOptions) {
     this.#o = options;
@@ -134,6 +143,29 @@ export class SwarmPeer {
     return this.node.peerId.toString();
   }
 
+  /** Reachability, relays and the public address (after `start`). */
+  get nat(): PeerNat {
+    if (!this.#nat) {
+      throw new SwarmError("NOT_STARTED", "the swarm peer is not started", { hint: "call start() first" });
+    }
+    return this.#nat;
+  }
+
+  /** Whether inference sessions relayed to or from this peer may be upgraded by hole punching. */
+  get holePunch(): boolean {
+    return this.#o.nat?.holePunch ?? true;
+  }
+
+  /** This node's reachability and relays (unknown before `start`). */
+  natStatus(): NatStatus | undefined {
+    return this.#nat?.status();
+  }
+
+  /** Calls `fn` when this node's own addresses change (a relay slot gained or lost, a new listener). */
+  onAddressesChanged(fn: () => void): void {
+    this.node.addEventListener("self:peer:update", () => fn());
+  }
+
   /** How many initial peers answered the table pull during `start()`. */
   get initialPeersReached(): number {
     return this.#initialReached;
@@ -158,9 +190,26 @@ export class SwarmPeer {
       noListen: this.#o.noListen,
       streamInactivityMs: this.#o.streamInactivityMs,
       negotiationTimeoutMs: this.#o.negotiationTimeoutMs,
+      upnp: this.#o.upnp,
+      relayServer: (this.#o.nat?.relayService ?? "auto") === "off" ? undefined : {
+        limits: this.#o.relayLimits ?? DEFAULT_RELAY_LIMITS,
+        active: () => this.#nat?.relays.relaying ?? false,
+      },
     });
     this.#node = node;
     await node.start();
+    this.#nat = new PeerNat({
+      node,
+      options: this.#o.nat ?? {},
+      listening: !this.#o.noListen,
+      channel: (stream) => streamFrameChannel(stream, this.limits),
+      candidates: () =>
+        this.table.entries().map((e) => e.record).filter((r) =>
+          r.relay === true && r.state !== "offline" && r.peerId !== node.peerId.toString()
+        ),
+      logger: this.#logger,
+    });
+    await this.#nat.start();
     await this.handle(TABLE_PROTOCOL, (ch) => this.#serveTable(ch));
     await this.handle(RECORD_PROTOCOL, (ch, conn) => this.#serveRecord(ch, conn));
     if (this.#o.probeRecords ?? !this.#o.noListen) {
@@ -212,14 +261,15 @@ export class SwarmPeer {
     fn: (ch: FrameChannel, connection: Connection) => Promise<void>,
   ): Promise<void> {
     await this.node.handle(protocol, (stream, connection) => {
-      const ch = streamFrameChannel(stream, this.limits);
+      const relayed = connection.remoteAddr.getComponents().some((c) => c.name === "p2p-circuit");
+      const ch = streamFrameChannel(stream, this.limits, undefined, relayed);
       this.#track(
         fn(ch, connection).catch((err) => {
           this.#logger.debug("stream handler failed", { protocol, err });
           ch.abort();
         }),
       );
-    }, { maxInboundStreams: 4096, maxOutboundStreams: 4096 });
+    }, { maxInboundStreams: 4096, maxOutboundStreams: 4096, runOnLimitedConnection: true });
   }
 
   /** Opens a raw libp2p stream to a peer (peer id or multiaddr) for `protocol`. */
@@ -231,22 +281,30 @@ export class SwarmPeer {
     target: string,
     protocol: string,
     signal?: AbortSignal,
-  ): Promise<{ stream: Stream; host?: string }> {
+  ): Promise<{ stream: Stream; host?: string; relayed: boolean }> {
     const dest = target.startsWith("/") ? multiaddr(target) : await this.#peerIdFor(target);
     const conn = await this.node.dial(dest, { signal });
-    const stream = await conn.newStream(protocol, { signal });
-    return { stream, host: directHost(conn.remoteAddr.getComponents()) };
+    // relayed connections are "limited" in libp2p: every plumise protocol runs on them
+    const stream = await conn.newStream(protocol, { signal, runOnLimitedConnection: true });
+    const relayed = conn.remoteAddr.getComponents().some((c) => c.name === "p2p-circuit");
+    return { stream, host: directHost(conn.remoteAddr.getComponents()), relayed };
   }
 
   /** A protocol client for one peer (peer id string or multiaddr with /p2p/). */
   client(target: string, timeouts?: ConstructorParameters<typeof ProtocolClient>[1]): ProtocolClient {
     return new ProtocolClient(
       async (protocol, signal) => {
-        const { stream, host } = await this.#dial(target, protocol, signal);
-        return streamFrameChannel(stream, this.limits, host);
+        const { stream, host, relayed } = await this.#dial(target, protocol, signal);
+        return streamFrameChannel(stream, this.limits, host, relayed);
       },
       timeouts,
-      { directPaths: this.directPaths, limits: this.limits },
+      {
+        directPaths: this.directPaths,
+        limits: this.limits,
+        ...(this.holePunch
+          ? { punch: { publicHost: (s?: AbortSignal) => this.nat.observedHost(s), limits: this.limits } }
+          : {}),
+      },
     );
   }
 
@@ -278,7 +336,10 @@ export class SwarmPeer {
   async #push(peer: PeerId, record: SignedRecordWire): Promise<void> {
     const t = timeoutSignal(this.#o.requestMs ?? 5000);
     try {
-      const stream = await this.node.dialProtocol(peer, RECORD_PROTOCOL, { signal: t.signal });
+      const stream = await this.node.dialProtocol(peer, RECORD_PROTOCOL, {
+        signal: t.signal,
+        runOnLimitedConnection: true,
+      });
       const ch = streamFrameChannel(stream, this.limits);
       await ch.write({ type: "record", record }, { signal: t.signal });
       await ch.close();
@@ -314,7 +375,10 @@ export class SwarmPeer {
     if (this.#stopping) return false;
     const t = timeoutSignal(this.#o.requestMs ?? 5000);
     try {
-      const stream = await this.node.dialProtocol(peer, TABLE_PROTOCOL, { signal: t.signal });
+      const stream = await this.node.dialProtocol(peer, TABLE_PROTOCOL, {
+        signal: t.signal,
+        runOnLimitedConnection: true,
+      });
       const ch = streamFrameChannel(stream, this.limits);
       await ch.write({ type: "table_request" }, { signal: t.signal });
       const reply = await ch.read({ signal: t.signal });
@@ -380,6 +444,7 @@ export class SwarmPeer {
     if (this.#pruneTimer) clearInterval(this.#pruneTimer);
     await this.#flooder.stop();
     await this.#prober?.stop();
+    await this.#nat?.stop();
     const node = this.#node;
     if (node) await node.stop();
     await Promise.allSettled([...this.#inflight]);

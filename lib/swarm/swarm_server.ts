@@ -127,6 +127,8 @@ export class SwarmServer {
   readonly #stopController = new AbortController();
   /** One gate for every forward this server serves, whatever runtime serves it. */
   readonly forwards: ForwardGate;
+  #announced = false;
+  #reannounce: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: SwarmServerOptions) {
     this.#o = options;
@@ -174,6 +176,18 @@ export class SwarmServer {
     this.#startedAt = this.#now();
     await this.peer.start(signal);
     await this.peer.handle(INFO_PROTOCOL, (ch) => this.#serveInfo(ch));
+    // a relay slot gained or lost, reachability decided: the record must say so at once
+    this.peer.onAddressesChanged(() => this.#announceSoon());
+    this.peer.nat.monitor?.onChange(() => this.#announceSoon());
+  }
+
+  #announceSoon(): void {
+    if (this.#stopped || !this.#announced || this.#reannounce) return;
+    this.#reannounce = setTimeout(() => {
+      this.#reannounce = undefined;
+      if (this.#stopped || !this.#span) return;
+      this.announce(this.#state).catch((err) => this.#logger.warn("re-announce failed", { err }));
+    }, 100);
   }
 
   /** Least-covered window of `numBlocks` of a `totalBlocks` model (joining servers count). */
@@ -243,6 +257,7 @@ export class SwarmServer {
       });
     }
     this.#state = state;
+    this.#announced = true;
     const signed = await signRecord(this.#record(), this.#o.privateKey);
     await this.peer.publish(signed);
     this.#logger.debug("announced", { state, start: this.#span.start, end: this.#span.end, seq: this.#seq });
@@ -253,9 +268,11 @@ export class SwarmServer {
     this.#seq = Math.max(this.#seq + 1, now);
     const info = this.#runtime && this.#serving ? this.#runtime.info() : undefined;
     const totalBlocks = info?.numBlocks ?? this.#o.totalBlocks;
+    const addrs = announcedAddrs(this.peer.multiaddrs());
+    const nat = this.peer.natStatus();
     return {
       peerId: this.peerId,
-      addrs: this.peer.multiaddrs().slice(0, 32),
+      addrs,
       model: this.#o.model,
       start: this.#span!.start,
       end: this.#span!.end,
@@ -266,7 +283,9 @@ export class SwarmServer {
       version: this.#o.version,
       wallet: this.#o.wallet ?? null,
       ...(this.#movingTo ? { movingTo: this.#movingTo } : {}),
-      usingRelay: false,
+      usingRelay: addrs.some((a) => a.includes("/p2p-circuit")),
+      ...(nat ? { reachability: nat.reachability.status } : {}),
+      ...(nat?.relaying ? { relay: true } : {}),
       nextPings: Object.fromEntries(this.#nextPings),
       seq: this.#seq,
       expiresAt: now + (this.#o.ttlMs ?? 3 * (this.#o.announcePeriodMs ?? 30_000)),
@@ -332,6 +351,11 @@ export class SwarmServer {
       logger: this.#logger,
       sessions: this.#sessions!,
       forwards: this.forwards,
+      ...(this.peer.holePunch
+        ? {
+          punch: { publicHost: (s?: AbortSignal) => this.peer.nat.observedHost(s), limits: this.peer.limits },
+        }
+        : {}),
     };
   }
 
@@ -501,6 +525,7 @@ export class SwarmServer {
     this.#stopController.abort(new SwarmError("STOPPED", "the swarm server is stopping"));
     if (this.#timer) clearInterval(this.#timer);
     if (this.#rebalanceTimer) clearTimeout(this.#rebalanceTimer);
+    if (this.#reannounce) clearTimeout(this.#reannounce);
     await this.#pinging;
     if (this.#started && this.#span) {
       try {
@@ -512,6 +537,16 @@ export class SwarmServer {
     await this.#sessions?.stop();
     if (this.#started) await this.peer.stop();
   }
+}
+
+/**
+ * The addresses a record announces (at most 32): relayed ones through a relay reached at a
+ * loopback address are dropped (nobody else can use them), relayed ones come after the others.
+ */
+export function announcedAddrs(addrs: readonly string[]): string[] {
+  const relayed = addrs.filter((a) => a.includes("/p2p-circuit") && !/^\/ip[46]\/(127\.|::1\/)/.test(a));
+  const relays = relayed.slice(0, 8);
+  return [...addrs.filter((a) => !a.includes("/p2p-circuit")).slice(0, 32 - relays.length), ...relays];
 }
 
 function spanText(s: Span): string {

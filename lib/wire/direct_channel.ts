@@ -62,8 +62,14 @@ export const DIRECT_PLAIN_GRANTED: Uint8Array = Uint8Array.of(1);
 /** The client's confirmation's plaintext (sealed under the session key) before plain frames start. */
 export const DIRECT_PLAIN_CONFIRM: Uint8Array = Uint8Array.of(1);
 
+/**
+ * What a direct path needs of its connection: a Deno TCP connection, or another stream socket
+ * shaped like one (a hole-punched socket, lib/swarm/hole_punch.ts).
+ */
+export type ByteConn = Pick<Deno.Conn, "read" | "write" | "close" | "localAddr" | "remoteAddr">;
+
 /** Whether both ends of `conn` are loopback addresses (a connection within one machine). */
-export function loopbackConn(conn: Deno.Conn): boolean {
+export function loopbackConn(conn: ByteConn): boolean {
   const ends = [conn.localAddr, conn.remoteAddr];
   return ends.every((a) => a.transport === "tcp" && isLoopbackAddress((a as Deno.NetAddr).hostname));
 }
@@ -79,7 +85,7 @@ export function sealedFrame(cipher: DirectCipher, plain: Uint8Array): Uint8Array
 const READ_AHEAD = 2;
 
 /** Writes all of `bytes` to `conn` (a socket write may take only part of them). */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+export async function writeAll(conn: ByteConn, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.byteLength) off += await conn.write(bytes.subarray(off));
 }
@@ -104,7 +110,7 @@ export interface DirectFrameChannel extends FrameChannel {
  * aborted by its signal without harming the connection (so an error frame can still be written).
  */
 export function directFrameChannel(
-  conn: Deno.Conn,
+  conn: ByteConn,
   cipher: DirectCipher | null,
   limits: WireLimits = DEFAULT_WIRE_LIMITS,
   initial?: Uint8Array,
@@ -283,7 +289,7 @@ export function directFrameChannel(
 }
 
 /** `conn.read(buf)`, or a rejection with `signal`'s reason once it aborts (the caller then closes `conn`). */
-function readOrAbort(conn: Deno.Conn, buf: Uint8Array, signal: AbortSignal): Promise<number | null> {
+function readOrAbort(conn: ByteConn, buf: Uint8Array, signal: AbortSignal): Promise<number | null> {
   signal.throwIfAborted();
   return new Promise<number | null>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
@@ -317,14 +323,14 @@ export async function connectDirect(
   options: ConnectDirectOptions = {},
 ): Promise<DirectFrameChannel> {
   options.signal?.throwIfAborted();
-  const ticket = decodeSecret(offer.ticket, "direct.ticket");
-  const key = decodeSecret(offer.key, "direct.key");
+  decodeSecret(offer.ticket, "direct.ticket");
+  decodeSecret(offer.key, "direct.key");
   const failed = (why: string, cause?: unknown) =>
     new WireError("DIRECT_FAILED", `direct path to ${host}:${offer.port} failed: ${why}`, {
       hint: "a firewall or NAT may block the server's direct port; the session uses the libp2p stream",
       cause,
     });
-  const connectMs = options.connectMs ?? 2_000, ackMs = options.ackMs ?? 5_000;
+  const connectMs = options.connectMs ?? 2_000;
   const connecting = Deno.connect({ hostname: host, port: offer.port, transport: "tcp" });
   let conn: Deno.TcpConn;
   try {
@@ -338,9 +344,31 @@ export async function connectDirect(
       err,
     );
   }
+  conn.setNoDelay(true);
+  return await helloDirect(conn, host, offer, options);
+}
+
+/**
+ * The client's half of a direct path's handshake on a connection that is already open (made by
+ * `connectDirect`, or punched through NATs): sends the hello with the offer's ticket and checks
+ * the server's proof of the key. Closes `conn` and throws `DIRECT_FAILED` when it fails.
+ */
+export async function helloDirect(
+  conn: ByteConn,
+  host: string,
+  offer: DirectOffer,
+  options: Omit<ConnectDirectOptions, "connectMs"> = {},
+): Promise<DirectFrameChannel> {
+  const failed = (why: string, cause?: unknown) =>
+    new WireError("DIRECT_FAILED", `direct path to ${host}:${offer.port} failed: ${why}`, {
+      hint: "a firewall or NAT may block the server's direct port; the session uses the libp2p stream",
+      cause,
+    });
+  const ackMs = options.ackMs ?? 5_000;
   const t = timeoutSignal(ackMs, options.signal);
   try {
-    conn.setNoDelay(true);
+    const ticket = decodeSecret(offer.ticket, "direct.ticket");
+    const key = decodeSecret(offer.key, "direct.key");
     const askPlain = options.plain !== false && loopbackConn(conn);
     const hello = new Uint8Array(DIRECT_HELLO_BYTES);
     hello.set(askPlain ? DIRECT_MAGIC_PLAIN : DIRECT_MAGIC);

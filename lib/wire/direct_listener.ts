@@ -13,9 +13,10 @@ import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import type { DirectOffer } from "./protocol_messages.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
-import { DirectCipher, encodeSecret, randomSecret } from "./direct_cipher.ts";
+import { decodeSecret, DirectCipher, encodeSecret, randomSecret } from "./direct_cipher.ts";
 import { addressGroup } from "./ip_address.ts";
 import {
+  type ByteConn,
   DIRECT_HELLO_BYTES,
   DIRECT_MAGIC,
   DIRECT_MAGIC_PLAIN,
@@ -257,5 +258,61 @@ export class DirectListener {
     for (const c of [...this.#pending.keys()]) this.#reject(c);
     for (const t of [...this.#tickets.keys()]) this.#drop(t);
     await this.#accepting;
+  }
+}
+
+/**
+ * The server's half of a direct path's handshake on a connection made another way (punched
+ * through NATs, lib/swarm/hole_punch.ts) for one known offer: reads the hello, checks that it
+ * names `secrets.ticket`, answers with the sealed proof of `secrets.key`. Plain frames are never
+ * granted (such a connection crosses a network). Closes `conn` and throws `DIRECT_FAILED` when the
+ * hello is wrong or late.
+ */
+export async function acceptDirect(
+  conn: ByteConn,
+  secrets: { readonly ticket: string; readonly key: string },
+  options: { limits?: WireLimits; helloMs?: number; signal?: AbortSignal } = {},
+): Promise<DirectFrameChannel> {
+  const helloMs = options.helloMs ?? 5_000;
+  const timer = setTimeout(() => conn.close(), helloMs);
+  const onAbort = () => conn.close();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const want = decodeSecret(secrets.ticket, "ticket");
+    const key = decodeSecret(secrets.key, "key");
+    const buf = new Uint8Array(DIRECT_HELLO_BYTES + 4096);
+    let got = 0;
+    while (got < DIRECT_HELLO_BYTES) {
+      const n = await conn.read(buf.subarray(got));
+      if (n === null) throw new Error("the connection ended before the hello");
+      got += n;
+    }
+    const magic = DIRECT_MAGIC.every((b, i) => buf[i] === b) ||
+      DIRECT_MAGIC_PLAIN.every((b, i) => buf[i] === b);
+    const ticket = buf.subarray(DIRECT_MAGIC.byteLength, DIRECT_HELLO_BYTES);
+    if (!magic || !ticket.every((b, i) => b === want[i])) {
+      throw new Error("the hello does not name this session");
+    }
+    const cipher = new DirectCipher(key, "server");
+    await writeAll(conn, sealedFrame(cipher, new Uint8Array(0)));
+    return directFrameChannel(
+      conn,
+      cipher,
+      options.limits ?? DEFAULT_WIRE_LIMITS,
+      buf.slice(DIRECT_HELLO_BYTES, got),
+    );
+  } catch (err) {
+    try {
+      conn.close();
+    } catch {
+      // already closed
+    }
+    throw new WireError("DIRECT_FAILED", `punched direct path failed: ${(err as Error).message}`, {
+      hint: "the session goes on over its relayed stream",
+      cause: err,
+    });
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
   }
 }

@@ -23,4 +23,6 @@ export interface FrameChannel {
    * where a direct path to it can be tried.
    */
   readonly remoteHost?: string;
+  /** The peer was reached through a relay (a `/p2p-circuit` connection). */
+  readonly relayed?: boolean;
 }

@@ -11,3 +11,4 @@ export * from "./direct_channel.ts";
 export * from "./direct_listener.ts";
 export * from "./ip_address.ts";
 export * from "./link_target.ts";
+export * from "./nat_messages.ts";

@@ -17,6 +17,7 @@
  * info:    info_request {}                     → info {record, live}
  * table:   table_request {model?}              → table {records}
  * dissemination: record {record}
+ * NAT (reachability, hole punching; `opened.punch` offers a punch): see nat_messages.ts
  * @module
  */
 import type { ErrorCode } from "./error_codes.ts";
@@ -25,6 +26,7 @@ import type { Tensor, WireDType } from "./tensor_codec.ts";
 import { WIRE_DTYPES } from "./tensor_codec.ts";
 import { MAX_BLOCK } from "./wire_limits.ts";
 import { arr, bad, bool, int, num, type Obj, obj, oneOf, optInt, optStr, str } from "./_validate.ts";
+import { type NatMessage, validateNatMessage } from "./nat_messages.ts";
 
 /** Largest maxLength (tokens per session) accepted in `open`. */
 export const MAX_SESSION_LENGTH = 1_048_576;
@@ -63,6 +65,11 @@ export interface OpenedMessage {
   cacheTokensLeft: number;
   /** The server offers this session's steps over a direct encrypted TCP connection. */
   direct?: DirectOffer;
+  /**
+   * The session runs through a relay and the server can punch a hole to the client: the client
+   * may send `punch` before its first step (see nat_messages.ts).
+   */
+  punch?: boolean;
 }
 
 /**
@@ -226,7 +233,8 @@ export type WireMessage =
   | LinkOfferMessage
   | LinkToMessage
   | LinkedMessage
-  | LinkLostMessage;
+  | LinkLostMessage
+  | NatMessage;
 export type MessageType = WireMessage["type"];
 
 /** Which tensor fields each message type carries (all required). */
@@ -249,6 +257,10 @@ export const TENSOR_FIELDS: Readonly<Record<MessageType, readonly string[]>> = {
   link_to: [],
   linked: [],
   link_lost: [],
+  reach_request: [],
+  reach: [],
+  punch: [],
+  punch_reply: [],
 };
 export const MESSAGE_TYPES = Object.keys(TENSOR_FIELDS) as MessageType[];
 
@@ -318,6 +330,7 @@ export function validateMessage(header: unknown): WireMessage {
           key: str(d, "key", SECRET32, "direct."),
         };
       }
+      if (o.punch !== undefined && o.punch !== null && bool(o, "punch")) m.punch = true;
       return m;
     }
     case "step": {
@@ -438,6 +451,11 @@ export function validateMessage(header: unknown): WireMessage {
       };
     case "record":
       return { type, record: validateSignedRecordWire(o.record, "record") };
+    case "reach_request":
+    case "reach":
+    case "punch":
+    case "punch_reply":
+      return validateNatMessage(o, type);
   }
   return bad("type", "a known message type", type);
 }

@@ -18,6 +18,7 @@ export type ServerState = "joining" | "online" | "offline";
 export const SERVER_STATES: readonly ServerState[] = ["joining", "online", "offline"];
 export type RecordWeights = "fp32" | "int8" | "int4";
 export const RECORD_WEIGHTS: readonly RecordWeights[] = ["fp32", "int8", "int4"];
+export const REACHABILITIES: readonly ("public" | "private" | "unknown")[] = ["public", "private", "unknown"];
 
 /** Domain separation for record signatures. */
 export const RECORD_SIGNING_PREFIX = "plumise-record/1\n";
@@ -66,6 +67,13 @@ export interface SwarmRecord {
    * this span once the others confirm its blocks stay covered without it.
    */
   readonly movingTo?: { readonly start: number; readonly end: number };
+  /**
+   * Whether peers can reach the server from the internet (optional; docs/protocol.md,
+   * "Reachability"): `private` servers are reached through the relays in `addrs`.
+   */
+  readonly reachability?: "public" | "private" | "unknown";
+  /** The server relays circuits for peers behind NAT (optional; absent: it does not). */
+  readonly relay?: boolean;
 }
 
 /** A record as it travels: the signed JSON payload and its base64 signature. */
@@ -114,6 +122,10 @@ export function validateRecord(v: unknown): SwarmRecord {
     const ms = int(mv, "start", 0, MAX_BLOCK - 1, p + "movingTo.");
     movingTo = Object.freeze({ start: ms, end: int(mv, "end", ms + 1, MAX_BLOCK, p + "movingTo.") });
   }
+  const reachability = o.reachability === undefined || o.reachability === null
+    ? undefined
+    : oneOf(o, "reachability", REACHABILITIES, p);
+  const relay = o.relay === undefined || o.relay === null ? undefined : bool(o, "relay", p);
   return Object.freeze({
     peerId: str(o, "peerId", PEER_ID, p),
     addrs: Object.freeze(addrs as string[]),
@@ -136,6 +148,8 @@ export function validateRecord(v: unknown): SwarmRecord {
     ...(totalBlocks === undefined ? {} : { totalBlocks }),
     ...(startedAt === undefined ? {} : { startedAt }),
     ...(movingTo === undefined ? {} : { movingTo }),
+    ...(reachability === undefined ? {} : { reachability }),
+    ...(relay ? { relay } : {}),
   });
 }
 
@@ -164,6 +178,8 @@ export function recordPayload(record: SwarmRecord): string {
     ...(r.totalBlocks === undefined ? {} : { totalBlocks: r.totalBlocks }),
     ...(r.startedAt === undefined ? {} : { startedAt: r.startedAt }),
     ...(r.movingTo === undefined ? {} : { movingTo: { start: r.movingTo.start, end: r.movingTo.end } }),
+    ...(r.reachability === undefined ? {} : { reachability: r.reachability }),
+    ...(r.relay ? { relay: true } : {}),
   });
 }
 

@@ -18,10 +18,21 @@ export class SwarmProcess {
   peerId = "";
   addrs: string[] = [];
 
-  constructor(config: SwarmNodeProcessConfig, extraFlags: string[] = []) {
-    const script = new URL("./swarm_node_process.ts", import.meta.url).pathname;
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", ...extraFlags, script, JSON.stringify(config)],
+  /**
+   * `options.script`: another node script speaking the same JSON lines (default
+   * swarm_node_process.ts); `options.prefix`: a command the process runs under (e.g.
+   * `ip netns exec <namespace>`).
+   */
+  constructor(
+    config: SwarmNodeProcessConfig | Record<string, unknown>,
+    extraFlags: string[] = [],
+    options: { script?: string; prefix?: string[] } = {},
+  ) {
+    const script = options.script ?? new URL("./swarm_node_process.ts", import.meta.url).pathname;
+    const argv = [Deno.execPath(), "run", "--allow-all", ...extraFlags, script, JSON.stringify(config)];
+    const cmd = [...(options.prefix ?? []), ...argv];
+    this.child = new Deno.Command(cmd[0], {
+      args: cmd.slice(1),
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",

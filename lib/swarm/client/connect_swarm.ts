@@ -33,6 +33,8 @@ export interface ConnectSwarmOptions extends Omit<SwarmClientOptions, "table" | 
   readonly wallet?: string;
   /** Take the direct paths servers offer for inference steps (default true; see lib/wire/direct_channel.ts). */
   readonly direct?: boolean;
+  /** Punch holes to servers reached through relays (HOLE_PUNCH; default true; see lib/swarm/punch_session.ts). */
+  readonly holePunch?: boolean;
   /**
    * Let the steps' frames go unsealed on direct paths and server links whose two ends are
    * loopback addresses (default true; see lib/wire/direct_channel.ts).
@@ -161,6 +163,7 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
     logger: log,
     direct: options.direct,
     plainLoopback: options.plainLoopback,
+    nat: { holePunch: options.holePunch },
   });
   const t = timeoutSignal(options.connectTimeoutMs ?? 15_000, options.signal);
   try {

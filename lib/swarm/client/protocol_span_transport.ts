@@ -121,6 +121,7 @@ export class ProtocolSpanTransport implements SpanTransport {
       get closed() {
         return stream.closed;
       },
+      path: stream.path,
       ...(links ? { links } : {}),
     };
   }

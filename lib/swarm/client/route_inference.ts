@@ -2,8 +2,10 @@
  * Inference routing as pure functions: which servers may be used (filters), which blocks nobody
  * serves (`MISSING_BLOCKS`), and the cheapest chain of spans over `[start, end)` where entering a
  * server costs the latency to it, every block costs `1 / inferenceRps`, every hop a fixed overhead,
- * and a server without enough free cache a large penalty. A server is left only at the end of its
- * span (or at the end of the route).
+ * and a server without enough free cache a large penalty. A server reached only through a relay
+ * (behind NAT) costs an extra leg: the relay's hop overhead, and, where no ping measured the way
+ * through the relay, twice the assumed delay. A server is left only at the end of its span (or at
+ * the end of the route).
  * @module
  */
 import { SwarmError } from "../../errors.ts";
@@ -32,6 +34,8 @@ export interface RouteCosts {
   readonly defaultInferenceRps: number;
   /** Added when a server cannot reserve the cache the session needs. */
   readonly cachePenaltyMs: number;
+  /** Fixed cost of the extra leg through a relay (entering a server that uses one). */
+  readonly relayHopMs: number;
 }
 
 export const DEFAULT_ROUTE_COSTS: RouteCosts = Object.freeze({
@@ -40,6 +44,7 @@ export const DEFAULT_ROUTE_COSTS: RouteCosts = Object.freeze({
   maxDelayMs: 5000,
   defaultInferenceRps: 300,
   cachePenaltyMs: 10_000,
+  relayHopMs: 18,
 });
 
 export interface InferenceRouteOptions extends ServerFilter {
@@ -172,9 +177,12 @@ export function planInference(
   }
 
   const batch = options.batch ?? 1;
-  const delay = (rtt: number | undefined) =>
-    rtt === undefined || Number.isNaN(rtt) ? c.defaultDelayMs : Math.min(Math.max(0, rtt) / 2, c.maxDelayMs);
-  const clientDelay = (s: RouteServer) => delay(options.clientRttMs?.(s.peerId));
+  // a measured RTT to a relayed server went through its relay already; an assumed one did not
+  const delay = (rtt: number | undefined, to?: RouteServer) =>
+    rtt === undefined || Number.isNaN(rtt)
+      ? c.defaultDelayMs * (to?.usingRelay ? 2 : 1)
+      : Math.min(Math.max(0, rtt) / 2, c.maxDelayMs);
+  const clientDelay = (s: RouteServer) => delay(options.clientRttMs?.(s.peerId), s);
   const blockCost = (s: RouteServer) =>
     1000 / (s.inferenceRps !== undefined && s.inferenceRps > 0 ? s.inferenceRps : c.defaultInferenceRps);
 
@@ -204,9 +212,9 @@ export function planInference(
         if (!(q.start <= b && b < q.end) || q.peerId === from.span?.server.peerId) continue;
         const e = Math.min(q.end, end);
         const prevServer = from.span?.server;
-        const hopDelay = prevServer
-          ? delay(prevServer.nextPings?.[q.peerId] ?? options.clientRttMs?.(q.peerId))
-          : clientDelay(q);
+        const hopDelay = (prevServer
+          ? delay(prevServer.nextPings?.[q.peerId] ?? options.clientRttMs?.(q.peerId), q)
+          : clientDelay(q)) + (q.usingRelay ? c.relayHopMs : 0);
         const needed = batch * options.maxLength * (e - b);
         const penalty = q.cacheTokensLeft !== undefined && q.cacheTokensLeft < needed ? c.cachePenaltyMs : 0;
         const cost = from.cost + hopDelay + c.hopOverheadMs + penalty + (e - b) * blockCost(q) +

@@ -380,6 +380,7 @@ export class SwarmInferenceSession {
     const backoff = new Backoff({ initialMs: 100, maxMs: 2000, ...this.#o.retryBackoff });
     let lastError: unknown;
     const failedPeers: string[] = [];
+    const relayRetried = new Set<string>();
     for (let attempt = 0;; attempt++) {
       signal?.throwIfAborted();
       const span = this.#chain[i];
@@ -395,6 +396,21 @@ export class SwarmInferenceSession {
         this.stats.failures++;
         const failed = this.#chain[i];
         const peer = failed.server?.peerId;
+        if (peer && relayLost(failed.remote, err) && !relayRetried.has(peer)) {
+          // the relay went away (restarted, ended the circuit at its limits), not the server: once
+          // per server and step, reopen it at once (through another relay, or this one once it is
+          // back) and replay, without banning it
+          relayRetried.add(peer);
+          this.#log.warn("relayed connection lost; reopening the server through its relays", {
+            peer,
+            blocks: `${failed.start}:${failed.end}`,
+            error: errorMessage(err),
+          });
+          const remote = failed.remote;
+          failed.remote = undefined;
+          remote?.close().catch(() => {});
+          continue;
+        }
         if (peer) {
           failedPeers.push(peer);
           const banMs = this.#bans.ban(peer);
@@ -795,4 +811,15 @@ function truncate(history: Hidden[], p: number): Hidden[] {
   }
   if (tokenCount(out) !== p) throw new SwarmError("INTERNAL", `history has fewer than ${p} tokens`);
   return out;
+}
+
+/**
+ * Whether `err` on `remote` looks like its relay failing rather than its server: the session's
+ * steps ran through a relay and the error is not one the server sent (an error frame says the
+ * server itself refused or failed). A punched session no longer depends on its relay.
+ */
+function relayLost(remote: RemoteSpanSession | undefined, err: unknown): boolean {
+  if (remote?.path !== "relayed") return false;
+  const details = err instanceof PlumiseError ? err.details as { remote?: boolean } | undefined : undefined;
+  return details?.remote !== true;
 }

@@ -32,6 +32,8 @@ export interface RouteServer {
   readonly version?: string;
   /** RTTs in ms to other servers, by peer id. */
   readonly nextPings?: Readonly<Record<string, number>>;
+  /** Reached only through a relay (behind NAT): every leg to it crosses the relay too. */
+  readonly usingRelay?: boolean;
 }
 
 /** A read-only view of the swarm table. */
@@ -87,6 +89,11 @@ export interface RemoteSpanSession {
   readonly closed?: boolean;
   /** Links to the sessions of the next span's server (absent when the session cannot be linked). */
   readonly links?: SpanLinks;
+  /**
+   * How the steps travel (optional: transports that know): a direct path, a libp2p stream, a
+   * stream through a relay, or a connection punched through NATs (its control still relayed).
+   */
+  readonly path?: "direct" | "stream" | "relayed" | "punched";
 }
 
 /** Where the next span's server takes pushed input (opaque to the session). */

@@ -1,0 +1,127 @@
+/**
+ * The reachability protocol `/plumise/reach/1.0.0` (docs/protocol.md, "Reachability"): a peer
+ * asks "how do you see me, and can you reach me at that address on my port?"; this side answers
+ * with the host the asking connection came from and, when a port was given, whether a fresh
+ * connection to that host and port reached the asking peer (its peer id proven by the handshake).
+ *
+ * What it costs the answering side, and why it cannot be turned on others: it connects only to the
+ * address the request came from (never a third party), at most once per peer every 10 s, at most
+ * 4 at once, each bounded by a timeout; over a relayed connection it sees no address and dials
+ * nothing.
+ * @module
+ */
+import { SwarmError } from "../errors.ts";
+import { errorMessage } from "../errors.ts";
+import { timeoutSignal } from "../util/abort.ts";
+import type { FrameChannel, ReachMessage } from "../wire/mod.ts";
+
+export interface DialBackOptions {
+  /** Opens a fresh connection to `peerId` at host:port and closes it; rejects when it cannot. */
+  dial(host: string, port: number, peerId: string, signal: AbortSignal): Promise<void>;
+  /** One dial-back's limit (default 4 s). */
+  timeoutMs?: number;
+  /** Dial-backs at once (default 4). */
+  maxConcurrent?: number;
+  /** Least time between two dial-backs for one peer (default 10 s). */
+  perPeerIntervalMs?: number;
+  now?: () => number;
+}
+
+/** Where the asking peer's connection came from. */
+export interface ReachRemote {
+  readonly peerId: string;
+  /** Its IP (undefined: the connection is relayed). */
+  readonly host: string | undefined;
+}
+
+/** The answering side of the reachability protocol. */
+export class DialBackService {
+  readonly #o: DialBackOptions;
+  readonly #now: () => number;
+  readonly #last = new Map<string, number>();
+  #running = 0;
+
+  constructor(options: DialBackOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Dial-backs running now. */
+  get running(): number {
+    return this.#running;
+  }
+
+  /** Answers one request on `ch` (the stream's first frame); never throws. */
+  async serve(ch: FrameChannel, remote: ReachRemote): Promise<void> {
+    const t = timeoutSignal(10_000);
+    try {
+      const msg = await ch.read({ signal: t.signal });
+      if (msg === null) return await ch.close();
+      if (msg.type !== "reach_request") {
+        throw new SwarmError("BAD_FRAME", `expected reach_request, got ${msg.type}`);
+      }
+      await ch.write(await this.answer(remote, msg.port), { signal: t.signal });
+      await ch.close();
+    } catch {
+      ch.abort();
+    } finally {
+      t.clear();
+    }
+  }
+
+  /** The reply to a request from `remote` (with a dial-back to `port` when given and allowed). */
+  async answer(remote: ReachRemote, port: number | undefined): Promise<ReachMessage> {
+    if (remote.host === undefined) {
+      return { type: "reach", reason: "the connection is relayed: no address to see or dial" };
+    }
+    const host = remote.host;
+    if (port === undefined) return { type: "reach", host };
+    const now = this.#now();
+    const last = this.#last.get(remote.peerId);
+    if (last !== undefined && now - last < (this.#o.perPeerIntervalMs ?? 10_000)) {
+      return { type: "reach", host, reason: "asked again too soon" };
+    }
+    if (this.#running >= (this.#o.maxConcurrent ?? 4)) return { type: "reach", host, reason: "busy" };
+    this.#last.set(remote.peerId, now);
+    if (this.#last.size > 4096) this.#last.delete(this.#last.keys().next().value!);
+    this.#running++;
+    const t = timeoutSignal(this.#o.timeoutMs ?? 4_000);
+    try {
+      await this.#o.dial(host, port, remote.peerId, t.signal);
+      return { type: "reach", host, dialed: true };
+    } catch (err) {
+      return { type: "reach", host, dialed: false, reason: errorMessage(err).slice(0, 300) };
+    } finally {
+      t.clear();
+      this.#running--;
+    }
+  }
+}
+
+/** Asks the peer on `ch` how it sees this node (and to dial back `port`); closes `ch`. */
+export async function askReach(
+  ch: FrameChannel,
+  port: number | undefined,
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<ReachMessage> {
+  // the answer may wait for the dial-back (4 s by default) first
+  const t = timeoutSignal(options.timeoutMs ?? 8_000, options.signal);
+  try {
+    await ch.write(port === undefined ? { type: "reach_request" } : { type: "reach_request", port }, {
+      signal: t.signal,
+    });
+    const reply = await ch.read({ signal: t.signal });
+    if (reply?.type !== "reach") {
+      throw new SwarmError("BAD_FRAME", `reach_request answered ${reply === null ? "nothing" : reply.type}`, {
+        hint: "the peer runs an older plumise without the reachability protocol",
+      });
+    }
+    await ch.close();
+    return reply;
+  } catch (err) {
+    ch.abort();
+    throw err;
+  } finally {
+    t.clear();
+  }
+}

@@ -107,7 +107,7 @@ export function decideReachability(
   const why = counted.length === 0
     ? ignored > 0
       ? "the peers see this node at a loopback or private address (a local swarm says nothing about the internet)"
-      : "no peer has checked yet"
+      : "no peer on the internet has checked yet"
     : `${ok} of ${counted.length} peers reached this node; ${needed} agreeing are needed`;
   return { ...base, status: "unknown", confirmations: 0, reason: why };
 }

@@ -102,9 +102,12 @@ export class ReachabilityMonitor {
   async #check(): Promise<ReachabilityStatus> {
     const port = this.#o.probe.listenPort();
     const now = this.#now();
-    // least recently asked first, one per host
+    // peers on the internet only (a peer on this machine or network sees a local address, which
+    // says nothing about the internet); least recently asked first, one per host
     const byHost = new Map<string, string>();
-    for (const c of this.#o.probe.candidates()) if (!byHost.has(c.host)) byHost.set(c.host, c.peerId);
+    for (const c of this.#o.probe.candidates()) {
+      if (addressScope(c.host) === "public" && !byHost.has(c.host)) byHost.set(c.host, c.peerId);
+    }
     const peers = [...byHost.entries()]
       .sort((a, b) => (this.#asked.get(a[1]) ?? 0) - (this.#asked.get(b[1]) ?? 0) || Math.random() - 0.5)
       .slice(0, this.#o.askAtOnce ?? 3);

@@ -93,3 +93,22 @@ Deno.test("record: base64 helpers", () => {
   assert.deepEqual(fromBase64(toBase64(b)), b);
   assert.throws(() => fromBase64("!!!"), /base64/);
 });
+
+Deno.test("record: reachability and relay (NAT) survive the payload, are validated, and are absent when not given", () => {
+  const behindNat = {
+    ...sampleRecord,
+    addrs: [
+      "/ip4/198.19.1.2/tcp/31330",
+      "/ip4/198.18.0.11/tcp/31330/p2p/12D3KooWGzh4pVtHXKSjXMDrdTLdGXZrJRTWrSdgqBcPERcJYbNk/p2p-circuit",
+    ],
+    usingRelay: true,
+    reachability: "private" as const,
+  };
+  assert.deepEqual(parseRecordPayload(recordPayload(behindNat)), behindNat);
+  const relay = { ...sampleRecord, reachability: "public" as const, relay: true };
+  assert.deepEqual(parseRecordPayload(recordPayload(relay)), relay);
+  const plain = parseRecordPayload(recordPayload(sampleRecord));
+  assert.ok(!("reachability" in plain) && !("relay" in plain));
+  assert.throws(() => validateRecord({ ...sampleRecord, reachability: "behind-nat" }), /reachability/);
+  assert.throws(() => validateRecord({ ...sampleRecord, relay: "yes" }), /relay/);
+});

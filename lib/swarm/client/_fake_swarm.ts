@@ -35,6 +35,8 @@ export interface FakeServer {
   /** Replies with a wrong shape. */
   garble: boolean;
   steps: number;
+  /** Reached through a relay (its sessions say `path: "relayed"`). */
+  relayed: boolean;
   readonly killers: Set<(err: Error) => void>;
 }
 
@@ -98,6 +100,7 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
       hang: false,
       garble: false,
       steps: 0,
+      relayed: false,
       killers: new Set(),
     };
     this.servers_.set(peerId, server);
@@ -109,6 +112,13 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
     const s = this.servers_.get(peerId)!;
     s.dead = true;
     for (const k of s.killers) k(new Error(`connection reset by ${peerId}`));
+    s.killers.clear();
+  }
+
+  /** Like a relay going away: pending calls fail (the server itself lives on). */
+  dropConnections(peerId: string): void {
+    const s = this.servers_.get(peerId)!;
+    for (const k of s.killers) k(new Error(`stream reset (the relay to ${peerId} went away)`));
     s.killers.clear();
   }
 
@@ -184,6 +194,7 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
           }, o.signal);
         },
         close: () => session.close(),
+        path: server.relayed ? "relayed" : "stream",
       };
       return remote;
     }, signal);

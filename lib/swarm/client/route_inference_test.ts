@@ -166,3 +166,26 @@ Deno.test("filters: model, state, weights, version, banned, empty spans", () => 
   assert.equal(versionCompatible("1.2.3", undefined), false);
   assert.equal(versionCompatible("1.2.3", "1.2.3-beta"), true);
 });
+
+Deno.test("routing prices a server behind a relay an extra leg", () => {
+  // equal servers for blocks 0..4, one reached only through a relay
+  const servers = [srv("nat", 0, 4, { usingRelay: true }), srv("pub", 0, 4)];
+  // unknown RTTs: the relayed one costs twice the assumed delay plus the relay's hop
+  const plan = (s: RouteServer[], rtt?: Record<string, number>) =>
+    planInference(s, { ...base, start: 0, end: 4, clientRttMs: rtt ? (p) => rtt[p] : undefined });
+  assert.deepEqual(peers(plan(servers).spans), ["pub:0-4"]);
+  const alone = (x: RouteServer) => plan([x]).costMs;
+  const extra = alone(servers[0]) - alone(servers[1]);
+  // twice the 150 ms default delay each way (in and out) instead of once, plus 18 ms for the relay's hop
+  assert.equal(Math.round(extra), 150 * 2 + 18);
+  // a measured RTT already went through the relay: only the relay's hop is added
+  const measured = { nat: 40, pub: 40 };
+  const m = plan([servers[0]], measured).costMs - plan([servers[1]], measured).costMs;
+  assert.equal(Math.round(m), 18);
+  // a relayed server much faster than the public one still wins
+  const fast = [
+    srv("nat", 0, 4, { usingRelay: true, inferenceRps: 100_000 }),
+    srv("pub", 0, 4, { inferenceRps: 10 }),
+  ];
+  assert.deepEqual(peers(plan(fast, measured).spans), ["nat:0-4"]);
+});

@@ -449,3 +449,26 @@ Deno.test("links are made in the background: the first step completes while they
   assert.deepEqual(overlaps, []);
   await s.close();
 });
+
+Deno.test("a relayed server whose relay goes away mid-step is reopened and replayed, not banned", async () => {
+  const swarm = await threeSpans();
+  const expected = await referenceOutputs(swarm);
+  swarm.servers_.get("B")!.relayed = true;
+  let dropped = false;
+  swarm.onStep = (e) => {
+    // the relay drops while B computes the 4th step (B is the only server of its blocks)
+    if (e.peerId === "B" && swarm.servers_.get("B")!.steps === 3 && !dropped) {
+      dropped = true;
+      queueMicrotask(() => swarm.dropConnections("B"));
+      swarm.servers_.get("B")!.hang = true;
+      queueMicrotask(() => (swarm.servers_.get("B")!.hang = false));
+    }
+  };
+  const bans = new BanList();
+  const s = session(swarm, { bans });
+  assert.deepEqual(await run(s), expected);
+  assert.ok(dropped);
+  assert.equal(s.stats.failures, 1);
+  assert.equal(bans.failures("B"), 0, "the server was not blamed for its relay");
+  await s.close();
+});

@@ -98,6 +98,15 @@ function parseValue(
         return fail("must be an http:// or https:// URL, e.g. http://localhost:26902");
       }
     }
+    case "wsUrl": {
+      try {
+        const u = new URL(String(text));
+        if (u.protocol !== "ws:" && u.protocol !== "wss:") return fail("must be a ws:// or wss:// URL");
+        return { ok: true, value: String(text) };
+      } catch {
+        return fail("must be a ws:// or wss:// URL, e.g. wss://gateway.example/ws/agent-relay");
+      }
+    }
     case "address": {
       if (typeof text !== "string" || !ADDRESS.test(text)) {
         return fail("must be a 0x-prefixed 20-byte hex address");

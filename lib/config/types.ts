@@ -58,6 +58,21 @@ export interface Config {
   readonly directPort: number;
   readonly initialPeers: readonly string[];
   readonly announceIp?: string;
+  /** Relaying for peers behind NAT: auto (while reachable from the internet), on, off. */
+  readonly relayService: "auto" | "on" | "off";
+  /** As a relay: slots, circuits at once, MiB and seconds per circuit. */
+  readonly relayMaxReservations: number;
+  readonly relayMaxCircuits: number;
+  readonly relayCircuitMib: number;
+  readonly relayCircuitSeconds: number;
+  /** Behind NAT: relays to hold a slot on (0: none). */
+  readonly relayReservations: number;
+  /** Punch holes for sessions that run through a relay. */
+  readonly holePunch: boolean;
+  /** Ask the router for a port forward (UPnP / NAT-PMP). */
+  readonly upnp: boolean;
+  /** The gateway's agent relay (ws:// or wss://), when set. */
+  readonly gatewayRelayUrl?: string;
   readonly identityPath: string;
   readonly device: string;
   /** Data directory (identity, throughput cache, keystore default). */

@@ -96,6 +96,7 @@ export class PlumiseNode implements NodeStatusSource {
     const extra: Record<string, unknown> = { node_state: this.#state, offline_mode: this.config.offline };
     if (p?.chain) extra.chain = safe(() => p.chain!.status());
     if (p?.reporter) extra.reporter = safe(() => p.reporter!.status());
+    if (swarm.reachability) extra.reachability = swarm.reachability;
     return {
       address: p?.chain?.address,
       peerId: swarm.peerId,

@@ -61,6 +61,7 @@ export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts>
           tokenizer,
           logger: log,
           signal,
+          holePunch: config.holePunch,
         });
         log.info("generation client ready", { ms: Math.round(performance.now() - t) });
         return {

@@ -74,7 +74,17 @@ function fakeParts(o: FakeOptions = {}) {
         return Promise.resolve(fail("swarm.drain"));
       },
       stop: () => Promise.resolve(fail("swarm.stop")),
-      status: () => ({ peerId: "12D3KooWFake", coverage: { ...coverage } }),
+      status: () => ({
+        peerId: "12D3KooWFake",
+        coverage: { ...coverage },
+        reachability: {
+          status: "private",
+          observed_host: "198.18.0.1",
+          reason: "2 peers could not connect back to 198.18.0.1: behind NAT or a firewall",
+          relays: ["12D3KooWRelay"],
+          relaying: false,
+        },
+      }),
     },
   };
   if (!o.offline) {
@@ -148,6 +158,8 @@ Deno.test("start runs the phases in the documented order, the HTTP API first", a
     assert.equal(health.state, "online");
     assert.deepEqual(health.swarm, { total_blocks: 6, covered_blocks: 6, complete: true, servers: 2 });
     assert.deepEqual(health.chain, { registered: true });
+    assert.equal(health.reachability.status, "private", "/health says whether the internet reaches the node");
+    assert.deepEqual(health.reachability.relays, ["12D3KooWRelay"]);
 
     const gen = await (await fetch(`${node.apiUrl}/api/v1/generate`, {
       method: "POST",

@@ -17,7 +17,8 @@ import { chooseBestBlocks } from "../swarm/block_selection.ts";
 import { loadOrCreateIdentity } from "../swarm/peer_identity.ts";
 import { type RebalanceOptions, SwarmServer, type ThroughputFigures } from "../swarm/swarm_server.ts";
 import { pinnedSpan } from "./pinned_span.ts";
-import type { NodeSpan, NodeSwarm } from "./types.ts";
+import type { NodeSpan, NodeSwarm, ReachabilityView } from "./types.ts";
+import type { NatStatus } from "../swarm/peer_nat.ts";
 
 export interface SwarmPartOptions {
   readonly config: Config;
@@ -66,6 +67,18 @@ export async function createSwarmPart(o: SwarmPartOptions): Promise<SwarmPart> {
     rebalance: o.rebalance,
     sessionLimits: { maxSessions: config.maxSessions, idleMs: config.sessionIdleTimeout * 1000 },
     forwardLimits: { maxConcurrent: config.forwardMaxConcurrent, maxQueued: config.forwardMaxQueued },
+    nat: {
+      relayService: config.relayService,
+      reservations: config.relayReservations,
+      holePunch: config.holePunch,
+    },
+    relayLimits: {
+      maxReservations: config.relayMaxReservations,
+      maxCircuits: config.relayMaxCircuits,
+      circuitBytes: config.relayCircuitMib * 1024 * 1024,
+      circuitMs: config.relayCircuitSeconds * 1000,
+    },
+    upnp: config.upnp,
   });
   if (o.move && !config.blockIndices) {
     const move = o.move;
@@ -135,7 +148,13 @@ export async function createSwarmPart(o: SwarmPartOptions): Promise<SwarmPart> {
       } catch {
         return {};
       }
-      return { peerId, addrs, coverage: totalBlocks > 0 ? coverage() : undefined, span: server.span };
+      return {
+        peerId,
+        addrs,
+        coverage: totalBlocks > 0 ? coverage() : undefined,
+        span: server.span,
+        reachability: reachabilityView(server.peer.natStatus()),
+      };
     },
   };
 
@@ -148,4 +167,18 @@ export async function createSwarmPart(o: SwarmPartOptions): Promise<SwarmPart> {
   }
 
   return part;
+}
+
+/** This node's reachability as /health shows it (snake_case, JSON-safe). */
+export function reachabilityView(nat: NatStatus | undefined): ReachabilityView | undefined {
+  if (!nat) return undefined;
+  const r = nat.reachability;
+  return {
+    status: r.status,
+    ...(r.observedHost ? { observed_host: r.observedHost } : {}),
+    reason: r.reason,
+    relays: [...nat.relays],
+    relaying: nat.relaying,
+    ...(nat.relaying ? { relayed_circuits: nat.circuits } : {}),
+  };
 }

@@ -125,6 +125,15 @@ Deno.test({
         64,
         300_000,
       ]);
+      // reachability for /health: on loopback nobody sees an internet address, so nobody can say
+      const reach = a.p.status().reachability!;
+      assert.equal(reach.status, "unknown");
+      assert.match(reach.reason, /internet/);
+      assert.deepEqual(
+        [reach.relays, reach.relaying],
+        [[], false],
+        "RELAY_SERVICE auto relays only when public",
+      );
       const firstId = a.p.status().peerId;
       await a.p.drain(100);
       await a.p.stop();

@@ -47,7 +47,29 @@ export interface NodeSwarm {
   drain(graceMs: number): Promise<void>;
   stop(): Promise<void>;
   /** `span`: the span served now (it changes when rebalancing moves the server). */
-  status(): { peerId?: string; addrs?: readonly string[]; coverage?: CoverageSummary; span?: NodeSpan };
+  status(): {
+    peerId?: string;
+    addrs?: readonly string[];
+    coverage?: CoverageSummary;
+    span?: NodeSpan;
+    reachability?: ReachabilityView;
+  };
+}
+
+/**
+ * Whether peers on the internet can reach this node (docs/protocol.md, "Reachability"), as /health
+ * shows it: `public`, `private` (behind NAT: reached through `relays`) or `unknown`.
+ */
+export interface ReachabilityView {
+  readonly status: "public" | "private" | "unknown";
+  /** This node's address as peers see it. */
+  readonly observed_host?: string;
+  readonly reason: string;
+  /** Relays holding a slot for this node (peer ids). */
+  readonly relays: readonly string[];
+  /** Whether this node relays for peers behind NAT. */
+  readonly relaying: boolean;
+  readonly relayed_circuits?: number;
 }
 
 /** The chain side (chain/): absent in offline mode. */

@@ -1,7 +1,7 @@
 /**
  * What `plumise swarm` shows: per model, the servers (peer id, span, state, throughput, cache
- * left, weights, version, wallet, age) and the per-block coverage with the blocks nobody serves
- * (runs of equally covered blocks on one line for models of more than 32 blocks).
+ * left, weights, version, wallet, age, reachability) and the per-block coverage with the blocks
+ * nobody serves (runs of equally covered blocks on one line for models of more than 32 blocks).
  * `swarmTableView` builds a JSON-ready object from table entries (pure); `formatSwarmTableView`
  * renders it as lines (ANSI colour only when asked).
  * @module
@@ -21,6 +21,12 @@ export interface ServerRow {
   /** Seconds since the server started serving (or since this node first saw it). */
   ageSeconds: number;
   addrs: string[];
+  /** Whether the internet reaches the server (null: its record does not say). */
+  reachability: "public" | "private" | "unknown" | null;
+  /** Relays it is reached through (behind NAT). */
+  relays: number;
+  /** Whether it relays for peers behind NAT. */
+  relaying: boolean;
 }
 
 export interface BlockCoverage {
@@ -96,6 +102,10 @@ function modelView(entries: readonly TableEntry[], model: string, now: number): 
     wallet: r.wallet,
     ageSeconds: Math.max(0, Math.round((now - (r.startedAt ?? firstSeen)) / 1000)),
     addrs: [...r.addrs],
+    reachability: r.reachability ?? null,
+    relays: new Set(r.addrs.filter((a) => a.includes("/p2p-circuit")).map((a) => a.split("/p2p-circuit")[0]))
+      .size,
+    relaying: r.relay === true,
   })).sort((a, b) =>
     a.start - b.start || STATE_ORDER[a.state] - STATE_ORDER[b.state] || (a.peerId < b.peerId ? -1 : 1)
   );
@@ -130,7 +140,18 @@ export function formatSwarmTableView(view: SwarmTableView, options: { color?: bo
         (m.totalBlocksAnnounced ? "" : " (model size not announced: blocks past the last span are unknown)"),
     );
     lines.push("");
-    const header = ["PEER ID", "SPAN", "STATE", "TOK/S", "CACHE LEFT", "WEIGHTS", "VERSION", "WALLET", "AGE"];
+    const header = [
+      "PEER ID",
+      "SPAN",
+      "STATE",
+      "TOK/S",
+      "CACHE LEFT",
+      "WEIGHTS",
+      "VERSION",
+      "WALLET",
+      "AGE",
+      "REACHABLE",
+    ];
     const rows = m.servers.map((s) => [
       s.peerId,
       `${s.start}:${s.end}`,
@@ -141,6 +162,7 @@ export function formatSwarmTableView(view: SwarmTableView, options: { color?: bo
       s.version,
       s.wallet ?? "-",
       age(s.ageSeconds),
+      reach(s),
     ]);
     lines.push(...table([header, ...rows]).map((l, i) => i === 0 ? dim(l) : l));
     if (m.totalBlocks === 0) continue;
@@ -190,6 +212,13 @@ function coverageRuns(
 function table(rows: string[][]): string[] {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd());
+}
+
+/** "public, relays" / "private via 2 relays" / "unknown" / "-" (not announced). */
+function reach(s: ServerRow): string {
+  const base = s.reachability ?? "-";
+  if (s.relays > 0) return `${base} via ${s.relays} relay${s.relays === 1 ? "" : "s"}`;
+  return s.relaying ? `${base}, relays` : base;
 }
 
 function age(s: number): string {

@@ -105,3 +105,28 @@ Deno.test("swarm table view: a 64-block model prints runs of equally covered blo
   assert.match(lines[1], /█{30} 2 server\(s\) 20\.0 tok\/s$/);
   assert.match(lines[3], /·{30} 0 server\(s\) 0\.0 tok\/s {2}<- NOT SERVED$/);
 });
+
+Deno.test("swarm table view: whether the internet reaches each server, and through how many relays", () => {
+  const relayed = [
+    "/ip4/198.19.1.2/tcp/31330",
+    "/ip4/198.18.0.11/tcp/31330/p2p/12D3KooWRelayA/p2p-circuit",
+    "/ip4/198.18.0.12/tcp/31330/p2p/12D3KooWRelayB/p2p-circuit",
+  ];
+  const view = swarmTableView([
+    entry("PeerP", { start: 0, end: 4, reachability: "private", usingRelay: true, addrs: relayed }),
+    entry("PeerQ", { start: 4, end: 8, reachability: "public", relay: true }),
+    entry("PeerR", { start: 8, end: 12 }),
+  ], { now: NOW });
+  const [p, q, r] = view.models[0].servers;
+  assert.deepEqual([p.reachability, p.relays, p.relaying], ["private", 2, false]);
+  assert.deepEqual([q.reachability, q.relays, q.relaying], ["public", 0, true]);
+  assert.deepEqual(
+    [r.reachability, r.relays, r.relaying],
+    [null, 0, false],
+    "an older server's record says nothing",
+  );
+  const text = formatSwarmTableView(view).join("\n");
+  assert.match(text, /REACHABLE/);
+  assert.match(text, /PeerP .*private via 2 relays/);
+  assert.match(text, /PeerQ .*public, relays/);
+});

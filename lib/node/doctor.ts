@@ -2,11 +2,13 @@
  * `plumise doctor`: what an operator checks before going live — the engine loads, memory and
  * disk fit the chosen span, the ports can be bound, the chain answers with the expected id and
  * the wallet has gas and a registration, the Oracle answers and the clocks agree, the checkpoint
- * is reachable or cached, the peer key is private. Offline mode (PLUMISE_OFFLINE) leaves out the
+ * is reachable or cached, the peer key is private, peers on the internet can reach the node (or it
+ * serves through relays: doctor_reachability.ts). Offline mode (PLUMISE_OFFLINE) leaves out the
  * chain and the Oracle, as `serve` does.
  * @module
  */
 import type { Config } from "../config/types.ts";
+import { checkReachabilityForDoctor } from "./doctor_reachability.ts";
 import {
   checkChain,
   checkCheckpoint,
@@ -43,6 +45,7 @@ export async function runDoctor(config: Config, o: DoctorOptions = {}): Promise<
   checks.push(checkPort("direct", config.p2pHost, config.directPort));
   checks.push(checkPort("api", config.apiHost, config.apiPort));
   checks.push(await checkIdentity(config.identityPath));
+  checks.push(await checkReachabilityForDoctor(config, o.signal));
   if (!config.offline) {
     const w = o.wallet;
     if (!w) {

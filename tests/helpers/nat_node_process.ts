@@ -10,9 +10,10 @@
  *     {"event":"ready", peerId, addrs}, {"event":"nat", …}
  *   client  (connectSwarm; stdin "generate <json>" runs one greedy generation):
  *     {"event":"ready"}, {"event":"paused", i, conns} (after step `pauseAt`, with the client's
- *     connections {peer, addr}; stdin
+ *     connections {peer, addr, protocols of its open streams}; stdin
  *     "resume" goes on), {"event":"done", tokens, paths, ms, failures} | {"event":"error", message}
- *   probe   (checkReachability, as `plumise doctor` does): {"event":"probe", …status}, then exits.
+ *   probe   (checkReachability, as `plumise doctor` does): {"event":"probe", …status, doctor} (the
+ *           doctor's line for it), then exits.
  * SIGTERM or stdin "stop": graceful stop, then exit 0.
  * @module
  */
@@ -25,6 +26,8 @@ import { FakeHead, FakeTokenizer } from "../../lib/swarm/client/_fake_head.ts";
 import type { StepSession } from "../../lib/swarm/client/generate_text.ts";
 import type { SpanTransport } from "../../lib/swarm/client/types.ts";
 import { checkReachability } from "../../lib/swarm/check_reachability.ts";
+import { resolveConfig } from "../../lib/config/resolve_config.ts";
+import { reachabilityCheck } from "../../lib/node/doctor_reachability.ts";
 import type { NatOptions } from "../../lib/swarm/peer_nat.ts";
 import { Metrics } from "../../lib/util/metrics.ts";
 import { Logger } from "../../lib/util/logger.ts";
@@ -202,6 +205,7 @@ if (cfg.role === "server") {
             const conns = client.peer.node.getConnections().map((c) => ({
               peer: c.remotePeer.toString(),
               addr: c.remoteAddr.toString(),
+              protocols: c.streams.map((s) => s.protocol ?? ""),
             }));
             out({ event: "paused", i, conns });
             await new Promise<void>((r) => (resume = r));
@@ -221,14 +225,23 @@ if (cfg.role === "server") {
   };
   stop = () => client.stop();
 } else if (cfg.role === "probe") {
+  const port = cfg.port ?? 4001;
   const status = await checkReachability({
     privateKey,
     host: "0.0.0.0",
-    port: cfg.port ?? 0,
+    port,
     initialPeers: cfg.initialPeers ?? [],
     logger,
   });
-  out({ event: "probe", ...status });
+  // the line `plumise doctor` prints for it
+  const { config } = resolveConfig({
+    env: {
+      PLUMISE_OFFLINE: "true",
+      PETALS_PORT: String(port),
+      PETALS_INITIAL_PEERS: (cfg.initialPeers ?? []).join(","),
+    },
+  });
+  out({ event: "probe", ...status, doctor: reachabilityCheck(config, status, port) });
   Deno.exit(0);
 }
 

@@ -15,6 +15,8 @@ export class SwarmProcess {
   readonly #waiters = new Set<() => void>();
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
   readonly done: Promise<Deno.CommandStatus>;
+  /** Resolves once stdout ended and every line was parsed into `events`. */
+  readonly drained: Promise<void>;
   peerId = "";
   addrs: string[] = [];
 
@@ -39,7 +41,7 @@ export class SwarmProcess {
     }).spawn();
     this.#stdin = this.child.stdin.getWriter();
     this.done = this.child.status;
-    void this.#read();
+    this.drained = this.#read();
   }
 
   async #read(): Promise<void> {

@@ -71,6 +71,7 @@ export async function createChainPart(
     start: () => agent.start(),
     stop: () => agent.stop(),
     status: () => ({ ...agent.status() }),
+    signMessage: (message) => agent.signer.signMessage(message),
     recordInference(prompt, output, tokens) {
       if (!config.verifyOnChain || tokens < 1) return undefined;
       // keccak256 of the UTF-8 text (the same hash as the model id's)

@@ -17,6 +17,7 @@
  * @module
  */
 import { ApiServer } from "../api/api_server.ts";
+import { GatewayRelay } from "../api/gateway_relay.ts";
 import type { GeneratedToken, Generator, NodeStatus, NodeStatusSource } from "../api/types.ts";
 import type { Config } from "../config/types.ts";
 import { ConfigError, errorMessage, PlumiseError, UnavailableError } from "../errors.ts";
@@ -53,6 +54,7 @@ export class PlumiseNode implements NodeStatusSource {
   #span?: NodeSpan;
   #announced = false;
   #api?: ApiServer;
+  #relay?: GatewayRelay;
   #stopping?: Promise<void>;
   #startedAt = 0;
   #msToOnline?: number;
@@ -96,6 +98,7 @@ export class PlumiseNode implements NodeStatusSource {
     const extra: Record<string, unknown> = { node_state: this.#state, offline_mode: this.config.offline };
     if (p?.chain) extra.chain = safe(() => p.chain!.status());
     if (p?.reporter) extra.reporter = safe(() => p.reporter!.status());
+    if (this.#relay) extra.gateway_relay = this.#relay.status();
     if (swarm.reachability) extra.reachability = swarm.reachability;
     return {
       address: p?.chain?.address,
@@ -106,6 +109,31 @@ export class PlumiseNode implements NodeStatusSource {
       coverage: swarm.coverage,
       extra,
     };
+  }
+
+  /**
+   * GATEWAY_RELAY_URL: one outbound WebSocket to the gateway, signed in with the agent's wallet,
+   * whose requests run through this node's HTTP API handler (lib/api/gateway_relay.ts).
+   */
+  #startGatewayRelay(parts: NodeParts, api: ApiServer): void {
+    const chain = parts.chain;
+    if (!chain?.signMessage) {
+      throw new ConfigError(
+        "CONFIG_INVALID",
+        "GATEWAY_RELAY_URL is set but the node has no agent wallet to sign in with (offline mode)",
+        { hint: "unset GATEWAY_RELAY_URL, or run with a wallet (PLUMISE_KEYSTORE / PLUMISE_PRIVATE_KEY)" },
+      );
+    }
+    this.#relay = new GatewayRelay({
+      url: this.config.gatewayRelayUrl!,
+      address: chain.address,
+      model: this.config.model,
+      sign: (m) => chain.signMessage!(m),
+      handle: (r) => api.handler.handle(r),
+      apiSecret: this.config.apiSecret,
+      logger: this.#options.logger,
+    });
+    this.#relay.start();
   }
 
   /** Runs the start order. Throws (after tearing down what started) when a phase fails or `signal` aborts. */
@@ -216,6 +244,7 @@ export class PlumiseNode implements NodeStatusSource {
 
       if (signal.aborted) throw signal.reason;
       this.#doing = undefined;
+      if (this.config.gatewayRelayUrl) this.#startGatewayRelay(parts, this.#api!);
       this.#state = "online";
       this.#msToOnline = since(this.#startedAt);
       this.metrics.set("plumise_node_online", "1 while the node is online", 1);
@@ -286,10 +315,14 @@ export class PlumiseNode implements NodeStatusSource {
       this.#announced = false;
       await step("announced offline", (s) => p.swarm.announce("offline", span, s));
     }
+    const relay = this.#relay;
+    this.#relay = undefined;
     await Promise.all([
       api ? step("HTTP API stopped", () => api.stop(graceMs), graceMs + stepMs) : undefined,
       this.#started.swarm ? step("swarm drained", () => p.swarm.drain(graceMs), graceMs + stepMs) : undefined,
     ]);
+    // relayed requests ran through the API, which let them finish within the grace period
+    if (relay) await step("gateway relay closed", () => relay.stop());
     if (p.closeGenerator) await step("generation client closed", () => p.closeGenerator!());
     if (this.#started.reporter && p.reporter) {
       this.#started.reporter = false;

@@ -90,6 +90,8 @@ export interface NodeChain {
    * background, never throwing) and returns the proof for the next Oracle report.
    */
   recordInference?(prompt: string, output: string, tokens: number): InferenceProofLike | undefined;
+  /** EIP-191 `personal_sign` with the agent's key (the gateway relay's sign-in). */
+  signMessage?(message: string): Promise<string>;
 }
 
 /** `{modelHash, inputHash, outputHash, tokenCount}` (0x + 64 hex each, tokenCount ≥ 1). */

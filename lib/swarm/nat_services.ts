@@ -147,9 +147,11 @@ export function natParts(options: { relayServer?: RelayServerOptions; upnp?: boo
     });
   }
   if (options.upnp) {
-    // maps the TCP listen port on the router (UPnP IGD / NAT-PMP); reachability is still decided
-    // by dial-backs, not by the router's word
-    services.upnp = uPnPNAT({ autoConfirmAddress: false });
+    // maps the TCP listen port on the router (UPnP IGD / NAT-PMP) and announces the external
+    // address it got; whether peers can really reach it is still decided by their dial-backs
+    // (reachability.ts), not by the router's word — so libp2p's own AutoNAT is not needed to
+    // confirm it
+    services.upnp = uPnPNAT({ autoConfirmAddress: true });
   }
   const connectionGater: ConnectionGater = relay
     ? {

@@ -234,6 +234,14 @@ export class NetnsBed {
     }
   }
 
+  /** A namespace with nothing but its loopback: nothing sent from it can leave it. */
+  async isolatedHost(name: string): Promise<BedHost> {
+    const ns = await this.#ns(name);
+    const h = { ns, ip: "127.0.0.1", publicIp: "127.0.0.1" };
+    this.hosts.set(name, h);
+    return h;
+  }
+
   /** Kills every process in the bed's namespaces and removes them; idempotent, never throws. */
   async destroy(): Promise<void> {
     const all = this.#namespaces.splice(0);

@@ -114,6 +114,14 @@ export class BedSwarm {
     return end;
   }
 
+  /** Stops a node gracefully (a server announces itself offline first) and waits for it. */
+  async stopGracefully(node: BedNode): Promise<void> {
+    await node.proc.send("stop").catch(() => {});
+    await node.proc.done;
+    await node.proc.close();
+    this.nodes.splice(this.nodes.indexOf(node), 1);
+  }
+
   /** Stops a node the hard way (SIGKILL) and waits for it. */
   async kill(node: BedNode): Promise<void> {
     await node.proc.close();

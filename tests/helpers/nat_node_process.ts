@@ -191,7 +191,8 @@ if (cfg.role === "server") {
         await client.swarmTable.refresh();
         await new Promise((r) => setTimeout(r, 100));
       }
-      const session = client.openSession({ maxLength: 64 });
+      // (the fake tokenizer is one token per character)
+      const session = client.openSession({ maxLength: Math.max(64, o.prompt.length + o.maxNewTokens + 8) });
       let i = 0;
       const proxy: StepSession = {
         get position() {

@@ -10,6 +10,7 @@ import type { Connection } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { multiaddr } from "@multiformats/multiaddr";
 import { errorMessage } from "../errors.ts";
+import { timeoutSignal } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import { addressScope, type ReachMessage } from "../wire/mod.ts";
@@ -70,6 +71,7 @@ export class PeerNat {
   readonly #d: PeerNatDeps;
   readonly #log: Logger;
   #observed: { host: string; at: number } | undefined;
+  #asking: Promise<string | undefined> | undefined;
   #stopped = false;
 
   constructor(deps: PeerNatDeps) {
@@ -154,25 +156,43 @@ export class PeerNat {
 
   /**
    * This node's public address as peers see it: the reachability monitor's, or (for a node that
-   * does not listen) asked of a directly connected peer that sees a public address; cached 60 s.
+   * does not listen) asked of the directly connected peers at once, the first public answer within
+   * `ms` (default 3 s) winning, and kept 10 minutes (a wrong one only makes a punch fail).
    */
-  async observedHost(signal?: AbortSignal): Promise<string | undefined> {
+  async observedHost(signal?: AbortSignal, ms = 3_000): Promise<string | undefined> {
     const fromMonitor = this.monitor?.status.observedHost;
     if (fromMonitor) return fromMonitor;
-    if (this.#observed && Date.now() - this.#observed.at < 60_000) return this.#observed.host;
-    for (const c of this.#d.node.getConnections()) {
-      if (this.#stopped || !connectionHost(c)) continue;
-      try {
-        const reply = await this.ask(c.remotePeer.toString(), undefined, signal);
-        if (reply.host && addressScope(reply.host) === "public") {
-          this.#observed = { host: reply.host, at: Date.now() };
-          return reply.host;
+    if (this.#observed && Date.now() - this.#observed.at < 600_000) return this.#observed.host;
+    this.#asking ??= this.#askObserved(ms, signal).finally(() => (this.#asking = undefined));
+    return await this.#asking;
+  }
+
+  async #askObserved(ms: number, signal?: AbortSignal): Promise<string | undefined> {
+    const peers = this.#d.node.getConnections().filter((c) => connectionHost(c)).map((c) =>
+      c.remotePeer.toString()
+    );
+    if (this.#stopped || peers.length === 0) return undefined;
+    const t = timeoutSignal(ms, signal);
+    try {
+      return await new Promise<string | undefined>((resolve) => {
+        let left = peers.length;
+        const none = () => --left === 0 && resolve(undefined);
+        t.signal.addEventListener("abort", () => resolve(undefined), { once: true });
+        for (const peer of new Set(peers)) {
+          this.ask(peer, undefined, t.signal).then((reply) => {
+            if (reply.host && addressScope(reply.host) === "public") {
+              this.#observed = { host: reply.host, at: Date.now() };
+              resolve(reply.host);
+            } else none();
+          }, (err) => {
+            this.#log.debug("cannot learn this node's address from a peer", { err: errorMessage(err) });
+            none();
+          });
         }
-      } catch (err) {
-        this.#log.debug("cannot learn this node's address from a peer", { err: errorMessage(err) });
-      }
+      });
+    } finally {
+      t.clear();
     }
-    return undefined;
   }
 
   status(): NatStatus {

@@ -24,14 +24,32 @@ import {
 import type { FrameChannel } from "./frame_channel.ts";
 import { punchPort, punchTcp } from "./hole_punch.ts";
 import { withControl } from "./direct_paths.ts";
+import { addressScope } from "../wire/mod.ts";
+
+/**
+ * How long the two sides try to connect, and then to say hello on the new connection: together
+ * well inside a session's open timeout (10 s), so a failed punch only costs time, never the open.
+ */
+const PUNCH_MS = 3_000, HELLO_MS = 2_000;
+
+/** Where a punch may connect: a public address, not a well-known port. */
+export function punchable(host: string, port: number): boolean {
+  return addressScope(host) === "public" && port >= 1024;
+}
 
 /** How a side of a punch learns its public address (from its peers' view, peer_nat.ts). */
 export interface PunchDeps {
   publicHost(signal?: AbortSignal): Promise<string | undefined>;
-  /** Punch time limit (default 4 s). */
+  /** Punch time limit (default 3 s: a SYN dropped by the other NAT is resent after 1 s). */
   readonly timeoutMs?: number;
   /** Frame limits of the punched channel. */
   readonly limits?: WireLimits;
+  /** The simultaneous open (default `punchTcp`; tests replace it). */
+  readonly connect?: typeof punchTcp;
+  /** Client side: whether to try this server now (a recent punch to it failed: not yet). */
+  readonly shouldTry?: () => boolean;
+  /** Client side: a punch to this server failed after the server agreed (back off from it). */
+  readonly failed?: () => void;
 }
 
 /**
@@ -46,15 +64,16 @@ export async function servePunch(
   deps: PunchDeps,
   options: { limits?: WireLimits; signal: AbortSignal; logger: Logger },
 ): Promise<{ punched: DirectFrameChannel } | { first: WireMessage | null }> {
-  const host = await deps.publicHost(options.signal).catch(() => undefined);
-  if (!host) {
-    await channel.write({
-      type: "punch_reply",
-      ok: false,
-      reason: "this server does not know its public address",
-    });
+  const refuse = async (reason: string) => {
+    await channel.write({ type: "punch_reply", ok: false, reason });
     return { first: await channel.read({ signal: options.signal }) };
+  };
+  // a stranger must not make this server connect into its own network or to well-known services
+  if (!punchable(msg.host, msg.port)) {
+    return await refuse("the punch target must be a public address, port ≥ 1024");
   }
+  const host = await deps.publicHost(options.signal).catch(() => undefined);
+  if (!host) return await refuse("this server does not know its public address");
   const port = punchPort();
   const ticket = randomSecret();
   const keyBytes = crypto.getRandomValues(new Uint8Array(32));
@@ -63,13 +82,15 @@ export async function servePunch(
   const onAbort = () => stop.abort(options.signal.reason);
   options.signal.addEventListener("abort", onAbort, { once: true });
   const punching = (async () => {
-    const conn = await punchTcp(port, { host: msg.host, port: msg.port }, {
-      timeoutMs: deps.timeoutMs,
+    const conn = await (deps.connect ?? punchTcp)(port, { host: msg.host, port: msg.port }, {
+      timeoutMs: deps.timeoutMs ?? PUNCH_MS,
       signal: stop.signal,
     });
+    // the connection is there: the hello follows within a round trip
     return await acceptDirect(conn, { ticket, key: encodeSecret(keyBytes) }, {
       limits: options.limits ?? deps.limits,
       signal: stop.signal,
+      helloMs: HELLO_MS,
     });
   })();
   const control = channel.read({ signal: options.signal });
@@ -119,6 +140,7 @@ export async function clientPunch(
   deps: PunchDeps,
   options: { limits?: WireLimits; signal?: AbortSignal; replyMs?: number },
 ): Promise<FrameChannel | undefined> {
+  if (deps.shouldTry && !deps.shouldTry()) return undefined;
   const host = await deps.publicHost(options.signal).catch(() => undefined);
   if (!host) return undefined;
   const port = punchPort();
@@ -129,20 +151,21 @@ export async function clientPunch(
   if (reply?.type !== "punch_reply") {
     throw new Error(`punch answered ${reply === null ? "nothing" : reply.type}`);
   }
-  if (!reply.ok) return undefined;
+  if (!reply.ok || !punchable(reply.host!, reply.port!)) return undefined;
   try {
-    const conn = await punchTcp(port, { host: reply.host!, port: reply.port! }, {
-      timeoutMs: deps.timeoutMs,
+    const conn = await (deps.connect ?? punchTcp)(port, { host: reply.host!, port: reply.port! }, {
+      timeoutMs: deps.timeoutMs ?? PUNCH_MS,
       signal: options.signal,
     });
     const direct = await helloDirect(conn, reply.host!, {
       port: reply.port!,
       ticket: reply.ticket!,
       key: reply.key!,
-    }, { limits: options.limits ?? deps.limits, plain: false, signal: options.signal });
+    }, { limits: options.limits ?? deps.limits, plain: false, signal: options.signal, ackMs: HELLO_MS });
     return withControl(direct, channel);
   } catch (err) {
     if (options.signal?.aborted) throw err;
+    deps.failed?.();
     return undefined;
   }
 }

@@ -37,6 +37,27 @@ Deno.test("punch: a server that does not know its address refuses, and the sessi
   assert.deepEqual(await served, { first: { type: "close" } });
 });
 
+Deno.test("punch: a server never connects into its own network or to a well-known port for a client", async () => {
+  const { logger } = memoryLogger();
+  for (const [host, port] of [["192.168.1.1", 40000], ["127.0.0.1", 40000], ["198.18.0.1", 22]] as const) {
+    const { a, b } = memoryFrameChannelPair();
+    let connected = false;
+    const served = servePunch(b, { type: "punch", host, port }, {
+      publicHost: () => Promise.resolve("198.18.0.9"),
+      connect: () => {
+        connected = true;
+        return new Promise(() => {});
+      },
+    }, { signal: new AbortController().signal, logger });
+    const reply = await a.read();
+    assert.equal(reply?.type === "punch_reply" && reply.ok, false, `${host}:${port}`);
+    assert.match(reply?.type === "punch_reply" ? reply.reason ?? "" : "", /public address, port ≥ 1024/);
+    await a.write({ type: "close" });
+    await served;
+    assert.equal(connected, false);
+  }
+});
+
 Deno.test({
   name: "punch: a step arriving on the stream before the punch connects wins (the client gave up on it)",
   sanitizeOps: false,
@@ -45,15 +66,24 @@ Deno.test({
     const { a, b } = memoryFrameChannelPair();
     const { logger } = memoryLogger();
     const ac = new AbortController();
-    const served = servePunch(b, { type: "punch", host: "127.0.0.1", port: 9 }, {
-      publicHost: () => Promise.resolve("127.0.0.1"),
-      timeoutMs: 10_000,
+    // (the connection never opens: nothing is sent anywhere)
+    let aborted = false;
+    const served = servePunch(b, { type: "punch", host: "198.18.0.2", port: 40000 }, {
+      publicHost: () => Promise.resolve("198.18.0.9"),
+      connect: (_port, _target, o) =>
+        new Promise((_, reject) =>
+          o?.signal?.addEventListener("abort", () => {
+            aborted = true;
+            reject(new Error("aborted"));
+          }, { once: true })
+        ),
     }, { signal: ac.signal, logger });
     const reply = await a.read();
     assert.equal(reply?.type, "punch_reply");
     assert.equal(reply?.type === "punch_reply" && reply.ok, true);
     await a.write({ type: "close" });
     assert.deepEqual(await served, { first: { type: "close" } });
+    assert.equal(aborted, true, "the punch was given up");
   },
 });
 

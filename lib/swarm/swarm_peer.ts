@@ -302,7 +302,15 @@ export class SwarmPeer {
         directPaths: this.directPaths,
         limits: this.limits,
         ...(this.holePunch
-          ? { punch: { publicHost: (s?: AbortSignal) => this.nat.observedHost(s), limits: this.limits } }
+          ? {
+            punch: {
+              publicHost: (s?: AbortSignal) => this.nat.observedHost(s),
+              limits: this.limits,
+              // a NAT that defeats punching stays so: try that server again a minute later
+              shouldTry: () => this.directPaths.shouldTry(`punch/${target}`, 0),
+              failed: () => this.directPaths.failed(`punch/${target}`, 0),
+            },
+          }
           : {}),
       },
     );

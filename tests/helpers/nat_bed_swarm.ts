@@ -89,7 +89,7 @@ export class BedSwarm {
   /** Runs one generation on a client node; resolves with its `done` event (throws on `error`). */
   async generate(
     client: BedNode,
-    o: { prompt: string; maxNewTokens: number; pauseAt?: number; servers?: number },
+    o: { prompt: string; maxNewTokens: number; pauseAt?: number; servers?: number; avoid?: string[] },
     onPaused?: () => Promise<void>,
     ms = 60_000,
   ): Promise<SwarmEvent> {

@@ -175,6 +175,7 @@ if (cfg.role === "server") {
   });
   out({ event: "ready", peerId: client.peer.peerId });
   let resume: (() => void) | undefined;
+  let avoided: string[] = [];
   onLine = async (line) => {
     if (line === "resume") return resume?.();
     if (!line.startsWith("generate ")) return;
@@ -183,8 +184,13 @@ if (cfg.role === "server") {
       maxNewTokens: number;
       pauseAt?: number;
       servers?: number;
+      /** Peers routing must not use this time (banned for the generation; benchmarks pick paths so). */
+      avoid?: string[];
     };
     paths.length = 0;
+    for (const p of avoided) client.bans.succeed(p);
+    avoided = o.avoid ?? [];
+    for (const p of avoided) for (let k = 0; k < 8; k++) client.bans.ban(p);
     try {
       // the table may still lack a server's latest record (its relayed addresses)
       for (let i = 0; i < 100 && client.swarmTable.servers(model).length < (o.servers ?? 0); i++) {

@@ -193,6 +193,8 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
       if (!ok) break;
     }
     options.signal?.throwIfAborted();
+    // this client's public address, for hole punches to servers behind NAT (asked once, kept)
+    if (options.holePunch !== false) void peer.nat.observedHost().catch(() => {});
     if (peer.table.size === 0) {
       const s = ((performance.now() - t0) / 1000).toFixed(1);
       const why = swarmTable.lastError

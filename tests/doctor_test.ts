@@ -62,6 +62,7 @@ Deno.test("doctor: a node ready to go live passes every check; each problem fail
       "direct port",
       "api port",
       "identity",
+      "reachability",
       "wallet",
       "chain",
       "balance",
@@ -157,6 +158,7 @@ Deno.test("cli: doctor --json --offline: the check list, exit 0 when all pass an
       "direct port",
       "api port",
       "identity",
+      "reachability",
     ]);
     for (const c of checks) {
       assert.deepEqual(Object.keys(c).sort(), ["detail", "name", "ok"]);
@@ -172,7 +174,7 @@ Deno.test("cli: doctor --json --offline: the check list, exit 0 when all pass an
     assert.equal(bad.code, 1);
     assert.match(bad.stdout, /^FAIL identity: .*mode 0640/m);
     assert.match(bad.stdout, /^ {5}hint: chmod 600 /m);
-    assert.match(bad.stdout, /1 of 8 checks failed/);
+    assert.match(bad.stdout, /1 of 9 checks failed/);
     // without --offline and without a wallet: the wallet line says what to do
     const noWallet = await runPlumise(["doctor", "--json"], {
       env: { ...env, ORACLE_API_URL: "http://127.0.0.1:9" },

@@ -9,7 +9,7 @@
  *
  * Only the benchmarking range 198.18.0.0/15 is used, and no namespace has a default route: traffic
  * to any other address fails inside its namespace. Every namespace's name starts with the bed's
- * prefix (`plmnat<pid>x<n>-`); `destroy()` kills what runs in them and removes them, and creating
+ * prefix (`plmnat<pid>x<n><random>-`); `destroy()` kills what runs in them and removes them, and creating
  * a bed first removes the namespaces of beds whose process is gone (a test killed mid-way).
  * Needs root, `ip` (iproute2) and `iptables`.
  * @module
@@ -99,6 +99,8 @@ export class NetnsBed {
   readonly hosts = new Map<string, BedHost>();
   readonly #namespaces: string[] = [];
   #vethId = 0;
+  /** Veth pairs are made in the root namespace, where other beds make theirs: a random tag each. */
+  readonly #tag = randomTag();
 
   private constructor(prefix: string) {
     this.prefix = prefix;
@@ -107,7 +109,8 @@ export class NetnsBed {
   /** Builds the bed (removing stale beds first); on any failure removes what it built and throws. */
   static async create(spec: BedSpec): Promise<NetnsBed> {
     await removeStaleBeds();
-    const bed = new NetnsBed(`${PREFIX}${Deno.pid}x${beds++}-`);
+    // test files run in parallel in one process: the pid alone does not tell beds apart
+    const bed = new NetnsBed(`${PREFIX}${Deno.pid}x${beds++}${randomTag()}-`);
     try {
       await bed.#build(spec);
       return bed;
@@ -158,7 +161,7 @@ export class NetnsBed {
 
   /** A veth pair between two namespaces, named `a` and `b` inside them. */
   async #veth(nsA: string, a: string, nsB: string, b: string): Promise<void> {
-    const id = `${(Deno.pid % 100_000).toString(36)}${(this.#vethId++).toString(36)}`;
+    const id = `${this.#tag}${(this.#vethId++).toString(36)}`;
     const x = `pa${id}`, y = `pb${id}`;
     await must(["ip", "link", "add", x, "type", "veth", "peer", "name", y]);
     await must(["ip", "link", "set", x, "netns", nsA]);
@@ -247,6 +250,11 @@ export class NetnsBed {
     const all = this.#namespaces.splice(0);
     await Promise.all(all.map(killAndRemove));
   }
+}
+
+/** Six random base-36 characters. */
+function randomTag(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => (b % 36).toString(36)).join("");
 }
 
 async function killAndRemove(ns: string): Promise<void> {

@@ -102,4 +102,15 @@ export const NAT_KEYS: readonly KeySpec[] = [
     description:
       "keep a WebSocket to the gateway's agent relay (ws(s)://<gateway>/ws/agent-relay) and serve its requests through it",
   },
+  {
+    key: "natScope",
+    env: "NAT_SCOPE",
+    flag: "nat-scope",
+    arg: "<scope>",
+    type: "enum",
+    choices: ["public", "private"],
+    default: "public",
+    description:
+      "addresses that count as the internet for reachability and hole punching: public, or private too (a private network with NATs inside)",
+  },
 ];

@@ -71,6 +71,8 @@ export interface Config {
   readonly holePunch: boolean;
   /** Ask the router for a port forward (UPnP / NAT-PMP). */
   readonly upnp: boolean;
+  /** Which addresses count as the internet for reachability and hole punching. */
+  readonly natScope: "public" | "private";
   /** The gateway's agent relay (ws:// or wss://), when set. */
   readonly gatewayRelayUrl?: string;
   readonly identityPath: string;

@@ -62,6 +62,7 @@ export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts>
           logger: log,
           signal,
           holePunch: config.holePunch,
+          natScope: config.natScope,
         });
         log.info("generation client ready", { ms: Math.round(performance.now() - t) });
         return {

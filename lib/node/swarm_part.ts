@@ -71,6 +71,7 @@ export async function createSwarmPart(o: SwarmPartOptions): Promise<SwarmPart> {
       relayService: config.relayService,
       reservations: config.relayReservations,
       holePunch: config.holePunch,
+      scope: config.natScope,
     },
     relayLimits: {
       maxReservations: config.relayMaxReservations,

@@ -11,7 +11,7 @@ import { sleep } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import { ephemeralIdentity } from "./peer_identity.ts";
-import type { ReachabilityStatus } from "./reachability.ts";
+import type { NatScope, ReachabilityStatus } from "./reachability.ts";
 import { SwarmPeer } from "./swarm_peer.ts";
 
 export interface CheckReachabilityOptions {
@@ -26,6 +26,8 @@ export interface CheckReachabilityOptions {
   readonly timeoutMs?: number;
   readonly logger?: Logger;
   readonly signal?: AbortSignal;
+  /** NAT_SCOPE (default public). */
+  readonly scope?: NatScope;
 }
 
 /** The reachability of a peer listening on host:port, as the initial peers see it. */
@@ -42,7 +44,7 @@ export async function checkReachability(options: CheckReachabilityOptions): Prom
     initialPeers: options.initialPeers,
     dht: false,
     logger: options.logger ?? silentLogger,
-    nat: { relayService: "off", reservations: 0 },
+    nat: { relayService: "off", reservations: 0, scope: options.scope },
   });
   const deadline = Date.now() + (options.timeoutMs ?? 15_000);
   try {

@@ -13,14 +13,14 @@ import { errorMessage } from "../errors.ts";
 import { timeoutSignal } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
-import { addressScope, type ReachMessage } from "../wire/mod.ts";
+import type { ReachMessage } from "../wire/mod.ts";
 import { askReach, DialBackService } from "./dial_back.ts";
 import { directHost } from "./direct_paths.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import type { PlumiseLibp2p } from "./libp2p_node.ts";
 import type { NatInternals } from "./nat_services.ts";
 import { REACH_PROTOCOL } from "./protocol_ids.ts";
-import { type ReachabilityStatus, UNKNOWN_REACHABILITY } from "./reachability.ts";
+import { type NatScope, onInternet, type ReachabilityStatus, UNKNOWN_REACHABILITY } from "./reachability.ts";
 import { ReachabilityMonitor } from "./reachability_monitor.ts";
 import { type RelayCandidate, RelayManager, type RelayMode } from "./relay_manager.ts";
 
@@ -32,6 +32,8 @@ export interface NatOptions {
   readonly reservations?: number;
   /** HOLE_PUNCH: upgrade relayed sessions by TCP hole punching (default true). */
   readonly holePunch?: boolean;
+  /** NAT_SCOPE: which addresses count as the internet (default public; see `NatScope`). */
+  readonly scope?: NatScope;
   /** Reachability re-check periods (tests). */
   readonly recheckMs?: { readonly decided?: number; readonly unknown?: number };
 }
@@ -101,6 +103,7 @@ export class PeerNat {
     if (deps.listening) {
       this.monitor = new ReachabilityMonitor({
         logger: this.#log,
+        scope: deps.options.scope,
         intervalMs: deps.options.recheckMs?.decided,
         retryMs: deps.options.recheckMs?.unknown,
         probe: {
@@ -180,7 +183,7 @@ export class PeerNat {
         t.signal.addEventListener("abort", () => resolve(undefined), { once: true });
         for (const peer of new Set(peers)) {
           this.ask(peer, undefined, t.signal).then((reply) => {
-            if (reply.host && addressScope(reply.host) === "public") {
+            if (reply.host && onInternet(reply.host, this.#d.options.scope)) {
               this.#observed = { host: reply.host, at: Date.now() };
               resolve(reply.host);
             } else none();

@@ -24,7 +24,7 @@ import {
 import type { FrameChannel } from "./frame_channel.ts";
 import { punchPort, punchTcp } from "./hole_punch.ts";
 import { withControl } from "./direct_paths.ts";
-import { addressScope } from "../wire/mod.ts";
+import { type NatScope, onInternet } from "./reachability.ts";
 
 /**
  * How long the two sides try to connect, and then to say hello on the new connection: together
@@ -32,9 +32,9 @@ import { addressScope } from "../wire/mod.ts";
  */
 const PUNCH_MS = 3_000, HELLO_MS = 2_000;
 
-/** Where a punch may connect: a public address, not a well-known port. */
-export function punchable(host: string, port: number): boolean {
-  return addressScope(host) === "public" && port >= 1024;
+/** Where a punch may connect: an address on the internet (`scope`), not a well-known port. */
+export function punchable(host: string, port: number, scope?: NatScope): boolean {
+  return onInternet(host, scope) && port >= 1024;
 }
 
 /** How a side of a punch learns its public address (from its peers' view, peer_nat.ts). */
@@ -44,6 +44,8 @@ export interface PunchDeps {
   readonly timeoutMs?: number;
   /** Frame limits of the punched channel. */
   readonly limits?: WireLimits;
+  /** What counts as the internet (NAT_SCOPE; default public). */
+  readonly scope?: NatScope;
   /** The simultaneous open (default `punchTcp`; tests replace it). */
   readonly connect?: typeof punchTcp;
   /** Client side: whether to try this server now (a recent punch to it failed: not yet). */
@@ -69,7 +71,7 @@ export async function servePunch(
     return { first: await channel.read({ signal: options.signal }) };
   };
   // a stranger must not make this server connect into its own network or to well-known services
-  if (!punchable(msg.host, msg.port)) {
+  if (!punchable(msg.host, msg.port, deps.scope)) {
     return await refuse("the punch target must be a public address, port ≥ 1024");
   }
   const host = await deps.publicHost(options.signal).catch(() => undefined);
@@ -151,7 +153,7 @@ export async function clientPunch(
   if (reply?.type !== "punch_reply") {
     throw new Error(`punch answered ${reply === null ? "nothing" : reply.type}`);
   }
-  if (!reply.ok || !punchable(reply.host!, reply.port!)) return undefined;
+  if (!reply.ok || !punchable(reply.host!, reply.port!, deps.scope)) return undefined;
   try {
     const conn = await (deps.connect ?? punchTcp)(port, { host: reply.host!, port: reply.port! }, {
       timeoutMs: deps.timeoutMs ?? PUNCH_MS,

@@ -23,7 +23,7 @@ Deno.test("punch: a server that does not know its address refuses, and the sessi
   const { a, b } = memoryFrameChannelPair();
   const { logger } = memoryLogger();
   const ac = new AbortController();
-  const served = servePunch(b, { type: "punch", host: "198.18.0.1", port: 40000 }, unknownHost, {
+  const served = servePunch(b, { type: "punch", host: "81.2.69.1", port: 40000 }, unknownHost, {
     signal: ac.signal,
     logger,
   });
@@ -39,11 +39,11 @@ Deno.test("punch: a server that does not know its address refuses, and the sessi
 
 Deno.test("punch: a server never connects into its own network or to a well-known port for a client", async () => {
   const { logger } = memoryLogger();
-  for (const [host, port] of [["192.168.1.1", 40000], ["127.0.0.1", 40000], ["198.18.0.1", 22]] as const) {
+  for (const [host, port] of [["192.168.1.1", 40000], ["127.0.0.1", 40000], ["81.2.69.1", 22]] as const) {
     const { a, b } = memoryFrameChannelPair();
     let connected = false;
     const served = servePunch(b, { type: "punch", host, port }, {
-      publicHost: () => Promise.resolve("198.18.0.9"),
+      publicHost: () => Promise.resolve("81.2.69.9"),
       connect: () => {
         connected = true;
         return new Promise(() => {});
@@ -68,8 +68,8 @@ Deno.test({
     const ac = new AbortController();
     // (the connection never opens: nothing is sent anywhere)
     let aborted = false;
-    const served = servePunch(b, { type: "punch", host: "198.18.0.2", port: 40000 }, {
-      publicHost: () => Promise.resolve("198.18.0.9"),
+    const served = servePunch(b, { type: "punch", host: "81.2.69.2", port: 40000 }, {
+      publicHost: () => Promise.resolve("81.2.69.9"),
       connect: (_port, _target, o) =>
         new Promise((_, reject) =>
           o?.signal?.addEventListener("abort", () => {
@@ -105,7 +105,7 @@ Deno.test("inference handler: sessions reached through a relay are offered a pun
       const { a, b } = memoryFrameChannelPair();
       const served = serveInferenceStream(viaRelay ? relayed(b) : b, deps);
       const client = new ProtocolClient(() => Promise.resolve(viaRelay ? relayed(a) : a), {}, {
-        punch: { publicHost: () => Promise.resolve("198.18.0.9") },
+        punch: { publicHost: () => Promise.resolve("81.2.69.9") },
       });
       const s = await client.openInference({
         sessionId: `s${viaRelay}`,

@@ -12,6 +12,20 @@ import { addressScope } from "../wire/mod.ts";
 
 export type Reachability = "public" | "private" | "unknown";
 
+/**
+ * Which addresses count as "the internet" for reachability and hole punching (NAT_SCOPE):
+ * `public` (default) — public addresses only; `private` — private ones too, for a private network
+ * with NATs inside it (sites joined over a WAN, and the NAT test bed, which must use the
+ * benchmarking range 198.18.0.0/15). Loopback never counts.
+ */
+export type NatScope = "public" | "private";
+
+/** Whether `host` is an address on "the internet" under `scope`. */
+export function onInternet(host: string, scope: NatScope = "public"): boolean {
+  const s = addressScope(host);
+  return s === "public" || (scope === "private" && s === "private");
+}
+
 /** One peer's answer to "dial me back". */
 export interface ReachVerdict {
   /** The verifying peer's id. */
@@ -58,7 +72,7 @@ export const UNKNOWN_REACHABILITY: ReachabilityStatus = Object.freeze({
 export function decideReachability(
   verdicts: readonly ReachVerdict[],
   now: number,
-  options: { needed?: number; maxAgeMs?: number } = {},
+  options: { needed?: number; maxAgeMs?: number; scope?: NatScope } = {},
 ): ReachabilityStatus {
   const needed = options.needed ?? REACH_CONFIRMATIONS;
   const maxAge = options.maxAgeMs ?? REACH_VERDICT_MAX_AGE_MS;
@@ -66,7 +80,7 @@ export function decideReachability(
   let ignored = 0;
   for (const v of verdicts) {
     if (now - v.at > maxAge) continue;
-    if (addressScope(v.observedHost) !== "public") {
+    if (!onInternet(v.observedHost, options.scope)) {
       ignored++;
       continue;
     }

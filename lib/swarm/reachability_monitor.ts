@@ -10,9 +10,10 @@ import { errorMessage } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import type { ReachMessage } from "../wire/mod.ts";
-import { addressScope } from "../wire/mod.ts";
 import {
   decideReachability,
+  type NatScope,
+  onInternet,
   type ReachabilityStatus,
   type ReachVerdict,
   UNKNOWN_REACHABILITY,
@@ -40,6 +41,8 @@ export interface ReachabilityMonitorOptions {
   readonly askAtOnce?: number;
   /** Wait after a peer connects before checking (default 300 ms: lets a burst of connections settle). */
   readonly settleMs?: number;
+  /** What counts as the internet (NAT_SCOPE; default public). */
+  readonly scope?: NatScope;
 }
 
 export type ReachabilityListener = (status: ReachabilityStatus, previous: ReachabilityStatus) => void;
@@ -106,7 +109,7 @@ export class ReachabilityMonitor {
     // says nothing about the internet); least recently asked first, one per host
     const byHost = new Map<string, string>();
     for (const c of this.#o.probe.candidates()) {
-      if (addressScope(c.host) === "public" && !byHost.has(c.host)) byHost.set(c.host, c.peerId);
+      if (onInternet(c.host, this.#o.scope) && !byHost.has(c.host)) byHost.set(c.host, c.peerId);
     }
     const peers = [...byHost.entries()]
       .sort((a, b) => (this.#asked.get(a[1]) ?? 0) - (this.#asked.get(b[1]) ?? 0) || Math.random() - 0.5)
@@ -139,7 +142,7 @@ export class ReachabilityMonitor {
   /** A peer saw this node at `host`: a new public address means the network changed. */
   #observe(host: string): void {
     const known = this.#status.observedHost;
-    if (known === undefined || host === known || addressScope(host) !== "public") return;
+    if (known === undefined || host === known || !onInternet(host, this.#o.scope)) return;
     this.#log.info("this node's address as peers see it changed; checking reachability again", {
       from: known,
       to: host,
@@ -148,7 +151,7 @@ export class ReachabilityMonitor {
   }
 
   #decide(): void {
-    const next = decideReachability(this.#verdicts, this.#now());
+    const next = decideReachability(this.#verdicts, this.#now(), { scope: this.#o.scope });
     const prev = this.#status;
     this.#status = next;
     if (next.status === prev.status && next.observedHost === prev.observedHost) return;

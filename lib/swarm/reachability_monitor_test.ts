@@ -24,15 +24,15 @@ function probe(
 Deno.test("reachability monitor: decides from the peers it asks and tells listeners of the change", async () => {
   const seen: string[] = [];
   const p = probe({
-    a: () => ({ type: "reach", host: "198.18.0.1", dialed: false }),
-    b: () => ({ type: "reach", host: "198.18.0.1", dialed: false }),
-    c: () => ({ type: "reach", host: "198.18.0.1", dialed: false }),
-  }, { a: "198.18.0.11", b: "198.18.0.12", c: "198.18.0.12", local: "127.0.0.1", lan: "192.168.1.4" });
+    a: () => ({ type: "reach", host: "81.2.69.1", dialed: false }),
+    b: () => ({ type: "reach", host: "81.2.69.1", dialed: false }),
+    c: () => ({ type: "reach", host: "81.2.69.1", dialed: false }),
+  }, { a: "81.2.69.11", b: "81.2.69.12", c: "81.2.69.12", local: "127.0.0.1", lan: "192.168.1.4" });
   const m = new ReachabilityMonitor({ probe: p.probe });
   m.onChange((s, prev) => seen.push(`${prev.status}->${s.status}`));
   const s = await m.check();
   assert.equal(s.status, "private");
-  assert.equal(s.observedHost, "198.18.0.1");
+  assert.equal(s.observedHost, "81.2.69.1");
   assert.deepEqual(seen, ["unknown->private"]);
   // one per host, internet hosts only: the loopback and LAN peers are never asked
   assert.equal(p.asked.length, 2);
@@ -43,28 +43,28 @@ Deno.test("reachability monitor: decides from the peers it asks and tells listen
 });
 
 Deno.test("reachability monitor: a peer seeing a new address drops the old verdicts (the network changed)", async () => {
-  let host = "198.18.0.1";
+  let host = "81.2.69.1";
   let dialed = false;
   const p = probe({
     a: () => ({ type: "reach", host, dialed }),
     b: () => ({ type: "reach", host, dialed }),
-  }, { a: "198.18.0.11", b: "198.18.0.12" });
+  }, { a: "81.2.69.11", b: "81.2.69.12" });
   const m = new ReachabilityMonitor({ probe: p.probe });
   assert.equal((await m.check()).status, "private");
   // moved to a network with a public address: the old "private" verdicts are about another address
-  host = "203.0.114.9";
+  host = "62.3.4.9";
   dialed = true;
   const s = await m.check();
   assert.equal(s.status, "public");
-  assert.equal(s.observedHost, "203.0.114.9");
+  assert.equal(s.observedHost, "62.3.4.9");
   assert.equal(s.counted, 2);
   await m.stop();
 });
 
 Deno.test("reachability monitor: peers that fail or do not dial back leave it unknown", async () => {
-  const p = probe({ a: () => ({ type: "reach", host: "198.18.0.1", reason: "busy" }) }, {
-    a: "198.18.0.11",
-    b: "198.18.0.12",
+  const p = probe({ a: () => ({ type: "reach", host: "81.2.69.1", reason: "busy" }) }, {
+    a: "81.2.69.11",
+    b: "81.2.69.12",
   });
   const m = new ReachabilityMonitor({ probe: p.probe });
   const s = await m.check();

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
-import { decideReachability, REACH_VERDICT_MAX_AGE_MS, type ReachVerdict } from "./reachability.ts";
+import {
+  decideReachability,
+  onInternet,
+  REACH_VERDICT_MAX_AGE_MS,
+  type ReachVerdict,
+} from "./reachability.ts";
 
-const v = (verifierHost: string, dialed: boolean, at = 1000, observedHost = "198.18.0.1"): ReachVerdict => ({
+// (addresses are only strings here: nothing is sent)
+const v = (verifierHost: string, dialed: boolean, at = 1000, observedHost = "81.2.69.1"): ReachVerdict => ({
   verifier: `peer-${verifierHost}`,
   verifierHost,
   observedHost,
@@ -10,11 +16,11 @@ const v = (verifierHost: string, dialed: boolean, at = 1000, observedHost = "198
 });
 
 Deno.test("reachability: two failed dial-backs from two hosts say private, with the address they saw", () => {
-  const s = decideReachability([v("198.18.0.11", false), v("198.18.0.12", false)], 2000);
+  const s = decideReachability([v("81.2.69.11", false), v("81.2.69.12", false)], 2000);
   assert.equal(s.status, "private");
   assert.equal(s.confirmations, 2);
-  assert.equal(s.observedHost, "198.18.0.1");
-  assert.match(s.reason, /could not connect back to 198\.18\.0\.1/);
+  assert.equal(s.observedHost, "81.2.69.1");
+  assert.match(s.reason, /could not connect back to 81\.2\.69\.1/);
 });
 
 Deno.test("reachability: two successful dial-backs say public; one is not enough", () => {
@@ -62,4 +68,17 @@ Deno.test("reachability: loopback and private views, and old verdicts, do not co
   );
   assert.equal(old.status, "unknown");
   assert.match(old.reason, /no peer/);
+});
+
+Deno.test("reachability: NAT_SCOPE=private counts private views (a private network with NATs; the test bed)", () => {
+  // the bed's "internet" is the benchmarking range 198.18.0.0/15, a special-purpose range
+  const bed = [v("198.18.0.11", false, 1, "198.18.0.1"), v("198.18.0.12", false, 1, "198.18.0.1")];
+  assert.equal(decideReachability(bed, 2).status, "unknown");
+  const s = decideReachability(bed, 2, { scope: "private" });
+  assert.equal(s.status, "private");
+  assert.equal(s.observedHost, "198.18.0.1");
+  // loopback never counts
+  assert.equal(onInternet("127.0.0.1", "private"), false);
+  assert.equal(onInternet("10.1.2.3", "private"), true);
+  assert.equal(onInternet("10.1.2.3"), false);
 });

@@ -306,6 +306,7 @@ export class SwarmPeer {
             punch: {
               publicHost: (s?: AbortSignal) => this.nat.observedHost(s),
               limits: this.limits,
+              scope: this.#o.nat?.scope,
               // a NAT that defeats punching stays so: try that server again a minute later
               shouldTry: () => this.directPaths.shouldTry(`punch/${target}`, 0),
               failed: () => this.directPaths.failed(`punch/${target}`, 0),

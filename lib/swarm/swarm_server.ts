@@ -353,7 +353,11 @@ export class SwarmServer {
       forwards: this.forwards,
       ...(this.peer.holePunch
         ? {
-          punch: { publicHost: (s?: AbortSignal) => this.peer.nat.observedHost(s), limits: this.peer.limits },
+          punch: {
+            publicHost: (s?: AbortSignal) => this.peer.nat.observedHost(s),
+            limits: this.peer.limits,
+            scope: this.#o.nat?.scope,
+          },
         }
         : {}),
     };

@@ -65,7 +65,10 @@ export class BedSwarm {
   constructor(readonly bed: NetnsBed) {}
 
   /** Starts a node in bed host `host`; resolves once it printed `ready`. */
-  async start(host: string, config: NatNodeConfig, readyMs = 30_000): Promise<BedNode> {
+  async start(host: string, given: NatNodeConfig, readyMs = 30_000): Promise<BedNode> {
+    // the bed's "internet" is the benchmarking range 198.18.0.0/15, a special-purpose (private)
+    // range: its nodes count private addresses as the internet (NAT_SCOPE=private)
+    const config: NatNodeConfig = { ...given, nat: { scope: "private", ...given.nat } };
     const proc = new SwarmProcess(config as unknown as Record<string, unknown>, [], {
       script: SCRIPT,
       prefix: ["ip", "netns", "exec", this.bed.host(host).ns],

@@ -162,6 +162,7 @@ if (cfg.role === "server") {
     maxRetries: 6,
     push: false,
     holePunch: cfg.nat?.holePunch,
+    natScope: cfg.nat?.scope,
     logger,
     wrapTransport: (t: SpanTransport): SpanTransport => ({
       async openInference(server, request, signal) {
@@ -239,6 +240,7 @@ if (cfg.role === "server") {
     port,
     initialPeers: cfg.initialPeers ?? [],
     logger,
+    scope: cfg.nat?.scope,
   });
   // the line `plumise doctor` prints for it
   const { config } = resolveConfig({
@@ -246,6 +248,7 @@ if (cfg.role === "server") {
       PLUMISE_OFFLINE: "true",
       PETALS_PORT: String(port),
       PETALS_INITIAL_PEERS: (cfg.initialPeers ?? []).join(","),
+      NAT_SCOPE: cfg.nat?.scope ?? "public",
     },
   });
   out({ event: "probe", ...status, doctor: reachabilityCheck(config, status, port) });

@@ -47,7 +47,7 @@ export async function netnsAvailable(): Promise<{ ok: true } | { ok: false; reas
   if (Deno.uid?.() !== 0) {
     return { ok: false, reason: "network namespaces need root (run the tests as root)" };
   }
-  const probe = `${PREFIX}${Deno.pid}probe`;
+  const probe = `${PREFIX}${Deno.pid}probe${randomTag()}`;
   const add = await sh(["ip", "netns", "add", probe]);
   if (!add.ok) {
     return { ok: false, reason: `cannot create a network namespace: ${add.err.trim() || add.out.trim()}` };

@@ -13,6 +13,7 @@ import { ephemeralIdentity, type PeerIdentity } from "../peer_identity.ts";
 import type { ProtocolClient } from "../swarm_client_transport.ts";
 import { dialAddrs, SwarmPeer } from "../swarm_peer.ts";
 import type { SwarmTable } from "../swarm_table.ts";
+import type { NatScope } from "../reachability.ts";
 import { ProtocolSpanTransport, type RemoteStepTiming } from "./protocol_span_transport.ts";
 import { SwarmClient, type SwarmClientOptions } from "./swarm_client.ts";
 import type { RouteServer, SpanTransport, SwarmTableView } from "./types.ts";
@@ -35,6 +36,8 @@ export interface ConnectSwarmOptions extends Omit<SwarmClientOptions, "table" | 
   readonly direct?: boolean;
   /** Punch holes to servers reached through relays (HOLE_PUNCH; default true; see lib/swarm/punch_session.ts). */
   readonly holePunch?: boolean;
+  /** NAT_SCOPE: which addresses count as the internet (default public; see lib/swarm/reachability.ts). */
+  readonly natScope?: NatScope;
   /**
    * Let the steps' frames go unsealed on direct paths and server links whose two ends are
    * loopback addresses (default true; see lib/wire/direct_channel.ts).
@@ -163,7 +166,7 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
     logger: log,
     direct: options.direct,
     plainLoopback: options.plainLoopback,
-    nat: { holePunch: options.holePunch },
+    nat: { holePunch: options.holePunch, scope: options.natScope },
   });
   const t = timeoutSignal(options.connectTimeoutMs ?? 15_000, options.signal);
   try {

@@ -380,7 +380,7 @@ export class SwarmInferenceSession {
     const backoff = new Backoff({ initialMs: 100, maxMs: 2000, ...this.#o.retryBackoff });
     let lastError: unknown;
     const failedPeers: string[] = [];
-    const relayRetried = new Set<string>();
+    const relayRetried = new Map<string, number>();
     for (let attempt = 0;; attempt++) {
       signal?.throwIfAborted();
       const span = this.#chain[i];
@@ -396,19 +396,22 @@ export class SwarmInferenceSession {
         this.stats.failures++;
         const failed = this.#chain[i];
         const peer = failed.server?.peerId;
-        if (peer && relayLost(failed.remote, err) && !relayRetried.has(peer)) {
-          // the relay went away (restarted, ended the circuit at its limits), not the server: once
-          // per server and step, reopen it at once (through another relay, or this one once it is
-          // back) and replay, without banning it
-          relayRetried.add(peer);
+        const relayTries = peer ? relayRetried.get(peer) ?? 0 : 0;
+        if (peer && relayLost(failed, err) && relayTries < RELAY_RETRIES) {
+          // the relay went away (restarted, ended the circuit at its limits), not the server: reopen
+          // it (through another relay, or this one once the server holds a slot there again) and
+          // replay, without banning it — a few times per step, with the usual back-off between
+          relayRetried.set(peer, relayTries + 1);
           this.#log.warn("relayed connection lost; reopening the server through its relays", {
             peer,
             blocks: `${failed.start}:${failed.end}`,
+            attempt: relayTries + 1,
             error: errorMessage(err),
           });
           const remote = failed.remote;
           failed.remote = undefined;
           remote?.close().catch(() => {});
+          if (relayTries > 0) await sleep(backoff.next(), signal);
           continue;
         }
         if (peer) {
@@ -813,13 +816,18 @@ function truncate(history: Hidden[], p: number): Hidden[] {
   return out;
 }
 
+/** Reopens of a relayed server per step before a relay failure counts against the server. */
+const RELAY_RETRIES = 3;
+
 /**
- * Whether `err` on `remote` looks like its relay failing rather than its server: the session's
- * steps ran through a relay and the error is not one the server sent (an error frame says the
- * server itself refused or failed). A punched session no longer depends on its relay.
+ * Whether `err` on `span` looks like its relay failing rather than its server: the session's steps
+ * ran through a relay (or its reopening failed on the way to a server that is reached only
+ * through relays), and the error is not one the server sent (an error frame says the server itself
+ * refused or failed). A punched session no longer depends on its relay.
  */
-function relayLost(remote: RemoteSpanSession | undefined, err: unknown): boolean {
-  if (remote?.path !== "relayed") return false;
+function relayLost(span: { remote?: RemoteSpanSession; server?: RouteServer }, err: unknown): boolean {
+  const relayed = span.remote ? span.remote.path === "relayed" : span.server?.usingRelay === true;
+  if (!relayed) return false;
   const details = err instanceof PlumiseError ? err.details as { remote?: boolean } | undefined : undefined;
   return details?.remote !== true;
 }

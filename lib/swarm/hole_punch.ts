@@ -24,7 +24,7 @@ export interface PunchTarget {
 export interface PunchOptions {
   /** Give up after this long (default 4 s: a SYN dropped by the other NAT is resent after 1 s). */
   readonly timeoutMs?: number;
-  /** Pause between attempts after the other side refused (its socket was not open yet). */
+  /** Pause between attempts after the other side refused (its socket was not open yet; default 25 ms). */
   readonly retryMs?: number;
   readonly signal?: AbortSignal;
 }
@@ -104,8 +104,8 @@ export function punchTcp(
         // refused or reset: the other side's socket was not there yet; anything else is final
         const again = err.code === "ECONNREFUSED" || err.code === "ECONNRESET" || err.code === "EADDRINUSE";
         if (!again) return finish(failed(`${err.code ?? ""} ${err.message}`.trim()));
-        if (Date.now() + (options.retryMs ?? 100) >= deadline) return finish(failed(err.message));
-        retry = setTimeout(attempt, options.retryMs ?? 100);
+        if (Date.now() + (options.retryMs ?? 25) >= deadline) return finish(failed(err.message));
+        retry = setTimeout(attempt, options.retryMs ?? 25);
       });
     };
     if (options.signal?.aborted) return onAbort();

@@ -33,7 +33,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { fakeHidden } from "../lib/runtime/fake_backend.ts";
+import { fakeHidden } from "../lib/testing/mod.ts";
 import { DataType, OnnxGraph } from "../lib/runtime/onnx_graph.ts";
 import { createBlockRuntime, type OnnxBlockRuntime } from "../lib/runtime/onnx_block_runtime.ts";
 import { OrtApi, type OrtSession, type OrtTensor, TensorType } from "../lib/runtime/native/ort_api.ts";

@@ -17,7 +17,7 @@
  */
 import { parseArgs } from "node:util";
 import { VERSION } from "../lib/util/version.ts";
-import { fakeHidden } from "../lib/runtime/fake_backend.ts";
+import { fakeHidden } from "../lib/testing/mod.ts";
 import { makeBloomCheckpoint } from "../tests/helpers/checkpoint_fixture.ts";
 import { maxAbsDiff, referenceSpan, toSeq } from "../tests/helpers/runtime_reference.ts";
 import { findTarget } from "./compile_targets.ts";

@@ -16,7 +16,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { FakeBackend, fakeHidden } from "../lib/runtime/fake_backend.ts";
+import { FakeBackend, fakeHidden } from "../lib/testing/mod.ts";
 import type { BlockRuntime } from "../lib/runtime/types.ts";
 import { ephemeralIdentity } from "../lib/swarm/peer_identity.ts";
 import { SwarmPeer } from "../lib/swarm/swarm_peer.ts";

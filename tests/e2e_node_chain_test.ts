@@ -5,7 +5,7 @@
  * contribution counters the swarm server feeds reach the Oracle, and stop sends a final report.
  */
 import assert from "node:assert/strict";
-import { FakeGenerator } from "../lib/api/_fake_generator.ts";
+import { FakeGenerator } from "../lib/testing/mod.ts";
 import { resolveConfig } from "../lib/config/resolve_config.ts";
 import { createChainPart, createReporterPart } from "../lib/node/chain_part.ts";
 import { createNode } from "../lib/node/node.ts";

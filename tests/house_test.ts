@@ -74,3 +74,60 @@ Deno.test("house: the README configuration table is the one generated from the c
   );
   for (const spec of SCHEMA.filter((s) => s.env)) assert.ok(table.some((r) => r.includes(`\`${spec.env}\``)));
 });
+
+/** Every non-test .ts file under `dir` (relative to the repository root). */
+async function sourceFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(`${REPO_ROOT}${dir}`)) {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory) out.push(...await sourceFiles(p));
+    else if (e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")) out.push(p);
+  }
+  return out;
+}
+
+/** The relative specifiers a module imports or re-exports, statically or dynamically. */
+function relativeImports(text: string): string[] {
+  const specs: string[] = [];
+  for (const m of text.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g)) specs.push(m[1]);
+  return specs;
+}
+
+Deno.test("house: test doubles live in lib/testing/, which no production module imports", async () => {
+  const offenders: string[] = [];
+  const production = [...await sourceFiles("lib"), "main.ts", "mod.ts"].filter((f) =>
+    !f.startsWith("lib/testing/")
+  );
+  for (const file of production) {
+    for (const spec of relativeImports(await Deno.readTextFile(`${REPO_ROOT}${file}`))) {
+      const target = new URL(spec, `file://${REPO_ROOT}${file}`).pathname.slice(REPO_ROOT.length);
+      if (target.startsWith("lib/testing/")) offenders.push(`${file} imports ${spec}`);
+    }
+  }
+  assert.deepEqual(offenders, []);
+  // the check itself sees imports: a test file of lib/ imports the entry point
+  assert.ok(
+    relativeImports(await Deno.readTextFile(`${REPO_ROOT}lib/swarm/swarm_server_test.ts`))
+      .some((s) => s.endsWith("/testing/mod.ts")),
+  );
+  // no fakes left beside the production code
+  const leftovers = (await sourceFiles("lib")).filter((f) =>
+    !f.startsWith("lib/testing/") && /(^|\/)_?(fake|test)_[^/]*\.ts$|_test_helpers\.ts$/.test(f)
+  );
+  assert.deepEqual(leftovers, []);
+});
+
+Deno.test("house: the library's module graph (mod.ts, main.ts) holds nothing of lib/testing/", async () => {
+  for (const entry of ["mod.ts", "main.ts"]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", "--config", `${REPO_ROOT}deno.json`, `${REPO_ROOT}${entry}`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    const graph = JSON.parse(new TextDecoder().decode(out.stdout)) as { modules: { specifier: string }[] };
+    const local = graph.modules.map((m) => m.specifier).filter((s) => s.startsWith(`file://${REPO_ROOT}`));
+    assert.ok(local.some((s) => s.endsWith("/lib/errors.ts")), `${entry}'s graph was not read`);
+    assert.deepEqual(local.filter((s) => s.includes("/lib/testing/")), [], `${entry} reaches lib/testing/`);
+  }
+});

@@ -1,6 +1,6 @@
 /** `plumise blocks run` as a subprocess with the binary's permissions, checked against the float64 reference. */
 import assert from "node:assert/strict";
-import { fakeHidden } from "../lib/runtime/fake_backend.ts";
+import { fakeHidden } from "../lib/testing/mod.ts";
 import {
   makeBloomCheckpoint,
   makeLlamaCheckpoint,

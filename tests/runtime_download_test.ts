@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { HubError, RuntimeError } from "../lib/errors.ts";
 import { hubFile } from "../lib/runtime/hub_download.ts";
 import { createBlockRuntime } from "../lib/runtime/onnx_block_runtime.ts";
-import { fakeHidden } from "../lib/runtime/fake_backend.ts";
+import { fakeHidden } from "../lib/testing/mod.ts";
 import { makeBloomCheckpoint } from "./helpers/checkpoint_fixture.ts";
 import { HubServer } from "./helpers/hub_server.ts";
 import { fromSeq, maxAbsDiff, referenceSpan, toSeq } from "./helpers/runtime_reference.ts";

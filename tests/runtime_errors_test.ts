@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { RuntimeError } from "../lib/errors.ts";
-import { fakeHidden } from "../lib/runtime/fake_backend.ts";
+import { fakeHidden } from "../lib/testing/mod.ts";
 import { OnnxBlockRuntime } from "../lib/runtime/onnx_block_runtime.ts";
 import { makeBloomCheckpoint, makeLlamaCheckpoint } from "./helpers/checkpoint_fixture.ts";
 import { memoryLogger } from "../lib/util/logger.ts";

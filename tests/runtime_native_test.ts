@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fakeHidden } from "../lib/runtime/fake_backend.ts";
+import { fakeHidden } from "../lib/testing/mod.ts";
 import { OnnxBlockRuntime } from "../lib/runtime/onnx_block_runtime.ts";
 import { makeBloomCheckpoint } from "./helpers/checkpoint_fixture.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createBlockRuntime } from "../lib/runtime/onnx_block_runtime.ts";
-import { fakeHidden } from "../lib/runtime/fake_backend.ts";
+import { fakeHidden } from "../lib/testing/mod.ts";
 import type { BlockRuntime, HiddenStates } from "../lib/runtime/types.ts";
 import {
   type Checkpoint,

@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { SwarmError } from "../lib/errors.ts";
-import { FakeBackend, fakeHidden } from "../lib/runtime/fake_backend.ts";
-import { FakeHead, FakeTokenizer } from "../lib/swarm/client/_fake_head.ts";
+import { FakeBackend, FakeHead, fakeHidden, FakeTokenizer } from "../lib/testing/mod.ts";
 import { type ConnectedSwarmClient, connectSwarm } from "../lib/swarm/client/connect_swarm.ts";
 import { generateText, type StepSession } from "../lib/swarm/client/generate_text.ts";
 import type { SwarmInferenceSession } from "../lib/swarm/client/swarm_inference_session.ts";

@@ -9,8 +9,7 @@
 import assert from "node:assert/strict";
 import { generateKeyPair } from "@libp2p/crypto/keys";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
-import { FakeBackend } from "../lib/runtime/fake_backend.ts";
-import { FakeHead, FakeTokenizer } from "../lib/swarm/client/_fake_head.ts";
+import { FakeBackend, FakeHead, FakeTokenizer } from "../lib/testing/mod.ts";
 import { connectSwarm } from "../lib/swarm/client/connect_swarm.ts";
 import { ephemeralIdentity } from "../lib/swarm/peer_identity.ts";
 import { signRecord } from "../lib/swarm/record_signer.ts";

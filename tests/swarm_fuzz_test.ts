@@ -13,7 +13,7 @@
  * session, a listener, a stream's buffers) would exceed it.
  */
 import assert from "node:assert/strict";
-import { FakeBackend, fakeHidden } from "../lib/runtime/fake_backend.ts";
+import { FakeBackend, fakeHidden } from "../lib/testing/mod.ts";
 import { ephemeralIdentity } from "../lib/swarm/peer_identity.ts";
 import { INFERENCE_PROTOCOL } from "../lib/swarm/protocol_ids.ts";
 import { SwarmPeer } from "../lib/swarm/swarm_peer.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { RuntimeError } from "../errors.ts";
 import { memoryLogger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
-import { FakeGenerator, readSse } from "./_fake_generator.ts";
+import { FakeGenerator, readSse } from "../testing/mod.ts";
 import { ApiHandler } from "./api_handler.ts";
 
 const JSON_TYPE = { "content-type": "application/json" };

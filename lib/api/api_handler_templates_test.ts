@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { Metrics } from "../util/metrics.ts";
 import { QWEN3_CHAT_TEMPLATE } from "../../tests/helpers/tokenizer_fixture.ts";
-import { FakeGenerator } from "./_fake_generator.ts";
+import { FakeGenerator } from "../testing/mod.ts";
 import { ApiHandler } from "./api_handler.ts";
 
 const qwen3Info = {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { SwarmError } from "../errors.ts";
 import { Metrics } from "../util/metrics.ts";
-import { FakeGenerator, readSse } from "./_fake_generator.ts";
+import { FakeGenerator, readSse } from "../testing/mod.ts";
 import { ApiHandler, type ApiHandlerOptions } from "./api_handler.ts";
 
 const JSON_TYPE = { "content-type": "application/json" };

@@ -3,7 +3,7 @@ import { connect } from "node:net";
 import { UnavailableError } from "../errors.ts";
 import { memoryLogger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
-import { FakeGenerator, readSse } from "./_fake_generator.ts";
+import { FakeGenerator, readSse } from "../testing/mod.ts";
 import { ApiServer, openExposure } from "./api_server.ts";
 
 const JSON_TYPE = { "content-type": "application/json" };

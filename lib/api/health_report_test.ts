@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Metrics } from "../util/metrics.ts";
-import { FakeGenerator } from "./_fake_generator.ts";
+import { FakeGenerator } from "../testing/mod.ts";
 import { ApiHandler } from "./api_handler.ts";
 import type { CoverageSummary, NodeStatus } from "./types.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FakeGenerator } from "../api/_fake_generator.ts";
+import { FakeGenerator } from "../testing/mod.ts";
 import { UnavailableError } from "../errors.ts";
 import { LazyGenerator } from "./lazy_generator.ts";
 

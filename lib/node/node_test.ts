@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FakeGenerator } from "../api/_fake_generator.ts";
+import { FakeGenerator } from "../testing/mod.ts";
 import { resolveConfig } from "../config/resolve_config.ts";
 import type { Config } from "../config/types.ts";
 import { ChainError, ConfigError } from "../errors.ts";

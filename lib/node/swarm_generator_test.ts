@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
-import { readSse } from "../api/_fake_generator.ts";
+import { FakeBackend, FakeHead, FakeSwarm, FakeTokenizer, readSse } from "../testing/mod.ts";
 import { ApiHandler } from "../api/api_handler.ts";
-import { FakeBackend } from "../runtime/fake_backend.ts";
-import { FakeSwarm } from "../swarm/client/_fake_swarm.ts";
-import { FakeHead, FakeTokenizer } from "../swarm/client/_fake_head.ts";
 import { generateText } from "../swarm/client/generate_text.ts";
 import { SwarmInferenceSession } from "../swarm/client/swarm_inference_session.ts";
 import { Metrics } from "../util/metrics.ts";

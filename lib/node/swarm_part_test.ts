@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { resolveConfig } from "../config/resolve_config.ts";
-import { FakeBackend } from "../runtime/fake_backend.ts";
+import { FakeBackend } from "../testing/mod.ts";
 import { Metrics } from "../util/metrics.ts";
 import { silentLogger } from "../util/logger.ts";
 import { createSwarmPart, type SwarmPart } from "./swarm_part.ts";

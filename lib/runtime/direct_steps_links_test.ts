@@ -4,7 +4,7 @@
  * harming the sessions.
  */
 import assert from "node:assert/strict";
-import { attach, HOST, readEnd, readErrorFrame, started } from "../wire/_direct_test_helpers.ts";
+import { attach, FakeBackend, fakeHidden, HOST, readEnd, readErrorFrame, started } from "../testing/mod.ts";
 import {
   connectDirect,
   type DirectFrameChannel,
@@ -16,7 +16,6 @@ import {
   type WireMessage,
 } from "../wire/mod.ts";
 import { type ServedDirect, serveDirectSteps } from "./direct_steps.ts";
-import { FakeBackend, fakeHidden } from "./fake_backend.ts";
 import type { HiddenStates, InferenceSession } from "./types.ts";
 
 const H = 8;

@@ -4,14 +4,15 @@ import {
   assertEnds,
   assertWireError,
   connected,
+  FakeBackend,
+  fakeHidden,
   HOST,
   readEnd,
   readErrorFrame,
   started,
-} from "../wire/_direct_test_helpers.ts";
+} from "../testing/mod.ts";
 import { connectDirect, type DirectListener, tensor } from "../wire/mod.ts";
 import { offerDirectHere, serveDirectSteps } from "./direct_steps.ts";
-import { FakeBackend, fakeHidden } from "./fake_backend.ts";
 import type { DirectEnd, DirectStepEvent, HiddenStates, InferenceSession } from "./types.ts";
 
 const H = 8;

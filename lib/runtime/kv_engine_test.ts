@@ -8,7 +8,7 @@ import {
 } from "../../tests/helpers/checkpoint_fixture.ts";
 import { fromSeq, maxAbsDiff, referenceSpan, toSeq } from "../../tests/helpers/runtime_reference.ts";
 import { engineSource, resolveCheckpoint } from "./checkpoint.ts";
-import { fakeHidden } from "./fake_backend.ts";
+import { fakeHidden } from "../testing/mod.ts";
 import type { KvCacheType } from "./kv_block_graph.ts";
 import { KvEngine } from "./kv_engine.ts";
 import { resolveOrtLibrary } from "./native/ort_library_path.ts";

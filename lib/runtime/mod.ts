@@ -4,13 +4,6 @@
  * @module
  */
 export * from "./types.ts";
-export {
-  FakeBackend,
-  type FakeBackendOptions,
-  type FakeBackendStats,
-  type FakeComputeEvent,
-  fakeHidden,
-} from "./fake_backend.ts";
 export { createBlockRuntime, OnnxBlockRuntime, type OnnxBlockRuntimeOptions } from "./onnx_block_runtime.ts";
 export { type ClientHeadOptions, createClientHead, OnnxClientHead } from "./onnx_client_head.ts";
 export { loadTokenizer, tokenizerFromJson } from "./hf_tokenizer.ts";

@@ -1,7 +1,7 @@
 /**
  * The contract of the block runtime: what the swarm server calls to run transformer blocks
  * (`BlockRuntime`), what the generation client calls to run the head (`ClientHead`) and to
- * tokenize (`Tokenizer`). Other folders import only this file (plus `FakeBackend` in tests).
+ * tokenize (`Tokenizer`). Other folders import only this file (tests also use lib/testing's `FakeBackend`).
  *
  * Units and conventions
  * - Hidden states are row-major float32 `[B, T, H]` (batch, tokens, hidden size).

@@ -1,5 +1,5 @@
 /**
- * Validation at the runtime's boundary, shared by the real runtime and the FakeBackend so both
+ * Validation at the runtime's boundary, shared by the real runtime and lib/testing's FakeBackend so both
  * refuse the same inputs with the same codes: hidden-state tensors (shape, hidden size, batch,
  * finiteness), spans, session openings (batch, maxLength, cache budget) and step options.
  * @module

@@ -5,7 +5,7 @@
  * whose deadline passed, or whose requester gave up, is dropped before it reaches the runtime.
  */
 import assert from "node:assert/strict";
-import { FakeBackend, fakeHidden } from "../runtime/fake_backend.ts";
+import { FakeBackend, fakeHidden } from "../testing/mod.ts";
 import { memoryLogger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
 import { tensor, type WireMessage } from "../wire/mod.ts";

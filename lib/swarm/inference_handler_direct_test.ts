@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { WireError } from "../errors.ts";
-import { FakeBackend, fakeHidden } from "../runtime/fake_backend.ts";
+import { assertEnds, FakeBackend, fakeHidden, HOST, readEnd, readErrorFrame } from "../testing/mod.ts";
 import type { HiddenStates } from "../runtime/types.ts";
 import { memoryLogger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
-import { assertEnds, HOST, readEnd, readErrorFrame } from "../wire/_direct_test_helpers.ts";
 import {
   connectDirect,
   type DirectFrameChannel,

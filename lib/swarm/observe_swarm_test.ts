@@ -3,7 +3,7 @@ import { ConfigError, SwarmError } from "../errors.ts";
 import { observeSwarm } from "./observe_swarm.ts";
 import { ephemeralIdentity } from "./peer_identity.ts";
 import { SwarmPeer } from "./swarm_peer.ts";
-import { testPeer } from "./_test_records.ts";
+import { testPeer } from "../testing/mod.ts";
 
 Deno.test("observeSwarm: no bootstrap peer is a clear error", async () => {
   await assert.rejects(observeSwarm({ initialPeers: [] }), (e: unknown) => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { testRecord } from "./_test_records.ts";
+import { testRecord } from "../testing/mod.ts";
 import { probeAddrs, RecordProber } from "./record_prober.ts";
 
 Deno.test("probeAddrs: IP addresses no more internal than the source; never names", () => {

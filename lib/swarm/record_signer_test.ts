@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { SwarmError } from "../errors.ts";
 import { recordPayload, toBase64 } from "../wire/mod.ts";
 import { signRecord, verifySignedRecord } from "./record_signer.ts";
-import { testPeer } from "./_test_records.ts";
+import { testPeer } from "../testing/mod.ts";
 
 Deno.test("record signer: a signed record verifies; tampering, other keys and expiry do not", async () => {
   const now = 1_700_000_000_000;

@@ -4,7 +4,7 @@ import { INFO_PROTOCOL } from "./protocol_ids.ts";
 import { SwarmPeer } from "./swarm_peer.ts";
 import type { PrivateKey } from "@libp2p/interface";
 import { signRecord } from "./record_signer.ts";
-import { testRecord } from "./_test_records.ts";
+import { testRecord } from "../testing/mod.ts";
 import { waitFor } from "../../tests/helpers/wait_for.ts";
 
 const peer = async () =>

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { recordPayload, toBase64 } from "../wire/mod.ts";
 import { SwarmTable } from "./swarm_table.ts";
-import { testPeer } from "./_test_records.ts";
+import { testPeer } from "../testing/mod.ts";
 
 Deno.test("swarm table: forged records are rejected (0 accepted), newer seq replaces older", async () => {
   let now = 1_700_000_000_000;

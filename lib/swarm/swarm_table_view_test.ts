@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { SwarmRecord } from "../wire/mod.ts";
 import type { TableEntry } from "./swarm_table.ts";
 import { formatSwarmTableView, ranges, swarmTableView } from "./swarm_table_view.ts";
-import { testRecord } from "./_test_records.ts";
+import { testRecord } from "../testing/mod.ts";
 
 const NOW = 1_800_000_000_000;
 

@@ -13,7 +13,7 @@ import {
   readExactly,
   untilClosed,
   writeAll,
-} from "./_direct_test_helpers.ts";
+} from "../testing/mod.ts";
 import {
   connectDirect,
   type ConnectDirectOptions,

@@ -11,7 +11,7 @@ import {
   started,
   untilClosed,
   writeAll,
-} from "./_direct_test_helpers.ts";
+} from "../testing/mod.ts";
 import { connectDirect, DIRECT_HELLO_BYTES, DIRECT_MAGIC } from "./direct_channel.ts";
 import { randomSecret } from "./direct_cipher.ts";
 import { DirectListener, type DirectListenerOptions } from "./direct_listener.ts";

@@ -6,7 +6,7 @@
  * from stdin, and serves until killed).
  * @module
  */
-import { FakeBackend } from "../../lib/runtime/fake_backend.ts";
+import { FakeBackend } from "../../lib/testing/mod.ts";
 import { createBlockRuntime } from "../../lib/runtime/onnx_block_runtime.ts";
 import type { BlockRuntime } from "../../lib/runtime/types.ts";
 import { silentLogger } from "../../lib/util/logger.ts";

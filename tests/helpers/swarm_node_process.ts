@@ -11,7 +11,7 @@
  * SIGTERM / "stop": graceful stop (announces offline), then exit 0.
  * @module
  */
-import { FakeBackend } from "../../lib/runtime/fake_backend.ts";
+import { FakeBackend } from "../../lib/testing/mod.ts";
 import { ephemeralIdentity } from "../../lib/swarm/peer_identity.ts";
 import { SwarmPeer } from "../../lib/swarm/swarm_peer.ts";
 import { SwarmServer } from "../../lib/swarm/swarm_server.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { SwarmError } from "../../errors.ts";
-import { FakeHead, FakeTokenizer } from "./_fake_head.ts";
+import { FakeHead, FakeTokenizer } from "../../testing/mod.ts";
 import { connectSwarm } from "./connect_swarm.ts";
 import { ephemeralIdentity } from "../peer_identity.ts";
 import { type FixtureServer, startFixtureServer } from "../../../tests/helpers/swarm_client_fixture.ts";

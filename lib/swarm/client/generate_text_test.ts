@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../../errors.ts";
-import { FakeBackend } from "../../runtime/fake_backend.ts";
-import { FakeSwarm } from "./_fake_swarm.ts";
-import { ALPHABET, FakeHead, FakeTokenizer } from "./_fake_head.ts";
+import { ALPHABET, FakeBackend, FakeHead, FakeSwarm, FakeTokenizer } from "../../testing/mod.ts";
 import { generateText, newConversation, type StepSession } from "./generate_text.ts";
 import { SwarmInferenceSession } from "./swarm_inference_session.ts";
 import type { Hidden } from "./types.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { SwarmError } from "../../errors.ts";
-import { FakeBackend, fakeHidden } from "../../runtime/fake_backend.ts";
+import { FakeBackend, fakeHidden } from "../../testing/mod.ts";
 import { silentLogger } from "../../util/logger.ts";
 import { Metrics } from "../../util/metrics.ts";
 import { type FrameChannel, memoryFrameChannelPair } from "../frame_channel.ts";

@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
 import { SwarmError } from "../../errors.ts";
-import { FakeBackend, fakeHidden } from "../../runtime/fake_backend.ts";
-import { FakeSwarm } from "./_fake_swarm.ts";
-import { FakeHead, FakeTokenizer } from "./_fake_head.ts";
+import { FakeBackend, FakeHead, fakeHidden, FakeSwarm, FakeTokenizer } from "../../testing/mod.ts";
 import { generateText } from "./generate_text.ts";
 import { SwarmClient } from "./swarm_client.ts";
 

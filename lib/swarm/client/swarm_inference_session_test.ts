@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { SwarmError } from "../../errors.ts";
-import { fakeHidden } from "../../runtime/fake_backend.ts";
+import { fakeHidden, FakeSwarm } from "../../testing/mod.ts";
 import { memoryLogger } from "../../util/logger.ts";
 import { BanList } from "./ban_list.ts";
-import { FakeSwarm } from "./_fake_swarm.ts";
 import {
   PUSH_MIN_GAIN_MS,
   pushPays,

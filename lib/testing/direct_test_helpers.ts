@@ -11,10 +11,10 @@ import {
   DIRECT_MAGIC,
   type DirectFrameChannel,
   writeAll,
-} from "./direct_channel.ts";
-import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher } from "./direct_cipher.ts";
-import { DirectListener, type DirectListenerOptions, type DirectTicket } from "./direct_listener.ts";
-import type { DirectOffer, ErrorMessage, WireMessage } from "./protocol_messages.ts";
+} from "../wire/direct_channel.ts";
+import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher } from "../wire/direct_cipher.ts";
+import { DirectListener, type DirectListenerOptions, type DirectTicket } from "../wire/direct_listener.ts";
+import type { DirectOffer, ErrorMessage, WireMessage } from "../wire/protocol_messages.ts";
 
 export { writeAll };
 

@@ -21,9 +21,9 @@ import {
   validateHidden,
   validateOpen,
   validateStep,
-} from "./validate_hidden.ts";
+} from "../runtime/validate_hidden.ts";
 import { DirectListener } from "../wire/mod.ts";
-import { noDirectError, offerDirectHere } from "./direct_steps.ts";
+import { noDirectError, offerDirectHere } from "../runtime/direct_steps.ts";
 import type {
   BlockRuntime,
   DirectListenOptions,
@@ -36,7 +36,7 @@ import type {
   RuntimeInfo,
   StepOptions,
   WeightFormat,
-} from "./types.ts";
+} from "../runtime/types.ts";
 
 export interface FakeBackendOptions {
   modelId?: string;

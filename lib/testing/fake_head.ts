@@ -3,7 +3,7 @@
  * depend on the whole hidden vector) and a character-level `Tokenizer` over a small alphabet.
  * @module
  */
-import type { ClientHead, HeadInfo, HiddenStates, Logits, TokenIds, Tokenizer } from "../../runtime/types.ts";
+import type { ClientHead, HeadInfo, HiddenStates, Logits, TokenIds, Tokenizer } from "../runtime/types.ts";
 
 export const ALPHABET = "_abcdefghijklmnopqrstuvwxyz .,!?";
 

@@ -1,11 +1,11 @@
 /**
- * Test helper: an in-process swarm of fake span servers (the runtime's `FakeBackend`) behind the
+ * Test helper: an in-process swarm of fake span servers (`FakeBackend`) behind the
  * client's `SwarmTableView` + `SpanTransport`, with failure injection (kill, hang, bad replies).
  * Killed servers stay in the table, as they would in a real table until their record expires.
  * @module
  */
-import { FakeBackend } from "../../runtime/fake_backend.ts";
-import type { HiddenStates } from "../../runtime/types.ts";
+import { FakeBackend } from "./fake_backend.ts";
+import type { HiddenStates } from "../runtime/types.ts";
 import type {
   ForwardSpanRequest,
   Hidden,
@@ -15,7 +15,7 @@ import type {
   SpanStepOptions,
   SpanTransport,
   SwarmTableView,
-} from "./types.ts";
+} from "../swarm/client/types.ts";
 
 export interface FakeServerOptions {
   inferenceRps?: number;

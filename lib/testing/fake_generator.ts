@@ -3,7 +3,7 @@
  * every call, can be held at a gate, fail at a chosen token, or run until aborted.
  * @module
  */
-import type { GeneratedToken, GenerationParams, Generator, GeneratorInfo } from "./types.ts";
+import type { GeneratedToken, GenerationParams, Generator, GeneratorInfo } from "../api/types.ts";
 
 export interface FakeGeneratorOptions {
   /** Token texts produced in order (default: " one", " two", ...). */

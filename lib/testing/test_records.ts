@@ -1,8 +1,8 @@
 /** Test helpers: signed records for fresh identities. @module */
 import type { PrivateKey } from "@libp2p/interface";
 import type { SwarmRecord } from "../wire/mod.ts";
-import { ephemeralIdentity } from "./peer_identity.ts";
-import { signRecord } from "./record_signer.ts";
+import { ephemeralIdentity } from "../swarm/peer_identity.ts";
+import { signRecord } from "../swarm/record_signer.ts";
 
 export interface TestPeer {
   peerId: string;

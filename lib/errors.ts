@@ -1,9 +1,13 @@
 /**
  * The error model of plumise: every failure that crosses a module boundary is a
  * `PlumiseError` with a stable machine-readable `code`, a human `hint` that says what
- * to do, the offending value in its message, and secrets redacted.
+ * to do, the offending value in its message, and secrets redacted. The codes and their meanings are
+ * one registry, `ERROR_CODES` (lib/error_codes.ts).
  * @module
  */
+import type { ErrorCode } from "./error_codes.ts";
+
+export { ERROR_CODES, type ErrorCode, isErrorCode } from "./error_codes.ts";
 
 /** Secrets this long or longer are replaced wherever they occur, even inside longer words. */
 const SUBSTRING_MIN = 6;
@@ -80,15 +84,15 @@ export interface PlumiseErrorOptions {
 
 /** Base class of every error plumise raises on purpose. */
 export class PlumiseError extends Error {
-  /** Stable code, e.g. `CONFIG_INVALID`. Never changes once released. */
-  readonly code: string;
+  /** Stable code, e.g. `CONFIG_INVALID` (see `ERROR_CODES`). Never changes once released. */
+  readonly code: ErrorCode;
   /** What the user should do about it. */
   readonly hint: string;
   readonly details: Record<string, unknown>;
   /** Exit code the CLI maps this error to (2 usage/config, 1 runtime). */
   readonly exitCode: number = 1;
 
-  constructor(code: string, message: string, options: PlumiseErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: PlumiseErrorOptions = {}) {
     super(redact(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -106,7 +110,7 @@ export class ConfigError extends PlumiseError {
   override readonly exitCode = 2;
   /** Every individual problem, when several were found at once. */
   readonly problems: readonly string[];
-  constructor(code: string, message: string, options: PlumiseErrorOptions & { problems?: string[] } = {}) {
+  constructor(code: ErrorCode, message: string, options: PlumiseErrorOptions & { problems?: string[] } = {}) {
     super(code, message, options);
     this.problems = (options.problems ?? [message]).map(redact);
   }
@@ -129,7 +133,7 @@ export class SwarmError extends PlumiseError {}
 /** HTTP API request errors; `status` is the HTTP status to answer with. */
 export class ApiError extends PlumiseError {
   readonly status: number;
-  constructor(status: number, code: string, message: string, options: PlumiseErrorOptions = {}) {
+  constructor(status: number, code: ErrorCode, message: string, options: PlumiseErrorOptions = {}) {
     super(code, message, options);
     this.status = status;
   }

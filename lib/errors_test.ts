@@ -20,8 +20,8 @@ Deno.test("PlumiseError carries code, hint, cause and exit code", () => {
   assert.equal(e.code, "CACHE_FULL");
   assert.equal(e.hint, "shorten the session");
   assert.equal(e.exitCode, 1);
-  assert.equal(new ConfigError("X", "y").exitCode, 2);
-  assert.equal(new ApiError(429, "BUSY", "too many").status, 429);
+  assert.equal(new ConfigError("CONFIG_INVALID", "y").exitCode, 2);
+  assert.equal(new ApiError(429, "TOO_MANY_REQUESTS", "too many").status, 429);
   assert.deepEqual(causeChain(e), [
     "RuntimeError [CACHE_FULL]: cache full: 4096 tokens asked, 1024 left",
     "Error: socket closed",
@@ -32,7 +32,7 @@ Deno.test("PlumiseError carries code, hint, cause and exit code", () => {
 Deno.test("registered secrets are redacted with and without 0x", () => {
   const key = "0x" + "5a".repeat(32);
   registerSecret(key);
-  const e = new PlumiseError("X", `bad ${key} and ${key.slice(2)}`, { hint: `not ${key}` });
+  const e = new PlumiseError("INTERNAL", `bad ${key} and ${key.slice(2)}`, { hint: `not ${key}` });
   assert.equal(e.message, "bad [redacted] and [redacted]");
   assert.equal(e.hint, "not [redacted]");
   assert.equal(redact("tx 0x" + "11".repeat(32)), "tx 0x" + "11".repeat(32), "tx hashes stay visible");

@@ -352,7 +352,7 @@ Deno.test("a swarm failure before the first token gets a real 503, also when str
   const gen = new FakeGenerator({
     fail: {
       at: 0,
-      error: new SwarmError("NO_ROUTE", "no server covers blocks 2..4", { hint: "wait for peers" }),
+      error: new SwarmError("MISSING_BLOCKS", "no server covers blocks 2..4", { hint: "wait for peers" }),
     },
   });
   const { call } = setup({ gen });
@@ -360,7 +360,7 @@ Deno.test("a swarm failure before the first token gets a real 503, also when str
     const r = await call("/api/v1/generate", { json: { inputs: "a", stream } });
     assert.equal(r.status, 503);
     const b = await bodyOf(r);
-    assert.equal(b.code, "NO_ROUTE");
+    assert.equal(b.code, "MISSING_BLOCKS");
     assert.match(String(b.error), /no server covers blocks 2\.\.4/);
   }
 });

@@ -39,7 +39,7 @@ function fakeParts(o: FakeOptions = {}) {
   const gen = new FakeGenerator();
   const fail = (name: string) => {
     events.push(name);
-    if (o.failAt === name) throw new ChainError("FAKE_FAIL", `${name} failed on purpose`);
+    if (o.failAt === name) throw new ChainError("CHAIN_UNREACHABLE", `${name} failed on purpose`);
   };
   let loaded: NodeSpan | undefined;
   let drainGrace: number | undefined;
@@ -310,7 +310,7 @@ Deno.test("aborting the start signal (SIGINT during load) stops the node cleanly
 
 Deno.test("a failed registration is logged and the node serves anyway; a ConfigError is fatal", async () => {
   const f = fakeParts({
-    registerError: new ChainError("REGISTER_REVERTED", "registration reverted: no balance"),
+    registerError: new ChainError("TX_REVERTED", "registration reverted: no balance"),
   });
   const { logger, records } = memoryLogger();
   const node = createNode(testConfig(), { parts: () => Promise.resolve(f.parts), logger });
@@ -319,7 +319,7 @@ Deno.test("a failed registration is logged and the node serves anyway; a ConfigE
   assert.ok(records.some((r) => r.level === "warn" && /chain agent failed to start/.test(r.msg)));
   await node.stop(100);
 
-  const g = fakeParts({ registerError: new ConfigError("BAD_KEY", "bad key") });
+  const g = fakeParts({ registerError: new ConfigError("INVALID_PRIVATE_KEY", "bad key") });
   const node2 = createNode(testConfig(), { parts: () => Promise.resolve(g.parts) });
   await assert.rejects(node2.start(), ConfigError);
 });

@@ -14,6 +14,7 @@
  * @module
  */
 import type { WeightFormat } from "../config/types.ts";
+import type { ErrorCode } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import type { CpuPinning } from "../util/cpu_list.ts";
 import type { DirectOffer, WireDType } from "../wire/mod.ts";
@@ -23,34 +24,25 @@ export type { WeightFormat };
 /** Model families the runtime can build blocks for (Mistral, Qwen2 and Qwen3 configs run as "llama"). */
 export type ModelType = "bloom" | "llama";
 
-/** Stable error codes raised by every `BlockRuntime` / `ClientHead` implementation. */
-export const RuntimeErrorCodes = {
-  /** The KV cache budget cannot hold the requested `batch × maxLength × blocks` tokens. */
-  CACHE_FULL: "CACHE_FULL",
-  /** The session id is not open (never opened, closed, or expired). */
-  UNKNOWN_SESSION: "UNKNOWN_SESSION",
-  /** Malformed input: wrong shape or hidden size, NaN/Inf values, bad hypoIds or startFromPosition. */
-  BAD_INPUT: "BAD_INPUT",
-  /** The step would take the session past its `maxLength` (or a forward past the runtime's limit). */
-  TOO_LONG: "TOO_LONG",
-  /** The requested span `[start, end)` is not inside the served span. */
-  BAD_SPAN: "BAD_SPAN",
-  /** The runtime is stopped, or was not started. */
-  NOT_RUNNING: "NOT_RUNNING",
-  /** A throughput measurement was asked for with impossible options (lib/node/span_speed.ts). */
-  BAD_MEASUREMENT: "BAD_MEASUREMENT",
-  /** CPU_PINNING names CPUs this process may not use, or too few, or pinning is unsupported here. */
-  BAD_PINNING: "BAD_PINNING",
-  /** The model type or a config feature is not supported. */
-  UNSUPPORTED_MODEL: "UNSUPPORTED_MODEL",
-  /** A checkpoint file is missing, truncated or inconsistent. */
-  BAD_CHECKPOINT: "BAD_CHECKPOINT",
-  /** onnxruntime or the worker failed unexpectedly, or onnxruntime refused a graph (the message names the op). */
-  ENGINE_FAILED: "ENGINE_FAILED",
-  /** A direct path was asked of a runtime started without a direct-path listener. */
-  NO_DIRECT: "NO_DIRECT",
-} as const;
-export type RuntimeErrorCode = typeof RuntimeErrorCodes[keyof typeof RuntimeErrorCodes];
+/**
+ * The codes every `BlockRuntime` / `ClientHead` implementation raises; their meanings are in the
+ * registry (`ERROR_CODES`, lib/error_codes.ts).
+ */
+export type RuntimeErrorCode = Extract<
+  ErrorCode,
+  | "CACHE_FULL"
+  | "UNKNOWN_SESSION"
+  | "BAD_INPUT"
+  | "TOO_LONG"
+  | "BAD_SPAN"
+  | "NOT_RUNNING"
+  | "BAD_MEASUREMENT"
+  | "BAD_PINNING"
+  | "UNSUPPORTED_MODEL"
+  | "BAD_CHECKPOINT"
+  | "ENGINE_FAILED"
+  | "NO_DIRECT"
+>;
 
 /** A float32 tensor of hidden states, row-major, shape `[B, T, H]`. */
 export interface HiddenStates {

@@ -3,7 +3,7 @@
  * so typed RuntimeErrors survive the thread boundary.
  * @module
  */
-import { PlumiseError, RuntimeError } from "../errors.ts";
+import { type ErrorCode, PlumiseError, RuntimeError } from "../errors.ts";
 import type { EngineLoadRequest, EngineTensor } from "./engine_types.ts";
 import type { DirectEnd, DirectListenOptions } from "./types.ts";
 import type { WireDType } from "../wire/mod.ts";
@@ -58,7 +58,7 @@ export type WorkerOp = WorkerRequest["op"];
 
 export interface SerializedError {
   name: string;
-  code: string;
+  code: ErrorCode;
   message: string;
   hint: string;
   details: Record<string, unknown>;

@@ -8,7 +8,7 @@ import type { BlockRuntime, DirectServing } from "../runtime/types.ts";
 import type { Logger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
 import { timeoutSignal, untilAborted } from "../util/abort.ts";
-import { type ErrorCode, protocolError, tensor, type WireMessage } from "../wire/mod.ts";
+import { protocolError, type ProtocolErrorCode, tensor, type WireMessage } from "../wire/mod.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import type { ManagedSession, SessionManager } from "./session_manager.ts";
 import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
@@ -39,7 +39,7 @@ export interface HandlerDeps {
 /** Writes an error frame, then closes; never throws. */
 export async function replyError(
   channel: FrameChannel,
-  code: ErrorCode,
+  code: ProtocolErrorCode,
   message: string,
   extra: { hint?: string; stepId?: number } = {},
   writeMs = 5_000,

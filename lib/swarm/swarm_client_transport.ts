@@ -8,7 +8,7 @@
  * @module
  */
 import type { HiddenStates } from "../runtime/types.ts";
-import { SwarmError } from "../errors.ts";
+import { isErrorCode, SwarmError } from "../errors.ts";
 import { timeoutSignal } from "../util/abort.ts";
 import {
   connectDirect,
@@ -51,10 +51,16 @@ export function remoteError(msg: WireMessage | null, expected: MessageType): Swa
     });
   }
   if (msg.type === "error") {
-    return new SwarmError(msg.code, `server replied ${msg.code}: ${msg.message}`, {
-      hint: msg.hint || "route to another server",
-      details: { remote: true, stepId: msg.stepId },
-    });
+    // a code this version does not know (a newer peer's) is kept in details, under REMOTE_ERROR
+    const code = msg.code;
+    return new SwarmError(
+      isErrorCode(code) ? code : "REMOTE_ERROR",
+      `server replied ${code}: ${msg.message}`,
+      {
+        hint: msg.hint || "route to another server",
+        details: { remote: true, stepId: msg.stepId, ...(isErrorCode(code) ? {} : { remoteCode: code }) },
+      },
+    );
   }
   return new SwarmError("BAD_FRAME", `server replied ${msg.type}, expected ${expected}`, {
     hint: "the server speaks another protocol version",

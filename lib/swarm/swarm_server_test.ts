@@ -160,7 +160,7 @@ async function rebalanceSwarm(pinnedD = false, settleMs = 300) {
     "every server sees 3 online",
   );
   const mover = (s: SwarmServer, fail?: string) => async (span: { start: number; end: number }) => {
-    if (fail) throw new SwarmError("TEST", fail);
+    if (fail) throw new SwarmError("INTERNAL", fail);
     const rt = new FakeBackend({ modelId: "fake/model", numBlocks: 8, ...span });
     await rt.start();
     runtimes.push(rt);

@@ -1,11 +1,12 @@
 /**
- * Stable error codes of the swarm protocols, sent in `error` frames. They never change
- * once released; a peer that receives an unknown code treats it like `INTERNAL`.
+ * The error codes of the swarm protocols, sent in `error` frames: a subset of the registry
+ * (`ERROR_CODES`, lib/error_codes.ts). They never change once released; a client keeps a code it does
+ * not know under `REMOTE_ERROR` (the raw code in `details.remoteCode`).
  * @module
  */
-import { PlumiseError, WireError } from "../errors.ts";
+import { type ErrorCode, PlumiseError, WireError } from "../errors.ts";
 
-export const ERROR_CODES = [
+export const PROTOCOL_ERROR_CODES = [
   "BAD_FRAME",
   "TOO_LARGE",
   "WRONG_MODEL",
@@ -15,27 +16,27 @@ export const ERROR_CODES = [
   "TIMEOUT",
   "INTERNAL",
   "BUSY",
-] as const;
-export type ErrorCode = typeof ERROR_CODES[number];
+] as const satisfies readonly ErrorCode[];
+export type ProtocolErrorCode = typeof PROTOCOL_ERROR_CODES[number];
 
 /** True for one of the stable protocol codes. */
-export function isErrorCode(code: unknown): code is ErrorCode {
-  return typeof code === "string" && (ERROR_CODES as readonly string[]).includes(code);
+export function isProtocolErrorCode(code: unknown): code is ProtocolErrorCode {
+  return typeof code === "string" && (PROTOCOL_ERROR_CODES as readonly string[]).includes(code);
 }
 
 /** The protocol code to answer with for any thrown value (`INTERNAL` when it is not one of ours). */
-export function errorCodeOf(err: unknown): ErrorCode {
-  if (err instanceof PlumiseError && isErrorCode(err.code)) return err.code;
+export function errorCodeOf(err: unknown): ProtocolErrorCode {
+  if (err instanceof PlumiseError && isProtocolErrorCode(err.code)) return err.code;
   if (err instanceof PlumiseError && err.code === "TIMEOUT") return "TIMEOUT";
   return "INTERNAL";
 }
 
 /** A `WireError` carrying a protocol code (what handlers throw to answer with an error frame). */
-export function protocolError(code: ErrorCode, message: string, hint?: string): WireError {
+export function protocolError(code: ProtocolErrorCode, message: string, hint?: string): WireError {
   return new WireError(code, message, { hint: hint ?? defaultHint(code) });
 }
 
-function defaultHint(code: ErrorCode): string {
+function defaultHint(code: ProtocolErrorCode): string {
   switch (code) {
     case "BAD_FRAME":
       return "the peer sent a malformed or out-of-order message; check protocol versions";
@@ -59,20 +60,16 @@ function defaultHint(code: ErrorCode): string {
 }
 
 /** The protocol code for any error a handler caught (runtime and timeout codes mapped). */
-export function toProtocolCode(err: unknown): ErrorCode {
+export function toProtocolCode(err: unknown): ProtocolErrorCode {
   if (err instanceof PlumiseError) {
-    if (isErrorCode(err.code)) return err.code;
+    if (isProtocolErrorCode(err.code)) return err.code;
     switch (err.code) {
-      case "CACHE_FULL":
-        return "CACHE_FULL";
       case "BAD_SPAN":
         return "SPAN_NOT_SERVED";
       case "BAD_INPUT":
       case "TOO_LONG":
       case "UNKNOWN_SESSION":
         return "BAD_FRAME";
-      case "TIMEOUT":
-        return "TIMEOUT";
     }
   }
   if (err instanceof Error && (err.name === "AbortError" || err.name === "TimeoutError")) return "TIMEOUT";

@@ -1,16 +1,16 @@
 import assert from "node:assert/strict";
-import { RuntimeError, TimeoutError, WireError } from "../errors.ts";
+import { type ErrorCode, RuntimeError, TimeoutError, WireError } from "../errors.ts";
 import {
-  ERROR_CODES,
   errorCodeOf,
-  isErrorCode,
+  isProtocolErrorCode,
+  PROTOCOL_ERROR_CODES,
   protocolError,
   protocolMessage,
   toProtocolCode,
 } from "./error_codes.ts";
 
 Deno.test("error codes: stable list, mapping of thrown values", () => {
-  assert.deepEqual([...ERROR_CODES], [
+  assert.deepEqual([...PROTOCOL_ERROR_CODES], [
     "BAD_FRAME",
     "TOO_LARGE",
     "WRONG_MODEL",
@@ -21,11 +21,12 @@ Deno.test("error codes: stable list, mapping of thrown values", () => {
     "INTERNAL",
     "BUSY",
   ]);
-  assert.ok(isErrorCode("CACHE_FULL"));
-  assert.ok(!isErrorCode("cache_full"));
+  assert.ok(isProtocolErrorCode("CACHE_FULL"));
+  assert.ok(!isProtocolErrorCode("cache_full"));
+  assert.ok(!isProtocolErrorCode("NO_PEERS"), "a registry code that never travels in error frames");
   assert.equal(errorCodeOf(new WireError("TOO_LARGE", "x")), "TOO_LARGE");
   assert.equal(errorCodeOf(new TimeoutError("slow")), "TIMEOUT");
-  assert.equal(errorCodeOf(new RuntimeError("ORT_FAILED", "boom")), "INTERNAL");
+  assert.equal(errorCodeOf(new RuntimeError("ENGINE_FAILED", "boom")), "INTERNAL");
   assert.equal(errorCodeOf(new Error("plain")), "INTERNAL");
   const e = protocolError("SPAN_NOT_SERVED", "blocks 3..9 not served");
   assert.equal(e.code, "SPAN_NOT_SERVED");
@@ -33,14 +34,14 @@ Deno.test("error codes: stable list, mapping of thrown values", () => {
 });
 
 Deno.test("error codes: toProtocolCode maps runtime, timeout and abort errors; protocolMessage caps", () => {
-  const rt = (code: string) => toProtocolCode(new RuntimeError(code, `runtime ${code}`));
+  const rt = (code: ErrorCode) => toProtocolCode(new RuntimeError(code, `runtime ${code}`));
   assert.equal(rt("BAD_SPAN"), "SPAN_NOT_SERVED");
   assert.equal(rt("BAD_INPUT"), "BAD_FRAME");
   assert.equal(rt("TOO_LONG"), "BAD_FRAME");
   assert.equal(rt("UNKNOWN_SESSION"), "BAD_FRAME");
   assert.equal(rt("CACHE_FULL"), "CACHE_FULL");
   assert.equal(rt("TIMEOUT"), "TIMEOUT");
-  assert.equal(rt("ORT_FAILED"), "INTERNAL");
+  assert.equal(rt("ENGINE_FAILED"), "INTERNAL");
   assert.equal(rt("NOT_RUNNING"), "INTERNAL");
   // protocol codes pass through unchanged
   assert.equal(toProtocolCode(protocolError("SESSION_LIMIT", "full")), "SESSION_LIMIT");

@@ -20,7 +20,7 @@
  * NAT (reachability, hole punching; `opened.punch` offers a punch): see nat_messages.ts
  * @module
  */
-import type { ErrorCode } from "./error_codes.ts";
+import type { ProtocolErrorCode } from "./error_codes.ts";
 import { type SignedRecordWire, validateSignedRecordWire } from "./swarm_record.ts";
 import type { Tensor, WireDType } from "./tensor_codec.ts";
 import { WIRE_DTYPES } from "./tensor_codec.ts";
@@ -163,8 +163,8 @@ export interface CloseMessage {
 }
 export interface ErrorMessage {
   type: "error";
-  /** One of ERROR_CODES; unknown codes from newer peers are kept as-is. */
-  code: ErrorCode | string;
+  /** One of PROTOCOL_ERROR_CODES; a newer peer's unknown code is kept as-is (clients raise it as REMOTE_ERROR). */
+  code: ProtocolErrorCode | string;
   message: string;
   hint?: string;
   stepId?: number;

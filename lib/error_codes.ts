@@ -55,7 +55,8 @@ export const ERROR_CODES = {
   BAD_PINNING: "CPU_PINNING names CPUs this process may not use, too few of them, or pinning is unsupported",
   UNSUPPORTED_MODEL: "the model type or a feature of its config is not supported",
   BAD_CHECKPOINT: "a checkpoint file is missing, truncated or inconsistent",
-  ENGINE_FAILED: "onnxruntime or the runtime worker failed (a bug, out of memory, or a graph onnxruntime refused)",
+  ENGINE_FAILED:
+    "onnxruntime or the runtime worker failed (a bug, out of memory, or a graph onnxruntime refused)",
   NO_DIRECT: "a direct path was asked of a runtime started without a direct-path listener",
 
   // ── the model hub (HubError) ──

@@ -7,7 +7,7 @@
  * @module
  */
 import type { PushReply, RemoteSpanSession, SpanLinks, SpanTransport } from "../lib/swarm/client/types.ts";
-import { sleep } from "../lib/util/abort.ts";
+import { type AbortOptions, sleep } from "../lib/util/abort.ts";
 
 /**
  * Wraps `inner` so that each client ↔ server message takes `oneWayMs` more (`wait` does the
@@ -16,12 +16,12 @@ import { sleep } from "../lib/util/abort.ts";
 export function delayedTransport(
   inner: SpanTransport,
   oneWayMs: number,
-  wait: (ms: number, signal?: AbortSignal) => Promise<void> = sleep,
+  wait: (ms: number, options?: AbortOptions) => Promise<void> = sleep,
 ): SpanTransport {
   if (!(Number.isFinite(oneWayMs) && oneWayMs >= 0)) {
     throw new RangeError(`oneWayMs must be a finite number ≥ 0, got ${oneWayMs}`);
   }
-  const go = (signal?: AbortSignal) => oneWayMs > 0 ? wait(oneWayMs, signal) : Promise.resolve();
+  const go = (signal?: AbortSignal) => oneWayMs > 0 ? wait(oneWayMs, { signal }) : Promise.resolve();
   /** A request and its reply: one delay each way. */
   const roundTrip = async <T>(signal: AbortSignal | undefined, f: () => Promise<T>): Promise<T> => {
     await go(signal);
@@ -33,8 +33,8 @@ export function delayedTransport(
     const links = remote.links;
     const delayedLinks: SpanLinks | undefined = links && {
       local: links.local,
-      accept: (signal) => roundTrip(signal, () => links.accept(signal)),
-      pushTo: (ticket, signal) => roundTrip(signal, () => links.pushTo(ticket, signal)),
+      accept: (options) => roundTrip(options?.signal, () => links.accept(options)),
+      pushTo: (ticket, options) => roundTrip(options?.signal, () => links.pushTo(ticket, options)),
       lost: (ticket) => links.lost(ticket),
       async send(hidden, options) {
         await go(options.signal);
@@ -53,11 +53,12 @@ export function delayedTransport(
     };
   };
   return {
-    openInference: (server, request, signal) =>
-      roundTrip(signal, async () => wrap(await inner.openInference(server, request, signal))),
-    forward: (server, request, signal) => roundTrip(signal, () => inner.forward(server, request, signal)),
+    openInference: (server, request, options) =>
+      roundTrip(options?.signal, async () => wrap(await inner.openInference(server, request, options))),
+    forward: (server, request, options) =>
+      roundTrip(options?.signal, () => inner.forward(server, request, options)),
     ...(inner.ping
-      ? { ping: async (server, signal) => (await inner.ping!(server, signal)) + 2 * oneWayMs }
+      ? { ping: async (server, options) => (await inner.ping!(server, options)) + 2 * oneWayMs }
       : {}),
   };
 }

@@ -34,7 +34,7 @@ Deno.test("VERIFY_ON_CHAIN: attestations are bounded and go after heartbeats; dr
   const { logger, records } = memoryLogger("info");
   const part = await createChainPart(config, metrics, logger);
   try {
-    await part.start(new AbortController().signal);
+    await part.start({ signal: new AbortController().signal });
     await waitFor(() => part.agent.status().lastHeartbeatTx, { what: "the first heartbeat" });
     await chain.rpc("evm_setAutomine", [false]);
 

@@ -31,12 +31,12 @@ Deno.test({
       const config = offlineConfig(root, ckpt.dir, 0);
       const signal = new AbortController().signal;
       const part = createRuntimePart(config, silentLogger);
-      assert.equal(await part.totalBlocks(signal), 4);
+      assert.equal(await part.totalBlocks({ signal }), 4);
       assert.equal(part.figures(), undefined);
-      await part.load({ start: 1, end: 3 }, signal);
+      await part.load({ start: 1, end: 3 }, { signal });
       const info = part.blocks().info();
       assert.deepEqual([info.start, info.end], [1, 3]);
-      const tp = await part.throughput(signal);
+      const tp = await part.throughput({ signal });
       assert.ok(tp > 0);
       const measured = part.announced();
       assert.ok(measured.inferenceRps > 0 && measured.forwardRps > 0);
@@ -57,11 +57,11 @@ Deno.test({
         JSON.stringify({ [Object.keys(cache)[0]]: { ...measured, throughput: 123.5 } }),
       );
       const again = createRuntimePart(config, silentLogger);
-      await again.load({ start: 1, end: 3 }, signal);
-      assert.equal(await again.throughput(signal), 123.5);
+      await again.load({ start: 1, end: 3 }, { signal });
+      assert.equal(await again.throughput({ signal }), 123.5);
 
       // `measure` (what `plumise bench` runs) measures again despite the cache and replaces its entry.
-      const m = await again.measure(signal);
+      const m = await again.measure({ signal });
       assert.ok(m.speed.hotStepMs > 0 && m.speed.pipelinedStepMs > 0 && m.speed.gapMs >= 1);
       assert.equal(
         m.speed.decodeStepsPerSecond,
@@ -100,12 +100,12 @@ Deno.test({
       const config = offlineConfig(root, ckpt.dir, port);
       const signal = new AbortController().signal;
       const part = createRuntimePart(config, silentLogger);
-      await part.load({ start: 0, end: 2 }, signal);
+      await part.load({ start: 0, end: 2 }, { signal });
       assert.equal(part.blocks().info().directPort, port);
 
       // a second node on the same port fails at once with a clear error
       const other = createRuntimePart(config, silentLogger);
-      await assert.rejects(other.load({ start: 2, end: 4 }, signal), (err: unknown) => {
+      await assert.rejects(other.load({ start: 2, end: 4 }, { signal }), (err: unknown) => {
         assert.ok(err instanceof PlumiseError);
         assert.equal(err.code, "DIRECT_PORT_IN_USE");
         assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
@@ -114,7 +114,7 @@ Deno.test({
       });
 
       // rebalancing: the new span loads while the old one still holds the port
-      const release = await part.swap({ start: 2, end: 4 }, signal);
+      const release = await part.swap({ start: 2, end: 4 }, { signal });
       const moved = part.blocks().info();
       assert.deepEqual([moved.start, moved.end], [2, 4]);
       assert.ok(moved.directPort !== undefined && moved.directPort !== port, `moved to ${moved.directPort}`);
@@ -123,7 +123,7 @@ Deno.test({
 
       // off: no listener, no offers
       const off = createRuntimePart({ ...config, directPort: -1 }, silentLogger);
-      await off.load({ start: 0, end: 2 }, signal);
+      await off.load({ start: 0, end: 2 }, { signal });
       assert.equal(off.blocks().info().directPort, undefined);
       await off.stop();
     } finally {

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Wallet } from "ethers";
 import { ApiHandler } from "../lib/api/api_handler.ts";
-import { FakeGenerator } from "../lib/api/_fake_generator.ts";
+import { FakeGenerator } from "../lib/testing/mod.ts";
 import { GatewayRelay, type GatewayRelayOptions } from "../lib/api/gateway_relay.ts";
 import { Metrics } from "../lib/util/metrics.ts";
 import { GatewayRelayStub } from "./helpers/gateway_relay_stub.ts";

@@ -21,7 +21,7 @@ export function chatRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
     const slot = d.slots.take();
     const { signal, release } = slot;
     try {
-      await d.generator.prepare?.(signal);
+      await d.generator.prepare?.({ signal });
       const info = d.generator.info();
       const prompt = renderChatPrompt(req.messages, info, req.templateKwargs);
       const params = fitContext(d.generator, prompt, req.params, "max_tokens", d.log);
@@ -33,7 +33,7 @@ export function chatRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
         completion_tokens: n,
         total_tokens: promptTokens + n,
       });
-      const run = startRun(d.generator, prompt, params, req.stop, signal);
+      const run = startRun(d.generator, prompt, params, req.stop, { signal });
       if (!req.stream) {
         await completeRun(run, release);
         countTokens(d.metrics, run.state.tokens);

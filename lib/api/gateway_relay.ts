@@ -161,7 +161,7 @@ export class GatewayRelay {
       } else this.#log.warn("gateway relay connection lost; reconnecting", { why, inMs: wait });
       this.#set("waiting", why);
       this.#reconnects++;
-      await sleep(wait, this.#stop.signal).catch(() => {});
+      await sleep(wait, { signal: this.#stop.signal }).catch(() => {});
     }
   }
 

@@ -21,14 +21,14 @@ export function generateRoute(d: RouteDeps): (c: ApiContext) => Promise<Response
     const slot = d.slots.take();
     const { signal, release } = slot;
     try {
-      await d.generator.prepare?.(signal);
+      await d.generator.prepare?.({ signal });
       // The gateway's chat turns go through the model's own chat template when it has one.
       const info = d.generator.info();
       const prompt = req.messages && (info.chatTemplate || req.inputs === undefined)
         ? renderChatPrompt(req.messages, info)
         : req.inputs!;
       const params = fitContext(d.generator, prompt, req.params, "parameters.max_new_tokens", d.log);
-      const run = startRun(d.generator, prompt, params, req.stop, signal);
+      const run = startRun(d.generator, prompt, params, req.stop, { signal });
       if (!req.stream) {
         await completeRun(run, release);
         countTokens(d.metrics, run.state.tokens);

@@ -23,12 +23,12 @@ export function startRun(
   prompt: string,
   params: GenerationParams,
   stops: readonly string[],
-  signal: AbortSignal,
+  { signal }: { signal: AbortSignal },
 ): Run {
   const state = { tokens: 0, text: "", finishReason: "stop" as FinishReason };
   async function* pieces(): AsyncGenerator<string, void, void> {
     const scanner = new StopScanner(stops);
-    const it = generator.generate(prompt, params, signal)[Symbol.asyncIterator]();
+    const it = generator.generate(prompt, params, { signal })[Symbol.asyncIterator]();
     let exhausted = false;
     try {
       while (state.tokens < params.maxNewTokens) {

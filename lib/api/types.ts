@@ -59,11 +59,15 @@ export interface Generator {
    * The API awaits it before `info()`'s template/limits, `countTokens` and `generate` are used for
    * a request; a failure answers that request (503 for `UnavailableError`/`SwarmError`).
    */
-  prepare?(signal: AbortSignal): Promise<void>;
+  prepare?(options: { signal: AbortSignal }): Promise<void>;
   info(): GeneratorInfo;
   /** Number of tokens of `text` after tokenization (for `usage.prompt_tokens`). */
   countTokens(text: string): number;
-  generate(prompt: string, params: GenerationParams, signal: AbortSignal): AsyncIterable<GeneratedToken>;
+  generate(
+    prompt: string,
+    params: GenerationParams,
+    options: { signal: AbortSignal },
+  ): AsyncIterable<GeneratedToken>;
 }
 
 /** Swarm coverage summary shown by `/health`. */

@@ -15,7 +15,7 @@ export interface PeriodicTaskOptions {
   intervalMs: number;
   /** Delay before the first run (default: intervalMs). */
   initialDelayMs?: number;
-  run: (signal: AbortSignal) => Promise<void>;
+  run: (options: { signal: AbortSignal }) => Promise<void>;
   logger: Logger;
   backoff?: BackoffOptions;
 }
@@ -38,7 +38,7 @@ export class PeriodicTask {
   start(): void {
     if (this.#loop) return;
     this.#controller = new AbortController();
-    this.#loop = this.#run(this.#controller.signal);
+    this.#loop = this.#run({ signal: this.#controller.signal });
   }
 
   async stop(): Promise<void> {
@@ -46,7 +46,7 @@ export class PeriodicTask {
     await this.#loop;
   }
 
-  async #run(signal: AbortSignal): Promise<void> {
+  async #run({ signal }: { signal: AbortSignal }): Promise<void> {
     const { name, intervalMs, logger } = this.#o;
     const backoff = new Backoff({
       initialMs: Math.min(5000, intervalMs),
@@ -56,13 +56,13 @@ export class PeriodicTask {
     let delay = this.#o.initialDelayMs ?? intervalMs;
     while (!signal.aborted) {
       try {
-        await sleep(delay, signal);
+        await sleep(delay, { signal });
       } catch {
         break;
       }
       try {
         this.runs++;
-        await this.#o.run(signal);
+        await this.#o.run({ signal });
         backoff.reset();
         this.#lastRefusal = "";
         delay = intervalMs;

@@ -91,7 +91,7 @@ export async function checkRegistration(
   }
   if (options.registry) {
     return {
-      registered: await options.registry.isRegistered(address, options.signal),
+      registered: await options.registry.isRegistered(address, { signal: options.signal }),
       source: "agentRegistry",
       agentMethods: false,
     };

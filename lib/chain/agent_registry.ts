@@ -3,6 +3,7 @@
  * getAgent ABI, decoded defensively.
  * @module
  */
+import type { AbortOptions } from "../util/abort.ts";
 import { getAddress, Interface, isAddress } from "ethers";
 import abi from "../../contracts/abi/AgentRegistry.json" with { type: "json" };
 import { ChainError, ConfigError } from "../errors.ts";
@@ -39,7 +40,7 @@ export class AgentRegistryReader {
     this.#provider = provider;
   }
 
-  async #call(fn: string, args: unknown[], signal?: AbortSignal) {
+  async #call(fn: string, args: unknown[], { signal }: AbortOptions = {}) {
     const out = await this.#provider.call({ to: this.address, data: iface.encodeFunctionData(fn, args) }, {
       signal,
     });
@@ -57,16 +58,16 @@ export class AgentRegistryReader {
     }
   }
 
-  async isRegistered(agent: string, signal?: AbortSignal): Promise<boolean> {
-    return Boolean((await this.#call("isRegistered", [agent], signal))[0]);
+  async isRegistered(agent: string, { signal }: AbortOptions = {}): Promise<boolean> {
+    return Boolean((await this.#call("isRegistered", [agent], { signal }))[0]);
   }
 
-  async isActive(agent: string, signal?: AbortSignal): Promise<boolean> {
-    return Boolean((await this.#call("isActive", [agent], signal))[0]);
+  async isActive(agent: string, { signal }: AbortOptions = {}): Promise<boolean> {
+    return Boolean((await this.#call("isActive", [agent], { signal }))[0]);
   }
 
-  async getAgent(agent: string, signal?: AbortSignal): Promise<AgentRecord> {
-    const r = await this.#call("getAgent", [agent], signal);
+  async getAgent(agent: string, { signal }: AbortOptions = {}): Promise<AgentRecord> {
+    const r = await this.#call("getAgent", [agent], { signal });
     const status = Number(r[5]);
     return {
       wallet: String(r[0]),

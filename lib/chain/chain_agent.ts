@@ -125,7 +125,7 @@ export class ChainAgent implements ChainAgentHandle {
     this.#started = true;
     this.#setState("starting");
     try {
-      await this.#connect(this.#controller.signal);
+      await this.#connect({ signal: this.#controller.signal });
     } catch (err) {
       if (err instanceof ConfigError) {
         this.#setState("stopped");
@@ -138,17 +138,17 @@ export class ChainAgent implements ChainAgentHandle {
         rpcUrl: this.provider.displayUrl,
         error: errorMessage(err),
       });
-      this.#background = this.#retryConnect(this.#controller.signal);
+      this.#background = this.#retryConnect({ signal: this.#controller.signal });
     }
   }
 
-  async #retryConnect(signal: AbortSignal): Promise<void> {
+  async #retryConnect({ signal }: { signal: AbortSignal }): Promise<void> {
     const backoff = new Backoff({ initialMs: 2000, maxMs: 300_000, ...this.#o.retryBackoff });
     while (!signal.aborted) {
       const delay = backoff.next();
       try {
-        await sleep(delay, signal);
-        await this.#connect(signal);
+        await sleep(delay, { signal });
+        await this.#connect({ signal });
         this.#logger.info("chain reachable again: online", { rpcUrl: this.provider.displayUrl });
         return;
       } catch (err) {
@@ -166,7 +166,7 @@ export class ChainAgent implements ChainAgentHandle {
     }
   }
 
-  async #connect(signal: AbortSignal): Promise<void> {
+  async #connect({ signal }: { signal: AbortSignal }): Promise<void> {
     const pre = await preflight({
       provider: this.provider,
       address: this.queue.address,
@@ -219,7 +219,7 @@ export class ChainAgent implements ChainAgentHandle {
       name: "auto-claim",
       intervalMs: this.#o.claimIntervalMs ?? autoClaimIntervalMs(this.#o.reportInterval),
       logger: this.#logger,
-      run: async (signal) => {
+      run: async ({ signal }) => {
         const outcome = await claimIfDue({
           pool: this.pool,
           queue: this.queue,

@@ -3,6 +3,7 @@
  * (default 300 s), the first one right after start.
  * @module
  */
+import type { AbortOptions } from "../util/abort.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import { PeriodicTask } from "./_periodic_task.ts";
 import type { TxQueue, TxResult } from "./tx_queue.ts";
@@ -12,7 +13,7 @@ export const HEARTBEAT_GAS = 100_000n;
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 300_000;
 
 /** Sends one heartbeat tx and waits for its receipt. */
-export function sendHeartbeat(queue: TxQueue, signal?: AbortSignal): Promise<TxResult> {
+export function sendHeartbeat(queue: TxQueue, { signal }: AbortOptions = {}): Promise<TxResult> {
   return queue.send(
     { to: AGENT_HEARTBEAT_ADDRESS, data: "0x", gasLimit: HEARTBEAT_GAS, label: "heartbeat" },
     { signal },
@@ -38,8 +39,8 @@ export class HeartbeatLoop {
       intervalMs: options.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
       initialDelayMs: options.initialDelayMs ?? 0,
       logger,
-      run: async (signal) => {
-        const r = await sendHeartbeat(options.queue, signal);
+      run: async ({ signal }) => {
+        const r = await sendHeartbeat(options.queue, { signal });
         logger.debug("heartbeat sent", { tx: r.hash });
         options.onHeartbeat?.(r);
       },

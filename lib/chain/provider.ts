@@ -88,7 +88,7 @@ export class ChainProvider {
       return await withTimeout(
         options.timeoutMs ?? this.#timeoutMs,
         () => this.provider.send(method, params) as Promise<T>,
-        options.signal,
+        { signal: options.signal },
       );
     } catch (err) {
       throw toChainError(err, method, this.displayUrl);

@@ -3,6 +3,7 @@
  * claim when `pending ≥ threshold` **and** `pending > 0`.
  * @module
  */
+import type { AbortOptions } from "../util/abort.ts";
 import { getAddress, Interface, isAddress } from "ethers";
 import abi from "../../contracts/abi/RewardPool.json" with { type: "json" };
 import { ChainError, ConfigError } from "../errors.ts";
@@ -37,7 +38,7 @@ export class RewardPool {
     this.#provider = provider;
   }
 
-  async #read(fn: string, args: unknown[], signal?: AbortSignal): Promise<bigint | boolean> {
+  async #read(fn: string, args: unknown[], { signal }: AbortOptions = {}): Promise<bigint | boolean> {
     const out = await this.#provider.call({ to: this.address, data: iface.encodeFunctionData(fn, args) }, {
       signal,
     });
@@ -55,16 +56,16 @@ export class RewardPool {
     }
   }
 
-  async pendingReward(agent: string, signal?: AbortSignal): Promise<bigint> {
-    return BigInt(await this.#read("getPendingReward", [agent], signal));
+  async pendingReward(agent: string, { signal }: AbortOptions = {}): Promise<bigint> {
+    return BigInt(await this.#read("getPendingReward", [agent], { signal }));
   }
 
-  async currentEpoch(signal?: AbortSignal): Promise<bigint> {
-    return BigInt(await this.#read("getCurrentEpoch", [], signal));
+  async currentEpoch({ signal }: AbortOptions = {}): Promise<bigint> {
+    return BigInt(await this.#read("getCurrentEpoch", [], { signal }));
   }
 
-  async epochDistributed(epoch: bigint, signal?: AbortSignal): Promise<boolean> {
-    return Boolean(await this.#read("epochDistributed", [epoch], signal));
+  async epochDistributed(epoch: bigint, { signal }: AbortOptions = {}): Promise<boolean> {
+    return Boolean(await this.#read("epochDistributed", [epoch], { signal }));
   }
 
   /** Calldata of `claimReward()`. */
@@ -113,7 +114,7 @@ export async function claimIfDue(options: {
 }): Promise<ClaimOutcome> {
   const logger = options.logger ?? silentLogger;
   const address = options.queue.address;
-  const pending = await options.pool.pendingReward(address, options.signal);
+  const pending = await options.pool.pendingReward(address, { signal: options.signal });
   if (pending === 0n) return { claimed: false, reason: "no pending reward", pendingWei: 0n };
   if (pending < options.thresholdWei) {
     return {

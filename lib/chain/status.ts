@@ -117,7 +117,7 @@ export async function gatherChainStatus(options: {
     let heartbeatAgeSeconds: StatusValue<number> = down("unavailable");
     let active: StatusValue<boolean> = down("unavailable");
     if (registry) {
-      const rec = await attempt(() => registry!.getAgent(options.address, signal), "agentRegistry");
+      const rec = await attempt(() => registry!.getAgent(options.address, { signal }), "agentRegistry");
       if (rec.ok) {
         heartbeatAgeSeconds = rec.value.lastHeartbeat > 0
           ? {
@@ -127,7 +127,7 @@ export async function gatherChainStatus(options: {
           }
           : down("no heartbeat yet");
       } else heartbeatAgeSeconds = rec;
-      active = await attempt(() => registry!.isActive(options.address, signal), "agentRegistry");
+      active = await attempt(() => registry!.isActive(options.address, { signal }), "agentRegistry");
     } else if (registryErr && !registryErr.ok) {
       active = registryErr;
     } else if (reg.ok && reg.value.agentMethods) {
@@ -160,10 +160,10 @@ export async function gatherChainStatus(options: {
     }
 
     const pendingRewardWei = pool
-      ? await attempt(async () => (await pool!.pendingReward(options.address, signal)).toString())
+      ? await attempt(async () => (await pool!.pendingReward(options.address, { signal })).toString())
       : poolErr as StatusValue<never>;
     const currentEpoch = pool
-      ? await attempt(async () => Number(await pool!.currentEpoch(signal)))
+      ? await attempt(async () => Number(await pool!.currentEpoch({ signal })))
       : poolErr as StatusValue<never>;
     return {
       agent: options.address,

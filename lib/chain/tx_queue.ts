@@ -18,7 +18,7 @@
  */
 import { keccak256, type Wallet } from "ethers";
 import { ChainError, errorMessage } from "../errors.ts";
-import { isAbort, sleep } from "../util/abort.ts";
+import { type AbortOptions, isAbort, sleep } from "../util/abort.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import { isAlreadyKnown, isNonceError, isNonceTooLow } from "./_rpc_errors.ts";
 import type { ChainProvider, TxReceipt } from "./provider.ts";
@@ -177,13 +177,13 @@ export class TxQueue {
     if (!job) return;
     if (job.onAbort) job.signal!.removeEventListener("abort", job.onAbort);
     this.#running = true;
-    this.#run(job.tx, job.signal).then(job.resolve, job.reject).finally(() => {
+    this.#run(job.tx, { signal: job.signal }).then(job.resolve, job.reject).finally(() => {
       this.#running = false;
       this.#pump();
     });
   }
 
-  async #run(tx: TxRequest, signal?: AbortSignal): Promise<TxResult> {
+  async #run(tx: TxRequest, { signal }: AbortOptions = {}): Promise<TxResult> {
     signal?.throwIfAborted();
     const key = actionKey(tx);
     const earlier = this.#tracked;
@@ -195,14 +195,14 @@ export class TxQueue {
         nonce: earlier.nonce,
         hash: earlier.hashes.at(-1),
       });
-      return await this.#finish(earlier, signal);
+      return await this.#finish(earlier, { signal });
     }
-    if (earlier) await this.#settle(earlier, tx.label, signal);
-    if (this.#o.simulate) await this.#simulate(tx, signal);
-    return await this.#finish(await this.#broadcastNew(tx, key, signal), signal);
+    if (earlier) await this.#settle(earlier, tx.label, { signal });
+    if (this.#o.simulate) await this.#simulate(tx, { signal });
+    return await this.#finish(await this.#broadcastNew(tx, key, { signal }), { signal });
   }
 
-  async #simulate(tx: TxRequest, signal?: AbortSignal): Promise<void> {
+  async #simulate(tx: TxRequest, { signal }: AbortOptions = {}): Promise<void> {
     try {
       await this.#o.provider.call(
         { to: tx.to, data: tx.data, from: this.address, gas: tx.gasLimit },
@@ -235,7 +235,7 @@ export class TxQueue {
   }
 
   /** Broadcasts `raw`; an "already known" reply means the node has it. Returns its hash. */
-  async #broadcast(raw: string, signal?: AbortSignal): Promise<string> {
+  async #broadcast(raw: string, { signal }: AbortOptions = {}): Promise<string> {
     const hash = keccak256(raw);
     try {
       const answered = await this.#o.provider.sendRaw(raw, { signal });
@@ -256,7 +256,7 @@ export class TxQueue {
   }
 
   /** Whether the node knows `hash` (false when it cannot be asked). */
-  async #known(hash: string, signal?: AbortSignal): Promise<boolean> {
+  async #known(hash: string, { signal }: AbortOptions = {}): Promise<boolean> {
     try {
       return await this.#o.provider.hasTransaction(hash, { signal });
     } catch {
@@ -264,7 +264,7 @@ export class TxQueue {
     }
   }
 
-  async #broadcastNew(tx: TxRequest, key: string, signal?: AbortSignal): Promise<Tracked> {
+  async #broadcastNew(tx: TxRequest, key: string, { signal }: AbortOptions = {}): Promise<Tracked> {
     const { provider, logger } = this.#o;
     for (let attempt = 1;; attempt++) {
       if (this.#nonce === undefined) this.#nonce = await provider.getNonce(this.address, { signal });
@@ -274,13 +274,13 @@ export class TxQueue {
       const raw = await this.#sign(tx, nonce, gasPrice);
       let hash: string;
       try {
-        hash = await this.#broadcast(raw, signal);
+        hash = await this.#broadcast(raw, { signal });
       } catch (err) {
         this.#nonce = undefined; // re-read on the next try / next tx
         hash = keccak256(raw);
         // The reply may be lost or misleading while the tx got through: ask by hash before
         // signing anything again (a second signature would be a second action).
-        if (isAbort(err) || signal?.aborted || !(await this.#known(hash, signal))) {
+        if (isAbort(err) || signal?.aborted || !(await this.#known(hash, { signal }))) {
           if (isNonceError(err) && attempt < this.#o.nonceRetries) {
             logger.debug("stale nonce, re-reading it", { label: tx.label, nonce, attempt });
             continue;
@@ -313,9 +313,9 @@ export class TxQueue {
   }
 
   /** Waits for `t`'s receipt and turns it into the send's result (or a ChainError). */
-  async #finish(t: Tracked, signal?: AbortSignal): Promise<TxResult> {
+  async #finish(t: Tracked, { signal }: AbortOptions = {}): Promise<TxResult> {
     const { label } = t.request;
-    const receipt = await this.#waitMined(t, label, signal);
+    const receipt = await this.#waitMined(t, label, { signal });
     if (!receipt) {
       throw new ChainError(
         "TX_DISPLACED",
@@ -351,8 +351,8 @@ export class TxQueue {
   }
 
   /** Waits for an earlier tx of another action (its nonce comes first) before `label` is sent. */
-  async #settle(t: Tracked, label: string, signal?: AbortSignal): Promise<void> {
-    const receipt = await this.#waitMined(t, label, signal);
+  async #settle(t: Tracked, label: string, { signal }: AbortOptions = {}): Promise<void> {
+    const receipt = await this.#waitMined(t, label, { signal });
     this.#o.logger.info(
       receipt
         ? `an earlier ${t.request.label} transaction was mined late`
@@ -366,15 +366,15 @@ export class TxQueue {
    * taken by a tx that is not one of them (returns undefined); re-sends it when stuck. Throws
    * RECEIPT_TIMEOUT after `receiptTimeoutMs` (for the send `label`), leaving `t` tracked.
    */
-  async #waitMined(t: Tracked, label: string, signal?: AbortSignal): Promise<TxReceipt | undefined> {
+  async #waitMined(t: Tracked, label: string, { signal }: AbortOptions = {}): Promise<TxReceipt | undefined> {
     const deadline = Date.now() + this.#o.receiptTimeoutMs;
     for (;;) {
-      const receipt = await this.#receiptOf(t, signal);
+      const receipt = await this.#receiptOf(t, { signal });
       if (receipt) return this.#untrack(t, receipt);
       if (Date.now() - t.lastSentAt >= this.#o.stuckAfterMs) {
-        const outcome = await this.#unstick(t, signal);
+        const outcome = await this.#unstick(t, { signal });
         if (outcome === "taken") {
-          const late = await this.#receiptOf(t, signal);
+          const late = await this.#receiptOf(t, { signal });
           this.#nonce = undefined;
           return this.#untrack(t, late ?? undefined);
         }
@@ -395,7 +395,7 @@ export class TxQueue {
           },
         );
       }
-      await sleep(this.#o.pollMs, signal);
+      await sleep(this.#o.pollMs, { signal });
     }
   }
 
@@ -404,7 +404,7 @@ export class TxQueue {
     return receipt;
   }
 
-  async #receiptOf(t: Tracked, signal?: AbortSignal): Promise<TxReceipt | null> {
+  async #receiptOf(t: Tracked, { signal }: AbortOptions = {}): Promise<TxReceipt | null> {
     for (const hash of [...t.hashes].reverse()) {
       const receipt = await this.#o.provider.getReceipt(hash, { signal });
       if (receipt) return receipt;
@@ -416,7 +416,7 @@ export class TxQueue {
    * `t` has had no receipt for `stuckAfterMs`: replaces it at its nonce with a fee bump (or the
    * market price), or broadcasts it again (it may have been dropped). "taken": the nonce is used.
    */
-  async #unstick(t: Tracked, signal?: AbortSignal): Promise<"resent" | "taken"> {
+  async #unstick(t: Tracked, { signal }: AbortOptions = {}): Promise<"resent" | "taken"> {
     const { provider, logger } = this.#o;
     const label = t.request.label;
     try {
@@ -426,7 +426,7 @@ export class TxQueue {
       if (t.bumps < this.#o.maxFeeBumps) price = maxOf(t.gasPrice + t.gasPrice / 4n + 1n, offer);
       else if (offer > t.gasPrice + t.gasPrice / 10n) price = offer;
       const raw = price === t.gasPrice ? t.raw : await this.#sign(t.request, t.nonce, price);
-      const hash = await this.#broadcast(raw, signal);
+      const hash = await this.#broadcast(raw, { signal });
       if (raw !== t.raw) {
         const previous = t.hashes.at(-1);
         t.hashes = [...t.hashes, hash].slice(-MAX_HASHES);

@@ -30,14 +30,18 @@ export function benchSpan(config: Config, totalBlocks: number): { start: number;
 }
 
 /** Loads the span, measures it, caches the figures, unloads. */
-export async function benchNode(config: Config, logger: Logger, signal: AbortSignal): Promise<BenchReport> {
+export async function benchNode(
+  config: Config,
+  logger: Logger,
+  { signal }: { signal: AbortSignal },
+): Promise<BenchReport> {
   // no direct port: a benchmark must not take the port a running `serve` holds
   const part = createRuntimePart({ ...config, directPort: -1 }, logger);
   try {
-    const totalBlocks = await part.totalBlocks(signal);
+    const totalBlocks = await part.totalBlocks({ signal });
     const span = benchSpan(config, totalBlocks);
-    await part.load(span, signal);
-    const m = await part.measure(signal);
+    await part.load(span, { signal });
+    const m = await part.measure({ signal });
     return {
       ...m,
       model: config.model,

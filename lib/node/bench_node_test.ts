@@ -35,7 +35,7 @@ Deno.test({
         DIRECT_PORT: String(port),
         PETALS_HOST: "127.0.0.1",
       });
-      const r = await benchNode(c, silentLogger, new AbortController().signal);
+      const r = await benchNode(c, silentLogger, { signal: new AbortController().signal });
       assert.deepEqual([r.start, r.end, r.totalBlocks, r.model], [1, 3, 3, ck.dir]);
       assert.ok(r.speed.hotStepMs > 0 && r.figures.throughput > 0);
       const cache = JSON.parse(await Deno.readTextFile(`${root}/data/throughput.json`));

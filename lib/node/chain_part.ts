@@ -59,7 +59,7 @@ export async function createChainPart(
   return {
     agent,
     address: agent.signer.address,
-    async preflight(signal) {
+    async preflight({ signal }) {
       try {
         await preflight({ provider: agent.provider, address: agent.signer.address, logger, signal });
       } catch (err) {

@@ -45,7 +45,7 @@ export async function runDoctor(config: Config, o: DoctorOptions = {}): Promise<
   checks.push(checkPort("direct", config.p2pHost, config.directPort));
   checks.push(checkPort("api", config.apiHost, config.apiPort));
   checks.push(await checkIdentity(config.identityPath));
-  checks.push(await checkReachabilityForDoctor(config, o.signal));
+  checks.push(await checkReachabilityForDoctor(config, { signal: o.signal }));
   if (!config.offline) {
     const w = o.wallet;
     if (!w) {

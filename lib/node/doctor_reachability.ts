@@ -5,6 +5,7 @@
  * through relays — unless it may not use any (RELAY_RESERVATIONS=0).
  * @module
  */
+import type { AbortOptions } from "../util/abort.ts";
 import type { Config } from "../config/types.ts";
 import { errorMessage } from "../errors.ts";
 import { checkReachability } from "../swarm/check_reachability.ts";
@@ -59,7 +60,10 @@ export function reachabilityCheck(config: Config, v: ReachabilityVerdict, port: 
 }
 
 /** Runs the check against the configured initial peers. Never throws. */
-export async function checkReachabilityForDoctor(config: Config, signal?: AbortSignal): Promise<DoctorCheck> {
+export async function checkReachabilityForDoctor(
+  config: Config,
+  { signal }: AbortOptions = {},
+): Promise<DoctorCheck> {
   if (config.initialPeers.length === 0) {
     return {
       name: "reachability",

@@ -11,7 +11,7 @@ import { UnavailableError } from "../errors.ts";
 export interface LazyGeneratorOptions {
   readonly model: string;
   /** Builds the real generator (and returns how to release it). */
-  build(signal: AbortSignal): Promise<{ generator: Generator; close?: () => Promise<void> }>;
+  build(options: { signal: AbortSignal }): Promise<{ generator: Generator; close?: () => Promise<void> }>;
   /** Whether the node can generate now (default: always). */
   readonly ready?: () => boolean;
 }
@@ -31,14 +31,14 @@ export class LazyGenerator implements Generator {
     return this.#built !== undefined;
   }
 
-  prepare(signal: AbortSignal): Promise<void> {
+  prepare({ signal }: { signal: AbortSignal }): Promise<void> {
     if (this.#closed) {
       return Promise.reject(
         new UnavailableError("SHUTTING_DOWN", "the node is shutting down", { hint: "retry on another node" }),
       );
     }
-    if (this.#built) return this.#built.generator.prepare?.(signal) ?? Promise.resolve();
-    this.#building ??= this.#o.build(signal).then(
+    if (this.#built) return this.#built.generator.prepare?.({ signal }) ?? Promise.resolve();
+    this.#building ??= this.#o.build({ signal }).then(
       (b) => {
         if (this.#closed) {
           void b.close?.();
@@ -64,8 +64,12 @@ export class LazyGenerator implements Generator {
     return this.#need().countTokens(text);
   }
 
-  generate(prompt: string, params: GenerationParams, signal: AbortSignal): AsyncIterable<GeneratedToken> {
-    return this.#need().generate(prompt, params, signal);
+  generate(
+    prompt: string,
+    params: GenerationParams,
+    { signal }: { signal: AbortSignal },
+  ): AsyncIterable<GeneratedToken> {
+    return this.#need().generate(prompt, params, { signal });
   }
 
   /** Releases the real generator (idempotent). */

@@ -18,9 +18,9 @@ Deno.test("LazyGenerator builds once on first prepare, shares concurrent builds,
   const signal = new AbortController().signal;
   assert.deepEqual(lazy.info(), { model: "m/x", ready: true });
   assert.throws(() => lazy.countTokens("a b"), UnavailableError);
-  await assert.rejects(lazy.prepare(signal), /no peers yet/);
+  await assert.rejects(lazy.prepare({ signal }), /no peers yet/);
   fail = false;
-  await Promise.all([lazy.prepare(signal), lazy.prepare(signal)]);
+  await Promise.all([lazy.prepare({ signal }), lazy.prepare({ signal })]);
   assert.equal(builds, 2, "one failed build, then one shared build");
   assert.equal(lazy.built, true);
   assert.equal(lazy.info().model, "test-org/tiny-model");
@@ -33,7 +33,7 @@ Deno.test("LazyGenerator builds once on first prepare, shares concurrent builds,
       topP: 1,
       repetitionPenalty: 1,
       doSample: false,
-    }, signal)
+    }, { signal })
   ) {
     text += t.text;
   }
@@ -41,5 +41,5 @@ Deno.test("LazyGenerator builds once on first prepare, shares concurrent builds,
   await lazy.close();
   await lazy.close();
   assert.equal(closed, 1);
-  await assert.rejects(lazy.prepare(signal), /shutting down/);
+  await assert.rejects(lazy.prepare({ signal }), /shutting down/);
 });

@@ -21,7 +21,7 @@ import { GatewayRelay } from "../api/gateway_relay.ts";
 import type { GeneratedToken, Generator, NodeStatus, NodeStatusSource } from "../api/types.ts";
 import type { Config } from "../config/types.ts";
 import { ConfigError, errorMessage, PlumiseError, UnavailableError } from "../errors.ts";
-import { untilAborted, withTimeout } from "../util/abort.ts";
+import { type AbortOptions, untilAborted, withTimeout } from "../util/abort.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
 import { type DataDirLock, lockDataDir } from "./data_dir_lock.ts";
@@ -136,8 +136,11 @@ export class PlumiseNode implements NodeStatusSource {
     this.#relay.start();
   }
 
-  /** Runs the start order. Throws (after tearing down what started) when a phase fails or `signal` aborts. */
-  async start(signal: AbortSignal = new AbortController().signal): Promise<void> {
+  /**
+   * Runs the start order. Throws (after tearing down what started) when a phase fails or
+   * `options.signal` aborts.
+   */
+  async start({ signal = new AbortController().signal }: AbortOptions = {}): Promise<void> {
     if (this.#state !== "idle") {
       throw new UnavailableError("NODE_STATE", `the node cannot start from state ${this.#state}`, {
         hint: "create a new node to start again",
@@ -170,7 +173,7 @@ export class PlumiseNode implements NodeStatusSource {
 
       const t = performance.now();
       this.#doing = "building the parts (wallet, peer identity)";
-      const parts = await this.#buildParts(signal);
+      const parts = await this.#buildParts({ signal });
       this.#parts = parts;
       this.#registerGauges(parts);
       log.info("parts ready", {
@@ -180,41 +183,41 @@ export class PlumiseNode implements NodeStatusSource {
       });
 
       if (parts.chain) {
-        await this.#phase("chain preflight", "checking the chain", () => parts.chain!.preflight(signal));
+        await this.#phase("chain preflight", "checking the chain", () => parts.chain!.preflight({ signal }));
       } else log.info("offline mode: no chain registration, heartbeat, rewards or Oracle reports");
 
       await this.#phase("swarm started", "starting the swarm", async () => {
         this.#started.swarm = true;
-        await parts.swarm.start(signal);
+        await parts.swarm.start({ signal });
       }, () => {
         const st = parts.swarm.status();
         return { peerId: st.peerId, addrs: st.addrs };
       });
 
       this.#doing = "choosing blocks";
-      const total = await parts.runtime.totalBlocks(signal);
-      const span = await parts.swarm.chooseSpan(total, signal);
+      const total = await parts.runtime.totalBlocks({ signal });
+      const span = await parts.swarm.chooseSpan(total, { signal });
       checkSpan(span, total);
       this.#span = span;
       log.info("blocks chosen", { start: span.start, end: span.end, totalBlocks: total });
 
       await this.#phase("announced joining", "announcing joining", async () => {
         this.#announced = true;
-        await parts.swarm.announce("joining", span, signal);
+        await parts.swarm.announce("joining", span, { signal });
       });
       await this.#phase("blocks loaded", `loading blocks ${span.start}:${span.end}`, async () => {
         this.#started.runtime = true;
-        await parts.runtime.load(span, signal);
+        await parts.runtime.load(span, { signal });
       }, () => ({ start: span.start, end: span.end, weights: this.config.weights }));
       let throughput = 0;
       await this.#phase("throughput ready", "measuring throughput", async () => {
-        throughput = await parts.runtime.throughput(signal);
+        throughput = await parts.runtime.throughput({ signal });
       }, () => ({ tokensPerSecond: Math.round(throughput * 10) / 10 }));
       await parts.swarm.serve(throughput);
       await this.#phase(
         "announced online",
         "announcing online",
-        () => parts.swarm.announce("online", span, signal),
+        () => parts.swarm.announce("online", span, { signal }),
       );
 
       if (parts.chain) {
@@ -223,7 +226,7 @@ export class PlumiseNode implements NodeStatusSource {
           await this.#phase(
             "chain agent started (registration checked, heartbeat and reward loops)",
             "starting the chain agent",
-            () => parts.chain!.start(signal),
+            () => parts.chain!.start({ signal }),
             () => ({ ...parts.chain!.status() }),
           );
         } catch (err) {
@@ -296,9 +299,13 @@ export class PlumiseNode implements NodeStatusSource {
     const p = this.#parts;
     const stepMs = this.#options.stopStepTimeoutMs ?? 5000;
     this.metrics.set("plumise_node_online", "1 while the node is online", 0);
-    const step = async (name: string, fn: (signal: AbortSignal) => Promise<void>, ms = stepMs) => {
+    const step = async (
+      name: string,
+      fn: (options: { signal: AbortSignal }) => Promise<void>,
+      ms = stepMs,
+    ) => {
       try {
-        await withTimeout(ms, fn);
+        await withTimeout(ms, (signal) => fn({ signal }));
         this.#log.info(name);
       } catch (err) {
         this.#log.warn(`${name} failed`, { error: errorMessage(err) });
@@ -355,7 +362,7 @@ export class PlumiseNode implements NodeStatusSource {
     this.#log.info(name, { ...fields?.(), ms: since(t) });
   }
 
-  async #buildParts(signal: AbortSignal): Promise<NodeParts> {
+  async #buildParts({ signal }: { signal: AbortSignal }): Promise<NodeParts> {
     const metrics = this.metrics;
     const logger = this.#options.logger ?? silentLogger;
     if (this.#options.parts) {
@@ -383,7 +390,7 @@ export class PlumiseNode implements NodeStatusSource {
       return g;
     };
     return {
-      prepare: (signal) => parts()?.prepare?.(signal) ?? Promise.resolve(),
+      prepare: (options) => parts()?.prepare?.(options) ?? Promise.resolve(),
       info: () => {
         const g = parts();
         if (!g) return { model: this.config.model, ready: false };
@@ -391,8 +398,8 @@ export class PlumiseNode implements NodeStatusSource {
         return { ...info, ready: info.ready && this.#state === "online" };
       },
       countTokens: (text) => need().countTokens(text),
-      generate: (prompt, params, signal) =>
-        this.#recorded(prompt, need().generate(prompt, params, signal), signal),
+      generate: (prompt, params, options) =>
+        this.#recorded(prompt, need().generate(prompt, params, options), options),
     };
   }
 
@@ -403,7 +410,7 @@ export class PlumiseNode implements NodeStatusSource {
   async *#recorded(
     prompt: string,
     tokens: AsyncIterable<GeneratedToken>,
-    signal: AbortSignal,
+    { signal }: { signal: AbortSignal },
   ): AsyncGenerator<GeneratedToken> {
     let text = "";
     let n = 0;
@@ -461,17 +468,16 @@ export function createNode(config: Config, options: NodeOptions = {}): PlumiseNo
 }
 
 /**
- * What `plumise serve` runs: start, serve until `signal` aborts (the CLI's first SIGINT/SIGTERM;
- * a second one exits at once in the CLI), then stop within `graceMs` (default: the config's
+ * What `plumise serve` runs: start, serve until `options.signal` aborts (the CLI's first SIGINT/SIGTERM;
+ * a second one exits at once in the CLI), then stop within `options.graceMs` (default: the config's
  * `SHUTDOWN_GRACE`). A start interrupted by the signal is a clean stop, not an error.
  */
 export async function runNode(
   node: PlumiseNode,
-  signal: AbortSignal,
-  graceMs = node.config.shutdownGrace * 1000,
+  { signal, graceMs = node.config.shutdownGrace * 1000 }: { signal: AbortSignal; graceMs?: number },
 ): Promise<void> {
   try {
-    await node.start(signal);
+    await node.start({ signal });
   } catch (err) {
     if (signal.aborted) return;
     throw err;

@@ -33,14 +33,14 @@ export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts>
     logger,
     runtime: () => runtime.blocks(),
     figures: () => runtime.announced(),
-    move: (span, signal) => runtime.swap(span, signal),
+    move: (span, options) => runtime.swap(span, options),
     wallet: chain?.address,
   });
   const source = modelSource(config);
   const createdAt = Math.floor(Date.now() / 1000);
   const generator = new LazyGenerator({
     model: config.model,
-    async build(signal) {
+    async build({ signal }) {
       const log = logger.child({ part: "generation" });
       const t = performance.now();
       const tokenizer = await loadTokenizer(source, { logger: log, signal });

@@ -301,7 +301,7 @@ Deno.test("aborting the start signal (SIGINT during load) stops the node cleanly
   // abort makes the next phase that looks at the signal fail; our fake throughput ignores signals,
   // so the node notices it before going online.
   const node = createNode(testConfig(), { parts: () => Promise.resolve(f.parts) });
-  const err = await node.start(ac.signal).catch((e) => e);
+  const err = await node.start({ signal: ac.signal }).catch((e) => e);
   assert.ok(err instanceof Error);
   assert.equal(node.state, "failed");
   assert.ok(f.events.includes("swarm.stop"));
@@ -361,7 +361,7 @@ Deno.test("runNode serves until the signal aborts, then stops gracefully; an int
   const f = fakeParts();
   const node = createNode(testConfig(), { parts: () => Promise.resolve(f.parts) });
   const ac = new AbortController();
-  const running = runNode(node, ac.signal, 500);
+  const running = runNode(node, { signal: ac.signal, graceMs: 500 });
   for (let i = 0; i < 1000 && node.state !== "online"; i++) await new Promise((r) => setTimeout(r, 5));
   assert.equal(node.state, "online");
   ac.abort();
@@ -372,7 +372,7 @@ Deno.test("runNode serves until the signal aborts, then stops gracefully; an int
   const ac2 = new AbortController();
   const g = fakeParts({ onLoad: () => ac2.abort() });
   const node2 = createNode(testConfig(), { parts: () => Promise.resolve(g.parts) });
-  await runNode(node2, ac2.signal, 100);
+  await runNode(node2, { signal: ac2.signal, graceMs: 100 });
   assert.equal(node2.state, "failed");
   assert.ok(g.events.includes("swarm.stop"));
 });
@@ -448,7 +448,7 @@ Deno.test("runNode stops within SHUTDOWN_GRACE by default", async () => {
     logger,
   });
   const ac = new AbortController();
-  const running = runNode(node, ac.signal);
+  const running = runNode(node, { signal: ac.signal });
   for (let i = 0; i < 1000 && node.state !== "online"; i++) await new Promise((r) => setTimeout(r, 5));
   ac.abort();
   await running;

@@ -25,12 +25,12 @@ export interface RuntimePart extends NodeRuntime {
    * Loads the blocks of `newSpan` beside the current ones and makes them current (rebalancing);
    * returns a function that unloads the previous blocks once nothing serves them any more.
    */
-  swap(newSpan: NodeSpan, signal: AbortSignal): Promise<() => Promise<void>>;
+  swap(newSpan: NodeSpan, options: { signal: AbortSignal }): Promise<() => Promise<void>>;
   /**
    * Measures the loaded span now (ignoring the cache and `config.throughput`), stores the figures
    * in the cache that `throughput()` reads, and returns them with the speeds they come from.
    */
-  measure(signal: AbortSignal): Promise<SpanMeasurement>;
+  measure(options: { signal: AbortSignal }): Promise<SpanMeasurement>;
 }
 
 /** A fresh measurement: the figures to announce and the speeds behind them. */
@@ -53,7 +53,10 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
   let runtime: BlockRuntime | undefined;
   let announced: ThroughputFigures = { throughput: 0, inferenceRps: 0, forwardRps: 0, networkRps: 0 };
   const source = modelSource(config);
-  const open = (s: NodeSpan, signal: AbortSignal, directPort = config.directPort) =>
+  const open = (
+    s: NodeSpan,
+    { signal, directPort = config.directPort }: { signal: AbortSignal; directPort?: number },
+  ) =>
     createBlockRuntime({
       ...source,
       start: s.start,
@@ -94,24 +97,24 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
       .join("|");
 
   return {
-    async totalBlocks(signal) {
+    async totalBlocks({ signal }) {
       const ckpt = await resolveCheckpoint(source, { logger: log, signal });
       return ckpt.modelConfig.numLayers;
     },
-    async load(s, signal) {
-      runtime = open(s, signal);
+    async load(s, options) {
+      runtime = open(s, options);
       await runtime.start();
     },
-    async swap(s, signal) {
+    async swap(s, { signal }) {
       let next: BlockRuntime;
       try {
-        next = await started(open(s, signal));
+        next = await started(open(s, { signal }));
       } catch (err) {
         // the blocks being replaced still hold the direct port: take any free one until restart
         if (!(err instanceof PlumiseError && err.code === "DIRECT_PORT_IN_USE") || config.directPort <= 0) {
           throw err;
         }
-        next = await started(open(s, signal, 0));
+        next = await started(open(s, { signal, directPort: 0 }));
         log.warn("direct path moved to another port until restart", {
           configured: config.directPort,
           port: next.info().directPort,
@@ -124,7 +127,7 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
         await previous?.stop();
       };
     },
-    async throughput(signal) {
+    async throughput(options) {
       const rt = this.blocks();
       if (config.throughput !== undefined) {
         announced = {
@@ -147,12 +150,12 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
         log.debug("throughput from cache", { ...cached });
         return cached.throughput;
       }
-      return (await this.measure(signal)).figures.throughput;
+      return (await this.measure(options)).figures.throughput;
     },
-    async measure(signal) {
+    async measure(options) {
       const rt = this.blocks();
       const key = cacheKey(rt);
-      const speed = await measureSpan(rt, config.cacheTokens, signal);
+      const speed = await measureSpan(rt, config.cacheTokens, options);
       const info = rt.info();
       const figures = throughputFigures({
         spanBlocks: info.end - info.start,
@@ -213,7 +216,11 @@ async function readCache(path: string): Promise<Record<string, ThroughputFigures
 }
 
 /** Measures the span through one session of the runtime (see span_speed.ts). */
-async function measureSpan(rt: BlockRuntime, cacheTokens: number, signal: AbortSignal): Promise<SpanSpeed> {
+async function measureSpan(
+  rt: BlockRuntime,
+  cacheTokens: number,
+  { signal }: { signal: AbortSignal },
+): Promise<SpanSpeed> {
   const info = rt.info();
   const h = info.hiddenSize;
   const hidden = (t: number): HiddenStates => {
@@ -245,8 +252,8 @@ async function measureSpan(rt: BlockRuntime, cacheTokens: number, signal: AbortS
   try {
     const one = hidden(1);
     return await measureSpanSpeed({
-      prefill: async (tokens, s) => void await session.step(hidden(tokens), { signal: s }),
-      decode: async (s) => void await session.step(one, { signal: s }),
+      prefill: async (tokens, { signal }) => void await session.step(hidden(tokens), { signal }),
+      decode: async ({ signal }) => void await session.step(one, { signal }),
     }, { signal });
   } finally {
     await session.close();

@@ -18,9 +18,9 @@ import { sleep as sleepFor } from "../util/abort.ts";
 /** The steps the measurement runs (one session; the stepper keeps its cache). */
 export interface SpanStepper {
   /** Runs `tokens` prompt positions through the span in one step. */
-  prefill(tokens: number, signal: AbortSignal): Promise<void>;
+  prefill(tokens: number, options: { signal: AbortSignal }): Promise<void>;
   /** Runs one new position through the span. */
-  decode(signal: AbortSignal): Promise<void>;
+  decode(options: { signal: AbortSignal }): Promise<void>;
 }
 
 export interface SpanSpeedOptions {
@@ -42,7 +42,7 @@ export interface SpanSpeedOptions {
   readonly signal: AbortSignal;
   /** Clock and sleep (tests pass virtual ones). */
   readonly now?: () => number;
-  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  readonly sleep?: (ms: number, options: { signal: AbortSignal }) => Promise<void>;
 }
 
 export interface SpanSpeed {
@@ -138,9 +138,9 @@ export async function measureSpanSpeed(stepper: SpanStepper, options: SpanSpeedO
     return now() - t0;
   };
 
-  const prefillMs = await timed(() => stepper.prefill(o.prefillTokens, signal));
+  const prefillMs = await timed(() => stepper.prefill(o.prefillTokens, { signal }));
   const warm: number[] = [];
-  for (let i = 0; i < o.warmupSteps; i++) warm.push(await timed(() => stepper.decode(signal)));
+  for (let i = 0; i < o.warmupSteps; i++) warm.push(await timed(() => stepper.decode({ signal })));
   // the gap follows the hot step time estimated from the warm-up (its best step after the first,
   // which pays one-off costs)
   const estimate = Math.min(...warm.slice(1));
@@ -148,14 +148,14 @@ export async function measureSpanSpeed(stepper: SpanStepper, options: SpanSpeedO
   const hot: number[] = [];
   const pipelined: number[] = [];
   for (let r = 0; r < o.rounds; r++) {
-    await sleep(gapMs, signal);
-    pipelined.push(await timed(() => stepper.decode(signal)));
+    await sleep(gapMs, { signal });
+    pipelined.push(await timed(() => stepper.decode({ signal })));
     // untimed steps let a slow resume pass, then the hot step is timed right after another step
     const settleFrom = now();
     for (let i = 0; i < o.maxSettleSteps && (i === 0 || now() - settleFrom < o.settleMs); i++) {
-      await stepper.decode(signal);
+      await stepper.decode({ signal });
     }
-    hot.push(await timed(() => stepper.decode(signal)));
+    hot.push(await timed(() => stepper.decode({ signal })));
   }
   const hotStepMs = median(hot);
   const pipelinedStepMs = median(pipelined);

@@ -29,7 +29,7 @@ function virtualSpan(
       return Promise.resolve();
     },
   };
-  const sleep = (ms: number, signal: AbortSignal) => {
+  const sleep = (ms: number, { signal }: { signal: AbortSignal }) => {
     if (signal.aborted) return Promise.reject(signal.reason);
     log.push(`sleep ${ms}`);
     t += ms;

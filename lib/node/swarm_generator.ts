@@ -19,7 +19,7 @@ export interface SwarmGeneratorOptions {
   readonly tokenizer: Tokenizer;
   readonly head: ClientHead;
   /** Opens a session over all blocks that can hold `maxLength` tokens. */
-  openSession(maxLength: number, signal: AbortSignal): Promise<ClosableStepSession>;
+  openSession(maxLength: number, options: { signal: AbortSignal }): Promise<ClosableStepSession>;
   /** Longest prompt + new tokens (the model's/servers' max length). */
   readonly maxContextTokens?: number;
   /** Text forms of the special tokens for chat templates (`bos_token`, `eos_token`, ...). */
@@ -63,10 +63,10 @@ export class SwarmGenerator implements Generator {
   async *generate(
     prompt: string,
     params: GenerationParams,
-    signal: AbortSignal,
+    { signal }: { signal: AbortSignal },
   ): AsyncGenerator<GeneratedToken> {
     const ids = this.#o.tokenizer.encode(prompt);
-    const session = await this.#o.openSession(ids.length + params.maxNewTokens, signal);
+    const session = await this.#o.openSession(ids.length + params.maxNewTokens, { signal });
     try {
       const gen = generateText({ head: this.#o.head, tokenizer: this.#o.tokenizer, session }, ids, {
         maxNewTokens: params.maxNewTokens,

@@ -33,7 +33,7 @@ export interface SwarmPartOptions {
    * `runtime()` returns them) and returns a function that unloads the old ones. Without it the
    * server never moves.
    */
-  readonly move?: (span: NodeSpan, signal: AbortSignal) => Promise<() => Promise<void>>;
+  readonly move?: (span: NodeSpan, options: { signal: AbortSignal }) => Promise<() => Promise<void>>;
   /** Rebalancing timing (tests); default: a check every U(0, 120) s. */
   readonly rebalance?: RebalanceOptions;
   /** The agent's address announced in the record (undefined in offline mode). */
@@ -83,9 +83,9 @@ export async function createSwarmPart(o: SwarmPartOptions): Promise<SwarmPart> {
   });
   if (o.move && !config.blockIndices) {
     const move = o.move;
-    server.onMove(async (span, signal) => {
+    server.onMove(async (span, { signal }) => {
       logger.info("rebalancing: moving to less covered blocks", { to: `${span.start}:${span.end}` });
-      const unloadOld = await move(span, signal);
+      const unloadOld = await move(span, { signal });
       await server.serve(o.runtime(), o.figures());
       await unloadOld();
     });
@@ -104,8 +104,8 @@ export async function createSwarmPart(o: SwarmPartOptions): Promise<SwarmPart> {
 
   const part: SwarmPart = {
     server,
-    start: (signal) => server.start(signal),
-    async chooseSpan(total, signal) {
+    start: (options) => server.start(options),
+    async chooseSpan(total, { signal }) {
       totalBlocks = total;
       const pinned = pinnedSpan(config, total);
       if (pinned) return pinned;
@@ -114,7 +114,7 @@ export async function createSwarmPart(o: SwarmPartOptions): Promise<SwarmPart> {
       // Servers that start together may pick the same window: announce it, let records spread,
       // and let the server with the larger peer id move.
       await server.announce("joining", span);
-      await sleep(o.settleMs ?? 750, signal);
+      await sleep(o.settleMs ?? 750, { signal });
       const clash = othersOf().some((r) =>
         r.state === "joining" && r.start === span.start && r.end === span.end && r.peerId < server.peerId
       );

@@ -61,9 +61,9 @@ async function part(
     p,
     async run() {
       const signal = new AbortController().signal;
-      await p.start(signal);
-      const span = await p.chooseSpan(6, signal);
-      await p.announce("joining", span, signal);
+      await p.start({ signal });
+      const span = await p.chooseSpan(6, { signal });
+      await p.announce("joining", span, { signal });
       runtime = new FakeBackend({ modelId: "fake/model", numBlocks: 6, start: span.start, end: span.end });
       await runtime.start();
       await p.serve(figures.throughput);
@@ -138,7 +138,7 @@ Deno.test({
       await a.p.drain(100);
       await a.p.stop();
       const again = await part(dir, "a", []);
-      await again.p.start(new AbortController().signal);
+      await again.p.start({ signal: new AbortController().signal });
       parts.push(again.p);
       assert.equal(again.p.status().peerId, firstId, "the peer id survives a restart");
     } finally {

@@ -20,11 +20,11 @@ export type AnnounceState = "joining" | "online" | "offline";
 /** The blocks this node serves (runtime/, loaded lazily). */
 export interface NodeRuntime {
   /** Total transformer blocks of the model (from config.json; cheap, loads no weights). */
-  totalBlocks(signal: AbortSignal): Promise<number>;
+  totalBlocks(options: { signal: AbortSignal }): Promise<number>;
   /** Loads the span's blocks (downloads only what they need). */
-  load(span: NodeSpan, signal: AbortSignal): Promise<void>;
+  load(span: NodeSpan, options: { signal: AbortSignal }): Promise<void>;
   /** Tokens/s this node sustains for the whole chain (cached per machine, measured when absent). */
-  throughput(signal: AbortSignal): Promise<number>;
+  throughput(options: { signal: AbortSignal }): Promise<number>;
   /** Live figures for /metrics (undefined before load). */
   figures(): { openSessions: number; cacheTokensTotal: number; cacheTokensLeft: number } | undefined;
   stop(): Promise<void>;
@@ -33,11 +33,11 @@ export interface NodeRuntime {
 /** The swarm side (swarm/): libp2p, table, announcements, the server protocols. */
 export interface NodeSwarm {
   /** Starts libp2p, bootstraps and pulls the swarm table. */
-  start(signal: AbortSignal): Promise<void>;
+  start(options: { signal: AbortSignal }): Promise<void>;
   /** Picks the span: pinned `--block-indices`, else the least-covered window of `numBlocks`. */
-  chooseSpan(totalBlocks: number, signal: AbortSignal): Promise<NodeSpan>;
+  chooseSpan(totalBlocks: number, options: { signal: AbortSignal }): Promise<NodeSpan>;
   /** Publishes this server's record with `state` for `span`. */
-  announce(state: AnnounceState, span: NodeSpan, signal: AbortSignal): Promise<void>;
+  announce(state: AnnounceState, span: NodeSpan, options: { signal: AbortSignal }): Promise<void>;
   /** Starts serving inference/forward requests for the loaded runtime. */
   serve(throughput: number): Promise<void>;
   /**
@@ -76,12 +76,12 @@ export interface ReachabilityView {
 export interface NodeChain {
   readonly address: string;
   /** Chain id check, balance; throws ConfigError on a wrong chain. */
-  preflight(signal: AbortSignal): Promise<void>;
+  preflight(options: { signal: AbortSignal }): Promise<void>;
   /**
    * Registers via 0x21 only when not registered yet (idempotent), then starts the heartbeat and
    * auto-claim loops. An unreachable chain is not an error (the agent retries in the background).
    */
-  start(signal: AbortSignal): Promise<void>;
+  start(options: { signal: AbortSignal }): Promise<void>;
   stop(): Promise<void>;
   /** JSON-safe status for /health (`registered`, last heartbeat, ...). */
   status(): Readonly<Record<string, unknown>>;
@@ -106,7 +106,7 @@ export interface InferenceProofLike {
 export interface NodeReporter {
   start(): Promise<void>;
   /** Stops the loop after one final report of the cumulative counters (bounded by `signal`). */
-  stop(finalReport: boolean, signal: AbortSignal): Promise<void>;
+  stop(finalReport: boolean, options: { signal: AbortSignal }): Promise<void>;
   status(): Readonly<Record<string, unknown>>;
   /** Queues a proof for the next report. */
   addProof?(proof: InferenceProofLike): void;

@@ -111,7 +111,7 @@ export async function registerNodeWithRetry(
       const delay = backoff.next();
       logger.warn("node registration failed; retrying", { error: e.message, attempt: i, retryInMs: delay });
       try {
-        await sleep(delay, options.signal);
+        await sleep(delay, { signal: options.signal });
       } catch {
         return false;
       }

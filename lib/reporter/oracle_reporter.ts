@@ -8,7 +8,7 @@
  */
 import type { Signer } from "../chain/types.ts";
 import { errorMessage, ReporterError } from "../errors.ts";
-import { sleep } from "../util/abort.ts";
+import { type AbortOptions, sleep } from "../util/abort.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import type { ContributionSnapshot } from "../util/metrics.ts";
 import { type OracleReply, oracleRequest, replyMessage } from "./_oracle_http.ts";
@@ -101,38 +101,39 @@ export class OracleReporter {
 
   start(): void {
     if (this.#loop || this.#stopped) return;
-    this.#loop = this.#run(this.#controller.signal);
+    this.#loop = this.#run({ signal: this.#controller.signal });
   }
 
-  async #run(signal: AbortSignal): Promise<void> {
+  async #run({ signal }: { signal: AbortSignal }): Promise<void> {
     while (!signal.aborted) {
       try {
-        await sleep(this.#o.intervalMs, signal);
+        await sleep(this.#o.intervalMs, { signal });
       } catch {
         return;
       }
-      await this.reportNow(signal);
+      await this.reportNow({ signal });
     }
   }
 
   /** Sends one report now (never two with the same timestamp; never two at once). */
   reportNow(
-    signal?: AbortSignal,
-    timeoutMs = this.#o.timeoutMs ?? DEFAULT_REPORT_TIMEOUT_MS,
+    { signal, timeoutMs = this.#o.timeoutMs ?? DEFAULT_REPORT_TIMEOUT_MS }: AbortOptions & {
+      timeoutMs?: number;
+    } = {},
   ): Promise<ReportOutcome> {
-    const run = (this.#inFlight ?? Promise.resolve()).then(() => this.#send(signal, timeoutMs));
+    const run = (this.#inFlight ?? Promise.resolve()).then(() => this.#send({ signal, timeoutMs }));
     this.#inFlight = run.catch(() => ({ ok: false, error: "" }) as ReportOutcome);
     return run;
   }
 
-  async #send(signal: AbortSignal | undefined, timeoutMs: number): Promise<ReportOutcome> {
+  async #send({ signal, timeoutMs }: AbortOptions & { timeoutMs: number }): Promise<ReportOutcome> {
     // Never two reports in the same second: wait for the next second rather than run ahead of the clock.
     let timestamp = Math.floor(this.#now() / 1000);
     if (timestamp <= this.#lastTimestamp) {
       const waitMs = (this.#lastTimestamp + 1) * 1000 - this.#now();
       if (waitMs > 0 && waitMs <= 1500) {
         try {
-          await sleep(waitMs, signal);
+          await sleep(waitMs, { signal });
         } catch {
           return { ok: false, error: "report cancelled" };
         }
@@ -221,6 +222,6 @@ export class OracleReporter {
     this.#controller.abort();
     await this.#loop;
     await this.#inFlight;
-    if (this.#loop) await this.reportNow(undefined, this.#o.finalTimeoutMs ?? 5000);
+    if (this.#loop) await this.reportNow({ timeoutMs: this.#o.finalTimeoutMs ?? 5000 });
   }
 }

@@ -12,7 +12,7 @@
  */
 import { createHash } from "node:crypto";
 import { HubError } from "../errors.ts";
-import { sleep } from "../util/abort.ts";
+import { type AbortOptions, sleep } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 
@@ -126,9 +126,7 @@ function httpError(res: Response, repo: string, file: string, revision: string):
 async function fetchWithTimeout(
   url: string,
   init: RequestInit,
-  ms: number,
-  signal: AbortSignal | undefined,
-  what: string,
+  { ms, what, signal }: AbortOptions & { ms: number; what: string },
 ): Promise<Response> {
   const ctl = new AbortController();
   const timer = setTimeout(
@@ -217,9 +215,7 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
     head = await fetchWithTimeout(
       headUrl,
       { method: "HEAD", redirect: "manual", headers: { ...auth, "accept-encoding": "identity" } },
-      o.timeoutMs ?? 30_000,
-      o.signal,
-      what,
+      { ms: o.timeoutMs ?? 30_000, what, signal: o.signal },
     );
     await head.body?.cancel();
     const loc = head.headers.get("location");
@@ -279,9 +275,7 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
         const res = await fetchWithTimeout(
           location,
           { headers, redirect: "follow" },
-          o.timeoutMs ?? 30_000,
-          o.signal,
-          what,
+          { ms: o.timeoutMs ?? 30_000, what, signal: o.signal },
         );
         if (!res.ok) {
           await res.body?.cancel();
@@ -360,7 +354,7 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
         );
       }
       log.warn("download interrupted, resuming", { attempt, error: (err as Error).message });
-      await sleep(Math.min(200 * 2 ** (attempt - 1), 5000), o.signal);
+      await sleep(Math.min(200 * 2 ** (attempt - 1), 5000), { signal: o.signal });
     }
   }
   if (SHA256_RE.test(etag)) {

@@ -82,7 +82,7 @@ class OnnxSession implements InferenceSession {
       // tokens are rolled back instead of silently becoming part of the past.
       startFromPosition: position,
       hypoIds,
-    }, options.signal) as { data: Float32Array; shape: number[] };
+    }, { signal: options.signal }) as { data: Float32Array; shape: number[] };
     this.position = position + t;
     return { data: r.data, shape: [b, t, h] };
   }
@@ -190,7 +190,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
     });
     const t1 = performance.now();
     const cfg = ck.modelConfig;
-    const libraryPath = await resolveOrtLibrary(o.ortLibrary, o.signal);
+    const libraryPath = await resolveOrtLibrary(o.ortLibrary, { signal: o.signal });
     const maxLength = Math.max(1, o.maxLength ?? Math.min(cfg.maxPositions ?? 8192, 8192));
     const worker = new WorkerClient(this.#log);
     this.#worker = worker;
@@ -211,7 +211,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
       libraryPath,
       maxLength,
       kvCache: o.kvCache,
-    }, o.signal) as EngineLoadResult;
+    }, { signal: o.signal }) as EngineLoadResult;
     this.#ckpt = ck;
     this.#maxLength = maxLength;
     const kvBytesPerToken = res.kvBytesPerToken ?? 2 * cfg.numKvHeads * cfg.headDim * 4;
@@ -299,7 +299,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
     this.#reserved += need;
     const s = new OnnxSession(this, start, end, maxLength, batch);
     try {
-      await worker.call("open", { id: s.id, start, end, maxLength, batch }, options.signal);
+      await worker.call("open", { id: s.id, start, end, maxLength, batch }, { signal: options.signal });
     } catch (err) {
       this.#reserved -= need;
       throw err;
@@ -354,7 +354,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
     const r = await worker.call(
       "forward",
       { start, end, hidden: { data: hidden.data, shape: [b, t, h] } },
-      options.signal,
+      { signal: options.signal },
     ) as {
       data: Float32Array;
     };

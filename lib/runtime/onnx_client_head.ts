@@ -69,8 +69,8 @@ export class OnnxClientHead implements ClientHead {
       head: true,
       threads: o.threads ?? 2,
       pinning: o.pinning ?? "auto",
-      libraryPath: await resolveOrtLibrary(o.ortLibrary, o.signal),
-    }, o.signal) as EngineLoadResult;
+      libraryPath: await resolveOrtLibrary(o.ortLibrary, { signal: o.signal }),
+    }, { signal: o.signal }) as EngineLoadResult;
     this.#ckpt = ck;
     this.#log.info("head ready", { model: o.model, pinning: res.pinning });
   }
@@ -127,7 +127,9 @@ export class OnnxClientHead implements ClientHead {
         );
       }
     }
-    const r = await worker.call("embed", { ids: ids.data, batch: b, tokens: t }, options.signal) as {
+    const r = await worker.call("embed", { ids: ids.data, batch: b, tokens: t }, {
+      signal: options.signal,
+    }) as {
       data: Float32Array;
     };
     return { data: r.data, shape: [b, t, ck.modelConfig.hiddenSize] };
@@ -160,7 +162,7 @@ export class OnnxClientHead implements ClientHead {
         );
       }
     }
-    const r = await worker.call("logits", { hidden: last.data, batch: b }, options.signal) as {
+    const r = await worker.call("logits", { hidden: last.data, batch: b }, { signal: options.signal }) as {
       data: Float32Array;
     };
     return { data: r.data, shape: [b, ck.modelConfig.vocabSize] };

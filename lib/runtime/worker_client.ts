@@ -4,6 +4,7 @@
  * their codes. If the Worker dies, every pending and later call fails with ENGINE_FAILED.
  * @module
  */
+import type { AbortOptions } from "../util/abort.ts";
 import { RuntimeError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
@@ -80,8 +81,7 @@ export class WorkerClient {
   call<O extends WorkerRequest["op"]>(
     op: O,
     args: Args<O>,
-    signal?: AbortSignal,
-    transfer: Transferable[] = [],
+    { signal, transfer = [] }: AbortOptions & { transfer?: Transferable[] } = {},
   ): Promise<unknown> {
     if (this.#dead) return Promise.reject(this.#dead);
     if (signal?.aborted) return Promise.reject(signal.reason);

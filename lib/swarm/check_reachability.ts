@@ -48,12 +48,14 @@ export async function checkReachability(options: CheckReachabilityOptions): Prom
   });
   const deadline = Date.now() + (options.timeoutMs ?? 15_000);
   try {
-    await peer.start(options.signal);
+    await peer.start({ signal: options.signal });
     const monitor = peer.nat.monitor!;
     let status = await monitor.check();
     while (status.status === "unknown" && Date.now() < deadline && !options.signal?.aborted) {
       // peers answer one dial-back per 10 s each: wait for the ones still connecting
-      await sleep(Math.min(1_000, Math.max(0, deadline - Date.now())), options.signal).catch(() => {});
+      await sleep(Math.min(1_000, Math.max(0, deadline - Date.now())), { signal: options.signal }).catch(
+        () => {},
+      );
       status = await monitor.check();
       if (peer.node.getConnections().length === 0) break;
     }

@@ -17,7 +17,7 @@ import type { FrameChannel, ReachMessage } from "../wire/mod.ts";
 
 export interface DialBackOptions {
   /** Opens a fresh connection to `peerId` at host:port and closes it; rejects when it cannot. */
-  dial(host: string, port: number, peerId: string, signal: AbortSignal): Promise<void>;
+  dial(host: string, port: number, peerId: string, options: { signal: AbortSignal }): Promise<void>;
   /** One dial-back's limit (default 4 s). */
   timeoutMs?: number;
   /** Dial-backs at once (default 4). */
@@ -87,7 +87,7 @@ export class DialBackService {
     this.#running++;
     const t = timeoutSignal(this.#o.timeoutMs ?? 4_000);
     try {
-      await this.#o.dial(host, port, remote.peerId, t.signal);
+      await this.#o.dial(host, port, remote.peerId, { signal: t.signal });
       return { type: "reach", host, dialed: true };
     } catch (err) {
       return { type: "reach", host, dialed: false, reason: errorMessage(err).slice(0, 300) };

@@ -57,7 +57,7 @@ export async function observeSwarm(options: ObserveSwarmOptions): Promise<SwarmS
     now,
   });
   try {
-    await peer.start(options.signal);
+    await peer.start({ signal: options.signal });
     options.signal?.throwIfAborted();
     const reached = peer.initialPeersReached;
     if (reached === 0) {

@@ -10,7 +10,7 @@ import type { Connection } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { multiaddr } from "@multiformats/multiaddr";
 import { errorMessage } from "../errors.ts";
-import { timeoutSignal } from "../util/abort.ts";
+import { type AbortOptions, timeoutSignal } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import type { ReachMessage } from "../wire/mod.ts";
@@ -81,7 +81,7 @@ export class PeerNat {
     this.#log = deps.logger ?? silentLogger;
     const node = deps.node;
     this.dialBack = new DialBackService({
-      dial: async (host, port, peerId, signal) => {
+      dial: async (host, port, peerId, { signal }) => {
         const family = host.includes(":") ? "ip6" : "ip4";
         const conn = await node.dial(multiaddr(`/${family}/${host}/tcp/${port}/p2p/${peerId}`), {
           signal,
@@ -149,7 +149,7 @@ export class PeerNat {
   }
 
   /** Asks `peerId` (connected or dialable by id) how it sees this node, and to dial `port` back. */
-  async ask(peerId: string, port: number | undefined, signal?: AbortSignal): Promise<ReachMessage> {
+  async ask(peerId: string, port: number | undefined, { signal }: AbortOptions = {}): Promise<ReachMessage> {
     const stream = await this.#d.node.dialProtocol(peerIdFromString(peerId), REACH_PROTOCOL, {
       signal,
       runOnLimitedConnection: true,
@@ -162,15 +162,17 @@ export class PeerNat {
    * does not listen) asked of the directly connected peers at once, the first public answer within
    * `ms` (default 3 s) winning, and kept 10 minutes (a wrong one only makes a punch fail).
    */
-  async observedHost(signal?: AbortSignal, ms = 3_000): Promise<string | undefined> {
+  async observedHost(
+    { signal, ms = 3_000 }: AbortOptions & { ms?: number } = {},
+  ): Promise<string | undefined> {
     const fromMonitor = this.monitor?.status.observedHost;
     if (fromMonitor) return fromMonitor;
     if (this.#observed && Date.now() - this.#observed.at < 600_000) return this.#observed.host;
-    this.#asking ??= this.#askObserved(ms, signal).finally(() => (this.#asking = undefined));
+    this.#asking ??= this.#askObserved(ms, { signal }).finally(() => (this.#asking = undefined));
     return await this.#asking;
   }
 
-  async #askObserved(ms: number, signal?: AbortSignal): Promise<string | undefined> {
+  async #askObserved(ms: number, { signal }: AbortOptions = {}): Promise<string | undefined> {
     const peers = this.#d.node.getConnections().filter((c) => connectionHost(c)).map((c) =>
       c.remotePeer.toString()
     );
@@ -182,7 +184,7 @@ export class PeerNat {
         const none = () => --left === 0 && resolve(undefined);
         t.signal.addEventListener("abort", () => resolve(undefined), { once: true });
         for (const peer of new Set(peers)) {
-          this.ask(peer, undefined, t.signal).then((reply) => {
+          this.ask(peer, undefined, { signal: t.signal }).then((reply) => {
             if (reply.host && onInternet(reply.host, this.#d.options.scope)) {
               this.#observed = { host: reply.host, at: Date.now() };
               resolve(reply.host);

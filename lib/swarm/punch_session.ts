@@ -9,6 +9,7 @@
  * needed for correctness.
  * @module
  */
+import type { AbortOptions } from "../util/abort.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import {
@@ -39,7 +40,7 @@ export function punchable(host: string, port: number, scope?: NatScope): boolean
 
 /** How a side of a punch learns its public address (from its peers' view, peer_nat.ts). */
 export interface PunchDeps {
-  publicHost(signal?: AbortSignal): Promise<string | undefined>;
+  publicHost(options?: AbortOptions): Promise<string | undefined>;
   /** Punch time limit (default 3 s: a SYN dropped by the other NAT is resent after 1 s). */
   readonly timeoutMs?: number;
   /** Frame limits of the punched channel. */
@@ -74,7 +75,7 @@ export async function servePunch(
   if (!punchable(msg.host, msg.port, deps.scope)) {
     return await refuse("the punch target must be a public address, port ≥ 1024");
   }
-  const host = await deps.publicHost(options.signal).catch(() => undefined);
+  const host = await deps.publicHost({ signal: options.signal }).catch(() => undefined);
   if (!host) return await refuse("this server does not know its public address");
   const port = punchPort();
   const ticket = randomSecret();
@@ -143,7 +144,7 @@ export async function clientPunch(
   options: { limits?: WireLimits; signal?: AbortSignal; replyMs?: number },
 ): Promise<FrameChannel | undefined> {
   if (deps.shouldTry && !deps.shouldTry()) return undefined;
-  const host = await deps.publicHost(options.signal).catch(() => undefined);
+  const host = await deps.publicHost({ signal: options.signal }).catch(() => undefined);
   if (!host) return undefined;
   const port = punchPort();
   const t = AbortSignal.timeout(options.replyMs ?? 10_000);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FakeBackend, fakeHidden } from "../runtime/fake_backend.ts";
+import { FakeBackend, fakeHidden } from "../testing/mod.ts";
 import { memoryLogger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
 import { type FrameChannel, memoryFrameChannelPair } from "./frame_channel.ts";

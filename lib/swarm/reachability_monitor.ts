@@ -6,6 +6,7 @@
  * every change of the decision.
  * @module
  */
+import type { AbortOptions } from "../util/abort.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
@@ -24,7 +25,7 @@ export interface ReachabilityProbe {
   /** Peers connected directly (not through a relay), with the host they were reached at. */
   candidates(): Array<{ readonly peerId: string; readonly host: string }>;
   /** Asks `peerId` how it sees this node (and to dial back `port`). */
-  ask(peerId: string, port: number | undefined, signal?: AbortSignal): Promise<ReachMessage>;
+  ask(peerId: string, port: number | undefined, options?: AbortOptions): Promise<ReachMessage>;
   /** The TCP port this node listens on (undefined: it does not listen). */
   listenPort(): number | undefined;
 }
@@ -118,7 +119,7 @@ export class ReachabilityMonitor {
       this.#asked.set(peerId, now);
       if (this.#asked.size > 1024) this.#asked.delete(this.#asked.keys().next().value!);
       try {
-        const reply = await this.#o.probe.ask(peerId, port, this.#stop.signal);
+        const reply = await this.#o.probe.ask(peerId, port, { signal: this.#stop.signal });
         if (reply.host === undefined) return;
         this.#observe(reply.host);
         if (port === undefined || reply.dialed === undefined) return;

@@ -9,7 +9,7 @@
  */
 import type { HiddenStates } from "../runtime/types.ts";
 import { isErrorCode, SwarmError } from "../errors.ts";
-import { timeoutSignal } from "../util/abort.ts";
+import { type AbortOptions, timeoutSignal } from "../util/abort.ts";
 import {
   connectDirect,
   type InfoMessage,
@@ -32,7 +32,7 @@ import {
 import { RECORD_PROTOCOL as RECORD, TABLE_PROTOCOL as TABLE } from "./protocol_ids.ts";
 
 /** Opens a new stream for a protocol (libp2p dial or an in-memory pair in tests). */
-export type OpenChannel = (protocol: string, signal: AbortSignal) => Promise<FrameChannel>;
+export type OpenChannel = (protocol: string, options: { signal: AbortSignal }) => Promise<FrameChannel>;
 
 export interface ClientTimeouts {
   /** Opening a stream + the first reply (default 15 s). */
@@ -72,7 +72,7 @@ async function exchange<T extends MessageType>(
   request: WireMessage | undefined,
   expected: T,
   ms: number,
-  signal?: AbortSignal,
+  { signal }: AbortOptions = {},
 ): Promise<Extract<WireMessage, { type: T }>> {
   const t = timeoutSignal(ms, signal);
   try {
@@ -255,7 +255,7 @@ export class InferenceStream {
   }
 
   /** Asks the server for a ticket that another server can push this session's input with. */
-  async linkRequest(signal?: AbortSignal): Promise<LinkTicket> {
+  async linkRequest({ signal }: AbortOptions = {}): Promise<LinkTicket> {
     const host = this.#host;
     if (host === undefined) {
       throw new SwarmError("NO_LINK", "this session does not run on a direct path", {
@@ -273,7 +273,7 @@ export class InferenceStream {
   }
 
   /** Has the server push its outputs to the holder of `ticket` (from that server's `linkRequest`). */
-  async linkTo(ticket: LinkTicket, signal?: AbortSignal): Promise<void> {
+  async linkTo(ticket: LinkTicket, { signal }: AbortOptions = {}): Promise<void> {
     const { host, port, ticket: t, key } = ticket;
     const r = await this.#exchange({
       signal,
@@ -428,27 +428,30 @@ export class ProtocolClient {
     this.#o = options;
   }
 
-  async #channel(protocol: string, signal?: AbortSignal): Promise<FrameChannel> {
+  async #channel(protocol: string, { signal }: AbortOptions = {}): Promise<FrameChannel> {
     const t = timeoutSignal(this.#timeouts.openMs, signal);
     try {
-      return await this.#open(protocol, t.signal);
+      return await this.#open(protocol, { signal: t.signal });
     } finally {
       t.clear();
     }
   }
 
   /** Opens an inference session; rejects with the server's code (e.g. CACHE_FULL) at once. */
-  async openInference(request: OpenInferenceRequest, signal?: AbortSignal): Promise<InferenceStream> {
+  async openInference(
+    request: OpenInferenceRequest,
+    { signal }: AbortOptions = {},
+  ): Promise<InferenceStream> {
     const dtype = request.dtype ?? "f32";
-    const channel = await this.#channel(INFERENCE, signal);
+    const channel = await this.#channel(INFERENCE, { signal });
     const opened = await exchange(
       channel,
       { type: "open", ...request, dtype },
       "opened",
       this.#timeouts.openMs,
-      signal,
+      { signal },
     );
-    const direct = await this.#direct(channel, opened, signal);
+    const direct = await this.#direct(channel, opened, { signal });
     let punched: FrameChannel | undefined;
     if (!direct && opened.punch && channel.relayed && this.#o.punch) {
       try {
@@ -473,7 +476,7 @@ export class ProtocolClient {
   async #direct(
     channel: FrameChannel,
     opened: Extract<WireMessage, { type: "opened" }>,
-    signal?: AbortSignal,
+    { signal }: AbortOptions = {},
   ): Promise<FrameChannel | undefined> {
     const paths = this.#o.directPaths, offer = opened.direct, host = channel.remoteHost;
     if (!paths || !offer || !host || !paths.shouldTry(host, offer.port)) return undefined;
@@ -497,9 +500,9 @@ export class ProtocolClient {
   /** Cache-less forward through `[start, end)`. */
   async forward(
     request: { model: string; start: number; end: number; hidden: HiddenStates; dtype?: WireDType },
-    signal?: AbortSignal,
+    { signal }: AbortOptions = {},
   ): Promise<StepResult> {
-    const channel = await this.#channel(FORWARD, signal);
+    const channel = await this.#channel(FORWARD, { signal });
     const reply = await exchange(
       channel,
       {
@@ -513,7 +516,7 @@ export class ProtocolClient {
       },
       "forward_result",
       this.#timeouts.forwardMs,
-      signal,
+      { signal },
     );
     await channel.close();
     const [b, t, h] = reply.hidden.shape;
@@ -521,30 +524,32 @@ export class ProtocolClient {
   }
 
   /** The server's signed record and live figures (the record is NOT verified here). */
-  async info(signal?: AbortSignal): Promise<InfoMessage> {
-    const channel = await this.#channel(INFO, signal);
-    const reply = await exchange(channel, { type: "info_request" }, "info", this.#timeouts.openMs, signal);
+  async info({ signal }: AbortOptions = {}): Promise<InfoMessage> {
+    const channel = await this.#channel(INFO, { signal });
+    const reply = await exchange(channel, { type: "info_request" }, "info", this.#timeouts.openMs, {
+      signal,
+    });
     await channel.close();
     return reply;
   }
 
   /** The peer's swarm table (signed records, to be verified by the caller's table). */
-  async pullTable(model?: string, signal?: AbortSignal): Promise<SignedRecordWire[]> {
-    const channel = await this.#channel(TABLE, signal);
+  async pullTable(model?: string, { signal }: AbortOptions = {}): Promise<SignedRecordWire[]> {
+    const channel = await this.#channel(TABLE, { signal });
     const reply = await exchange(
       channel,
       model === undefined ? { type: "table_request" } : { type: "table_request", model },
       "table",
       this.#timeouts.openMs,
-      signal,
+      { signal },
     );
     await channel.close();
     return reply.records;
   }
 
   /** Pushes one signed record (dissemination); resolves once written. */
-  async pushRecord(record: SignedRecordWire, signal?: AbortSignal): Promise<void> {
-    const channel = await this.#channel(RECORD, signal);
+  async pushRecord(record: SignedRecordWire, { signal }: AbortOptions = {}): Promise<void> {
+    const channel = await this.#channel(RECORD, { signal });
     const t = timeoutSignal(this.#timeouts.openMs, signal);
     try {
       await channel.write({ type: "record", record }, { signal: t.signal });

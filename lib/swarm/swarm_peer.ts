@@ -18,7 +18,7 @@
 import type { Connection, PeerId, PrivateKey, Stream } from "@libp2p/interface";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { SwarmError } from "../errors.ts";
-import { timeoutSignal } from "../util/abort.ts";
+import { type AbortOptions, timeoutSignal } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import { addressGroup, type SignedRecordWire, type WireLimits, wireLimits } from "../wire/mod.ts";
@@ -132,7 +132,10 @@ export class SwarmPeer {
   }
 
   /** Round-trip time in ms to the server of `record` (libp2p ping over its announced addresses). */
-  ping(record: { peerId: string; addrs?: readonly string[] }, signal?: AbortSignal): Promise<number> {
+  ping(
+    record: { peerId: string; addrs?: readonly string[] },
+    { signal }: AbortOptions = {},
+  ): Promise<number> {
     const ping = (this.node.services as {
       ping: { ping(to: Multiaddr[], o?: { signal?: AbortSignal }): Promise<number> };
     }).ping;
@@ -177,7 +180,7 @@ export class SwarmPeer {
   }
 
   /** Starts libp2p, serves the table/record protocols, dials the initial peers and pulls their tables. */
-  async start(signal?: AbortSignal): Promise<void> {
+  async start({ signal }: AbortOptions = {}): Promise<void> {
     if (this.#node) return;
     const node = await createLibp2pNode({
       privateKey: this.#o.privateKey,
@@ -273,14 +276,14 @@ export class SwarmPeer {
   }
 
   /** Opens a raw libp2p stream to a peer (peer id or multiaddr) for `protocol`. */
-  async dialStream(target: string, protocol: string, signal?: AbortSignal): Promise<Stream> {
-    return (await this.#dial(target, protocol, signal)).stream;
+  async dialStream(target: string, protocol: string, { signal }: AbortOptions = {}): Promise<Stream> {
+    return (await this.#dial(target, protocol, { signal })).stream;
   }
 
   async #dial(
     target: string,
     protocol: string,
-    signal?: AbortSignal,
+    { signal }: AbortOptions = {},
   ): Promise<{ stream: Stream; host?: string; relayed: boolean }> {
     const dest = target.startsWith("/") ? multiaddr(target) : await this.#peerIdFor(target);
     const conn = await this.node.dial(dest, { signal });
@@ -304,7 +307,7 @@ export class SwarmPeer {
         ...(this.holePunch
           ? {
             punch: {
-              publicHost: (s?: AbortSignal) => this.nat.observedHost(s),
+              publicHost: (options) => this.nat.observedHost(options),
               limits: this.limits,
               scope: this.#o.nat?.scope,
               // a NAT that defeats punching stays so: try that server again a minute later

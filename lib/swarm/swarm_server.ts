@@ -12,7 +12,7 @@
 import type { PrivateKey } from "@libp2p/interface";
 import type { BlockRuntime } from "../runtime/types.ts";
 import { SwarmError } from "../errors.ts";
-import { sleep, timeoutSignal } from "../util/abort.ts";
+import { type AbortOptions, sleep, timeoutSignal } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
@@ -89,7 +89,7 @@ export interface RebalanceOptions {
  * `server.serve(newRuntime)` (which announces online and ends the sessions of the old span);
  * then stop the old runtime. Throwing (or not serving the new span) reverts to the old span.
  */
-export type MoveListener = (span: Span, signal: AbortSignal) => Promise<void> | void;
+export type MoveListener = (span: Span, options: { signal: AbortSignal }) => Promise<void> | void;
 
 /** Outcome of one rebalancing check. */
 export type RebalanceOutcome = RebalanceDecision & { moved: boolean };
@@ -170,11 +170,11 @@ export class SwarmServer {
   }
 
   /** Starts libp2p and pulls the table from the initial peers; serves `info`. */
-  async start(signal?: AbortSignal): Promise<void> {
+  async start({ signal }: AbortOptions = {}): Promise<void> {
     if (this.#started) return;
     this.#started = true;
     this.#startedAt = this.#now();
-    await this.peer.start(signal);
+    await this.peer.start({ signal });
     await this.peer.handle(INFO_PROTOCOL, (ch) => this.#serveInfo(ch));
     // a relay slot gained or lost, reachability decided: the record must say so at once
     this.peer.onAddressesChanged(() => this.#announceSoon());
@@ -224,7 +224,7 @@ export class SwarmServer {
    * what routing (and the client's push policy) counts for the hop between two servers. A server
    * that does not answer within 5 s is dropped from the list until it answers again.
    */
-  async measureNextPings(signal?: AbortSignal): Promise<void> {
+  async measureNextPings({ signal }: AbortOptions = {}): Promise<void> {
     const span = this.#span;
     if (!span) return;
     const next = this.table.servers(this.#o.model).filter((r) =>
@@ -236,7 +236,7 @@ export class SwarmServer {
     await Promise.all(next.map(async (r) => {
       const t = timeoutSignal(5_000, signal);
       try {
-        const ms = await this.peer.ping(r, t.signal);
+        const ms = await this.peer.ping(r, { signal: t.signal });
         const old = this.#nextPings.get(r.peerId);
         const avg = old === undefined ? ms : 0.5 * ms + 0.5 * old;
         this.#nextPings.set(r.peerId, Math.round(avg * 100) / 100);
@@ -335,7 +335,7 @@ export class SwarmServer {
         if (this.#stopped) return;
         this.announce(this.#state).catch((err) => this.#logger.warn("re-announce failed", { err }));
         // measured for the next announcement, never delaying one (a hung peer takes 5 s to give up on)
-        this.#pinging ??= this.measureNextPings(this.#stopController.signal)
+        this.#pinging ??= this.measureNextPings({ signal: this.#stopController.signal })
           .catch((err) => this.#logger.debug("next pings failed", { err }))
           .finally(() => (this.#pinging = undefined));
       }, this.#o.announcePeriodMs ?? 30_000);
@@ -354,7 +354,7 @@ export class SwarmServer {
       ...(this.peer.holePunch
         ? {
           punch: {
-            publicHost: (s?: AbortSignal) => this.peer.nat.observedHost(s),
+            publicHost: (options?: AbortOptions) => this.peer.nat.observedHost(options),
             limits: this.peer.limits,
             scope: this.#o.nat?.scope,
           },
@@ -431,7 +431,7 @@ export class SwarmServer {
       });
       this.#movingTo = to;
       await this.announce("online", from);
-      await sleep(this.#o.rebalance?.settleMs ?? 2000, this.#stopController.signal);
+      await sleep(this.#o.rebalance?.settleMs ?? 2000, { signal: this.#stopController.signal });
       const uncovered = this.#uncoveredWithoutMe(from);
       this.#movingTo = undefined;
       if (uncovered.length) {
@@ -458,7 +458,7 @@ export class SwarmServer {
         return { ...decision, move: false, moved: false, reason: `no longer pays off: ${again.reason}` };
       }
       await this.announce("joining", to);
-      await listener(to, this.#stopController.signal);
+      await listener(to, { signal: this.#stopController.signal });
       const info = this.#runtime.info();
       if (info.start !== to.start || info.end !== to.end) {
         throw new SwarmError(

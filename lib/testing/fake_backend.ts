@@ -14,7 +14,7 @@
  * @module
  */
 import { RuntimeError } from "../errors.ts";
-import { sleep } from "../util/abort.ts";
+import { type AbortOptions, sleep } from "../util/abort.ts";
 import {
   checkSpan,
   closedSessionError,
@@ -132,7 +132,7 @@ class FakeSession implements InferenceSession {
       position,
       batch: b,
       tokens: t,
-    }, options.signal);
+    }, { signal: options.signal });
     if (this.closed) {
       throw new RuntimeError("UNKNOWN_SESSION", `session ${this.id} was closed during the step`, {
         hint: "open a new session",
@@ -321,7 +321,9 @@ export class FakeBackend implements BlockRuntime {
         hint: "split the sequence",
       });
     }
-    await this.compute({ kind: "forward", start, end, position: 0, batch: b, tokens: t }, options.signal);
+    await this.compute({ kind: "forward", start, end, position: 0, batch: b, tokens: t }, {
+      signal: options.signal,
+    });
     const scratch = new Map<string, Float64Array>();
     return this.runSpan(start, end, hidden, 0, (rel, row) => {
       const key = `${rel}:${row}`;
@@ -332,8 +334,8 @@ export class FakeBackend implements BlockRuntime {
   }
 
   /** @internal Counts, delays and calls the hook before a computation. */
-  async compute(event: FakeComputeEvent, signal?: AbortSignal): Promise<void> {
-    if (this.delayMs > 0) await sleep(this.delayMs, signal);
+  async compute(event: FakeComputeEvent, { signal }: AbortOptions = {}): Promise<void> {
+    if (this.delayMs > 0) await sleep(this.delayMs, { signal });
     else if (signal?.aborted) throw signal.reason;
     await this.onCompute?.(event);
     this.assertRunning();

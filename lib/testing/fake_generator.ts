@@ -36,7 +36,7 @@ export class FakeGenerator implements Generator {
   prepared = 0;
   prepareError?: Error;
 
-  prepare(_signal: AbortSignal): Promise<void> {
+  prepare(_options: { signal: AbortSignal }): Promise<void> {
     this.prepared++;
     return this.prepareError ? Promise.reject(this.prepareError) : Promise.resolve();
   }
@@ -69,7 +69,7 @@ export class FakeGenerator implements Generator {
   async *generate(
     prompt: string,
     params: GenerationParams,
-    signal: AbortSignal,
+    { signal }: { signal: AbortSignal },
   ): AsyncGenerator<GeneratedToken> {
     this.calls.push({ prompt, params });
     const waiters = this.#startedWaiters;

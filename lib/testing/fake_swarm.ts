@@ -4,6 +4,7 @@
  * Killed servers stay in the table, as they would in a real table until their record expires.
  * @module
  */
+import type { AbortOptions } from "../util/abort.ts";
 import { FakeBackend } from "./fake_backend.ts";
 import type { HiddenStates } from "../runtime/types.ts";
 import type {
@@ -56,7 +57,7 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
   /** Called before every remote step; may kill servers. */
   onStep?: (event: StepEvent) => void;
   /** Optional ping (set by a test). */
-  ping?: (server: RouteServer, signal?: AbortSignal) => Promise<number>;
+  ping?: (server: RouteServer, options?: AbortOptions) => Promise<number>;
   refreshes = 0;
   opens = 0;
 
@@ -142,7 +143,7 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
     return Promise.resolve();
   }
 
-  #guard<T>(server: FakeServer, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  #guard<T>(server: FakeServer, work: () => Promise<T>, { signal }: AbortOptions = {}): Promise<T> {
     if (server.dead) return Promise.reject(new Error(`connection refused by ${server.peerId}`));
     return new Promise<T>((resolve, reject) => {
       const kill = (err: Error) => reject(err);
@@ -165,7 +166,11 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
     });
   }
 
-  openInference(record: RouteServer, req: OpenSpanRequest, signal?: AbortSignal): Promise<RemoteSpanSession> {
+  openInference(
+    record: RouteServer,
+    req: OpenSpanRequest,
+    { signal }: AbortOptions = {},
+  ): Promise<RemoteSpanSession> {
     const server = this.servers_.get(record.peerId)!;
     this.opens++;
     return this.#guard(server, async () => {
@@ -191,21 +196,21 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
               return { data: y.data.subarray(1), shape: [y.shape[0], y.shape[1] - 1, y.shape[2]] };
             }
             return y;
-          }, o.signal);
+          }, { signal: o.signal });
         },
         close: () => session.close(),
         path: server.relayed ? "relayed" : "stream",
       };
       return remote;
-    }, signal);
+    }, { signal });
   }
 
-  forward(record: RouteServer, req: ForwardSpanRequest, signal?: AbortSignal): Promise<Hidden> {
+  forward(record: RouteServer, req: ForwardSpanRequest, { signal }: AbortOptions = {}): Promise<Hidden> {
     const server = this.servers_.get(record.peerId)!;
     return this.#guard(
       server,
       () => server.backend.forward(req.start, req.end, req.hidden, { signal }),
-      signal,
+      { signal },
     );
   }
 }

@@ -1,9 +1,16 @@
 /**
- * Abort and timeout helpers: every network call in plumise takes an AbortSignal and has a
- * default timeout.
+ * Abort and timeout helpers. The convention: every call that can be cancelled takes its signal as
+ * `options.signal`, in an options object that is its last parameter (`AbortOptions`), never as a
+ * positional parameter; network calls also have a default timeout.
  * @module
  */
 import { TimeoutError } from "../errors.ts";
+
+/** The options of a call that can be cancelled (or that part of a larger options object). */
+export interface AbortOptions {
+  /** Aborts the call; it rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
 
 /** A signal that aborts when `parent` aborts or after `ms`, plus a `clear()` that releases the timer. */
 export function timeoutSignal(ms: number, parent?: AbortSignal): { signal: AbortSignal; clear: () => void } {
@@ -26,13 +33,16 @@ export function timeoutSignal(ms: number, parent?: AbortSignal): { signal: Abort
   };
 }
 
-/** Runs `fn` with a signal that times out after `ms`; the timer never outlives the call. */
+/**
+ * Runs `fn` with a signal that aborts after `ms` or when `options.signal` does; the timer never
+ * outlives the call.
+ */
 export async function withTimeout<T>(
   ms: number,
   fn: (signal: AbortSignal) => Promise<T>,
-  parent?: AbortSignal,
+  options: AbortOptions = {},
 ): Promise<T> {
-  const { signal, clear } = timeoutSignal(ms, parent);
+  const { signal, clear } = timeoutSignal(ms, options.signal);
   try {
     return await Promise.race([
       fn(signal),
@@ -47,7 +57,8 @@ export async function withTimeout<T>(
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason when it aborts first. No timer leaks. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, options: AbortOptions = {}): Promise<void> {
+  const signal = options.signal;
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const onAbort = () => {

@@ -17,14 +17,14 @@ Deno.test("withTimeout rejects with TimeoutError and aborts the inner signal", a
 Deno.test("withTimeout passes results through and follows the parent signal", async () => {
   assert.equal(await withTimeout(1000, () => Promise.resolve(7)), 7);
   const parent = new AbortController();
-  const p = withTimeout(10_000, () => new Promise(() => {}), parent.signal);
+  const p = withTimeout(10_000, () => new Promise(() => {}), { signal: parent.signal });
   parent.abort(new Error("stop"));
   await assert.rejects(p, /stop/);
 });
 
 Deno.test("sleep is cancellable", async () => {
   const c = new AbortController();
-  const p = sleep(10_000, c.signal);
+  const p = sleep(10_000, { signal: c.signal });
   c.abort(new Error("cancelled"));
   await assert.rejects(p, /cancelled/);
   await sleep(1);

@@ -66,7 +66,7 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, options: Ret
       }
       const delay = backoff.next();
       options.onRetry?.(err, attempt, delay);
-      await sleep(delay, options.signal);
+      await sleep(delay, { signal: options.signal });
     }
   }
 }

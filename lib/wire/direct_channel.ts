@@ -334,7 +334,7 @@ export async function connectDirect(
   const connecting = Deno.connect({ hostname: host, port: offer.port, transport: "tcp" });
   let conn: Deno.TcpConn;
   try {
-    conn = await withTimeout(connectMs, () => connecting, options.signal);
+    conn = await withTimeout(connectMs, () => connecting, { signal: options.signal });
   } catch (err) {
     // a connection that completes after we gave up is closed at once
     connecting.then((late) => late.close(), () => {});

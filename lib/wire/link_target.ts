@@ -16,7 +16,7 @@
  * @module
  */
 import { WireError } from "../errors.ts";
-import { sleep, timeoutSignal } from "../util/abort.ts";
+import { type AbortOptions, sleep, timeoutSignal } from "../util/abort.ts";
 import { connectDirect, type ConnectDirectOptions, type DirectFrameChannel } from "./direct_channel.ts";
 import { formatIp, type IpScope, ipScope, normalizeIp, parseIp } from "./ip_address.ts";
 import type { DirectOffer } from "./protocol_messages.ts";
@@ -85,7 +85,7 @@ export async function linkTarget(
 /** Time as `linkDirect` sees it (tests replace it). */
 export interface LinkClock {
   now(): number;
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  sleep(ms: number, options?: AbortOptions): Promise<void>;
 }
 
 const REAL_CLOCK: LinkClock = { now: () => performance.now(), sleep };
@@ -146,7 +146,7 @@ export async function linkDirect(
     });
   } catch (err) {
     if (options.signal?.aborted) throw options.signal.reason;
-    await clock.sleep(Math.max(0, t0 + failAt - clock.now()), options.signal);
+    await clock.sleep(Math.max(0, t0 + failAt - clock.now()), { signal: options.signal });
     throw new WireError("LINK_REFUSED", `could not link to ${target.host}:${target.port}`, {
       hint:
         "name the next server by the public address the client reached it at; the client relays meanwhile",

@@ -4,8 +4,7 @@
  * client, compare with the single-process output.
  * @module
  */
-import { FakeBackend } from "../../lib/runtime/fake_backend.ts";
-import { FakeHead, FakeTokenizer } from "../../lib/swarm/client/_fake_head.ts";
+import { FakeBackend, FakeHead, FakeTokenizer } from "../../lib/testing/mod.ts";
 import { generateText } from "../../lib/swarm/client/generate_text.ts";
 import type { NatNodeConfig } from "./nat_node_process.ts";
 import type { NetnsBed } from "./netns_bed.ts";

@@ -17,12 +17,11 @@
  * SIGTERM or stdin "stop": graceful stop, then exit 0.
  * @module
  */
-import { FakeBackend } from "../../lib/runtime/fake_backend.ts";
+import { FakeBackend, FakeHead, FakeTokenizer } from "../../lib/testing/mod.ts";
 import { ephemeralIdentity, loadOrCreateIdentity } from "../../lib/swarm/peer_identity.ts";
 import { SwarmPeer } from "../../lib/swarm/swarm_peer.ts";
 import { SwarmServer } from "../../lib/swarm/swarm_server.ts";
 import { connectSwarm } from "../../lib/swarm/client/connect_swarm.ts";
-import { FakeHead, FakeTokenizer } from "../../lib/swarm/client/_fake_head.ts";
 import type { StepSession } from "../../lib/swarm/client/generate_text.ts";
 import type { SpanTransport } from "../../lib/swarm/client/types.ts";
 import { checkReachability } from "../../lib/swarm/check_reachability.ts";

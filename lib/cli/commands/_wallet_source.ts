@@ -56,8 +56,8 @@ export function walletFromConfig(config: Config): Promise<AgentWallet> {
 export async function withSigner<T>(
   config: Config,
   logger: Logger,
-  signal: AbortSignal,
   fn: (s: { wallet: AgentWallet; provider: ChainProvider; queue: TxQueue }) => Promise<T>,
+  { signal }: { signal: AbortSignal },
 ): Promise<T> {
   const wallet = await walletFromConfig(config);
   const provider = new ChainProvider({ rpcUrl: config.rpcUrl, chainId: config.chainId });

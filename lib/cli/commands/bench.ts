@@ -38,7 +38,7 @@ export function registerBench(program: Command, ctx: CommandContext): void {
   cmd.action(async (opts) => {
     const { config } = ctx.resolve(opts as Record<string, unknown>);
     const { benchNode } = await import("../../node/bench_node.ts");
-    const r = await benchNode(config, ctx.logger(config), ctx.signal);
+    const r = await benchNode(config, ctx.logger(config), { signal: ctx.signal });
     const s = r.speed;
     if (opts.json) {
       ctx.stdout(JSON.stringify({

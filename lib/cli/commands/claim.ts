@@ -14,7 +14,7 @@ export function registerClaim(program: Command, ctx: CommandContext): void {
   cmd.action(async (opts) => {
     const { config } = ctx.resolve(opts as Record<string, unknown>);
     const logger = ctx.logger(config);
-    await withSigner(config, logger, ctx.signal, async ({ provider, queue }) => {
+    await withSigner(config, logger, async ({ provider, queue }) => {
       const outcome = await claimIfDue({
         pool: new RewardPool(provider, config.rewardPool),
         queue,
@@ -33,6 +33,6 @@ export function registerClaim(program: Command, ctx: CommandContext): void {
       } else {
         ctx.stdout(`nothing claimed: ${outcome.reason}`);
       }
-    });
+    }, { signal: ctx.signal });
   });
 }

@@ -14,7 +14,7 @@ export function registerRegister(program: Command, ctx: CommandContext): void {
   cmd.action(async (opts) => {
     const { config } = ctx.resolve(opts as Record<string, unknown>);
     const logger = ctx.logger(config);
-    await withSigner(config, logger, ctx.signal, async ({ wallet, provider, queue }) => {
+    await withSigner(config, logger, async ({ wallet, provider, queue }) => {
       const r = await ensureRegistered({
         provider,
         queue,
@@ -35,6 +35,6 @@ export function registerRegister(program: Command, ctx: CommandContext): void {
       } else {
         ctx.stdout(r.status === "registered" ? r.txHash! : `already registered (${wallet.address})`);
       }
-    });
+    }, { signal: ctx.signal });
   });
 }

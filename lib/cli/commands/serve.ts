@@ -14,6 +14,6 @@ export function registerServe(program: Command, ctx: CommandContext): void {
     if (!config.offline) requireWallet(config);
     // The whole node (lib/node): SIGINT/SIGTERM → graceful stop; a second signal exits at once (cli.ts).
     const { createNode, runNode } = await import("../../node/node.ts");
-    await runNode(createNode(config, { logger: ctx.logger(config) }), ctx.signal);
+    await runNode(createNode(config, { logger: ctx.logger(config) }), { signal: ctx.signal });
   });
 }

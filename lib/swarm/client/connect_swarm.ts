@@ -6,7 +6,7 @@
  * @module
  */
 import { errorMessage, SwarmError } from "../../errors.ts";
-import { sleep, timeoutSignal } from "../../util/abort.ts";
+import { type AbortOptions, sleep, timeoutSignal } from "../../util/abort.ts";
 import { Backoff } from "../../util/backoff.ts";
 import { type Logger, silentLogger } from "../../util/logger.ts";
 import { ephemeralIdentity, type PeerIdentity } from "../peer_identity.ts";
@@ -88,19 +88,19 @@ export class PulledSwarmTable implements SwarmTableView {
   }
 
   /** Pulls from the initial peers and up to 5 random known, unbanned servers; how many answered. */
-  refresh(signal?: AbortSignal): Promise<number> {
-    this.#refreshing ??= this.#pull(signal).finally(() => (this.#refreshing = undefined));
+  refresh({ signal }: AbortOptions = {}): Promise<number> {
+    this.#refreshing ??= this.#pull({ signal }).finally(() => (this.#refreshing = undefined));
     return this.#refreshing;
   }
 
-  async #pull(signal?: AbortSignal): Promise<number> {
+  async #pull({ signal }: AbortOptions = {}): Promise<number> {
     const known = this.table.servers(this.#model).filter((r) => !this.skip(r.peerId))
       .sort(() => Math.random() - 0.5).slice(0, 5).map((r) => r.peerId);
     let answered = 0, failed = 0;
     let error: unknown;
     await Promise.all([...this.#initial, ...known].map(async (target) => {
       try {
-        const records = await this.#clientFor(target).pullTable(this.#model, signal);
+        const records = await this.#clientFor(target).pullTable(this.#model, { signal });
         for (const r of records) await this.table.offer(r);
         answered++;
       } catch (err) {
@@ -170,7 +170,7 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
   });
   const t = timeoutSignal(options.connectTimeoutMs ?? 15_000, options.signal);
   try {
-    await peer.start(t.signal);
+    await peer.start({ signal: t.signal });
     const swarmTable = new PulledSwarmTable(
       peer.table,
       (x) => peer.client(x),
@@ -189,10 +189,10 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
     let pulls = 0, answered = 0;
     while (swarmTable.servers(options.model).length === 0) {
       pulls++;
-      answered = await swarmTable.refresh(t.signal);
+      answered = await swarmTable.refresh({ signal: t.signal });
       if (swarmTable.servers(options.model).length > 0 || t.signal.aborted) break;
       if (answered > 0 && peer.table.size > 0) break;
-      const ok = await sleep(backoff.next(), t.signal).then(() => true, () => false);
+      const ok = await sleep(backoff.next(), { signal: t.signal }).then(() => true, () => false);
       if (!ok) break;
     }
     options.signal?.throwIfAborted();
@@ -219,7 +219,7 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
     }
     const transport = new ProtocolSpanTransport({
       clientFor: (server) => peer.client(server.peerId),
-      ping: (server, signal) => peer.ping(server, signal),
+      ping: (server, options) => peer.ping(server, options),
       dtype: options.dtype,
       wallet: options.wallet,
       onStep: options.onRemoteStep,
@@ -233,7 +233,7 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
       refreshMs: options.tableRefreshMs ?? 30_000,
     });
     swarmTable.skip = (p) => client.bans.isBanned(p);
-    await client.start(t.signal);
+    await client.start({ signal: t.signal });
     log.debug("connected to the swarm", {
       servers: swarmTable.servers(options.model).length,
       peer: identity.peerId,

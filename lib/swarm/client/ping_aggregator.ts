@@ -76,12 +76,14 @@ export class PingAggregator {
    */
   async measure<P extends { peerId: string }>(
     peers: readonly P[],
-    ping: (peer: P, signal: AbortSignal) => Promise<number>,
+    ping: (peer: P, options: { signal: AbortSignal }) => Promise<number>,
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<void> {
     await Promise.all(peers.map(async (p) => {
       try {
-        const rtt = await withTimeout(options.timeoutMs ?? 2000, (s) => ping(p, s), options.signal);
+        const rtt = await withTimeout(options.timeoutMs ?? 2000, (s) => ping(p, { signal: s }), {
+          signal: options.signal,
+        });
         this.observe(p.peerId, rtt);
       } catch (err) {
         if (options.signal?.aborted) return;

@@ -25,7 +25,7 @@ Deno.test("PingAggregator.measure records successes, failures and timeouts witho
   const p = new PingAggregator();
   await p.measure(
     [{ peerId: "ok" }, { peerId: "bad" }, { peerId: "hang" }],
-    (peer, signal) => {
+    (peer, { signal }) => {
       if (peer.peerId === "ok") return Promise.resolve(3);
       if (peer.peerId === "bad") return Promise.reject(new Error("refused"));
       return new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));

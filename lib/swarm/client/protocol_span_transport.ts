@@ -4,6 +4,7 @@
  * `/plumise/inference` and `/plumise/forward` protocols.
  * @module
  */
+import type { AbortOptions } from "../../util/abort.ts";
 import { isLoopbackAddress } from "../../wire/mod.ts";
 import type { LinkTicket, ProtocolClient } from "../swarm_client_transport.ts";
 import type {
@@ -21,7 +22,7 @@ export interface ProtocolSpanTransportOptions {
   /** The protocol client for a server (dialing it by its peer id / addresses). */
   readonly clientFor: (server: RouteServer) => ProtocolClient;
   /** RTT to a server in ms (e.g. libp2p ping); optional. */
-  readonly ping?: (server: RouteServer, signal?: AbortSignal) => Promise<number>;
+  readonly ping?: (server: RouteServer, options?: AbortOptions) => Promise<number>;
   /** Wire dtype of hidden states (default f32). */
   readonly dtype?: "f32" | "f16";
   /** The client's chain address, sent with `open` (receipts/rewards). */
@@ -49,7 +50,7 @@ export function isLoopbackHost(host: string): boolean {
 
 export class ProtocolSpanTransport implements SpanTransport {
   readonly #o: ProtocolSpanTransportOptions;
-  readonly ping?: (server: RouteServer, signal?: AbortSignal) => Promise<number>;
+  readonly ping?: (server: RouteServer, options?: AbortOptions) => Promise<number>;
 
   constructor(options: ProtocolSpanTransportOptions) {
     this.#o = options;
@@ -59,7 +60,7 @@ export class ProtocolSpanTransport implements SpanTransport {
   async openInference(
     server: RouteServer,
     request: OpenSpanRequest,
-    signal?: AbortSignal,
+    { signal }: AbortOptions = {},
   ): Promise<RemoteSpanSession> {
     const stream = await this.#o.clientFor(server).openInference({
       sessionId: request.sessionId,
@@ -70,7 +71,7 @@ export class ProtocolSpanTransport implements SpanTransport {
       batch: request.batch,
       dtype: this.#o.dtype,
       wallet: this.#o.wallet,
-    }, signal);
+    }, { signal });
     const report = (t0: number, computeMs: number, tokens: number) =>
       this.#o.onStep?.({
         peerId: server.peerId,
@@ -83,8 +84,8 @@ export class ProtocolSpanTransport implements SpanTransport {
     const links: SpanLinks | undefined = stream.linkable
       ? {
         local: isLoopbackHost(stream.directHost!),
-        accept: (signal) => stream.linkRequest(signal),
-        pushTo: (ticket, signal) => stream.linkTo(ticket as LinkTicket, signal),
+        accept: (options) => stream.linkRequest(options),
+        pushTo: (ticket, options) => stream.linkTo(ticket as LinkTicket, options),
         lost: (ticket) => stream.linkLost((ticket as LinkTicket).link),
         send: (hidden, options) =>
           stream.send(hidden, {
@@ -126,8 +127,12 @@ export class ProtocolSpanTransport implements SpanTransport {
     };
   }
 
-  async forward(server: RouteServer, request: ForwardSpanRequest, signal?: AbortSignal): Promise<Hidden> {
-    const r = await this.#o.clientFor(server).forward({ ...request, dtype: this.#o.dtype }, signal);
+  async forward(
+    server: RouteServer,
+    request: ForwardSpanRequest,
+    { signal }: AbortOptions = {},
+  ): Promise<Hidden> {
+    const r = await this.#o.clientFor(server).forward({ ...request, dtype: this.#o.dtype }, { signal });
     return r.hidden;
   }
 }

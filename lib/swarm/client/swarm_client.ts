@@ -6,7 +6,7 @@
  * @module
  */
 import { errorMessage, SwarmError } from "../../errors.ts";
-import { withTimeout } from "../../util/abort.ts";
+import { type AbortOptions, withTimeout } from "../../util/abort.ts";
 import type { ClientHead, Tokenizer } from "../../runtime/types.ts";
 import { type Logger, silentLogger } from "../../util/logger.ts";
 import { BanList, type BanListOptions } from "./ban_list.ts";
@@ -106,8 +106,8 @@ export class SwarmClient {
   }
 
   /** Measures RTTs to the model's servers (when the transport can ping). Never throws. */
-  async start(signal?: AbortSignal): Promise<void> {
-    await this.measurePings(signal);
+  async start({ signal }: AbortOptions = {}): Promise<void> {
+    await this.measurePings({ signal });
   }
 
   /** Closes every open session. Idempotent. */
@@ -118,7 +118,7 @@ export class SwarmClient {
   }
 
   /** Pings the usable servers of the model and feeds the RTT averages used by routing. */
-  async measurePings(signal?: AbortSignal): Promise<void> {
+  async measurePings({ signal }: AbortOptions = {}): Promise<void> {
     const ping = this.#o.transport.ping?.bind(this.#o.transport);
     if (!ping) return;
     const servers = usableServers(this.#o.table.servers(this.model), { model: this.model });
@@ -222,8 +222,8 @@ export class SwarmClient {
                 start: span.start,
                 end: span.end,
                 hidden: x,
-              }, signal),
-            options.signal,
+              }, { signal }),
+            { signal: options.signal },
           );
           this.bans.succeed(span.server.peerId);
           block = span.end;

@@ -14,7 +14,7 @@
  * @module
  */
 import { errorMessage, PlumiseError, SwarmError } from "../../errors.ts";
-import { sleep, withTimeout } from "../../util/abort.ts";
+import { type AbortOptions, sleep, withTimeout } from "../../util/abort.ts";
 import { Backoff, type BackoffOptions } from "../../util/backoff.ts";
 import { type Logger, silentLogger } from "../../util/logger.ts";
 import { BanList } from "./ban_list.ts";
@@ -236,14 +236,14 @@ export class SwarmInferenceSession {
   }
 
   /** Routes and opens every span now (otherwise done by the first step). */
-  async open(signal?: AbortSignal): Promise<void> {
+  async open({ signal }: AbortOptions = {}): Promise<void> {
     this.#assertOpen();
     for (let i = 0; i < this.#chain.length; i++) {
-      await this.#withRetries(i, signal, async (span) => {
+      await this.#withRetries(i, async (span) => {
         // nothing sent yet: a span routed here has an empty history, not one to take from upstream
         if (this.#position === 0) span.history ??= [];
-        if (!span.remote) await this.#openRemote(span, signal);
-      });
+        if (!span.remote) await this.#openRemote(span, { signal });
+      }, { signal });
     }
     // the caller prepares ahead: the links too, so that the first step already pushes
     this.#linkAhead();
@@ -302,7 +302,7 @@ export class SwarmInferenceSession {
       // spans that ran a step that later failed downstream hold extra inputs: forget them
       for (const span of this.#chain) span.history = truncate(span.history!, p);
       this.#position = p;
-      if (!this.#routed) this.#openAhead(options.signal);
+      if (!this.#routed) this.#openAhead({ signal: options.signal });
       else this.#linkAhead();
       const stepId = this.#stepSeq++;
       const turns = new Map<SpanState, () => void>();
@@ -313,7 +313,7 @@ export class SwarmInferenceSession {
       for (let i = 0; i < this.#chain.length;) {
         const n = pushing ? this.#pushRun(i, flow.last) : 0;
         if (n > 0) {
-          const pushed = await this.#push(i, n, flow.last, p, stepId, options.signal);
+          const pushed = await this.#push(i, n, flow.last, p, stepId, { signal: options.signal });
           if (pushed) {
             flow = { last: pushed.last };
             for (let k = i; k < i + pushed.spans; k++) turns.get(this.#chain[k])?.();
@@ -326,8 +326,8 @@ export class SwarmInferenceSession {
         }
         flow = await this.#withRetries(
           i,
-          options.signal,
-          (span) => this.#stepSpan(span, flow, p, stepId, options.signal),
+          (span) => this.#stepSpan(span, flow, p, stepId, { signal: options.signal }),
+          { signal: options.signal },
         );
         turns.get(this.#chain[i])?.();
         i++;
@@ -373,8 +373,8 @@ export class SwarmInferenceSession {
   /** Runs `fn` on chain[i], replacing the span after failures, with bounded retries. */
   async #withRetries<T>(
     i: number,
-    signal: AbortSignal | undefined,
     fn: (span: SpanState) => Promise<T>,
+    { signal }: AbortOptions = {},
   ): Promise<T> {
     const maxRetries = this.#o.maxRetries ?? 5;
     const backoff = new Backoff({ initialMs: 100, maxMs: 2000, ...this.#o.retryBackoff });
@@ -411,7 +411,7 @@ export class SwarmInferenceSession {
           const remote = failed.remote;
           failed.remote = undefined;
           remote?.close().catch(() => {});
-          if (relayTries > 0) await sleep(backoff.next(), signal);
+          if (relayTries > 0) await sleep(backoff.next(), { signal });
           continue;
         }
         if (peer) {
@@ -457,9 +457,9 @@ export class SwarmInferenceSession {
             },
           );
         }
-        if (attempt > 0) await sleep(backoff.next(), signal);
+        if (attempt > 0) await sleep(backoff.next(), { signal });
         if (this.#o.table.refresh) {
-          await this.#o.table.refresh(signal).catch((e) =>
+          await this.#o.table.refresh({ signal }).catch((e) =>
             this.#log.debug("table refresh failed", { error: errorMessage(e) })
           );
         }
@@ -476,7 +476,7 @@ export class SwarmInferenceSession {
    * that opens starts linking to its open neighbours (`#linkAhead`). A failure here is left to
    * the step, whose retries open (and, on failure, ban and replace) span by span as usual.
    */
-  #openAhead(signal?: AbortSignal): void {
+  #openAhead({ signal }: AbortOptions = {}): void {
     try {
       this.#reroute(0);
     } catch {
@@ -487,7 +487,7 @@ export class SwarmInferenceSession {
     for (const span of this.#chain) {
       if (!span.server || span.remote) continue;
       const server = span.server;
-      span.opening = this.#openRemote(span, signal).catch((err) => {
+      span.opening = this.#openRemote(span, { signal }).catch((err) => {
         this.#log.debug("opening ahead failed; the step retries", {
           peer: server.peerId,
           error: errorMessage(err),
@@ -528,7 +528,7 @@ export class SwarmInferenceSession {
     this.#log.info("route", { blocks: `${old.start}:${old.end}`, route: describeRoute(spans) });
   }
 
-  async #openRemote(span: SpanState, signal?: AbortSignal): Promise<void> {
+  async #openRemote(span: SpanState, { signal }: AbortOptions = {}): Promise<void> {
     const server = span.server!;
     const remote = await withTimeout(
       this.#o.openTimeoutMs ?? 10_000,
@@ -540,8 +540,8 @@ export class SwarmInferenceSession {
           end: span.end,
           maxLength: this.maxLength,
           batch: this.batch,
-        }, s),
-      signal,
+        }, { signal: s }),
+      { signal },
     );
     if (this.#closed) {
       // closed while it was opening (an open-ahead outliving its step): do not leak it
@@ -572,10 +572,16 @@ export class SwarmInferenceSession {
       const ms = this.#o.openTimeoutMs ?? 10_000;
       const linking: Promise<void> = (async () => {
         try {
-          const ticket = await this.#exclusive(next, () => withTimeout(ms, (s) => to.links!.accept(s)));
+          const ticket = await this.#exclusive(
+            next,
+            () => withTimeout(ms, (s) => to.links!.accept({ signal: s })),
+          );
           // not before the step in progress is done with this span (it comes first)
           await span.turn;
-          await this.#exclusive(span, () => withTimeout(ms, (s) => from.links!.pushTo(ticket, s)));
+          await this.#exclusive(
+            span,
+            () => withTimeout(ms, (s) => from.links!.pushTo(ticket, { signal: s })),
+          );
           if (span.link === attempt) span.link = { from, to, ticket, ok: true };
         } catch (err) {
           this.#log.debug("no link between servers; the client relays", {
@@ -668,7 +674,7 @@ export class SwarmInferenceSession {
     x: Hidden,
     p: number,
     stepId: number,
-    signal?: AbortSignal,
+    { signal }: AbortOptions = {},
   ): Promise<{ last: Hidden; spans: number } | undefined> {
     const spans = this.#chain.slice(i, i + n + 1);
     // every session of the push is this step's alone until it is over (in chain order: the
@@ -676,7 +682,7 @@ export class SwarmInferenceSession {
     const releases: (() => void)[] = [];
     try {
       for (const span of spans) releases.push(await this.#acquire(span));
-      return await this.#pushHeld(spans, n, x, p, stepId, signal);
+      return await this.#pushHeld(spans, n, x, p, stepId, { signal });
     } finally {
       for (const release of releases) release();
     }
@@ -688,7 +694,7 @@ export class SwarmInferenceSession {
     x: Hidden,
     p: number,
     stepId: number,
-    signal?: AbortSignal,
+    { signal }: AbortOptions = {},
   ): Promise<{ last: Hidden; spans: number } | undefined> {
     // ends every wait of the push without closing a session: a reply came, the push ran out of
     // time (the rerun span by span then finds the slow server with its own timeout), or the
@@ -754,7 +760,7 @@ export class SwarmInferenceSession {
     flow: Flow,
     p: number,
     stepId: number,
-    signal?: AbortSignal,
+    { signal }: AbortOptions = {},
   ): Promise<Flow> {
     const t = flow.last.shape[1];
     if (span.history === null) {
@@ -769,13 +775,13 @@ export class SwarmInferenceSession {
     if (span.opening) await span.opening;
     this.#assertOpen();
     const replay = !span.remote;
-    if (replay) await this.#openRemote(span, signal);
+    if (replay) await this.#openRemote(span, { signal });
     const input = replay && p > 0 ? concatTokens([...span.history, flow.last]) : flow.last;
     const y = await this.#exclusive(span, () =>
       withTimeout(
         this.#o.stepTimeoutMs ?? 60_000,
         (s) => span.remote!.step(input, { stepId, startFromPosition: replay ? 0 : p, signal: s }),
-        signal,
+        { signal },
       ));
     this.#checkReply(span, y, input);
     span.history.push(flow.last);

@@ -318,9 +318,9 @@ Deno.test("the first hop does not wait for later spans' opens; a session closed 
   const gate = new Promise<void>((r) => (releaseC = r));
   let opened = 0, closed = 0;
   const transport: SpanTransport = {
-    forward: (server, req, signal) => swarm.forward(server, req, signal),
-    async openInference(server, req, signal) {
-      const remote = await swarm.openInference(server, req, signal);
+    forward: (server, req, options) => swarm.forward(server, req, options),
+    async openInference(server, req, { signal } = {}) {
+      const remote = await swarm.openInference(server, req, { signal });
       if (server.peerId !== "C") return remote;
       await gate; // C is slow to open
       opened++;
@@ -377,9 +377,9 @@ Deno.test("links are made in the background: the first step completes while they
     replies: Map<number, PushReply>;
   };
   const transport: SpanTransport = {
-    forward: (server, req, signal) => swarm.forward(server, req, signal),
-    async openInference(server, req, signal) {
-      const remote = await swarm.openInference(server, req, signal);
+    forward: (server, req, options) => swarm.forward(server, req, options),
+    async openInference(server, req, { signal } = {}) {
+      const remote = await swarm.openInference(server, req, { signal });
       const me: Linked = { remote, peer: server.peerId, busy: 0, replies: new Map() };
       const use = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
         if (++me.busy > 1) overlaps.push(`${me.peer} ${what}`);

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { AbortOptions } from "../../util/abort.ts";
 import type { HiddenStates } from "../../runtime/types.ts";
 
 /** Hidden states `[B, T, H]`, row-major float32 (the runtime's `HiddenStates`). */
@@ -44,7 +45,7 @@ export interface SwarmTableView {
    * Asks peers for fresh records (optional; called before re-routing after a failure). What it
    * resolves to is the implementation's (the pulled table's: how many peers answered).
    */
-  refresh?(signal?: AbortSignal): Promise<unknown>;
+  refresh?(options?: AbortOptions): Promise<unknown>;
 }
 
 /** One span of a route: `server` computes blocks `[start, end)` (a sub-range of its span). */
@@ -117,9 +118,9 @@ export interface SpanLinks {
   /** The session's server runs on the client's own machine (reached at a loopback address). */
   readonly local: boolean;
   /** A ticket for input pushed into this session by another server. */
-  accept(signal?: AbortSignal): Promise<PushTicket>;
+  accept(options?: AbortOptions): Promise<PushTicket>;
   /** Has this session's server push its outputs to the holder of `ticket`. */
-  pushTo(ticket: PushTicket, signal?: AbortSignal): Promise<void>;
+  pushTo(ticket: PushTicket, options?: AbortOptions): Promise<void>;
   /** Whether the input link of `ticket` (from this session's `accept`) was reported lost. */
   lost(ticket: PushTicket): boolean;
   /** Sends a step whose output the server pushes `push` spans on; the reply comes from where the push stops. */
@@ -146,10 +147,10 @@ export interface SpanTransport {
   openInference(
     server: RouteServer,
     request: OpenSpanRequest,
-    signal?: AbortSignal,
+    options?: AbortOptions,
   ): Promise<RemoteSpanSession>;
   /** Cache-less forward through `[start, end)` of `server`. */
-  forward(server: RouteServer, request: ForwardSpanRequest, signal?: AbortSignal): Promise<Hidden>;
+  forward(server: RouteServer, request: ForwardSpanRequest, options?: AbortOptions): Promise<Hidden>;
   /** Round-trip time to `server` in ms (optional). */
-  ping?(server: RouteServer, signal?: AbortSignal): Promise<number>;
+  ping?(server: RouteServer, options?: AbortOptions): Promise<number>;
 }

@@ -125,6 +125,15 @@ Deno.test("cli: bad flag → exit 2 with a message; bad values → exit 2 listin
   assert.match(missing.stderr, /ENV_FILE_MISSING.*\/nonexistent\/\.env: no such file/);
 });
 
+Deno.test("cli: DEVICE=cuda is refused (exit 2) until an engine uses a GPU; cpu and auto are accepted", async () => {
+  const cuda = await runPlumise(["serve", "--offline"], { env: { DEVICE: "cuda" } });
+  assert.equal(cuda.code, 2);
+  assert.match(cuda.stderr, /DEVICE=cuda: no engine of this build computes on a GPU; use auto or cpu/);
+  const cpu = await runPlumise(["config", "--json", "--device", "cpu"]);
+  assert.equal(cpu.code, 0, cpu.stderr);
+  assert.deepEqual(JSON.parse(cpu.stdout).config.device, { value: "cpu", source: "flag" });
+});
+
 Deno.test("cli: serve without a key → exit 2 naming PLUMISE_PRIVATE_KEY; a bad key is never echoed", async () => {
   const r = await runPlumise(["serve"]);
   assert.equal(r.code, 2);

@@ -2,11 +2,8 @@
  * The whole network on one machine (issue 7's acceptance): the local hub serving a tiny BLOOM
  * checkpoint, anvil + the agent_* proxy with the precompile stand-ins and RewardPool, the Oracle
  * stub, and `plumise serve` processes run through main.ts with the binary's permission flags.
- *
- * Runs only when the full node can be composed (`FULL_NODE_PARTS_READY` in lib/node/node_parts.ts).
  */
 import assert from "node:assert/strict";
-import { FULL_NODE_PARTS_READY } from "../lib/node/node_parts.ts";
 import { createBlockRuntime, createClientHead, loadTokenizer } from "../lib/runtime/mod.ts";
 import { generateText } from "../lib/swarm/client/generate_text.ts";
 import { startTestChain, type TestChain } from "./helpers/anvil.ts";
@@ -222,7 +219,6 @@ function sseData(text: string): string[] {
 
 Deno.test({
   name: "e2e: three serve processes cover the model; API, chain, Oracle, failover and SIGTERM behave",
-  ignore: !FULL_NODE_PARTS_READY,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {

@@ -129,6 +129,8 @@ function parseValue(
     }
     case "enum": {
       const s = String(text).toLowerCase();
+      const refused = spec.refused?.find((r) => r.match.test(s));
+      if (refused) return fail(refused.why);
       if (!spec.choices!.includes(s)) return fail(`must be one of ${spec.choices!.join(", ")}`);
       return { ok: true, value: s };
     }

@@ -154,7 +154,17 @@ const BAD_CASES: Array<[string, Parameters<typeof resolveConfig>[0], string]> = 
     "--tier=mega: must be one of lite, standard, pro, ultra, network, auto",
   ],
   ["weights", { env: { WEIGHTS: "int3" } }, "WEIGHTS=int3: must be one of fp32, int8"],
-  ["device", { env: { DEVICE: "tpu" } }, "DEVICE=tpu: must be one of auto, cpu, cuda"],
+  ["device", { env: { DEVICE: "tpu" } }, "DEVICE=tpu: must be one of auto, cpu"],
+  [
+    "device cuda",
+    { env: { DEVICE: "cuda" } },
+    "DEVICE=cuda: no engine of this build computes on a GPU; use auto or cpu",
+  ],
+  [
+    "device cuda:0 flag",
+    { flags: { device: "CUDA:0" } },
+    "--device=CUDA:0: no engine of this build computes on a GPU",
+  ],
   ["span syntax", { flags: { blockIndices: "3-5" } }, "--block-indices=3-5: must be a:b with whole numbers"],
   ["span empty", { flags: { blockIndices: "5:5" } }, "--block-indices=5:5: end must be greater than start"],
   [

@@ -46,6 +46,11 @@ export interface KeySpec {
   /** Unit used in range messages, e.g. "seconds". */
   readonly unit?: string;
   readonly choices?: readonly string[];
+  /**
+   * Values that name something real this build cannot do, each refused with its own reason
+   * instead of "must be one of …" (e.g. `DEVICE=cuda` before any engine uses a GPU).
+   */
+  readonly refused?: readonly { readonly match: RegExp; readonly why: string }[];
   /** Redacted in every output. */
   readonly secret?: boolean;
   /** Tiers set this key. */
@@ -393,9 +398,14 @@ export const SCHEMA: readonly KeySpec[] = [
     flag: "device",
     arg: "<device>",
     type: "enum",
-    choices: ["auto", "cpu", "cuda"],
+    choices: ["auto", "cpu"],
+    refused: [{
+      match: /^(cuda(:\d+)?|gpu|mps|rocm)$/,
+      why: "no engine of this build computes on a GPU; use auto or cpu (the blocks run on the CPU)",
+    }],
     default: "auto",
-    description: "compute device (this build computes on the CPU)",
+    description:
+      "compute device (this build computes on the CPU; cuda is refused until an engine uses a GPU)",
   },
   {
     key: "hfEndpoint",

@@ -76,7 +76,8 @@ export interface Config {
   /** The gateway's agent relay (ws:// or wss://), when set. */
   readonly gatewayRelayUrl?: string;
   readonly identityPath: string;
-  readonly device: string;
+  /** Compute device: "auto" and "cpu" both run on the CPU ("cuda" is refused until an engine uses a GPU). */
+  readonly device: "auto" | "cpu";
   /** Data directory (identity, throughput cache, keystore default). */
   readonly dataDir: string;
   /** Hugging Face: endpoint, token (redacted), cache home. */

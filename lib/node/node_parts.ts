@@ -19,9 +19,6 @@ import { createSwarmPart } from "./swarm_part.ts";
 import type { NodeParts, NodePartsContext } from "./types.ts";
 import { modelSource } from "../runtime/model_source.ts";
 
-/** Whether this build can compose the full node (the e2e test runs only then). */
-export const FULL_NODE_PARTS_READY = true;
-
 export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts> {
   const { config, metrics, logger } = ctx;
   const chain = config.offline ? undefined : await createChainPart(config, metrics, logger);

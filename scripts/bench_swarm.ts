@@ -240,9 +240,10 @@ try {
   /** Hops of the default client's decode steps, and how many of them were pushed. */
   const hops = { all: 0, pushed: 0 };
   const clients = new Map<string, ConnectedSwarmClient>();
-  // the first swarm client created in a process ran 2–4 % slower than identical ones created after
-  // it (three A/B runs, cause unknown): a throwaway client is created first, so that no measured one
-  // pays it (it runs one generation and stays connected until the end, like the measured ones)
+  // the first swarm client created in a process ran slower than identical ones created after it
+  // (docs/benchmarks.md, bench:swarm's method; cause unknown): a throwaway client is created first,
+  // so that no measured one pays it (it runs one generation and stays connected until the end, like
+  // the measured ones)
   const throwaway = await connectSwarm({
     model,
     initialPeers: [servers[0].addrs[0]],

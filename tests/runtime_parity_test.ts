@@ -115,7 +115,7 @@ for (const family of ["bloom", "llama", "qwen3"] as const) {
   });
 }
 
-/** int8 tolerance: max |int8 − reference| ≤ 5% of the span's max |output − input| (measured ~1–2%). */
+/** int8 tolerance: max |int8 − reference| ≤ 5% of the span's max |output − input| (docs/benchmarks.md). */
 const INT8_REL_TOL = 0.05;
 
 for (const family of ["bloom", "llama", "qwen3"] as const) {

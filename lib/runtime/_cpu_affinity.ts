@@ -5,11 +5,9 @@
  * thread woken after the process sat idle may be placed on the CPU of the thread that woke it, and
  * the whole step then runs at one thread's speed. Some virtualised kernels do this on purpose
  * (packing woken threads onto busy vCPUs so idle ones can stay halted — `sched_vcpu_pack` on the
- * README's 2-vCPU VM), and a swarm server is idle two thirds of every token.
- *
- * Measured there (a two-thread memory-bound loop, C, 30 runs): back to back 5.5 ms; after a 15 ms
- * sleep 8.9 ms, with the woken thread on the waker's CPU in 16–18 of 30 runs; pinned, 5.7 ms after
- * the sleep and never on the same CPU. onnxruntime pins its pool threads itself when asked
+ * 2-vCPU VM of docs/benchmarks.md), and a swarm server is idle two thirds of every token. Pinned,
+ * the woken thread never shares the waker's CPU and the step after a sleep runs about as fast as
+ * one back to back (docs/benchmarks.md, "CPU pinning"). onnxruntime pins its pool threads itself when asked
  * (`session.intra_op_thread_affinities`) but never the calling thread, so that one is pinned here,
  * with `sched_setaffinity` through FFI.
  *

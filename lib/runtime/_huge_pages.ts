@@ -1,15 +1,12 @@
 /**
  * Transparent huge pages for loaded weights (Linux). onnxruntime keeps each block's weights in
- * its own heap allocations; with 4 KiB pages a decode step walks ~50k pages per 200 MB of
- * weights, and every TLB miss is expensive under virtualization — worst when several server
+ * its own heap allocations; with 4 KiB pages a decode step walks tens of thousands of pages, and
+ * every TLB miss is expensive under virtualization — worst when several server
  * processes take turns on the cores (each resumes with a cold TLB). After loading, the runtime
  * Worker asks the kernel to back the process's large, mostly resident anonymous mappings with
  * 2 MiB pages (`madvise(MADV_HUGEPAGE)` + a synchronous `MADV_COLLAPSE`, Linux ≥ 6.1; with THP
- * in its default "madvise" mode this is the only way to get them).
- *
- * Measured (12 blocks of hidden 1024, fp32, 2 threads, a noisy 2-core VM, single alternating
- * runs): one process 21 → 17.4 ms per token; three processes of 4 blocks taking turns over pipes
- * 41 → 27.5 ms per token.
+ * in its default "madvise" mode this is the only way to get them). What it gains, for one process
+ * and for processes taking turns: docs/benchmarks.md, "Huge pages".
  *
  * Best effort: any failure (not Linux, no libc, no FFI permission, old kernel) is reported in
  * the result and changes nothing. The numbers computed never change, only page sizes.

@@ -2,7 +2,8 @@
  * `serveDirectSteps`: the server side of an inference session's direct path
  * (lib/wire/direct_channel.ts), run by whoever owns the session's cache — the runtime Worker for
  * the onnx runtime, so a decode step goes socket → Worker → onnxruntime → socket without waking
- * the main thread (each thread wake-up costs 0.3–0.7 ms on a 2-core VM). The frames are the
+ * the main thread (a thread wake-up is a sizeable part of a decode step's hop: docs/benchmarks.md,
+ * "Direct path"). The frames are the
  * inference protocol's: `step` → `result`, `close` ends; any failure is one error frame, then the
  * connection closes. Never throws. Sessions may also be linked to the next server of the route
  * (`DirectLinks`, the `link_*` messages), which then gets this session's outputs pushed.

@@ -180,8 +180,8 @@ async function pump(): Promise<void> {
   busy = true;
   try {
     while (true) {
-      // An interactive request at the head of the queue is served at once (a yield costs ~0.2 ms
-      // per decode step on a just-woken Worker); before a batch request, or to see whether more
+      // An interactive request at the head of the queue is served at once (a yield is a measurable
+      // part of a decode step on a just-woken Worker); before a batch request, or to see whether more
       // work came, yield so that interactive requests already posted are queued first.
       if (queues[0].length === 0) await yieldLoop();
       const job = queues[0].shift() ?? queues[1].shift();

@@ -61,10 +61,10 @@ export interface Libp2pNodeOptions {
  * behind one address (a gateway, a NAT, several `plumise generate` on one machine) each connect
  * to every server of their route; past the limit libp2p closes a connection as soon as it has
  * accepted it (the client sees its noise handshake fail, EPIPE), and the client bans a live server
- * for 15 s (of 20 clients starting at once on one machine, 2 failed their generation this way).
- * A handshake costs the server one X25519 exchange, so this many per host and second costs little;
- * `maxConnections` (libp2p's 300) still bounds the total, which one host can now fill in about 3 s
- * instead of a minute (past it, every new inbound connection is refused).
+ * for 15 s (docs/benchmarks.md, "Connection limit"). A handshake costs the server one X25519
+ * exchange, so this many per host and second costs little; `maxConnections` (libp2p's 300) still
+ * bounds the total, which one host can now fill in seconds instead of a minute (past it, every new
+ * inbound connection is refused).
  */
 export const INBOUND_CONNECTIONS_PER_HOST_PER_SECOND = 100;
 /** Inbound connections a node lets be in their handshake at once (libp2p's default is 10). */

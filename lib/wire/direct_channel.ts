@@ -1,9 +1,8 @@
 /**
  * The direct path of an inference session: the session's steps and results travel over a plain
  * TCP connection as ChaCha20-Poly1305 frames instead of through libp2p (noise + yamux + stream code),
- * which costs about 2.5 ms per round trip here against about 0.1–0.25 ms for raw TCP
- * (measured in SWARM-PROTOCOL.md's spirit: "keep the tensor path behind an interface so a
- * direct path can be added if measurements ask for it").
+ * whose round trip costs an order of magnitude more than raw TCP's (docs/benchmarks.md, "Direct
+ * path"; the design and its security argument: docs/protocol.md, "Direct path").
  *
  * How a session gets one (the keys never leave the authenticated libp2p stream):
  *   1. the server's `opened` carries `direct {port, ticket, key}` (random, single-use, expiring);
@@ -28,7 +27,7 @@
  * socket's are) never leaves the machine, and on it only privileged processes can read or alter
  * the bytes, which could read the processes' memory anyway: the sealed proofs authenticate both
  * ends, and the frames skip sealing and opening, which cost
- * about 0.2–0.5 ms per frame after an onnxruntime step has left the caches cold (servers of one
+ * a measurable part of a hop after an onnxruntime step has left the caches cold (servers of one
  * machine pushing to each other, a client on the servers' machine). Either side can refuse
  * (`plain: false`, `DirectListenerOptions.plainLoopback`). A forwarder in between (an SSH tunnel,
  * socat) makes at least one side see a non-loopback peer: where it is the client, it never asks;

@@ -127,12 +127,11 @@ export const PUSH_MIN_GAIN_MS = 1;
 /**
  * Whether pushing from one server to the next saves time (the "auto" policy). A push replaces the
  * client's round trip to the next server by the hop between the two servers: one leg and one
- * wake-up of the client fewer per hop. With the client 5 ms from the servers, push ÷ relay was
- * 1.41–1.46 (a 2-core VM, servers on loopback among themselves). Where both servers run on the
- * client's own machine there is no network to save, only the legs: push ÷ relay 0.99–1.06 there
- * while the runtime's threads were unpinned (a push makes the next server start while the previous
- * one still finishes on the same cores), paired 0.95–1.13 (median 1.03) in eight runs since they
- * are pinned (lib/runtime/_cpu_affinity.ts). So: push between two servers on the client's machine;
+ * wake-up of the client fewer per hop. It pays most where the client is far from the servers.
+ * Where both servers run on the client's own machine there is no network to save, only the legs:
+ * it broke even while the runtime's threads were unpinned (a push makes the next server start
+ * while the previous one still finishes on the same cores) and gains a little since they are
+ * pinned (docs/benchmarks.md, "Server-to-server push"). So: push between two servers on the client's machine;
  * with both RTTs known (the client's pings, the previous server's announced `nextPings`), push when
  * the client's is PUSH_MIN_GAIN_MS longer; otherwise push.
  */
@@ -469,10 +468,10 @@ export class SwarmInferenceSession {
 
   /**
    * The first step routes the whole range and starts opening every span's remote session at once,
-   * instead of one per hop as the step reaches it (about 5–15 ms each); the step goes on as soon as
-   * the first span is open, so the later spans open while the earlier ones compute. (Opening the
-   * later ones only once the first is open made its open quicker, 12 against 19–24 ms on the
-   * 2-core VM, but their opens then slowed its compute far more: 65 against 20–33 ms.) Each span
+   * instead of one per hop as the step reaches it; the step goes on as soon as the first span is
+   * open, so the later spans open while the earlier ones compute. (Opening the later ones only once
+   * the first is open made its open quicker but slowed its compute far more: docs/benchmarks.md,
+   * "Opening a session".) Each span
    * that opens starts linking to its open neighbours (`#linkAhead`). A failure here is left to
    * the step, whose retries open (and, on failure, ban and replace) span by span as usual.
    */
@@ -556,7 +555,8 @@ export class SwarmInferenceSession {
    * and neither linked nor being linked (or whose link was lost), so that later steps push down
    * the route. Steps never wait for it: until a pair's link is trusted, the step relays there.
    * The first step's linking thus happens while it computes (each exchange waits until the step is
-   * done with that remote: `#acquire`), where it used to cost the second step about 10 ms. A
+   * done with that remote: `#acquire`) instead of holding up the second step (docs/benchmarks.md,
+   * "Background linking"). A
    * failure only leaves the pair unlinked; a failed attempt between the same two sessions is not
    * repeated.
    */

@@ -4,3 +4,4 @@ export * from "./backoff.ts";
 export * from "./metrics.ts";
 export * from "./cpu_list.ts";
 export * from "./stop_strings.ts";
+export * from "./mutex.ts";

@@ -3,12 +3,7 @@ import { SwarmError } from "../../errors.ts";
 import { fakeHidden, FakeSwarm } from "../../testing/mod.ts";
 import { memoryLogger } from "../../util/logger.ts";
 import { BanList } from "./ban_list.ts";
-import {
-  PUSH_MIN_GAIN_MS,
-  pushPays,
-  SwarmInferenceSession,
-  type SwarmInferenceSessionOptions,
-} from "./swarm_inference_session.ts";
+import { SwarmInferenceSession, type SwarmInferenceSessionOptions } from "./swarm_inference_session.ts";
 import type { Hidden, PushReply, RemoteSpanSession, SpanTransport } from "./types.ts";
 
 const H = 16;
@@ -345,22 +340,6 @@ Deno.test("the first hop does not wait for later spans' opens; a session closed 
   assert.ok(opened >= 1);
   assert.equal(closed, opened, "every session C opened after the close was closed again");
   assert.deepEqual(hops, ["A", "B"], "C never computed");
-});
-
-Deno.test("pushPays: between servers on the client's machine; else where the client is the farther", () => {
-  // both servers on the client's machine: a leg and a wake-up of the client saved per hop
-  assert.equal(pushPays({ bothLocal: true }), true);
-  // loopback RTTs are noise: on one machine the legs saved decide, not a ping difference
-  assert.equal(pushPays({ bothLocal: true, clientRttMs: 0.3, serverRttMs: 0.4 }), true);
-  // both RTTs known: the client's must exceed the servers' by PUSH_MIN_GAIN_MS
-  assert.equal(pushPays({ bothLocal: false, clientRttMs: 40, serverRttMs: 2 }), true); // client at home
-  assert.equal(pushPays({ bothLocal: false, clientRttMs: 2 + PUSH_MIN_GAIN_MS, serverRttMs: 2 }), true);
-  assert.equal(pushPays({ bothLocal: false, clientRttMs: 2.5, serverRttMs: 2 }), false); // one LAN
-  assert.equal(pushPays({ bothLocal: false, clientRttMs: 1, serverRttMs: 30 }), false); // client by the next server
-  // servers elsewhere and an RTT unknown: a push replaces a client round trip, so push
-  assert.equal(pushPays({ bothLocal: false }), true);
-  assert.equal(pushPays({ bothLocal: false, clientRttMs: 3 }), true);
-  assert.equal(pushPays({ bothLocal: false, clientRttMs: Number.NaN, serverRttMs: 2 }), true);
 });
 
 Deno.test("links are made in the background: the first step completes while they hang, later steps push; no remote is used by two exchanges at once", async () => {

@@ -1,0 +1,131 @@
+/**
+ * Bounded retries of one span of a session: when the span's server fails (timeout, reset, error
+ * frame, bad reply) it is banned and its range left without a server, so the next attempt
+ * re-routes exactly that range (possibly into several spans) and the work is redone there. The
+ * first retry is immediate, later ones back off; the swarm table is refreshed between attempts.
+ * After the last one, a `SESSION_FAILED` error says which blocks, which servers and why. A server
+ * reached through a relay whose relay failed (not the server) is reopened and replayed without a
+ * ban, a few times per step.
+ * @module
+ */
+import { errorMessage, PlumiseError, SwarmError } from "../../errors.ts";
+import { type AbortOptions, sleep } from "../../util/abort.ts";
+import { Backoff } from "../../util/backoff.ts";
+import { shortPeer } from "./route_inference.ts";
+import type { SessionState, SpanState } from "./session_state.ts";
+import type { SpanRouter } from "./span_routing.ts";
+import type { RemoteSpanSession, RouteServer } from "./types.ts";
+
+/** Runs `fn` on chain[i], replacing the span after failures, with bounded retries. */
+export async function withRetries<T>(
+  s: SessionState,
+  router: SpanRouter,
+  i: number,
+  fn: (span: SpanState) => Promise<T>,
+  { signal }: AbortOptions = {},
+): Promise<T> {
+  const o = s.options;
+  const maxRetries = o.maxRetries ?? 5;
+  const backoff = new Backoff({ initialMs: 100, maxMs: 2000, ...o.retryBackoff });
+  let lastError: unknown;
+  const failedPeers: string[] = [];
+  const relayRetried = new Map<string, number>();
+  for (let attempt = 0;; attempt++) {
+    signal?.throwIfAborted();
+    const span = s.chain[i];
+    const range = `[${span.start}, ${span.end})`;
+    try {
+      if (!span.server) router.reroute(i);
+      return await fn(s.chain[i]);
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason ?? err;
+      if (s.closed) throw err;
+      if (err instanceof PlumiseError && err.code === "INTERNAL") throw err;
+      lastError = err;
+      s.stats.failures++;
+      const failed = s.chain[i];
+      const peer = failed.server?.peerId;
+      const relayTries = peer ? relayRetried.get(peer) ?? 0 : 0;
+      if (peer && relayLost(failed, err) && relayTries < RELAY_RETRIES) {
+        // the relay went away (restarted, ended the circuit at its limits), not the server: reopen
+        // it (through another relay, or this one once the server holds a slot there again) and
+        // replay, without banning it — a few times per step, with the usual back-off between
+        relayRetried.set(peer, relayTries + 1);
+        s.log.warn("relayed connection lost; reopening the server through its relays", {
+          peer,
+          blocks: `${failed.start}:${failed.end}`,
+          attempt: relayTries + 1,
+          error: errorMessage(err),
+        });
+        const remote = failed.remote;
+        failed.remote = undefined;
+        remote?.close().catch(() => {});
+        if (relayTries > 0) await sleep(backoff.next(), { signal });
+        continue;
+      }
+      if (peer) {
+        failedPeers.push(peer);
+        const banMs = s.bans.ban(peer);
+        s.log.warn("server failed; re-routing its blocks", {
+          peer,
+          blocks: `${failed.start}:${failed.end}`,
+          attempt: attempt + 1,
+          banMs,
+          error: errorMessage(err),
+        });
+        const remote = failed.remote;
+        failed.remote = undefined;
+        failed.server = undefined;
+        remote?.close().catch(() => {});
+      } else {
+        s.log.warn("no route for blocks", {
+          blocks: range,
+          attempt: attempt + 1,
+          error: errorMessage(err),
+        });
+      }
+      if (attempt + 1 > maxRetries) {
+        const code = err instanceof PlumiseError ? err.code : "ERROR";
+        throw new SwarmError(
+          "SESSION_FAILED",
+          `inference for blocks ${range} of ${s.model} failed after ${attempt + 1} attempts ` +
+            `(servers tried: ${failedPeers.map(shortPeer).join(", ") || "none"}): ${errorMessage(lastError)}`,
+          {
+            cause: lastError,
+            hint: code === "MISSING_BLOCKS"
+              ? "no other server covers these blocks; start one (plumise serve --block-indices …) or retry later"
+              : "the servers for these blocks keep failing; retry later or check the swarm with `plumise swarm`",
+            details: {
+              blocks: [span.start, span.end],
+              attempts: attempt + 1,
+              lastCode: code,
+              peers: failedPeers,
+            },
+          },
+        );
+      }
+      if (attempt > 0) await sleep(backoff.next(), { signal });
+      if (o.table.refresh) {
+        await o.table.refresh({ signal }).catch((e) =>
+          s.log.debug("table refresh failed", { error: errorMessage(e) })
+        );
+      }
+    }
+  }
+}
+
+/** Reopens of a relayed server per step before a relay failure counts against the server. */
+const RELAY_RETRIES = 3;
+
+/**
+ * Whether `err` on `span` looks like its relay failing rather than its server: the session's steps
+ * ran through a relay (or its reopening failed on the way to a server that is reached only
+ * through relays), and the error is not one the server sent (an error frame says the server itself
+ * refused or failed). A punched session no longer depends on its relay.
+ */
+function relayLost(span: { remote?: RemoteSpanSession; server?: RouteServer }, err: unknown): boolean {
+  const relayed = span.remote ? span.remote.path === "relayed" : span.server?.usingRelay === true;
+  if (!relayed) return false;
+  const details = err instanceof PlumiseError ? err.details as { remote?: boolean } | undefined : undefined;
+  return details?.remote !== true;
+}

@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import { SwarmError } from "../../errors.ts";
+import { FakeSwarm } from "../../testing/mod.ts";
+import { SessionState } from "./session_state.ts";
+import { withRetries } from "./span_retries.ts";
+import { SpanRouter } from "./span_routing.ts";
+
+async function setup(maxRetries = 3) {
+  const swarm = new FakeSwarm({ numBlocks: 4, hiddenSize: 8 });
+  await swarm.addServer("A", 0, 4, { throughput: 1000 });
+  await swarm.addServer("B", 0, 4, { throughput: 10 });
+  const s = new SessionState({
+    model: swarm.model,
+    start: 0,
+    end: 4,
+    maxLength: 16,
+    table: swarm,
+    transport: swarm,
+    maxRetries,
+    retryBackoff: { initialMs: 1, maxMs: 2 },
+  });
+  return { swarm, s, router: new SpanRouter(s) };
+}
+
+Deno.test("withRetries: a failed server is banned and its range re-routed; the work is redone there", async () => {
+  const { swarm, s, router } = await setup();
+  const tried: string[] = [];
+  const r = await withRetries(s, router, 0, (span) => {
+    tried.push(span.server!.peerId);
+    return tried.length === 1 ? Promise.reject(new Error("reset")) : Promise.resolve("done");
+  });
+  assert.equal(r, "done");
+  assert.deepEqual(tried, ["A", "B"]);
+  assert.ok(s.bans.isBanned("A"));
+  assert.equal(s.stats.failures, 1);
+  assert.equal(s.stats.replacements, 1);
+  assert.equal(swarm.refreshes, 1, "the table is refreshed before the retry");
+});
+
+Deno.test("withRetries: gives up after maxRetries with SESSION_FAILED naming blocks, servers and the last code", async () => {
+  const { s, router } = await setup(1);
+  const err = await withRetries(s, router, 0, () => Promise.reject(new SwarmError("BAD_REPLY", "garbled")))
+    .then(() => undefined, (e) => e);
+  assert.ok(err instanceof SwarmError && err.code === "SESSION_FAILED", String(err));
+  assert.match(err.message, /blocks \[0, 4\) of fake\/model failed after 2 attempts/);
+  assert.deepEqual(err.details.peers, ["A", "B"]);
+  assert.equal(err.details.lastCode, "BAD_REPLY");
+  assert.equal(s.stats.failures, 2);
+});
+
+Deno.test("withRetries: INTERNAL and the caller's abort end it at once, without a ban", async () => {
+  const { s, router } = await setup();
+  await assert.rejects(
+    withRetries(s, router, 0, () => Promise.reject(new SwarmError("INTERNAL", "bug"))),
+    (e) => e instanceof SwarmError && e.code === "INTERNAL",
+  );
+  const ac = new AbortController();
+  const reason = new Error("caller gave up");
+  await assert.rejects(
+    withRetries(s, router, 0, () => {
+      ac.abort(reason);
+      return Promise.reject(new Error("reset"));
+    }, { signal: ac.signal }),
+    (e) => e === reason,
+  );
+  assert.equal(s.stats.failures, 0);
+  assert.ok(!s.bans.isBanned("A"));
+});

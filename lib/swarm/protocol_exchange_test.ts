@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { remoteError } from "./swarm_client_transport.ts";
+import { remoteError } from "./protocol_exchange.ts";
 
 Deno.test("remoteError: a server's error frame keeps its code; a code this version does not know is REMOTE_ERROR", () => {
   const known = remoteError(

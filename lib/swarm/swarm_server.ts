@@ -20,12 +20,12 @@ import type { RecordWeights, ServerState, SwarmRecord } from "../wire/mod.ts";
 import { chooseBestBlocks, type RebalanceDecision, shouldChooseOtherBlocks } from "./block_selection.ts";
 import { serveForwardStream } from "./forward_handler.ts";
 import { ForwardGate, type ForwardLimits } from "./forward_gate.ts";
-import { readFirst, replyError, serveInferenceStream } from "./inference_handler.ts";
+import { serveInferenceStream } from "./inference_handler.ts";
+import { serveInfoStream } from "./info_handler.ts";
 import { FORWARD_PROTOCOL, INFERENCE_PROTOCOL, INFO_PROTOCOL } from "./protocol_ids.ts";
 import { signRecord } from "./record_signer.ts";
 import { DEFAULT_SESSION_LIMITS, type SessionLimits, SessionManager } from "./session_manager.ts";
 import { SwarmPeer, type SwarmPeerOptions } from "./swarm_peer.ts";
-import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
 
 /** Most servers a server pings as possible next hops (the record holds at most 64 `nextPings`). */
 const MAX_NEXT_PINGS = 16;
@@ -175,7 +175,20 @@ export class SwarmServer {
     this.#started = true;
     this.#startedAt = this.#now();
     await this.peer.start({ signal });
-    await this.peer.handle(INFO_PROTOCOL, (ch) => this.#serveInfo(ch));
+    await this.peer.handle(INFO_PROTOCOL, (ch) =>
+      serveInfoStream(ch, {
+        own: () => this.table.get(this.peerId)?.signed,
+        live: () => {
+          const snap = this.#o.metrics.snapshot();
+          return {
+            sessions: this.sessions,
+            cacheTokensLeft: this.#runtime && this.#serving ? this.#runtime.info().cacheTokensLeft : 0,
+            uptimeSeconds: snap.uptimeSeconds,
+            tokensProcessed: snap.tokensProcessed,
+            requestCount: snap.requestCount,
+          };
+        },
+      }));
     // a relay slot gained or lost, reachability decided: the record must say so at once
     this.peer.onAddressesChanged(() => this.#announceSoon());
     this.peer.nat.monitor?.onChange(() => this.#announceSoon());
@@ -493,33 +506,6 @@ export class SwarmServer {
       if (!others.some((r) => r.start <= b && b < r.end)) out.push(b);
     }
     return out;
-  }
-
-  async #serveInfo(ch: Parameters<Parameters<SwarmPeer["handle"]>[1]>[0]): Promise<void> {
-    try {
-      const msg = await readFirst(ch, 10_000);
-      if (msg === null) return await ch.close();
-      if (msg.type !== "info_request") {
-        throw new SwarmError("BAD_FRAME", `expected info_request, got ${msg.type}`);
-      }
-      const own = this.table.get(this.peerId);
-      if (!own) throw new SwarmError("INTERNAL", "this server has not announced yet");
-      const snap = this.#o.metrics.snapshot();
-      await ch.write({
-        type: "info",
-        record: own.signed,
-        live: {
-          sessions: this.sessions,
-          cacheTokensLeft: this.#runtime && this.#serving ? this.#runtime.info().cacheTokensLeft : 0,
-          uptimeSeconds: snap.uptimeSeconds,
-          tokensProcessed: snap.tokensProcessed,
-          requestCount: snap.requestCount,
-        },
-      });
-      await ch.close();
-    } catch (err) {
-      await replyError(ch, toProtocolCode(err), protocolMessage(err));
-    }
   }
 
   /** Announces offline (so clients route away at once), closes sessions, stops libp2p. Idempotent. */

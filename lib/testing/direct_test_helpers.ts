@@ -15,6 +15,7 @@ import {
 import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher } from "../wire/direct_cipher.ts";
 import { DirectListener, type DirectListenerOptions, type DirectTicket } from "../wire/direct_listener.ts";
 import type { DirectOffer, ErrorMessage, WireMessage } from "../wire/protocol_messages.ts";
+import { tensor } from "../wire/tensor_codec.ts";
 
 export { writeAll };
 
@@ -165,4 +166,17 @@ export async function readErrorFrame(
   assert.ok(err?.type === "error", `expected an error frame, got ${JSON.stringify(err)}`);
   assert.equal(err.code, code);
   return err;
+}
+
+/** A tensor of values that only survive a bit-exact path (-0, a subnormal, the largest float, -Infinity, a NaN payload). */
+export function bitExactTensor(b: number, t: number, h: number) {
+  const data = new Float32Array(b * t * h);
+  for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37) * 3.3 + i * 1e-3;
+  // values that only survive a bit-exact path
+  data[0] = -0;
+  data[1] = 1.401298464324817e-45; // smallest subnormal
+  data[2] = 3.4028234663852886e38;
+  data[3] = -Infinity;
+  new Uint32Array(data.buffer)[4] = 0x7fc01234; // NaN with a payload
+  return tensor(data, [b, t, h]);
 }

@@ -142,6 +142,24 @@ export const ERROR_CODES = {
   ORACLE_BAD_REPLY: "the Oracle answered something unexpected",
   ORACLE_VIEW_UNAVAILABLE: "the Oracle has no view of this agent (yet)",
 
+  // ── the native engine (RuntimeError) ──
+  NATIVE_UNSUPPORTED_PLATFORM: "no onnxruntime library exists for this operating system and architecture",
+  NATIVE_SOURCE_MISSING: "the onnxruntime library to copy into the cache is missing (dependencies or binary)",
+  NATIVE_SOURCE_CORRUPT: "the onnxruntime library to copy does not match its pinned size and sha256",
+  NATIVE_CACHE_UNWRITABLE: "the cache folder for the onnxruntime library cannot be written",
+  NATIVE_LOAD_FAILED:
+    "the onnxruntime library cannot be loaded (a missing system library, another architecture)",
+
+  // ── the system service (ConfigError, PlumiseError) ──
+  SERVICE_UNSUPPORTED_OS: "`plumise service` needs Linux and systemd",
+  SERVICE_BINARY_INVALID: "--binary is not an absolute path to a file",
+  SERVICE_KEYSTORE_INVALID: "--keystore is not an absolute path to a file",
+  SERVICE_NO_WALLET: "the service would have no wallet: no key, no keystore, or no keystore password",
+  SERVICE_CONFIG_INVALID: "the service's settings (tier, env file) do not resolve",
+  SERVICE_ENV_VALUE: "a value cannot be written to the env file (it spans lines or mixes quotes)",
+  SERVICE_NOT_PERMITTED: "the unit, env file or directories cannot be written (run it as root)",
+  SERVICE_SYSTEMCTL_FAILED: "systemctl is missing or failed",
+
   // ── the node and the HTTP API (UnavailableError, ApiError) ──
   NODE_STATE: "the node cannot start from its current state",
   NOT_PREPARED: "the generator is not loaded yet",

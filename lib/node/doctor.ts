@@ -36,8 +36,8 @@ export interface DoctorOptions {
 /** Runs every check that applies to `config` and returns them in a stable order. */
 export async function runDoctor(config: Config, o: DoctorOptions = {}): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
-  checks.push(await checkEngine(o.cacheHome, o.signal));
-  const ckpt = await checkCheckpoint(config, o.signal);
+  checks.push(await checkEngine(o.cacheHome, { signal: o.signal }));
+  const ckpt = await checkCheckpoint(config, { signal: o.signal });
   checks.push(ckpt.check);
   checks.push(checkMemory(config, ckpt.config, o.availableMemoryBytes));
   checks.push(await checkDisk(config, ckpt.config, ckpt.cached));
@@ -60,9 +60,11 @@ export async function runDoctor(config: Config, o: DoctorOptions = {}): Promise<
       checks.push({ name: "wallet", ok: false, detail: w.error, hint: w.hint });
     } else {
       checks.push({ name: "wallet", ok: true, detail: `agent ${w.address}` });
-      checks.push(...await checkChain(config, w.address, o.signal));
+      checks.push(...await checkChain(config, w.address, { signal: o.signal }));
     }
-    checks.push(...await checkOracle(config, w && "address" in w ? w.address : undefined, o.signal));
+    checks.push(
+      ...await checkOracle(config, w && "address" in w ? w.address : undefined, { signal: o.signal }),
+    );
   }
   return checks;
 }

@@ -3,6 +3,7 @@
  * throws: an operator wants the whole list, not the first failure.
  * @module
  */
+import type { AbortOptions } from "../util/abort.ts";
 import { statfs } from "node:fs/promises";
 import { dirname } from "node:path";
 import { formatPlm } from "../chain/preflight.ts";
@@ -34,7 +35,10 @@ function failFrom(name: string, err: unknown, hint: string): DoctorCheck {
   return fail(name, errorMessage(err), err instanceof PlumiseError && err.hint ? err.hint : hint);
 }
 
-export async function checkEngine(cacheHome: string | undefined, signal?: AbortSignal): Promise<DoctorCheck> {
+export async function checkEngine(
+  cacheHome: string | undefined,
+  { signal }: AbortOptions = {},
+): Promise<DoctorCheck> {
   try {
     const lib = await ensureOrtLibrary({ cacheDir: cacheHome, signal });
     const { version } = probeOrtLibrary(lib.path);
@@ -74,7 +78,10 @@ async function allWeightsCached(config: Config): Promise<boolean> {
   return files.size > 0;
 }
 
-export async function checkCheckpoint(config: Config, signal?: AbortSignal): Promise<CheckpointFacts> {
+export async function checkCheckpoint(
+  config: Config,
+  { signal }: AbortOptions = {},
+): Promise<CheckpointFacts> {
   const name = "checkpoint";
   const isDir = await Deno.stat(config.model).then((s) => s.isDirectory, () => false);
   try {
@@ -233,7 +240,7 @@ export async function checkIdentity(path: string): Promise<DoctorCheck> {
 export async function checkChain(
   config: Config,
   address: string,
-  signal?: AbortSignal,
+  { signal }: AbortOptions = {},
 ): Promise<DoctorCheck[]> {
   const s = await gatherChainStatus({
     address,
@@ -280,7 +287,11 @@ export async function checkChain(
   return out;
 }
 
-export async function checkOracle(config: Config, address: string | undefined, signal?: AbortSignal) {
+export async function checkOracle(
+  config: Config,
+  address: string | undefined,
+  { signal }: AbortOptions = {},
+) {
   try {
     const p = await probeOracle(config.oracleUrl, address, { signal });
     const reach = p.status < 500

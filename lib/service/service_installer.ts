@@ -8,12 +8,19 @@
  */
 import { dirname, join } from "node:path";
 import { resolveConfig } from "../config/resolve_config.ts";
-import { ConfigError, errorMessage, PlumiseError, redact, registerSecret } from "../errors.ts";
+import {
+  ConfigError,
+  type ErrorCode,
+  errorMessage,
+  PlumiseError,
+  redact,
+  registerSecret,
+} from "../errors.ts";
 import { VERSION } from "../util/version.ts";
 import { mergeEnvFile, parseEnvFile } from "./env_file.ts";
 import { renderUnit, UNIT_NAME } from "./systemd_unit.ts";
 
-/** Error codes of the service commands (a registry can take them as they are). */
+/** Error codes of the service commands (their meanings: `ERROR_CODES`, lib/error_codes.ts). */
 export const SERVICE_ERROR_CODES = {
   UNSUPPORTED_OS: "SERVICE_UNSUPPORTED_OS",
   BINARY_INVALID: "SERVICE_BINARY_INVALID",
@@ -22,7 +29,7 @@ export const SERVICE_ERROR_CODES = {
   CONFIG_INVALID: "SERVICE_CONFIG_INVALID",
   NOT_PERMITTED: "SERVICE_NOT_PERMITTED",
   SYSTEMCTL_FAILED: "SERVICE_SYSTEMCTL_FAILED",
-} as const;
+} as const satisfies Record<string, ErrorCode>;
 
 export const DEFAULT_ENV_FILE = "/etc/plumise/plumise.env";
 export const UNIT_DIR = "/etc/systemd/system";
@@ -107,7 +114,7 @@ export async function systemdVersion(host: ServiceHost): Promise<number | undefi
   }
 }
 
-async function checkFile(path: string, what: string, code: string, hint: string): Promise<void> {
+async function checkFile(path: string, what: string, code: ErrorCode, hint: string): Promise<void> {
   if (!path.startsWith("/")) {
     throw new ConfigError(code, `${what} ${path} is not an absolute path`, { hint: "give the full path" });
   }

@@ -17,10 +17,11 @@
  * see a half-written library; a leftover temporary file of a killed writer is removed by the next.
  * @module
  */
+import type { AbortOptions } from "../../util/abort.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { errorMessage, RuntimeError } from "../../errors.ts";
+import { type ErrorCode, errorMessage, RuntimeError } from "../../errors.ts";
 import {
   missingReason,
   ORT_PACKAGE_BIN,
@@ -29,14 +30,14 @@ import {
   type OrtPlatformFile,
 } from "./ort_files.ts";
 
-/** Error codes of native loading (a registry can take them as they are). */
+/** Error codes of native loading (their meanings: `ERROR_CODES`, lib/error_codes.ts). */
 export const NATIVE_ERROR_CODES = {
   UNSUPPORTED_PLATFORM: "NATIVE_UNSUPPORTED_PLATFORM",
   SOURCE_MISSING: "NATIVE_SOURCE_MISSING",
   SOURCE_CORRUPT: "NATIVE_SOURCE_CORRUPT",
   CACHE_UNWRITABLE: "NATIVE_CACHE_UNWRITABLE",
   LOAD_FAILED: "NATIVE_LOAD_FAILED",
-} as const;
+} as const satisfies Record<string, ErrorCode>;
 
 /** Where the library is, and what it is. */
 export interface OrtLibrary {
@@ -99,7 +100,7 @@ const CHUNK = 1 << 20;
 /** sha256 and size of a file. */
 async function hashFile(
   path: string | URL,
-  signal?: AbortSignal,
+  { signal }: AbortOptions = {},
 ): Promise<{ sha256: string; bytes: number }> {
   const h = createHash("sha256");
   using f = await Deno.open(path, { read: true });
@@ -115,11 +116,15 @@ async function hashFile(
   return { sha256: h.digest("hex"), bytes };
 }
 
-async function validCopy(path: string, file: OrtPlatformFile, signal?: AbortSignal): Promise<boolean> {
+async function validCopy(
+  path: string,
+  file: OrtPlatformFile,
+  { signal }: AbortOptions = {},
+): Promise<boolean> {
   try {
     const st = await Deno.stat(path);
     if (!st.isFile || st.size !== file.bytes) return false;
-    return (await hashFile(path, signal)).sha256 === file.sha256;
+    return (await hashFile(path, { signal })).sha256 === file.sha256;
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return false;
     throw err;
@@ -153,7 +158,7 @@ function unwritable(dir: string, cacheHome: string, err: unknown): RuntimeError 
 async function copyHashing(
   from: URL,
   to: string,
-  signal?: AbortSignal,
+  { signal }: AbortOptions = {},
 ): Promise<{ sha256: string; bytes: number }> {
   const h = createHash("sha256");
   let bytes = 0;
@@ -213,7 +218,7 @@ export async function ensureOrtLibrary(options: EnsureOrtLibraryOptions = {}): P
   });
 
   // Fast path: a valid copy needs no lock (it is only ever replaced by an atomic rename).
-  if (await validCopy(path, file, options.signal).catch(() => false)) return result(false);
+  if (await validCopy(path, file, { signal: options.signal }).catch(() => false)) return result(false);
 
   try {
     await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
@@ -232,12 +237,12 @@ export async function ensureOrtLibrary(options: EnsureOrtLibraryOptions = {}): P
     await lock.lock(true);
     options.signal?.throwIfAborted();
     // Another process may have filled it while this one waited for the lock.
-    if (await validCopy(path, file, options.signal)) return result(false);
+    if (await validCopy(path, file, { signal: options.signal })) return result(false);
     await removeStaleTemps(dir, file.file);
     const tmp = join(dir, `${file.file}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
     let written: { sha256: string; bytes: number };
     try {
-      written = await copyHashing(source, tmp, options.signal);
+      written = await copyHashing(source, tmp, { signal: options.signal });
     } catch (err) {
       await Deno.remove(tmp).catch(() => {});
       if (err instanceof Deno.errors.NotFound && !(await exists(tmp)) && !(await exists(source))) {
@@ -272,7 +277,7 @@ export async function ensureOrtLibrary(options: EnsureOrtLibraryOptions = {}): P
     } catch (err) {
       await Deno.remove(tmp).catch(() => {});
       // Windows refuses to replace a library another process has loaded; that one is valid then.
-      if (await validCopy(path, file, options.signal)) return result(false);
+      if (await validCopy(path, file, { signal: options.signal })) return result(false);
       if (isWriteRefusal(err)) throw unwritable(dir, cacheHome, err);
       throw err;
     }

@@ -1,6 +1,6 @@
 /**
- * Prints the README's configuration table from the config schema:
- * `deno run scripts/config_table.ts` (tests/house_test.ts keeps the README in step).
+ * Prints the configuration table of docs/configuration.md from the config schema:
+ * `deno run scripts/config_table.ts` (tests/house_test.ts keeps the document in step).
  * @module
  */
 import { SCHEMA } from "../lib/config/schema.ts";

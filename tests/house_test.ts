@@ -1,10 +1,14 @@
-/** Keeps the house consistent: one permission set, one version, no JSR imports, README table = config schema. */
+/**
+ * Keeps the house consistent: one permission set, one version, no JSR imports, the generated tables
+ * of docs/ in step with their sources, test doubles only in lib/testing/.
+ */
 import assert from "node:assert/strict";
 import { BINARY_PERMISSIONS } from "../lib/cli/permissions.ts";
 import { SCHEMA } from "../lib/config/schema.ts";
 import { VERSION } from "../lib/util/version.ts";
 import { compileArgs, TARGETS } from "../scripts/compile.ts";
 import { configTable } from "../scripts/config_table.ts";
+import { errorTable } from "../scripts/error_table.ts";
 import { REPO_ROOT } from "./helpers/cli.ts";
 
 const denoJson = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`));
@@ -60,19 +64,31 @@ Deno.test("house: every dependency is an exactly pinned npm: import; no JSR impo
   assert.deepEqual(offenders, []);
 });
 
-Deno.test("house: the README configuration table is the one generated from the config schema", async () => {
-  const readme = await Deno.readTextFile(`${REPO_ROOT}README.md`);
-  // compare row by row with cells trimmed (deno fmt pads markdown tables)
-  const norm = (line: string) => line.split(/(?<!\\)\|/).map((c) => c.trim().replace(/^-+$/, "-")).join("|");
-  const readmeRows = new Set(readme.split("\n").filter((l) => l.startsWith("|")).map(norm));
+/** A markdown table row with its cells trimmed (deno fmt pads markdown tables). */
+const normRow = (line: string) => line.split(/(?<!\\)\|/).map((c) => c.trim().replace(/^-+$/, "-")).join("|");
+/** Every table row of a markdown text, normalised. */
+const tableRows = (text: string) => new Set(text.split("\n").filter((l) => l.startsWith("|")).map(normRow));
+
+Deno.test("house: docs/configuration.md's table is the one generated from the config schema", async () => {
+  const docRows = tableRows(await Deno.readTextFile(`${REPO_ROOT}docs/configuration.md`));
   const table = configTable().split("\n");
-  const missing = table.filter((row) => !readmeRows.has(norm(row)));
+  const missing = table.filter((row) => !docRows.has(normRow(row)));
   assert.deepEqual(
     missing,
     [],
-    "README.md's configuration table is out of date: replace it with the output of `deno run scripts/config_table.ts`",
+    "docs/configuration.md's table is out of date: replace it with the output of `deno run scripts/config_table.ts`",
   );
   for (const spec of SCHEMA.filter((s) => s.env)) assert.ok(table.some((r) => r.includes(`\`${spec.env}\``)));
+});
+
+Deno.test("house: docs/operations.md's error code table is the one generated from the registry", async () => {
+  const docRows = tableRows(await Deno.readTextFile(`${REPO_ROOT}docs/operations.md`));
+  const missing = errorTable().split("\n").filter((row) => !docRows.has(normRow(row)));
+  assert.deepEqual(
+    missing,
+    [],
+    "docs/operations.md's error codes are out of date: replace the table with `deno run scripts/error_table.ts`",
+  );
 });
 
 /** Every non-test .ts file under `dir` (relative to the repository root). */

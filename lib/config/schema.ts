@@ -1,7 +1,7 @@
 /**
  * Every configuration key: its environment variable, command-line flag (legacy names
- * kept), type, range, default and description. The README's configuration table is
- * checked against this list by a test, and the CLI builds its flags from it.
+ * kept), type, range, default and description. The table of docs/configuration.md is
+ * generated from this list (a test checks it), and the CLI builds its flags from it.
  * @module
  */
 import type { Config, TierName } from "./types.ts";

@@ -20,7 +20,7 @@
  * `spin_N` only this thread was kept busy). `penalty_sleep_N` is `sleep_N ÷ hot`, `penalty_spin_N` is
  * `spin_N ÷ hot`. A sleep penalty well above the spin penalty means that work resumed after the
  * cores sat idle runs slower on this machine; which probes pay it tells where (on the 2-core VM of
- * the README: the multi-threaded step only, see the README's "Swarm" benchmarks).
+ * docs/benchmarks.md: the multi-threaded step only, see its "Idle penalty").
  *
  *   deno task bench idle [--json] [--gaps 3,15] [--steps 30] [--rounds 5] [--blocks 4] [--threads 2]
  *

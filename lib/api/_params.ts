@@ -64,5 +64,5 @@ export function stopList(field: string, value: unknown): string[] {
   return list as string[];
 }
 
-/** The largest `max_new_tokens` / `max_tokens` accepted (PLUMISE-WIRE §3). */
+/** The largest `max_new_tokens` / `max_tokens` accepted (docs/protocol.md, "Gateway HTTP API"). */
 export const MAX_NEW_TOKENS_LIMIT = 4096;

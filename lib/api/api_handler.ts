@@ -1,6 +1,7 @@
 /**
- * The node's HTTP API (PLUMISE-WIRE §3) as a hono app: `/health`, `/api/v1/generate` (+ SSE),
- * `/v1/chat/completions` (+ streaming), `/v1/models`, `/metrics`. This file composes it: the
+ * The node's HTTP API (docs/protocol.md, "Gateway HTTP API") as a hono app: `/health`,
+ * `/api/v1/generate` (+ SSE), `/v1/chat/completions` (+ streaming), `/v1/models`, `/metrics`. This
+ * file composes it: the
  * guards (lib/api/request_guards.ts), the routes (generate_route.ts, chat_route.ts, info_routes.ts),
  * the generation slots (generation_slots.ts) and the error answers (api_errors.ts).
  * `ApiServer` puts it on a socket; tests call `app.request()` in-process.

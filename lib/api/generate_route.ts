@@ -1,5 +1,5 @@
 /**
- * `POST /api/v1/generate` (PLUMISE-WIRE §3, the gateway's route): `{inputs, parameters, stream}`
+ * `POST /api/v1/generate` (the gateway's route, docs/protocol.md): `{inputs, parameters, stream}`
  * (the gateway's chat turns in `messages` are rendered with the chat template when it has one) →
  * `{generated_text, num_tokens, latency_ms}`, or Server-Sent Events `data: {"token": …}` …
  * `data: [DONE]` (`data: {"error": …, "code": …}` when it fails after the first token).

@@ -4,7 +4,7 @@
  * stream_options: {include_usage}, n, repetition_penalty and chat_template_kwargs (extensions, as
  * vLLM names them: e.g. `{"enable_thinking": false}` for Qwen3)}`. Unknown fields are ignored.
  * OpenAI's defaults apply (temperature 1, top_p 1, no repetition penalty); the token cap is
- * PLUMISE-WIRE §3's 1..4096 (default 128 here too).
+ * the gateway API's 1..4096 (docs/protocol.md) (default 128 here too).
  * @module
  */
 import { ApiError } from "../errors.ts";

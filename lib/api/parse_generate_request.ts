@@ -1,5 +1,6 @@
 /**
- * Parses and validates the gateway's `POST /api/v1/generate` body (PLUMISE-WIRE §3):
+ * Parses and validates the gateway's `POST /api/v1/generate` body (docs/protocol.md, "Gateway
+ * HTTP API"):
  * `{inputs, parameters?: {max_new_tokens, temperature, top_p, repetition_penalty, do_sample, stop}, stream?}`,
  * plus the chat turns the gateway sends beside `inputs` (`messages`): when they are valid chat
  * messages the API renders them with the model's chat template (else `inputs`, the gateway's own
@@ -23,7 +24,7 @@ export interface GenerateRequest {
   readonly stream: boolean;
 }
 
-/** Defaults of PLUMISE-WIRE §3. */
+/** Defaults of the gateway's API (docs/protocol.md, "Gateway HTTP API"). */
 export const GENERATE_DEFAULTS: GenerationParams = Object.freeze({
   maxNewTokens: 128,
   temperature: 0.7,

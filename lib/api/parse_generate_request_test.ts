@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { ApiError } from "../errors.ts";
 import { GENERATE_DEFAULTS, parseGenerateRequest } from "./parse_generate_request.ts";
 
-Deno.test("parseGenerateRequest applies PLUMISE-WIRE §3 defaults and ignores unknown fields", () => {
+Deno.test("parseGenerateRequest applies the gateway API's defaults and ignores unknown fields", () => {
   const r = parseGenerateRequest({ inputs: "Hi", messages: [{ role: "wizard" }], extra: 1 });
   assert.deepEqual(r, { inputs: "Hi", params: GENERATE_DEFAULTS, stop: [], stream: false });
   // valid chat turns beside inputs are kept (the API renders them with the chat template)

@@ -1,6 +1,6 @@
 /**
- * Gathers the chain side of `plumise status` (PLUMISE-WIRE §5): each source is either a value
- * or "unavailable (reason)"; nothing here throws for an unreachable or odd chain.
+ * Gathers the chain side of `plumise status` (docs/protocol.md, "plumise status"): each source is
+ * either a value or "unavailable (reason)"; nothing here throws for an unreachable or odd chain.
  * @module
  */
 import { errorMessage } from "../errors.ts";
@@ -188,7 +188,10 @@ const show = <T>(v: StatusValue<T>, fmt: (x: T) => string) =>
   v.ok ? fmt(v.value) : `unavailable (${v.reason})`;
 const bool = (b: boolean) => (b ? "True" : "False");
 
-/** The lines of PLUMISE-WIRE §5 (same labels as the old node), plus heartbeat age and AgentRegistry. */
+/**
+ * The lines of docs/protocol.md's "plumise status" (same labels as the old node), plus heartbeat age
+ * and AgentRegistry.
+ */
 export function formatChainStatus(r: ChainStatusReport): string[] {
   return [
     `Agent:   ${r.agent}`,

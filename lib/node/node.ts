@@ -1,6 +1,6 @@
 /**
  * The composition root of `plumise serve`: builds the parts from the resolved config and runs them
- * in this start order, one info log line per phase:
+ * in the start order of docs/architecture.md, one info log line per phase:
  *
  *   HTTP API → parts (wallet/identity) → chain preflight → swarm up → choose blocks → announce
  *   `joining` → load blocks → throughput → serve + announce `online` → register on chain if

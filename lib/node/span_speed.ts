@@ -3,8 +3,8 @@
  *
  * A server in a swarm does not decode back to back: in a route of k servers it waits for the
  * other k − 1 between two steps of a session. On some machines a multi-threaded step after such a
- * wait takes up to twice as long as one that follows another step at once (on the README's VM the
- * scheduler put the woken pool thread on the caller's vCPU until the runtime pinned its threads,
+ * wait takes up to twice as long as one that follows another step at once (on the VM of
+ * docs/benchmarks.md the scheduler put the woken pool thread on the caller's vCPU until the runtime pinned its threads,
  * lib/runtime/_cpu_affinity.ts; CPUs that drop their clock do it too; `deno task bench idle`
  * measures it). So the decode rate is timed both ways, in alternating
  * rounds: a pipelined step after a wait of `gapFactor` × the hot step time, then untimed steps

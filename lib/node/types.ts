@@ -1,6 +1,6 @@
 /**
  * The parts the node composes, as the narrow phase interfaces the start order needs
- * (ARCHITECTURE.md: identity → chain preflight → choose blocks → joining → load → throughput →
+ * (docs/architecture.md: identity → chain preflight → choose blocks → joining → load → throughput →
  * online → register → loops → API). `node_parts.ts` adapts the real runtime/swarm/chain/reporter
  * to these; node_test.ts drives the node with fakes.
  * @module

@@ -1,5 +1,5 @@
 /**
- * `POST {ORACLE_API_URL}/api/nodes/register` (PLUMISE-WIRE §2.2), so the gateway can find the
+ * `POST {ORACLE_API_URL}/api/nodes/register` (docs/protocol.md, "Oracle"), so the gateway can find the
  * node's public HTTP endpoint. Signed over `JSON.stringify({address, endpoint, capabilities, timestamp})`.
  * @module
  */

@@ -3,7 +3,7 @@
  * the base URL when no wallet is known): any HTTP answer below 500 means reachable (404 is "no
  * report from this agent yet"); the skew is the server's `Date` header against this machine's
  * clock at the middle of the round trip. The Oracle refuses reports whose timestamp is more than
- * 60 s off its clock (docs/protocol.md / PLUMISE-WIRE §2), so a skew beyond
+ * 60 s off its clock (docs/protocol.md, "Oracle"), so a skew beyond
  * {@link SKEW_WARN_SECONDS} is worth fixing before going live.
  * @module
  */

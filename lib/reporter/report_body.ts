@@ -1,5 +1,5 @@
 /**
- * The exact Oracle report (PLUMISE-WIRE §2.1): the body with exactly the whitelisted camelCase
+ * The exact Oracle report (docs/protocol.md, "Oracle"): the body with exactly the whitelisted camelCase
  * keys, the exact signed message `{"agent":…,"processed_tokens":…,"timestamp":…}`, and validation.
  * @module
  */

@@ -295,7 +295,7 @@ export interface BlockRuntimeOptions extends ModelSource {
   readonly threads?: number;
   /**
    * Pin the compute threads to distinct CPUs (default "auto": only where `threads` equals the CPUs
-   * this process may use; Linux). See `CPU_PINNING` in the README.
+   * this process may use; Linux). See `CPU_PINNING` in docs/configuration.md.
    */
   readonly pinning?: CpuPinning;
   /** Longest sequence per session (default 8192 or the model's max positions). */

@@ -1,5 +1,5 @@
 /**
- * Deno shims libp2p needs (see SWARM-PROTOCOL.md, "Deno quirks"): a dependency of the peer
+ * Deno shims libp2p needs (docs/architecture.md, "libp2p under Deno"): a dependency of the peer
  * store calls `BroadcastChannel.prototype.unref()`, which Deno lacks; without it the channel
  * keeps the event loop alive and a stopped node never lets the process end.
  * @module

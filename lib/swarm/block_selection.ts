@@ -1,5 +1,5 @@
 /**
- * Decentralised block selection and rebalancing (SWARM-PROTOCOL.md "Block selection", after
+ * Decentralised block selection and rebalancing (docs/protocol.md, "Block selection", after
  * Petals' block_selection.py). Pure functions over spans; no I/O, no clock.
  * @module
  */

@@ -58,7 +58,7 @@ export interface SwarmServerOptions extends Omit<SwarmPeerOptions, "noListen"> {
   /** The model's total blocks, announced before a runtime serves (then taken from the runtime). */
   totalBlocks?: number;
   /**
-   * Periodic rebalancing (SWARM-PROTOCOL.md "Block selection"): runs while serving, when the
+   * Periodic rebalancing (docs/protocol.md, "Block selection"): runs while serving, when the
    * span is not `pinned` and a move listener is set (`onMove` here or the `onMove()` method).
    */
   rebalance?: RebalanceOptions;

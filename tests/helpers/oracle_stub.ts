@@ -1,5 +1,5 @@
 /**
- * Test helper: a local Plumise Oracle that enforces the real Oracle's checks (PLUMISE-WIRE §2)
+ * Test helper: a local Plumise Oracle that enforces the real Oracle's checks (docs/protocol.md, "Oracle")
  * in the real order and records what it accepted.
  *
  * ```ts ignore

@@ -1,6 +1,6 @@
 /**
  * Test helper: a JSON-RPC proxy shaped like the Plumise RPC. It answers the custom `agent_*`
- * methods (PLUMISE-WIRE §1.2) from the emulated registry (the 0x21/0x22 stand-ins on anvil) and
+ * methods (docs/protocol.md, "Chain") from the emulated registry (the 0x21/0x22 stand-ins on anvil) and
  * forwards everything else to anvil. Faults can be switched on to test bad RPCs.
  * @module
  */

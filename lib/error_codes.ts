@@ -129,7 +129,9 @@ export const ERROR_CODES = {
   CHAIN_CLOSED: "the chain provider was used after it was closed",
   TX_WOULD_REVERT: "a transaction's simulation reverts; it is not sent",
   TX_REVERTED: "a sent transaction reverted (not retried in a loop)",
-  RECEIPT_TIMEOUT: "a sent transaction was not mined in time",
+  RECEIPT_TIMEOUT: "a sent transaction was not mined in time (it stays tracked; no second one is sent)",
+  TX_QUEUE_FULL: "a low-priority transaction (a VERIFY_ON_CHAIN attestation) was dropped: the queue is full",
+  TX_DISPLACED: "another transaction of this wallet took the nonce (another process with the same key?)",
 
   // ── the Oracle (ReporterError) ──
   ORACLE_URL_INVALID: "ORACLE_API_URL is not a URL",
@@ -162,6 +164,8 @@ export const ERROR_CODES = {
 
   // ── the node and the HTTP API (UnavailableError, ApiError) ──
   NODE_STATE: "the node cannot start from its current state",
+  DATA_DIR_LOCKED: "another `plumise serve` process uses this data directory",
+  DATA_DIR_UNUSABLE: "the data directory cannot be created or written",
   NOT_PREPARED: "the generator is not loaded yet",
   INTERRUPTED: "interrupted by a signal",
   API_PORT_IN_USE: "API_PORT is taken by another process",

@@ -46,7 +46,7 @@ Deno.test("short secrets are redacted where they stand as a word, not inside lon
   assert.equal(redact("Qz7"), "[redacted]");
   assert.equal(redact("xQz7y and Qz70"), "xQz7y and Qz70", "inside a longer word it is left alone");
   assert.equal(redact("a Qx b, Qxs"), "a [redacted] b, Qxs");
-  const e = new PlumiseError("X", "keystore password Qz7 rejected", { hint: "not Qz7" });
+  const e = new PlumiseError("KEYSTORE_BAD_PASSWORD", "keystore password Qz7 rejected", { hint: "not Qz7" });
   assert.equal(e.message, "keystore password [redacted] rejected");
   assert.equal(e.hint, "not [redacted]");
 });

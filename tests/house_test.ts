@@ -147,3 +147,19 @@ Deno.test("house: the library's module graph (mod.ts, main.ts) holds nothing of 
     assert.deepEqual(local.filter((s) => s.includes("/lib/testing/")), [], `${entry} reaches lib/testing/`);
   }
 });
+
+Deno.test("house: no file under lib/ is longer than 500 lines", async () => {
+  const tooLong: string[] = [];
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(`${REPO_ROOT}${dir}`)) {
+      const p = `${dir}/${e.name}`;
+      if (e.isDirectory) await walk(p);
+      else if (e.name.endsWith(".ts")) {
+        const lines = (await Deno.readTextFile(`${REPO_ROOT}${p}`)).split("\n").length - 1;
+        if (lines > 500) tooLong.push(`${p}: ${lines} lines`);
+      }
+    }
+  };
+  await walk("lib");
+  assert.deepEqual(tooLong, [], "split these into parts with one job each");
+});

@@ -33,7 +33,7 @@ Deno.test("a malformed percent-encoding in the path is a 400, not a 500", async 
 });
 
 Deno.test("a 500 never echoes the internal message: the answer carries an error id, the log the message", async () => {
-  for (const error of [new Error(SECRET_DETAIL), new RuntimeError("ORT_FAILED", SECRET_DETAIL)]) {
+  for (const error of [new Error(SECRET_DETAIL), new RuntimeError("ENGINE_FAILED", SECRET_DETAIL)]) {
     const { post, records } = setup(new FakeGenerator({ fail: { at: 0, error } }));
     const r = await post("/api/v1/generate", { inputs: "a" });
     assert.equal(r.status, 500);

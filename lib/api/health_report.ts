@@ -1,7 +1,7 @@
 /**
  * What `GET /health` answers (docs/protocol.md, "Gateway HTTP API"). The gateway counts any 2xx
- * as "online" and then sends `/api/v1/generate`, so the answer is 200 `{"status": "ok", "mode": "pipeline", …}` only
- * while this node can generate: its model is ready and the swarm covers every block. Otherwise it
+ * as "online" and then sends `/api/v1/generate`, so the answer is 200 `{"status": "ok", "mode":
+ * "pipeline", …}` only while this node can generate: its model is ready and the swarm covers every block. Otherwise it
  * is 503 with `status` `loading` (the node starts: the phase as `reason`), `degraded` (online, but
  * the swarm misses blocks) or `stopping`, and a `reason`. Both carry `model`, `mode` and what the
  * node knows about itself (address, peer id, span, swarm coverage, uptime, in-flight generations,

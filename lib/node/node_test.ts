@@ -234,7 +234,7 @@ Deno.test("/health answers while the parts build; a start that fails there close
       url = node.apiUrl;
       const r = await fetch(`${url}/health`);
       seen = { code: r.status, body: await r.json() };
-      throw new ConfigError("BAD_PARTS", "the parts could not be built");
+      throw new ConfigError("CONFIG_INVALID", "the parts could not be built");
     },
   });
   await assert.rejects(node.start(), ConfigError);

@@ -1,9 +1,9 @@
 /**
  * The configuration keys of nodes behind NAT and of relays (docs/operations.md, "Behind NAT"):
- * part of the one schema table (schema.ts), kept here to keep that file readable.
+ * part of the one schema table (schema.ts, through swarm_runtime_keys.ts).
  * @module
  */
-import type { KeySpec } from "./schema.ts";
+import type { KeySpec } from "./key_spec.ts";
 
 export const NAT_KEYS: readonly KeySpec[] = [
   {

@@ -8,6 +8,7 @@
  * server's) or when its requester gives up (its stream is reset). See docs/protocol.md.
  * @module
  */
+import type { AbortOptions } from "../util/abort.ts";
 import { TimeoutError } from "../errors.ts";
 import { protocolError } from "../wire/mod.ts";
 
@@ -81,9 +82,9 @@ export class ForwardGate {
   /**
    * Waits for a slot; resolves with the function that frees it (call it once the runtime is done).
    * Rejects at once with `BUSY` when the queue is full; with `TIMEOUT` when `deadline` passes
-   * first; with `signal`'s reason when it aborts first (the requester gave up).
+   * first; with `options.signal`'s reason when it aborts first (the requester gave up).
    */
-  acquire(deadline: number, signal?: AbortSignal): Promise<() => void> {
+  acquire(deadline: number, { signal }: AbortOptions = {}): Promise<() => void> {
     if (signal?.aborted) {
       this.stats.abandoned++;
       return Promise.reject(signal.reason);

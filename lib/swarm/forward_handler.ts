@@ -41,7 +41,7 @@ export async function serveForwardStream(
     const deadline = gate.deadline(msg.timeoutMs);
     // the requester gives up by resetting the stream: a read that fails (nothing else is sent)
     channel.read({ signal: gone.signal }).catch((err) => gone.abort(err));
-    const release = await gate.acquire(deadline, gone.signal);
+    const release = await gate.acquire(deadline, { signal: gone.signal });
     const timer = timeoutSignal(Math.max(1, deadline - gate.now()), gone.signal);
     try {
       const t0 = performance.now();

@@ -39,7 +39,7 @@ export function probeAddrs(addrs: readonly string[], source: string): string[] {
 
 export interface RecordProberOptions {
   /** Connects to `peerId` at `addrs` (the handshake proves its key); rejects when it cannot. */
-  dial: (peerId: string, addrs: string[], signal: AbortSignal) => Promise<void>;
+  dial: (peerId: string, addrs: string[], options: { signal: AbortSignal }) => Promise<void>;
   /** Told of each probe's outcome. */
   onResult?: (peerId: string, ok: boolean) => void;
   /** Dials at once (default 2). */
@@ -132,7 +132,7 @@ export class RecordProber {
     const t = timeoutSignal(this.#o.timeoutMs ?? 5_000, this.#stop.signal);
     let ok = false;
     try {
-      await this.#o.dial(id, addrs, t.signal);
+      await this.#o.dial(id, addrs, { signal: t.signal });
       ok = true;
     } catch {
       // unreachable (or stopped)

@@ -217,7 +217,7 @@ export class SwarmPeer {
     await this.handle(RECORD_PROTOCOL, (ch, conn) => this.#serveRecord(ch, conn));
     if (this.#o.probeRecords ?? !this.#o.noListen) {
       this.#prober = new RecordProber({
-        dial: async (peerId, addrs, signal) => {
+        dial: async (peerId, addrs, { signal }) => {
           const ma = dialAddrs({ peerId, addrs });
           await node.dial(ma, { signal });
         },

@@ -12,31 +12,15 @@
  * @module
  */
 import { RuntimeError } from "../errors.ts";
-import { ortAffinities, pinEngineThread, type PinPlan } from "./_cpu_affinity.ts";
+import { pinEngineThread } from "./_cpu_affinity.ts";
 import { type CacheArray, CachePool } from "./kv_cache_pool.ts";
+import { engineSettings, KvGraphs } from "./kv_graphs.ts";
 import { type KvSession, releaseSession, reorderRows } from "./kv_session.ts";
 import { adviseHugePages } from "./_huge_pages.ts";
 import type { Engine, EngineLoadRequest, EngineLoadResult, EngineTensor } from "./engine_types.ts";
-import { alibiSlopes, blockTensorNames } from "./block_graph.ts";
-import { buildEmbedGraph, buildLogitsGraph, headTensorNames } from "./head_graph.ts";
-import {
-  alibiBias,
-  buildKvBlockGraph,
-  cacheHeadDim,
-  KV_BLOCK_OUTPUTS,
-  kvBlockInputs,
-  type KvCacheType,
-  ropeTables,
-  toFloat16,
-} from "./kv_block_graph.ts";
+import { alibiBias, cacheHeadDim, type KvCacheType } from "./kv_block_graph.ts";
 import { type ModelConfig, parseModelConfig } from "./model_config.ts";
-import {
-  OrtApi,
-  type OrtSession,
-  type OrtSessionSettings,
-  type OrtTensor,
-  TensorType,
-} from "./native/ort_api.ts";
+import { OrtApi, type OrtSession, type OrtTensor, TensorType } from "./native/ort_api.ts";
 import { CheckpointTensors } from "./safetensors.ts";
 
 /** `f()` as a promise: a throw becomes a rejection (the Worker's callers expect promises). */
@@ -50,8 +34,8 @@ function settle<T>(f: () => T): Promise<T> {
 
 /**
  * Bytes of closed sessions' cache buffers kept for reuse. Allocating and freeing them for every
- * session made the allocator's heap grow over thousands of sessions (RSS +10–30 MB per 1000
- * sessions of one block); reused, they cost no allocation at all.
+ * session made the allocator's heap grow over thousands of sessions (docs/benchmarks.md, "Runtime
+ * engine": the RSS cycle); reused, they cost no allocation at all.
  */
 const POOL_BYTES = 64 * 2 ** 20;
 
@@ -64,15 +48,10 @@ const engineError = (message: string, cause?: unknown) =>
 export class KvEngine implements Engine {
   cfg?: ModelConfig;
   #api?: OrtApi;
-  #blocks = new Map<number, OrtSession>();
-  #embed?: OrtSession;
-  #logits?: OrtSession;
+  /** The blocks' and the head's ORT sessions, and the tensors they share (kv_graphs.ts). */
+  readonly #g = new KvGraphs();
   #sessions = new Map<string, KvSession>();
   #cacheType: KvCacheType = "float32";
-  /** RoPE tables (Llama), shared by every block. */
-  #rope?: { cos: OrtTensor; sin: OrtTensor };
-  /** ALiBi slopes (BLOOM). */
-  #slopes?: Float32Array;
   #maxLength = 0;
   /** Cache buffers of closed sessions, for the next ones (kv_cache_pool.ts). */
   #pool = new CachePool(
@@ -89,23 +68,6 @@ export class KvEngine implements Engine {
   /** Element type of the KV caches. */
   get cacheType(): KvCacheType {
     return this.#cacheType;
-  }
-
-  /**
-   * Intra-op threads spin while a run is in progress and `force_spinning_stop` parks them as soon
-   * as it returns, so idle pools never compete for the cores (see docs/architecture.md); with a
-   * pinning plan the pool threads get their CPUs here, the calling thread in `load`.
-   */
-  #settings(threads: number, pin?: PinPlan): OrtSessionSettings {
-    return {
-      intraOpThreads: threads,
-      config: {
-        "session.intra_op.allow_spinning": "1",
-        "session.inter_op.allow_spinning": "0",
-        "session.force_spinning_stop": "1",
-        ...(pin?.workers.length ? { "session.intra_op_thread_affinities": ortAffinities(pin) } : {}),
-      },
-    };
   }
 
   async load(req: EngineLoadRequest): Promise<EngineLoadResult> {
@@ -133,53 +95,19 @@ export class KvEngine implements Engine {
     });
     const threads = req.threads ?? 2;
     const pin = req.pinning === undefined ? undefined : pinEngineThread(req.pinning, threads);
-    const settings = this.#settings(threads, pin?.plan);
-    let weightBytes = 0, headBytes = 0;
     try {
-      if (req.start !== undefined && req.end !== undefined) {
-        if (cfg.modelType === "llama") this.#rope = this.#ropeTensors(cfg);
-        else this.#slopes = Float32Array.from(alibiSlopes(cfg.numHeads));
-        const inputs = kvBlockInputs(cfg);
-        for (let i = req.start; i < req.end; i++) {
-          const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-          for (const n of blockTensorNames(cfg)) t.set(n, await tensors.read(`${req.blockPrefix}${i}.${n}`));
-          const graph = buildKvBlockGraph(cfg, t, req.weights, this.#cacheType);
-          weightBytes += graph.weightBytes;
-          const enc = graph.encode({ externalAbove: 2 ** 20 });
-          this.#blocks.set(
-            i,
-            api.session(enc.model, `block ${i}`, inputs, [...KV_BLOCK_OUTPUTS], {
-              ...settings,
-              externalData: enc.externalData,
-            }),
-          );
-        }
-      }
-      if (req.head) {
-        const names = headTensorNames(cfg, req.headPrefix, (n) => weightMap.has(n));
-        const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-        for (const [role, name] of Object.entries(names)) {
-          const x = await tensors.read(name);
-          t.set(role, x);
-          headBytes += x.data.byteLength;
-        }
-        const enc = (g: ReturnType<typeof buildEmbedGraph>) => g.encode();
-        const e = enc(buildEmbedGraph(cfg, t)), l = enc(buildLogitsGraph(cfg, t));
-        this.#embed = api.session(e.model, "embeddings", ["ids"], ["hidden"], {
-          ...settings,
-          externalData: e.externalData,
-        });
-        this.#logits = api.session(l.model, "LM head", ["hidden"], ["logits"], {
-          ...settings,
-          externalData: l.externalData,
-        });
-      }
+      await this.#g.load(api, req, cfg, tensors, {
+        cacheType: this.#cacheType,
+        maxLength: this.#maxLength,
+        settings: engineSettings(threads, pin?.plan),
+      });
     } catch (err) {
       await this.dispose();
       throw err;
     } finally {
       await tensors.close();
     }
+    const { weightBytes, headBytes } = this.#g;
     const above = req.hugePagesAbove ?? 64 * 2 ** 20;
     const hugePages = above !== false && weightBytes + headBytes >= above ? adviseHugePages() : undefined;
     return {
@@ -200,29 +128,6 @@ export class KvEngine implements Engine {
     return 2 * c.numKvHeads * cacheHeadDim(c) * (this.#cacheType === "float16" ? 2 : 4);
   }
 
-  #ropeTensors(cfg: ModelConfig & { modelType: "llama" }) {
-    const { cos, sin } = ropeTables(cfg, this.#maxLength);
-    const shape = [this.#maxLength, cfg.headDim / 2];
-    const api = this.api;
-    if (this.#cacheType === "float16") {
-      return {
-        cos: api.tensor(toFloat16(cos), shape, TensorType.FLOAT16),
-        sin: api.tensor(toFloat16(sin), shape, TensorType.FLOAT16),
-      };
-    }
-    return { cos: api.tensor(cos, shape, TensorType.FLOAT), sin: api.tensor(sin, shape, TensorType.FLOAT) };
-  }
-
-  #block(i: number): OrtSession {
-    const s = this.#blocks.get(i);
-    if (!s) {
-      throw new RuntimeError("BAD_SPAN", `block ${i} is not loaded`, {
-        hint: "request a span this runtime serves",
-      });
-    }
-    return s;
-  }
-
   #cacheTensor(a: CacheArray, shape: number[]): OrtTensor {
     return this.api.tensor(a, shape, this.#cacheType === "float16" ? TensorType.FLOAT16 : TensorType.FLOAT);
   }
@@ -234,8 +139,8 @@ export class KvEngine implements Engine {
    */
   #run(i: number, x: OrtTensor, out: OrtTensor, k: OrtTensor, v: OrtTensor, extra: readonly OrtTensor[]) {
     const inputs = [x, k, v, ...extra];
-    if (this.#rope) inputs.push(this.#rope.cos, this.#rope.sin);
-    this.api.run(this.#block(i), inputs, [out, k, v]);
+    if (this.#g.rope) inputs.push(this.#g.rope.cos, this.#g.rope.sin);
+    this.api.run(this.#g.block(i), inputs, [out, k, v]);
   }
 
   /**
@@ -272,9 +177,9 @@ export class KvEngine implements Engine {
     keep: (x: OrtTensor) => OrtTensor,
     scratch?: Float32Array,
   ): OrtTensor[] {
-    if (!this.#slopes) return [seqlens, total];
-    const n = this.#slopes.length;
-    const bias = alibiBias(this.#slopes, s, t, scratch);
+    if (!this.#g.slopes) return [seqlens, total];
+    const n = this.#g.slopes.length;
+    const bias = alibiBias(this.#g.slopes, s, t, scratch);
     return [seqlens, total, keep(this.api.tensor(bias, [1, n, s, t], TensorType.FLOAT))];
   }
 
@@ -286,7 +191,7 @@ export class KvEngine implements Engine {
   #forward(start: number, end: number, hidden: EngineTensor): EngineTensor {
     const cfg = this.cfg!;
     const [b, t, H] = hidden.shape;
-    for (let i = start; i < end; i++) this.#block(i);
+    for (let i = start; i < end; i++) this.#g.block(i);
     const api = this.api;
     const kvShape = [b, cfg.numKvHeads, t, cacheHeadDim(cfg)];
     const n = kvShape.reduce((x, y) => x * y, 1);
@@ -314,7 +219,7 @@ export class KvEngine implements Engine {
   /** Opens a session: its caches for the whole `maxLength` are allocated now. */
   open(id: string, start: number, end: number, maxLength: number, batch: number): void {
     const cfg = this.cfg!;
-    for (let i = start; i < end; i++) this.#block(i);
+    for (let i = start; i < end; i++) this.#g.block(i);
     if (this.#sessions.has(id)) throw engineError(`session ${id} is already open`);
     if (maxLength > this.#maxLength) {
       throw new RuntimeError("TOO_LONG", `maxLength ${maxLength} exceeds the engine's ${this.#maxLength}`, {
@@ -347,7 +252,7 @@ export class KvEngine implements Engine {
       s.total = new Int32Array(1);
       s.seqlensT = api.tensor(s.seqlens, [batch], TensorType.INT32);
       s.totalT = api.tensor(s.total, [], TensorType.INT32);
-      if (this.#slopes) s.bias = new Float32Array(this.#slopes.length * maxLength);
+      if (this.#g.slopes) s.bias = new Float32Array(this.#g.slopes.length * maxLength);
       s.decode = {
         a: api.tensor(new Float32Array(batch * H), [batch, 1, H], TensorType.FLOAT),
         b: api.tensor(new Float32Array(batch * H), [batch, 1, H], TensorType.FLOAT),
@@ -507,7 +412,7 @@ export class KvEngine implements Engine {
   embed(ids: Int32Array, b: number, t: number): Promise<EngineTensor> {
     return settle(() =>
       this.#runHead(
-        this.#embed,
+        this.#g.embed,
         (api) => api.tensor(BigInt64Array.from(ids, (v) => BigInt(v)), [b, t], TensorType.INT64),
         [b, t, this.cfg!.hiddenSize],
       )
@@ -517,10 +422,14 @@ export class KvEngine implements Engine {
   /** Last hidden [B, H] → logits [B, vocab]. */
   logits(hidden: Float32Array, b: number): Promise<EngineTensor> {
     return settle(() =>
-      this.#runHead(this.#logits, (api) => api.tensor(hidden, [b, this.cfg!.hiddenSize], TensorType.FLOAT), [
-        b,
-        this.cfg!.vocabSize,
-      ])
+      this.#runHead(
+        this.#g.logits,
+        (api) => api.tensor(hidden, [b, this.cfg!.hiddenSize], TensorType.FLOAT),
+        [
+          b,
+          this.cfg!.vocabSize,
+        ],
+      )
     );
   }
 
@@ -546,14 +455,7 @@ export class KvEngine implements Engine {
   /** Closes every session and releases every native object. */
   dispose(): Promise<void> {
     for (const id of [...this.#sessions.keys()]) this.close(id);
-    for (const s of this.#blocks.values()) s.release();
-    this.#blocks.clear();
-    this.#embed?.release();
-    this.#logits?.release();
-    this.#embed = this.#logits = undefined;
-    this.#rope?.cos.release();
-    this.#rope?.sin.release();
-    this.#rope = undefined;
+    this.#g.release();
     this.#pool.clear();
     this.#api?.dispose();
     return Promise.resolve();

@@ -22,57 +22,18 @@
  */
 import { RuntimeError } from "../../errors.ts";
 import { NATIVE_ERROR_CODES } from "./ort_library.ts";
+import {
+  FNS,
+  type Fns,
+  ORT_API_VERSION,
+  ORT_ERROR_NAMES,
+  OrtApiIndex,
+  type TensorTypeId,
+} from "./ort_functions.ts";
 
 const LOAD_FAILED = NATIVE_ERROR_CODES.LOAD_FAILED;
 
-/** The API version asked of `GetApi`: 1.20's, which has every function used here. */
-export const ORT_API_VERSION = 20;
-
-/** Indices into the `OrtApi` function table (onnxruntime_c_api.h, `struct OrtApi`). */
-export const OrtApiIndex = {
-  GetErrorCode: 1,
-  GetErrorMessage: 2,
-  CreateEnv: 3,
-  CreateSessionFromArray: 8,
-  Run: 9,
-  CreateSessionOptions: 10,
-  SetSessionExecutionMode: 13,
-  DisableMemPattern: 17,
-  DisableCpuMemArena: 19,
-  SetSessionGraphOptimizationLevel: 23,
-  SetIntraOpNumThreads: 24,
-  SetInterOpNumThreads: 25,
-  CreateTensorWithDataAsOrtValue: 49,
-  CreateCpuMemoryInfo: 69,
-  ReleaseEnv: 92,
-  ReleaseStatus: 93,
-  ReleaseMemoryInfo: 94,
-  ReleaseSession: 95,
-  ReleaseValue: 96,
-  ReleaseSessionOptions: 100,
-  AddSessionConfigEntry: 130,
-  AddExternalInitializersFromFilesInMemory: 279,
-} as const;
-
-/** ONNXTensorElementDataType values of the tensors the engine makes. */
-export const TensorType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, FLOAT16: 10 } as const;
-export type TensorTypeId = typeof TensorType[keyof typeof TensorType];
-
-/** OrtErrorCode names, by value. */
-const ORT_ERROR_NAMES = [
-  "ORT_OK",
-  "ORT_FAIL",
-  "ORT_INVALID_ARGUMENT",
-  "ORT_NO_SUCHFILE",
-  "ORT_NO_MODEL",
-  "ORT_ENGINE_ERROR",
-  "ORT_RUNTIME_EXCEPTION",
-  "ORT_INVALID_PROTOBUF",
-  "ORT_MODEL_LOADED",
-  "ORT_NOT_IMPLEMENTED",
-  "ORT_INVALID_GRAPH",
-  "ORT_EP_FAIL",
-];
+export { ORT_API_VERSION, OrtApiIndex, TensorType, type TensorTypeId } from "./ort_functions.ts";
 
 type Ptr = Deno.PointerValue;
 type TypedArray =
@@ -86,46 +47,6 @@ type TypedArray =
 const ENC = new TextEncoder();
 /** A NUL-terminated UTF-8 copy of `s`. */
 export const cString = (s: string): Uint8Array<ArrayBuffer> => ENC.encode(s + "\0");
-
-const STATUS = "pointer" as const;
-const FNS = {
-  GetErrorCode: { parameters: ["pointer"], result: "i32" },
-  GetErrorMessage: { parameters: ["pointer"], result: "pointer" },
-  CreateEnv: { parameters: ["i32", "buffer", "buffer"], result: STATUS },
-  CreateSessionFromArray: {
-    parameters: ["pointer", "buffer", "usize", "pointer", "buffer"],
-    result: STATUS,
-  },
-  Run: {
-    parameters: ["pointer", "pointer", "buffer", "buffer", "usize", "buffer", "usize", "buffer"],
-    result: STATUS,
-  },
-  CreateSessionOptions: { parameters: ["buffer"], result: STATUS },
-  SetSessionExecutionMode: { parameters: ["pointer", "i32"], result: STATUS },
-  DisableMemPattern: { parameters: ["pointer"], result: STATUS },
-  DisableCpuMemArena: { parameters: ["pointer"], result: STATUS },
-  SetSessionGraphOptimizationLevel: { parameters: ["pointer", "i32"], result: STATUS },
-  SetIntraOpNumThreads: { parameters: ["pointer", "i32"], result: STATUS },
-  SetInterOpNumThreads: { parameters: ["pointer", "i32"], result: STATUS },
-  CreateTensorWithDataAsOrtValue: {
-    parameters: ["pointer", "pointer", "usize", "buffer", "usize", "i32", "buffer"],
-    result: STATUS,
-  },
-  CreateCpuMemoryInfo: { parameters: ["i32", "i32", "buffer"], result: STATUS },
-  ReleaseEnv: { parameters: ["pointer"], result: "void" },
-  ReleaseStatus: { parameters: ["pointer"], result: "void" },
-  ReleaseMemoryInfo: { parameters: ["pointer"], result: "void" },
-  ReleaseSession: { parameters: ["pointer"], result: "void" },
-  ReleaseValue: { parameters: ["pointer"], result: "void" },
-  ReleaseSessionOptions: { parameters: ["pointer"], result: "void" },
-  AddSessionConfigEntry: { parameters: ["pointer", "buffer", "buffer"], result: STATUS },
-  AddExternalInitializersFromFilesInMemory: {
-    parameters: ["pointer", "buffer", "buffer", "buffer", "usize"],
-    result: STATUS,
-  },
-} as const satisfies Record<keyof typeof OrtApiIndex, Deno.ForeignFunction>;
-
-type Fns = { [K in keyof typeof FNS]: Deno.UnsafeFnPointer<(typeof FNS)[K]> };
 
 /** Kinds of native objects a handle can own. */
 export type OrtObjectKind = "env" | "options" | "session" | "value" | "memory";

@@ -1,0 +1,160 @@
+/**
+ * The ORT sessions a `KvEngine` (kv_engine.ts) runs: one per served block (kv_block_graph.ts) and
+ * the head's embeddings and LM head when asked, built from the checkpoint's tensors at load, with
+ * the tensors every block shares (Llama's RoPE tables, BLOOM's ALiBi slopes) and the settings of
+ * their thread pools.
+ * @module
+ */
+import { RuntimeError } from "../errors.ts";
+import { ortAffinities, type PinPlan } from "./_cpu_affinity.ts";
+import { alibiSlopes, blockTensorNames } from "./block_graph.ts";
+import type { EngineLoadRequest } from "./engine_types.ts";
+import { buildEmbedGraph, buildLogitsGraph, headTensorNames } from "./head_graph.ts";
+import {
+  buildKvBlockGraph,
+  KV_BLOCK_OUTPUTS,
+  kvBlockInputs,
+  type KvCacheType,
+  ropeTables,
+  toFloat16,
+} from "./kv_block_graph.ts";
+import type { ModelConfig } from "./model_config.ts";
+import {
+  type OrtApi,
+  type OrtSession,
+  type OrtSessionSettings,
+  type OrtTensor,
+  TensorType,
+} from "./native/ort_api.ts";
+import type { CheckpointTensors } from "./safetensors.ts";
+
+/**
+ * Intra-op threads spin while a run is in progress and `force_spinning_stop` parks them as soon
+ * as it returns, so idle pools never compete for the cores (see docs/architecture.md); with a
+ * pinning plan the pool threads get their CPUs here, the calling thread in `KvEngine.load`.
+ */
+export function engineSettings(threads: number, pin?: PinPlan): OrtSessionSettings {
+  return {
+    intraOpThreads: threads,
+    config: {
+      "session.intra_op.allow_spinning": "1",
+      "session.inter_op.allow_spinning": "0",
+      "session.force_spinning_stop": "1",
+      ...(pin?.workers.length ? { "session.intra_op_thread_affinities": ortAffinities(pin) } : {}),
+    },
+  };
+}
+
+/** How the graphs are built: the caches' element type, the sessions' length, the pools' settings. */
+export interface KvGraphOptions {
+  readonly cacheType: KvCacheType;
+  readonly maxLength: number;
+  readonly settings: OrtSessionSettings;
+}
+
+/** The loaded graphs; `release()` frees every native object they hold. */
+export class KvGraphs {
+  readonly blocks = new Map<number, OrtSession>();
+  embed?: OrtSession;
+  logits?: OrtSession;
+  /** RoPE tables (Llama), shared by every block. */
+  rope?: { cos: OrtTensor; sin: OrtTensor };
+  /** ALiBi slopes (BLOOM). */
+  slopes?: Float32Array;
+  /** Bytes of the blocks' weights, and of the head's. */
+  weightBytes = 0;
+  headBytes = 0;
+
+  /** The session of block `i`; `BAD_SPAN` when it is not loaded. */
+  block(i: number): OrtSession {
+    const s = this.blocks.get(i);
+    if (!s) {
+      throw new RuntimeError("BAD_SPAN", `block ${i} is not loaded`, {
+        hint: "request a span this runtime serves",
+      });
+    }
+    return s;
+  }
+
+  /**
+   * Builds the graphs `req` asks for (its span's blocks, the head) from `tensors`. What was built
+   * before a failure stays here, for `release()`.
+   */
+  async load(
+    api: OrtApi,
+    req: EngineLoadRequest,
+    cfg: ModelConfig,
+    tensors: CheckpointTensors,
+    o: KvGraphOptions,
+  ): Promise<void> {
+    this.weightBytes = this.headBytes = 0;
+    if (req.start !== undefined && req.end !== undefined) {
+      if (cfg.modelType === "llama") this.rope = ropeTensors(api, cfg, o);
+      else this.slopes = Float32Array.from(alibiSlopes(cfg.numHeads));
+      const inputs = kvBlockInputs(cfg);
+      for (let i = req.start; i < req.end; i++) {
+        const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+        for (const n of blockTensorNames(cfg)) t.set(n, await tensors.read(`${req.blockPrefix}${i}.${n}`));
+        const graph = buildKvBlockGraph(cfg, t, req.weights, o.cacheType);
+        this.weightBytes += graph.weightBytes;
+        const enc = graph.encode({ externalAbove: 2 ** 20 });
+        this.blocks.set(
+          i,
+          api.session(enc.model, `block ${i}`, inputs, [...KV_BLOCK_OUTPUTS], {
+            ...o.settings,
+            externalData: enc.externalData,
+          }),
+        );
+      }
+    }
+    if (req.head) {
+      const weightMap = new Map(Object.entries(req.weightMap));
+      const names = headTensorNames(cfg, req.headPrefix, (n) => weightMap.has(n));
+      const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+      for (const [role, name] of Object.entries(names)) {
+        const x = await tensors.read(name);
+        t.set(role, x);
+        this.headBytes += x.data.byteLength;
+      }
+      const enc = (g: ReturnType<typeof buildEmbedGraph>) => g.encode();
+      const e = enc(buildEmbedGraph(cfg, t)), l = enc(buildLogitsGraph(cfg, t));
+      this.embed = api.session(e.model, "embeddings", ["ids"], ["hidden"], {
+        ...o.settings,
+        externalData: e.externalData,
+      });
+      this.logits = api.session(l.model, "LM head", ["hidden"], ["logits"], {
+        ...o.settings,
+        externalData: l.externalData,
+      });
+    }
+  }
+
+  /** Releases every session and shared tensor (idempotent). */
+  release(): void {
+    for (const s of this.blocks.values()) s.release();
+    this.blocks.clear();
+    this.embed?.release();
+    this.logits?.release();
+    this.embed = this.logits = undefined;
+    this.rope?.cos.release();
+    this.rope?.sin.release();
+    this.rope = undefined;
+  }
+}
+
+/** Llama's RoPE tables for `maxLength` positions, in the caches' element type. */
+function ropeTensors(
+  api: OrtApi,
+  cfg: ModelConfig & { modelType: "llama" },
+  o: KvGraphOptions,
+): { cos: OrtTensor; sin: OrtTensor } {
+  const { cos, sin } = ropeTables(cfg, o.maxLength);
+  const shape = [o.maxLength, cfg.headDim / 2];
+  if (o.cacheType === "float16") {
+    return {
+      cos: api.tensor(toFloat16(cos), shape, TensorType.FLOAT16),
+      sin: api.tensor(toFloat16(sin), shape, TensorType.FLOAT16),
+    };
+  }
+  return { cos: api.tensor(cos, shape, TensorType.FLOAT), sin: api.tensor(sin, shape, TensorType.FLOAT) };
+}

@@ -88,6 +88,7 @@ export const ERROR_CODES = {
   DIRECT_LISTEN_FAILED: "the direct path's port cannot be opened",
   LINK_REFUSED: "a server refused to link to the next server (a refused target, a failed connection)",
   NO_LINK: "server-to-server links need both sessions on direct paths",
+  PUNCH_FAILED: "a hole punch to a server behind NAT failed (the session stays on its relayed stream)",
 
   // ── the swarm: identity, records, servers, routing, sessions (SwarmError) ──
   IDENTITY_INVALID: "the peer identity file is not an Ed25519 libp2p key",

@@ -18,13 +18,14 @@
  */
 import { ApiServer } from "../api/api_server.ts";
 import { GatewayRelay } from "../api/gateway_relay.ts";
-import type { GeneratedToken, Generator, NodeStatus, NodeStatusSource } from "../api/types.ts";
+import type { NodeStatus, NodeStatusSource } from "../api/types.ts";
 import type { Config } from "../config/types.ts";
 import { ConfigError, errorMessage, PlumiseError, UnavailableError } from "../errors.ts";
 import { type AbortOptions, untilAborted, withTimeout } from "../util/abort.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
 import { type DataDirLock, lockDataDir } from "./data_dir_lock.ts";
+import { nodeGenerator } from "./node_generator.ts";
 import type { NodeParts, NodePartsFactory, NodeSpan, NodeState } from "./types.ts";
 
 export interface NodeOptions {
@@ -157,7 +158,12 @@ export class PlumiseNode implements NodeStatusSource {
       }
       this.#doing = "starting the HTTP API";
       this.#api = new ApiServer({
-        generator: this.#apiGenerator(),
+        generator: nodeGenerator({
+          model: this.config.model,
+          parts: () => this.#parts,
+          online: () => this.#state === "online",
+          logger: this.#log,
+        }),
         metrics: this.metrics,
         status: this,
         logger: this.#options.logger,
@@ -371,73 +377,6 @@ export class PlumiseNode implements NodeStatusSource {
     // Lazy: the real parts pull in onnxruntime, libp2p and ethers.
     const { createNodeParts } = await import("./node_parts.ts");
     return await createNodeParts({ config: this.config, metrics, logger, signal });
-  }
-
-  /**
-   * The generator behind the API, which starts before the parts exist: not ready (503 LOADING,
-   * /health `loading`) until the parts are built and the node is online, then the parts' generator
-   * with every completed generation recorded.
-   */
-  #apiGenerator(): Generator {
-    const parts = () => this.#parts?.generator;
-    const need = (): Generator => {
-      const g = parts();
-      if (!g) {
-        throw new UnavailableError("LOADING", "the model is still loading", {
-          hint: 'retry in a few seconds; GET /health says status "ok" when ready',
-        });
-      }
-      return g;
-    };
-    return {
-      prepare: (options) => parts()?.prepare?.(options) ?? Promise.resolve(),
-      info: () => {
-        const g = parts();
-        if (!g) return { model: this.config.model, ready: false };
-        const info = g.info();
-        return { ...info, ready: info.ready && this.#state === "online" };
-      },
-      countTokens: (text) => need().countTokens(text),
-      generate: (prompt, params, options) =>
-        this.#recorded(prompt, need().generate(prompt, params, options), options),
-    };
-  }
-
-  /**
-   * Passes tokens through; a generation that ends normally — exhausted, or closed by the API at its
-   * token cap or a stop string — is recorded (VERIFY_ON_CHAIN proof). Failed or aborted ones are not.
-   */
-  async *#recorded(
-    prompt: string,
-    tokens: AsyncIterable<GeneratedToken>,
-    { signal }: { signal: AbortSignal },
-  ): AsyncGenerator<GeneratedToken> {
-    let text = "";
-    let n = 0;
-    let failed = false;
-    try {
-      for await (const t of tokens) {
-        text += t.text;
-        n++;
-        yield t;
-      }
-    } catch (err) {
-      failed = true;
-      throw err;
-    } finally {
-      if (!failed && !signal.aborted) this.#record(prompt, text, n);
-    }
-  }
-
-  #record(prompt: string, text: string, n: number): void {
-    const p = this.#parts;
-    if (!p?.chain?.recordInference || n === 0) return;
-    try {
-      const proof = p.chain.recordInference(prompt, text, n);
-      if (proof) p.reporter?.addProof?.(proof);
-    } catch (err) {
-      this.#log.warn("recording the inference failed", { error: errorMessage(err) });
-    }
   }
 
   #registerGauges(parts: NodeParts): void {

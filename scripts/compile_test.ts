@@ -162,6 +162,10 @@ Deno.test("compile: deno compile embeds what the dry run lists (a stand-in base 
     // the library alone (the FFI engine imports no onnxruntime-node module, so no .node addon)
     assert.match(text, /bin\/napi-v6\/linux\/x64\/libonnxruntime\.so\.1 \(4\d\.\d+MB\)/);
     assert.doesNotMatch(text, /onnxruntime_binding\.node/);
+    // deno.json's unstable features travel in the binary's metadata (request.signal aborts only
+    // when the client goes away, which the HTTP API relies on)
+    const bin = new TextDecoder("latin1").decode(await Deno.readFile(`${tmp}/plumise-linux-x64`));
+    assert.match(bin, /"unstable_config":\{[^}]*"features":\["no-legacy-abort"\]/);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

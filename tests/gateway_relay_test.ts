@@ -166,7 +166,7 @@ Deno.test("gateway relay: refused sign-ins (bad signature, clock drift) and a re
 
 Deno.test("gateway relay: pings both ways; a silent gateway is dropped; a slow first token is an error", async () => {
   const generator = new FakeGenerator();
-  const { stub, relay, connected } = setup({ generator, pingMs: 50, firstTokenMs: 100 });
+  const { stub, relay, connected, handler } = setup({ generator, pingMs: 50, firstTokenMs: 100 });
   try {
     relay.start();
     await connected();
@@ -178,6 +178,11 @@ Deno.test("gateway relay: pings both ways; a silent gateway is dropped; a slow f
     const slow = await stub.ask(wallet.address, { messages: [{ role: "user", content: "x" }], stream: true });
     assert.equal(slow.end?.type, "error");
     assert.match(String(slow.end?.message), /no first token within 0\.1 s/);
+    // the abandoned generation is stopped and its API slot freed at once, not at API_TIMEOUT
+    await waitFor(() => handler.inFlight === 0 && generator.aborted === 1, {
+      timeoutMs: 5_000,
+      what: "the slot freed",
+    });
     gate.open();
     // a gateway that stops answering is given up on and connected to again
     stub.silent = true;

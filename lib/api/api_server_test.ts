@@ -106,6 +106,46 @@ Deno.test("a client that disconnects mid-stream aborts its generation and frees 
   });
 });
 
+/** Sends a raw POST over a socket, waits until the generation started, hangs up, and waits for the slot. */
+async function hangUpWhileGenerating(server: ApiServer, gen: FakeGenerator, path: string, payload: unknown) {
+  const body = JSON.stringify(payload);
+  const sock = connect(server.port, "127.0.0.1");
+  await new Promise<void>((resolve) => sock.once("connect", () => resolve()));
+  sock.write(
+    `POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+  );
+  await gen.started(1);
+  assert.equal(server.handler.inFlight, 1);
+  sock.destroy();
+  const deadline = Date.now() + 5000;
+  while (server.handler.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
+Deno.test("a client that disconnects before its plain (non-streamed) answer aborts the generation and frees the slot", async () => {
+  for (
+    const [path, payload] of [
+      ["/api/v1/generate", { inputs: "x" }],
+      ["/v1/chat/completions", { messages: [{ role: "user", content: "x" }] }],
+    ] as const
+  ) {
+    const gen = new FakeGenerator({ hang: true, script: [" a"] });
+    await withServer(gen, async (server) => {
+      await hangUpWhileGenerating(server, gen, path, payload);
+      assert.equal(server.handler.inFlight, 0, path);
+      assert.equal(gen.aborted, 1, path);
+    });
+  }
+});
+
+Deno.test("a client that disconnects before the first streamed token aborts the generation and frees the slot", async () => {
+  const gen = new FakeGenerator({ hang: true, script: [] });
+  await withServer(gen, async (server) => {
+    await hangUpWhileGenerating(server, gen, "/api/v1/generate", { inputs: "x", stream: true });
+    assert.equal(server.handler.inFlight, 0);
+    assert.equal(gen.aborted, 1);
+  });
+});
+
 Deno.test("stop() lets a running generation finish within the grace period, is idempotent", async () => {
   const gen = new FakeGenerator();
   const { logger, records } = memoryLogger();

@@ -18,7 +18,8 @@ export function chatRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
     d.slots.refuseUnlessOpen();
     const req = parseChatRequest(await readJsonBody(c.req.raw));
     checkModel(d, req.model);
-    const slot = d.slots.take();
+    // the client's signal: a client that goes away stops its generation (deno.json: no-legacy-abort)
+    const slot = d.slots.take({ signal: c.req.raw.signal });
     const { signal, release } = slot;
     try {
       await d.generator.prepare?.({ signal });

@@ -298,6 +298,8 @@ export class GatewayRelay {
             ...(this.#o.apiSecret ? { authorization: `Bearer ${this.#o.apiSecret}` } : {}),
           },
           body: JSON.stringify(body),
+          // an abort (closed socket, first-token or total limit) stops the generation and frees its slot
+          signal: ac.signal,
         }),
       );
       // the API answers once the first token is there; an abort before that cancels the body later

@@ -18,7 +18,8 @@ export function generateRoute(d: RouteDeps): (c: ApiContext) => Promise<Response
     const started = d.now();
     d.slots.refuseUnlessOpen();
     const req = parseGenerateRequest(await readJsonBody(c.req.raw));
-    const slot = d.slots.take();
+    // the client's signal: a client that goes away stops its generation (deno.json: no-legacy-abort)
+    const slot = d.slots.take({ signal: c.req.raw.signal });
     const { signal, release } = slot;
     try {
       await d.generator.prepare?.({ signal });

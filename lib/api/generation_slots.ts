@@ -68,8 +68,12 @@ export class GenerationSlots {
     }
   }
 
-  /** Takes a slot: 503 while draining or loading, 429 when all are taken. The caller must `release()` it. */
-  take(): Slot {
+  /**
+   * Takes a slot: 503 while draining or loading, 429 when all are taken. The caller must `release()` it.
+   * `options.signal` is the client's: when it aborts (the client went away) the generation stops and,
+   * once the caller releases it, the slot is free again.
+   */
+  take(options: { signal?: AbortSignal } = {}): Slot {
     this.refuseUnlessOpen();
     if (this.#inFlight >= this.#o.limit) {
       throw new ApiError(
@@ -83,6 +87,11 @@ export class GenerationSlots {
     const perRequest = new AbortController();
     const onShutdown = () => perRequest.abort(this.#shutdown.signal.reason);
     this.#shutdown.signal.addEventListener("abort", onShutdown, { once: true });
+    const client = options.signal;
+    const onClientGone = () =>
+      perRequest.abort(new ApiError(499, "CLIENT_CLOSED", "the client closed the request"));
+    if (client?.aborted) onClientGone();
+    else client?.addEventListener("abort", onClientGone, { once: true });
     const timer = timeoutSignal(this.#o.timeoutMs, perRequest.signal);
     let released = false;
     return {
@@ -93,6 +102,7 @@ export class GenerationSlots {
         released = true;
         timer.clear();
         this.#shutdown.signal.removeEventListener("abort", onShutdown);
+        client?.removeEventListener("abort", onClientGone);
         this.#inFlight--;
         if (this.#inFlight === 0) {
           const waiters = this.#idleWaiters;

@@ -17,7 +17,7 @@ import { modelFile } from "../runtime/checkpoint.ts";
 import { modelSource } from "../runtime/model_source.ts";
 import { ensureOrtLibrary } from "../runtime/native/ort_library.ts";
 import { ORT_VERSION } from "../runtime/native/ort_files.ts";
-import { probeOrtLibrary } from "../runtime/native/ort_probe.ts";
+import { OrtApi } from "../runtime/native/ort_api.ts";
 import { blockShapeOf, spanFootprint, tierOfModel } from "./span_footprint.ts";
 
 /** One line of the doctor's report. */
@@ -41,7 +41,8 @@ export async function checkEngine(
 ): Promise<DoctorCheck> {
   try {
     const lib = await ensureOrtLibrary({ cacheDir: cacheHome, signal });
-    const { version } = probeOrtLibrary(lib.path);
+    // the engine's own loader: the library opens and offers the C API version the engine uses
+    const { version } = OrtApi.load(lib.path);
     const from = lib.extracted ? `copied now from ${lib.source}` : "verified copy";
     if (version !== ORT_VERSION) {
       return fail(

@@ -9,7 +9,7 @@ import {
   ortLibraryDir,
   packageFileUrl,
 } from "./ort_library.ts";
-import { probeOrtLibrary } from "./ort_probe.ts";
+import { OrtApi } from "./ort_api.ts";
 
 const here = ortFileFor(Deno.build.os, Deno.build.arch);
 const REPO = new URL("../../../", import.meta.url);
@@ -58,7 +58,7 @@ Deno.test("ort library: first start extracts, the second reuses the verified cop
     assert.equal(st2.mtime?.getTime(), st1.mtime?.getTime());
     assert.deepEqual(await listDir(ortLibraryDir(cache, here!)), [".lock", here!.file]);
     // and it is a library that loads
-    assert.equal(probeOrtLibrary(second.path).version, ORT_VERSION);
+    assert.equal(OrtApi.load(second.path).version, ORT_VERSION);
   } finally {
     await Deno.remove(cache, { recursive: true });
   }
@@ -220,20 +220,4 @@ Deno.test("ort library: the default cache home follows XDG, macOS and Windows co
   assert.equal(defaultCacheHome(env({ HOME: "/h" }), "linux"), "/h/.cache");
   assert.equal(defaultCacheHome(env({ HOME: "/Users/a" }), "darwin"), "/Users/a/Library/Caches");
   assert.equal(defaultCacheHome(env({ LOCALAPPDATA: "C:\\L" }), "windows"), "C:\\L");
-});
-
-Deno.test("ort probe: a file that is not a library is a load error with a hint", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(`${dir}/libnot.so`, "not a library");
-    assert.throws(() => probeOrtLibrary(`${dir}/libnot.so`), (err) => {
-      assert.ok(err instanceof RuntimeError);
-      assert.equal(err.code, NATIVE_ERROR_CODES.LOAD_FAILED);
-      assert.match(err.message, /libnot\.so/);
-      assert.ok(err.hint.length > 0);
-      return true;
-    });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 });

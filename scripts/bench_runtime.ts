@@ -431,9 +431,11 @@ if (import.meta.main) {
   }
   if (values.json) console.log(JSON.stringify(rep));
   else {
+    const cfg = JSON.parse(await Deno.readTextFile(`${model}/config.json`));
+    const what = values.model ? model : `${values.shape}-sized blocks`;
     console.log(
-      `bloom-560m-sized blocks (hidden 1024, 16 heads), ${blocks} blocks in one session, 2 intra-op threads; ` +
-        `stream rate ${rep.stream_gb_s} GB/s`,
+      `${what} (hidden ${cfg.hidden_size ?? cfg.n_embed}, ${cfg.num_attention_heads ?? cfg.n_head} heads), ` +
+        `${blocks} blocks in one session, 2 intra-op threads; stream rate ${rep.stream_gb_s} GB/s`,
     );
     console.log(
       `machine: ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch}; ` +

@@ -40,7 +40,8 @@ export async function withRetries<T>(
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err;
       if (s.closed) throw err;
-      if (err instanceof PlumiseError && err.code === "INTERNAL") throw err;
+      // a bug here ends the step; a server's own INTERNAL error frame is a server failure
+      if (err instanceof PlumiseError && err.code === "INTERNAL" && err.details.remote !== true) throw err;
       lastError = err;
       s.stats.failures++;
       const failed = s.chain[i];

@@ -48,7 +48,23 @@ Deno.test("withRetries: gives up after maxRetries with SESSION_FAILED naming blo
   assert.equal(s.stats.failures, 2);
 });
 
-Deno.test("withRetries: INTERNAL and the caller's abort end it at once, without a ban", async () => {
+Deno.test("withRetries: a server's own INTERNAL error frame fails over like any server failure", async () => {
+  const { s, router } = await setup();
+  const tried: string[] = [];
+  const r = await withRetries(s, router, 0, (span) => {
+    tried.push(span.server!.peerId);
+    if (tried.length > 1) return Promise.resolve("done");
+    // what remoteError() makes of {"type":"error","code":"INTERNAL"} from the server
+    return Promise.reject(
+      new SwarmError("INTERNAL", "server replied INTERNAL: engine failed", { details: { remote: true } }),
+    );
+  });
+  assert.equal(r, "done");
+  assert.deepEqual(tried, ["A", "B"]);
+  assert.ok(s.bans.isBanned("A"));
+});
+
+Deno.test("withRetries: a local INTERNAL and the caller's abort end it at once, without a ban", async () => {
   const { s, router } = await setup();
   await assert.rejects(
     withRetries(s, router, 0, () => Promise.reject(new SwarmError("INTERNAL", "bug"))),

@@ -12,6 +12,7 @@ import { cleanEnv, cliArgv } from "./helpers/cli.ts";
 import { HubServer } from "./helpers/hub_server.ts";
 import { type OracleStub, startOracleStub } from "./helpers/oracle_stub.ts";
 import { waitFor } from "./helpers/wait_for.ts";
+import { GatewayRelayStub } from "./helpers/gateway_relay_stub.ts";
 
 const MODEL = "test-org/tiny-bloom";
 const NUM_LAYERS = 6;
@@ -224,7 +225,13 @@ Deno.test({
   async fn() {
     await using net = await network();
     const keys = await Promise.all([0, 1, 2, 3].map(() => net.chain.newFundedKey()));
-    await using n1 = new NodeProcess("node1", await net.env(keys[0], "n1"));
+    // node 1 also signs in to the gateway's WebSocket relay: what it serves there counts like the API
+    const gateway = new GatewayRelayStub();
+    await using _gateway = { [Symbol.asyncDispose]: () => gateway.stop() };
+    await using n1 = new NodeProcess(
+      "node1",
+      await net.env(keys[0], "n1", { GATEWAY_RELAY_URL: gateway.url }),
+    );
     const o1 = await n1.online();
     const peers = o1.addrs.join(",");
     // one after the other: two nodes that choose their spans at the same instant see the same table
@@ -291,6 +298,23 @@ Deno.test({
       "",
     );
     assert.equal(streamed, chat.choices[0].message.content);
+
+    // The gateway's relay: a request it forwards to node 1 generates through the swarm, and node 1's
+    // span computes its positions (counted in the Oracle reports checked below).
+    const w1 = new (await import("ethers")).Wallet(keys[0]).address;
+    await waitFor(() => gateway.agents.has(w1.toLowerCase()), {
+      what: "node 1's sign-in at the gateway relay",
+    });
+    const beforeRelay = await tokensOf(o1.api);
+    const relayed = await gateway.ask(
+      w1,
+      { messages: [{ role: "user", content: "Hi" }], maxTokens: 4 },
+      60_000,
+    );
+    assert.equal(relayed.end?.type, "response", JSON.stringify(relayed.end));
+    await waitFor(async () => (await tokensOf(o1.api)) > beforeRelay, {
+      what: "node 1's span to count the relayed generation's positions",
+    });
 
     // Bad requests get 4xx and the node keeps serving.
     const bad: Array<[string, BodyInit, number]> = [

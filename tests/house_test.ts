@@ -163,3 +163,26 @@ Deno.test("house: no file under lib/ is longer than 500 lines", async () => {
   await walk("lib");
   assert.deepEqual(tooLong, [], "split these into parts with one job each");
 });
+
+Deno.test("house: code cites docs/, never files outside the repository; the README stays short", async () => {
+  const outside = /\.\.\/shared\/|\bshared\/(design|reference)\//;
+  const offenders: string[] = [];
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(`${REPO_ROOT}${dir}`)) {
+      const p = `${dir}/${e.name}`;
+      if (e.isDirectory) await walk(p);
+      else if (/\.(ts|md|sh|yml)$/.test(e.name) && p !== "tests/house_test.ts") {
+        const text = await Deno.readTextFile(`${REPO_ROOT}${p}`);
+        if (outside.test(text)) offenders.push(p);
+      }
+    }
+  };
+  for (const dir of ["lib", "scripts", "tests", "docs"]) await walk(dir);
+  assert.deepEqual(offenders, [], "cite the project's own docs/ instead");
+  assert.ok(outside.test("see ../shared/design/swarm.md"), "the pattern matches what it refuses");
+  const readme = (await Deno.readTextFile(`${REPO_ROOT}README.md`)).split("\n").length - 1;
+  assert.ok(
+    readme <= 250,
+    `README.md has ${readme} lines; keep it for users, short (the rest goes to docs/)`,
+  );
+});

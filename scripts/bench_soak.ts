@@ -100,7 +100,8 @@ export async function runClients(
   await Promise.all(Array.from({ length: clients }, async (_, c) => {
     for (let n = 0; !stop(); n++) {
       try {
-        r.tokens += await request(c, n);
+        const tokens = await request(c, n); // not `r.tokens += await …`: that adds to a stale total
+        r.tokens += tokens;
       } catch (err) {
         r.failed++;
         if (r.errors.length < 10) r.errors.push(String((err as Error)?.message ?? err).slice(0, 300));

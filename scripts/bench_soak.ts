@@ -230,10 +230,23 @@ if (import.meta.main) {
       );
     const prompt = (c: number, k: number) => `client ${c} request ${k}: tell me about the swarm`;
 
+    /** RSS of each process; with `--heap`, also its JS heap after a full GC and its RSS after that GC. */
+    const sample = async () => {
+      const raw = rssAll();
+      if (!a.heap) return { raw };
+      const heap = await heapAll();
+      return { raw, heap, gc: rssAll() };
+    };
+
     // the run under load: RSS sampled every 10 s, the warm-up figures taken once it ends
     const ms = n.minutes * 60_000, warmMs = n.warmupMinutes * 60_000;
-    const series: Record<string, number>[] = [];
-    let warm: Record<string, number> | undefined, heapWarm: Record<string, number> | undefined;
+    const series: Record<string, unknown>[] = [];
+    const at = (s: Awaited<ReturnType<typeof sample>>) => ({
+      s: Math.round(elapsed() / 1000),
+      ...s.raw,
+      ...(s.gc ? { after_gc: s.gc } : {}),
+    });
+    let warm: Awaited<ReturnType<typeof sample>> | undefined;
     const t0 = performance.now();
     const elapsed = () => performance.now() - t0;
     let done = false;
@@ -241,12 +254,13 @@ if (import.meta.main) {
       let next = 0;
       while (!done) {
         if (!warm && elapsed() >= warmMs) {
-          warm = rssAll();
-          if (a.heap) heapWarm = await heapAll();
-          log(`warm-up over (${round(elapsed() / 1000, 1)} s): RSS ${JSON.stringify(warm)} MiB`);
+          warm = await sample();
+          series.push(at(warm));
+          next = elapsed() + 10_000;
+          log(`warm-up over (${round(elapsed() / 1000, 1)} s): RSS ${JSON.stringify(warm.raw)} MiB`);
         }
         if (elapsed() >= next) {
-          series.push({ s: Math.round(elapsed() / 1000), ...rssAll() });
+          series.push(at(await sample()));
           next += 10_000;
         }
         await sleep(Math.min(250, Math.max(10, warmMs - elapsed())));
@@ -259,9 +273,9 @@ if (import.meta.main) {
     );
     done = true;
     await sampler;
-    const end = rssAll();
-    const heapEnd = a.heap ? await heapAll() : undefined;
-    series.push({ s: Math.round(elapsed() / 1000), ...end });
+    const endSample = await sample();
+    const end = endSample.raw;
+    series.push(at(endSample));
     log(
       `${n.clients} clients: ${load.requests} requests, ${load.failed} failed, ${
         round(load.tokens / load.seconds)
@@ -286,10 +300,18 @@ if (import.meta.main) {
       requests_one: one.requests,
       failed_one: one.failed,
       tok_s_one: round(one.tokens / one.seconds),
-      rss_warm_mb: warm!,
+      rss_warm_mb: warm!.raw,
       rss_end_mb: end,
-      rss_growth: rssGrowth(warm!, end),
-      ...(a.heap ? { heap_warm_mb: heapWarm, heap_end_mb: heapEnd } : {}),
+      rss_growth: rssGrowth(warm!.raw, end),
+      ...(a.heap
+        ? {
+          heap_warm_mb: warm!.heap,
+          heap_end_mb: endSample.heap,
+          rss_gc_warm_mb: warm!.gc,
+          rss_gc_end_mb: endSample.gc,
+          rss_gc_growth: rssGrowth(warm!.gc!, endSample.gc!),
+        }
+        : {}),
       rss_series_mb: series,
       pids: Object.fromEntries(nodes.map((p) => [p.name, p.pid])),
       ...(load.errors.length + one.errors.length ? { errors: [...load.errors, ...one.errors] } : {}),
@@ -300,10 +322,14 @@ if (import.meta.main) {
         `requests ${result.requests}, failed ${result.failed}, ${result.tok_s} tok/s (one client: ${result.tok_s_one})`,
       );
       for (const p of nodes) {
-        const heap = heapWarm && heapEnd ? `, JS heap ${heapWarm[p.name]} → ${heapEnd[p.name]} MiB` : "";
-        console.log(`${p.name.padEnd(8)} RSS ${warm![p.name]} → ${end[p.name]} MiB${heap}`);
+        const heap = a.heap
+          ? `; after a GC: RSS ${warm!.gc![p.name]} → ${endSample.gc![p.name]} MiB, JS heap ${
+            warm!.heap![p.name]
+          } → ${endSample.heap![p.name]} MiB`
+          : "";
+        console.log(`${p.name.padEnd(8)} RSS ${warm!.raw[p.name]} → ${end[p.name]} MiB${heap}`);
       }
-      console.log(`rss_growth ${result.rss_growth}`);
+      console.log(`rss_growth ${result.rss_growth}${a.heap ? `, after a GC ${result.rss_gc_growth}` : ""}`);
     }
   } finally {
     for (const p of nodes) await p?.[Symbol.asyncDispose]();

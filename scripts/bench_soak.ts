@@ -6,7 +6,7 @@
  * client alone for `--one-minutes` (docs/benchmarks.md, "Soak").
  *
  *   deno task bench soak [--clients 4] [--minutes 2] [--warmup-minutes 1] [--one-minutes 1]
- *     [--tokens 16] [--tiny] [--heap] [--json]
+ *     [--tokens 16] [--tiny] [--heap] [--v8-flags FLAGS] [--json]
  *
  * Reported: requests and failures (anything but a 200 with `num_tokens` ≥ 1, a refused connection
  * included), tokens/s of all clients together (`tok_s`) and of the one client (`tok_s_one`), and
@@ -15,7 +15,9 @@
  * keyed `api` (node 1), `server2`, `server3`. `rss_growth` is the largest `end ÷ warm − 1` over the
  * three processes. `--heap` runs the servers with the V8 inspector on and adds `heap_warm_mb` /
  * `heap_end_mb`: each process's JS heap in use right after a full garbage collection, which tells a
- * JS leak from native growth. `--tiny` uses a tiny model instead (the bench's test).
+ * JS leak from native growth. `--v8-flags` runs the servers with these V8 flags on top of the
+ * binary's (lib/cli/v8_flags.ts; e.g. `--max-semi-space-size=32`, V8's own default here, to see
+ * what the binary's cap changes). `--tiny` uses a tiny model instead (the bench's test).
  *
  * `--json` prints one object: `{clients, minutes, warmup_minutes, requests, failed, tokens, tok_s,
  * tok_s_one, requests_one, failed_one, rss_warm_mb, rss_end_mb, rss_growth, rss_series_mb, …}`.
@@ -175,6 +177,7 @@ if (import.meta.main) {
       tokens: { type: "string", default: "16" },
       tiny: { type: "boolean", default: false },
       heap: { type: "boolean", default: false },
+      "v8-flags": { type: "string" },
       json: { type: "boolean", default: false },
     },
   });
@@ -202,7 +205,10 @@ if (import.meta.main) {
       LOG_JSON: "true",
       ...extra,
     });
-    const inspect = (i: number) => a.heap ? [`--inspect=127.0.0.1:${inspectPorts[i] = freePort()}`] : [];
+    const inspect = (i: number) => [
+      ...(a.heap ? [`--inspect=127.0.0.1:${inspectPorts[i] = freePort()}`] : []),
+      ...(a["v8-flags"] ? [`--v8-flags=${a["v8-flags"]}`] : []),
+    ];
     const spawn = async (i: number, extra?: Record<string, string>) => {
       await Deno.mkdir(`${root}/n${i + 1}`, { recursive: true });
       const p = new NodeProcess(i === 0 ? "api" : `server${i + 1}`, env(i, extra), ["--offline"], inspect(i));
@@ -291,6 +297,7 @@ if (import.meta.main) {
     const result = {
       clients: n.clients,
       minutes: n.minutes,
+      ...(a["v8-flags"] ? { v8_flags: a["v8-flags"] } : {}),
       warmup_minutes: n.warmupMinutes,
       tokens_per_request: n.tokens,
       requests: load.requests,

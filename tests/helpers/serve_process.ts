@@ -3,7 +3,7 @@
  * tests and `deno task bench soak` run them): its JSON log lines, API URL, pid, and signals.
  * @module
  */
-import { cleanEnv, cliArgv } from "./cli.ts";
+import { cleanEnv, cliArgv, MAIN } from "./cli.ts";
 
 export interface LogLine {
   level: string;
@@ -20,12 +20,15 @@ export class NodeProcess {
   readonly #child: Deno.ChildProcess;
   #waiters: Array<() => void> = [];
 
-  /** `denoFlags`: extra flags for `deno run` (e.g. `--inspect=127.0.0.1:PORT`), before main.ts. */
+  /**
+   * `denoFlags`: extra flags for `deno run` (e.g. `--inspect=127.0.0.1:PORT`), right before main.ts
+   * (after the binary's flags, so a `--v8-flags` here overrides theirs).
+   */
   constructor(name: string, env: Record<string, string>, args: string[] = [], denoFlags: string[] = []) {
     this.name = name;
     const argv = cliArgv(["serve", ...args]);
     this.#child = new Deno.Command(Deno.execPath(), {
-      args: [argv[0], ...denoFlags, ...argv.slice(1)],
+      args: [...argv.slice(0, argv.indexOf(MAIN)), ...denoFlags, ...argv.slice(argv.indexOf(MAIN))],
       clearEnv: true,
       env: cleanEnv(env),
       cwd: env.PLUMISE_DATA_DIR,

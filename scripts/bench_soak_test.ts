@@ -103,7 +103,16 @@ Deno.test({
     assert.ok(r.tokens >= r.requests && r.tokens <= 8 * r.requests, `${r.tokens} tokens`);
     assert.ok(r.tok_s > 0 && r.tok_s_one > 0);
     const names = ["api", "server2", "server3"];
-    for (const k of ["rss_warm_mb", "rss_end_mb", "heap_warm_mb", "heap_end_mb"]) {
+    for (
+      const k of [
+        "rss_warm_mb",
+        "rss_end_mb",
+        "heap_warm_mb",
+        "heap_end_mb",
+        "rss_gc_warm_mb",
+        "rss_gc_end_mb",
+      ]
+    ) {
       assert.deepEqual(Object.keys(r[k]).sort(), names, k);
     }
     const pids = names.map((n) => r.pids[n]);
@@ -118,6 +127,7 @@ Deno.test({
       assert.ok(r.heap_end_mb[n] > 1 && r.heap_end_mb[n] < r.rss_end_mb[n], `${n}: heap ${r.heap_end_mb[n]}`);
     }
     assert.equal(r.rss_growth, rssGrowth(r.rss_warm_mb, r.rss_end_mb));
+    assert.equal(r.rss_gc_growth, rssGrowth(r.rss_gc_warm_mb, r.rss_gc_end_mb));
     // sampled while it ran: readings at 0 s and at the end, and not one value copied around
     assert.ok(r.rss_series_mb.length >= 2);
     assert.equal(r.rss_series_mb[0].s, 0);

@@ -17,6 +17,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BINARY_PERMISSIONS } from "../lib/cli/permissions.ts";
+import { BINARY_V8_FLAGS } from "../lib/cli/v8_flags.ts";
 import { VERSION } from "../lib/util/version.ts";
 import { type CompileTarget, findTarget, TARGETS } from "./compile_targets.ts";
 import { type EmbedPlan, embedPlan, repoRoot } from "./embed_plan.ts";
@@ -32,7 +33,7 @@ export function compileArgs(
 ): string[] {
   const args = ["compile", "--no-check", "--frozen", "--target", target.triple];
   args.push("--output", join(outDir, target.asset));
-  args.push(...BINARY_PERMISSIONS);
+  args.push(...BINARY_V8_FLAGS, ...BINARY_PERMISSIONS);
   for (const inc of plan.includes) args.push("--include", inc);
   for (const exc of plan.excludes) args.push("--exclude", exc);
   args.push("main.ts");

@@ -10,6 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import { BINARY_PERMISSIONS } from "../lib/cli/permissions.ts";
+import { BINARY_V8_FLAGS } from "../lib/cli/v8_flags.ts";
 import { makeBloom560mBlocks } from "./fixtures.ts";
 
 const { values } = parseArgs({
@@ -56,6 +57,7 @@ for (let i = 1; i <= Number(values.runs); i++) {
       "--quiet",
       "--config",
       config,
+      ...BINARY_V8_FLAGS,
       ...BINARY_PERMISSIONS,
       main,
       "serve",

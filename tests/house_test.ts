@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { BINARY_PERMISSIONS } from "../lib/cli/permissions.ts";
+import { BINARY_V8_FLAGS } from "../lib/cli/v8_flags.ts";
 import { SCHEMA } from "../lib/config/schema.ts";
 import { VERSION } from "../lib/util/version.ts";
 import { compileArgs, TARGETS } from "../scripts/compile.ts";
@@ -13,10 +14,13 @@ import { REPO_ROOT } from "./helpers/cli.ts";
 
 const denoJson = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}deno.json`));
 
-Deno.test("house: deno.json serve and plumise tasks run with exactly the binary's permissions", () => {
+Deno.test("house: deno.json serve and plumise tasks run with exactly the binary's permissions and V8 flags", () => {
   const serve: string = denoJson.tasks.serve;
   const flags = serve.split(/\s+/).filter((a) => a.startsWith("--allow"));
   assert.deepEqual(flags, [...BINARY_PERMISSIONS]);
+  for (const task of [denoJson.tasks.serve, denoJson.tasks.plumise] as string[]) {
+    assert.deepEqual(task.split(/\s+/).filter((a) => a.startsWith("--v8-flags")), [...BINARY_V8_FLAGS], task);
+  }
   assert.ok(!/\s-A\b|--allow-all/.test(serve));
   assert.match(serve, /main\.ts serve --tier lite$/);
   const plumise: string = denoJson.tasks.plumise;
@@ -24,7 +28,7 @@ Deno.test("house: deno.json serve and plumise tasks run with exactly the binary'
   assert.match(plumise, /^deno run .* main\.ts$/);
 });
 
-Deno.test("house: compile covers five targets with the same permissions and no -A", () => {
+Deno.test("house: compile covers five targets with the same permissions and V8 flags and no -A", () => {
   assert.deepEqual(TARGETS.map((t) => t.triple).sort(), [
     "aarch64-apple-darwin",
     "aarch64-unknown-linux-gnu",
@@ -34,7 +38,9 @@ Deno.test("house: compile covers five targets with the same permissions and no -
   ]);
   for (const t of TARGETS) {
     const args = compileArgs(t, { includes: [], excludes: [] });
-    for (const p of BINARY_PERMISSIONS) assert.ok(args.includes(p), `${t.triple} lacks ${p}`);
+    for (const p of [...BINARY_V8_FLAGS, ...BINARY_PERMISSIONS]) {
+      assert.ok(args.includes(p), `${t.triple} lacks ${p}`);
+    }
     assert.ok(!args.includes("-A") && !args.includes("--allow-all"));
   }
   // what each binary embeds is checked in scripts/compile_test.ts

@@ -1,9 +1,10 @@
 /**
- * Runs `main.ts` as a subprocess with exactly the binary's permission set (the same flags
- * `deno compile` embeds), so CLI contract tests prove that permission set.
+ * Runs `main.ts` as a subprocess with exactly the binary's permission set and V8 flags (the same
+ * flags `deno compile` embeds), so CLI contract tests prove that permission set.
  * @module
  */
 import { BINARY_PERMISSIONS } from "../../lib/cli/permissions.ts";
+import { BINARY_V8_FLAGS } from "../../lib/cli/v8_flags.ts";
 
 export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
 export const MAIN = `${REPO_ROOT}main.ts`;
@@ -16,7 +17,16 @@ export interface CliRun {
 
 /** The argv that runs the CLI with the binary's permissions. */
 export function cliArgv(args: string[]): string[] {
-  return ["run", "--quiet", "--config", `${REPO_ROOT}deno.json`, ...BINARY_PERMISSIONS, MAIN, ...args];
+  return [
+    "run",
+    "--quiet",
+    "--config",
+    `${REPO_ROOT}deno.json`,
+    ...BINARY_V8_FLAGS,
+    ...BINARY_PERMISSIONS,
+    MAIN,
+    ...args,
+  ];
 }
 
 /** A clean environment: only what Deno needs plus `env`; no PLUMISE_* leaks in from the developer's shell. */

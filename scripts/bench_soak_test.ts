@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { generateOnce, rssGrowth, rssMiB, runClients, soakArgs } from "./bench_soak.ts";
+
+const defaults = { clients: "4", minutes: "2", "warmup-minutes": "1", "one-minutes": "1", tokens: "16" };
+
+Deno.test("bench soak: options are checked, bad ones name the flag", () => {
+  assert.deepEqual(soakArgs(defaults), {
+    clients: 4,
+    minutes: 2,
+    warmupMinutes: 1,
+    oneMinutes: 1,
+    tokens: 16,
+  });
+  assert.deepEqual(soakArgs({ ...defaults, minutes: "0.1", "warmup-minutes": "0" }).minutes, 0.1);
+  const bad: [Partial<typeof defaults>, RegExp][] = [
+    [{ clients: "0" }, /^--clients must be an integer ≥ 1, got 0$/],
+    [{ clients: "1.5" }, /^--clients must be/],
+    [{ tokens: "x" }, /^--tokens must be/],
+    [{ minutes: "0" }, /^--minutes must be a number > 0, got 0$/],
+    [{ "one-minutes": "-1" }, /^--one-minutes must be/],
+    [{ "warmup-minutes": "2" }, /^--warmup-minutes must be ≥ 0 and below --minutes, got 2$/],
+    [{ "warmup-minutes": "-1" }, /^--warmup-minutes must be/],
+  ];
+  for (const [v, re] of bad) {
+    assert.throws(
+      () => soakArgs({ ...defaults, ...v }),
+      (err: Error) => err instanceof RangeError && re.test(err.message),
+    );
+  }
+});
+
+Deno.test("bench soak: growth is the largest end ÷ warm − 1 over the processes", () => {
+  assert.equal(rssGrowth({ api: 400, s2: 200 }, { api: 420, s2: 230 }), 0.15);
+  assert.equal(rssGrowth({ api: 400, s2: 200 }, { api: 380, s2: 190 }), -0.05);
+});
+
+Deno.test("bench soak: RSS is this process's VmRSS from /proc, in MiB", () => {
+  const held = new Uint8Array(64 * 2 ** 20).fill(1); // resident: every page written
+  const mine = rssMiB(Deno.pid);
+  const reported = Deno.memoryUsage().rss / 2 ** 20;
+  assert.ok(mine > 64 && Math.abs(mine - reported) / reported < 0.1, `${mine} vs ${reported}`);
+  assert.equal(held[held.length - 1], 1);
+  assert.throws(() => rssMiB(2 ** 30), Deno.errors.NotFound);
+});
+
+Deno.test("bench soak: clients run until told to stop; failures are counted with their messages", async () => {
+  let calls = 0;
+  const r = await runClients(3, () => calls >= 30, (c, n) => {
+    calls++;
+    if (c === 1 && n % 2 === 0) return Promise.reject(new Error(`client ${c} failed ${n}`));
+    return Promise.resolve(4);
+  });
+  assert.equal(r.requests, calls);
+  assert.ok(r.requests >= 30 && r.requests <= 32, String(r.requests));
+  assert.ok(r.failed >= 4, String(r.failed));
+  assert.equal(r.tokens, 4 * (r.requests - r.failed));
+  assert.match(r.errors[0], /^client 1 failed 0$/);
+});
+
+Deno.test("bench soak: a request fails on an HTTP error or a reply without tokens", async () => {
+  const replies = [
+    new Response(JSON.stringify({ generated_text: "ab", num_tokens: 2 })),
+    new Response("busy", { status: 429 }),
+    new Response(JSON.stringify({ generated_text: "", num_tokens: 0 })),
+  ];
+  const seen: unknown[] = [];
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    seen.push(await req.json());
+    return replies.shift()!;
+  });
+  const api = `http://127.0.0.1:${server.addr.port}`;
+  assert.equal(await generateOnce(api, "hi", 7), 2);
+  assert.deepEqual(seen[0], { inputs: "hi", parameters: { max_new_tokens: 7, do_sample: false } });
+  await assert.rejects(generateOnce(api, "hi", 7), /^Error: HTTP 429: busy$/);
+  await assert.rejects(generateOnce(api, "hi", 7), /^Error: no tokens/);
+});
+
+Deno.test({
+  name: "bench soak: a tiny run prints one object with every server's RSS and JS heap, nothing failed",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        new URL("./bench_soak.ts", import.meta.url).pathname,
+        ...["--tiny", "--clients", "2", "--minutes", "0.15", "--warmup-minutes", "0.05"],
+        ...["--one-minutes", "0.03", "--tokens", "8", "--heap", "--json"],
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, stderr);
+    const r = JSON.parse(new TextDecoder().decode(out.stdout).trim());
+    assert.equal(r.clients, 2);
+    assert.equal(r.minutes, 0.15);
+    assert.equal(r.warmup_minutes, 0.05);
+    assert.equal(r.failed, 0, JSON.stringify(r.errors));
+    assert.equal(r.failed_one, 0, JSON.stringify(r.errors));
+    assert.ok(r.requests >= 2 && r.requests_one >= 1, `${r.requests} / ${r.requests_one}`);
+    assert.ok(r.tokens >= r.requests && r.tokens <= 8 * r.requests, `${r.tokens} tokens`);
+    assert.ok(r.tok_s > 0 && r.tok_s_one > 0);
+    const names = ["api", "server2", "server3"];
+    for (
+      const k of [
+        "rss_warm_mb",
+        "rss_end_mb",
+        "heap_warm_mb",
+        "heap_end_mb",
+        "rss_gc_warm_mb",
+        "rss_gc_end_mb",
+      ]
+    ) {
+      assert.deepEqual(Object.keys(r[k]).sort(), names, k);
+    }
+    const pids = names.map((n) => r.pids[n]);
+    assert.equal(new Set(pids).size, 3);
+    assert.ok(!pids.includes(Deno.pid));
+    for (const n of names) {
+      // a server process (Deno, onnxruntime, its blocks) holds well over 50 MiB; its JS heap far less
+      assert.ok(
+        r.rss_warm_mb[n] > 50 && r.rss_end_mb[n] > 50,
+        `${n}: ${r.rss_warm_mb[n]}, ${r.rss_end_mb[n]}`,
+      );
+      assert.ok(r.heap_end_mb[n] > 1 && r.heap_end_mb[n] < r.rss_end_mb[n], `${n}: heap ${r.heap_end_mb[n]}`);
+    }
+    assert.equal(r.rss_growth, rssGrowth(r.rss_warm_mb, r.rss_end_mb));
+    assert.equal(r.rss_gc_growth, rssGrowth(r.rss_gc_warm_mb, r.rss_gc_end_mb));
+    // sampled while it ran: readings at 0 s and at the end, and not one value copied around
+    assert.ok(r.rss_series_mb.length >= 2);
+    assert.equal(r.rss_series_mb[0].s, 0);
+    const readings = r.rss_series_mb.flatMap((x: Record<string, number>) => names.map((n) => x[n]));
+    assert.ok(new Set(readings).size > 1, JSON.stringify(r.rss_series_mb));
+  },
+});

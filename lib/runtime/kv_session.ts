@@ -22,15 +22,13 @@ export interface KvSession {
   total: Int32Array;
   seqlensT: OrtTensor;
   totalT: OrtTensor;
-  /** The two output buffers `[B, 1, H]` decode steps alternate between. */
-  decode: { a: OrtTensor; b: OrtTensor };
   /** ALiBi bias of decode steps, `N × maxLength` (BLOOM). */
   bias?: Float32Array;
 }
 
 /** Releases every tensor a (possibly half-opened) session holds; its buffers stay with the caller. */
 export function releaseSession(s: Partial<KvSession>): void {
-  for (const t of [...(s.kt ?? []), ...(s.vt ?? []), s.seqlensT, s.totalT, s.decode?.a, s.decode?.b]) {
+  for (const t of [...(s.kt ?? []), ...(s.vt ?? []), s.seqlensT, s.totalT]) {
     t?.release();
   }
 }

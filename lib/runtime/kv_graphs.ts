@@ -38,6 +38,13 @@ export function engineSettings(threads: number, pin?: PinPlan): OrtSessionSettin
   };
 }
 
+/** `settings` for a session that runs on its calling thread alone (no pool, so no affinities). */
+function oneThread(settings: OrtSessionSettings): OrtSessionSettings {
+  const config = { ...settings.config };
+  delete config["session.intra_op_thread_affinities"];
+  return { ...settings, intraOpThreads: 1, config };
+}
+
 /** How the graphs are built: the caches' element type, the sessions' length, the pools' settings. */
 export interface KvGraphOptions {
   readonly cacheType: KvCacheType;
@@ -49,6 +56,11 @@ export interface KvGraphOptions {
 export interface BlockSessions {
   proj: OrtSession;
   attn: OrtSession;
+  /**
+   * The attention graph again on one thread, for decode steps: their attention is small, and
+   * waking the pool's threads for each session's call cost more than it saved (docs/benchmarks.md).
+   */
+  attn1: OrtSession;
   out: OrtSession;
 }
 
@@ -98,12 +110,14 @@ export class KvGraphs {
         const graphs = buildKvBlockGraph(cfg, t, req.weights, o.cacheType);
         const made: Partial<BlockSessions> = {};
         try {
-          for (const part of ["proj", "attn", "out"] as const) {
-            const graph = graphs[part];
-            this.weightBytes += graph.weightBytes;
+          for (const part of ["proj", "attn", "attn1", "out"] as const) {
+            const graph = graphs[part === "attn1" ? "attn" : part];
+            if (part !== "attn1") this.weightBytes += graph.weightBytes;
             const enc = graph.encode({ externalAbove: 2 ** 20 });
-            made[part] = api.session(enc.model, `block ${i} ${part}`, io[part].inputs, io[part].outputs, {
+            const io1 = io[part === "attn1" ? "attn" : part];
+            made[part] = api.session(enc.model, `block ${i} ${part}`, io1.inputs, io1.outputs, {
               ...o.settings,
+              ...(part === "attn1" ? oneThread(o.settings) : {}),
               externalData: enc.externalData,
             });
           }
@@ -138,7 +152,7 @@ export class KvGraphs {
 
   /** Releases every session and shared tensor (idempotent). */
   release(): void {
-    for (const b of this.blocks.values()) for (const s of [b.proj, b.attn, b.out]) s.release();
+    for (const b of this.blocks.values()) for (const s of [b.proj, b.attn, b.attn1, b.out]) s.release();
     this.blocks.clear();
     this.embed?.release();
     this.logits?.release();

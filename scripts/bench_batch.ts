@@ -1,0 +1,162 @@
+/**
+ * Continuous batching benchmark: one runtime serving one span, 1, 2, 4, 8 and 16 inference
+ * sessions decoding at once through it (each its own client loop: step, await, step again), so
+ * the runtime Worker batches whatever steps are ready (docs/architecture.md, "Continuous
+ * batching"). Per level: aggregate tokens/s (every session's steps ÷ the wall time of the level)
+ * and the per-step latency p50/p99 seen by the sessions.
+ *
+ *   deno task bench batch [--model DIR] [--blocks 4] [--weights int8|fp32] [--sessions 1,2,4,8,16]
+ *     [--steps 48] [--past 128] [--json]
+ *
+ * Without --model it generates bloom-560m-sized random blocks once into .cache/bench-bloom560m-<N>
+ * (the same blocks bench:runtime uses). Each session's prompt of `--past` tokens runs first
+ * (sessions one after another), then 4 warm-up steps, then `--steps` timed decode steps.
+ *
+ * `--json` prints one object: `sessions`, `tok_s`, `p50_ms`, `p99_ms` (arrays in that order),
+ * `speedup_8` (aggregate tok/s at 8 sessions ÷ at 1; absent when either level was not run) and
+ * `p50_ratio_8` (p50 at 8 ÷ at 1).
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { fakeHidden } from "../lib/testing/mod.ts";
+import { createBlockRuntime, type OnnxBlockRuntime } from "../lib/runtime/onnx_block_runtime.ts";
+import { makeBloom560mBlocks } from "./fixtures.ts";
+
+export interface BatchBenchOptions {
+  model: string;
+  blocks: number;
+  weights: "fp32" | "int8";
+  sessions: number[];
+  steps: number;
+  past: number;
+  threads?: number;
+  log?: (s: string) => void;
+}
+
+export interface BatchBenchResult {
+  sessions: number[];
+  tok_s: number[];
+  p50_ms: number[];
+  p99_ms: number[];
+  speedup_8?: number;
+  p50_ratio_8?: number;
+}
+
+const WARM = 4;
+const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+
+/** The q-quantile of `a` (nearest rank). */
+export function quantile(a: readonly number[], q: number): number {
+  const s = [...a].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+}
+
+/** Runs the levels on one runtime; see the module comment. */
+export async function benchBatch(o: BatchBenchOptions): Promise<BatchBenchResult> {
+  const rt = createBlockRuntime({
+    model: o.model,
+    start: 0,
+    end: o.blocks,
+    weights: o.weights,
+    cacheTokens: 100_000_000,
+    maxLength: o.past + WARM + o.steps + 8,
+    threads: o.threads ?? 2,
+  }) as OnnxBlockRuntime;
+  await rt.start();
+  const H = rt.info().hiddenSize;
+  const r: BatchBenchResult = { sessions: [], tok_s: [], p50_ms: [], p99_ms: [] };
+  try {
+    for (const n of o.sessions) {
+      const ss = [];
+      for (let i = 0; i < n; i++) {
+        const s = await rt.openSession({
+          start: 0,
+          end: o.blocks,
+          maxLength: o.past + WARM + o.steps + 4,
+          batch: 1,
+        });
+        await s.step(fakeHidden(1, o.past, H, 1 + i));
+        ss.push(s);
+      }
+      const x = fakeHidden(1, 1, H, 7);
+      await Promise.all(ss.map(async (s) => {
+        for (let k = 0; k < WARM; k++) await s.step(x);
+      }));
+      const lat: number[] = [];
+      const t0 = performance.now();
+      await Promise.all(ss.map(async (s) => {
+        for (let k = 0; k < o.steps; k++) {
+          const a = performance.now();
+          await s.step(x);
+          lat.push(performance.now() - a);
+        }
+      }));
+      const wall = (performance.now() - t0) / 1000;
+      for (const s of ss) await s.close();
+      r.sessions.push(n);
+      r.tok_s.push(round((n * o.steps) / wall, 1));
+      r.p50_ms.push(round(quantile(lat, 0.5)));
+      r.p99_ms.push(round(quantile(lat, 0.99)));
+      o.log?.(
+        `${n} sessions: ${r.tok_s.at(-1)} tok/s, step p50 ${r.p50_ms.at(-1)} ms, p99 ${r.p99_ms.at(-1)} ms`,
+      );
+    }
+  } finally {
+    await rt.stop();
+  }
+  const one = r.sessions.indexOf(1), eight = r.sessions.indexOf(8);
+  if (one >= 0 && eight >= 0) {
+    r.speedup_8 = round(r.tok_s[eight] / r.tok_s[one], 2);
+    r.p50_ratio_8 = round(r.p50_ms[eight] / r.p50_ms[one], 2);
+  }
+  return r;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      model: { type: "string" },
+      blocks: { type: "string", default: "4" },
+      weights: { type: "string", default: "int8" },
+      sessions: { type: "string", default: "1,2,4,8,16" },
+      steps: { type: "string", default: "48" },
+      past: { type: "string", default: "128" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  const blocks = Number(values.blocks);
+  if (values.weights !== "int8" && values.weights !== "fp32") {
+    console.error(`--weights must be int8 or fp32, got ${values.weights}`);
+    Deno.exit(2);
+  }
+  let model = values.model;
+  if (!model) {
+    model = new URL(`../.cache/bench-bloom560m-${blocks}`, import.meta.url).pathname;
+    try {
+      await Deno.stat(`${model}/config.json`);
+    } catch {
+      console.error(`generating ${blocks} bloom-560m-sized random blocks in ${model} ...`);
+      await makeBloom560mBlocks(model, blocks);
+    }
+  }
+  const log = (s: string) => !values.json && console.error(s);
+  const loadBefore = Deno.loadavg()[0];
+  const r = await benchBatch({
+    model,
+    blocks,
+    weights: values.weights,
+    sessions: values.sessions.split(",").map(Number),
+    steps: Number(values.steps),
+    past: Number(values.past),
+    log,
+  });
+  if (values.json) console.log(JSON.stringify(r));
+  else {
+    console.log(
+      `${blocks} bloom-560m-sized ${values.weights} blocks, 2 intra-op threads; machine: ${navigator.hardwareConcurrency} ` +
+        `cores, load average ${loadBefore.toFixed(2)} before, ${Deno.loadavg()[0].toFixed(2)} after`,
+    );
+    console.log(JSON.stringify(r));
+  }
+}

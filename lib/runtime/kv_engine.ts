@@ -15,7 +15,7 @@ import { RuntimeError } from "../errors.ts";
 import { pinEngineThread } from "./_cpu_affinity.ts";
 import { type CacheArray, CachePool } from "./kv_cache_pool.ts";
 import { engineSettings, KvGraphs } from "./kv_graphs.ts";
-import { type KvSession, releaseSession, reorderRows } from "./kv_session.ts";
+import { type KvSession, prepareStep, releaseSession } from "./kv_session.ts";
 import { adviseHugePages } from "./_huge_pages.ts";
 import type {
   Engine,
@@ -377,47 +377,10 @@ export class KvEngine implements Engine {
     }
   }
 
-  /**
-   * Checks one step against its session (BAD_INPUT, TOO_LONG, UNKNOWN_SESSION), then applies its
-   * rollback and reorder: the step will run.
-   */
+  /** Checks one step against its session, then applies its rollback and reorder (kv_session.ts). */
   #prepare(req: StepRequest, seen: Set<string>): { s: KvSession; p: number; t: number } {
-    const s = this.#session(req.id);
-    const [b, t, H] = req.hidden.shape;
-    const bad = (m: string, hint: string) => new RuntimeError("BAD_INPUT", m, { hint });
-    if (seen.has(req.id)) {
-      throw bad(`two steps of session ${req.id} in one batch`, "internal: batch a session once");
-    }
-    if (b !== s.batch) throw bad(`batch ${b} ≠ session batch ${s.batch}`, "send the session's batch size");
-    if (H !== this.cfg!.hiddenSize || t < 1 || req.hidden.data.length !== b * t * H) {
-      throw bad(
-        `hidden states of shape [${req.hidden.shape}] over ${req.hidden.data.length} values`,
-        "send [B, T, H]",
-      );
-    }
-    let p = s.position;
-    const spf = req.startFromPosition;
-    if (spf !== undefined) {
-      if (spf < 0 || spf > p) {
-        throw bad(
-          `startFromPosition ${spf} is outside [0, ${p}]`,
-          "roll back only to a position already in the cache",
-        );
-      }
-      p = spf;
-    }
-    const need = Math.max(t, req.reserve ?? 0);
-    if (p + need > s.maxLength) {
-      throw new RuntimeError(
-        "TOO_LONG",
-        `step of ${need} tokens at position ${p} exceeds the session's maxLength ${s.maxLength}`,
-        { hint: "open the session with a larger maxLength" },
-      );
-    }
-    seen.add(req.id);
-    s.position = p;
-    if (req.hypoIds) reorderRows(s, req.hypoIds, p, this.cfg!.numKvHeads, cacheHeadDim(this.cfg!));
-    return { s, p, t };
+    const cfg = this.cfg!;
+    return prepareStep(this.#session(req.id), req, seen, cfg.hiddenSize, cfg.numKvHeads, cacheHeadDim(cfg));
   }
 
   /**

@@ -235,7 +235,8 @@ export const SCHEMA: readonly KeySpec[] = [
     max: 1024,
     unit: "generations",
     default: 16,
-    description: "generations the HTTP API runs at once (their decode steps share weight passes); a request beyond them gets 429",
+    description:
+      "generations the HTTP API runs at once (their decode steps share weight passes); a request beyond them gets 429",
   },
   {
     key: "apiTimeout",

@@ -57,8 +57,9 @@ export interface BlockSessions {
   proj: OrtSession;
   attn: OrtSession;
   /**
-   * The attention graph again on one thread, for decode steps: their attention is small, and
-   * waking the pool's threads for each session's call cost more than it saved (docs/benchmarks.md).
+   * The attention graph again on one thread, for the decode steps of a batch: each session's
+   * attention is small, and waking the pool's threads for each call saved next to nothing
+   * (docs/benchmarks.md, "Continuous batching").
    */
   attn1: OrtSession;
   out: OrtSession;

@@ -12,7 +12,8 @@
  * (the same blocks bench:runtime uses). Each session's prompt of `--past` tokens runs first
  * (sessions one after another), then 4 warm-up steps, then `--steps` timed decode steps.
  *
- * `--json` prints one object: `sessions`, `tok_s`, `p50_ms`, `p99_ms` (arrays in that order),
+ * `--json` prints one object: `sessions`, `tok_s`, `p50_ms`, `p99_ms`, `mean_batch` (sessions per
+ * batch the Worker ran; arrays in the order of `sessions`),
  * `speedup_8` (aggregate tok/s at 8 sessions ÷ at 1; absent when either level was not run) and
  * `p50_ratio_8` (p50 at 8 ÷ at 1).
  * @module
@@ -38,6 +39,8 @@ export interface BatchBenchResult {
   tok_s: number[];
   p50_ms: number[];
   p99_ms: number[];
+  /** Mean sessions per batch the Worker ran during the timed steps. */
+  mean_batch: number[];
   speedup_8?: number;
   p50_ratio_8?: number;
 }
@@ -61,10 +64,12 @@ export async function benchBatch(o: BatchBenchOptions): Promise<BatchBenchResult
     cacheTokens: 100_000_000,
     maxLength: o.past + WARM + o.steps + 8,
     threads: o.threads ?? 2,
+    onBatch: (e) => batches.push(...e.sizes),
   }) as OnnxBlockRuntime;
+  const batches: number[] = [];
   await rt.start();
   const H = rt.info().hiddenSize;
-  const r: BatchBenchResult = { sessions: [], tok_s: [], p50_ms: [], p99_ms: [] };
+  const r: BatchBenchResult = { sessions: [], tok_s: [], p50_ms: [], p99_ms: [], mean_batch: [] };
   try {
     for (const n of o.sessions) {
       const ss = [];
@@ -83,6 +88,8 @@ export async function benchBatch(o: BatchBenchOptions): Promise<BatchBenchResult
         for (let k = 0; k < WARM; k++) await s.step(x);
       }));
       const lat: number[] = [];
+      await new Promise((res) => setTimeout(res, 250)); // the Worker's report of the warm-up batches
+      batches.length = 0;
       const t0 = performance.now();
       await Promise.all(ss.map(async (s) => {
         for (let k = 0; k < o.steps; k++) {
@@ -92,13 +99,18 @@ export async function benchBatch(o: BatchBenchOptions): Promise<BatchBenchResult
         }
       }));
       const wall = (performance.now() - t0) / 1000;
+      await new Promise((res) => setTimeout(res, 250)); // and of the timed ones
       for (const s of ss) await s.close();
       r.sessions.push(n);
       r.tok_s.push(round((n * o.steps) / wall, 1));
       r.p50_ms.push(round(quantile(lat, 0.5)));
       r.p99_ms.push(round(quantile(lat, 0.99)));
+      r.mean_batch.push(round(batches.reduce((a, x) => a + x, 0) / Math.max(1, batches.length), 2));
       o.log?.(
-        `${n} sessions: ${r.tok_s.at(-1)} tok/s, step p50 ${r.p50_ms.at(-1)} ms, p99 ${r.p99_ms.at(-1)} ms`,
+        `${n} sessions: ${r.tok_s.at(-1)} tok/s, step p50 ${r.p50_ms.at(-1)} ms, p99 ${
+          r.p99_ms.at(-1)
+        } ms, ` +
+          `${r.mean_batch.at(-1)} sessions per batch`,
       );
     }
   } finally {

@@ -18,12 +18,7 @@ function plan(i: number): number[] {
 }
 
 /** Runs session i's plan on `s`, returning each step's output. */
-async function run(
-  s: InferenceSession,
-  i: number,
-  H: number,
-  gate?: () => Promise<void>,
-): Promise<HiddenStates[]> {
+async function run(s: InferenceSession, i: number, H: number): Promise<HiddenStates[]> {
   const out: HiddenStates[] = [];
   for (const [k, t] of plan(i).entries()) {
     out.push(await s.step(fakeHidden(1, t, H, 10 * i + k)));

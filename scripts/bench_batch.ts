@@ -6,11 +6,13 @@
  * and the per-step latency p50/p99 seen by the sessions.
  *
  *   deno task bench batch [--model DIR] [--blocks 4] [--weights int8|fp32] [--sessions 1,2,4,8,16]
- *     [--steps 48] [--past 128] [--json]
+ *     [--steps 48] [--past 128] [--rounds 3] [--json]
  *
  * Without --model it generates bloom-560m-sized random blocks once into .cache/bench-bloom560m-<N>
  * (the same blocks bench:runtime uses). Each session's prompt of `--past` tokens runs first
- * (sessions one after another), then 4 warm-up steps, then `--steps` timed decode steps.
+ * (sessions one after another), then 4 warm-up steps, then `--steps` timed decode steps. The levels run
+ * in turn `--rounds` times (so load from elsewhere on the machine falls on all of them alike): `tok_s` is
+ * the median over the rounds, the latencies are those of every round's steps.
  *
  * `--json` prints one object: `sessions`, `tok_s`, `p50_ms`, `p99_ms`, `mean_batch` (sessions per
  * batch the Worker ran; arrays in the order of `sessions`),
@@ -30,6 +32,8 @@ export interface BatchBenchOptions {
   sessions: number[];
   steps: number;
   past: number;
+  /** Times each level runs (the levels in turn, so load from elsewhere falls on all of them alike). */
+  rounds?: number;
   threads?: number;
   log?: (s: string) => void;
 }
@@ -70,51 +74,57 @@ export async function benchBatch(o: BatchBenchOptions): Promise<BatchBenchResult
   await rt.start();
   const H = rt.info().hiddenSize;
   const r: BatchBenchResult = { sessions: [], tok_s: [], p50_ms: [], p99_ms: [], mean_batch: [] };
+  const per = o.sessions.map(() => ({ tokS: [] as number[], lat: [] as number[], sizes: [] as number[] }));
+  const pause = () => new Promise((res) => setTimeout(res, 250)); // the Worker reports batches every 200 ms
   try {
-    for (const n of o.sessions) {
-      const ss = [];
-      for (let i = 0; i < n; i++) {
-        const s = await rt.openSession({
-          start: 0,
-          end: o.blocks,
-          maxLength: o.past + WARM + o.steps + 4,
-          batch: 1,
-        });
-        await s.step(fakeHidden(1, o.past, H, 1 + i));
-        ss.push(s);
-      }
-      const x = fakeHidden(1, 1, H, 7);
-      await Promise.all(ss.map(async (s) => {
-        for (let k = 0; k < WARM; k++) await s.step(x);
-      }));
-      const lat: number[] = [];
-      await new Promise((res) => setTimeout(res, 250)); // the Worker's report of the warm-up batches
-      batches.length = 0;
-      const t0 = performance.now();
-      await Promise.all(ss.map(async (s) => {
-        for (let k = 0; k < o.steps; k++) {
-          const a = performance.now();
-          await s.step(x);
-          lat.push(performance.now() - a);
+    for (let round = 0; round < (o.rounds ?? 3); round++) {
+      for (const [li, n] of o.sessions.entries()) {
+        const ss = [];
+        for (let i = 0; i < n; i++) {
+          const s = await rt.openSession({
+            start: 0,
+            end: o.blocks,
+            maxLength: o.past + WARM + o.steps + 4,
+            batch: 1,
+          });
+          await s.step(fakeHidden(1, o.past, H, 1 + i));
+          ss.push(s);
         }
-      }));
-      const wall = (performance.now() - t0) / 1000;
-      await new Promise((res) => setTimeout(res, 250)); // and of the timed ones
-      for (const s of ss) await s.close();
-      r.sessions.push(n);
-      r.tok_s.push(round((n * o.steps) / wall, 1));
-      r.p50_ms.push(round(quantile(lat, 0.5)));
-      r.p99_ms.push(round(quantile(lat, 0.99)));
-      r.mean_batch.push(round(batches.reduce((a, x) => a + x, 0) / Math.max(1, batches.length), 2));
-      o.log?.(
-        `${n} sessions: ${r.tok_s.at(-1)} tok/s, step p50 ${r.p50_ms.at(-1)} ms, p99 ${
-          r.p99_ms.at(-1)
-        } ms, ` +
-          `${r.mean_batch.at(-1)} sessions per batch`,
-      );
+        const x = fakeHidden(1, 1, H, 7);
+        await Promise.all(ss.map(async (s) => {
+          for (let k = 0; k < WARM; k++) await s.step(x);
+        }));
+        await pause();
+        batches.length = 0;
+        const t0 = performance.now();
+        await Promise.all(ss.map(async (s) => {
+          for (let k = 0; k < o.steps; k++) {
+            const a = performance.now();
+            await s.step(x);
+            per[li].lat.push(performance.now() - a);
+          }
+        }));
+        const wall = (performance.now() - t0) / 1000;
+        await pause();
+        per[li].sizes.push(...batches);
+        per[li].tokS.push((n * o.steps) / wall);
+        for (const s of ss) await s.close();
+      }
     }
   } finally {
     await rt.stop();
+  }
+  for (const [li, n] of o.sessions.entries()) {
+    const p = per[li];
+    r.sessions.push(n);
+    r.tok_s.push(round(quantile(p.tokS, 0.5), 1));
+    r.p50_ms.push(round(quantile(p.lat, 0.5)));
+    r.p99_ms.push(round(quantile(p.lat, 0.99)));
+    r.mean_batch.push(round(p.sizes.reduce((a, x) => a + x, 0) / Math.max(1, p.sizes.length), 2));
+    o.log?.(
+      `${n} sessions: ${r.tok_s.at(-1)} tok/s, step p50 ${r.p50_ms.at(-1)} ms, p99 ${r.p99_ms.at(-1)} ms, ` +
+        `${r.mean_batch.at(-1)} sessions per batch`,
+    );
   }
   const one = r.sessions.indexOf(1), eight = r.sessions.indexOf(8);
   if (one >= 0 && eight >= 0) {
@@ -134,6 +144,7 @@ if (import.meta.main) {
       sessions: { type: "string", default: "1,2,4,8,16" },
       steps: { type: "string", default: "48" },
       past: { type: "string", default: "128" },
+      rounds: { type: "string", default: "3" },
       json: { type: "boolean", default: false },
     },
   });
@@ -161,6 +172,7 @@ if (import.meta.main) {
     sessions: values.sessions.split(",").map(Number),
     steps: Number(values.steps),
     past: Number(values.past),
+    rounds: Number(values.rounds),
     log,
   });
   if (values.json) console.log(JSON.stringify(r));

@@ -238,21 +238,29 @@ function answer(j: Job, ok: boolean, value: unknown): void {
   self.postMessage(reply, transfer);
 }
 
-/** The last batch: its sessions and time, what the next one waits for (`waitForPeers`). */
-let lastBatch = { sessions: 0, ms: 0 };
-/** Longest wait for the sessions of the last batch to come back (and at most a quarter of its time). */
+/** The sessions of the last two batches and the last one's time: what the next one waits for. */
+let recent: [Set<string>, Set<string>] = [new Set(), new Set()];
+let lastMs = 0;
+/** Batches left to run without waiting, after a wait in vain. */
+let patience = 0;
+/** Longest wait for the recent sessions to come back (and at most the last batch's time). */
 const WINDOW_MS = 2;
 
 /**
- * When the last batch held several sessions and fewer have a step queued now, waits a little for
- * the others (their steps are usually on their way: a client answered and sends the next): at
- * most `WINDOW_MS` and a quarter of the last batch's time, so a session that went away costs one
- * short wait.
+ * When several sessions stepped in the last two batches and fewer have a step queued now, waits a
+ * little for the others (their steps are usually on their way: a client got its answer and sends
+ * the next one; on a small machine the compute threads hold every core while a batch runs, so the
+ * clients' next steps come only after it). Two sessions would otherwise settle into taking turns,
+ * each alone in its batch. At most `WINDOW_MS` and the last batch's time; a wait in vain (sessions
+ * that went away, or whose steps come from afar) turns waiting off for the next 8 batches.
  */
 async function waitForPeers(): Promise<void> {
-  if (lastBatch.sessions < 2) return;
-  const deadline = performance.now() + Math.min(WINDOW_MS, lastBatch.ms / 4);
-  while (readySessions(queues[0], kindOf) < lastBatch.sessions && performance.now() < deadline) {
+  const expected = new Set([...recent[0], ...recent[1]]).size;
+  if (expected < 2) return;
+  if (patience > 0) return void patience--;
+  const deadline = performance.now() + Math.min(WINDOW_MS, lastMs);
+  while (readySessions(queues[0], kindOf) < expected) {
+    if (performance.now() >= deadline) return void (patience = 8);
     await yieldLoop();
   }
 }
@@ -268,7 +276,8 @@ async function runBatch(): Promise<void> {
   } catch (error) {
     results = parts.map(() => ({ ok: false as const, error }));
   }
-  lastBatch = { sessions: parts.length, ms: performance.now() - t0 };
+  lastMs = performance.now() - t0;
+  recent = [recent[1], new Set(parts.map((p) => p.step.id))];
   const again: Job[] = [];
   const waits: number[] = [];
   parts.forEach((p, n) => {

@@ -12,7 +12,7 @@
  * @module
  */
 import { RuntimeError } from "../errors.ts";
-import { pinEngineThread } from "./_cpu_affinity.ts";
+import { pinEngineThread, pinThisThread } from "./_cpu_affinity.ts";
 import { type CacheArray, CachePool } from "./kv_cache_pool.ts";
 import { engineSettings, KvGraphs } from "./kv_graphs.ts";
 import { type KvSession, prepareStep, releaseSession } from "./kv_session.ts";
@@ -104,12 +104,24 @@ export class KvEngine implements Engine {
       return p;
     });
     const threads = req.threads ?? 2;
+    // One pool for every graph: a step runs three graphs per block, and waking a pool of each
+    // graph's own for each of them cost a lone decode step a fifth of its time (docs/benchmarks.md).
+    api.globalThreads = threads;
     const pin = req.pinning === undefined ? undefined : pinEngineThread(req.pinning, threads);
     try {
+      if (pin?.plan?.workers.length) {
+        // the pool's threads are made with the environment and inherit this thread's CPUs
+        pinThisThread(pin.plan.workers);
+        try {
+          api.env();
+        } finally {
+          pinThisThread(pin.plan.caller);
+        }
+      }
       await this.#g.load(api, req, cfg, tensors, {
         cacheType: this.#cacheType,
         maxLength: this.#maxLength,
-        settings: engineSettings(threads, pin?.plan),
+        settings: engineSettings(threads),
       });
     } catch (err) {
       await this.dispose();

@@ -6,7 +6,6 @@
  * @module
  */
 import { RuntimeError } from "../errors.ts";
-import { ortAffinities, type PinPlan } from "./_cpu_affinity.ts";
 import { alibiSlopes, blockTensorNames } from "./block_graph.ts";
 import type { EngineLoadRequest } from "./engine_types.ts";
 import { buildEmbedGraph, buildLogitsGraph, headTensorNames } from "./head_graph.ts";
@@ -23,26 +22,19 @@ import type { CheckpointTensors } from "./safetensors.ts";
 
 /**
  * Intra-op threads spin while a run is in progress and `force_spinning_stop` parks them as soon
- * as it returns, so idle pools never compete for the cores (see docs/architecture.md); with a
- * pinning plan the pool threads get their CPUs here, the calling thread in `KvEngine.load`.
+ * as it returns, so an idle pool never competes for the cores (see docs/architecture.md). The pool
+ * is the engine's one shared pool (`OrtApi.globalThreads`); its threads get their CPUs where the
+ * engine makes it (`KvEngine.load`), the calling thread in `pinEngineThread`.
  */
-export function engineSettings(threads: number, pin?: PinPlan): OrtSessionSettings {
+export function engineSettings(threads: number): OrtSessionSettings {
   return {
     intraOpThreads: threads,
     config: {
       "session.intra_op.allow_spinning": "1",
       "session.inter_op.allow_spinning": "0",
       "session.force_spinning_stop": "1",
-      ...(pin?.workers.length ? { "session.intra_op_thread_affinities": ortAffinities(pin) } : {}),
     },
   };
-}
-
-/** `settings` for a session that runs on its calling thread alone (no pool, so no affinities). */
-function oneThread(settings: OrtSessionSettings): OrtSessionSettings {
-  const config = { ...settings.config };
-  delete config["session.intra_op_thread_affinities"];
-  return { ...settings, intraOpThreads: 1, config };
 }
 
 /** How the graphs are built: the caches' element type, the sessions' length, the pools' settings. */
@@ -56,12 +48,6 @@ export interface KvGraphOptions {
 export interface BlockSessions {
   proj: OrtSession;
   attn: OrtSession;
-  /**
-   * The attention graph again on one thread, for the decode steps of a batch: each session's
-   * attention is small, and waking the pool's threads for each call saved next to nothing
-   * (docs/benchmarks.md, "Continuous batching").
-   */
-  attn1: OrtSession;
   out: OrtSession;
 }
 
@@ -111,14 +97,12 @@ export class KvGraphs {
         const graphs = buildKvBlockGraph(cfg, t, req.weights, o.cacheType);
         const made: Partial<BlockSessions> = {};
         try {
-          for (const part of ["proj", "attn", "attn1", "out"] as const) {
-            const graph = graphs[part === "attn1" ? "attn" : part];
-            if (part !== "attn1") this.weightBytes += graph.weightBytes;
+          for (const part of ["proj", "attn", "out"] as const) {
+            const graph = graphs[part];
+            this.weightBytes += graph.weightBytes;
             const enc = graph.encode({ externalAbove: 2 ** 20 });
-            const io1 = io[part === "attn1" ? "attn" : part];
-            made[part] = api.session(enc.model, `block ${i} ${part}`, io1.inputs, io1.outputs, {
+            made[part] = api.session(enc.model, `block ${i} ${part}`, io[part].inputs, io[part].outputs, {
               ...o.settings,
-              ...(part === "attn1" ? oneThread(o.settings) : {}),
               externalData: enc.externalData,
             });
           }
@@ -153,7 +137,7 @@ export class KvGraphs {
 
   /** Releases every session and shared tensor (idempotent). */
   release(): void {
-    for (const b of this.blocks.values()) for (const s of [b.proj, b.attn, b.attn1, b.out]) s.release();
+    for (const b of this.blocks.values()) for (const s of [b.proj, b.attn, b.out]) s.release();
     this.blocks.clear();
     this.embed?.release();
     this.logits?.release();

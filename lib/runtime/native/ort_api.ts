@@ -286,8 +286,17 @@ export class OrtApi {
   }
 
   /** The process's onnxruntime environment (created on first use, released by `dispose`). */
+  /**
+   * Threads of one pool that every session of this binding shares (set before the first session is
+   * made; 0, the default: each session has a pool of its own). Sessions then take no thread count of
+   * their own; the pool's threads are created with the environment and inherit the CPUs of the thread
+   * that makes it (docs/architecture.md, "Continuous batching").
+   */
+  globalThreads = 0;
+
   env(): OrtHandle {
     if (this.#env && !this.#env.released) return this.#env;
+    if (this.globalThreads > 0) return this.#env = this.#globalEnv(this.globalThreads);
     this.check(
       // FATAL only: every error reaches the caller as a RuntimeError, so none is printed as well
       this.#fns.CreateEnv.call(4, cString("plumise"), this.#out),
@@ -295,6 +304,25 @@ export class OrtApi {
     );
     this.#env = new OrtHandle(this, "env", this.#takeOut(), (p) => this.#fns.ReleaseEnv.call(p));
     return this.#env;
+  }
+
+  /** An environment whose one pool of `threads` (the caller included) every session shares. */
+  #globalEnv(threads: number): OrtHandle {
+    const f = this.#fns;
+    this.check(f.CreateThreadingOptions.call(this.#out), "creating threading options");
+    const t = this.#takeOut();
+    try {
+      this.check(f.SetGlobalIntraOpNumThreads.call(t, threads), "setting the shared pool's threads");
+      this.check(f.SetGlobalSpinControl.call(t, 1), "letting the shared pool spin");
+      // FATAL only, as in `env`
+      this.check(
+        f.CreateEnvWithGlobalThreadPools.call(4, cString("plumise"), t, this.#out),
+        "creating the environment",
+      );
+    } finally {
+      f.ReleaseThreadingOptions.call(t);
+    }
+    return new OrtHandle(this, "env", this.#takeOut(), (p) => this.#fns.ReleaseEnv.call(p));
   }
 
   #memoryInfo(): Ptr {
@@ -356,7 +384,8 @@ export class OrtApi {
     const opts = new OrtHandle(this, "options", this.#takeOut(), (p) => f.ReleaseSessionOptions.call(p));
     try {
       const o = opts.ptr;
-      this.check(f.SetIntraOpNumThreads.call(o, settings.intraOpThreads), "setting intra-op threads");
+      if (this.globalThreads > 0) this.check(f.DisablePerSessionThreads.call(o), "sharing the pool");
+      else this.check(f.SetIntraOpNumThreads.call(o, settings.intraOpThreads), "setting intra-op threads");
       this.check(f.SetInterOpNumThreads.call(o, 1), "setting inter-op threads");
       this.check(f.SetSessionExecutionMode.call(o, 0 /* ORT_SEQUENTIAL */), "setting the execution mode");
       this.check(

@@ -48,6 +48,12 @@ export interface KvGraphOptions {
 export interface BlockSessions {
   proj: OrtSession;
   attn: OrtSession;
+  /**
+   * The attention graph again on the calling thread alone, for the decode steps of a batch: the
+   * shared pool then parks while the sessions' attention runs, leaving a core to the main thread,
+   * whose clients send the next steps (docs/benchmarks.md, "Continuous batching").
+   */
+  attn1: OrtSession;
   out: OrtSession;
 }
 
@@ -97,12 +103,13 @@ export class KvGraphs {
         const graphs = buildKvBlockGraph(cfg, t, req.weights, o.cacheType);
         const made: Partial<BlockSessions> = {};
         try {
-          for (const part of ["proj", "attn", "out"] as const) {
-            const graph = graphs[part];
-            this.weightBytes += graph.weightBytes;
+          for (const part of ["proj", "attn", "attn1", "out"] as const) {
+            const base = part === "attn1" ? "attn" : part, graph = graphs[base];
+            if (part === base) this.weightBytes += graph.weightBytes;
             const enc = graph.encode({ externalAbove: 2 ** 20 });
-            made[part] = api.session(enc.model, `block ${i} ${part}`, io[part].inputs, io[part].outputs, {
+            made[part] = api.session(enc.model, `block ${i} ${part}`, io[base].inputs, io[base].outputs, {
               ...o.settings,
+              callerOnly: part === "attn1",
               externalData: enc.externalData,
             });
           }
@@ -137,7 +144,7 @@ export class KvGraphs {
 
   /** Releases every session and shared tensor (idempotent). */
   release(): void {
-    for (const b of this.blocks.values()) for (const s of [b.proj, b.attn, b.out]) s.release();
+    for (const b of this.blocks.values()) for (const s of [b.proj, b.attn, b.attn1, b.out]) s.release();
     this.blocks.clear();
     this.embed?.release();
     this.logits?.release();

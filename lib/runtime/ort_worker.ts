@@ -252,7 +252,7 @@ const WINDOW_MS = 2;
  * the next one; on a small machine the compute threads hold every core while a batch runs, so the
  * clients' next steps come only after it). Two sessions would otherwise settle into taking turns,
  * each alone in its batch. At most `WINDOW_MS` and the last batch's time; a wait in vain (sessions
- * that went away, or whose steps come from afar) turns waiting off for the next 8 batches.
+ * that went away, or whose steps come from afar) turns waiting off for the next 2 batches.
  */
 async function waitForPeers(): Promise<void> {
   const expected = new Set([...recent[0], ...recent[1]]).size;
@@ -260,7 +260,7 @@ async function waitForPeers(): Promise<void> {
   if (patience > 0) return void patience--;
   const deadline = performance.now() + Math.min(WINDOW_MS, lastMs);
   while (readySessions(queues[0], kindOf) < expected) {
-    if (performance.now() >= deadline) return void (patience = 8);
+    if (performance.now() >= deadline) return void (patience = 2);
     await yieldLoop();
   }
 }

@@ -180,8 +180,10 @@ export class OrtSession extends OrtHandle {
 
 /** Session settings. */
 export interface OrtSessionSettings {
-  /** Intra-op threads (the calling thread counts as one). */
+  /** Intra-op threads (the calling thread counts as one); ignored where the pool is shared. */
   intraOpThreads: number;
+  /** Run on the calling thread alone even where `globalThreads` shares one pool. */
+  callerOnly?: boolean;
   /** `AddSessionConfigEntry` pairs (onnxruntime_session_options_config_keys.h). */
   config?: Record<string, string>;
   /** In-memory external data files the model's initializers refer to by name. */
@@ -384,7 +386,8 @@ export class OrtApi {
     const opts = new OrtHandle(this, "options", this.#takeOut(), (p) => f.ReleaseSessionOptions.call(p));
     try {
       const o = opts.ptr;
-      if (this.globalThreads > 0) this.check(f.DisablePerSessionThreads.call(o), "sharing the pool");
+      if (settings.callerOnly) this.check(f.SetIntraOpNumThreads.call(o, 1), "setting intra-op threads");
+      else if (this.globalThreads > 0) this.check(f.DisablePerSessionThreads.call(o), "sharing the pool");
       else this.check(f.SetIntraOpNumThreads.call(o, settings.intraOpThreads), "setting intra-op threads");
       this.check(f.SetInterOpNumThreads.call(o, 1), "setting inter-op threads");
       this.check(f.SetSessionExecutionMode.call(o, 0 /* ORT_SEQUENTIAL */), "setting the execution mode");

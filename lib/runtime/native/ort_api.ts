@@ -380,6 +380,24 @@ export class OrtApi {
     outputs: readonly string[],
     settings: OrtSessionSettings,
   ): OrtSession {
+    try {
+      return this.#session(model, what, inputs, outputs, settings);
+    } catch (err) {
+      // onnxruntime keeps one environment per process: where another binding made it without a
+      // shared pool, sessions here must have pools of their own
+      if (this.globalThreads === 0 || !/EnvCreatedWithGlobalThreadPools/.test(String(err))) throw err;
+      this.globalThreads = 0;
+      return this.#session(model, what, inputs, outputs, settings);
+    }
+  }
+
+  #session(
+    model: Uint8Array,
+    what: string,
+    inputs: readonly string[],
+    outputs: readonly string[],
+    settings: OrtSessionSettings,
+  ): OrtSession {
     const f = this.#fns;
     const env = this.env();
     this.check(f.CreateSessionOptions.call(this.#out), "creating session options");

@@ -27,7 +27,7 @@ Deno.test("defaults: every key resolves with source default and the documented v
   assert.equal(config.rewardPool, "0x0000000000000000000000000000000000001000");
   assert.equal(config.claimThresholdWei, 1_000_000_000_000_000_000n);
   assert.equal(config.apiPort, 31331);
-  assert.deepEqual([config.apiMaxConcurrent, config.apiTimeout, config.shutdownGrace], [4, 300, 10]);
+  assert.deepEqual([config.apiMaxConcurrent, config.apiTimeout, config.shutdownGrace], [16, 300, 10]);
   assert.deepEqual([config.maxSessions, config.sessionIdleTimeout], [64, 300]);
   assert.deepEqual([config.forwardMaxConcurrent, config.forwardMaxQueued], [2, 16]);
   assert.equal(config.cpuPinning, "auto");

@@ -234,8 +234,9 @@ export const SCHEMA: readonly KeySpec[] = [
     min: 1,
     max: 1024,
     unit: "generations",
-    default: 4,
-    description: "generations the HTTP API runs at once; a request beyond them gets 429",
+    default: 16,
+    description:
+      "generations the HTTP API runs at once (their decode steps share weight passes); a request beyond them gets 429",
   },
   {
     key: "apiTimeout",

@@ -48,7 +48,14 @@ export function pinnedKey(cpus: readonly number[] | undefined): string {
   return cpus?.length ? `pinned ${cpus.join(",")}` : "unpinned";
 }
 
-export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
+/**
+ * The runtime part; `onBatch` hears the batches of steps its runtimes run (for the metrics).
+ */
+export function createRuntimePart(
+  config: Config,
+  logger: Logger,
+  onBatch?: (e: { sizes: number[]; waitsMs: number[] }) => void,
+): RuntimePart {
   const log = logger.child({ part: "runtime" });
   let runtime: BlockRuntime | undefined;
   let announced: ThroughputFigures = { throughput: 0, inferenceRps: 0, forwardRps: 0, networkRps: 0 };
@@ -67,6 +74,7 @@ export function createRuntimePart(config: Config, logger: Logger): RuntimePart {
       pinning: config.cpuPinning,
       logger: log,
       signal,
+      onBatch,
       direct: directPort < 0 ? undefined : { host: config.p2pHost, port: directPort },
     });
   const started = async (rt: BlockRuntime) => {

@@ -83,11 +83,6 @@ export function planPinning(
   return { plan: { caller: cpus[0], workers: cpus.slice(1, threads) } };
 }
 
-/** onnxruntime's `session.intra_op_thread_affinities` for a plan: 1-based processor ids, `;` between threads. */
-export function ortAffinities(plan: PinPlan): string {
-  return plan.workers.map((c) => String(c + 1)).join(";");
-}
-
 /** Bytes of the affinity masks passed to the kernel: one bit per CPU up to MAX_CPU. */
 const MASK_BYTES = (MAX_CPU + 1) / 8;
 
@@ -174,13 +169,13 @@ export function allowedCpus(): number[] | { unknown: string } {
 }
 
 /**
- * Pins the calling OS thread (a Deno Worker's own thread when called there) to one CPU. Throws when
- * the kernel refuses (the CPU is not allowed or offline).
+ * Pins the calling OS thread (a Deno Worker's own thread when called there) to one CPU (or a set of
+ * them). Throws when the kernel refuses (the CPU is not allowed or offline).
  */
-export function pinThisThread(cpu: number): void {
+export function pinThisThread(cpu: number | readonly number[]): void {
   if (Deno.build.os !== "linux") throw new Error(`thread affinity needs Linux, this is ${Deno.build.os}`);
   const lib = openLibc();
-  const mask = maskOfCpus([cpu], MASK_BYTES);
+  const mask = maskOfCpus(typeof cpu === "number" ? [cpu] : cpu, MASK_BYTES);
   const failed = checkedCall(
     lib,
     () => lib.symbols.sched_setaffinity(0, BigInt(MASK_BYTES), mask),

@@ -1,12 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  allowedCpus,
-  cpusOfMask,
-  maskOfCpus,
-  ortAffinities,
-  pinThisThread,
-  planPinning,
-} from "./_cpu_affinity.ts";
+import { allowedCpus, cpusOfMask, maskOfCpus, pinThisThread, planPinning } from "./_cpu_affinity.ts";
 import { parseCpuList } from "../util/cpu_list.ts";
 
 Deno.test("planPinning: auto pins exactly when the threads use every allowed CPU", () => {
@@ -44,12 +37,6 @@ Deno.test("planPinning: a list pins its first CPUs in order, and must name allow
   // a CPU outside the first `threads` entries is never used, so it is not checked
   assert.deepEqual(planPinning(2, [0, 1, 9], [0, 1]), { plan: { caller: 0, workers: [1] } });
   assert.throws(() => planPinning(2, [0, 1], undefined), /needs thread affinity.*Linux only/);
-});
-
-Deno.test("ortAffinities: onnxruntime's 1-based processor ids, one entry per pool thread", () => {
-  assert.equal(ortAffinities({ caller: 0, workers: [1] }), "2");
-  assert.equal(ortAffinities({ caller: 4, workers: [5, 6, 0] }), "6;7;1");
-  assert.equal(ortAffinities({ caller: 0, workers: [] }), "");
 });
 
 Deno.test("masks: CPU numbers to kernel bits and back", () => {

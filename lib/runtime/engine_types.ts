@@ -68,6 +68,22 @@ export interface EngineTensor {
   shape: number[];
 }
 
+/** One session's step in a batch (`Engine.stepMany`). */
+export interface StepRequest {
+  id: string;
+  hidden: EngineTensor;
+  startFromPosition?: number;
+  hypoIds?: number[];
+  /**
+   * Tokens of the whole step this is the first chunk of (a chunked prompt): the session must have
+   * room for all of them, so that a step refused for its length is refused before any chunk runs.
+   */
+  reserve?: number;
+}
+
+/** A step's own answer in a batch. */
+export type StepResult = { ok: true; value: EngineTensor } | { ok: false; error: unknown };
+
 /** What the runtime Worker needs of its engine (KvEngine). */
 export interface Engine {
   load(req: EngineLoadRequest): Promise<EngineLoadResult>;
@@ -79,6 +95,8 @@ export interface Engine {
     startFromPosition?: number,
     hypoIds?: number[],
   ): Promise<EngineTensor>;
+  /** Steps of distinct sessions in one pass of the weights; each answer is its own. */
+  stepMany(reqs: readonly StepRequest[]): Promise<StepResult[]>;
   forward(start: number, end: number, hidden: EngineTensor): Promise<EngineTensor>;
   embed(ids: Int32Array, b: number, t: number): Promise<EngineTensor>;
   logits(hidden: Float32Array, b: number): Promise<EngineTensor>;

@@ -1,15 +1,19 @@
 /**
- * The ONNX graph of one transformer block (BLOOM or Llama family) whose KV cache lives in
- * caller-owned, preallocated buffers that the graph updates in place (docs/architecture.md,
- * "Runtime engine"):
+ * The ONNX graphs of one transformer block (BLOOM or Llama family), split in three so that one
+ * weight pass serves the steps of many inference sessions at once (docs/architecture.md,
+ * "Continuous batching"):
  *
- *   inputs  hidden [B, S, H]; past_key, past_value [B, KVH, L, D] (L: the session's maxLength);
- *           seqlens_k int32 [B] (past + S − 1 per row); total_length int32 scalar (past + S);
- *           Llama: cos_cache, sin_cache [maxPositions, D/2]; BLOOM: attention_bias [1, N, S, total]
- *   outputs hidden_out [B, S, H]; present_key, present_value — bound to the same buffers as
- *           past_key / past_value, so onnxruntime's GroupQueryAttention writes the S new rows at
- *           positions past..past+S−1 and reads the past where it lies: nothing proportional to
- *           the context is copied.
+ *   proj  hidden [R, S, H] → qkv [R, S, (N + 2·KVH)·d]: the norm and the q|k|v projection. Position-
+ *         wise, so the rows of every session of a batch run through it stacked.
+ *   attn  qkv [B, S, ·]; past_key, past_value [B, KVH, L, D] (L: the session's maxLength);
+ *         seqlens_k int32 [B] (past + S − 1 per row); total_length int32 scalar (past + S);
+ *         Llama: cos_cache, sin_cache [maxPositions, D/2]; BLOOM: attention_bias [1, N, S, total]
+ *         → attn [B, S, N·d]; present_key, present_value — bound to the same buffers as
+ *         past_key / past_value, so onnxruntime's GroupQueryAttention writes the S new rows at
+ *         positions past..past+S−1 and reads the past where it lies: nothing proportional to
+ *         the context is copied. Run once per session, on its own caches.
+ *   out   hidden, attn → hidden_out [R, S, H]: o-projection, residual, norm, MLP, residual.
+ *         Position-wise again, all rows stacked.
  *
  * Attention is com.microsoft.GroupQueryAttention on packed q|k|v: RoPE inside it for Llama (from
  * the cos/sin tables, positions from seqlens_k), ALiBi for BLOOM as its `attention_bias`
@@ -28,33 +32,61 @@ import type { WeightFormat } from "./types.ts";
 /** Element type of the KV cache buffers. */
 export type KvCacheType = "float32" | "float16";
 
-export const KV_BLOCK_OUTPUTS = ["hidden_out", "present_key", "present_value"] as const;
+/** A block's three graphs (see the module comment). */
+export interface KvBlockGraphs {
+  proj: OnnxGraph;
+  attn: OnnxGraph;
+  out: OnnxGraph;
+}
 
-/** Input names of a block graph of this config, in the order `run` takes them. */
-export function kvBlockInputs(cfg: ModelConfig): string[] {
-  const base = ["hidden", "past_key", "past_value", "seqlens_k", "total_length"];
-  return cfg.modelType === "llama" ? [...base, "cos_cache", "sin_cache"] : [...base, "attention_bias"];
+/** Input and output names of the three graphs, in the order `run` takes them. */
+export function kvBlockIo(
+  cfg: ModelConfig,
+): Record<keyof KvBlockGraphs, { inputs: string[]; outputs: string[] }> {
+  const base = ["qkv", "past_key", "past_value", "seqlens_k", "total_length"];
+  return {
+    proj: { inputs: ["hidden"], outputs: ["qkv"] },
+    attn: {
+      inputs: cfg.modelType === "llama" ? [...base, "cos_cache", "sin_cache"] : [...base, "attention_bias"],
+      outputs: ["attn", "present_key", "present_value"],
+    },
+    out: { inputs: ["hidden", "attn"], outputs: ["hidden_out"] },
+  };
+}
+
+/** Width of the packed q|k|v rows the projection graph writes (heads unpadded). */
+export function qkvWidth(cfg: ModelConfig): number {
+  return (cfg.numHeads + 2 * cfg.numKvHeads) * cfg.headDim;
 }
 
 const MS = "com.microsoft";
 
-function declareIo(g: OnnxGraph, cfg: ModelConfig, cache: KvCacheType): void {
-  const H = cfg.hiddenSize, KVH = cfg.numKvHeads, D = cacheHeadDim(cfg);
+/** The three graphs with their inputs and outputs declared. */
+function declareIo(cfg: ModelConfig, cache: KvCacheType, stem: string): KvBlockGraphs {
+  const H = cfg.hiddenSize, KVH = cfg.numKvHeads, D = cacheHeadDim(cfg), A = cfg.numHeads * cfg.headDim;
   const ct = cache === "float16" ? DataType.FLOAT16 : DataType.FLOAT;
-  g.input("hidden", DataType.FLOAT, ["B", "S", H]);
-  g.input("past_key", ct, ["B", KVH, "L", D]);
-  g.input("past_value", ct, ["B", KVH, "L", D]);
-  g.input("seqlens_k", DataType.INT32, ["B"]);
-  g.input("total_length", DataType.INT32, []);
+  const proj = new OnnxGraph(`${stem}_proj`), attn = new OnnxGraph(`${stem}_attn`);
+  const out = new OnnxGraph(`${stem}_out`);
+  proj.input("hidden", DataType.FLOAT, ["R", "S", H]);
+  proj.output("qkv", DataType.FLOAT, ["R", "S", qkvWidth(cfg)]);
+  attn.input("qkv", DataType.FLOAT, ["B", "S", qkvWidth(cfg)]);
+  attn.input("past_key", ct, ["B", KVH, "L", D]);
+  attn.input("past_value", ct, ["B", KVH, "L", D]);
+  attn.input("seqlens_k", DataType.INT32, ["B"]);
+  attn.input("total_length", DataType.INT32, []);
   if (cfg.modelType === "llama") {
-    g.input("cos_cache", ct, ["P", cfg.headDim / 2]);
-    g.input("sin_cache", ct, ["P", cfg.headDim / 2]);
+    attn.input("cos_cache", ct, ["P", cfg.headDim / 2]);
+    attn.input("sin_cache", ct, ["P", cfg.headDim / 2]);
   } else {
-    g.input("attention_bias", DataType.FLOAT, [1, cfg.numHeads, "S", "T"]);
+    attn.input("attention_bias", DataType.FLOAT, [1, cfg.numHeads, "S", "T"]);
   }
-  g.output("hidden_out", DataType.FLOAT, ["B", "S", H]);
-  g.output("present_key", ct, ["B", KVH, "L", D]);
-  g.output("present_value", ct, ["B", KVH, "L", D]);
+  attn.output("attn", DataType.FLOAT, ["B", "S", A]);
+  attn.output("present_key", ct, ["B", KVH, "L", D]);
+  attn.output("present_value", ct, ["B", KVH, "L", D]);
+  out.input("hidden", DataType.FLOAT, ["R", "S", H]);
+  out.input("attn", DataType.FLOAT, ["R", "S", A]);
+  out.output("hidden_out", DataType.FLOAT, ["R", "S", H]);
+  return { proj, attn, out };
 }
 
 /**
@@ -129,7 +161,7 @@ export function cacheHeadDim(cfg: ModelConfig): number {
 function ropeInGraph(g: OnnxGraph, x: string, heads: number, d: number, half: boolean): string {
   const i64 = (v: string) => g.op("Cast", [v], { to: attr.i(DataType.INT64) });
   const total = i64("total_length");
-  const s = g.op("Gather", [g.op("Shape", ["hidden"]), g.i64([1], [])], { axis: attr.i(0) });
+  const s = g.op("Gather", [g.op("Shape", ["qkv"]), g.i64([1], [])], { axis: attr.i(0) });
   const qpos = g.op("Range", [g.op("Sub", [total, s]), total, g.i64([1], [])]); // [S]
   const table = (name: string) => {
     const rows = g.op("Gather", [name, qpos], { axis: attr.i(0) }); // [S, d/2]
@@ -167,17 +199,16 @@ export function alibiBias(slopes: Float32Array, s: number, total: number, out?: 
   return bias;
 }
 
-/** The BLOOM block. */
+/** The BLOOM block's three graphs. */
 export function buildBloomKvBlock(
   cfg: BloomConfig,
   t: BlockTensors,
   format: WeightFormat,
   cache: KvCacheType,
-): OnnxGraph {
+): KvBlockGraphs {
   const H = cfg.hiddenSize, n = cfg.numHeads, d = cfg.headDim;
-  const g = new OnnxGraph("bloom_kv_block");
-  declareIo(g, cfg, cache);
-  const ln = (x: string, name: string) =>
+  const gs = declareIo(cfg, cache, "bloom");
+  const ln = (g: OnnxGraph, x: string, name: string) =>
     g.op("LayerNormalization", [
       x,
       g.initializer(`${name}_w`, need(t, `${name}.weight`, [H]), [H]),
@@ -196,12 +227,17 @@ export function buildBloomKvBlock(
       }
     }
   }
+  const { proj, attn, out: g } = gs;
+  proj.node("Identity", [
+    linear(proj, ln(proj, "hidden", "input_layernorm"), w2, 3 * H, H, b2, format, "qkv"),
+  ], [
+    "qkv",
+  ]);
+  attn.node("Identity", [attention(attn, cfg, "qkv", cache, { bias: "attention_bias" })], ["attn"]);
   const x = "hidden";
-  const qkv = linear(g, ln(x, "input_layernorm"), w2, 3 * H, H, b2, format, "qkv");
-  const attn = attention(g, cfg, qkv, cache, { bias: "attention_bias" });
   const dense = linear(
     g,
-    attn,
+    "attn",
     need(t, "self_attention.dense.weight", [H, H]),
     H,
     H,
@@ -212,7 +248,7 @@ export function buildBloomKvBlock(
   const a = g.op("Add", [x, dense]);
   const up = linear(
     g,
-    ln(a, "post_attention_layernorm"),
+    ln(g, a, "post_attention_layernorm"),
     need(t, "mlp.dense_h_to_4h.weight", [4 * H, H]),
     4 * H,
     H,
@@ -232,7 +268,7 @@ export function buildBloomKvBlock(
     "4h_to_h",
   );
   g.node("Add", [a, down], ["hidden_out"]);
-  return g;
+  return gs;
 }
 
 // ---- qwen3 q/k-norm step (model_type "qwen3"; cfg.qkNorm) ------------------------------------
@@ -256,24 +292,22 @@ function qkNorm(
 }
 // ---- end of the qwen3 q/k-norm step ------------------------------------------------------------
 
-/** The Llama-family block (GQA heads, RoPE with scaling, optional q/k/v/o biases, Qwen3's q/k norm). */
+/** The Llama-family block's three graphs (GQA heads, RoPE with scaling, optional q/k/v/o biases, Qwen3's q/k norm). */
 export function buildLlamaKvBlock(
   cfg: LlamaConfig,
   t: BlockTensors,
   format: WeightFormat,
   cache: KvCacheType,
-): OnnxGraph {
+): KvBlockGraphs {
   const H = cfg.hiddenSize, n = cfg.numHeads, nkv = cfg.numKvHeads, d = cfg.headDim, I = cfg.intermediateSize;
   const QD = n * d, KV = nkv * d;
-  const g = new OnnxGraph("llama_kv_block");
-  declareIo(g, cfg, cache);
-  const rms = (x: string, name: string) =>
+  const gs = declareIo(cfg, cache, "llama");
+  const rms = (g: OnnxGraph, x: string, name: string) =>
     g.op(
       "SimplifiedLayerNormalization",
       [x, g.initializer(`${name}_w`, need(t, `${name}.weight`, [H]), [H])],
       { axis: attr.i(-1), epsilon: attr.f(cfg.eps) },
     );
-  const x = "hidden";
   const qkvW = new Float32Array((QD + 2 * KV) * H);
   qkvW.set(need(t, "self_attn.q_proj.weight", [QD, H]), 0);
   qkvW.set(need(t, "self_attn.k_proj.weight", [KV, H]), QD * H);
@@ -285,23 +319,33 @@ export function buildLlamaKvBlock(
     qkvB.set(need(t, "self_attn.k_proj.bias", [KV]), QD);
     qkvB.set(need(t, "self_attn.v_proj.bias", [KV]), QD + KV);
   }
-  const qkv = linear(g, rms(x, "input_layernorm"), qkvW, QD + 2 * KV, H, qkvB, format, "qkv");
-  let heads: string | [string, string, string] = qkv;
+  const { proj, attn: ag, out: g } = gs;
+  proj.node("Identity", [
+    linear(proj, rms(proj, "hidden", "input_layernorm"), qkvW, QD + 2 * KV, H, qkvB, format, "qkv"),
+  ], [
+    "qkv",
+  ]);
+  let heads: string | [string, string, string] = "qkv";
   const padded = cacheHeadDim(cfg) !== d;
   if (cfg.qkNorm || padded) {
-    const [q0, k0, v] = g.node("Split", [qkv, g.i64([QD, KV, KV])], 3, { axis: attr.i(-1) });
-    let q = cfg.qkNorm ? qkNorm(g, q0, n, d, t, "q", cfg.eps) : q0;
-    let k = cfg.qkNorm ? qkNorm(g, k0, nkv, d, t, "k", cfg.eps) : k0;
+    const [q0, k0, v] = ag.node("Split", ["qkv", ag.i64([QD, KV, KV])], 3, { axis: attr.i(-1) });
+    let q = cfg.qkNorm ? qkNorm(ag, q0, n, d, t, "q", cfg.eps) : q0;
+    let k = cfg.qkNorm ? qkNorm(ag, k0, nkv, d, t, "k", cfg.eps) : k0;
     if (padded) {
-      q = ropeInGraph(g, q, n, d, cache === "float16");
-      k = ropeInGraph(g, k, nkv, d, cache === "float16");
+      q = ropeInGraph(ag, q, n, d, cache === "float16");
+      k = ropeInGraph(ag, k, nkv, d, cache === "float16");
     }
     heads = [q, k, v];
   }
-  const attn = attention(g, cfg, heads, cache, padded ? {} : { cos: "cos_cache", sin: "sin_cache" });
+  ag.node("Identity", [
+    attention(ag, cfg, heads, cache, padded ? {} : { cos: "cos_cache", sin: "sin_cache" }),
+  ], [
+    "attn",
+  ]);
+  const x = "hidden";
   const o = linear(
     g,
-    attn,
+    "attn",
     need(t, "self_attn.o_proj.weight", [H, QD]),
     H,
     QD,
@@ -313,21 +357,21 @@ export function buildLlamaKvBlock(
   const guW = new Float32Array(2 * I * H);
   guW.set(need(t, "mlp.gate_proj.weight", [I, H]), 0);
   guW.set(need(t, "mlp.up_proj.weight", [I, H]), I * H);
-  const gu = linear(g, rms(hres, "post_attention_layernorm"), guW, 2 * I, H, undefined, format, "gate_up");
+  const gu = linear(g, rms(g, hres, "post_attention_layernorm"), guW, 2 * I, H, undefined, format, "gate_up");
   const [gate, up] = g.node("Split", [gu, g.i64([I, I])], 2, { axis: attr.i(-1) });
   const act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up]);
   const down = linear(g, act, need(t, "mlp.down_proj.weight", [H, I]), H, I, undefined, format, "down");
   g.node("Add", [hres, down], ["hidden_out"]);
-  return g;
+  return gs;
 }
 
-/** The block graph of any supported config. */
+/** The three graphs of a block of any supported config. */
 export function buildKvBlockGraph(
   cfg: ModelConfig,
   t: BlockTensors,
   format: WeightFormat,
   cache: KvCacheType,
-): OnnxGraph {
+): KvBlockGraphs {
   return cfg.modelType === "bloom"
     ? buildBloomKvBlock(cfg, t, format, cache)
     : buildLlamaKvBlock(cfg, t, format, cache);

@@ -12,13 +12,21 @@
  * @module
  */
 import { RuntimeError } from "../errors.ts";
-import { pinEngineThread } from "./_cpu_affinity.ts";
+import { pinEngineThread, pinThisThread } from "./_cpu_affinity.ts";
 import { type CacheArray, CachePool } from "./kv_cache_pool.ts";
 import { engineSettings, KvGraphs } from "./kv_graphs.ts";
-import { type KvSession, releaseSession, reorderRows } from "./kv_session.ts";
+import { type KvSession, prepareStep, releaseSession } from "./kv_session.ts";
 import { adviseHugePages } from "./_huge_pages.ts";
-import type { Engine, EngineLoadRequest, EngineLoadResult, EngineTensor } from "./engine_types.ts";
-import { alibiBias, cacheHeadDim, type KvCacheType } from "./kv_block_graph.ts";
+import type {
+  Engine,
+  EngineLoadRequest,
+  EngineLoadResult,
+  EngineTensor,
+  StepRequest,
+  StepResult,
+} from "./engine_types.ts";
+import { alibiBias, cacheHeadDim, type KvCacheType, qkvWidth } from "./kv_block_graph.ts";
+import { type AttnUnit, runSpan, ScratchCache, SpanScratch } from "./kv_batch_step.ts";
 import { type ModelConfig, parseModelConfig } from "./model_config.ts";
 import { OrtApi, type OrtSession, type OrtTensor, TensorType } from "./native/ort_api.ts";
 import { CheckpointTensors } from "./safetensors.ts";
@@ -53,6 +61,8 @@ export class KvEngine implements Engine {
   #sessions = new Map<string, KvSession>();
   #cacheType: KvCacheType = "float32";
   #maxLength = 0;
+  /** Buffers of passes over the span, by stacked rows (kv_batch_step.ts). */
+  readonly #scratch = new ScratchCache((n) => this.#makeScratch(n));
   /** Cache buffers of closed sessions, for the next ones (kv_cache_pool.ts). */
   #pool = new CachePool(
     POOL_BYTES,
@@ -94,12 +104,24 @@ export class KvEngine implements Engine {
       return p;
     });
     const threads = req.threads ?? 2;
+    // One pool for every graph: a step runs three graphs per block, and waking a pool of each
+    // graph's own for each of them cost a lone decode step a fifth of its time (docs/benchmarks.md).
+    api.globalThreads = threads;
     const pin = req.pinning === undefined ? undefined : pinEngineThread(req.pinning, threads);
     try {
+      if (pin?.plan?.workers.length) {
+        // the pool's threads are made with the environment and inherit this thread's CPUs
+        pinThisThread(pin.plan.workers);
+        try {
+          api.env();
+        } finally {
+          pinThisThread(pin.plan.caller);
+        }
+      }
       await this.#g.load(api, req, cfg, tensors, {
         cacheType: this.#cacheType,
         maxLength: this.#maxLength,
-        settings: engineSettings(threads, pin?.plan),
+        settings: engineSettings(threads),
       });
     } catch (err) {
       await this.dispose();
@@ -132,42 +154,16 @@ export class KvEngine implements Engine {
     return this.api.tensor(a, shape, this.#cacheType === "float16" ? TensorType.FLOAT16 : TensorType.FLOAT);
   }
 
-  /**
-   * Runs block `i` on `x` `[B, S, H]` into `out`, with the caches `k`/`v` `[B, KVH, L, D]` holding
-   * `seqlens[b] + 1 − S` past rows per row b; `extra` holds seqlens_k, total_length and the ALiBi
-   * bias (BLOOM).
-   */
-  #run(i: number, x: OrtTensor, out: OrtTensor, k: OrtTensor, v: OrtTensor, extra: readonly OrtTensor[]) {
-    const inputs = [x, k, v, ...extra];
-    if (this.#g.rope) inputs.push(this.#g.rope.cos, this.#g.rope.sin);
-    this.api.run(this.#g.block(i), inputs, [out, k, v]);
+  /** A scratch for `n` stacked token rows (kv_batch_step.ts). */
+  #makeScratch(n: number): SpanScratch {
+    const c = this.cfg!;
+    return new SpanScratch(this.api, n, c.hiddenSize, qkvWidth(c), c.numHeads * c.headDim);
   }
 
   /**
-   * Runs blocks [start, end) from `x`, alternating between the two output buffers `bufs`; block
-   * j's caches are `k(j)`, `v(j)`. Returns the tensor holding the span's output.
-   */
-  #chain(
-    start: number,
-    end: number,
-    x: OrtTensor,
-    bufs: readonly [OrtTensor, OrtTensor],
-    k: (j: number) => OrtTensor,
-    v: (j: number) => OrtTensor,
-    extra: readonly OrtTensor[],
-  ): OrtTensor {
-    for (let i = start; i < end; i++) {
-      const y = bufs[(i - start) % 2];
-      this.#run(i, x, y, k(i - start), v(i - start), extra);
-      x = y;
-    }
-    return x;
-  }
-
-  /**
-   * The step's inputs after the caches: seqlens_k and total_length (given), then BLOOM's ALiBi bias
-   * for `s` new tokens ending at `total` (into `scratch` when it is large enough). New tensors go to
-   * `keep`.
+   * The attention inputs after the caches: seqlens_k and total_length (given), then Llama's RoPE
+   * tables or BLOOM's ALiBi bias for `s` new tokens ending at `t` (into `scratch` when it is large
+   * enough). New tensors go to `keep`.
    */
   #extra(
     seqlens: OrtTensor,
@@ -177,10 +173,27 @@ export class KvEngine implements Engine {
     keep: (x: OrtTensor) => OrtTensor,
     scratch?: Float32Array,
   ): OrtTensor[] {
-    if (!this.#g.slopes) return [seqlens, total];
-    const n = this.#g.slopes.length;
-    const bias = alibiBias(this.#g.slopes, s, t, scratch);
+    if (this.#g.rope) return [seqlens, total, this.#g.rope.cos, this.#g.rope.sin];
+    const n = this.#g.slopes!.length;
+    const bias = alibiBias(this.#g.slopes!, s, t, scratch);
     return [seqlens, total, keep(this.api.tensor(bias, [1, n, s, t], TensorType.FLOAT))];
+  }
+
+  /** Runs the span over `units`, their rows copied from `inputs` in order; returns the output rows. */
+  #pass(start: number, end: number, units: AttnUnit[], inputs: Float32Array[]): Float32Array {
+    const H = this.cfg!.hiddenSize;
+    const n = inputs.reduce((a, x) => a + x.length, 0) / H;
+    const scratch = this.#scratch.take(n);
+    try {
+      let at = 0;
+      for (const x of inputs) {
+        scratch.input.set(x, at);
+        at += x.length;
+      }
+      return runSpan(this.api, this.#g, start, end, units, scratch).slice();
+    } finally {
+      this.#scratch.give(scratch);
+    }
   }
 
   /** Stateless pass through blocks [start, end) from position 0 (a scratch cache of T rows). */
@@ -203,13 +216,9 @@ export class KvEngine implements Engine {
       const v = keep(this.#cacheTensor(scratch[1], kvShape));
       const seqlens = keep(api.tensor(new Int32Array(b).fill(t - 1), [b], TensorType.INT32));
       const total = keep(api.tensor(Int32Array.of(t), [], TensorType.INT32));
-      const x = keep(api.tensor(hidden.data, [b, t, H], TensorType.FLOAT));
-      const bufs = [0, 1].map(() =>
-        keep(api.tensor(new Float32Array(b * t * H), [b, t, H], TensorType.FLOAT))
-      );
       const extra = this.#extra(seqlens, total, t, t, keep);
-      const y = this.#chain(start, end, x, [bufs[0], bufs[1]], () => k, () => v, extra);
-      return { data: y.data as Float32Array, shape: [b, t, H] };
+      const unit: AttnUnit = { rows: b, tokens: t, offset: 0, k: () => k, v: () => v, extra };
+      return { data: this.#pass(start, end, [unit], [hidden.data]), shape: [b, t, H] };
     } finally {
       for (const o of owned) o.release();
       for (const a of scratch) this.#pool.give(a);
@@ -226,7 +235,7 @@ export class KvEngine implements Engine {
         hint: "open the session with a smaller maxLength",
       });
     }
-    const api = this.api, H = cfg.hiddenSize;
+    const api = this.api;
     const shape = [batch, cfg.numKvHeads, maxLength, cacheHeadDim(cfg)];
     const n = shape.reduce((x, y) => x * y, 1);
     const s: Partial<KvSession> & { kt: OrtTensor[]; vt: OrtTensor[] } = {
@@ -253,10 +262,6 @@ export class KvEngine implements Engine {
       s.seqlensT = api.tensor(s.seqlens, [batch], TensorType.INT32);
       s.totalT = api.tensor(s.total, [], TensorType.INT32);
       if (this.#g.slopes) s.bias = new Float32Array(this.#g.slopes.length * maxLength);
-      s.decode = {
-        a: api.tensor(new Float32Array(batch * H), [batch, 1, H], TensorType.FLOAT),
-        b: api.tensor(new Float32Array(batch * H), [batch, 1, H], TensorType.FLOAT),
-      };
     } catch (err) {
       releaseSession(s);
       throw err;
@@ -317,95 +322,105 @@ export class KvEngine implements Engine {
     startFromPosition?: number,
     hypoIds?: number[],
   ): Promise<EngineTensor> {
-    return settle(() => this.#step(id, hidden, startFromPosition, hypoIds));
-  }
-
-  #step(id: string, hidden: EngineTensor, startFromPosition?: number, hypoIds?: number[]): EngineTensor {
-    const s = this.#session(id);
-    const [b, t, H] = hidden.shape;
-    if (b !== s.batch) {
-      throw new RuntimeError("BAD_INPUT", `batch ${b} ≠ session batch ${s.batch}`, {
-        hint: "send the session's batch size",
-      });
-    }
-    let p = s.position;
-    if (startFromPosition !== undefined) {
-      if (startFromPosition < 0 || startFromPosition > p) {
-        throw new RuntimeError("BAD_INPUT", `startFromPosition ${startFromPosition} is outside [0, ${p}]`, {
-          hint: "roll back only to a position already in the cache",
-        });
-      }
-      p = startFromPosition;
-    }
-    if (p + t > s.maxLength) {
-      throw new RuntimeError(
-        "TOO_LONG",
-        `step of ${t} tokens at position ${p} exceeds the session's maxLength ${s.maxLength}`,
-        { hint: "open the session with a larger maxLength" },
-      );
-    }
-    s.position = p;
-    if (hypoIds) reorderRows(s, hypoIds, p, this.cfg!.numKvHeads, cacheHeadDim(this.cfg!));
-    const out = t > 1 && p > 0 && b > 1 ? this.#stepRows(s, hidden, p) : this.#stepBatch(s, hidden, p);
-    s.position = p + t;
-    return { data: out, shape: [b, t, H] };
-  }
-
-  /** All rows at once (a decode step, or any step of batch 1, or a first prompt). */
-  #stepBatch(s: KvSession, hidden: EngineTensor, p: number): Float32Array {
-    const [b, t, H] = hidden.shape;
-    s.seqlens.fill(p + t - 1);
-    s.total[0] = p + t;
-    const api = this.api;
-    const owned: OrtTensor[] = [];
-    const keep = (x: OrtTensor) => (owned.push(x), x);
-    try {
-      const x = keep(api.tensor(hidden.data, [b, t, H], TensorType.FLOAT));
-      const bufs: [OrtTensor, OrtTensor] = t === 1
-        ? [s.decode.a, s.decode.b]
-        : [0, 1].map(() => keep(api.tensor(new Float32Array(b * t * H), [b, t, H], TensorType.FLOAT))) as [
-          OrtTensor,
-          OrtTensor,
-        ];
-      const extra = this.#extra(s.seqlensT, s.totalT, t, p + t, keep, t === 1 ? s.bias : undefined);
-      const y = this.#chain(s.start, s.end, x, bufs, (j) => s.kt[j], (j) => s.vt[j], extra);
-      // decode buffers belong to the session: hand out a copy
-      return t === 1 ? (y.data as Float32Array).slice() : y.data as Float32Array;
-    } finally {
-      for (const o of owned) o.release();
-    }
+    return settle(() => {
+      const [r] = this.#stepMany([{ id, hidden, startFromPosition, hypoIds }]);
+      if (!r.ok) throw r.error;
+      return r.value;
+    });
   }
 
   /**
-   * A multi-token step after a past with batch > 1, which GroupQueryAttention takes only one row
-   * at a time: each row runs as a batch of one over its own part of the caches.
+   * Steps of several sessions (distinct ids) in one pass of the weights (kv_batch_step.ts). Each
+   * answer is its own: a step whose input is refused fails alone; the others still run.
    */
-  #stepRows(s: KvSession, hidden: EngineTensor, p: number): Float32Array {
-    const cfg = this.cfg!, api = this.api;
-    const [b, t, H] = hidden.shape;
-    const D = cacheHeadDim(cfg), L = s.maxLength, row = cfg.numKvHeads * L * D;
-    const shape = [1, cfg.numKvHeads, L, D];
-    const out = new Float32Array(b * t * H);
+  stepMany(reqs: readonly StepRequest[]): Promise<StepResult[]> {
+    return settle(() => this.#stepMany(reqs));
+  }
+
+  #stepMany(reqs: readonly StepRequest[]): StepResult[] {
+    const out: StepResult[] = reqs.map(() => ({ ok: false, error: undefined }));
+    const groups = new Map<
+      string,
+      { n: number; units: AttnUnit[]; inputs: Float32Array[]; span: number[] }
+    >();
+    const ran: { n: number; s: KvSession; p: number; t: number; at: number; len: number }[] = [];
     const owned: OrtTensor[] = [];
     const keep = (x: OrtTensor) => (owned.push(x), x);
+    const seen = new Set<string>();
     try {
-      const seqlens = keep(api.tensor(Int32Array.of(p + t - 1), [1], TensorType.INT32));
-      const total = keep(api.tensor(Int32Array.of(p + t), [], TensorType.INT32));
-      const bufs = [0, 1].map(() => keep(api.tensor(new Float32Array(t * H), [1, t, H], TensorType.FLOAT)));
-      const extra = this.#extra(seqlens, total, t, p + t, keep);
-      for (let r = 0; r < b; r++) {
-        const x = keep(
-          api.tensor(hidden.data.subarray(r * t * H, (r + 1) * t * H), [1, t, H], TensorType.FLOAT),
-        );
-        const view = (a: CacheArray[]) => (j: number) =>
-          keep(this.#cacheTensor(a[j].subarray(r * row, (r + 1) * row), shape));
-        const y = this.#chain(s.start, s.end, x, [bufs[0], bufs[1]], view(s.k), view(s.v), extra);
-        out.set(y.data as Float32Array, r * t * H);
+      reqs.forEach((req, n) => {
+        try {
+          const { s, p, t } = this.#prepare(req, seen);
+          const key = `${s.start}-${s.end}`;
+          let g = groups.get(key);
+          if (!g) groups.set(key, g = { n: 0, units: [], inputs: [], span: [s.start, s.end] });
+          const at = g.n;
+          g.units.push(...this.#units(s, p, t, at, keep));
+          g.inputs.push(req.hidden.data);
+          g.n += s.batch * t;
+          ran.push({ n, s, p, t, at, len: s.batch * t });
+        } catch (error) {
+          out[n] = { ok: false, error };
+        }
+      });
+      const H = this.cfg!.hiddenSize;
+      for (const g of groups.values()) {
+        let y: Float32Array;
+        try {
+          y = this.#pass(g.span[0], g.span[1], g.units, g.inputs);
+        } catch (error) {
+          for (const r of ran) {
+            if (r.s.start === g.span[0] && r.s.end === g.span[1]) out[r.n] = { ok: false, error };
+          }
+          continue;
+        }
+        for (const r of ran) {
+          if (r.s.start !== g.span[0] || r.s.end !== g.span[1]) continue;
+          r.s.position = r.p + r.t;
+          out[r.n] = {
+            ok: true,
+            value: { data: y.slice(r.at * H, (r.at + r.len) * H), shape: [r.s.batch, r.t, H] },
+          };
+        }
       }
       return out;
     } finally {
       for (const o of owned) o.release();
     }
+  }
+
+  /** Checks one step against its session, then applies its rollback and reorder (kv_session.ts). */
+  #prepare(req: StepRequest, seen: Set<string>): { s: KvSession; p: number; t: number } {
+    const cfg = this.cfg!;
+    return prepareStep(this.#session(req.id), req, seen, cfg.hiddenSize, cfg.numKvHeads, cacheHeadDim(cfg));
+  }
+
+  /**
+   * The attention units of a step of `t` tokens at position `p` whose rows start at `at`: the whole
+   * session, or — a multi-token step after a past with batch > 1, which GroupQueryAttention takes
+   * only one row at a time — each row apart over its own part of the caches.
+   */
+  #units(s: KvSession, p: number, t: number, at: number, keep: (x: OrtTensor) => OrtTensor): AttnUnit[] {
+    const b = s.batch;
+    if (!(t > 1 && p > 0 && b > 1)) {
+      s.seqlens.fill(p + t - 1);
+      s.total[0] = p + t;
+      const extra = this.#extra(s.seqlensT, s.totalT, t, p + t, keep, t === 1 ? s.bias : undefined);
+      return [{ rows: b, tokens: t, offset: at, k: (j) => s.kt[j], v: (j) => s.vt[j], extra }];
+    }
+    const cfg = this.cfg!, api = this.api;
+    const D = cacheHeadDim(cfg), L = s.maxLength, row = cfg.numKvHeads * L * D;
+    const shape = [1, cfg.numKvHeads, L, D];
+    const seqlens = keep(api.tensor(Int32Array.of(p + t - 1), [1], TensorType.INT32));
+    const total = keep(api.tensor(Int32Array.of(p + t), [], TensorType.INT32));
+    const extra = this.#extra(seqlens, total, t, p + t, keep);
+    const units: AttnUnit[] = [];
+    for (let r = 0; r < b; r++) {
+      const view = (a: CacheArray[]) => (j: number) =>
+        keep(this.#cacheTensor(a[j].subarray(r * row, (r + 1) * row), shape));
+      units.push({ rows: 1, tokens: t, offset: at + r * t, k: view(s.k), v: view(s.v), extra });
+    }
+    return units;
   }
 
   /** Token ids [B, T] → hidden [B, T, H]. */
@@ -455,6 +470,7 @@ export class KvEngine implements Engine {
   /** Closes every session and releases every native object. */
   dispose(): Promise<void> {
     for (const id of [...this.#sessions.keys()]) this.close(id);
+    this.#scratch.clear();
     this.#g.release();
     this.#pool.clear();
     this.#api?.dispose();

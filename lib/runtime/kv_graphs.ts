@@ -6,18 +6,10 @@
  * @module
  */
 import { RuntimeError } from "../errors.ts";
-import { ortAffinities, type PinPlan } from "./_cpu_affinity.ts";
 import { alibiSlopes, blockTensorNames } from "./block_graph.ts";
 import type { EngineLoadRequest } from "./engine_types.ts";
 import { buildEmbedGraph, buildLogitsGraph, headTensorNames } from "./head_graph.ts";
-import {
-  buildKvBlockGraph,
-  KV_BLOCK_OUTPUTS,
-  kvBlockInputs,
-  type KvCacheType,
-  ropeTables,
-  toFloat16,
-} from "./kv_block_graph.ts";
+import { buildKvBlockGraph, kvBlockIo, type KvCacheType, ropeTables, toFloat16 } from "./kv_block_graph.ts";
 import type { ModelConfig } from "./model_config.ts";
 import {
   type OrtApi,
@@ -30,17 +22,17 @@ import type { CheckpointTensors } from "./safetensors.ts";
 
 /**
  * Intra-op threads spin while a run is in progress and `force_spinning_stop` parks them as soon
- * as it returns, so idle pools never compete for the cores (see docs/architecture.md); with a
- * pinning plan the pool threads get their CPUs here, the calling thread in `KvEngine.load`.
+ * as it returns, so an idle pool never competes for the cores (see docs/architecture.md). The pool
+ * is the engine's one shared pool (`OrtApi.globalThreads`); its threads get their CPUs where the
+ * engine makes it (`KvEngine.load`), the calling thread in `pinEngineThread`.
  */
-export function engineSettings(threads: number, pin?: PinPlan): OrtSessionSettings {
+export function engineSettings(threads: number): OrtSessionSettings {
   return {
     intraOpThreads: threads,
     config: {
       "session.intra_op.allow_spinning": "1",
       "session.inter_op.allow_spinning": "0",
       "session.force_spinning_stop": "1",
-      ...(pin?.workers.length ? { "session.intra_op_thread_affinities": ortAffinities(pin) } : {}),
     },
   };
 }
@@ -52,9 +44,22 @@ export interface KvGraphOptions {
   readonly settings: OrtSessionSettings;
 }
 
+/** A block's three sessions (kv_block_graph.ts). */
+export interface BlockSessions {
+  proj: OrtSession;
+  attn: OrtSession;
+  /**
+   * The attention graph again on the calling thread alone, for the decode steps of a batch: the
+   * shared pool then parks while the sessions' attention runs, leaving a core to the main thread,
+   * whose clients send the next steps (docs/benchmarks.md, "Continuous batching").
+   */
+  attn1: OrtSession;
+  out: OrtSession;
+}
+
 /** The loaded graphs; `release()` frees every native object they hold. */
 export class KvGraphs {
-  readonly blocks = new Map<number, OrtSession>();
+  readonly blocks = new Map<number, BlockSessions>();
   embed?: OrtSession;
   logits?: OrtSession;
   /** RoPE tables (Llama), shared by every block. */
@@ -65,8 +70,8 @@ export class KvGraphs {
   weightBytes = 0;
   headBytes = 0;
 
-  /** The session of block `i`; `BAD_SPAN` when it is not loaded. */
-  block(i: number): OrtSession {
+  /** The sessions of block `i`; `BAD_SPAN` when it is not loaded. */
+  block(i: number): BlockSessions {
     const s = this.blocks.get(i);
     if (!s) {
       throw new RuntimeError("BAD_SPAN", `block ${i} is not loaded`, {
@@ -91,20 +96,28 @@ export class KvGraphs {
     if (req.start !== undefined && req.end !== undefined) {
       if (cfg.modelType === "llama") this.rope = ropeTensors(api, cfg, o);
       else this.slopes = Float32Array.from(alibiSlopes(cfg.numHeads));
-      const inputs = kvBlockInputs(cfg);
+      const io = kvBlockIo(cfg);
       for (let i = req.start; i < req.end; i++) {
         const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
         for (const n of blockTensorNames(cfg)) t.set(n, await tensors.read(`${req.blockPrefix}${i}.${n}`));
-        const graph = buildKvBlockGraph(cfg, t, req.weights, o.cacheType);
-        this.weightBytes += graph.weightBytes;
-        const enc = graph.encode({ externalAbove: 2 ** 20 });
-        this.blocks.set(
-          i,
-          api.session(enc.model, `block ${i}`, inputs, [...KV_BLOCK_OUTPUTS], {
-            ...o.settings,
-            externalData: enc.externalData,
-          }),
-        );
+        const graphs = buildKvBlockGraph(cfg, t, req.weights, o.cacheType);
+        const made: Partial<BlockSessions> = {};
+        try {
+          for (const part of ["proj", "attn", "attn1", "out"] as const) {
+            const base = part === "attn1" ? "attn" : part, graph = graphs[base];
+            if (part === base) this.weightBytes += graph.weightBytes;
+            const enc = graph.encode({ externalAbove: 2 ** 20 });
+            made[part] = api.session(enc.model, `block ${i} ${part}`, io[base].inputs, io[base].outputs, {
+              ...o.settings,
+              callerOnly: part === "attn1",
+              externalData: enc.externalData,
+            });
+          }
+        } catch (err) {
+          for (const m of Object.values(made)) m.release();
+          throw err;
+        }
+        this.blocks.set(i, made as BlockSessions);
       }
     }
     if (req.head) {
@@ -131,7 +144,7 @@ export class KvGraphs {
 
   /** Releases every session and shared tensor (idempotent). */
   release(): void {
-    for (const s of this.blocks.values()) s.release();
+    for (const b of this.blocks.values()) for (const s of [b.proj, b.attn, b.attn1, b.out]) s.release();
     this.blocks.clear();
     this.embed?.release();
     this.logits?.release();

@@ -3,6 +3,8 @@
  * bound to them, and the two operations on them that need no graph (release, beam reorder).
  * @module
  */
+import { RuntimeError } from "../errors.ts";
+import type { StepRequest } from "./engine_types.ts";
 import type { CacheArray } from "./kv_cache_pool.ts";
 import type { OrtTensor } from "./native/ort_api.ts";
 
@@ -22,15 +24,13 @@ export interface KvSession {
   total: Int32Array;
   seqlensT: OrtTensor;
   totalT: OrtTensor;
-  /** The two output buffers `[B, 1, H]` decode steps alternate between. */
-  decode: { a: OrtTensor; b: OrtTensor };
   /** ALiBi bias of decode steps, `N × maxLength` (BLOOM). */
   bias?: Float32Array;
 }
 
 /** Releases every tensor a (possibly half-opened) session holds; its buffers stay with the caller. */
 export function releaseSession(s: Partial<KvSession>): void {
-  for (const t of [...(s.kt ?? []), ...(s.vt ?? []), s.seqlensT, s.totalT, s.decode?.a, s.decode?.b]) {
+  for (const t of [...(s.kt ?? []), ...(s.vt ?? []), s.seqlensT, s.totalT]) {
     t?.release();
   }
 }
@@ -59,4 +59,54 @@ export function reorderRows(
       }
     }
   }
+}
+
+/**
+ * Checks one step of a batch against its session `s` (BAD_INPUT, TOO_LONG; `seen`: the sessions
+ * already in the batch), then applies its rollback and reorder: the step will run. Returns the
+ * position it starts at and its tokens.
+ */
+export function prepareStep(
+  s: KvSession,
+  req: StepRequest,
+  seen: Set<string>,
+  hiddenSize: number,
+  kvHeads: number,
+  headDim: number,
+): { s: KvSession; p: number; t: number } {
+  const [b, t, H] = req.hidden.shape;
+  const bad = (m: string, hint: string) => new RuntimeError("BAD_INPUT", m, { hint });
+  if (seen.has(req.id)) {
+    throw bad(`two steps of session ${req.id} in one batch`, "internal: batch a session once");
+  }
+  if (b !== s.batch) throw bad(`batch ${b} ≠ session batch ${s.batch}`, "send the session's batch size");
+  if (H !== hiddenSize || t < 1 || req.hidden.data.length !== b * t * H) {
+    throw bad(
+      `hidden states of shape [${req.hidden.shape}] over ${req.hidden.data.length} values`,
+      "send [B, T, H]",
+    );
+  }
+  let p = s.position;
+  const from = req.startFromPosition;
+  if (from !== undefined) {
+    if (from < 0 || from > p) {
+      throw bad(
+        `startFromPosition ${from} is outside [0, ${p}]`,
+        "roll back only to a position already in the cache",
+      );
+    }
+    p = from;
+  }
+  const need = Math.max(t, req.reserve ?? 0);
+  if (p + need > s.maxLength) {
+    throw new RuntimeError(
+      "TOO_LONG",
+      `step of ${need} tokens at position ${p} exceeds the session's maxLength ${s.maxLength}`,
+      { hint: "open the session with a larger maxLength" },
+    );
+  }
+  seen.add(req.id);
+  s.position = p;
+  if (req.hypoIds) reorderRows(s, req.hypoIds, p, kvHeads, headDim);
+  return { s, p, t };
 }

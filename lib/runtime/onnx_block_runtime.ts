@@ -35,6 +35,7 @@ import {
   validateStep,
 } from "./validate_hidden.ts";
 import { WorkerClient } from "./worker_client.ts";
+import type { BatchEvent } from "./worker_protocol.ts";
 import { noDirectError } from "./direct_steps.ts";
 
 export interface OnnxBlockRuntimeOptions extends BlockRuntimeOptions {
@@ -45,6 +46,8 @@ export interface OnnxBlockRuntimeOptions extends BlockRuntimeOptions {
   ortLibrary?: string;
   /** KV cache element type (default float32; float16 halves the cache's memory, see docs/architecture.md). */
   kvCache?: KvCacheType;
+  /** Hears the batches of steps the Worker ran (sessions per batch, queue waits; for metrics). */
+  onBatch?: (e: BatchEvent) => void;
 }
 
 class OnnxSession implements InferenceSession {
@@ -193,6 +196,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
     const libraryPath = await resolveOrtLibrary(o.ortLibrary, { signal: o.signal });
     const maxLength = Math.max(1, o.maxLength ?? Math.min(cfg.maxPositions ?? 8192, 8192));
     const worker = new WorkerClient(this.#log);
+    worker.onBatch = o.onBatch;
     this.#worker = worker;
     if (o.direct) {
       // bound before the (slow) load, so a busy port fails at once

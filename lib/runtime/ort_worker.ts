@@ -17,13 +17,55 @@ import type { Engine } from "./engine_types.ts";
 import { KvEngine } from "./kv_engine.ts";
 import { noDirectError, offerDirectHere } from "./direct_steps.ts";
 import type { DirectServing, HiddenStates } from "./types.ts";
-import type { DirectEvent, WorkerReply, WorkerRequest } from "./worker_protocol.ts";
+import type { BatchEvent, DirectEvent, WorkerReply, WorkerRequest } from "./worker_protocol.ts";
 import { DIRECT_REPORT_MS, priorityOf, serializeError } from "./worker_protocol.ts";
+import {
+  DEFAULT_BATCH_OPTIONS,
+  type JobKind,
+  type PendingStep,
+  readySessions,
+  settlePart,
+  takeBatch,
+} from "./batch_scheduler.ts";
 
 /** A queued request: from the main thread (answered by postMessage) or from a direct path (local). */
 interface Job {
   req: WorkerRequest;
   local?: { resolve: (v: unknown) => void; reject: (e: unknown) => void };
+  /** A step's state in the batch scheduler (batch_scheduler.ts). */
+  step?: PendingStep;
+}
+
+/** A queued job with its step state when it is one. */
+function job(req: WorkerRequest, local?: Job["local"]): Job {
+  if (req.op !== "step") return { req, local };
+  const a = req.args;
+  const step: PendingStep = {
+    id: a.id,
+    hidden: a.hidden,
+    startFromPosition: a.startFromPosition,
+    hypoIds: a.hypoIds,
+    queuedAt: performance.now(),
+    done: 0,
+  };
+  return { req, local, step };
+}
+
+/** What a job is to the batch scheduler. */
+function kindOf(j: Job): JobKind {
+  if (j.step) return { step: j.step };
+  switch (j.req.op) {
+    case "open":
+    case "close":
+    case "direct_offer":
+    case "direct_cancel":
+      return { session: j.req.args.id };
+    case "embed":
+    case "logits":
+      return { free: true };
+    default:
+      return { barrier: true };
+  }
 }
 
 const engine: Engine = new KvEngine();
@@ -161,6 +203,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     case "dispose":
       for (const id of [...directs.keys()]) cancelDirect(id);
       flushAll(); // report every served step before the Worker goes (served tokens are earnings)
+      flushBatches();
       await listener?.stop();
       listener = undefined;
       await engine.dispose();
@@ -170,9 +213,102 @@ async function handle(req: WorkerRequest): Promise<unknown> {
 
 function enqueueLocal(req: WorkerRequest): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    queues[priorityOf(req.op)].push({ req, local: { resolve, reject } });
+    queues[priorityOf(req.op)].push(job(req, { resolve, reject }));
     void pump();
   });
+}
+
+/** Answers a job: its promise (direct paths) or a reply to the main thread. */
+function answer(j: Job, ok: boolean, value: unknown): void {
+  const { req, local } = j;
+  if (local) return ok ? local.resolve(value) : local.reject(value);
+  if (!ok) {
+    return self.postMessage({ id: req.id, ok: false, error: serializeError(value) } satisfies WorkerReply);
+  }
+  const transfer: Transferable[] = [];
+  let reply: WorkerReply;
+  if (value && typeof value === "object" && "data" in value && value.data instanceof Float32Array) {
+    const r = value as { data: Float32Array; shape: number[] };
+    const data = ownBuffer(r.data);
+    transfer.push(data.buffer as ArrayBuffer);
+    reply = { id: req.id, ok: true, result: { data, shape: r.shape } };
+  } else {
+    reply = { id: req.id, ok: true, result: value };
+  }
+  self.postMessage(reply, transfer);
+}
+
+/** The sessions of the last two batches and the last one's time: what the next one waits for. */
+let recent: [Set<string>, Set<string>] = [new Set(), new Set()];
+let lastMs = 0;
+/** Batches left to run without waiting, after a wait in vain. */
+let patience = 0;
+/** Longest wait for the recent sessions to come back (and at most the last batch's time). */
+const WINDOW_MS = 2;
+
+/**
+ * When several sessions stepped in the last two batches and fewer have a step queued now, waits a
+ * little for the others (their steps are usually on their way: a client got its answer and sends
+ * the next one; on a small machine the compute threads hold every core while a batch runs, so the
+ * clients' next steps come only after it). Two sessions would otherwise settle into taking turns,
+ * each alone in its batch. At most `WINDOW_MS` and the last batch's time; a wait in vain (sessions
+ * that went away, or whose steps come from afar) turns waiting off for the next 2 batches.
+ */
+async function waitForPeers(): Promise<void> {
+  const expected = new Set([...recent[0], ...recent[1]]).size;
+  if (expected < 2) return;
+  if (patience > 0) return void patience--;
+  const deadline = performance.now() + Math.min(WINDOW_MS, lastMs);
+  while (readySessions(queues[0], kindOf) < expected) {
+    if (performance.now() >= deadline) return void (patience = 2);
+    await yieldLoop();
+  }
+}
+
+/** Runs the steps ready at the head of the queue as one batch (batch_scheduler.ts). */
+async function runBatch(): Promise<void> {
+  await waitForPeers();
+  const parts = takeBatch(queues[0], kindOf, DEFAULT_BATCH_OPTIONS);
+  const t0 = performance.now();
+  let results;
+  try {
+    results = await engine.stepMany(parts.map((p) => p.req));
+  } catch (error) {
+    results = parts.map(() => ({ ok: false as const, error }));
+  }
+  lastMs = performance.now() - t0;
+  recent = [recent[1], new Set(parts.map((p) => p.step.id))];
+  const again: Job[] = [];
+  const waits: number[] = [];
+  parts.forEach((p, n) => {
+    if (p.step.done === 0) waits.push(t0 - p.step.queuedAt);
+    const r = settlePart(p, results[n]);
+    if (r.state === "more") again.push(p.job);
+    else if (r.state === "done") answer(p.job, true, r.value);
+    else answer(p.job, false, r.error);
+  });
+  queues[0].unshift(...again);
+  noteBatch(parts.length, waits);
+}
+
+/** Batch sizes and queue waits not yet reported. */
+let batchSizes: number[] = [], batchWaits: number[] = [];
+let batchTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** Reports batches to the main thread (metrics) at most every `DIRECT_REPORT_MS`. */
+function noteBatch(size: number, waitsMs: number[]): void {
+  batchSizes.push(size);
+  batchWaits.push(...waitsMs);
+  batchTimer ??= setTimeout(flushBatches, DIRECT_REPORT_MS);
+}
+
+function flushBatches(): void {
+  clearTimeout(batchTimer);
+  batchTimer = undefined;
+  if (batchSizes.length === 0) return;
+  self.postMessage({ event: "batch", sizes: batchSizes, waitsMs: batchWaits } satisfies BatchEvent);
+  batchSizes = [];
+  batchWaits = [];
 }
 
 async function pump(): Promise<void> {
@@ -184,33 +320,17 @@ async function pump(): Promise<void> {
       // part of a decode step on a just-woken Worker); before a batch request, or to see whether more
       // work came, yield so that interactive requests already posted are queued first.
       if (queues[0].length === 0) await yieldLoop();
-      const job = queues[0].shift() ?? queues[1].shift();
-      if (!job) break;
-      const { req, local } = job;
-      if (local) {
-        try {
-          local.resolve(await handle(req));
-        } catch (err) {
-          local.reject(err);
-        }
+      if (queues[0][0]?.step) {
+        await runBatch();
         continue;
       }
-      let reply: WorkerReply;
-      const transfer: Transferable[] = [];
+      const j = queues[0].shift() ?? queues[1].shift();
+      if (!j) break;
       try {
-        const result = await handle(req);
-        if (result && typeof result === "object" && "data" in result && result.data instanceof Float32Array) {
-          const r = result as { data: Float32Array; shape: number[] };
-          const data = ownBuffer(r.data);
-          transfer.push(data.buffer as ArrayBuffer);
-          reply = { id: req.id, ok: true, result: { data, shape: r.shape } };
-        } else {
-          reply = { id: req.id, ok: true, result };
-        }
+        answer(j, true, await handle(j.req));
       } catch (err) {
-        reply = { id: req.id, ok: false, error: serializeError(err) };
+        answer(j, false, err);
       }
-      self.postMessage(reply, transfer);
     }
   } finally {
     busy = false;
@@ -218,6 +338,6 @@ async function pump(): Promise<void> {
 }
 
 self.onmessage = (e: MessageEvent<WorkerRequest>) => {
-  queues[priorityOf(e.data.op)].push({ req: e.data });
+  queues[priorityOf(e.data.op)].push(job(e.data));
   void pump();
 };

@@ -8,7 +8,7 @@ import type { AbortOptions } from "../util/abort.ts";
 import { RuntimeError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
-import type { DirectEvent, WorkerMessage, WorkerRequest } from "./worker_protocol.ts";
+import type { BatchEvent, DirectEvent, WorkerMessage, WorkerRequest } from "./worker_protocol.ts";
 import { deserializeError } from "./worker_protocol.ts";
 
 type Args<O extends WorkerRequest["op"]> = Extract<WorkerRequest, { op: O }>["args"];
@@ -19,6 +19,8 @@ export class WorkerClient {
   readonly #log: Logger;
   readonly #direct = new Map<string, (e: DirectEvent) => void>();
   #next = 1;
+  /** Hears the Worker's reports of the batches of steps it ran (for metrics). */
+  onBatch?: (e: BatchEvent) => void;
   #dead?: RuntimeError;
 
   constructor(logger: Logger = silentLogger) {
@@ -26,7 +28,7 @@ export class WorkerClient {
     this.#worker = new Worker(new URL("./ort_worker.ts", import.meta.url).href, { type: "module" });
     this.#worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
       const r = e.data;
-      if ("event" in r) return this.#direct.get(r.id)?.(r);
+      if ("event" in r) return r.event === "batch" ? this.onBatch?.(r) : this.#direct.get(r.id)?.(r);
       const p = this.#pending.get(r.id);
       if (!p) return;
       this.#pending.delete(r.id);

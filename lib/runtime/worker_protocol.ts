@@ -54,6 +54,16 @@ export type DirectEvent =
   | { event: "direct"; id: string; kind: "steps"; steps: [number, number][]; position: number }
   | { event: "direct"; id: string; kind: "ended"; end: DirectEnd };
 
+/**
+ * Batches of steps the Worker ran since its last report (at most every `DIRECT_REPORT_MS`):
+ * sessions per batch, and each step's wait in the queue in ms (batch_scheduler.ts).
+ */
+export interface BatchEvent {
+  event: "batch";
+  sizes: number[];
+  waitsMs: number[];
+}
+
 export type WorkerOp = WorkerRequest["op"];
 
 export interface SerializedError {
@@ -69,7 +79,7 @@ export type WorkerReply =
   | { id: number; ok: false; error: SerializedError };
 
 /** Anything the Worker posts. */
-export type WorkerMessage = WorkerReply | DirectEvent;
+export type WorkerMessage = WorkerReply | DirectEvent | BatchEvent;
 
 /** 0 = interactive (served first), 1 = batch (forward requests). */
 export function priorityOf(op: WorkerOp): 0 | 1 {

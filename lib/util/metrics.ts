@@ -40,6 +40,12 @@ interface Family {
 
 export const DEFAULT_LATENCY_BUCKETS_MS = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 
+/** Buckets of `plumise_batch_sessions`: sessions in one batch of decode steps. */
+export const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64];
+
+/** Buckets of `plumise_batch_queue_wait_ms`: a step's wait in the runtime's queue. */
+export const QUEUE_WAIT_BUCKETS_MS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000];
+
 /** A registry of counters/gauges/histograms plus the contribution counters. */
 export class Metrics {
   readonly #now: () => number;
@@ -83,6 +89,31 @@ export class Metrics {
     this.observe("plumise_step_latency_ms", "Server-side time per step in milliseconds", ms);
   }
 
+  /**
+   * Records the runtime's batches of steps (continuous batching, docs/architecture.md): sessions
+   * per batch and each step's wait in the queue.
+   */
+  observeBatches(sizes: readonly number[], waitsMs: readonly number[]): void {
+    for (const n of sizes) {
+      this.observe(
+        "plumise_batch_sessions",
+        "Sessions per batch of steps run together",
+        n,
+        undefined,
+        BATCH_SIZE_BUCKETS,
+      );
+    }
+    for (const w of waitsMs) {
+      this.observe(
+        "plumise_batch_queue_wait_ms",
+        "Time a step waited in the runtime's queue before its batch ran, in milliseconds",
+        w,
+        undefined,
+        QUEUE_WAIT_BUCKETS_MS,
+      );
+    }
+  }
+
   /** An immutable snapshot of the cumulative contribution counters. */
   snapshot(): ContributionSnapshot {
     const takenAt = this.#now();
@@ -100,12 +131,12 @@ export class Metrics {
     });
   }
 
-  #family(name: string, type: Family["type"], help: string): Family {
+  #family(name: string, type: Family["type"], help: string, buckets?: number[]): Family {
     let f = this.#families.get(name);
     if (!f) {
       f = { type, help, values: new Map() };
       if (type === "histogram") {
-        f.buckets = DEFAULT_LATENCY_BUCKETS_MS;
+        f.buckets = buckets ?? DEFAULT_LATENCY_BUCKETS_MS;
         f.hist = new Map();
       }
       this.#families.set(name, f);
@@ -132,9 +163,9 @@ export class Metrics {
     this.#gaugeFns.set(name, { help, fn });
   }
 
-  /** Adds an observation to a histogram. */
-  observe(name: string, help: string, value: number, labels?: Labels): void {
-    const f = this.#family(name, "histogram", help);
+  /** Adds an observation to a histogram (`buckets`: its upper bounds when it is new; default latency ms). */
+  observe(name: string, help: string, value: number, labels?: Labels, buckets?: number[]): void {
+    const f = this.#family(name, "histogram", help, buckets);
     const k = labelKey(labels);
     let h = f.hist!.get(k);
     if (!h) {

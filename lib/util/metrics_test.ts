@@ -41,3 +41,18 @@ Deno.test("prometheus rendering: counters, labels, histogram buckets, gauges", (
   assert.match(text, /^plumise_sessions_open 2$/m);
   assert.match(text, /^plumise_cache_tokens_free 128$/m);
 });
+
+Deno.test("prometheus rendering: batch sizes and queue waits have buckets of their own", () => {
+  const m = new Metrics();
+  m.observeBatches([1, 3, 8], [0.2, 4]);
+  const text = m.renderPrometheus();
+  assert.match(text, /^# TYPE plumise_batch_sessions histogram$/m);
+  assert.match(text, /^plumise_batch_sessions_bucket\{le="2"\} 1$/m);
+  assert.match(text, /^plumise_batch_sessions_bucket\{le="4"\} 2$/m);
+  assert.match(text, /^plumise_batch_sessions_bucket\{le="8"\} 3$/m);
+  assert.match(text, /^plumise_batch_sessions_sum 12$/m);
+  assert.match(text, /^plumise_batch_queue_wait_ms_bucket\{le="0.25"\} 1$/m);
+  assert.match(text, /^plumise_batch_queue_wait_ms_bucket\{le="5"\} 2$/m);
+  assert.match(text, /^plumise_batch_queue_wait_ms_count 2$/m);
+  assert.doesNotMatch(text, /^plumise_batch_sessions_bucket\{le="2500"\}/m, "not the latency buckets");
+});

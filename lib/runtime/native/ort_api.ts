@@ -180,8 +180,10 @@ export class OrtSession extends OrtHandle {
 
 /** Session settings. */
 export interface OrtSessionSettings {
-  /** Intra-op threads (the calling thread counts as one). */
+  /** Intra-op threads (the calling thread counts as one); ignored where the pool is shared. */
   intraOpThreads: number;
+  /** Run on the calling thread alone even where `globalThreads` shares one pool. */
+  callerOnly?: boolean;
   /** `AddSessionConfigEntry` pairs (onnxruntime_session_options_config_keys.h). */
   config?: Record<string, string>;
   /** In-memory external data files the model's initializers refer to by name. */
@@ -286,8 +288,17 @@ export class OrtApi {
   }
 
   /** The process's onnxruntime environment (created on first use, released by `dispose`). */
+  /**
+   * Threads of one pool that every session of this binding shares (set before the first session is
+   * made; 0, the default: each session has a pool of its own). Sessions then take no thread count of
+   * their own; the pool's threads are created with the environment and inherit the CPUs of the thread
+   * that makes it (docs/architecture.md, "Continuous batching").
+   */
+  globalThreads = 0;
+
   env(): OrtHandle {
     if (this.#env && !this.#env.released) return this.#env;
+    if (this.globalThreads > 0) return this.#env = this.#globalEnv(this.globalThreads);
     this.check(
       // FATAL only: every error reaches the caller as a RuntimeError, so none is printed as well
       this.#fns.CreateEnv.call(4, cString("plumise"), this.#out),
@@ -295,6 +306,25 @@ export class OrtApi {
     );
     this.#env = new OrtHandle(this, "env", this.#takeOut(), (p) => this.#fns.ReleaseEnv.call(p));
     return this.#env;
+  }
+
+  /** An environment whose one pool of `threads` (the caller included) every session shares. */
+  #globalEnv(threads: number): OrtHandle {
+    const f = this.#fns;
+    this.check(f.CreateThreadingOptions.call(this.#out), "creating threading options");
+    const t = this.#takeOut();
+    try {
+      this.check(f.SetGlobalIntraOpNumThreads.call(t, threads), "setting the shared pool's threads");
+      this.check(f.SetGlobalSpinControl.call(t, 1), "letting the shared pool spin");
+      // FATAL only, as in `env`
+      this.check(
+        f.CreateEnvWithGlobalThreadPools.call(4, cString("plumise"), t, this.#out),
+        "creating the environment",
+      );
+    } finally {
+      f.ReleaseThreadingOptions.call(t);
+    }
+    return new OrtHandle(this, "env", this.#takeOut(), (p) => this.#fns.ReleaseEnv.call(p));
   }
 
   #memoryInfo(): Ptr {
@@ -350,13 +380,33 @@ export class OrtApi {
     outputs: readonly string[],
     settings: OrtSessionSettings,
   ): OrtSession {
+    try {
+      return this.#session(model, what, inputs, outputs, settings);
+    } catch (err) {
+      // onnxruntime keeps one environment per process: where another binding made it without a
+      // shared pool, sessions here must have pools of their own
+      if (this.globalThreads === 0 || !/EnvCreatedWithGlobalThreadPools/.test(String(err))) throw err;
+      this.globalThreads = 0;
+      return this.#session(model, what, inputs, outputs, settings);
+    }
+  }
+
+  #session(
+    model: Uint8Array,
+    what: string,
+    inputs: readonly string[],
+    outputs: readonly string[],
+    settings: OrtSessionSettings,
+  ): OrtSession {
     const f = this.#fns;
     const env = this.env();
     this.check(f.CreateSessionOptions.call(this.#out), "creating session options");
     const opts = new OrtHandle(this, "options", this.#takeOut(), (p) => f.ReleaseSessionOptions.call(p));
     try {
       const o = opts.ptr;
-      this.check(f.SetIntraOpNumThreads.call(o, settings.intraOpThreads), "setting intra-op threads");
+      if (settings.callerOnly) this.check(f.SetIntraOpNumThreads.call(o, 1), "setting intra-op threads");
+      else if (this.globalThreads > 0) this.check(f.DisablePerSessionThreads.call(o), "sharing the pool");
+      else this.check(f.SetIntraOpNumThreads.call(o, settings.intraOpThreads), "setting intra-op threads");
       this.check(f.SetInterOpNumThreads.call(o, 1), "setting inter-op threads");
       this.check(f.SetSessionExecutionMode.call(o, 0 /* ORT_SEQUENTIAL */), "setting the execution mode");
       this.check(

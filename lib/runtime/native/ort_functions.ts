@@ -30,7 +30,13 @@ export const OrtApiIndex = {
   ReleaseSession: 95,
   ReleaseValue: 96,
   ReleaseSessionOptions: 100,
+  CreateEnvWithGlobalThreadPools: 119,
+  DisablePerSessionThreads: 120,
+  CreateThreadingOptions: 121,
+  ReleaseThreadingOptions: 122,
   AddSessionConfigEntry: 130,
+  SetGlobalIntraOpNumThreads: 147,
+  SetGlobalSpinControl: 149,
   AddExternalInitializersFromFilesInMemory: 279,
 } as const;
 
@@ -87,6 +93,12 @@ export const FNS = {
   ReleaseValue: { parameters: ["pointer"], result: "void" },
   ReleaseSessionOptions: { parameters: ["pointer"], result: "void" },
   AddSessionConfigEntry: { parameters: ["pointer", "buffer", "buffer"], result: STATUS },
+  CreateEnvWithGlobalThreadPools: { parameters: ["i32", "buffer", "pointer", "buffer"], result: STATUS },
+  DisablePerSessionThreads: { parameters: ["pointer"], result: STATUS },
+  CreateThreadingOptions: { parameters: ["buffer"], result: STATUS },
+  ReleaseThreadingOptions: { parameters: ["pointer"], result: "void" },
+  SetGlobalIntraOpNumThreads: { parameters: ["pointer", "i32"], result: STATUS },
+  SetGlobalSpinControl: { parameters: ["pointer", "i32"], result: STATUS },
   AddExternalInitializersFromFilesInMemory: {
     parameters: ["pointer", "buffer", "buffer", "buffer", "usize"],
     result: STATUS,

@@ -1,0 +1,207 @@
+import assert from "node:assert/strict";
+import { RuntimeError } from "../errors.ts";
+import {
+  type Checkpoint,
+  makeBloomCheckpoint,
+  makeLlamaCheckpoint,
+} from "../../tests/helpers/checkpoint_fixture.ts";
+import { maxAbsDiff } from "../../tests/helpers/runtime_reference.ts";
+import { engineSource, resolveCheckpoint } from "./checkpoint.ts";
+import { fakeHidden } from "../testing/mod.ts";
+import type { EngineTensor, StepRequest } from "./engine_types.ts";
+import { KvEngine } from "./kv_engine.ts";
+import { resolveOrtLibrary } from "./native/ort_library_path.ts";
+
+const layers = (ck: Checkpoint) => (ck.config.n_layer ?? ck.config.num_hidden_layers) as number;
+
+async function withEngine(ck: Checkpoint, fn: (e: KvEngine, L: number, H: number) => Promise<void>) {
+  const L = layers(ck);
+  const r = await resolveCheckpoint({ model: ck.dir }, { start: 0, end: L, head: true });
+  const e = new KvEngine();
+  await e.load({
+    ...engineSource(r),
+    start: 0,
+    end: L,
+    weights: "fp32",
+    head: true,
+    threads: 1,
+    maxLength: 64,
+    libraryPath: await resolveOrtLibrary(),
+  });
+  try {
+    await fn(e, L, e.cfg!.hiddenSize);
+  } finally {
+    await e.dispose();
+  }
+  assert.deepEqual(
+    e.api.live,
+    { env: 0, options: 0, session: 0, value: 0, memory: 0 },
+    "every object released",
+  );
+}
+
+/** What one session does in one round: a step of `t` tokens (after a rollback to `from`), or a bad step. */
+type Op = { t: number; from?: number } | "bad" | "close";
+
+/**
+ * Sessions' scripts: session i has batch 2 when i = 1 (so a multi-token step after a past runs row
+ * by row), prompts of different lengths, then decode steps; one session takes 3 tokens at once
+ * mid-way, one rolls back, one closes while the others step, one sends a refused step.
+ */
+function scripts(n: number): Op[][] {
+  const out: Op[][] = [];
+  for (let i = 0; i < n; i++) {
+    const ops: Op[] = [{ t: 2 + 3 * i }];
+    for (let r = 1; r < 6; r++) ops.push({ t: 1 });
+    out.push(ops);
+  }
+  out[0][2] = { t: 3 };
+  out[1][3] = { t: 2 }; // batch 2, after a past: row by row, next to the others' decode steps
+  out[n - 1][3] = { t: 1, from: 1 };
+  if (n > 2) out[2][3] = "close";
+  if (n > 3) out[3][4] = "bad";
+  return out;
+}
+
+const batchOf = (i: number) => i === 1 ? 2 : 1;
+
+for (const family of ["bloom", "llama"] as const) {
+  Deno.test(`KvEngine.stepMany (${family}): 2–8 sessions of ragged lengths get their numbers alone (fp32 ≤ 1e-5)`, async () => {
+    const ck = family === "bloom"
+      ? await makeBloomCheckpoint({ numLayers: 2 })
+      : await makeLlamaCheckpoint({ numLayers: 2 });
+    await withEngine(ck, async (e, L, H) => {
+      for (const n of [2, 5, 8]) {
+        const plan = scripts(n);
+        const input = (i: number, r: number, t: number): EngineTensor => ({
+          ...fakeHidden(batchOf(i), t, H, 100 * i + r + n),
+          shape: [batchOf(i), t, H],
+        });
+        // alone: every session by itself, one step at a time
+        const alone = new Map<string, EngineTensor>();
+        for (let i = 0; i < n; i++) {
+          e.open(`alone${i}`, 0, L, 32, batchOf(i));
+          for (const [r, op] of plan[i].entries()) {
+            if (op === "close") break;
+            if (op === "bad") continue;
+            alone.set(`${i}/${r}`, await e.step(`alone${i}`, input(i, r, op.t), op.from));
+          }
+          e.close(`alone${i}`);
+        }
+        for (let i = 0; i < n; i++) e.open(`b${i}`, 0, L, 32, batchOf(i));
+        const closed = new Set<number>();
+        for (let r = 0; r < 6; r++) {
+          const reqs: StepRequest[] = [], who: number[] = [];
+          for (let i = 0; i < n; i++) {
+            const op = plan[i][r];
+            if (op === "close") {
+              e.close(`b${i}`); // between its last step and the batch it would have been in
+              closed.add(i);
+            }
+            if (op === "bad") {
+              reqs.push({ id: `b${i}`, hidden: input(i, r, 1), startFromPosition: 99 });
+            } else if (typeof op === "object" || closed.has(i)) {
+              reqs.push({
+                id: `b${i}`,
+                hidden: input(i, r, typeof op === "object" ? op.t : 1),
+                startFromPosition: typeof op === "object" ? op.from : undefined,
+              });
+            }
+            who.push(i);
+          }
+          const before = reqs.map((q) => e.positionOf(q.id, -1));
+          const res = await e.stepMany(reqs);
+          res.forEach((x, k) => {
+            const i = who[k], op = plan[i][r];
+            if (closed.has(i)) {
+              assert.ok(
+                !x.ok && x.error instanceof RuntimeError && x.error.code === "UNKNOWN_SESSION",
+                `closed ${i}`,
+              );
+            } else if (op === "bad") {
+              assert.ok(!x.ok && x.error instanceof RuntimeError && x.error.code === "BAD_INPUT", `bad ${i}`);
+              assert.equal(e.positionOf(`b${i}`), before[k], "a refused step leaves its session as it was");
+            } else {
+              assert.ok(x.ok, `session ${i} round ${r}: ${!x.ok && x.error}`);
+              const want = alone.get(`${i}/${r}`)!;
+              assert.deepEqual(x.value.shape, want.shape);
+              const d = maxAbsDiff(x.value.data, want.data);
+              assert.ok(d <= 1e-5, `${n} sessions, session ${i} round ${r}: ${d}`);
+            }
+          });
+        }
+        for (let i = 0; i < n; i++) e.close(`b${i}`);
+      }
+    });
+  });
+
+  Deno.test(`KvEngine.stepMany (${family}): greedy tokens of 4 sessions batched are those of each alone`, async () => {
+    const ck = family === "bloom"
+      ? await makeBloomCheckpoint({ numLayers: 2 })
+      : await makeLlamaCheckpoint({ numLayers: 2 });
+    await withEngine(ck, async (e, L) => {
+      const V = e.cfg!.vocabSize;
+      const prompts = [[1, 5, 9], [3], [7, 2, 2, 8, 4, 6], [11, 4]].map((p) => p.map((x) => x % V));
+      const argmax = (a: Float32Array) => a.reduce((best, x, k) => x > a[best] ? k : best, 0);
+      const next = async (hs: EngineTensor[]) => {
+        const out: number[] = [];
+        for (const h of hs) {
+          const [, t, H] = h.shape;
+          out.push(argmax((await e.logits(h.data.slice((t - 1) * H, t * H), 1)).data));
+        }
+        return out;
+      };
+      const embed = (ids: number[]) => e.embed(Int32Array.from(ids), 1, ids.length);
+      const alone: number[][] = [];
+      for (const [i, p] of prompts.entries()) {
+        e.open(`a${i}`, 0, L, 32, 1);
+        const toks = [...p];
+        let [tok] = await next([await e.step(`a${i}`, await embed(p))]);
+        for (let k = 0; k < 8; k++) {
+          toks.push(tok);
+          [tok] = await next([await e.step(`a${i}`, await embed([tok]))]);
+        }
+        alone.push(toks);
+        e.close(`a${i}`);
+      }
+      const toks = prompts.map((p) => [...p]);
+      prompts.forEach((_, i) => e.open(`g${i}`, 0, L, 32, 1));
+      let last = toks.map((t) => t);
+      for (let k = 0; k <= 8; k++) {
+        const reqs = await Promise.all(
+          last.map(async (ids, i) => ({ id: `g${i}`, hidden: await embed(ids) })),
+        );
+        const res = await e.stepMany(reqs);
+        const tok = await next(res.map((x) => {
+          assert.ok(x.ok);
+          return x.value;
+        }));
+        if (k === 8) break;
+        tok.forEach((t, i) => toks[i].push(t));
+        last = tok.map((t) => [t]);
+      }
+      assert.deepEqual(toks, alone);
+      prompts.forEach((_, i) => e.close(`g${i}`));
+    });
+  });
+}
+
+Deno.test("KvEngine.stepMany: a step that reserves more than the cache holds is TOO_LONG before it runs", async () => {
+  await withEngine(await makeBloomCheckpoint({ numLayers: 1 }), async (e, L, H) => {
+    e.open("s", 0, L, 8, 1);
+    const [r] = await e.stepMany([{
+      id: "s",
+      hidden: { ...fakeHidden(1, 4, H, 1), shape: [1, 4, H] },
+      reserve: 9,
+    }]);
+    assert.ok(!r.ok && r.error instanceof RuntimeError && r.error.code === "TOO_LONG");
+    assert.equal(e.positionOf("s"), 0);
+    const twice = await e.stepMany([
+      { id: "s", hidden: { ...fakeHidden(1, 1, H, 1), shape: [1, 1, H] } },
+      { id: "s", hidden: { ...fakeHidden(1, 1, H, 2), shape: [1, 1, H] } },
+    ]);
+    assert.ok(twice[0].ok, "the first step of a session runs");
+    assert.ok(!twice[1].ok && twice[1].error instanceof RuntimeError && twice[1].error.code === "BAD_INPUT");
+    assert.equal(e.positionOf("s"), 1);
+  });
+});

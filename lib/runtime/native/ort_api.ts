@@ -315,7 +315,10 @@ export class OrtApi {
     const t = this.#takeOut();
     try {
       this.check(f.SetGlobalIntraOpNumThreads.call(t, threads), "setting the shared pool's threads");
-      this.check(f.SetGlobalSpinControl.call(t, 1), "letting the shared pool spin");
+      // no spinning: a shared pool that spins keeps spinning after a step (session.force_spinning_stop
+      // parks only a session's own pool), taking the cores the main thread, the head and the other
+      // spans' processes need; docs/benchmarks.md, "Continuous batching", has the trade
+      this.check(f.SetGlobalSpinControl.call(t, 0), "parking the shared pool's threads");
       // FATAL only, as in `env`
       this.check(
         f.CreateEnvWithGlobalThreadPools.call(4, cString("plumise"), t, this.#out),

@@ -1,44 +1,10 @@
 import assert from "node:assert/strict";
 import { RuntimeError } from "../errors.ts";
-import {
-  type Checkpoint,
-  makeBloomCheckpoint,
-  makeLlamaCheckpoint,
-} from "../../tests/helpers/checkpoint_fixture.ts";
+import { makeBloomCheckpoint, makeLlamaCheckpoint } from "../../tests/helpers/checkpoint_fixture.ts";
 import { maxAbsDiff } from "../../tests/helpers/runtime_reference.ts";
-import { engineSource, resolveCheckpoint } from "./checkpoint.ts";
 import { fakeHidden } from "../testing/mod.ts";
 import type { EngineTensor, StepRequest } from "./engine_types.ts";
-import { KvEngine } from "./kv_engine.ts";
-import { resolveOrtLibrary } from "./native/ort_library_path.ts";
-
-const layers = (ck: Checkpoint) => (ck.config.n_layer ?? ck.config.num_hidden_layers) as number;
-
-async function withEngine(ck: Checkpoint, fn: (e: KvEngine, L: number, H: number) => Promise<void>) {
-  const L = layers(ck);
-  const r = await resolveCheckpoint({ model: ck.dir }, { start: 0, end: L, head: true });
-  const e = new KvEngine();
-  await e.load({
-    ...engineSource(r),
-    start: 0,
-    end: L,
-    weights: "fp32",
-    head: true,
-    threads: 1,
-    maxLength: 64,
-    libraryPath: await resolveOrtLibrary(),
-  });
-  try {
-    await fn(e, L, e.cfg!.hiddenSize);
-  } finally {
-    await e.dispose();
-  }
-  assert.deepEqual(
-    e.api.live,
-    { env: 0, options: 0, session: 0, value: 0, memory: 0 },
-    "every object released",
-  );
-}
+import { withEngine } from "../../tests/helpers/kv_engine_fixture.ts";
 
 /** What one session does in one round: a step of `t` tokens (after a rollback to `from`), or a bad step. */
 type Op = { t: number; from?: number } | "bad" | "close";
@@ -70,7 +36,7 @@ for (const family of ["bloom", "llama"] as const) {
     const ck = family === "bloom"
       ? await makeBloomCheckpoint({ numLayers: 2 })
       : await makeLlamaCheckpoint({ numLayers: 2 });
-    await withEngine(ck, async (e, L, H) => {
+    await withEngine(ck, { head: true }, async (e, L, H) => {
       for (const n of [2, 5, 8]) {
         const plan = scripts(n);
         const input = (i: number, r: number, t: number): EngineTensor => ({
@@ -139,7 +105,7 @@ for (const family of ["bloom", "llama"] as const) {
     const ck = family === "bloom"
       ? await makeBloomCheckpoint({ numLayers: 2 })
       : await makeLlamaCheckpoint({ numLayers: 2 });
-    await withEngine(ck, async (e, L) => {
+    await withEngine(ck, { head: true }, async (e, L) => {
       const V = e.cfg!.vocabSize;
       const prompts = [[1, 5, 9], [3], [7, 2, 2, 8, 4, 6], [11, 4]].map((p) => p.map((x) => x % V));
       const argmax = (a: Float32Array) => a.reduce((best, x, k) => x > a[best] ? k : best, 0);
@@ -187,7 +153,7 @@ for (const family of ["bloom", "llama"] as const) {
 }
 
 Deno.test("KvEngine.stepMany: a step that reserves more than the cache holds is TOO_LONG before it runs", async () => {
-  await withEngine(await makeBloomCheckpoint({ numLayers: 1 }), async (e, L, H) => {
+  await withEngine(await makeBloomCheckpoint({ numLayers: 1 }), { head: true }, async (e, L, H) => {
     e.open("s", 0, L, 8, 1);
     const [r] = await e.stepMany([{
       id: "s",

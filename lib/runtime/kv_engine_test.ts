@@ -1,49 +1,13 @@
 import assert from "node:assert/strict";
 import { RuntimeError } from "../errors.ts";
 import {
-  type Checkpoint,
   makeBloomCheckpoint,
   makeLlamaCheckpoint,
   makeQwen3Checkpoint,
 } from "../../tests/helpers/checkpoint_fixture.ts";
 import { fromSeq, maxAbsDiff, referenceSpan, toSeq } from "../../tests/helpers/runtime_reference.ts";
-import { engineSource, resolveCheckpoint } from "./checkpoint.ts";
 import { fakeHidden } from "../testing/mod.ts";
-import type { KvCacheType } from "./kv_block_graph.ts";
-import { KvEngine } from "./kv_engine.ts";
-import { resolveOrtLibrary } from "./native/ort_library_path.ts";
-
-const layers = (ck: Checkpoint) => (ck.config.n_layer ?? ck.config.num_hidden_layers) as number;
-
-async function withEngine(
-  ck: Checkpoint,
-  o: { weights?: "fp32" | "int8"; kvCache?: KvCacheType },
-  fn: (e: KvEngine, L: number, H: number) => Promise<void>,
-): Promise<void> {
-  const L = layers(ck);
-  const r = await resolveCheckpoint({ model: ck.dir }, { start: 0, end: L });
-  const e = new KvEngine();
-  await e.load({
-    ...engineSource(r),
-    start: 0,
-    end: L,
-    weights: o.weights ?? "fp32",
-    kvCache: o.kvCache,
-    threads: 1,
-    maxLength: 64,
-    libraryPath: await resolveOrtLibrary(),
-  });
-  try {
-    await fn(e, L, e.cfg!.hiddenSize);
-  } finally {
-    await e.dispose();
-  }
-  assert.deepEqual(
-    e.api.live,
-    { env: 0, options: 0, session: 0, value: 0, memory: 0 },
-    "every object released",
-  );
-}
+import { withEngine } from "../../tests/helpers/kv_engine_fixture.ts";
 
 const rows = (x: { data: Float32Array; shape: readonly number[] }, from: number, to: number) => {
   const [b, t, h] = x.shape;

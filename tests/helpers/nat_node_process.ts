@@ -30,6 +30,7 @@ import { reachabilityCheck } from "../../lib/node/doctor_reachability.ts";
 import type { NatOptions } from "../../lib/swarm/peer_nat.ts";
 import { Metrics } from "../../lib/util/metrics.ts";
 import { Logger } from "../../lib/util/logger.ts";
+import { stdinLines } from "./stdin_lines.ts";
 
 export interface NatNodeConfig {
   role: "server" | "relay" | "client" | "probe";
@@ -264,15 +265,8 @@ const shutdown = async () => {
 };
 Deno.addSignalListener("SIGTERM", () => void shutdown());
 
-const decoder = new TextDecoder();
-let buf = "";
-for await (const chunk of Deno.stdin.readable) {
-  buf += decoder.decode(chunk, { stream: true });
-  let i: number;
-  while ((i = buf.indexOf("\n")) >= 0) {
-    const line = buf.slice(0, i).trim();
-    buf = buf.slice(i + 1);
-    if (line === "stop") await shutdown();
-    else void onLine(line);
-  }
+for await (const raw of stdinLines()) {
+  const line = raw.trim();
+  if (line === "stop") await shutdown();
+  else void onLine(line);
 }

@@ -23,6 +23,7 @@ import { SwarmTable } from "../../lib/swarm/swarm_table.ts";
 import type { SignedRecordWire } from "../../lib/wire/mod.ts";
 import type { CpuPinning } from "../../lib/util/cpu_list.ts";
 import { spawnModule } from "./spawn_module.ts";
+import { stdinLines } from "./stdin_lines.ts";
 
 export interface FixtureServerOptions {
   model: string;
@@ -199,15 +200,8 @@ if (import.meta.main) {
   const server = await startFixtureServer(o);
   const out = { ...server.signed, peerId: server.peerId, addrs: server.addrs };
   await Deno.stdout.write(new TextEncoder().encode(JSON.stringify(out) + "\n"));
-  let buf = "";
-  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
-    buf += chunk;
-    let i;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      for (const r of JSON.parse(line) as SignedRecordWire[]) await server.table.offer(r);
-    }
+  for await (const line of stdinLines()) {
+    for (const r of JSON.parse(line) as SignedRecordWire[]) await server.table.offer(r);
   }
   // stdin closed: the parent is gone
   await server.stop();

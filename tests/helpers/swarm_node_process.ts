@@ -18,6 +18,7 @@ import { SwarmServer } from "../../lib/swarm/swarm_server.ts";
 import { Metrics } from "../../lib/util/metrics.ts";
 import { Logger } from "../../lib/util/logger.ts";
 import type { ServerState } from "../../lib/wire/mod.ts";
+import { stdinLines } from "./stdin_lines.ts";
 
 export interface SwarmNodeProcessConfig {
   role: "server" | "observer";
@@ -146,23 +147,16 @@ const shutdown = async () => {
 };
 Deno.addSignalListener("SIGTERM", () => void shutdown());
 
-const decoder = new TextDecoder();
-let buf = "";
-for await (const chunk of Deno.stdin.readable) {
-  buf += decoder.decode(chunk, { stream: true });
-  let i: number;
-  while ((i = buf.indexOf("\n")) >= 0) {
-    const line = buf.slice(0, i).trim();
-    buf = buf.slice(i + 1);
-    if (line.startsWith("announce ") && announce) await announce(line.slice(9) as ServerState);
-    else if (line === "mem") {
-      (globalThis as { gc?: () => void }).gc?.();
-      const m = Deno.memoryUsage();
-      out({ event: "mem", heapUsed: m.heapUsed, rss: m.rss, external: m.external });
-    } else if (line.startsWith("snapshot ")) {
-      (globalThis as { gc?: () => void }).gc?.();
-      const { writeHeapSnapshot } = await import("node:v8");
-      out({ event: "snapshot", path: writeHeapSnapshot(line.slice(9)) });
-    } else if (line === "stop") await shutdown();
-  }
+for await (const raw of stdinLines()) {
+  const line = raw.trim();
+  if (line.startsWith("announce ") && announce) await announce(line.slice(9) as ServerState);
+  else if (line === "mem") {
+    (globalThis as { gc?: () => void }).gc?.();
+    const m = Deno.memoryUsage();
+    out({ event: "mem", heapUsed: m.heapUsed, rss: m.rss, external: m.external });
+  } else if (line.startsWith("snapshot ")) {
+    (globalThis as { gc?: () => void }).gc?.();
+    const { writeHeapSnapshot } = await import("node:v8");
+    out({ event: "snapshot", path: writeHeapSnapshot(line.slice(9)) });
+  } else if (line === "stop") await shutdown();
 }

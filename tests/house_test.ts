@@ -50,23 +50,29 @@ Deno.test("house: one version", () => {
   assert.equal(denoJson.version, VERSION);
 });
 
+/**
+ * The files under `dir` (relative to the repository root, "" for all of it) whose names `keep`
+ * accepts, as paths relative to the root; node_modules and dot folders are skipped.
+ */
+async function filesUnder(dir: string, keep: (name: string) => boolean): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(`${REPO_ROOT}${dir}`)) {
+    if (e.name === "node_modules" || e.name.startsWith(".")) continue;
+    const p = dir ? `${dir}/${e.name}` : e.name;
+    if (e.isDirectory) out.push(...await filesUnder(p, keep));
+    else if (keep(e.name)) out.push(p);
+  }
+  return out;
+}
+
 Deno.test("house: every dependency is an exactly pinned npm: import; no JSR imports", async () => {
   for (const [name, spec] of Object.entries(denoJson.imports as Record<string, string>)) {
     assert.match(spec, /^npm:(@[^/]+\/)?[^@]+@\d+\.\d+\.\d+$/, `${name} is not pinned exactly: ${spec}`);
   }
   const offenders: string[] = [];
-  const walk = async (dir: string) => {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.name === "node_modules" || e.name.startsWith(".")) continue;
-      const p = `${dir}/${e.name}`;
-      if (e.isDirectory) await walk(p);
-      else if (
-        /\.(ts|json)$/.test(e.name) && e.name !== "deno.lock" &&
-        (await Deno.readTextFile(p)).includes("jsr" + ":")
-      ) offenders.push(p);
-    }
-  };
-  await walk(REPO_ROOT.replace(/\/$/, ""));
+  for (const p of await filesUnder("", (name) => /\.(ts|json)$/.test(name) && name !== "deno.lock")) {
+    if ((await Deno.readTextFile(`${REPO_ROOT}${p}`)).includes("jsr" + ":")) offenders.push(p);
+  }
   assert.deepEqual(offenders, []);
 });
 
@@ -98,14 +104,8 @@ Deno.test("house: docs/operations.md's error code table is the one generated fro
 });
 
 /** Every non-test .ts file under `dir` (relative to the repository root). */
-async function sourceFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(`${REPO_ROOT}${dir}`)) {
-    const p = `${dir}/${e.name}`;
-    if (e.isDirectory) out.push(...await sourceFiles(p));
-    else if (e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")) out.push(p);
-  }
-  return out;
+function sourceFiles(dir: string): Promise<string[]> {
+  return filesUnder(dir, (name) => name.endsWith(".ts") && !name.endsWith("_test.ts"));
 }
 
 /** The relative specifiers a module imports or re-exports, statically or dynamically. */
@@ -156,34 +156,22 @@ Deno.test("house: the library's module graph (mod.ts, main.ts) holds nothing of 
 
 Deno.test("house: no file under lib/ is longer than 500 lines", async () => {
   const tooLong: string[] = [];
-  const walk = async (dir: string) => {
-    for await (const e of Deno.readDir(`${REPO_ROOT}${dir}`)) {
-      const p = `${dir}/${e.name}`;
-      if (e.isDirectory) await walk(p);
-      else if (e.name.endsWith(".ts")) {
-        const lines = (await Deno.readTextFile(`${REPO_ROOT}${p}`)).split("\n").length - 1;
-        if (lines > 500) tooLong.push(`${p}: ${lines} lines`);
-      }
-    }
-  };
-  await walk("lib");
+  for (const p of await filesUnder("lib", (name) => name.endsWith(".ts"))) {
+    const lines = (await Deno.readTextFile(`${REPO_ROOT}${p}`)).split("\n").length - 1;
+    if (lines > 500) tooLong.push(`${p}: ${lines} lines`);
+  }
   assert.deepEqual(tooLong, [], "split these into parts with one job each");
 });
 
 Deno.test("house: code cites docs/, never files outside the repository; the README stays short", async () => {
   const outside = /\.\.\/shared\/|\bshared\/(design|reference)\//;
   const offenders: string[] = [];
-  const walk = async (dir: string) => {
-    for await (const e of Deno.readDir(`${REPO_ROOT}${dir}`)) {
-      const p = `${dir}/${e.name}`;
-      if (e.isDirectory) await walk(p);
-      else if (/\.(ts|md|sh|yml)$/.test(e.name) && p !== "tests/house_test.ts") {
-        const text = await Deno.readTextFile(`${REPO_ROOT}${p}`);
-        if (outside.test(text)) offenders.push(p);
-      }
+  for (const dir of ["lib", "scripts", "tests", "docs"]) {
+    for (const p of await filesUnder(dir, (name) => /\.(ts|md|sh|yml)$/.test(name))) {
+      if (p === "tests/house_test.ts") continue;
+      if (outside.test(await Deno.readTextFile(`${REPO_ROOT}${p}`))) offenders.push(p);
     }
-  };
-  for (const dir of ["lib", "scripts", "tests", "docs"]) await walk(dir);
+  }
   assert.deepEqual(offenders, [], "cite the project's own docs/ instead");
   assert.ok(outside.test("see ../shared/design/swarm.md"), "the pattern matches what it refuses");
   const readme = (await Deno.readTextFile(`${REPO_ROOT}README.md`)).split("\n").length - 1;

@@ -49,7 +49,7 @@ export async function withEngine(
   }
   assert.deepEqual(
     e.api.live,
-    { env: 0, options: 0, session: 0, value: 0, memory: 0 },
+    { env: 0, options: 0, session: 0, value: 0, memory: 0, container: 0 },
     "every object released",
   );
 }

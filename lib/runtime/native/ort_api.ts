@@ -35,21 +35,24 @@ const LOAD_FAILED = NATIVE_ERROR_CODES.LOAD_FAILED;
 
 export { ORT_API_VERSION, OrtApiIndex, TensorType, type TensorTypeId } from "./ort_functions.ts";
 
-type Ptr = Deno.PointerValue;
-type TypedArray =
-  | Float32Array
-  | Int8Array
-  | Uint8Array
-  | Int32Array
-  | BigInt64Array
-  | Uint16Array;
-
-const ENC = new TextEncoder();
-/** A NUL-terminated UTF-8 copy of `s`. */
-export const cString = (s: string): Uint8Array<ArrayBuffer> => ENC.encode(s + "\0");
-
-/** Kinds of native objects a handle can own. */
-export type OrtObjectKind = "env" | "options" | "session" | "value" | "memory";
+import {
+  cString,
+  OrtHandle,
+  type OrtObjectKind,
+  OrtSession,
+  type OrtSessionSettings,
+  OrtTensor,
+  type Ptr,
+  type TypedArray,
+} from "./ort_handles.ts";
+export {
+  cString,
+  OrtHandle,
+  type OrtObjectKind,
+  OrtSession,
+  type OrtSessionSettings,
+  OrtTensor,
+} from "./ort_handles.ts";
 
 /** The file name of the onnxruntime library on this platform. */
 export function ortLibraryName(os: typeof Deno.build.os = Deno.build.os): string {
@@ -99,103 +102,19 @@ export function pinLibrary(path: string): boolean {
   }
 }
 
-/** A native object with exactly-once release. */
-export class OrtHandle {
-  #ptr: Ptr;
-  #release: ((p: Ptr) => void) | undefined;
-  constructor(
-    readonly api: OrtApi,
-    readonly kind: OrtObjectKind,
-    ptr: Ptr,
-    release: (p: Ptr) => void,
-  ) {
-    this.#ptr = ptr;
-    this.#release = release;
-    api.live[kind]++;
-  }
-  /** The native pointer; throws ENGINE_FAILED after release (a use-after-free caught in JS). */
-  get ptr(): Ptr {
-    if (this.#release === undefined) {
-      throw new RuntimeError("ENGINE_FAILED", `onnxruntime ${this.kind} used after release`, {
-        hint: "this is a bug in the runtime engine",
-      });
-    }
-    return this.#ptr;
-  }
-  get released(): boolean {
-    return this.#release === undefined;
-  }
-  /** Frees the native object (once; later calls do nothing). */
-  release(): void {
-    const r = this.#release;
-    if (!r) return;
-    this.#release = undefined;
-    this.api.live[this.kind]--;
-    r(this.#ptr);
-    this.#ptr = null;
-  }
-}
-
-/** A tensor over caller memory; keeps that memory alive until released. */
-export class OrtTensor extends OrtHandle {
-  constructor(
-    api: OrtApi,
-    ptr: Ptr,
-    release: (p: Ptr) => void,
-    readonly data: TypedArray,
-    readonly shape: readonly number[],
-  ) {
-    super(api, "value", ptr, release);
-  }
-}
-
-/** A session with its input and output names, ready for `OrtApi.run`. */
-export class OrtSession extends OrtHandle {
-  /** Pointer arrays for Run, filled per call (no allocation per run). */
-  readonly inputPtrs: BigUint64Array<ArrayBuffer>;
-  readonly outputPtrs: BigUint64Array<ArrayBuffer>;
-  readonly inputNamePtrs: BigUint64Array<ArrayBuffer>;
-  readonly outputNamePtrs: BigUint64Array<ArrayBuffer>;
-  readonly #names: Uint8Array[];
-  constructor(
-    api: OrtApi,
-    ptr: Ptr,
-    release: (p: Ptr) => void,
-    readonly what: string,
-    readonly inputs: readonly string[],
-    readonly outputs: readonly string[],
-  ) {
-    super(api, "session", ptr, release);
-    const enc = (names: readonly string[]) => names.map(cString);
-    const ins = enc(inputs), outs = enc(outputs);
-    this.#names = [...ins, ...outs];
-    const ptrs = (bufs: Uint8Array[]) =>
-      BigUint64Array.from(bufs, (b) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b))));
-    this.inputNamePtrs = ptrs(ins);
-    this.outputNamePtrs = ptrs(outs);
-    this.inputPtrs = new BigUint64Array(inputs.length);
-    this.outputPtrs = new BigUint64Array(outputs.length);
-  }
-}
-
-/** Session settings. */
-export interface OrtSessionSettings {
-  /** Intra-op threads (the calling thread counts as one); ignored where the pool is shared. */
-  intraOpThreads: number;
-  /** Run on the calling thread alone even where `globalThreads` shares one pool. */
-  callerOnly?: boolean;
-  /** `AddSessionConfigEntry` pairs (onnxruntime_session_options_config_keys.h). */
-  config?: Record<string, string>;
-  /** In-memory external data files the model's initializers refer to by name. */
-  externalData?: readonly { path: string; data: Uint8Array }[];
-}
-
 const ptrValue = (p: Ptr): bigint => BigInt(Deno.UnsafePointer.value(p));
 
 /** A loaded onnxruntime library and its function table. */
 export class OrtApi {
   /** Handles not yet released, per kind. */
-  readonly live: Record<OrtObjectKind, number> = { env: 0, options: 0, session: 0, value: 0, memory: 0 };
+  readonly live: Record<OrtObjectKind, number> = {
+    env: 0,
+    options: 0,
+    session: 0,
+    value: 0,
+    memory: 0,
+    container: 0,
+  };
   readonly #fns: Fns;
   readonly #out = new BigUint64Array(1);
   #env?: OrtHandle;
@@ -373,6 +292,23 @@ export class OrtApi {
   }
 
   /**
+   * A container for packed weights that sessions made with it share (`OrtSessionSettings.shared`);
+   * release it after them.
+   */
+  prepackedContainer(): OrtHandle {
+    this.check(
+      this.#fns.CreatePrepackedWeightsContainer.call(this.#out),
+      "creating a packed-weights container",
+    );
+    return new OrtHandle(
+      this,
+      "container",
+      this.#takeOut(),
+      (p) => this.#fns.ReleasePrepackedWeightsContainer.call(p),
+    );
+  }
+
+  /**
    * Creates a session from model bytes. `what` names the graph in errors (e.g. "block 3"); a
    * refused graph throws ENGINE_FAILED with onnxruntime's message (which names the node and op).
    */
@@ -408,8 +344,9 @@ export class OrtApi {
     try {
       const o = opts.ptr;
       if (settings.callerOnly) this.check(f.SetIntraOpNumThreads.call(o, 1), "setting intra-op threads");
-      else if (this.globalThreads > 0) this.check(f.DisablePerSessionThreads.call(o), "sharing the pool");
-      else this.check(f.SetIntraOpNumThreads.call(o, settings.intraOpThreads), "setting intra-op threads");
+      else if (this.globalThreads > 0 && !settings.ownPool) {
+        this.check(f.DisablePerSessionThreads.call(o), "sharing the pool");
+      } else this.check(f.SetIntraOpNumThreads.call(o, settings.intraOpThreads), "setting intra-op threads");
       this.check(f.SetInterOpNumThreads.call(o, 1), "setting inter-op threads");
       this.check(f.SetSessionExecutionMode.call(o, 0 /* ORT_SEQUENTIAL */), "setting the execution mode");
       this.check(
@@ -437,8 +374,21 @@ export class OrtApi {
           `adding the ${what} graph's external weights`,
         );
       }
+      for (const { name, value } of settings.shared?.initializers ?? []) {
+        this.check(f.AddInitializer.call(o, cString(name), value.ptr), `sharing the ${what} graph's ${name}`);
+      }
+      const container = settings.shared?.container;
       this.check(
-        f.CreateSessionFromArray.call(env.ptr, model, BigInt(model.byteLength), o, this.#out),
+        container
+          ? f.CreateSessionFromArrayWithPrepackedWeightsContainer.call(
+            env.ptr,
+            model,
+            BigInt(model.byteLength),
+            o,
+            container.ptr,
+            this.#out,
+          )
+          : f.CreateSessionFromArray.call(env.ptr, model, BigInt(model.byteLength), o, this.#out),
         `onnxruntime refused the ${what} graph`,
         "the checkpoint may be malformed or of an unsupported architecture; the message names the node",
       );

@@ -71,13 +71,13 @@ Deno.test("OrtApi: runs into caller-owned outputs in place and releases every ob
   const v = api.tensor(big.subarray(6), [2, 3], TensorType.FLOAT);
   api.run(s, [x], [v]);
   assert.deepEqual([...big], [-1, -1, -1, -1, -1, -1, 11, 3, 4, 5, 6, 7]);
-  assert.deepEqual(api.live, { env: 1, options: 0, session: 1, value: 3, memory: 1 });
+  assert.deepEqual(api.live, { env: 1, options: 0, session: 1, value: 3, memory: 1, container: 0 });
   for (const t of [x, y, v]) t.release();
   x.release(); // twice: nothing
   assert.throws(() => api.run(s, [x], [y]), isCode("ENGINE_FAILED", /used after release/));
   s.release();
   api.dispose();
-  assert.deepEqual(api.live, { env: 0, options: 0, session: 0, value: 0, memory: 0 });
+  assert.deepEqual(api.live, { env: 0, options: 0, session: 0, value: 0, memory: 0, container: 0 });
 });
 
 Deno.test("OrtApi: a refused graph and a failing run are ENGINE_FAILED with onnxruntime's message", async () => {
@@ -126,4 +126,50 @@ Deno.test("pinLibrary keeps the library loaded for good (a Worker's end must not
     Deno.build.os === "linux" || Deno.build.os === "darwin" || Deno.build.os === "windows",
   );
   assert.equal(pinLibrary("/nonexistent/lib.so"), false);
+});
+
+Deno.test("OrtApi: a shared initializer is the caller's memory; a packed-weights container serves two sessions", async () => {
+  const api = OrtApi.load(await resolveOrtLibrary());
+  const graph = (op: "Add" | "MatMul") => {
+    const g = new OnnxGraph(op);
+    g.input("x", DataType.FLOAT, [1, 2]);
+    g.output("y", DataType.FLOAT, [1, 2]);
+    const w = op === "Add"
+      ? g.initializer("w", new Float32Array(2), [1, 2])
+      : g.initializer("w", new Float32Array(4), [2, 2]);
+    g.node(op, ["x", w], ["y"]);
+    return g.toBytes();
+  };
+  const container = api.prepackedContainer();
+  const wAdd = Float32Array.from([10, 20]), wMat = Float32Array.from([1, 2, 3, 4]);
+  const add = api.tensor(wAdd, [1, 2], TensorType.FLOAT), mat = api.tensor(wMat, [2, 2], TensorType.FLOAT);
+  const share = (value: typeof add) => ({ container, initializers: [{ name: "w_0", value }] });
+  const sAdd = api.session(graph("Add"), "add", ["x"], ["y"], { intraOpThreads: 1, shared: share(add) });
+  const s1 = api.session(graph("MatMul"), "matmul 1", ["x"], ["y"], {
+    intraOpThreads: 1,
+    shared: share(mat),
+  });
+  const s2 = api.session(graph("MatMul"), "matmul 2", ["x"], ["y"], {
+    intraOpThreads: 1,
+    shared: share(mat),
+  });
+  const x = api.tensor(Float32Array.from([1, 1]), [1, 2], TensorType.FLOAT);
+  const y = api.tensor(new Float32Array(2), [1, 2], TensorType.FLOAT);
+  try {
+    assert.equal(api.live.container, 1);
+    api.run(sAdd, [x], [y]);
+    assert.deepEqual([...y.data], [11, 21], "the shared values replace the graph's zeros");
+    wAdd[0] = 100;
+    api.run(sAdd, [x], [y]);
+    assert.equal(y.data[0], 101, "the session reads the caller's array, not a copy");
+    for (const s of [s1, s2]) {
+      api.run(s, [x], [y]);
+      assert.deepEqual([...y.data], [4, 6]);
+    }
+  } finally {
+    for (const h of [x, y, sAdd, s1, s2, add, mat]) h.release();
+    container.release(); // after the sessions that point into it
+    api.dispose();
+  }
+  assert.deepEqual(api.live, { env: 0, options: 0, session: 0, value: 0, memory: 0, container: 0 });
 });

@@ -37,6 +37,10 @@ export const OrtApiIndex = {
   AddSessionConfigEntry: 130,
   SetGlobalIntraOpNumThreads: 147,
   SetGlobalSpinControl: 149,
+  AddInitializer: 150,
+  CreatePrepackedWeightsContainer: 166,
+  ReleasePrepackedWeightsContainer: 167,
+  CreateSessionFromArrayWithPrepackedWeightsContainer: 169,
   AddExternalInitializersFromFilesInMemory: 279,
 } as const;
 
@@ -99,6 +103,13 @@ export const FNS = {
   ReleaseThreadingOptions: { parameters: ["pointer"], result: "void" },
   SetGlobalIntraOpNumThreads: { parameters: ["pointer", "i32"], result: STATUS },
   SetGlobalSpinControl: { parameters: ["pointer", "i32"], result: STATUS },
+  AddInitializer: { parameters: ["pointer", "buffer", "pointer"], result: STATUS },
+  CreatePrepackedWeightsContainer: { parameters: ["buffer"], result: STATUS },
+  ReleasePrepackedWeightsContainer: { parameters: ["pointer"], result: "void" },
+  CreateSessionFromArrayWithPrepackedWeightsContainer: {
+    parameters: ["pointer", "buffer", "usize", "pointer", "pointer", "buffer"],
+    result: STATUS,
+  },
   AddExternalInitializersFromFilesInMemory: {
     parameters: ["pointer", "buffer", "buffer", "buffer", "usize"],
     result: STATUS,

@@ -27,8 +27,9 @@ Deno.test("runtime: sessions opened, stepped, rolled back and closed leave no na
     const kept = base.native?.value ?? -1;
     assert.deepEqual(base, {
       sessions: 0,
-      // per block: projection, attention (pool and caller-only), output
-      native: { env: 1, options: 0, session: 2 * 4, value: kept, memory: 1 },
+      // per block: the joined graph, projection, attention (pool and caller-only), output; one
+      // packed-weights container for all of them
+      native: { env: 1, options: 0, session: 2 * 5, value: kept, memory: 1, container: 1 },
     });
     assert.ok(kept > 0 && kept % 5 === 0, `kept scratches: ${kept} tensors`);
     for (let i = 2; i < 40; i++) await cycle(i);

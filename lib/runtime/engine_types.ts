@@ -51,6 +51,11 @@ export interface EngineLoadResult {
   loadMs: number;
   /** Bytes of weights held by the block graphs. */
   weightBytes: number;
+  /**
+   * Blocks whose weight arrays onnxruntime still reads after packing them, so they are held twice
+   * (0 where the platform's kernels pack every matrix; see kv_graphs.ts, `checkWeightsPacked`).
+   */
+  unpackedBlocks?: number;
   /** What the huge-page advice did (absent when the weights were below the threshold). */
   hugePages?: HugePageResult;
   /** Where the compute threads run (`caller CPU 0, pool CPU 1`) or why they are not pinned. */

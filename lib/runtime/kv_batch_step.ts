@@ -101,6 +101,7 @@ export function runSpan(
   units: readonly AttnUnit[],
   scratch: SpanScratch,
 ): Float32Array {
+  if (units.length === 1) return runAlone(api, g, start, end, units[0], scratch);
   const t = scratch.tensors;
   const views: { qkv: OrtTensor; attn: OrtTensor }[] = [];
   try {
@@ -125,6 +126,41 @@ export function runSpan(
       w.qkv.release();
       w.attn.release();
     }
+  }
+}
+
+/**
+ * `runSpan` for one unit (all the scratch's rows): each block's joined graph, one run per block on
+ * its own pool, which spins during the run and parks after it (kv_graphs.ts).
+ */
+function runAlone(
+  api: OrtApi,
+  g: KvGraphs,
+  start: number,
+  end: number,
+  u: AttnUnit,
+  scratch: SpanScratch,
+): Float32Array {
+  const t = scratch.tensors;
+  const made: OrtTensor[] = [];
+  // the joined graph takes [B, S, H]: the scratch's own tensors are [1, rows, H]
+  const view = (x: OrtTensor) => {
+    if (u.rows === 1) return x;
+    const v = api.tensor(x.data, [u.rows, u.tokens, scratch.hidden], TensorType.FLOAT);
+    made.push(v);
+    return v;
+  };
+  try {
+    const ab = [view(t.a), view(t.b)];
+    let x = view(t.input);
+    for (let i = start; i < end; i++) {
+      const j = i - start, y = ab[j % 2], k = u.k(j), v = u.v(j);
+      api.run(g.block(i).block, [x, k, v, ...u.extra], [y, k, v]);
+      x = y;
+    }
+    return x.data as Float32Array;
+  } finally {
+    for (const m of made) m.release();
   }
 }
 

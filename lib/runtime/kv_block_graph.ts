@@ -1,7 +1,7 @@
 /**
  * The ONNX graphs of one transformer block (BLOOM or Llama family), split in three so that one
  * weight pass serves the steps of many inference sessions at once (docs/architecture.md,
- * "Continuous batching"):
+ * "Continuous batching"), and joined again into one (`block`) for a step that runs alone:
  *
  *   proj  hidden [R, S, H] → qkv [R, S, (N + 2·KVH)·d]: the norm and the q|k|v projection. Position-
  *         wise, so the rows of every session of a batch run through it stacked.
@@ -32,11 +32,16 @@ import type { WeightFormat } from "./types.ts";
 /** Element type of the KV cache buffers. */
 export type KvCacheType = "float32" | "float16";
 
-/** A block's three graphs (see the module comment). */
+/**
+ * A block's three graphs (see the module comment), and `block`: the three joined into one graph
+ * (hidden, the attention inputs after qkv → hidden_out, present_key, present_value) for a step that
+ * runs alone — one run, one wake of a pool, instead of three. It holds the same weight arrays.
+ */
 export interface KvBlockGraphs {
   proj: OnnxGraph;
   attn: OnnxGraph;
   out: OnnxGraph;
+  block: OnnxGraph;
 }
 
 /** Input and output names of the three graphs, in the order `run` takes them. */
@@ -51,7 +56,28 @@ export function kvBlockIo(
       outputs: ["attn", "present_key", "present_value"],
     },
     out: { inputs: ["hidden", "attn"], outputs: ["hidden_out"] },
+    block: {
+      inputs: [
+        "hidden",
+        ...(cfg.modelType === "llama" ? [...base, "cos_cache", "sin_cache"] : [...base, "attention_bias"])
+          .slice(1),
+      ],
+      outputs: ["hidden_out", "present_key", "present_value"],
+    },
   };
+}
+
+/**
+ * Joins a block's three graphs into `gs.block` (declared by `declareIo`): the names the graphs pass
+ * between them (and the inputs and outputs) stay; every other name gets its graph's prefix.
+ */
+function joinBlock(cfg: ModelConfig, gs: KvBlockGraphs): KvBlockGraphs {
+  const io = kvBlockIo(cfg);
+  const keep = new Set([...io.attn.inputs, ...io.attn.outputs, "hidden", "hidden_out"]);
+  gs.block.embed(gs.proj, (n) => keep.has(n) ? n : `p/${n}`);
+  gs.block.embed(gs.attn, (n) => keep.has(n) ? n : `a/${n}`);
+  gs.block.embed(gs.out, (n) => keep.has(n) ? n : `o/${n}`);
+  return gs;
 }
 
 /** Width of the packed q|k|v rows the projection graph writes (heads unpadded). */
@@ -66,27 +92,33 @@ function declareIo(cfg: ModelConfig, cache: KvCacheType, stem: string): KvBlockG
   const H = cfg.hiddenSize, KVH = cfg.numKvHeads, D = cacheHeadDim(cfg), A = cfg.numHeads * cfg.headDim;
   const ct = cache === "float16" ? DataType.FLOAT16 : DataType.FLOAT;
   const proj = new OnnxGraph(`${stem}_proj`), attn = new OnnxGraph(`${stem}_attn`);
-  const out = new OnnxGraph(`${stem}_out`);
+  const out = new OnnxGraph(`${stem}_out`), block = new OnnxGraph(`${stem}_block`);
   proj.input("hidden", DataType.FLOAT, ["R", "S", H]);
   proj.output("qkv", DataType.FLOAT, ["R", "S", qkvWidth(cfg)]);
+  block.input("hidden", DataType.FLOAT, ["B", "S", H]);
   attn.input("qkv", DataType.FLOAT, ["B", "S", qkvWidth(cfg)]);
-  attn.input("past_key", ct, ["B", KVH, "L", D]);
-  attn.input("past_value", ct, ["B", KVH, "L", D]);
-  attn.input("seqlens_k", DataType.INT32, ["B"]);
-  attn.input("total_length", DataType.INT32, []);
-  if (cfg.modelType === "llama") {
-    attn.input("cos_cache", ct, ["P", cfg.headDim / 2]);
-    attn.input("sin_cache", ct, ["P", cfg.headDim / 2]);
-  } else {
-    attn.input("attention_bias", DataType.FLOAT, [1, cfg.numHeads, "S", "T"]);
+  for (const g of [attn, block]) {
+    g.input("past_key", ct, ["B", KVH, "L", D]);
+    g.input("past_value", ct, ["B", KVH, "L", D]);
+    g.input("seqlens_k", DataType.INT32, ["B"]);
+    g.input("total_length", DataType.INT32, []);
+    if (cfg.modelType === "llama") {
+      g.input("cos_cache", ct, ["P", cfg.headDim / 2]);
+      g.input("sin_cache", ct, ["P", cfg.headDim / 2]);
+    } else {
+      g.input("attention_bias", DataType.FLOAT, [1, cfg.numHeads, "S", "T"]);
+    }
   }
   attn.output("attn", DataType.FLOAT, ["B", "S", A]);
-  attn.output("present_key", ct, ["B", KVH, "L", D]);
-  attn.output("present_value", ct, ["B", KVH, "L", D]);
+  block.output("hidden_out", DataType.FLOAT, ["B", "S", H]);
+  for (const g of [attn, block]) {
+    g.output("present_key", ct, ["B", KVH, "L", D]);
+    g.output("present_value", ct, ["B", KVH, "L", D]);
+  }
   out.input("hidden", DataType.FLOAT, ["R", "S", H]);
   out.input("attn", DataType.FLOAT, ["R", "S", A]);
   out.output("hidden_out", DataType.FLOAT, ["R", "S", H]);
-  return { proj, attn, out };
+  return { proj, attn, out, block };
 }
 
 /**
@@ -372,9 +404,12 @@ export function buildKvBlockGraph(
   format: WeightFormat,
   cache: KvCacheType,
 ): KvBlockGraphs {
-  return cfg.modelType === "bloom"
-    ? buildBloomKvBlock(cfg, t, format, cache)
-    : buildLlamaKvBlock(cfg, t, format, cache);
+  return joinBlock(
+    cfg,
+    cfg.modelType === "bloom"
+      ? buildBloomKvBlock(cfg, t, format, cache)
+      : buildLlamaKvBlock(cfg, t, format, cache),
+  );
 }
 
 /**

@@ -118,10 +118,21 @@ export class KvEngine implements Engine {
           pinThisThread(pin.plan.caller);
         }
       }
+      const plan = pin?.plan;
       await this.#g.load(api, req, cfg, tensors, {
         cacheType: this.#cacheType,
         maxLength: this.#maxLength,
         settings: engineSettings(threads),
+        ownPool: plan?.workers.length
+          ? (make) => {
+            pinThisThread(plan.workers);
+            try {
+              return make();
+            } finally {
+              pinThisThread(plan.caller);
+            }
+          }
+          : undefined,
       });
     } catch (err) {
       await this.dispose();
@@ -135,6 +146,7 @@ export class KvEngine implements Engine {
     return {
       loadMs: performance.now() - t0,
       weightBytes,
+      unpackedBlocks: this.#g.unpackedBlocks,
       hugePages,
       pinning: pin?.said,
       ...(pin?.plan ? { pinnedCpus: [pin.plan.caller, ...pin.plan.workers] } : {}),

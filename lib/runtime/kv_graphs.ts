@@ -9,22 +9,35 @@ import { RuntimeError } from "../errors.ts";
 import { alibiSlopes, blockTensorNames } from "./block_graph.ts";
 import type { EngineLoadRequest } from "./engine_types.ts";
 import { buildEmbedGraph, buildLogitsGraph, headTensorNames } from "./head_graph.ts";
-import { buildKvBlockGraph, kvBlockIo, type KvCacheType, ropeTables, toFloat16 } from "./kv_block_graph.ts";
+import {
+  alibiBias,
+  buildKvBlockGraph,
+  cacheHeadDim,
+  type KvBlockGraphs,
+  kvBlockIo,
+  type KvCacheType,
+  qkvWidth,
+  ropeTables,
+  toFloat16,
+} from "./kv_block_graph.ts";
 import type { ModelConfig } from "./model_config.ts";
 import {
   type OrtApi,
+  type OrtHandle,
   type OrtSession,
   type OrtSessionSettings,
   type OrtTensor,
   TensorType,
+  type TensorTypeId,
 } from "./native/ort_api.ts";
 import type { CheckpointTensors } from "./safetensors.ts";
 
 /**
  * Intra-op threads spin while a run is in progress and `force_spinning_stop` parks them as soon
- * as it returns, so an idle pool never competes for the cores (see docs/architecture.md). The pool
- * is the engine's one shared pool (`OrtApi.globalThreads`); its threads get their CPUs where the
- * engine makes it (`KvEngine.load`), the calling thread in `pinEngineThread`.
+ * as it returns, so an idle pool never competes for the cores (see docs/architecture.md). That
+ * holds for the pools sessions have of their own (the joined block graphs); the split graphs run on
+ * the engine's shared pool (`OrtApi.globalThreads`), which never spins. Pool threads get their CPUs
+ * where the engine makes them (`KvEngine.load`), the calling thread in `pinEngineThread`.
  */
 export function engineSettings(threads: number): OrtSessionSettings {
   return {
@@ -42,10 +55,17 @@ export interface KvGraphOptions {
   readonly cacheType: KvCacheType;
   readonly maxLength: number;
   readonly settings: OrtSessionSettings;
+  /**
+   * Runs `make` where a session's own pool may be made: its threads inherit the calling thread's
+   * CPUs (the engine pins it to the pool's CPUs meanwhile; see `KvEngine.load`).
+   */
+  readonly ownPool?: <T>(make: () => T) => T;
 }
 
-/** A block's three sessions (kv_block_graph.ts). */
+/** A block's sessions (kv_block_graph.ts). */
 export interface BlockSessions {
+  /** The joined graph, for a step that runs alone: one run on a pool of its own that spins during it. */
+  block: OrtSession;
   proj: OrtSession;
   attn: OrtSession;
   /**
@@ -55,6 +75,11 @@ export interface BlockSessions {
    */
   attn1: OrtSession;
   out: OrtSession;
+  /**
+   * Tensors over the weight matrices the sessions share, kept only where onnxruntime still reads
+   * them after packing (`checkWeightsPacked`); empty when it does not.
+   */
+  weights: OrtTensor[];
 }
 
 /** The loaded graphs; `release()` frees every native object they hold. */
@@ -69,6 +94,10 @@ export class KvGraphs {
   /** Bytes of the blocks' weights, and of the head's. */
   weightBytes = 0;
   headBytes = 0;
+  /** Blocks whose weight arrays onnxruntime still reads after packing (kept alive, so twice the bytes). */
+  unpackedBlocks = 0;
+  /** Packed weights shared by the joined and the split graphs of each block. */
+  #container?: OrtHandle;
 
   /** The sessions of block `i`; `BAD_SPAN` when it is not loaded. */
   block(i: number): BlockSessions {
@@ -96,28 +125,13 @@ export class KvGraphs {
     if (req.start !== undefined && req.end !== undefined) {
       if (cfg.modelType === "llama") this.rope = ropeTensors(api, cfg, o);
       else this.slopes = Float32Array.from(alibiSlopes(cfg.numHeads));
-      const io = kvBlockIo(cfg);
+      this.#container ??= api.prepackedContainer();
       for (let i = req.start; i < req.end; i++) {
         const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
         for (const n of blockTensorNames(cfg)) t.set(n, await tensors.read(`${req.blockPrefix}${i}.${n}`));
-        const graphs = buildKvBlockGraph(cfg, t, req.weights, o.cacheType);
-        const made: Partial<BlockSessions> = {};
-        try {
-          for (const part of ["proj", "attn", "attn1", "out"] as const) {
-            const base = part === "attn1" ? "attn" : part, graph = graphs[base];
-            if (part === base) this.weightBytes += graph.weightBytes;
-            const enc = graph.encode({ externalAbove: 2 ** 20 });
-            made[part] = api.session(enc.model, `block ${i} ${part}`, io[base].inputs, io[base].outputs, {
-              ...o.settings,
-              callerOnly: part === "attn1",
-              externalData: enc.externalData,
-            });
-          }
-        } catch (err) {
-          for (const m of Object.values(made)) m.release();
-          throw err;
-        }
-        this.blocks.set(i, made as BlockSessions);
+        const s = this.#loadBlock(api, cfg, buildKvBlockGraph(cfg, t, req.weights, o.cacheType), i, o);
+        this.blocks.set(i, s);
+        if (!checkWeightsPacked(api, cfg, s, this.probe(api, cfg, o))) this.unpackedBlocks++;
       }
     }
     if (req.head) {
@@ -142,10 +156,91 @@ export class KvGraphs {
     }
   }
 
+  /**
+   * Block `i`'s sessions from its graphs. The weight matrices (those of the projection and output
+   * graphs, which the joined graph holds too) go to every session as the same tensors over the same
+   * arrays, and their packed form into one container: the block's weights take their bytes once.
+   */
+  #loadBlock(
+    api: OrtApi,
+    cfg: ModelConfig,
+    graphs: KvBlockGraphs,
+    i: number,
+    o: KvGraphOptions,
+  ): BlockSessions {
+    const io = kvBlockIo(cfg);
+    const made: Partial<BlockSessions> = { weights: [] };
+    try {
+      const split: Record<"proj" | "out", { name: string; value: OrtTensor }[]> = { proj: [], out: [] };
+      const joined: { name: string; value: OrtTensor }[] = [];
+      for (const [part, prefix] of [["proj", "p/"], ["out", "o/"]] as const) {
+        for (const m of graphs[part].matrices()) {
+          const value = api.tensor(m.data, m.dims, m.type as TensorTypeId);
+          made.weights!.push(value);
+          split[part].push({ name: m.name, value });
+          joined.push({ name: prefix + m.name, value });
+        }
+      }
+      const container = this.#container!;
+      for (const part of ["block", "proj", "attn", "attn1", "out"] as const) {
+        const base = part === "attn1" ? "attn" : part, graph = graphs[base];
+        if (part === "proj" || part === "attn" || part === "out") this.weightBytes += graph.weightBytes;
+        const enc = graph.encode({ externalAbove: 2 ** 20 });
+        const initializers = part === "block" ? joined : part === "proj" || part === "out" ? split[part] : [];
+        const make = () =>
+          api.session(enc.model, `block ${i} ${part}`, io[base].inputs, io[base].outputs, {
+            ...o.settings,
+            callerOnly: part === "attn1",
+            ownPool: part === "block",
+            externalData: enc.externalData,
+            ...(initializers.length ? { shared: { container, initializers } } : {}),
+          });
+        made[part] = part === "block" && o.ownPool ? o.ownPool(make) : make();
+      }
+      return made as BlockSessions;
+    } catch (err) {
+      for (const m of [made.block, made.proj, made.attn, made.attn1, made.out]) m?.release();
+      for (const w of made.weights!) w.release();
+      throw err;
+    }
+  }
+
+  /** Inputs for `checkWeightsPacked`: the caches, then seqlens_k, total_length and the rest. */
+  probe(api: OrtApi, cfg: ModelConfig, o: KvGraphOptions): BlockProbe {
+    const half = o.cacheType === "float16";
+    return {
+      tokens: Math.min(5, o.maxLength),
+      inputs: (s, own) => {
+        const keep = (x: OrtTensor) => (own.push(x), x);
+        const shape = [1, cfg.numKvHeads, s, cacheHeadDim(cfg)], n = shape.reduce((a, b) => a * b, 1);
+        const cache = () =>
+          keep(
+            half
+              ? api.tensor(new Uint16Array(n), shape, TensorType.FLOAT16)
+              : api.tensor(new Float32Array(n), shape, TensorType.FLOAT),
+          );
+        const caches = [cache(), cache()];
+        const seq = keep(api.tensor(Int32Array.of(s - 1), [1], TensorType.INT32));
+        const total = keep(api.tensor(Int32Array.of(s), [], TensorType.INT32));
+        if (this.rope) return [...caches, seq, total, this.rope.cos, this.rope.sin];
+        const bias = keep(
+          api.tensor(alibiBias(this.slopes!, s, s), [1, cfg.numHeads, s, s], TensorType.FLOAT),
+        );
+        return [...caches, seq, total, bias];
+      },
+    };
+  }
+
   /** Releases every session and shared tensor (idempotent). */
   release(): void {
-    for (const b of this.blocks.values()) for (const s of [b.proj, b.attn, b.attn1, b.out]) s.release();
+    for (const b of this.blocks.values()) {
+      for (const s of [b.block, b.proj, b.attn, b.attn1, b.out]) s.release();
+      for (const w of b.weights) w.release();
+    }
     this.blocks.clear();
+    // after the sessions: they point into it
+    this.#container?.release();
+    this.#container = undefined;
     this.embed?.release();
     this.logits?.release();
     this.embed = this.logits = undefined;
@@ -155,6 +250,73 @@ export class KvGraphs {
   }
 }
 
+/** Probe inputs of a block: `inputs(s, own)` makes the caches and the rest for `s` tokens (new tensors to `own`). */
+export interface BlockProbe {
+  readonly tokens: number;
+  readonly inputs: (tokens: number, own: OrtTensor[]) => OrtTensor[];
+}
+
+/**
+ * Whether onnxruntime, having packed block `s`'s shared weight matrices, no longer reads the arrays
+ * they came from. Runs the joined and the split graphs on a probe (one token, then a few), fills the
+ * arrays with garbage and runs again: the same bits mean nothing reads them, and their tensors are
+ * released (the arrays then go with the graphs' garbage), so the weights take their packed bytes
+ * only. Otherwise the arrays get their values back and stay alive with the sessions.
+ */
+export function checkWeightsPacked(
+  api: OrtApi,
+  cfg: ModelConfig,
+  s: BlockSessions,
+  probe: BlockProbe,
+): boolean {
+  if (!s.weights.length) return true;
+  const before = probeBlock(api, cfg, s, probe);
+  const saved = s.weights.map((w) => w.data.slice());
+  for (const w of s.weights) {
+    if (w.data instanceof Float32Array) w.data.fill(NaN);
+    else (w.data as Int8Array).fill(77);
+  }
+  const after = probeBlock(api, cfg, s, probe);
+  const same = before.every((x, i) => x.every((v, j) => Object.is(v, after[i][j])));
+  if (same) {
+    for (const w of s.weights) w.release();
+    s.weights = [];
+    return true;
+  }
+  s.weights.forEach((w, i) => (w.data as Float32Array).set(saved[i] as Float32Array));
+  return false;
+}
+
+/** The joined and the split graphs' outputs for the probe's token counts (fresh caches each). */
+function probeBlock(api: OrtApi, cfg: ModelConfig, s: BlockSessions, probe: BlockProbe): Float32Array[] {
+  const H = cfg.hiddenSize, A = cfg.numHeads * cfg.headDim, W = qkvWidth(cfg);
+  const outs: Float32Array[] = [];
+  for (const n of new Set([1, probe.tokens])) {
+    const own: OrtTensor[] = [];
+    const t = (w: number, fill?: (j: number) => number) => {
+      const a = new Float32Array(n * w);
+      if (fill) a.forEach((_, j) => a[j] = fill(j));
+      const x = api.tensor(a, [1, n, w], TensorType.FLOAT);
+      own.push(x);
+      return x;
+    };
+    try {
+      const hidden = t(H, (j) => Math.sin(j * 0.37));
+      const [k1, v1, ...rest1] = probe.inputs(n, own);
+      const y1 = t(H);
+      api.run(s.block, [hidden, k1, v1, ...rest1], [y1, k1, v1]);
+      const [k2, v2, ...rest2] = probe.inputs(n, own);
+      const qkv = t(W), attn = t(A), y2 = t(H);
+      api.run(s.proj, [hidden], [qkv]);
+      api.run(s.attn, [qkv, k2, v2, ...rest2], [attn, k2, v2]);
+      api.run(s.out, [hidden, attn], [y2]);
+      outs.push(y1.data as Float32Array, y2.data as Float32Array);
+    } finally {
+      for (const x of own) x.release();
+    }
+  }
+  return outs;
+}
 /** Llama's RoPE tables for `maxLength` positions, in the caches' element type. */
 function ropeTensors(
   api: OrtApi,

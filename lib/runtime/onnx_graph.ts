@@ -284,6 +284,24 @@ export class OnnxGraph {
     return name;
   }
 
+  /**
+   * Appends `other`'s nodes and initializers with every value name passed through `rename` (its
+   * declared inputs and outputs are not copied: declare them here). Initializer data is shared,
+   * not copied.
+   */
+  embed(other: OnnxGraph, rename: (name: string) => string): void {
+    const r = (n: string) => n === "" ? "" : rename(n);
+    for (const n of other.#nodes) {
+      this.#nodes.push({ ...n, inputs: n.inputs.map(r), outputs: n.outputs.map(r), name: rename(n.name) });
+    }
+    for (const t of other.#inits) this.#inits.push({ ...t, name: rename(t.name) });
+  }
+
+  /** The initializers of rank 2 (linear layers' matrices), in the order they were added. */
+  matrices(): { name: string; type: DataTypeId; dims: readonly number[]; data: TensorData }[] {
+    return this.#inits.filter((t) => t.dims.length === 2).map((t) => ({ ...t }));
+  }
+
   /** Adds a node; returns its output names (fresh ones when a count is given). */
   node(
     op: string,

@@ -61,3 +61,27 @@ Deno.test("OnnxGraph: weights as in-memory external data load and compute the sa
   const y = await runOnce(enc.model, Float32Array.from([1, 1, 1, 1]), [1, 4], [1, 2], enc.externalData);
   assert.deepEqual(Array.from(y), [16, 20]);
 });
+
+Deno.test("OnnxGraph.embed: two graphs joined into one compute what they compute in turn; matrices() lists rank-2 weights", async () => {
+  const first = new OnnxGraph("first"), second = new OnnxGraph("second");
+  first.input("x", DataType.FLOAT, [1, 2]);
+  first.output("mid", DataType.FLOAT, [1, 2]);
+  const w = Float32Array.from([1, 2, 3, 4]);
+  first.node("MatMul", ["x", first.initializer("w", w, [2, 2])], ["mid"]);
+  second.input("mid", DataType.FLOAT, [1, 2]);
+  second.output("y", DataType.FLOAT, [1, 2]);
+  // the same fresh names in both graphs ("w_0"): the prefixes keep them apart
+  second.node("Add", ["mid", second.initializer("w", Float32Array.from([10, 20]), [2])], ["y"]);
+  assert.deepEqual(first.matrices().map((m) => [m.name, m.dims]), [["w_0", [2, 2]]]);
+  assert.equal(first.matrices()[0].data, w, "the data is the graph's own array, not a copy");
+  assert.deepEqual(second.matrices(), []);
+  const joined = new OnnxGraph("joined");
+  joined.input("x", DataType.FLOAT, [1, 2]);
+  joined.output("y", DataType.FLOAT, [1, 2]);
+  const keep = (prefix: string) => (n: string) => ["x", "mid", "y"].includes(n) ? n : prefix + n;
+  joined.embed(first, keep("a/"));
+  joined.embed(second, keep("b/"));
+  assert.deepEqual(joined.matrices().map((m) => m.name), ["a/w_0"]);
+  const y = await runOnce(joined.toBytes(), Float32Array.from([1, 1]), [1, 2], [1, 2]);
+  assert.deepEqual(Array.from(y), [1 + 3 + 10, 2 + 4 + 20]);
+});

@@ -6,6 +6,11 @@
  * still lists servers that died minutes ago (their records have not expired) does not spend a
  * step's retries on them one after another once their bans lapse; they are still used when
  * nothing else covers the blocks.
+ *
+ * The list is bounded: a hostile or churning swarm can make a client fail against any number of peer
+ * ids. A peer's record is forgotten once it has been neither banned nor suspect for `forgetMs`
+ * (default: twice the longest ban or suspicion), and beyond `maxPeers` records the one that failed
+ * longest ago goes first.
  * @module
  */
 import { PlumiseError } from "../../errors.ts";
@@ -19,6 +24,10 @@ export interface BanListOptions {
   readonly maxMs?: number;
   /** How long a peer stays suspect after its last failure, in ms (default 10 min). */
   readonly suspectMs?: number;
+  /** How long a record outlives its ban and suspicion, in ms (default 2 × max(maxMs, suspectMs)). */
+  readonly forgetMs?: number;
+  /** Most peers remembered (default 10 000). */
+  readonly maxPeers?: number;
   readonly now?: () => number;
 }
 
@@ -35,6 +44,9 @@ export class BanList {
   readonly #maxMs: number;
   readonly #suspectMs: number;
   readonly #now: () => number;
+  readonly #forgetMs: number;
+  readonly #maxPeers: number;
+  /** By last failure, oldest first (`ban` moves a peer to the end). */
   readonly #bans = new Map<string, Ban>();
 
   constructor(options: BanListOptions = {}) {
@@ -43,6 +55,8 @@ export class BanList {
     this.#maxMs = options.maxMs ?? 15 * 60_000;
     this.#suspectMs = options.suspectMs ?? 10 * 60_000;
     this.#now = options.now ?? Date.now;
+    this.#forgetMs = options.forgetMs ?? 2 * Math.max(this.#maxMs, this.#suspectMs);
+    this.#maxPeers = Math.max(1, options.maxPeers ?? 10_000);
   }
 
   /** Bans `peerId` after a failure; returns the ban length in ms. */
@@ -51,8 +65,26 @@ export class BanList {
     const failures = (b?.failures ?? 0) + 1;
     const ms = Math.min(this.#maxMs, this.#initialMs * this.#factor ** (failures - 1));
     const now = this.#now();
+    this.#bans.delete(peerId);
     this.#bans.set(peerId, { failures, until: now + ms, last: now });
+    this.#prune(now);
     return ms;
+  }
+
+  /** Peers remembered (banned, suspect, or failed within `forgetMs` of either ending). */
+  get size(): number {
+    return this.#bans.size;
+  }
+
+  /** Drops records past `forgetMs`, then the oldest failures beyond `maxPeers` (the map is in failure order). */
+  #prune(now: number): void {
+    for (const [p, b] of this.#bans) {
+      if (now >= Math.max(b.until, b.last + this.#suspectMs) + this.#forgetMs) this.#bans.delete(p);
+    }
+    for (const p of this.#bans.keys()) {
+      if (this.#bans.size <= this.#maxPeers) break;
+      this.#bans.delete(p);
+    }
   }
 
   /** Forgets the failures of `peerId` (after a successful request). */

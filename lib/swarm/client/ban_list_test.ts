@@ -71,3 +71,24 @@ Deno.test("BanList.routeAround skips suspects while the rest covers the blocks, 
     "other errors are not retried",
   );
 });
+
+Deno.test("BanList stays bounded: records are forgotten after forgetMs, and the oldest go beyond maxPeers", () => {
+  let now = 0;
+  const bans = new BanList({ now: () => now, suspectMs: 1_000, forgetMs: 10_000, maxPeers: 3 });
+  for (const p of ["a", "b", "c", "d", "e"]) bans.ban(p);
+  assert.equal(bans.size, 3, "a flood of failing peer ids keeps maxPeers records");
+  assert.equal(bans.failures("a"), 0, "the oldest were dropped");
+  assert.equal(bans.isBanned("e"), true, "the newest are kept");
+  bans.ban("c"); // c failed again: now the newest
+  bans.ban("f");
+  assert.equal(bans.failures("c"), 2, "a peer that failed again moved to the end and stayed");
+  assert.equal(bans.failures("d"), 0);
+  now = 15_000 + 1_000 + 10_000; // ban (15 s) and suspicion ended, then forgetMs
+  assert.equal(bans.failures("f"), 1, "nothing is dropped until the next failure");
+  bans.ban("g");
+  assert.equal(bans.size, 2, "expired records went with it");
+  assert.equal(bans.failures("c"), 2, "c's second ban (30 s) has not ended forgetMs ago");
+  assert.equal(bans.failures("g"), 1);
+  // with the defaults, a forgotten peer starts its backoff again
+  assert.equal(new BanList().size, 0);
+});

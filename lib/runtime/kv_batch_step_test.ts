@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { RuntimeError } from "../errors.ts";
-import { makeBloomCheckpoint, makeLlamaCheckpoint } from "../../tests/helpers/checkpoint_fixture.ts";
+import {
+  makeBloomCheckpoint,
+  makeLlamaCheckpoint,
+  makeQwen3Checkpoint,
+} from "../../tests/helpers/checkpoint_fixture.ts";
 import { maxAbsDiff } from "../../tests/helpers/runtime_reference.ts";
 import { fakeHidden } from "../testing/mod.ts";
 import type { EngineTensor, StepRequest } from "./engine_types.ts";
@@ -17,7 +21,7 @@ type Op = { t: number; from?: number } | "bad" | "close";
 function scripts(n: number): Op[][] {
   const out: Op[][] = [];
   for (let i = 0; i < n; i++) {
-    const ops: Op[] = [{ t: 2 + 3 * i }];
+    const ops: Op[] = [{ t: 2 + 3 * (i % 7) }];
     for (let r = 1; r < 6; r++) ops.push({ t: 1 });
     out.push(ops);
   }
@@ -31,13 +35,19 @@ function scripts(n: number): Op[][] {
 
 const batchOf = (i: number) => i === 1 ? 2 : 1;
 
-for (const family of ["bloom", "llama"] as const) {
-  Deno.test(`KvEngine.stepMany (${family}): 2–8 sessions of ragged lengths get their numbers alone (fp32 ≤ 1e-5)`, async () => {
-    const ck = family === "bloom"
-      ? await makeBloomCheckpoint({ numLayers: 2 })
-      : await makeLlamaCheckpoint({ numLayers: 2 });
+const checkpoint = (family: "bloom" | "llama" | "qwen3") =>
+  family === "bloom"
+    ? makeBloomCheckpoint({ numLayers: 2 })
+    : family === "qwen3"
+    ? makeQwen3Checkpoint({ numLayers: 2 })
+    : makeLlamaCheckpoint({ numLayers: 2 });
+
+for (const family of ["bloom", "llama", "qwen3"] as const) {
+  Deno.test(`KvEngine.stepMany (${family}): 2–11 sessions of ragged lengths get their numbers alone (fp32 ≤ 1e-5)`, async () => {
+    const ck = await checkpoint(family);
     await withEngine(ck, { head: true }, async (e, L, H) => {
-      for (const n of [2, 5, 8]) {
+      // 11: more sessions than one batch of 8, prompts and decode steps mixed
+      for (const n of [2, 5, 8, 11]) {
         const plan = scripts(n);
         const input = (i: number, r: number, t: number): EngineTensor => ({
           ...fakeHidden(batchOf(i), t, H, 100 * i + r + n),
@@ -102,9 +112,7 @@ for (const family of ["bloom", "llama"] as const) {
   });
 
   Deno.test(`KvEngine.stepMany (${family}): greedy tokens of 4 sessions batched are those of each alone`, async () => {
-    const ck = family === "bloom"
-      ? await makeBloomCheckpoint({ numLayers: 2 })
-      : await makeLlamaCheckpoint({ numLayers: 2 });
+    const ck = await checkpoint(family);
     await withEngine(ck, { head: true }, async (e, L) => {
       const V = e.cfg!.vocabSize;
       const prompts = [[1, 5, 9], [3], [7, 2, 2, 8, 4, 6], [11, 4]].map((p) => p.map((x) => x % V));

@@ -33,6 +33,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { MAX_SEMI_SPACE_MIB } from "../lib/cli/v8_flags.ts";
 import { fakeHidden } from "../lib/testing/mod.ts";
 import { DataType, OnnxGraph } from "../lib/runtime/onnx_graph.ts";
 import { createBlockRuntime, type OnnxBlockRuntime } from "../lib/runtime/onnx_block_runtime.ts";
@@ -295,7 +296,9 @@ async function child(args: string[]): Promise<unknown> {
       "run",
       "--allow-all",
       "--quiet",
-      "--v8-flags=--expose-gc",
+      // the binary's young-generation cap (lib/cli/v8_flags.ts): without it the RSS cycle measures
+      // mostly how far V8 let each isolate's young generation grow
+      `--v8-flags=--expose-gc,--max-semi-space-size=${MAX_SEMI_SPACE_MIB}`,
       new URL(import.meta.url).pathname,
       ...args,
     ],

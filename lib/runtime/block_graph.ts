@@ -39,12 +39,25 @@ export function need(t: BlockTensors, name: string, shape: readonly number[]): F
   return x.data;
 }
 
+/**
+ * Side of the square tiles the transposes below work in: a tile's reads and writes stay within a few
+ * cache lines per row, where writing a whole column at a stride of `rows` missed the cache on every
+ * element (a Qwen3-32B block's matrices took seconds).
+ */
+const TILE = 64;
+
 /** [out, in] row-major → [in, out] row-major. */
 export function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(w.length);
-  for (let r = 0; r < rows; r++) {
-    const base = r * cols;
-    for (let c = 0; c < cols; c++) out[c * rows + r] = w[base + c];
+  for (let r0 = 0; r0 < rows; r0 += TILE) {
+    const r1 = Math.min(rows, r0 + TILE);
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const c1 = Math.min(cols, c0 + TILE);
+      for (let c = c0; c < c1; c++) {
+        const o = c * rows;
+        for (let r = r0; r < r1; r++) out[o + r] = w[r * cols + c];
+      }
+    }
   }
   return out;
 }
@@ -56,15 +69,31 @@ export function quantizeInt8(
   cols: number,
 ): { q: Int8Array; scale: Float32Array } {
   const q = new Int8Array(w.length);
-  const scale = new Float32Array(rows);
+  // the divisors in float64, as computed (the stored scales are rounded to float32)
+  const scale = new Float32Array(rows), div = new Float64Array(rows);
   for (let r = 0; r < rows; r++) {
     let m = 0;
     const base = r * cols;
-    for (let c = 0; c < cols; c++) m = Math.max(m, Math.abs(w[base + c]));
+    for (let c = 0; c < cols; c++) {
+      const a = Math.abs(w[base + c]);
+      if (a > m) m = a;
+    }
     const s = m > 0 ? m / 127 : 1;
     scale[r] = s;
-    for (let c = 0; c < cols; c++) {
-      q[c * rows + r] = Math.max(-127, Math.min(127, Math.round(w[base + c] / s)));
+    div[r] = s;
+  }
+  for (let r0 = 0; r0 < rows; r0 += TILE) {
+    const r1 = Math.min(rows, r0 + TILE);
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const c1 = Math.min(cols, c0 + TILE);
+      for (let c = c0; c < c1; c++) {
+        const o = c * rows;
+        for (let r = r0; r < r1; r++) {
+          // Math.round's result (halves up) for |x| far below 2^52, without its cost
+          const x = Math.floor(w[r * cols + c] / div[r] + 0.5);
+          q[o + r] = x > 127 ? 127 : x < -127 ? -127 : x;
+        }
+      }
     }
   }
   return { q, scale };

@@ -28,6 +28,24 @@ Deno.test("quantizeInt8: per-output-channel symmetric, transposed to [in, out], 
   assert.deepEqual(Array.from(transpose2d(Float32Array.from([1, 2, 3, 4, 5, 6]), 2, 3)), [1, 4, 2, 5, 3, 6]);
 });
 
+Deno.test("transpose2d and quantizeInt8 work in tiles: the same as element by element on sizes across tile edges", () => {
+  for (const [rows, cols] of [[1, 1], [70, 131], [64, 64], [129, 3], [5, 200]]) {
+    const w = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 5)));
+    const t = transpose2d(w, rows, cols), { q, scale } = quantizeInt8(w, rows, cols);
+    for (let r = 0; r < rows; r++) {
+      let m = 0;
+      for (let c = 0; c < cols; c++) m = Math.max(m, Math.abs(w[r * cols + c]));
+      const s = m > 0 ? m / 127 : 1;
+      assert.equal(scale[r], Math.fround(s));
+      for (let c = 0; c < cols; c++) {
+        assert.equal(t[c * rows + r], w[r * cols + c], `transpose ${rows}×${cols} at ${r},${c}`);
+        const want = Math.max(-127, Math.min(127, Math.round(w[r * cols + c] / s)));
+        assert.equal(q[c * rows + r], want + 0, `quantize ${rows}×${cols} at ${r},${c}`);
+      }
+    }
+  }
+});
+
 Deno.test("qwen3 blocks need q_norm and k_norm of shape [head_dim]; a missing or misshapen one is named", () => {
   const cfg = parseModelConfig({
     model_type: "qwen3",

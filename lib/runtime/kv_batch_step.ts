@@ -113,8 +113,8 @@ export function runSpan(
       api.run(blk.proj, [x], [t.qkv]);
       for (let n = 0; n < units.length; n++) {
         const u = units[n], j = i - start, k = u.k(j), v = u.v(j);
-        // a session alone uses the pool for its attention; in a batch each runs on this thread
-        const attn = u.tokens === 1 && units.length > 1 ? blk.attn1 : blk.attn;
+        // a batch's decode steps run their attention on this thread, prompt chunks on the pool
+        const attn = u.tokens === 1 ? blk.attn1 : blk.attn;
         api.run(attn, [views[n].qkv, k, v, ...u.extra], [views[n].attn, k, v]);
       }
       api.run(blk.out, [x, t.attn], [y]);

@@ -67,6 +67,9 @@ export function kvBlockIo(
   };
 }
 
+/** What `joinBlock` puts before the names of each graph's own values and weights in the joined graph. */
+export const JOINED_PREFIX = { proj: "p/", attn: "a/", out: "o/" } as const;
+
 /**
  * Joins a block's three graphs into `gs.block` (declared by `declareIo`): the names the graphs pass
  * between them (and the inputs and outputs) stay; every other name gets its graph's prefix.
@@ -74,9 +77,9 @@ export function kvBlockIo(
 function joinBlock(cfg: ModelConfig, gs: KvBlockGraphs): KvBlockGraphs {
   const io = kvBlockIo(cfg);
   const keep = new Set([...io.attn.inputs, ...io.attn.outputs, "hidden", "hidden_out"]);
-  gs.block.embed(gs.proj, (n) => keep.has(n) ? n : `p/${n}`);
-  gs.block.embed(gs.attn, (n) => keep.has(n) ? n : `a/${n}`);
-  gs.block.embed(gs.out, (n) => keep.has(n) ? n : `o/${n}`);
+  for (const part of ["proj", "attn", "out"] as const) {
+    gs.block.embed(gs[part], (n) => keep.has(n) ? n : JOINED_PREFIX[part] + n);
+  }
   return gs;
 }
 

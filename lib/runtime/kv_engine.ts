@@ -12,7 +12,7 @@
  * @module
  */
 import { RuntimeError } from "../errors.ts";
-import { pinEngineThread, pinThisThread } from "./_cpu_affinity.ts";
+import { pinEngineThread, type PinPlan, pinThisThread } from "./_cpu_affinity.ts";
 import { type CacheArray, CachePool } from "./kv_cache_pool.ts";
 import { engineSettings, KvGraphs } from "./kv_graphs.ts";
 import { type KvSession, prepareStep, releaseSession } from "./kv_session.ts";
@@ -30,6 +30,41 @@ import { type AttnUnit, runSpan, ScratchCache, SpanScratch } from "./kv_batch_st
 import { type ModelConfig, parseModelConfig } from "./model_config.ts";
 import { OrtApi, type OrtSession, type OrtTensor, TensorType } from "./native/ort_api.ts";
 import { CheckpointTensors } from "./safetensors.ts";
+
+/**
+ * Makes a session with this thread pinned to the pool's CPUs, so its own pool's threads inherit
+ * them, then pins it back; a session made but not handed back (the second pin failed) is released.
+ */
+function pinnedWhile(plan: PinPlan, make: () => OrtSession): OrtSession {
+  const pin = (cpus: number | readonly number[]) => {
+    try {
+      pinThisThread(cpus);
+    } catch (err) {
+      throw new RuntimeError(
+        "BAD_PINNING",
+        `pinning the engine's threads to CPU ${cpus}: ${(err as Error).message}`,
+        {
+          hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
+          cause: err,
+        },
+      );
+    }
+  };
+  pin(plan.workers);
+  let made: OrtSession | undefined;
+  try {
+    made = make();
+  } finally {
+    try {
+      pin(plan.caller);
+    } catch (err) {
+      made?.release();
+      // deno-lint-ignore no-unsafe-finally
+      throw err;
+    }
+  }
+  return made;
+}
 
 /** `f()` as a promise: a throw becomes a rejection (the Worker's callers expect promises). */
 function settle<T>(f: () => T): Promise<T> {
@@ -104,8 +139,9 @@ export class KvEngine implements Engine {
       return p;
     });
     const threads = req.threads ?? 2;
-    // One pool for every graph: a step runs three graphs per block, and waking a pool of each
-    // graph's own for each of them cost a lone decode step a fifth of its time (docs/benchmarks.md).
+    // One pool for the split graphs (a batch runs three graphs per block, and waking a pool of each
+    // graph's own cost a step a fifth of its time); the joined graphs of lone steps have their own
+    // (kv_graphs.ts; docs/benchmarks.md).
     api.globalThreads = threads;
     const pin = req.pinning === undefined ? undefined : pinEngineThread(req.pinning, threads);
     try {
@@ -123,16 +159,7 @@ export class KvEngine implements Engine {
         cacheType: this.#cacheType,
         maxLength: this.#maxLength,
         settings: engineSettings(threads),
-        ownPool: plan?.workers.length
-          ? (make) => {
-            pinThisThread(plan.workers);
-            try {
-              return make();
-            } finally {
-              pinThisThread(plan.caller);
-            }
-          }
-          : undefined,
+        ownPool: plan?.workers.length ? (make) => pinnedWhile(plan, make) : undefined,
       });
     } catch (err) {
       await this.dispose();

@@ -13,10 +13,10 @@ import {
   alibiBias,
   buildKvBlockGraph,
   cacheHeadDim,
+  JOINED_PREFIX,
   type KvBlockGraphs,
   kvBlockIo,
   type KvCacheType,
-  qkvWidth,
   ropeTables,
   toFloat16,
 } from "./kv_block_graph.ts";
@@ -30,6 +30,7 @@ import {
   TensorType,
   type TensorTypeId,
 } from "./native/ort_api.ts";
+import { type BlockProbe, checkWeightsPacked } from "./packed_weights_check.ts";
 import type { CheckpointTensors } from "./safetensors.ts";
 
 /**
@@ -59,7 +60,20 @@ export interface KvGraphOptions {
    * Runs `make` where a session's own pool may be made: its threads inherit the calling thread's
    * CPUs (the engine pins it to the pool's CPUs meanwhile; see `KvEngine.load`).
    */
-  readonly ownPool?: <T>(make: () => T) => T;
+  readonly ownPool?: (make: () => OrtSession) => OrtSession;
+}
+
+/**
+ * Most threads the blocks' own pools may add up to (`threads − 1` per block). Beyond it — many
+ * blocks on many threads — the joined graphs run on the shared pool instead: lone steps then lose
+ * their spinning, but a process never needs thousands of threads (a service's task limit, a
+ * container's pids limit).
+ */
+export const OWN_POOL_THREADS_MAX = 512;
+
+/** Whether `blocks` joined graphs of `threads` threads each may have pools of their own. */
+export function ownPoolsFit(blocks: number, threads: number): boolean {
+  return blocks * Math.max(0, threads - 1) <= OWN_POOL_THREADS_MAX;
 }
 
 /** A block's sessions (kv_block_graph.ts). */
@@ -121,15 +135,23 @@ export class KvGraphs {
     tensors: CheckpointTensors,
     o: KvGraphOptions,
   ): Promise<void> {
-    this.weightBytes = this.headBytes = 0;
+    this.weightBytes = this.headBytes = this.unpackedBlocks = 0;
     if (req.start !== undefined && req.end !== undefined) {
       if (cfg.modelType === "llama") this.rope = ropeTensors(api, cfg, o);
       else this.slopes = Float32Array.from(alibiSlopes(cfg.numHeads));
       this.#container ??= api.prepackedContainer();
+      const ownPools = ownPoolsFit(req.end - req.start, o.settings.intraOpThreads);
       for (let i = req.start; i < req.end; i++) {
         const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
         for (const n of blockTensorNames(cfg)) t.set(n, await tensors.read(`${req.blockPrefix}${i}.${n}`));
-        const s = this.#loadBlock(api, cfg, buildKvBlockGraph(cfg, t, req.weights, o.cacheType), i, o);
+        const s = this.#loadBlock(
+          api,
+          cfg,
+          buildKvBlockGraph(cfg, t, req.weights, o.cacheType),
+          i,
+          o,
+          ownPools,
+        );
         this.blocks.set(i, s);
         if (!checkWeightsPacked(api, cfg, s, this.probe(api, cfg, o))) this.unpackedBlocks++;
       }
@@ -167,18 +189,19 @@ export class KvGraphs {
     graphs: KvBlockGraphs,
     i: number,
     o: KvGraphOptions,
+    ownPools: boolean,
   ): BlockSessions {
     const io = kvBlockIo(cfg);
     const made: Partial<BlockSessions> = { weights: [] };
     try {
       const split: Record<"proj" | "out", { name: string; value: OrtTensor }[]> = { proj: [], out: [] };
       const joined: { name: string; value: OrtTensor }[] = [];
-      for (const [part, prefix] of [["proj", "p/"], ["out", "o/"]] as const) {
+      for (const part of ["proj", "out"] as const) {
         for (const m of graphs[part].matrices()) {
           const value = api.tensor(m.data, m.dims, m.type as TensorTypeId);
           made.weights!.push(value);
           split[part].push({ name: m.name, value });
-          joined.push({ name: prefix + m.name, value });
+          joined.push({ name: JOINED_PREFIX[part] + m.name, value });
         }
       }
       const container = this.#container!;
@@ -191,11 +214,11 @@ export class KvGraphs {
           api.session(enc.model, `block ${i} ${part}`, io[base].inputs, io[base].outputs, {
             ...o.settings,
             callerOnly: part === "attn1",
-            ownPool: part === "block",
+            ownPool: part === "block" && ownPools,
             externalData: enc.externalData,
             ...(initializers.length ? { shared: { container, initializers } } : {}),
           });
-        made[part] = part === "block" && o.ownPool ? o.ownPool(make) : make();
+        made[part] = part === "block" && ownPools && o.ownPool ? o.ownPool(make) : make();
       }
       return made as BlockSessions;
     } catch (err) {
@@ -205,28 +228,31 @@ export class KvGraphs {
     }
   }
 
-  /** Inputs for `checkWeightsPacked`: the caches, then seqlens_k, total_length and the rest. */
+  /** What `checkWeightsPacked` runs a block on (packed_weights_check.ts). */
   probe(api: OrtApi, cfg: ModelConfig, o: KvGraphOptions): BlockProbe {
     const half = o.cacheType === "float16";
     return {
-      tokens: Math.min(5, o.maxLength),
-      inputs: (s, own) => {
+      tokens: Math.max(1, Math.min(4, o.maxLength - 1)),
+      caches: (rows, length, own) => {
         const keep = (x: OrtTensor) => (own.push(x), x);
-        const shape = [1, cfg.numKvHeads, s, cacheHeadDim(cfg)], n = shape.reduce((a, b) => a * b, 1);
+        const shape = [rows, cfg.numKvHeads, length, cacheHeadDim(cfg)], n = shape.reduce((a, b) => a * b, 1);
         const cache = () =>
           keep(
             half
               ? api.tensor(new Uint16Array(n), shape, TensorType.FLOAT16)
               : api.tensor(new Float32Array(n), shape, TensorType.FLOAT),
           );
-        const caches = [cache(), cache()];
-        const seq = keep(api.tensor(Int32Array.of(s - 1), [1], TensorType.INT32));
-        const total = keep(api.tensor(Int32Array.of(s), [], TensorType.INT32));
-        if (this.rope) return [...caches, seq, total, this.rope.cos, this.rope.sin];
-        const bias = keep(
-          api.tensor(alibiBias(this.slopes!, s, s), [1, cfg.numHeads, s, s], TensorType.FLOAT),
-        );
-        return [...caches, seq, total, bias];
+        return {
+          k: cache(),
+          v: cache(),
+          extra: (past, s) => {
+            const seq = keep(api.tensor(new Int32Array(rows).fill(past + s - 1), [rows], TensorType.INT32));
+            const total = keep(api.tensor(Int32Array.of(past + s), [], TensorType.INT32));
+            if (this.rope) return [seq, total, this.rope.cos, this.rope.sin];
+            const bias = alibiBias(this.slopes!, s, past + s);
+            return [seq, total, keep(api.tensor(bias, [1, cfg.numHeads, s, past + s], TensorType.FLOAT))];
+          },
+        };
       },
     };
   }
@@ -250,73 +276,6 @@ export class KvGraphs {
   }
 }
 
-/** Probe inputs of a block: `inputs(s, own)` makes the caches and the rest for `s` tokens (new tensors to `own`). */
-export interface BlockProbe {
-  readonly tokens: number;
-  readonly inputs: (tokens: number, own: OrtTensor[]) => OrtTensor[];
-}
-
-/**
- * Whether onnxruntime, having packed block `s`'s shared weight matrices, no longer reads the arrays
- * they came from. Runs the joined and the split graphs on a probe (one token, then a few), fills the
- * arrays with garbage and runs again: the same bits mean nothing reads them, and their tensors are
- * released (the arrays then go with the graphs' garbage), so the weights take their packed bytes
- * only. Otherwise the arrays get their values back and stay alive with the sessions.
- */
-export function checkWeightsPacked(
-  api: OrtApi,
-  cfg: ModelConfig,
-  s: BlockSessions,
-  probe: BlockProbe,
-): boolean {
-  if (!s.weights.length) return true;
-  const before = probeBlock(api, cfg, s, probe);
-  const saved = s.weights.map((w) => w.data.slice());
-  for (const w of s.weights) {
-    if (w.data instanceof Float32Array) w.data.fill(NaN);
-    else (w.data as Int8Array).fill(77);
-  }
-  const after = probeBlock(api, cfg, s, probe);
-  const same = before.every((x, i) => x.every((v, j) => Object.is(v, after[i][j])));
-  if (same) {
-    for (const w of s.weights) w.release();
-    s.weights = [];
-    return true;
-  }
-  s.weights.forEach((w, i) => (w.data as Float32Array).set(saved[i] as Float32Array));
-  return false;
-}
-
-/** The joined and the split graphs' outputs for the probe's token counts (fresh caches each). */
-function probeBlock(api: OrtApi, cfg: ModelConfig, s: BlockSessions, probe: BlockProbe): Float32Array[] {
-  const H = cfg.hiddenSize, A = cfg.numHeads * cfg.headDim, W = qkvWidth(cfg);
-  const outs: Float32Array[] = [];
-  for (const n of new Set([1, probe.tokens])) {
-    const own: OrtTensor[] = [];
-    const t = (w: number, fill?: (j: number) => number) => {
-      const a = new Float32Array(n * w);
-      if (fill) a.forEach((_, j) => a[j] = fill(j));
-      const x = api.tensor(a, [1, n, w], TensorType.FLOAT);
-      own.push(x);
-      return x;
-    };
-    try {
-      const hidden = t(H, (j) => Math.sin(j * 0.37));
-      const [k1, v1, ...rest1] = probe.inputs(n, own);
-      const y1 = t(H);
-      api.run(s.block, [hidden, k1, v1, ...rest1], [y1, k1, v1]);
-      const [k2, v2, ...rest2] = probe.inputs(n, own);
-      const qkv = t(W), attn = t(A), y2 = t(H);
-      api.run(s.proj, [hidden], [qkv]);
-      api.run(s.attn, [qkv, k2, v2, ...rest2], [attn, k2, v2]);
-      api.run(s.out, [hidden, attn], [y2]);
-      outs.push(y1.data as Float32Array, y2.data as Float32Array);
-    } finally {
-      for (const x of own) x.release();
-    }
-  }
-  return outs;
-}
 /** Llama's RoPE tables for `maxLength` positions, in the caches' element type. */
 function ropeTensors(
   api: OrtApi,

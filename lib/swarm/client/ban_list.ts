@@ -10,7 +10,8 @@
  * The list is bounded: a hostile or churning swarm can make a client fail against any number of peer
  * ids. A peer's record is forgotten once it has been neither banned nor suspect for `forgetMs`
  * (default: twice the longest ban or suspicion), and beyond `maxPeers` records the one that failed
- * longest ago goes first.
+ * longest ago goes first — even one still banned, which a flood of more failing ids than that
+ * can therefore lift early. Each `ban` scans the records once (at most `maxPeers`).
  * @module
  */
 import { PlumiseError } from "../../errors.ts";

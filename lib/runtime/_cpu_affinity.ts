@@ -212,3 +212,39 @@ export function pinEngineThread(setting: CpuPinning, threads: number): { plan?: 
   const pool = plan.workers.length ? `, pool CPU ${plan.workers.join(",")}` : "";
   return { plan, said: `caller CPU ${plan.caller}${pool}` };
 }
+
+/**
+ * Makes something (an onnxruntime session with a pool of its own) with this thread pinned to the
+ * pool's CPUs, so the pool's threads inherit them, then pins it back to the caller's CPU; what was
+ * made but cannot be handed back (the second pin failed) is released. Failures are BAD_PINNING.
+ */
+export function pinnedWhile<T extends { release(): void }>(plan: PinPlan, make: () => T): T {
+  const pin = (cpus: number | readonly number[]) => {
+    try {
+      pinThisThread(cpus);
+    } catch (err) {
+      throw new RuntimeError(
+        "BAD_PINNING",
+        `pinning the engine's threads to CPU ${cpus}: ${(err as Error).message}`,
+        {
+          hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
+          cause: err,
+        },
+      );
+    }
+  };
+  pin(plan.workers);
+  let made: T | undefined;
+  try {
+    made = make();
+  } finally {
+    try {
+      pin(plan.caller);
+    } catch (err) {
+      made?.release();
+      // deno-lint-ignore no-unsafe-finally
+      throw err;
+    }
+  }
+  return made;
+}

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { allowedCpus, cpusOfMask, maskOfCpus, pinThisThread, planPinning } from "./_cpu_affinity.ts";
+import {
+  allowedCpus,
+  cpusOfMask,
+  maskOfCpus,
+  pinnedWhile,
+  pinThisThread,
+  planPinning,
+} from "./_cpu_affinity.ts";
+import { RuntimeError } from "../errors.ts";
 import { parseCpuList } from "../util/cpu_list.ts";
 
 Deno.test("planPinning: auto pins exactly when the threads use every allowed CPU", () => {
@@ -113,5 +121,35 @@ Deno.test({
     assert.throws(() => pinThisThread(0), /thread affinity needs Linux/);
     const allowed = allowedCpus();
     assert.ok(!Array.isArray(allowed) && /not Linux/.test(allowed.unknown));
+  },
+});
+
+Deno.test({
+  name:
+    "pinnedWhile: makes under the pool's CPUs, pins back; a failed pin is BAD_PINNING and releases what was made",
+  ignore: Deno.build.os !== "linux",
+  fn() {
+    const allowed = allowedCpus();
+    assert.ok(Array.isArray(allowed), JSON.stringify(allowed));
+    const cpu = allowed[0];
+    let released = 0;
+    const thing = { release: () => void released++ };
+    try {
+      assert.equal(pinnedWhile({ caller: cpu, workers: [cpu] }, () => thing), thing);
+      assert.equal(released, 0);
+      // a CPU no process has: pinning back fails after `make` ran
+      assert.throws(
+        () => pinnedWhile({ caller: 4095, workers: [cpu] }, () => thing),
+        (e) => e instanceof RuntimeError && e.code === "BAD_PINNING" && /CPU 4095/.test(e.message),
+      );
+      assert.equal(released, 1, "what was made is released");
+      assert.throws(
+        () => pinnedWhile({ caller: cpu, workers: [4095] }, () => thing),
+        (e) => e instanceof RuntimeError && e.code === "BAD_PINNING",
+      );
+      assert.equal(released, 1, "nothing made when the first pin fails");
+    } finally {
+      pinThisThread(allowed);
+    }
   },
 });

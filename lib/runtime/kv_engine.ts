@@ -12,7 +12,7 @@
  * @module
  */
 import { RuntimeError } from "../errors.ts";
-import { pinEngineThread, type PinPlan, pinThisThread } from "./_cpu_affinity.ts";
+import { pinEngineThread, pinnedWhile, pinThisThread } from "./_cpu_affinity.ts";
 import { type CacheArray, CachePool } from "./kv_cache_pool.ts";
 import { engineSettings, KvGraphs } from "./kv_graphs.ts";
 import { type KvSession, prepareStep, releaseSession } from "./kv_session.ts";
@@ -30,41 +30,6 @@ import { type AttnUnit, runSpan, ScratchCache, SpanScratch } from "./kv_batch_st
 import { type ModelConfig, parseModelConfig } from "./model_config.ts";
 import { OrtApi, type OrtSession, type OrtTensor, TensorType } from "./native/ort_api.ts";
 import { CheckpointTensors } from "./safetensors.ts";
-
-/**
- * Makes a session with this thread pinned to the pool's CPUs, so its own pool's threads inherit
- * them, then pins it back; a session made but not handed back (the second pin failed) is released.
- */
-function pinnedWhile(plan: PinPlan, make: () => OrtSession): OrtSession {
-  const pin = (cpus: number | readonly number[]) => {
-    try {
-      pinThisThread(cpus);
-    } catch (err) {
-      throw new RuntimeError(
-        "BAD_PINNING",
-        `pinning the engine's threads to CPU ${cpus}: ${(err as Error).message}`,
-        {
-          hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
-          cause: err,
-        },
-      );
-    }
-  };
-  pin(plan.workers);
-  let made: OrtSession | undefined;
-  try {
-    made = make();
-  } finally {
-    try {
-      pin(plan.caller);
-    } catch (err) {
-      made?.release();
-      // deno-lint-ignore no-unsafe-finally
-      throw err;
-    }
-  }
-  return made;
-}
 
 /** `f()` as a promise: a throw becomes a rejection (the Worker's callers expect promises). */
 function settle<T>(f: () => T): Promise<T> {

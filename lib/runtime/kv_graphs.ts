@@ -233,6 +233,7 @@ export class KvGraphs {
     const half = o.cacheType === "float16";
     return {
       tokens: Math.max(1, Math.min(4, o.maxLength - 1)),
+      positions: o.maxLength,
       caches: (rows, length, own) => {
         const keep = (x: OrtTensor) => (own.push(x), x);
         const shape = [rows, cfg.numKvHeads, length, cacheHeadDim(cfg)], n = shape.reduce((a, b) => a * b, 1);

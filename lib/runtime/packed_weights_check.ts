@@ -18,8 +18,10 @@ import { type OrtApi, type OrtTensor, TensorType } from "./native/ort_api.ts";
 
 /** What a probe of a block runs on. */
 export interface BlockProbe {
-  /** Prompt tokens (then one decode step). */
+  /** Prompt tokens (then one decode step, where `positions` leaves room for it). */
   readonly tokens: number;
+  /** Most positions a probe may reach (the RoPE tables' length). */
+  readonly positions: number;
   /**
    * Caches for `rows` rows of `length` positions, and the inputs after them for `s` new tokens after
    * `past`; every new tensor goes to `own`.
@@ -99,8 +101,10 @@ function probeBlock(api: OrtApi, cfg: ModelConfig, s: BlockSessions, probe: Bloc
       return x;
     };
     try {
-      const joined = probe.caches(rows, n + 1, own), split = probe.caches(rows, n + 1, own);
-      for (const [past, tokens] of [[0, n], [n, 1]]) {
+      const steps = n + 1 <= probe.positions ? [[0, n], [n, 1]] : [[0, n]];
+      const length = steps.length === 2 ? n + 1 : n;
+      const joined = probe.caches(rows, length, own), split = probe.caches(rows, length, own);
+      for (const [past, tokens] of steps) {
         const hidden = t(tokens, H, (j) => Math.sin(j * 0.37 + past));
         const y1 = t(tokens, H), y2 = t(tokens, H), qkv = t(tokens, W), attn = t(tokens, A);
         const e1 = joined.extra(past, tokens), e2 = split.extra(past, tokens);

@@ -34,6 +34,7 @@ Deno.test("checkWeightsPacked: arrays nothing reads are let go; outputs that are
     let calls = 0;
     const poisoned: BlockProbe = {
       tokens: probe.tokens,
+      positions: probe.positions,
       caches: (rows, length, own) => {
         const c = probe.caches(rows, length, own);
         if (calls++ % 2 === 1) return c;

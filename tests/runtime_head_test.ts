@@ -140,3 +140,34 @@ Deno.test("importing lib/runtime/mod.ts does not load onnxruntime (no --allow-ff
   assert.equal(new TextDecoder().decode(out.stdout).trim(), "function", new TextDecoder().decode(out.stderr));
   assert.equal(out.code, 0);
 });
+
+Deno.test("client head: logits requests queued together run as one pass and each gets its own rows", async () => {
+  const ck = await makeQwen3Checkpoint({ numLayers: 1, shards: 1 });
+  const head = createClientHead({ model: ck.dir });
+  await head.start();
+  try {
+    const H = head.info.hiddenSize, V = head.info.vocabSize;
+    const rows = (b: number, seed: number) => ({
+      data: Float32Array.from({ length: b * H }, (_, i) => Math.sin(i * 0.31 + seed)),
+      shape: [b, H] as [number, number],
+    });
+    const inputs = [rows(1, 1), rows(2, 2), rows(1, 3), rows(3, 4)];
+    const alone: { data: Float32Array }[] = [];
+    for (const x of inputs) alone.push(await head.logits(x));
+    // sent at once: the Worker is busy with the first while the others queue, and takes them together
+    const together = await Promise.all(inputs.map((x) => head.logits(x)));
+    together.forEach((r, i) => {
+      assert.deepEqual(r.shape, [inputs[i].shape[0], V]);
+      assert.ok(maxAbsDiff(r.data, alone[i].data) <= 1e-5, `request ${i}`);
+    });
+    // a request refused on the main thread fails alone; the others in flight still answer
+    const mixed = await Promise.allSettled([
+      head.logits(inputs[0]),
+      head.logits({ data: new Float32Array(H + 1), shape: [1, H + 1] }),
+      head.logits(inputs[1]),
+    ]);
+    assert.deepEqual(mixed.map((m) => m.status), ["fulfilled", "rejected", "fulfilled"]);
+  } finally {
+    await head.stop();
+  }
+});

@@ -15,10 +15,12 @@ import { errorMessage } from "../errors.ts";
 import { DirectListener } from "../wire/mod.ts";
 import type { Engine } from "./engine_types.ts";
 import { KvEngine } from "./kv_engine.ts";
+import { RuntimeError } from "../errors.ts";
 import { noDirectError, offerDirectHere } from "./direct_steps.ts";
 import type { DirectServing, HiddenStates } from "./types.ts";
 import type { BatchEvent, DirectEvent, WorkerReply, WorkerRequest } from "./worker_protocol.ts";
 import { DIRECT_REPORT_MS, priorityOf, serializeError } from "./worker_protocol.ts";
+import { splitRows, stackRows, takeLogits } from "./logits_batch.ts";
 import {
   DEFAULT_BATCH_OPTIONS,
   type JobKind,
@@ -311,6 +313,39 @@ function flushBatches(): void {
   batchWaits = [];
 }
 
+/** The logits requests queued now, in one LM-head pass (logits_batch.ts). */
+async function runLogits(): Promise<void> {
+  // let requests already posted arrive first: a yield is a fraction of a millisecond, an LM-head pass
+  // of a real vocabulary tens of them, which each request queued now no longer pays again
+  await yieldLoop();
+  const partOf = (j: Job) => j.req.op === "logits" ? j.req.args : undefined;
+  const H = (engine as KvEngine).cfg?.hiddenSize ?? 0;
+  // the main thread checks every request; a malformed one would fail the whole pass, so it goes alone
+  const jobs = takeLogits(queues[0], partOf, (j) => "barrier" in kindOf(j)).filter((j) => {
+    const p = partOf(j)!;
+    if (p.hidden.length === p.batch * H) return true;
+    answer(
+      j,
+      false,
+      new RuntimeError("BAD_INPUT", `logits input of ${p.hidden.length} values for [${p.batch}, ${H}]`, {
+        hint: "pass the last position's hidden states, [B, hidden]",
+      }),
+    );
+    return false;
+  });
+  if (jobs.length === 0) return;
+  const parts = jobs.map((j) => partOf(j)!);
+  try {
+    const rows = parts.reduce((n, p) => n + p.batch, 0);
+    const out = await engine.logits(jobs.length === 1 ? parts[0].hidden : stackRows(parts, H), rows);
+    const V = out.shape[1];
+    if (jobs.length === 1) return answer(jobs[0], true, out);
+    splitRows(out.data, parts.map((p) => p.batch), V).forEach((r, n) => answer(jobs[n], true, r));
+  } catch (err) {
+    for (const j of jobs) answer(j, false, err);
+  }
+}
+
 async function pump(): Promise<void> {
   if (busy) return;
   busy = true;
@@ -322,6 +357,10 @@ async function pump(): Promise<void> {
       if (queues[0].length === 0) await yieldLoop();
       if (queues[0][0]?.step) {
         await runBatch();
+        continue;
+      }
+      if (queues[0][0]?.req.op === "logits") {
+        await runLogits();
         continue;
       }
       const j = queues[0].shift() ?? queues[1].shift();

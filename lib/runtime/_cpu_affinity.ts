@@ -184,6 +184,14 @@ export function pinThisThread(cpu: number | readonly number[]): void {
   if (failed) throw new Error(`sched_setaffinity to CPU ${cpu} failed: ${failed}`);
 }
 
+/** The BAD_PINNING error of a pinning setting or plan this process cannot honour. */
+function refused(message: string, cause?: unknown): RuntimeError {
+  return new RuntimeError("BAD_PINNING", message, {
+    hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
+    cause,
+  });
+}
+
 /**
  * Pins the calling thread (the engine's: it runs every step) as `setting` decides for `threads`
  * threads and returns the plan for onnxruntime's pool threads and what was done, in words.
@@ -192,10 +200,6 @@ export function pinThisThread(cpu: number | readonly number[]): void {
 export function pinEngineThread(setting: CpuPinning, threads: number): { plan?: PinPlan; said: string } {
   const allowed = allowedCpus();
   const why = Array.isArray(allowed) ? "" : ` (${allowed.unknown})`;
-  const refused = (message: string) =>
-    new RuntimeError("BAD_PINNING", message, {
-      hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
-    });
   let decision;
   try {
     decision = planPinning(threads, setting, Array.isArray(allowed) ? allowed : undefined);
@@ -223,14 +227,7 @@ export function pinnedWhile<T extends { release(): void }>(plan: PinPlan, make: 
     try {
       pinThisThread(cpus);
     } catch (err) {
-      throw new RuntimeError(
-        "BAD_PINNING",
-        `pinning the engine's threads to CPU ${cpus}: ${(err as Error).message}`,
-        {
-          hint: "set CPU_PINNING to auto, off, or CPUs this process may use (see `taskset -p $$`)",
-          cause: err,
-        },
-      );
+      throw refused(`pinning the engine's threads to CPU ${cpus}: ${(err as Error).message}`, err);
     }
   };
   pin(plan.workers);

@@ -96,6 +96,9 @@ export interface BlockSessions {
   weights: OrtTensor[];
 }
 
+/** A block's sessions, in the order they are made. */
+const SESSION_PARTS = ["block", "proj", "attn", "attn1", "out"] as const;
+
 /** The loaded graphs; `release()` frees every native object they hold. */
 export class KvGraphs {
   readonly blocks = new Map<number, BlockSessions>();
@@ -205,7 +208,7 @@ export class KvGraphs {
         }
       }
       const container = this.#container!;
-      for (const part of ["block", "proj", "attn", "attn1", "out"] as const) {
+      for (const part of SESSION_PARTS) {
         const base = part === "attn1" ? "attn" : part, graph = graphs[base];
         if (part === "proj" || part === "attn" || part === "out") this.weightBytes += graph.weightBytes;
         const enc = graph.encode({ externalAbove: 2 ** 20 });
@@ -222,7 +225,7 @@ export class KvGraphs {
       }
       return made as BlockSessions;
     } catch (err) {
-      for (const m of [made.block, made.proj, made.attn, made.attn1, made.out]) m?.release();
+      for (const part of SESSION_PARTS) made[part]?.release();
       for (const w of made.weights!) w.release();
       throw err;
     }
@@ -261,7 +264,7 @@ export class KvGraphs {
   /** Releases every session and shared tensor (idempotent). */
   release(): void {
     for (const b of this.blocks.values()) {
-      for (const s of [b.block, b.proj, b.attn, b.attn1, b.out]) s.release();
+      for (const part of SESSION_PARTS) b[part].release();
       for (const w of b.weights) w.release();
     }
     this.blocks.clear();

@@ -37,6 +37,7 @@ export { ORT_API_VERSION, OrtApiIndex, TensorType, type TensorTypeId } from "./o
 
 import {
   cString,
+  noLiveObjects,
   OrtHandle,
   type OrtObjectKind,
   OrtSession,
@@ -107,14 +108,7 @@ const ptrValue = (p: Ptr): bigint => BigInt(Deno.UnsafePointer.value(p));
 /** A loaded onnxruntime library and its function table. */
 export class OrtApi {
   /** Handles not yet released, per kind. */
-  readonly live: Record<OrtObjectKind, number> = {
-    env: 0,
-    options: 0,
-    session: 0,
-    value: 0,
-    memory: 0,
-    container: 0,
-  };
+  readonly live: Record<OrtObjectKind, number> = noLiveObjects();
   readonly #fns: Fns;
   readonly #out = new BigUint64Array(1);
   #env?: OrtHandle;

@@ -23,6 +23,11 @@ export const cString = (s: string): Uint8Array<ArrayBuffer> => ENC.encode(s + "\
 /** Kinds of native objects a handle can own. */
 export type OrtObjectKind = "env" | "options" | "session" | "value" | "memory" | "container";
 
+/** A count of zero for every kind (what `OrtApi.live` starts at, and returns to when all is released). */
+export function noLiveObjects(): Record<OrtObjectKind, number> {
+  return { env: 0, options: 0, session: 0, value: 0, memory: 0, container: 0 };
+}
+
 /** A native object with exactly-once release. */
 export class OrtHandle {
   #ptr: Ptr;

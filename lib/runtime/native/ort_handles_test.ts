@@ -1,17 +1,10 @@
 import assert from "node:assert/strict";
 import { RuntimeError } from "../../errors.ts";
 import type { OrtApi } from "./ort_api.ts";
-import { cString, OrtHandle, type OrtObjectKind } from "./ort_handles.ts";
+import { cString, noLiveObjects, OrtHandle } from "./ort_handles.ts";
 
 Deno.test("OrtHandle: released exactly once, counted per kind, and unusable after", () => {
-  const live: Record<OrtObjectKind, number> = {
-    env: 0,
-    options: 0,
-    session: 0,
-    value: 0,
-    memory: 0,
-    container: 0,
-  };
+  const live = noLiveObjects();
   const api = { live } as unknown as OrtApi;
   const freed: unknown[] = [];
   const p = Deno.UnsafePointer.create(0x1000n);

@@ -179,3 +179,63 @@ Deno.test("KvEngine.stepMany: a step that reserves more than the cache holds is 
     assert.equal(e.positionOf("s"), 1);
   });
 });
+
+for (
+  const [family, kvCache] of [["bloom", "float32"], ["llama", "float32"], ["bloom", "float16"]] as const
+) {
+  Deno.test(`KvEngine.stepMany (${family}, ${kvCache} caches): neighbouring slots share attention; a reused slot's session is its own`, async () => {
+    await withEngine(await checkpoint(family), { kvCache }, async (e, L, H) => {
+      const x = (seed: number, t: number, b = 1): EngineTensor => ({
+        ...fakeHidden(b, t, H, seed),
+        shape: [b, t, H],
+      });
+      type Sent = { hidden: EngineTensor; from?: number };
+      // what each session was sent, in order, to replay it alone
+      const sent = new Map<string, Sent[]>(), got = new Map<string, EngineTensor[]>();
+      const round = async (steps: [string, Sent][]) => {
+        const res = await e.stepMany(
+          steps.map(([id, q]) => ({ id, hidden: q.hidden, startFromPosition: q.from })),
+        );
+        res.forEach((r, k) => {
+          const [id, q] = steps[k];
+          assert.ok(r.ok, `${id}: ${!r.ok && r.error}`);
+          sent.set(id, [...sent.get(id) ?? [], q]);
+          got.set(id, [...got.get(id) ?? [], r.value]);
+        });
+      };
+      const d = (seed: number, from?: number): Sent => ({ hidden: x(seed, 1), from });
+      // s0–s2 in slots 0–2 of one slab; w (two rows) with caches of its own beside them
+      for (const i of [0, 1, 2]) e.open(`s${i}`, 0, L, 32, 1);
+      e.open("w", 0, L, 32, 2);
+      assert.equal(e.cacheOf("s0", 0).k.buffer, e.cacheOf("s2", 0).k.buffer, "one slab");
+      assert.notEqual(e.cacheOf("s0", 0).k.buffer, e.cacheOf("w", 0).k.buffer);
+      await round([["s0", { hidden: x(1, 5) }], ["s1", { hidden: x(2, 2) }], ["s2", { hidden: x(3, 7) }], [
+        "w",
+        { hidden: x(4, 3, 2) },
+      ]]);
+      for (let r = 0; r < 2; r++) {
+        await round([["s2", d(10 + r)], ["s0", d(20 + r)], ["s1", d(30 + r)], ["w", {
+          hidden: x(40 + r, 1, 2),
+        }]]);
+      }
+      e.close("s1");
+      e.open("n1", 0, L, 32, 1); // slot 1 again, over s1's stale rows
+      const s0 = e.cacheOf("s0", 0).k;
+      assert.equal(e.cacheOf("n1", 0).k.byteOffset, s0.byteOffset + s0.byteLength, "the freed slot");
+      await round([["n1", { hidden: x(50, 2) }], ["s0", d(51)], ["s2", d(52)]]);
+      for (let r = 0; r < 3; r++) await round([["s0", d(60 + r)], ["n1", d(70 + r)], ["s2", d(80 + r)]]);
+      // rollbacks inside a shared call
+      await round([["s0", d(99, 3)], ["n1", d(98)], ["s2", d(97, 8)]]);
+      for (const id of ["s0", "s2", "n1", "w"]) e.close(id);
+      for (const [id, steps] of sent) {
+        e.open("alone", 0, L, 32, id === "w" ? 2 : 1);
+        for (const [k, q] of steps.entries()) {
+          const want = await e.step("alone", q.hidden, q.from);
+          const diff = maxAbsDiff(got.get(id)![k].data, want.data);
+          assert.ok(diff <= 1e-5, `${id} step ${k}: ${diff}`);
+        }
+        e.close("alone");
+      }
+    });
+  });
+}

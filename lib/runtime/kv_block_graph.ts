@@ -109,7 +109,8 @@ function declareIo(cfg: ModelConfig, cache: KvCacheType, stem: string): KvBlockG
       g.input("cos_cache", ct, ["P", cfg.headDim / 2]);
       g.input("sin_cache", ct, ["P", cfg.headDim / 2]);
     } else {
-      g.input("attention_bias", DataType.FLOAT, [1, cfg.numHeads, "S", "T"]);
+      // one row for every sequence, or one row per sequence (a batch of slab sessions, kv_slab.ts)
+      g.input("attention_bias", DataType.FLOAT, ["Bb", cfg.numHeads, "S", "T"]);
     }
   }
   attn.output("attn", DataType.FLOAT, ["B", "S", A]);

@@ -1,10 +1,11 @@
 /**
  * `KvEngine`: the runtime's onnxruntime side, through the C API (native/ort_api.ts). One ORT
  * session per served block (kv_block_graph.ts) and the head graphs when asked. Every inference
- * session gets, at open, one K and one V buffer per block of `[B, KVH, maxLength, D]` (float32, or
- * float16 on request); the graphs write each step's new rows into them in place and read the
- * past where it lies, so a decode step copies nothing proportional to the context and allocates
- * nothing (docs/architecture.md, "Runtime engine").
+ * session gets, at open, one K and one V cache per block — a slot of a slab for a one-row session
+ * (kv_slab.ts), buffers of `[B, KVH, maxLength, D]` of its own otherwise; float32, or float16 on
+ * request — and the graphs write each step's new rows into them in place and read the past where
+ * it lies, so a decode step copies nothing proportional to the context and allocates nothing
+ * (docs/architecture.md, "Runtime engine").
  *
  * It runs inside the runtime Worker (ort_worker.ts) — every call is synchronous FFI — but has no
  * Worker code itself, so tests can drive it directly. Inputs are assumed validated by the caller
@@ -16,6 +17,9 @@ import { pinEngineThread, pinnedWhile, pinThisThread } from "./_cpu_affinity.ts"
 import { type CacheArray, CachePool } from "./kv_cache_pool.ts";
 import { engineSettings, KvGraphs } from "./kv_graphs.ts";
 import { type KvSession, prepareStep, releaseSession } from "./kv_session.ts";
+import { CacheSlabs, slabLength, slotRuns } from "./kv_slab.ts";
+import { pageRelease } from "./_page_release.ts";
+import { extraInputs, sessionUnits, slotUnit, type UnitContext } from "./attn_units.ts";
 import { adviseHugePages } from "./_huge_pages.ts";
 import type {
   Engine,
@@ -25,11 +29,20 @@ import type {
   StepRequest,
   StepResult,
 } from "./engine_types.ts";
-import { alibiBias, cacheHeadDim, type KvCacheType, qkvWidth } from "./kv_block_graph.ts";
+import { cacheHeadDim, type KvCacheType, qkvWidth } from "./kv_block_graph.ts";
 import { type AttnUnit, runSpan, ScratchCache, SpanScratch } from "./kv_batch_step.ts";
 import { type ModelConfig, parseModelConfig } from "./model_config.ts";
 import { OrtApi, type OrtSession, type OrtTensor, TensorType } from "./native/ort_api.ts";
 import { CheckpointTensors } from "./safetensors.ts";
+
+/** A step that will run: its session, its start position and tokens, its input rows. */
+interface Prepared {
+  n: number;
+  s: KvSession;
+  p: number;
+  t: number;
+  hidden: Float32Array;
+}
 
 /** `f()` as a promise: a throw becomes a rejection (the Worker's callers expect promises). */
 function settle<T>(f: () => T): Promise<T> {
@@ -41,9 +54,10 @@ function settle<T>(f: () => T): Promise<T> {
 }
 
 /**
- * Bytes of closed sessions' cache buffers kept for reuse. Allocating and freeing them for every
- * session made the allocator's heap grow over thousands of sessions (docs/benchmarks.md, "Runtime
- * engine": the RSS cycle); reused, they cost no allocation at all.
+ * Bytes of closed sessions' cache buffers kept for reuse, and again of their slab slots kept
+ * committed. Allocating and freeing them for every session made the allocator's heap grow over
+ * thousands of sessions (docs/benchmarks.md, "Runtime engine": the RSS cycle); reused, they cost
+ * no allocation at all.
  */
 const POOL_BYTES = 64 * 2 ** 20;
 
@@ -61,6 +75,11 @@ export class KvEngine implements Engine {
   #sessions = new Map<string, KvSession>();
   #cacheType: KvCacheType = "float32";
   #maxLength = 0;
+  /** Cache slots of one-row sessions, side by side so that their decode steps share attention calls. */
+  #slabs = new CacheSlabs(
+    (n) => this.#cacheType === "float16" ? new Uint16Array(n) : new Float32Array(n),
+    { keepBytes: POOL_BYTES, release: pageRelease() },
+  );
   /** Buffers of passes over the span, by stacked rows (kv_batch_step.ts). */
   readonly #scratch = new ScratchCache((n) => this.#makeScratch(n));
   /** Cache buffers of closed sessions, for the next ones (kv_cache_pool.ts). */
@@ -164,25 +183,6 @@ export class KvEngine implements Engine {
     return new SpanScratch(this.api, n, c.hiddenSize, qkvWidth(c), c.numHeads * c.headDim);
   }
 
-  /**
-   * The attention inputs after the caches: seqlens_k and total_length (given), then Llama's RoPE
-   * tables or BLOOM's ALiBi bias for `s` new tokens ending at `t` (into `scratch` when it is large
-   * enough). New tensors go to `keep`.
-   */
-  #extra(
-    seqlens: OrtTensor,
-    total: OrtTensor,
-    s: number,
-    t: number,
-    keep: (x: OrtTensor) => OrtTensor,
-    scratch?: Float32Array,
-  ): OrtTensor[] {
-    if (this.#g.rope) return [seqlens, total, this.#g.rope.cos, this.#g.rope.sin];
-    const n = this.#g.slopes!.length;
-    const bias = alibiBias(this.#g.slopes!, s, t, scratch);
-    return [seqlens, total, keep(this.api.tensor(bias, [1, n, s, t], TensorType.FLOAT))];
-  }
-
   /** Runs the span over `units`, their rows copied from `inputs` in order; returns the output rows. */
   #pass(start: number, end: number, units: AttnUnit[], inputs: Float32Array[]): Float32Array {
     const H = this.cfg!.hiddenSize;
@@ -220,7 +220,7 @@ export class KvEngine implements Engine {
       const v = keep(this.#cacheTensor(scratch[1], kvShape));
       const seqlens = keep(api.tensor(new Int32Array(b).fill(t - 1), [b], TensorType.INT32));
       const total = keep(api.tensor(Int32Array.of(t), [], TensorType.INT32));
-      const extra = this.#extra(seqlens, total, t, t, keep);
+      const extra = extraInputs(this.#unitContext(keep), seqlens, total, t, t);
       const unit: AttnUnit = { rows: b, tokens: t, offset: 0, k: () => k, v: () => v, extra };
       return { data: this.#pass(start, end, [unit], [hidden.data]), shape: [b, t, H] };
     } finally {
@@ -229,7 +229,10 @@ export class KvEngine implements Engine {
     }
   }
 
-  /** Opens a session: its caches for the whole `maxLength` are allocated now. */
+  /**
+   * Opens a session: its caches for the whole `maxLength` are allocated now — a slot of a slab
+   * (kv_slab.ts) for a one-row session, buffers of its own otherwise.
+   */
   open(id: string, start: number, end: number, maxLength: number, batch: number): void {
     const cfg = this.cfg!;
     for (let i = start; i < end; i++) this.#g.block(i);
@@ -240,7 +243,8 @@ export class KvEngine implements Engine {
       });
     }
     const api = this.api;
-    const shape = [batch, cfg.numKvHeads, maxLength, cacheHeadDim(cfg)];
+    const length = batch === 1 ? slabLength(maxLength, this.#maxLength) : maxLength;
+    const shape = [batch, cfg.numKvHeads, length, cacheHeadDim(cfg)];
     const n = shape.reduce((x, y) => x * y, 1);
     const s: Partial<KvSession> & { kt: OrtTensor[]; vt: OrtTensor[] } = {
       start,
@@ -252,10 +256,13 @@ export class KvEngine implements Engine {
       v: [],
       kt: [],
       vt: [],
+      slot: batch === 1 ? this.#slabs.take(n) : undefined,
     };
     try {
       for (let j = 0; j < end - start; j++) {
-        const k = this.#pool.take(n), v = this.#pool.take(n);
+        const { k, v } = s.slot
+          ? this.#slabs.caches(s.slot, start + j)
+          : { k: this.#pool.take(n), v: this.#pool.take(n) };
         s.k!.push(k);
         s.v!.push(v);
         s.kt.push(this.#cacheTensor(k, shape));
@@ -267,18 +274,24 @@ export class KvEngine implements Engine {
       s.totalT = api.tensor(s.total, [], TensorType.INT32);
       if (this.#g.slopes) s.bias = new Float32Array(this.#g.slopes.length * maxLength);
     } catch (err) {
-      releaseSession(s);
+      this.#free(s);
       throw err;
     }
     this.#sessions.set(id, s as KvSession);
+  }
+
+  /** Releases a session's tensors and gives its caches back. */
+  #free(s: Partial<KvSession>): void {
+    releaseSession(s);
+    if (s.slot) this.#slabs.give(s.slot);
+    else for (const a of [...s.k ?? [], ...s.v ?? []]) this.#pool.give(a);
   }
 
   close(id: string): boolean {
     const s = this.#sessions.get(id);
     if (!s) return false;
     this.#sessions.delete(id);
-    releaseSession(s);
-    for (const a of [...s.k, ...s.v]) this.#pool.give(a);
+    this.#free(s);
     return true;
   }
 
@@ -343,11 +356,7 @@ export class KvEngine implements Engine {
 
   #stepMany(reqs: readonly StepRequest[]): StepResult[] {
     const out: StepResult[] = reqs.map(() => ({ ok: false, error: undefined }));
-    const groups = new Map<
-      string,
-      { n: number; units: AttnUnit[]; inputs: Float32Array[]; span: number[] }
-    >();
-    const ran: { n: number; s: KvSession; p: number; t: number; at: number; len: number }[] = [];
+    const groups = new Map<string, { span: [number, number]; steps: Prepared[] }>();
     const owned: OrtTensor[] = [];
     const keep = (x: OrtTensor) => (owned.push(x), x);
     const seen = new Set<string>();
@@ -357,33 +366,41 @@ export class KvEngine implements Engine {
           const { s, p, t } = this.#prepare(req, seen);
           const key = `${s.start}-${s.end}`;
           let g = groups.get(key);
-          if (!g) groups.set(key, g = { n: 0, units: [], inputs: [], span: [s.start, s.end] });
-          const at = g.n;
-          g.units.push(...this.#units(s, p, t, at, keep));
-          g.inputs.push(req.hidden.data);
-          g.n += s.batch * t;
-          ran.push({ n, s, p, t, at, len: s.batch * t });
+          if (!g) groups.set(key, g = { span: [s.start, s.end], steps: [] });
+          g.steps.push({ n, s, p, t, hidden: req.hidden.data });
         } catch (error) {
           out[n] = { ok: false, error };
         }
       });
       const H = this.cfg!.hiddenSize;
-      for (const g of groups.values()) {
+      for (const { span: [start, end], steps } of groups.values()) {
+        // decode steps of neighbouring slab slots share one attention call (kv_slab.ts)
+        const placed: { x: Prepared; at: number }[] = [];
         let y: Float32Array;
         try {
-          y = this.#pass(g.span[0], g.span[1], g.units, g.inputs);
-        } catch (error) {
-          for (const r of ran) {
-            if (r.s.start === g.span[0] && r.s.end === g.span[1]) out[r.n] = { ok: false, error };
+          const units: AttnUnit[] = [], c = this.#unitContext(keep);
+          let at = 0;
+          for (const run of slotRuns(steps.map((x) => ({ slot: x.s.slot, tokens: x.t })))) {
+            const xs = run.map((i) => steps[i]);
+            units.push(
+              ...(xs.length === 1 ? sessionUnits(c, xs[0].s, xs[0].p, xs[0].t, at) : [slotUnit(c, xs, at)]),
+            );
+            for (const x of xs) {
+              placed.push({ x, at });
+              at += x.s.batch * x.t;
+            }
           }
+          y = this.#pass(start, end, units, placed.map(({ x }) => x.hidden));
+        } catch (error) {
+          for (const x of steps) out[x.n] = { ok: false, error };
           continue;
         }
-        for (const r of ran) {
-          if (r.s.start !== g.span[0] || r.s.end !== g.span[1]) continue;
-          r.s.position = r.p + r.t;
-          out[r.n] = {
+        for (const { x, at } of placed) {
+          x.s.position = x.p + x.t;
+          const rows = x.s.batch * x.t;
+          out[x.n] = {
             ok: true,
-            value: { data: y.slice(r.at * H, (r.at + r.len) * H), shape: [r.s.batch, r.t, H] },
+            value: { data: y.slice(at * H, (at + rows) * H), shape: [x.s.batch, x.t, H] },
           };
         }
       }
@@ -393,38 +410,25 @@ export class KvEngine implements Engine {
     }
   }
 
+  /** What `slotUnit` builds a unit from; its new tensors go to `keep`. */
+  #unitContext(keep: (x: OrtTensor) => OrtTensor): UnitContext {
+    const cfg = this.cfg!;
+    return {
+      api: this.api,
+      slabs: this.#slabs,
+      kvHeads: cfg.numKvHeads,
+      headDim: cacheHeadDim(cfg),
+      rope: this.#g.rope,
+      slopes: this.#g.slopes,
+      cacheTensor: (a, shape) => this.#cacheTensor(a, shape),
+      keep,
+    };
+  }
+
   /** Checks one step against its session, then applies its rollback and reorder (kv_session.ts). */
   #prepare(req: StepRequest, seen: Set<string>): { s: KvSession; p: number; t: number } {
     const cfg = this.cfg!;
     return prepareStep(this.#session(req.id), req, seen, cfg.hiddenSize, cfg.numKvHeads, cacheHeadDim(cfg));
-  }
-
-  /**
-   * The attention units of a step of `t` tokens at position `p` whose rows start at `at`: the whole
-   * session, or — a multi-token step after a past with batch > 1, which GroupQueryAttention takes
-   * only one row at a time — each row apart over its own part of the caches.
-   */
-  #units(s: KvSession, p: number, t: number, at: number, keep: (x: OrtTensor) => OrtTensor): AttnUnit[] {
-    const b = s.batch;
-    if (!(t > 1 && p > 0 && b > 1)) {
-      s.seqlens.fill(p + t - 1);
-      s.total[0] = p + t;
-      const extra = this.#extra(s.seqlensT, s.totalT, t, p + t, keep, t === 1 ? s.bias : undefined);
-      return [{ rows: b, tokens: t, offset: at, k: (j) => s.kt[j], v: (j) => s.vt[j], extra }];
-    }
-    const cfg = this.cfg!, api = this.api;
-    const D = cacheHeadDim(cfg), L = s.maxLength, row = cfg.numKvHeads * L * D;
-    const shape = [1, cfg.numKvHeads, L, D];
-    const seqlens = keep(api.tensor(Int32Array.of(p + t - 1), [1], TensorType.INT32));
-    const total = keep(api.tensor(Int32Array.of(p + t), [], TensorType.INT32));
-    const extra = this.#extra(seqlens, total, t, p + t, keep);
-    const units: AttnUnit[] = [];
-    for (let r = 0; r < b; r++) {
-      const view = (a: CacheArray[]) => (j: number) =>
-        keep(this.#cacheTensor(a[j].subarray(r * row, (r + 1) * row), shape));
-      units.push({ rows: 1, tokens: t, offset: at + r * t, k: view(s.k), v: view(s.v), extra });
-    }
-    return units;
   }
 
   /** Token ids [B, T] → hidden [B, T, H]. */
@@ -477,6 +481,7 @@ export class KvEngine implements Engine {
     this.#scratch.clear();
     this.#g.release();
     this.#pool.clear();
+    this.#slabs.clear();
     this.#api?.dispose();
     return Promise.resolve();
   }

@@ -22,10 +22,11 @@ Deno.test("KvEngine: caches are allocated at open and written in place; a decode
   const ck = await makeLlamaCheckpoint({ numLayers: 2, shards: 1 });
   await withEngine(ck, {}, async (e, L, H) => {
     const KVH = e.cfg!.numKvHeads, D = e.cfg!.headDim;
-    e.open("s", 0, L, 32, 1);
+    // 64: a length class of its own (kv_slab.ts), so the slot is [1, KVH, maxLength, D]
+    e.open("s", 0, L, 64, 1);
     const { k, v } = e.cacheOf("s", 1);
     assert.ok(k instanceof Float32Array && v instanceof Float32Array);
-    assert.equal(k.length, KVH * 32 * D, "[B, KVH, maxLength, D] from the start");
+    assert.equal(k.length, KVH * 64 * D, "[B, KVH, maxLength, D] from the start");
     const x = fakeHidden(1, 9, H, 3);
     await e.step("s", rows(x, 0, 5));
     await e.step("s", rows(x, 5, 6));
@@ -35,10 +36,10 @@ Deno.test("KvEngine: caches are allocated at open and written in place; a decode
       assert.equal(e.api.live.value, live, "no tensor left behind by a decode step");
     }
     assert.equal(e.cacheOf("s", 1).k, k, "the same buffer, written in place");
-    const used = (h: number, pos: number) => k.subarray((h * 32 + pos) * D, (h * 32 + pos + 1) * D);
+    const used = (h: number, pos: number) => k.subarray((h * 64 + pos) * D, (h * 64 + pos + 1) * D);
     for (let h = 0; h < KVH; h++) {
       for (let pos = 0; pos < 9; pos++) assert.ok(used(h, pos).some((z) => z !== 0), `head ${h} row ${pos}`);
-      for (let pos = 9; pos < 32; pos++) {
+      for (let pos = 9; pos < 64; pos++) {
         assert.ok(used(h, pos).every((z) => z === 0), `head ${h} row ${pos}`);
       }
     }

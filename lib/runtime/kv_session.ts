@@ -6,6 +6,7 @@
 import { RuntimeError } from "../errors.ts";
 import type { StepRequest } from "./engine_types.ts";
 import type { CacheArray } from "./kv_cache_pool.ts";
+import type { SlabSlot } from "./kv_slab.ts";
 import type { OrtTensor } from "./native/ort_api.ts";
 
 /** One inference session's caches and the tensors bound to them. */
@@ -15,7 +16,10 @@ export interface KvSession {
   batch: number;
   maxLength: number;
   position: number;
-  /** Per block j: K and V `[B, KVH, maxLength, D]`, and tensors over all of them. */
+  /**
+   * Per block j: K and V `[B, KVH, L, D]`, and tensors over all of them. L is `maxLength`, or for a
+   * one-row session its slab's length class (kv_slab.ts), at least `maxLength`.
+   */
   k: CacheArray[];
   v: CacheArray[];
   kt: OrtTensor[];
@@ -24,6 +28,8 @@ export interface KvSession {
   total: Int32Array;
   seqlensT: OrtTensor;
   totalT: OrtTensor;
+  /** A one-row session's slot in the slabs (kv_slab.ts); absent for B > 1. */
+  slot?: SlabSlot;
   /** ALiBi bias of decode steps, `N × maxLength` (BLOOM). */
   bias?: Float32Array;
 }

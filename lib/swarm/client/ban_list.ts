@@ -60,12 +60,23 @@ export class BanList {
     this.#maxPeers = Math.max(1, options.maxPeers ?? 10_000);
   }
 
-  /** Bans `peerId` after a failure; returns the ban length in ms. */
+  /**
+   * Bans `peerId` after a failure; returns how long it stays banned, in ms. A failure while the
+   * peer is banned already is part of the same outage (the other sessions that were using it when
+   * it failed): it does not lengthen the ban. Otherwise eight sessions cut by one broken connection
+   * would ban a server for 2⁸ times the first ban at once.
+   */
   ban(peerId: string): number {
     const b = this.#bans.get(peerId);
+    const now = this.#now();
+    if (b && now < b.until) {
+      b.last = now;
+      this.#bans.delete(peerId); // to the end: the map is in failure order
+      this.#bans.set(peerId, b);
+      return b.until - now;
+    }
     const failures = (b?.failures ?? 0) + 1;
     const ms = Math.min(this.#maxMs, this.#initialMs * this.#factor ** (failures - 1));
-    const now = this.#now();
     this.#bans.delete(peerId);
     this.#bans.set(peerId, { failures, until: now + ms, last: now });
     this.#prune(now);

@@ -11,13 +11,32 @@ Deno.test("BanList bans with exponential backoff, capped, reset by success", () 
   now = 15_000;
   assert.equal(bans.isBanned("p"), false, "the ban expires");
   assert.equal(bans.ban("p"), 30_000, "consecutive failures double the ban");
+  now += 30_000;
   assert.equal(bans.ban("p"), 60_000);
+  now += 60_000;
   assert.equal(bans.ban("p"), 100_000, "capped");
   assert.equal(bans.failures("p"), 4);
   assert.deepEqual(bans.banned(), ["p"]);
   bans.succeed("p");
   assert.equal(bans.isBanned("p"), false);
   assert.equal(bans.ban("p"), 15_000, "a success resets the backoff");
+});
+
+Deno.test("BanList: failures while a peer is banned are one outage and do not lengthen its ban", () => {
+  let now = 0;
+  const bans = new BanList({ now: () => now });
+  // eight sessions cut by one broken connection, a few milliseconds apart
+  for (let i = 0; i < 8; i++, now += 2) assert.equal(bans.ban("p"), 15_000 - 2 * i);
+  assert.equal(bans.failures("p"), 1);
+  now = 15_000;
+  assert.equal(bans.isBanned("p"), false, "the one ban ends on time");
+  assert.equal(bans.ban("p"), 30_000, "a failure after it is the next outage");
+  assert.equal(bans.failures("p"), 2);
+  now += 10_000;
+  assert.equal(bans.ban("p"), 20_000);
+  assert.ok(bans.isSuspect("p"));
+  now += 10 * 60_000 - 1;
+  assert.ok(bans.isSuspect("p"), "its last failure during the ban counts for suspicion");
 });
 
 Deno.test("BanList: a peer stays suspect for suspectMs after its last failure, or until a success", () => {
@@ -79,11 +98,14 @@ Deno.test("BanList stays bounded: records are forgotten after forgetMs, and the 
   assert.equal(bans.size, 3, "a flood of failing peer ids keeps maxPeers records");
   assert.equal(bans.failures("a"), 0, "the oldest were dropped");
   assert.equal(bans.isBanned("e"), true, "the newest are kept");
-  bans.ban("c"); // c failed again: now the newest
+  bans.ban("c"); // c failed again while banned: the same outage, but now the newest failure
   bans.ban("f");
-  assert.equal(bans.failures("c"), 2, "a peer that failed again moved to the end and stayed");
+  assert.equal(bans.failures("c"), 1, "a peer that failed again moved to the end and stayed");
   assert.equal(bans.failures("d"), 0);
-  now = 15_000 + 1_000 + 10_000; // ban (15 s) and suspicion ended, then forgetMs
+  now = 15_000;
+  bans.ban("c"); // after its ban: a second outage, 30 s
+  assert.equal(bans.failures("c"), 2);
+  now = 15_000 + 15_000 + 10_000 + 1; // f's ban (from 0, 15 s) ended, then forgetMs
   assert.equal(bans.failures("f"), 1, "nothing is dropped until the next failure");
   bans.ban("g");
   assert.equal(bans.size, 2, "expired records went with it");

@@ -67,6 +67,16 @@ export interface Libp2pNodeOptions {
  * inbound connection is refused).
  */
 export const INBOUND_CONNECTIONS_PER_HOST_PER_SECOND = 100;
+/**
+ * Ping streams one connection may have open at once, each way (libp2p's defaults: 1 outbound, 2
+ * inbound). libp2p's connection monitor pings every connection every 10 s on the ping protocol and
+ * aborts the connection when its ping fails — also when it cannot open the stream because another
+ * ping is open on that connection. The swarm client pings servers for RTTs on the same protocol, so
+ * with the default limit the two collided now and then, and the monitor aborted every connection of a
+ * client at once: all its sessions failed together (docs/benchmarks.md, "Soak").
+ */
+export const PING_STREAMS = 8;
+
 /** Inbound connections a node lets be in their handshake at once (libp2p's default is 10). */
 export const MAX_INBOUND_PENDING_CONNECTIONS = 64;
 
@@ -112,7 +122,11 @@ export async function createLibp2pNode(options: Libp2pNodeOptions): Promise<Plum
     relayServer: options.noListen ? undefined : options.relayServer,
     upnp: options.upnp,
   });
-  const services: Record<string, unknown> = { identify: identify(), ping: ping(), ...nat.services };
+  const services: Record<string, unknown> = {
+    identify: identify(),
+    ping: ping({ maxInboundStreams: PING_STREAMS, maxOutboundStreams: PING_STREAMS }),
+    ...nat.services,
+  };
   if (options.dht !== false) {
     services.dht = kadDHT({
       protocol: KAD_PROTOCOL,

@@ -3,6 +3,7 @@ import { multiaddr } from "@multiformats/multiaddr";
 import {
   createLibp2pNode,
   INBOUND_CONNECTIONS_PER_HOST_PER_SECOND,
+  PING_STREAMS,
   type PlumiseLibp2p,
 } from "./libp2p_node.ts";
 import { ephemeralIdentity } from "./peer_identity.ts";
@@ -38,6 +39,47 @@ Deno.test({
       await waitFor(() => server.getConnections().length === 20, { what: "20 connections on the server" });
     } finally {
       await Promise.all(clients.map((c) => c.stop()));
+      await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "pings of the client and of libp2p's connection monitor at once leave the connection up",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    assert.ok(PING_STREAMS >= 2);
+    const node = async (listen: boolean) =>
+      await createLibp2pNode({
+        privateKey: (await ephemeralIdentity()).privateKey,
+        host: "127.0.0.1",
+        port: 0,
+        dht: false,
+        noListen: !listen,
+      });
+    const server = await node(true), client = await node(false);
+    await server.start();
+    await client.start();
+    try {
+      const addr = multiaddr(server.getMultiaddrs()[0].toString());
+      const conn = await client.dial(addr);
+      const ping = (client.services as { ping: { ping(to: unknown): Promise<number> } }).ping;
+      // the client's RTT ping and the monitor's ping stream (same protocol) on one connection at once:
+      // with libp2p's limit of one outbound ping stream the second was refused, and the monitor then
+      // aborted the connection
+      const monitor = async () => {
+        const s = await conn.newStream("/ipfs/ping/1.0.0", { runOnLimitedConnection: true });
+        await s.close();
+      };
+      const both = await Promise.allSettled([ping.ping(addr), monitor(), ping.ping(addr), monitor()]);
+      assert.deepEqual(
+        both.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason)),
+        [],
+      );
+      assert.equal(conn.status, "open");
+    } finally {
+      await client.stop();
       await server.stop();
     }
   },

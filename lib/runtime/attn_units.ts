@@ -67,17 +67,16 @@ export function slotUnit(c: UnitContext, xs: readonly SlotDecode[], at: number):
 }
 
 /**
- * ALiBi bias `[rows, N, 1, total]` of one-token steps at positions `ps`: row r's head h is
- * slope_h × (j − ps[r]), what `alibiBias` gives that step alone (kv_block_graph.ts); the values
- * past a row's own length are never read.
+ * ALiBi bias `[rows, N, 1, total]` of one-token steps at positions `ps`: row r is what `alibiBias`
+ * gives that step alone (kv_block_graph.ts), over its first `ps[r] + 1` positions; the values past
+ * a row's own length are never read and stay zero.
  */
 export function alibiRows(slopes: Float32Array, ps: readonly number[], total: number): Float32Array {
   const n = slopes.length, bias = new Float32Array(ps.length * n * total);
+  const scratch = new Float32Array(n * total);
   ps.forEach((p, r) => {
-    for (let h = 0; h < n; h++) {
-      const m = slopes[h], o = (r * n + h) * total;
-      for (let j = 0; j < total; j++) bias[o + j] = m * (j - p);
-    }
+    const alone = alibiBias(slopes, 1, p + 1, scratch); // [N, 1, p + 1]
+    for (let h = 0; h < n; h++) bias.set(alone.subarray(h * (p + 1), (h + 1) * (p + 1)), (r * n + h) * total);
   });
   return bias;
 }

@@ -2,9 +2,9 @@
  * One pass of a span's blocks over the stacked rows of several inference sessions (continuous
  * batching, docs/architecture.md): per block, the projection graph runs once over every row, the
  * attention graph once per unit (a session, one row of one, or the decode steps of sessions in
- * neighbouring slab slots: attn_units.ts) on that unit's caches, and the output graph once over every
- * row again. A batch of one unit runs the block's joined graph instead. The weights — all in the projection and output graphs —
- * are streamed once per block whatever the number of sessions.
+ * neighbouring slab slots: attn_units.ts) on that unit's caches, and the output graph once over
+ * every row again. A batch of one unit runs the block's joined graph instead. The weights — all in
+ * the projection and output graphs — are streamed once per block whatever the number of sessions.
  *
  * Units are independent: a unit's rows never meet another's (the position-wise graphs treat rows
  * apart, attention runs per unit), so a session's numbers do not depend on who shares its batch

@@ -9,6 +9,16 @@ import {
 import { ephemeralIdentity } from "./peer_identity.ts";
 import { waitFor } from "../../tests/helpers/wait_for.ts";
 
+/** A loopback node without the DHT: listening (a server) or not (a client). */
+const node = async (listen: boolean) =>
+  await createLibp2pNode({
+    privateKey: (await ephemeralIdentity()).privateKey,
+    host: "127.0.0.1",
+    port: 0,
+    dht: false,
+    noListen: !listen,
+  });
+
 Deno.test({
   name:
     "a node takes 20 new connections from one host at once (libp2p's default refuses all past 5 a second)",
@@ -16,14 +26,6 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     assert.ok(INBOUND_CONNECTIONS_PER_HOST_PER_SECOND >= 20);
-    const node = async (listen: boolean) =>
-      await createLibp2pNode({
-        privateKey: (await ephemeralIdentity()).privateKey,
-        host: "127.0.0.1",
-        port: 0,
-        dht: false,
-        noListen: !listen,
-      });
     const server = await node(true);
     await server.start();
     const clients: PlumiseLibp2p[] = [];
@@ -50,14 +52,6 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     assert.ok(PING_STREAMS >= 2);
-    const node = async (listen: boolean) =>
-      await createLibp2pNode({
-        privateKey: (await ephemeralIdentity()).privateKey,
-        host: "127.0.0.1",
-        port: 0,
-        dht: false,
-        noListen: !listen,
-      });
     const server = await node(true), client = await node(false);
     await server.start();
     await client.start();

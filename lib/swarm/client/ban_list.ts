@@ -69,18 +69,17 @@ export class BanList {
   ban(peerId: string): number {
     const b = this.#bans.get(peerId);
     const now = this.#now();
-    if (b && now < b.until) {
-      b.last = now;
-      this.#bans.delete(peerId); // to the end: the map is in failure order
-      this.#bans.set(peerId, b);
-      return b.until - now;
+    let next: Ban;
+    if (b && now < b.until) next = { ...b, last: now };
+    else {
+      const failures = (b?.failures ?? 0) + 1;
+      const ms = Math.min(this.#maxMs, this.#initialMs * this.#factor ** (failures - 1));
+      next = { failures, until: now + ms, last: now };
     }
-    const failures = (b?.failures ?? 0) + 1;
-    const ms = Math.min(this.#maxMs, this.#initialMs * this.#factor ** (failures - 1));
-    this.#bans.delete(peerId);
-    this.#bans.set(peerId, { failures, until: now + ms, last: now });
+    this.#bans.delete(peerId); // to the end: the map is in failure order
+    this.#bans.set(peerId, next);
     this.#prune(now);
-    return ms;
+    return next.until - now;
   }
 
   /** Peers remembered (banned, suspect, or failed within `forgetMs` of either ending). */

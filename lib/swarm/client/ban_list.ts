@@ -5,7 +5,11 @@
  * around suspects while other servers cover the blocks (`routeAround`), so that a swarm whose table
  * still lists servers that died minutes ago (their records have not expired) does not spend a
  * step's retries on them one after another once their bans lapse; they are still used when
- * nothing else covers the blocks.
+ * nothing else covers the blocks. A banned peer is used only when nothing else covers the blocks,
+ * and then as a *probe*: at most one route per `probeMs` since its last failure or probe, so that a
+ * swarm's only server for some blocks that failed for a moment (a connection cut, a restart) is
+ * tried again within seconds instead of failing every request for the length of its ban. A probe
+ * that fails is part of the same outage (`ban`); one that succeeds lifts the ban (`succeed`).
  *
  * The list is bounded: a hostile or churning swarm can make a client fail against any number of peer
  * ids. A peer's record is forgotten once it has been neither banned nor suspect for `forgetMs`
@@ -27,6 +31,8 @@ export interface BanListOptions {
   readonly suspectMs?: number;
   /** How long a record outlives its ban and suspicion, in ms (default 2 × max(maxMs, suspectMs)). */
   readonly forgetMs?: number;
+  /** Least time between two probes of a banned peer, or its last failure and a probe, in ms (default 1000). */
+  readonly probeMs?: number;
   /** Most peers remembered (default 10 000). */
   readonly maxPeers?: number;
   readonly now?: () => number;
@@ -37,7 +43,12 @@ interface Ban {
   until: number;
   /** When it last failed. */
   last: number;
+  /** When a route last took it as a probe during this ban. */
+  probed?: number;
 }
+
+/** A route: spans, each on one server. */
+export type PeerRoute = readonly { readonly server: { readonly peerId: string } }[];
 
 export class BanList {
   readonly #initialMs: number;
@@ -47,6 +58,7 @@ export class BanList {
   readonly #now: () => number;
   readonly #forgetMs: number;
   readonly #maxPeers: number;
+  readonly #probeMs: number;
   /** By last failure, oldest first (`ban` moves a peer to the end). */
   readonly #bans = new Map<string, Ban>();
 
@@ -58,6 +70,7 @@ export class BanList {
     this.#now = options.now ?? Date.now;
     this.#forgetMs = options.forgetMs ?? 2 * Math.max(this.#maxMs, this.#suspectMs);
     this.#maxPeers = Math.max(1, options.maxPeers ?? 10_000);
+    this.#probeMs = options.probeMs ?? 1_000;
   }
 
   /**
@@ -116,15 +129,34 @@ export class BanList {
 
   /**
    * Runs `route` skipping suspects; when that leaves blocks uncovered (`MISSING_BLOCKS`), runs it
-   * again skipping only banned peers (whose error, if any, is the one thrown).
+   * again skipping only banned peers; when that does too, once more skipping only the banned peers
+   * whose probe is not due (whose error, if any, is the one thrown), and the banned peers that route
+   * takes are marked as probed.
    */
-  routeAround<T>(route: (skip: (peerId: string) => boolean) => T): T {
+  routeAround<T extends PeerRoute>(route: (skip: (peerId: string) => boolean) => T): T {
     try {
       return route((p) => this.isSuspect(p));
     } catch (err) {
-      if (!(err instanceof PlumiseError && err.code === "MISSING_BLOCKS")) throw err;
-      return route((p) => this.isBanned(p));
+      if (!missing(err)) throw err;
     }
+    try {
+      return route((p) => this.isBanned(p));
+    } catch (err) {
+      if (!missing(err)) throw err;
+    }
+    const now = this.#now();
+    const r = route((p) => this.isBanned(p) && !this.#probeDue(p, now));
+    for (const { server } of r) {
+      const b = this.#bans.get(server.peerId);
+      if (b && now < b.until) b.probed = now;
+    }
+    return r;
+  }
+
+  /** Whether banned `peerId` may be probed at `now`: `probeMs` since its last failure and last probe. */
+  #probeDue(peerId: string, now: number): boolean {
+    const b = this.#bans.get(peerId);
+    return b !== undefined && now >= Math.max(b.last, b.probed ?? -Infinity) + this.#probeMs;
   }
 
   /** Consecutive failures recorded for `peerId`. */
@@ -137,3 +169,5 @@ export class BanList {
     return [...this.#bans.keys()].filter((p) => this.isBanned(p));
   }
 }
+
+const missing = (err: unknown) => err instanceof PlumiseError && err.code === "MISSING_BLOCKS";

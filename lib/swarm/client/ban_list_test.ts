@@ -63,23 +63,26 @@ Deno.test("BanList: a peer stays suspect for suspectMs after its last failure, o
   assert.equal(long.isSuspect("q"), true);
 });
 
+/** A router over `servers`: a one-span route on the first one not skipped, else `MISSING_BLOCKS`. */
+const missing = new SwarmError("MISSING_BLOCKS", "no server for blocks [0, 3)");
+const routeOn = (servers: string[]) => (skip: (p: string) => boolean) => {
+  const s = servers.find((p) => !skip(p));
+  if (!s) throw missing;
+  return [{ server: { peerId: s } }];
+};
+const peerOf = (r: { server: { peerId: string } }[]) => r[0].server.peerId;
+
 Deno.test("BanList.routeAround skips suspects while the rest covers the blocks, else only banned peers", () => {
   let now = 0;
   const bans = new BanList({ now: () => now });
-  const missing = new SwarmError("MISSING_BLOCKS", "no server for blocks [0, 3)");
-  /** A router over servers a, b (suspect after a failure) and c (banned): the first one not skipped. */
-  const route = (servers: string[]) => (skip: (p: string) => boolean) => {
-    const s = servers.find((p) => !skip(p));
-    if (!s) throw missing;
-    return s;
-  };
   bans.ban("a");
   bans.ban("c");
   now = 20_000; // a's and c's bans ended; both still suspect
   bans.ban("c"); // c banned again (30 s)
-  assert.equal(bans.routeAround(route(["a", "b"])), "b", "around the suspect");
-  assert.equal(bans.routeAround(route(["a", "c"])), "a", "a suspect when nothing else covers");
-  assert.throws(() => bans.routeAround(route(["c"])), (err) => err === missing, "banned peers never");
+  now += 5_000;
+  assert.equal(peerOf(bans.routeAround(routeOn(["a", "b"]))), "b", "around the suspect");
+  assert.equal(peerOf(bans.routeAround(routeOn(["a", "c"]))), "a", "a suspect when nothing else covers");
+  assert.equal(peerOf(bans.routeAround(routeOn(["c", "b"]))), "b", "a banned peer not while another covers");
   const other = new Error("a bug in the router");
   assert.throws(
     () =>
@@ -89,6 +92,48 @@ Deno.test("BanList.routeAround skips suspects while the rest covers the blocks, 
     (err) => err === other,
     "other errors are not retried",
   );
+});
+
+Deno.test("BanList.routeAround probes a banned peer that alone covers the blocks, once per probeMs", () => {
+  let now = 0;
+  const bans = new BanList({ now: () => now, probeMs: 1_000 });
+  bans.ban("c"); // 15 s
+  now = 999;
+  assert.throws(
+    () => bans.routeAround(routeOn(["c"])),
+    (err) => err === missing,
+    "not within probeMs of the failure",
+  );
+  now = 1_000;
+  assert.equal(peerOf(bans.routeAround(routeOn(["c"]))), "c", "a probe once probeMs passed");
+  assert.equal(bans.isBanned("c"), true, "a probe does not lift the ban");
+  assert.throws(() => bans.routeAround(routeOn(["c"])), (err) => err === missing, "one probe per probeMs");
+  now = 1_500;
+  bans.ban("c"); // the probe failed: the same outage
+  assert.equal(bans.failures("c"), 1);
+  now = 2_400;
+  assert.throws(
+    () => bans.routeAround(routeOn(["c"])),
+    (err) => err === missing,
+    "probeMs after its failure",
+  );
+  now = 2_500;
+  assert.equal(peerOf(bans.routeAround(routeOn(["c"]))), "c", "probed again");
+  // a route over two banned peers marks both; routing that only considered one marks nothing else
+  bans.ban("d");
+  now = 4_000;
+  const both = bans.routeAround((skip) => {
+    if (skip("c") || skip("d")) throw missing;
+    return [{ server: { peerId: "c" } }, { server: { peerId: "d" } }];
+  });
+  assert.deepEqual(both.map((x) => x.server.peerId), ["c", "d"]);
+  assert.throws(() => bans.routeAround(routeOn(["d"])), (err) => err === missing, "d was probed too");
+  bans.succeed("c"); // the probe worked: the ban is lifted
+  assert.equal(peerOf(bans.routeAround(routeOn(["c"]))), "c");
+  assert.equal(bans.isBanned("c"), false);
+  now = 17_500; // d's ban (from 2.5 s) is over: it is only suspect, used with no probe limit
+  assert.equal(peerOf(bans.routeAround(routeOn(["d"]))), "d");
+  assert.equal(peerOf(bans.routeAround(routeOn(["d"]))), "d");
 });
 
 Deno.test("BanList stays bounded: records are forgotten after forgetMs, and the oldest go beyond maxPeers", () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { SwarmError } from "../../errors.ts";
 import { FakeSwarm } from "../../testing/mod.ts";
+import { BanList } from "./ban_list.ts";
 import { SessionState } from "./session_state.ts";
 import { withRetries } from "./span_retries.ts";
 import { SpanRouter } from "./span_routing.ts";
@@ -46,6 +47,32 @@ Deno.test("withRetries: gives up after maxRetries with SESSION_FAILED naming blo
   assert.deepEqual(err.details.peers, ["A", "B"]);
   assert.equal(err.details.lastCode, "BAD_REPLY");
   assert.equal(s.stats.failures, 2);
+});
+
+Deno.test("withRetries: the only server for the blocks, banned after a failure, is probed again and recovers", async () => {
+  const swarm = new FakeSwarm({ numBlocks: 4, hiddenSize: 8 });
+  await swarm.addServer("A", 0, 4, { throughput: 1000 });
+  const s = new SessionState({
+    model: swarm.model,
+    start: 0,
+    end: 4,
+    maxLength: 16,
+    table: swarm,
+    transport: swarm,
+    maxRetries: 5,
+    retryBackoff: { initialMs: 20, maxMs: 20 },
+    bans: new BanList({ probeMs: 30 }),
+  });
+  const tried: string[] = [];
+  const r = await withRetries(s, new SpanRouter(s), 0, (span) => {
+    tried.push(span.server!.peerId);
+    return tried.length === 1 ? Promise.reject(new Error("connection cut")) : Promise.resolve("done");
+  });
+  assert.equal(r, "done", "the step went on on A once its probe was due");
+  assert.deepEqual(tried, ["A", "A"]);
+  // the cut, then at least the immediate retry: no route until the probe was due
+  assert.ok(s.stats.failures >= 2, `${s.stats.failures} failures`);
+  assert.equal(s.bans.isBanned("A"), true, "the ban stands until a success is reported");
 });
 
 Deno.test("withRetries: a server's own INTERNAL error frame fails over like any server failure", async () => {

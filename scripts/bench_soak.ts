@@ -19,8 +19,13 @@
  * binary's (lib/cli/v8_flags.ts; e.g. `--max-semi-space-size=32`, V8's own default here, to see
  * what the binary's cap changes). `--tiny` uses a tiny model instead (the bench's test).
  *
+ * `cpu_ms_per_token` (`cpu_ms_per_token_one` for the one client) is each process's CPU time (user +
+ * system, /proc/<pid>/stat) over the phase ÷ the tokens generated in it, keyed like RSS plus
+ * `clients` (this process, which runs the HTTP clients): where the machine's cores go per token.
+ *
  * `--json` prints one object: `{clients, minutes, warmup_minutes, requests, failed, tokens, tok_s,
- * tok_s_one, requests_one, failed_one, rss_warm_mb, rss_end_mb, rss_growth, rss_series_mb, …}`.
+ * tok_s_one, requests_one, failed_one, cpu_ms_per_token, cpu_ms_per_token_one, rss_warm_mb, rss_end_mb,
+ * rss_growth, rss_series_mb, …}`.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -74,6 +79,27 @@ export function rssMiB(pid: number): number {
   const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
   if (kb === undefined) throw new Error(`no VmRSS in /proc/${pid}/status`);
   return Math.round((Number(kb) / 1024) * 10) / 10;
+}
+
+/** CPU time (user + system) process `pid` has used so far, in seconds (/proc/<pid>/stat; Linux's 100 ticks/s). */
+export function cpuSeconds(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // the fields after the command name, which is in parentheses and may hold spaces
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(f[11]) + Number(f[12]); // utime, stime: fields 14 and 15 of proc(5)
+  if (!Number.isFinite(ticks)) throw new Error(`no utime/stime in /proc/${pid}/stat`);
+  return ticks / 100;
+}
+
+/** CPU milliseconds per generated token of each process between two `cpuSeconds` readings. */
+export function cpuMsPerToken(
+  before: Record<string, number>,
+  after: Record<string, number>,
+  tokens: number,
+): Record<string, number> {
+  return Object.fromEntries(
+    Object.keys(before).map((k) => [k, tokens > 0 ? round(((after[k] - before[k]) * 1000) / tokens) : 0]),
+  );
 }
 
 /** The largest `end ÷ warm − 1` over the processes (keys of `warm`), rounded to 3 digits. */
@@ -230,6 +256,11 @@ if (import.meta.main) {
       }))
       : [];
     const rssAll = () => Object.fromEntries(nodes.map((p) => [p.name, rssMiB(p.pid)]));
+    // the clients run in this process: its CPU is the HTTP clients'
+    const cpuAll = () => ({
+      ...Object.fromEntries(nodes.map((p) => [p.name, cpuSeconds(p.pid)])),
+      clients: cpuSeconds(Deno.pid),
+    });
     const heapAll = async () =>
       Object.fromEntries(
         await Promise.all(nodes.map(async (p, i) => [p.name, await heapAfterGcMiB(wsUrls[i])])),
@@ -256,6 +287,7 @@ if (import.meta.main) {
     const t0 = performance.now();
     const elapsed = () => performance.now() - t0;
     let done = false;
+    const cpu0 = cpuAll();
     const sampler = (async () => {
       let next = 0;
       while (!done) {
@@ -277,6 +309,7 @@ if (import.meta.main) {
       () => elapsed() >= ms,
       (c, k) => generateOnce(api.api, prompt(c, k), n.tokens),
     );
+    const cpu1 = cpuAll();
     done = true;
     await sampler;
     const endSample = await sample();
@@ -288,12 +321,14 @@ if (import.meta.main) {
       } tok/s; RSS at the end ${JSON.stringify(end)} MiB`,
     );
     // then one client alone
+    const cpu2 = cpuAll();
     const t1 = performance.now();
     const one = await runClients(
       1,
       () => performance.now() - t1 >= n.oneMinutes * 60_000,
       (_, k) => generateOnce(api.api, prompt(0, k), n.tokens),
     );
+    const cpu3 = cpuAll();
     const result = {
       clients: n.clients,
       minutes: n.minutes,
@@ -307,6 +342,8 @@ if (import.meta.main) {
       requests_one: one.requests,
       failed_one: one.failed,
       tok_s_one: round(one.tokens / one.seconds),
+      cpu_ms_per_token: cpuMsPerToken(cpu0, cpu1, load.tokens),
+      cpu_ms_per_token_one: cpuMsPerToken(cpu2, cpu3, one.tokens),
       rss_warm_mb: warm!.raw,
       rss_end_mb: end,
       rss_growth: rssGrowth(warm!.raw, end),
@@ -336,6 +373,11 @@ if (import.meta.main) {
           : "";
         console.log(`${p.name.padEnd(8)} RSS ${warm!.raw[p.name]} → ${end[p.name]} MiB${heap}`);
       }
+      console.log(
+        `CPU ms per token: ${JSON.stringify(result.cpu_ms_per_token)}; one client: ${
+          JSON.stringify(result.cpu_ms_per_token_one)
+        }`,
+      );
       console.log(`rss_growth ${result.rss_growth}${a.heap ? `, after a GC ${result.rss_gc_growth}` : ""}`);
     }
   } finally {

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { generateOnce, rssGrowth, rssMiB, runClients, soakArgs } from "./bench_soak.ts";
+import {
+  cpuMsPerToken,
+  cpuSeconds,
+  generateOnce,
+  rssGrowth,
+  rssMiB,
+  runClients,
+  soakArgs,
+} from "./bench_soak.ts";
 
 const defaults = { clients: "4", minutes: "2", "warmup-minutes": "1", "one-minutes": "1", tokens: "16" };
 
@@ -32,6 +40,19 @@ Deno.test("bench soak: options are checked, bad ones name the flag", () => {
 Deno.test("bench soak: growth is the largest end ÷ warm − 1 over the processes", () => {
   assert.equal(rssGrowth({ api: 400, s2: 200 }, { api: 420, s2: 230 }), 0.15);
   assert.equal(rssGrowth({ api: 400, s2: 200 }, { api: 380, s2: 190 }), -0.05);
+});
+
+Deno.test("bench soak: CPU time of a process grows by what it spins, per token", () => {
+  const before = cpuSeconds(Deno.pid);
+  const t0 = performance.now();
+  let x = 0;
+  while (performance.now() - t0 < 300) x += Math.sqrt(x + 1); // 0.3 s of one core
+  const spent = cpuSeconds(Deno.pid) - before;
+  assert.ok(x > 0);
+  assert.ok(spent >= 0.2 && spent <= 1.5, `spun 0.3 s, /proc counted ${spent} s`);
+  assert.deepEqual(cpuMsPerToken({ api: 10, s2: 4 }, { api: 12, s2: 4.5 }, 100), { api: 20, s2: 5 });
+  assert.deepEqual(cpuMsPerToken({ api: 10 }, { api: 12 }, 0), { api: 0 });
+  assert.throws(() => cpuSeconds(2 ** 22 + 12345), /No such file|not found/i);
 });
 
 Deno.test("bench soak: RSS is this process's VmRSS from /proc, in MiB", () => {
@@ -114,6 +135,11 @@ Deno.test({
       ]
     ) {
       assert.deepEqual(Object.keys(r[k]).sort(), names, k);
+    }
+    for (const k of ["cpu_ms_per_token", "cpu_ms_per_token_one"]) {
+      assert.deepEqual(Object.keys(r[k]).sort(), [...names, "clients"].sort(), k);
+      assert.ok(Object.values(r[k]).every((v) => typeof v === "number" && v >= 0), JSON.stringify(r[k]));
+      assert.ok(r[k].api > 0, `${k}: the API node ran the head and its blocks`);
     }
     const pids = names.map((n) => r.pids[n]);
     assert.equal(new Set(pids).size, 3);

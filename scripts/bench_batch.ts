@@ -5,8 +5,8 @@
  * batching"). Per level: aggregate tokens/s (every session's steps ÷ the wall time of the level)
  * and the per-step latency p50/p99 seen by the sessions.
  *
- *   deno task bench batch [--model DIR] [--blocks 4] [--weights int8|fp32] [--sessions 1,2,4,8,16]
- *     [--steps 48] [--past 128] [--rounds 3] [--json]
+ *   deno task bench batch [--model DIR] [--blocks 4] [--weights int8|fp32] [--kv float32|float16]
+ *     [--sessions 1,2,4,8,16] [--steps 48] [--past 128] [--rounds 3] [--json]
  *
  * Without --model it generates bloom-560m-sized random blocks once into .cache/bench-bloom560m-<N>
  * (the same blocks bench:runtime uses). Each session's prompt of `--past` tokens runs first
@@ -29,6 +29,8 @@ export interface BatchBenchOptions {
   model: string;
   blocks: number;
   weights: "fp32" | "int8";
+  /** The K/V caches' element type (the node's default: float32). */
+  kv?: "float32" | "float16";
   sessions: number[];
   steps: number;
   past: number;
@@ -65,6 +67,7 @@ export async function benchBatch(o: BatchBenchOptions): Promise<BatchBenchResult
     start: 0,
     end: o.blocks,
     weights: o.weights,
+    kvCache: o.kv ?? "float32",
     cacheTokens: 100_000_000,
     maxLength: o.past + WARM + o.steps + 8,
     threads: o.threads ?? 2,
@@ -141,6 +144,7 @@ if (import.meta.main) {
       model: { type: "string" },
       blocks: { type: "string", default: "4" },
       weights: { type: "string", default: "int8" },
+      kv: { type: "string", default: "float32" },
       sessions: { type: "string", default: "1,2,4,8,16" },
       steps: { type: "string", default: "48" },
       past: { type: "string", default: "128" },
@@ -151,6 +155,10 @@ if (import.meta.main) {
   const blocks = Number(values.blocks);
   if (values.weights !== "int8" && values.weights !== "fp32") {
     console.error(`--weights must be int8 or fp32, got ${values.weights}`);
+    Deno.exit(2);
+  }
+  if (values.kv !== "float32" && values.kv !== "float16") {
+    console.error(`--kv must be float32 or float16, got ${values.kv}`);
     Deno.exit(2);
   }
   let model = values.model;
@@ -169,6 +177,7 @@ if (import.meta.main) {
     model,
     blocks,
     weights: values.weights,
+    kv: values.kv,
     sessions: values.sessions.split(",").map(Number),
     steps: Number(values.steps),
     past: Number(values.past),
@@ -178,7 +187,7 @@ if (import.meta.main) {
   if (values.json) console.log(JSON.stringify(r));
   else {
     console.log(
-      `${blocks} bloom-560m-sized ${values.weights} blocks, 2 intra-op threads; machine: ${navigator.hardwareConcurrency} ` +
+      `${blocks} bloom-560m-sized ${values.weights} blocks, ${values.kv} caches, 2 intra-op threads; machine: ${navigator.hardwareConcurrency} ` +
         `cores, load average ${loadBefore.toFixed(2)} before, ${Deno.loadavg()[0].toFixed(2)} after`,
     );
     console.log(JSON.stringify(r));

@@ -240,30 +240,37 @@ function answer(j: Job, ok: boolean, value: unknown): void {
   self.postMessage(reply, transfer);
 }
 
-/** The sessions of the last two batches and the last one's time: what the next one waits for. */
+/** The sessions of the last two batches: what the next one waits for. */
 let recent: [Set<string>, Set<string>] = [new Set(), new Set()];
-let lastMs = 0;
 /** Batches left to run without waiting, after a wait in vain. */
 let patience = 0;
-/** Longest wait for the recent sessions to come back (and at most the last batch's time). */
-const WINDOW_MS = 2;
+/** Longest wait for the recent sessions to come back (docs/benchmarks.md, "Waiting for the others"). */
+const WINDOW_MS = 8;
+/** Ends a `waitForPeers` sleep: set while it sleeps, called when a job is queued (`pump`). */
+let arrived: (() => void) | undefined;
 
 /**
  * When several sessions stepped in the last two batches and fewer have a step queued now, waits a
  * little for the others (their steps are usually on their way: a client got its answer and sends
  * the next one; on a small machine the compute threads hold every core while a batch runs, so the
- * clients' next steps come only after it). Two sessions would otherwise settle into taking turns,
- * each alone in its batch. At most `WINDOW_MS` and the last batch's time; a wait in vain (sessions
- * that went away, or whose steps come from afar) turns waiting off for the next 2 batches.
+ * clients' next steps come only after it; through a swarm they come from the other servers of the
+ * route, a few milliseconds apart). Sessions would otherwise settle into taking turns, each alone
+ * or in twos in its batch. At most `WINDOW_MS`, asleep until a job is queued; a wait in vain
+ * (sessions that went away, or whose steps come from afar) turns waiting off for the next 2 batches.
  */
 async function waitForPeers(): Promise<void> {
   const expected = new Set([...recent[0], ...recent[1]]).size;
   if (expected < 2) return;
   if (patience > 0) return void patience--;
-  const deadline = performance.now() + Math.min(WINDOW_MS, lastMs);
+  const deadline = performance.now() + WINDOW_MS;
+  // asleep until a job is queued or the deadline: a poll would take a core the senders may need
   while (readySessions(queues[0], kindOf) < expected) {
-    if (performance.now() >= deadline) return void (patience = 2);
-    await yieldLoop();
+    const left = deadline - performance.now();
+    if (left <= 0) return void (patience = 2);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => (arrived = undefined, resolve()), left);
+      arrived = () => (arrived = undefined, clearTimeout(timer), resolve());
+    });
   }
 }
 
@@ -278,7 +285,6 @@ async function runBatch(): Promise<void> {
   } catch (error) {
     results = parts.map(() => ({ ok: false as const, error }));
   }
-  lastMs = performance.now() - t0;
   recent = [recent[1], new Set(parts.map((p) => p.step.id))];
   const again: Job[] = [];
   const waits: number[] = [];
@@ -347,6 +353,7 @@ async function runLogits(): Promise<void> {
 }
 
 async function pump(): Promise<void> {
+  arrived?.();
   if (busy) return;
   busy = true;
   try {

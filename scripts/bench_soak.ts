@@ -6,7 +6,7 @@
  * client alone for `--one-minutes` (docs/benchmarks.md, "Soak").
  *
  *   deno task bench soak [--clients 4] [--minutes 2] [--warmup-minutes 1] [--one-minutes 1]
- *     [--tokens 16] [--tiny] [--heap] [--v8-flags FLAGS] [--json]
+ *     [--tokens 16] [--threads N] [--pinning auto|off|CPUS] [--tiny] [--heap] [--v8-flags FLAGS] [--json]
  *
  * Reported: requests and failures (anything but a 200 with `num_tokens` ≥ 1, a refused connection
  * included), tokens/s of all clients together (`tok_s`) and of the one client (`tok_s_one`), and
@@ -17,14 +17,18 @@
  * `heap_end_mb`: each process's JS heap in use right after a full garbage collection, which tells a
  * JS leak from native growth. `--v8-flags` runs the servers with these V8 flags on top of the
  * binary's (lib/cli/v8_flags.ts; e.g. `--max-semi-space-size=32`, V8's own default here, to see
- * what the binary's cap changes). `--tiny` uses a tiny model instead (the bench's test).
+ * what the binary's cap changes). `--threads` and `--pinning` set every server's `PLUMISE_THREADS`
+ * and `CPU_PINNING` (default: the node's defaults; the three servers share this machine's cores).
+ * `--tiny` uses a tiny model instead (the bench's test).
  *
  * `cpu_ms_per_token` (`cpu_ms_per_token_one` for the one client) is each process's CPU time (user +
  * system, /proc/<pid>/stat) over the phase ÷ the tokens generated in it, keyed like RSS plus
  * `clients` (this process, which runs the HTTP clients): where the machine's cores go per token.
  *
+ * `mean_batch` is each server's sessions per batch of steps under load (its /metrics).
+ *
  * `--json` prints one object: `{clients, minutes, warmup_minutes, requests, failed, tokens, tok_s,
- * tok_s_one, requests_one, failed_one, cpu_ms_per_token, cpu_ms_per_token_one, rss_warm_mb, rss_end_mb,
+ * tok_s_one, requests_one, failed_one, cpu_ms_per_token, cpu_ms_per_token_one, mean_batch, rss_warm_mb, rss_end_mb,
  * rss_growth, rss_series_mb, …}`.
  * @module
  */
@@ -99,6 +103,26 @@ export function cpuMsPerToken(
 ): Record<string, number> {
   return Object.fromEntries(
     Object.keys(before).map((k) => [k, tokens > 0 ? round(((after[k] - before[k]) * 1000) / tokens) : 0]),
+  );
+}
+
+/** `plumise_batch_sessions`' count and sum from a /metrics text (zeros when it has none). */
+export function batchCounts(metrics: string): { count: number; sum: number } {
+  const get = (k: string) =>
+    Number(new RegExp(`^plumise_batch_sessions_${k} (\\S+)$`, "m").exec(metrics)?.[1] ?? 0);
+  return { count: get("count"), sum: get("sum") };
+}
+
+/** Sessions per batch of each server between two `batchCounts` readings (0 when it ran none). */
+export function meanBatch(
+  before: Record<string, { count: number; sum: number }>,
+  after: Record<string, { count: number; sum: number }>,
+): Record<string, number> {
+  return Object.fromEntries(
+    Object.keys(before).map((k) => {
+      const n = after[k].count - before[k].count;
+      return [k, n > 0 ? round((after[k].sum - before[k].sum) / n) : 0];
+    }),
   );
 }
 
@@ -204,6 +228,8 @@ if (import.meta.main) {
       tiny: { type: "boolean", default: false },
       heap: { type: "boolean", default: false },
       "v8-flags": { type: "string" },
+      threads: { type: "string" },
+      pinning: { type: "string" },
       json: { type: "boolean", default: false },
     },
   });
@@ -229,6 +255,8 @@ if (import.meta.main) {
       PETALS_PORT: "0",
       DIRECT_PORT: "0",
       LOG_JSON: "true",
+      ...(a.threads ? { PLUMISE_THREADS: a.threads } : {}),
+      ...(a.pinning ? { CPU_PINNING: a.pinning } : {}),
       ...extra,
     });
     const inspect = (i: number) => [
@@ -244,7 +272,17 @@ if (import.meta.main) {
     log(`model: ${a.tiny ? "tiny" : "bloom-560m-sized"}, 6 blocks, 3 servers of 2; ${n.clients} clients`);
     const api = await (await spawn(0)).online();
     const peers = api.addrs.join(",");
-    await Promise.all([1, 2].map(async (i) => (await spawn(i, { PETALS_INITIAL_PEERS: peers })).online()));
+    const apis = [api.api];
+    await Promise.all([1, 2].map(async (i) => {
+      apis[i] = (await (await spawn(i, { PETALS_INITIAL_PEERS: peers })).online()).api;
+    }));
+    /** Each server's batches so far (its /metrics): how many, and the sessions in them. */
+    const batchesAll = async () =>
+      Object.fromEntries(
+        await Promise.all(
+          nodes.map(async (p, i) => [p.name, batchCounts(await (await fetch(`${apis[i]}/metrics`)).text())]),
+        ),
+      );
     await waitFor(async () => (await (await fetch(`${api.api}/health`)).json()).swarm?.complete, {
       timeoutMs: 120_000,
       what: "a complete swarm in the API node's /health",
@@ -287,6 +325,7 @@ if (import.meta.main) {
     const t0 = performance.now();
     const elapsed = () => performance.now() - t0;
     let done = false;
+    const batches0 = await batchesAll();
     const cpu0 = cpuAll();
     const sampler = (async () => {
       let next = 0;
@@ -310,6 +349,7 @@ if (import.meta.main) {
       (c, k) => generateOnce(api.api, prompt(c, k), n.tokens),
     );
     const cpu1 = cpuAll();
+    const batches1 = await batchesAll();
     done = true;
     await sampler;
     const endSample = await sample();
@@ -333,6 +373,8 @@ if (import.meta.main) {
       clients: n.clients,
       minutes: n.minutes,
       ...(a["v8-flags"] ? { v8_flags: a["v8-flags"] } : {}),
+      ...(a.threads ? { threads: Number(a.threads) } : {}),
+      ...(a.pinning ? { pinning: a.pinning } : {}),
       warmup_minutes: n.warmupMinutes,
       tokens_per_request: n.tokens,
       requests: load.requests,
@@ -343,6 +385,7 @@ if (import.meta.main) {
       failed_one: one.failed,
       tok_s_one: round(one.tokens / one.seconds),
       cpu_ms_per_token: cpuMsPerToken(cpu0, cpu1, load.tokens),
+      mean_batch: meanBatch(batches0, batches1),
       cpu_ms_per_token_one: cpuMsPerToken(cpu2, cpu3, one.tokens),
       rss_warm_mb: warm!.raw,
       rss_end_mb: end,

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import {
+  batchCounts,
   cpuMsPerToken,
   cpuSeconds,
   generateOnce,
+  meanBatch,
   rssGrowth,
   rssMiB,
   runClients,
@@ -53,6 +55,21 @@ Deno.test("bench soak: CPU time of a process grows by what it spins, per token",
   assert.deepEqual(cpuMsPerToken({ api: 10, s2: 4 }, { api: 12, s2: 4.5 }, 100), { api: 20, s2: 5 });
   assert.deepEqual(cpuMsPerToken({ api: 10 }, { api: 12 }, 0), { api: 0 });
   assert.throws(() => cpuSeconds(2 ** 22 + 12345), /No such file|not found/i);
+});
+
+Deno.test("bench soak: sessions per batch come from each server's /metrics between two readings", () => {
+  const metrics = (count: number, sum: number) =>
+    `# TYPE plumise_batch_sessions histogram\nplumise_batch_sessions_bucket{le="1"} 3\n` +
+    `plumise_batch_sessions_sum ${sum}\nplumise_batch_sessions_count ${count}\nplumise_other_count 99\n`;
+  assert.deepEqual(batchCounts(metrics(10, 25)), { count: 10, sum: 25 });
+  assert.deepEqual(batchCounts("# nothing batched yet\n"), { count: 0, sum: 0 });
+  assert.deepEqual(
+    meanBatch(
+      { api: { count: 10, sum: 25 }, s2: { count: 4, sum: 4 } },
+      { api: { count: 14, sum: 37 }, s2: { count: 4, sum: 4 } },
+    ),
+    { api: 3, s2: 0 },
+  );
 });
 
 Deno.test("bench soak: RSS is this process's VmRSS from /proc, in MiB", () => {
@@ -141,6 +158,8 @@ Deno.test({
       assert.ok(Object.values(r[k]).every((v) => typeof v === "number" && v >= 0), JSON.stringify(r[k]));
       assert.ok(r[k].api > 0, `${k}: the API node ran the head and its blocks`);
     }
+    assert.deepEqual(Object.keys(r.mean_batch).sort(), names);
+    assert.ok(r.mean_batch.api >= 1, `the API node's server ran batches: ${JSON.stringify(r.mean_batch)}`);
     const pids = names.map((n) => r.pids[n]);
     assert.equal(new Set(pids).size, 3);
     assert.ok(!pids.includes(Deno.pid));

@@ -197,7 +197,8 @@ export const SWARM_RUNTIME_KEYS: readonly KeySpec[] = [
     max: 256,
     unit: "threads",
     default: 2,
-    description: "onnxruntime intra-op threads",
+    description:
+      "onnxruntime intra-op threads; several nodes on one machine should split its cores between them (threads that outnumber the cores only wait for each other)",
   },
   {
     key: "cpuPinning",

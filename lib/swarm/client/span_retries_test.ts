@@ -6,10 +6,15 @@ import { SessionState } from "./session_state.ts";
 import { withRetries } from "./span_retries.ts";
 import { SpanRouter } from "./span_routing.ts";
 
-async function setup(maxRetries = 3) {
+async function setup(
+  maxRetries = 3,
+  o: { servers?: string[]; backoffMs?: number; bans?: BanList } = {},
+) {
   const swarm = new FakeSwarm({ numBlocks: 4, hiddenSize: 8 });
-  await swarm.addServer("A", 0, 4, { throughput: 1000 });
-  await swarm.addServer("B", 0, 4, { throughput: 10 });
+  const servers = o.servers ?? ["A", "B"];
+  for (const [k, id] of servers.entries()) {
+    await swarm.addServer(id, 0, 4, { throughput: k === 0 ? 1000 : 10 });
+  }
   const s = new SessionState({
     model: swarm.model,
     start: 0,
@@ -18,7 +23,8 @@ async function setup(maxRetries = 3) {
     table: swarm,
     transport: swarm,
     maxRetries,
-    retryBackoff: { initialMs: 1, maxMs: 2 },
+    retryBackoff: { initialMs: o.backoffMs ?? 1, maxMs: 2 * (o.backoffMs ?? 1) },
+    bans: o.bans,
   });
   return { swarm, s, router: new SpanRouter(s) };
 }
@@ -50,21 +56,9 @@ Deno.test("withRetries: gives up after maxRetries with SESSION_FAILED naming blo
 });
 
 Deno.test("withRetries: the only server for the blocks, banned after a failure, is probed again and recovers", async () => {
-  const swarm = new FakeSwarm({ numBlocks: 4, hiddenSize: 8 });
-  await swarm.addServer("A", 0, 4, { throughput: 1000 });
-  const s = new SessionState({
-    model: swarm.model,
-    start: 0,
-    end: 4,
-    maxLength: 16,
-    table: swarm,
-    transport: swarm,
-    maxRetries: 5,
-    retryBackoff: { initialMs: 20, maxMs: 20 },
-    bans: new BanList({ probeMs: 30 }),
-  });
+  const { s, router } = await setup(5, { servers: ["A"], backoffMs: 20, bans: new BanList({ probeMs: 30 }) });
   const tried: string[] = [];
-  const r = await withRetries(s, new SpanRouter(s), 0, (span) => {
+  const r = await withRetries(s, router, 0, (span) => {
     tried.push(span.server!.peerId);
     return tried.length === 1 ? Promise.reject(new Error("connection cut")) : Promise.resolve("done");
   });

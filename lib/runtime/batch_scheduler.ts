@@ -146,3 +146,38 @@ export function settlePart(
   s.done += p.tokens;
   return s.done === t ? { state: "done", value: { data: s.out, shape: [b, t, h] } } : { state: "more" };
 }
+
+/**
+ * Whom the next batch waits for (ort_worker.ts, `waitForPeers`): the sessions of the last two
+ * batches that are still open. Fewer than two means no wait; after a wait in vain the next
+ * `PATIENCE` batches do not wait either.
+ */
+export class BatchPeers {
+  static readonly PATIENCE = 2;
+  #recent: [Set<string>, Set<string>] = [new Set(), new Set()];
+  #patience = 0;
+
+  /** Records the sessions of a batch that ran. */
+  ran(ids: Iterable<string>): void {
+    this.#recent = [this.#recent[1], new Set(ids)];
+  }
+
+  /** A closed session is not waited for (a client's next session would wait for its last one). */
+  closed(id: string): void {
+    for (const r of this.#recent) r.delete(id);
+  }
+
+  /** How many sessions the next batch waits for; 0: none (and one batch of patience used up). */
+  expected(): number {
+    const n = new Set([...this.#recent[0], ...this.#recent[1]]).size;
+    if (n < 2) return 0;
+    if (this.#patience === 0) return n;
+    this.#patience--;
+    return 0;
+  }
+
+  /** The last wait ended before every expected session had a step queued. */
+  inVain(): void {
+    this.#patience = BatchPeers.PATIENCE;
+  }
+}

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { StepResult } from "./engine_types.ts";
 import {
   type BatchOptions,
+  BatchPeers,
   type JobKind,
   type PendingStep,
   readySessions,
@@ -102,4 +103,30 @@ Deno.test("settlePart: a failed chunk fails the step", () => {
   const [p] = takeBatch(q, kindOf, O);
   const err = new Error("boom");
   assert.deepEqual(settlePart(p, { ok: false, error: err }), { state: "failed", error: err });
+});
+
+Deno.test("BatchPeers: the open sessions of the last two batches, none after a wait in vain for 2 batches", () => {
+  const p = new BatchPeers();
+  assert.equal(p.expected(), 0, "nothing ran yet");
+  p.ran(["a"]);
+  assert.equal(p.expected(), 0, "one session waits for no one");
+  p.ran(["b"]);
+  assert.equal(p.expected(), 2, "a and b took turns: wait for both");
+  p.ran(["a", "c"]);
+  assert.equal(p.expected(), 3, "b from the batch before, a and c from the last");
+  p.ran(["c"]);
+  assert.equal(p.expected(), 2, "b is out of the last two batches");
+  p.inVain();
+  assert.equal(p.expected(), 0);
+  assert.equal(p.expected(), 0);
+  assert.equal(p.expected(), 2, "waiting again after 2 batches");
+  // a client's sessions one after another: its next session does not wait for the one it closed
+  const q = new BatchPeers();
+  q.ran(["old"]);
+  q.closed("old");
+  q.ran(["new"]);
+  assert.equal(q.expected(), 0);
+  q.ran(["other", "new"]);
+  q.closed("other");
+  assert.equal(q.expected(), 0, "closed in the last batch too");
 });

@@ -22,6 +22,7 @@ import type { BatchEvent, DirectEvent, WorkerReply, WorkerRequest } from "./work
 import { DIRECT_REPORT_MS, priorityOf, serializeError } from "./worker_protocol.ts";
 import { splitRows, stackRows, takeLogits } from "./logits_batch.ts";
 import {
+  BatchPeers,
   DEFAULT_BATCH_OPTIONS,
   type JobKind,
   type PendingStep,
@@ -181,6 +182,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       return null;
     case "close":
       cancelDirect(req.args.id);
+      peers.closed(req.args.id);
       return engine.close(req.args.id);
     case "step":
       return await engine.step(req.args.id, req.args.hidden, req.args.startFromPosition, req.args.hypoIds);
@@ -240,10 +242,8 @@ function answer(j: Job, ok: boolean, value: unknown): void {
   self.postMessage(reply, transfer);
 }
 
-/** The sessions of the last two batches: what the next one waits for. */
-let recent: [Set<string>, Set<string>] = [new Set(), new Set()];
-/** Batches left to run without waiting, after a wait in vain. */
-let patience = 0;
+/** Whom the next batch waits for. */
+const peers = new BatchPeers();
 /** Longest wait for the recent sessions to come back (docs/benchmarks.md, "Waiting for the others"). */
 const WINDOW_MS = 8;
 /** Ends a `waitForPeers` sleep: set while it sleeps, called when a job is queued (`pump`). */
@@ -256,17 +256,16 @@ let arrived: (() => void) | undefined;
  * clients' next steps come only after it; through a swarm they come from the other servers of the
  * route, a few milliseconds apart). Sessions would otherwise settle into taking turns, each alone
  * or in twos in its batch. At most `WINDOW_MS`, asleep until a job is queued; a wait in vain
- * (sessions that went away, or whose steps come from afar) turns waiting off for the next 2 batches.
+ * (sessions whose steps come from afar) turns waiting off for the next 2 batches (`BatchPeers`).
  */
 async function waitForPeers(): Promise<void> {
-  const expected = new Set([...recent[0], ...recent[1]]).size;
-  if (expected < 2) return;
-  if (patience > 0) return void patience--;
+  const expected = peers.expected();
+  if (expected === 0) return;
   const deadline = performance.now() + WINDOW_MS;
   // asleep until a job is queued or the deadline: a poll would take a core the senders may need
   while (readySessions(queues[0], kindOf) < expected) {
     const left = deadline - performance.now();
-    if (left <= 0) return void (patience = 2);
+    if (left <= 0) return peers.inVain();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => (arrived = undefined, resolve()), left);
       arrived = () => (arrived = undefined, clearTimeout(timer), resolve());
@@ -285,7 +284,7 @@ async function runBatch(): Promise<void> {
   } catch (error) {
     results = parts.map(() => ({ ok: false as const, error }));
   }
-  recent = [recent[1], new Set(parts.map((p) => p.step.id))];
+  peers.ran(parts.map((p) => p.step.id));
   const again: Job[] = [];
   const waits: number[] = [];
   parts.forEach((p, n) => {

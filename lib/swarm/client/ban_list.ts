@@ -5,11 +5,11 @@
  * around suspects while other servers cover the blocks (`routeAround`), so that a swarm whose table
  * still lists servers that died minutes ago (their records have not expired) does not spend a
  * step's retries on them one after another once their bans lapse; they are still used when
- * nothing else covers the blocks. A banned peer is used only when nothing else covers the blocks,
- * and then as a *probe*: at most one route per `probeMs` since its last failure or probe, so that a
- * swarm's only server for some blocks that failed for a moment (a connection cut, a restart) is
- * tried again within seconds instead of failing every request for the length of its ban. A probe
- * that fails is part of the same outage (`ban`); one that succeeds lifts the ban (`succeed`).
+ * nothing else covers the blocks. So are banned peers, but only as *probes*: at most one route per
+ * `probeMs` since the peer's last failure or probe, so that a swarm's only server for some blocks
+ * that failed for a moment (a connection cut, a restart) is tried again within seconds instead of
+ * failing every request for the length of its ban. A probe that fails is part of the same outage
+ * (`ban`); one that succeeds lifts the ban (`succeed`).
  *
  * The list is bounded: a hostile or churning swarm can make a client fail against any number of peer
  * ids. A peer's record is forgotten once it has been neither banned nor suspect for `forgetMs`

@@ -1,12 +1,13 @@
 /**
  * `deno task bench soak`: does a node hold up under load for a long time? A three-server loopback
  * swarm of `plumise serve --offline` processes (2 bloom-560m-sized blocks each, scripts/fixtures.ts;
- * node 1 serves blocks 0:2 and the HTTP API the clients use, nodes 2 and 3 the rest), `--clients`
+ * node 1 serves blocks 0:2 and the HTTP API the clients use, nodes 2 and 3 the rest; `--servers`
+ * splits the 6 blocks over 1, 2, 3 or 6 processes instead), `--clients`
  * HTTP clients each posting `POST /api/v1/generate` back to back for `--minutes` minutes, then one
  * client alone for `--one-minutes` (docs/benchmarks.md, "Soak").
  *
  *   deno task bench soak [--clients 4] [--minutes 2] [--warmup-minutes 1] [--one-minutes 1]
- *     [--tokens 16] [--threads N] [--pinning auto|off|CPUS] [--tiny] [--heap] [--v8-flags FLAGS] [--json]
+ *     [--tokens 16] [--servers 3] [--threads N] [--pinning auto|off|CPUS] [--tiny] [--heap] [--v8-flags FLAGS] [--json]
  *
  * Reported: requests and failures (anything but a 200 with `num_tokens` ≥ 1, a refused connection
  * included), tokens/s of all clients together (`tok_s`) and of the one client (`tok_s_one`), and
@@ -46,6 +47,8 @@ export interface SoakArgs {
   warmupMinutes: number;
   oneMinutes: number;
   tokens: number;
+  /** Server processes the 6 blocks are split over (1, 2, 3 or 6). */
+  servers: number;
 }
 
 /** The numeric options, checked (throws `RangeError` naming the flag and the value). */
@@ -55,6 +58,7 @@ export function soakArgs(v: {
   "warmup-minutes": string;
   "one-minutes": string;
   tokens: string;
+  servers?: string;
 }): SoakArgs {
   const n: SoakArgs = {
     clients: Number(v.clients),
@@ -62,6 +66,7 @@ export function soakArgs(v: {
     warmupMinutes: Number(v["warmup-minutes"]),
     oneMinutes: Number(v["one-minutes"]),
     tokens: Number(v.tokens),
+    servers: Number(v.servers ?? 3),
   };
   for (const k of ["clients", "tokens"] as const) {
     if (!Number.isInteger(n[k]) || n[k] < 1) {
@@ -70,6 +75,9 @@ export function soakArgs(v: {
   }
   for (const [k, x] of [["minutes", n.minutes], ["one-minutes", n.oneMinutes]] as const) {
     if (!(x > 0)) throw new RangeError(`--${k} must be a number > 0, got ${x}`);
+  }
+  if (![1, 2, 3, 6].includes(n.servers)) {
+    throw new RangeError(`--servers must be 1, 2, 3 or 6 (they split 6 blocks), got ${v.servers}`);
   }
   if (!(n.warmupMinutes >= 0 && n.warmupMinutes < n.minutes)) {
     throw new RangeError(`--warmup-minutes must be ≥ 0 and below --minutes, got ${n.warmupMinutes}`);
@@ -224,6 +232,7 @@ if (import.meta.main) {
       minutes: { type: "string", default: "2" },
       "warmup-minutes": { type: "string", default: "1" },
       "one-minutes": { type: "string", default: "1" },
+      servers: { type: "string", default: "3" },
       tokens: { type: "string", default: "16" },
       tiny: { type: "boolean", default: false },
       heap: { type: "boolean", default: false },
@@ -234,6 +243,7 @@ if (import.meta.main) {
     },
   });
   const n = argsOrExit(() => soakArgs(a));
+  const per = 6 / n.servers;
   const log = (msg: string) => a.json || console.error(msg);
   const root = await Deno.makeTempDir({ prefix: "plumise-soak-" });
   const nodes: NodeProcess[] = [];
@@ -244,8 +254,8 @@ if (import.meta.main) {
       : await makeBloom560mBlocks(`${root}/ckpt`, 6);
     const env = (i: number, extra: Record<string, string> = {}) => ({
       MODEL_NAME: ckpt.dir,
-      BLOCK_INDICES: `${2 * i}:${2 * i + 2}`,
-      NUM_BLOCKS: "2",
+      BLOCK_INDICES: `${per * i}:${per * (i + 1)}`,
+      NUM_BLOCKS: String(per),
       PLUMISE_DATA_DIR: `${root}/n${i + 1}`,
       HF_HOME: `${root}/hf`,
       API_HOST: "127.0.0.1",
@@ -269,13 +279,19 @@ if (import.meta.main) {
       nodes[i] = p;
       return p;
     };
-    log(`model: ${a.tiny ? "tiny" : "bloom-560m-sized"}, 6 blocks, 3 servers of 2; ${n.clients} clients`);
+    log(
+      `model: ${
+        a.tiny ? "tiny" : "bloom-560m-sized"
+      }, 6 blocks, ${n.servers} server(s) of ${per}; ${n.clients} clients`,
+    );
     const api = await (await spawn(0)).online();
     const peers = api.addrs.join(",");
     const apis = [api.api];
-    await Promise.all([1, 2].map(async (i) => {
-      apis[i] = (await (await spawn(i, { PETALS_INITIAL_PEERS: peers })).online()).api;
-    }));
+    await Promise.all(
+      Array.from({ length: n.servers - 1 }, (_, k) => k + 1).map(async (i) => {
+        apis[i] = (await (await spawn(i, { PETALS_INITIAL_PEERS: peers })).online()).api;
+      }),
+    );
     /** Each server's batches so far (its /metrics): how many, and the sessions in them. */
     const batchesAll = async () =>
       Object.fromEntries(
@@ -373,6 +389,7 @@ if (import.meta.main) {
       clients: n.clients,
       minutes: n.minutes,
       ...(a["v8-flags"] ? { v8_flags: a["v8-flags"] } : {}),
+      servers: n.servers,
       ...(a.threads ? { threads: Number(a.threads) } : {}),
       ...(a.pinning ? { pinning: a.pinning } : {}),
       warmup_minutes: n.warmupMinutes,

@@ -11,7 +11,13 @@ import {
   soakArgs,
 } from "./bench_soak.ts";
 
-const defaults = { clients: "4", minutes: "2", "warmup-minutes": "1", "one-minutes": "1", tokens: "16" };
+const defaults: Parameters<typeof soakArgs>[0] = {
+  clients: "4",
+  minutes: "2",
+  "warmup-minutes": "1",
+  "one-minutes": "1",
+  tokens: "16",
+};
 
 Deno.test("bench soak: options are checked, bad ones name the flag", () => {
   assert.deepEqual(soakArgs(defaults), {
@@ -20,7 +26,9 @@ Deno.test("bench soak: options are checked, bad ones name the flag", () => {
     warmupMinutes: 1,
     oneMinutes: 1,
     tokens: 16,
+    servers: 3,
   });
+  assert.equal(soakArgs({ ...defaults, servers: "1" }).servers, 1);
   assert.deepEqual(soakArgs({ ...defaults, minutes: "0.1", "warmup-minutes": "0" }).minutes, 0.1);
   const bad: [Partial<typeof defaults>, RegExp][] = [
     [{ clients: "0" }, /^--clients must be an integer ≥ 1, got 0$/],
@@ -30,6 +38,7 @@ Deno.test("bench soak: options are checked, bad ones name the flag", () => {
     [{ "one-minutes": "-1" }, /^--one-minutes must be/],
     [{ "warmup-minutes": "2" }, /^--warmup-minutes must be ≥ 0 and below --minutes, got 2$/],
     [{ "warmup-minutes": "-1" }, /^--warmup-minutes must be/],
+    [{ servers: "4" }, /^--servers must be 1, 2, 3 or 6 \(they split 6 blocks\), got 4$/],
   ];
   for (const [v, re] of bad) {
     assert.throws(

@@ -71,6 +71,9 @@ const routeOn = (servers: string[]) => (skip: (p: string) => boolean) => {
   return [{ server: { peerId: s } }];
 };
 const peerOf = (r: { server: { peerId: string } }[]) => r[0].server.peerId;
+/** Asserts that routing over `servers` finds nothing `bans` lets it use. */
+const refused = (bans: BanList, servers: string[], why: string) =>
+  assert.throws(() => bans.routeAround(routeOn(servers)), (err) => err === missing, why);
 
 Deno.test("BanList.routeAround skips suspects while the rest covers the blocks, else only banned peers", () => {
   let now = 0;
@@ -99,24 +102,16 @@ Deno.test("BanList.routeAround probes a banned peer that alone covers the blocks
   const bans = new BanList({ now: () => now, probeMs: 1_000 });
   bans.ban("c"); // 15 s
   now = 999;
-  assert.throws(
-    () => bans.routeAround(routeOn(["c"])),
-    (err) => err === missing,
-    "not within probeMs of the failure",
-  );
+  refused(bans, ["c"], "not within probeMs of the failure");
   now = 1_000;
   assert.equal(peerOf(bans.routeAround(routeOn(["c"]))), "c", "a probe once probeMs passed");
   assert.equal(bans.isBanned("c"), true, "a probe does not lift the ban");
-  assert.throws(() => bans.routeAround(routeOn(["c"])), (err) => err === missing, "one probe per probeMs");
+  refused(bans, ["c"], "one probe per probeMs");
   now = 1_500;
   bans.ban("c"); // the probe failed: the same outage
   assert.equal(bans.failures("c"), 1);
   now = 2_400;
-  assert.throws(
-    () => bans.routeAround(routeOn(["c"])),
-    (err) => err === missing,
-    "probeMs after its failure",
-  );
+  refused(bans, ["c"], "probeMs after its failure");
   now = 2_500;
   assert.equal(peerOf(bans.routeAround(routeOn(["c"]))), "c", "probed again");
   // a route over two banned peers marks both; routing that only considered one marks nothing else
@@ -127,7 +122,7 @@ Deno.test("BanList.routeAround probes a banned peer that alone covers the blocks
     return [{ server: { peerId: "c" } }, { server: { peerId: "d" } }];
   });
   assert.deepEqual(both.map((x) => x.server.peerId), ["c", "d"]);
-  assert.throws(() => bans.routeAround(routeOn(["d"])), (err) => err === missing, "d was probed too");
+  refused(bans, ["d"], "d was probed too");
   bans.succeed("c"); // the probe worked: the ban is lifted
   assert.equal(peerOf(bans.routeAround(routeOn(["c"]))), "c");
   assert.equal(bans.isBanned("c"), false);

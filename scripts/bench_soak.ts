@@ -2,12 +2,13 @@
  * `deno task bench soak`: does a node hold up under load for a long time? A three-server loopback
  * swarm of `plumise serve --offline` processes (2 bloom-560m-sized blocks each, scripts/fixtures.ts;
  * node 1 serves blocks 0:2 and the HTTP API the clients use, nodes 2 and 3 the rest; `--servers`
- * splits the 6 blocks over 1, 2, 3 or 6 processes instead), `--clients`
- * HTTP clients each posting `POST /api/v1/generate` back to back for `--minutes` minutes, then one
- * client alone for `--one-minutes` (docs/benchmarks.md, "Soak").
+ * splits the 6 blocks over 1, 2, 3 or 6 processes instead), `--clients` HTTP clients each posting
+ * `POST /api/v1/generate` back to back for `--minutes` minutes, then one client alone for
+ * `--one-minutes` (docs/benchmarks.md, "Soak").
  *
  *   deno task bench soak [--clients 4] [--minutes 2] [--warmup-minutes 1] [--one-minutes 1]
- *     [--tokens 16] [--servers 3] [--threads N] [--pinning auto|off|CPUS] [--tiny] [--heap] [--v8-flags FLAGS] [--json]
+ *     [--tokens 16] [--servers 3] [--threads N] [--pinning auto|off|CPUS] [--tiny] [--heap]
+ *     [--v8-flags FLAGS] [--json]
  *
  * Reported: requests and failures (anything but a 200 with `num_tokens` ≥ 1, a refused connection
  * included), tokens/s of all clients together (`tok_s`) and of the one client (`tok_s_one`), and
@@ -29,8 +30,8 @@
  * `mean_batch` is each server's sessions per batch of steps under load (its /metrics).
  *
  * `--json` prints one object: `{clients, minutes, warmup_minutes, requests, failed, tokens, tok_s,
- * tok_s_one, requests_one, failed_one, cpu_ms_per_token, cpu_ms_per_token_one, mean_batch, rss_warm_mb, rss_end_mb,
- * rss_growth, rss_series_mb, …}`.
+ * tok_s_one, requests_one, failed_one, cpu_ms_per_token, cpu_ms_per_token_one, mean_batch,
+ * rss_warm_mb, rss_end_mb, rss_growth, rss_series_mb, …}`.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -59,6 +60,7 @@ export function soakArgs(v: {
   "one-minutes": string;
   tokens: string;
   servers?: string;
+  threads?: string;
 }): SoakArgs {
   const n: SoakArgs = {
     clients: Number(v.clients),
@@ -75,6 +77,9 @@ export function soakArgs(v: {
   }
   for (const [k, x] of [["minutes", n.minutes], ["one-minutes", n.oneMinutes]] as const) {
     if (!(x > 0)) throw new RangeError(`--${k} must be a number > 0, got ${x}`);
+  }
+  if (v.threads !== undefined && !(Number.isInteger(Number(v.threads)) && Number(v.threads) >= 1)) {
+    throw new RangeError(`--threads must be an integer ≥ 1, got ${v.threads}`);
   }
   if (![1, 2, 3, 6].includes(n.servers)) {
     throw new RangeError(`--servers must be 1, 2, 3 or 6 (they split 6 blocks), got ${v.servers}`);
@@ -286,18 +291,18 @@ if (import.meta.main) {
     );
     const api = await (await spawn(0)).online();
     const peers = api.addrs.join(",");
-    const apis = [api.api];
     await Promise.all(
-      Array.from({ length: n.servers - 1 }, (_, k) => k + 1).map(async (i) => {
-        apis[i] = (await (await spawn(i, { PETALS_INITIAL_PEERS: peers })).online()).api;
-      }),
+      Array.from({ length: n.servers - 1 }, (_, k) => k + 1).map(async (i) =>
+        (await spawn(i, { PETALS_INITIAL_PEERS: peers })).online()
+      ),
     );
     /** Each server's batches so far (its /metrics): how many, and the sessions in them. */
     const batchesAll = async () =>
       Object.fromEntries(
-        await Promise.all(
-          nodes.map(async (p, i) => [p.name, batchCounts(await (await fetch(`${apis[i]}/metrics`)).text())]),
-        ),
+        await Promise.all(nodes.map(async (p) => {
+          const metrics = await (await fetch(`${(await p.online()).api}/metrics`)).text();
+          return [p.name, batchCounts(metrics)];
+        })),
       );
     await waitFor(async () => (await (await fetch(`${api.api}/health`)).json()).swarm?.complete, {
       timeoutMs: 120_000,

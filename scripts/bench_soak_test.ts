@@ -38,6 +38,8 @@ Deno.test("bench soak: options are checked, bad ones name the flag", () => {
     [{ "one-minutes": "-1" }, /^--one-minutes must be/],
     [{ "warmup-minutes": "2" }, /^--warmup-minutes must be ≥ 0 and below --minutes, got 2$/],
     [{ "warmup-minutes": "-1" }, /^--warmup-minutes must be/],
+    [{ threads: "0" }, /^--threads must be an integer ≥ 1, got 0$/],
+    [{ threads: "1.5" }, /^--threads must be/],
     [{ servers: "4" }, /^--servers must be 1, 2, 3 or 6 \(they split 6 blocks\), got 4$/],
   ];
   for (const [v, re] of bad) {

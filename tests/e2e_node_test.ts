@@ -174,6 +174,14 @@ Deno.test({
     const events = sseData(await s.text());
     assert.equal(events.at(-1), "[DONE]");
     assert.equal(events.slice(0, -1).map((e) => JSON.parse(e).token).join(""), g.generated_text);
+    // those two ran one after the other: the second reused the first's sessions (rolled back to 0);
+    // so does one with another, shorter prompt, and it still gives the one-process text
+    const other = await (await post(`${o1.api}/api/v1/generate`, { inputs: "Hi", parameters: params }))
+      .json();
+    assert.equal(other.generated_text, await referenceGreedy(source, "Hi", 12), "a reused session's text");
+    const m = await (await fetch(`${o1.api}/metrics`)).text();
+    assert.match(m, /plumise_generation_sessions_total\{session="opened"\} 1\n/, m);
+    assert.match(m, /plumise_generation_sessions_total\{session="reused"\} 2\n/, m);
 
     // OpenAI shape, non-stream and stream.
     const chat = await (await post(`${o1.api}/v1/chat/completions`, {

@@ -68,7 +68,16 @@ export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts>
             tokenizer,
             head,
             createdAt,
-            openSession: (maxLength) => Promise.resolve(client.openSession({ maxLength })),
+            openSession: (maxLength) => {
+              const lease = client.leaseSession({ maxLength });
+              metrics.inc(
+                "plumise_generation_sessions_total",
+                "Swarm sessions the HTTP API's generations used: opened for them, or reused from an earlier one",
+                1,
+                { session: lease.reused ? "reused" : "opened" },
+              );
+              return Promise.resolve(lease);
+            },
           }),
           close: async () => {
             await client.stop();

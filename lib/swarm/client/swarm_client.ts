@@ -20,6 +20,7 @@ import {
 import { PingAggregator } from "./ping_aggregator.ts";
 import { routeForward } from "./route_forward.ts";
 import { type RouteCosts, routeInference, usableServers } from "./route_inference.ts";
+import { type LeasedSession, SessionPool, type SessionPoolOptions } from "./session_pool.ts";
 import { SwarmInferenceSession, type SwarmInferenceSessionOptions } from "./swarm_inference_session.ts";
 import type { Hidden, RouteSpan, ServerWeights, SpanTransport, SwarmTableView } from "./types.ts";
 import type { BackoffOptions } from "../../util/backoff.ts";
@@ -50,6 +51,8 @@ export interface SwarmClientOptions {
    * other, see `pushPays`).
    */
   readonly push?: boolean | "auto";
+  /** Reuse of finished generations' sessions by `leaseSession` (session_pool.ts; default on). */
+  readonly pool?: Pick<SessionPoolOptions<SwarmInferenceSession>, "maxIdle" | "idleMs" | "maxAgeMs">;
   readonly logger?: Logger;
 }
 
@@ -92,6 +95,7 @@ export class SwarmClient {
   readonly #o: SwarmClientOptions;
   readonly #log: Logger;
   readonly #sessions = new Set<SwarmInferenceSession>();
+  readonly #pool: SessionPool<SwarmInferenceSession>;
   #stopped = false;
 
   constructor(options: SwarmClientOptions) {
@@ -103,6 +107,11 @@ export class SwarmClient {
     this.#log = options.logger ?? silentLogger;
     this.bans = new BanList(options.bans);
     this.pings = new PingAggregator({ logger: this.#log });
+    this.#pool = new SessionPool({
+      ...options.pool,
+      open: (maxLength, batch) => this.openSession({ maxLength, batch }),
+      usable: (s) => s.route.every((r) => !this.bans.isBanned(r.server.peerId)),
+    });
   }
 
   /** Measures RTTs to the model's servers (when the transport can ping). Never throws. */
@@ -113,6 +122,7 @@ export class SwarmClient {
   /** Closes every open session. Idempotent. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    await this.#pool.stop();
     await Promise.all([...this.#sessions].map((s) => s.close()));
     this.#sessions.clear();
   }
@@ -171,6 +181,23 @@ export class SwarmClient {
     const session: SwarmInferenceSession = new SwarmInferenceSession(o);
     this.#sessions.add(session);
     return session;
+  }
+
+  /**
+   * A session for one generation of at most `maxLength` tokens, reusing the session of a finished
+   * one where it fits (see session_pool.ts); `close()` gives it back.
+   */
+  leaseSession(options: OpenSessionOptions): LeasedSession<SwarmInferenceSession> {
+    if (this.#stopped) {
+      throw new SwarmError("CLIENT_STOPPED", "the swarm client is stopped", { hint: "create a new client" });
+    }
+    this.#pool.start();
+    return this.#pool.lease(options.maxLength, options.batch ?? 1);
+  }
+
+  /** How often `leaseSession` opened a session and reused one. */
+  get poolStats(): Readonly<{ opened: number; reused: number; retired: number }> {
+    return { ...this.#pool.stats };
   }
 
   /** A chat whose turns share one session (the prefix is never recomputed). */

@@ -46,6 +46,43 @@ Deno.test("SwarmClient.generate matches the local run and closes its session", a
   );
 });
 
+Deno.test("leased sessions: the next generation reuses the last one's remote sessions, output as if fresh", async () => {
+  const { swarm, head, tokenizer, client } = await setup();
+  const gen = async (prompt: string, n: number) => {
+    const lease = client.leaseSession({ maxLength: 32 });
+    const g = generateText({ head, tokenizer, session: lease }, prompt, { maxNewTokens: n, eosTokenIds: [] });
+    const r = await g.complete();
+    await lease.close();
+    return { tokens: [...r.tokenIds], lease };
+  };
+  const a = await gen("hello", 6);
+  const opens = swarm.opens;
+  const b = await gen("other prompt", 5);
+  assert.equal(b.lease.reused, true);
+  assert.equal(swarm.opens, opens, "no remote session opened for the second generation");
+  assert.deepEqual(a.tokens, await localTokens(head, tokenizer, "hello", 6));
+  assert.deepEqual(b.tokens, await localTokens(head, tokenizer, "other prompt", 5));
+  // a server of the idle session's route banned since: not reused
+  client.bans.ban(b.lease.session.route[0].server.peerId);
+  const c = client.leaseSession({ maxLength: 32 });
+  assert.equal(c.reused, false);
+  assert.equal(b.lease.session.closed, true);
+  await c.close();
+  // longer than the idle session holds: a new one
+  const d = client.leaseSession({ maxLength: 64 });
+  assert.equal(d.reused, false);
+  await d.close();
+  assert.deepEqual(client.poolStats, { opened: 3, reused: 1, retired: 1 });
+  await client.stop();
+  for (const s of swarm.servers_.values()) {
+    assert.equal(s.backend.info().openSessions, 0, `${s.peerId} freed`);
+  }
+  assert.throws(
+    () => client.leaseSession({ maxLength: 8 }),
+    (e) => e instanceof SwarmError && e.code === "CLIENT_STOPPED",
+  );
+});
+
 Deno.test("SwarmClient.chat continues one session across turns", async () => {
   const { swarm, head, tokenizer, client } = await setup();
   const chat = client.chat({ maxLength: 64 });

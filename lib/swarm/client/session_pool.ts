@@ -33,7 +33,10 @@ export interface SessionPoolOptions<S extends PoolableSession> {
   open(maxLength: number, batch: number): S;
   /** Whether an idle session may still be used (e.g. none of its servers is banned); default yes. */
   usable?(session: S): boolean;
-  /** Most idle sessions kept (default 16; 0 turns reuse off). */
+  /**
+   * Most idle sessions kept (default 8; 0 turns reuse off): each holds its cache reservation on
+   * its servers while it waits.
+   */
   readonly maxIdle?: number;
   /** An idle session is closed after this long (default 5 s). */
   readonly idleMs?: number;
@@ -70,7 +73,7 @@ export class SessionPool<S extends PoolableSession> {
 
   constructor(options: SessionPoolOptions<S>) {
     this.#o = options;
-    this.#maxIdle = options.maxIdle ?? 16;
+    this.#maxIdle = options.maxIdle ?? 8;
     this.#idleMs = options.idleMs ?? 5_000;
     this.#maxAgeMs = options.maxAgeMs ?? 60_000;
     this.#now = options.now ?? (() => performance.now());

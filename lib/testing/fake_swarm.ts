@@ -199,6 +199,10 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
           }, { signal: o.signal });
         },
         close: () => session.close(),
+        // a killed server's connection is gone (the real stream knows once it sees the reset)
+        get closed() {
+          return server.dead;
+        },
         path: server.relayed ? "relayed" : "stream",
       };
       return remote;

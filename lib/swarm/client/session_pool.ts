@@ -7,15 +7,19 @@
  * it, and its first step starts from position 0, which rolls every server's cache back (the same
  * rollback `startFromPosition` gives any step), so the new generation sees an empty session.
  *
- * Kept only while it is surely still open on the servers: a lease whose step failed, was aborted
- * or is still running when it closes, is closed for real; an idle session goes after `idleMs`
- * (below the servers' least idle timeout, `SESSION_IDLE_TIMEOUT` ≥ 10 s) and any session after
- * `maxAgeMs` (far below their 30-minute age cap), so that a pooled session is never ended by a
- * server under its client (which would count as that server's failure). A session routed through a
- * server banned since is not reused.
+ * Kept only while it should still be open on the servers: a lease whose step failed, was aborted
+ * or is still running when it closes, is closed for real; a session idle (since its last step, as
+ * the servers count it) for `idleMs` goes (below the servers' least idle timeout,
+ * `SESSION_IDLE_TIMEOUT` ≥ 10 s), and any session after `maxAgeMs` (far below their 30-minute age
+ * cap), so that a server does not end a pooled session under its client for idleness or age
+ * (which would count as that server's failure). A session is not reused when its caller says so
+ * (`usable`: e.g. a server of its route banned or suspect since, a remote known closed), nor for a
+ * generation of less than a quarter of its length (it would keep that much cache reserved). A
+ * server that stops or moves its span while a session waits fails that session's next step like
+ * any failure: the client bans it and replays the (empty) history elsewhere.
  * @module
  */
-import { SwarmError } from "../../errors.ts";
+import { ConfigError, SwarmError } from "../../errors.ts";
 import type { Hidden } from "./types.ts";
 
 /** What the pool needs of a session (`SwarmInferenceSession` fits). */
@@ -60,6 +64,9 @@ interface Idle<S> {
   readonly since: number;
 }
 
+/** An idle session serves a lease asking for at least 1 / OVERSIZE of its `maxLength`. */
+const OVERSIZE = 4;
+
 export class SessionPool<S extends PoolableSession> {
   readonly stats: SessionPoolStats = { opened: 0, reused: 0, retired: 0 };
   readonly #o: SessionPoolOptions<S>;
@@ -81,7 +88,9 @@ export class SessionPool<S extends PoolableSession> {
       const [name, v] of [["maxIdle", this.#maxIdle], ["idleMs", this.#idleMs], ["maxAgeMs", this.#maxAgeMs]]
     ) {
       if (!(typeof v === "number" && Number.isInteger(v) && v >= 0)) {
-        throw new RangeError(`session pool: ${name} must be an integer ≥ 0, got ${v}`);
+        throw new ConfigError("CONFIG_INVALID", `session pool: ${name} must be an integer ≥ 0, got ${v}`, {
+          hint: `pass ${name} as a whole number (0 or more)`,
+        });
       }
     }
   }
@@ -100,21 +109,28 @@ export class SessionPool<S extends PoolableSession> {
     let best = -1;
     for (let i = 0; i < this.#idle.length; i++) {
       const s = this.#idle[i].session;
-      if (s.batch !== batch || s.maxLength < maxLength) continue;
+      // not one far larger than asked: it would keep that much cache reserved for a short generation
+      if (s.batch !== batch || s.maxLength < maxLength || s.maxLength > OVERSIZE * maxLength) continue;
       if (best < 0 || s.maxLength < this.#idle[best].session.maxLength) best = i;
     }
     if (best >= 0) {
       const [entry] = this.#idle.splice(best, 1);
       if (this.#o.usable?.(entry.session) ?? true) {
         this.stats.reused++;
-        return new LeasedSession(entry.session, entry.openedAt, true, (l) => this.#release(l));
+        return new LeasedSession(
+          entry.session,
+          entry.openedAt,
+          entry.since,
+          this.#now,
+          (l) => this.#release(l),
+        );
       }
       this.#retire(entry.session);
       return this.lease(maxLength, batch);
     }
     const session = this.#o.open(maxLength, batch);
     this.stats.opened++;
-    return new LeasedSession(session, this.#now(), false, (l) => this.#release(l));
+    return new LeasedSession(session, this.#now(), undefined, this.#now, (l) => this.#release(l));
   }
 
   /** Closes the idle sessions that expired (called by the timer and by every lease). */
@@ -154,9 +170,10 @@ export class SessionPool<S extends PoolableSession> {
   async #release(lease: LeasedSession<S>): Promise<void> {
     const s = lease.session, now = this.#now();
     const keep = lease.sound && !s.closed && !this.#stopped && this.#maxIdle > 0 &&
-      now - lease.openedAt < this.#maxAgeMs;
+      now - lease.openedAt < this.#maxAgeMs && now - lease.lastActive < this.#idleMs;
     if (!keep) return await s.close();
-    this.#idle.push({ session: s, openedAt: lease.openedAt, since: now });
+    // idle since its last step, as its servers count it (not since the generation was given back)
+    this.#idle.push({ session: s, openedAt: lease.openedAt, since: lease.lastActive });
     if (this.#idle.length > this.#maxIdle) this.#retire(this.#idle.shift()!.session);
   }
 }
@@ -172,21 +189,32 @@ export class LeasedSession<S extends PoolableSession> {
   /** Whether the session served an earlier lease. */
   readonly reused: boolean;
   readonly #release: (l: LeasedSession<S>) => Promise<void>;
+  readonly #now: () => number;
+  #lastActive: number;
   #fresh = true;
   #failed = false;
   #running = 0;
   #closed = false;
 
+  /** `idleSince`: when a reused session last stepped (undefined: a new session). */
   constructor(
     session: S,
     openedAt: number,
-    reused: boolean,
+    idleSince: number | undefined,
+    now: () => number,
     release: (l: LeasedSession<S>) => Promise<void>,
   ) {
     this.session = session;
     this.openedAt = openedAt;
-    this.reused = reused;
+    this.reused = idleSince !== undefined;
+    this.#lastActive = idleSince ?? openedAt;
+    this.#now = now;
     this.#release = release;
+  }
+
+  /** When the session's last step ended (the pool's clock), or when it was opened. */
+  get lastActive(): number {
+    return this.#lastActive;
   }
 
   /** Tokens in this generation's cache (0 until the first step). */
@@ -216,10 +244,12 @@ export class LeasedSession<S extends PoolableSession> {
     this.#fresh = false;
     this.#running++;
     try {
-      return await this.session.step(hidden, {
+      const out = await this.session.step(hidden, {
         signal: options.signal,
         startFromPosition: first ? 0 : options.startFromPosition,
       });
+      this.#lastActive = this.#now();
+      return out;
     } catch (err) {
       this.#failed = true;
       throw err;

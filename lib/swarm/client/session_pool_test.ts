@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SwarmError } from "../../errors.ts";
+import { ConfigError, SwarmError } from "../../errors.ts";
 import { fakeHidden } from "../../testing/mod.ts";
 import { type PoolableSession, SessionPool, type SessionPoolOptions } from "./session_pool.ts";
 import type { Hidden } from "./types.ts";
@@ -67,14 +67,16 @@ Deno.test("a finished generation's session serves the next one from position 0",
   assert.deepEqual(p.stats, { opened: 1, reused: 1, retired: 0 });
 });
 
-Deno.test("a lease takes the smallest idle session that holds it, else opens one", async () => {
+Deno.test("a lease takes the smallest idle session that holds it, not one 4× too large, else opens one", async () => {
   const { p, opened } = pool();
-  const leases = [p.lease(100), p.lease(50), p.lease(70), p.lease(60, 2)];
+  const leases = [p.lease(100), p.lease(50), p.lease(70), p.lease(60, 2), p.lease(1000)];
   for (const l of leases) await l.close();
   assert.equal(p.lease(55).session, opened[2], "70 is the smallest that holds 55 for batch 1");
-  assert.equal(p.lease(200).session, opened[4], "none holds 200: a new session");
+  // 1000 holds 200 but would keep 5 times its cache reserved: a new session
+  assert.equal(p.lease(200).session, opened[5]);
   assert.equal(p.lease(60, 2).session, opened[3], "batches must match");
-  assert.equal(p.lease(60, 3).session, opened[5]);
+  assert.equal(p.lease(60, 3).session, opened[6]);
+  assert.equal(p.lease(250).session, opened[4], "4 × 250 = 1000: taken");
 });
 
 Deno.test("a session whose step failed, or that is closed mid-step, is closed, not reused", async () => {
@@ -115,6 +117,7 @@ Deno.test("idle sessions expire, old ones are not reused, the pool holds at most
   // a session opened 4.5 s ago goes back; at 5 s it is retired at the next lease
   const old = p.lease(10);
   advance(4500);
+  await old.step(x1);
   await old.close();
   assert.equal(p.idle, 1);
   advance(500);
@@ -131,6 +134,29 @@ Deno.test("idle sessions expire, old ones are not reused, the pool holds at most
   assert.equal(p.idle, 2);
   assert.equal(three[0].session.closed, true, "over maxIdle: the longest idle goes");
   assert.equal(three[2].session.closed, false);
+});
+
+Deno.test("an idle session counts from its last step: a lease that ran none does not make it younger", async () => {
+  const { p, advance } = pool({ idleMs: 1000 });
+  const a = p.lease(10);
+  await a.step(x1);
+  advance(600);
+  await a.close(); // given back 600 ms after its last step
+  advance(300);
+  const b = p.lease(10);
+  assert.equal(b.session, a.session);
+  assert.equal(b.lastActive, 0);
+  advance(200);
+  await b.close(); // no step: still idle since t = 0, 1100 ms ago
+  assert.equal(b.session.closed, true);
+  assert.equal(p.idle, 0);
+
+  // a streamed generation whose reader was slow: given back long after its last step
+  const c = p.lease(10);
+  await c.step(x1);
+  advance(1000);
+  await c.close();
+  assert.equal(c.session.closed, true);
 });
 
 Deno.test("an unusable idle session (e.g. a banned server on its route) is closed and skipped", async () => {
@@ -164,7 +190,9 @@ Deno.test("bad pool options are refused with the value", () => {
   for (const [k, v] of [["maxIdle", -1], ["idleMs", 1.5], ["maxAgeMs", Number.NaN]] as const) {
     assert.throws(
       () => new SessionPool<Recorded>({ open: (n) => new Recorded(n), [k]: v }),
-      (e) => e instanceof RangeError && e.message.includes(k) && e.message.includes(String(v)),
+      (e) =>
+        e instanceof ConfigError && e.code === "CONFIG_INVALID" && e.message.includes(k) &&
+        e.message.includes(String(v)) && e.hint.length > 0,
     );
   }
 });

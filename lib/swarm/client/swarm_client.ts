@@ -110,7 +110,9 @@ export class SwarmClient {
     this.#pool = new SessionPool({
       ...options.pool,
       open: (maxLength, batch) => this.openSession({ maxLength, batch }),
-      usable: (s) => s.route.every((r) => !this.bans.isBanned(r.server.peerId)),
+      usable: (s) =>
+        !s.stale &&
+        s.route.every((r) => !this.bans.isBanned(r.server.peerId) && !this.bans.isSuspect(r.server.peerId)),
     });
   }
 

@@ -68,11 +68,21 @@ Deno.test("leased sessions: the next generation reuses the last one's remote ses
   assert.equal(c.reused, false);
   assert.equal(b.lease.session.closed, true);
   await c.close();
+  // a server of its route gone (its connection known closed): not reused either
+  const e = client.leaseSession({ maxLength: 32 });
+  await generateText({ head, tokenizer, session: e }, "again", { maxNewTokens: 2, eosTokenIds: [] })
+    .complete();
+  await e.close();
+  swarm.kill(e.session.route.at(-1)!.server.peerId);
+  const f = client.leaseSession({ maxLength: 32 });
+  assert.equal(f.reused, false);
+  assert.equal(e.session.closed, true);
+  await f.close();
   // longer than the idle session holds: a new one
   const d = client.leaseSession({ maxLength: 64 });
   assert.equal(d.reused, false);
   await d.close();
-  assert.deepEqual(client.poolStats, { opened: 3, reused: 1, retired: 1 });
+  assert.deepEqual(client.poolStats, { opened: 4, reused: 2, retired: 2 });
   await client.stop();
   for (const s of swarm.servers_.values()) {
     assert.equal(s.backend.info().openSessions, 0, `${s.peerId} freed`);

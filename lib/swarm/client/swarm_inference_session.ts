@@ -89,6 +89,11 @@ export class SwarmInferenceSession {
     }));
   }
 
+  /** Whether a remote session of the route is known to be gone (its connection ended). */
+  get stale(): boolean {
+    return this.#s.chain.some((span) => span.remote?.closed === true);
+  }
+
   /**
    * Neighbouring spans linked so far (their steps are pushed server to server): the links are made
    * in the background once both sessions are open, so this grows during the first steps.

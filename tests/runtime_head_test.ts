@@ -171,3 +171,45 @@ Deno.test("client head: logits requests queued together run as one pass and each
     await head.stop();
   }
 });
+
+for (const [name, make] of [cases[0], cases[4]]) {
+  Deno.test(`client head with an int8 LM head (${name}): logits within int8 rounding, same argmax`, async () => {
+    const ck = await make();
+    const fp32 = createClientHead({ model: ck.dir });
+    const int8 = createClientHead({ model: ck.dir, weights: "int8" });
+    await fp32.start();
+    await int8.start();
+    try {
+      const H = fp32.info.hiddenSize, V = fp32.info.vocabSize;
+      const ids = Int32Array.from([5, 17, 40, 33]);
+      const x8 = await int8.embed({ data: ids, shape: [1, 4] });
+      assert.deepEqual(
+        x8.data,
+        (await fp32.embed({ data: ids, shape: [1, 4] })).data,
+        "embeddings stay fp32",
+      );
+      let agree = 0;
+      for (let k = 0; k < 8; k++) {
+        const last = Float32Array.from({ length: H }, (_, i) => Math.sin(i * 0.7 + k) * (1 + k / 4));
+        const a = (await fp32.logits({ data: last, shape: [1, H] })).data;
+        const b = (await int8.logits({ data: last, shape: [1, H] })).data;
+        assert.equal(b.length, V);
+        let lo = Infinity, hi = -Infinity, ia = 0, ib = 0;
+        for (let i = 0; i < V; i++) {
+          lo = Math.min(lo, a[i]);
+          hi = Math.max(hi, a[i]);
+          if (a[i] > a[ia]) ia = i;
+          if (b[i] > b[ib]) ib = i;
+        }
+        const d = maxAbsDiff(a, b);
+        assert.ok(d > 0, "the int8 head is really quantized");
+        assert.ok(d <= 0.02 * (hi - lo), `int8 logits off by ${d} of a ${hi - lo} range`);
+        if (ia === ib) agree++;
+      }
+      assert.ok(agree >= 7, `argmax agreed on ${agree} of 8`);
+    } finally {
+      await int8.stop();
+      await fp32.stop();
+    }
+  });
+}

@@ -133,6 +133,10 @@ Deno.test({
         servers[0].addrs[0],
         "--max-new-tokens",
         String(MAX_NEW),
+        // the reference's fp32 LM head (the CLI's head follows WEIGHTS, int8 by default); the
+        // servers run fp32 too
+        "--weights",
+        "fp32",
         "--json",
       ]);
       assert.equal(out.code, 0, out.stderr);

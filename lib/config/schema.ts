@@ -151,7 +151,7 @@ export const SCHEMA: readonly KeySpec[] = [
     choices: ["fp32", "int8"],
     fromTier: true,
     default: "int8",
-    description: "weight format of the served blocks",
+    description: "weight format of the served blocks, and of the LM head of the generations this node runs",
   },
   {
     key: "agentRegistry",

@@ -43,6 +43,7 @@ export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts>
       const tokenizer = await loadTokenizer(source, { logger: log, signal });
       const head = createClientHead({
         ...source,
+        weights: config.weights,
         threads: config.threads,
         pinning: config.cpuPinning,
         logger: log,

@@ -7,7 +7,9 @@
  */
 import { RuntimeError } from "../errors.ts";
 import type { ModelConfig } from "./model_config.ts";
+import { linear } from "./block_graph.ts";
 import { attr, DataType, OnnxGraph } from "./onnx_graph.ts";
+import type { WeightFormat } from "./types.ts";
 
 export type HeadTensors = ReadonlyMap<
   string,
@@ -89,7 +91,12 @@ export function buildEmbedGraph(cfg: ModelConfig, t: HeadTensors): OnnxGraph {
   return g;
 }
 
-export function buildLogitsGraph(cfg: ModelConfig, t: HeadTensors): OnnxGraph {
+/**
+ * The final norm and the LM head. `int8`: the LM head's rows quantized like a block's weights
+ * (symmetric, a scale per vocabulary row; `DynamicQuantizeMatMul`): a quarter of the bytes a
+ * token's logits read, which for a real vocabulary is most of what the client computes per token.
+ */
+export function buildLogitsGraph(cfg: ModelConfig, t: HeadTensors, format: WeightFormat = "fp32"): OnnxGraph {
   const H = cfg.hiddenSize, V = cfg.vocabSize;
   const g = new OnnxGraph("logits");
   g.input("hidden", DataType.FLOAT, ["B", H]);
@@ -107,8 +114,11 @@ export function buildLogitsGraph(cfg: ModelConfig, t: HeadTensors): OnnxGraph {
       axis: attr.i(-1),
       epsilon: attr.f(cfg.eps),
     });
-  g.node("Gemm", [normed, g.initializer("lm_head", get(t, "lm_head", [V, H]), [V, H])], ["logits"], {
-    transB: attr.i(1),
-  });
+  const w = get(t, "lm_head", [V, H]);
+  if (format === "int8") {
+    g.node("Identity", [linear(g, normed, w, V, H, undefined, "int8", "lm_head")], ["logits"]);
+    return g;
+  }
+  g.node("Gemm", [normed, g.initializer("lm_head", w, [V, H])], ["logits"], { transB: attr.i(1) });
   return g;
 }

@@ -169,7 +169,7 @@ export class KvGraphs {
         this.headBytes += x.data.byteLength;
       }
       const enc = (g: ReturnType<typeof buildEmbedGraph>) => g.encode();
-      const e = enc(buildEmbedGraph(cfg, t)), l = enc(buildLogitsGraph(cfg, t));
+      const e = enc(buildEmbedGraph(cfg, t)), l = enc(buildLogitsGraph(cfg, t, req.weights));
       this.embed = api.session(e.model, "embeddings", ["ids"], ["hidden"], {
         ...o.settings,
         externalData: e.externalData,

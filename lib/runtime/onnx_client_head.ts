@@ -11,12 +11,25 @@ import { silentLogger } from "../util/logger.ts";
 import type { ResolvedCheckpoint } from "./checkpoint.ts";
 import { engineSource, resolveCheckpoint } from "./checkpoint.ts";
 import type { DownloadProgress } from "./hub_download.ts";
-import type { ClientHead, HeadInfo, HiddenStates, Logits, ModelSource, TokenIds } from "./types.ts";
+import type {
+  ClientHead,
+  HeadInfo,
+  HiddenStates,
+  Logits,
+  ModelSource,
+  TokenIds,
+  WeightFormat,
+} from "./types.ts";
 import type { EngineLoadResult } from "./engine_types.ts";
 import { WorkerClient } from "./worker_client.ts";
 import { resolveOrtLibrary } from "./native/ort_library_path.ts";
 
 export interface ClientHeadOptions extends ModelSource {
+  /**
+   * The LM head's weights (default fp32): `int8` reads a quarter of the bytes per token, with
+   * logits within int8 rounding of fp32 (docs/architecture.md, "Continuous batching", Client head).
+   */
+  weights?: WeightFormat;
   /** onnxruntime intra-op threads (default 2). */
   threads?: number;
   /** Pin the compute threads to distinct CPUs (default "auto"; see `BlockRuntimeOptions.pinning`). */
@@ -65,7 +78,7 @@ export class OnnxClientHead implements ClientHead {
     this.#worker = worker;
     const res = await worker.call("load", {
       ...engineSource(ck),
-      weights: "fp32",
+      weights: o.weights ?? "fp32",
       head: true,
       threads: o.threads ?? 2,
       pinning: o.pinning ?? "auto",

@@ -82,6 +82,7 @@ export function registerGenerate(program: Command, ctx: CommandContext): void {
     const { connectSwarm, describeRoute } = await import("../../swarm/client/mod.ts");
     const head = createClientHead({
       ...source,
+      weights: config.weights,
       threads: config.threads,
       pinning: config.cpuPinning,
       logger,

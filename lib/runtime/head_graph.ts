@@ -8,12 +8,13 @@
 import { RuntimeError } from "../errors.ts";
 import type { ModelConfig } from "./model_config.ts";
 import { linear } from "./block_graph.ts";
+import { toFloat16 } from "./kv_block_graph.ts";
 import { attr, DataType, OnnxGraph } from "./onnx_graph.ts";
 import type { WeightFormat } from "./types.ts";
 
 export type HeadTensors = ReadonlyMap<
   string,
-  { readonly shape: readonly number[]; readonly data: Float32Array }
+  { readonly shape: readonly number[]; readonly data: Float32Array; readonly fileDtype?: string }
 >;
 
 /** Role → checkpoint tensor name for the head of this model. */
@@ -63,14 +64,26 @@ function get(t: HeadTensors, role: string, shape: number[]): Float32Array {
   return x.data;
 }
 
+/** Largest float16 value: a table with a larger one stays float32. */
+const F16_MAX = 65504;
+
+/**
+ * The embeddings (and BLOOM's LayerNorm over them). A table stored in 16 bits in the checkpoint is
+ * kept in float16 and each looked-up row widened to float32, which halves the head's largest
+ * array (a Qwen3-32B table is 151 936 × 5 120): exact for an F16 file; from BF16, exact down to
+ * float16's smallest normal value (6.1e-5), below it off by at most 3e-8.
+ */
 export function buildEmbedGraph(cfg: ModelConfig, t: HeadTensors): OnnxGraph {
   const H = cfg.hiddenSize, V = cfg.vocabSize;
   const g = new OnnxGraph("embed");
   g.input("ids", DataType.INT64, ["B", "T"]);
   g.output("hidden", DataType.FLOAT, ["B", "T", H]);
-  const emb = g.op("Gather", [g.initializer("embed", get(t, "embed", [V, H]), [V, H]), "ids"], {
-    axis: attr.i(0),
-  });
+  const w = get(t, "embed", [V, H]);
+  const dtype = t.get("embed")?.fileDtype;
+  const half = (dtype === "F16" || dtype === "BF16") && w.every((x) => Math.abs(x) <= F16_MAX);
+  const table = half ? g.initializer("embed", toFloat16(w), [V, H]) : g.initializer("embed", w, [V, H]);
+  const rows = g.op("Gather", [table, "ids"], { axis: attr.i(0) });
+  const emb = half ? g.op("Cast", [rows], { to: attr.i(DataType.FLOAT) }) : rows;
   if (cfg.modelType === "bloom") {
     g.node(
       "LayerNormalization",

@@ -145,7 +145,7 @@ export class KvGraphs {
       this.#container ??= api.prepackedContainer();
       const ownPools = ownPoolsFit(req.end - req.start, o.settings.intraOpThreads);
       for (let i = req.start; i < req.end; i++) {
-        const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+        const t = new Map<string, { shape: readonly number[]; data: Float32Array; fileDtype?: string }>();
         for (const n of blockTensorNames(cfg)) t.set(n, await tensors.read(`${req.blockPrefix}${i}.${n}`));
         const s = this.#loadBlock(
           api,
@@ -162,7 +162,7 @@ export class KvGraphs {
     if (req.head) {
       const weightMap = new Map(Object.entries(req.weightMap));
       const names = headTensorNames(cfg, req.headPrefix, (n) => weightMap.has(n));
-      const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+      const t = new Map<string, { shape: readonly number[]; data: Float32Array; fileDtype?: string }>();
       for (const [role, name] of Object.entries(names)) {
         const x = await tensors.read(name);
         t.set(role, x);

@@ -34,6 +34,8 @@ export interface LoadedTensor {
   readonly name: string;
   readonly shape: readonly number[];
   readonly data: Float32Array;
+  /** The element type in the file (`F32`, `F16`, `BF16`). */
+  readonly fileDtype?: string;
 }
 
 /** Header size cap (real headers are a few hundred KB). */
@@ -203,7 +205,7 @@ export class SafetensorsFile {
   async read(name: string): Promise<LoadedTensor> {
     const e = this.tensors.get(name);
     const bytes = await this.readBytes(name);
-    return { name, shape: e!.shape, data: toFloat32(e!.dtype, bytes, name) };
+    return { name, shape: e!.shape, data: toFloat32(e!.dtype, bytes, name), fileDtype: e!.dtype };
   }
 
   close(): void {

@@ -31,7 +31,7 @@ import {
   type TensorTypeId,
 } from "./native/ort_api.ts";
 import { type BlockProbe, checkWeightsPacked } from "./packed_weights_check.ts";
-import type { CheckpointTensors } from "./safetensors.ts";
+import type { CheckpointTensors, LoadedTensor } from "./safetensors.ts";
 
 /**
  * Intra-op threads spin while a run is in progress and `force_spinning_stop` parks them as soon
@@ -163,10 +163,15 @@ export class KvGraphs {
       const weightMap = new Map(Object.entries(req.weightMap));
       const names = headTensorNames(cfg, req.headPrefix, (n) => weightMap.has(n));
       const t = new Map<string, { shape: readonly number[]; data: Float32Array; fileDtype?: string }>();
+      // a tied LM head is the embedding table: read it once
+      const read = new Map<string, Promise<LoadedTensor>>();
       for (const [role, name] of Object.entries(names)) {
-        const x = await tensors.read(name);
-        t.set(role, x);
-        this.headBytes += x.data.byteLength;
+        let x = read.get(name);
+        if (!x) {
+          read.set(name, x = tensors.read(name));
+          this.headBytes += (await x).data.byteLength;
+        }
+        t.set(role, await x);
       }
       const enc = (g: ReturnType<typeof buildEmbedGraph>) => g.encode();
       const e = enc(buildEmbedGraph(cfg, t)), l = enc(buildLogitsGraph(cfg, t, req.weights));

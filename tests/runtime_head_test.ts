@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { RuntimeError } from "../lib/errors.ts";
-import { createBlockRuntime, createClientHead, loadTokenizer } from "../lib/runtime/mod.ts";
+import { createBlockRuntime, createClientHead, loadTokenizer, OnnxClientHead } from "../lib/runtime/mod.ts";
 import {
   type Checkpoint,
   makeBloomCheckpoint,
@@ -213,3 +213,39 @@ for (const [name, make] of [cases[0], cases[4]]) {
     }
   });
 }
+
+Deno.test("client head: single tokens' embeddings come from a bounded cache, equal to the Worker's", async () => {
+  const ck = await makeBloomCheckpoint({ numLayers: 1 });
+  const H = ck.config.hidden_size as number;
+  const head = new OnnxClientHead({ model: ck.dir, embedCacheBytes: 2 * 4 * H }); // two rows
+  const none = new OnnxClientHead({ model: ck.dir, embedCacheBytes: 0 });
+  await head.start();
+  await none.start();
+  try {
+    const batch = await head.embed({ data: Int32Array.of(5, 9, 11), shape: [1, 3] });
+    assert.equal(head.cachedRows, 0, "a prompt goes to the Worker and is not kept");
+    const row = (i: number) => batch.data.slice(i * H, (i + 1) * H);
+    const one = async (id: number) => (await head.embed({ data: Int32Array.of(id), shape: [1, 1] })).data;
+    assert.deepEqual(await one(5), row(0));
+    const cached = await one(5);
+    assert.deepEqual(cached, row(0), "from the cache");
+    cached.fill(0); // a caller's copy: the cache is not touched
+    assert.deepEqual(await one(5), row(0));
+    await one(9);
+    await one(5); // 5 most recent, 9 next
+    await one(11); // evicts 9
+    assert.equal(head.cachedRows, 2);
+    assert.deepEqual(await one(9), row(1));
+    assert.deepEqual(await one(11), row(2));
+    await none.embed({ data: Int32Array.of(5), shape: [1, 1] });
+    assert.equal(none.cachedRows, 0);
+    await assert.rejects(
+      head.embed({ data: Int32Array.of(head.info.vocabSize), shape: [1, 1] }),
+      (e: unknown) => e instanceof RuntimeError && e.code === "BAD_INPUT",
+    );
+  } finally {
+    await none.stop();
+    await head.stop();
+  }
+  assert.equal(head.cachedRows, 0, "stop drops the cache");
+});

@@ -39,6 +39,11 @@ export interface ClientHeadOptions extends ModelSource {
   onProgress?: (p: DownloadProgress) => void;
   /** Absolute path of the onnxruntime library (default: the verified copy `ensureOrtLibrary` keeps). */
   ortLibrary?: string;
+  /**
+   * Bytes of embedded single tokens kept on the calling thread (default 8 MiB; 0: none): a decode
+   * step's embedding is then a copy instead of a round trip to the head's Worker.
+   */
+  embedCacheBytes?: number;
 }
 
 const bad = (message: string, hint: string, details?: Record<string, unknown>) =>
@@ -49,6 +54,8 @@ export class OnnxClientHead implements ClientHead {
   readonly #log: Logger;
   #worker?: WorkerClient;
   #ckpt?: ResolvedCheckpoint;
+  /** Rows of single tokens by id, least recently used first. */
+  readonly #rows = new Map<number, Float32Array>();
   #starting?: Promise<void>;
 
   constructor(options: ClientHeadOptions) {
@@ -92,6 +99,7 @@ export class OnnxClientHead implements ClientHead {
     const w = this.#worker;
     this.#worker = undefined;
     this.#starting = undefined;
+    this.#rows.clear();
     await w?.dispose();
   }
 
@@ -140,12 +148,36 @@ export class OnnxClientHead implements ClientHead {
         );
       }
     }
+    const H = ck.modelConfig.hiddenSize;
+    const one = b * t === 1 ? ids.data[0] : undefined;
+    const cached = one === undefined ? undefined : this.#rows.get(one);
+    if (cached) {
+      this.#rows.delete(one!); // most recently used goes last
+      this.#rows.set(one!, cached);
+      return { data: cached.slice(), shape: [1, 1, H] };
+    }
     const r = await worker.call("embed", { ids: ids.data, batch: b, tokens: t }, {
       signal: options.signal,
     }) as {
       data: Float32Array;
     };
-    return { data: r.data, shape: [b, t, ck.modelConfig.hiddenSize] };
+    if (one !== undefined) this.#keep(one, r.data, H);
+    return { data: r.data, shape: [b, t, H] };
+  }
+
+  /** Rows held in the single-token cache. */
+  get cachedRows(): number {
+    return this.#rows.size;
+  }
+
+  #keep(id: number, row: Float32Array, H: number): void {
+    const max = Math.floor((this.#o.embedCacheBytes ?? 8 * 2 ** 20) / (4 * H));
+    if (max < 1) return;
+    this.#rows.set(id, row.slice());
+    for (const oldest of this.#rows.keys()) {
+      if (this.#rows.size <= max) break;
+      this.#rows.delete(oldest);
+    }
   }
 
   async logits(

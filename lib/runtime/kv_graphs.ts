@@ -145,7 +145,7 @@ export class KvGraphs {
       this.#container ??= api.prepackedContainer();
       const ownPools = ownPoolsFit(req.end - req.start, o.settings.intraOpThreads);
       for (let i = req.start; i < req.end; i++) {
-        const t = new Map<string, { shape: readonly number[]; data: Float32Array; fileDtype?: string }>();
+        const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
         for (const n of blockTensorNames(cfg)) t.set(n, await tensors.read(`${req.blockPrefix}${i}.${n}`));
         const s = this.#loadBlock(
           api,
@@ -162,16 +162,15 @@ export class KvGraphs {
     if (req.head) {
       const weightMap = new Map(Object.entries(req.weightMap));
       const names = headTensorNames(cfg, req.headPrefix, (n) => weightMap.has(n));
-      const t = new Map<string, { shape: readonly number[]; data: Float32Array; fileDtype?: string }>();
-      // a tied LM head is the embedding table: read it once
-      const read = new Map<string, Promise<LoadedTensor>>();
+      const t = new Map<string, LoadedTensor>();
       for (const [role, name] of Object.entries(names)) {
-        let x = read.get(name);
+        // a tied LM head is the embedding table: read it once
+        let x = [...t.values()].find((v) => v.name === name);
         if (!x) {
-          read.set(name, x = tensors.read(name));
-          this.headBytes += (await x).data.byteLength;
+          x = await tensors.read(name);
+          this.headBytes += x.data.byteLength;
         }
-        t.set(role, await x);
+        t.set(role, x);
       }
       const enc = (g: ReturnType<typeof buildEmbedGraph>) => g.encode();
       const e = enc(buildEmbedGraph(cfg, t)), l = enc(buildLogitsGraph(cfg, t, req.weights));

@@ -138,7 +138,7 @@ export class SessionPool<S extends PoolableSession> {
     const now = this.#now();
     for (let i = this.#idle.length - 1; i >= 0; i--) {
       const e = this.#idle[i];
-      if (now - e.since >= this.#idleMs || now - e.openedAt >= this.#maxAgeMs || e.session.closed) {
+      if (this.#expired(e, now)) {
         this.#idle.splice(i, 1);
         this.#retire(e.session);
       }
@@ -162,18 +162,22 @@ export class SessionPool<S extends PoolableSession> {
     await Promise.all(idle.map((e) => e.session.close().catch(() => {})));
   }
 
+  /** Idle for `idleMs` since its last step, `maxAgeMs` old, or closed: not to be used again. */
+  #expired(e: Idle<S>, now: number): boolean {
+    return now - e.since >= this.#idleMs || now - e.openedAt >= this.#maxAgeMs || e.session.closed;
+  }
+
   #retire(session: S): void {
     this.stats.retired++;
     session.close().catch(() => {});
   }
 
   async #release(lease: LeasedSession<S>): Promise<void> {
-    const s = lease.session, now = this.#now();
-    const keep = lease.sound && !s.closed && !this.#stopped && this.#maxIdle > 0 &&
-      now - lease.openedAt < this.#maxAgeMs && now - lease.lastActive < this.#idleMs;
-    if (!keep) return await s.close();
     // idle since its last step, as its servers count it (not since the generation was given back)
-    this.#idle.push({ session: s, openedAt: lease.openedAt, since: lease.lastActive });
+    const e: Idle<S> = { session: lease.session, openedAt: lease.openedAt, since: lease.lastActive };
+    const keep = lease.sound && !this.#stopped && this.#maxIdle > 0 && !this.#expired(e, this.#now());
+    if (!keep) return await e.session.close();
+    this.#idle.push(e);
     if (this.#idle.length > this.#maxIdle) this.#retire(this.#idle.shift()!.session);
   }
 }

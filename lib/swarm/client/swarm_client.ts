@@ -190,9 +190,7 @@ export class SwarmClient {
    * one where it fits (see session_pool.ts); `close()` gives it back.
    */
   leaseSession(options: OpenSessionOptions): LeasedSession<SwarmInferenceSession> {
-    if (this.#stopped) {
-      throw new SwarmError("CLIENT_STOPPED", "the swarm client is stopped", { hint: "create a new client" });
-    }
+    // once stopped the pool holds nothing, so a lease opens a session, which refuses (CLIENT_STOPPED)
     this.#pool.start();
     return this.#pool.lease(options.maxLength, options.batch ?? 1);
   }

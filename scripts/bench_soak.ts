@@ -119,11 +119,68 @@ export function cpuMsPerToken(
   );
 }
 
-/** `plumise_batch_sessions`' count and sum from a /metrics text (zeros when it has none). */
-export function batchCounts(metrics: string): { count: number; sum: number } {
-  const get = (k: string) =>
-    Number(new RegExp(`^plumise_batch_sessions_${k} (\\S+)$`, "m").exec(metrics)?.[1] ?? 0);
-  return { count: get("count"), sum: get("sum") };
+/** A server's batch counters read from its /metrics. */
+export interface BatchCounts {
+  /** `plumise_batch_sessions`' count and sum */
+  count: number;
+  sum: number;
+  /** its waits for the sessions of its last batches: filled, in vain, and their ms together */
+  filled: number;
+  inVain: number;
+  windowMs: number;
+}
+
+/** A server's batch counters from a /metrics text (zeros for what it has none of). */
+export function batchCounts(metrics: string): BatchCounts {
+  const get = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1] ?? 0);
+  return {
+    count: get("plumise_batch_sessions_count"),
+    sum: get("plumise_batch_sessions_sum"),
+    filled: get('plumise_batch_windows_total\\{outcome="filled"\\}'),
+    inVain: get('plumise_batch_windows_total\\{outcome="in_vain"\\}'),
+    windowMs: get("plumise_batch_window_ms_total"),
+  };
+}
+
+/**
+ * Each server's waits for its recent sessions between two `batchCounts` readings: how many, the
+ * share of them in vain, and the ms waited per token generated.
+ */
+export function windowStats(
+  before: Record<string, BatchCounts>,
+  after: Record<string, BatchCounts>,
+  tokens: number,
+): Record<string, { waits: number; in_vain: number; ms_per_token: number }> {
+  return Object.fromEntries(
+    Object.keys(before).map((k) => {
+      const filled = after[k].filled - before[k].filled, vain = after[k].inVain - before[k].inVain;
+      const ms = after[k].windowMs - before[k].windowMs;
+      return [k, {
+        waits: filled + vain,
+        in_vain: filled + vain > 0 ? round(vain / (filled + vain), 3) : 0,
+        ms_per_token: tokens > 0 ? round(ms / tokens, 3) : 0,
+      }];
+    }),
+  );
+}
+
+/** The machine's busy and idle time so far, in ticks (the `cpu` line of /proc/stat; idle + iowait). */
+export function machineTicks(stat = Deno.readTextFileSync("/proc/stat")): { busy: number; idle: number } {
+  const line = /^cpu\s+(.+)$/m.exec(stat)?.[1];
+  if (line === undefined) throw new Error("no cpu line in /proc/stat");
+  const f = line.trim().split(/\s+/).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is counted in user already)
+  const idle = f[3] + (f[4] ?? 0), all = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: all - idle, idle };
+}
+
+/** The share of the machine's time that was idle between two `machineTicks` readings. */
+export function idleShare(
+  before: { busy: number; idle: number },
+  after: { busy: number; idle: number },
+): number {
+  const idle = after.idle - before.idle, all = idle + after.busy - before.busy;
+  return all > 0 ? round(idle / all, 3) : 0;
 }
 
 /** Sessions per batch of each server between two `batchCounts` readings (0 when it ran none). */
@@ -347,7 +404,7 @@ if (import.meta.main) {
     const elapsed = () => performance.now() - t0;
     let done = false;
     const batches0 = await batchesAll();
-    const cpu0 = cpuAll();
+    const cpu0 = cpuAll(), ticks0 = machineTicks();
     const sampler = (async () => {
       let next = 0;
       while (!done) {
@@ -369,7 +426,7 @@ if (import.meta.main) {
       () => elapsed() >= ms,
       (c, k) => generateOnce(api.api, prompt(c, k), n.tokens),
     );
-    const cpu1 = cpuAll();
+    const cpu1 = cpuAll(), ticks1 = machineTicks();
     const batches1 = await batchesAll();
     done = true;
     await sampler;
@@ -382,14 +439,14 @@ if (import.meta.main) {
       } tok/s; RSS at the end ${JSON.stringify(end)} MiB`,
     );
     // then one client alone
-    const cpu2 = cpuAll();
+    const cpu2 = cpuAll(), ticks2 = machineTicks();
     const t1 = performance.now();
     const one = await runClients(
       1,
       () => performance.now() - t1 >= n.oneMinutes * 60_000,
       (_, k) => generateOnce(api.api, prompt(0, k), n.tokens),
     );
-    const cpu3 = cpuAll();
+    const cpu3 = cpuAll(), ticks3 = machineTicks();
     const result = {
       clients: n.clients,
       minutes: n.minutes,
@@ -408,7 +465,10 @@ if (import.meta.main) {
       tok_s_one: round(one.tokens / one.seconds),
       cpu_ms_per_token: cpuMsPerToken(cpu0, cpu1, load.tokens),
       mean_batch: meanBatch(batches0, batches1),
+      windows: windowStats(batches0, batches1, load.tokens),
+      idle: idleShare(ticks0, ticks1),
       cpu_ms_per_token_one: cpuMsPerToken(cpu2, cpu3, one.tokens),
+      idle_one: idleShare(ticks2, ticks3),
       rss_warm_mb: warm!.raw,
       rss_end_mb: end,
       rss_growth: rssGrowth(warm!.raw, end),

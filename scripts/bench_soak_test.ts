@@ -4,11 +4,14 @@ import {
   cpuMsPerToken,
   cpuSeconds,
   generateOnce,
+  idleShare,
+  machineTicks,
   meanBatch,
   rssGrowth,
   rssMiB,
   runClients,
   soakArgs,
+  windowStats,
 } from "./bench_soak.ts";
 
 const defaults: Parameters<typeof soakArgs>[0] = {
@@ -72,8 +75,9 @@ Deno.test("bench soak: sessions per batch come from each server's /metrics betwe
   const metrics = (count: number, sum: number) =>
     `# TYPE plumise_batch_sessions histogram\nplumise_batch_sessions_bucket{le="1"} 3\n` +
     `plumise_batch_sessions_sum ${sum}\nplumise_batch_sessions_count ${count}\nplumise_other_count 99\n`;
-  assert.deepEqual(batchCounts(metrics(10, 25)), { count: 10, sum: 25 });
-  assert.deepEqual(batchCounts("# nothing batched yet\n"), { count: 0, sum: 0 });
+  const none = { filled: 0, inVain: 0, windowMs: 0 };
+  assert.deepEqual(batchCounts(metrics(10, 25)), { count: 10, sum: 25, ...none });
+  assert.deepEqual(batchCounts("# nothing batched yet\n"), { count: 0, sum: 0, ...none });
   assert.deepEqual(
     meanBatch(
       { api: { count: 10, sum: 25 }, s2: { count: 4, sum: 4 } },
@@ -81,6 +85,27 @@ Deno.test("bench soak: sessions per batch come from each server's /metrics betwe
     ),
     { api: 3, s2: 0 },
   );
+});
+
+Deno.test("bench soak: the servers' waits for their recent sessions, and the machine's idle share", () => {
+  const text =
+    `plumise_batch_windows_total{outcome="filled"} 30\nplumise_batch_windows_total{outcome="in_vain"} 10\n` +
+    `plumise_batch_window_ms_total 120.5\nplumise_batch_sessions_count 7\nplumise_batch_sessions_sum 21\n`;
+  const c = batchCounts(text);
+  assert.deepEqual(c, { count: 7, sum: 21, filled: 30, inVain: 10, windowMs: 120.5 });
+  const zero = batchCounts("");
+  assert.deepEqual(windowStats({ api: zero, s2: zero }, { api: c, s2: zero }, 50), {
+    api: { waits: 40, in_vain: 0.25, ms_per_token: 2.41 },
+    s2: { waits: 0, in_vain: 0, ms_per_token: 0 },
+  });
+  // user nice system idle iowait irq softirq steal guest guest_nice
+  const stat = (busy: number, idle: number) => `cpu  ${busy} 0 0 ${idle} 0 0 0 0 0 0\ncpu0 1 2 3 4\n`;
+  assert.deepEqual(machineTicks(stat(100, 50)), { busy: 100, idle: 50 });
+  assert.equal(idleShare(machineTicks(stat(100, 50)), machineTicks(stat(175, 75))), 0.25);
+  assert.equal(idleShare(machineTicks(stat(1, 1)), machineTicks(stat(1, 1))), 0);
+  assert.throws(() => machineTicks("intr 5\n"), /no cpu line/);
+  const now = machineTicks();
+  assert.ok(now.busy > 0 && now.idle >= 0, JSON.stringify(now));
 });
 
 Deno.test("bench soak: RSS is this process's VmRSS from /proc, in MiB", () => {
@@ -171,6 +196,8 @@ Deno.test({
     }
     assert.deepEqual(Object.keys(r.mean_batch).sort(), names);
     assert.ok(r.mean_batch.api >= 1, `the API node's server ran batches: ${JSON.stringify(r.mean_batch)}`);
+    assert.deepEqual(Object.keys(r.windows).sort(), names);
+    for (const k of ["idle", "idle_one"]) assert.ok(r[k] >= 0 && r[k] < 1, `${k} is a share: ${r[k]}`);
     const pids = names.map((n) => r.pids[n]);
     assert.equal(new Set(pids).size, 3);
     assert.ok(!pids.includes(Deno.pid));

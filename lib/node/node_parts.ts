@@ -23,7 +23,11 @@ export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts>
   const { config, metrics, logger } = ctx;
   const chain = config.offline ? undefined : await createChainPart(config, metrics, logger);
   const reporter = chain ? createReporterPart(config, chain, metrics, logger) : undefined;
-  const runtime = createRuntimePart(config, logger, (e) => metrics.observeBatches(e.sizes, e.waitsMs));
+  const runtime = createRuntimePart(
+    config,
+    logger,
+    (e) => metrics.observeBatches(e.sizes, e.waitsMs, e.windows),
+  );
   const swarm = await createSwarmPart({
     config,
     metrics,

@@ -54,7 +54,9 @@ export function pinnedKey(cpus: readonly number[] | undefined): string {
 export function createRuntimePart(
   config: Config,
   logger: Logger,
-  onBatch?: (e: { sizes: number[]; waitsMs: number[] }) => void,
+  onBatch?: (
+    e: { sizes: number[]; waitsMs: number[]; windows?: { filled: number; inVain: number; ms: number } },
+  ) => void,
 ): RuntimePart {
   const log = logger.child({ part: "runtime" });
   let runtime: BlockRuntime | undefined;

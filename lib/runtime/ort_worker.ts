@@ -18,7 +18,7 @@ import { KvEngine } from "./kv_engine.ts";
 import { RuntimeError } from "../errors.ts";
 import { noDirectError, offerDirectHere } from "./direct_steps.ts";
 import type { DirectServing, HiddenStates } from "./types.ts";
-import type { BatchEvent, DirectEvent, WorkerReply, WorkerRequest } from "./worker_protocol.ts";
+import type { BatchEvent, BatchWindows, DirectEvent, WorkerReply, WorkerRequest } from "./worker_protocol.ts";
 import { DIRECT_REPORT_MS, priorityOf, serializeError } from "./worker_protocol.ts";
 import { splitRows, stackRows, takeLogits } from "./logits_batch.ts";
 import {
@@ -260,17 +260,21 @@ let arrived: (() => void) | undefined;
  */
 async function waitForPeers(): Promise<void> {
   const expected = peers.expected();
-  if (expected === 0) return;
-  const deadline = performance.now() + WINDOW_MS;
+  if (expected === 0 || readySessions(queues[0], kindOf) >= expected) return;
+  const start = performance.now(), deadline = start + WINDOW_MS;
   // asleep until a job is queued or the deadline: a poll would take a core the senders may need
   while (readySessions(queues[0], kindOf) < expected) {
     const left = deadline - performance.now();
-    if (left <= 0) return peers.inVain();
+    if (left <= 0) {
+      peers.inVain();
+      return noteWindow(false, performance.now() - start);
+    }
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => (arrived = undefined, resolve()), left);
       arrived = () => (arrived = undefined, clearTimeout(timer), resolve());
     });
   }
+  noteWindow(true, performance.now() - start);
 }
 
 /** Runs the steps ready at the head of the queue as one batch (batch_scheduler.ts). */
@@ -298,9 +302,17 @@ async function runBatch(): Promise<void> {
   noteBatch(parts.length, waits);
 }
 
-/** Batch sizes and queue waits not yet reported. */
+/** Batch sizes, queue waits and windows not yet reported. */
 let batchSizes: number[] = [], batchWaits: number[] = [];
+let windows: BatchWindows = { filled: 0, inVain: 0, ms: 0 };
 let batchTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** Counts a wait for the recent sessions (reported with the batches). */
+function noteWindow(filled: boolean, ms: number): void {
+  if (filled) windows.filled++;
+  else windows.inVain++;
+  windows.ms += ms;
+}
 
 /** Reports batches to the main thread (metrics) at most every `DIRECT_REPORT_MS`. */
 function noteBatch(size: number, waitsMs: number[]): void {
@@ -313,9 +325,10 @@ function flushBatches(): void {
   clearTimeout(batchTimer);
   batchTimer = undefined;
   if (batchSizes.length === 0) return;
-  self.postMessage({ event: "batch", sizes: batchSizes, waitsMs: batchWaits } satisfies BatchEvent);
+  self.postMessage({ event: "batch", sizes: batchSizes, waitsMs: batchWaits, windows } satisfies BatchEvent);
   batchSizes = [];
   batchWaits = [];
+  windows = { filled: 0, inVain: 0, ms: 0 };
 }
 
 /** The logits requests queued now, in one LM-head pass (logits_batch.ts). */

@@ -56,12 +56,22 @@ export type DirectEvent =
 
 /**
  * Batches of steps the Worker ran since its last report (at most every `DIRECT_REPORT_MS`):
- * sessions per batch, and each step's wait in the queue in ms (batch_scheduler.ts).
+ * sessions per batch, each step's wait in the queue in ms (batch_scheduler.ts), and its waits for
+ * the sessions of its last batches (`waitForPeers`): how many were filled (every expected session
+ * arrived) or in vain (the window ran out), and the ms they took together.
  */
 export interface BatchEvent {
   event: "batch";
   sizes: number[];
   waitsMs: number[];
+  windows?: BatchWindows;
+}
+
+/** The Worker's waits for its recent sessions since its last report. */
+export interface BatchWindows {
+  filled: number;
+  inVain: number;
+  ms: number;
 }
 
 export type WorkerOp = WorkerRequest["op"];

@@ -93,7 +93,27 @@ export class Metrics {
    * Records the runtime's batches of steps (continuous batching, docs/architecture.md): sessions
    * per batch and each step's wait in the queue.
    */
-  observeBatches(sizes: readonly number[], waitsMs: readonly number[]): void {
+  observeBatches(
+    sizes: readonly number[],
+    waitsMs: readonly number[],
+    windows?: { readonly filled: number; readonly inVain: number; readonly ms: number },
+  ): void {
+    if (windows) {
+      const help = "Waits of the runtime for the sessions of its last batches, by outcome";
+      if (windows.filled > 0) {
+        this.inc("plumise_batch_windows_total", help, windows.filled, { outcome: "filled" });
+      }
+      if (windows.inVain > 0) {
+        this.inc("plumise_batch_windows_total", help, windows.inVain, { outcome: "in_vain" });
+      }
+      if (windows.ms > 0) {
+        this.inc(
+          "plumise_batch_window_ms_total",
+          "Milliseconds the runtime waited for the sessions of its last batches",
+          windows.ms,
+        );
+      }
+    }
     for (const n of sizes) {
       this.observe(
         "plumise_batch_sessions",

@@ -56,3 +56,13 @@ Deno.test("prometheus rendering: batch sizes and queue waits have buckets of the
   assert.match(text, /^plumise_batch_queue_wait_ms_count 2$/m);
   assert.doesNotMatch(text, /^plumise_batch_sessions_bucket\{le="2500"\}/m, "not the latency buckets");
 });
+
+Deno.test("prometheus rendering: the runtime's waits for its recent sessions, by outcome", () => {
+  const m = new Metrics();
+  m.observeBatches([2], [0.1], { filled: 3, inVain: 1, ms: 12.5 });
+  m.observeBatches([2], [0.1], { filled: 1, inVain: 0, ms: 0.5 });
+  const text = m.renderPrometheus();
+  assert.match(text, /^plumise_batch_windows_total\{outcome="filled"\} 4$/m);
+  assert.match(text, /^plumise_batch_windows_total\{outcome="in_vain"\} 1$/m);
+  assert.match(text, /^plumise_batch_window_ms_total 13$/m);
+});

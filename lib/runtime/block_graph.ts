@@ -68,29 +68,43 @@ export function quantizeInt8(
   rows: number,
   cols: number,
 ): { q: Int8Array; scale: Float32Array } {
-  const q = new Int8Array(w.length);
+  return quantizeInt8Rows((r0, r1) => w.subarray(r0 * cols, r1 * cols), rows, cols);
+}
+
+/**
+ * `quantizeInt8` over a weight whose rows come `TILE` at a time from `rowsOf(r0, r1)` (rows
+ * [r0, r1) as float32): the same result, without the whole weight in float32 at once (a real
+ * vocabulary's LM head, read from a 16-bit file).
+ */
+export function quantizeInt8Rows(
+  rowsOf: (r0: number, r1: number) => Float32Array,
+  rows: number,
+  cols: number,
+): { q: Int8Array; scale: Float32Array } {
+  const q = new Int8Array(rows * cols);
   // the divisors in float64, as computed (the stored scales are rounded to float32)
   const scale = new Float32Array(rows), div = new Float64Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let m = 0;
-    const base = r * cols;
-    for (let c = 0; c < cols; c++) {
-      const a = Math.abs(w[base + c]);
-      if (a > m) m = a;
-    }
-    const s = m > 0 ? m / 127 : 1;
-    scale[r] = s;
-    div[r] = s;
-  }
   for (let r0 = 0; r0 < rows; r0 += TILE) {
     const r1 = Math.min(rows, r0 + TILE);
+    const w = rowsOf(r0, r1);
+    for (let r = r0; r < r1; r++) {
+      let m = 0;
+      const base = (r - r0) * cols;
+      for (let c = 0; c < cols; c++) {
+        const a = Math.abs(w[base + c]);
+        if (a > m) m = a;
+      }
+      const s = m > 0 ? m / 127 : 1;
+      scale[r] = s;
+      div[r] = s;
+    }
     for (let c0 = 0; c0 < cols; c0 += TILE) {
       const c1 = Math.min(cols, c0 + TILE);
       for (let c = c0; c < c1; c++) {
         const o = c * rows;
         for (let r = r0; r < r1; r++) {
           // Math.round's result (halves up) for |x| far below 2^52, without its cost
-          const x = Math.floor(w[r * cols + c] / div[r] + 0.5);
+          const x = Math.floor(w[(r - r0) * cols + c] / div[r] + 0.5);
           q[o + r] = x > 127 ? 127 : x < -127 ? -127 : x;
         }
       }
@@ -110,17 +124,26 @@ export function linear(
   format: WeightFormat,
   stem: string,
 ): string {
-  if (format === "int8") {
-    const { q, scale } = quantizeInt8(w, out, inp);
-    const qn = g.initializer(`${stem}_q`, q, [inp, out]);
-    const sn = g.initializer(`${stem}_scale`, scale, [out]);
-    const inputs = [x, qn, sn, ""];
-    if (bias) inputs.push(g.initializer(`${stem}_bias`, bias, [out]));
-    else inputs.pop();
-    return g.op("DynamicQuantizeMatMul", inputs, {}, MS);
-  }
+  if (format === "int8") return linearInt8(g, x, quantizeInt8(w, out, inp), out, inp, bias, stem);
   const y = g.op("MatMul", [x, g.initializer(`${stem}_w`, transpose2d(w, out, inp), [inp, out])]);
   return bias ? g.op("Add", [y, g.initializer(`${stem}_b`, bias, [out])]) : y;
+}
+
+/** `linear` in int8 over a weight quantized already (`quantizeInt8`, `quantizeInt8Rows`). */
+export function linearInt8(
+  g: OnnxGraph,
+  x: string,
+  { q, scale }: { q: Int8Array; scale: Float32Array },
+  out: number,
+  inp: number,
+  bias: Float32Array | undefined,
+  stem: string,
+): string {
+  const qn = g.initializer(`${stem}_q`, q, [inp, out]);
+  const sn = g.initializer(`${stem}_scale`, scale, [out]);
+  const inputs = [x, qn, sn];
+  if (bias) inputs.push("", g.initializer(`${stem}_bias`, bias, [out]));
+  return g.op("DynamicQuantizeMatMul", inputs, {}, MS);
 }
 
 /** ALiBi slopes of BLOOM (transformers' build_alibi_tensor). */

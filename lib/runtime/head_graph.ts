@@ -7,15 +7,24 @@
  */
 import { RuntimeError } from "../errors.ts";
 import type { ModelConfig } from "./model_config.ts";
-import { linear } from "./block_graph.ts";
+import { linearInt8, quantizeInt8Rows } from "./block_graph.ts";
 import { toFloat16 } from "./kv_block_graph.ts";
 import { attr, DataType, OnnxGraph } from "./onnx_graph.ts";
+import { toFloat32 } from "./safetensors.ts";
 import type { WeightFormat } from "./types.ts";
 
-export type HeadTensors = ReadonlyMap<
-  string,
-  { readonly shape: readonly number[]; readonly data: Float32Array; readonly fileDtype?: string }
->;
+/**
+ * A head tensor as the checkpoint stores it (safetensors' dtype and bytes): the tables are
+ * converted a few rows at a time into what the graphs hold, so loading never holds a real
+ * vocabulary's table in float32 when the graph does not (a Qwen3-32B table is 3.1 GB in float32).
+ */
+export interface HeadTensor {
+  readonly shape: readonly number[];
+  readonly dtype: string;
+  readonly bytes: Uint8Array;
+}
+
+export type HeadTensors = ReadonlyMap<string, HeadTensor>;
 
 /** Role → checkpoint tensor name for the head of this model. */
 export function headTensorNames(
@@ -50,7 +59,7 @@ export function headTensorNames(
   return { embed, norm_w: `${prefix}norm.weight`, lm_head: lmHead };
 }
 
-function get(t: HeadTensors, role: string, shape: number[]): Float32Array {
+function tensor(t: HeadTensors, role: string, shape: number[]): HeadTensor {
   const x = t.get(role);
   if (!x || x.shape.length !== shape.length || x.shape.some((d, i) => d !== shape[i])) {
     throw new RuntimeError(
@@ -61,7 +70,50 @@ function get(t: HeadTensors, role: string, shape: number[]): Float32Array {
       },
     );
   }
-  return x.data;
+  return x;
+}
+
+/** A head tensor in float32, whole. */
+function get(t: HeadTensors, role: string, shape: number[]): Float32Array {
+  const x = tensor(t, role, shape);
+  return toFloat32(x.dtype, x.bytes, role);
+}
+
+/** Rows [r0, r1) of a [rows, cols] head tensor in float32. */
+function rowsOf(x: HeadTensor, cols: number): (r0: number, r1: number) => Float32Array {
+  const size = x.bytes.length / x.shape.reduce((a, b) => a * b, 1);
+  return (r0, r1) => toFloat32(x.dtype, x.bytes.subarray(r0 * cols * size, r1 * cols * size));
+}
+
+/** Largest bfloat16 bit pattern (sign cleared) within float16's range: 65 280; 65 536 is past it. */
+const BF16_F16_MAX = 0x477f;
+
+let bf16ToF16: Uint16Array | undefined;
+
+/** float16 bits of every bfloat16 bit pattern, as `toFloat16` rounds its float32 value (made once). */
+function bf16Table(): Uint16Array {
+  if (bf16ToF16) return bf16ToF16;
+  const wide = new Uint32Array(65536);
+  for (let b = 0; b < 65536; b++) wide[b] = b << 16;
+  return bf16ToF16 = toFloat16(new Float32Array(wide.buffer));
+}
+
+/**
+ * A [rows, cols] 16-bit table in float16, or undefined when a value is past float16's range (or
+ * the file is not 16-bit). `reuse`: the tensor's bytes become the table (F16 as they are, BF16
+ * converted in place) instead of a copy — for the last use of the tensor.
+ */
+function float16Table(x: HeadTensor, rows: number, cols: number, reuse: boolean): Uint16Array | undefined {
+  if (x.dtype !== "F16" && x.dtype !== "BF16") return undefined;
+  const n = rows * cols, aligned = x.bytes.byteOffset % 2 === 0;
+  const src = aligned
+    ? new Uint16Array(x.bytes.buffer, x.bytes.byteOffset, n)
+    : new Uint16Array(new Uint8Array(x.bytes).buffer, 0, n);
+  if (x.dtype === "F16") return reuse || !aligned ? src : src.slice();
+  for (let i = 0; i < n; i++) if ((src[i] & 0x7fff) > BF16_F16_MAX) return undefined;
+  const lut = bf16Table(), out = reuse || !aligned ? src : new Uint16Array(n);
+  for (let i = 0; i < n; i++) out[i] = lut[src[i]];
+  return out;
 }
 
 /** Largest float16 value: a table with a larger one stays float32. */
@@ -71,17 +123,22 @@ const F16_MAX = 65504;
  * The embeddings (and BLOOM's LayerNorm over them). A table stored in 16 bits in the checkpoint is
  * kept in float16 and each looked-up row widened to float32, which halves the head's largest
  * array (a Qwen3-32B table is 151 936 × 5 120): exact for an F16 file; from BF16, exact down to
- * float16's smallest normal value (6.1e-5), below it off by at most 3e-8.
+ * float16's smallest normal value (6.1e-5), below it off by at most 3e-8. `reuseBytes`: the
+ * table is made in the tensor's own bytes (build the LM head of a tied table first).
  */
-export function buildEmbedGraph(cfg: ModelConfig, t: HeadTensors): OnnxGraph {
+export function buildEmbedGraph(
+  cfg: ModelConfig,
+  t: HeadTensors,
+  options: { reuseBytes?: boolean } = {},
+): OnnxGraph {
   const H = cfg.hiddenSize, V = cfg.vocabSize;
   const g = new OnnxGraph("embed");
   g.input("ids", DataType.INT64, ["B", "T"]);
   g.output("hidden", DataType.FLOAT, ["B", "T", H]);
-  const w = get(t, "embed", [V, H]);
-  const dtype = t.get("embed")?.fileDtype;
-  const half = (dtype === "F16" || dtype === "BF16") && w.every((x) => Math.abs(x) <= F16_MAX);
-  const table = half ? g.initializer("embed", toFloat16(w), [V, H]) : g.initializer("embed", w, [V, H]);
+  const half = float16Table(tensor(t, "embed", [V, H]), V, H, options.reuseBytes ?? false);
+  const table = half
+    ? g.initializer("embed", half, [V, H])
+    : g.initializer("embed", get(t, "embed", [V, H]), [V, H]);
   const rows = g.op("Gather", [table, "ids"], { axis: attr.i(0) });
   const emb = half ? g.op("Cast", [rows], { to: attr.i(DataType.FLOAT) }) : rows;
   if (cfg.modelType === "bloom") {
@@ -127,11 +184,13 @@ export function buildLogitsGraph(cfg: ModelConfig, t: HeadTensors, format: Weigh
       axis: attr.i(-1),
       epsilon: attr.f(cfg.eps),
     });
-  const w = get(t, "lm_head", [V, H]);
   if (format === "int8") {
-    g.node("Identity", [linear(g, normed, w, V, H, undefined, "int8", "lm_head")], ["logits"]);
+    const q = quantizeInt8Rows(rowsOf(tensor(t, "lm_head", [V, H]), H), V, H);
+    g.node("Identity", [linearInt8(g, normed, q, V, H, undefined, "lm_head")], ["logits"]);
     return g;
   }
-  g.node("Gemm", [normed, g.initializer("lm_head", w, [V, H])], ["logits"], { transB: attr.i(1) });
+  g.node("Gemm", [normed, g.initializer("lm_head", get(t, "lm_head", [V, H]), [V, H])], ["logits"], {
+    transB: attr.i(1),
+  });
   return g;
 }

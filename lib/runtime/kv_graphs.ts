@@ -21,6 +21,7 @@ import {
   toFloat16,
 } from "./kv_block_graph.ts";
 import type { ModelConfig } from "./model_config.ts";
+import type { OnnxGraph } from "./onnx_graph.ts";
 import {
   type OrtApi,
   type OrtHandle,
@@ -31,7 +32,7 @@ import {
   type TensorTypeId,
 } from "./native/ort_api.ts";
 import { type BlockProbe, checkWeightsPacked } from "./packed_weights_check.ts";
-import type { CheckpointTensors, LoadedTensor } from "./safetensors.ts";
+import type { CheckpointTensors, RawTensor } from "./safetensors.ts";
 
 /**
  * Intra-op threads spin while a run is in progress and `force_spinning_stop` parks them as soon
@@ -113,8 +114,10 @@ export class KvGraphs {
   headBytes = 0;
   /** Blocks whose weight arrays onnxruntime still reads after packing (kept alive, so twice the bytes). */
   unpackedBlocks = 0;
-  /** Packed weights shared by the joined and the split graphs of each block. */
+  /** Packed weights shared by the joined and the split graphs of each block (and the head's). */
   #container?: OrtHandle;
+  /** The head's matrices, as tensors its sessions read. */
+  #headWeights: OrtTensor[] = [];
 
   /** The sessions of block `i`; `BAD_SPAN` when it is not loaded. */
   block(i: number): BlockSessions {
@@ -162,27 +165,49 @@ export class KvGraphs {
     if (req.head) {
       const weightMap = new Map(Object.entries(req.weightMap));
       const names = headTensorNames(cfg, req.headPrefix, (n) => weightMap.has(n));
-      const t = new Map<string, LoadedTensor>();
+      const t = new Map<string, RawTensor>();
       for (const [role, name] of Object.entries(names)) {
         // a tied LM head is the embedding table: read it once
         let x = [...t.values()].find((v) => v.name === name);
         if (!x) {
-          x = await tensors.read(name);
-          this.headBytes += x.data.byteLength;
+          x = await tensors.readRaw(name);
+          this.headBytes += x.bytes.byteLength;
         }
         t.set(role, x);
       }
-      const enc = (g: ReturnType<typeof buildEmbedGraph>) => g.encode();
-      const e = enc(buildEmbedGraph(cfg, t)), l = enc(buildLogitsGraph(cfg, t, req.weights));
-      this.embed = api.session(e.model, "embeddings", ["ids"], ["hidden"], {
-        ...o.settings,
-        externalData: e.externalData,
-      });
-      this.logits = api.session(l.model, "LM head", ["hidden"], ["logits"], {
-        ...o.settings,
-        externalData: l.externalData,
-      });
+      // the LM head first: the embedding table (a tied LM head's too) then becomes float16 in its own bytes
+      this.#container ??= api.prepackedContainer();
+      this.logits = this.#headSession(api, buildLogitsGraph(cfg, t, req.weights), "LM head", ["hidden"], [
+        "logits",
+      ], o);
+      const embed = buildEmbedGraph(cfg, t, { reuseBytes: true });
+      this.embed = this.#headSession(api, embed, "embeddings", ["ids"], ["hidden"], o);
     }
+  }
+
+  /**
+   * A head graph's session whose matrices are tensors over the graph's own arrays (`AddInitializer`):
+   * onnxruntime reads them where they are instead of copying a real vocabulary's table.
+   */
+  #headSession(
+    api: OrtApi,
+    g: OnnxGraph,
+    what: string,
+    inputs: string[],
+    outputs: string[],
+    o: KvGraphOptions,
+  ): OrtSession {
+    const enc = g.encode({ externalAbove: 2 ** 20 });
+    const initializers = g.matrices().map((m) => ({
+      name: m.name,
+      value: api.tensor(m.data, m.dims, m.type as TensorTypeId),
+    }));
+    this.#headWeights.push(...initializers.map((i) => i.value));
+    return api.session(enc.model, what, inputs, outputs, {
+      ...o.settings,
+      externalData: enc.externalData,
+      shared: { container: this.#container!, initializers },
+    });
   }
 
   /**
@@ -272,12 +297,14 @@ export class KvGraphs {
       for (const w of b.weights) w.release();
     }
     this.blocks.clear();
-    // after the sessions: they point into it
-    this.#container?.release();
-    this.#container = undefined;
     this.embed?.release();
     this.logits?.release();
     this.embed = this.logits = undefined;
+    for (const w of this.#headWeights) w.release();
+    this.#headWeights = [];
+    // after the sessions: they point into it
+    this.#container?.release();
+    this.#container = undefined;
     this.rope?.cos.release();
     this.rope?.sin.release();
     this.rope = undefined;

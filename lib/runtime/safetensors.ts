@@ -34,8 +34,14 @@ export interface LoadedTensor {
   readonly name: string;
   readonly shape: readonly number[];
   readonly data: Float32Array;
-  /** The element type in the file (`F32`, `F16`, `BF16`). */
-  readonly fileDtype?: string;
+}
+
+/** A tensor as the file stores it: its dtype (`F32`, `F16`, `BF16`, …) and bytes. */
+export interface RawTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: string;
+  readonly bytes: Uint8Array;
 }
 
 /** Header size cap (real headers are a few hundred KB). */
@@ -203,9 +209,15 @@ export class SafetensorsFile {
 
   /** A tensor converted to float32. */
   async read(name: string): Promise<LoadedTensor> {
-    const e = this.tensors.get(name);
+    const t = await this.readRaw(name);
+    return { name, shape: t.shape, data: toFloat32(t.dtype, t.bytes, name) };
+  }
+
+  /** A tensor as stored. */
+  async readRaw(name: string): Promise<RawTensor> {
     const bytes = await this.readBytes(name);
-    return { name, shape: e!.shape, data: toFloat32(e!.dtype, bytes, name), fileDtype: e!.dtype };
+    const e = this.tensors.get(name)!;
+    return { name, shape: e.shape, dtype: e.dtype, bytes };
   }
 
   close(): void {
@@ -238,6 +250,15 @@ export class CheckpointTensors {
   }
 
   async read(name: string): Promise<LoadedTensor> {
+    return (await this.#fileOf(name)).read(name);
+  }
+
+  /** A tensor as stored (the client head converts its tables a few rows at a time). */
+  async readRaw(name: string): Promise<RawTensor> {
+    return (await this.#fileOf(name)).readRaw(name);
+  }
+
+  #fileOf(name: string): Promise<SafetensorsFile> {
     const file = this.weightMap.get(name);
     if (!file) {
       throw new RuntimeError("BAD_CHECKPOINT", `tensor ${name} is not in the checkpoint`, {
@@ -245,7 +266,7 @@ export class CheckpointTensors {
         details: { name },
       });
     }
-    return (await this.#open(file)).read(name);
+    return this.#open(file);
   }
 
   async close(): Promise<void> {

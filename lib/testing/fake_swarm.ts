@@ -4,6 +4,7 @@
  * Killed servers stay in the table, as they would in a real table until their record expires.
  * @module
  */
+import { SwarmError } from "../errors.ts";
 import type { AbortOptions } from "../util/abort.ts";
 import { FakeBackend } from "./fake_backend.ts";
 import type { HiddenStates } from "../runtime/types.ts";
@@ -39,6 +40,8 @@ export interface FakeServer {
   /** Reached through a relay (its sessions say `path: "relayed"`). */
   relayed: boolean;
   readonly killers: Set<(err: Error) => void>;
+  /** Ends each open remote session (`endSessions`). */
+  readonly enders: Set<(how: "frame" | "closed") => void>;
 }
 
 export interface StepEvent {
@@ -103,6 +106,7 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
       steps: 0,
       relayed: false,
       killers: new Set(),
+      enders: new Set(),
     };
     this.servers_.set(peerId, server);
     return server;
@@ -114,6 +118,17 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
     s.dead = true;
     for (const k of s.killers) k(new Error(`connection reset by ${peerId}`));
     s.killers.clear();
+  }
+
+  /**
+   * Like a server that ended its sessions (an idle timeout, a span moved) where the client has
+   * not seen it yet: the next step on each of them reads the server's TIMEOUT error frame
+   * (`frame`, what a real server sends), or finds the stream closed (`closed`).
+   */
+  endSessions(peerId: string, how: "frame" | "closed" = "frame"): void {
+    const s = this.servers_.get(peerId)!;
+    for (const end of s.enders) end(how);
+    s.enders.clear();
   }
 
   /** Like a relay going away: pending calls fail (the server itself lives on). */
@@ -180,8 +195,19 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
         maxLength: req.maxLength,
         batch: req.batch,
       });
+      let ended: Error | undefined;
+      const end = (how: "frame" | "closed") => {
+        ended = how === "closed"
+          ? new SwarmError("STREAM_CLOSED", `server closed the stream before replying with result`)
+          : new SwarmError("TIMEOUT", `server replied TIMEOUT: session closed: idle`, {
+            details: { remote: true },
+          });
+        session.close().catch(() => {});
+      };
+      server.enders.add(end);
       const remote: RemoteSpanSession = {
         step: (hidden: Hidden, o: SpanStepOptions) => {
+          if (ended) return Promise.reject(ended);
           this.onStep?.({
             peerId: server.peerId,
             start: req.start,
@@ -198,7 +224,7 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
             return y;
           }, { signal: o.signal });
         },
-        close: () => session.close(),
+        close: () => (server.enders.delete(end), session.close()),
         // a killed server's connection is gone (the real stream knows once it sees the reset)
         get closed() {
           return server.dead;

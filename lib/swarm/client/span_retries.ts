@@ -5,7 +5,10 @@
  * first retry is immediate, later ones back off; the swarm table is refreshed between attempts.
  * After the last one, a `SESSION_FAILED` error says which blocks, which servers and why. A server
  * reached through a relay whose relay failed (not the server) is reopened and replayed without a
- * ban, a few times per step.
+ * ban, a few times per step. So is, once per step, a server whose session failed with its
+ * connection or the server's TIMEOUT frame when the step starts the session over (a finished
+ * generation's session reused by the next one, docs/architecture.md): the server may have ended it
+ * while it waited.
  * @module
  */
 import { errorMessage, PlumiseError, SwarmError } from "../../errors.ts";
@@ -22,7 +25,10 @@ export async function withRetries<T>(
   router: SpanRouter,
   i: number,
   fn: (span: SpanState) => Promise<T>,
-  { signal }: AbortOptions = {},
+  { signal, startsOver = false }: AbortOptions & {
+    /** The step starts the session over (position 0 after earlier steps): nothing to replay. */
+    startsOver?: boolean;
+  } = {},
 ): Promise<T> {
   const o = s.options;
   const maxRetries = o.maxRetries ?? 5;
@@ -30,6 +36,7 @@ export async function withRetries<T>(
   let lastError: unknown;
   const failedPeers: string[] = [];
   const relayRetried = new Map<string, number>();
+  const reopened = new Set<string>();
   for (let attempt = 0;; attempt++) {
     signal?.throwIfAborted();
     const span = s.chain[i];
@@ -62,6 +69,20 @@ export async function withRetries<T>(
         failed.remote = undefined;
         remote?.close().catch(() => {});
         if (relayTries > 0) await sleep(backoff.next(), { signal });
+        continue;
+      }
+      if (peer && startsOver && mayHaveEnded(err) && !reopened.has(peer)) {
+        // its remote session may have ended while the session waited for this step (the server's
+        // idle timeout, a span moved): open a new one there, without banning the server, once
+        reopened.add(peer);
+        s.log.info("server had ended the session; reopening it", {
+          peer,
+          blocks: `${failed.start}:${failed.end}`,
+          error: errorMessage(err),
+        });
+        const remote = failed.remote;
+        failed.remote = undefined;
+        remote?.close().catch(() => {});
         continue;
       }
       if (peer) {
@@ -126,7 +147,19 @@ const RELAY_RETRIES = 3;
  */
 function relayLost(span: { remote?: RemoteSpanSession; server?: RouteServer }, err: unknown): boolean {
   const relayed = span.remote ? span.remote.path === "relayed" : span.server?.usingRelay === true;
-  if (!relayed) return false;
+  return relayed && !fromServer(err);
+}
+
+/**
+ * Whether `err` is what a session the server ended while it waited gives its next step: the
+ * server's TIMEOUT frame (its idle timeout, age cap or stop), or the connection closed.
+ */
+function mayHaveEnded(err: unknown): boolean {
+  return !fromServer(err) || (err instanceof PlumiseError && err.code === "TIMEOUT");
+}
+
+/** Whether the server sent `err` (an error frame), rather than the connection failing. */
+function fromServer(err: unknown): boolean {
   const details = err instanceof PlumiseError ? err.details as { remote?: boolean } | undefined : undefined;
-  return details?.remote !== true;
+  return details?.remote === true;
 }

@@ -93,6 +93,42 @@ Deno.test("leased sessions: the next generation reuses the last one's remote ses
   );
 });
 
+Deno.test("leased sessions: a server that ended the idle session is reopened, not banned; a real failure still is", async () => {
+  const { swarm, head, tokenizer, client } = await setup();
+  const gen = async (prompt: string, n: number) => {
+    const lease = client.leaseSession({ maxLength: 32 });
+    const g = generateText({ head, tokenizer, session: lease }, prompt, { maxNewTokens: n, eosTokenIds: [] });
+    const r = await g.complete();
+    await lease.close();
+    return { tokens: [...r.tokenIds], lease };
+  };
+  const a = await gen("hello", 4);
+  const [first, last] = [a.lease.session.route[0].server.peerId, a.lease.session.route.at(-1)!.server.peerId];
+  // both servers end the session while it waits in the pool, unseen by the client
+  swarm.endSessions(first, "frame");
+  swarm.endSessions(last, "closed");
+  const opens = swarm.opens;
+  const b = await gen("other prompt", 5);
+  assert.equal(b.lease.reused, true);
+  assert.deepEqual(b.tokens, await localTokens(head, tokenizer, "other prompt", 5));
+  assert.equal(swarm.opens, opens + 2, "a new remote session on each of the two servers");
+  assert.deepEqual(b.lease.session.route.map((r) => r.server.peerId), [first, last], "on the same servers");
+  assert.equal(client.bans.isBanned(first), false);
+  assert.equal(client.bans.isBanned(last), false);
+  // a server whose connection fails again after the reopen is banned as before
+  const c = await gen("x", 2);
+  swarm.endSessions(last);
+  swarm.onStep = (e) => {
+    if (e.peerId === last) swarm.kill(last);
+  };
+  const d = await gen("third", 3);
+  assert.equal(c.lease.session, d.lease.session);
+  assert.deepEqual(d.tokens, await localTokens(head, tokenizer, "third", 3));
+  assert.equal(client.bans.isBanned(last), true);
+  assert.notEqual(d.lease.session.route.at(-1)!.server.peerId, last, "re-routed");
+  await client.stop();
+});
+
 Deno.test("SwarmClient.chat continues one session across turns", async () => {
   const { swarm, head, tokenizer, client } = await setup();
   const chat = client.chat({ maxLength: 64 });

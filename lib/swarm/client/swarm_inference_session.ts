@@ -134,6 +134,7 @@ export class SwarmInferenceSession {
     const [, t, h] = hidden.shape;
     const p = options.startFromPosition ?? s.position;
     this.#checkStep(hidden, p);
+    const startsOver = p === 0 && s.position > 0;
     this.#busy = true;
     try {
       this.#hiddenSize = h;
@@ -167,7 +168,7 @@ export class SwarmInferenceSession {
           this.#router,
           i,
           (span) => relayStep(s, this.#router, span, flow, p, stepId, { signal: options.signal }),
-          { signal: options.signal },
+          { signal: options.signal, startsOver },
         );
         turns.get(s.chain[i])?.();
         i++;

@@ -8,17 +8,30 @@
 import { RuntimeError } from "../errors.ts";
 import type { ModelConfig } from "./model_config.ts";
 import type { OnnxGraph } from "./onnx_graph.ts";
+import { toFloat32 } from "./safetensors.ts";
 import type { WeightFormat } from "./types.ts";
+import { type Rows, storedRows, type StoredTensor } from "./weight_rows.ts";
 
-/** A block's tensors by name with the block prefix stripped (e.g. `self_attn.q_proj.weight`). */
-export type BlockTensors = ReadonlyMap<
-  string,
-  { readonly shape: readonly number[]; readonly data: Float32Array }
->;
+/**
+ * A block's tensors by name with the block prefix stripped (e.g. `self_attn.q_proj.weight`), as
+ * the checkpoint stores them: matrices are read a few rows at a time (weight_rows.ts).
+ */
+export type BlockTensors = ReadonlyMap<string, StoredTensor>;
 
 const MS = "com.microsoft";
 
+/** A block tensor in float32, checked against the shape the config implies (BAD_CHECKPOINT). */
 export function need(t: BlockTensors, name: string, shape: readonly number[]): Float32Array {
+  const x = stored(t, name, shape);
+  return toFloat32(x.dtype, x.bytes, name);
+}
+
+/** A `[rows, cols]` block tensor, checked like `need`, read a few rows at a time. */
+export function needRows(t: BlockTensors, name: string, shape: readonly [number, number]): Rows {
+  return storedRows(stored(t, name, shape), shape[0], shape[1], name);
+}
+
+function stored(t: BlockTensors, name: string, shape: readonly number[]): StoredTensor {
   const x = t.get(name);
   if (!x) {
     throw new RuntimeError("BAD_CHECKPOINT", `block tensor ${name} is missing`, {
@@ -36,7 +49,7 @@ export function need(t: BlockTensors, name: string, shape: readonly number[]): F
       },
     );
   }
-  return x.data;
+  return x;
 }
 
 /**
@@ -48,18 +61,28 @@ const TILE = 64;
 
 /** [out, in] row-major → [in, out] row-major. */
 export function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(w.length);
+  return transposeRows(arrayRows(w, rows, cols));
+}
+
+/** `transpose2d` of a matrix read `TILE` rows at a time. */
+export function transposeRows(w: Rows): Float32Array {
+  const { rows, cols } = w, out = new Float32Array(rows * cols);
   for (let r0 = 0; r0 < rows; r0 += TILE) {
-    const r1 = Math.min(rows, r0 + TILE);
+    const r1 = Math.min(rows, r0 + TILE), tile = w.read(r0, r1);
     for (let c0 = 0; c0 < cols; c0 += TILE) {
       const c1 = Math.min(cols, c0 + TILE);
       for (let c = c0; c < c1; c++) {
         const o = c * rows;
-        for (let r = r0; r < r1; r++) out[o + r] = w[r * cols + c];
+        for (let r = r0; r < r1; r++) out[o + r] = tile[(r - r0) * cols + c];
       }
     }
   }
   return out;
+}
+
+/** A float32 matrix as `Rows` (views, no copy). */
+export function arrayRows(w: Float32Array, rows: number, cols: number): Rows {
+  return { rows, cols, read: (r0, r1) => w.subarray(r0 * cols, r1 * cols) };
 }
 
 /** Per-output-channel symmetric int8 quantization of a [out, in] weight → q [in, out], scales [out]. */
@@ -69,6 +92,11 @@ export function quantizeInt8(
   cols: number,
 ): { q: Int8Array; scale: Float32Array } {
   return quantizeInt8Rows((r0, r1) => w.subarray(r0 * cols, r1 * cols), rows, cols);
+}
+
+/** `quantizeInt8` of a matrix read `TILE` rows at a time. */
+export function quantizeRows(w: Rows): { q: Int8Array; scale: Float32Array } {
+  return quantizeInt8Rows((r0, r1) => w.read(r0, r1), w.rows, w.cols);
 }
 
 /**
@@ -113,19 +141,23 @@ export function quantizeInt8Rows(
   return { q, scale };
 }
 
-/** x [.., in] · Wᵀ (+ b) for a [out, in] weight. */
+/** x [.., in] · Wᵀ (+ b) for a [out, in] weight (an array, or read a few rows at a time). */
 export function linear(
   g: OnnxGraph,
   x: string,
-  w: Float32Array,
+  w: Float32Array | Rows,
   out: number,
   inp: number,
   bias: Float32Array | undefined,
   format: WeightFormat,
   stem: string,
 ): string {
-  if (format === "int8") return linearInt8(g, x, quantizeInt8(w, out, inp), out, inp, bias, stem);
-  const y = g.op("MatMul", [x, g.initializer(`${stem}_w`, transpose2d(w, out, inp), [inp, out])]);
+  const rows = w instanceof Float32Array ? arrayRows(w, out, inp) : w;
+  if (rows.rows !== out || rows.cols !== inp) {
+    throw new RangeError(`linear ${stem}: a [${rows.rows}, ${rows.cols}] weight for [${out}, ${inp}]`);
+  }
+  if (format === "int8") return linearInt8(g, x, quantizeRows(rows), out, inp, bias, stem);
+  const y = g.op("MatMul", [x, g.initializer(`${stem}_w`, transposeRows(rows), [inp, out])]);
   return bias ? g.op("Add", [y, g.initializer(`${stem}_b`, bias, [out])]) : y;
 }
 

@@ -76,7 +76,7 @@ Deno.test("qwen3 blocks need q_norm and k_norm of shape [head_dim]; a missing or
     new Map(
       Object.entries({ ...shapes, ...override }).filter(([, s]) => s !== undefined).map((
         [n, s],
-      ) => [n, { shape: s!, data: new Float32Array(s!.reduce((a, b) => a * b, 1)) }]),
+      ) => [n, { shape: s!, dtype: "F32", bytes: new Uint8Array(4 * s!.reduce((a, b) => a * b, 1)) }]),
     );
   for (const format of ["fp32", "int8"] as const) buildKvBlockGraph(cfg, tensors({}), format, "float32");
   const bad = (override: Record<string, number[] | undefined>, re: RegExp) =>

@@ -7,22 +7,19 @@
  */
 import { RuntimeError } from "../errors.ts";
 import type { ModelConfig } from "./model_config.ts";
-import { linearInt8, quantizeInt8Rows } from "./block_graph.ts";
+import { linearInt8, quantizeRows } from "./block_graph.ts";
 import { toFloat16 } from "./kv_block_graph.ts";
 import { attr, DataType, OnnxGraph } from "./onnx_graph.ts";
 import { toFloat32 } from "./safetensors.ts";
 import type { WeightFormat } from "./types.ts";
+import { storedRows, type StoredTensor } from "./weight_rows.ts";
 
 /**
  * A head tensor as the checkpoint stores it (safetensors' dtype and bytes): the tables are
  * converted a few rows at a time into what the graphs hold, so loading never holds a real
  * vocabulary's table in float32 when the graph does not (a Qwen3-32B table is 3.1 GB in float32).
  */
-export interface HeadTensor {
-  readonly shape: readonly number[];
-  readonly dtype: string;
-  readonly bytes: Uint8Array;
-}
+export type HeadTensor = StoredTensor;
 
 export type HeadTensors = ReadonlyMap<string, HeadTensor>;
 
@@ -77,12 +74,6 @@ function tensor(t: HeadTensors, role: string, shape: number[]): HeadTensor {
 function get(t: HeadTensors, role: string, shape: number[]): Float32Array {
   const x = tensor(t, role, shape);
   return toFloat32(x.dtype, x.bytes, role);
-}
-
-/** Rows [r0, r1) of a [rows, cols] head tensor in float32. */
-function rowsOf(x: HeadTensor, cols: number): (r0: number, r1: number) => Float32Array {
-  const size = x.bytes.length / x.shape.reduce((a, b) => a * b, 1);
-  return (r0, r1) => toFloat32(x.dtype, x.bytes.subarray(r0 * cols * size, r1 * cols * size));
 }
 
 /** Largest bfloat16 bit pattern (sign cleared) within float16's range: 65 280; 65 536 is past it. */
@@ -185,7 +176,7 @@ export function buildLogitsGraph(cfg: ModelConfig, t: HeadTensors, format: Weigh
       epsilon: attr.f(cfg.eps),
     });
   if (format === "int8") {
-    const q = quantizeInt8Rows(rowsOf(tensor(t, "lm_head", [V, H]), H), V, H);
+    const q = quantizeRows(storedRows(tensor(t, "lm_head", [V, H]), V, H, "lm_head"));
     g.node("Identity", [linearInt8(g, normed, q, V, H, undefined, "lm_head")], ["logits"]);
     return g;
   }

@@ -25,7 +25,8 @@
  */
 import type { BloomConfig, LlamaConfig, ModelConfig } from "./model_config.ts";
 import { ropeInvFreq } from "./model_config.ts";
-import { type BlockTensors, linear, need } from "./block_graph.ts";
+import { type BlockTensors, linear, need, needRows } from "./block_graph.ts";
+import { concatRows, pickRows } from "./weight_rows.ts";
 import { attr, DataType, OnnxGraph } from "./onnx_graph.ts";
 import type { WeightFormat } from "./types.ts";
 
@@ -251,18 +252,18 @@ export function buildBloomKvBlock(
       g.initializer(`${name}_b`, need(t, `${name}.bias`, [H]), [H]),
     ], { axis: attr.i(-1), epsilon: attr.f(cfg.eps) });
   // Fused QKV rows are grouped per head ([h][q|k|v][d]); reorder to [q heads | k heads | v heads].
-  const qkvW = need(t, "self_attention.query_key_value.weight", [3 * H, H]);
   const qkvB = need(t, "self_attention.query_key_value.bias", [3 * H]);
-  const w2 = new Float32Array(qkvW.length), b2 = new Float32Array(qkvB.length);
+  const order = new Array<number>(3 * H), b2 = new Float32Array(qkvB.length);
   for (let h = 0; h < n; h++) {
     for (let part = 0; part < 3; part++) {
       for (let j = 0; j < d; j++) {
         const src = h * 3 * d + part * d + j, dst = part * H + h * d + j;
-        w2.set(qkvW.subarray(src * H, (src + 1) * H), dst * H);
+        order[dst] = src;
         b2[dst] = qkvB[src];
       }
     }
   }
+  const w2 = pickRows(needRows(t, "self_attention.query_key_value.weight", [3 * H, H]), order);
   const { proj, attn, out: g } = gs;
   proj.node("Identity", [
     linear(proj, ln(proj, "hidden", "input_layernorm"), w2, 3 * H, H, b2, format, "qkv"),
@@ -274,7 +275,7 @@ export function buildBloomKvBlock(
   const dense = linear(
     g,
     "attn",
-    need(t, "self_attention.dense.weight", [H, H]),
+    needRows(t, "self_attention.dense.weight", [H, H]),
     H,
     H,
     need(t, "self_attention.dense.bias", [H]),
@@ -285,7 +286,7 @@ export function buildBloomKvBlock(
   const up = linear(
     g,
     ln(g, a, "post_attention_layernorm"),
-    need(t, "mlp.dense_h_to_4h.weight", [4 * H, H]),
+    needRows(t, "mlp.dense_h_to_4h.weight", [4 * H, H]),
     4 * H,
     H,
     need(t, "mlp.dense_h_to_4h.bias", [4 * H]),
@@ -296,7 +297,7 @@ export function buildBloomKvBlock(
   const down = linear(
     g,
     act,
-    need(t, "mlp.dense_4h_to_h.weight", [H, 4 * H]),
+    needRows(t, "mlp.dense_4h_to_h.weight", [H, 4 * H]),
     H,
     4 * H,
     need(t, "mlp.dense_4h_to_h.bias", [H]),
@@ -344,10 +345,11 @@ export function buildLlamaKvBlock(
       [x, g.initializer(`${name}_w`, need(t, `${name}.weight`, [H]), [H])],
       { axis: attr.i(-1), epsilon: attr.f(cfg.eps) },
     );
-  const qkvW = new Float32Array((QD + 2 * KV) * H);
-  qkvW.set(need(t, "self_attn.q_proj.weight", [QD, H]), 0);
-  qkvW.set(need(t, "self_attn.k_proj.weight", [KV, H]), QD * H);
-  qkvW.set(need(t, "self_attn.v_proj.weight", [KV, H]), (QD + KV) * H);
+  const qkvW = concatRows([
+    needRows(t, "self_attn.q_proj.weight", [QD, H]),
+    needRows(t, "self_attn.k_proj.weight", [KV, H]),
+    needRows(t, "self_attn.v_proj.weight", [KV, H]),
+  ]);
   let qkvB: Float32Array | undefined;
   if (cfg.qkvBias) {
     qkvB = new Float32Array(QD + 2 * KV);
@@ -382,7 +384,7 @@ export function buildLlamaKvBlock(
   const o = linear(
     g,
     "attn",
-    need(t, "self_attn.o_proj.weight", [H, QD]),
+    needRows(t, "self_attn.o_proj.weight", [H, QD]),
     H,
     QD,
     cfg.oBias ? need(t, "self_attn.o_proj.bias", [H]) : undefined,
@@ -390,13 +392,14 @@ export function buildLlamaKvBlock(
     "o_proj",
   );
   const hres = g.op("Add", [x, o]);
-  const guW = new Float32Array(2 * I * H);
-  guW.set(need(t, "mlp.gate_proj.weight", [I, H]), 0);
-  guW.set(need(t, "mlp.up_proj.weight", [I, H]), I * H);
+  const guW = concatRows([
+    needRows(t, "mlp.gate_proj.weight", [I, H]),
+    needRows(t, "mlp.up_proj.weight", [I, H]),
+  ]);
   const gu = linear(g, rms(g, hres, "post_attention_layernorm"), guW, 2 * I, H, undefined, format, "gate_up");
   const [gate, up] = g.node("Split", [gu, g.i64([I, I])], 2, { axis: attr.i(-1) });
   const act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up]);
-  const down = linear(g, act, need(t, "mlp.down_proj.weight", [H, I]), H, I, undefined, format, "down");
+  const down = linear(g, act, needRows(t, "mlp.down_proj.weight", [H, I]), H, I, undefined, format, "down");
   g.node("Add", [hres, down], ["hidden_out"]);
   return gs;
 }

@@ -148,8 +148,8 @@ export class KvGraphs {
       this.#container ??= api.prepackedContainer();
       const ownPools = ownPoolsFit(req.end - req.start, o.settings.intraOpThreads);
       for (let i = req.start; i < req.end; i++) {
-        const t = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-        for (const n of blockTensorNames(cfg)) t.set(n, await tensors.read(`${req.blockPrefix}${i}.${n}`));
+        const t = new Map<string, RawTensor>();
+        for (const n of blockTensorNames(cfg)) t.set(n, await tensors.readRaw(`${req.blockPrefix}${i}.${n}`));
         const s = this.#loadBlock(
           api,
           cfg,

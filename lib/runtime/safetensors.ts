@@ -68,24 +68,34 @@ async function readExactly(file: Deno.FsFile, pos: number, buf: Uint8Array, path
   }
 }
 
-/** Converts raw little-endian tensor bytes to float32. */
-export function toFloat32(dtype: string, bytes: Uint8Array, name = "tensor"): Float32Array {
+/**
+ * Converts raw little-endian tensor bytes to float32, into `out` when given (of the element count;
+ * a new array otherwise).
+ */
+export function toFloat32(
+  dtype: string,
+  bytes: Uint8Array,
+  name = "tensor",
+  out?: Float32Array,
+): Float32Array {
   if (dtype === "F32") {
-    const out = new Float32Array(bytes.length / 4);
-    new Uint8Array(out.buffer).set(bytes);
-    return out;
+    const o = out ?? new Float32Array(bytes.length / 4);
+    new Uint8Array(o.buffer, o.byteOffset, bytes.length).set(bytes);
+    return o;
   }
-  if (dtype === "F16") {
-    const h = new Float16Array(bytes.length / 2);
-    new Uint8Array(h.buffer).set(bytes);
-    return Float32Array.from(h);
-  }
-  if (dtype === "BF16") {
-    const n = bytes.length / 2;
-    const out = new Float32Array(n);
-    const u = new Uint32Array(out.buffer);
-    for (let i = 0; i < n; i++) u[i] = (bytes[2 * i] | (bytes[2 * i + 1] << 8)) << 16;
-    return out;
+  if (dtype === "F16" || dtype === "BF16") {
+    const n = bytes.length / 2, o = out ?? new Float32Array(n);
+    // a view of the bytes where they are aligned, a copy where not
+    const u16 = bytes.byteOffset % 2 === 0
+      ? new Uint16Array(bytes.buffer, bytes.byteOffset, n)
+      : new Uint16Array(bytes.slice().buffer);
+    if (dtype === "F16") {
+      o.set(new Float16Array(u16.buffer, u16.byteOffset, n));
+      return o;
+    }
+    const u32 = new Uint32Array(o.buffer, o.byteOffset, n);
+    for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
+    return o;
   }
   throw new RuntimeError(
     "UNSUPPORTED_MODEL",

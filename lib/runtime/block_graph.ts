@@ -8,7 +8,7 @@
 import { RuntimeError } from "../errors.ts";
 import type { ModelConfig } from "./model_config.ts";
 import type { OnnxGraph } from "./onnx_graph.ts";
-import { toFloat32 } from "./safetensors.ts";
+import { storedBytes, toFloat32 } from "./safetensors.ts";
 import type { WeightFormat } from "./types.ts";
 import { type Rows, storedRows, type StoredTensor } from "./weight_rows.ts";
 
@@ -23,7 +23,7 @@ const MS = "com.microsoft";
 /** A block tensor in float32, checked against the shape the config implies (BAD_CHECKPOINT). */
 export function need(t: BlockTensors, name: string, shape: readonly number[]): Float32Array {
   const x = stored(t, name, shape);
-  return toFloat32(x.dtype, x.bytes, name);
+  return toFloat32(x.dtype, storedBytes(x), name);
 }
 
 /** A `[rows, cols]` block tensor, checked like `need`, read a few rows at a time. */

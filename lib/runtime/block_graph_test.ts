@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { RuntimeError } from "../errors.ts";
 import { alibiSlopes, blockTensorNames, quantizeInt8, transpose2d } from "./block_graph.ts";
 import { buildKvBlockGraph } from "./kv_block_graph.ts";
+import { storedInMemory } from "./safetensors.ts";
 import { parseModelConfig } from "./model_config.ts";
 
 Deno.test("alibiSlopes: transformers' values for 8 heads and the extra odd powers for 6 heads", () => {
@@ -76,7 +77,7 @@ Deno.test("qwen3 blocks need q_norm and k_norm of shape [head_dim]; a missing or
     new Map(
       Object.entries({ ...shapes, ...override }).filter(([, s]) => s !== undefined).map((
         [n, s],
-      ) => [n, { shape: s!, dtype: "F32", bytes: new Uint8Array(4 * s!.reduce((a, b) => a * b, 1)) }]),
+      ) => [n, storedInMemory(s!, "F32", new Uint8Array(4 * s!.reduce((a, b) => a * b, 1)))]),
     );
   for (const format of ["fp32", "int8"] as const) buildKvBlockGraph(cfg, tensors({}), format, "float32");
   const bad = (override: Record<string, number[] | undefined>, re: RegExp) =>

@@ -10,7 +10,7 @@ import type { ModelConfig } from "./model_config.ts";
 import { linearInt8, quantizeRows } from "./block_graph.ts";
 import { toFloat16 } from "./kv_block_graph.ts";
 import { attr, DataType, OnnxGraph } from "./onnx_graph.ts";
-import { toFloat32 } from "./safetensors.ts";
+import { storedBytes, toFloat32 } from "./safetensors.ts";
 import type { WeightFormat } from "./types.ts";
 import { storedRows, type StoredTensor } from "./weight_rows.ts";
 
@@ -73,7 +73,7 @@ function tensor(t: HeadTensors, role: string, shape: number[]): HeadTensor {
 /** A head tensor in float32, whole. */
 function get(t: HeadTensors, role: string, shape: number[]): Float32Array {
   const x = tensor(t, role, shape);
-  return toFloat32(x.dtype, x.bytes, role);
+  return toFloat32(x.dtype, storedBytes(x), role);
 }
 
 /** Largest bfloat16 bit pattern (sign cleared) within float16's range: 65 280; 65 536 is past it. */
@@ -96,13 +96,15 @@ function bf16Table(): Uint16Array {
  */
 function float16Table(x: HeadTensor, rows: number, cols: number, reuse: boolean): Uint16Array | undefined {
   if (x.dtype !== "F16" && x.dtype !== "BF16") return undefined;
-  const n = rows * cols, aligned = x.bytes.byteOffset % 2 === 0;
+  const bytes = storedBytes(x), n = rows * cols, aligned = bytes.byteOffset % 2 === 0;
   const src = aligned
-    ? new Uint16Array(x.bytes.buffer, x.bytes.byteOffset, n)
-    : new Uint16Array(new Uint8Array(x.bytes).buffer, 0, n);
-  if (x.dtype === "F16") return reuse || !aligned ? src : src.slice();
+    ? new Uint16Array(bytes.buffer, bytes.byteOffset, n)
+    : new Uint16Array(new Uint8Array(bytes).buffer, 0, n);
+  // where the array is a copy already (read from the file, or unaligned) it is this table's own
+  const own = reuse || !x.bytes || !aligned;
+  if (x.dtype === "F16") return own ? src : src.slice();
   for (let i = 0; i < n; i++) if ((src[i] & 0x7fff) > BF16_F16_MAX) return undefined;
-  const lut = bf16Table(), out = reuse || !aligned ? src : new Uint16Array(n);
+  const lut = bf16Table(), out = own ? src : new Uint16Array(n);
   for (let i = 0; i < n; i++) out[i] = lut[src[i]];
   return out;
 }

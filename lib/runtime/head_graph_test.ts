@@ -3,7 +3,7 @@ import { RuntimeError } from "../errors.ts";
 import { quantizeInt8 } from "./block_graph.ts";
 import { buildEmbedGraph, buildLogitsGraph, type HeadTensor, headTensorNames } from "./head_graph.ts";
 import { toFloat16 } from "./kv_block_graph.ts";
-import { toFloat32 } from "./safetensors.ts";
+import { storedInMemory, toFloat32 } from "./safetensors.ts";
 import { DataType } from "./onnx_graph.ts";
 import { parseModelConfig } from "./model_config.ts";
 
@@ -43,11 +43,11 @@ Deno.test("headTensorNames: tied and untied LM heads, BLOOM prefixes", () => {
 
 /** `data` stored as `dtype` (F32, F16, or BF16 rounded to nearest even), as a checkpoint holds it. */
 function stored(shape: number[], data: Float32Array, dtype = "F32"): HeadTensor {
-  if (dtype === "F32") return { shape, dtype, bytes: new Uint8Array(data.slice().buffer) };
-  if (dtype === "F16") return { shape, dtype, bytes: new Uint8Array(Float16Array.from(data).buffer) };
+  if (dtype === "F32") return storedInMemory(shape, dtype, new Uint8Array(data.slice().buffer));
+  if (dtype === "F16") return storedInMemory(shape, dtype, new Uint8Array(Float16Array.from(data).buffer));
   const u = new Uint32Array(data.slice().buffer), out = new Uint16Array(data.length);
   for (let i = 0; i < u.length; i++) out[i] = (u[i] + 0x7fff + ((u[i] >>> 16) & 1)) >>> 16;
-  return { shape, dtype, bytes: new Uint8Array(out.buffer) };
+  return storedInMemory(shape, dtype, new Uint8Array(out.buffer));
 }
 
 Deno.test("buildEmbedGraph keeps a 16-bit table in float16 (when it fits); buildLogitsGraph int8 quantizes", () => {
@@ -84,7 +84,7 @@ Deno.test("head tables from a 16-bit file: converted by rows, the same as from t
       "lm_head",
       x,
     ]]);
-    const whole = toFloat32(dtype, x.bytes);
+    const whole = toFloat32(dtype, x.bytes!);
     const embed = buildEmbedGraph(cfg, heads).matrices()[0];
     assert.deepEqual(
       new Uint16Array(embed.data.buffer, embed.data.byteOffset, V * H),
@@ -106,7 +106,7 @@ Deno.test("head tables from a 16-bit file: converted by rows, the same as from t
 
 Deno.test("head tensors: a dtype the head cannot convert is a typed error naming it", () => {
   const cfg = parseModelConfig({ ...llama, tie_word_embeddings: true });
-  const bad = { shape: [10, 8], dtype: "I8", bytes: new Uint8Array(80) };
+  const bad = storedInMemory([10, 8], "I8", new Uint8Array(80));
   const heads = new Map([["embed", bad], ["norm_w", stored([8], new Float32Array(8).fill(1))], [
     "lm_head",
     bad,

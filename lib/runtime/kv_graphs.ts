@@ -149,7 +149,8 @@ export class KvGraphs {
       const ownPools = ownPoolsFit(req.end - req.start, o.settings.intraOpThreads);
       for (let i = req.start; i < req.end; i++) {
         const t = new Map<string, RawTensor>();
-        for (const n of blockTensorNames(cfg)) t.set(n, await tensors.readRaw(`${req.blockPrefix}${i}.${n}`));
+        // read from the files as the graphs are built: a block's weights never need to be in memory whole
+        for (const n of blockTensorNames(cfg)) t.set(n, await tensors.lazy(`${req.blockPrefix}${i}.${n}`));
         const s = this.#loadBlock(
           api,
           cfg,
@@ -171,7 +172,7 @@ export class KvGraphs {
         let x = [...t.values()].find((v) => v.name === name);
         if (!x) {
           x = await tensors.readRaw(name);
-          this.headBytes += x.bytes.byteLength;
+          this.headBytes += x.byteLength;
         }
         t.set(role, x);
       }

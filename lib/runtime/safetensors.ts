@@ -36,13 +36,41 @@ export interface LoadedTensor {
   readonly data: Float32Array;
 }
 
-/** A tensor as the file stores it: its dtype (`F32`, `F16`, `BF16`, …) and bytes. */
-export interface RawTensor {
-  readonly name: string;
+/**
+ * A tensor as the file stores it: its dtype (`F32`, `F16`, `BF16`, …) and bytes, in memory or read
+ * from the file when asked (a matrix then never needs to be in memory whole, weight_rows.ts).
+ */
+export interface StoredTensor {
   readonly shape: readonly number[];
   readonly dtype: string;
-  readonly bytes: Uint8Array;
+  readonly byteLength: number;
+  /** Copies bytes [offset, offset + into.length) of the tensor into `into`. */
+  readInto(offset: number, into: Uint8Array): void;
+  /** The bytes, where they are in memory. */
+  readonly bytes?: Uint8Array;
 }
+
+/** A stored tensor whose bytes are in memory. */
+export function storedInMemory(shape: readonly number[], dtype: string, bytes: Uint8Array): StoredTensor {
+  return {
+    shape,
+    dtype,
+    byteLength: bytes.length,
+    bytes,
+    readInto: (offset, into) => into.set(bytes.subarray(offset, offset + into.length)),
+  };
+}
+
+/** All of a stored tensor's bytes (its own array where in memory, read from the file otherwise). */
+export function storedBytes(x: StoredTensor): Uint8Array {
+  if (x.bytes) return x.bytes;
+  const out = new Uint8Array(x.byteLength);
+  x.readInto(0, out);
+  return out;
+}
+
+/** A tensor of a checkpoint, in memory (`readRaw`) or read when asked (`lazy`). */
+export type RawTensor = StoredTensor & { readonly name: string };
 
 /** Header size cap (real headers are a few hundred KB). */
 const MAX_HEADER = 100 * 1024 * 1024;
@@ -201,33 +229,71 @@ export class SafetensorsFile {
 
   /** Raw bytes of a tensor (only its range is read). */
   async readBytes(name: string): Promise<Uint8Array> {
+    const e = this.#entry(name);
+    const buf = new Uint8Array(e.end - e.begin);
+    await readExactly(this.#open(), e.begin, buf, this.path);
+    return buf;
+  }
+
+  #entry(name: string): TensorEntry {
     const e = this.tensors.get(name);
     if (!e) {
       throw new RuntimeError("BAD_CHECKPOINT", `tensor ${name} is not in ${this.path}`, {
         hint: "the checkpoint does not match its config",
       });
     }
+    return e;
+  }
+
+  #open(): Deno.FsFile {
     if (!this.#file) {
       throw new RuntimeError("BAD_CHECKPOINT", `${this.path} is closed`, {
         hint: "internal: reopen the checkpoint",
       });
     }
-    const buf = new Uint8Array(e.end - e.begin);
-    await readExactly(this.#file, e.begin, buf, this.path);
-    return buf;
+    return this.#file;
   }
 
   /** A tensor converted to float32. */
   async read(name: string): Promise<LoadedTensor> {
     const t = await this.readRaw(name);
-    return { name, shape: t.shape, data: toFloat32(t.dtype, t.bytes, name) };
+    return { name, shape: t.shape, data: toFloat32(t.dtype, t.bytes!, name) };
   }
 
-  /** A tensor as stored. */
+  /** A tensor as stored, read into memory. */
   async readRaw(name: string): Promise<RawTensor> {
     const bytes = await this.readBytes(name);
     const e = this.tensors.get(name)!;
-    return { name, shape: e.shape, dtype: e.dtype, bytes };
+    return { name, ...storedInMemory(e.shape, e.dtype, bytes) };
+  }
+
+  /**
+   * A tensor as stored whose bytes are read from the file when asked, synchronously (while the
+   * file is open; no other read of this file may be in flight then: the file has one position).
+   */
+  lazy(name: string): RawTensor {
+    const e = this.#entry(name);
+    const path = this.path;
+    return {
+      name,
+      shape: e.shape,
+      dtype: e.dtype,
+      byteLength: e.end - e.begin,
+      readInto: (offset, into) => {
+        if (offset < 0 || offset + into.length > e.end - e.begin) {
+          throw new RangeError(`${name}: bytes [${offset}, ${offset + into.length}) of ${e.end - e.begin}`);
+        }
+        const file = this.#open();
+        file.seekSync(e.begin + offset, Deno.SeekMode.Start);
+        for (let off = 0; off < into.length;) {
+          const n = file.readSync(into.subarray(off));
+          if (n === null) {
+            throw badFile(path, `unexpected end of file at byte ${e.begin + offset + off}`);
+          }
+          off += n;
+        }
+      },
+    };
   }
 
   close(): void {
@@ -263,9 +329,14 @@ export class CheckpointTensors {
     return (await this.#fileOf(name)).read(name);
   }
 
-  /** A tensor as stored (the client head converts its tables a few rows at a time). */
+  /** A tensor as stored, read into memory (the client head turns its table into float16 there). */
   async readRaw(name: string): Promise<RawTensor> {
     return (await this.#fileOf(name)).readRaw(name);
+  }
+
+  /** A tensor as stored, read from its file when asked (`SafetensorsFile.lazy`; until `close()`). */
+  async lazy(name: string): Promise<RawTensor> {
+    return (await this.#fileOf(name)).lazy(name);
   }
 
   #fileOf(name: string): Promise<SafetensorsFile> {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { RuntimeError } from "../errors.ts";
 import { encodeSafetensors, encodeTensor } from "../../tests/helpers/checkpoint_fixture.ts";
-import { CheckpointTensors, SafetensorsFile, toFloat32 } from "./safetensors.ts";
+import { CheckpointTensors, SafetensorsFile, storedBytes, toFloat32 } from "./safetensors.ts";
 
 const values = Float32Array.from([0.5, -1.25, 3.140625, 1e-3, -7, 65504]);
 
@@ -38,6 +38,34 @@ Deno.test("SafetensorsFile: reads F32, F16 and BF16 tensors by range and convert
   assert.deepEqual((await ck.read("t.F16")).data, encodeTensor(values, "F16").exact);
   await assert.rejects(ck.read("t.F32"), /not in the checkpoint/);
   await ck.close();
+});
+
+Deno.test("SafetensorsFile.lazy: a tensor's bytes read from the file when asked, any range; not after close", async () => {
+  const entries = (["F32", "BF16"] as const).map((dtype) => ({
+    name: `t.${dtype}`,
+    dtype,
+    shape: [2, 3],
+    bytes: encodeTensor(values, dtype).bytes,
+  }));
+  const p = await file(encodeSafetensors(entries));
+  const ck = new CheckpointTensors(new Map(entries.map((e) => [e.name, "a.safetensors"])), () => p);
+  const lazy = await ck.lazy("t.BF16");
+  assert.deepEqual([lazy.shape, lazy.dtype, lazy.byteLength, lazy.bytes], [[2, 3], "BF16", 12, undefined]);
+  assert.deepEqual(storedBytes(lazy), entries[1].bytes);
+  const part = new Uint8Array(4);
+  lazy.readInto(6, part);
+  assert.deepEqual(part, entries[1].bytes.subarray(6, 10));
+  const f32 = await ck.lazy("t.F32"); // another tensor of the same file, read in between
+  assert.deepEqual(storedBytes(f32), entries[0].bytes);
+  lazy.readInto(0, part);
+  assert.deepEqual(part, entries[1].bytes.subarray(0, 4));
+  assert.throws(() => lazy.readInto(10, part), /bytes \[10, 14\) of 12/);
+  assert.deepEqual(storedBytes(await ck.readRaw("t.BF16")), entries[1].bytes, "the same in memory");
+  await ck.close();
+  assert.throws(
+    () => lazy.readInto(0, part),
+    (e: unknown) => e instanceof RuntimeError && e.code === "BAD_CHECKPOINT" && /closed/.test(e.message),
+  );
 });
 
 Deno.test("SafetensorsFile: truncated files and impossible headers are BAD_CHECKPOINT errors naming the file", async () => {

@@ -6,14 +6,9 @@
  * next `read` of the same matrix overwrites.
  * @module
  */
-import { toFloat32 } from "./safetensors.ts";
+import { type StoredTensor, toFloat32 } from "./safetensors.ts";
 
-/** A tensor as the checkpoint stores it: safetensors' dtype and the tensor's bytes. */
-export interface StoredTensor {
-  readonly shape: readonly number[];
-  readonly dtype: string;
-  readonly bytes: Uint8Array;
-}
+export type { StoredTensor };
 
 /** A `[rows, cols]` matrix read a few rows at a time. */
 export interface Rows {
@@ -34,13 +29,21 @@ function scratch(): (n: number) => Float32Array {
 
 /** A stored `[rows, cols]` tensor as `Rows` (`name` for errors: an unsupported dtype names it). */
 export function storedRows(x: StoredTensor, rows: number, cols: number, name = "tensor"): Rows {
-  const size = x.bytes.length / (rows * cols), take = scratch();
+  const size = x.byteLength / (rows * cols), take = scratch();
+  let raw = new Uint8Array(0);
   return {
     rows,
     cols,
     read(r0, r1) {
-      const out = take((r1 - r0) * cols);
-      toFloat32(x.dtype, x.bytes.subarray(r0 * cols * size, r1 * cols * size), name, out);
+      const out = take((r1 - r0) * cols), from = r0 * cols * size, to = r1 * cols * size;
+      let bytes: Uint8Array;
+      if (x.bytes) bytes = x.bytes.subarray(from, to);
+      else {
+        if (raw.length < to - from) raw = new Uint8Array(to - from);
+        bytes = raw.subarray(0, to - from);
+        x.readInto(from, bytes);
+      }
+      toFloat32(x.dtype, bytes, name, out);
       return out;
     },
   };

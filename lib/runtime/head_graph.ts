@@ -17,7 +17,7 @@ import { storedRows, type StoredTensor } from "./weight_rows.ts";
 /**
  * A head tensor as the checkpoint stores it (safetensors' dtype and bytes): the tables are
  * converted a few rows at a time into what the graphs hold, so loading never holds a real
- * vocabulary's table in float32 when the graph does not (a Qwen3-32B table is 3.1 GB in float32).
+ * vocabulary's table in float32 when the graph does not.
  */
 export type HeadTensor = StoredTensor;
 

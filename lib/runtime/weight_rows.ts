@@ -1,9 +1,9 @@
 /**
  * A weight matrix read a few rows at a time from the checkpoint's bytes as stored (F32, F16,
  * BF16), so that building a graph never holds a whole matrix in float32 when the graph does not
- * (an int8 Qwen3-32B block's 0.5 GB of weights came from 2 GB of float32 arrays, and their first
- * touch cost more than the rest of the load). Each `read` returns rows in a scratch array that the
- * next `read` of the same matrix overwrites.
+ * (an int8 block's weights came from float32 arrays of eight times their size, whose first touch
+ * cost more than the rest of the load; docs/benchmarks.md, "Loading blocks and the client head").
+ * Each `read` returns rows in a scratch array that the next `read` of the same matrix overwrites.
  * @module
  */
 import { type StoredTensor, toFloat32 } from "./safetensors.ts";

@@ -76,7 +76,10 @@ function get(t: HeadTensors, role: string, shape: number[]): Float32Array {
   return toFloat32(x.dtype, storedBytes(x), role);
 }
 
-/** Largest bfloat16 bit pattern (sign cleared) within float16's range: 65 280; 65 536 is past it. */
+/**
+ * Largest bfloat16 bit pattern (sign cleared) within float16's range (whose largest value is 65 504):
+ * 65 280; the next, 65 536, is past it. A table with a larger value stays float32.
+ */
 const BF16_F16_MAX = 0x477f;
 
 let bf16ToF16: Uint16Array | undefined;
@@ -108,9 +111,6 @@ function float16Table(x: HeadTensor, rows: number, cols: number, reuse: boolean)
   for (let i = 0; i < n; i++) out[i] = lut[src[i]];
   return out;
 }
-
-/** Largest float16 value: a table with a larger one stays float32. */
-const F16_MAX = 65504;
 
 /**
  * The embeddings (and BLOOM's LayerNorm over them). A table stored in 16 bits in the checkpoint is

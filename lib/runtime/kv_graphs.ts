@@ -168,10 +168,11 @@ export class KvGraphs {
       const names = headTensorNames(cfg, req.headPrefix, (n) => weightMap.has(n));
       const t = new Map<string, RawTensor>();
       for (const [role, name] of Object.entries(names)) {
-        // a tied LM head is the embedding table: read it once
+        // a tied LM head is the embedding table: read it once, whole (it becomes the float16 table);
+        // the rest (an untied LM head, the norms) is read from the file as its graph asks
         let x = [...t.values()].find((v) => v.name === name);
         if (!x) {
-          x = await tensors.readRaw(name);
+          x = name === names.embed ? await tensors.readRaw(name) : await tensors.lazy(name);
           this.headBytes += x.byteLength;
         }
         t.set(role, x);

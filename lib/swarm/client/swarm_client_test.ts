@@ -24,6 +24,19 @@ async function localTokens(head: FakeHead, tokenizer: FakeTokenizer, prompt: str
   return (await g.complete()).tokenIds;
 }
 
+/** One generation on a leased session, closed after it: its tokens and the lease. */
+async function leasedGeneration(
+  { head, tokenizer, client }: Pick<Awaited<ReturnType<typeof setup>>, "head" | "tokenizer" | "client">,
+  prompt: string,
+  n: number,
+) {
+  const lease = client.leaseSession({ maxLength: 32 });
+  const g = generateText({ head, tokenizer, session: lease }, prompt, { maxNewTokens: n, eosTokenIds: [] });
+  const r = await g.complete();
+  await lease.close();
+  return { tokens: [...r.tokenIds], lease };
+}
+
 Deno.test("SwarmClient.generate matches the local run and closes its session", async () => {
   const { swarm, head, tokenizer, client } = await setup();
   assert.equal(client.numBlocks, 9, "from the head's info");
@@ -48,13 +61,7 @@ Deno.test("SwarmClient.generate matches the local run and closes its session", a
 
 Deno.test("leased sessions: the next generation reuses the last one's remote sessions, output as if fresh", async () => {
   const { swarm, head, tokenizer, client } = await setup();
-  const gen = async (prompt: string, n: number) => {
-    const lease = client.leaseSession({ maxLength: 32 });
-    const g = generateText({ head, tokenizer, session: lease }, prompt, { maxNewTokens: n, eosTokenIds: [] });
-    const r = await g.complete();
-    await lease.close();
-    return { tokens: [...r.tokenIds], lease };
-  };
+  const gen = (prompt: string, n: number) => leasedGeneration({ head, tokenizer, client }, prompt, n);
   const a = await gen("hello", 6);
   const opens = swarm.opens;
   const b = await gen("other prompt", 5);
@@ -95,13 +102,7 @@ Deno.test("leased sessions: the next generation reuses the last one's remote ses
 
 Deno.test("leased sessions: a server that ended the idle session is reopened, not banned; a real failure still is", async () => {
   const { swarm, head, tokenizer, client } = await setup();
-  const gen = async (prompt: string, n: number) => {
-    const lease = client.leaseSession({ maxLength: 32 });
-    const g = generateText({ head, tokenizer, session: lease }, prompt, { maxNewTokens: n, eosTokenIds: [] });
-    const r = await g.complete();
-    await lease.close();
-    return { tokens: [...r.tokenIds], lease };
-  };
+  const gen = (prompt: string, n: number) => leasedGeneration({ head, tokenizer, client }, prompt, n);
   const a = await gen("hello", 4);
   const [first, last] = [a.lease.session.route[0].server.peerId, a.lease.session.route.at(-1)!.server.peerId];
   // both servers end the session while it waits in the pool, unseen by the client

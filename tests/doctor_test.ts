@@ -77,6 +77,11 @@ Deno.test("doctor: a node ready to go live passes every check; each problem fail
       /^onnxruntime 1\.30\.0 \(\w+-\w+, CPU\) loads from .*\/plumise\/native\//,
     );
     assert.match(g.checkpoint.detail, /answers for test\/tiny-bloom/);
+    // the blocks, then the client head the API loads on its first generation, from the model's config
+    assert.match(
+      g.memory.detail,
+      /^2 int8 blocks of test\/tiny-bloom need about .*, and the client head .* more; /,
+    );
     assert.match(g.balance.detail, /holds 100\.0000 PLM/);
     assert.match(g.registration.detail, /not registered yet: serve registers/);
     assert.match(g.oracle.detail, /answers \(HTTP 404/);

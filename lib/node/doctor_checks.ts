@@ -132,11 +132,14 @@ export function checkMemory(
   const name = "memory";
   const shape = raw ? blockShapeOf(raw) : undefined;
   const tier = tierOfModel(config.model);
-  const need = shape
-    ? spanFootprint(shape, config.numBlocks, config.weights).memoryBytes
+  const fp = shape ? spanFootprint(shape, config.numBlocks, config.weights) : undefined;
+  const blocks = fp
+    ? fp.memoryBytes
     : tier && config.weights === "int8"
     ? tier.perBlockBytes * config.numBlocks + 300 * 2 ** 20
     : undefined;
+  const head = fp?.headBytes ?? 0;
+  const need = blocks === undefined ? undefined : blocks + head;
   if (need === undefined) {
     return fail(
       name,
@@ -147,12 +150,15 @@ export function checkMemory(
   if (available === undefined) {
     return fail(name, "the available memory cannot be read", "check /proc/meminfo");
   }
-  const detail =
-    `${config.numBlocks} ${config.weights} blocks of ${config.model} need about ${describeBytes(need)}; ` +
-    `${describeBytes(available)} available`;
-  return need <= available
-    ? pass(name, detail)
-    : fail(name, detail, "serve fewer blocks (NUM_BLOCKS), a smaller tier, or int8 weights; or free memory");
+  const detail = `${config.numBlocks} ${config.weights} blocks of ${config.model} need about ` +
+    `${describeBytes(blocks!)}${
+      head ? `, and the client head (loaded on the API's first generation) ${describeBytes(head)} more` : ""
+    }; ${describeBytes(available)} available`;
+  return need <= available ? pass(name, detail) : fail(
+    name,
+    detail,
+    "serve fewer blocks (NUM_BLOCKS), a smaller tier, or int8 weights (the client head too); or free memory",
+  );
 }
 
 async function nearestExisting(path: string): Promise<string> {

@@ -28,6 +28,12 @@ export interface BlockShape {
 export interface SpanFootprint {
   /** Memory the process needs for `numBlocks` blocks (+ the process's own base). */
   memoryBytes: number;
+  /**
+   * Memory of the client head, which a node loads on its first generation (the HTTP API): the
+   * embedding table (float16 from a 16-bit file) and the LM head in the served format, held twice
+   * (onnxruntime keeps its packed copy beside it).
+   */
+  headBytes: number;
   /** Disk the served blocks' weights take in the checkpoint files. */
   blockFileBytes: number;
   /** The whole checkpoint on disk (an upper bound of what is downloaded). */
@@ -42,14 +48,19 @@ export function blockParams(
   return attn + s.hiddenSize * s.intermediateSize * (s.gated ? 3 : 2);
 }
 
+/** Bytes per weight of the client head's LM head in a format (its scales, one per row, aside). */
+const HEAD_BYTES_PER_WEIGHT: Record<WeightFormat, number> = { int8: 1, fp32: 4 };
+
 /** In-memory bytes per weight of a format, plus the quarter the tier table adds. */
 const MEMORY_PER_WEIGHT: Record<WeightFormat, number> = { int8: 1.25, fp32: 4.25 };
 
 export function spanFootprint(s: BlockShape, numBlocks: number, weights: WeightFormat): SpanFootprint {
   const per = blockParams(s);
   const embeddings = s.vocabSize * s.hiddenSize * (s.tiedEmbeddings ? 1 : 2);
+  const table = s.vocabSize * s.hiddenSize;
   return {
     memoryBytes: Math.ceil(per * MEMORY_PER_WEIGHT[weights]) * numBlocks + BASE_PROCESS_BYTES,
+    headBytes: table * (s.fileBytesPerWeight + 2 * HEAD_BYTES_PER_WEIGHT[weights]),
     blockFileBytes: per * numBlocks * s.fileBytesPerWeight,
     checkpointFileBytes: (per * s.numLayers + embeddings) * s.fileBytesPerWeight,
   };

@@ -61,3 +61,15 @@ Deno.test("span footprint: disk is the checkpoint's dtype; the whole bloom-560m 
   assert.equal(fp.blockFileBytes, 2 * (1024 * 1024 * 4 + 1024 * 4096 * 2) * 2);
   assert.equal(blockShapeOf({ model_type: "gpt2" }), undefined);
 });
+
+Deno.test("span footprint: the client head is its float16 table and its LM head twice (packed beside it)", () => {
+  const q = blockShapeOf(QWEN3_32B)!;
+  const V = 151936, H = 5120;
+  // a BF16 file: the table in float16, the LM head in int8 (1 byte) or fp32 (4 bytes), each twice
+  assert.equal(spanFootprint(q, 1, "int8").headBytes, V * H * (2 + 2 * 1));
+  assert.equal(spanFootprint(q, 1, "fp32").headBytes, V * H * (2 + 2 * 4));
+  // about 3.1 GB for Qwen3-32B in int8, whatever the number of blocks
+  assert.equal(spanFootprint(q, 4, "int8").headBytes, spanFootprint(q, 1, "int8").headBytes);
+  const f32 = blockShapeOf({ ...BLOOM_560M, torch_dtype: "float32" })!;
+  assert.equal(spanFootprint(f32, 1, "int8").headBytes, f32.vocabSize * f32.hiddenSize * (4 + 2));
+});

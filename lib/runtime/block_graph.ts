@@ -91,35 +91,24 @@ export function quantizeInt8(
   rows: number,
   cols: number,
 ): { q: Int8Array; scale: Float32Array } {
-  return quantizeInt8Rows((r0, r1) => w.subarray(r0 * cols, r1 * cols), rows, cols);
-}
-
-/** `quantizeInt8` of a matrix read `TILE` rows at a time. */
-export function quantizeRows(w: Rows): { q: Int8Array; scale: Float32Array } {
-  return quantizeInt8Rows((r0, r1) => w.read(r0, r1), w.rows, w.cols);
+  return quantizeRows(arrayRows(w, rows, cols));
 }
 
 /**
- * `quantizeInt8` over a weight whose rows come `TILE` at a time from `rowsOf(r0, r1)` (rows
- * [r0, r1) as float32): the same result, without the whole weight in float32 at once (a real
- * vocabulary's LM head, read from a 16-bit file).
+ * `quantizeInt8` of a matrix read `TILE` rows at a time: the same result, without the whole
+ * weight in float32 at once (a block's matrices and a real vocabulary's LM head, read from the file).
  */
-export function quantizeInt8Rows(
-  rowsOf: (r0: number, r1: number) => Float32Array,
-  rows: number,
-  cols: number,
-): { q: Int8Array; scale: Float32Array } {
-  const q = new Int8Array(rows * cols);
+export function quantizeRows(w: Rows): { q: Int8Array; scale: Float32Array } {
+  const { rows, cols } = w, q = new Int8Array(rows * cols);
   // the divisors in float64, as computed (the stored scales are rounded to float32)
   const scale = new Float32Array(rows), div = new Float64Array(rows);
   for (let r0 = 0; r0 < rows; r0 += TILE) {
-    const r1 = Math.min(rows, r0 + TILE);
-    const w = rowsOf(r0, r1);
+    const r1 = Math.min(rows, r0 + TILE), tile = w.read(r0, r1);
     for (let r = r0; r < r1; r++) {
       let m = 0;
       const base = (r - r0) * cols;
       for (let c = 0; c < cols; c++) {
-        const a = Math.abs(w[base + c]);
+        const a = Math.abs(tile[base + c]);
         if (a > m) m = a;
       }
       const s = m > 0 ? m / 127 : 1;
@@ -132,7 +121,7 @@ export function quantizeInt8Rows(
         const o = c * rows;
         for (let r = r0; r < r1; r++) {
           // Math.round's result (halves up) for |x| far below 2^52, without its cost
-          const x = Math.floor(w[(r - r0) * cols + c] / div[r] + 0.5);
+          const x = Math.floor(tile[(r - r0) * cols + c] / div[r] + 0.5);
           q[o + r] = x > 127 ? 127 : x < -127 ? -127 : x;
         }
       }

@@ -152,7 +152,9 @@ export function checkMemory(
   }
   const detail = `${config.numBlocks} ${config.weights} blocks of ${config.model} need about ` +
     `${describeBytes(blocks!)}${
-      head ? `, and the client head (loaded on the API's first generation) ${describeBytes(head)} more` : ""
+      fp
+        ? `, and the client head (loaded on the API's first generation) ${describeBytes(head)} more`
+        : " (from the tier table; the client head not counted without the model's config)"
     }; ${describeBytes(available)} available`;
   return need <= available ? pass(name, detail) : fail(
     name,

@@ -150,7 +150,7 @@ export function linear(
   return bias ? g.op("Add", [y, g.initializer(`${stem}_b`, bias, [out])]) : y;
 }
 
-/** `linear` in int8 over a weight quantized already (`quantizeInt8`, `quantizeInt8Rows`). */
+/** `linear` in int8 over a weight quantized already (`quantizeInt8`, `quantizeRows`). */
 export function linearInt8(
   g: OnnxGraph,
   x: string,

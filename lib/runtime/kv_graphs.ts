@@ -109,7 +109,7 @@ export class KvGraphs {
   rope?: { cos: OrtTensor; sin: OrtTensor };
   /** ALiBi slopes (BLOOM). */
   slopes?: Float32Array;
-  /** Bytes of the blocks' weights, and of the head's. */
+  /** Bytes of the blocks' weights in their graphs, and of the head's tensors in the checkpoint's files. */
   weightBytes = 0;
   headBytes = 0;
   /** Blocks whose weight arrays onnxruntime still reads after packing (kept alive, so twice the bytes). */
@@ -200,11 +200,11 @@ export class KvGraphs {
     o: KvGraphOptions,
   ): OrtSession {
     const enc = g.encode({ externalAbove: 2 ** 20 });
-    const initializers = g.matrices().map((m) => ({
-      name: m.name,
-      value: api.tensor(m.data, m.dims, m.type as TensorTypeId),
-    }));
-    this.#headWeights.push(...initializers.map((i) => i.value));
+    const initializers = g.matrices().map((m) => {
+      const value = api.tensor(m.data, m.dims, m.type as TensorTypeId);
+      this.#headWeights.push(value); // released by release(), even if a later one fails
+      return { name: m.name, value };
+    });
     return api.session(enc.model, what, inputs, outputs, {
       ...o.settings,
       externalData: enc.externalData,

@@ -41,6 +41,8 @@ export async function withRetries<T>(
     signal?.throwIfAborted();
     const span = s.chain[i];
     const range = `[${span.start}, ${span.end})`;
+    // whether the span had a remote session before this attempt (one opened now cannot have ended)
+    const hadRemote = span.remote !== undefined;
     try {
       if (!span.server) router.reroute(i);
       return await fn(s.chain[i]);
@@ -71,7 +73,7 @@ export async function withRetries<T>(
         if (relayTries > 0) await sleep(backoff.next(), { signal });
         continue;
       }
-      if (peer && startsOver && mayHaveEnded(err) && !reopened.has(peer)) {
+      if (peer && startsOver && hadRemote && mayHaveEnded(err) && !reopened.has(peer)) {
         // its remote session may have ended while the session waited for this step (the server's
         // idle timeout, a span moved): open a new one there, without banning the server, once
         reopened.add(peer);
@@ -152,10 +154,13 @@ function relayLost(span: { remote?: RemoteSpanSession; server?: RouteServer }, e
 
 /**
  * Whether `err` is what a session the server ended while it waited gives its next step: the
- * server's TIMEOUT frame (its idle timeout, age cap or stop), or the connection closed.
+ * server's TIMEOUT frame (its idle timeout, age cap or stop), or the connection closed or reset
+ * (`STREAM_CLOSED`, or the transport's own error). Not the client's own timeout or a bad reply:
+ * a server that hangs or garbles is not given another session.
  */
 function mayHaveEnded(err: unknown): boolean {
-  return !fromServer(err) || (err instanceof PlumiseError && err.code === "TIMEOUT");
+  if (fromServer(err)) return (err as PlumiseError).code === "TIMEOUT";
+  return !(err instanceof PlumiseError) || err.code === "STREAM_CLOSED";
 }
 
 /** Whether the server sent `err` (an error frame), rather than the connection failing. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SwarmError } from "../../errors.ts";
+import { SwarmError, TimeoutError } from "../../errors.ts";
 import { FakeSwarm } from "../../testing/mod.ts";
 import { BanList } from "./ban_list.ts";
 import { SessionState } from "./session_state.ts";
@@ -102,4 +102,48 @@ Deno.test("withRetries: a local INTERNAL and the caller's abort end it at once, 
   );
   assert.equal(s.stats.failures, 0);
   assert.ok(!s.bans.isBanned("A"));
+});
+
+Deno.test("withRetries: a step that starts over reopens a server's ended session once, unbanned; not a hang or a bad reply", async () => {
+  const ended = [
+    new SwarmError("STREAM_CLOSED", "server closed the stream before replying with result"),
+    new SwarmError("TIMEOUT", "server replied TIMEOUT: session closed: idle", { details: { remote: true } }),
+    new Error("connection reset"),
+  ];
+  for (const err of ended) {
+    const { s, router } = await setup();
+    await withRetries(s, router, 0, async (span) => void await router.openRemote(span));
+    const tried: string[] = [];
+    const r = await withRetries(s, router, 0, (span) => {
+      tried.push(`${span.server!.peerId}${span.remote ? "" : " (new)"}`);
+      return tried.length === 1 ? Promise.reject(err) : Promise.resolve("done");
+    }, { startsOver: true });
+    assert.equal(r, "done");
+    assert.deepEqual(tried, ["A", "A (new)"], err.message);
+    assert.equal(s.bans.isBanned("A"), false, err.message);
+  }
+  const others = [
+    new TimeoutError("no reply within 60000 ms"), // the client's own timeout: the server hangs
+    new SwarmError("BAD_REPLY", "garbled"),
+    new SwarmError("CACHE_FULL", "server replied CACHE_FULL", { details: { remote: true } }),
+  ];
+  for (const err of others) {
+    const { s, router } = await setup();
+    await withRetries(s, router, 0, async (span) => void await router.openRemote(span));
+    const tried: string[] = [];
+    await withRetries(s, router, 0, (span) => {
+      tried.push(span.server!.peerId);
+      return tried.length === 1 ? Promise.reject(err) : Promise.resolve("done");
+    }, { startsOver: true });
+    assert.deepEqual(tried, ["A", "B"], err.message);
+    assert.equal(s.bans.isBanned("A"), true, err.message);
+  }
+  // without a session there before the attempt (opened by it), a failure is the server's
+  const { s, router } = await setup();
+  const tried: string[] = [];
+  await withRetries(s, router, 0, (span) => {
+    tried.push(span.server!.peerId);
+    return tried.length === 1 ? Promise.reject(ended[0]) : Promise.resolve("done");
+  }, { startsOver: true });
+  assert.deepEqual(tried, ["A", "B"]);
 });

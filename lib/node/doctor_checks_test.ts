@@ -1,23 +1,11 @@
 import assert from "node:assert/strict";
 import { resolveConfig } from "../config/resolve_config.ts";
 import { checkMemory } from "./doctor_checks.ts";
+import { QWEN3_32B } from "../testing/model_configs.ts";
 import { blockShapeOf, spanFootprint } from "./span_footprint.ts";
 
 const config = (env: Record<string, string>) =>
   resolveConfig({ env, system: { availableMemoryBytes: 64 * 2 ** 30 } }).config;
-
-const QWEN3_32B = {
-  model_type: "qwen3",
-  hidden_size: 5120,
-  intermediate_size: 25600,
-  num_hidden_layers: 64,
-  num_attention_heads: 64,
-  num_key_value_heads: 8,
-  head_dim: 128,
-  vocab_size: 151936,
-  tie_word_embeddings: false,
-  torch_dtype: "bfloat16",
-};
 
 Deno.test("doctor memory: the blocks, then the client head; without the config the tier's estimate says so", () => {
   const c = config({ MODEL_NAME: "qwen/qwen3-32b", NUM_BLOCKS: "4", WEIGHTS: "int8" });

@@ -7,7 +7,7 @@
 import type { Config } from "../config/types.ts";
 import { ConfigError, errorMessage, PlumiseError, RuntimeError } from "../errors.ts";
 import { resolveCheckpoint } from "../runtime/checkpoint.ts";
-import { createBlockRuntime } from "../runtime/onnx_block_runtime.ts";
+import { createBlockRuntime, type OnnxBlockRuntimeOptions } from "../runtime/onnx_block_runtime.ts";
 import type { BlockRuntime, HiddenStates } from "../runtime/types.ts";
 import type { ThroughputFigures } from "../swarm/swarm_server.ts";
 import type { Logger } from "../util/logger.ts";
@@ -54,9 +54,7 @@ export function pinnedKey(cpus: readonly number[] | undefined): string {
 export function createRuntimePart(
   config: Config,
   logger: Logger,
-  onBatch?: (
-    e: { sizes: number[]; waitsMs: number[]; windows?: { filled: number; inVain: number; ms: number } },
-  ) => void,
+  onBatch?: OnnxBlockRuntimeOptions["onBatch"],
 ): RuntimePart {
   const log = logger.child({ part: "runtime" });
   let runtime: BlockRuntime | undefined;

@@ -8,9 +8,9 @@
 import { RuntimeError } from "../errors.ts";
 import type { ModelConfig } from "./model_config.ts";
 import type { OnnxGraph } from "./onnx_graph.ts";
-import { storedBytes, toFloat32 } from "./safetensors.ts";
+import { storedBytes, type StoredTensor, toFloat32 } from "./safetensors.ts";
 import type { WeightFormat } from "./types.ts";
-import { type Rows, storedRows, type StoredTensor } from "./weight_rows.ts";
+import { type Rows, storedRows } from "./weight_rows.ts";
 
 /**
  * A block's tensors by name with the block prefix stripped (e.g. `self_attn.q_proj.weight`), as

@@ -10,9 +10,9 @@ import type { ModelConfig } from "./model_config.ts";
 import { linearInt8, quantizeRows } from "./block_graph.ts";
 import { toFloat16 } from "./kv_block_graph.ts";
 import { attr, DataType, OnnxGraph } from "./onnx_graph.ts";
-import { storedBytes, toFloat32 } from "./safetensors.ts";
+import { storedBytes, type StoredTensor, toFloat32 } from "./safetensors.ts";
 import type { WeightFormat } from "./types.ts";
-import { storedRows, type StoredTensor } from "./weight_rows.ts";
+import { storedRows } from "./weight_rows.ts";
 
 /**
  * A head tensor as the checkpoint stores it (safetensors' dtype and bytes): the tables are

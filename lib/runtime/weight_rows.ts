@@ -8,8 +8,6 @@
  */
 import { type StoredTensor, toFloat32 } from "./safetensors.ts";
 
-export type { StoredTensor };
-
 /** A `[rows, cols]` matrix read a few rows at a time. */
 export interface Rows {
   readonly rows: number;
@@ -85,9 +83,4 @@ export function pickRows(src: Rows, order: readonly number[]): Rows {
       return out;
     },
   };
-}
-
-/** All of `w` in float32 (a copy). */
-export function allRows(w: Rows): Float32Array {
-  return w.read(0, w.rows).slice();
 }

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { RuntimeError } from "../errors.ts";
-import { allRows, concatRows, pickRows, storedRows } from "./weight_rows.ts";
+import { concatRows, pickRows, type Rows, storedRows } from "./weight_rows.ts";
+
+/** All of `w` in float32 (a copy). */
+const allRows = (w: Rows) => w.read(0, w.rows).slice();
 import { storedInMemory, toFloat32 } from "./safetensors.ts";
 
 /** `values` stored as `dtype` (F32, F16, or BF16 truncated), as a checkpoint holds it. */

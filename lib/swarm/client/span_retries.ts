@@ -67,9 +67,7 @@ export async function withRetries<T>(
           attempt: relayTries + 1,
           error: errorMessage(err),
         });
-        const remote = failed.remote;
-        failed.remote = undefined;
-        remote?.close().catch(() => {});
+        dropRemote(failed);
         if (relayTries > 0) await sleep(backoff.next(), { signal });
         continue;
       }
@@ -82,9 +80,7 @@ export async function withRetries<T>(
           blocks: `${failed.start}:${failed.end}`,
           error: errorMessage(err),
         });
-        const remote = failed.remote;
-        failed.remote = undefined;
-        remote?.close().catch(() => {});
+        dropRemote(failed);
         continue;
       }
       if (peer) {
@@ -97,10 +93,8 @@ export async function withRetries<T>(
           banMs,
           error: errorMessage(err),
         });
-        const remote = failed.remote;
-        failed.remote = undefined;
+        dropRemote(failed);
         failed.server = undefined;
-        remote?.close().catch(() => {});
       } else {
         s.log.warn("no route for blocks", {
           blocks: range,
@@ -136,6 +130,13 @@ export async function withRetries<T>(
       }
     }
   }
+}
+
+/** Lets go of a span's remote session (the next attempt opens another); closing it never throws. */
+function dropRemote(span: SpanState): void {
+  const remote = span.remote;
+  span.remote = undefined;
+  remote?.close().catch(() => {});
 }
 
 /** Reopens of a relayed server per step before a relay failure counts against the server. */

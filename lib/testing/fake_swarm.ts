@@ -4,7 +4,7 @@
  * Killed servers stay in the table, as they would in a real table until their record expires.
  * @module
  */
-import { SwarmError } from "../errors.ts";
+import { remoteError } from "../swarm/protocol_exchange.ts";
 import type { AbortOptions } from "../util/abort.ts";
 import { FakeBackend } from "./fake_backend.ts";
 import type { HiddenStates } from "../runtime/types.ts";
@@ -197,11 +197,11 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
       });
       let ended: Error | undefined;
       const end = (how: "frame" | "closed") => {
-        ended = how === "closed"
-          ? new SwarmError("STREAM_CLOSED", `server closed the stream before replying with result`)
-          : new SwarmError("TIMEOUT", `server replied TIMEOUT: session closed: idle`, {
-            details: { remote: true },
-          });
+        // what the real stream's reader makes of it (protocol_exchange.ts)
+        ended = remoteError(
+          how === "closed" ? null : { type: "error", code: "TIMEOUT", message: "session closed: idle" },
+          "result",
+        );
         session.close().catch(() => {});
       };
       server.enders.add(end);

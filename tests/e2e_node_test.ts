@@ -106,6 +106,21 @@ async function tokensOf(api: string): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
+/**
+ * The count once it stops moving: a runtime reports its batched steps' positions at most 200 ms
+ * apart, so a count read just after a generation ends may still lack its last steps.
+ */
+async function settledTokens(api: string): Promise<number> {
+  let a = await tokensOf(api);
+  for (let i = 0; i < 40; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    const b = await tokensOf(api);
+    if (b === a) return b;
+    a = b;
+  }
+  throw new Error(`the token count of ${api} never settled (last ${a})`);
+}
+
 async function post(url: string, body: unknown): Promise<Response> {
   return await fetch(url, {
     method: "POST",
@@ -250,7 +265,8 @@ Deno.test({
 
     // Contribution: every step passes each span once, so the three nodes computed the same positions;
     // the Oracle accepts reports from each carrying exactly what its span computed.
-    const computed = await Promise.all([o1, o2, o3].map((o) => tokensOf(o.api)));
+    // (read once each count has settled: the relayed generation's last steps may still be reporting)
+    const computed = await Promise.all([o1, o2, o3].map((o) => settledTokens(o.api)));
     assert.ok(computed[0] > 0);
     assert.deepEqual(
       computed,
@@ -286,18 +302,7 @@ Deno.test({
     const expected =
       (await (await post(`${o1.api}/api/v1/generate`, { inputs: "Failover", parameters: long }))
         .json()).generated_text;
-    // token counts settle once the runtime's batched step reports (≤ 200 ms apart) are in
-    const settled = async (api: string) => {
-      let a = await tokensOf(api);
-      for (let i = 0; i < 40; i++) {
-        await new Promise((r) => setTimeout(r, 250));
-        const b = await tokensOf(api);
-        if (b === a) return b;
-        a = b;
-      }
-      throw new Error(`the token count of ${api} never settled (last ${a})`);
-    };
-    const before2 = await settled(o2.api), before4 = await settled(o4api);
+    const before2 = await settledTokens(o2.api), before4 = await settledTokens(o4api);
     const streamResp = await post(`${o1.api}/api/v1/generate`, {
       inputs: "Failover",
       parameters: long,

@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   TOO_LONG: "the step would take the session past its maxLength (or a forward past the runtime's limit)",
   BAD_SPAN: "the requested span of blocks is not inside the served span (or the model)",
   NOT_RUNNING: "the runtime (or the part holding it) is stopped or was not started",
+  INSUFFICIENT_MEMORY: "the machine has less memory available than the client head needs; it is not loaded",
   BAD_MEASUREMENT: "a throughput measurement was asked for with impossible options",
   BAD_PINNING: "CPU_PINNING names CPUs this process may not use, too few of them, or pinning is unsupported",
   UNSUPPORTED_MODEL: "the model type or a feature of its config is not supported",

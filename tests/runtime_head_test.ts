@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { RuntimeError } from "../lib/errors.ts";
+import { RuntimeError, UnavailableError } from "../lib/errors.ts";
 import { createBlockRuntime, createClientHead, loadTokenizer, OnnxClientHead } from "../lib/runtime/mod.ts";
 import {
   type Checkpoint,
@@ -248,4 +248,33 @@ Deno.test("client head: single tokens' embeddings come from a bounded cache, equ
     await head.stop();
   }
   assert.equal(head.cachedRows, 0, "stop drops the cache");
+});
+
+Deno.test("client head: refused before loading when the machine lacks the memory it needs, loads once it has it", async () => {
+  const ck = await makeBloomCheckpoint({ numLayers: 1 });
+  const V = ck.config.vocab_size as number, H = ck.config.hidden_size as number;
+  // the fixture's files are float16: the table in float16, the int8 LM head twice
+  const need = V * H * (2 + 2);
+  let available = need - 1;
+  const head = new OnnxClientHead({ model: ck.dir, weights: "int8", availableMemoryBytes: () => available });
+  try {
+    await assert.rejects(head.start(), (e: unknown) => {
+      assert.ok(e instanceof UnavailableError, String(e));
+      assert.equal(e.code, "INSUFFICIENT_MEMORY");
+      assert.match(e.message, new RegExp(`${V} × ${H}, int8`));
+      assert.deepEqual(e.details, { needBytes: need, availableBytes: need - 1, weights: "int8" });
+      assert.match(e.hint ?? "", /keeps serving its blocks/);
+      return true;
+    });
+    assert.throws(() => head.info, (e: unknown) => e instanceof RuntimeError && e.code === "NOT_RUNNING");
+    available = need; // a retry (the next request) reads the memory again
+    await head.start();
+    assert.equal(head.info.vocabSize, V);
+  } finally {
+    await head.stop();
+  }
+  // unknown memory (no --allow-sys): no check
+  const unknown = new OnnxClientHead({ model: ck.dir, availableMemoryBytes: () => undefined });
+  await unknown.start();
+  await unknown.stop();
 });

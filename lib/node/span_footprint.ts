@@ -7,6 +7,7 @@
  */
 import { BASE_PROCESS_BYTES, TIERS } from "../config/tiers.ts";
 import type { WeightFormat } from "../config/types.ts";
+import { clientHeadBytes, fileBytesPerWeight as fileBytesOf } from "../runtime/client_head_bytes.ts";
 
 /** The parts of a model config the estimate needs. */
 export interface BlockShape {
@@ -48,19 +49,15 @@ export function blockParams(
   return attn + s.hiddenSize * s.intermediateSize * (s.gated ? 3 : 2);
 }
 
-/** Bytes per weight of the client head's LM head in a format (its scales, one per row, aside). */
-const HEAD_BYTES_PER_WEIGHT: Record<WeightFormat, number> = { int8: 1, fp32: 4 };
-
 /** In-memory bytes per weight of a format, plus the quarter the tier table adds. */
 const MEMORY_PER_WEIGHT: Record<WeightFormat, number> = { int8: 1.25, fp32: 4.25 };
 
 export function spanFootprint(s: BlockShape, numBlocks: number, weights: WeightFormat): SpanFootprint {
   const per = blockParams(s);
   const embeddings = s.vocabSize * s.hiddenSize * (s.tiedEmbeddings ? 1 : 2);
-  const table = s.vocabSize * s.hiddenSize;
   return {
     memoryBytes: Math.ceil(per * MEMORY_PER_WEIGHT[weights]) * numBlocks + BASE_PROCESS_BYTES,
-    headBytes: table * (s.fileBytesPerWeight + 2 * HEAD_BYTES_PER_WEIGHT[weights]),
+    headBytes: clientHeadBytes(s, weights),
     blockFileBytes: per * numBlocks * s.fileBytesPerWeight,
     checkpointFileBytes: (per * s.numLayers + embeddings) * s.fileBytesPerWeight,
   };
@@ -77,8 +74,7 @@ export function blockShapeOf(raw: Record<string, unknown>): BlockShape | undefin
   const heads = n("num_attention_heads", "n_head");
   const vocab = n("vocab_size");
   if (!hidden || !layers || !heads || !vocab) return undefined;
-  const dtype = String(raw.torch_dtype ?? raw.dtype ?? "float16");
-  const fileBytesPerWeight = dtype === "float32" ? 4 : 2;
+  const fileBytesPerWeight = fileBytesOf(raw);
   if (raw.model_type === "bloom") {
     return {
       hiddenSize: hidden,

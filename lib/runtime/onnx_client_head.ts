@@ -4,7 +4,7 @@
  * tensors are fetched.
  * @module
  */
-import { RuntimeError } from "../errors.ts";
+import { RuntimeError, UnavailableError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import type { CpuPinning } from "../util/cpu_list.ts";
 import { silentLogger } from "../util/logger.ts";
@@ -22,6 +22,7 @@ import type {
 } from "./types.ts";
 import type { EngineLoadResult } from "./engine_types.ts";
 import { WorkerClient } from "./worker_client.ts";
+import { clientHeadBytes, fileBytesPerWeight } from "./client_head_bytes.ts";
 import { resolveOrtLibrary } from "./native/ort_library_path.ts";
 
 export interface ClientHeadOptions extends ModelSource {
@@ -44,7 +45,23 @@ export interface ClientHeadOptions extends ModelSource {
    * step's embedding is then a copy instead of a round trip to the head's Worker.
    */
   embedCacheBytes?: number;
+  /**
+   * Memory the machine has available, read before loading (default: the system's; undefined: not
+   * known, no check). A head that would not fit is refused instead of loaded into an out-of-memory
+   * kill that would take the node's blocks down with it.
+   */
+  availableMemoryBytes?: () => number | undefined;
 }
+
+function systemAvailableMemory(): number | undefined {
+  try {
+    return Deno.systemMemoryInfo().available;
+  } catch {
+    return undefined; // no --allow-sys
+  }
+}
+
+const describeMiB = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
 
 const bad = (message: string, hint: string, details?: Record<string, unknown>) =>
   new RuntimeError("BAD_INPUT", message, { hint, details });
@@ -81,11 +98,30 @@ export class OnnxClientHead implements ClientHead {
       signal: o.signal,
       onProgress: o.onProgress,
     });
+    const weights = o.weights ?? "fp32";
+    const c = ck.modelConfig;
+    const need = clientHeadBytes(
+      { vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, fileBytesPerWeight: fileBytesPerWeight(ck.config) },
+      weights,
+    );
+    const available = (o.availableMemoryBytes ?? systemAvailableMemory)();
+    if (available !== undefined && need > available) {
+      throw new UnavailableError(
+        "INSUFFICIENT_MEMORY",
+        `the client head of ${o.model} (${c.vocabSize} × ${c.hiddenSize}, ${weights}) needs about ` +
+          `${describeMiB(need)} of memory and ${describeMiB(available)} is available: not loaded`,
+        {
+          hint: "generate through a node with more memory (this node keeps serving its blocks), " +
+            "serve int8 weights (WEIGHTS=int8), or free memory",
+          details: { needBytes: need, availableBytes: available, weights },
+        },
+      );
+    }
     const worker = new WorkerClient(this.#log);
     this.#worker = worker;
     const res = await worker.call("load", {
       ...engineSource(ck),
-      weights: o.weights ?? "fp32",
+      weights,
       head: true,
       threads: o.threads ?? 2,
       pinning: o.pinning ?? "auto",

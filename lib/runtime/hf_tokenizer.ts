@@ -88,6 +88,7 @@ class HfTokenizer implements Tokenizer {
   }
 
   decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
+    if (ids.length === 0) return ""; // the library refuses an empty list
     return this.#tok.decode([...ids], { skip_special_tokens: options.skipSpecialTokens ?? true });
   }
 }

@@ -16,4 +16,6 @@ Deno.test("tokenizerFromJson: named chat templates, eos from generation_config, 
   assert.deepEqual(tok.eos.map((t) => t.id), [260]);
   const text = "and the world, hello!";
   assert.equal(tok.decode(tok.encode(text)), text);
+  // no tokens (a generation whose first token ends it) is no text, not the library's error
+  assert.equal(tok.decode([]), "");
 });

@@ -9,6 +9,7 @@
 import { ConfigError, SwarmError } from "../../errors.ts";
 import type { ClientHead, Tokenizer } from "../../runtime/types.ts";
 import { sliceTokens } from "./hidden_ops.ts";
+import { IncrementalText } from "./incremental_text.ts";
 import { StopCondition, type StopReason } from "./stop_condition.ts";
 import { type SamplingOptions, TokenSampler } from "./token_sampler.ts";
 import type { Hidden } from "./types.ts";
@@ -180,11 +181,15 @@ export class Generation implements AsyncIterable<GeneratedToken> {
     let emitted = 0;
     let reason: StopReason;
     let text = "";
+    const texts = new IncrementalText((ids) => tokenizer.decode(ids));
+    let decoded = "";
     for (;;) {
       const count = generated.length + 1;
       const eos = this.#stop.isEos(token);
-      if (!eos) generated.push(token);
-      const decoded = tokenizer.decode(generated);
+      if (!eos) {
+        generated.push(token);
+        decoded = texts.push(token);
+      }
       const verdict = this.#stop.check(token, count, decoded);
       let upTo = verdict.emittable;
       if (!verdict.reason && verdict.text.charCodeAt(upTo - 1) === 0xfffd) upTo--; // incomplete character

@@ -220,3 +220,47 @@ Deno.test("sampling with a seed is reproducible; bad inputs get clear errors", a
   }, /stop now/);
   assert.equal(n, 3);
 });
+
+Deno.test("a generation whose first token ends it yields no tokens and no text, with a tokenizer that refuses no ids", async () => {
+  const head = new FakeHead(H);
+  // as the real tokenizer library: decoding an empty list is an error
+  const tokenizer = new (class extends FakeTokenizer {
+    override decode(ids: readonly number[]): string {
+      if (ids.length === 0) throw new Error("token_ids must be a non-empty array of integers.");
+      return super.decode(ids);
+    }
+  })();
+  const first = (await collect(
+    generateText({ head, tokenizer, session: await localSession() }, "hello world", {
+      maxNewTokens: 1,
+      eosTokenIds: [],
+    }),
+  )).toks[0];
+  const gen = generateText({ head, tokenizer, session: await localSession() }, "hello world", {
+    maxNewTokens: 8,
+    eosTokenIds: [first],
+  });
+  assert.deepEqual(await collect(gen), { toks: [], text: "" });
+  assert.equal(gen.result!.reason, "eos");
+  assert.equal(gen.result!.text, "");
+});
+
+Deno.test("long generations: each token's text comes from a short window, the same as decoding them all", async () => {
+  const head = new FakeHead(H);
+  const windows: number[] = [];
+  const tokenizer = new (class extends FakeTokenizer {
+    override decode(ids: readonly number[]): string {
+      windows.push(ids.length);
+      return super.decode(ids);
+    }
+  })();
+  const { toks, text } = await collect(
+    generateText({ head, tokenizer, session: await localSession() }, "hello world", {
+      maxNewTokens: 40,
+      eosTokenIds: [],
+    }),
+  );
+  assert.equal(toks.length, 40);
+  assert.equal(text, new FakeTokenizer().decode(toks));
+  assert.ok(Math.max(...windows) <= 5, `longest decode ${Math.max(...windows)} tokens`);
+});

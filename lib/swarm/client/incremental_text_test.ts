@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { tokenizerFromJson } from "../../runtime/hf_tokenizer.ts";
-import { buildTokenizer, qwenTokenizerFiles } from "../../../tests/helpers/tokenizer_fixture.ts";
+import type { Tokenizer } from "../../runtime/types.ts";
+import {
+  buildTokenizer,
+  bytesToUnicode,
+  qwenTokenizerFiles,
+} from "../../../tests/helpers/tokenizer_fixture.ts";
 import { IncrementalText } from "./incremental_text.ts";
 import { SeededRandom } from "./seeded_random.ts";
 
@@ -8,27 +13,101 @@ const TEXT = "The quick brown fox — jumps over the lazy dog, naïve café 東�
 
 /** Pushes `ids` one by one and checks the text against a full decode after every token. */
 function follow(decode: (ids: readonly number[]) => string, ids: readonly number[]) {
-  const windows: number[] = [];
+  let longest = 0;
   const inc = new IncrementalText((w) => {
-    windows.push(w.length);
+    longest = Math.max(longest, w.length);
     return decode(w);
   });
   for (let i = 0; i < ids.length; i++) {
-    const calls = windows.length;
     const got = inc.push(ids[i]);
     const want = decode(ids.slice(0, i + 1));
-    assert.equal(got, want, `after ${i + 1} tokens (${JSON.stringify(want.slice(-12))})`);
-    windows.splice(0, calls);
+    assert.equal(got, want, `after ${i + 1} tokens [${ids.slice(Math.max(0, i - 8), i + 1)}]`);
   }
-  return { inc, longest: Math.max(...windows) };
+  return { inc, longest };
+}
+
+/** Byte-level BPE tokenizers (Qwen's and BLOOM's shape), each with the token of every single byte. */
+const byteLevel = (): { tok: Tokenizer; byte: (b: number) => number }[] => {
+  const qwen = qwenTokenizerFiles();
+  const bloom = buildTokenizer({ specialsFirst: true, specials: ["<unk>", "<s>", "</s>", "<pad>"] });
+  const chars = bytesToUnicode();
+  const byteOf = (ids: ReadonlyMap<string, number>) => (b: number) => ids.get(chars[b])!;
+  return [
+    { tok: tokenizerFromJson(qwen.tokenizerJson, qwen.tokenizerConfig), byte: byteOf(qwen.ids) },
+    { tok: tokenizerFromJson(bloom.json), byte: byteOf(bloom.ids) },
+  ];
+};
+
+/**
+ * SentencePiece-style tokenizers: byte fallback (`<0xE4>`), words with "▁", specials; Llama 2's
+ * decoder (▁ → space, bytes fused, one leading space stripped) or Mistral v0.3's (Metaspace).
+ */
+function sentencePiece(decoder: "strip" | "metaspace", cleanup: boolean) {
+  const pieces = ["<unk>", "<s>", "</s>", "<ctl>"];
+  for (let b = 0; b < 256; b++) pieces.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
+  pieces.push("▁", "▁Hello", "▁world", "▁.", ".", ",", "▁n", "'t", "▁do", "é", "▁東京");
+  const vocab = Object.fromEntries(pieces.map((t, i) => [t, i]));
+  const json = {
+    version: "1.0",
+    added_tokens: pieces.slice(0, 4).map((content, id) => ({
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
+    normalizer: {
+      type: "Sequence",
+      normalizers: [{ type: "Prepend", prepend: "▁" }, {
+        type: "Replace",
+        pattern: { String: " " },
+        content: "▁",
+      }],
+    },
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: decoder === "strip"
+      ? {
+        type: "Sequence",
+        decoders: [
+          { type: "Replace", pattern: { String: "▁" }, content: " " },
+          { type: "ByteFallback" },
+          { type: "Fuse" },
+          { type: "Strip", content: " ", start: 1, stop: 0 },
+        ],
+      }
+      : { type: "Metaspace", replacement: "▁", prepend_scheme: "first", split: false },
+    model: { type: "BPE", unk_token: "<unk>", fuse_unk: true, byte_fallback: true, vocab, merges: [] },
+  };
+  return {
+    tok: tokenizerFromJson(json, { clean_up_tokenization_spaces: cleanup }),
+    id: (t: string) => vocab[t],
+  };
+}
+
+/** Ids in runs: words, runs of skipped specials, lone and whole UTF-8 byte sequences. */
+function runs(
+  rnd: SeededRandom,
+  n: number,
+  word: () => number,
+  special: number,
+  byte: (b: number) => number,
+) {
+  const ids: number[] = [];
+  while (ids.length < n) {
+    const r = rnd.next();
+    if (r < 0.5) ids.push(word());
+    else if (r < 0.65) { for (let k = 1 + Math.floor(rnd.next() * 7); k > 0; k--) ids.push(special); }
+    else if (r < 0.85) { for (const b of new TextEncoder().encode("東🙂é")) ids.push(byte(b)); }
+    else ids.push(byte(0x80 + Math.floor(rnd.next() * 0x80)));
+  }
+  return ids;
 }
 
 Deno.test("IncrementalText: equal to a full decode after every token, byte-level BPE tokenizers", () => {
-  const qwen = qwenTokenizerFiles();
-  const bloom = buildTokenizer({ specialsFirst: true, specials: ["<unk>", "<s>", "</s>", "<pad>"] });
-  for (
-    const tok of [tokenizerFromJson(qwen.tokenizerJson, qwen.tokenizerConfig), tokenizerFromJson(bloom.json)]
-  ) {
+  for (const { tok, byte } of byteLevel()) {
     const decode = (ids: readonly number[]) => tok.decode(ids);
     const ids = tok.encode(TEXT.repeat(20), { addSpecialTokens: false });
     assert.ok(ids.length > 1000);
@@ -36,23 +115,46 @@ Deno.test("IncrementalText: equal to a full decode after every token, byte-level
     // any ids: special tokens (skipped), bytes that never form a character, characters cut anywhere
     const rnd = new SeededRandom(7);
     follow(decode, Array.from({ length: 3000 }, () => Math.floor(rnd.next() * tok.vocabSize)));
+    // runs of id 3 (BLOOM's <pad>, skipped) and of UTF-8 bytes, whole or stray
+    follow(decode, runs(rnd, 3000, () => Math.floor(rnd.next() * tok.vocabSize), 3, byte));
+    // 4 skipped tokens between "Hello " and "." (cleaned up to "Hello." in BLOOM's decode)
+    const enc = (t: string) => tok.encode(t, { addSpecialTokens: false });
+    follow(decode, [...enc("Hello "), 3, 3, 3, 3, ...enc(".")]);
+  }
+});
+
+Deno.test("IncrementalText: equal to a full decode after every token, SentencePiece decoders with byte fallback", () => {
+  for (const decoder of ["strip", "metaspace"] as const) {
+    for (const cleanup of [false, true]) {
+      const { tok, id } = sentencePiece(decoder, cleanup);
+      const decode = (ids: readonly number[]) => tok.decode(ids);
+      // a context of skipped specials carries no text: the start-of-text rules must not reach "▁world"
+      follow(decode, ["▁Hello", "<ctl>", "<ctl>", "<ctl>", "<ctl>", "▁world"].map(id));
+      follow(decode, ["▁Hello", "▁do", "▁n", "<ctl>", "<ctl>", "<ctl>", "'t"].map(id));
+      follow(decode, ["▁Hello", "▁", "<ctl>", "<ctl>", "<ctl>", "<ctl>", "."].map(id));
+      const words = ["▁Hello", "▁world", "▁.", ".", ",", "▁n", "'t", "▁do", "é", "▁東京", "▁"].map(id);
+      const rnd = new SeededRandom(11);
+      follow(
+        decode,
+        runs(rnd, 2000, () => words[Math.floor(rnd.next() * words.length)], id("<ctl>"), (b) => 4 + b),
+      );
+    }
   }
 });
 
 Deno.test("IncrementalText: a decode's cost per token stays bounded as the text grows", () => {
-  const qwen = qwenTokenizerFiles();
-  const tok = tokenizerFromJson(qwen.tokenizerJson, qwen.tokenizerConfig);
+  const [{ tok, byte }] = byteLevel();
   const ids = tok.encode(TEXT.repeat(40), { addSpecialTokens: false });
-  const seen: number[] = [];
-  const inc = new IncrementalText((w) => {
-    seen.push(w.length);
-    return tok.decode(w);
-  });
-  for (const id of ids) inc.push(id);
+  const { inc, longest } = follow((w) => tok.decode(w), ids);
   assert.ok(ids.length > 2000);
   assert.equal(inc.fullDecodes, 0);
-  // 4 tokens of context, the new one, and the few bytes of a character still incomplete
-  assert.ok(Math.max(...seen) <= 8, `longest window ${Math.max(...seen)} tokens`);
+  // a context of 4 tokens (8 where 4 hold less than 4 characters), the new token, and the bytes of a
+  // character still incomplete: nothing that grows with the 2000 tokens before
+  assert.ok(longest <= 16, `longest window ${longest} tokens`);
+  // a text that keeps ending in an incomplete character (a lone continuation byte, again and again)
+  assert.equal(tok.decode([byte(0x80)]), "\ufffd");
+  const stuck = follow((w) => tok.decode(w), [...new Array(1500).fill(byte(0x80)), ...ids.slice(0, 50)]);
+  assert.ok(stuck.longest <= 16, `longest window ${stuck.longest} tokens`);
 });
 
 Deno.test("IncrementalText: where a decoder's cleanup reaches across the window, the whole text is decoded", () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { RuntimeError, UnavailableError } from "../lib/errors.ts";
+import { memoryLogger } from "../lib/util/logger.ts";
 import { createBlockRuntime, createClientHead, loadTokenizer, OnnxClientHead } from "../lib/runtime/mod.ts";
 import {
   type Checkpoint,
@@ -256,17 +257,29 @@ Deno.test("client head: refused before loading when the machine lacks the memory
   // the fixture's files are float16: the table in float16, the int8 LM head twice
   const need = V * H * (2 + 2);
   let available = need - 1;
-  const head = new OnnxClientHead({ model: ck.dir, weights: "int8", availableMemoryBytes: () => available });
+  const { logger, records } = memoryLogger();
+  const head = new OnnxClientHead({
+    model: ck.dir,
+    weights: "int8",
+    availableMemoryBytes: () => available,
+    logger,
+  });
   try {
     await assert.rejects(head.start(), (e: unknown) => {
       assert.ok(e instanceof UnavailableError, String(e));
       assert.equal(e.code, "INSUFFICIENT_MEMORY");
-      assert.match(e.message, new RegExp(`${V} × ${H}, int8`));
+      assert.match(e.message, new RegExp(`client head \\(${V} × ${H}, int8: about \\d+ MiB\\)`));
+      assert.ok(!e.message.includes(ck.dir), "the message names no local path");
       assert.deepEqual(e.details, { needBytes: need, availableBytes: need - 1, weights: "int8" });
-      assert.match(e.hint ?? "", /keeps serving its blocks/);
+      assert.match(e.hint ?? "", /more memory/);
+      assert.doesNotMatch(e.hint ?? "", /WEIGHTS=int8/, "int8 already");
       return true;
     });
     assert.throws(() => head.info, (e: unknown) => e instanceof RuntimeError && e.code === "NOT_RUNNING");
+    // the operator sees it (the API logs a 503 at debug level only)
+    const warned = records.filter((r) => r.level === "warn" && /not enough memory/.test(r.msg));
+    assert.equal(warned.length, 1);
+    assert.equal(warned[0].model, ck.dir);
     available = need; // a retry (the next request) reads the memory again
     await head.start();
     assert.equal(head.info.vocabSize, V);

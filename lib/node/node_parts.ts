@@ -44,7 +44,8 @@ export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts>
     async build({ signal }) {
       const log = logger.child({ part: "generation" });
       const t = performance.now();
-      const tokenizer = await loadTokenizer(source, { logger: log, signal });
+      // the head first: where the machine lacks the memory for it, it refuses at once (and a
+      // request retried after that refusal parses no tokenizer)
       const head = createClientHead({
         ...source,
         weights: config.weights,
@@ -55,6 +56,7 @@ export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts>
       });
       await head.start();
       try {
+        const tokenizer = await loadTokenizer(source, { logger: log, signal });
         const own = swarm.status().addrs ?? [];
         const client = await connectSwarm({
           model: config.model,

@@ -106,16 +106,26 @@ export class OnnxClientHead implements ClientHead {
     );
     const available = (o.availableMemoryBytes ?? systemAvailableMemory)();
     if (available !== undefined && need > available) {
-      throw new UnavailableError(
+      const details = { needBytes: need, availableBytes: available, weights };
+      // the message may reach a remote caller: the model's size, not its path or this machine's memory
+      const err = new UnavailableError(
         "INSUFFICIENT_MEMORY",
-        `the client head of ${o.model} (${c.vocabSize} × ${c.hiddenSize}, ${weights}) needs about ` +
-          `${describeMiB(need)} of memory and ${describeMiB(available)} is available: not loaded`,
+        `not enough memory for the client head (${c.vocabSize} × ${c.hiddenSize}, ${weights}: about ` +
+          `${describeMiB(need)}): not loaded`,
         {
-          hint: "generate through a node with more memory (this node keeps serving its blocks), " +
-            "serve int8 weights (WEIGHTS=int8), or free memory",
-          details: { needBytes: need, availableBytes: available, weights },
+          hint: `generate through a machine with more memory${
+            weights === "fp32" ? ", use int8 weights (WEIGHTS=int8)" : ""
+          }, or free memory`,
+          details,
         },
       );
+      this.#log.warn("client head not loaded: not enough memory", {
+        model: o.model,
+        needMB: Math.round(need / 2 ** 20),
+        availableMB: Math.round(available / 2 ** 20),
+        weights,
+      });
+      throw err;
     }
     const worker = new WorkerClient(this.#log);
     this.#worker = worker;

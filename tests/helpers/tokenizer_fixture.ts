@@ -29,6 +29,11 @@ export function bytesToUnicode(): string[] {
   return table;
 }
 
+/** An `added_tokens` entry of tokenizer.json. */
+function addedToken(id: number, content: string, special: boolean) {
+  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special };
+}
+
 // ---------------------------------------------------------------- BLOOM / Llama 3 style
 
 const MERGES: Array<[string, string]> = [
@@ -83,15 +88,7 @@ export function buildTokenizer(
   const bpeVocab = { ...vocab };
   if (!spec.specialsFirst) spec.specials.forEach(add);
   for (const s of spec.specials) delete bpeVocab[s];
-  const added_tokens = spec.specials.map((content) => ({
-    id: ids.get(content)!,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
+  const added_tokens = spec.specials.map((content) => addedToken(ids.get(content)!, content, true));
   const json: Record<string, unknown> = {
     version: "1.0",
     truncation: null,
@@ -303,15 +300,9 @@ export function qwenTokenizerFiles(): QwenTokenizerFiles {
   for (const m of QWEN_MERGES) add(m.replace(" ", ""));
   for (const [t, id] of ids) vocab[t] = id;
   for (const [t] of QWEN_ADDED) add(t);
-  const added_tokens = QWEN_ADDED.map(([content, special]) => ({
-    id: ids.get(content)!,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special,
-  }));
+  const added_tokens = QWEN_ADDED.map(([content, special]) =>
+    addedToken(ids.get(content)!, content, special)
+  );
   const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false };
   const tokenizerJson = {
     version: "1.0",
@@ -371,4 +362,43 @@ export function qwenTokenizerFiles(): QwenTokenizerFiles {
     top_p: 0.95,
   };
   return { tokenizerJson, tokenizerConfig, generationConfig, size: next, ids };
+}
+
+// ---------------------------------------------------------------- SentencePiece style
+
+/**
+ * A SentencePiece-style tokenizer.json: specials `<unk> <s> </s> <ctl>` (ids 0–3), the 256 byte
+ * fallback tokens `<0x00>`…`<0xFF>` (ids 4–259), then a few words with "▁". Its decoder is Llama 2's
+ * (▁ → space, bytes fused, one leading space stripped: `"strip"`) or Mistral v0.3's (`"metaspace"`).
+ */
+export function sentencePieceTokenizerJson(
+  decoder: "strip" | "metaspace",
+): { json: Record<string, unknown>; ids: ReadonlyMap<string, number> } {
+  const pieces = ["<unk>", "<s>", "</s>", "<ctl>"];
+  for (let b = 0; b < 256; b++) pieces.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
+  pieces.push("▁", "▁Hello", "▁world", "▁.", ".", ",", "▁n", "'t", "▁do", "é", "▁東京");
+  const vocab = Object.fromEntries(pieces.map((t, i) => [t, i]));
+  const replaceSpace = { type: "Replace", pattern: { String: " " }, content: "▁" };
+  return {
+    ids: new Map(pieces.map((t, i) => [t, i])),
+    json: {
+      version: "1.0",
+      added_tokens: pieces.slice(0, 4).map((content, id) => addedToken(id, content, true)),
+      normalizer: { type: "Sequence", normalizers: [{ type: "Prepend", prepend: "▁" }, replaceSpace] },
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: decoder === "strip"
+        ? {
+          type: "Sequence",
+          decoders: [
+            { type: "Replace", pattern: { String: "▁" }, content: " " },
+            { type: "ByteFallback" },
+            { type: "Fuse" },
+            { type: "Strip", content: " ", start: 1, stop: 0 },
+          ],
+        }
+        : { type: "Metaspace", replacement: "▁", prepend_scheme: "first", split: false },
+      model: { type: "BPE", unk_token: "<unk>", fuse_unk: true, byte_fallback: true, vocab, merges: [] },
+    },
+  };
 }

@@ -5,6 +5,7 @@ import {
   buildTokenizer,
   bytesToUnicode,
   qwenTokenizerFiles,
+  sentencePieceTokenizerJson,
 } from "../../../tests/helpers/tokenizer_fixture.ts";
 import { IncrementalText } from "./incremental_text.ts";
 import { SeededRandom } from "./seeded_random.ts";
@@ -38,52 +39,12 @@ const byteLevel = (): { tok: Tokenizer; byte: (b: number) => number }[] => {
   ];
 };
 
-/**
- * SentencePiece-style tokenizers: byte fallback (`<0xE4>`), words with "▁", specials; Llama 2's
- * decoder (▁ → space, bytes fused, one leading space stripped) or Mistral v0.3's (Metaspace).
- */
+/** A SentencePiece-style tokenizer (tests/helpers/tokenizer_fixture.ts) and its ids by piece. */
 function sentencePiece(decoder: "strip" | "metaspace", cleanup: boolean) {
-  const pieces = ["<unk>", "<s>", "</s>", "<ctl>"];
-  for (let b = 0; b < 256; b++) pieces.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
-  pieces.push("▁", "▁Hello", "▁world", "▁.", ".", ",", "▁n", "'t", "▁do", "é", "▁東京");
-  const vocab = Object.fromEntries(pieces.map((t, i) => [t, i]));
-  const json = {
-    version: "1.0",
-    added_tokens: pieces.slice(0, 4).map((content, id) => ({
-      id,
-      content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    })),
-    normalizer: {
-      type: "Sequence",
-      normalizers: [{ type: "Prepend", prepend: "▁" }, {
-        type: "Replace",
-        pattern: { String: " " },
-        content: "▁",
-      }],
-    },
-    pre_tokenizer: null,
-    post_processor: null,
-    decoder: decoder === "strip"
-      ? {
-        type: "Sequence",
-        decoders: [
-          { type: "Replace", pattern: { String: "▁" }, content: " " },
-          { type: "ByteFallback" },
-          { type: "Fuse" },
-          { type: "Strip", content: " ", start: 1, stop: 0 },
-        ],
-      }
-      : { type: "Metaspace", replacement: "▁", prepend_scheme: "first", split: false },
-    model: { type: "BPE", unk_token: "<unk>", fuse_unk: true, byte_fallback: true, vocab, merges: [] },
-  };
+  const { json, ids } = sentencePieceTokenizerJson(decoder);
   return {
     tok: tokenizerFromJson(json, { clean_up_tokenization_spaces: cleanup }),
-    id: (t: string) => vocab[t],
+    id: (t: string) => ids.get(t)!,
   };
 }
 

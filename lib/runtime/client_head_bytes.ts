@@ -1,6 +1,7 @@
 /**
- * What the client head holds in memory once loaded, from the model's sizes: the check a head makes
- * before it loads (`OnnxClientHead.start`) and the figure `plumise doctor` reports.
+ * What the client head holds in memory once loaded, and at the peak of its load, from the model's
+ * sizes: the figure `plumise doctor` reports and the check a head makes before it loads
+ * (`OnnxClientHead.start`).
  * @module
  */
 import type { WeightFormat } from "../config/types.ts";
@@ -23,6 +24,17 @@ const LM_HEAD_BYTES_PER_WEIGHT: Record<WeightFormat, number> = { int8: 1, fp32: 
  */
 export function clientHeadBytes(s: HeadShape, weights: WeightFormat): number {
   return s.vocabSize * s.hiddenSize * (s.fileBytesPerWeight + 2 * LM_HEAD_BYTES_PER_WEIGHT[weights]);
+}
+
+/**
+ * What loading the head takes at its peak: `clientHeadBytes` plus onnxruntime's transient copy of
+ * both tables while it makes the sessions (it reads in-memory external data even for tensors it is
+ * given). A little under the peaks a probe measured (docs/benchmarks.md, "The client head"): the
+ * load's own buffers are not counted.
+ */
+export function clientHeadLoadBytes(s: HeadShape, weights: WeightFormat): number {
+  const copies = s.vocabSize * s.hiddenSize * (s.fileBytesPerWeight + LM_HEAD_BYTES_PER_WEIGHT[weights]);
+  return clientHeadBytes(s, weights) + copies;
 }
 
 /** Bytes per weight of a checkpoint from its raw `config.json` (`torch_dtype`; 16-bit unless float32). */

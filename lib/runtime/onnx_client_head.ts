@@ -22,7 +22,7 @@ import type {
 } from "./types.ts";
 import type { EngineLoadResult } from "./engine_types.ts";
 import { WorkerClient } from "./worker_client.ts";
-import { clientHeadBytes, fileBytesPerWeight } from "./client_head_bytes.ts";
+import { clientHeadLoadBytes, fileBytesPerWeight } from "./client_head_bytes.ts";
 import { resolveOrtLibrary } from "./native/ort_library_path.ts";
 
 export interface ClientHeadOptions extends ModelSource {
@@ -100,7 +100,7 @@ export class OnnxClientHead implements ClientHead {
     });
     const weights = o.weights ?? "fp32";
     const c = ck.modelConfig;
-    const need = clientHeadBytes(
+    const need = clientHeadLoadBytes(
       { vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, fileBytesPerWeight: fileBytesPerWeight(ck.config) },
       weights,
     );
@@ -111,7 +111,7 @@ export class OnnxClientHead implements ClientHead {
       const err = new UnavailableError(
         "INSUFFICIENT_MEMORY",
         `not enough memory for the client head (${c.vocabSize} × ${c.hiddenSize}, ${weights}: about ` +
-          `${describeMiB(need)}): not loaded`,
+          `${describeMiB(need)} while it loads): not loaded`,
         {
           hint: `generate through a machine with more memory${
             weights === "fp32" ? ", use int8 weights (WEIGHTS=int8)" : ""

@@ -290,6 +290,21 @@ Deno.test("client head: refused before loading when the machine lacks the memory
   } finally {
     await head.stop();
   }
+  // float32 files whose config.json says float16: the file's width counts (a float32 table, then the
+  // int8 LM head twice, and onnxruntime's copy of both while loading)
+  const f32 = await makeBloomCheckpoint({ numLayers: 1, dtype: "F32" });
+  assert.equal(f32.config.torch_dtype, "float16");
+  const wide = V * H * (4 + 2) + V * H * (4 + 1);
+  const f32Head = new OnnxClientHead({
+    model: f32.dir,
+    weights: "int8",
+    availableMemoryBytes: () => wide - 1,
+  });
+  await assert.rejects(
+    f32Head.start(),
+    (e: unknown) => e instanceof UnavailableError && (e.details as { needBytes: number }).needBytes === wide,
+  );
+  await f32Head.stop();
   // unknown memory (no --allow-sys): no check
   const unknown = new OnnxClientHead({ model: ck.dir, availableMemoryBytes: () => undefined });
   await unknown.start();

@@ -22,6 +22,8 @@ import type {
 } from "./types.ts";
 import type { EngineLoadResult } from "./engine_types.ts";
 import { WorkerClient } from "./worker_client.ts";
+import { headTensorNames } from "./head_graph.ts";
+import { CheckpointTensors } from "./safetensors.ts";
 import { clientHeadLoadBytes, fileBytesPerWeight } from "./client_head_bytes.ts";
 import { resolveOrtLibrary } from "./native/ort_library_path.ts";
 
@@ -58,6 +60,21 @@ function systemAvailableMemory(): number | undefined {
     return Deno.systemMemoryInfo().available;
   } catch {
     return undefined; // no --allow-sys
+  }
+}
+
+/**
+ * Bytes per weight of the embedding table as its file stores it (its header's dtype; `config.json`'s
+ * where the dtype is one the head cannot convert, which the head's load then refuses by name).
+ */
+async function tableBytesPerWeight(ck: ResolvedCheckpoint): Promise<number> {
+  const names = headTensorNames(ck.modelConfig, ck.headPrefix, (n) => n in ck.weightMap);
+  const tensors = new CheckpointTensors(new Map(Object.entries(ck.weightMap)), (f) => ck.paths[f]);
+  try {
+    const { dtype } = await tensors.entry(names.embed);
+    return dtype === "F32" ? 4 : dtype === "F16" || dtype === "BF16" ? 2 : fileBytesPerWeight(ck.config);
+  } finally {
+    await tensors.close();
   }
 }
 
@@ -101,7 +118,7 @@ export class OnnxClientHead implements ClientHead {
     const weights = o.weights ?? "fp32";
     const c = ck.modelConfig;
     const need = clientHeadLoadBytes(
-      { vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, fileBytesPerWeight: fileBytesPerWeight(ck.config) },
+      { vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, fileBytesPerWeight: await tableBytesPerWeight(ck) },
       weights,
     );
     const available = (o.availableMemoryBytes ?? systemAvailableMemory)();

@@ -329,6 +329,19 @@ export class CheckpointTensors {
     return (await this.#fileOf(name)).read(name);
   }
 
+  /** A tensor's header entry (dtype, shape, where its bytes are), without reading its data. */
+  async entry(name: string): Promise<TensorEntry> {
+    const file = await this.#fileOf(name);
+    const e = file.tensors.get(name);
+    if (!e) {
+      throw new RuntimeError("BAD_CHECKPOINT", `tensor ${name} is not in ${file.path}`, {
+        hint: "the checkpoint's index names a shard that does not hold the tensor (a partial upload?)",
+        details: { name, file: file.path },
+      });
+    }
+    return e;
+  }
+
   /** A tensor as stored, read into memory (the client head turns its table into float16 there). */
   async readRaw(name: string): Promise<RawTensor> {
     return (await this.#fileOf(name)).readRaw(name);

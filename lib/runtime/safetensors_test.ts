@@ -34,9 +34,18 @@ Deno.test("SafetensorsFile: reads F32, F16 and BF16 tensors by range and convert
   } finally {
     f.close();
   }
-  const ck = new CheckpointTensors(new Map([["t.F16", "a.safetensors"]]), () => p);
+  const ck = new CheckpointTensors(new Map([["t.F16", "a.safetensors"], ["gone", "a.safetensors"]]), () => p);
   assert.deepEqual((await ck.read("t.F16")).data, encodeTensor(values, "F16").exact);
   await assert.rejects(ck.read("t.F32"), /not in the checkpoint/);
+  // a header entry alone: dtype and shape without the data
+  const e = await ck.entry("t.F16");
+  assert.deepEqual([e.dtype, e.shape, e.end - e.begin], ["F16", [2, 3], 12]);
+  // the index names the file, the file lacks the tensor
+  await assert.rejects(
+    ck.entry("gone"),
+    (err: unknown) =>
+      err instanceof RuntimeError && err.code === "BAD_CHECKPOINT" && /gone is not in/.test(err.message),
+  );
   await ck.close();
 });
 

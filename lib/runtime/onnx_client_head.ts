@@ -24,7 +24,8 @@ import type { EngineLoadResult } from "./engine_types.ts";
 import { WorkerClient } from "./worker_client.ts";
 import { headTensorNames } from "./head_graph.ts";
 import { CheckpointTensors } from "./safetensors.ts";
-import { clientHeadLoadBytes, fileBytesPerWeight } from "./client_head_bytes.ts";
+import { clientHeadLoadBytes } from "./client_head_bytes.ts";
+import { describeBytes } from "../config/tiers.ts";
 import { resolveOrtLibrary } from "./native/ort_library_path.ts";
 
 export interface ClientHeadOptions extends ModelSource {
@@ -64,21 +65,20 @@ function systemAvailableMemory(): number | undefined {
 }
 
 /**
- * Bytes per weight of the embedding table as its file stores it (its header's dtype; `config.json`'s
- * where the dtype is one the head cannot convert, which the head's load then refuses by name).
+ * Bytes per weight of the embedding table in memory: 2 where its file stores 16 bits (the head keeps
+ * it in float16), 4 otherwise; read from its shard's header, whatever `config.json` says.
  */
 async function tableBytesPerWeight(ck: ResolvedCheckpoint): Promise<number> {
   const names = headTensorNames(ck.modelConfig, ck.headPrefix, (n) => n in ck.weightMap);
   const tensors = new CheckpointTensors(new Map(Object.entries(ck.weightMap)), (f) => ck.paths[f]);
   try {
-    const { dtype } = await tensors.entry(names.embed);
-    return dtype === "F32" ? 4 : dtype === "F16" || dtype === "BF16" ? 2 : fileBytesPerWeight(ck.config);
+    const e = await tensors.entry(names.embed);
+    const count = e.shape.reduce((a, b) => a * b, 1);
+    return e.end - e.begin === 2 * count ? 2 : 4;
   } finally {
     await tensors.close();
   }
 }
-
-const describeMiB = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
 
 const bad = (message: string, hint: string, details?: Record<string, unknown>) =>
   new RuntimeError("BAD_INPUT", message, { hint, details });
@@ -128,7 +128,7 @@ export class OnnxClientHead implements ClientHead {
       const err = new UnavailableError(
         "INSUFFICIENT_MEMORY",
         `not enough memory for the client head (${c.vocabSize} × ${c.hiddenSize}, ${weights}: about ` +
-          `${describeMiB(need)} while it loads): not loaded`,
+          `${describeBytes(need)} while it loads): not loaded`,
         {
           hint: `generate through a machine with more memory${
             weights === "fp32" ? ", use int8 weights (WEIGHTS=int8)" : ""

@@ -229,13 +229,14 @@ export class SafetensorsFile {
 
   /** Raw bytes of a tensor (only its range is read). */
   async readBytes(name: string): Promise<Uint8Array> {
-    const e = this.#entry(name);
+    const e = this.entry(name);
     const buf = new Uint8Array(e.end - e.begin);
     await readExactly(this.#open(), e.begin, buf, this.path);
     return buf;
   }
 
-  #entry(name: string): TensorEntry {
+  /** A tensor's header entry (dtype, shape, where its bytes are); `BAD_CHECKPOINT` when absent. */
+  entry(name: string): TensorEntry {
     const e = this.tensors.get(name);
     if (!e) {
       throw new RuntimeError("BAD_CHECKPOINT", `tensor ${name} is not in ${this.path}`, {
@@ -263,7 +264,7 @@ export class SafetensorsFile {
   /** A tensor as stored, read into memory. */
   async readRaw(name: string): Promise<RawTensor> {
     const bytes = await this.readBytes(name);
-    const e = this.tensors.get(name)!;
+    const e = this.entry(name);
     return { name, ...storedInMemory(e.shape, e.dtype, bytes) };
   }
 
@@ -272,7 +273,7 @@ export class SafetensorsFile {
    * file is open; no other read of this file may be in flight then: the file has one position).
    */
   lazy(name: string): RawTensor {
-    const e = this.#entry(name);
+    const e = this.entry(name);
     const path = this.path;
     return {
       name,
@@ -331,15 +332,7 @@ export class CheckpointTensors {
 
   /** A tensor's header entry (dtype, shape, where its bytes are), without reading its data. */
   async entry(name: string): Promise<TensorEntry> {
-    const file = await this.#fileOf(name);
-    const e = file.tensors.get(name);
-    if (!e) {
-      throw new RuntimeError("BAD_CHECKPOINT", `tensor ${name} is not in ${file.path}`, {
-        hint: "the checkpoint's index names a shard that does not hold the tensor (a partial upload?)",
-        details: { name, file: file.path },
-      });
-    }
-    return e;
+    return (await this.#fileOf(name)).entry(name);
   }
 
   /** A tensor as stored, read into memory (the client head turns its table into float16 there). */

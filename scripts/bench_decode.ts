@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import { tokenizerFromJson } from "../lib/runtime/hf_tokenizer.ts";
 import { IncrementalText } from "../lib/swarm/client/incremental_text.ts";
 import { qwenTokenizerFiles } from "../tests/helpers/tokenizer_fixture.ts";
-import { argsOrExit, median } from "./generation_bench.ts";
+import { argsOrExit, median, positiveInts } from "./generation_bench.ts";
 
 const TEXT = "The quick brown fox — jumps over the lazy dog, naïve café 東京 🙂. ";
 
@@ -67,15 +67,7 @@ if (import.meta.main) {
       rounds: { type: "string", default: "2" },
     },
   });
-  const { tokens, rounds } = argsOrExit(() => {
-    const n = { tokens: Number(a.tokens), rounds: Number(a.rounds) };
-    for (const [k, v] of Object.entries(n)) {
-      if (!Number.isInteger(v) || v < 1) {
-        throw new RangeError(`--${k} must be an integer ≥ 1, got ${a[k as keyof typeof a]}`);
-      }
-    }
-    return n;
-  });
+  const { tokens, rounds } = argsOrExit(() => positiveInts(a, ["tokens", "rounds"]));
   const r = measureDecode(tokens, rounds);
   if (a.json) console.log(JSON.stringify(r));
   else {

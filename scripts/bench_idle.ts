@@ -29,7 +29,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { argsOrExit, makeBenchModel, median } from "./generation_bench.ts";
+import { argsOrExit, makeBenchModel, median, positiveInts } from "./generation_bench.ts";
 import { loadSpanEngine } from "./pipe_span_process.ts";
 
 /** A gap before each run of a probe: none, a sleep, or a busy wait, of `ms` milliseconds. */
@@ -170,20 +170,10 @@ if (import.meta.main) {
       threads: { type: "string", default: "2" },
     },
   });
-  const { gaps, steps, rounds, blocks, threads } = argsOrExit(() => {
-    const n = {
-      steps: Number(a.steps),
-      rounds: Number(a.rounds),
-      blocks: Number(a.blocks),
-      threads: Number(a.threads),
-    };
-    for (const [k, v] of Object.entries(n)) {
-      if (!Number.isInteger(v) || v < 1) {
-        throw new RangeError(`--${k} must be an integer ≥ 1, got ${a[k as keyof typeof a]}`);
-      }
-    }
-    return { ...n, gaps: parseGaps(a.gaps!) };
-  });
+  const { gaps, steps, rounds, blocks, threads } = argsOrExit(() => ({
+    ...positiveInts(a, ["steps", "rounds", "blocks", "threads"]),
+    gaps: parseGaps(a.gaps!),
+  }));
   const log = (msg: string) => a.json || console.error(msg);
   const ck = await makeBenchModel({ layers: blocks, heads: 16, headDim: 64, threads, tokens: 1, runs: 1 });
   const h = Number(ck.config.hidden_size);

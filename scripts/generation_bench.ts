@@ -57,6 +57,22 @@ export function generationBenchArgs(values: {
   return n;
 }
 
+/** The flags `names` of `values` as integers ≥ 1; a `RangeError` naming the flag and its text otherwise. */
+export function positiveInts<K extends string>(
+  values: Partial<Record<K, string | boolean>>,
+  names: readonly K[],
+): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const k of names) {
+    const v = Number(values[k]);
+    if (!Number.isInteger(v) || v < 1) {
+      throw new RangeError(`--${k} must be an integer ≥ 1, got ${values[k]}`);
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
 /** Runs a command-line check; its error (a `RangeError` naming the flag) is printed, and the script exits 2. */
 export function argsOrExit<T>(check: () => T): T {
   try {

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { generationBenchArgs, median, stepSessionOver, thirds, tokensPerSecond } from "./generation_bench.ts";
+import {
+  generationBenchArgs,
+  median,
+  positiveInts,
+  stepSessionOver,
+  thirds,
+  tokensPerSecond,
+} from "./generation_bench.ts";
 
 const ok = { tokens: "32", layers: "12", heads: "16", "head-dim": "64", threads: "2", runs: "5" };
 
@@ -48,4 +55,19 @@ Deno.test("generation bench: a step session over a driver counts positions and f
   await s.step(x(1));
   assert.equal(s.position, 7);
   assert.deepEqual(calls, [[5, true], [1, false], [1, false]]);
+});
+
+Deno.test("positiveInts: the named flags as integers ≥ 1; a bad one is named with its text", () => {
+  // as parseArgs gives them: other flags (a boolean) beside the named ones
+  const parsed: Record<string, string | boolean> = { tokens: "8000", rounds: "2", json: true };
+  assert.deepEqual(positiveInts(parsed, ["tokens", "rounds"]), {
+    tokens: 8000,
+    rounds: 2,
+  });
+  for (const bad of ["0", "-1", "1.5", "x", ""]) {
+    assert.throws(
+      () => positiveInts({ tokens: "1", rounds: bad }, ["tokens", "rounds"]),
+      (e: unknown) => e instanceof RangeError && e.message === `--rounds must be an integer ≥ 1, got ${bad}`,
+    );
+  }
 });

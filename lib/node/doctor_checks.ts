@@ -8,7 +8,7 @@ import { statfs } from "node:fs/promises";
 import { dirname } from "node:path";
 import { formatPlm } from "../chain/preflight.ts";
 import { gatherChainStatus } from "../chain/status.ts";
-import { describeBytes } from "../config/tiers.ts";
+import { BASE_PROCESS_BYTES, describeBytes } from "../config/tiers.ts";
 import type { Config } from "../config/types.ts";
 import { errorMessage, PlumiseError } from "../errors.ts";
 import { probeOracle, SKEW_WARN_SECONDS } from "../reporter/oracle_probe.ts";
@@ -136,7 +136,7 @@ export function checkMemory(
   const blocks = fp
     ? fp.memoryBytes
     : tier && config.weights === "int8"
-    ? tier.perBlockBytes * config.numBlocks + 300 * 2 ** 20
+    ? tier.perBlockBytes * config.numBlocks + BASE_PROCESS_BYTES
     : undefined;
   const head = fp?.headBytes ?? 0;
   const need = blocks === undefined ? undefined : blocks + head;

@@ -188,3 +188,39 @@ Deno.test("tx queue: a stuck tx (fee below the base fee) is replaced with a fee 
     provider.destroy();
   }
 });
+
+Deno.test("tx queue: settings a chain agent leaves unset keep their defaults (receipts polled each second)", async () => {
+  await using chain = await startTestChain();
+  const key = chain.fundedKeys[1];
+  await chain.registerAgent(key);
+  // built as the node builds it: its optional settings passed through as undefined
+  const agent = new ChainAgent({
+    wallet: new Wallet(key),
+    rpcUrl: chain.rpcUrl,
+    chainId: chain.chainId,
+    model: "bigscience/bloom-560m",
+    claimThresholdWei: 10n ** 18n,
+    reportInterval: 60,
+    heartbeatIntervalMs: 3_600_000,
+    claimIntervalMs: 3_600_000,
+    receiptPollMs: undefined,
+    receiptTimeoutMs: undefined,
+    txStuckAfterMs: undefined,
+  });
+  await chain.rpc("evm_setAutomine", [false]);
+  let polls = 0;
+  chain.proxy.intercept("eth_getTransactionReceipt", (_req, forward) => {
+    polls++;
+    return forward();
+  });
+  const sent = agent.queue.send(HEARTBEAT);
+  await waitFor(() => pooled(chain, agent.queue.address), { what: "the tx in the pool" });
+  const before = polls;
+  await new Promise((r) => setTimeout(r, 2500));
+  // the default period (1 s) gives 2 or 3; an undefined period polled hundreds of times
+  assert.ok(polls - before <= 6, `${polls - before} receipt polls in 2.5 s`);
+  await chain.rpc("evm_mine");
+  const r = await sent;
+  assert.equal(r.status, 1);
+  await agent.stop();
+});

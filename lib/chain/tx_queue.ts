@@ -20,6 +20,7 @@ import { keccak256, type Wallet } from "ethers";
 import { ChainError, errorMessage } from "../errors.ts";
 import { type AbortOptions, isAbort, sleep } from "../util/abort.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
+import { withDefaults } from "../util/with_defaults.ts";
 import { isAlreadyKnown, isNonceError, isNonceTooLow } from "./_rpc_errors.ts";
 import type { ChainProvider, TxReceipt } from "./provider.ts";
 
@@ -67,6 +68,8 @@ export interface TxQueueOptions {
   maxLowQueued?: number;
 }
 
+type ResolvedTxQueueOptions = Required<Omit<TxQueueOptions, "logger">> & { logger: Logger };
+
 /** A broadcast tx that has no receipt yet. */
 interface Tracked {
   /** The action: to, data and value (two sends of one action are one tx). */
@@ -94,7 +97,7 @@ const actionKey = (tx: TxRequest) => `${tx.to.toLowerCase()}|${tx.data.toLowerCa
 const maxOf = (a: bigint, b: bigint) => (a > b ? a : b);
 
 export class TxQueue {
-  readonly #o: Required<Omit<TxQueueOptions, "logger">> & { logger: Logger };
+  readonly #o: ResolvedTxQueueOptions;
   #nonce: number | undefined;
   #tracked: Tracked | undefined;
   readonly #normal: Job[] = [];
@@ -104,7 +107,10 @@ export class TxQueue {
   #replaced = 0;
 
   constructor(options: TxQueueOptions) {
-    this.#o = {
+    // an option passed as undefined (ChainAgent passes its own optional settings through) keeps its default
+    this.#o = withDefaults<ResolvedTxQueueOptions>({
+      provider: options.provider,
+      wallet: options.wallet,
       logger: silentLogger,
       receiptTimeoutMs: 120_000,
       pollMs: 1000,
@@ -113,8 +119,7 @@ export class TxQueue {
       stuckAfterMs: 45_000,
       maxFeeBumps: 3,
       maxLowQueued: 8,
-      ...options,
-    };
+    }, options);
   }
 
   get address(): string {

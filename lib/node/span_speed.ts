@@ -14,6 +14,7 @@
  */
 import { RuntimeError } from "../errors.ts";
 import { sleep as sleepFor } from "../util/abort.ts";
+import { withDefaults } from "../util/with_defaults.ts";
 
 /** The steps the measurement runs (one session; the stepper keeps its cache). */
 export interface SpanStepper {
@@ -72,14 +73,14 @@ const DEFAULTS = {
 
 /** The most decode positions a measurement with these options adds after its prefill (for the session's length). */
 export function decodeStepsOf(options: Omit<SpanSpeedOptions, "signal"> = {}): number {
-  const o = { ...DEFAULTS, ...options };
+  const o = withDefaults(DEFAULTS, options);
   // each round: the pipelined step, the settling steps, the timed hot step
   return o.warmupSteps + o.rounds * (2 + o.maxSettleSteps);
 }
 
 /** The most positions a measurement with these options runs: its prefill and its decode steps (for the session's length). */
 export function positionsOf(options: Omit<SpanSpeedOptions, "signal"> = {}): number {
-  return { ...DEFAULTS, ...options }.prefillTokens + decodeStepsOf(options);
+  return withDefaults(DEFAULTS, options).prefillTokens + decodeStepsOf(options);
 }
 
 function median(xs: readonly number[]): number {
@@ -127,7 +128,7 @@ function checkOptions(o: typeof DEFAULTS): void {
 
 /** Measures prefill and decode speed through `stepper` (see the module doc). */
 export async function measureSpanSpeed(stepper: SpanStepper, options: SpanSpeedOptions): Promise<SpanSpeed> {
-  const o = { ...DEFAULTS, ...options };
+  const o = withDefaults(DEFAULTS, options);
   checkOptions(o);
   const { signal } = options;
   const now = options.now ?? (() => performance.now());

@@ -29,9 +29,9 @@ export async function fetchOracleAgentView(
 ): Promise<OracleAgentView> {
   const url = new URL(`/api/v1/metrics/agents/${address}`, oracleUrl).href;
   const reply = await oracleRequest(url, {
+    ...options,
     method: "GET",
     timeoutMs: options.timeoutMs ?? 10_000,
-    ...options,
   });
   if (reply.status !== 200) {
     throw new ReporterError("ORACLE_VIEW_UNAVAILABLE", `HTTP ${reply.status}: ${replyMessage(reply)}`, {

@@ -10,6 +10,7 @@
  */
 import type { AbortOptions } from "../util/abort.ts";
 import { TimeoutError } from "../errors.ts";
+import { withDefaults } from "../util/with_defaults.ts";
 import { protocolError } from "../wire/mod.ts";
 
 export interface ForwardLimits {
@@ -51,7 +52,7 @@ export class ForwardGate {
   #running = 0;
 
   constructor(limits: Partial<ForwardLimits> = {}, options: { now?: () => number } = {}) {
-    const l = { ...DEFAULT_FORWARD_LIMITS, ...limits };
+    const l = withDefaults(DEFAULT_FORWARD_LIMITS, limits);
     for (const [k, min] of [["maxConcurrent", 1], ["maxQueued", 0], ["timeoutMs", 1]] as const) {
       if (!Number.isSafeInteger(l[k]) || l[k] < min) {
         throw new RangeError(`forward limit ${k} must be an integer ≥ ${min}, got ${l[k]}`);

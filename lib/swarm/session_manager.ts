@@ -7,6 +7,7 @@
 import type { BlockRuntime, InferenceSession } from "../runtime/types.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
+import { withDefaults } from "../util/with_defaults.ts";
 import { TimeoutError } from "../errors.ts";
 import { protocolError } from "../wire/mod.ts";
 
@@ -52,7 +53,7 @@ export class SessionManager {
 
   constructor(options: SessionManagerOptions) {
     this.#runtime = options.runtime;
-    this.limits = { ...DEFAULT_SESSION_LIMITS, ...options.limits };
+    this.limits = withDefaults(DEFAULT_SESSION_LIMITS, options.limits);
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
   }

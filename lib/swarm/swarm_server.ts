@@ -24,6 +24,7 @@ import { FORWARD_PROTOCOL, INFERENCE_PROTOCOL, INFO_PROTOCOL } from "./protocol_
 import { signRecord } from "./record_signer.ts";
 import { DEFAULT_SESSION_LIMITS, type SessionLimits, SessionManager } from "./session_manager.ts";
 import { SwarmPeer } from "./swarm_peer.ts";
+import { withDefaults } from "../util/with_defaults.ts";
 import type {
   MoveListener,
   RebalanceOutcome,
@@ -111,7 +112,7 @@ export class SwarmServer {
   }
   /** The limits its inference sessions run under: the session manager's once serving, else the configured ones. */
   get sessionLimits(): SessionLimits {
-    return this.#sessions?.limits ?? { ...DEFAULT_SESSION_LIMITS, ...this.#o.sessionLimits };
+    return this.#sessions?.limits ?? withDefaults(DEFAULT_SESSION_LIMITS, this.#o.sessionLimits);
   }
 
   /** Starts libp2p and pulls the table from the initial peers; serves `info`. */

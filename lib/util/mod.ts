@@ -5,3 +5,4 @@ export * from "./metrics.ts";
 export * from "./cpu_list.ts";
 export * from "./stop_strings.ts";
 export * from "./mutex.ts";
+export * from "./with_defaults.ts";

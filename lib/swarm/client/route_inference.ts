@@ -9,6 +9,7 @@
  * @module
  */
 import { SwarmError } from "../../errors.ts";
+import { withDefaults } from "../../util/with_defaults.ts";
 import type { RouteServer, RouteSpan, ServerWeights } from "./types.ts";
 
 /** Which servers may be used at all. */
@@ -168,7 +169,7 @@ export function planInference(
       hint: "start and end must be integers with 0 ≤ start < end",
     });
   }
-  const c = { ...DEFAULT_ROUTE_COSTS, ...options.costs };
+  const c = withDefaults(DEFAULT_ROUTE_COSTS, options.costs);
   const usable = usableServers(servers, options);
   const missing = missingBlocks(usable, start, end);
   if (missing.length > 0) {

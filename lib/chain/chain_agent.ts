@@ -7,7 +7,7 @@
  */
 import type { Wallet } from "ethers";
 import { ChainError, ConfigError, errorMessage } from "../errors.ts";
-import { isAbort, sleep } from "../util/abort.ts";
+import { type AbortOptions, isAbort, sleep } from "../util/abort.ts";
 import { Backoff, type BackoffOptions } from "../util/backoff.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import { isTransient } from "./_rpc_errors.ts";
@@ -118,18 +118,27 @@ export class ChainAgent implements ChainAgentHandle {
 
   /**
    * Preflight + registration, then the loops. Returns once online, or at once in offline mode
-   * (the chain is retried in the background). Throws ConfigError on a wrong chain id.
+   * (the chain is retried in the background). Throws ConfigError on a wrong chain id, and the
+   * abort's reason when `options.signal` aborts first (a node stopped while it registers: a
+   * registration tx already sent is found by the next start, which checks before it sends).
    */
-  async start(): Promise<void> {
+  async start(options: AbortOptions = {}): Promise<void> {
     if (this.#started) return;
     this.#started = true;
     this.#setState("starting");
+    const own = this.#controller.signal;
     try {
-      await this.#connect({ signal: this.#controller.signal });
+      await this.#connect({ signal: options.signal ? AbortSignal.any([own, options.signal]) : own });
+      // #connect returns early, without the loops, when the signal aborts after the registration
+      if (options.signal?.aborted && this.#status.state !== "online") throw options.signal.reason;
     } catch (err) {
       if (err instanceof ConfigError) {
         this.#setState("stopped");
         throw err;
+      }
+      if (options.signal?.aborted && !own.aborted) {
+        this.#setState("stopped");
+        throw options.signal.reason ?? err;
       }
       if (!(isTransient(err) || isAbort(err)) || this.#stopped) throw err;
       this.#status.lastError = errorMessage(err);

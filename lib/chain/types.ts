@@ -3,6 +3,7 @@
  * status, and the proof shape of verifyInference. No ethers types here.
  * @module
  */
+import type { AbortOptions } from "../util/abort.ts";
 
 /** Signs EIP-191 (`personal_sign`) messages for one address. */
 export interface Signer {
@@ -49,7 +50,7 @@ export interface ChainAgentStatus {
 
 /** What node/ holds: the composed chain agent. */
 export interface ChainAgentHandle {
-  start(): Promise<void>;
+  start(options?: AbortOptions): Promise<void>;
   stop(): Promise<void>;
   status(): ChainAgentStatus;
   /** Sends a 0x20 verifyInference tx when enabled (no-op otherwise); never throws. */

@@ -68,7 +68,7 @@ export async function createChainPart(
         log.warn("chain preflight failed; the chain agent will retry", { error: errorMessage(err) });
       }
     },
-    start: () => agent.start(),
+    start: ({ signal }) => agent.start({ signal }),
     stop: () => agent.stop(),
     status: () => ({ ...agent.status() }),
     signMessage: (message) => agent.signer.signMessage(message),

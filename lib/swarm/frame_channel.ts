@@ -14,12 +14,15 @@ import {
   encodeFrame,
   lengthPrefixed,
   LengthPrefixedDecoder,
+  MIN_FRAME_BYTES,
   varintLength,
   type WireLimits,
 } from "../wire/mod.ts";
 import type { FrameChannel } from "../wire/mod.ts";
 
 export type { FrameChannel };
+
+const NO_BYTES = new Uint8Array(0);
 
 /** Wraps a libp2p stream (`remoteHost`, `relayed`: see `FrameChannel`). */
 export function streamFrameChannel(
@@ -31,12 +34,13 @@ export function streamFrameChannel(
   const bytes = byteStream(stream, {
     maxBufferSize: limits.maxFrameBytes + varintLength(limits.maxFrameBytes) + 65536,
   });
-  const decoder = new LengthPrefixedDecoder(limits.maxFrameBytes);
-  const pending: Uint8Array[] = [];
+  const decoder = new LengthPrefixedDecoder(limits.maxFrameBytes, MIN_FRAME_BYTES);
   return {
     async read(options) {
+      // one frame at a time: what a peer sent ahead stays bytes until it is read (never an array
+      // of frames, so a flood of tiny ones costs their bytes, then fails at the first bad one)
       for (;;) {
-        const body = pending.shift();
+        const body = decoder.pushOne(NO_BYTES);
         if (body) return decodeFrame(body, limits);
         const chunk = await bytes.read({ signal: options?.signal });
         if (chunk === null) {
@@ -51,7 +55,7 @@ export function streamFrameChannel(
           }
           return null;
         }
-        pending.push(...decoder.push(chunk.subarray()));
+        decoder.append(chunk.subarray());
       }
     },
     async write(message, options) {
@@ -105,16 +109,15 @@ export function memoryFrameChannelPair(limits: WireLimits = DEFAULT_WIRE_LIMITS)
   const ab = new Pipe();
   const ba = new Pipe();
   const make = (inbound: Pipe, outbound: Pipe): FrameChannel => {
-    const decoder = new LengthPrefixedDecoder(limits.maxFrameBytes);
-    const pending: Uint8Array[] = [];
+    const decoder = new LengthPrefixedDecoder(limits.maxFrameBytes, MIN_FRAME_BYTES);
     return {
       async read(options) {
         for (;;) {
-          const body = pending.shift();
+          const body = decoder.pushOne(NO_BYTES);
           if (body) return decodeFrame(body, limits);
           const c = inbound.chunks.shift();
           if (c) {
-            pending.push(...decoder.push(c));
+            decoder.append(c);
             continue;
           }
           if (inbound.error) throw inbound.error;

@@ -40,6 +40,8 @@ import { bad, isObj } from "./_validate.ts";
 
 export const FRAME_VERSION = 1;
 const PREAMBLE = 5;
+/** The shortest frame body `decodeFrame` can accept (the preamble and a two-byte header). */
+export const MIN_FRAME_BYTES: number = PREAMBLE + 2;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -91,7 +93,7 @@ export function encodeFrame(message: WireMessage, limits: WireLimits = DEFAULT_W
 /** Decodes and validates one frame body (without the length prefix). Throws `WireError`. */
 export function decodeFrame(body: Uint8Array, limits: WireLimits = DEFAULT_WIRE_LIMITS): WireMessage {
   if (body.byteLength > limits.maxFrameBytes) throw tooLarge("frame", body.byteLength, limits.maxFrameBytes);
-  if (body.byteLength < PREAMBLE + 2) bad("frame", `at least ${PREAMBLE + 2} bytes`, body.byteLength);
+  if (body.byteLength < MIN_FRAME_BYTES) bad("frame", `at least ${MIN_FRAME_BYTES} bytes`, body.byteLength);
   if (body[0] !== FRAME_VERSION) bad("frame version", `${FRAME_VERSION}`, body[0]);
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   const headerLen = view.getUint32(1, true);

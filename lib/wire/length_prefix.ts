@@ -39,15 +39,22 @@ export function lengthPrefixed(body: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Incremental decoder: push bytes, get complete frame bodies. Throws `TOO_LARGE`/`BAD_FRAME`. */
+/**
+ * Incremental decoder: push bytes, get complete frame bodies. Throws `TOO_LARGE` for a declared
+ * length above `maxFrameBytes` and `BAD_FRAME` for one below `minFrameBytes`: a flood of empty
+ * frames is one byte each, so a reader that takes its frames one by one (`pushOne`) stops at the
+ * first instead of building millions of them.
+ */
 export class LengthPrefixedDecoder {
   readonly #max: number;
+  readonly #min: number;
   readonly #maxPrefix: number;
   #chunks: Uint8Array[] = [];
   #buffered = 0;
 
-  constructor(maxFrameBytes: number) {
+  constructor(maxFrameBytes: number, minFrameBytes = 0) {
     this.#max = maxFrameBytes;
+    this.#min = minFrameBytes;
     this.#maxPrefix = varintLength(maxFrameBytes);
   }
 
@@ -61,10 +68,7 @@ export class LengthPrefixedDecoder {
    * chunk is a view into it (no copy), so callers hand over buffers they no longer write to.
    */
   push(bytes: Uint8Array): Uint8Array[] {
-    if (bytes.byteLength) {
-      this.#chunks.push(bytes);
-      this.#buffered += bytes.byteLength;
-    }
+    this.append(bytes);
     const out: Uint8Array[] = [];
     for (;;) {
       const len = this.#peekLength();
@@ -76,15 +80,23 @@ export class LengthPrefixedDecoder {
     return out;
   }
 
-  /** Adds bytes; returns the first frame body completed (any later ones stay held), or undefined. */
+  /**
+   * Adds bytes (none: just takes the next frame held); returns the first frame body completed (any
+   * later ones stay held), or undefined.
+   */
   pushOne(bytes: Uint8Array): Uint8Array | undefined {
+    this.append(bytes);
+    const len = this.#peekLength();
+    if (len === undefined || this.#buffered < len.prefix + len.body) return undefined;
+    return this.#take(len.prefix + len.body).subarray(len.prefix);
+  }
+
+  /** Adds bytes without taking a frame (`pushOne` with none takes the next). */
+  append(bytes: Uint8Array): void {
     if (bytes.byteLength) {
       this.#chunks.push(bytes);
       this.#buffered += bytes.byteLength;
     }
-    const len = this.#peekLength();
-    if (len === undefined || this.#buffered < len.prefix + len.body) return undefined;
-    return this.#take(len.prefix + len.body).subarray(len.prefix);
   }
 
   /** Removes and returns every byte held (for whoever reads the connection next). */
@@ -127,6 +139,16 @@ export class LengthPrefixedDecoder {
             hint: "send smaller chunks or raise the frame cap on both sides",
             details: { size: value, cap: this.#max },
           });
+        }
+        if (value < this.#min) {
+          throw new WireError(
+            "BAD_FRAME",
+            `frame of ${value} bytes is shorter than the least frame, ${this.#min} bytes`,
+            {
+              hint: "the peer sent a malformed frame; check that both sides speak the same protocol version",
+              details: { size: value, least: this.#min },
+            },
+          );
         }
         return { prefix: i + 1, body: value };
       }

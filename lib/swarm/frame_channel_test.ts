@@ -1,0 +1,47 @@
+/**
+ * A peer's bytes become frames one read at a time: a flood of tiny or empty frames sent ahead of
+ * the reader stays bytes and fails at its first frame, instead of being split into millions of
+ * frames at once (which stalled the event loop and could run the process out of memory).
+ */
+import assert from "node:assert/strict";
+import { streamPair } from "@libp2p/utils";
+import { WireError } from "../errors.ts";
+import { encodeFrame, lengthPrefixed, LengthPrefixedDecoder, MIN_FRAME_BYTES } from "../wire/mod.ts";
+import { memoryFrameChannelPair, streamFrameChannel } from "./frame_channel.ts";
+
+const MiB = 1024 * 1024;
+const INFO = { type: "info_request" } as const;
+
+Deno.test("length prefix: a frame shorter than the least frame is BAD_FRAME, before any body", () => {
+  const d = new LengthPrefixedDecoder(1024, MIN_FRAME_BYTES);
+  assert.throws(() => d.push(new Uint8Array(MiB)), (e) => e instanceof WireError && e.code === "BAD_FRAME");
+  // without a least size an empty frame is a frame (the codec's own users opt in)
+  assert.equal(new LengthPrefixedDecoder(1024).push(new Uint8Array(3)).length, 3);
+});
+
+Deno.test("frame channel (memory): frames sent ahead are read one by one; a flood of empty ones fails at the first", async () => {
+  const { a, b, rawA } = memoryFrameChannelPair();
+  await a.write(INFO);
+  await a.write(INFO);
+  rawA(new Uint8Array(MiB)); // a million one-byte empty frames
+  assert.deepEqual(await b.read(), INFO);
+  assert.deepEqual(await b.read(), INFO);
+  await assert.rejects(b.read(), (e) => e instanceof WireError && e.code === "BAD_FRAME");
+});
+
+Deno.test("frame channel (libp2p stream): a valid frame, then 8 MiB of zeros: the frame, then BAD_FRAME", async () => {
+  const [outbound, inbound] = await streamPair();
+  const channel = streamFrameChannel(inbound);
+  const flood = new Uint8Array(8 * MiB);
+  const valid = lengthPrefixed(encodeFrame(INFO));
+  outbound.send(valid);
+  for (let off = 0; off < flood.byteLength; off += 64 * 1024) {
+    if (!outbound.send(flood.subarray(off, off + 64 * 1024))) {
+      await new Promise((r) => outbound.addEventListener("drain", r, { once: true }));
+    }
+  }
+  assert.deepEqual(await channel.read(), INFO);
+  await assert.rejects(channel.read(), (e) => e instanceof WireError && e.code === "BAD_FRAME");
+  outbound.abort(new Error("done"));
+  inbound.abort(new Error("done"));
+});

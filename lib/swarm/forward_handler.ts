@@ -10,7 +10,15 @@ import { timeoutSignal } from "../util/abort.ts";
 import { protocolError, tensor } from "../wire/mod.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import { ForwardGate } from "./forward_gate.ts";
-import { checkSpan, type HandlerDeps, readFirst, replyError } from "./inference_handler.ts";
+import {
+  checkSpan,
+  closeWithin,
+  DEFAULT_WRITE_MS,
+  type HandlerDeps,
+  readFirst,
+  replyError,
+  writeWithin,
+} from "./inference_handler.ts";
 import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
 
 /** Used when the caller passes no gate (tests, tools): one with the default limits per runtime. */
@@ -30,8 +38,9 @@ export async function serveForwardStream(
 ): Promise<void> {
   const gone = new AbortController();
   try {
+    const writeMs = deps.writeMs ?? DEFAULT_WRITE_MS;
     const msg = await readFirst(channel, deps.firstFrameMs ?? 10_000);
-    if (msg === null) return await channel.close();
+    if (msg === null) return await closeWithin(channel, writeMs);
     if (msg.type !== "forward") throw protocolError("BAD_FRAME", `expected forward, got ${msg.type}`);
     checkSpan(deps, msg.model, msg.start, msg.end);
     const [b, t, h] = msg.hidden.shape;
@@ -43,9 +52,10 @@ export async function serveForwardStream(
     channel.read({ signal: gone.signal }).catch((err) => gone.abort(err));
     const release = await gate.acquire(deadline, { signal: gone.signal });
     const timer = timeoutSignal(Math.max(1, deadline - gate.now()), gone.signal);
+    let out: Awaited<ReturnType<typeof deps.runtime.forward>>;
+    const t0 = performance.now();
     try {
-      const t0 = performance.now();
-      const out = await deps.runtime.forward(
+      out = await deps.runtime.forward(
         msg.start,
         msg.end,
         { data: msg.hidden.data, shape: [b, t, h] },
@@ -53,20 +63,26 @@ export async function serveForwardStream(
           signal: timer.signal,
         },
       );
-      const computeMs = performance.now() - t0;
-      deps.metrics.addRequest("forward");
-      deps.metrics.addTokens(b * t);
-      deps.metrics.observeLatency(computeMs);
-      await channel.write({
+    } finally {
+      timer.clear();
+      // the slot is the runtime's: a requester slow to read its reply does not hold it
+      release();
+    }
+    const computeMs = performance.now() - t0;
+    deps.metrics.addRequest("forward");
+    deps.metrics.addTokens(b * t);
+    deps.metrics.observeLatency(computeMs);
+    await writeWithin(
+      channel,
+      {
         type: "forward_result",
         hidden: tensor(out.data, out.shape, msg.hidden.dtype),
         computeMs,
-      });
-    } finally {
-      timer.clear();
-      release();
-    }
-    await channel.close();
+      },
+      writeMs,
+      gone.signal,
+    );
+    await closeWithin(channel, writeMs);
   } catch (err) {
     deps.logger.debug("forward stream failed", { err });
     if (gone.signal.aborted) channel.abort();

@@ -5,7 +5,7 @@
  * whose deadline passed, or whose requester gave up, is dropped before it reaches the runtime.
  */
 import assert from "node:assert/strict";
-import { FakeBackend, fakeHidden } from "../testing/mod.ts";
+import { FakeBackend, fakeHidden, stalledChannel } from "../testing/mod.ts";
 import { memoryLogger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
 import { tensor, type WireMessage } from "../wire/mod.ts";
@@ -126,5 +126,32 @@ Deno.test("forward: queued work whose deadline passed, or whose requester gave u
   assert.equal((await patient.client.read())?.type, "forward_result");
   await Promise.all([first, late, patient, gone].map((s) => s.served));
   assert.equal(held.runtime.stats.forwards, 2, "only the first and the patient one were computed");
+  await held.runtime.stop();
+});
+
+Deno.test("forward: a requester that stops reading frees the runtime's slot at once and the stream after writeMs", async () => {
+  const held = await heldRuntime();
+  const gate = new ForwardGate({ maxConcurrent: 1, maxQueued: 0 });
+  const { channel, state } = stalledChannel([forwardMsg()]);
+  const served = serveForwardStream(channel, {
+    runtime: held.runtime,
+    model: "m",
+    metrics: new Metrics(),
+    logger: memoryLogger().logger,
+    forwards: gate,
+    writeMs: 50,
+  });
+  await waitFor(() => held.inside === 1, { what: "the forward inside" });
+  held.release();
+  await waitFor(() => state.writes === 1, { what: "the reply being written" });
+  assert.equal(gate.running, 0, "the slot is free while the reply waits for the requester");
+  await served; // before: the write waited forever, holding the slot
+  assert.ok(state.aborted, "the stream was dropped");
+  // an honest forward gets the slot
+  const next = await send(held.runtime, gate);
+  await waitFor(() => held.inside === 1, { what: "the next forward inside" });
+  held.release();
+  assert.equal((await next.client.read())?.type, "forward_result");
+  await next.served;
   await held.runtime.stop();
 });

@@ -61,9 +61,9 @@ export function streamFrameChannel(
     async write(message, options) {
       await bytes.write(lengthPrefixed(encodeFrame(message, limits)), { signal: options?.signal });
     },
-    async close() {
+    async close(options) {
       try {
-        await stream.close();
+        await stream.close({ signal: options?.signal });
       } catch {
         stream.abort(new Error("close failed"));
       }

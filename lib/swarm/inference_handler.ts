@@ -36,7 +36,44 @@ export interface HandlerDeps {
   punch?: PunchDeps;
 }
 
-/** Writes an error frame, then closes; never throws. */
+/** How long a reply may take to write, or a stream to close, by default. */
+export const DEFAULT_WRITE_MS = 30_000;
+
+/**
+ * Writes `message` within `ms` (and while `signal` holds); past it the transport is dropped and the
+ * abort's reason thrown. A peer that stops reading can then hold a handler, and the reply it buffers,
+ * no longer than that.
+ */
+export async function writeWithin(
+  channel: FrameChannel,
+  message: WireMessage,
+  ms: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  const t = timeoutSignal(ms, signal);
+  try {
+    await channel.write(message, { signal: t.signal });
+  } catch (err) {
+    if (t.signal.aborted) channel.abort();
+    throw err;
+  } finally {
+    t.clear();
+  }
+}
+
+/** Closes our writing within `ms`; past it the transport is dropped. Never throws. */
+export async function closeWithin(channel: FrameChannel, ms: number): Promise<void> {
+  const t = timeoutSignal(ms);
+  try {
+    await channel.close({ signal: t.signal });
+  } catch {
+    channel.abort();
+  } finally {
+    t.clear();
+  }
+}
+
+/** Writes an error frame, then closes, both within `writeMs`; never throws. */
 export async function replyError(
   channel: FrameChannel,
   code: ProtocolErrorCode,
@@ -49,7 +86,7 @@ export async function replyError(
     if (channel.writable) {
       await channel.write({ type: "error", code, message, ...extra }, { signal: t.signal });
     }
-    await channel.close();
+    await channel.close({ signal: t.signal });
   } catch {
     channel.abort();
   } finally {
@@ -149,7 +186,8 @@ export async function serveInferenceStream(
   let io: FrameChannel = channel;
   try {
     const first = await readFirst(channel, deps.firstFrameMs ?? 10_000);
-    if (first === null) return await channel.close();
+    const writeMs = deps.writeMs ?? DEFAULT_WRITE_MS;
+    if (first === null) return await closeWithin(channel, writeMs);
     if (first.type !== "open") {
       throw protocolError("BAD_FRAME", `expected open as the first frame, got ${first.type}`);
     }
@@ -171,15 +209,20 @@ export async function serveInferenceStream(
         },
       }).catch((err) => void deps.logger.debug("no direct offer", { err }));
     try {
-      await channel.write({
-        type: "opened",
-        sessionId: first.sessionId,
-        start: first.start,
-        end: first.end,
-        cacheTokensLeft: deps.runtime.info().cacheTokensLeft,
-        ...(serving ? { direct: serving.offer } : {}),
-        ...(punch ? { punch: true } : {}),
-      });
+      await writeWithin(
+        channel,
+        {
+          type: "opened",
+          sessionId: first.sessionId,
+          start: first.start,
+          end: first.end,
+          cacheTokensLeft: deps.runtime.info().cacheTokensLeft,
+          ...(serving ? { direct: serving.offer } : {}),
+          ...(punch ? { punch: true } : {}),
+        },
+        writeMs,
+        session.signal,
+      );
     } catch (err) {
       serving?.cancel();
       throw err;
@@ -226,15 +269,20 @@ export async function serveInferenceStream(
       deps.metrics.addTokens(b * t);
       deps.metrics.observeLatency(computeMs);
       deps.sessions.touch(managed);
-      await io.write({
-        type: "result",
-        stepId,
-        hidden: tensor(out.data, out.shape, first.dtype),
-        computeMs,
-      });
+      await writeWithin(
+        io,
+        {
+          type: "result",
+          stepId,
+          hidden: tensor(out.data, out.shape, first.dtype),
+          computeMs,
+        },
+        writeMs,
+        managed.signal,
+      );
     }
-    if (io !== channel) await io.close();
-    await channel.close();
+    if (io !== channel) await closeWithin(io, writeMs);
+    await closeWithin(channel, writeMs);
   } catch (err) {
     const code = toProtocolCode(managed?.signal.aborted ? managed.signal.reason : err);
     deps.logger.debug("inference stream failed", { code, err, stepId });

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { FakeBackend, fakeHidden } from "../testing/mod.ts";
+import { FakeBackend, fakeHidden, stalledChannel } from "../testing/mod.ts";
 import { memoryLogger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
 import { SwarmError } from "../errors.ts";
-import { lengthPrefixed, roundToF16 } from "../wire/mod.ts";
+import { lengthPrefixed, roundToF16, tensor } from "../wire/mod.ts";
 import { type FrameChannel, memoryFrameChannelPair } from "./frame_channel.ts";
 import { serveForwardStream } from "./forward_handler.ts";
 import { serveInferenceStream } from "./inference_handler.ts";
@@ -188,5 +188,21 @@ Deno.test("inference handler: out-of-order frames, garbage and idle sessions get
   assert.equal(r?.type === "error" && r.code, "TIMEOUT");
   assert.equal(deps.sessions.count, 0);
   await deps.sessions.stop();
+  await runtime.stop();
+});
+
+Deno.test("inference handler: a client that stops reading its result loses its stream and session after writeMs", async () => {
+  const { runtime, sessions, deps } = setup();
+  await runtime.start();
+  const x = fakeHidden(1, 2, 16);
+  const { channel, state } = stalledChannel([
+    { type: "open", sessionId: "s", model: "m", start: 2, end: 6, maxLength: 8, batch: 1, dtype: "f32" },
+    { type: "step", stepId: 1, hidden: tensor(x.data, x.shape, "f32") },
+  ], 1); // "opened" is written; the result waits for a reader that never comes
+  await serveInferenceStream(channel, { ...deps, direct: false, writeMs: 50 }); // before: never returned
+  assert.equal(state.writes, 2);
+  assert.ok(state.aborted, "the stream was dropped");
+  assert.equal(sessions.count, 0);
+  assert.equal(runtime.info().cacheTokensLeft, runtime.info().cacheTokensTotal);
   await runtime.stop();
 });

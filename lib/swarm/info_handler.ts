@@ -6,7 +6,7 @@
 import { SwarmError } from "../errors.ts";
 import { type LiveInfo, protocolMessage, type SignedRecordWire, toProtocolCode } from "../wire/mod.ts";
 import type { FrameChannel } from "./frame_channel.ts";
-import { readFirst, replyError } from "./inference_handler.ts";
+import { closeWithin, DEFAULT_WRITE_MS, readFirst, replyError, writeWithin } from "./inference_handler.ts";
 
 export interface InfoSource {
   /** This server's signed record as its table holds it (undefined before it announced). */
@@ -21,14 +21,14 @@ export interface InfoSource {
 export async function serveInfoStream(channel: FrameChannel, source: InfoSource): Promise<void> {
   try {
     const msg = await readFirst(channel, source.firstFrameMs ?? 10_000);
-    if (msg === null) return await channel.close();
+    if (msg === null) return await closeWithin(channel, DEFAULT_WRITE_MS);
     if (msg.type !== "info_request") {
       throw new SwarmError("BAD_FRAME", `expected info_request, got ${msg.type}`);
     }
     const own = source.own();
     if (!own) throw new SwarmError("INTERNAL", "this server has not announced yet");
-    await channel.write({ type: "info", record: own, live: source.live() });
-    await channel.close();
+    await writeWithin(channel, { type: "info", record: own, live: source.live() }, DEFAULT_WRITE_MS);
+    await closeWithin(channel, DEFAULT_WRITE_MS);
   } catch (err) {
     await replyError(channel, toProtocolCode(err), protocolMessage(err));
   }

@@ -32,7 +32,7 @@ import { ProtocolClient } from "./swarm_client_transport.ts";
 import { SwarmTable } from "./swarm_table.ts";
 import { RecordFlooder } from "./record_flooder.ts";
 import { RecordProber } from "./record_prober.ts";
-import { readFirst, replyError } from "./inference_handler.ts";
+import { closeWithin, DEFAULT_WRITE_MS, readFirst, replyError, writeWithin } from "./inference_handler.ts";
 import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
 
 /** The multiaddrs of a record, each ending in /p2p/<peer id>. */
@@ -413,7 +413,7 @@ export class SwarmPeer {
   async #serveTable(ch: FrameChannel): Promise<void> {
     try {
       const msg = await readFirst(ch, 10_000);
-      if (msg === null) return await ch.close();
+      if (msg === null) return await closeWithin(ch, DEFAULT_WRITE_MS);
       if (msg.type !== "table_request") {
         throw new SwarmError("BAD_FRAME", `expected table_request, got ${msg.type}`);
       }
@@ -422,8 +422,8 @@ export class SwarmPeer {
         reachableOnly: true,
         maxBytes: this.limits.maxHeaderBytes - 4096,
       });
-      await ch.write({ type: "table", records });
-      await ch.close();
+      await writeWithin(ch, { type: "table", records }, DEFAULT_WRITE_MS);
+      await closeWithin(ch, DEFAULT_WRITE_MS);
     } catch (err) {
       await replyError(ch, toProtocolCode(err), protocolMessage(err));
     }
@@ -432,9 +432,9 @@ export class SwarmPeer {
   async #serveRecord(ch: FrameChannel, conn: Connection): Promise<void> {
     try {
       const msg = await readFirst(ch, 10_000);
-      if (msg === null) return await ch.close();
+      if (msg === null) return await closeWithin(ch, DEFAULT_WRITE_MS);
       if (msg.type !== "record") throw new SwarmError("BAD_FRAME", `expected record, got ${msg.type}`);
-      await ch.close();
+      await closeWithin(ch, DEFAULT_WRITE_MS);
       const from = conn.remotePeer.toString();
       const res = await this.#offerFrom(msg.record, conn, from);
       // passed on only when this node reached the record's peer itself (else after a probe does)

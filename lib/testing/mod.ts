@@ -12,3 +12,4 @@ export * from "./fake_head.ts";
 export * from "./fake_generator.ts";
 export * from "./test_records.ts";
 export * from "./direct_test_helpers.ts";
+export * from "./stalled_channel.ts";

@@ -12,8 +12,11 @@ export interface FrameChannel {
    */
   read(options?: { signal?: AbortSignal }): Promise<WireMessage | null>;
   write(message: WireMessage, options?: { signal?: AbortSignal }): Promise<void>;
-  /** Ends our writing gracefully (pending bytes are flushed). */
-  close(): Promise<void>;
+  /**
+   * Ends our writing gracefully (pending bytes are flushed). When `signal` aborts first (a peer
+   * that stops reading never lets them flush) the transport is dropped instead.
+   */
+  close(options?: { signal?: AbortSignal }): Promise<void>;
   /** Drops the transport at once. */
   abort(err?: Error): void;
   /** Whether the channel can still be written to. */

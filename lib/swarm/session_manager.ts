@@ -48,7 +48,8 @@ export class SessionManager {
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #sessions = new Map<string, ManagedSession & { controller: AbortController }>();
-  #opening = 0;
+  /** Ids whose runtime sessions are being opened. */
+  readonly #opening = new Set<string>();
   #timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: SessionManagerOptions) {
@@ -74,18 +75,20 @@ export class SessionManager {
 
   /** Opens a session or throws SESSION_LIMIT / the runtime's CACHE_FULL, BAD_SPAN... */
   async open(request: { sessionId: string; start: number; end: number; maxLength: number; batch: number }) {
-    if (this.#sessions.has(request.sessionId)) {
+    // an id being opened counts as open: two opens of one id at once would otherwise both reach the
+    // runtime, and the second would overwrite the first, whose session nothing could close
+    if (this.#sessions.has(request.sessionId) || this.#opening.has(request.sessionId)) {
       throw protocolError("BAD_FRAME", `session ${request.sessionId} is already open on this server`);
     }
-    if (this.#sessions.size + this.#opening >= this.limits.maxSessions) {
+    if (this.#sessions.size + this.#opening.size >= this.limits.maxSessions) {
       throw protocolError("SESSION_LIMIT", `server has ${this.limits.maxSessions} sessions open (the limit)`);
     }
-    this.#opening++;
+    this.#opening.add(request.sessionId);
     let session: InferenceSession;
     try {
       session = await this.#runtime.openSession(request);
     } finally {
-      this.#opening--;
+      this.#opening.delete(request.sessionId);
     }
     const now = this.#now();
     const controller = new AbortController();

@@ -52,6 +52,10 @@ for (const [name, make] of cases) {
     try {
       const H = head.info.hiddenSize;
       assert.equal(head.info.vocabSize, ck.config.vocab_size);
+      // the longest session the servers take: the model's positions (Qwen3's 40960, the Llama
+      // fixtures' 4096), at most the engine's 8192; BLOOM has no position limit
+      const positions = ck.config.max_position_embeddings as number | undefined;
+      assert.equal(head.info.maxLength, Math.min(positions ?? 8192, 8192));
       assert.ok(tok.vocabSize <= head.info.vocabSize);
       const x = await head.embed({ data: Int32Array.from(ids), shape: [1, ids.length] });
       const refX = referenceEmbed(ck, [ids]);

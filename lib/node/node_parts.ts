@@ -75,6 +75,8 @@ export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts>
             tokenizer,
             head,
             createdAt,
+            // the servers refuse longer sessions (TOO_LONG): the API answers 400 or caps the tokens
+            maxContextTokens: head.info.maxLength,
             openSession: (maxLength) => {
               const lease = client.leaseSession({ maxLength });
               metrics.inc(

@@ -31,7 +31,7 @@ import type {
 } from "./engine_types.ts";
 import { cacheHeadDim, type KvCacheType, qkvWidth } from "./kv_block_graph.ts";
 import { type AttnUnit, runSpan, ScratchCache, SpanScratch } from "./kv_batch_step.ts";
-import { type ModelConfig, parseModelConfig } from "./model_config.ts";
+import { type ModelConfig, parseModelConfig, sessionLengthLimit } from "./model_config.ts";
 import { OrtApi, type OrtSession, type OrtTensor, TensorType } from "./native/ort_api.ts";
 import { CheckpointTensors } from "./safetensors.ts";
 
@@ -111,7 +111,7 @@ export class KvEngine implements Engine {
     const cfg = parseModelConfig(req.config, req.generation ?? {});
     this.cfg = cfg;
     this.#cacheType = req.kvCache ?? "float32";
-    this.#maxLength = Math.max(1, req.maxLength ?? Math.min(cfg.maxPositions ?? 8192, 8192));
+    this.#maxLength = Math.max(1, req.maxLength ?? sessionLengthLimit(cfg));
     const weightMap = new Map(Object.entries(req.weightMap));
     const tensors = new CheckpointTensors(weightMap, (f) => {
       const p = req.paths[f];

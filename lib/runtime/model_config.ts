@@ -105,6 +105,17 @@ const MOE_TYPES = new Set([
   "deepseek_v3",
 ]);
 
+/** The longest session a server takes by default: its model's positions, at most this. */
+export const MAX_SESSION_LENGTH = 8192;
+
+/**
+ * The longest session (prompt + new tokens) a server of this model takes by default: what the
+ * engine sizes its caches for and refuses beyond (TOO_LONG), and what a client caps a generation at.
+ */
+export function sessionLengthLimit(cfg: { readonly maxPositions?: number }): number {
+  return Math.max(1, Math.min(cfg.maxPositions ?? MAX_SESSION_LENGTH, MAX_SESSION_LENGTH));
+}
+
 /** Normalizes a parsed config.json (+ optional generation_config.json for special tokens). */
 export function parseModelConfig(
   raw: Record<string, unknown>,

@@ -37,6 +37,7 @@ import {
 import { WorkerClient } from "./worker_client.ts";
 import type { BatchEvent } from "./worker_protocol.ts";
 import { noDirectError } from "./direct_steps.ts";
+import { sessionLengthLimit } from "./model_config.ts";
 
 export interface OnnxBlockRuntimeOptions extends BlockRuntimeOptions {
   onProgress?: (p: DownloadProgress) => void;
@@ -194,7 +195,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
     const t1 = performance.now();
     const cfg = ck.modelConfig;
     const libraryPath = await resolveOrtLibrary(o.ortLibrary, { signal: o.signal });
-    const maxLength = Math.max(1, o.maxLength ?? Math.min(cfg.maxPositions ?? 8192, 8192));
+    const maxLength = Math.max(1, o.maxLength ?? sessionLengthLimit(cfg));
     const worker = new WorkerClient(this.#log);
     worker.onBatch = o.onBatch;
     this.#worker = worker;

@@ -27,6 +27,7 @@ import { CheckpointTensors } from "./safetensors.ts";
 import { clientHeadLoadBytes } from "./client_head_bytes.ts";
 import { describeBytes } from "../config/tiers.ts";
 import { resolveOrtLibrary } from "./native/ort_library_path.ts";
+import { sessionLengthLimit } from "./model_config.ts";
 
 export interface ClientHeadOptions extends ModelSource {
   /**
@@ -185,6 +186,7 @@ export class OnnxClientHead implements ClientHead {
       vocabSize: c.vocabSize,
       numBlocks: c.numLayers,
       specialTokens: { bos: c.bosTokenId, eos: c.eosTokenIds, pad: c.padTokenId },
+      maxLength: sessionLengthLimit(c),
     };
   }
 

@@ -232,6 +232,8 @@ export interface HeadInfo {
   readonly vocabSize: number;
   readonly numBlocks: number;
   readonly specialTokens: SpecialTokenIds;
+  /** The longest session (prompt + new tokens) the model's servers take (`sessionLengthLimit`); unknown: absent. */
+  readonly maxLength?: number;
 }
 
 /** The client-side parts of the model: embeddings before the blocks, final norm + LM head after. */

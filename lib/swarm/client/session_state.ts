@@ -139,6 +139,12 @@ export class SessionState {
   /** Whether the whole range was routed once (by `open` or the first step). */
   routed = false;
   closed = false;
+  /**
+   * Servers that refused this session's request as malformed (`BAD_FRAME`: a session longer than
+   * they take, an input they reject): routed around for the rest of this session only. Not banned
+   * for the client's other sessions: one request must not take the servers out for everyone.
+   */
+  readonly refusedBy = new Set<string>();
   #remoteSeq = 0;
 
   constructor(options: SwarmInferenceSessionOptions) {

@@ -37,6 +37,8 @@ export async function withRetries<T>(
   const failedPeers: string[] = [];
   const relayRetried = new Map<string, number>();
   const reopened = new Set<string>();
+  /** The last refusal of the request by a server (`refusedRequest`). */
+  let refusal: unknown;
   for (let attempt = 0;; attempt++) {
     signal?.throwIfAborted();
     const span = s.chain[i];
@@ -83,7 +85,20 @@ export async function withRetries<T>(
         dropRemote(failed);
         continue;
       }
-      if (peer) {
+      if (peer && refusedRequest(err)) {
+        // the request, not the server, may be at fault: around it for this session, banned for none
+        failedPeers.push(peer);
+        s.refusedBy.add(peer);
+        refusal = err;
+        s.log.warn("server refused the session's request; routing around it for this session", {
+          peer,
+          blocks: `${failed.start}:${failed.end}`,
+          attempt: attempt + 1,
+          error: errorMessage(err),
+        });
+        dropRemote(failed);
+        failed.server = undefined;
+      } else if (peer) {
         failedPeers.push(peer);
         const banMs = s.bans.ban(peer);
         s.log.warn("server failed; re-routing its blocks", {
@@ -95,6 +110,9 @@ export async function withRetries<T>(
         });
         dropRemote(failed);
         failed.server = undefined;
+      } else if (refusal && err instanceof PlumiseError && err.code === "MISSING_BLOCKS") {
+        // every server left for these blocks refused the request: retrying cannot help
+        throw refusedError(s, range, failedPeers, attempt + 1, refusal);
       } else {
         s.log.warn("no route for blocks", {
           blocks: range,
@@ -162,6 +180,36 @@ function relayLost(span: { remote?: RemoteSpanSession; server?: RouteServer }, e
 function mayHaveEnded(err: unknown): boolean {
   if (fromServer(err)) return (err as PlumiseError).code === "TIMEOUT";
   return !(err instanceof PlumiseError) || err.code === "STREAM_CLOSED";
+}
+
+/**
+ * Whether `err` is a server's refusal of the request itself: its `BAD_FRAME` error frame (a
+ * session longer than it takes, an input it rejects, a step it cannot place).
+ */
+function refusedRequest(err: unknown): boolean {
+  return fromServer(err) && (err as PlumiseError).code === "BAD_FRAME";
+}
+
+/** The session's failure once every server for `range` refused its request. */
+function refusedError(
+  s: SessionState,
+  range: string,
+  peers: readonly string[],
+  attempts: number,
+  refusal: unknown,
+): SwarmError {
+  return new SwarmError(
+    "SESSION_FAILED",
+    `inference for blocks ${range} of ${s.model} failed: the servers refused the request ` +
+      `(servers tried: ${peers.map(shortPeer).join(", ")}): ${errorMessage(refusal)}`,
+    {
+      cause: refusal,
+      hint:
+        "the servers take sessions of at most their model's context: send a shorter prompt or fewer new " +
+        "tokens; otherwise the servers run another protocol version",
+      details: { blocks: [s.start, s.end], attempts, lastCode: "BAD_FRAME", peers, refused: true },
+    },
+  );
 }
 
 /** Whether the server sent `err` (an error frame), rather than the connection failing. */

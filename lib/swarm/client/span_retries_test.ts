@@ -147,3 +147,42 @@ Deno.test("withRetries: a step that starts over reopens a server's ended session
   }, { startsOver: true });
   assert.deepEqual(tried, ["A", "B"]);
 });
+
+/** What remoteError() makes of a server's {"type":"error","code":"BAD_FRAME"} (its TOO_LONG, BAD_INPUT). */
+const refusal = (peer: string) =>
+  new SwarmError(
+    "BAD_FRAME",
+    `server replied BAD_FRAME: maxLength 99999 exceeds the engine's 8192 (${peer})`,
+    {
+      details: { remote: true },
+    },
+  );
+
+Deno.test("withRetries: a server's refusal of the request routes around it for this session and bans it for none", async () => {
+  const { s, router } = await setup();
+  const tried: string[] = [];
+  const r = await withRetries(s, router, 0, (span) => {
+    tried.push(span.server!.peerId);
+    return tried.length === 1 ? Promise.reject(refusal("A")) : Promise.resolve("done");
+  });
+  assert.equal(r, "done");
+  assert.deepEqual(tried, ["A", "B"]);
+  assert.equal(s.bans.isBanned("A"), false, "the client's other sessions still use A");
+  assert.equal(s.bans.isSuspect("A"), false);
+  assert.ok(s.refusedBy.has("A"));
+});
+
+Deno.test("withRetries: when every server refuses the request, SESSION_FAILED says so at once; nobody is banned", async () => {
+  const { s, router } = await setup(5);
+  const tried: string[] = [];
+  const err = await withRetries(s, router, 0, (span) => {
+    tried.push(span.server!.peerId);
+    return Promise.reject(refusal(span.server!.peerId));
+  }).then(() => undefined, (e) => e);
+  assert.ok(err instanceof SwarmError && err.code === "SESSION_FAILED", String(err));
+  assert.match(err.message, /the servers refused the request/);
+  assert.match(err.hint, /shorter prompt/);
+  assert.equal(err.details.refused, true);
+  assert.deepEqual(tried, ["A", "B"], "each server once, not the retries' worth");
+  assert.deepEqual(s.bans.banned(), []);
+});

@@ -27,7 +27,7 @@ export class SpanRouter {
         end: old.end,
         maxLength: s.maxLength,
         batch: s.batch,
-        banned: skip,
+        banned: (p) => skip(p) || s.refusedBy.has(p),
         clientRttMs: (p) => s.pings.rtt(p),
         weights: o.weights,
         version: o.version,

@@ -1,7 +1,8 @@
 /**
  * The Oracle report loop: every `intervalMs` (first after one interval) take a snapshot of the
  * cumulative counters, build and sign the exact report, POST it with a 30 s timeout. Nothing is
- * ever reset, so a failed report loses nothing; 400/401 log the Oracle's message and wait for the
+ * ever reset, so a failed report loses nothing; past the Oracle's 1e9 tokens the values reported
+ * are chosen from what it last accepted (report_counters.ts); 400/401 log the Oracle's message and wait for the
  * next interval; a clock skew > 30 s (from the reply's `Date` header) is warned about once; a final
  * report is sent on stop.
  * @module
@@ -13,6 +14,7 @@ import { type Logger, silentLogger } from "../util/logger.ts";
 import type { ContributionSnapshot } from "../util/metrics.ts";
 import { type OracleReply, oracleRequest, replyMessage } from "./_oracle_http.ts";
 import { buildReport, cleanProof, type ReportBody, type ReportProof } from "./report_body.ts";
+import { NO_REPORT, type OracleView, reportCounters } from "./report_counters.ts";
 
 export const DEFAULT_REPORT_TIMEOUT_MS = 30_000;
 export const SKEW_WARN_SECONDS = 30;
@@ -59,6 +61,8 @@ export class OracleReporter {
   #lastRefusal = "";
   #skewWarned = false;
   #proofs: ReportProof[] = [];
+  /** What the Oracle holds after the last accepted report. */
+  #view: OracleView = NO_REPORT;
   #inFlight: Promise<ReportOutcome> | undefined;
   #stopped = false;
   #status: { -readonly [K in keyof ReporterStatus]: ReporterStatus[K] } = { sent: 0, accepted: 0, failed: 0 };
@@ -143,10 +147,20 @@ export class OracleReporter {
     this.#lastTimestamp = timestamp;
     const proofs = this.#proofs.slice();
     let body: ReportBody;
+    let counters: ReturnType<typeof reportCounters>;
     try {
+      const snapshot = this.#o.metrics.snapshot();
+      counters = reportCounters(
+        { tokens: Math.floor(snapshot.tokensProcessed), requests: Math.floor(snapshot.requestCount) },
+        this.#view,
+      );
       body = await buildReport({
         signer: this.#o.signer,
-        snapshot: this.#o.metrics.snapshot(),
+        snapshot: {
+          ...snapshot,
+          tokensProcessed: counters.reported.tokens,
+          requestCount: counters.reported.requests,
+        },
         timestamp,
         proofs,
       });
@@ -176,7 +190,10 @@ export class OracleReporter {
       this.#status.lastAccepted = { timestamp, tokensProcessed: body.tokensProcessed };
       this.#status.lastError = undefined;
       this.#lastRefusal = "";
-      this.#proofs.splice(0, proofs.length);
+      this.#view = counters.next;
+      // the proofs this report carried, not the oldest queued: some may have been trimmed meanwhile
+      const carried = new Set(proofs);
+      this.#proofs = this.#proofs.filter((p) => !carried.has(p));
       const shouldReset = j.shouldReset === true;
       if (shouldReset) {
         this.#logger.info("Oracle asked for a reset; counters stay cumulative (the Oracle diffs them)");

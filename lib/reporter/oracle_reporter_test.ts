@@ -1,0 +1,101 @@
+/**
+ * The reporter's bookkeeping against a scripted Oracle (fetch): proofs queued while a report is in
+ * flight are carried by the next one, and counters past the Oracle's 1e9 are reported so that the
+ * Oracle's diff-or-restart rule counts each token once. tests/reporter_oracle_test.ts runs the
+ * reporter against the Oracle stub and a chain.
+ */
+import assert from "node:assert/strict";
+import { Metrics } from "../util/metrics.ts";
+import { OracleReporter } from "./oracle_reporter.ts";
+import type { ReportBody, ReportProof } from "./report_body.ts";
+
+const signer = {
+  address: "0x" + "12".repeat(20),
+  signMessage: () => Promise.resolve("0x" + "ab".repeat(64) + "1b"),
+};
+
+/** An Oracle that accepts every report; `hold()` keeps the next reply until `release()`. */
+function scriptedOracle() {
+  const bodies: ReportBody[] = [];
+  let gate: Promise<void> | undefined;
+  let open: (() => void) | undefined;
+  const fetch = (async (_url: string | URL | Request, init?: RequestInit) => {
+    bodies.push(JSON.parse(String(init?.body)));
+    if (gate) await gate;
+    return new Response(JSON.stringify({ success: true, shouldReset: false }), {
+      status: 201,
+      headers: { "content-type": "application/json" },
+    });
+  }) as typeof globalThis.fetch;
+  return {
+    bodies,
+    fetch,
+    hold() {
+      gate = new Promise((r) => (open = r));
+    },
+    release() {
+      gate = undefined;
+      open?.();
+    },
+  };
+}
+
+const proof = (i: number): ReportProof => ({
+  modelHash: "0x" + "00".repeat(32),
+  inputHash: "0x" + i.toString(16).padStart(64, "0"),
+  outputHash: "0x" + "ff".repeat(32),
+  tokenCount: 1,
+});
+
+Deno.test("reporter: proofs queued while a report is in flight go with the next one", async () => {
+  const oracle = scriptedOracle();
+  const reporter = new OracleReporter({
+    oracleUrl: "http://oracle.test",
+    signer,
+    metrics: new Metrics(),
+    intervalMs: 60_000,
+    fetch: oracle.fetch,
+  });
+  for (let i = 1; i <= 64; i++) reporter.addProof(proof(i));
+  oracle.hold();
+  const first = reporter.reportNow();
+  while (oracle.bodies.length === 0) await new Promise((r) => setTimeout(r, 1));
+  for (let i = 65; i <= 74; i++) reporter.addProof(proof(i)); // the queue trims 1..10 meanwhile
+  oracle.release();
+  assert.equal((await first).ok, true);
+  assert.equal((await reporter.reportNow()).ok, true);
+  const ids = (b: ReportBody) => (b.proofs ?? []).map((p) => parseInt(p.inputHash, 16));
+  assert.deepEqual(ids(oracle.bodies[0]), Array.from({ length: 64 }, (_, k) => k + 1));
+  // before: the second report carried none (the first 64 of the queue, 11..74, were dropped)
+  assert.deepEqual(ids(oracle.bodies[1]), Array.from({ length: 10 }, (_, k) => k + 65));
+  await reporter.stop();
+});
+
+Deno.test("reporter: past 1e9 tokens the reports go on, and the Oracle's count stays exact", async () => {
+  const oracle = scriptedOracle();
+  const metrics = new Metrics();
+  const reporter = new OracleReporter({
+    oracleUrl: "http://oracle.test",
+    signer,
+    metrics,
+    intervalMs: 60_000,
+    fetch: oracle.fetch,
+  });
+  let counted = 0, last = 0;
+  const send = async () => {
+    const r = await reporter.reportNow();
+    assert.ok(r.ok, r.ok ? "" : r.error);
+    const v = oracle.bodies.at(-1)!.tokensProcessed;
+    counted += v >= last ? v - last : v; // the Oracle's rule: a decrease is a restart
+    last = v;
+  };
+  metrics.addTokens(999_999_990);
+  await send();
+  metrics.addTokens(20); // 1e9 + 10 in all: before, every report from here on failed
+  await send();
+  assert.equal(oracle.bodies.at(-1)!.tokensProcessed, 20, "a restart carrying what came since");
+  metrics.addTokens(5);
+  await send();
+  assert.equal(counted, 1_000_000_015);
+  await reporter.stop();
+});

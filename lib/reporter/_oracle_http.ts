@@ -8,6 +8,16 @@ import { isAbort, timeoutSignal } from "../util/abort.ts";
 
 const MAX_BODY = 64 * 1024;
 
+/**
+ * The URL of an Oracle endpoint (`path`, from its root) under `oracleUrl`, keeping the base's path
+ * (an Oracle behind a reverse proxy's prefix) and its query (a key a proxy wants).
+ */
+export function oracleEndpoint(oracleUrl: string, path: string): string {
+  const url = new URL(oracleUrl);
+  url.pathname = url.pathname.replace(/\/+$/, "") + "/" + path.replace(/^\/+/, "");
+  return url.href;
+}
+
 export interface OracleReply {
   readonly status: number;
   /** Parsed JSON, or undefined when the body is not JSON. */

@@ -8,7 +8,7 @@ import { ReporterError } from "../errors.ts";
 import { Backoff } from "../util/backoff.ts";
 import { sleep } from "../util/abort.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
-import { oracleRequest, replyMessage } from "./_oracle_http.ts";
+import { oracleEndpoint, oracleRequest, replyMessage } from "./_oracle_http.ts";
 import { normalizeSignature } from "./report_body.ts";
 
 export interface NodeRegistrationOptions {
@@ -60,7 +60,7 @@ export async function registerNode(options: NodeRegistrationOptions): Promise<{ 
   if (options.benchmarkTokPerSec !== undefined && Number.isFinite(options.benchmarkTokPerSec)) {
     body.benchmarkTokPerSec = options.benchmarkTokPerSec;
   }
-  const url = new URL("/api/nodes/register", options.oracleUrl).href;
+  const url = oracleEndpoint(options.oracleUrl, "/api/nodes/register");
   const reply = await oracleRequest(url, {
     method: "POST",
     body,
@@ -84,15 +84,16 @@ export async function registerNode(options: NodeRegistrationOptions): Promise<{ 
 }
 
 /**
- * Registers with retries (backoff, up to `attempts`); a 4xx refusal is logged and not retried.
- * Never throws; resolves true when registered.
+ * Registers with retries (backoff up to 5 min between tries; `attempts`, default: until `signal`
+ * aborts, so an Oracle down for an hour still learns the node's PUBLIC_URL); a 4xx refusal is
+ * logged and not retried. Never throws; resolves true when registered.
  */
 export async function registerNodeWithRetry(
   options: NodeRegistrationOptions & { logger?: Logger; attempts?: number; backoffInitialMs?: number },
 ): Promise<boolean> {
   const logger = (options.logger ?? silentLogger).child({ part: "node-registration" });
   const backoff = new Backoff({ initialMs: options.backoffInitialMs ?? 5000, maxMs: 300_000 });
-  const attempts = options.attempts ?? 10;
+  const attempts = options.attempts ?? Infinity;
   for (let i = 1; i <= attempts; i++) {
     try {
       const r = await registerNode(options);
@@ -106,6 +107,10 @@ export async function registerNodeWithRetry(
       const e = err as ReporterError;
       if (e.code === "ORACLE_REFUSED" || e.code === "PUBLIC_URL_INVALID") {
         logger.warn("node registration refused; not retrying", { error: e.message, hint: e.hint });
+        return false;
+      }
+      if (i >= attempts) {
+        logger.error("node registration failed; giving up", { error: e.message, attempts: i });
         return false;
       }
       const delay = backoff.next();

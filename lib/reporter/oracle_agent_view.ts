@@ -3,7 +3,7 @@
  * @module
  */
 import { ReporterError } from "../errors.ts";
-import { oracleRequest, replyMessage } from "./_oracle_http.ts";
+import { oracleEndpoint, oracleRequest, replyMessage } from "./_oracle_http.ts";
 
 export interface OracleAgentView {
   readonly address: string;
@@ -27,7 +27,7 @@ export async function fetchOracleAgentView(
   address: string,
   options: { signal?: AbortSignal; timeoutMs?: number; fetch?: typeof fetch } = {},
 ): Promise<OracleAgentView> {
-  const url = new URL(`/api/v1/metrics/agents/${address}`, oracleUrl).href;
+  const url = oracleEndpoint(oracleUrl, `/api/v1/metrics/agents/${address}`);
   const reply = await oracleRequest(url, {
     ...options,
     method: "GET",

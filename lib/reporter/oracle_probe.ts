@@ -7,7 +7,7 @@
  * {@link SKEW_WARN_SECONDS} is worth fixing before going live.
  * @module
  */
-import { oracleRequest } from "./_oracle_http.ts";
+import { oracleEndpoint, oracleRequest } from "./_oracle_http.ts";
 import { SKEW_WARN_SECONDS } from "./oracle_reporter.ts";
 
 export { SKEW_WARN_SECONDS };
@@ -27,7 +27,7 @@ export async function probeOracle(
   options: { signal?: AbortSignal; timeoutMs?: number; fetch?: typeof fetch; now?: () => number } = {},
 ): Promise<OracleProbe> {
   const now = options.now ?? Date.now;
-  const url = new URL(address ? `/api/v1/metrics/agents/${address}` : "/", oracleUrl).href;
+  const url = oracleEndpoint(oracleUrl, address ? `/api/v1/metrics/agents/${address}` : "/");
   const t0 = now();
   const reply = await oracleRequest(url, {
     method: "GET",

@@ -12,13 +12,31 @@ import { errorMessage, ReporterError } from "../errors.ts";
 import { type AbortOptions, sleep } from "../util/abort.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import type { ContributionSnapshot } from "../util/metrics.ts";
-import { type OracleReply, oracleRequest, replyMessage } from "./_oracle_http.ts";
+import { oracleEndpoint, type OracleReply, oracleRequest, replyMessage } from "./_oracle_http.ts";
 import { buildReport, cleanProof, type ReportBody, type ReportProof } from "./report_body.ts";
 import { NO_REPORT, type OracleView, reportCounters } from "./report_counters.ts";
 
 export const DEFAULT_REPORT_TIMEOUT_MS = 30_000;
 export const SKEW_WARN_SECONDS = 30;
 const MAX_PROOFS = 64;
+/** How soon a report lost to the network or an Oracle error is tried again (at most an interval). */
+export const FAILED_RETRY_MS = 15_000;
+
+/**
+ * When the report loop reports next, after a report that ended at `now` (ms): the first slot of
+ * the fixed period after it (`slot` + k × `intervalMs`), or sooner after a `lost` report.
+ */
+export function nextReport(
+  slot: number,
+  now: number,
+  intervalMs: number,
+  lost: boolean,
+): { slot: number; at: number } {
+  let next = slot;
+  if (next <= now) next += Math.ceil((now - next) / intervalMs + Number.EPSILON) * intervalMs;
+  if (next <= now) next += intervalMs;
+  return { slot: next, at: lost ? Math.min(next, now + FAILED_RETRY_MS) : next };
+}
 
 export interface OracleReporterOptions {
   oracleUrl: string;
@@ -108,14 +126,29 @@ export class OracleReporter {
     this.#loop = this.#run({ signal: this.#controller.signal });
   }
 
+  /**
+   * Reports on a fixed period (a slow reply does not push the next report later; slots missed
+   * while one ran are skipped), and after a report lost to the network or an Oracle error (5xx)
+   * tries again within `FAILED_RETRY_MS` rather than a whole interval later: the Oracle counts a
+   * node active only with a report in the last 5 minutes. A refusal (4xx) waits for its slot.
+   */
   async #run({ signal }: { signal: AbortSignal }): Promise<void> {
+    const interval = this.#o.intervalMs;
+    let slot = performance.now() + interval;
+    let at = slot;
     while (!signal.aborted) {
       try {
-        await sleep(this.#o.intervalMs, { signal });
+        await sleep(Math.max(0, at - performance.now()), { signal });
       } catch {
         return;
       }
-      await this.reportNow({ signal });
+      const r = await this.reportNow({ signal });
+      ({ slot, at } = nextReport(
+        slot,
+        performance.now(),
+        interval,
+        !r.ok && (r.status === undefined || r.status >= 500),
+      ));
     }
   }
 
@@ -168,7 +201,7 @@ export class OracleReporter {
       return this.#fail(undefined, undefined, errorMessage(err));
     }
     this.#status.sent++;
-    const url = new URL("/api/v1/metrics/report", this.#o.oracleUrl).href;
+    const url = oracleEndpoint(this.#o.oracleUrl, "/api/v1/metrics/report");
     let reply: OracleReply;
     try {
       reply = await oracleRequest(url, { method: "POST", body, timeoutMs, signal, fetch: this.#o.fetch });

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { Metrics } from "../util/metrics.ts";
-import { OracleReporter } from "./oracle_reporter.ts";
+import { FAILED_RETRY_MS, nextReport, OracleReporter } from "./oracle_reporter.ts";
 import type { ReportBody, ReportProof } from "./report_body.ts";
 
 const signer = {
@@ -17,9 +17,11 @@ const signer = {
 /** An Oracle that accepts every report; `hold()` keeps the next reply until `release()`. */
 function scriptedOracle() {
   const bodies: ReportBody[] = [];
+  const urls: string[] = [];
   let gate: Promise<void> | undefined;
   let open: (() => void) | undefined;
-  const fetch = (async (_url: string | URL | Request, init?: RequestInit) => {
+  const fetch = (async (url: string | URL | Request, init?: RequestInit) => {
+    urls.push(String(url));
     bodies.push(JSON.parse(String(init?.body)));
     if (gate) await gate;
     return new Response(JSON.stringify({ success: true, shouldReset: false }), {
@@ -29,6 +31,7 @@ function scriptedOracle() {
   }) as typeof globalThis.fetch;
   return {
     bodies,
+    urls,
     fetch,
     hold() {
       gate = new Promise((r) => (open = r));
@@ -98,4 +101,39 @@ Deno.test("reporter: past 1e9 tokens the reports go on, and the Oracle's count s
   await send();
   assert.equal(counted, 1_000_000_015);
   await reporter.stop();
+});
+
+Deno.test("reporter: an ORACLE_API_URL with a path and a query keeps both", async () => {
+  const oracle = scriptedOracle();
+  for (
+    const [base, want] of [
+      ["http://gw.test/oracle?key=k1", "http://gw.test/oracle/api/v1/metrics/report?key=k1"],
+      ["http://gw.test/oracle/", "http://gw.test/oracle/api/v1/metrics/report"],
+      ["http://gw.test", "http://gw.test/api/v1/metrics/report"],
+    ]
+  ) {
+    const reporter = new OracleReporter({
+      oracleUrl: base,
+      signer,
+      metrics: new Metrics(),
+      intervalMs: 1,
+      fetch: oracle.fetch,
+    });
+    assert.equal((await reporter.reportNow()).ok, true);
+    // before: the path and the query were dropped (http://gw.test/api/v1/metrics/report)
+    assert.equal(oracle.urls.at(-1), want);
+  }
+});
+
+Deno.test("nextReport: a fixed period, slow replies do not push it, missed slots are skipped, lost reports retried sooner", () => {
+  // slot at 60 s; the report ended 0.4 s later: the next at 120 s (not 120.4)
+  assert.deepEqual(nextReport(60_000, 60_400, 60_000, false), { slot: 120_000, at: 120_000 });
+  // a report that took 70 s: the slot at 120 s is skipped
+  assert.deepEqual(nextReport(60_000, 130_000, 60_000, false), { slot: 180_000, at: 180_000 });
+  // ended exactly on the next slot: the one after
+  assert.deepEqual(nextReport(60_000, 120_000, 60_000, false), { slot: 180_000, at: 180_000 });
+  // lost to the network: tried again within FAILED_RETRY_MS, the period kept
+  assert.deepEqual(nextReport(60_000, 60_500, 60_000, true), { slot: 120_000, at: 60_500 + FAILED_RETRY_MS });
+  // with a period shorter than that, the slot comes first
+  assert.deepEqual(nextReport(1_000, 1_200, 10_000, true), { slot: 11_000, at: 11_000 });
 });

@@ -67,7 +67,9 @@ export class PeriodicTask {
         this.#lastRefusal = "";
         delay = intervalMs;
       } catch (err) {
-        if (signal.aborted && isAbort(err)) break;
+        // stopped while it ran: whatever the call threw (an RPC maps the abort to CHAIN_TIMEOUT),
+        // it is not a failure of the task
+        if (signal.aborted) break;
         this.failures++;
         const message = errorMessage(err);
         if (isTransient(err) || isAbort(err)) {

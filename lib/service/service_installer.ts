@@ -161,12 +161,10 @@ export async function planInstall(host: ServiceHost, o: InstallOptions): Promise
   registerSecret(o.privateKey);
   registerSecret(o.keystorePassword);
   const unitPath = join(UNIT_DIR, UNIT_NAME);
-  // installing again (an upgrade) keeps the keystore the unit already hands in
-  const keystore = o.keystore ??
-    (await readOptional(hostPath(host, unitPath))).match(/^LoadCredential=keystore:(.+)$/m)?.[1]?.replace(
-      /%%/g,
-      "%",
-    );
+  // installing again (an upgrade) keeps the keystore the unit already hands in, unless a key is
+  // given now: that is a switch to the key (the keystore kept would silently win over it)
+  const keystore = o.keystore ?? (o.privateKey ? undefined : (await readOptional(hostPath(host, unitPath)))
+    .match(/^LoadCredential=keystore:(.+)$/m)?.[1]?.replace(/%%/g, "%"));
 
   const existingText = await readOptional(hostPath(host, envFilePath));
   const existing = parseEnvFile(existingText);

@@ -97,8 +97,8 @@ Deno.test("service install again: keeps the operator's lines and the keystore; s
     await applyInstall(f.host, again);
     assert.equal(await mode(env), "600");
 
-    // a raw key instead: no keystore hand-in, no password left behind
-    await Deno.remove(`${f.root}/etc/systemd/system/plumise.service`);
+    // a raw key instead, the keystore's unit still installed: no keystore hand-in, no password left
+    // behind (before, the unit's keystore was kept and the key dropped)
     const raw = await planInstall(f.host, { binary: f.binary, privateKey: KEY });
     assert.match(raw.envText, new RegExp(`^PLUMISE_PRIVATE_KEY=${KEY}$`, "m"));
     assert.doesNotMatch(raw.envText, /PLUMISE_KEYSTORE_PASSWORD/);

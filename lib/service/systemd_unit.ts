@@ -37,7 +37,8 @@ export const STOP_MARGIN_SECONDS = 20;
 
 /** `systemd.exec` quoting of one command-line word or path. */
 function quoteWord(s: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
+  // `%` is a specifier (systemd would expand `%v` in a path): never bare, doubled when quoted
+  if (/^[A-Za-z0-9_@+=:,./-]+$/.test(s)) return s;
   return `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/%/g, "%%").replace(/\$/g, "$$$$")}"`;
 }
 

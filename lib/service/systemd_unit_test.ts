@@ -64,6 +64,28 @@ Deno.test("systemd unit: systemd-analyze verify is clean and the exposure is at 
   }
 });
 
+Deno.test("systemd unit: a binary path with '%' is not expanded by systemd (verify finds the binary)", async () => {
+  if (Deno.build.os !== "linux") return;
+  assert.ok(
+    await localSystemdVersion(),
+    "systemd-analyze is missing: apt-get install systemd (.ci/run does)",
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    // systemd expands %v (the kernel release) in ExecStart= unless it is written %%v
+    await Deno.mkdir(`${dir}/plumise%v`);
+    const { unit, unitPath, dir: fixtureDir } = await fixture({ binary: `${dir}/plumise%v/plumise` });
+    await Deno.writeTextFile(`${dir}/plumise%v/plumise`, "#!/bin/sh\n", { mode: 0o755 });
+    assert.match(unit, /^ExecStart="[^"]*\/plumise%%v\/plumise" serve$/m);
+    const verify = await run("systemd-analyze", ["verify", unitPath], fixtureDir);
+    // before: "Command .../plumise<kernel release>/plumise is not executable: No such file or directory"
+    assert.equal(verify.out.trim(), "", `verify is not clean:\n${verify.out}`);
+    await Deno.remove(fixtureDir, { recursive: true });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 /** The system calls of filter groups, nested groups expanded. */
 async function expand(groups: string[], seen = new Set<string>()): Promise<Set<string>> {
   const out = new Set<string>();

@@ -11,7 +11,7 @@ export interface SamplingOptions {
   readonly temperature?: number;
   /** Keep only the k most likely tokens (0 or undefined = off). */
   readonly topK?: number;
-  /** Keep the smallest set of tokens whose probability reaches p (1 or undefined = off). */
+  /** Keep the smallest set of tokens whose probability reaches p (1 or undefined = off; 0 = greedy). */
   readonly topP?: number;
   /** > 1 discourages tokens already in the context (HF/CTRL rule); 1 or undefined = off. */
   readonly repetitionPenalty?: number;
@@ -28,8 +28,8 @@ export function validateSamplingOptions(o: SamplingOptions): void {
   if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) {
     problems.push(`topK must be an integer ≥ 0, got ${o.topK}`);
   }
-  if (o.topP !== undefined && !(Number.isFinite(o.topP) && o.topP > 0 && o.topP <= 1)) {
-    problems.push(`topP must be in (0, 1], got ${o.topP}`);
+  if (o.topP !== undefined && !(Number.isFinite(o.topP) && o.topP >= 0 && o.topP <= 1)) {
+    problems.push(`topP must be in [0, 1], got ${o.topP}`);
   }
   if (
     o.repetitionPenalty !== undefined && !(Number.isFinite(o.repetitionPenalty) && o.repetitionPenalty > 0)
@@ -109,8 +109,9 @@ export class TokenSampler {
     this.#random = new SeededRandom(options.seed);
   }
 
+  /** Temperature 0, or top-p 0 (only the most likely token is kept). */
   get greedy(): boolean {
-    return !this.options.temperature;
+    return !this.options.temperature || this.options.topP === 0;
   }
 
   /** Picks the next token. `logits` is not modified; `context` = ids seen so far (for the penalty). */
@@ -131,6 +132,8 @@ export class TokenSampler {
       if (scaled[i] > max) max = scaled[i];
     }
     if (max === -Infinity) throw new RangeError("all logits are -Infinity or NaN");
+    // a temperature so small that a logit divided by it overflows: only the largest can win
+    if (max === Infinity) return argmax(x);
     const k = o.topK && o.topK > 0 && o.topK < x.length ? o.topK : x.length;
     const topP = o.topP ?? 1;
     // candidates in descending order: top-k first (cheap threshold search), else the whole vocab

@@ -78,9 +78,25 @@ Deno.test("top-k and top-p combine (top-p renormalises over the top-k)", () => {
 
 Deno.test("bad sampling options are rejected with every problem listed", () => {
   assert.throws(
-    () => validateSamplingOptions({ temperature: -1, topK: 1.5, topP: 0, repetitionPenalty: 0, seed: 0.5 }),
+    () =>
+      validateSamplingOptions({ temperature: -1, topK: 1.5, topP: -0.1, repetitionPenalty: 0, seed: 0.5 }),
     (e) =>
       e instanceof ConfigError && e.code === "SAMPLING_INVALID" && e.problems.length === 5 && e.hint !== "",
   );
-  assert.throws(() => new TokenSampler({ topP: 2 }), /topP must be in \(0, 1\], got 2/);
+  assert.throws(() => new TokenSampler({ topP: 2 }), /topP must be in \[0, 1\], got 2/);
+});
+
+Deno.test("top-p 0 is greedy (OpenAI clients send temperature 0 with top_p 0), at any temperature", () => {
+  const l = logits(0.1, 2, 1.9, -1);
+  for (const temperature of [0, 0.7, 1.5]) {
+    const s = new TokenSampler({ temperature, topP: 0, seed: 3 });
+    assert.equal(s.greedy, true);
+    assert.deepEqual(histogram(s, l, 50), [0, 50, 0, 0]);
+  }
+});
+
+Deno.test("a temperature so small that the logits overflow picks the argmax, not the last candidate", () => {
+  const s = new TokenSampler({ temperature: 1e-40, seed: 1 });
+  assert.equal(s.greedy, false);
+  assert.deepEqual(histogram(s, logits(0.5, 3, 1, 2), 20), [0, 20, 0, 0]);
 });

@@ -2,7 +2,9 @@
  * A `Generator` whose real implementation is built on first use (`prepare`), so a serving node
  * does not hold the tokenizer, the client head (embeddings + LM head: the largest tensors of
  * most models) and a client swarm connection until someone asks it to generate. A failed build
- * is retried by the next request; concurrent requests share one build.
+ * is retried by the next request; concurrent requests share one build, which runs under the
+ * generator's own signal (aborted by `close`): a request that gives up stops waiting for it, and
+ * does not cancel it for the others.
  * @module
  */
 import type { GeneratedToken, GenerationParams, Generator, GeneratorInfo } from "../api/types.ts";
@@ -21,6 +23,7 @@ export class LazyGenerator implements Generator {
   #built?: { generator: Generator; close?: () => Promise<void> };
   #building?: Promise<void>;
   #closed = false;
+  readonly #lifetime = new AbortController();
 
   constructor(options: LazyGeneratorOptions) {
     this.#o = options;
@@ -38,7 +41,7 @@ export class LazyGenerator implements Generator {
       );
     }
     if (this.#built) return this.#built.generator.prepare?.({ signal }) ?? Promise.resolve();
-    this.#building ??= this.#o.build({ signal }).then(
+    this.#building ??= this.#o.build({ signal: this.#lifetime.signal }).then(
       (b) => {
         if (this.#closed) {
           void b.close?.();
@@ -49,7 +52,7 @@ export class LazyGenerator implements Generator {
         this.#built = b;
       },
     ).finally(() => (this.#building = undefined));
-    return this.#building;
+    return waitOrAbort(this.#building, signal);
   }
 
   info(): GeneratorInfo {
@@ -75,6 +78,9 @@ export class LazyGenerator implements Generator {
   /** Releases the real generator (idempotent). */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#lifetime.abort(
+      new UnavailableError("SHUTTING_DOWN", "the node is shutting down", { hint: "retry on another node" }),
+    );
     await this.#building?.catch(() => {});
     const b = this.#built;
     this.#built = undefined;
@@ -89,4 +95,14 @@ export class LazyGenerator implements Generator {
     }
     return this.#built.generator;
   }
+}
+
+/** `work`, or the abort of `signal` when that comes first (`work` goes on for whoever else waits). */
+function waitOrAbort(work: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }

@@ -43,3 +43,37 @@ Deno.test("LazyGenerator builds once on first prepare, shares concurrent builds,
   assert.equal(closed, 1);
   await assert.rejects(lazy.prepare({ signal }), /shutting down/);
 });
+
+Deno.test("LazyGenerator: the request that started the build gives up; the others still get the model", async () => {
+  let release!: () => void;
+  const loaded = new Promise<void>((r) => (release = r));
+  let buildSignal: AbortSignal | undefined;
+  const lazy = new LazyGenerator({
+    model: "m/x",
+    build: async ({ signal }) => {
+      buildSignal = signal;
+      await loaded;
+      signal.throwIfAborted(); // what the real build does (head start, tokenizer, swarm)
+      return { generator: new FakeGenerator() };
+    },
+  });
+  const first = new AbortController();
+  const a = lazy.prepare({ signal: first.signal });
+  const b = lazy.prepare({ signal: new AbortController().signal });
+  first.abort(new Error("client closed the request"));
+  await assert.rejects(a, /client closed the request/);
+  assert.equal(buildSignal?.aborted, false, "the shared build goes on");
+  release();
+  await b; // before: rejected with the first client's abort
+  assert.equal(lazy.built, true);
+  // close() aborts a build in flight
+  const again = new LazyGenerator({
+    model: "m/x",
+    build: ({ signal }) =>
+      new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))),
+  });
+  const pending = again.prepare({ signal: new AbortController().signal });
+  await again.close();
+  await assert.rejects(pending, /shutting down/);
+  await lazy.close();
+});

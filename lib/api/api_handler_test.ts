@@ -3,6 +3,7 @@ import { SwarmError } from "../errors.ts";
 import { Metrics } from "../util/metrics.ts";
 import { FakeGenerator, readSse } from "../testing/mod.ts";
 import { ApiHandler, type ApiHandlerOptions } from "./api_handler.ts";
+import { PROBE_CHARS_PER_TOKEN } from "./generation_run.ts";
 
 const JSON_TYPE = { "content-type": "application/json" };
 
@@ -406,6 +407,43 @@ Deno.test("context limit: max_new_tokens is capped to what is left; a prompt tha
   const r = await call("/api/v1/generate", { json: { inputs: "a b c d e f" } });
   assert.equal(r.status, 400);
   assert.match(String((await bodyOf(r)).error), /the prompt is 6 tokens; the model's context is 5 tokens/);
+});
+
+Deno.test("context limit: a huge prompt is refused from its prefix, never tokenized whole", async () => {
+  const gen = new FakeGenerator({ info: { maxContextTokens: 100 } });
+  const counted: number[] = [];
+  const count = gen.countTokens.bind(gen);
+  gen.countTokens = (text, options) => (counted.push(text.length), count(text, options));
+  const { call } = setup({ gen });
+  const inputs = "word ".repeat(200_000); // a megabyte
+  const r = await call("/api/v1/generate", { json: { inputs } });
+  assert.equal(r.status, 400);
+  assert.match(
+    String((await bodyOf(r)).error),
+    /the prompt is at least \d+ tokens; the model's context is 100/,
+  );
+  assert.deepEqual(counted, [100 * PROBE_CHARS_PER_TOKEN], "only the prefix was tokenized");
+  // a prompt that fits is counted once, whole
+  counted.length = 0;
+  assert.equal((await call("/api/v1/generate", { json: { inputs: "a b c" } })).status, 200);
+  assert.deepEqual(counted, [5]);
+});
+
+Deno.test("chat prompts rendered by the checkpoint's template are generated without added special tokens", async () => {
+  const withTemplate = new FakeGenerator({
+    info: { chatTemplate: "{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}" },
+  });
+  const a = setup({ gen: withTemplate });
+  const messages = [{ role: "user", content: "hi" }];
+  assert.equal((await a.call("/v1/chat/completions", { json: { messages } })).status, 200);
+  assert.equal((await a.call("/api/v1/generate", { json: { messages } })).status, 200);
+  assert.deepEqual(withTemplate.calls.map((c) => c.templated), [true, true]);
+  // the plain fallback (no template) is a raw prompt: the tokenizer adds what it adds
+  const plain = new FakeGenerator();
+  const b = setup({ gen: plain });
+  assert.equal((await b.call("/v1/chat/completions", { json: { messages } })).status, 200);
+  assert.equal((await b.call("/api/v1/generate", { json: { inputs: "hi" } })).status, 200);
+  assert.deepEqual(plain.calls.map((c) => c.templated), [undefined, undefined]);
 });
 
 Deno.test("unknown routes get 404, wrong methods 405 with Allow", async () => {

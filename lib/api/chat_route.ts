@@ -25,8 +25,11 @@ export function chatRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
       await d.generator.prepare?.({ signal });
       const info = d.generator.info();
       const prompt = renderChatPrompt(req.messages, info, req.templateKwargs);
-      const params = fitContext(d.generator, prompt, req.params, "max_tokens", d.log);
-      const promptTokens = d.generator.countTokens(prompt);
+      // the checkpoint's template writes its special tokens; the plain fallback is a raw prompt
+      const templated = Boolean(info.chatTemplate);
+      const { params, promptTokens } = fitContext(d.generator, prompt, req.params, "max_tokens", d.log, {
+        templated,
+      });
       const id = `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`;
       const created = Math.floor(d.now() / 1000);
       const usage = (n: number) => ({
@@ -34,7 +37,7 @@ export function chatRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
         completion_tokens: n,
         total_tokens: promptTokens + n,
       });
-      const run = startRun(d.generator, prompt, params, req.stop, { signal });
+      const run = startRun(d.generator, prompt, params, req.stop, { signal, templated });
       if (!req.stream) {
         await completeRun(run, release);
         countTokens(d.metrics, run.state.tokens);

@@ -25,11 +25,14 @@ export function generateRoute(d: RouteDeps): (c: ApiContext) => Promise<Response
       await d.generator.prepare?.({ signal });
       // The gateway's chat turns go through the model's own chat template when it has one.
       const info = d.generator.info();
-      const prompt = req.messages && (info.chatTemplate || req.inputs === undefined)
-        ? renderChatPrompt(req.messages, info)
-        : req.inputs!;
-      const params = fitContext(d.generator, prompt, req.params, "parameters.max_new_tokens", d.log);
-      const run = startRun(d.generator, prompt, params, req.stop, { signal });
+      const chat = req.messages !== undefined &&
+        (Boolean(info.chatTemplate) || req.inputs === undefined);
+      const prompt = chat ? renderChatPrompt(req.messages!, info) : req.inputs!;
+      const templated = chat && Boolean(info.chatTemplate);
+      const { params } = fitContext(d.generator, prompt, req.params, "parameters.max_new_tokens", d.log, {
+        templated,
+      });
+      const run = startRun(d.generator, prompt, params, req.stop, { signal, templated });
       if (!req.stream) {
         await completeRun(run, release);
         countTokens(d.metrics, run.state.tokens);

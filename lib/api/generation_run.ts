@@ -7,7 +7,7 @@
 import { ApiError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import { StopScanner } from "../util/stop_strings.ts";
-import type { GenerationParams, Generator } from "./types.ts";
+import type { GenerationParams, Generator, PromptOptions } from "./types.ts";
 
 export type FinishReason = "stop" | "length";
 
@@ -23,12 +23,14 @@ export function startRun(
   prompt: string,
   params: GenerationParams,
   stops: readonly string[],
-  { signal }: { signal: AbortSignal },
+  { signal, templated }: { signal: AbortSignal } & PromptOptions,
 ): Run {
   const state = { tokens: 0, text: "", finishReason: "stop" as FinishReason };
   async function* pieces(): AsyncGenerator<string, void, void> {
     const scanner = new StopScanner(stops);
-    const it = generator.generate(prompt, params, { signal })[Symbol.asyncIterator]();
+    const it = generator.generate(prompt, params, { signal, ...(templated ? { templated } : {}) })[
+      Symbol.asyncIterator
+    ]();
     let exhausted = false;
     try {
       while (state.tokens < params.maxNewTokens) {
@@ -88,29 +90,49 @@ export async function completeRun(run: Run, release: () => void): Promise<void> 
   }
 }
 
-/** Caps max new tokens to the context left after the prompt; 400 when the prompt alone does not fit. */
+/**
+ * Characters per token beyond which a prompt is first counted by a prefix: a prompt of more
+ * characters than the context times this is most likely too long, and tokenizing all of it (a
+ * second per megabyte, on the event loop) would be the cost of finding out.
+ */
+export const PROBE_CHARS_PER_TOKEN = 16;
+/** Tokens a prefix may count beyond the whole text's (its last word cut in pieces). */
+const PREFIX_SLACK = 16;
+
+/**
+ * Counts the prompt's tokens and caps max new tokens to the context left after it; 400 when the
+ * prompt alone does not fit. A very long prompt is counted by a prefix first: one whose prefix
+ * alone is past the context is refused without tokenizing the rest.
+ */
 export function fitContext(
   generator: Generator,
   prompt: string,
   params: GenerationParams,
   field: string,
   log: Logger,
-): GenerationParams {
+  options: PromptOptions = {},
+): { params: GenerationParams; promptTokens: number } {
   const max = generator.info().maxContextTokens;
-  if (!max) return params;
-  const n = generator.countTokens(prompt);
-  if (n >= max) {
-    throw new ApiError(
-      400,
-      "PROMPT_TOO_LONG",
-      `the prompt is ${n} tokens; the model's context is ${max} tokens`,
-      {
-        hint: "send a shorter prompt",
-        details: { promptTokens: n, maxContextTokens: max },
-      },
-    );
+  if (max && prompt.length > max * PROBE_CHARS_PER_TOKEN) {
+    const least = generator.countTokens(prompt.slice(0, max * PROBE_CHARS_PER_TOKEN), options) - PREFIX_SLACK;
+    if (least >= max) throw tooLong(`at least ${least}`, least, max);
   }
-  if (n + params.maxNewTokens <= max) return params;
+  const n = generator.countTokens(prompt, options);
+  if (!max) return { params, promptTokens: n };
+  if (n >= max) throw tooLong(String(n), n, max);
+  if (n + params.maxNewTokens <= max) return { params, promptTokens: n };
   log.debug("max new tokens capped by the context", { field, asked: params.maxNewTokens, cap: max - n });
-  return { ...params, maxNewTokens: max - n };
+  return { params: { ...params, maxNewTokens: max - n }, promptTokens: n };
+}
+
+function tooLong(count: string, n: number, max: number): ApiError {
+  return new ApiError(
+    400,
+    "PROMPT_TOO_LONG",
+    `the prompt is ${count} tokens; the model's context is ${max} tokens`,
+    {
+      hint: "send a shorter prompt",
+      details: { promptTokens: n, maxContextTokens: max },
+    },
+  );
 }

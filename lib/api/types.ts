@@ -53,6 +53,15 @@ export interface GeneratorInfo {
  * carries its own HTTP status; `ConfigError` maps to 400, `TimeoutError` to 504,
  * `SwarmError`/`UnavailableError` to 503, anything else to 500).
  */
+/** How a prompt's text becomes tokens. */
+export interface PromptOptions {
+  /**
+   * The text was rendered by the checkpoint's chat template, which writes the special tokens it
+   * wants (`{{ bos_token }}`): none are added again, as transformers' `apply_chat_template` does.
+   */
+  readonly templated?: boolean;
+}
+
 export interface Generator {
   /**
    * Optional: loads what generation needs (tokenizer, client head, swarm connection) on first use.
@@ -62,11 +71,11 @@ export interface Generator {
   prepare?(options: { signal: AbortSignal }): Promise<void>;
   info(): GeneratorInfo;
   /** Number of tokens of `text` after tokenization (for `usage.prompt_tokens`). */
-  countTokens(text: string): number;
+  countTokens(text: string, options?: PromptOptions): number;
   generate(
     prompt: string,
     params: GenerationParams,
-    options: { signal: AbortSignal },
+    options: { signal: AbortSignal } & PromptOptions,
   ): AsyncIterable<GeneratedToken>;
 }
 

@@ -7,7 +7,13 @@
  * does not cancel it for the others.
  * @module
  */
-import type { GeneratedToken, GenerationParams, Generator, GeneratorInfo } from "../api/types.ts";
+import type {
+  GeneratedToken,
+  GenerationParams,
+  Generator,
+  GeneratorInfo,
+  PromptOptions,
+} from "../api/types.ts";
 import { UnavailableError } from "../errors.ts";
 
 export interface LazyGeneratorOptions {
@@ -63,16 +69,16 @@ export class LazyGenerator implements Generator {
     return { model: this.#o.model, ready };
   }
 
-  countTokens(text: string): number {
-    return this.#need().countTokens(text);
+  countTokens(text: string, options?: PromptOptions): number {
+    return this.#need().countTokens(text, options);
   }
 
   generate(
     prompt: string,
     params: GenerationParams,
-    { signal }: { signal: AbortSignal },
+    options: { signal: AbortSignal } & PromptOptions,
   ): AsyncIterable<GeneratedToken> {
-    return this.#need().generate(prompt, params, { signal });
+    return this.#need().generate(prompt, params, options);
   }
 
   /** Releases the real generator (idempotent). */

@@ -38,7 +38,7 @@ export function nodeGenerator(o: NodeGeneratorOptions): Generator {
       const info = g.info();
       return { ...info, ready: info.ready && o.online() };
     },
-    countTokens: (text) => need().countTokens(text),
+    countTokens: (text, options) => need().countTokens(text, options),
     generate: (prompt, params, options) =>
       recorded(o, prompt, need().generate(prompt, params, options), options),
   };

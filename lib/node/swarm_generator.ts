@@ -5,7 +5,13 @@
  * runs `generateText` with the API's sampling parameters and closes the session at the end.
  * @module
  */
-import type { GeneratedToken, GenerationParams, Generator, GeneratorInfo } from "../api/types.ts";
+import type {
+  GeneratedToken,
+  GenerationParams,
+  Generator,
+  GeneratorInfo,
+  PromptOptions,
+} from "../api/types.ts";
 import type { ClientHead, Tokenizer } from "../runtime/types.ts";
 import { generateText, type StepSession } from "../swarm/client/generate_text.ts";
 
@@ -32,8 +38,12 @@ export interface SwarmGeneratorOptions {
   readonly prefillChunkTokens?: number;
 }
 
+/** Encoded prompts kept (`#encode`). */
+const ENCODED_KEPT = 8;
+
 export class SwarmGenerator implements Generator {
   readonly #o: SwarmGeneratorOptions;
+  readonly #encoded = new Map<string, number[]>();
 
   constructor(options: SwarmGeneratorOptions) {
     this.#o = options;
@@ -56,16 +66,30 @@ export class SwarmGenerator implements Generator {
     };
   }
 
-  countTokens(text: string): number {
-    return this.#o.tokenizer.encode(text).length;
+  countTokens(text: string, options: PromptOptions = {}): number {
+    return this.#encode(text, options).length;
+  }
+
+  /**
+   * The prompt's ids; the API counts a prompt before it generates from it, so the last few
+   * encodings are kept (a long prompt is tokenized once, not twice, on the event loop).
+   */
+  #encode(text: string, { templated = false }: PromptOptions): number[] {
+    const key = (templated ? "t" : "r") + text;
+    const hit = this.#encoded.get(key);
+    if (hit) return hit;
+    const ids = this.#o.tokenizer.encode(text, { addSpecialTokens: !templated });
+    if (this.#encoded.size >= ENCODED_KEPT) this.#encoded.delete(this.#encoded.keys().next().value!);
+    this.#encoded.set(key, ids);
+    return ids;
   }
 
   async *generate(
     prompt: string,
     params: GenerationParams,
-    { signal }: { signal: AbortSignal },
+    { signal, templated }: { signal: AbortSignal } & PromptOptions,
   ): AsyncGenerator<GeneratedToken> {
-    const ids = this.#o.tokenizer.encode(prompt);
+    const ids = this.#encode(prompt, { templated });
     const session = await this.#o.openSession(ids.length + params.maxNewTokens, { signal });
     try {
       const gen = generateText({ head: this.#o.head, tokenizer: this.#o.tokenizer, session }, ids, {

@@ -5,6 +5,8 @@ import { generateText } from "../swarm/client/generate_text.ts";
 import { SwarmInferenceSession } from "../swarm/client/swarm_inference_session.ts";
 import { Metrics } from "../util/metrics.ts";
 import { SwarmGenerator } from "./swarm_generator.ts";
+import { tokenizerFromJson } from "../runtime/hf_tokenizer.ts";
+import { buildTokenizer } from "../../tests/helpers/tokenizer_fixture.ts";
 
 const H = 16;
 
@@ -97,4 +99,39 @@ Deno.test("SwarmGenerator maps sampling: do_sample false means greedy whatever t
     parameters: { max_new_tokens: 8, do_sample: false, temperature: 1.5, repetition_penalty: 1 },
   })).json();
   assert.equal(a.generated_text, await localGreedy("abc", 8));
+});
+
+Deno.test("SwarmGenerator: a templated chat prompt is encoded without a second BOS; counted and generated alike", async () => {
+  const BOS = "<|begin_of_text|>";
+  const built = buildTokenizer({ specialsFirst: false, specials: [BOS, "<|eot_id|>"], bosPrepend: BOS });
+  const tokenizer = tokenizerFromJson(built.json, { bos_token: BOS, eos_token: "<|eot_id|>" });
+  const bos = built.ids.get(BOS)!;
+  const lengths: number[] = [];
+  const generator = new SwarmGenerator({
+    model: "m",
+    head: new FakeHead(H),
+    tokenizer,
+    openSession: (maxLength) => {
+      lengths.push(maxLength);
+      return Promise.reject(new Error("no swarm in this test"));
+    },
+  });
+  const rendered = `${BOS}hi`; // what a template with {{ bos_token }} renders
+  const raw = tokenizer.encode(rendered);
+  assert.deepEqual(raw.slice(0, 2), [bos, bos], "the tokenizer's own post-processor adds one more");
+  const n = generator.countTokens(rendered, { templated: true });
+  assert.equal(n, raw.length - 1);
+  assert.equal(generator.countTokens("hi"), tokenizer.encode("hi").length, "a raw prompt gets the BOS");
+  const gen = generator.generate(rendered, {
+    maxNewTokens: 4,
+    temperature: 0,
+    topP: 1,
+    repetitionPenalty: 1,
+    doSample: false,
+  }, {
+    signal: new AbortController().signal,
+    templated: true,
+  });
+  await assert.rejects(gen[Symbol.asyncIterator]().next(), /no swarm/);
+  assert.deepEqual(lengths, [n + 4], "the session is sized for the same encoding");
 });

@@ -3,7 +3,13 @@
  * every call, can be held at a gate, fail at a chosen token, or run until aborted.
  * @module
  */
-import type { GeneratedToken, GenerationParams, Generator, GeneratorInfo } from "../api/types.ts";
+import type {
+  GeneratedToken,
+  GenerationParams,
+  Generator,
+  GeneratorInfo,
+  PromptOptions,
+} from "../api/types.ts";
 
 export interface FakeGeneratorOptions {
   /** Token texts produced in order (default: " one", " two", ...). */
@@ -16,7 +22,7 @@ export interface FakeGeneratorOptions {
 }
 
 export class FakeGenerator implements Generator {
-  readonly calls: Array<{ prompt: string; params: GenerationParams }> = [];
+  readonly calls: Array<{ prompt: string; params: GenerationParams; templated?: boolean }> = [];
   ready = true;
   /** Number of generations that have ended (completed, aborted, or returned early). */
   ended = 0;
@@ -62,16 +68,16 @@ export class FakeGenerator implements Generator {
     return { model: "test-org/tiny-model", ready: this.ready, ...this.#o.info };
   }
 
-  countTokens(text: string): number {
+  countTokens(text: string, _options?: PromptOptions): number {
     return text.split(/\s+/).filter(Boolean).length;
   }
 
   async *generate(
     prompt: string,
     params: GenerationParams,
-    { signal }: { signal: AbortSignal },
+    { signal, templated }: { signal: AbortSignal } & PromptOptions,
   ): AsyncGenerator<GeneratedToken> {
-    this.calls.push({ prompt, params });
+    this.calls.push({ prompt, params, ...(templated ? { templated } : {}) });
     const waiters = this.#startedWaiters;
     this.#startedWaiters = [];
     for (const w of waiters) w();

@@ -5,18 +5,20 @@
  */
 import { ApiError } from "../errors.ts";
 
-/** Shows a received value in an error message, shortened. */
+/**
+ * Shows a received value in an error message, shortened. Arrays and objects are described, not
+ * written out: turning a large or deep one into text costs more than the request is worth.
+ */
 export function show(v: unknown): string {
-  let s: string;
-  try {
-    s = typeof v === "string"
-      ? JSON.stringify(v)
-      : v === undefined
-      ? "undefined"
-      : JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
+  if (Array.isArray(v)) return `an array of ${v.length} item${v.length === 1 ? "" : "s"}`;
+  if (v !== null && typeof v === "object") {
+    const keys = Object.keys(v);
+    const names = keys.slice(0, 3).map((k) => JSON.stringify(k.length > 20 ? `${k.slice(0, 17)}...` : k));
+    return keys.length === 0
+      ? "an empty object"
+      : `an object with ${names.join(", ")}${keys.length > 3 ? ", ..." : ""}`;
   }
+  const s = typeof v === "string" ? JSON.stringify(v.length > 200 ? v.slice(0, 200) : v) : String(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 

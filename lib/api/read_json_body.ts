@@ -4,7 +4,14 @@
  * a JSON object with a 400 that says why.
  * @module
  */
-import { ApiError } from "../errors.ts";
+import { ApiError, WireError } from "../errors.ts";
+import { checkJsonShape } from "../wire/mod.ts";
+
+/**
+ * How deep, and how many values, a request body may hold: ample for chat messages and generation
+ * parameters, and checked by a scan of the bytes before `JSON.parse` builds a deep or wide value.
+ */
+export const BODY_SHAPE = { maxDepth: 32, maxValues: 100_000 } as const;
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
@@ -27,6 +34,16 @@ export function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
   }
   if (text.trim() === "") {
     throw new ApiError(400, "INVALID_JSON", "request body is empty", { hint: "send a JSON object" });
+  }
+  try {
+    checkJsonShape(bytes, BODY_SHAPE, "request body");
+  } catch (err) {
+    if (!(err instanceof WireError)) throw err;
+    throw new ApiError(400, "INVALID_JSON", err.message, {
+      hint:
+        `send a JSON object nested at most ${BODY_SHAPE.maxDepth} deep with at most ${BODY_SHAPE.maxValues} values`,
+      cause: err,
+    });
   }
   let value: unknown;
   try {

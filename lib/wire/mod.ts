@@ -12,3 +12,4 @@ export * from "./direct_listener.ts";
 export * from "./ip_address.ts";
 export * from "./link_target.ts";
 export * from "./nat_messages.ts";
+export * from "./json_shape.ts";

@@ -68,6 +68,14 @@ export function streamFrameChannel(
         stream.abort(new Error("close failed"));
       }
     },
+    discard() {
+      try {
+        bytes.unwrap(); // hands what it buffered back to the stream, which closeRead drops
+      } catch {
+        // unwrapped already, or the stream is closed for reading
+      }
+      stream.closeRead().catch(() => {});
+    },
     abort(err) {
       stream.abort(err ?? new Error("aborted"));
     },

@@ -8,6 +8,7 @@ import { streamPair } from "@libp2p/utils";
 import { WireError } from "../errors.ts";
 import { encodeFrame, lengthPrefixed, LengthPrefixedDecoder, MIN_FRAME_BYTES } from "../wire/mod.ts";
 import { memoryFrameChannelPair, streamFrameChannel } from "./frame_channel.ts";
+import { closeWithin } from "./inference_handler.ts";
 
 const MiB = 1024 * 1024;
 const INFO = { type: "info_request" } as const;
@@ -44,4 +45,30 @@ Deno.test("frame channel (libp2p stream): a valid frame, then 8 MiB of zeros: th
   await assert.rejects(channel.read(), (e) => e instanceof WireError && e.code === "BAD_FRAME");
   outbound.abort(new Error("done"));
   inbound.abort(new Error("done"));
+});
+
+Deno.test("frame channel (libp2p stream): after discard, what the peer goes on sending is dropped, not buffered", async () => {
+  const [outbound, inbound] = await streamPair();
+  const channel = streamFrameChannel(inbound);
+  const client = streamFrameChannel(outbound);
+  await client.write(INFO);
+  assert.deepEqual(await channel.read(), INFO);
+  // the start of a frame that never completes, as a one-shot handler replies
+  const partial = lengthPrefixed(new Uint8Array(4 * MiB)).subarray(0, 3 * MiB);
+  outbound.send(partial.subarray(0, MiB));
+  await channel.write(INFO);
+  await closeWithin(channel, 5_000);
+  for (let off = MiB; off < partial.byteLength; off += 64 * 1024) {
+    if (!outbound.send(partial.subarray(off, off + 64 * 1024))) {
+      await new Promise((r) => outbound.addEventListener("drain", r, { once: true }));
+    }
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  // the channel's reader let go of the stream, which drops what comes (before: a reader kept
+  // buffering it, up to a frame's size, for as long as the peer kept the stream open)
+  assert.equal(inbound.listenerCount("message"), 0);
+  assert.equal(inbound.readStatus, "closed");
+  assert.equal(inbound.readBufferLength, 0, "nothing held for a finished handler");
+  assert.deepEqual(await client.read(), INFO, "the reply went out");
+  outbound.abort(new Error("done"));
 });

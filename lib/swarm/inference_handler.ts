@@ -61,11 +61,15 @@ export async function writeWithin(
   }
 }
 
-/** Closes our writing within `ms`; past it the transport is dropped. Never throws. */
+/**
+ * Closes our writing within `ms` (past it the transport is dropped), and stops reading: the
+ * handler is done with the stream, and what the peer sends after is dropped. Never throws.
+ */
 export async function closeWithin(channel: FrameChannel, ms: number): Promise<void> {
   const t = timeoutSignal(ms);
   try {
     await channel.close({ signal: t.signal });
+    channel.discard?.();
   } catch {
     channel.abort();
   } finally {
@@ -87,6 +91,7 @@ export async function replyError(
       await channel.write({ type: "error", code, message, ...extra }, { signal: t.signal });
     }
     await channel.close({ signal: t.signal });
+    channel.discard?.();
   } catch {
     channel.abort();
   } finally {

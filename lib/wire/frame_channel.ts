@@ -17,6 +17,12 @@ export interface FrameChannel {
    * that stops reading never lets them flush) the transport is dropped instead.
    */
   close(options?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * Stops reading for good, where the transport can: what is buffered is freed and what the peer
+   * sends from now on is dropped. A server calls it once its reply is out, so a peer that goes on
+   * sending after a one-shot request holds no memory.
+   */
+  discard?(): void;
   /** Drops the transport at once. */
   abort(err?: Error): void;
   /** Whether the channel can still be written to. */

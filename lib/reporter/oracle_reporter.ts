@@ -15,6 +15,7 @@ import type { ContributionSnapshot } from "../util/metrics.ts";
 import { oracleEndpoint, type OracleReply, oracleRequest, replyMessage } from "./_oracle_http.ts";
 import { buildReport, cleanProof, type ReportBody, type ReportProof } from "./report_body.ts";
 import { NO_REPORT, type OracleView, reportCounters } from "./report_counters.ts";
+import { loadReportState, saveReportState } from "./report_state.ts";
 
 export const DEFAULT_REPORT_TIMEOUT_MS = 30_000;
 export const SKEW_WARN_SECONDS = 30;
@@ -53,6 +54,11 @@ export interface OracleReporterOptions {
   /** Clock in unix ms (tests). */
   now?: () => number;
   fetch?: typeof fetch;
+  /**
+   * Where the Oracle's last accepted values and what it has not counted are kept across restarts
+   * (report_state.ts); none: a restart loses what the last accepted report did not carry.
+   */
+  statePath?: string;
 }
 
 export type ReportOutcome =
@@ -81,6 +87,8 @@ export class OracleReporter {
   #proofs: ReportProof[] = [];
   /** What the Oracle holds after the last accepted report. */
   #view: OracleView = NO_REPORT;
+  /** The saved view read back (once, before the first report). */
+  #restored: Promise<void> | undefined;
   #inFlight: Promise<ReportOutcome> | undefined;
   #stopped = false;
   #status: { -readonly [K in keyof ReporterStatus]: ReporterStatus[K] } = { sent: 0, accepted: 0, failed: 0 };
@@ -178,6 +186,7 @@ export class OracleReporter {
       timestamp = Math.max(Math.floor(this.#now() / 1000), this.#lastTimestamp + 1);
     }
     this.#lastTimestamp = timestamp;
+    await this.#restore();
     const proofs = this.#proofs.slice();
     let body: ReportBody;
     let counters: ReturnType<typeof reportCounters>;
@@ -224,6 +233,7 @@ export class OracleReporter {
       this.#status.lastError = undefined;
       this.#lastRefusal = "";
       this.#view = counters.next;
+      await this.#save();
       // the proofs this report carried, not the oldest queued: some may have been trimmed meanwhile
       const carried = new Set(proofs);
       this.#proofs = this.#proofs.filter((p) => !carried.has(p));
@@ -250,6 +260,41 @@ export class OracleReporter {
     return { ok: false, body, status, error };
   }
 
+  #owner() {
+    return { wallet: this.#o.signer.address, oracleUrl: this.#o.oracleUrl };
+  }
+
+  #restore(): Promise<void> {
+    const path = this.#o.statePath;
+    if (!path) return Promise.resolve();
+    this.#restored ??= loadReportState(path, this.#owner(), (msg, f) => this.#logger.warn(msg, f)).then(
+      (view) => {
+        if (!view) return;
+        this.#view = view;
+        this.#logger.info("carrying over what the Oracle has not counted", {
+          tokens: -view.counted.tokens,
+          requests: -view.counted.requests,
+        });
+      },
+    );
+    return this.#restored;
+  }
+
+  /** Saves the view with the counters now; a failure is logged (the next report tries again). */
+  async #save(): Promise<void> {
+    const path = this.#o.statePath;
+    if (!path) return;
+    const s = this.#o.metrics.snapshot();
+    try {
+      await saveReportState(path, this.#owner(), this.#view, {
+        tokens: Math.floor(s.tokensProcessed),
+        requests: Math.floor(s.requestCount),
+      });
+    } catch (err) {
+      this.#logger.warn("cannot save the report state", { path, error: errorMessage(err) });
+    }
+  }
+
   #checkSkew(reply: OracleReply): void {
     if (reply.serverTimeMs === undefined) return;
     const skew = Math.round((reply.serverTimeMs - this.#now()) / 1000);
@@ -273,5 +318,10 @@ export class OracleReporter {
     await this.#loop;
     await this.#inFlight;
     if (this.#loop) await this.reportNow({ timeoutMs: this.#o.finalTimeoutMs ?? 5000 });
+    // what the final report did not get counted is owed by the next process
+    if (this.#restored || this.#loop) {
+      await this.#restore();
+      await this.#save();
+    }
   }
 }

@@ -137,3 +137,49 @@ Deno.test("nextReport: a fixed period, slow replies do not push it, missed slots
   // with a period shorter than that, the slot comes first
   assert.deepEqual(nextReport(1_000, 1_200, 10_000, true), { slot: 11_000, at: 11_000 });
 });
+
+Deno.test("reporter: tokens a final report could not deliver are carried by the next process's reports", async () => {
+  const dir = await Deno.makeTempDir();
+  const statePath = `${dir}/reporter.json`;
+  try {
+    const oracle = scriptedOracle();
+    let up = true;
+    const fetch = ((url: string | URL | Request, init?: RequestInit) =>
+      up
+        ? oracle.fetch(url, init)
+        : Promise.reject(new TypeError("connection refused"))) as typeof globalThis.fetch;
+    const first = new Metrics();
+    const a = new OracleReporter({
+      oracleUrl: "http://oracle.test",
+      signer,
+      metrics: first,
+      intervalMs: 60_000,
+      fetch,
+      statePath,
+      finalTimeoutMs: 200,
+    });
+    a.start();
+    first.addTokens(100);
+    assert.equal((await a.reportNow()).ok, true);
+    first.addTokens(40);
+    up = false; // the Oracle is down when the node stops: the final report fails
+    await a.stop();
+    up = true;
+    const second = new Metrics();
+    const b = new OracleReporter({
+      oracleUrl: "http://oracle.test",
+      signer,
+      metrics: second,
+      intervalMs: 60_000,
+      fetch,
+      statePath,
+    });
+    second.addTokens(7);
+    assert.equal((await b.reportNow()).ok, true);
+    // before: 7, and the Oracle (a decrease: a restart) counted 7, the 40 lost
+    assert.equal(oracle.bodies.at(-1)!.tokensProcessed, 147, "the last accepted 100, the 40 owed, the 7 new");
+    await b.stop();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -99,7 +99,12 @@ export function punchTcp(
         s.setNoDelay(true);
         finish(undefined, socketConn(s));
       });
-      s.once("error", (err: NodeJS.ErrnoException) => {
+      // `on`, not `once`: a second error from the same socket, with no listener, would be thrown
+      // as an uncaught exception and end the process
+      let failedOnce = false;
+      s.on("error", (err: NodeJS.ErrnoException) => {
+        if (failedOnce) return;
+        failedOnce = true;
         s.destroy();
         // refused or reset: the other side's socket was not there yet; anything else is final
         const again = err.code === "ECONNREFUSED" || err.code === "ECONNRESET" || err.code === "EADDRINUSE";

@@ -64,6 +64,9 @@ export interface ReceiveOptions {
   link?: number;
 }
 
+/** Lost links remembered per stream (a server may name any number). */
+const MAX_LOST_LINKS = 1024;
+
 /** One open inference stream to one server. */
 export class InferenceStream {
   readonly #channel: FrameChannel;
@@ -261,6 +264,10 @@ export class InferenceStream {
         if (m !== undefined) return m;
         if (reply.type === "link_lost") {
           this.#lostLinks.add(reply.link);
+          // a server can name any number of links: the oldest are forgotten past a bound
+          if (this.#lostLinks.size > MAX_LOST_LINKS) {
+            this.#lostLinks.delete(this.#lostLinks.values().next().value!);
+          }
           if (reply.link === o.link) return "lost";
         } else if (reply.type === "result" && reply.stepId <= Math.max(o.stepId ?? -1, this.#nextStep - 1)) {
           // a reply the client gave up waiting for: to a push that failed elsewhere, or to a

@@ -9,22 +9,35 @@
  *     (refused, closed port, open port that closes, open port that stays silent), over real
  *     loopback sockets with `linkDirect`'s deadline (`--link-ms`, default its default); the spread
  *     between kinds is what a client could learn from timing.
+ *   - `zeros`: a valid frame, then 1 MiB of zero bytes (each one an empty frame) sent ahead of
+ *     the reader: the main-thread time until the stream's reader refuses it (one frame at a time,
+ *     least frame size), against the reference of the decoder before (every frame split out at
+ *     once), measured in the same run; medians over `--runs`.
  *   - `flood`: 1000 relayed records of fresh keys, about 14 KB each, offered to a swarm table from
  *     one source: the time to handle them and what a table reply then carries, with the table's
  *     bounds (`bounded`) and with them lifted (`unbounded`: every record admitted and passed on,
  *     as before the bounds), in the same run.
  *
- *   deno task bench hostile [frame|link|flood ...] [--runs 5] [--link-ms 2000] [--json]
+ *   deno task bench hostile [frame|link|zeros|flood ...] [--runs 5] [--link-ms 2000] [--json]
  *
  * `--json` prints one object: `{"frame": {<case>: {"decode_ms", "reference_ms", "ratio"}}, "link":
- * {<kind>: {"median_ms", "min_ms", "max_ms"}}, "flood": {"bounded"|"unbounded": {"offer_ms",
- * "accepted", "reply_records", "reply_bytes", "reply_ms"}}}`.
+ * {<kind>: {"median_ms", "min_ms", "max_ms"}}, "zeros": {"1MiB": {"refuse_ms", "reference_ms",
+ * "reference_frames", "ratio"}}, "flood": {"bounded"|"unbounded": {"offer_ms", "accepted",
+ * "reply_records", "reply_bytes", "reply_ms"}}}`.
  * @module
  */
 import { parseArgs } from "node:util";
 import { decodeFrame, FRAME_VERSION } from "../lib/wire/frame_codec.ts";
 import { LINK_FAIL_MS, linkDirect } from "../lib/wire/link_target.ts";
-import { encodeFrame, type SignedRecordWire, type SwarmRecord } from "../lib/wire/mod.ts";
+import {
+  DEFAULT_WIRE_LIMITS,
+  encodeFrame,
+  lengthPrefixed,
+  LengthPrefixedDecoder,
+  MIN_FRAME_BYTES,
+  type SignedRecordWire,
+  type SwarmRecord,
+} from "../lib/wire/mod.ts";
 import { generateKeyPair } from "@libp2p/crypto/keys";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import { signRecord } from "../lib/swarm/record_signer.ts";
@@ -215,6 +228,35 @@ async function benchFlood() {
   return out;
 }
 
+/** A valid frame followed by `bytes` zero bytes: a million empty frames per MiB. */
+function zeroFlood(bytes: number): Uint8Array {
+  const valid = lengthPrefixed(encodeFrame({ type: "info_request" }));
+  const out = new Uint8Array(valid.byteLength + bytes);
+  out.set(valid);
+  return out;
+}
+
+export function benchZeros(runs: number) {
+  const bytes = zeroFlood(MiB);
+  const now: number[] = [], ref: number[] = [];
+  let frames = 0;
+  for (let i = 0; i < runs; i++) {
+    now.push(time(() => {
+      // what the stream channel does now: one frame per read, no frame under the least size
+      const d = new LengthPrefixedDecoder(DEFAULT_WIRE_LIMITS.maxFrameBytes, MIN_FRAME_BYTES);
+      d.append(bytes);
+      decodeFrame(d.pushOne(new Uint8Array(0))!);
+      d.pushOne(new Uint8Array(0));
+    }));
+    ref.push(time(() => {
+      // before: every frame of what was buffered split out at once (then decoded one by one)
+      frames = new LengthPrefixedDecoder(DEFAULT_WIRE_LIMITS.maxFrameBytes).push(bytes).length;
+    }));
+  }
+  const d = median(now), r = median(ref);
+  return { refuse_ms: round(d), reference_ms: round(r), reference_frames: frames, ratio: round(r / d) };
+}
+
 function round(x: number): number {
   return Math.round(x * 100) / 100;
 }
@@ -236,10 +278,11 @@ if (import.meta.main) {
   if (!Number.isFinite(linkMs) || linkMs < 10) {
     throw new RangeError(`--link-ms must be ≥ 10, got ${values["link-ms"]}`);
   }
-  const parts = positionals.length ? positionals : ["frame", "link", "flood"];
+  const parts = positionals.length ? positionals : ["frame", "link", "zeros", "flood"];
   const result: Record<string, unknown> = {};
   if (parts.includes("frame")) result.frame = benchFrames(runs);
   if (parts.includes("link")) result.link = await benchLinks(runs, linkMs);
+  if (parts.includes("zeros")) result.zeros = { "1MiB": benchZeros(runs) };
   if (parts.includes("flood")) result.flood = await benchFlood();
   if (values.json) console.log(JSON.stringify(result));
   else {

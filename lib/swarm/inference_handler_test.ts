@@ -132,8 +132,8 @@ Deno.test("inference handler: refusals carry stable codes and free everything", 
   );
   // wrong hidden size in a step → BAD_FRAME, stream closed, session freed
   await code(s1.step(fakeHidden(1, 1, 8)), "BAD_FRAME");
-  // too long for maxLength → BAD_FRAME
-  await code(s2.step(fakeHidden(1, 5, 16)), "BAD_FRAME");
+  // too long for maxLength → TOO_LONG (the request's fault: clients route around, ban nobody)
+  await code(s2.step(fakeHidden(1, 5, 16)), "TOO_LONG");
   await Promise.all(served);
   assert.equal(sessions.count, 0);
   assert.equal(runtime.info().cacheTokensLeft, 100);

@@ -16,6 +16,9 @@ export const PROTOCOL_ERROR_CODES = [
   "TIMEOUT",
   "INTERNAL",
   "BUSY",
+  // a session or forward longer than the server takes: the request's fault, not the server's (an
+  // older server sends BAD_FRAME, an older client raises it as a server failure)
+  "TOO_LONG",
 ] as const satisfies readonly ErrorCode[];
 export type ProtocolErrorCode = typeof PROTOCOL_ERROR_CODES[number];
 
@@ -56,6 +59,8 @@ function defaultHint(code: ProtocolErrorCode): string {
       return "the server failed; retry elsewhere and check the server's log";
     case "BUSY":
       return "this server has as much work waiting as it takes; route to another server or retry later";
+    case "TOO_LONG":
+      return "the session is longer than this server takes: send a shorter prompt or fewer new tokens";
   }
 }
 
@@ -67,7 +72,6 @@ export function toProtocolCode(err: unknown): ProtocolErrorCode {
       case "BAD_SPAN":
         return "SPAN_NOT_SERVED";
       case "BAD_INPUT":
-      case "TOO_LONG":
       case "UNKNOWN_SESSION":
         return "BAD_FRAME";
     }

@@ -20,6 +20,7 @@ Deno.test("error codes: stable list, mapping of thrown values", () => {
     "TIMEOUT",
     "INTERNAL",
     "BUSY",
+    "TOO_LONG",
   ]);
   assert.ok(isProtocolErrorCode("CACHE_FULL"));
   assert.ok(!isProtocolErrorCode("cache_full"));
@@ -37,7 +38,7 @@ Deno.test("error codes: toProtocolCode maps runtime, timeout and abort errors; p
   const rt = (code: ErrorCode) => toProtocolCode(new RuntimeError(code, `runtime ${code}`));
   assert.equal(rt("BAD_SPAN"), "SPAN_NOT_SERVED");
   assert.equal(rt("BAD_INPUT"), "BAD_FRAME");
-  assert.equal(rt("TOO_LONG"), "BAD_FRAME");
+  assert.equal(rt("TOO_LONG"), "TOO_LONG");
   assert.equal(rt("UNKNOWN_SESSION"), "BAD_FRAME");
   assert.equal(rt("CACHE_FULL"), "CACHE_FULL");
   assert.equal(rt("TIMEOUT"), "TIMEOUT");

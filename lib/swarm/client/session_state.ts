@@ -140,9 +140,9 @@ export class SessionState {
   routed = false;
   closed = false;
   /**
-   * Servers that refused this session's request as malformed (`BAD_FRAME`: a session longer than
-   * they take, an input they reject): routed around for the rest of this session only. Not banned
-   * for the client's other sessions: one request must not take the servers out for everyone.
+   * Servers that refused this session as longer than they take (`TOO_LONG`): routed around for the
+   * rest of it (its maxLength does not change). Not banned for the client's other sessions: one
+   * request must not take the servers out for everyone.
    */
   readonly refusedBy = new Set<string>();
   #remoteSeq = 0;

@@ -37,8 +37,9 @@ export async function withRetries<T>(
   const failedPeers: string[] = [];
   const relayRetried = new Map<string, number>();
   const reopened = new Set<string>();
-  /** The last refusal of the request by a server (`refusedRequest`). */
+  /** The last refusal of the request by a server (`refusedRequest`), and the attempt it came at. */
   let refusal: unknown;
+  let refusedAt = -1;
   for (let attempt = 0;; attempt++) {
     signal?.throwIfAborted();
     const span = s.chain[i];
@@ -90,6 +91,7 @@ export async function withRetries<T>(
         failedPeers.push(peer);
         s.refusedBy.add(peer);
         refusal = err;
+        refusedAt = attempt;
         s.log.warn("server refused the session's request; routing around it for this session", {
           peer,
           blocks: `${failed.start}:${failed.end}`,
@@ -110,8 +112,12 @@ export async function withRetries<T>(
         });
         dropRemote(failed);
         failed.server = undefined;
-      } else if (refusal && err instanceof PlumiseError && err.code === "MISSING_BLOCKS") {
-        // every server left for these blocks refused the request: retrying cannot help
+      } else if (
+        refusal && refusedAt < attempt && failedPeers.every((p) => s.refusedBy.has(p)) &&
+        err instanceof PlumiseError && err.code === "MISSING_BLOCKS"
+      ) {
+        // every server that failed refused the request, and none is left after a table refresh
+        // (one happened since the last refusal): retrying cannot help
         throw refusedError(s, range, failedPeers, attempt + 1, refusal);
       } else {
         s.log.warn("no route for blocks", {
@@ -183,11 +189,12 @@ function mayHaveEnded(err: unknown): boolean {
 }
 
 /**
- * Whether `err` is a server's refusal of the request itself: its `BAD_FRAME` error frame (a
- * session longer than it takes, an input it rejects, a step it cannot place).
+ * Whether `err` is a server's refusal of the request itself: its `TOO_LONG` error frame (a
+ * session longer than it takes). Any other error frame is the server's failure: a server that
+ * garbles or refuses everything is banned as before.
  */
 function refusedRequest(err: unknown): boolean {
-  return fromServer(err) && (err as PlumiseError).code === "BAD_FRAME";
+  return fromServer(err) && (err as PlumiseError).code === "TOO_LONG";
 }
 
 /** The session's failure once every server for `range` refused its request. */

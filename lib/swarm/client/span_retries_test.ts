@@ -148,11 +148,11 @@ Deno.test("withRetries: a step that starts over reopens a server's ended session
   assert.deepEqual(tried, ["A", "B"]);
 });
 
-/** What remoteError() makes of a server's {"type":"error","code":"BAD_FRAME"} (its TOO_LONG, BAD_INPUT). */
+/** What remoteError() makes of a server's {"type":"error","code":"TOO_LONG"}. */
 const refusal = (peer: string) =>
   new SwarmError(
-    "BAD_FRAME",
-    `server replied BAD_FRAME: maxLength 99999 exceeds the engine's 8192 (${peer})`,
+    "TOO_LONG",
+    `server replied TOO_LONG: maxLength 99999 exceeds the engine's 8192 (${peer})`,
     {
       details: { remote: true },
     },
@@ -185,4 +185,32 @@ Deno.test("withRetries: when every server refuses the request, SESSION_FAILED sa
   assert.equal(err.details.refused, true);
   assert.deepEqual(tried, ["A", "B"], "each server once, not the retries' worth");
   assert.deepEqual(s.bans.banned(), []);
+});
+
+Deno.test("withRetries: a refusal by one server and a failure of another is a server failure, retried as such", async () => {
+  const { s, router } = await setup(2);
+  const err = await withRetries(s, router, 0, (span) =>
+    Promise.reject(
+      span.server!.peerId === "A" ? refusal("A") : new SwarmError("TIMEOUT", "B did not answer"),
+    )).then(() => undefined, (e) => e);
+  assert.ok(err instanceof SwarmError && err.code === "SESSION_FAILED", String(err));
+  assert.doesNotMatch(err.message, /refused the request/, "B never refused anything");
+  assert.equal(err.details.refused, undefined);
+  assert.ok(s.bans.isBanned("B"));
+  assert.equal(s.bans.isBanned("A"), false);
+});
+
+Deno.test("withRetries: a server's BAD_FRAME is its failure: banned, as any error frame", async () => {
+  const { s, router } = await setup();
+  const tried: string[] = [];
+  const r = await withRetries(s, router, 0, (span) => {
+    tried.push(span.server!.peerId);
+    return tried.length === 1
+      ? Promise.reject(
+        new SwarmError("BAD_FRAME", "server replied BAD_FRAME: garbage", { details: { remote: true } }),
+      )
+      : Promise.resolve("done");
+  });
+  assert.equal(r, "done");
+  assert.ok(s.bans.isBanned("A"), "a server that refuses everything is not spared");
 });

@@ -14,6 +14,7 @@ import { SwarmError } from "../errors.ts";
 import { errorMessage } from "../errors.ts";
 import { timeoutSignal } from "../util/abort.ts";
 import type { FrameChannel, ReachMessage } from "../wire/mod.ts";
+import { closeWithin, DEFAULT_WRITE_MS, writeWithin } from "./stream_replies.ts";
 
 export interface DialBackOptions {
   /** Opens a fresh connection to `peerId` at host:port and closes it; rejects when it cannot. */
@@ -56,12 +57,12 @@ export class DialBackService {
     const t = timeoutSignal(10_000);
     try {
       const msg = await ch.read({ signal: t.signal });
-      if (msg === null) return await ch.close();
+      if (msg === null) return await closeWithin(ch, DEFAULT_WRITE_MS);
       if (msg.type !== "reach_request") {
         throw new SwarmError("BAD_FRAME", `expected reach_request, got ${msg.type}`);
       }
-      await ch.write(await this.answer(remote, msg.port), { signal: t.signal });
-      await ch.close();
+      await writeWithin(ch, await this.answer(remote, msg.port), DEFAULT_WRITE_MS, t.signal);
+      await closeWithin(ch, DEFAULT_WRITE_MS);
     } catch {
       ch.abort();
     } finally {

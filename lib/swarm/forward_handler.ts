@@ -10,15 +10,8 @@ import { timeoutSignal } from "../util/abort.ts";
 import { protocolError, tensor } from "../wire/mod.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import { ForwardGate } from "./forward_gate.ts";
-import {
-  checkSpan,
-  closeWithin,
-  DEFAULT_WRITE_MS,
-  type HandlerDeps,
-  readFirst,
-  replyError,
-  writeWithin,
-} from "./inference_handler.ts";
+import { checkSpan, type HandlerDeps } from "./inference_handler.ts";
+import { closeWithin, DEFAULT_WRITE_MS, readFirst, replyError, writeWithin } from "./stream_replies.ts";
 import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
 
 /** Used when the caller passes no gate (tests, tools): one with the default limits per runtime. */

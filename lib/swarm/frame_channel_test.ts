@@ -8,7 +8,7 @@ import { streamPair } from "@libp2p/utils";
 import { WireError } from "../errors.ts";
 import { encodeFrame, lengthPrefixed, LengthPrefixedDecoder, MIN_FRAME_BYTES } from "../wire/mod.ts";
 import { memoryFrameChannelPair, streamFrameChannel } from "./frame_channel.ts";
-import { closeWithin } from "./inference_handler.ts";
+import { closeWithin } from "./stream_replies.ts";
 
 const MiB = 1024 * 1024;
 const INFO = { type: "info_request" } as const;

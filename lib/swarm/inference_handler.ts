@@ -7,12 +7,13 @@
 import type { BlockRuntime, DirectServing } from "../runtime/types.ts";
 import type { Logger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
-import { timeoutSignal, untilAborted } from "../util/abort.ts";
-import { protocolError, type ProtocolErrorCode, tensor, type WireMessage } from "../wire/mod.ts";
+import { untilAborted } from "../util/abort.ts";
+import { protocolError, tensor, type WireMessage } from "../wire/mod.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import type { ManagedSession, SessionManager } from "./session_manager.ts";
 import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
 import { type PunchDeps, servePunch } from "./punch_session.ts";
+import { closeWithin, DEFAULT_WRITE_MS, readFirst, replyError, writeWithin } from "./stream_replies.ts";
 
 export interface HandlerDeps {
   runtime: BlockRuntime;
@@ -36,69 +37,6 @@ export interface HandlerDeps {
   punch?: PunchDeps;
 }
 
-/** How long a reply may take to write, or a stream to close, by default. */
-export const DEFAULT_WRITE_MS = 30_000;
-
-/**
- * Writes `message` within `ms` (and while `signal` holds); past it the transport is dropped and the
- * abort's reason thrown. A peer that stops reading can then hold a handler, and the reply it buffers,
- * no longer than that.
- */
-export async function writeWithin(
-  channel: FrameChannel,
-  message: WireMessage,
-  ms: number,
-  signal?: AbortSignal,
-): Promise<void> {
-  const t = timeoutSignal(ms, signal);
-  try {
-    await channel.write(message, { signal: t.signal });
-  } catch (err) {
-    if (t.signal.aborted) channel.abort();
-    throw err;
-  } finally {
-    t.clear();
-  }
-}
-
-/**
- * Closes our writing within `ms` (past it the transport is dropped), and stops reading: the
- * handler is done with the stream, and what the peer sends after is dropped. Never throws.
- */
-export async function closeWithin(channel: FrameChannel, ms: number): Promise<void> {
-  const t = timeoutSignal(ms);
-  try {
-    await channel.close({ signal: t.signal });
-    channel.discard?.();
-  } catch {
-    channel.abort();
-  } finally {
-    t.clear();
-  }
-}
-
-/** Writes an error frame, then closes, both within `writeMs`; never throws. */
-export async function replyError(
-  channel: FrameChannel,
-  code: ProtocolErrorCode,
-  message: string,
-  extra: { hint?: string; stepId?: number } = {},
-  writeMs = 5_000,
-): Promise<void> {
-  const t = timeoutSignal(writeMs);
-  try {
-    if (channel.writable) {
-      await channel.write({ type: "error", code, message, ...extra }, { signal: t.signal });
-    }
-    await channel.close({ signal: t.signal });
-    channel.discard?.();
-  } catch {
-    channel.abort();
-  } finally {
-    t.clear();
-  }
-}
-
 /** Checks model and span against what the runtime serves. */
 export function checkSpan(deps: HandlerDeps, model: string, start: number, end: number): void {
   if (model !== deps.model) {
@@ -113,16 +51,6 @@ export function checkSpan(deps: HandlerDeps, model: string, start: number, end: 
       "SPAN_NOT_SERVED",
       `blocks [${start}, ${end}) are not inside the served span [${info.start}, ${info.end})`,
     );
-  }
-}
-
-/** Reads one frame with a timeout; null on clean end. */
-export async function readFirst(channel: FrameChannel, ms: number): Promise<WireMessage | null> {
-  const t = timeoutSignal(ms);
-  try {
-    return await channel.read({ signal: t.signal });
-  } finally {
-    t.clear();
   }
 }
 
@@ -163,7 +91,7 @@ async function serveOrKeepStream(
     ]);
     if ("e" in end) {
       logger.debug("direct session ended", { end: end.e });
-      if (end.e.kind === "closed") await channel.close();
+      if (end.e.kind === "closed") await closeWithin(channel, DEFAULT_WRITE_MS);
       else channel.abort();
     } else if ("c" in end && !signal.aborted) {
       // the client ended its control stream (or broke the protocol on it): end quietly

@@ -6,7 +6,7 @@
 import { SwarmError } from "../errors.ts";
 import { type LiveInfo, protocolMessage, type SignedRecordWire, toProtocolCode } from "../wire/mod.ts";
 import type { FrameChannel } from "./frame_channel.ts";
-import { closeWithin, DEFAULT_WRITE_MS, readFirst, replyError, writeWithin } from "./inference_handler.ts";
+import { closeWithin, DEFAULT_WRITE_MS, readFirst, replyError, writeWithin } from "./stream_replies.ts";
 
 export interface InfoSource {
   /** This server's signed record as its table holds it (undefined before it announced). */

@@ -26,6 +26,7 @@ import type { FrameChannel } from "./frame_channel.ts";
 import { punchPort, punchTcp } from "./hole_punch.ts";
 import { withControl } from "./direct_paths.ts";
 import { type NatScope, onInternet } from "./reachability.ts";
+import { DEFAULT_WRITE_MS, writeWithin } from "./stream_replies.ts";
 
 /**
  * How long the two sides try to connect, and then to say hello on the new connection: together
@@ -68,7 +69,7 @@ export async function servePunch(
   options: { limits?: WireLimits; signal: AbortSignal; logger: Logger },
 ): Promise<{ punched: DirectFrameChannel } | { first: WireMessage | null }> {
   const refuse = async (reason: string) => {
-    await channel.write({ type: "punch_reply", ok: false, reason });
+    await writeWithin(channel, { type: "punch_reply", ok: false, reason }, DEFAULT_WRITE_MS, options.signal);
     return { first: await channel.read({ signal: options.signal }) };
   };
   // a stranger must not make this server connect into its own network or to well-known services
@@ -80,7 +81,12 @@ export async function servePunch(
   const port = punchPort();
   const ticket = randomSecret();
   const keyBytes = crypto.getRandomValues(new Uint8Array(32));
-  await channel.write({ type: "punch_reply", ok: true, host, port, ticket, key: encodeSecret(keyBytes) });
+  await writeWithin(
+    channel,
+    { type: "punch_reply", ok: true, host, port, ticket, key: encodeSecret(keyBytes) },
+    DEFAULT_WRITE_MS,
+    options.signal,
+  );
   const stop = new AbortController();
   const onAbort = () => stop.abort(options.signal.reason);
   options.signal.addEventListener("abort", onAbort, { once: true });

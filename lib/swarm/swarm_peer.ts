@@ -32,7 +32,7 @@ import { ProtocolClient } from "./swarm_client_transport.ts";
 import { SwarmTable } from "./swarm_table.ts";
 import { RecordFlooder } from "./record_flooder.ts";
 import { RecordProber } from "./record_prober.ts";
-import { closeWithin, DEFAULT_WRITE_MS, readFirst, replyError, writeWithin } from "./inference_handler.ts";
+import { closeWithin, DEFAULT_WRITE_MS, readFirst, replyError, writeWithin } from "./stream_replies.ts";
 import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
 
 /** The multiaddrs of a record, each ending in /p2p/<peer id>. */

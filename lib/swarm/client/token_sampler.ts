@@ -131,9 +131,12 @@ export class TokenSampler {
       scaled[i] = Number.isNaN(v) ? -Infinity : v;
       if (scaled[i] > max) max = scaled[i];
     }
-    if (max === -Infinity) throw new RangeError("all logits are -Infinity or NaN");
-    // a temperature so small that a logit divided by it overflows: only the largest can win
-    if (max === Infinity) return argmax(x);
+    if (!Number.isFinite(max)) {
+      // a temperature so small that the logits divided by it overflow (to +Infinity, or all to
+      // -Infinity when the largest is negative): only the largest logit can win
+      if (!x.some(Number.isFinite)) throw new RangeError("all logits are -Infinity or NaN");
+      return argmax(x);
+    }
     const k = o.topK && o.topK > 0 && o.topK < x.length ? o.topK : x.length;
     const topP = o.topP ?? 1;
     // candidates in descending order: top-k first (cheap threshold search), else the whole vocab

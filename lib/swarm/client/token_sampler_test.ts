@@ -99,4 +99,7 @@ Deno.test("a temperature so small that the logits overflow picks the argmax, not
   const s = new TokenSampler({ temperature: 1e-40, seed: 1 });
   assert.equal(s.greedy, false);
   assert.deepEqual(histogram(s, logits(0.5, 3, 1, 2), 20), [0, 20, 0, 0]);
+  // every logit negative: all overflow to -Infinity (before: "all logits are -Infinity", a 500)
+  assert.deepEqual(histogram(s, logits(-3, -1, -2), 20), [0, 20, 0]);
+  assert.throws(() => s.sample(logits(-Infinity, NaN)), /all logits are -Infinity or NaN/);
 });

@@ -47,12 +47,6 @@ export interface GeneratorInfo {
   readonly createdAt?: number;
 }
 
-/**
- * Generation through the swarm. node/ adapts the swarm client to this; tests use a fake.
- * `generate` must stop promptly when `signal` aborts, and throw `PlumiseError`s (an `ApiError`
- * carries its own HTTP status; `ConfigError` maps to 400, `TimeoutError` to 504,
- * `SwarmError`/`UnavailableError` to 503, anything else to 500).
- */
 /** How a prompt's text becomes tokens. */
 export interface PromptOptions {
   /**
@@ -62,6 +56,12 @@ export interface PromptOptions {
   readonly templated?: boolean;
 }
 
+/**
+ * Generation through the swarm. node/ adapts the swarm client to this; tests use a fake.
+ * `generate` must stop promptly when `signal` aborts, and throw `PlumiseError`s (an `ApiError`
+ * carries its own HTTP status; `ConfigError` maps to 400, `TimeoutError` to 504,
+ * `SwarmError`/`UnavailableError` to 503, anything else to 500).
+ */
 export interface Generator {
   /**
    * Optional: loads what generation needs (tokenizer, client head, swarm connection) on first use.

@@ -7,7 +7,7 @@
 import { type ChainAgent, createChainAgent, modelHash, preflight } from "../chain/mod.ts";
 import type { Config } from "../config/types.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
-import { OracleReporter, registerNodeWithRetry, REPORT_STATE_FILE } from "../reporter/mod.ts";
+import { OracleReporter, registerNodeWithRetry } from "../reporter/mod.ts";
 import type { Logger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
 import type { NodeChain, NodeReporter } from "./types.ts";
@@ -102,7 +102,7 @@ export function createReporterPart(
     intervalMs: options.intervalMs ?? config.reportInterval * 1000,
     logger,
     // what the Oracle has not counted survives a restart (docs/operations.md, "Files a node keeps")
-    statePath: `${config.dataDir}/${REPORT_STATE_FILE}`,
+    stateDir: config.dataDir,
   });
   metrics.gauge("plumise_reports", "Oracle reports by outcome since start", () => {
     const s = reporter.status();

@@ -55,10 +55,10 @@ export interface OracleReporterOptions {
   now?: () => number;
   fetch?: typeof fetch;
   /**
-   * Where the Oracle's last accepted values and what it has not counted are kept across restarts
-   * (report_state.ts); none: a restart loses what the last accepted report did not carry.
+   * The directory where the Oracle's last accepted values and what it has not counted are kept
+   * across restarts (report_state.ts); none: a restart loses what the last report did not carry.
    */
-  statePath?: string;
+  stateDir?: string;
 }
 
 export type ReportOutcome =
@@ -265,9 +265,9 @@ export class OracleReporter {
   }
 
   #restore(): Promise<void> {
-    const path = this.#o.statePath;
-    if (!path) return Promise.resolve();
-    this.#restored ??= loadReportState(path, this.#owner(), (msg, f) => this.#logger.warn(msg, f)).then(
+    const dir = this.#o.stateDir;
+    if (!dir) return Promise.resolve();
+    this.#restored ??= loadReportState(dir, this.#owner(), (msg, f) => this.#logger.warn(msg, f)).then(
       (view) => {
         if (!view) return;
         this.#view = view;
@@ -282,16 +282,16 @@ export class OracleReporter {
 
   /** Saves the view with the counters now; a failure is logged (the next report tries again). */
   async #save(): Promise<void> {
-    const path = this.#o.statePath;
-    if (!path) return;
+    const dir = this.#o.stateDir;
+    if (!dir) return;
     const s = this.#o.metrics.snapshot();
     try {
-      await saveReportState(path, this.#owner(), this.#view, {
+      await saveReportState(dir, this.#owner(), this.#view, {
         tokens: Math.floor(s.tokensProcessed),
         requests: Math.floor(s.requestCount),
       });
     } catch (err) {
-      this.#logger.warn("cannot save the report state", { path, error: errorMessage(err) });
+      this.#logger.warn("cannot save the report state", { dir, error: errorMessage(err) });
     }
   }
 

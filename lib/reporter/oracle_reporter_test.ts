@@ -140,7 +140,6 @@ Deno.test("nextReport: a fixed period, slow replies do not push it, missed slots
 
 Deno.test("reporter: tokens a final report could not deliver are carried by the next process's reports", async () => {
   const dir = await Deno.makeTempDir();
-  const statePath = `${dir}/reporter.json`;
   try {
     const oracle = scriptedOracle();
     let up = true;
@@ -155,7 +154,7 @@ Deno.test("reporter: tokens a final report could not deliver are carried by the 
       metrics: first,
       intervalMs: 60_000,
       fetch,
-      statePath,
+      stateDir: dir,
       finalTimeoutMs: 200,
     });
     a.start();
@@ -172,7 +171,7 @@ Deno.test("reporter: tokens a final report could not deliver are carried by the 
       metrics: second,
       intervalMs: 60_000,
       fetch,
-      statePath,
+      stateDir: dir,
     });
     second.addTokens(7);
     assert.equal((await b.reportNow()).ok, true);

@@ -3,7 +3,9 @@
  * accepted report, and the tokens and requests it has not counted yet (a final report the Oracle
  * did not take: down at shutdown, the process killed). The next process starts its counters at 0
  * and owes those first: its reports carry them (report_counters.ts), so no counted token is lost
- * to a restart, and the Oracle's diff starts from the value it last accepted.
+ * to a restart, and the Oracle's diff starts from the value it last accepted. One file per wallet
+ * and Oracle, named by a hash of both (the URL may hold a key, and is not written down): switching
+ * wallets and back keeps each one's debt.
  * @module
  */
 import { errorMessage } from "../errors.ts";
@@ -11,8 +13,8 @@ import type { Counters, OracleView } from "./report_counters.ts";
 
 const VERSION = 1;
 
-/** The file's name in the data directory. */
-export const REPORT_STATE_FILE = "reporter.json";
+/** The start of the files' names in the data directory (`reporter-<16 hex>.json`). */
+export const REPORT_STATE_PREFIX = "reporter-";
 
 /** Whose counters the file holds: another wallet's or another Oracle's are not carried over. */
 export interface ReportStateOwner {
@@ -20,8 +22,10 @@ export interface ReportStateOwner {
   readonly oracleUrl: string;
 }
 
-interface Saved extends ReportStateOwner {
+interface Saved {
   readonly version: number;
+  /** `ownerId` of the owner (checked on load). */
+  readonly owner: string;
   readonly reported: Counters;
   readonly owed: Counters;
 }
@@ -30,15 +34,28 @@ const isCount = (v: unknown): v is number => typeof v === "number" && Number.isS
 const isCounters = (v: unknown): v is Counters =>
   typeof v === "object" && v !== null && isCount((v as Counters).tokens) && isCount((v as Counters).requests);
 
+/** A hash of the wallet and the Oracle's URL (SHA-256, hex). */
+export async function ownerId(owner: ReportStateOwner): Promise<string> {
+  const bytes = new TextEncoder().encode(`${owner.wallet.toLowerCase()}\n${owner.oracleUrl}`);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The state file of `owner` in `dir`. */
+export async function reportStatePath(dir: string, owner: ReportStateOwner): Promise<string> {
+  return `${dir}/${REPORT_STATE_PREFIX}${(await ownerId(owner)).slice(0, 16)}.json`;
+}
+
 /**
- * The Oracle's view for a process whose counters start at 0, from the saved state; undefined when
- * there is none, it is another owner's, or it does not parse (`warn` says why).
+ * The Oracle's view for a process whose counters start at 0, from `owner`'s saved state in `dir`;
+ * undefined when there is none, or it does not parse (`warn` says why).
  */
 export async function loadReportState(
-  path: string,
+  dir: string,
   owner: ReportStateOwner,
   warn: (message: string, fields: Record<string, unknown>) => void = () => {},
 ): Promise<OracleView | undefined> {
+  const path = await reportStatePath(dir, owner);
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -59,21 +76,24 @@ export async function loadReportState(
     warn("the report state is not one this version wrote; starting from none", { path });
     return undefined;
   }
-  if (s.wallet !== owner.wallet || s.oracleUrl !== owner.oracleUrl) return undefined;
+  if (s.owner !== await ownerId(owner)) return undefined;
   return { reported: s.reported, counted: { tokens: -s.owed.tokens, requests: -s.owed.requests } };
 }
 
-/** Saves `view` with the counters `now` (what is owed is their difference), written beside and renamed over. */
+/**
+ * Saves `owner`'s `view` in `dir` with the counters `now` (what is owed is their difference),
+ * written beside and renamed over.
+ */
 export async function saveReportState(
-  path: string,
+  dir: string,
   owner: ReportStateOwner,
   view: OracleView,
   now: Counters,
 ): Promise<void> {
+  const path = await reportStatePath(dir, owner);
   const saved: Saved = {
     version: VERSION,
-    wallet: owner.wallet,
-    oracleUrl: owner.oracleUrl,
+    owner: await ownerId(owner),
     reported: view.reported,
     owed: {
       tokens: Math.max(0, now.tokens - view.counted.tokens),

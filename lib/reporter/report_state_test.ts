@@ -1,25 +1,39 @@
 import assert from "node:assert/strict";
 import { NO_REPORT, reportCounters } from "./report_counters.ts";
-import { loadReportState, saveReportState } from "./report_state.ts";
+import { loadReportState, reportStatePath, saveReportState } from "./report_state.ts";
 
-const owner = { wallet: "0x" + "12".repeat(20), oracleUrl: "http://oracle.test" };
+const owner = { wallet: "0x" + "12".repeat(20), oracleUrl: "http://oracle.test/?apikey=s3cret" };
 
 Deno.test("report state: what the Oracle has not counted is owed by the next process (counters from 0)", async () => {
   const dir = await Deno.makeTempDir();
-  const path = `${dir}/reporter.json`;
   try {
-    assert.equal(await loadReportState(path, owner), undefined, "none yet");
+    assert.equal(await loadReportState(dir, owner), undefined, "none yet");
     // the last accepted report carried 900 tokens; 140 more came before the process stopped
     const accepted = reportCounters({ tokens: 900, requests: 9 }, NO_REPORT).next;
-    await saveReportState(path, owner, accepted, { tokens: 1040, requests: 11 });
+    await saveReportState(dir, owner, accepted, { tokens: 1040, requests: 11 });
+    const path = await reportStatePath(dir, owner);
     assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
-    const view = (await loadReportState(path, owner))!;
+    assert.doesNotMatch(await Deno.readTextFile(path), /s3cret|oracle\.test/, "the URL is not written down");
+    const view = (await loadReportState(dir, owner))!;
     // the new process has counted 5 tokens, 1 request: the report carries 900 + 140 + 5
     const next = reportCounters({ tokens: 5, requests: 1 }, view);
     assert.deepEqual(next.reported, { tokens: 1045, requests: 12 });
-    // another wallet or Oracle starts from nothing
-    assert.equal(await loadReportState(path, { ...owner, wallet: "0x" + "34".repeat(20) }), undefined);
-    assert.equal(await loadReportState(path, { ...owner, oracleUrl: "http://other.test" }), undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("report state: each wallet and Oracle has its own file; switching and back keeps each debt", async () => {
+  const dir = await Deno.makeTempDir();
+  const other = { ...owner, wallet: "0x" + "34".repeat(20) };
+  try {
+    await saveReportState(dir, owner, NO_REPORT, { tokens: 40, requests: 1 });
+    assert.equal(await loadReportState(dir, other), undefined);
+    assert.equal(await loadReportState(dir, { ...owner, oracleUrl: "http://other.test" }), undefined);
+    await saveReportState(dir, other, NO_REPORT, { tokens: 7, requests: 1 });
+    assert.deepEqual((await loadReportState(dir, owner))!.counted, { tokens: -40, requests: -1 });
+    assert.deepEqual((await loadReportState(dir, other))!.counted, { tokens: -7, requests: -1 });
+    assert.notEqual(await reportStatePath(dir, owner), await reportStatePath(dir, other));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -27,17 +41,17 @@ Deno.test("report state: what the Oracle has not counted is owed by the next pro
 
 Deno.test("report state: a damaged file is ignored with a warning", async () => {
   const dir = await Deno.makeTempDir();
-  const path = `${dir}/reporter.json`;
+  const path = await reportStatePath(dir, owner);
   const warnings: string[] = [];
   try {
     for (
       const text of [
         "{not json",
-        JSON.stringify({ version: 1, ...owner, reported: { tokens: -1, requests: 0 } }),
+        JSON.stringify({ version: 1, owner: "x", reported: { tokens: -1, requests: 0 } }),
       ]
     ) {
       await Deno.writeTextFile(path, text);
-      assert.equal(await loadReportState(path, owner, (m) => warnings.push(m)), undefined);
+      assert.equal(await loadReportState(dir, owner, (m) => warnings.push(m)), undefined);
     }
     assert.equal(warnings.length, 2);
   } finally {

@@ -276,3 +276,35 @@ Deno.test("VERIFY_ON_CHAIN sends the 160-byte 0x20 attestation", async () => {
   }, "latest"]) as string;
   assert.equal(BigInt(out), 7n);
 });
+
+Deno.test("chain agent: start gives up when its signal aborts while the registration waits for its receipt", async () => {
+  await using chain = await startTestChain();
+  const agent = new ChainAgent({
+    wallet: new Wallet(chain.fundedKeys[2]),
+    rpcUrl: chain.rpcUrl,
+    chainId: chain.chainId,
+    model: "bigscience/bloom-560m",
+    claimThresholdWei: 10n ** 18n,
+    reportInterval: 60,
+    heartbeatIntervalMs: 3_600_000,
+    claimIntervalMs: 3_600_000,
+    receiptPollMs: 20,
+    receiptTimeoutMs: 600_000,
+  });
+  await chain.rpc("evm_setAutomine", [false]);
+  const stop = new AbortController();
+  const started = agent.start({ signal: stop.signal }).then(() => "started", (e) => e);
+  await waitFor(async () => {
+    const content = await chain.rpc("txpool_content") as { pending: Record<string, unknown> };
+    return content.pending[agent.queue.address.toLowerCase()];
+  }, { what: "the registration in the pool" });
+  stop.abort(new Error("node stopping"));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise((r) => timer = setTimeout(() => r("still starting"), 10_000));
+  const outcome = await Promise.race([started, late]);
+  clearTimeout(timer);
+  assert.ok(outcome instanceof Error, String(outcome));
+  assert.equal(outcome.message, "node stopping");
+  assert.equal(agent.status().state, "stopped");
+  await agent.stop();
+});

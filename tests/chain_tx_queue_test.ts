@@ -224,32 +224,3 @@ Deno.test("tx queue: settings a chain agent leaves unset keep their defaults (re
   assert.equal(r.status, 1);
   await agent.stop();
 });
-
-Deno.test("chain agent: start gives up when its signal aborts while the registration waits for its receipt", async () => {
-  await using chain = await startTestChain();
-  const agent = new ChainAgent({
-    wallet: new Wallet(chain.fundedKeys[2]),
-    rpcUrl: chain.rpcUrl,
-    chainId: chain.chainId,
-    model: "bigscience/bloom-560m",
-    claimThresholdWei: 10n ** 18n,
-    reportInterval: 60,
-    heartbeatIntervalMs: 3_600_000,
-    claimIntervalMs: 3_600_000,
-    receiptPollMs: 20,
-    receiptTimeoutMs: 600_000,
-  });
-  await chain.rpc("evm_setAutomine", [false]);
-  const stop = new AbortController();
-  const started = agent.start({ signal: stop.signal }).then(() => "started", (e) => e);
-  await waitFor(() => pooled(chain, agent.queue.address), { what: "the registration in the pool" });
-  stop.abort(new Error("node stopping"));
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise((r) => timer = setTimeout(() => r("still starting"), 10_000));
-  const outcome = await Promise.race([started, late]);
-  clearTimeout(timer);
-  assert.ok(outcome instanceof Error, String(outcome));
-  assert.equal(outcome.message, "node stopping");
-  assert.equal(agent.status().state, "stopped");
-  await agent.stop();
-});

@@ -5,18 +5,29 @@
  */
 import { ApiError } from "../errors.ts";
 
+/** Items or keys of an array or object that `show` writes out; a larger one is described. */
+const SHOWN_ITEMS = 8;
+
 /**
- * Shows a received value in an error message, shortened. Arrays and objects are described, not
- * written out: turning a large or deep one into text costs more than the request is worth.
+ * Shows a received value in an error message, shortened. A large array or object is described,
+ * not written out: turning one into text costs more than the request is worth (the body's shape
+ * is bounded before it is parsed, so a small one is cheap).
  */
 export function show(v: unknown): string {
-  if (Array.isArray(v)) return `an array of ${v.length} item${v.length === 1 ? "" : "s"}`;
-  if (v !== null && typeof v === "object") {
+  if (Array.isArray(v) && v.length > SHOWN_ITEMS) return `an array of ${v.length} items`;
+  if (v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length > SHOWN_ITEMS) {
     const keys = Object.keys(v);
     const names = keys.slice(0, 3).map((k) => JSON.stringify(k.length > 20 ? `${k.slice(0, 17)}...` : k));
-    return keys.length === 0
-      ? "an empty object"
-      : `an object with ${names.join(", ")}${keys.length > 3 ? ", ..." : ""}`;
+    return `an object with ${keys.length} keys (${names.join(", ")}, ...)`;
+  }
+  if (v !== null && typeof v === "object") {
+    let s: string;
+    try {
+      s = JSON.stringify(v);
+    } catch {
+      s = String(v);
+    }
+    return s.length > 60 ? `${s.slice(0, 57)}...` : s;
   }
   const s = typeof v === "string" ? JSON.stringify(v.length > 200 ? v.slice(0, 200) : v) : String(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;

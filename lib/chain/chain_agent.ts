@@ -9,6 +9,7 @@ import type { Wallet } from "ethers";
 import { ChainError, ConfigError, errorMessage } from "../errors.ts";
 import { type AbortOptions, isAbort, sleep } from "../util/abort.ts";
 import { Backoff, type BackoffOptions } from "../util/backoff.ts";
+import { withDefaults } from "../util/with_defaults.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import { isTransient } from "./_rpc_errors.ts";
 import { PeriodicTask } from "./_periodic_task.ts";
@@ -152,7 +153,9 @@ export class ChainAgent implements ChainAgentHandle {
   }
 
   async #retryConnect({ signal }: { signal: AbortSignal }): Promise<void> {
-    const backoff = new Backoff({ initialMs: 2000, maxMs: 300_000, ...this.#o.retryBackoff });
+    const backoff = new Backoff(
+      withDefaults<BackoffOptions>({ initialMs: 2000, maxMs: 300_000 }, this.#o.retryBackoff),
+    );
     while (!signal.aborted) {
       const delay = backoff.next();
       try {

@@ -157,16 +157,16 @@ Deno.test("serveDirectSteps: a frame other than step/close → BAD_FRAME without
   await close();
 });
 
-Deno.test("serveDirectSteps: a step past maxLength → BAD_FRAME (the runtime's TOO_LONG mapped)", async () => {
+Deno.test("serveDirectSteps: a step past maxLength → TOO_LONG (the request's fault: routed around, no ban)", async () => {
   const { client, serving, close } = await servedSession({ maxLength: 4 });
   await client.write(stepMsg(0, fakeHidden(1, 3, H)));
   assert.equal((await client.read())?.type, "result");
   await client.write(stepMsg(1, fakeHidden(1, 2, H)));
-  const err = await readErrorFrame(client, "BAD_FRAME");
+  const err = await readErrorFrame(client, "TOO_LONG");
   assert.equal(err.stepId, 1);
   assert.match(err.message, /position 3/);
   assert.match(err.message, /maxLength 4/);
-  const ended = await endedFailed(serving, "BAD_FRAME");
+  const ended = await endedFailed(serving, "TOO_LONG");
   assert.equal(ended.stepId, 1);
   await close();
 });

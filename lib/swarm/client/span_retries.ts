@@ -13,7 +13,8 @@
  */
 import { errorMessage, PlumiseError, SwarmError } from "../../errors.ts";
 import { type AbortOptions, sleep } from "../../util/abort.ts";
-import { Backoff } from "../../util/backoff.ts";
+import { Backoff, type BackoffOptions } from "../../util/backoff.ts";
+import { withDefaults } from "../../util/with_defaults.ts";
 import { shortPeer } from "./route_inference.ts";
 import type { SessionState, SpanState } from "./session_state.ts";
 import type { SpanRouter } from "./span_routing.ts";
@@ -32,7 +33,7 @@ export async function withRetries<T>(
 ): Promise<T> {
   const o = s.options;
   const maxRetries = o.maxRetries ?? 5;
-  const backoff = new Backoff({ initialMs: 100, maxMs: 2000, ...o.retryBackoff });
+  const backoff = new Backoff(withDefaults<BackoffOptions>({ initialMs: 100, maxMs: 2000 }, o.retryBackoff));
   let lastError: unknown;
   const failedPeers: string[] = [];
   const relayRetried = new Map<string, number>();

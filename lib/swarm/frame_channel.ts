@@ -19,29 +19,47 @@ import {
   type WireLimits,
 } from "../wire/mod.ts";
 import type { FrameChannel } from "../wire/mod.ts";
+import { type ByteBudget, PENDING_FRAME_BUDGET } from "./byte_budget.ts";
 
 export type { FrameChannel };
 
 const NO_BYTES = new Uint8Array(0);
 
-/** Wraps a libp2p stream (`remoteHost`, `relayed`: see `FrameChannel`). */
+/**
+ * Wraps a libp2p stream (`remoteHost`, `relayed`: see `FrameChannel`). The bytes of frames read
+ * but not complete are taken from `budget` (process-wide by default) and given back as frames
+ * complete or the stream ends: past it the stream is refused with `BUSY` and dropped.
+ */
 export function streamFrameChannel(
   stream: Stream,
   limits: WireLimits = DEFAULT_WIRE_LIMITS,
   remoteHost?: string,
   relayed = false,
+  budget: ByteBudget = PENDING_FRAME_BUDGET,
 ): FrameChannel {
   const bytes = byteStream(stream, {
     maxBufferSize: limits.maxFrameBytes + varintLength(limits.maxFrameBytes) + 65536,
   });
   const decoder = new LengthPrefixedDecoder(limits.maxFrameBytes, MIN_FRAME_BYTES);
+  /** Bytes taken from the budget: those in the decoder. */
+  let held = 0;
+  const giveBack = () => {
+    budget.give(held);
+    held = 0;
+  };
+  stream.addEventListener("close", giveBack, { once: true });
   return {
     async read(options) {
       // one frame at a time: what a peer sent ahead stays bytes until it is read (never an array
       // of frames, so a flood of tiny ones costs their bytes, then fails at the first bad one)
       for (;;) {
         const body = decoder.pushOne(NO_BYTES);
-        if (body) return decodeFrame(body, limits);
+        if (body) {
+          const used = Math.max(0, held - decoder.buffered);
+          budget.give(used);
+          held -= used;
+          return decodeFrame(body, limits);
+        }
         const chunk = await bytes.read({ signal: options?.signal });
         if (chunk === null) {
           if (decoder.buffered > 0) {
@@ -55,6 +73,17 @@ export function streamFrameChannel(
           }
           return null;
         }
+        if (!budget.take(chunk.byteLength)) {
+          const err = new WireError(
+            "BUSY",
+            `this server holds ${budget.held} bytes of incomplete frames, its most (${budget.max})`,
+            { hint: "send the frame again later, or to another server" },
+          );
+          giveBack();
+          stream.abort(err);
+          throw err;
+        }
+        held += chunk.byteLength;
         decoder.append(chunk.subarray());
       }
     },
@@ -69,6 +98,7 @@ export function streamFrameChannel(
       }
     },
     discard() {
+      giveBack();
       try {
         bytes.unwrap(); // hands what it buffered back to the stream, which closeRead drops
       } catch {
@@ -77,6 +107,7 @@ export function streamFrameChannel(
       stream.closeRead().catch(() => {});
     },
     abort(err) {
+      giveBack();
       stream.abort(err ?? new Error("aborted"));
     },
     get writable() {

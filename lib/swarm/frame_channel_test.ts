@@ -9,6 +9,8 @@ import { WireError } from "../errors.ts";
 import { encodeFrame, lengthPrefixed, LengthPrefixedDecoder, MIN_FRAME_BYTES } from "../wire/mod.ts";
 import { memoryFrameChannelPair, streamFrameChannel } from "./frame_channel.ts";
 import { closeWithin } from "./stream_replies.ts";
+import { ByteBudget } from "./byte_budget.ts";
+import { waitFor } from "../../tests/helpers/wait_for.ts";
 
 const MiB = 1024 * 1024;
 const INFO = { type: "info_request" } as const;
@@ -71,4 +73,41 @@ Deno.test("frame channel (libp2p stream): after discard, what the peer goes on s
   assert.equal(inbound.readBufferLength, 0, "nothing held for a finished handler");
   assert.deepEqual(await client.read(), INFO, "the reply went out");
   outbound.abort(new Error("done"));
+});
+
+Deno.test("frame channel (libp2p stream): incomplete frames over many streams are bounded by one budget", async () => {
+  const budget = new ByteBudget(3 * MiB);
+  const partial = lengthPrefixed(new Uint8Array(8 * MiB)).subarray(0, 2 * MiB); // a frame never finished
+  const pairs = await Promise.all([streamPair(), streamPair()]);
+  const channels = pairs.map(([, inbound]) =>
+    streamFrameChannel(inbound, undefined, undefined, false, budget)
+  );
+  const send = async (outbound: (typeof pairs)[0][0], bytes: Uint8Array) => {
+    for (let off = 0; off < bytes.byteLength; off += 64 * 1024) {
+      if (!outbound.send(bytes.subarray(off, off + 64 * 1024))) {
+        await new Promise((r) => outbound.addEventListener("drain", r, { once: true }));
+      }
+    }
+  };
+  const first = channels[0].read().then(() => "read", (e) => e);
+  await send(pairs[0][0], partial);
+  await waitFor(() => budget.held >= 2 * MiB, { what: "the first stream's 2 MiB held" });
+  const second = channels[1].read().then(() => "read", (e) => e);
+  void send(pairs[1][0], partial).catch(() => {}); // its stream is dropped midway: never awaited
+  const refused = await second;
+  assert.ok(refused instanceof WireError && refused.code === "BUSY", String(refused));
+  assert.match(refused.message, /incomplete frames/);
+  assert.ok(budget.held <= 3 * MiB);
+  // the first stream ends: what it held is given back
+  pairs[0][0].abort(new Error("gone"));
+  await first;
+  await waitFor(() => budget.held === 0, { what: "the budget given back" });
+  // complete frames take nothing for long
+  const [out, inb] = await streamPair();
+  const ch = streamFrameChannel(inb, undefined, undefined, false, budget);
+  const client = streamFrameChannel(out, undefined, undefined, false, budget);
+  for (let i = 0; i < 3; i++) await client.write(INFO);
+  for (let i = 0; i < 3; i++) assert.deepEqual(await ch.read(), INFO);
+  assert.equal(budget.held, 0);
+  out.abort(new Error("done"));
 });

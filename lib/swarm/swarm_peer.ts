@@ -28,11 +28,12 @@ import { createLibp2pNode, parsePeerAddrs, type PlumiseLibp2p } from "./libp2p_n
 import { DEFAULT_RELAY_LIMITS, type RelayLimits } from "./nat_services.ts";
 import { type NatOptions, type NatStatus, PeerNat } from "./peer_nat.ts";
 import { RECORD_PROTOCOL, TABLE_PROTOCOL } from "./protocol_ids.ts";
+import { TableServer } from "./table_server.ts";
 import { ProtocolClient } from "./swarm_client_transport.ts";
 import { SwarmTable } from "./swarm_table.ts";
 import { RecordFlooder } from "./record_flooder.ts";
 import { RecordProber } from "./record_prober.ts";
-import { closeWithin, DEFAULT_WRITE_MS, readFirst, replyError, writeWithin } from "./stream_replies.ts";
+import { closeWithin, DEFAULT_WRITE_MS, readFirst, replyError } from "./stream_replies.ts";
 import { protocolMessage, toProtocolCode } from "../wire/mod.ts";
 
 /** The multiaddrs of a record, each ending in /p2p/<peer id>. */
@@ -213,7 +214,8 @@ export class SwarmPeer {
       logger: this.#logger,
     });
     await this.#nat.start();
-    await this.handle(TABLE_PROTOCOL, (ch) => this.#serveTable(ch));
+    const tables = new TableServer(this.table, this.limits);
+    await this.handle(TABLE_PROTOCOL, (ch, conn) => tables.serve(ch, conn.remotePeer.toString()));
     await this.handle(RECORD_PROTOCOL, (ch, conn) => this.#serveRecord(ch, conn));
     if (this.#o.probeRecords ?? !this.#o.noListen) {
       this.#prober = new RecordProber({
@@ -407,25 +409,6 @@ export class SwarmPeer {
       return false;
     } finally {
       t.clear();
-    }
-  }
-
-  async #serveTable(ch: FrameChannel): Promise<void> {
-    try {
-      const msg = await readFirst(ch, 10_000);
-      if (msg === null) return await closeWithin(ch, DEFAULT_WRITE_MS);
-      if (msg.type !== "table_request") {
-        throw new SwarmError("BAD_FRAME", `expected table_request, got ${msg.type}`);
-      }
-      // only peers this node reached itself, as many as fit one frame (online and newest first)
-      const records = this.table.signedRecords(msg.model, {
-        reachableOnly: true,
-        maxBytes: this.limits.maxHeaderBytes - 4096,
-      });
-      await writeWithin(ch, { type: "table", records }, DEFAULT_WRITE_MS);
-      await closeWithin(ch, DEFAULT_WRITE_MS);
-    } catch (err) {
-      await replyError(ch, toProtocolCode(err), protocolMessage(err));
     }
   }
 

@@ -224,3 +224,29 @@ Deno.test("tx queue: settings a chain agent leaves unset keep their defaults (re
   assert.equal(r.status, 1);
   await agent.stop();
 });
+
+Deno.test("tx queue: a tx mined after its send gave up is reported by recheck (a claim's status)", async () => {
+  await using chain = await startTestChain();
+  const late: Array<{ label: string; hash: string; status: number }> = [];
+  const { provider, queue, address } = await queueOn(chain, chain.fundedKeys[1], {
+    receiptTimeoutMs: 300,
+    onMinedLate: (request, receipt) =>
+      late.push({ label: request.label, hash: receipt.hash, status: receipt.status }),
+  });
+  try {
+    await chain.rpc("evm_setAutomine", [false]);
+    const err = await queue.send(HEARTBEAT).then(() => undefined, (e) => e);
+    assert.equal(err?.code, "RECEIPT_TIMEOUT", String(err));
+    const pending = await pooled(chain, address);
+    await queue.recheck();
+    assert.deepEqual(late, [], "not mined yet: nothing reported");
+    await chain.rpc("evm_mine");
+    await queue.recheck();
+    // before: nothing learned of it until another tx was sent
+    assert.deepEqual(late, [{ label: "heartbeat", hash: pending!.hash, status: 1 }]);
+    await queue.recheck();
+    assert.equal(late.length, 1, "reported once");
+  } finally {
+    provider.destroy();
+  }
+});

@@ -90,6 +90,17 @@ export class ChainAgent implements ChainAgentHandle {
       receiptTimeoutMs: options.receiptTimeoutMs,
       pollMs: options.receiptPollMs,
       stuckAfterMs: options.txStuckAfterMs,
+      // a claim whose receipt came after its send gave up still shows as the last claim
+      onMinedLate: (request, receipt) => {
+        if (request.label !== "claim" || receipt.status !== 1) return;
+        const amount = this.pool.claimedAmount(receipt.logs, this.queue.address);
+        this.#status.lastClaim = {
+          amountWei: amount === undefined ? "unknown" : amount.toString(),
+          txHash: receipt.hash,
+          at: Date.now(),
+        };
+        this.#logger.info("reward claimed (its receipt came late)", { amountWei: amount, tx: receipt.hash });
+      },
     });
     this.pool = new RewardPool(this.provider, options.rewardPool);
     this.registry = options.agentRegistry
@@ -232,6 +243,8 @@ export class ChainAgent implements ChainAgentHandle {
       intervalMs: this.#o.claimIntervalMs ?? autoClaimIntervalMs(this.#o.reportInterval),
       logger: this.#logger,
       run: async ({ signal }) => {
+        // a claim sent earlier whose receipt came after its send gave up (onMinedLate records it)
+        await this.queue.recheck({ signal });
         const outcome = await claimIfDue({
           pool: this.pool,
           queue: this.queue,

@@ -66,6 +66,11 @@ export interface TxQueueOptions {
   maxFeeBumps?: number;
   /** Low-priority txs that may wait (default 8); one more is refused at once. */
   maxLowQueued?: number;
+  /**
+   * Called with a tx whose send gave up waiting (RECEIPT_TIMEOUT) when it is found mined later
+   * (before the next tx is sent): e.g. a claim that landed, for the status to show it.
+   */
+  onMinedLate?: (request: TxRequest, receipt: TxReceipt) => void;
 }
 
 type ResolvedTxQueueOptions = Required<Omit<TxQueueOptions, "logger">> & { logger: Logger };
@@ -119,6 +124,7 @@ export class TxQueue {
       stuckAfterMs: 45_000,
       maxFeeBumps: 3,
       maxLowQueued: 8,
+      onMinedLate: () => {},
     }, options);
   }
 
@@ -356,8 +362,32 @@ export class TxQueue {
   }
 
   /** Waits for an earlier tx of another action (its nonce comes first) before `label` is sent. */
+  /**
+   * Looks once for the receipt of a tracked tx whose send gave up waiting, while nothing else is
+   * being sent: when mined it is untracked and `onMinedLate` hears of it. The next send would find
+   * it anyway; this lets a caller learn of it without sending (e.g. before a claim check).
+   */
+  async recheck({ signal }: AbortOptions = {}): Promise<void> {
+    const t = this.#tracked;
+    if (!t || this.#running) return;
+    const receipt = await this.#receiptOf(t, { signal });
+    if (receipt && this.#tracked === t && !this.#running) {
+      this.#untrack(t, receipt);
+      this.#minedLate(t, receipt);
+    }
+  }
+
+  #minedLate(t: Tracked, receipt: TxReceipt): void {
+    try {
+      this.#o.onMinedLate(t.request, receipt);
+    } catch (err) {
+      this.#o.logger.warn("a late receipt's callback failed", { error: errorMessage(err) });
+    }
+  }
+
   async #settle(t: Tracked, label: string, { signal }: AbortOptions = {}): Promise<void> {
     const receipt = await this.#waitMined(t, label, { signal });
+    if (receipt) this.#minedLate(t, receipt);
     this.#o.logger.info(
       receipt
         ? `an earlier ${t.request.label} transaction was mined late`

@@ -1,43 +1,60 @@
 /**
- * `ByteBudget`: bytes held across many holders, up to a bound. The swarm's stream readers take
- * from one process-wide budget for the bytes of frames not yet complete (`PENDING_FRAME_BUDGET`),
- * so peers that each send part of a large frame, over many streams, cannot make the process hold
- * more than that in all: past it a stream is refused (`BUSY`) instead of the process running out
- * of memory.
+ * `ByteBudget`: bytes held across many holders, up to a bound in all and a smaller one per key (a
+ * remote peer). The swarm's stream readers take from one process-wide budget for the bytes of
+ * frames not yet complete (`PENDING_FRAME_BUDGET`), so peers that each send part of a large frame,
+ * over many streams, cannot make the process hold more than that in all, nor one peer more than
+ * its share: past either a stream is reset instead of the process running out of memory.
  * @module
  */
+import { ConfigError } from "../errors.ts";
 
 export class ByteBudget {
   readonly max: number;
+  readonly maxPerKey: number;
   #held = 0;
+  readonly #byKey = new Map<string, number>();
 
-  constructor(max: number) {
-    if (!(Number.isSafeInteger(max) && max > 0)) {
-      throw new RangeError(`a byte budget must be an integer > 0, got ${max}`);
+  constructor(max: number, maxPerKey = max) {
+    for (const [what, v] of [["max", max], ["maxPerKey", maxPerKey]] as const) {
+      if (!(Number.isSafeInteger(v) && v > 0)) {
+        throw new ConfigError("BAD_INPUT", `a byte budget's ${what} must be an integer > 0, got ${v}`, {
+          hint: "pass a number of bytes",
+        });
+      }
     }
     this.max = max;
+    this.maxPerKey = Math.min(maxPerKey, max);
   }
 
-  /** Bytes held now. */
-  get held(): number {
-    return this.#held;
+  /** Bytes held now (by `key`, or in all). */
+  held(key?: string): number {
+    return key === undefined ? this.#held : this.#byKey.get(key) ?? 0;
   }
 
-  /** Takes `n` bytes if they fit; false (nothing taken) when they do not. */
-  take(n: number): boolean {
-    if (this.#held + n > this.max) return false;
+  /** Takes `n` bytes for `key` if they fit both bounds; false (nothing taken) when they do not. */
+  take(n: number, key = ""): boolean {
+    const mine = this.#byKey.get(key) ?? 0;
+    if (this.#held + n > this.max || mine + n > this.maxPerKey) return false;
     this.#held += n;
+    this.#byKey.set(key, mine + n);
     return true;
   }
 
-  /** Gives back `n` bytes taken before. */
-  give(n: number): void {
-    this.#held = Math.max(0, this.#held - n);
+  /** Gives back `n` bytes `key` took before. */
+  give(n: number, key = ""): void {
+    const mine = this.#byKey.get(key) ?? 0;
+    const back = Math.min(n, mine);
+    this.#held -= back;
+    if (mine - back > 0) this.#byKey.set(key, mine - back);
+    else this.#byKey.delete(key);
   }
 }
 
 /**
- * The bytes of incomplete frames all swarm streams of this process may hold together: room for
- * every session of a full server to send a large prefill chunk at once.
+ * The bytes of incomplete frames all swarm streams of this process may hold together (room for
+ * every session of a full server to send a large prefill chunk at once), and one peer's share.
  */
-export const PENDING_FRAME_BUDGET: ByteBudget = new ByteBudget(1024 * 1024 * 1024);
+export const PENDING_FRAME_BUDGET: ByteBudget = new ByteBudget(1024 * 1024 * 1024, 256 * 1024 * 1024);
+
+/** Bytes of an incomplete frame a stream holds without taking from the budget (requests, small steps). */
+export const FREE_PENDING_BYTES = 64 * 1024;

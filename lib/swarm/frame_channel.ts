@@ -18,17 +18,18 @@ import {
   varintLength,
   type WireLimits,
 } from "../wire/mod.ts";
-import type { FrameChannel } from "../wire/mod.ts";
-import { type ByteBudget, PENDING_FRAME_BUDGET } from "./byte_budget.ts";
+import type { FrameChannel, WireMessage } from "../wire/mod.ts";
+import { type ByteBudget, FREE_PENDING_BYTES, PENDING_FRAME_BUDGET } from "./byte_budget.ts";
 
 export type { FrameChannel };
 
 const NO_BYTES = new Uint8Array(0);
 
 /**
- * Wraps a libp2p stream (`remoteHost`, `relayed`: see `FrameChannel`). The bytes of frames read
- * but not complete are taken from `budget` (process-wide by default) and given back as frames
- * complete or the stream ends: past it the stream is refused with `BUSY` and dropped.
+ * Wraps a libp2p stream (`remoteHost`, `relayed`: see `FrameChannel`). The bytes of a frame read
+ * but not complete, beyond `FREE_PENDING_BYTES`, are taken from `budget` (process-wide by default)
+ * under `peer`'s share, and given back as frames complete, a read fails or the stream ends: past
+ * either bound the stream is reset and the read throws `BUSY`.
  */
 export function streamFrameChannel(
   stream: Stream,
@@ -36,55 +37,73 @@ export function streamFrameChannel(
   remoteHost?: string,
   relayed = false,
   budget: ByteBudget = PENDING_FRAME_BUDGET,
+  /** Whose share of the budget the stream takes from (the remote peer's id). */
+  peer = "",
 ): FrameChannel {
   const bytes = byteStream(stream, {
     maxBufferSize: limits.maxFrameBytes + varintLength(limits.maxFrameBytes) + 65536,
   });
   const decoder = new LengthPrefixedDecoder(limits.maxFrameBytes, MIN_FRAME_BYTES);
-  /** Bytes taken from the budget: those in the decoder. */
+  /** Bytes taken from the budget: what the decoder holds beyond the free allowance. */
   let held = 0;
   const giveBack = () => {
-    budget.give(held);
+    budget.give(held, peer);
     held = 0;
   };
+  /** Takes or gives back so that `held` matches the decoder; false when the budget refuses. */
+  const account = (): boolean => {
+    const want = Math.max(0, decoder.buffered - FREE_PENDING_BYTES);
+    if (want > held && !budget.take(want - held, peer)) return false;
+    if (want < held) budget.give(held - want, peer);
+    held = want;
+    return true;
+  };
   stream.addEventListener("close", giveBack, { once: true });
+  const next = async (options?: { signal?: AbortSignal }): Promise<WireMessage | null> => {
+    // one frame at a time: what a peer sent ahead stays bytes until it is read (never an array
+    // of frames, so a flood of tiny ones costs their bytes, then fails at the first bad one)
+    for (;;) {
+      const body = decoder.pushOne(NO_BYTES);
+      if (body) {
+        account();
+        return decodeFrame(body, limits);
+      }
+      const chunk = await bytes.read({ signal: options?.signal });
+      if (chunk === null) {
+        if (decoder.buffered > 0) {
+          throw new WireError(
+            "BAD_FRAME",
+            `stream ended inside a frame (${decoder.buffered} bytes pending)`,
+            {
+              hint: "the peer sent a truncated frame",
+            },
+          );
+        }
+        return null;
+      }
+      decoder.append(chunk.subarray());
+      if (!account()) {
+        const err = new WireError(
+          "BUSY",
+          `${budget.held()} bytes of incomplete frames held (${budget.held(peer)} for this peer), the most`,
+          { hint: "the stream was reset; send the frame again later, or to another server" },
+        );
+        stream.abort(err); // the peer sees a reset
+        throw err;
+      }
+    }
+  };
   return {
     async read(options) {
-      // one frame at a time: what a peer sent ahead stays bytes until it is read (never an array
-      // of frames, so a flood of tiny ones costs their bytes, then fails at the first bad one)
-      for (;;) {
-        const body = decoder.pushOne(NO_BYTES);
-        if (body) {
-          const used = Math.max(0, held - decoder.buffered);
-          budget.give(used);
-          held -= used;
-          return decodeFrame(body, limits);
-        }
-        const chunk = await bytes.read({ signal: options?.signal });
-        if (chunk === null) {
-          if (decoder.buffered > 0) {
-            throw new WireError(
-              "BAD_FRAME",
-              `stream ended inside a frame (${decoder.buffered} bytes pending)`,
-              {
-                hint: "the peer sent a truncated frame",
-              },
-            );
-          }
-          return null;
-        }
-        if (!budget.take(chunk.byteLength)) {
-          const err = new WireError(
-            "BUSY",
-            `this server holds ${budget.held} bytes of incomplete frames, its most (${budget.max})`,
-            { hint: "send the frame again later, or to another server" },
-          );
-          giveBack();
-          stream.abort(err);
-          throw err;
-        }
-        held += chunk.byteLength;
-        decoder.append(chunk.subarray());
+      try {
+        const m = await next(options);
+        if (m === null) giveBack();
+        return m;
+      } catch (err) {
+        // a read that fails ends the channel's use (a truncated or refused frame, a reset, a
+        // caller that gave up): nothing it held stays taken
+        giveBack();
+        throw err;
       }
     },
     async write(message, options) {

@@ -9,7 +9,7 @@ import { WireError } from "../errors.ts";
 import { encodeFrame, lengthPrefixed, LengthPrefixedDecoder, MIN_FRAME_BYTES } from "../wire/mod.ts";
 import { memoryFrameChannelPair, streamFrameChannel } from "./frame_channel.ts";
 import { closeWithin } from "./stream_replies.ts";
-import { ByteBudget } from "./byte_budget.ts";
+import { ByteBudget, FREE_PENDING_BYTES } from "./byte_budget.ts";
 import { waitFor } from "../../tests/helpers/wait_for.ts";
 
 const MiB = 1024 * 1024;
@@ -75,39 +75,82 @@ Deno.test("frame channel (libp2p stream): after discard, what the peer goes on s
   outbound.abort(new Error("done"));
 });
 
+/** Sends `bytes` on `outbound` in 64 KiB pieces, waiting for drains. */
+async function sendAll(outbound: Awaited<ReturnType<typeof streamPair>>[0], bytes: Uint8Array) {
+  for (let off = 0; off < bytes.byteLength; off += 64 * 1024) {
+    if (!outbound.send(bytes.subarray(off, off + 64 * 1024))) {
+      await new Promise((r) => outbound.addEventListener("drain", r, { once: true }));
+    }
+  }
+}
+
+/** The first `n` bytes of a frame that never completes. */
+const partialFrame = (n: number) => lengthPrefixed(new Uint8Array(8 * MiB)).subarray(0, n);
+
 Deno.test("frame channel (libp2p stream): incomplete frames over many streams are bounded by one budget", async () => {
   const budget = new ByteBudget(3 * MiB);
-  const partial = lengthPrefixed(new Uint8Array(8 * MiB)).subarray(0, 2 * MiB); // a frame never finished
   const pairs = await Promise.all([streamPair(), streamPair()]);
-  const channels = pairs.map(([, inbound]) =>
-    streamFrameChannel(inbound, undefined, undefined, false, budget)
+  const channels = pairs.map(([, inbound], i) =>
+    streamFrameChannel(inbound, undefined, undefined, false, budget, `peer${i}`)
   );
-  const send = async (outbound: (typeof pairs)[0][0], bytes: Uint8Array) => {
-    for (let off = 0; off < bytes.byteLength; off += 64 * 1024) {
-      if (!outbound.send(bytes.subarray(off, off + 64 * 1024))) {
-        await new Promise((r) => outbound.addEventListener("drain", r, { once: true }));
-      }
-    }
-  };
   const first = channels[0].read().then(() => "read", (e) => e);
-  await send(pairs[0][0], partial);
-  await waitFor(() => budget.held >= 2 * MiB, { what: "the first stream's 2 MiB held" });
+  await sendAll(pairs[0][0], partialFrame(2 * MiB));
+  await waitFor(() => budget.held() >= 2 * MiB - FREE_PENDING_BYTES, {
+    what: "the first stream's bytes held",
+  });
   const second = channels[1].read().then(() => "read", (e) => e);
-  void send(pairs[1][0], partial).catch(() => {}); // its stream is dropped midway: never awaited
+  void sendAll(pairs[1][0], partialFrame(2 * MiB)).catch(() => {}); // its stream is reset midway
   const refused = await second;
   assert.ok(refused instanceof WireError && refused.code === "BUSY", String(refused));
   assert.match(refused.message, /incomplete frames/);
-  assert.ok(budget.held <= 3 * MiB);
+  assert.ok(budget.held() <= 3 * MiB);
   // the first stream ends: what it held is given back
   pairs[0][0].abort(new Error("gone"));
   await first;
-  await waitFor(() => budget.held === 0, { what: "the budget given back" });
-  // complete frames take nothing for long
+  await waitFor(() => budget.held() === 0, { what: "the budget given back" });
+  // complete frames, and the first 64 KiB of one, take nothing for long
   const [out, inb] = await streamPair();
   const ch = streamFrameChannel(inb, undefined, undefined, false, budget);
   const client = streamFrameChannel(out, undefined, undefined, false, budget);
   for (let i = 0; i < 3; i++) await client.write(INFO);
   for (let i = 0; i < 3; i++) assert.deepEqual(await ch.read(), INFO);
-  assert.equal(budget.held, 0);
+  assert.equal(budget.held(), 0);
   out.abort(new Error("done"));
+});
+
+Deno.test("frame channel (libp2p stream): one peer's share is bounded; another peer is still served", async () => {
+  const budget = new ByteBudget(16 * MiB, 3 * MiB);
+  const pairs = await Promise.all([streamPair(), streamPair(), streamPair()]);
+  const peers = ["greedy", "greedy", "honest"];
+  const channels = pairs.map(([, inbound], i) =>
+    streamFrameChannel(inbound, undefined, undefined, false, budget, peers[i])
+  );
+  const reads = channels.map((c) => c.read().then(() => "read", (e) => e));
+  await sendAll(pairs[0][0], partialFrame(2 * MiB));
+  await waitFor(() => budget.held("greedy") >= 2 * MiB - FREE_PENDING_BYTES, {
+    what: "the first stream held",
+  });
+  void sendAll(pairs[1][0], partialFrame(2 * MiB)).catch(() => {});
+  const refused = await reads[1];
+  assert.ok(refused instanceof WireError && refused.code === "BUSY", String(refused));
+  await sendAll(pairs[2][0], partialFrame(2 * MiB));
+  await waitFor(() => budget.held("honest") >= 2 * MiB - FREE_PENDING_BYTES, {
+    what: "the other peer's bytes taken",
+  });
+  for (const [o] of pairs) o.abort(new Error("done"));
+  await Promise.all(reads);
+  await waitFor(() => budget.held() === 0, { what: "all given back" });
+});
+
+Deno.test("frame channel (libp2p stream): a stream that ends inside a frame gives its bytes back", async () => {
+  const budget = new ByteBudget(16 * MiB);
+  const [out, inb] = await streamPair();
+  const ch = streamFrameChannel(inb, undefined, undefined, false, budget);
+  const read = ch.read().then(() => "read", (e) => e);
+  await sendAll(out, partialFrame(MiB));
+  await out.close();
+  const err = await read;
+  assert.ok(err instanceof WireError && err.code === "BAD_FRAME", String(err));
+  assert.equal(budget.held(), 0, "before: held until the stream closed, or for good when read after");
+  inb.abort(new Error("done"));
 });

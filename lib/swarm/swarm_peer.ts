@@ -23,6 +23,7 @@ import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import { addressGroup, type SignedRecordWire, type WireLimits, wireLimits } from "../wire/mod.ts";
 import { type FrameChannel, streamFrameChannel } from "./frame_channel.ts";
+import { PENDING_FRAME_BUDGET } from "./byte_budget.ts";
 import { directHost, DirectPaths } from "./direct_paths.ts";
 import { createLibp2pNode, parsePeerAddrs, type PlumiseLibp2p } from "./libp2p_node.ts";
 import { DEFAULT_RELAY_LIMITS, type RelayLimits } from "./nat_services.ts";
@@ -267,7 +268,14 @@ export class SwarmPeer {
   ): Promise<void> {
     await this.node.handle(protocol, (stream, connection) => {
       const relayed = connection.remoteAddr.getComponents().some((c) => c.name === "p2p-circuit");
-      const ch = streamFrameChannel(stream, this.limits, undefined, relayed);
+      const ch = streamFrameChannel(
+        stream,
+        this.limits,
+        undefined,
+        relayed,
+        PENDING_FRAME_BUDGET,
+        connection.remotePeer.toString(),
+      );
       this.#track(
         fn(ch, connection).catch((err) => {
           this.#logger.debug("stream handler failed", { protocol, err });
@@ -300,7 +308,7 @@ export class SwarmPeer {
     return new ProtocolClient(
       async (protocol, signal) => {
         const { stream, host, relayed } = await this.#dial(target, protocol, signal);
-        return streamFrameChannel(stream, this.limits, host, relayed);
+        return streamFrameChannel(stream, this.limits, host, relayed, PENDING_FRAME_BUDGET, target);
       },
       timeouts,
       {
@@ -354,7 +362,14 @@ export class SwarmPeer {
         signal: t.signal,
         runOnLimitedConnection: true,
       });
-      const ch = streamFrameChannel(stream, this.limits);
+      const ch = streamFrameChannel(
+        stream,
+        this.limits,
+        undefined,
+        false,
+        PENDING_FRAME_BUDGET,
+        peer.toString(),
+      );
       await ch.write({ type: "record", record }, { signal: t.signal });
       await ch.close();
     } catch (err) {
@@ -388,12 +403,21 @@ export class SwarmPeer {
   async #syncWith(peer: PeerId): Promise<boolean> {
     if (this.#stopping) return false;
     const t = timeoutSignal(this.#o.requestMs ?? 5000);
+    let channel: FrameChannel | undefined;
     try {
       const stream = await this.node.dialProtocol(peer, TABLE_PROTOCOL, {
         signal: t.signal,
         runOnLimitedConnection: true,
       });
-      const ch = streamFrameChannel(stream, this.limits);
+      const ch = streamFrameChannel(
+        stream,
+        this.limits,
+        undefined,
+        false,
+        PENDING_FRAME_BUDGET,
+        peer.toString(),
+      );
+      channel = ch;
       await ch.write({ type: "table_request" }, { signal: t.signal });
       const reply = await ch.read({ signal: t.signal });
       await ch.close();
@@ -405,6 +429,7 @@ export class SwarmPeer {
       if (this.#ownRecord) await this.#push(peer, this.#ownRecord);
       return true;
     } catch (err) {
+      channel?.abort(); // what it received is given back, the stream dropped
       this.#logger.debug("table pull failed", { peer: peer.toString(), err });
       return false;
     } finally {

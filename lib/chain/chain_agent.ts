@@ -244,7 +244,11 @@ export class ChainAgent implements ChainAgentHandle {
       logger: this.#logger,
       run: async ({ signal }) => {
         // a claim sent earlier whose receipt came after its send gave up (onMinedLate records it)
-        await this.queue.recheck({ signal });
+        await this.queue.recheck({ signal }).catch((err) => {
+          if (!signal.aborted) {
+            this.#logger.debug("recheck of a tracked tx failed", { error: errorMessage(err) });
+          }
+        });
         const outcome = await claimIfDue({
           pool: this.pool,
           queue: this.queue,

@@ -361,7 +361,6 @@ export class TxQueue {
     return result;
   }
 
-  /** Waits for an earlier tx of another action (its nonce comes first) before `label` is sent. */
   /**
    * Looks once for the receipt of a tracked tx whose send gave up waiting, while nothing else is
    * being sent: when mined it is untracked and `onMinedLate` hears of it. The next send would find
@@ -385,6 +384,7 @@ export class TxQueue {
     }
   }
 
+  /** Waits for an earlier tx of another action (its nonce comes first) before `label` is sent. */
   async #settle(t: Tracked, label: string, { signal }: AbortOptions = {}): Promise<void> {
     const receipt = await this.#waitMined(t, label, { signal });
     if (receipt) this.#minedLate(t, receipt);

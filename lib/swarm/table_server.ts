@@ -15,8 +15,11 @@ import type { SwarmTable } from "./swarm_table.ts";
 
 /** Table replies one peer may ask for at once, and per minute. */
 export const TABLE_REQUESTS_PER_PEER = { burst: 10, perMinute: 60 } as const;
-/** Table replies all peers together may ask for at once, and per minute. */
-export const TABLE_REQUESTS_IN_ALL = { burst: 50, perMinute: 600 } as const;
+/**
+ * Table replies all peers together may ask for at once, and per minute: a bootstrap node of a
+ * swarm of thousands (each node pulls its initial peers every 30 s) stays below it.
+ */
+export const TABLE_REQUESTS_IN_ALL = { burst: 200, perMinute: 6000 } as const;
 
 export class TableServer {
   readonly #table: SwarmTable;
@@ -39,7 +42,8 @@ export class TableServer {
       if (msg.type !== "table_request") {
         throw new SwarmError("BAD_FRAME", `expected table_request, got ${msg.type}`);
       }
-      if (!this.#perPeer.take(peerId) || !this.#all.take("*")) {
+      // the overall budget first: a refusal there spends nothing of the peer's
+      if (this.#all.available("*") < 1 || !this.#perPeer.take(peerId) || !this.#all.take("*")) {
         throw protocolError("BUSY", "too many table requests; ask again in a few seconds");
       }
       // only peers this node reached itself, as many as fit one frame (online and newest first)

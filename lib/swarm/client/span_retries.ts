@@ -38,9 +38,8 @@ export async function withRetries<T>(
   const failedPeers: string[] = [];
   const relayRetried = new Map<string, number>();
   const reopened = new Set<string>();
-  /** The last refusal of the request by a server (`refusedRequest`), and the attempt it came at. */
+  /** The last refusal of the request by a server (`refusedRequest`). */
   let refusal: unknown;
-  let refusedAt = -1;
   for (let attempt = 0;; attempt++) {
     signal?.throwIfAborted();
     const span = s.chain[i];
@@ -92,7 +91,6 @@ export async function withRetries<T>(
         failedPeers.push(peer);
         s.refusedBy.add(peer);
         refusal = err;
-        refusedAt = attempt;
         s.log.warn("server refused the session's request; routing around it for this session", {
           peer,
           blocks: `${failed.start}:${failed.end}`,
@@ -114,11 +112,11 @@ export async function withRetries<T>(
         dropRemote(failed);
         failed.server = undefined;
       } else if (
-        refusal && refusedAt < attempt && failedPeers.every((p) => s.refusedBy.has(p)) &&
+        refusal && failedPeers.every((p) => s.refusedBy.has(p)) &&
         err instanceof PlumiseError && err.code === "MISSING_BLOCKS"
       ) {
-        // every server that failed refused the request, and none is left after a table refresh
-        // (one happened since the last refusal): retrying cannot help
+        // every server that failed refused the request, and none is left after the table refresh
+        // that follows every failed attempt: retrying cannot help
         throw refusedError(s, range, failedPeers, attempt + 1, refusal);
       } else {
         s.log.warn("no route for blocks", {
@@ -213,9 +211,8 @@ function refusedError(
     {
       cause: refusal,
       hint:
-        "the servers take sessions of at most their model's context: send a shorter prompt or fewer new " +
-        "tokens; otherwise the servers run another protocol version",
-      details: { blocks: [s.start, s.end], attempts, lastCode: "BAD_FRAME", peers, refused: true },
+        "the servers take sessions of at most their model's context: send a shorter prompt or fewer new tokens",
+      details: { blocks: [s.start, s.end], attempts, lastCode: "TOO_LONG", peers, refused: true },
     },
   );
 }

@@ -183,6 +183,7 @@ Deno.test("withRetries: when every server refuses the request, SESSION_FAILED sa
   assert.match(err.message, /the servers refused the request/);
   assert.match(err.hint, /shorter prompt/);
   assert.equal(err.details.refused, true);
+  assert.equal(err.details.lastCode, "TOO_LONG");
   assert.deepEqual(tried, ["A", "B"], "each server once, not the retries' worth");
   assert.deepEqual(s.bans.banned(), []);
 });

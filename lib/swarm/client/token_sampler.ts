@@ -134,7 +134,7 @@ export class TokenSampler {
     if (!Number.isFinite(max)) {
       // a temperature so small that the logits divided by it overflow (to +Infinity, or all to
       // -Infinity when the largest is negative): only the largest logit can win
-      if (!x.some(Number.isFinite)) throw new RangeError("all logits are -Infinity or NaN");
+      if (!x.some((v) => v > -Infinity)) throw new RangeError("all logits are -Infinity or NaN");
       return argmax(x);
     }
     const k = o.topK && o.topK > 0 && o.topK < x.length ? o.topK : x.length;

@@ -102,4 +102,13 @@ Deno.test("a temperature so small that the logits overflow picks the argmax, not
   // every logit negative: all overflow to -Infinity (before: "all logits are -Infinity", a 500)
   assert.deepEqual(histogram(s, logits(-3, -1, -2), 20), [0, 20, 0]);
   assert.throws(() => s.sample(logits(-Infinity, NaN)), /all logits are -Infinity or NaN/);
+  // a logit of +Infinity wins (the review's case: it threw)
+  assert.deepEqual(
+    histogram(new TokenSampler({ temperature: 0.7, seed: 1 }), logits(-Infinity, Infinity, -Infinity), 5),
+    [
+      0,
+      5,
+      0,
+    ],
+  );
 });

@@ -279,18 +279,9 @@ Deno.test("VERIFY_ON_CHAIN sends the 160-byte 0x20 attestation", async () => {
 
 Deno.test("chain agent: start gives up when its signal aborts while the registration waits for its receipt", async () => {
   await using chain = await startTestChain();
-  const agent = new ChainAgent({
-    wallet: new Wallet(chain.fundedKeys[2]),
-    rpcUrl: chain.rpcUrl,
-    chainId: chain.chainId,
-    model: "bigscience/bloom-560m",
-    claimThresholdWei: 10n ** 18n,
-    reportInterval: 60,
-    heartbeatIntervalMs: 3_600_000,
-    claimIntervalMs: 3_600_000,
-    receiptPollMs: 20,
-    receiptTimeoutMs: 600_000,
-  });
+  const agent = new ChainAgent(
+    agentOptions(chain.rpcUrl, chain.fundedKeys[2], { receiptTimeoutMs: 600_000 }),
+  );
   await chain.rpc("evm_setAutomine", [false]);
   const stop = new AbortController();
   const started = agent.start({ signal: stop.signal }).then(() => "started", (e) => e);

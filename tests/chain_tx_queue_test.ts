@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { Wallet } from "ethers";
 import { AGENT_REGISTER_ADDRESS } from "../lib/chain/agent_registration.ts";
-import { ChainAgent } from "../lib/chain/chain_agent.ts";
+import { ChainAgent, type ChainAgentOptions } from "../lib/chain/chain_agent.ts";
 import { AGENT_HEARTBEAT_ADDRESS, HEARTBEAT_GAS } from "../lib/chain/heartbeat.ts";
 import { ChainProvider } from "../lib/chain/provider.ts";
 import { TxQueue, type TxQueueOptions } from "../lib/chain/tx_queue.ts";
@@ -49,6 +49,21 @@ async function queueOn(chain: TestChain, key: string, extra: Partial<TxQueueOpti
     ...extra,
   });
   return { provider, queue, records, address: new Wallet(key).address };
+}
+
+/** A chain agent for `key` built as the node builds it (hourly loops), with `extra` settings. */
+function agentFor(chain: TestChain, key: string, extra: Partial<ChainAgentOptions> = {}): ChainAgent {
+  return new ChainAgent({
+    wallet: new Wallet(key),
+    rpcUrl: chain.rpcUrl,
+    chainId: chain.chainId,
+    model: "bigscience/bloom-560m",
+    claimThresholdWei: 10n ** 18n,
+    reportInterval: 60,
+    heartbeatIntervalMs: 3_600_000,
+    claimIntervalMs: 3_600_000,
+    ...extra,
+  });
 }
 
 Deno.test("tx queue: 'already known' is a pending tx, not a stale nonce: nothing is signed again", async () => {
@@ -110,15 +125,7 @@ Deno.test("chain agent: a registration whose receipt timed out is awaited by has
   const key = chain.fundedKeys[3];
   const address = new Wallet(key).address;
   const { logger, records } = memoryLogger();
-  const agent = new ChainAgent({
-    wallet: new Wallet(key),
-    rpcUrl: chain.rpcUrl,
-    chainId: chain.chainId,
-    model: "bigscience/bloom-560m",
-    claimThresholdWei: 10n ** 18n,
-    reportInterval: 60,
-    heartbeatIntervalMs: 3_600_000,
-    claimIntervalMs: 3_600_000,
+  const agent = agentFor(chain, key, {
     receiptPollMs: 20,
     receiptTimeoutMs: 300,
     rpcTimeoutMs: 3000,
@@ -194,15 +201,7 @@ Deno.test("tx queue: settings a chain agent leaves unset keep their defaults (re
   const key = chain.fundedKeys[1];
   await chain.registerAgent(key);
   // built as the node builds it: its optional settings passed through as undefined
-  const agent = new ChainAgent({
-    wallet: new Wallet(key),
-    rpcUrl: chain.rpcUrl,
-    chainId: chain.chainId,
-    model: "bigscience/bloom-560m",
-    claimThresholdWei: 10n ** 18n,
-    reportInterval: 60,
-    heartbeatIntervalMs: 3_600_000,
-    claimIntervalMs: 3_600_000,
+  const agent = agentFor(chain, key, {
     receiptPollMs: undefined,
     receiptTimeoutMs: undefined,
     txStuckAfterMs: undefined,

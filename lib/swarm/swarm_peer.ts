@@ -355,21 +355,16 @@ export class SwarmPeer {
     await Promise.allSettled(peers.map((p) => this.#push(p, record)));
   }
 
+  /** A frame channel on a new stream of `protocol` to `peer` (relayed connections too). */
+  async #dialChannel(peer: PeerId, protocol: string, signal: AbortSignal): Promise<FrameChannel> {
+    const stream = await this.node.dialProtocol(peer, protocol, { signal, runOnLimitedConnection: true });
+    return streamFrameChannel(stream, this.limits, undefined, false, PENDING_FRAME_BUDGET, peer.toString());
+  }
+
   async #push(peer: PeerId, record: SignedRecordWire): Promise<void> {
     const t = timeoutSignal(this.#o.requestMs ?? 5000);
     try {
-      const stream = await this.node.dialProtocol(peer, RECORD_PROTOCOL, {
-        signal: t.signal,
-        runOnLimitedConnection: true,
-      });
-      const ch = streamFrameChannel(
-        stream,
-        this.limits,
-        undefined,
-        false,
-        PENDING_FRAME_BUDGET,
-        peer.toString(),
-      );
+      const ch = await this.#dialChannel(peer, RECORD_PROTOCOL, t.signal);
       await ch.write({ type: "record", record }, { signal: t.signal });
       await ch.close();
     } catch (err) {
@@ -405,18 +400,7 @@ export class SwarmPeer {
     const t = timeoutSignal(this.#o.requestMs ?? 5000);
     let channel: FrameChannel | undefined;
     try {
-      const stream = await this.node.dialProtocol(peer, TABLE_PROTOCOL, {
-        signal: t.signal,
-        runOnLimitedConnection: true,
-      });
-      const ch = streamFrameChannel(
-        stream,
-        this.limits,
-        undefined,
-        false,
-        PENDING_FRAME_BUDGET,
-        peer.toString(),
-      );
+      const ch = await this.#dialChannel(peer, TABLE_PROTOCOL, t.signal);
       channel = ch;
       await ch.write({ type: "table_request" }, { signal: t.signal });
       const reply = await ch.read({ signal: t.signal });

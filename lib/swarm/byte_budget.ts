@@ -56,5 +56,9 @@ export class ByteBudget {
  */
 export const PENDING_FRAME_BUDGET: ByteBudget = new ByteBudget(1024 * 1024 * 1024, 256 * 1024 * 1024);
 
-/** Bytes of an incomplete frame a stream holds without taking from the budget (requests, small steps). */
-export const FREE_PENDING_BYTES = 64 * 1024;
+/**
+ * Bytes of an incomplete frame a stream holds without taking from the budget: requests (an info or
+ * table request, a record) go through when the budget is full. Streams per connection are bounded
+ * (`SwarmPeer.handle`), so what this leaves uncounted is bounded per connection too.
+ */
+export const FREE_PENDING_BYTES = 16 * 1024;

@@ -79,6 +79,14 @@ export interface SwarmPeerOptions {
   upnp?: boolean;
 }
 
+/** Streams of a one-shot protocol (info, table, record) one connection may hold at once. */
+export const ONE_SHOT_STREAMS = 64;
+/**
+ * Streams of a session protocol (inference, forward) one connection may hold at once, at least
+ * (a server with more sessions than that allows its sessions and a little more).
+ */
+export const SESSION_STREAMS = 512;
+
 /** The source key of a connection's remote address (its IP, or its IPv6 /64; see `addressGroup`). */
 export function connectionSource(conn: Connection): string {
   const first = conn.remoteAddr.getComponents()[0];
@@ -261,10 +269,16 @@ export class SwarmPeer {
     });
   }
 
-  /** Registers a protocol handler that gets a frame channel; errors are logged, never thrown. */
+  /**
+   * Registers a protocol handler that gets a frame channel; errors are logged, never thrown. One
+   * connection may hold `maxInboundStreams` streams of the protocol at once (default
+   * `ONE_SHOT_STREAMS`; a stream beyond is refused by libp2p): each may hold an incomplete frame's
+   * free allowance outside the frame budget.
+   */
   async handle(
     protocol: string,
     fn: (ch: FrameChannel, connection: Connection) => Promise<void>,
+    { maxInboundStreams = ONE_SHOT_STREAMS }: { maxInboundStreams?: number } = {},
   ): Promise<void> {
     await this.node.handle(protocol, (stream, connection) => {
       const relayed = connection.remoteAddr.getComponents().some((c) => c.name === "p2p-circuit");
@@ -282,7 +296,7 @@ export class SwarmPeer {
           ch.abort();
         }),
       );
-    }, { maxInboundStreams: 4096, maxOutboundStreams: 4096, runOnLimitedConnection: true });
+    }, { maxInboundStreams, maxOutboundStreams: 4096, runOnLimitedConnection: true });
   }
 
   /** Opens a raw libp2p stream to a peer (peer id or multiaddr) for `protocol`. */

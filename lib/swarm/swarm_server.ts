@@ -23,7 +23,7 @@ import { serveInfoStream } from "./info_handler.ts";
 import { FORWARD_PROTOCOL, INFERENCE_PROTOCOL, INFO_PROTOCOL } from "./protocol_ids.ts";
 import { signRecord } from "./record_signer.ts";
 import { DEFAULT_SESSION_LIMITS, type SessionLimits, SessionManager } from "./session_manager.ts";
-import { SwarmPeer } from "./swarm_peer.ts";
+import { SESSION_STREAMS, SwarmPeer } from "./swarm_peer.ts";
 import { withDefaults } from "../util/with_defaults.ts";
 import type {
   MoveListener,
@@ -283,8 +283,10 @@ export class SwarmServer {
     if (!this.#handlersInstalled) {
       this.#handlersInstalled = true;
       // deps are read per stream, so a switched runtime serves every stream opened after it
-      await this.peer.handle(INFERENCE_PROTOCOL, (ch) => serveInferenceStream(ch, this.#deps()));
-      await this.peer.handle(FORWARD_PROTOCOL, (ch) => serveForwardStream(ch, this.#deps()));
+      // one client may hold every session of this server on one connection, and a little more
+      const streams = { maxInboundStreams: Math.max(SESSION_STREAMS, this.sessionLimits.maxSessions + 64) };
+      await this.peer.handle(INFERENCE_PROTOCOL, (ch) => serveInferenceStream(ch, this.#deps()), streams);
+      await this.peer.handle(FORWARD_PROTOCOL, (ch) => serveForwardStream(ch, this.#deps()), streams);
     }
     this.#serving = true;
     await this.announce("online");

@@ -12,7 +12,7 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
-import { sleep } from "../util/abort.ts";
+import { raceAbort, sleep } from "../util/abort.ts";
 import { Backoff, type BackoffOptions } from "../util/backoff.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import {
@@ -303,7 +303,10 @@ export class GatewayRelay {
         }),
       );
       // the API answers once the first token is there; an abort before that cancels the body later
-      const res = await raceAbort(pending, ac.signal);
+      const res = await raceAbort(pending, { signal: ac.signal }).catch((err) => {
+        if (ac.signal.aborted) pending.then((r) => r.body?.cancel(), () => {}); // a late response's body
+        throw err;
+      });
       if (!res.ok) throw new Error(await apiErrorText(res));
       reader = res.body!.getReader();
       let text = "";
@@ -342,22 +345,6 @@ export class GatewayRelay {
       this.#inflight.delete(req.id);
     }
   }
-}
-
-/** `p`, or a rejection once `signal` aborts (a late response then has its body cancelled). */
-function raceAbort(p: Promise<Response>, signal: AbortSignal): Promise<Response> {
-  if (signal.aborted) {
-    p.then((r) => r.body?.cancel(), () => {});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<Response>((resolve, reject) => {
-    const onAbort = () => {
-      p.then((r) => r.body?.cancel(), () => {});
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 /** The API's error body as one line. */

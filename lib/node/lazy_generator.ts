@@ -15,6 +15,7 @@ import type {
   PromptOptions,
 } from "../api/types.ts";
 import { UnavailableError } from "../errors.ts";
+import { raceAbort } from "../util/abort.ts";
 
 export interface LazyGeneratorOptions {
   readonly model: string;
@@ -58,7 +59,7 @@ export class LazyGenerator implements Generator {
         this.#built = b;
       },
     ).finally(() => (this.#building = undefined));
-    return waitOrAbort(this.#building, signal);
+    return raceAbort(this.#building, { signal });
   }
 
   info(): GeneratorInfo {
@@ -101,14 +102,4 @@ export class LazyGenerator implements Generator {
     }
     return this.#built.generator;
   }
-}
-
-/** `work`, or the abort of `signal` when that comes first (`work` goes on for whoever else waits). */
-function waitOrAbort(work: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }

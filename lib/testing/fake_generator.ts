@@ -10,6 +10,7 @@ import type {
   GeneratorInfo,
   PromptOptions,
 } from "../api/types.ts";
+import { raceAbort } from "../util/abort.ts";
 
 export interface FakeGeneratorOptions {
   /** Token texts produced in order (default: " one", " two", ...). */
@@ -82,12 +83,12 @@ export class FakeGenerator implements Generator {
     this.#startedWaiters = [];
     for (const w of waiters) w();
     try {
-      if (this.#gate) await raceAbort(this.#gate.promise, signal);
+      if (this.#gate) await raceAbort(this.#gate.promise, { signal });
       for (let i = 0; i < params.maxNewTokens; i++) {
         if (signal.aborted) throw signal.reason;
         if (this.#o.fail && this.#o.fail.at === i) throw this.#o.fail.error;
         if (i >= this.script.length) {
-          if (this.#o.hang) await raceAbort(new Promise(() => {}), signal);
+          if (this.#o.hang) await raceAbort(new Promise(() => {}), { signal });
           return;
         }
         await Promise.resolve();
@@ -100,15 +101,6 @@ export class FakeGenerator implements Generator {
       this.ended++;
     }
   }
-}
-
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 /** Reads an SSE body into its `data:` payloads. */

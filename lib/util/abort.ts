@@ -73,6 +73,19 @@ export function sleep(ms: number, options: AbortOptions = {}): Promise<void> {
   });
 }
 
+/**
+ * `work`'s outcome, or the abort reason of `signal` when that comes first (at once when it already
+ * has). `work` itself goes on: whoever else waits for it still gets it.
+ */
+export function raceAbort<T>(work: Promise<T>, { signal }: { signal: AbortSignal }): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 /** Resolves once `signal` aborts (at once when it already has); never rejects. */
 export function untilAborted(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();

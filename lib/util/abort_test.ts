@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { TimeoutError } from "../errors.ts";
-import { isAbort, sleep, untilAborted, withTimeout } from "./abort.ts";
+import { isAbort, raceAbort, sleep, untilAborted, withTimeout } from "./abort.ts";
 
 Deno.test("withTimeout rejects with TimeoutError and aborts the inner signal", async () => {
   let inner: AbortSignal | undefined;
@@ -40,4 +40,21 @@ Deno.test("untilAborted resolves once the signal aborts, at once when it already
   await p;
   assert.equal(done, true);
   await untilAborted(AbortSignal.abort()); // already aborted: resolves, never rejects
+});
+
+Deno.test("raceAbort: the work's outcome, or the abort's reason first; the work goes on", async () => {
+  assert.equal(await raceAbort(Promise.resolve(3), { signal: new AbortController().signal }), 3);
+  await assert.rejects(
+    raceAbort(Promise.reject(new Error("x")), { signal: new AbortController().signal }),
+    /x/,
+  );
+  const ac = new AbortController();
+  let finish!: (v: number) => void;
+  const work = new Promise<number>((r) => (finish = r));
+  const raced = raceAbort(work, { signal: ac.signal });
+  ac.abort(new Error("gone"));
+  await assert.rejects(raced, /gone/);
+  finish(7);
+  assert.equal(await work, 7, "the work itself was not cancelled");
+  await assert.rejects(raceAbort(work, { signal: ac.signal }), /gone/, "already aborted: at once");
 });

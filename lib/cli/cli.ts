@@ -11,6 +11,7 @@ import type { Config, ResolvedConfig } from "../config/types.ts";
 import { causeChain, ConfigError, errorMessage, PlumiseError, redact } from "../errors.ts";
 import { Logger } from "../util/logger.ts";
 import { VERSION } from "../util/version.ts";
+import { availableMemoryBytes } from "../util/available_memory.ts";
 import type { CommandContext } from "./command_context.ts";
 import { flagsFromOptions } from "./config_options.ts";
 import { COMMANDS } from "./commands/mod.ts";
@@ -45,13 +46,7 @@ export function denoIo(): CliIo {
     cwd: Deno.cwd(),
     isTerminal: Deno.stdout.isTerminal(),
     stderrIsTerminal: Deno.stderr.isTerminal(),
-    availableMemoryBytes: () => {
-      try {
-        return Deno.systemMemoryInfo().available;
-      } catch {
-        return undefined;
-      }
-    },
+    availableMemoryBytes,
   };
 }
 

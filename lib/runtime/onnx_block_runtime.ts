@@ -9,6 +9,7 @@
 import { RuntimeError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
+import { availableMemoryBytes } from "../util/available_memory.ts";
 import type { EngineLoadResult } from "./engine_types.ts";
 import type { KvCacheType } from "./kv_block_graph.ts";
 import { resolveOrtLibrary } from "./native/ort_library_path.ts";
@@ -222,12 +223,7 @@ export class OnnxBlockRuntime implements BlockRuntime {
     const kvBytesPerToken = res.kvBytesPerToken ?? 2 * cfg.numKvHeads * cfg.headDim * 4;
     if (o.cacheTokens && o.cacheTokens > 0) this.#cacheTotal = Math.floor(o.cacheTokens);
     else {
-      let avail = 4 * 2 ** 30;
-      try {
-        avail = Deno.systemMemoryInfo().available;
-      } catch {
-        // no --allow-sys: assume 4 GiB available
-      }
+      const avail = availableMemoryBytes() ?? 4 * 2 ** 30; // not readable: assume 4 GiB
       this.#cacheTotal = Math.max(0, Math.floor((avail * (o.cacheMemoryFraction ?? 0.25)) / kvBytesPerToken));
     }
     this.loadStats = { resolveMs: t1 - t0, buildMs: res.loadMs, weightBytes: res.weightBytes };

@@ -8,6 +8,7 @@ import { RuntimeError, UnavailableError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import type { CpuPinning } from "../util/cpu_list.ts";
 import { silentLogger } from "../util/logger.ts";
+import { availableMemoryBytes } from "../util/available_memory.ts";
 import type { ResolvedCheckpoint } from "./checkpoint.ts";
 import { engineSource, resolveCheckpoint } from "./checkpoint.ts";
 import type { DownloadProgress } from "./hub_download.ts";
@@ -55,14 +56,6 @@ export interface ClientHeadOptions extends ModelSource {
    * kill that would take the node's blocks down with it.
    */
   availableMemoryBytes?: () => number | undefined;
-}
-
-function systemAvailableMemory(): number | undefined {
-  try {
-    return Deno.systemMemoryInfo().available;
-  } catch {
-    return undefined; // no --allow-sys
-  }
 }
 
 /**
@@ -122,7 +115,7 @@ export class OnnxClientHead implements ClientHead {
       { vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, fileBytesPerWeight: await tableBytesPerWeight(ck) },
       weights,
     );
-    const available = (o.availableMemoryBytes ?? systemAvailableMemory)();
+    const available = (o.availableMemoryBytes ?? availableMemoryBytes)();
     if (available !== undefined && need > available) {
       const details = { needBytes: need, availableBytes: available, weights };
       // the message may reach a remote caller: the model's size, not its path or this machine's memory

@@ -6,3 +6,4 @@ export * from "./cpu_list.ts";
 export * from "./stop_strings.ts";
 export * from "./mutex.ts";
 export * from "./with_defaults.ts";
+export * from "./available_memory.ts";

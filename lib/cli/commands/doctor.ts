@@ -5,6 +5,7 @@ import { runDoctor } from "../../node/doctor.ts";
 import type { CommandContext } from "../command_context.ts";
 import { addConfigOptions } from "../config_options.ts";
 import { walletFromConfig } from "./_wallet_source.ts";
+import { availableMemoryBytes } from "../../util/available_memory.ts";
 
 /** `plumise doctor [--json] [--offline]`: pre-flight checks of this machine and its settings; exit 0 when all pass. */
 export function registerDoctor(program: Command, ctx: CommandContext): void {
@@ -52,12 +53,7 @@ export function registerDoctor(program: Command, ctx: CommandContext): void {
         };
       }
     }
-    let memory: number | undefined;
-    try {
-      memory = Deno.systemMemoryInfo().available;
-    } catch {
-      memory = undefined;
-    }
+    const memory = availableMemoryBytes();
     const checks = await runDoctor(config, { wallet, availableMemoryBytes: memory, signal: ctx.signal });
     if (opts.json) ctx.stdout(JSON.stringify({ checks }));
     else {

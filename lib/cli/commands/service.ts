@@ -13,6 +13,7 @@ import {
 import { parseEnvFile } from "../../service/env_file.ts";
 import type { CommandContext } from "../command_context.ts";
 import { promptHidden } from "./_wallet_source.ts";
+import { availableMemoryBytes } from "../../util/available_memory.ts";
 
 function envFileOf(cmd: { optsWithGlobals(): Record<string, unknown> }): string {
   return (cmd.optsWithGlobals().envFile as string | undefined) ?? DEFAULT_ENV_FILE;
@@ -88,12 +89,7 @@ export function registerService(program: Command, ctx: CommandContext): void {
         ctx.stderr(`keystore ${opts.keystore}: agent ${w.address}`);
       }
     }
-    let memory: number | undefined;
-    try {
-      memory = Deno.systemMemoryInfo().available;
-    } catch {
-      memory = undefined;
-    }
+    const memory = availableMemoryBytes();
     const host = systemHost();
     const plan = await planInstall(host, {
       binary,

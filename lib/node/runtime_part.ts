@@ -14,6 +14,7 @@ import type { Logger } from "../util/logger.ts";
 import type { NodeRuntime, NodeSpan } from "./types.ts";
 import { modelSource } from "../runtime/model_source.ts";
 import { measureSpanSpeed, positionsOf, type SpanSpeed } from "./span_speed.ts";
+import { writeTextAtomic } from "../util/write_text_atomic.ts";
 
 export interface RuntimePart extends NodeRuntime {
   /** The loaded runtime (throws before `load`). */
@@ -179,15 +180,12 @@ export function createRuntimePart(
         throughput: figures.throughput,
       });
       const all = await readCache(cachePath()).catch(() => ({}));
-      // written beside and renamed over, so a reader (another node starting) never sees half a file
-      const tmp = `${cachePath()}.${crypto.randomUUID()}.tmp`;
       try {
         await Deno.mkdir(config.dataDir, { recursive: true });
-        await Deno.writeTextFile(tmp, JSON.stringify({ ...all, [key]: figures }, null, 2));
-        await Deno.rename(tmp, cachePath());
+        // atomic, so a reader (another node starting) never sees half a file
+        await writeTextAtomic(cachePath(), JSON.stringify({ ...all, [key]: figures }, null, 2));
         return { figures, speed, cachedAt: cachePath() };
       } catch (err) {
-        await Deno.remove(tmp).catch(() => {});
         log.warn("cannot cache the throughput", { path: cachePath(), error: errorMessage(err) });
         return { figures, speed, cacheError: errorMessage(err) };
       }

@@ -9,6 +9,7 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
+import { writeTextAtomic } from "../util/write_text_atomic.ts";
 import type { Counters, OracleView } from "./report_counters.ts";
 
 const VERSION = 1;
@@ -100,12 +101,5 @@ export async function saveReportState(
       requests: Math.max(0, now.requests - view.counted.requests),
     },
   };
-  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
-  try {
-    await Deno.writeTextFile(tmp, JSON.stringify(saved) + "\n", { mode: 0o600 });
-    await Deno.rename(tmp, path);
-  } catch (err) {
-    await Deno.remove(tmp).catch(() => {});
-    throw err;
-  }
+  await writeTextAtomic(path, JSON.stringify(saved) + "\n", { mode: 0o600 });
 }

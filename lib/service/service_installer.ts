@@ -19,6 +19,7 @@ import {
 import { VERSION } from "../util/version.ts";
 import { mergeEnvFile, parseEnvFile } from "./env_file.ts";
 import { renderUnit, UNIT_NAME } from "./systemd_unit.ts";
+import { writeTextAtomic } from "../util/write_text_atomic.ts";
 
 /** Error codes of the service commands (their meanings: `ERROR_CODES`, lib/error_codes.ts). */
 export const SERVICE_ERROR_CODES = {
@@ -255,14 +256,10 @@ function notPermitted(path: string, err: unknown): PlumiseError {
 
 /** Writes `text` to `path` atomically with `mode` (a temporary file renamed into place). */
 async function writeAtomic(path: string, text: string, mode: number): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}`;
   try {
     await Deno.mkdir(dirname(path), { recursive: true, mode: 0o755 });
-    await Deno.writeTextFile(tmp, text, { mode });
-    await Deno.chmod(tmp, mode);
-    await Deno.rename(tmp, path);
+    await writeTextAtomic(path, text, { mode });
   } catch (err) {
-    await Deno.remove(tmp).catch(() => {});
     if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
       throw notPermitted(path, err);
     }

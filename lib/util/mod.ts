@@ -7,3 +7,4 @@ export * from "./stop_strings.ts";
 export * from "./mutex.ts";
 export * from "./with_defaults.ts";
 export * from "./available_memory.ts";
+export * from "./write_text_atomic.ts";

@@ -23,8 +23,6 @@ import { type ByteBudget, FREE_PENDING_BYTES, PENDING_FRAME_BUDGET } from "./byt
 
 export type { FrameChannel };
 
-const NO_BYTES = new Uint8Array(0);
-
 /**
  * Wraps a libp2p stream (`remoteHost`, `relayed`: see `FrameChannel`). The bytes of a frame read
  * but not complete, beyond `FREE_PENDING_BYTES`, are taken from `budget` (process-wide by default)
@@ -63,7 +61,7 @@ export function streamFrameChannel(
     // one frame at a time: what a peer sent ahead stays bytes until it is read (never an array
     // of frames, so a flood of tiny ones costs their bytes, then fails at the first bad one)
     for (;;) {
-      const body = decoder.pushOne(NO_BYTES);
+      const body = decoder.next();
       if (body) {
         account();
         return decodeFrame(body, limits);
@@ -171,7 +169,7 @@ export function memoryFrameChannelPair(limits: WireLimits = DEFAULT_WIRE_LIMITS)
     return {
       async read(options) {
         for (;;) {
-          const body = decoder.pushOne(NO_BYTES);
+          const body = decoder.next();
           if (body) return decodeFrame(body, limits);
           const c = inbound.chunks.shift();
           if (c) {

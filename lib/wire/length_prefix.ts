@@ -80,18 +80,20 @@ export class LengthPrefixedDecoder {
     return out;
   }
 
-  /**
-   * Adds bytes (none: just takes the next frame held); returns the first frame body completed (any
-   * later ones stay held), or undefined.
-   */
+  /** Adds bytes; returns the first frame body completed (any later ones stay held), or undefined. */
   pushOne(bytes: Uint8Array): Uint8Array | undefined {
     this.append(bytes);
+    return this.next();
+  }
+
+  /** Takes the next complete frame body held, or undefined (the bytes of an incomplete one stay). */
+  next(): Uint8Array | undefined {
     const len = this.#peekLength();
     if (len === undefined || this.#buffered < len.prefix + len.body) return undefined;
     return this.#take(len.prefix + len.body).subarray(len.prefix);
   }
 
-  /** Adds bytes without taking a frame (`pushOne` with none takes the next). */
+  /** Adds bytes without taking a frame (`next` takes them). */
   append(bytes: Uint8Array): void {
     if (bytes.byteLength) {
       this.#chunks.push(bytes);

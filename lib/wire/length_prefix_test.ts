@@ -55,3 +55,14 @@ Deno.test("length-prefixed decoder: pushOne returns the first frame only; drain 
     (e: unknown) => e instanceof WireError && e.code === "TOO_LARGE",
   );
 });
+
+Deno.test("length-prefixed decoder: append then next takes the frames held one by one", () => {
+  const dec = new LengthPrefixedDecoder(16);
+  dec.append(
+    new Uint8Array([...lengthPrefixed(new Uint8Array([1])), ...lengthPrefixed(new Uint8Array([2, 2])), 3]),
+  );
+  assert.deepEqual([...dec.next()!], [1]);
+  assert.deepEqual([...dec.next()!], [2, 2]);
+  assert.equal(dec.next(), undefined, "the third frame is incomplete");
+  assert.equal(dec.buffered, 1);
+});

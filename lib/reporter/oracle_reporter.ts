@@ -14,7 +14,7 @@ import { type Logger, silentLogger } from "../util/logger.ts";
 import type { ContributionSnapshot } from "../util/metrics.ts";
 import { oracleEndpoint, type OracleReply, oracleRequest, replyMessage } from "./_oracle_http.ts";
 import { buildReport, cleanProof, type ReportBody, type ReportProof } from "./report_body.ts";
-import { NO_REPORT, type OracleView, reportCounters } from "./report_counters.ts";
+import { type Counters, NO_REPORT, type OracleView, reportCounters } from "./report_counters.ts";
 import { loadReportState, saveReportState } from "./report_state.ts";
 
 export const DEFAULT_REPORT_TIMEOUT_MS = 30_000;
@@ -37,6 +37,11 @@ export function nextReport(
   if (next <= now) next += Math.ceil((now - next) / intervalMs + Number.EPSILON) * intervalMs;
   if (next <= now) next += intervalMs;
   return { slot: next, at: lost ? Math.min(next, now + FAILED_RETRY_MS) : next };
+}
+
+/** The cumulative counters a report is made of, from a snapshot of the metrics. */
+function countersOf(s: ContributionSnapshot): Counters {
+  return { tokens: Math.floor(s.tokensProcessed), requests: Math.floor(s.requestCount) };
 }
 
 export interface OracleReporterOptions {
@@ -192,10 +197,7 @@ export class OracleReporter {
     let counters: ReturnType<typeof reportCounters>;
     try {
       const snapshot = this.#o.metrics.snapshot();
-      counters = reportCounters(
-        { tokens: Math.floor(snapshot.tokensProcessed), requests: Math.floor(snapshot.requestCount) },
-        this.#view,
-      );
+      counters = reportCounters(countersOf(snapshot), this.#view);
       body = await buildReport({
         signer: this.#o.signer,
         snapshot: {
@@ -284,12 +286,8 @@ export class OracleReporter {
   async #save(): Promise<void> {
     const dir = this.#o.stateDir;
     if (!dir) return;
-    const s = this.#o.metrics.snapshot();
     try {
-      await saveReportState(dir, this.#owner(), this.#view, {
-        tokens: Math.floor(s.tokensProcessed),
-        requests: Math.floor(s.requestCount),
-      });
+      await saveReportState(dir, this.#owner(), this.#view, countersOf(this.#o.metrics.snapshot()));
     } catch (err) {
       this.#logger.warn("cannot save the report state", { dir, error: errorMessage(err) });
     }

@@ -42,9 +42,14 @@ export async function ownerId(owner: ReportStateOwner): Promise<string> {
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** The state file of the owner whose `ownerId` is `id`, in `dir`. */
+function statePath(dir: string, id: string): string {
+  return `${dir}/${REPORT_STATE_PREFIX}${id.slice(0, 16)}.json`;
+}
+
 /** The state file of `owner` in `dir`. */
 export async function reportStatePath(dir: string, owner: ReportStateOwner): Promise<string> {
-  return `${dir}/${REPORT_STATE_PREFIX}${(await ownerId(owner)).slice(0, 16)}.json`;
+  return statePath(dir, await ownerId(owner));
 }
 
 /**
@@ -56,7 +61,8 @@ export async function loadReportState(
   owner: ReportStateOwner,
   warn: (message: string, fields: Record<string, unknown>) => void = () => {},
 ): Promise<OracleView | undefined> {
-  const path = await reportStatePath(dir, owner);
+  const id = await ownerId(owner);
+  const path = statePath(dir, id);
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -77,7 +83,7 @@ export async function loadReportState(
     warn("the report state is not one this version wrote; starting from none", { path });
     return undefined;
   }
-  if (s.owner !== await ownerId(owner)) return undefined;
+  if (s.owner !== id) return undefined;
   return { reported: s.reported, counted: { tokens: -s.owed.tokens, requests: -s.owed.requests } };
 }
 
@@ -91,15 +97,15 @@ export async function saveReportState(
   view: OracleView,
   now: Counters,
 ): Promise<void> {
-  const path = await reportStatePath(dir, owner);
+  const id = await ownerId(owner);
   const saved: Saved = {
     version: VERSION,
-    owner: await ownerId(owner),
+    owner: id,
     reported: view.reported,
     owed: {
       tokens: Math.max(0, now.tokens - view.counted.tokens),
       requests: Math.max(0, now.requests - view.counted.requests),
     },
   };
-  await writeTextAtomic(path, JSON.stringify(saved) + "\n", { mode: 0o600 });
+  await writeTextAtomic(statePath(dir, id), JSON.stringify(saved) + "\n", { mode: 0o600 });
 }

@@ -28,9 +28,7 @@ export function startRun(
   const state = { tokens: 0, text: "", finishReason: "stop" as FinishReason };
   async function* pieces(): AsyncGenerator<string, void, void> {
     const scanner = new StopScanner(stops);
-    const it = generator.generate(prompt, params, { signal, ...(templated ? { templated } : {}) })[
-      Symbol.asyncIterator
-    ]();
+    const it = generator.generate(prompt, params, { signal, templated })[Symbol.asyncIterator]();
     let exhausted = false;
     try {
       while (state.tokens < params.maxNewTokens) {

@@ -25,6 +25,10 @@ export interface LazyGeneratorOptions {
   readonly ready?: () => boolean;
 }
 
+/** What a request gets once the generator is closing. */
+const shuttingDown = () =>
+  new UnavailableError("SHUTTING_DOWN", "the node is shutting down", { hint: "retry on another node" });
+
 export class LazyGenerator implements Generator {
   readonly #o: LazyGeneratorOptions;
   #built?: { generator: Generator; close?: () => Promise<void> };
@@ -43,18 +47,14 @@ export class LazyGenerator implements Generator {
 
   prepare({ signal }: { signal: AbortSignal }): Promise<void> {
     if (this.#closed) {
-      return Promise.reject(
-        new UnavailableError("SHUTTING_DOWN", "the node is shutting down", { hint: "retry on another node" }),
-      );
+      return Promise.reject(shuttingDown());
     }
     if (this.#built) return this.#built.generator.prepare?.({ signal }) ?? Promise.resolve();
     this.#building ??= this.#o.build({ signal: this.#lifetime.signal }).then(
       (b) => {
         if (this.#closed) {
           void b.close?.();
-          throw new UnavailableError("SHUTTING_DOWN", "the node is shutting down", {
-            hint: "retry on another node",
-          });
+          throw shuttingDown();
         }
         this.#built = b;
       },
@@ -85,9 +85,7 @@ export class LazyGenerator implements Generator {
   /** Releases the real generator (idempotent). */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#lifetime.abort(
-      new UnavailableError("SHUTTING_DOWN", "the node is shutting down", { hint: "retry on another node" }),
-    );
+    this.#lifetime.abort(shuttingDown());
     await this.#building?.catch(() => {});
     const b = this.#built;
     this.#built = undefined;

@@ -134,6 +134,7 @@ export const ERROR_CODES = {
   RECEIPT_TIMEOUT: "a sent transaction was not mined in time (it stays tracked; no second one is sent)",
   TX_QUEUE_FULL: "a low-priority transaction (a VERIFY_ON_CHAIN attestation) was dropped: the queue is full",
   TX_DISPLACED: "another transaction of this wallet took the nonce (another process with the same key?)",
+  GAS_PRICE_TOO_HIGH: "the RPC's gas price is above MAX_GAS_PRICE_WEI: the transaction is not sent (tried again later)",
 
   // ── the Oracle (ReporterError) ──
   ORACLE_URL_INVALID: "ORACLE_API_URL is not a URL",

@@ -249,3 +249,48 @@ Deno.test("tx queue: a tx mined after its send gave up is reported by recheck (a
     provider.destroy();
   }
 });
+
+Deno.test("tx queue: an RPC's gas price above MAX_GAS_PRICE_WEI sends nothing; offers and bumps stop at it", async () => {
+  await using chain = await startTestChain();
+  const cap = 50n * 10n ** 9n;
+  const { provider, queue, address, records } = await queueOn(chain, chain.fundedKeys[2], {
+    maxGasPriceWei: cap,
+    stuckAfterMs: 200,
+  });
+  try {
+    // a hostile RPC: 10 000 gwei
+    let reported = 10_000n * 10n ** 9n;
+    chain.proxy.intercept("eth_gasPrice", (req) => {
+      return Promise.resolve({ jsonrpc: "2.0", id: req.id, result: "0x" + reported.toString(16) });
+    });
+    const refused = await queue.send(HEARTBEAT).then(() => undefined, (e) => e);
+    assert.equal(refused?.code, "GAS_PRICE_TOO_HIGH", String(refused));
+    assert.match(refused.message, /10000000000000 wei is above MAX_GAS_PRICE_WEI 50000000000/);
+    assert.match(refused.hint, /raise MAX_GAS_PRICE_WEI/);
+    assert.deepEqual(await pool(chain, address), {}, "nothing was sent");
+    assert.equal(queue.sent, 0);
+
+    // just under the ceiling: the offer (a fifth above the market) is cut to the ceiling
+    reported = cap - 1n;
+    await chain.rpc("evm_setAutomine", [false]);
+    const sent = queue.send(HEARTBEAT).then((r) => r, (e) => e);
+    const first = await waitFor(() => pooled(chain, address), { what: "the tx in the pool" });
+    assert.equal(BigInt(first.gasPrice), cap);
+    // stuck: bumps would go a quarter higher each time; they stay at the ceiling (the same tx again)
+    await waitFor(() => records.some((r) => /broadcast a stuck transaction again/.test(r.msg)), {
+      what: "a stuck tx broadcast again at its fee",
+    });
+    const still = await pooled(chain, address);
+    assert.equal(still?.hash, first.hash, "not replaced above the ceiling");
+    assert.ok(!records.some((r) => /replaced a stuck transaction/.test(r.msg)), "no fee bump");
+    await chain.rpc("evm_setAutomine", [true]);
+    await chain.rpc("evm_mine");
+    const r = await sent;
+    assert.ok(!(r instanceof Error), String(r));
+    assert.equal(r.status, 1);
+    assert.equal(r.hash, first.hash);
+  } finally {
+    chain.proxy.intercept("eth_gasPrice", undefined);
+    provider.destroy();
+  }
+});

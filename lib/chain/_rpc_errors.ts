@@ -155,5 +155,6 @@ export function isTransient(err: unknown): boolean {
       "CHAIN_RPC_ERROR",
       "RECEIPT_TIMEOUT",
       "TX_DISPLACED",
+      "GAS_PRICE_TOO_HIGH",
     ].includes(err.code);
 }

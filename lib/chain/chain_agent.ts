@@ -47,6 +47,8 @@ export interface ChainAgentOptions {
   receiptPollMs?: number;
   /** A tx without a receipt this long is replaced with a fee bump (TxQueue default otherwise). */
   txStuckAfterMs?: number;
+  /** The most gas price a tx may offer, in wei (TxQueue's `maxGasPriceWei`; its default otherwise). */
+  maxGasPriceWei?: bigint;
   /** Called after each auto-claim check (for logs/tests). */
   onClaimCheck?: (outcome: ClaimOutcome) => void;
   /** Called for each 0x20 attestation dropped because too many wait (e.g. to count it in /metrics). */
@@ -90,6 +92,7 @@ export class ChainAgent implements ChainAgentHandle {
       receiptTimeoutMs: options.receiptTimeoutMs,
       pollMs: options.receiptPollMs,
       stuckAfterMs: options.txStuckAfterMs,
+      maxGasPriceWei: options.maxGasPriceWei,
       // a claim whose receipt came after its send gave up still shows as the last claim
       onMinedLate: (request, receipt) => {
         if (request.label !== "claim" || receipt.status !== 1) return;

@@ -10,68 +10,23 @@
  * - a receipt timeout: the tx stays tracked. The next send of the same action (e.g. registration
  *   retried) waits for it instead of sending a second one; another action waits until it is mined.
  * - stuck (no receipt `stuckAfterMs` after its last broadcast): replaced at the same nonce with a
- *   fee bump (+25 %, or the market price when that is higher), at most `maxFeeBumps` times above
- *   the market; after that it only follows the market price, or is broadcast again if dropped.
+ *   higher fee (gas_price.ts: at most `maxFeeBumps` bumps above the market, then the market price;
+ *   never above `maxGasPriceWei`), or broadcast again if dropped.
  * - low priority (0x20 attestations): run only when no other tx waits, at most `maxLowQueued`
  *   waiting; more are refused at once with `TX_QUEUE_FULL`.
  * @module
  */
-import { keccak256, type Wallet } from "ethers";
+import { keccak256 } from "ethers";
 import { ChainError, errorMessage } from "../errors.ts";
 import { type AbortOptions, isAbort, sleep } from "../util/abort.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import { withDefaults } from "../util/with_defaults.ts";
 import { isAlreadyKnown, isNonceError, isNonceTooLow } from "./_rpc_errors.ts";
-import type { ChainProvider, TxReceipt } from "./provider.ts";
+import { DEFAULT_MAX_GAS_PRICE_WEI, newTxPrice, stuckTxPrice } from "./gas_price.ts";
+import type { TxReceipt } from "./provider.ts";
+import type { TxQueueOptions, TxRequest, TxResult, TxSendOptions } from "./tx_queue_options.ts";
 
-export interface TxRequest {
-  to: string;
-  data: string;
-  gasLimit: bigint;
-  /** For logs and errors, e.g. "heartbeat". */
-  label: string;
-  value?: bigint;
-}
-
-export interface TxResult extends TxReceipt {
-  readonly label: string;
-  readonly nonce: number;
-  /** gasUsed × effectiveGasPrice, in wei. */
-  readonly gasCostWei: bigint;
-}
-
-export type TxPriority = "normal" | "low";
-
-export interface TxSendOptions {
-  signal?: AbortSignal;
-  /** `low`: runs only when no normal tx waits; refused with `TX_QUEUE_FULL` when the low queue is full. */
-  priority?: TxPriority;
-}
-
-export interface TxQueueOptions {
-  provider: ChainProvider;
-  wallet: Wallet;
-  logger?: Logger;
-  /** How long one send waits for its receipt (default 120 s); the tx stays tracked after that. */
-  receiptTimeoutMs?: number;
-  /** Receipt polling period (default 1000 ms). */
-  pollMs?: number;
-  /** Simulate with eth_call before sending (default true). */
-  simulate?: boolean;
-  /** Tries on a stale nonce (default 3). */
-  nonceRetries?: number;
-  /** A tx without a receipt this long after its last broadcast is stuck (default 45 s = 15 blocks). */
-  stuckAfterMs?: number;
-  /** Fee bumps above the market price per tx (default 3); beyond them it only follows the market. */
-  maxFeeBumps?: number;
-  /** Low-priority txs that may wait (default 8); one more is refused at once. */
-  maxLowQueued?: number;
-  /**
-   * Called with a tx whose send gave up waiting (RECEIPT_TIMEOUT) when it is found mined later
-   * (before the next tx is sent): e.g. a claim that landed, for the status to show it.
-   */
-  onMinedLate?: (request: TxRequest, receipt: TxReceipt) => void;
-}
+export type { TxPriority, TxQueueOptions, TxRequest, TxResult, TxSendOptions } from "./tx_queue_options.ts";
 
 type ResolvedTxQueueOptions = Required<Omit<TxQueueOptions, "logger">> & { logger: Logger };
 
@@ -99,7 +54,6 @@ interface Job {
 
 const MAX_HASHES = 8;
 const actionKey = (tx: TxRequest) => `${tx.to.toLowerCase()}|${tx.data.toLowerCase()}|${tx.value ?? 0n}`;
-const maxOf = (a: bigint, b: bigint) => (a > b ? a : b);
 
 export class TxQueue {
   readonly #o: ResolvedTxQueueOptions;
@@ -124,6 +78,7 @@ export class TxQueue {
       stuckAfterMs: 45_000,
       maxFeeBumps: 3,
       maxLowQueued: 8,
+      maxGasPriceWei: DEFAULT_MAX_GAS_PRICE_WEI,
       onMinedLate: () => {},
     }, options);
   }
@@ -280,8 +235,7 @@ export class TxQueue {
     for (let attempt = 1;; attempt++) {
       if (this.#nonce === undefined) this.#nonce = await provider.getNonce(this.address, { signal });
       const nonce = this.#nonce;
-      const market = await provider.getGasPrice({ signal });
-      const gasPrice = market + market / 5n + 1n;
+      const gasPrice = newTxPrice(await provider.getGasPrice({ signal }), this.#o.maxGasPriceWei, tx.label);
       const raw = await this.#sign(tx, nonce, gasPrice);
       let hash: string;
       try {
@@ -456,10 +410,16 @@ export class TxQueue {
     const label = t.request.label;
     try {
       const market = await provider.getGasPrice({ signal });
-      const offer = market + market / 5n + 1n;
-      let price = t.gasPrice;
-      if (t.bumps < this.#o.maxFeeBumps) price = maxOf(t.gasPrice + t.gasPrice / 4n + 1n, offer);
-      else if (offer > t.gasPrice + t.gasPrice / 10n) price = offer;
+      const cap = this.#o.maxGasPriceWei;
+      if (market > cap) {
+        logger.warn("the RPC's gas price is above MAX_GAS_PRICE_WEI: a stuck transaction keeps its fee", {
+          label,
+          nonce: t.nonce,
+          gasPriceWei: market,
+          maxGasPriceWei: cap,
+        });
+      }
+      const price = stuckTxPrice(t.gasPrice, market, cap, t.bumps < this.#o.maxFeeBumps);
       const raw = price === t.gasPrice ? t.raw : await this.#sign(t.request, t.nonce, price);
       const hash = await this.#broadcast(raw, { signal });
       if (raw !== t.raw) {

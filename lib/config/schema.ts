@@ -180,6 +180,16 @@ export const SCHEMA: readonly KeySpec[] = [
     description: "auto-claim when pending rewards reach this many wei (and are > 0)",
   },
   {
+    key: "maxGasPriceWei",
+    env: "MAX_GAS_PRICE_WEI",
+    flag: "max-gas-price-wei",
+    arg: "<wei>",
+    type: "bigint",
+    default: 100_000_000_000n,
+    description:
+      "most gas price a transaction may offer (wei; default 100 gwei): above it nothing is sent and fee bumps stop",
+  },
+  {
     key: "verifyOnChain",
     env: "VERIFY_ON_CHAIN",
     flag: "verify-on-chain",

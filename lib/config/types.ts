@@ -37,6 +37,7 @@ export interface Config {
   readonly agentRegistry?: string;
   readonly rewardPool: string;
   readonly claimThresholdWei: bigint;
+  readonly maxGasPriceWei: bigint;
   readonly verifyOnChain: boolean;
   readonly apiHost: string;
   readonly apiPort: number;

@@ -32,6 +32,7 @@ export async function createChainPart(
     rewardPool: config.rewardPool,
     agentRegistry: config.agentRegistry,
     claimThresholdWei: config.claimThresholdWei,
+    maxGasPriceWei: config.maxGasPriceWei,
     reportInterval: config.reportInterval,
     heartbeatIntervalMs: config.heartbeatInterval * 1000,
     verifyOnChain: config.verifyOnChain,

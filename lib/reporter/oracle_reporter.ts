@@ -171,7 +171,13 @@ export class OracleReporter {
       timeoutMs?: number;
     } = {},
   ): Promise<ReportOutcome> {
-    const run = (this.#inFlight ?? Promise.resolve()).then(() => this.#send({ signal, timeoutMs }));
+    const run = (this.#inFlight ?? Promise.resolve()).then(async () => {
+      const outcome = await this.#send({ signal, timeoutMs });
+      // What the Oracle did not take is written down now, not only at a clean stop: a process
+      // killed while the Oracle is down loses at most what it counted since this report.
+      if (!outcome.ok && this.#restored) await this.#save();
+      return outcome;
+    });
     this.#inFlight = run.catch(() => ({ ok: false, error: "" }) as ReportOutcome);
     return run;
   }

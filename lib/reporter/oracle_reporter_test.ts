@@ -182,3 +182,35 @@ Deno.test("reporter: tokens a final report could not deliver are carried by the 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("reporter: what reports lost to a down Oracle carried is kept on disk before any stop (a killed node)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const oracle = scriptedOracle();
+    let up = true;
+    const fetch = ((url: string | URL | Request, init?: RequestInit) =>
+      up
+        ? oracle.fetch(url, init)
+        : Promise.reject(new TypeError("connection refused"))) as typeof globalThis.fetch;
+    const options = { oracleUrl: "http://oracle.test", signer, intervalMs: 60_000, fetch, stateDir: dir };
+    const first = new Metrics();
+    const a = new OracleReporter({ ...options, metrics: first });
+    first.addTokens(100);
+    assert.equal((await a.reportNow()).ok, true);
+    up = false; // the Oracle goes down for a while; the node goes on serving
+    first.addTokens(40);
+    assert.equal((await a.reportNow()).ok, false);
+    first.addTokens(2);
+    assert.equal((await a.reportNow()).ok, false);
+    // killed here: no stop(), no final report. Before, only the accepted report's state was on disk.
+    up = true;
+    const second = new Metrics();
+    const b = new OracleReporter({ ...options, metrics: second });
+    second.addTokens(7);
+    assert.equal((await b.reportNow()).ok, true);
+    assert.equal(oracle.bodies.at(-1)!.tokensProcessed, 149, "the accepted 100, the 42 owed, the 7 new");
+    await b.stop();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

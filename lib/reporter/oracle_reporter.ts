@@ -175,7 +175,10 @@ export class OracleReporter {
       const outcome = await this.#send({ signal, timeoutMs });
       // What the Oracle did not take is written down now, not only at a clean stop: a process
       // killed while the Oracle is down loses at most what it counted since this report.
-      if (!outcome.ok && this.#restored) await this.#save();
+      if (!outcome.ok && this.#restored) {
+        await this.#restored;
+        await this.#save();
+      }
       return outcome;
     });
     this.#inFlight = run.catch(() => ({ ok: false, error: "" }) as ReportOutcome);

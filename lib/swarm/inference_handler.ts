@@ -35,6 +35,8 @@ export interface HandlerDeps {
    * punch_session.ts); absent: never.
    */
   punch?: PunchDeps;
+  /** The client's peer id: whose share of the sessions an open takes (SessionManager). */
+  client?: string;
 }
 
 /** Checks model and span against what the runtime serves. */
@@ -125,7 +127,7 @@ export async function serveInferenceStream(
       throw protocolError("BAD_FRAME", `expected open as the first frame, got ${first.type}`);
     }
     checkSpan(deps, first.model, first.start, first.end);
-    managed = await deps.sessions.open(first);
+    managed = await deps.sessions.open(first, deps.client);
     const session = managed;
     deps.metrics.addRequest("inference");
     const hiddenSize = deps.runtime.info().hiddenSize;

@@ -206,3 +206,20 @@ Deno.test("inference handler: a client that stops reading its result loses its s
   assert.equal(runtime.info().cacheTokensLeft, runtime.info().cacheTokensTotal);
   await runtime.stop();
 });
+
+Deno.test("inference handler: the client's peer id takes its share of the sessions (a quarter stays for others)", async () => {
+  const { runtime, client, deps, sessions } = setup({ maxSessions: 4 });
+  (deps as { client?: string }).client = "12D3KooWpeer";
+  await runtime.start();
+  const open = (id: string) =>
+    client.openInference({ sessionId: id, model: "m", start: 2, end: 3, maxLength: 4, batch: 1 });
+  const held = [await open("a"), await open("b"), await open("c")];
+  await assert.rejects(open("d"), (err: unknown) => {
+    assert.ok(err instanceof SwarmError && err.code === "SESSION_LIMIT", String(err));
+    assert.match(err.message, /client 12D3KooWpeer holds 3 of this server's 4 sessions/);
+    return true;
+  });
+  assert.equal(sessions.count, 3);
+  for (const s of held) await s.close();
+  await runtime.stop();
+});

@@ -18,6 +18,16 @@ export interface SessionLimits {
   idleMs: number;
   /** Closed this long after opening, whatever happens (default 30 min). */
   maxAgeMs: number;
+  /**
+   * Most sessions one client (peer id) may hold at once (default `perClientLimit(maxSessions)`: a
+   * quarter of the slots stays free for the others), so one client cannot lock the server out.
+   */
+  maxPerClient?: number;
+}
+
+/** The default per-client cap: every slot but a quarter of them (all of them below 4 slots). */
+export function perClientLimit(maxSessions: number): number {
+  return Math.max(1, maxSessions - Math.floor(maxSessions / 4));
 }
 
 export const DEFAULT_SESSION_LIMITS: SessionLimits = Object.freeze({
@@ -28,6 +38,8 @@ export const DEFAULT_SESSION_LIMITS: SessionLimits = Object.freeze({
 
 export interface ManagedSession {
   readonly id: string;
+  /** The client that opened it (its peer id; "" when unknown). */
+  readonly client: string;
   readonly session: InferenceSession;
   readonly openedAt: number;
   lastActive: number;
@@ -50,6 +62,8 @@ export class SessionManager {
   readonly #sessions = new Map<string, ManagedSession & { controller: AbortController }>();
   /** Ids whose runtime sessions are being opened. */
   readonly #opening = new Set<string>();
+  /** Sessions open or being opened, per client. */
+  readonly #perClient = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: SessionManagerOptions) {
@@ -73,8 +87,14 @@ export class SessionManager {
     this.#timer = setInterval(() => this.sweep(), period);
   }
 
-  /** Opens a session or throws SESSION_LIMIT / the runtime's CACHE_FULL, BAD_SPAN... */
-  async open(request: { sessionId: string; start: number; end: number; maxLength: number; batch: number }) {
+  /**
+   * Opens a session for `client` (the peer id; "" is nobody's and not capped) or throws
+   * SESSION_LIMIT / the runtime's CACHE_FULL, BAD_SPAN...
+   */
+  async open(
+    request: { sessionId: string; start: number; end: number; maxLength: number; batch: number },
+    client = "",
+  ) {
     // an id being opened counts as open: two opens of one id at once would otherwise both reach the
     // runtime, and the second would overwrite the first, whose session nothing could close
     if (this.#sessions.has(request.sessionId) || this.#opening.has(request.sessionId)) {
@@ -83,10 +103,23 @@ export class SessionManager {
     if (this.#sessions.size + this.#opening.size >= this.limits.maxSessions) {
       throw protocolError("SESSION_LIMIT", `server has ${this.limits.maxSessions} sessions open (the limit)`);
     }
+    const held = this.#perClient.get(client) ?? 0;
+    const cap = this.limits.maxPerClient ?? perClientLimit(this.limits.maxSessions);
+    if (client !== "" && held >= cap) {
+      throw protocolError(
+        "SESSION_LIMIT",
+        `client ${client} holds ${held} of this server's ${this.limits.maxSessions} sessions, the most one ` +
+          "client may hold",
+      );
+    }
     this.#opening.add(request.sessionId);
+    this.#perClient.set(client, held + 1);
     let session: InferenceSession;
     try {
       session = await this.#runtime.openSession(request);
+    } catch (err) {
+      this.#release(client);
+      throw err;
     } finally {
       this.#opening.delete(request.sessionId);
     }
@@ -94,6 +127,7 @@ export class SessionManager {
     const controller = new AbortController();
     const m = {
       id: request.sessionId,
+      client,
       session,
       openedAt: now,
       lastActive: now,
@@ -129,11 +163,18 @@ export class SessionManager {
   async close(m: ManagedSession): Promise<void> {
     if (this.#sessions.get(m.id) !== m) return;
     this.#sessions.delete(m.id);
+    this.#release(m.client);
     try {
       await m.session.close();
     } catch (err) {
       this.#logger.warn("closing a runtime session failed", { sessionId: m.id, err });
     }
+  }
+
+  #release(client: string): void {
+    const n = (this.#perClient.get(client) ?? 1) - 1;
+    if (n > 0) this.#perClient.set(client, n);
+    else this.#perClient.delete(client);
   }
 
   /** Closes every session and stops the sweeper. */

@@ -285,7 +285,11 @@ export class SwarmServer {
       // deps are read per stream, so a switched runtime serves every stream opened after it
       // one client may hold every session of this server on one connection, and a little more
       const streams = { maxInboundStreams: Math.max(SESSION_STREAMS, this.sessionLimits.maxSessions + 64) };
-      await this.peer.handle(INFERENCE_PROTOCOL, (ch) => serveInferenceStream(ch, this.#deps()), streams);
+      await this.peer.handle(
+        INFERENCE_PROTOCOL,
+        (ch, conn) => serveInferenceStream(ch, { ...this.#deps(), client: conn.remotePeer.toString() }),
+        streams,
+      );
       await this.peer.handle(FORWARD_PROTOCOL, (ch) => serveForwardStream(ch, this.#deps()), streams);
     }
     this.#serving = true;

@@ -68,6 +68,7 @@ export const ERROR_CODES = {
   HUB_UNREACHABLE: "the hub cannot be reached",
   HUB_INTERRUPTED: "a download ended early (it is retried and resumed)",
   HUB_CORRUPT: "a downloaded file does not match the hub's checksum",
+  HUB_BAD_PATH: "a file name, revision, commit or ETag would put a file outside the model's cache folder",
 
   // ── the swarm protocols' error frames (see PROTOCOL_ERROR_CODES) ──
   BAD_FRAME: "a malformed, truncated or out-of-order protocol message",

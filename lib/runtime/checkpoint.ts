@@ -5,6 +5,7 @@
  * @module
  */
 import { RuntimeError } from "../errors.ts";
+import { isRepoRelativePath } from "./repo_path.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import { blockTensorNames } from "./block_graph.ts";
@@ -165,6 +166,19 @@ export async function resolveCheckpoint(
       });
     }
     weightMap = wm as Record<string, string>;
+    // the index comes from the repo: its file names must stay inside it (lib/runtime/repo_path.ts)
+    for (const [tensor, file] of Object.entries(weightMap)) {
+      if (typeof file === "string" && isRepoRelativePath(file)) continue;
+      throw new RuntimeError(
+        "BAD_CHECKPOINT",
+        `${indexPath} maps ${tensor} to ${JSON.stringify(file)}, not a file inside the checkpoint`,
+        {
+          hint:
+            "the index names a file outside its repo (a `..`, an absolute path or a backslash): do not serve it",
+          details: { tensor, file },
+        },
+      );
+    }
   } else {
     const single = await get("model.safetensors", true);
     if (!single) {

@@ -27,3 +27,24 @@ Deno.test("resolveCheckpoint (local dir): only the shards of the requested block
       e instanceof RuntimeError && /neither a local directory nor a hub repo id/.test(e.message),
   );
 });
+
+Deno.test("resolveCheckpoint: an index whose weight_map names a file outside the checkpoint is refused", async () => {
+  const ck = await makeBloomCheckpoint({ numLayers: 2, shards: 2 });
+  const indexPath = `${ck.dir}/model.safetensors.index.json`;
+  const index = JSON.parse(await Deno.readTextFile(indexPath));
+  const [tensor] = Object.keys(index.weight_map);
+  for (const file of ["../../../etc/passwd", "/etc/passwd", "a/../../b.safetensors", "x\\..\\y"]) {
+    await Deno.writeTextFile(
+      indexPath,
+      JSON.stringify({ ...index, weight_map: { ...index.weight_map, [tensor]: file } }),
+    );
+    await assert.rejects(resolveCheckpoint({ model: ck.dir }, { start: 0, end: 1 }), (e: unknown) => {
+      assert.ok(e instanceof RuntimeError && e.code === "BAD_CHECKPOINT", String(e));
+      assert.ok(
+        e.message.includes(`maps ${tensor} to ${JSON.stringify(file)}, not a file inside`),
+        e.message,
+      );
+      return true;
+    });
+  }
+});

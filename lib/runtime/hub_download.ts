@@ -15,6 +15,7 @@ import { HubError } from "../errors.ts";
 import { type AbortOptions, sleep } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
+import { isPlainName, isRepoRelativePath } from "./repo_path.ts";
 
 export interface DownloadProgress {
   readonly repo: string;
@@ -79,6 +80,7 @@ export async function cachedFile(
   file: string,
   revision = "main",
 ): Promise<string | undefined> {
+  if (!isRepoRelativePath(file) || !isRepoRelativePath(revision)) return undefined;
   const dir = repoCacheDir(hfHome, repo);
   const commit = await readRef(dir, revision);
   if (!commit) return undefined;
@@ -197,6 +199,20 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
   const revision = o.revision ?? "main";
   const endpoint = (o.endpoint ?? "https://huggingface.co").replace(/\/+$/, "");
   const log = (o.logger ?? silentLogger).child({ repo: o.repo, file: o.file });
+  const what = `${o.repo}/${o.file}`;
+  for (const [name, value] of [["file", o.file], ["revision", revision]]) {
+    if (isRepoRelativePath(value)) continue;
+    throw new HubError(
+      "HUB_BAD_PATH",
+      `${name} ${JSON.stringify(value)} of ${o.repo} would leave its cache folder`,
+      {
+        hint: name === "file"
+          ? "the checkpoint names a file outside its repo (a `..`, an absolute path or a backslash): do not serve it"
+          : "set REVISION to a branch, tag or commit id",
+        details: { repo: o.repo, [name]: value },
+      },
+    );
+  }
   const dir = repoCacheDir(o.hfHome, o.repo);
   const cached = await cachedFile(o.hfHome, o.repo, o.file, revision);
   if (cached) return cached;
@@ -205,7 +221,6 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
     encodeURIComponent(revision)
   }/${o.file.split("/").map(encodeURIComponent).join("/")}`;
   const auth: Record<string, string> = o.token ? { authorization: `Bearer ${o.token}` } : {};
-  const what = `${o.repo}/${o.file}`;
   // HEAD without following redirects; relative (same-origin) redirects — the hub uses them for
   // renamed repos and its resolve cache — are followed, an absolute one (LFS → CDN) is where the
   // bytes come from, as huggingface_hub does.
@@ -238,6 +253,19 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
       {
         hint: "HF_ENDPOINT does not look like a Hugging Face hub",
         details: { repo: o.repo, file: o.file },
+      },
+    );
+  }
+  // both name paths in the cache (snapshots/<commit>/, blobs/<etag>)
+  if (!isPlainName(commit) || !isPlainName(etag)) {
+    throw new HubError(
+      "HUB_BAD_PATH",
+      `the hub's answer for ${what} names commit ${JSON.stringify(commit)} and ETag ${
+        JSON.stringify(etag)
+      }: not plain names`,
+      {
+        hint: "HF_ENDPOINT answers what no Hugging Face hub does; check that it is one you trust",
+        details: { repo: o.repo, file: o.file, commit, etag },
       },
     );
   }

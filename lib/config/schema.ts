@@ -90,7 +90,8 @@ export const SCHEMA: readonly KeySpec[] = [
     max: 3600,
     unit: "seconds",
     default: 300,
-    description: "seconds between on-chain heartbeats (precompile 0x22)",
+    description:
+      "most seconds between two on-chain heartbeats (precompile 0x22); each is sent a tenth early (at most 30 s)",
   },
   {
     key: "tier",

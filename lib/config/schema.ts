@@ -78,7 +78,8 @@ export const SCHEMA: readonly KeySpec[] = [
     max: 300,
     unit: "seconds",
     default: 60,
-    description: "seconds between signed Oracle reports",
+    description:
+      "seconds between signed Oracle reports (at most 270 apart: the Oracle's window is 5 minutes)",
   },
   {
     key: "heartbeatInterval",

@@ -23,6 +23,18 @@ const MAX_PROOFS = 64;
 /** How soon a report lost to the network or an Oracle error is tried again (at most an interval). */
 export const FAILED_RETRY_MS = 15_000;
 
+/** The Oracle counts a node active only with a report within this long (5 minutes). */
+export const ORACLE_ACTIVE_WINDOW_MS = 300_000;
+
+/**
+ * The report period for `REPORT_INTERVAL` (ms): that interval, but short enough that a report lost
+ * and tried again (`FAILED_RETRY_MS`) still lands inside the Oracle's active window with 15 s to
+ * spare, i.e. at most 270 s: at 300 s every report came at the window's very end.
+ */
+export function reportPeriodMs(intervalMs: number): number {
+  return Math.min(intervalMs, ORACLE_ACTIVE_WINDOW_MS - FAILED_RETRY_MS - 15_000);
+}
+
 /**
  * When the report loop reports next, after a report that ended at `now` (ms): the first slot of
  * the fixed period after it (`slot` + k × `intervalMs`), or sooner after a `lost` report.
@@ -146,7 +158,7 @@ export class OracleReporter {
    * node active only with a report in the last 5 minutes. A refusal (4xx) waits for its slot.
    */
   async #run({ signal }: { signal: AbortSignal }): Promise<void> {
-    const interval = this.#o.intervalMs;
+    const interval = reportPeriodMs(this.#o.intervalMs);
     let slot = performance.now() + interval;
     let at = slot;
     while (!signal.aborted) {

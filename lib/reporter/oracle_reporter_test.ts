@@ -6,7 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { Metrics } from "../util/metrics.ts";
-import { FAILED_RETRY_MS, nextReport, OracleReporter } from "./oracle_reporter.ts";
+import {
+  FAILED_RETRY_MS,
+  nextReport,
+  ORACLE_ACTIVE_WINDOW_MS,
+  OracleReporter,
+  reportPeriodMs,
+} from "./oracle_reporter.ts";
 import type { ReportBody, ReportProof } from "./report_body.ts";
 
 const signer = {
@@ -213,4 +219,13 @@ Deno.test("reporter: what reports lost to a down Oracle carried is kept on disk 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("reportPeriodMs: REPORT_INTERVAL as set, but a lost report's retry still lands in the Oracle's window", () => {
+  assert.equal(reportPeriodMs(60_000), 60_000);
+  assert.equal(reportPeriodMs(10_000), 10_000);
+  assert.equal(reportPeriodMs(270_000), 270_000);
+  // REPORT_INTERVAL=300 (allowed, upstream's maximum): every report came at the window's very end
+  assert.equal(reportPeriodMs(300_000), 270_000);
+  assert.ok(reportPeriodMs(300_000) + FAILED_RETRY_MS < ORACLE_ACTIVE_WINDOW_MS);
 });

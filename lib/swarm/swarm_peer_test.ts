@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { ephemeralIdentity } from "./peer_identity.ts";
 import { INFO_PROTOCOL } from "./protocol_ids.ts";
-import { SwarmPeer } from "./swarm_peer.ts";
+import { ONE_SHOT_STREAMS, SwarmPeer } from "./swarm_peer.ts";
+import { type FrameChannel, streamFrameChannel } from "./frame_channel.ts";
 import type { PrivateKey } from "@libp2p/interface";
 import { signRecord } from "./record_signer.ts";
 import { testRecord } from "../testing/mod.ts";
@@ -85,6 +86,79 @@ Deno.test({
       assert.ok(reply.some((r) => r.payload.includes(s.peerId)), "y passes s's record on");
     } finally {
       for (const n of nodes.reverse()) await n.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "swarm peer: one connection holds at most ONE_SHOT_STREAMS streams of a one-shot protocol at once; more where a handler asks",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const server = await peer(), client = await peer();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let handled = 0;
+    const hold = async (ch: FrameChannel) => {
+      handled++;
+      await held;
+      await ch.write({ type: "error", code: "UNKNOWN_MODEL", message: "released" });
+      await ch.close();
+    };
+    try {
+      await server.start();
+      await client.start();
+      await server.handle(INFO_PROTOCOL, hold);
+      await server.handle("/plumise/test-many/1.0.0", hold, { maxInboundStreams: ONE_SHOT_STREAMS + 8 });
+      // (handling it on the client too lifts libp2p's default outbound limit, as every plumise peer does)
+      await client.handle("/plumise/test-many/1.0.0", hold);
+      const addr = server.multiaddrs()[0];
+      /** Opens a stream and sends a frame; resolves with the channel, or the error it met. */
+      const open = async (protocol: string) => {
+        try {
+          const ch = streamFrameChannel(await client.dialStream(addr, protocol));
+          await ch.write({ type: "info_request" } as never);
+          return ch;
+        } catch (err) {
+          return err as Error;
+        }
+      };
+      const first = [];
+      for (let i = 0; i < ONE_SHOT_STREAMS; i++) first.push(await open(INFO_PROTOCOL));
+      assert.ok(first.every((c) => !(c instanceof Error)), String(first.find((c) => c instanceof Error)));
+      assert.equal(first.length, ONE_SHOT_STREAMS);
+      await waitFor(() => handled === ONE_SHOT_STREAMS, { what: "every stream handled" });
+      // one more on the same connection: refused (reset) by libp2p, never handed to the handler
+      const extra = await open(INFO_PROTOCOL);
+      if (!(extra instanceof Error)) {
+        await assert.rejects(extra.read({ signal: AbortSignal.timeout(10_000) }));
+      }
+      assert.equal(handled, ONE_SHOT_STREAMS);
+      // a protocol registered with a larger limit takes more on the same connection
+      const many = [];
+      for (let i = 0; i < ONE_SHOT_STREAMS + 8; i++) many.push(await open("/plumise/test-many/1.0.0"));
+      assert.ok(many.every((c) => !(c instanceof Error)), String(many.find((c) => c instanceof Error)));
+      await waitFor(() => handled === 2 * ONE_SHOT_STREAMS + 8, {
+        what: "the larger limit's streams handled",
+      });
+      release();
+      for (const ch of [...first, ...many]) {
+        const reply = await (ch as FrameChannel).read();
+        assert.equal(reply?.type, "error");
+        await (ch as FrameChannel).close();
+      }
+      // once they are done, the connection takes new streams again
+      const again = await waitFor(async () => {
+        const ch = await open(INFO_PROTOCOL);
+        if (ch instanceof Error) return undefined;
+        return await ch.read().catch(() => undefined);
+      }, { what: "a stream after the others ended" });
+      assert.equal(again.type, "error");
+    } finally {
+      release();
+      await client.stop();
+      await server.stop();
     }
   },
 });

@@ -129,6 +129,11 @@ export function serveDirectSteps(
   let linkSeq = 0;
   const tickets = new Set<DirectTicket>();
   let output: DirectFrameChannel | undefined;
+  /**
+   * Writes to the client. A client that stops reading is ended by its session (idle timeout, age
+   * cap, control stream), whose `cancel` aborts the write and with it the connection.
+   */
+  const send = (m: WireMessage) => channel.write(m, { signal: stop.signal });
   /** Highest step id run so far: a pushed step at or below it is stale (the client sent it itself). */
   let lastStepId = -1;
 
@@ -197,8 +202,7 @@ export function serveDirectSteps(
         w.clear();
       }
     }
-    // no per-step write timer: a client that stops reading is ended by its session (idle
-    // timeout, control stream), whose cancel closes the connection under a blocked write
+    // no per-step write timer: `send` is ended by the session's cancel
     const reply = {
       type: "result" as const,
       stepId: msg.stepId,
@@ -206,18 +210,18 @@ export function serveDirectSteps(
       ...(pushed ? { pushed: true } : {}),
     };
     try {
-      await channel.write({ ...reply, hidden, ...extra });
+      await send({ ...reply, hidden, ...extra });
     } catch (err) {
       // a trail larger than this server's frame cap: the output alone (the client, missing the
       // trail, reruns the step span by span)
       if (!(carried && err instanceof WireError && err.code === "TOO_LARGE")) throw err;
-      await channel.write({ ...reply, hidden: tensor(out.data, out.shape, target.dtype) });
+      await send({ ...reply, hidden: tensor(out.data, out.shape, target.dtype) });
     }
     onStep?.({ tokens: b * t, computeMs });
   };
   const linkRequest = async () => {
     if (!links) {
-      return await channel.write({
+      return await send({
         type: "linked",
         ok: false,
         reason: "this server does not take pushed input",
@@ -225,7 +229,7 @@ export function serveDirectSteps(
     }
     const max = links.maxInputs ?? 4;
     if (inputs.size + tickets.size >= max) {
-      return await channel.write({
+      return await send({
         type: "linked",
         ok: false,
         reason: `this session already has ${inputs.size + tickets.size} input links (at most ${max})`,
@@ -235,7 +239,7 @@ export function serveDirectSteps(
     const link = linkSeq++;
     tickets.add(ticket);
     void ticket.attached.then((ch) => post({ kind: "attached", ticket, link, ch }));
-    await channel.write({ type: "link_offer", link, ...ticket.offer });
+    await send({ type: "link_offer", link, ...ticket.offer });
   };
   const linkTo = async (msg: Extract<WireMessage, { type: "link_to" }>) => {
     let reason: string | undefined;
@@ -257,14 +261,14 @@ export function serveDirectSteps(
         reason = (err as Error).message;
       }
     }
-    await channel.write({ type: "linked", ok: reason === undefined, ...(reason ? { reason } : {}) });
+    await send({ type: "linked", ok: reason === undefined, ...(reason ? { reason } : {}) });
   };
   const loseInput = async (ch: DirectFrameChannel) => {
     ch.abort();
     const link = inputs.get(ch);
     if (link === undefined) return;
     inputs.delete(ch);
-    await channel.write({ type: "link_lost", link });
+    await send({ type: "link_lost", link });
   };
 
   const ended = (async (): Promise<DirectEnd> => {

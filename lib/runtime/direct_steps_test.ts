@@ -315,3 +315,47 @@ Deno.test("FakeBackend with direct: sessions offer a direct path on its listener
   );
   await plain.stop();
 });
+
+Deno.test("serveDirectSteps: cancel() ends a session whose client stopped reading, under a blocked write", async () => {
+  const hidden = 1024, tokens = 1024; // 4 MiB per result: the socket's buffers fill after a few
+  const be = new FakeBackend({ hiddenSize: hidden, numBlocks: 4, start: 1, end: 3, maxLength: 8 * tokens });
+  await be.start();
+  const s = await be.openSession({ start: 1, end: 3, maxLength: 8 * tokens, batch: 1 });
+  const conn = await connected();
+  let steps = 0;
+  const serving = serveDirectSteps(
+    conn.server,
+    { ...target(s, 1), hiddenSize: hidden },
+    () => steps++,
+  );
+  try {
+    // the client sends steps (without waiting: the server reads them as it goes) and never reads
+    for (let i = 0; i < 8; i++) {
+      void conn.client.write({
+        type: "step",
+        stepId: i,
+        hidden: tensor(fakeHidden(1, tokens, hidden, i).data, [1, tokens, hidden], "f32"),
+      }).catch(() => {});
+    }
+    // until the server is stuck writing a result nobody reads
+    let before = -1;
+    while (steps !== before) {
+      before = steps;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.ok(steps < 8, `the server wrote all ${steps} results: the socket never filled`);
+    // the session's end (idle timeout, control stream) cancels: the write is dropped with the connection
+    serving.cancel();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      serving.ended,
+      new Promise((r) => (timer = setTimeout(() => r("still serving after 5 s"), 5000))),
+    ]);
+    clearTimeout(timer);
+    assert.deepEqual(outcome, { kind: "closed" });
+    assert.equal(conn.server.writable, false);
+  } finally {
+    await conn.close();
+    await be.stop();
+  }
+});

@@ -246,6 +246,16 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
   const etag = cleanEtag(head.headers.get("x-linked-etag") ?? head.headers.get("etag"));
   const sizeHeader = head.headers.get("x-linked-size") ?? head.headers.get("content-length");
   const total = sizeHeader === null ? NaN : Number(sizeHeader);
+  if (sizeHeader !== null && !(Number.isSafeInteger(total) && total >= 0)) {
+    throw new HubError(
+      "HUB_HTTP_ERROR",
+      `the hub's size for ${what} is ${JSON.stringify(sizeHeader)}: not a byte count`,
+      {
+        hint: "HF_ENDPOINT answers what no Hugging Face hub does; check that it is one you trust",
+        details: { repo: o.repo, file: o.file },
+      },
+    );
+  }
   if (!commit || !etag || !Number.isFinite(total)) {
     throw new HubError(
       "HUB_HTTP_ERROR",
@@ -279,9 +289,23 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
     }
     location = new URL(loc, headUrl).href;
   }
+  // fetch() reads file: URLs: a redirect there would hand a local file (or /dev/zero) over as the repo's
+  if (!/^https?:$/.test(new URL(location).protocol)) {
+    throw new HubError(
+      "HUB_BAD_PATH",
+      `the hub sends ${what} to ${JSON.stringify(location)}, not an http(s) URL`,
+      {
+        hint: "HF_ENDPOINT answers what no Hugging Face hub does; check that it is one you trust",
+        details: { repo: o.repo, file: o.file },
+      },
+    );
+  }
   await Deno.mkdir(`${dir}/blobs`, { recursive: true });
-  await Deno.mkdir(`${dir}/refs`, { recursive: true });
-  if (revision !== commit) await Deno.writeTextFile(`${dir}/refs/${revision}`, commit);
+  if (revision !== commit) {
+    const ref = `${dir}/refs/${revision}`; // a revision such as refs/pr/1 is a nested file
+    await Deno.mkdir(ref.slice(0, ref.lastIndexOf("/")), { recursive: true });
+    await Deno.writeTextFile(ref, commit);
+  }
   const blob = `${dir}/blobs/${etag}`;
   const have = await exists(blob);
   if (have?.isFile && have.size === total) return await linkSnapshot(dir, commit, o.file, etag);
@@ -345,6 +369,19 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
             ...aborted,
           ]).finally(() => clearTimeout(timer));
           if (chunk.done) break;
+          if (received + chunk.value.length > total) {
+            await reader.cancel().catch(() => {});
+            await Deno.remove(partial).catch(() => {});
+            throw new HubError(
+              "HUB_CORRUPT",
+              `the hub sends more of ${what} than the ${total} bytes it announced`,
+              {
+                hint:
+                  "HF_ENDPOINT answers what no Hugging Face hub does; run again, or check that it is one you trust",
+                details: { repo: o.repo, file: o.file },
+              },
+            );
+          }
           let off = 0;
           while (off < chunk.value.length) off += await f.write(chunk.value.subarray(off));
           received += chunk.value.length;
@@ -360,6 +397,7 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
           }
         }
       }
+      if (total === 0) await Deno.writeFile(partial, new Uint8Array());
       const size = (await Deno.stat(partial)).size;
       if (size !== total) {
         throw new HubError("HUB_INTERRUPTED", `download of ${what} ended at ${size} of ${total} bytes`, {

@@ -66,3 +66,74 @@ Deno.test("hub downloads: names that would leave the cache are refused, from the
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("hub downloads: a redirect off http(s), more bytes than announced or a bad size are refused", async () => {
+  const home = await Deno.makeTempDir();
+  const secret = await Deno.makeTempFile();
+  await Deno.writeTextFile(secret, "PLUMISE_PRIVATE_KEY=0x12\n");
+  let mode: "file" | "endless" | "negative" | "empty" | "nested" = "file";
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const base = { "x-repo-commit": "a".repeat(40), etag: `"${"e".repeat(40)}"` };
+    if (mode === "file" && req.method === "HEAD") {
+      return new Response(null, {
+        status: 302,
+        headers: {
+          ...base,
+          location: `file://${secret}`,
+          "x-linked-size": "25",
+          "x-linked-etag": "f".repeat(40),
+        },
+      });
+    }
+    if (mode === "negative") return new Response(null, { headers: { ...base, "x-linked-size": "-5" } });
+    if (mode === "empty") return new Response(null, { headers: base });
+    if (req.method === "HEAD") return new Response(null, { headers: { ...base, "content-length": "10" } });
+    if (mode === "nested") return new Response("0123456789", { headers: base });
+    // a body that never ends
+    const chunk = new Uint8Array(1 << 16);
+    return new Response(new ReadableStream({ pull: (c) => c.enqueue(chunk) }), { headers: base });
+  });
+  const endpoint = `http://127.0.0.1:${server.addr.port}`;
+  const get = (revision?: string) =>
+    hubFile({ repo: "org/m", file: "config.json", revision, endpoint, hfHome: home });
+  const refused = (code: string, pattern: RegExp) => (e: unknown) => {
+    assert.ok(e instanceof HubError && e.code === code, String(e));
+    assert.match(e.message, pattern);
+    return true;
+  };
+  try {
+    // a local file is not the repo's config.json
+    await assert.rejects(
+      get(),
+      refused("HUB_BAD_PATH", /org\/m\/config\.json to "file:\/\/.*", not an http\(s\) URL/),
+    );
+    mode = "endless";
+    await assert.rejects(
+      get(),
+      refused("HUB_CORRUPT", /more of org\/m\/config\.json than the 10 bytes it announced/),
+    );
+    const blobs = `${repoCacheDir(home, "org/m")}/blobs`;
+    const left = [];
+    for await (const e of Deno.readDir(blobs)) left.push((await Deno.stat(`${blobs}/${e.name}`)).size);
+    assert.ok(left.every((n) => n <= 10), `kept ${left}`);
+    mode = "negative";
+    await assert.rejects(
+      get(),
+      refused("HUB_HTTP_ERROR", /size for org\/m\/config\.json is "-5": not a byte count/),
+    );
+    // an empty file is one
+    mode = "empty";
+    assert.equal(await Deno.readTextFile(await get()), "");
+    // a revision such as refs/pr/1 is kept as a nested ref
+    mode = "nested";
+    assert.equal(await Deno.readTextFile(await get("refs/pr/1")), "0123456789");
+    assert.equal(
+      (await Deno.readTextFile(`${repoCacheDir(home, "org/m")}/refs/refs/pr/1`)).trim(),
+      "a".repeat(40),
+    );
+  } finally {
+    await server.shutdown();
+    await Deno.remove(home, { recursive: true });
+    await Deno.remove(secret);
+  }
+});

@@ -10,15 +10,18 @@
 // deno-lint-ignore no-control-regex
 const FORBIDDEN = /[\u0000-\u001f\u007f\\]/;
 
+const encoder = new TextEncoder();
+
 /**
  * Whether `path` is a relative path inside a repo: `/`-separated, no empty, `.` or `..` segment,
- * no control character or backslash, at most 1024 characters.
+ * no control character or backslash, at most 1024 characters and 255 bytes a segment (a file
+ * name's limit on Linux and macOS).
  */
 export function isRepoRelativePath(path: string): boolean {
   if (typeof path !== "string" || path.length === 0 || path.length > 1024 || FORBIDDEN.test(path)) {
     return false;
   }
-  return path.split("/").every((s) => s !== "" && s !== "." && s !== "..");
+  return path.split("/").every((s) => s !== "" && s !== "." && s !== ".." && encoder.encode(s).length <= 255);
 }
 
 /** Whether `name` is one plain file name (letters, digits, `.`, `_`, `-`; not `.` or `..`), ≤ 128. */

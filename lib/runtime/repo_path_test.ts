@@ -10,6 +10,7 @@ Deno.test("repo paths: file names of a repo pass; anything that leaves the direc
       "a b+c.json",
       "..a",
       "a..",
+      "x".repeat(255),
     ]
   ) {
     assert.ok(isRepoRelativePath(ok), ok);
@@ -29,6 +30,8 @@ Deno.test("repo paths: file names of a repo pass; anything that leaves the direc
       "a\u0000b",
       "a\nb",
       "x".repeat(1025),
+      "x".repeat(256),
+      "a/" + "é".repeat(128),
     ]
   ) {
     assert.ok(!isRepoRelativePath(bad), JSON.stringify(bad));

@@ -19,7 +19,7 @@ import {
   type WireLimits,
 } from "../wire/mod.ts";
 import type { FrameChannel, WireMessage } from "../wire/mod.ts";
-import { type ByteBudget, FREE_PENDING_BYTES, PENDING_FRAME_BUDGET } from "./byte_budget.ts";
+import { type ByteBudget, FREE_PENDING_BYTES, PENDING_FRAME_BUDGET } from "../wire/byte_budget.ts";
 
 export type { FrameChannel };
 

@@ -9,7 +9,7 @@ import { WireError } from "../errors.ts";
 import { encodeFrame, lengthPrefixed, LengthPrefixedDecoder, MIN_FRAME_BYTES } from "../wire/mod.ts";
 import { memoryFrameChannelPair, streamFrameChannel } from "./frame_channel.ts";
 import { closeWithin } from "./stream_replies.ts";
-import { ByteBudget, FREE_PENDING_BYTES } from "./byte_budget.ts";
+import { ByteBudget, FREE_PENDING_BYTES } from "../wire/byte_budget.ts";
 import { waitFor } from "../../tests/helpers/wait_for.ts";
 
 const MiB = 1024 * 1024;

@@ -23,7 +23,7 @@ import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import { addressGroup, type SignedRecordWire, type WireLimits, wireLimits } from "../wire/mod.ts";
 import { type FrameChannel, streamFrameChannel } from "./frame_channel.ts";
-import { PENDING_FRAME_BUDGET } from "./byte_budget.ts";
+import { PENDING_FRAME_BUDGET } from "../wire/byte_budget.ts";
 import { directHost, DirectPaths } from "./direct_paths.ts";
 import { createLibp2pNode, parsePeerAddrs, type PlumiseLibp2p } from "./libp2p_node.ts";
 import { DEFAULT_RELAY_LIMITS, type RelayLimits } from "./nat_services.ts";

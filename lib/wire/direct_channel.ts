@@ -45,6 +45,7 @@ import { encodeVarint, LengthPrefixedDecoder } from "./length_prefix.ts";
 import type { DirectOffer, WireMessage } from "./protocol_messages.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
+import { type ByteBudget, FREE_PENDING_BYTES } from "./byte_budget.ts";
 import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher } from "./direct_cipher.ts";
 import { isLoopbackAddress } from "./ip_address.ts";
 
@@ -114,6 +115,12 @@ export function directFrameChannel(
   limits: WireLimits = DEFAULT_WIRE_LIMITS,
   initial?: Uint8Array,
   confirmBy?: DirectCipher,
+  /**
+   * Where the bytes this channel holds beyond `FREE_PENDING_BYTES` (a frame being received, frames
+   * read ahead) are taken from, under `key` (the client's address); past it the connection is
+   * dropped and reads fail with BUSY. None: unbounded but for the frame cap (a client's own channel).
+   */
+  held?: { budget: ByteBudget; key: string },
 ): DirectFrameChannel {
   const overhead = cipher || confirmBy ? DIRECT_SEAL_OVERHEAD : 0;
   const decoder = new LengthPrefixedDecoder(limits.maxFrameBytes + overhead);
@@ -127,6 +134,18 @@ export function directFrameChannel(
   let writing: Promise<unknown> = Promise.resolve();
   let pendingWrites = 0;
 
+  /** Bytes of the frames read ahead (`frames`), and what was taken from `held.budget`. */
+  let queued = 0, taken = 0;
+  /** Takes or gives back so that `taken` matches what is held; false when the budget refuses. */
+  const account = (): boolean => {
+    if (!held) return true;
+    // once the connection ended, a frame it left incomplete is never read
+    const want = Math.max(0, (ended ? 0 : decoder.buffered) + queued - FREE_PENDING_BYTES);
+    if (want > taken && !held.budget.take(want - taken, held.key)) return false;
+    if (want < taken) held.budget.give(taken - want, held.key);
+    taken = want;
+    return true;
+  };
   const wake = () => {
     const w = wakeReader;
     wakeReader = undefined;
@@ -145,7 +164,18 @@ export function directFrameChannel(
         }
         continue;
       }
-      frames.push(cipher ? cipher.open(frame) : frame);
+      const f = cipher ? cipher.open(frame) : frame;
+      frames.push(f);
+      queued += f.byteLength;
+    }
+    if (!account()) {
+      throw new WireError(
+        "BUSY",
+        `${held!.budget.held()} bytes of direct frames held (${held!.budget.held(held!.key)} from ${
+          held!.key
+        }), the most`,
+        { hint: "the connection was dropped; send less at once, or to another server" },
+      );
     }
   };
   const shut = () => {
@@ -187,6 +217,12 @@ export function directFrameChannel(
       shut();
     } finally {
       ended = true;
+      if (closed) {
+        // dropped or failed: no frame read ahead is served, and none is held
+        frames.length = 0;
+        queued = 0;
+      }
+      account();
       wake();
     }
   };
@@ -197,6 +233,8 @@ export function directFrameChannel(
     for (;;) {
       const f = frames.shift();
       if (f) {
+        queued -= f.byteLength;
+        account();
         wakePump?.();
         return f;
       }

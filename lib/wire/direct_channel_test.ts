@@ -17,6 +17,8 @@ import type { DirectListener, DirectListenerOptions, DirectTicket } from "./dire
 import { encodeVarint, lengthPrefixed } from "./length_prefix.ts";
 import type { ResultMessage, StepMessage } from "./protocol_messages.ts";
 import { wireLimits } from "./wire_limits.ts";
+import { ByteBudget, DIRECT_FRAME_BUDGET, FREE_PENDING_BYTES } from "./byte_budget.ts";
+import { waitFor } from "../../tests/helpers/wait_for.ts";
 
 /** A raw client that sent the hello for `ticket` and read the server's proof; and the server's channel. */
 async function rawClient(listener: DirectListener, ticket: DirectTicket) {
@@ -347,5 +349,52 @@ Deno.test("direct channel: directFrameChannel over a plain socket pair, in both 
   } finally {
     x.abort();
     y.abort();
+  }
+});
+
+Deno.test("direct channel: a server connection's incomplete frames come out of the direct budget, up to its share", async () => {
+  const key = HOST;
+  const before = DIRECT_FRAME_BUDGET.held(key);
+  await withRawClient({}, async ({ conn, cipher, server }) => {
+    // half of a 4 MiB frame: what is beyond the free 16 KiB is taken under the client's address
+    const frame = lengthPrefixed(cipher.seal(new Uint8Array(4 << 20)));
+    await writeAll(conn, frame.subarray(0, 2 << 20));
+    await waitFor(() => DIRECT_FRAME_BUDGET.held(key) - before >= (2 << 20) - FREE_PENDING_BYTES - 64, {
+      what: "the half frame counted",
+    });
+    // the rest: the whole frame is read ahead (still held), then read (given back)
+    await writeAll(conn, frame.subarray(2 << 20));
+    assert.equal((await server.readRaw())?.byteLength, 4 << 20);
+    await waitFor(() => DIRECT_FRAME_BUDGET.held(key) === before, { what: "given back once read" });
+  });
+  assert.equal(DIRECT_FRAME_BUDGET.held(key), before);
+});
+
+Deno.test("direct channel: past its budget a connection is dropped with BUSY and gives everything back", async () => {
+  const budget = new ByteBudget(8 << 20, 1 << 20);
+  const l = Deno.listen({ hostname: HOST, port: 0 });
+  const client = await Deno.connect({ hostname: HOST, port: (l.addr as Deno.NetAddr).port });
+  const accepted = await l.accept();
+  l.close();
+  try {
+    // plain frames, a 1 MiB share for "client"
+    const server = directFrameChannel(accepted, null, undefined, undefined, undefined, {
+      budget,
+      key: "client",
+    });
+    // two complete 600 KiB frames read ahead and never handled: together over the share
+    const frame = lengthPrefixed(new Uint8Array(600 << 10));
+    await writeAll(client, frame);
+    await writeAll(client, frame).catch(() => {});
+    assert.equal(await untilClosed(client), "closed", "the server dropped the connection");
+    assert.equal(budget.held(), 0, "nothing stays taken");
+    // frames read ahead before the refusal are not served: the read fails with BUSY
+    await assert.rejects(
+      server.readRaw(),
+      (e) => assertWireError(e, "BUSY", /bytes of direct frames held \(\d+ from client\), the most/),
+    );
+    assert.equal(server.writable, false);
+  } finally {
+    client.close();
   }
 });

@@ -15,6 +15,7 @@ import type { DirectOffer } from "./protocol_messages.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
 import { decodeSecret, DirectCipher, encodeSecret, randomSecret } from "./direct_cipher.ts";
 import { addressGroup } from "./ip_address.ts";
+import { DIRECT_FRAME_BUDGET } from "./byte_budget.ts";
 import {
   type ByteConn,
   DIRECT_HELLO_BYTES,
@@ -211,6 +212,7 @@ export class DirectListener {
         this.#o.limits ?? DEFAULT_WIRE_LIMITS,
         buf.slice(DIRECT_HELLO_BYTES, got),
         plain ? cipher : undefined,
+        { budget: DIRECT_FRAME_BUDGET, key: (conn.remoteAddr as Deno.NetAddr).hostname },
       );
       // (a client gone already shows as the channel's end on its first read)
       await writeAll(conn, proof).catch(() => {});
@@ -300,6 +302,8 @@ export async function acceptDirect(
       cipher,
       options.limits ?? DEFAULT_WIRE_LIMITS,
       buf.slice(DIRECT_HELLO_BYTES, got),
+      undefined,
+      { budget: DIRECT_FRAME_BUDGET, key: (conn.remoteAddr as Deno.NetAddr).hostname },
     );
   } catch (err) {
     try {

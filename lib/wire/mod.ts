@@ -5,6 +5,7 @@ export * from "./protocol_messages.ts";
 export * from "./swarm_record.ts";
 export * from "./frame_codec.ts";
 export * from "./length_prefix.ts";
+export * from "./byte_budget.ts";
 export * from "./frame_channel.ts";
 export * from "./direct_cipher.ts";
 export * from "./direct_channel.ts";

@@ -1,9 +1,11 @@
 /**
  * `ByteBudget`: bytes held across many holders, up to a bound in all and a smaller one per key (a
  * remote peer). The swarm's stream readers take from one process-wide budget for the bytes of
- * frames not yet complete (`PENDING_FRAME_BUDGET`), so peers that each send part of a large frame,
- * over many streams, cannot make the process hold more than that in all, nor one peer more than
- * its share: past either a stream is reset instead of the process running out of memory.
+ * frames not yet complete (`PENDING_FRAME_BUDGET`), and the direct path's connections from one of
+ * their own (`DIRECT_FRAME_BUDGET`), so peers that each send part of a large frame, over many
+ * streams or connections, cannot make the process hold more than that in all, nor one peer more
+ * than its share: past either a stream or connection is dropped instead of the process running out
+ * of memory.
  * @module
  */
 import { ConfigError } from "../errors.ts";
@@ -62,3 +64,10 @@ export const PENDING_FRAME_BUDGET: ByteBudget = new ByteBudget(1024 * 1024 * 102
  * (`SwarmPeer.handle`), so what this leaves uncounted is bounded per connection too.
  */
 export const FREE_PENDING_BYTES = 16 * 1024;
+
+/**
+ * What the direct path's server connections may hold together, in the isolate that serves them
+ * (the runtime Worker): bytes of frames not yet complete and frames read ahead, not yet handled;
+ * a share per client address (lib/wire/direct_channel.ts).
+ */
+export const DIRECT_FRAME_BUDGET: ByteBudget = new ByteBudget(1024 * 1024 * 1024, 256 * 1024 * 1024);

@@ -46,7 +46,7 @@ import type { DirectOffer, WireMessage } from "./protocol_messages.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
 import { type ByteBudget, FREE_PENDING_BYTES } from "./byte_budget.ts";
-import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher } from "./direct_cipher.ts";
+import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher, ticketHash } from "./direct_cipher.ts";
 import { isLoopbackAddress } from "./ip_address.ts";
 
 /** First bytes a client sends on a direct connection, followed by the 32-byte ticket. */
@@ -55,7 +55,14 @@ export const DIRECT_MAGIC: Uint8Array = new TextEncoder().encode("PLMDIR01");
 export const DIRECT_MAGIC_PLAIN: Uint8Array = new TextEncoder().encode("PLMDIRP2");
 /** Earlier versions' plain hello (no confirmation followed it): answered with sealed frames. */
 export const DIRECT_MAGIC_PLAIN_V1: Uint8Array = new TextEncoder().encode("PLMDIRP1");
-/** Length of the hello (magic + ticket). */
+/**
+ * The hellos that carry the ticket's SHA-256 instead of the ticket (`ticketHash`), sealed and plain:
+ * what a server sends when it connects for a client (`link_to`), and a client when the offer says
+ * the server takes it (`DirectOffer.hashed`). Listeners take both kinds.
+ */
+export const DIRECT_MAGIC_HASHED: Uint8Array = new TextEncoder().encode("PLMDIRH1");
+export const DIRECT_MAGIC_PLAIN_HASHED: Uint8Array = new TextEncoder().encode("PLMDIRH2");
+/** Length of the hello (magic + ticket or its hash). */
 export const DIRECT_HELLO_BYTES: number = DIRECT_MAGIC.byteLength + 32;
 /** The proof's plaintext when the server grants plain frames (an empty proof keeps them sealed). */
 export const DIRECT_PLAIN_GRANTED: Uint8Array = Uint8Array.of(1);
@@ -347,6 +354,11 @@ export interface ConnectDirectOptions {
    * see the module doc). The server may still keep them sealed.
    */
   plain?: boolean;
+  /**
+   * Send the ticket's hash, not the ticket (default: when the offer says `hashed`). A server that
+   * connects for a client sets it: the ticket is the client's to choose.
+   */
+  hashTicket?: boolean;
 }
 
 /**
@@ -407,9 +419,11 @@ export async function helloDirect(
     const ticket = decodeSecret(offer.ticket, "direct.ticket");
     const key = decodeSecret(offer.key, "direct.key");
     const askPlain = options.plain !== false && loopbackConn(conn);
+    const hashed = options.hashTicket ?? offer.hashed === true;
     const hello = new Uint8Array(DIRECT_HELLO_BYTES);
-    hello.set(askPlain ? DIRECT_MAGIC_PLAIN : DIRECT_MAGIC);
-    hello.set(ticket, DIRECT_MAGIC.byteLength);
+    if (hashed) hello.set(askPlain ? DIRECT_MAGIC_PLAIN_HASHED : DIRECT_MAGIC_HASHED);
+    else hello.set(askPlain ? DIRECT_MAGIC_PLAIN : DIRECT_MAGIC);
+    hello.set(hashed ? ticketHash(ticket) : ticket, DIRECT_MAGIC.byteLength);
     await writeAll(conn, hello);
     // the proof: the first frame, sealed under the session key; what follows it is the channel's
     const cipher = new DirectCipher(key, "client");

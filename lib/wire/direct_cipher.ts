@@ -10,7 +10,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { createCipheriv, createDecipheriv } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash } from "node:crypto";
 import { WireError } from "../errors.ts";
 
 /** Which side seals with this cipher. */
@@ -116,4 +116,12 @@ export class DirectCipher {
     this.#received = n + 1n;
     return plain;
   }
+}
+
+/**
+ * The SHA-256 of a ticket: what a hashed hello carries (`DIRECT_MAGIC_HASHED`), so that none of the
+ * bytes a server sends when it connects for a client (`link_to`) are the client's choice.
+ */
+export function ticketHash(ticket: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(ticket).digest());
 }

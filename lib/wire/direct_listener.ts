@@ -13,14 +13,16 @@ import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import type { DirectOffer } from "./protocol_messages.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
-import { decodeSecret, DirectCipher, encodeSecret, randomSecret } from "./direct_cipher.ts";
+import { decodeSecret, DirectCipher, encodeSecret, randomSecret, ticketHash } from "./direct_cipher.ts";
 import { addressGroup } from "./ip_address.ts";
 import { DIRECT_FRAME_BUDGET } from "./byte_budget.ts";
 import {
   type ByteConn,
   DIRECT_HELLO_BYTES,
   DIRECT_MAGIC,
+  DIRECT_MAGIC_HASHED,
   DIRECT_MAGIC_PLAIN,
+  DIRECT_MAGIC_PLAIN_HASHED,
   DIRECT_MAGIC_PLAIN_V1,
   DIRECT_PLAIN_GRANTED,
   type DirectFrameChannel,
@@ -76,6 +78,8 @@ export class DirectListener {
   readonly #o: DirectListenerOptions;
   readonly #log: Logger;
   readonly #tickets = new Map<string, Waiting>();
+  /** Each waiting ticket by its hash (hashed hellos name that). */
+  readonly #byHash = new Map<string, string>();
   /** Connections waiting for their hello, with their source's key (`addressGroup`). */
   readonly #pending = new Map<Deno.TcpConn, string>();
   /** How many of them per source key. */
@@ -135,8 +139,9 @@ export class DirectListener {
     const attached = new Promise<DirectFrameChannel | null>((r) => (resolve = r));
     const timer = setTimeout(() => this.#drop(ticket), this.#o.ticketMs ?? 10_000);
     this.#tickets.set(ticket, { key: keyBytes, resolve, timer });
+    this.#byHash.set(encodeSecret(ticketHash(decodeSecret(ticket, "ticket"))), ticket);
     return {
-      offer: { port: this.port, ticket, key: encodeSecret(keyBytes) },
+      offer: { port: this.port, ticket, key: encodeSecret(keyBytes), hashed: true },
       attached,
       cancel: () => this.#drop(ticket),
     };
@@ -147,10 +152,15 @@ export class DirectListener {
     return this.#tickets.size;
   }
 
+  #forget(ticket: string): void {
+    this.#tickets.delete(ticket);
+    this.#byHash.delete(encodeSecret(ticketHash(decodeSecret(ticket, "ticket"))));
+  }
+
   #drop(ticket: string): void {
     const w = this.#tickets.get(ticket);
     if (!w) return;
-    this.#tickets.delete(ticket);
+    this.#forget(ticket);
     clearTimeout(w.timer);
     w.resolve(null);
   }
@@ -188,15 +198,19 @@ export class DirectListener {
         got += n;
       }
       const magic = buf.subarray(0, DIRECT_MAGIC.byteLength);
-      const askPlain = sameBytes(magic, DIRECT_MAGIC_PLAIN);
+      const hashed = sameBytes(magic, DIRECT_MAGIC_HASHED) || sameBytes(magic, DIRECT_MAGIC_PLAIN_HASHED);
+      const askPlain = sameBytes(magic, DIRECT_MAGIC_PLAIN) || sameBytes(magic, DIRECT_MAGIC_PLAIN_HASHED);
       // (an earlier version's plain hello is answered with sealed frames: it sends no confirmation)
-      if (!askPlain && !sameBytes(magic, DIRECT_MAGIC) && !sameBytes(magic, DIRECT_MAGIC_PLAIN_V1)) {
+      if (
+        !askPlain && !hashed && !sameBytes(magic, DIRECT_MAGIC) && !sameBytes(magic, DIRECT_MAGIC_PLAIN_V1)
+      ) {
         return this.#reject(conn);
       }
-      const ticket = encodeSecret(buf.subarray(DIRECT_MAGIC.byteLength, DIRECT_HELLO_BYTES));
-      const w = this.#tickets.get(ticket);
-      if (!w || this.#stopped) return this.#reject(conn);
-      this.#tickets.delete(ticket);
+      const named = encodeSecret(buf.subarray(DIRECT_MAGIC.byteLength, DIRECT_HELLO_BYTES));
+      const ticket = hashed ? this.#byHash.get(named) : named;
+      const w = ticket === undefined ? undefined : this.#tickets.get(ticket);
+      if (!w || ticket === undefined || this.#stopped) return this.#reject(conn);
+      this.#forget(ticket);
       clearTimeout(w.timer);
       this.#unpend(conn);
       conn.setNoDelay(true);
@@ -289,10 +303,12 @@ export async function acceptDirect(
       if (n === null) throw new Error("the connection ended before the hello");
       got += n;
     }
-    const magic = DIRECT_MAGIC.every((b, i) => buf[i] === b) ||
-      DIRECT_MAGIC_PLAIN.every((b, i) => buf[i] === b);
-    const ticket = buf.subarray(DIRECT_MAGIC.byteLength, DIRECT_HELLO_BYTES);
-    if (!magic || !ticket.every((b, i) => b === want[i])) {
+    const is = (m: Uint8Array) => m.every((b, i) => buf[i] === b);
+    const hashed = is(DIRECT_MAGIC_HASHED) || is(DIRECT_MAGIC_PLAIN_HASHED);
+    const magic = hashed || is(DIRECT_MAGIC) || is(DIRECT_MAGIC_PLAIN);
+    const named = buf.subarray(DIRECT_MAGIC.byteLength, DIRECT_HELLO_BYTES);
+    const expected = hashed ? ticketHash(want) : want;
+    if (!magic || !named.every((b, i) => b === expected[i])) {
       throw new Error("the hello does not name this session");
     }
     const cipher = new DirectCipher(key, "server");

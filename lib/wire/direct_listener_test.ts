@@ -330,3 +330,31 @@ Deno.test("direct listener: maxPendingPerHost caps waiting connections per sourc
     await l.stop();
   }
 });
+
+Deno.test("direct listener: offers say hashed; a hello with the ticket or with its hash attaches, once", async () => {
+  await withListener({}, async (l) => {
+    for (const hashTicket of [true, false]) {
+      const t = l.offer();
+      assert.equal(t.offer.hashed, true);
+      const client = await connectDirect(HOST, t.offer, { hashTicket });
+      const server = await t.attached;
+      assert.ok(server);
+      try {
+        await client.write({ type: "close" });
+        assert.deepEqual(await server.read(), { type: "close" });
+        assert.equal(l.openOffers, 0);
+        // used up: neither form names it again
+        await assert.rejects(connectDirect(HOST, t.offer, { hashTicket: true }), directFailed);
+        await assert.rejects(connectDirect(HOST, t.offer, { hashTicket: false }), directFailed);
+      } finally {
+        client.abort();
+        server.abort();
+      }
+    }
+    // a hashed hello for a ticket never offered is refused
+    await assert.rejects(
+      connectDirect(HOST, { port: l.port, ticket: randomSecret(), key: randomSecret(), hashed: true }),
+      directFailed,
+    );
+  });
+});

@@ -129,6 +129,8 @@ export async function linkDirect(
   const attemptMs = Math.max(1, failAt - Math.min(200, failAt / 10));
   const budget = timeoutSignal(attemptMs, options.signal);
   try {
+    // direct ports are not well-known ones (punches take the same rule): no link to a mail or web server
+    if (target.port < 1024) throw new Error(`port ${target.port} is below 1024`);
     const ip = await Promise.race([
       linkTarget(target.host, options.clientHost, options.resolve),
       new Promise<never>((_, reject) => {
@@ -143,6 +145,8 @@ export async function linkDirect(
       signal: budget.signal,
       plain: options.plain,
       limits: options.limits,
+      // the ticket is the client's choice: what this server sends must not be (docs/security.md)
+      hashTicket: true,
     });
   } catch (err) {
     if (options.signal?.aborted) throw options.signal.reason;

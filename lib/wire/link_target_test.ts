@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { WireError } from "../errors.ts";
 import { addressScope, linkDirect, linkTarget } from "./link_target.ts";
+import { encodeSecret, randomSecret, ticketHash } from "./direct_cipher.ts";
+import { DIRECT_HELLO_BYTES } from "./direct_channel.ts";
 
 /** [spelling, scope (undefined: not an address literal), the address connected to]. */
 const SPELLINGS: Array<[string, string | undefined, string?]> = [
@@ -290,4 +292,53 @@ Deno.test("linkDirect: the session ending aborts the attempt at once (no padding
   }).then(() => undefined, (e) => e);
   assert.equal(err, reason);
   assert.deepEqual(f.slept, []);
+});
+
+Deno.test("linkDirect: the hello a server sends for a client names the ticket's hash, never the client's bytes", async () => {
+  const victim = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const got = (async () => {
+    const conn = await victim.accept();
+    const buf = new Uint8Array(DIRECT_HELLO_BYTES);
+    let n = 0;
+    while (n < buf.length) {
+      const r = await conn.read(buf.subarray(n));
+      if (r === null) break;
+      n += r;
+    }
+    conn.close();
+    return buf.subarray(0, n);
+  })();
+  // a "ticket" that is a command for a plain-text service on the target
+  const chosen = new TextEncoder().encode("\r\nFLUSHALL\r\nQUIT\r\n".padEnd(32, " "));
+  await assert.rejects(
+    linkDirect(
+      {
+        host: "127.0.0.1",
+        port: (victim.addr as Deno.NetAddr).port,
+        ticket: encodeSecret(chosen),
+        key: randomSecret(),
+      },
+      { clientHost: "127.0.0.1", failAtMs: 300 },
+    ),
+    (e) => e instanceof WireError && e.code === "LINK_REFUSED",
+  );
+  const hello = await got;
+  victim.close();
+  assert.match(new TextDecoder().decode(hello.subarray(0, 8)), /^PLMDIRH[12]$/); // sealed or plain (loopback)
+  assert.deepEqual(hello.subarray(8), ticketHash(chosen));
+  assert.ok(!new TextDecoder().decode(hello).includes("FLUSHALL"));
+});
+
+Deno.test("linkDirect: a port below 1024 is refused like any other failure", async () => {
+  let connects = 0;
+  await assert.rejects(
+    linkDirect({ host: "127.0.0.1", port: 25, ticket: randomSecret(), key: randomSecret() }, {
+      clientHost: "127.0.0.1",
+      failAtMs: 50,
+      connect: () => (connects++, Promise.reject(new Error("not called"))),
+    }),
+    (e) =>
+      e instanceof WireError && e.code === "LINK_REFUSED" && e.message === "could not link to 127.0.0.1:25",
+  );
+  assert.equal(connects, 0);
 });

@@ -84,6 +84,8 @@ export interface DirectOffer {
   ticket: string;
   /** ChaCha20-Poly1305 key, 32 random bytes, base64url without padding (43 characters). */
   key: string;
+  /** The server takes a hello with the ticket's hash (`DIRECT_MAGIC_HASHED`); absent: the ticket. */
+  hashed?: boolean;
 }
 export interface StepMessage {
   type: "step";
@@ -329,6 +331,7 @@ export function validateMessage(header: unknown): WireMessage {
           ticket: str(d, "ticket", SECRET32, "direct."),
           key: str(d, "key", SECRET32, "direct."),
         };
+        if (d.hashed === true) m.direct.hashed = true;
       }
       if (o.punch !== undefined && o.punch !== null && bool(o, "punch")) m.punch = true;
       return m;

@@ -24,10 +24,19 @@ export interface PunchTarget {
 export interface PunchOptions {
   /** Give up after this long (default 4 s: a SYN dropped by the other NAT is resent after 1 s). */
   readonly timeoutMs?: number;
-  /** Pause between attempts after the other side refused (its socket was not open yet; default 25 ms). */
+  /**
+   * Pause before the second attempt after the other side refused (its socket was not open yet;
+   * default 25 ms), doubling with each attempt up to `MAX_PUNCH_RETRY_MS`: a target that keeps
+   * refusing (not a punching peer at all) sees a dozen connections, not one every 25 ms.
+   */
   readonly retryMs?: number;
   readonly signal?: AbortSignal;
+  /** Hears each connection attempt (for tests and logs). */
+  readonly onAttempt?: () => void;
 }
+
+/** The longest pause between two attempts of a punch. */
+export const MAX_PUNCH_RETRY_MS = 400;
 
 /**
  * A local TCP port for a punch: random in 20000–60999 and free right now (bound and released
@@ -65,6 +74,7 @@ export function punchTcp(
     let socket: net.Socket | undefined;
     let done = false;
     let retry: ReturnType<typeof setTimeout> | undefined;
+    let pause = options.retryMs ?? 25;
     const finish = (err?: Error, conn?: ByteConn) => {
       if (done) return;
       done = true;
@@ -86,6 +96,7 @@ export function punchTcp(
     options.signal?.addEventListener("abort", onAbort, { once: true });
     const attempt = () => {
       if (done) return;
+      options.onAttempt?.();
       const s = net.connect({
         host: target.host,
         port: target.port,
@@ -109,8 +120,9 @@ export function punchTcp(
         // refused or reset: the other side's socket was not there yet; anything else is final
         const again = err.code === "ECONNREFUSED" || err.code === "ECONNRESET" || err.code === "EADDRINUSE";
         if (!again) return finish(failed(`${err.code ?? ""} ${err.message}`.trim()));
-        if (Date.now() + (options.retryMs ?? 25) >= deadline) return finish(failed(err.message));
-        retry = setTimeout(attempt, options.retryMs ?? 25);
+        if (Date.now() + pause >= deadline) return finish(failed(err.message));
+        retry = setTimeout(attempt, pause);
+        pause = Math.min(2 * pause, MAX_PUNCH_RETRY_MS);
       });
     };
     if (options.signal?.aborted) return onAbort();

@@ -64,3 +64,22 @@ Deno.test({
     await assert.rejects(p, /gave up/);
   },
 });
+
+Deno.test({
+  name: "hole punch: a target that keeps refusing sees attempts further and further apart (a dozen in 3 s)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    let attempts = 0;
+    const t0 = Date.now();
+    await assert.rejects(
+      punchTcp(punchPort(), { host: "127.0.0.1", port: punchPort() }, {
+        timeoutMs: 3000,
+        onAttempt: () => attempts++,
+      }),
+      (e) => e instanceof PlumiseError && e.code === "PUNCH_FAILED",
+    );
+    // 25, 50, 100, 200, then every 400 ms: 11 attempts in 3 s (one every 25 ms made 107)
+    assert.ok(attempts >= 5 && attempts <= 12, `${attempts} attempts in ${Date.now() - t0} ms`);
+  },
+});

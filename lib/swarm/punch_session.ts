@@ -24,6 +24,7 @@ import {
 } from "../wire/mod.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import { punchPort, punchTcp } from "./hole_punch.ts";
+import { RateBudget } from "./rate_budget.ts";
 import { withControl } from "./direct_paths.ts";
 import { type NatScope, onInternet } from "./reachability.ts";
 import { DEFAULT_WRITE_MS, writeWithin } from "./stream_replies.ts";
@@ -33,6 +34,14 @@ import { DEFAULT_WRITE_MS, writeWithin } from "./stream_replies.ts";
  * well inside a session's open timeout (10 s), so a failed punch only costs time, never the open.
  */
 const PUNCH_MS = 3_000, HELLO_MS = 2_000;
+
+/**
+ * How many punches this process makes toward one address, and in all (a stranger's `punch` names
+ * the address: it must not make a swarm of servers hammer a third party). Enough for a gateway
+ * that opens a session per request through a relayed server.
+ */
+export const PUNCHES_PER_TARGET: RateBudget = new RateBudget({ burst: 16, perMinute: 60 });
+export const PUNCHES_IN_ALL: RateBudget = new RateBudget({ burst: 64, perMinute: 240 });
 
 /** Where a punch may connect: an address on the internet (`scope`), not a well-known port. */
 export function punchable(host: string, port: number, scope?: NatScope): boolean {
@@ -54,6 +63,8 @@ export interface PunchDeps {
   readonly shouldTry?: () => boolean;
   /** Client side: a punch to this server failed after the server agreed (back off from it). */
   readonly failed?: () => void;
+  /** Server side: punches per target address and in all (default the process's). */
+  readonly budgets?: { perTarget: RateBudget; inAll: RateBudget };
 }
 
 /**
@@ -76,6 +87,13 @@ export async function servePunch(
   if (!punchable(msg.host, msg.port, deps.scope)) {
     return await refuse("the punch target must be a public address, port ≥ 1024");
   }
+  const budgets = deps.budgets ?? { perTarget: PUNCHES_PER_TARGET, inAll: PUNCHES_IN_ALL };
+  if (budgets.perTarget.available(msg.host) < 1 || !budgets.inAll.take("")) {
+    return await refuse(
+      "this server punches toward that address or in all as often as it does; stay relayed",
+    );
+  }
+  budgets.perTarget.take(msg.host);
   const host = await deps.publicHost({ signal: options.signal }).catch(() => undefined);
   if (!host) return await refuse("this server does not know its public address");
   const port = punchPort();

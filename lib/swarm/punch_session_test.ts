@@ -5,6 +5,7 @@ import { Metrics } from "../util/metrics.ts";
 import { type FrameChannel, memoryFrameChannelPair } from "./frame_channel.ts";
 import { serveInferenceStream } from "./inference_handler.ts";
 import { clientPunch, servePunch } from "./punch_session.ts";
+import { RateBudget } from "./rate_budget.ts";
 import { SessionManager } from "./session_manager.ts";
 import { ProtocolClient } from "./swarm_client_transport.ts";
 
@@ -126,4 +127,35 @@ Deno.test("inference handler: sessions reached through a relay are offered a pun
     await sessions.stop();
     await runtime.stop();
   }
+});
+
+Deno.test("punch: punches toward one address, and in all, are rate-limited; past that the session stays relayed", async () => {
+  const { logger } = memoryLogger();
+  const budgets = {
+    perTarget: new RateBudget({ burst: 2, perMinute: 1 }),
+    inAll: new RateBudget({ burst: 3, perMinute: 1 }),
+  };
+  let connects = 0;
+  const punch = async (host: string) => {
+    const { a, b } = memoryFrameChannelPair();
+    const ac = new AbortController();
+    const served = servePunch(b, { type: "punch", host, port: 40000 }, {
+      publicHost: () => Promise.resolve("81.2.69.9"),
+      connect: () => (connects++, Promise.reject(new Error("no answer"))),
+      budgets,
+    }, { signal: ac.signal, logger });
+    const reply = await a.read();
+    await a.write({ type: "close" });
+    await served;
+    return reply?.type === "punch_reply" ? reply : undefined;
+  };
+  assert.equal((await punch("81.2.69.1"))?.ok, true);
+  assert.equal((await punch("81.2.69.1"))?.ok, true);
+  const third = await punch("81.2.69.1");
+  assert.equal(third?.ok, false);
+  assert.match(third?.reason ?? "", /punches toward that address or in all as often as it does/);
+  // another address still gets one, until the budget in all is spent
+  assert.equal((await punch("81.2.69.2"))?.ok, true);
+  assert.equal((await punch("81.2.69.3"))?.ok, false);
+  assert.equal(connects, 3);
 });

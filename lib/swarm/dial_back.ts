@@ -6,12 +6,11 @@
  *
  * What it costs the answering side, and why it cannot be turned on others: it connects only to the
  * address the request came from (never a third party), at most once per peer every 10 s, at most
- * 4 at once, each bounded by a timeout; over a relayed connection it sees no address and dials
- * nothing.
+ * 4 at once, each bounded by a timeout, only on the internet (`dialable`), with one answer for
+ * every failure; over a relayed connection it sees no address and dials nothing.
  * @module
  */
 import { SwarmError } from "../errors.ts";
-import { errorMessage } from "../errors.ts";
 import { timeoutSignal } from "../util/abort.ts";
 import type { FrameChannel, ReachMessage } from "../wire/mod.ts";
 import { closeWithin, DEFAULT_WRITE_MS, writeWithin } from "./stream_replies.ts";
@@ -25,6 +24,13 @@ export interface DialBackOptions {
   maxConcurrent?: number;
   /** Least time between two dial-backs for one peer (default 10 s). */
   perPeerIntervalMs?: number;
+  /**
+   * Whether a host may be dialed back (default: every host). The node passes "on the internet"
+   * (NAT_SCOPE): behind a tunnel or a proxy every peer seems to come from loopback or a private
+   * address, and dialing back there would probe the node's own network for a stranger; nobody
+   * counts a verdict about such an address anyway (reachability.ts).
+   */
+  dialable?: (host: string) => boolean;
   now?: () => number;
 }
 
@@ -77,6 +83,9 @@ export class DialBackService {
     }
     const host = remote.host;
     if (port === undefined) return { type: "reach", host };
+    if (this.#o.dialable && !this.#o.dialable(host)) {
+      return { type: "reach", host, reason: "an address off the internet is not dialed back" };
+    }
     const now = this.#now();
     const last = this.#last.get(remote.peerId);
     if (last !== undefined && now - last < (this.#o.perPeerIntervalMs ?? 10_000)) {
@@ -90,8 +99,10 @@ export class DialBackService {
     try {
       await this.#o.dial(host, port, remote.peerId, { signal: t.signal });
       return { type: "reach", host, dialed: true };
-    } catch (err) {
-      return { type: "reach", host, dialed: false, reason: errorMessage(err).slice(0, 300) };
+    } catch {
+      // one answer for every failure (refused, silent, another peer there): the reply tells the
+      // asker nothing about what listens at that address besides itself
+      return { type: "reach", host, dialed: false, reason: "could not connect back" };
     } finally {
       t.clear();
       this.#running--;

@@ -89,6 +89,7 @@ export class PeerNat {
         });
         await conn.close().catch(() => conn.abort(new Error("dial-back done")));
       },
+      dialable: (host) => onInternet(host, deps.options.scope),
     });
     const services = node.services as { nat: NatInternals; relay?: unknown };
     this.relays = new RelayManager({

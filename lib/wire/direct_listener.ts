@@ -38,7 +38,7 @@ export interface DirectListenerOptions {
   /** Listen port; 0 picks a free one. */
   port: number;
   limits?: WireLimits;
-  /** How long a connection may take to send its hello (default 5 s). */
+  /** How long a connection may take to send its hello (default 3 s: a client sends it at once). */
   helloMs?: number;
   /** How long an offer's ticket stays valid (default 10 s). */
   ticketMs?: number;
@@ -175,9 +175,7 @@ export class DirectListener {
       }
       const host = addressGroup((conn.remoteAddr as Deno.NetAddr).hostname);
       const fromHost = this.#perHost.get(host) ?? 0;
-      if (
-        this.#pending.size >= (this.#o.maxPending ?? 64) || fromHost >= (this.#o.maxPendingPerHost ?? 8)
-      ) {
+      if (fromHost >= (this.#o.maxPendingPerHost ?? 8) || !this.#roomFor(fromHost)) {
         conn.close();
         continue;
       }
@@ -188,7 +186,7 @@ export class DirectListener {
   }
 
   async #admit(conn: Deno.TcpConn): Promise<void> {
-    const timer = setTimeout(() => this.#reject(conn), this.#o.helloMs ?? 5_000);
+    const timer = setTimeout(() => this.#reject(conn), this.#o.helloMs ?? 3_000);
     try {
       const buf = new Uint8Array(DIRECT_HELLO_BYTES + 4096);
       let got = 0;
@@ -242,6 +240,24 @@ export class DirectListener {
   /** Connections waiting for their hello (all sources). */
   get pendingConnections(): number {
     return this.#pending.size;
+  }
+
+  /**
+   * Whether a connection from a source already holding `fromHost` waiting ones gets a slot: while
+   * all are taken, the oldest waiting connection of the source holding the most goes, if that source
+   * holds more than this one, so idle connections from a few places cannot keep a new client out.
+   */
+  #roomFor(fromHost: number): boolean {
+    if (this.#pending.size < (this.#o.maxPending ?? 64)) return true;
+    let most = "", count = 0;
+    for (const [h, n] of this.#perHost) if (n > count) [most, count] = [h, n];
+    if (count <= fromHost) return false;
+    for (const [c, h] of this.#pending) {
+      if (h !== most) continue;
+      this.#reject(c); // the oldest (a Map keeps insertion order)
+      return true;
+    }
+    return false;
   }
 
   #unpend(conn: Deno.TcpConn): void {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import net from "node:net";
 import type { WireError } from "../errors.ts";
 import { waitFor } from "../../tests/helpers/wait_for.ts";
 import {
@@ -357,4 +358,31 @@ Deno.test("direct listener: offers say hashed; a hello with the ticket or with i
       directFailed,
     );
   });
+});
+
+Deno.test("direct listener: with every slot held by idle connections, a new source still gets in (the largest source's oldest goes)", async () => {
+  const l = await started({ maxPending: 4, maxPendingPerHost: 2, helloMs: 60_000 });
+  const idle: net.Socket[] = [];
+  const closed: number[] = [];
+  try {
+    for (const from of ["127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"]) {
+      const s = net.connect({ host: HOST, port: l.port, localAddress: from });
+      await new Promise((r) => s.once("connect", r));
+      const n = idle.push(s) - 1;
+      s.on("close", () => closed.push(n)).on("error", () => {});
+    }
+    await waitFor(() => l.pendingConnections === 4, { what: "four idle connections waiting" });
+    // a client from elsewhere: before, closed at once (every slot taken) — now it attaches
+    const t = l.offer();
+    const conn = await connect(l.port);
+    await proveRaw(conn, t.offer);
+    (await t.attached)?.abort();
+    conn.close();
+    await waitFor(() => closed.length === 1, { what: "one idle connection dropped" });
+    assert.equal(closed[0], 0, "the oldest of a source holding the most");
+    assert.equal(l.pendingConnections, 3);
+  } finally {
+    for (const s of idle) s.destroy();
+    await l.stop();
+  }
 });

@@ -37,3 +37,28 @@ Deno.test("cli: --private-key and an --rpc-url with credentials warn; config and
   assert.doesNotMatch(status.stderr, /^warning:/m);
   assert.match(status.stdout, /^Chain: {3}http:\/\/\[redacted\]@127\.0\.0\.1:9\/plm\?apikey=\[redacted\]/m);
 });
+
+Deno.test("cli: an unparsable URL with credentials, a relay URL's token and a key typed as an argument never print", async () => {
+  // a port out of range: the URL parser refuses it, and the error quoted it whole
+  const bad = "https://alice:S3cretPassw0rd@rpc.example:99999/v2/abcdefabcdefabcdef1234567890";
+  const r1 = await runPlumise(["config"], { env: { PLUMISE_RPC_URL: bad } });
+  assert.notEqual(r1.code, 0);
+  for (const s of ["alice", "S3cretPassw0rd", "abcdefabcdefabcdef1234567890"]) {
+    assert.ok(!(r1.stdout + r1.stderr).includes(s), `${s} leaked:\n${r1.stderr}`);
+  }
+  assert.match(r1.stderr, /PLUMISE_RPC_URL=https:\/\/\[redacted\]@rpc\.example:99999\/v2\/\[redacted\]/);
+
+  // GATEWAY_RELAY_URL (a ws URL) is shown redacted like the http ones
+  const relay = "wss://bob:Hunter2Hunter2@gw.example/ws?token=SuperSecretToken99";
+  const r2 = await runPlumise(["config", "--json"], { env: { GATEWAY_RELAY_URL: relay } });
+  assert.equal(r2.code, 0, r2.stderr);
+  for (const s of ["bob", "Hunter2Hunter2", "SuperSecretToken99"]) {
+    assert.ok(!(r2.stdout + r2.stderr).includes(s), s);
+  }
+
+  // a private key given where no argument goes: commander's error no longer echoes it
+  const r3 = await runPlumise(["wallet", "address", KEY]);
+  assert.notEqual(r3.code, 0);
+  assertClean(r3.stdout + r3.stderr);
+  assert.match(r3.stderr, /too many arguments/);
+});

@@ -148,7 +148,9 @@ export async function runCli(args: string[], io: CliIo = denoIo()): Promise<numb
     .configureOutput({
       writeOut: (s) => io.stdout(s),
       writeErr: (s) => io.stderr(s),
-      outputError: (s, write) => write(redact(s)),
+      // a private key typed where an argument was not expected is echoed by commander, before any
+      // secret is known to redact: anything shaped like one goes
+      outputError: (s, write) => write(redact(s).replace(/\b(0x)?[0-9a-fA-F]{64}\b/g, "[redacted]")),
     });
   for (const register of COMMANDS) register(program, ctx);
   for (const sub of program.commands) {

@@ -51,6 +51,8 @@ export interface KeySpec {
   readonly refused?: readonly { readonly match: RegExp; readonly why: string }[];
   /** Redacted in every output. */
   readonly secret?: boolean;
+  /** Taken exactly as given, leading and trailing spaces included (a password). */
+  readonly verbatim?: boolean;
   /** Tiers set this key. */
   readonly fromTier?: boolean;
   /** Built-in default (a function when it depends on other values). */

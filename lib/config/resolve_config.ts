@@ -39,9 +39,12 @@ function origin(spec: KeySpec, source: ConfigSource): string {
   return spec.env ?? spec.key;
 }
 
+/** Keys whose values are URLs, which may carry credentials (shown and logged redacted). */
+const isUrlType = (spec: KeySpec) => spec.type === "url" || spec.type === "wsUrl";
+
 function shown(spec: KeySpec, raw: unknown): string {
   if (spec.secret) return `[redacted, ${String(raw).length} characters]`;
-  if (spec.type === "url" && typeof raw === "string") raw = redactUrl(raw.trim());
+  if (isUrlType(spec) && typeof raw === "string") raw = redactUrl(raw.trim());
   if (typeof raw === "string" && /^[^\s"]+$/.test(raw)) return raw;
   return JSON.stringify(raw);
 }
@@ -59,7 +62,7 @@ function parseValue(
   raw: unknown,
 ): { ok: true; value: unknown } | { ok: false; problem: string } {
   const fail = (problem: string) => ({ ok: false as const, problem });
-  const text = typeof raw === "string" ? raw.trim() : raw;
+  const text = typeof raw === "string" && !spec.verbatim ? raw.trim() : raw;
   switch (spec.type) {
     case "string":
     case "path": {
@@ -210,10 +213,10 @@ export function resolveConfig(input: ResolveInput = {}): ResolvedConfig {
 
   // 1. explicit sources: flag > env > .env
   for (const spec of SCHEMA) {
-    if (spec.secret || spec.type === "url") {
+    if (spec.secret || isUrlType(spec)) {
       for (const v of [flags[spec.key], spec.env && env[spec.env], spec.env && dotenv[spec.env]]) {
         if (typeof v !== "string") continue;
-        if (spec.secret) registerSecret(v.trim());
+        if (spec.secret) registerSecret(spec.verbatim ? v : v.trim());
         else registerUrlSecrets(v.trim());
       }
     }
@@ -377,7 +380,7 @@ function flagSecretWarnings(
         `--${spec.flag} on the command line is visible to other users of this machine (ps, /proc) and ` +
           `stays in shell history; set ${spec.env} in the environment or the .env file instead${alt}`,
       );
-    } else if (spec.type === "url" && typeof v === "string" && redactUrl(v) !== v) {
+    } else if (isUrlType(spec) && typeof v === "string" && redactUrl(v) !== v) {
       out.push(
         `--${spec.flag} carries credentials or tokens, visible to other users of this machine (ps, ` +
           `/proc); set ${spec.env} in the environment or the .env file instead`,
@@ -412,7 +415,7 @@ export function redactedConfig(
       ? null
       : spec.secret
       ? "[redacted]"
-      : spec.type === "url" && typeof v === "string"
+      : isUrlType(spec) && typeof v === "string"
       ? redactUrl(v)
       : typeof v === "bigint"
       ? v.toString()

@@ -447,3 +447,13 @@ Deno.test("API_SECRET must be a bearer token (RFC 6750 characters); the error ne
     assert.ok(!err.message.includes(bad), "the secret leaked into the error");
   }
 });
+
+Deno.test("PLUMISE_KEYSTORE_PASSWORD is taken verbatim: spaces around it are part of the password", () => {
+  for (const source of ["env", "dotenv"] as const) {
+    const r = resolveConfig({ [source]: { PLUMISE_KEYSTORE_PASSWORD: "  hunter2  " } });
+    assert.equal(r.config.keystorePassword, "  hunter2  ", source);
+    assert.ok(!redact("pw '  hunter2  '").includes("hunter2"));
+  }
+  // other strings are still trimmed
+  assert.equal(resolveConfig({ env: { MODEL_NAME: "  org/m  " } }).config.model, "org/m");
+});

@@ -37,6 +37,7 @@ export const SCHEMA: readonly KeySpec[] = [
     env: "PLUMISE_KEYSTORE_PASSWORD",
     type: "string",
     secret: true,
+    verbatim: true,
     description: "password of the keystore (env only)",
   },
   {

@@ -32,13 +32,34 @@ function hasSecrets(u: URL): boolean {
  */
 export function redactUrl(text: string): string {
   const u = parse(text);
-  if (!u || !hasSecrets(u)) return text;
+  if (!u) return redactUnparsed(text);
+  if (!hasSecrets(u)) return text;
   const user = u.username !== "" || u.password !== "" ? `${HIDDEN}@` : "";
   const path = u.pathname.split("/").map((s) => (KEY_SEGMENT.test(s) ? HIDDEN : s)).join("/");
   const names = [...u.searchParams.keys()];
   const query = names.length ? "?" + names.map((k) => `${encodeURIComponent(k)}=${HIDDEN}`).join("&") : "";
   const host = u.host;
   return `${u.protocol}//${user}${host}${path}${query}${u.hash ? "#" + HIDDEN : ""}`;
+}
+
+/**
+ * A URL the parser refuses (a port out of range, a `/` or `#` in an unencoded password) may still
+ * hold credentials: everything between `://` and the last `@` goes, and so do the query and
+ * fragment and key-like path segments. Text without `://` comes back unchanged.
+ */
+function redactUnparsed(text: string): string {
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)(.*)$/s.exec(text);
+  if (!m) return text;
+  // the last @ anywhere: a password may hold `/`, `?` or `#` (hiding too much is the safe side)
+  let rest = m[2];
+  const at = rest.lastIndexOf("@");
+  const user = at >= 0 ? `${HIDDEN}@` : "";
+  if (at >= 0) rest = rest.slice(at + 1);
+  const cut = rest.search(/[?#]/);
+  const tail = cut >= 0 ? rest.slice(cut) : "";
+  rest = cut >= 0 ? rest.slice(0, cut) : rest;
+  const path = rest.split("/").map((seg) => (KEY_SEGMENT.test(seg) ? HIDDEN : seg)).join("/");
+  return `${m[1]}${user}${path}${tail ? `${tail[0]}${HIDDEN}` : ""}`;
 }
 
 function decoded(s: string): string {
@@ -58,7 +79,13 @@ function decoded(s: string): string {
 export function registerUrlSecrets(url: string | undefined): void {
   if (!url) return;
   const u = parse(url.trim());
-  if (!u || !hasSecrets(u)) return;
+  if (!u) {
+    // unparsable: the whole text goes wherever it is printed, when it could hold anything secret
+    const shown = redactUnparsed(url.trim());
+    if (shown !== url.trim()) registerSecret(url.trim(), { replacement: shown });
+    return;
+  }
+  if (!hasSecrets(u)) return;
   const shown = redactUrl(url.trim());
   const spellings = new Set<string>([url, url.trim(), u.href, u.href.replace(/\/+$/, "")]);
   const bare = new URL(u.href);

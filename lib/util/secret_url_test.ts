@@ -41,3 +41,13 @@ Deno.test("an RPC URL's credentials are redacted from errors and log lines, what
     assert.ok(!line.includes("pw9") && !line.includes("tok-abcdef123"), line);
   }
 });
+
+Deno.test("redactUrl: a URL the parser refuses still loses its userinfo, query and key-like segments", () => {
+  assert.equal(redactUrl("https://u:pa/ss@host/"), "https://[redacted]@host/");
+  assert.equal(redactUrl("https://u:p#w@host:99999/x?k=v"), "https://[redacted]@host:99999/x?[redacted]");
+  assert.equal(
+    redactUrl("http://host:99999/v3/0123456789abcdef0123456789abcdef"),
+    "http://host:99999/v3/[redacted]",
+  );
+  assert.equal(redactUrl("not a url"), "not a url");
+});

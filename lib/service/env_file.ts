@@ -2,7 +2,8 @@
  * The service's environment file (`/etc/plumise/plumise.env`): `KEY=VALUE` lines that both
  * systemd's `EnvironmentFile=` and plumise's `--env-file` (dotenv) read the same way. Installing
  * again updates the keys it manages and keeps every other line (an operator's settings and
- * comments) as it was.
+ * comments) as it was, but a line systemd would read otherwise than dotenv (`export KEY=…`, a
+ * comment after a bare value), which is written in the form both read alike.
  * @module
  */
 import { parse as parseDotenv } from "dotenv";
@@ -54,14 +55,23 @@ export function mergeEnvFile(
   }
   const done = new Set<string>();
   const lines: string[] = [];
+  const parsed = parseEnvFile(text);
   for (const line of text === "" ? [] : text.replace(/\n$/, "").split("\n")) {
-    const m = line.match(/^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=/);
-    const key = m?.[1];
+    const m = line.match(/^\s*(export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$/);
+    const key = m?.[2];
     if (key && remove.includes(key)) continue;
     if (key && set.has(key)) {
       if (done.has(key)) continue;
       lines.push(`${key}=${quoteEnvValue(key, set.get(key)!)}`);
       done.add(key);
+      continue;
+    }
+    // systemd reads `export KEY=…` as no variable at all and keeps `# comments` after a bare value
+    // in it, where dotenv (which the installer checked the file with) does not: such a line is
+    // written in the form both read alike, with the value dotenv read
+    const raw = m?.[3].trim() ?? "";
+    if (key && (m![1] || (!/^['"]/.test(raw) && /[\s#]/.test(raw))) && parsed.has(key)) {
+      lines.push(`${key}=${quoteEnvValue(key, parsed.get(key)!)}`);
       continue;
     }
     lines.push(line);

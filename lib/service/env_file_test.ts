@@ -31,3 +31,30 @@ Deno.test("env file: values are quoted only when needed; multi-line values are r
   assert.throws(() => quoteEnvValue("K", "it's \\"), /cannot be written/);
   assert.throws(() => quoteEnvValue("K", "a\nb"), /cannot span lines/);
 });
+
+Deno.test("env file: lines systemd reads otherwise than dotenv (export, a comment after a bare value) are rewritten", () => {
+  const text = [
+    "# upstream settings",
+    "export PLUMISE_PRIVATE_KEY=0xabc",
+    "NUM_BLOCKS=4 # four",
+    "MODEL_NAME='org/m'",
+    "PETALS_HOST=0.0.0.0",
+    "",
+  ].join("\n");
+  const out = mergeEnvFile(text, new Map([["PLUMISE_TIER", "lite"]]));
+  assert.equal(
+    out,
+    [
+      "# upstream settings",
+      "PLUMISE_PRIVATE_KEY=0xabc",
+      "NUM_BLOCKS=4",
+      "MODEL_NAME='org/m'",
+      "PETALS_HOST=0.0.0.0",
+      "PLUMISE_TIER=lite",
+      "",
+    ].join("\n"),
+  );
+  // what dotenv read before is what both read now
+  assert.deepEqual(parseEnvFile(out).get("NUM_BLOCKS"), "4");
+  assert.deepEqual(parseEnvFile(out).get("PLUMISE_PRIVATE_KEY"), "0xabc");
+});

@@ -312,7 +312,12 @@ export async function uninstall(
   const envFile = o.envFile ?? DEFAULT_ENV_FILE;
   const removed: string[] = [];
   const kept: string[] = [];
-  const unitExists = await Deno.stat(hostPath(host, unitPath)).then(() => true, () => false);
+  const unitText = await Deno.readTextFile(hostPath(host, unitPath)).catch(() => undefined);
+  const unitExists = unitText !== undefined;
+  // --purge removes the env file the installed unit reads (or the default one when no unit is left),
+  // never another file --env-file happens to name (a checkout's .env, with its wallet key)
+  const unitEnvFile = /^EnvironmentFile=-?(.+)$/m.exec(unitText ?? "")?.[1]?.replace(/%%/g, "%");
+  const ours = unitEnvFile === undefined ? envFile === DEFAULT_ENV_FILE : envFile === unitEnvFile;
   if (unitExists) await systemctlOrThrow(host, ["disable", "--now", UNIT_NAME]);
   const rm = async (p: string, recursive = false) => {
     try {
@@ -335,7 +340,8 @@ export async function uninstall(
     "/var/cache/private/plumise",
   ];
   if (o.purge) {
-    await rm(envFile);
+    if (ours) await rm(envFile);
+    else kept.push(`${envFile} (not the env file of the installed service)`);
     for (const d of stateDirs) await rm(d, true);
   } else {
     kept.push(

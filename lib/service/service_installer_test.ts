@@ -209,6 +209,13 @@ Deno.test("service uninstall and status", async () => {
       ["disable", "--now", "plumise.service"],
       ["daemon-reload"],
     ]);
+    // another file named by --env-file (a checkout's .env with its wallet key) is never removed
+    await Deno.writeTextFile(`${f.root}/home.env`, "PLUMISE_PRIVATE_KEY=...\n");
+    const other = await uninstall(f.host, { purge: true, envFile: "/home.env" });
+    assert.ok(!other.removed.includes("/home.env"));
+    assert.ok(other.kept.some((k) => k.startsWith("/home.env (not the env file")));
+    assert.ok(await Deno.stat(`${f.root}/home.env`));
+    await Deno.mkdir(`${f.root}/var/lib/private/plumise`, { recursive: true });
     const purged = await uninstall(f.host, { purge: true });
     assert.deepEqual(purged.removed, ["/etc/plumise/plumise.env", "/var/lib/private/plumise"]);
     assert.equal(await Deno.stat(`${f.root}/var/lib/private/plumise`).catch(() => undefined), undefined);

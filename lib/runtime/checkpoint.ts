@@ -130,16 +130,27 @@ export async function modelFile(
   return await fetcher(source, await isDir(source.model), o)(file, optional);
 }
 
-async function readJson(path: string): Promise<Record<string, unknown>> {
-  try {
-    return JSON.parse(await Deno.readTextFile(path));
-  } catch (cause) {
-    throw new RuntimeError("BAD_CHECKPOINT", `${path} is not valid JSON: ${(cause as Error).message}`, {
-      hint: "delete the file from the cache to download it again",
+/** A checkpoint's JSON file (config, generation config, index, tokenizer files) as an object. */
+export async function readJsonObject(path: string, maxBytes = 16 << 20): Promise<Record<string, unknown>> {
+  const bad = (why: string, cause?: unknown) =>
+    new RuntimeError("BAD_CHECKPOINT", `${path} ${why}`, {
+      hint:
+        "delete the file from the cache to download it again; if it comes back so, the checkpoint is broken",
       cause,
     });
+  const size = (await Deno.stat(path)).size;
+  if (size > maxBytes) throw bad(`is ${size} bytes, more than such a file can be (${maxBytes})`);
+  let value: unknown;
+  try {
+    value = JSON.parse(await Deno.readTextFile(path));
+  } catch (cause) {
+    throw bad(`is not valid JSON: ${(cause as Error).message}`, cause);
   }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw bad("is not a JSON object");
+  return value as Record<string, unknown>;
 }
+
+const readJson = (path: string) => readJsonObject(path);
 
 /** Resolves and fetches what `o` asks for. */
 export async function resolveCheckpoint(
@@ -211,6 +222,18 @@ export async function resolveCheckpoint(
         hint: "the checkpoint's tensor names are not those of a transformers " + modelConfig.sourceType +
           " model",
       },
+    );
+  }
+  // the config's block count is what spans are chosen from: it must be the checkpoint's
+  const layers = modelConfig.numLayers;
+  const hasBlock = (i: number) => names.some((n) => n.startsWith(`${blockPrefix}${i}.`));
+  if (!hasBlock(layers - 1) || hasBlock(layers)) {
+    throw new RuntimeError(
+      "BAD_CHECKPOINT",
+      `config.json of ${source.model} says ${layers} blocks, its weights ${
+        hasBlock(layers) ? "have more" : `have no block ${layers - 1}`
+      }`,
+      { hint: "the config and the weights are of different models", details: { numLayers: layers } },
     );
   }
   const headPrefix = modelConfig.modelType === "bloom"

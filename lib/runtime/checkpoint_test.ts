@@ -48,3 +48,33 @@ Deno.test("resolveCheckpoint: an index whose weight_map names a file outside the
     });
   }
 });
+
+Deno.test("resolveCheckpoint: a JSON file that is null, and a config whose block count is not the weights', are refused", async () => {
+  const ck = await makeBloomCheckpoint({ numLayers: 2, shards: 1 });
+  const config = JSON.parse(await Deno.readTextFile(`${ck.dir}/config.json`));
+  for (const file of ["config.json", "generation_config.json", "model.safetensors.index.json"]) {
+    const path = `${ck.dir}/${file}`;
+    const before = await Deno.readTextFile(path).catch(() => undefined);
+    await Deno.writeTextFile(path, "null");
+    await assert.rejects(
+      resolveCheckpoint({ model: ck.dir }, { start: 0, end: 1 }),
+      (e: unknown) =>
+        e instanceof RuntimeError && e.code === "BAD_CHECKPOINT" && /is not a JSON object/.test(e.message),
+      file,
+    );
+    if (before === undefined) await Deno.remove(path);
+    else await Deno.writeTextFile(path, before);
+  }
+  for (
+    const [layers, re] of [[3, /says 3 blocks, its weights have no block 2/], [
+      1,
+      /says 1 blocks, its weights have more/,
+    ]] as const
+  ) {
+    await Deno.writeTextFile(`${ck.dir}/config.json`, JSON.stringify({ ...config, n_layer: layers }));
+    await assert.rejects(
+      resolveCheckpoint({ model: ck.dir }, { start: 0, end: 1 }),
+      (e: unknown) => e instanceof RuntimeError && e.code === "BAD_CHECKPOINT" && re.test(e.message),
+    );
+  }
+});

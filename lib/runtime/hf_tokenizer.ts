@@ -6,7 +6,7 @@
  */
 import { Tokenizer as HfTokenizerImpl } from "@huggingface/tokenizers";
 import { RuntimeError } from "../errors.ts";
-import { modelFile, type ResolveOptions } from "./checkpoint.ts";
+import { modelFile, readJsonObject, type ResolveOptions } from "./checkpoint.ts";
 import type { ModelSource, SpecialToken, Tokenizer } from "./types.ts";
 
 type Json = Record<string, unknown>;
@@ -24,8 +24,11 @@ function chatTemplateOf(cfg: Json): string | undefined {
   const t = cfg.chat_template;
   if (typeof t === "string") return t;
   if (Array.isArray(t)) {
-    const named = t as Array<{ name?: string; template?: string }>;
-    return (named.find((x) => x.name === "default") ?? named[0])?.template;
+    const named = t.filter((x): x is { name?: unknown; template?: unknown } =>
+      typeof x === "object" && x !== null
+    );
+    const template = (named.find((x) => x.name === "default") ?? named[0])?.template;
+    return typeof template === "string" ? template : undefined;
   }
   return undefined;
 }
@@ -103,14 +106,8 @@ export async function loadTokenizer(source: ModelSource, options: ResolveOptions
   const read = async (file: string, optional: boolean): Promise<Json> => {
     const p = await modelFile(source, file, optional, options);
     if (!p) return {};
-    try {
-      return JSON.parse(await Deno.readTextFile(p));
-    } catch (cause) {
-      throw new RuntimeError("BAD_CHECKPOINT", `${p} is not valid JSON`, {
-        hint: "delete it from the cache to download it again",
-        cause,
-      });
-    }
+    // tokenizer.json of the largest vocabularies is tens of MB; the others are small
+    return await readJsonObject(p, file === "tokenizer.json" ? 256 << 20 : 16 << 20) as Json;
   };
   const tj = await read("tokenizer.json", true);
   if (!tj.model) {

@@ -19,3 +19,17 @@ Deno.test("tokenizerFromJson: named chat templates, eos from generation_config, 
   // no tokens (a generation whose first token ends it) is no text, not the library's error
   assert.equal(tok.decode([]), "");
 });
+
+Deno.test("tokenizer: a chat_template list with null or template-less entries gives no template, not a crash", async () => {
+  const ck = await makeLlamaCheckpoint({ numLayers: 1 });
+  const tj = JSON.parse(await Deno.readTextFile(`${ck.dir}/tokenizer.json`));
+  assert.equal(tokenizerFromJson(tj, { chat_template: [null] }).chatTemplate, undefined);
+  assert.equal(
+    tokenizerFromJson(tj, { chat_template: [{ name: "default", template: 5 }] }).chatTemplate,
+    undefined,
+  );
+  assert.equal(
+    tokenizerFromJson(tj, { chat_template: [null, { name: "default", template: "x" }] }).chatTemplate,
+    "x",
+  );
+});

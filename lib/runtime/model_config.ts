@@ -77,11 +77,58 @@ function num(raw: Record<string, unknown>, keys: string[], fallback?: number): n
   });
 }
 
+/**
+ * Upper bounds of a config's sizes, far above any released model (the largest dense ones: hidden
+ * 16 384, 128 heads, 126 layers, intermediate 53 248, vocabularies of 256 000): a config beyond is
+ * refused before anything is sized from it (RoPE tables, caches, the span's choice).
+ */
+const MAX_SIZE: Record<string, number> = {
+  hidden_size: 65_536,
+  n_embed: 65_536,
+  n_head: 1024,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 1024,
+  n_layer: 1024,
+  num_hidden_layers: 1024,
+  intermediate_size: 1 << 20,
+  vocab_size: 1 << 22,
+};
+
 function positiveInt(raw: Record<string, unknown>, keys: string[], fallback?: number): number {
   const v = num(raw, keys, fallback);
   if (!Number.isInteger(v) || v < 1) {
     throw new RuntimeError("BAD_CHECKPOINT", `config.json ${keys[0]} must be a positive integer, got ${v}`, {
       hint: "check config.json",
+    });
+  }
+  const max = MAX_SIZE[keys[0]];
+  if (max !== undefined && v > max) {
+    throw new RuntimeError(
+      "BAD_CHECKPOINT",
+      `config.json ${keys[0]} ${v} is above ${max}, more than any model has`,
+      {
+        hint: "check config.json: it is not a real model's",
+        details: { field: keys[0], value: v, max },
+      },
+    );
+  }
+  return v;
+}
+
+/** A positive finite number below `max` (an epsilon, a RoPE base), else BAD_CHECKPOINT naming it. */
+function inRange(
+  raw: Record<string, unknown>,
+  key: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const v = num(raw, [key], fallback);
+  if (!(v > min && v < max)) {
+    throw new RuntimeError("BAD_CHECKPOINT", `config.json ${key} ${v} is outside (${min}, ${max})`, {
+      hint: "check config.json: with this value the model computes NaN",
+      details: { field: key, value: v },
     });
   }
   return v;
@@ -156,7 +203,7 @@ export function parseModelConfig(
       numKvHeads: numHeads,
       headDim: hiddenSize / numHeads,
       vocabSize: positiveInt(raw, ["vocab_size"]),
-      eps: num(raw, ["layer_norm_epsilon"], 1e-5),
+      eps: inRange(raw, "layer_norm_epsilon", 1e-5, 0, 1),
       tieWordEmbeddings: true,
       bosTokenId: bos,
       eosTokenIds,
@@ -207,9 +254,9 @@ export function parseModelConfig(
     }
     const maxPositions = positiveInt(raw, ["max_position_embeddings"], 8192);
     let maxLen = maxPositions;
-    if (type === "mistral" && typeof raw.sliding_window === "number" && raw.sliding_window < maxLen) {
+    if (type === "mistral" && raw.sliding_window !== undefined && raw.sliding_window !== null) {
       // Within the window sliding attention equals full attention; cap sequences there.
-      maxLen = raw.sliding_window;
+      maxLen = Math.min(maxLen, positiveInt(raw, ["sliding_window"]));
     }
     const attentionBias = raw.attention_bias === true;
     return {
@@ -221,14 +268,14 @@ export function parseModelConfig(
       numKvHeads,
       headDim,
       vocabSize: positiveInt(raw, ["vocab_size"]),
-      eps: num(raw, ["rms_norm_eps"], 1e-6),
+      eps: inRange(raw, "rms_norm_eps", 1e-6, 0, 1),
       tieWordEmbeddings: raw.tie_word_embeddings === true,
       bosTokenId: bos,
       eosTokenIds,
       padTokenId: pad,
       maxPositions: maxLen,
       intermediateSize: positiveInt(raw, ["intermediate_size"]),
-      ropeTheta: num(raw, ["rope_theta"], 10000),
+      ropeTheta: inRange(raw, "rope_theta", 10000, 1, 1e12),
       ropeScaling: parseRopeScaling(raw.rope_scaling),
       qkvBias: type === "qwen2" || attentionBias,
       oBias: type !== "qwen2" && attentionBias,
@@ -256,7 +303,8 @@ function parseRopeScaling(rs: unknown): RopeScaling {
   const kind = o.rope_type ?? o.type;
   const f = (k: string, d?: number) => {
     const v = o[k];
-    if (typeof v === "number" && Number.isFinite(v) && v > 0) return v;
+    // (1e-300 and the like are positive, and their inverse is not finite)
+    if (typeof v === "number" && Number.isFinite(v) && Number.isFinite(1 / v) && v > 0) return v;
     if (d !== undefined) return d;
     throw unsupported(`rope_scaling.${k}`, v, "a positive number is required");
   };

@@ -182,3 +182,32 @@ Deno.test("parseModelConfig: qwen3 sliding windows and mixture-of-experts models
     assert.match(err.hint ?? "", /mixture-of-experts/);
   }
 });
+
+Deno.test("parseModelConfig: sizes beyond any model, and values that make NaN, are refused naming the field", () => {
+  const bad = (field: string, value: unknown, re: RegExp) =>
+    assert.throws(
+      () => parseModelConfig({ ...llama, [field]: value }),
+      (e: unknown) => e instanceof RuntimeError && e.code === "BAD_CHECKPOINT" && re.test(e.message),
+      `${field} = ${value}`,
+    );
+  bad("head_dim", 65536, /head_dim 65536 is above 1024/);
+  bad("hidden_size", 1e12, /hidden_size 1000000000000 is above 65536/);
+  bad("num_hidden_layers", 2 ** 32, /num_hidden_layers 4294967296 is above 1024/);
+  bad("vocab_size", 2 ** 40, /vocab_size .* is above 4194304/);
+  bad("rope_theta", -1, /rope_theta -1 is outside \(1, 1000000000000\)/);
+  bad("rope_theta", 0, /rope_theta 0 is outside/);
+  bad("rms_norm_eps", -1, /rms_norm_eps -1 is outside \(0, 1\)/);
+  assert.throws(
+    () => parseModelConfig({ ...llama, model_type: "mistral", sliding_window: 0 }),
+    /sliding_window must be a positive integer, got 0/,
+  );
+  assert.throws(
+    () => parseModelConfig({ ...llama, rope_scaling: { rope_type: "linear", factor: 1e-320 } }),
+    unsupported(/rope_scaling\.factor/),
+  );
+  // null (no window) and a window are fine
+  const m = parseModelConfig({ ...llama, model_type: "mistral", sliding_window: null }) as LlamaConfig;
+  assert.ok(m.maxPositions! > 0);
+  const w = parseModelConfig({ ...llama, model_type: "mistral", sliding_window: 64 }) as LlamaConfig;
+  assert.equal(w.maxPositions, 64);
+});

@@ -180,6 +180,9 @@ export class SafetensorsFile {
       } catch (cause) {
         throw badFile(path, `header is not JSON (${(cause as Error).message})`);
       }
+      if (typeof header !== "object" || header === null || Array.isArray(header)) {
+        throw badFile(path, "header is not a JSON object");
+      }
       const dataStart = 8 + headerLen;
       const tensors = new Map<string, TensorEntry>();
       let metadata: Record<string, string> = {};
@@ -187,6 +190,9 @@ export class SafetensorsFile {
         if (name === "__metadata__") {
           metadata = (v ?? {}) as Record<string, string>;
           continue;
+        }
+        if (typeof v !== "object" || v === null) {
+          throw badFile(path, `malformed header entry for ${name}`, { entry: v });
         }
         const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
         const shape = e.shape;

@@ -93,3 +93,23 @@ Deno.test("SafetensorsFile: truncated files and impossible headers are BAD_CHECK
     (e: unknown) => e instanceof RuntimeError && e.code === "UNSUPPORTED_MODEL",
   );
 });
+
+Deno.test("SafetensorsFile: a header of null, or an entry of null, is BAD_CHECKPOINT", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const json of ["null", '{"a":null}', "[1]"]) {
+      const body = new TextEncoder().encode(json.padEnd(8, " "));
+      const bytes = new Uint8Array(8 + body.length);
+      new DataView(bytes.buffer).setBigUint64(0, BigInt(body.length), true);
+      bytes.set(body, 8);
+      await Deno.writeFile(`${dir}/x.safetensors`, bytes);
+      await assert.rejects(
+        SafetensorsFile.open(`${dir}/x.safetensors`),
+        (e: unknown) => e instanceof RuntimeError && e.code === "BAD_CHECKPOINT",
+        json,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

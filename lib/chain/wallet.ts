@@ -5,6 +5,7 @@
  */
 import { encryptKeystoreJson, Wallet } from "ethers";
 import { ConfigError, registerSecret } from "../errors.ts";
+import { createFileAtomic } from "../util/write_text_atomic.ts";
 
 /** The agent wallet (an ethers `Wallet`; named here so other folders need not import ethers). */
 export type AgentWallet = Wallet;
@@ -62,8 +63,18 @@ export function walletFromKey(privateKey: string): Wallet {
 export async function walletFromKeystore(path: string, password: string): Promise<Wallet> {
   let json: string;
   try {
+    // a keystore is a small file: a device (/dev/zero), a pipe or a huge file is refused unread
+    const info = await Deno.stat(path);
+    if (!info.isFile || info.size > 1_000_000) {
+      throw new ConfigError(
+        "KEYSTORE_INVALID",
+        `keystore ${path} is ${info.isFile ? `${info.size} bytes` : "not a regular file"}, not a keystore`,
+        { hint: "point --keystore at an encrypted JSON keystore" },
+      );
+    }
     json = await Deno.readTextFile(path);
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError("KEYSTORE_UNREADABLE", `cannot read keystore ${path}: ${(err as Error).message}`, {
       hint: "check --keystore / PLUMISE_KEYSTORE; create one with `plumise wallet new --keystore PATH`",
     });
@@ -145,7 +156,7 @@ export async function createKeystore(
     { scrypt: { N: options.scryptN ?? 131072 } },
   );
   try {
-    await Deno.writeTextFile(path, json, { createNew: true, mode: 0o600 });
+    await createFileAtomic(path, json, { mode: 0o600 });
   } catch (err) {
     if (err instanceof Deno.errors.AlreadyExists) {
       throw new ConfigError("KEYSTORE_EXISTS", `keystore ${path} already exists; not overwriting it`, {

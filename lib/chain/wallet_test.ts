@@ -35,3 +35,21 @@ Deno.test("keystore round trip (mode 0600, no overwrite, wrong password)", async
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("keystore: a device, a pipe or a huge file is refused unread (no hang, no unbounded read)", async () => {
+  for (const path of ["/dev/zero", "/dev/null"]) {
+    await assert.rejects(
+      walletFromKeystore(path, "pw"),
+      (e: unknown) =>
+        e instanceof ConfigError && e.code === "KEYSTORE_INVALID" && /not a regular file/.test(e.message),
+      path,
+    );
+  }
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/big.json`, new Uint8Array(2_000_000));
+    await assert.rejects(walletFromKeystore(`${dir}/big.json`, "pw"), /is 2000000 bytes, not a keystore/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -55,8 +55,17 @@ export function readDotenv(path: string | undefined, cwd: string): Record<string
   const explicit = path !== undefined;
   const file = path ?? `${cwd}/.env`;
   try {
+    const info = Deno.statSync(file);
+    if (!info.isFile || info.size > 1 << 20) {
+      throw new ConfigError(
+        "ENV_FILE_UNREADABLE",
+        `--env-file ${file}: ${info.isFile ? `${info.size} bytes` : "not a regular file"}, not an env file`,
+        { hint: "point --env-file at a KEY=VALUE text file" },
+      );
+    }
     return parseDotenv(Deno.readTextFileSync(file));
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     if (err instanceof Deno.errors.NotFound) {
       if (!explicit) return {};
       throw new ConfigError("ENV_FILE_MISSING", `--env-file ${file}: no such file`, {

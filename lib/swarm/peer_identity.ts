@@ -10,6 +10,7 @@ import { dirname } from "node:path";
 import { SwarmError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
+import { createFileAtomic } from "../util/write_text_atomic.ts";
 
 export interface PeerIdentity {
   readonly privateKey: PrivateKey;
@@ -69,8 +70,7 @@ export async function loadOrCreateIdentity(
   const privateKey = await generateKeyPair("Ed25519");
   try {
     await Deno.mkdir(dirname(path), { recursive: true });
-    await Deno.writeFile(path, privateKeyToProtobuf(privateKey), { mode: 0o600, createNew: true });
-    await Deno.chmod(path, 0o600).catch(() => {});
+    await createFileAtomic(path, privateKeyToProtobuf(privateKey), { mode: 0o600 });
   } catch (err) {
     if (err instanceof Deno.errors.AlreadyExists) return await loadOrCreateIdentity(path, logger);
     throw new SwarmError(

@@ -24,3 +24,26 @@ export async function writeTextAtomic(
     throw err;
   }
 }
+
+/**
+ * Creates `path` with `data`, never over an existing file, so that nobody ever sees it half
+ * written (a full disk leaves no empty keystore behind): the data goes to a temporary file beside
+ * it, which is then hard-linked to `path` (failing with `Deno.errors.AlreadyExists` when it is
+ * there) and removed.
+ */
+export async function createFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: { mode?: number } = {},
+): Promise<void> {
+  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
+  try {
+    const o = { createNew: true, ...(options.mode === undefined ? {} : { mode: options.mode }) };
+    if (typeof data === "string") await Deno.writeTextFile(tmp, data, o);
+    else await Deno.writeFile(tmp, data, o);
+    if (options.mode !== undefined && Deno.build.os !== "windows") await Deno.chmod(tmp, options.mode);
+    await Deno.link(tmp, path);
+  } finally {
+    await Deno.remove(tmp).catch(() => {});
+  }
+}

@@ -6,6 +6,7 @@
  * @module
  */
 import { ConfigError, errorMessage } from "../errors.ts";
+import { writeTextAtomic } from "../util/write_text_atomic.ts";
 
 export const LOCK_FILE = "serve.lock";
 export const PID_FILE = "serve.pid";
@@ -69,7 +70,9 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
   }
   const pid = Deno.pid;
   try {
-    await Deno.writeTextFile(`${dir}/${PID_FILE}`, `${pid}\n`, { mode: 0o600 });
+    // through a new file renamed over it: a symlink planted at serve.pid (in a shared or
+    // world-writable data dir) is replaced, never written through
+    await writeTextAtomic(`${dir}/${PID_FILE}`, `${pid}\n`, { mode: 0o600 });
   } catch (err) {
     await file.unlock().catch(() => {});
     file.close();

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { resolveConfig } from "../config/resolve_config.ts";
 import { ConfigError } from "../errors.ts";
 import { memoryLogger } from "../util/logger.ts";
-import { lockDataDir } from "./data_dir_lock.ts";
+import { lockDataDir, PID_FILE } from "./data_dir_lock.ts";
 import { createNode } from "./node.ts";
 import type { NodeParts } from "./types.ts";
 
@@ -88,5 +88,22 @@ Deno.test("a node holds its data dir from start to stop; a second node on the sa
     await cStart;
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("data dir lock: a symlink planted at serve.pid is replaced, never written through", async () => {
+  const dir = await Deno.makeTempDir();
+  const victim = await Deno.makeTempFile();
+  try {
+    await Deno.writeTextFile(victim, "IMPORTANT CONTENT\n");
+    await Deno.symlink(victim, `${dir}/${PID_FILE}`);
+    const lock = await lockDataDir(dir);
+    assert.equal(await Deno.readTextFile(victim), "IMPORTANT CONTENT\n");
+    assert.equal((await Deno.lstat(`${dir}/${PID_FILE}`)).isSymlink, false);
+    assert.equal((await Deno.readTextFile(`${dir}/${PID_FILE}`)).trim(), String(Deno.pid));
+    await lock.release();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(victim);
   }
 });

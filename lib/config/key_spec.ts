@@ -12,6 +12,8 @@ export type KeyType =
   | "bool"
   | "url"
   | "wsUrl"
+  /** An IPv4 or IPv6 address literal. */
+  | "ip"
   | "address"
   | "privateKey"
   | "bigint"

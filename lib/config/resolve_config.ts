@@ -3,6 +3,7 @@
  * Precedence: flag > process env > .env file > tier defaults > built-in defaults.
  * @module
  */
+import { isIP } from "node:net";
 import { ConfigError, registerSecret } from "../errors.ts";
 import { type DefaultContext, type KeySpec, SCHEMA } from "./schema.ts";
 import { chooseAutoTier, describeBytes, sizeTierFromMemory, TIER_NAMES, TIERS } from "./tiers.ts";
@@ -109,6 +110,12 @@ function parseValue(
       } catch {
         return fail("must be a ws:// or wss:// URL, e.g. wss://gateway.example/ws/agent-relay");
       }
+    }
+    case "ip": {
+      if (typeof text !== "string" || isIP(text) === 0) {
+        return fail("must be an IPv4 or IPv6 address, e.g. 203.0.113.7 or 0.0.0.0");
+      }
+      return { ok: true, value: text };
     }
     case "address": {
       if (typeof text !== "string" || !ADDRESS.test(text)) {

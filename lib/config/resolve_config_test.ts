@@ -457,3 +457,22 @@ Deno.test("PLUMISE_KEYSTORE_PASSWORD is taken verbatim: spaces around it are par
   // other strings are still trimmed
   assert.equal(resolveConfig({ env: { MODEL_NAME: "  org/m  " } }).config.model, "org/m");
 });
+
+Deno.test("PETALS_ANNOUNCE_IP and PETALS_HOST must be IP addresses (a config error, exit 2, not a crash at start)", () => {
+  for (
+    const [env, value] of [["PETALS_ANNOUNCE_IP", "1.2.3"], ["PETALS_HOST", "999.1.1.1"], [
+      "PETALS_HOST",
+      "not a host",
+    ]]
+  ) {
+    assert.throws(
+      () => resolveConfig({ env: { [env]: value } }),
+      (e: unknown) =>
+        e instanceof ConfigError && e.message.includes(`${env}=`) &&
+        /must be an IPv4 or IPv6 address/.test(e.message),
+      `${env}=${value}`,
+    );
+  }
+  const ok = resolveConfig({ env: { PETALS_ANNOUNCE_IP: "203.0.113.7", PETALS_HOST: "::" } }).config;
+  assert.deepEqual([ok.announceIp, ok.p2pHost], ["203.0.113.7", "::"]);
+});

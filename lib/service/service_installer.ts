@@ -8,6 +8,7 @@
  */
 import { dirname, join } from "node:path";
 import { resolveConfig } from "../config/resolve_config.ts";
+import { TIER_NAMES } from "../config/tiers.ts";
 import {
   ConfigError,
   type ErrorCode,
@@ -89,7 +90,7 @@ export interface InstallPlan {
   systemctl: string[][];
 }
 
-const TIERS = ["lite", "standard", "pro", "ultra", "auto"];
+const TIERS: readonly string[] = [...TIER_NAMES, "auto"];
 
 function hostPath(host: ServiceHost, p: string): string {
   return host.root === "/" ? p : join(host.root, p);
@@ -100,7 +101,50 @@ async function readOptional(path: string): Promise<string> {
     return await Deno.readTextFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return "";
-    throw err;
+    throw new ConfigError(SERVICE_ERROR_CODES.CONFIG_INVALID, `cannot read ${path}: ${errorMessage(err)}`, {
+      hint: "it must be a readable file (the env file or the installed unit)",
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Paths the unit names, checked before anything is rendered: absolute, on one line; the binary
+ * without characters systemd refuses or does not unescape in an executable's name (quotes, `\`,
+ * `$`, control characters; `%` is escaped); the keystore without `:` or spaces (LoadCredential= splits on them).
+ */
+function checkUnitPaths(o: { binary: string; envFile: string; keystore?: string }): void {
+  const bad = (code: ErrorCode, what: string, p: string, why: string, hint: string) =>
+    new ConfigError(code, `${what} path ${JSON.stringify(p)} ${why}`, { hint });
+  const move = "move it to a path of letters, digits and / . _ - (e.g. /usr/local/bin/plumise)";
+  // deno-lint-ignore no-control-regex
+  const control = /[\x00-\x1f\x7f]/;
+  if (/["'\\$]/.test(o.binary) || control.test(o.binary)) {
+    throw bad(
+      SERVICE_ERROR_CODES.BINARY_INVALID,
+      "the binary",
+      o.binary,
+      "has characters systemd cannot run",
+      move,
+    );
+  }
+  if (control.test(o.envFile)) {
+    throw bad(
+      SERVICE_ERROR_CODES.CONFIG_INVALID,
+      "the env file",
+      o.envFile,
+      "holds a control character",
+      move,
+    );
+  }
+  if (o.keystore !== undefined && (/[:\s]/.test(o.keystore) || control.test(o.keystore))) {
+    throw bad(
+      SERVICE_ERROR_CODES.KEYSTORE_INVALID,
+      "the keystore",
+      o.keystore,
+      "holds ':', a space or a control character (systemd's LoadCredential= cannot name it)",
+      "move the keystore to a path without them, e.g. /etc/plumise/keystore.json",
+    );
   }
 }
 
@@ -146,6 +190,8 @@ export async function planInstall(host: ServiceHost, o: InstallOptions): Promise
     SERVICE_ERROR_CODES.BINARY_INVALID,
     "pass --binary with the path of the installed plumise binary (e.g. /usr/local/bin/plumise)",
   );
+  checkUnitPaths({ binary: o.binary, envFile: envFilePath, keystore: o.keystore });
+  if (o.tier !== undefined) o = { ...o, tier: o.tier.toLowerCase() };
   if (o.tier !== undefined && !TIERS.includes(o.tier)) {
     throw new ConfigError(SERVICE_ERROR_CODES.CONFIG_INVALID, `--tier ${o.tier} is not a tier`, {
       hint: `choose one of ${TIERS.join(", ")}`,

@@ -223,3 +223,46 @@ Deno.test("service uninstall and status", async () => {
     await Deno.remove(f.root, { recursive: true });
   }
 });
+
+Deno.test("service install: odd paths and tiers are typed errors before anything is written; any tier name works", async () => {
+  const f = await fakeHost();
+  try {
+    const code = (c: string, re: RegExp) => (e: unknown) =>
+      e instanceof ConfigError && e.code === c && re.test(e.message);
+    // a binary path systemd cannot run: $ (not unescaped in ExecStart), quotes, backslashes
+    for (const name of ["dollar$HOME", 'q"uote', "back\\slash"]) {
+      const bin = `${f.root}/${name}`;
+      await Deno.writeTextFile(bin, "#!/bin/sh\n", { mode: 0o755 });
+      await assert.rejects(
+        planInstall(f.host, { binary: bin, privateKey: KEY }),
+        code("SERVICE_BINARY_INVALID", /has characters systemd cannot run/),
+        name,
+      );
+    }
+    // a keystore path LoadCredential= cannot name: was a raw Error with "this is unexpected"
+    const spaced = `${f.root}/a b.json`;
+    await Deno.writeTextFile(spaced, "{}");
+    await assert.rejects(
+      planInstall(f.host, { binary: f.binary, keystore: spaced, keystorePassword: "pw" }),
+      code("SERVICE_KEYSTORE_INVALID", /holds ':', a space or a control character/),
+    );
+    // an env file that is a directory: was a raw "Is a directory"
+    await Deno.mkdir(`${f.root}/etc/plumise/dir.env`, { recursive: true });
+    await assert.rejects(
+      planInstall(f.host, { binary: f.binary, privateKey: KEY, envFile: "/etc/plumise/dir.env" }),
+      code("SERVICE_CONFIG_INVALID", /cannot read .*dir\.env/),
+    );
+    // every tier the schema knows, in any case
+    for (const tier of ["network", "LITE"]) {
+      const plan = await planInstall(f.host, {
+        binary: f.binary,
+        privateKey: KEY,
+        tier,
+        availableMemoryBytes: 64 * 2 ** 30,
+      });
+      assert.match(plan.envText, new RegExp(`^PLUMISE_TIER=${tier.toLowerCase()}$`, "m"));
+    }
+  } finally {
+    await Deno.remove(f.root, { recursive: true });
+  }
+});

@@ -65,17 +65,29 @@ function parseValue(
   const fail = (problem: string) => ({ ok: false as const, problem });
   const text = typeof raw === "string" && !spec.verbatim ? raw.trim() : raw;
   switch (spec.type) {
-    case "string":
+    case "string": {
+      if (typeof text !== "string" || text === "") return fail("must not be empty");
+      return { ok: true, value: text };
+    }
     case "path": {
       if (typeof text !== "string" || text === "") return fail("must not be empty");
+      // a shell expands `~/` on the command line, nothing does in a .env or a unit's env file
+      if (text === "~" || text.startsWith("~/")) {
+        const home = Deno.env.get("HOME");
+        if (!home) return fail("starts with ~ but HOME is not set; give the full path");
+        return { ok: true, value: home.replace(/\/+$/, "") + text.slice(1) };
+      }
+      if (text.startsWith("~")) return fail("~user paths are not expanded; give the full path");
       return { ok: true, value: text };
     }
     case "int":
     case "number": {
       const s = String(text);
-      const n = spec.type === "int"
-        ? (/^[+-]?\d+$/.test(s) ? Number(s) : NaN)
-        : (s.trim() === "" ? NaN : Number(s));
+      // decimal only: Number() also reads 0x10, 0b11 and 0o7, which nobody means in a setting
+      const n = 0 +
+        (spec.type === "int"
+          ? (/^[+-]?\d+$/.test(s) ? Number(s) : NaN)
+          : (/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s) ? Number(s) : NaN));
       if (!Number.isFinite(n)) {
         return fail(`must be ${spec.type === "int" ? "a whole number" : "a number"}; ${rangeText(spec)}`);
       }

@@ -476,3 +476,23 @@ Deno.test("PETALS_ANNOUNCE_IP and PETALS_HOST must be IP addresses (a config err
   const ok = resolveConfig({ env: { PETALS_ANNOUNCE_IP: "203.0.113.7", PETALS_HOST: "::" } }).config;
   assert.deepEqual([ok.announceIp, ok.p2pHost], ["203.0.113.7", "::"]);
 });
+
+Deno.test("paths: a leading ~/ is the home directory (no shell expands it in a .env); ~user is refused", () => {
+  const home = Deno.env.get("HOME");
+  if (!home) return;
+  const r = resolveConfig({ dotenv: { PLUMISE_DATA_DIR: "~/plumise-data" } });
+  assert.equal(r.config.dataDir, `${home.replace(/\/+$/, "")}/plumise-data`);
+  assert.throws(
+    () => resolveConfig({ dotenv: { PLUMISE_DATA_DIR: "~bob/data" } }),
+    /~user paths are not expanded/,
+  );
+});
+
+Deno.test("numbers are decimal: 0x10 and 0b11 are refused, 1e3 and 2.5 read, -0 is 0", () => {
+  for (const v of ["0x10", "0b11", "0o7", "Infinity", "1_000"]) {
+    assert.throws(() => resolveConfig({ env: { THROUGHPUT: v } }), /THROUGHPUT/, v);
+  }
+  assert.equal(resolveConfig({ env: { THROUGHPUT: "1e3" } }).config.throughput, 1000);
+  assert.equal(resolveConfig({ env: { THROUGHPUT: "2.5" } }).config.throughput, 2.5);
+  assert.ok(Object.is(resolveConfig({ env: { API_PORT: "-0" } }).config.apiPort, 0));
+});

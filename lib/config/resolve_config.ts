@@ -162,6 +162,8 @@ function parseValue(
       const start = Number(m[1]);
       const end = Number(m[2]);
       if (end <= start) return fail(`end must be greater than start (${start}:${end} is empty)`);
+      // NUM_BLOCKS' own bound: no model has more blocks (lib/runtime/model_config.ts)
+      if (end > 1024) return fail(`blocks end at 1024 at most (${start}:${end})`);
       return { ok: true, value: Object.freeze({ start, end }) };
     }
     case "cpus": {

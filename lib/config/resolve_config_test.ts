@@ -496,3 +496,11 @@ Deno.test("numbers are decimal: 0x10 and 0b11 are refused, 1e3 and 2.5 read, -0 
   assert.equal(resolveConfig({ env: { THROUGHPUT: "2.5" } }).config.throughput, 2.5);
   assert.ok(Object.is(resolveConfig({ env: { API_PORT: "-0" } }).config.apiPort, 0));
 });
+
+Deno.test("BLOCK_INDICES ends at 1024 at most (it sets NUM_BLOCKS, whose bound it would bypass)", () => {
+  assert.throws(
+    () => resolveConfig({ flags: { blockIndices: "0:99999999999999999999" } }),
+    /blocks end at 1024 at most/,
+  );
+  assert.equal(resolveConfig({ flags: { blockIndices: "1000:1024" } }).config.numBlocks, 24);
+});

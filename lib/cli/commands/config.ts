@@ -28,6 +28,8 @@ export function registerConfig(program: Command, ctx: CommandContext): void {
         ? "(unset)"
         : Array.isArray(value)
         ? value.join(",") || "(none)"
+        : typeof value === "object" && "start" in value && "end" in value
+        ? `${value.start}:${value.end}` // a span, as it is written
         : String(value);
       ctx.stdout(`${name.padEnd(width)}  ${v}  (${source})`);
     }

@@ -169,6 +169,7 @@ export const ERROR_CODES = {
   // ── the node and the HTTP API (UnavailableError, ApiError) ──
   NODE_STATE: "the node cannot start from its current state",
   DATA_DIR_LOCKED: "another `plumise serve` process uses this data directory",
+  IDENTITY_LOCKED: "the peer identity file is in use by another plumise serve process (with another data dir)",
   DATA_DIR_UNUSABLE: "the data directory cannot be created or written",
   NOT_PREPARED: "the generator is not loaded yet",
   INTERRUPTED: "interrupted by a signal",

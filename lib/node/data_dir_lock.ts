@@ -7,6 +7,7 @@
  */
 import { ConfigError, errorMessage } from "../errors.ts";
 import { writeTextAtomic } from "../util/write_text_atomic.ts";
+import { dirname, resolve } from "node:path";
 
 export const LOCK_FILE = "serve.lock";
 export const PID_FILE = "serve.pid";
@@ -44,7 +45,46 @@ function unusable(dir: string, err: unknown): ConfigError {
  * `DATA_DIR_LOCKED` (exit 2) naming the holder's pid when another process holds it, and
  * `DATA_DIR_UNUSABLE` when the directory cannot be created or written.
  */
-export async function lockDataDir(dir: string): Promise<DataDirLock> {
+export async function lockDataDir(
+  dir: string,
+  options: { identityPath?: string } = {},
+): Promise<DataDirLock> {
+  const lock = await lockDir(dir);
+  // a peer identity kept outside the data dir (PETALS_IDENTITY_PATH) is locked too: two nodes with
+  // one peer id, on two data dirs, would each take the other's place in the swarm
+  const id = options.identityPath;
+  if (!id || dirname(resolve(id)) === resolve(dir)) return lock;
+  let file: Deno.FsFile | undefined;
+  try {
+    file = await Deno.open(`${id}.lock`, { read: true, write: true, create: true, mode: 0o600 });
+    if (!(await file.tryLock(true))) {
+      throw new ConfigError(
+        "IDENTITY_LOCKED",
+        `the peer identity ${id} is in use by another plumise serve process (another data dir)`,
+        { hint: "give each node its own PETALS_IDENTITY_PATH (or leave it in each node's data dir)" },
+      );
+    }
+  } catch (err) {
+    file?.close();
+    await lock.release();
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError("DATA_DIR_UNUSABLE", `cannot lock the peer identity ${id}: ${errorMessage(err)}`, {
+      hint: "make the identity's directory writable, or point PETALS_IDENTITY_PATH elsewhere",
+      cause: err,
+    });
+  }
+  const held = file;
+  return {
+    ...lock,
+    async release() {
+      await held.unlock().catch(() => {});
+      held.close();
+      await lock.release();
+    },
+  };
+}
+
+async function lockDir(dir: string): Promise<DataDirLock> {
   let file: Deno.FsFile;
   try {
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });

@@ -107,3 +107,23 @@ Deno.test("data dir lock: a symlink planted at serve.pid is replaced, never writ
     await Deno.remove(victim);
   }
 });
+
+Deno.test("data dir lock: a peer identity outside the data dir is locked too (two data dirs, one identity)", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const id = `${root}/shared.key`;
+    const a = await lockDataDir(`${root}/d1`, { identityPath: id });
+    await assert.rejects(
+      lockDataDir(`${root}/d2`, { identityPath: id }),
+      (e: unknown) => e instanceof ConfigError && e.code === "IDENTITY_LOCKED" && e.message.includes(id),
+    );
+    // the second data dir was let go again: it takes a node with its own identity
+    const b = await lockDataDir(`${root}/d2`, { identityPath: `${root}/d2/identity.key` });
+    await b.release();
+    await a.release();
+    const again = await lockDataDir(`${root}/d2`, { identityPath: id });
+    await again.release();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -153,7 +153,7 @@ export class PlumiseNode implements NodeStatusSource {
     try {
       if (this.#options.lockDataDir ?? !this.#options.parts) {
         // One process per data dir (docs/operations.md): a second one fails here, before anything.
-        this.#lock = await lockDataDir(this.config.dataDir);
+        this.#lock = await lockDataDir(this.config.dataDir, { identityPath: this.config.identityPath });
         log.info("data dir locked", { dataDir: this.#lock.dir, pid: this.#lock.pid });
       }
       this.#doing = "starting the HTTP API";

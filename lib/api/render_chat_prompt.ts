@@ -4,7 +4,7 @@
  * ends with "Assistant:". Templates are parsed once and cached.
  * @module
  */
-import { Template } from "@huggingface/jinja";
+import { Environment, Template } from "@huggingface/jinja";
 import { ApiError } from "../errors.ts";
 import type { ChatMessage } from "./types.ts";
 
@@ -79,6 +79,31 @@ export function renderChatPrompt(
     );
   }
 }
+
+/** The most items a template's `range()` makes: chat templates loop over messages, not millions. */
+export const MAX_TEMPLATE_RANGE = 10_000;
+
+/**
+ * Jinja's `range` (start, stop, step as Python's), refusing more than `MAX_TEMPLATE_RANGE` items: the
+ * library's own builds any list asked for, and `range(10000000)` in a checkpoint's template ran the
+ * process out of memory on the first chat request.
+ */
+function boundedRange(start: number, stop?: number, step = 1): number[] {
+  if (stop === undefined) [start, stop] = [0, start];
+  if (step === 0) throw new Error("range() step must not be zero");
+  const n = Math.max(0, Math.ceil((stop - start) / step));
+  if (!(n <= MAX_TEMPLATE_RANGE)) {
+    throw new Error(`range() of ${n} items, more than a chat template needs (${MAX_TEMPLATE_RANGE})`);
+  }
+  return Array.from({ length: n }, (_, i) => start + i * step);
+}
+
+// The library declares its globals through Environment#set and offers no way to replace one (a
+// variable of the same name is refused): its `range` becomes the bounded one where it is declared.
+const declare = Environment.prototype.set;
+Environment.prototype.set = function (this: Environment, name: string, value: unknown) {
+  return declare.call(this, name, name === "range" && typeof value === "function" ? boundedRange : value);
+};
 
 function msg(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

@@ -98,3 +98,18 @@ Deno.test("Qwen3's published template: ChatML turns, earlier thinking dropped, e
       "<|im_start|>user\n<tool_response>\nsunny\n</tool_response><|im_end|>\n<|im_start|>assistant\n",
   );
 });
+
+Deno.test("renderChatPrompt: a template's range() is Python's, up to 10 000 items; beyond, the request is refused", () => {
+  const msgs = [{ role: "user" as const, content: "hi" }];
+  const t = (body: string) => ({ chatTemplate: body });
+  assert.equal(renderChatPrompt(msgs, t("{% for i in range(3) %}{{ i }}{% endfor %}")), "012");
+  assert.equal(renderChatPrompt(msgs, t("{% for i in range(1, 7, 2) %}{{ i }}{% endfor %}")), "135");
+  assert.equal(renderChatPrompt(msgs, t("{% for i in range(3, 0, -1) %}{{ i }}{% endfor %}")), "321");
+  assert.equal(renderChatPrompt(msgs, t("{{ range(10000) | length }}")), "10000");
+  // before: the whole process ran out of memory on this one request
+  assert.throws(
+    () => renderChatPrompt(msgs, t("{% for i in range(10000000) %}{{ i }}{% endfor %}")),
+    (e: unknown) =>
+      e instanceof ApiError && e.status === 400 && /range\(\) of 10000000 items/.test(e.message),
+  );
+});

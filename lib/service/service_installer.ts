@@ -210,11 +210,23 @@ export async function planInstall(host: ServiceHost, o: InstallOptions): Promise
   const unitPath = join(UNIT_DIR, UNIT_NAME);
   // installing again (an upgrade) keeps the keystore the unit already hands in, unless a key is
   // given now: that is a switch to the key (the keystore kept would silently win over it)
-  const keystore = o.keystore ?? (o.privateKey ? undefined : (await readOptional(hostPath(host, unitPath)))
-    .match(/^LoadCredential=keystore:(.+)$/m)?.[1]?.replace(/%%/g, "%"));
-
   const existingText = await readOptional(hostPath(host, envFilePath));
   const existing = parseEnvFile(existingText);
+  // a keystore named in the env file is handed in like --keystore: the service (a dynamic user,
+  // home directories hidden) could not read it from where it lies
+  const fromFile = o.keystore ?? (o.privateKey ? undefined : existing.get("PLUMISE_KEYSTORE"));
+  if (fromFile !== undefined && o.keystore === undefined) {
+    checkUnitPaths({ binary: o.binary, envFile: envFilePath, keystore: fromFile });
+    await checkFile(
+      fromFile,
+      `the keystore (PLUMISE_KEYSTORE in ${envFilePath})`,
+      SERVICE_ERROR_CODES.KEYSTORE_INVALID,
+      "fix PLUMISE_KEYSTORE in the env file, or pass --keystore",
+    );
+  }
+  const keystore = fromFile ?? (o.privateKey ? undefined : (await readOptional(hostPath(host, unitPath)))
+    .match(/^LoadCredential=keystore:(.+)$/m)?.[1]?.replace(/%%/g, "%"));
+
   const set = new Map<string, string>();
   const remove: string[] = [];
   if (o.tier) set.set("PLUMISE_TIER", o.tier);

@@ -266,3 +266,25 @@ Deno.test("service install: odd paths and tiers are typed errors before anything
     await Deno.remove(f.root, { recursive: true });
   }
 });
+
+Deno.test("service install: a keystore named in the env file is checked and handed in like --keystore", async () => {
+  const f = await fakeHost();
+  try {
+    await Deno.mkdir(`${f.root}/etc/plumise`, { recursive: true });
+    const env = `${f.root}/etc/plumise/plumise.env`;
+    await Deno.writeTextFile(env, "PLUMISE_KEYSTORE=/nonexistent/ks.json\nPLUMISE_KEYSTORE_PASSWORD=pw123\n");
+    await assert.rejects(
+      planInstall(f.host, { binary: f.binary }),
+      (e: unknown) =>
+        e instanceof ConfigError && e.code === "SERVICE_KEYSTORE_INVALID" &&
+        /PLUMISE_KEYSTORE in/.test(e.message),
+    );
+    await Deno.writeTextFile(env, `PLUMISE_KEYSTORE=${f.keystore}\nPLUMISE_KEYSTORE_PASSWORD=pw123\n`);
+    const plan = await planInstall(f.host, { binary: f.binary });
+    assert.match(plan.unit, new RegExp(`^LoadCredential=keystore:${f.keystore}$`, "m"));
+    assert.doesNotMatch(plan.envText, /^PLUMISE_KEYSTORE=/m);
+    assert.match(plan.envText, /^PLUMISE_KEYSTORE_PASSWORD=pw123$/m);
+  } finally {
+    await Deno.remove(f.root, { recursive: true });
+  }
+});

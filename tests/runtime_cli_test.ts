@@ -62,6 +62,22 @@ Deno.test("cli: blocks run --steps runs incrementally through the cache and matc
   ], { env: { HF_HOME: dir } });
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /hidden\[0\]\[1\] does not have 2 values/);
+
+  // An --output nobody can write to is a usage error before the blocks run (it was a raw error after).
+  const noDir = await runPlumise([
+    "blocks",
+    "run",
+    "--model",
+    ck.dir,
+    "--blocks",
+    "0:1",
+    "--input",
+    `${dir}/bad.json`,
+    "--output",
+    `${dir}/no/such/out.json`,
+  ], { env: { HF_HOME: dir } });
+  assert.equal(noDir.code, 2, noDir.stderr);
+  assert.match(noDir.stderr, /--output .*out\.json: the directory .* does not exist/);
   const steps = await runPlumise([
     "blocks",
     "run",

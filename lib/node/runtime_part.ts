@@ -181,7 +181,7 @@ export function createRuntimePart(
       });
       const all = await readCache(cachePath()).catch(() => ({}));
       try {
-        await Deno.mkdir(config.dataDir, { recursive: true });
+        await Deno.mkdir(config.dataDir, { recursive: true, mode: 0o700 }); // as serve makes it: it holds keys
         // atomic, so a reader (another node starting) never sees half a file
         await writeTextAtomic(cachePath(), JSON.stringify({ ...all, [key]: figures }, null, 2));
         return { figures, speed, cachedAt: cachePath() };

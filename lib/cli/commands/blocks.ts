@@ -11,6 +11,8 @@ import type { DownloadProgress } from "../../runtime/hub_download.ts";
 import type { CommandContext } from "../command_context.ts";
 import { addConfigOptions } from "../config_options.ts";
 import { modelSource } from "../../runtime/model_source.ts";
+import { writeTextAtomic } from "../../util/write_text_atomic.ts";
+import { dirname, resolve } from "node:path";
 
 function usage(message: string, hint: string): ConfigError {
   return new ConfigError("BAD_INPUT", message, { hint });
@@ -163,6 +165,8 @@ export function registerBlocks(program: Command, ctx: CommandContext): void {
     if (!opts.input === !opts.inputIds) {
       throw usage("give exactly one of --input and --input-ids", "see plumise blocks run --help");
     }
+    // where the result goes is checked before the blocks run (minutes, on a large model)
+    if (opts.output) await checkOutputPath(String(opts.output));
     const { createBlockRuntime, createClientHead } = await import("../../runtime/mod.ts");
     const source = {
       ...modelSource(config),
@@ -288,7 +292,18 @@ export function registerBlocks(program: Command, ctx: CommandContext): void {
       }
     }
     const out = JSON.stringify(result);
-    if (opts.output) await Deno.writeTextFile(opts.output, out + "\n");
+    if (opts.output) await writeTextAtomic(opts.output, out + "\n");
     else ctx.stdout(out);
   });
+}
+
+/** Throws BAD_INPUT unless `path` can be written: its directory exists, and it is not a directory. */
+async function checkOutputPath(path: string): Promise<void> {
+  const fail = (why: string) =>
+    usage(`--output ${path}: ${why}`, "give a file path in an existing directory");
+  const dir = dirname(resolve(path));
+  const d = await Deno.stat(dir).catch(() => undefined);
+  if (!d?.isDirectory) throw fail(`the directory ${dir} does not exist`);
+  const f = await Deno.stat(path).catch(() => undefined);
+  if (f?.isDirectory) throw fail("it is a directory");
 }

@@ -19,23 +19,38 @@ export async function promptHidden(question: string): Promise<string | undefined
   if (!Deno.stdin.isTerminal()) return undefined;
   Deno.stderr.writeSync(enc.encode(question));
   Deno.stdin.setRaw(true);
-  const bytes: number[] = [];
+  const decoder = new TextDecoder(); // streaming: a character split across reads stays whole
   const buf = new Uint8Array(64);
+  let line = "";
   try {
     for (;;) {
       const n = await Deno.stdin.read(buf);
       if (n === null) return undefined;
-      for (const b of buf.subarray(0, n)) {
-        if (b === 3) return undefined; // Ctrl-C
-        if (b === 13 || b === 10) return new TextDecoder().decode(new Uint8Array(bytes));
-        if (b === 127 || b === 8) bytes.pop();
-        else bytes.push(b);
-      }
+      const r = editLine(line, decoder.decode(buf.subarray(0, n), { stream: true }));
+      if (r.end === "cancel") return undefined;
+      if (r.end === "enter") return r.line;
+      line = r.line;
     }
   } finally {
     Deno.stdin.setRaw(false);
     Deno.stderr.writeSync(enc.encode("\n"));
   }
+}
+
+/**
+ * A hidden line being typed, after `keys` (decoded text) arrive: Backspace removes the last
+ * character (not a byte of it), Ctrl-U clears the line, Enter ends it, Ctrl-C (or Ctrl-D on an
+ * empty line) cancels; other control characters are ignored.
+ */
+export function editLine(line: string, keys: string): { line: string; end?: "enter" | "cancel" } {
+  for (const ch of keys) {
+    if (ch === "\x03" || (ch === "\x04" && line === "")) return { line, end: "cancel" };
+    if (ch === "\r" || ch === "\n") return { line, end: "enter" };
+    if (ch === "\x7f" || ch === "\b") line = Array.from(line).slice(0, -1).join("");
+    else if (ch === "\x15") line = "";
+    else if (ch >= " ") line += ch;
+  }
+  return { line };
 }
 
 /** The wallet of `config` (throws ConfigError when none is configured or it is invalid). */

@@ -47,6 +47,8 @@ export interface HubFileOptions {
 }
 
 const COMMIT_RE = /^[0-9a-f]{40}$/;
+/** Least bytes a download brings per idle period (`idleTimeoutMs`) before it counts as stalled. */
+const MIN_BYTES_PER_IDLE = 64 * 1024;
 const SHA256_RE = /^[0-9a-f]{64}$/;
 
 /** `models--org--name` directory of a repo in the cache. */
@@ -343,6 +345,9 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
         });
         const reader = res.body!.getReader();
         const idleMs = o.idleTimeoutMs ?? 60_000;
+        // a trickle (a byte a minute) never trips the idle timer: each idle period must bring a
+        // little (`MIN_BYTES_PER_IDLE`) or the transfer is dropped and tried again
+        let windowStart = Date.now(), windowBytes = 0;
         const aborted = o.signal
           ? [
             new Promise<never>((_, reject) =>
@@ -385,6 +390,19 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
           let off = 0;
           while (off < chunk.value.length) off += await f.write(chunk.value.subarray(off));
           received += chunk.value.length;
+          windowBytes += chunk.value.length;
+          if (Date.now() - windowStart >= idleMs) {
+            if (windowBytes < MIN_BYTES_PER_IDLE) {
+              await reader.cancel().catch(() => {});
+              throw new HubError(
+                "HUB_TIMEOUT",
+                `download of ${what} brought ${windowBytes} bytes in ${idleMs} ms: too slow`,
+                { hint: "retry; check the network" },
+              );
+            }
+            windowStart = Date.now();
+            windowBytes = 0;
+          }
           const now = Date.now();
           if (o.onProgress) o.onProgress({ repo: o.repo, file: o.file, received, total, done: false });
           else if (now - lastLog > 5000) {

@@ -137,3 +137,40 @@ Deno.test("hub downloads: a redirect off http(s), more bytes than announced or a
     await Deno.remove(secret);
   }
 });
+
+Deno.test("hub downloads: a trickle that never trips the idle timer still counts as stalled", async () => {
+  const home = await Deno.makeTempDir();
+  const base = { "x-repo-commit": "a".repeat(40), etag: `"${"d".repeat(40)}"` };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    if (req.method === "HEAD") {
+      return new Response(null, { headers: { ...base, "content-length": "1000000" } });
+    }
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const body = new ReadableStream({
+      start(c) {
+        timer = setInterval(() => c.enqueue(new Uint8Array(1)), 50); // a byte every 50 ms
+      },
+      cancel() {
+        clearInterval(timer);
+      },
+    });
+    return new Response(body, { headers: base });
+  });
+  try {
+    await assert.rejects(
+      hubFile({
+        repo: "org/m",
+        file: "config.json",
+        endpoint: `http://127.0.0.1:${server.addr.port}`,
+        hfHome: home,
+        idleTimeoutMs: 300,
+        attempts: 1,
+      }),
+      (e: unknown) =>
+        e instanceof HubError && e.code === "HUB_TIMEOUT" && /bytes in 300 ms: too slow/.test(e.message),
+    );
+  } finally {
+    await server.shutdown();
+    await Deno.remove(home, { recursive: true });
+  }
+});

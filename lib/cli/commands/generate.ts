@@ -9,14 +9,16 @@ import type { CommandContext } from "../command_context.ts";
 import { addConfigOptions } from "../config_options.ts";
 import { modelSource } from "../../runtime/model_source.ts";
 
-function num(
+export function flagNumber(
   flag: string,
   value: string | undefined,
   opts: { int?: boolean; min?: number; max?: number } = {},
 ) {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  const ok = value.trim() !== "" && Number.isFinite(n) && (!opts.int || Number.isInteger(n)) &&
+  // decimal only (Number() also reads 0x10), integers exactly (not past 2^53)
+  const decimal = opts.int ? /^\s*[+-]?\d+\s*$/ : /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
+  const n = decimal.test(value) ? Number(value) : NaN;
+  const ok = Number.isFinite(n) && (!opts.int || Number.isSafeInteger(n)) &&
     (opts.min === undefined || n >= opts.min) && (opts.max === undefined || n <= opts.max);
   if (!ok) {
     const range = `${opts.int ? "an integer" : "a number"}${opts.min !== undefined ? ` ≥ ${opts.min}` : ""}${
@@ -59,13 +61,13 @@ export function registerGenerate(program: Command, ctx: CommandContext): void {
     const { config, sources } = ctx.resolve(opts as Record<string, unknown>);
     // insist on a weight format only when the user asked for one (the config default is the server's)
     const weights = sources.weights === "flag" || sources.weights === "env" ? config.weights : undefined;
-    const maxNewTokens = num("max-new-tokens", opts.maxNewTokens, { int: true, min: 1, max: 65536 })!;
+    const maxNewTokens = flagNumber("max-new-tokens", opts.maxNewTokens, { int: true, min: 1, max: 65536 })!;
     const sampling = {
-      temperature: num("temperature", opts.temperature, { min: 0, max: 100 }),
-      topK: num("top-k", opts.topK, { int: true, min: 0 }),
-      topP: num("top-p", opts.topP, { min: 0, max: 1 }),
-      repetitionPenalty: num("repetition-penalty", opts.repetitionPenalty, { min: 0 }),
-      seed: num("seed", opts.seed, { int: true }),
+      temperature: flagNumber("temperature", opts.temperature, { min: 0, max: 100 }),
+      topK: flagNumber("top-k", opts.topK, { int: true, min: 0 }),
+      topP: flagNumber("top-p", opts.topP, { min: 0, max: 1 }),
+      repetitionPenalty: flagNumber("repetition-penalty", opts.repetitionPenalty, { min: 0 }),
+      seed: flagNumber("seed", opts.seed, { int: true }),
     };
     if (config.initialPeers.length === 0) {
       throw new ConfigError(

@@ -135,7 +135,8 @@ export const ERROR_CODES = {
   RECEIPT_TIMEOUT: "a sent transaction was not mined in time (it stays tracked; no second one is sent)",
   TX_QUEUE_FULL: "a low-priority transaction (a VERIFY_ON_CHAIN attestation) was dropped: the queue is full",
   TX_DISPLACED: "another transaction of this wallet took the nonce (another process with the same key?)",
-  GAS_PRICE_TOO_HIGH: "the RPC's gas price is above MAX_GAS_PRICE_WEI: the transaction is not sent (tried again later)",
+  GAS_PRICE_TOO_HIGH:
+    "the RPC's gas price is above MAX_GAS_PRICE_WEI: the transaction is not sent (tried again later)",
 
   // ── the Oracle (ReporterError) ──
   ORACLE_URL_INVALID: "ORACLE_API_URL is not a URL",
@@ -169,7 +170,8 @@ export const ERROR_CODES = {
   // ── the node and the HTTP API (UnavailableError, ApiError) ──
   NODE_STATE: "the node cannot start from its current state",
   DATA_DIR_LOCKED: "another `plumise serve` process uses this data directory",
-  IDENTITY_LOCKED: "the peer identity file is in use by another plumise serve process (with another data dir)",
+  IDENTITY_LOCKED:
+    "the peer identity file is in use by another plumise serve process (with another data dir)",
   DATA_DIR_UNUSABLE: "the data directory cannot be created or written",
   NOT_PREPARED: "the generator is not loaded yet",
   INTERRUPTED: "interrupted by a signal",

@@ -88,6 +88,9 @@ type Event =
   | { kind: "read"; src: Source; err: unknown }
   | { kind: "attached"; ticket: DirectTicket; link: number; ch: DirectFrameChannel | null };
 
+/** How long a write under way may take to finish when a session is cancelled with an error. */
+const ERROR_WRITE_MS = 5_000;
+
 /**
  * Serves `target`'s steps from `channel` until the client closes, the connection fails or
  * `cancel`; with `links`, also steps pushed by the previous server and pushes to the next one.
@@ -99,6 +102,12 @@ export function serveDirectSteps(
   links?: DirectLinks,
 ): ServedDirect {
   const stop = new AbortController();
+  /**
+   * Aborts writes to the client: at once on a quiet cancel; on a cancel with an error, once a
+   * write under way had `ERROR_WRITE_MS` to finish (the error frame must follow a whole frame, or
+   * the client reads a truncated one and bans an honest server).
+   */
+  const writes = new AbortController();
   let cancelled: DirectCancel | undefined;
   // one event queue for every source; a source is read again only once its event is handled
   // (backpressure per connection, and frames of one connection are handled in their order)
@@ -133,7 +142,7 @@ export function serveDirectSteps(
    * Writes to the client. A client that stops reading is ended by its session (idle timeout, age
    * cap, control stream), whose `cancel` aborts the write and with it the connection.
    */
-  const send = (m: WireMessage) => channel.write(m, { signal: stop.signal });
+  const send = (m: WireMessage) => channel.write(m, { signal: writes.signal });
   /** Highest step id run so far: a pushed step at or below it is stale (the client sent it itself). */
   let lastStepId = -1;
 
@@ -369,6 +378,11 @@ export function serveDirectSteps(
     cancel(reason = {}) {
       cancelled ??= reason;
       stop.abort(new Error("cancelled"));
+      if (!cancelled.error) writes.abort(new Error("cancelled"));
+      else {
+        const t = setTimeout(() => writes.abort(new Error("cancelled")), ERROR_WRITE_MS);
+        void ended.finally(() => clearTimeout(t));
+      }
     },
   };
 }

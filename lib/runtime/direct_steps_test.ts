@@ -359,3 +359,46 @@ Deno.test("serveDirectSteps: cancel() ends a session whose client stopped readin
     await be.stop();
   }
 });
+
+Deno.test("serveDirectSteps: a cancel with an error lets a result being written finish, then sends the error", async () => {
+  const hidden = 1024, tokens = 1024; // 4 MiB per result
+  const be = new FakeBackend({ hiddenSize: hidden, numBlocks: 4, start: 1, end: 3, maxLength: 8 * tokens });
+  await be.start();
+  const s = await be.openSession({ start: 1, end: 3, maxLength: 8 * tokens, batch: 1 });
+  const conn = await connected();
+  let steps = 0;
+  const serving = serveDirectSteps(conn.server, { ...target(s, 1), hiddenSize: hidden }, () => steps++);
+  try {
+    for (let i = 0; i < 4; i++) {
+      void conn.client.write({
+        type: "step",
+        stepId: i,
+        hidden: tensor(fakeHidden(1, tokens, hidden, i).data, [1, tokens, hidden], "f32"),
+      }).catch(() => {});
+    }
+    let before = -1;
+    while (steps !== before) {
+      before = steps;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    serving.cancel({ error: { code: "TIMEOUT", message: "session open for 1800000 ms (age cap)" } });
+    // the client reads on: whole results, then the error (before: a truncated frame, BAD_FRAME)
+    const seen: string[] = [];
+    for (;;) {
+      const m = await conn.client.read();
+      if (m === null) break;
+      seen.push(m.type === "error" ? `error ${m.code}` : m.type);
+      if (m.type === "error") break;
+    }
+    assert.equal(seen.at(-1), "error TIMEOUT", seen.join(", "));
+    assert.ok(seen.slice(0, -1).every((t) => t === "result"));
+    assert.deepEqual(await serving.ended, {
+      kind: "failed",
+      code: "TIMEOUT",
+      message: "session open for 1800000 ms (age cap)",
+    });
+  } finally {
+    await conn.close();
+    await be.stop();
+  }
+});

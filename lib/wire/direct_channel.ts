@@ -193,6 +193,11 @@ export function directFrameChannel(
     } catch {
       // already closed
     }
+    // dropped: no frame read ahead is served, and none is held (the pump may have ended already,
+    // after the peer closed its side, leaving them counted)
+    frames.length = 0;
+    queued = 0;
+    account();
     wakePump?.();
   };
   const pump = async () => {

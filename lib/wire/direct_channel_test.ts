@@ -398,3 +398,20 @@ Deno.test("direct channel: past its budget a connection is dropped with BUSY and
     client.close();
   }
 });
+
+Deno.test("direct channel: frames read ahead before the peer closed are given back when the channel is dropped", async () => {
+  const budget = new ByteBudget(64 << 20, 64 << 20);
+  const l = Deno.listen({ hostname: HOST, port: 0 });
+  const client = await Deno.connect({ hostname: HOST, port: (l.addr as Deno.NetAddr).port });
+  const accepted = await l.accept();
+  l.close();
+  const server = directFrameChannel(accepted, null, undefined, undefined, undefined, { budget, key: "c" });
+  // a frame sent, then the client's end: the pump ends normally with the frame read ahead
+  await writeAll(client, lengthPrefixed(new Uint8Array(1 << 20)));
+  client.close();
+  await waitFor(() => budget.held() > 0, { what: "the frame counted" });
+  await new Promise((r) => setTimeout(r, 50));
+  // the session ends without reading it (cancel, idle timeout): dropped, and given back
+  server.abort();
+  assert.equal(budget.held(), 0);
+});

@@ -52,11 +52,19 @@ export async function lockDataDir(
   const lock = await lockDir(dir);
   // a peer identity kept outside the data dir (PETALS_IDENTITY_PATH) is locked too: two nodes with
   // one peer id, on two data dirs, would each take the other's place in the swarm
+  // (also inside the data dir: another node's PETALS_IDENTITY_PATH may name it)
   const id = options.identityPath;
-  if (!id || dirname(resolve(id)) === resolve(dir)) return lock;
+  if (!id) return lock;
   let file: Deno.FsFile | undefined;
   try {
-    file = await Deno.open(`${id}.lock`, { read: true, write: true, create: true, mode: 0o600 });
+    await Deno.mkdir(dirname(resolve(id)), { recursive: true, mode: 0o700 });
+    try {
+      file = await Deno.open(`${id}.lock`, { read: true, write: true, create: true, mode: 0o600 });
+    } catch (err) {
+      // a key mounted read-only (a container's secret) cannot be locked: served unlocked
+      if (err instanceof Deno.errors.PermissionDenied || /read-only/i.test(errorMessage(err))) return lock;
+      throw err;
+    }
     if (!(await file.tryLock(true))) {
       throw new ConfigError(
         "IDENTITY_LOCKED",
@@ -69,7 +77,7 @@ export async function lockDataDir(
     await lock.release();
     if (err instanceof ConfigError) throw err;
     throw new ConfigError("DATA_DIR_UNUSABLE", `cannot lock the peer identity ${id}: ${errorMessage(err)}`, {
-      hint: "make the identity's directory writable, or point PETALS_IDENTITY_PATH elsewhere",
+      hint: "point PETALS_IDENTITY_PATH at a file in a directory this user may create and write",
       cause: err,
     });
   }

@@ -123,6 +123,16 @@ Deno.test("data dir lock: a peer identity outside the data dir is locked too (tw
     await a.release();
     const again = await lockDataDir(`${root}/d2`, { identityPath: id });
     await again.release();
+    // an identity inside a data dir is locked too: another node naming it from elsewhere fails
+    const c = await lockDataDir(`${root}/d3`, { identityPath: `${root}/d3/identity.key` });
+    await assert.rejects(
+      lockDataDir(`${root}/d4`, { identityPath: `${root}/d3/identity.key` }),
+      (e: unknown) => e instanceof ConfigError && e.code === "IDENTITY_LOCKED",
+    );
+    await c.release();
+    // a fresh node whose identity directory does not exist yet starts (it was DATA_DIR_UNUSABLE)
+    const fresh = await lockDataDir(`${root}/d5`, { identityPath: `${root}/keys/new/identity.key` });
+    await fresh.release();
   } finally {
     await Deno.remove(root, { recursive: true });
   }

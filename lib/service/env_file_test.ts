@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { parse as parseDotenv } from "dotenv";
+import { ConfigError } from "../errors.ts";
 import { mergeEnvFile, parseEnvFile, quoteEnvValue } from "./env_file.ts";
 
 Deno.test("env file: merging keeps other lines, replaces managed keys in place and drops removed ones", () => {
@@ -57,4 +58,15 @@ Deno.test("env file: lines systemd reads otherwise than dotenv (export, a commen
   // what dotenv read before is what both read now
   assert.deepEqual(parseEnvFile(out).get("NUM_BLOCKS"), "4");
   assert.deepEqual(parseEnvFile(out).get("PLUMISE_PRIVATE_KEY"), "0xabc");
+});
+
+Deno.test("env file: a # inside a bare value (read differently by dotenv and systemd) is refused, not cut", () => {
+  assert.throws(
+    () => mergeEnvFile("API_SECRET=abc#def\n", new Map([["PLUMISE_TIER", "lite"]])),
+    (e: unknown) =>
+      e instanceof ConfigError && e.code === "SERVICE_ENV_VALUE" && /API_SECRET='abc#def'/.test(e.hint),
+  );
+  // quoted, or a comment after a space, is fine
+  assert.equal(mergeEnvFile("API_SECRET='abc#def'\n", new Map()), "API_SECRET='abc#def'\n");
+  assert.equal(mergeEnvFile("NUM_BLOCKS=4 # four\n", new Map()), "NUM_BLOCKS=4\n");
 });

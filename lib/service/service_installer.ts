@@ -367,7 +367,6 @@ export async function uninstall(
   o: { envFile?: string; purge?: boolean } = {},
 ): Promise<UninstallResult> {
   const unitPath = join(UNIT_DIR, UNIT_NAME);
-  const envFile = o.envFile ?? DEFAULT_ENV_FILE;
   const removed: string[] = [];
   const kept: string[] = [];
   const unitText = await Deno.readTextFile(hostPath(host, unitPath)).catch(() => undefined);
@@ -375,7 +374,9 @@ export async function uninstall(
   // --purge removes the env file the installed unit reads (or the default one when no unit is left),
   // never another file --env-file happens to name (a checkout's .env, with its wallet key)
   const unitEnvFile = /^EnvironmentFile=-?(.+)$/m.exec(unitText ?? "")?.[1]?.replace(/%%/g, "%");
-  const ours = unitEnvFile === undefined ? envFile === DEFAULT_ENV_FILE : envFile === unitEnvFile;
+  // without --env-file, the unit's own (an install with a custom one); with it, only when it is that
+  const envFile = o.envFile ?? unitEnvFile ?? DEFAULT_ENV_FILE;
+  const ours = o.envFile === undefined || o.envFile === (unitEnvFile ?? DEFAULT_ENV_FILE);
   if (unitExists) await systemctlOrThrow(host, ["disable", "--now", UNIT_NAME]);
   const rm = async (p: string, recursive = false) => {
     try {

@@ -288,3 +288,18 @@ Deno.test("service install: a keystore named in the env file is checked and hand
     await Deno.remove(f.root, { recursive: true });
   }
 });
+
+Deno.test("service uninstall --purge: without --env-file, the installed unit's own env file goes", async () => {
+  const f = await fakeHost();
+  try {
+    await applyInstall(
+      f.host,
+      await planInstall(f.host, { binary: f.binary, privateKey: KEY, envFile: "/etc/plumise/custom.env" }),
+    );
+    const purged = await uninstall(f.host, { purge: true });
+    assert.ok(purged.removed.includes("/etc/plumise/custom.env"), JSON.stringify(purged));
+    assert.equal(await Deno.stat(`${f.root}/etc/plumise/custom.env`).catch(() => undefined), undefined);
+  } finally {
+    await Deno.remove(f.root, { recursive: true });
+  }
+});

@@ -55,6 +55,7 @@ export function renderChatPrompt(
   if (!source.chatTemplate) return plainChatPrompt(messages);
   const template = compile(source.chatTemplate);
   const tokens = source.specialTokens ?? {};
+  rangeLeft = MAX_TEMPLATE_RANGE; // renders are synchronous: one at a time
   try {
     return template.render({
       bos_token: "",
@@ -80,8 +81,13 @@ export function renderChatPrompt(
   }
 }
 
-/** The most items a template's `range()` makes: chat templates loop over messages, not millions. */
+/**
+ * The most items a template's `range()` calls make in one render, together (nested loops multiply):
+ * chat templates loop over messages, not millions.
+ */
 export const MAX_TEMPLATE_RANGE = 10_000;
+/** What the render under way may still ask of `range()` (reset by `renderChatPrompt`). */
+let rangeLeft = MAX_TEMPLATE_RANGE;
 
 /**
  * Jinja's `range` (start, stop, step as Python's), refusing more than `MAX_TEMPLATE_RANGE` items: the
@@ -92,9 +98,12 @@ function boundedRange(start: number, stop?: number, step = 1): number[] {
   if (stop === undefined) [start, stop] = [0, start];
   if (step === 0) throw new Error("range() step must not be zero");
   const n = Math.max(0, Math.ceil((stop - start) / step));
-  if (!(n <= MAX_TEMPLATE_RANGE)) {
-    throw new Error(`range() of ${n} items, more than a chat template needs (${MAX_TEMPLATE_RANGE})`);
+  if (!(n <= rangeLeft)) {
+    throw new Error(
+      `range() of ${n} items, past the ${MAX_TEMPLATE_RANGE} a chat template's loops may take in all`,
+    );
   }
+  rangeLeft -= n;
   return Array.from({ length: n }, (_, i) => start + i * step);
 }
 

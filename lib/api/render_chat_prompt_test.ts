@@ -112,4 +112,15 @@ Deno.test("renderChatPrompt: a template's range() is Python's, up to 10 000 item
     (e: unknown) =>
       e instanceof ApiError && e.status === 400 && /range\(\) of 10000000 items/.test(e.message),
   );
+  // nested loops count together: 10 000 × 1 000 was 7 s of a blocked event loop per request
+  assert.throws(
+    () =>
+      renderChatPrompt(
+        msgs,
+        t("{% for i in range(10000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}"),
+      ),
+    (e: unknown) => e instanceof ApiError && e.status === 400 && /in all/.test(e.message),
+  );
+  // and the next render starts afresh
+  assert.equal(renderChatPrompt(msgs, t("{{ range(10000) | length }}")), "10000");
 });

@@ -55,15 +55,20 @@ export function readDotenv(path: string | undefined, cwd: string): Record<string
   const explicit = path !== undefined;
   const file = path ?? `${cwd}/.env`;
   try {
+    // a file, or a pipe (`--env-file <(sops -d …)`), read up to 1 MiB; not a device (/dev/zero)
     const info = Deno.statSync(file);
-    if (!info.isFile || info.size > 1 << 20) {
-      throw new ConfigError(
-        "ENV_FILE_UNREADABLE",
-        `--env-file ${file}: ${info.isFile ? `${info.size} bytes` : "not a regular file"}, not an env file`,
-        { hint: "point --env-file at a KEY=VALUE text file" },
-      );
-    }
-    return parseDotenv(Deno.readTextFileSync(file));
+    const tooBig = (what: string) =>
+      new ConfigError("ENV_FILE_UNREADABLE", `--env-file ${file}: ${what}, not an env file`, {
+        hint: "point --env-file at a KEY=VALUE text file",
+      });
+    if (!info.isFile && !info.isFifo) throw tooBig("not a regular file or a pipe");
+    if (info.isFile && info.size > 1 << 20) throw tooBig(`${info.size} bytes`);
+    using f = Deno.openSync(file, { read: true });
+    const buf = new Uint8Array((1 << 20) + 1);
+    let got = 0;
+    for (let n; got < buf.length && (n = f.readSync(buf.subarray(got))) !== null;) got += n;
+    if (got > 1 << 20) throw tooBig("more than 1 MiB");
+    return parseDotenv(new TextDecoder().decode(buf.subarray(0, got)));
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     if (err instanceof Deno.errors.NotFound) {

@@ -59,3 +59,13 @@ Deno.test("BLOCK_INDICES ends at 1024 at most (it sets NUM_BLOCKS, whose bound i
   );
   assert.equal(resolveConfig({ flags: { blockIndices: "1000:1024" } }).config.numBlocks, 24);
 });
+
+Deno.test("DIRECT_PORT is 1024 or above (servers link only to such ports), 0 or -1", () => {
+  assert.throws(
+    () => resolveConfig({ env: { DIRECT_PORT: "443" } }),
+    /DIRECT_PORT=443: must be 1024 or above/,
+  );
+  for (const v of ["0", "-1", "1024", "31332"]) {
+    assert.equal(resolveConfig({ env: { DIRECT_PORT: v } }).config.directPort, Number(v));
+  }
+});

@@ -43,7 +43,7 @@ export const SWARM_RUNTIME_KEYS: readonly KeySpec[] = [
     max: 65535,
     default: 31332,
     description:
-      "TCP port of the direct path for inference steps, on the swarm listen address (0: any free port, -1: off)",
+      "TCP port of the direct path for inference steps, on the swarm listen address, 1024 or above (0: any free port, -1: off)",
   },
   {
     key: "initialPeers",

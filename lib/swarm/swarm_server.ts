@@ -283,7 +283,7 @@ export class SwarmServer {
     if (!this.#handlersInstalled) {
       this.#handlersInstalled = true;
       // deps are read per stream, so a switched runtime serves every stream opened after it
-      // one client may hold every session of this server on one connection, and a little more
+      // one client may hold most sessions of this server (session_manager.ts) on one connection
       const streams = { maxInboundStreams: Math.max(SESSION_STREAMS, this.sessionLimits.maxSessions + 64) };
       await this.peer.handle(
         INFERENCE_PROTOCOL,

@@ -86,7 +86,12 @@ export async function walletFromKeystore(path: string, password: string): Promis
   }
   registerSecret(password);
   try {
-    const w = await Wallet.fromEncryptedJson(json, password);
+    const w = await Wallet.fromEncryptedJson(json, password).catch((err) => {
+      // the password was trimmed before it was taken verbatim: a keystore made then from an
+      // env value with spaces around it has the trimmed one
+      if (password.trim() === password || !/password/i.test(String(err?.message))) throw err;
+      return Wallet.fromEncryptedJson(json, password.trim());
+    });
     registerSecret(w.privateKey);
     return new Wallet(w.privateKey);
   } catch (err) {

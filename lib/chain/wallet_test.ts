@@ -31,6 +31,12 @@ Deno.test("keystore round trip (mode 0600, no overwrite, wrong password)", async
       address,
     );
     await assert.rejects(loadWallet({}), /neither PLUMISE_PRIVATE_KEY nor --keystore/);
+    // spaces around the password are part of it; a keystore made when they were trimmed opens too
+    const spaced = `${dir}/s.json`;
+    const s = await createKeystore(spaced, "  pw-spaced  ", { scryptN: 1024 });
+    assert.equal((await walletFromKeystore(spaced, "  pw-spaced  ")).address, s.address);
+    await assert.rejects(walletFromKeystore(spaced, "pw-spaced"), /wrong password/);
+    assert.equal((await walletFromKeystore(path, "  pw-123456 ")).address, address, "made trimmed");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -42,7 +42,17 @@ export async function createFileAtomic(
     if (typeof data === "string") await Deno.writeTextFile(tmp, data, o);
     else await Deno.writeFile(tmp, data, o);
     if (options.mode !== undefined && Deno.build.os !== "windows") await Deno.chmod(tmp, options.mode);
-    await Deno.link(tmp, path);
+    try {
+      await Deno.link(tmp, path);
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists) throw err;
+      // a file system without hard links (FAT, some FUSE mounts): renamed into place, unless the
+      // file appeared meanwhile
+      if (await Deno.lstat(path).then(() => true, () => false)) {
+        throw new Deno.errors.AlreadyExists(`${path} exists`);
+      }
+      await Deno.rename(tmp, path);
+    }
   } finally {
     await Deno.remove(tmp).catch(() => {});
   }

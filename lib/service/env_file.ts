@@ -70,13 +70,16 @@ export function mergeEnvFile(
     // in it, where dotenv (which the installer checked the file with) does not: such a line is
     // written in the form both read alike, with the value dotenv read
     const raw = m?.[3].trim() ?? "";
-    const bare = !/^['"]/.test(raw);
-    if (key && bare && /\S#/.test(raw.replace(/\s#.*$/, ""))) {
+    const bare = !/^['"`]/.test(raw);
+    if (key && bare && (raw.startsWith("#") || /\S#/.test(raw.replace(/\s#.*$/, "")))) {
       // `abc#def`: dotenv reads abc, systemd abc#def; which one is meant only the operator knows
       throw new ConfigError(
         "SERVICE_ENV_VALUE",
         `${key}: the value ${JSON.stringify(raw)} holds a # that dotenv and systemd read differently`,
-        { hint: `quote it in the env file: ${key}='${raw}' (or remove what follows the #)` },
+        {
+          hint:
+            `quote it in the env file (${key}='…', or "…" when it holds a ') or remove what follows the #`,
+        },
       );
     }
     if (key && (m![1] || (bare && /\s#/.test(raw))) && parsed.has(key)) {

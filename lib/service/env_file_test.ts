@@ -63,9 +63,13 @@ Deno.test("env file: lines systemd reads otherwise than dotenv (export, a commen
 Deno.test("env file: a # inside a bare value (read differently by dotenv and systemd) is refused, not cut", () => {
   assert.throws(
     () => mergeEnvFile("API_SECRET=abc#def\n", new Map([["PLUMISE_TIER", "lite"]])),
-    (e: unknown) =>
-      e instanceof ConfigError && e.code === "SERVICE_ENV_VALUE" && /API_SECRET='abc#def'/.test(e.hint),
+    (e: unknown) => e instanceof ConfigError && e.code === "SERVICE_ENV_VALUE" && /quote it/.test(e.hint),
   );
+  // a value that starts with # (dotenv: empty; systemd: the text) too
+  for (const line of ["A=#abc\n", "A= #x\n"]) {
+    assert.throws(() => mergeEnvFile(line, new Map()), (e: unknown) => e instanceof ConfigError, line);
+  }
+  assert.equal(mergeEnvFile("A=`abc#d`\n", new Map()), "A=`abc#d`\n", "a quoted value stays");
   // quoted, or a comment after a space, is fine
   assert.equal(mergeEnvFile("API_SECRET='abc#def'\n", new Map()), "API_SECRET='abc#def'\n");
   assert.equal(mergeEnvFile("NUM_BLOCKS=4 # four\n", new Map()), "NUM_BLOCKS=4\n");

@@ -361,6 +361,11 @@ export interface UninstallResult {
   kept: string[];
 }
 
+/** The env file an installed unit reads (EnvironmentFile=), if any. */
+function unitEnvFileOf(unitText: string | undefined): string | undefined {
+  return /^EnvironmentFile=-?(.+)$/m.exec(unitText ?? "")?.[1]?.replace(/%%/g, "%");
+}
+
 /** Stops and disables the node, removes the unit; `purge` also removes the env file and the node's state and cache. */
 export async function uninstall(
   host: ServiceHost,
@@ -373,7 +378,7 @@ export async function uninstall(
   const unitExists = unitText !== undefined;
   // --purge removes the env file the installed unit reads (or the default one when no unit is left),
   // never another file --env-file happens to name (a checkout's .env, with its wallet key)
-  const unitEnvFile = /^EnvironmentFile=-?(.+)$/m.exec(unitText ?? "")?.[1]?.replace(/%%/g, "%");
+  const unitEnvFile = unitEnvFileOf(unitText);
   // without --env-file, the unit's own (an install with a custom one); with it, only when it is that
   const envFile = o.envFile ?? unitEnvFile ?? DEFAULT_ENV_FILE;
   const ours = o.envFile === undefined || o.envFile === (unitEnvFile ?? DEFAULT_ENV_FILE);
@@ -438,9 +443,10 @@ const SHOW_PROPS = [
 /** The unit's state, the env file's mode, and what is wrong with them. */
 export async function serviceStatus(host: ServiceHost, o: { envFile?: string } = {}): Promise<ServiceStatus> {
   const unitPath = join(UNIT_DIR, UNIT_NAME);
-  const envFile = o.envFile ?? DEFAULT_ENV_FILE;
+  const unitText = await Deno.readTextFile(hostPath(host, unitPath)).catch(() => undefined);
+  const envFile = o.envFile ?? unitEnvFileOf(unitText) ?? DEFAULT_ENV_FILE;
   const problems: string[] = [];
-  const installed = await Deno.stat(hostPath(host, unitPath)).then(() => true, () => false);
+  const installed = unitText !== undefined;
   const properties: Record<string, string> = {};
   try {
     const r = await host.systemctl(["show", UNIT_NAME, `--property=${SHOW_PROPS.join(",")}`]);

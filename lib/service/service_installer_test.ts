@@ -296,6 +296,8 @@ Deno.test("service uninstall --purge: without --env-file, the installed unit's o
       f.host,
       await planInstall(f.host, { binary: f.binary, privateKey: KEY, envFile: "/etc/plumise/custom.env" }),
     );
+    // status reads the unit's own env file too (the CLI passes no --env-file unless given)
+    assert.equal((await serviceStatus(f.host)).envFile, "/etc/plumise/custom.env");
     const purged = await uninstall(f.host, { purge: true });
     assert.ok(purged.removed.includes("/etc/plumise/custom.env"), JSON.stringify(purged));
     assert.equal(await Deno.stat(`${f.root}/etc/plumise/custom.env`).catch(() => undefined), undefined);

@@ -16,7 +16,12 @@ import { promptHidden } from "./_wallet_source.ts";
 import { availableMemoryBytes } from "../../util/available_memory.ts";
 
 function envFileOf(cmd: { optsWithGlobals(): Record<string, unknown> }): string {
-  return (cmd.optsWithGlobals().envFile as string | undefined) ?? DEFAULT_ENV_FILE;
+  return givenEnvFile(cmd) ?? DEFAULT_ENV_FILE;
+}
+
+/** --env-file as given (uninstall and status otherwise take the installed unit's own). */
+function givenEnvFile(cmd: { optsWithGlobals(): Record<string, unknown> }): string | undefined {
+  return cmd.optsWithGlobals().envFile as string | undefined;
 }
 
 function defaultBinary(): string {
@@ -138,7 +143,7 @@ export function registerService(program: Command, ctx: CommandContext): void {
     .option("--json", "print one JSON object");
   remove.action(async (opts) => {
     requireLinux(false);
-    const r = await uninstall(systemHost(), { envFile: envFileOf(remove), purge: Boolean(opts.purge) });
+    const r = await uninstall(systemHost(), { envFile: givenEnvFile(remove), purge: Boolean(opts.purge) });
     if (opts.json) ctx.stdout(JSON.stringify(r));
     else {
       ctx.stdout(r.removed.length ? `removed ${r.removed.join(", ")}` : "nothing was installed");
@@ -151,7 +156,7 @@ export function registerService(program: Command, ctx: CommandContext): void {
     .option("--json", "print one JSON object");
   status.action(async (opts) => {
     requireLinux(false);
-    const s = await serviceStatus(systemHost(), { envFile: envFileOf(status) });
+    const s = await serviceStatus(systemHost(), { envFile: givenEnvFile(status) });
     if (opts.json) ctx.stdout(JSON.stringify(s));
     else {
       const p = s.properties;

@@ -4,7 +4,7 @@
  * ends with "Assistant:". Templates are parsed once and cached.
  * @module
  */
-import { Environment, Template } from "@huggingface/jinja";
+import { Environment, Interpreter, Template } from "@huggingface/jinja";
 import { ApiError } from "../errors.ts";
 import type { ChatMessage } from "./types.ts";
 
@@ -56,6 +56,7 @@ export function renderChatPrompt(
   const template = compile(source.chatTemplate);
   const tokens = source.specialTokens ?? {};
   rangeLeft = MAX_TEMPLATE_RANGE; // renders are synchronous: one at a time
+  stepsLeft = MAX_TEMPLATE_STEPS;
   try {
     return template.render({
       bos_token: "",
@@ -88,6 +89,13 @@ export function renderChatPrompt(
 export const MAX_TEMPLATE_RANGE = 10_000;
 /** What the render under way may still ask of `range()` (reset by `renderChatPrompt`). */
 let rangeLeft = MAX_TEMPLATE_RANGE;
+/**
+ * The most template nodes one render evaluates (a loop's body counts at every pass): a long
+ * conversation through a real template takes tens of thousands; nested loops over one list, which
+ * `range()`'s budget does not see, stop here (a fraction of a second of the event loop).
+ */
+export const MAX_TEMPLATE_STEPS = 500_000;
+let stepsLeft = MAX_TEMPLATE_STEPS;
 
 /**
  * Jinja's `range` (start, stop, step as Python's), refusing more than `MAX_TEMPLATE_RANGE` items: the
@@ -112,6 +120,26 @@ function boundedRange(start: number, stop?: number, step = 1): number[] {
 const declare = Environment.prototype.set;
 Environment.prototype.set = function (this: Environment, name: string, value: unknown) {
   return declare.call(this, name, name === "range" && typeof value === "function" ? boundedRange : value);
+};
+
+// Every node the interpreter evaluates goes through `evaluate`, every pass of a loop's body (even an
+// empty one) through `evaluateBlock`: each takes a step of the budget.
+const step = () => {
+  if (--stepsLeft < 0) {
+    throw new Error(`the template took more than ${MAX_TEMPLATE_STEPS} steps for these messages`);
+  }
+};
+const evaluate = Interpreter.prototype.evaluate;
+Interpreter.prototype.evaluate = function (this: Interpreter, ...args: Parameters<typeof evaluate>) {
+  step();
+  return evaluate.apply(this, args);
+};
+// (private in the library's types, public at run time)
+const proto = Interpreter.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+const evaluateBlock = proto.evaluateBlock;
+proto.evaluateBlock = function (this: unknown, ...args: unknown[]) {
+  step();
+  return evaluateBlock.apply(this, args);
 };
 
 function msg(e: unknown): string {

@@ -123,4 +123,13 @@ Deno.test("renderChatPrompt: a template's range() is Python's, up to 10 000 item
   );
   // and the next render starts afresh
   assert.equal(renderChatPrompt(msgs, t("{{ range(10000) | length }}")), "10000");
+  // nested loops over one list, which range()'s budget does not see, stop at the step budget
+  assert.throws(
+    () =>
+      renderChatPrompt(
+        msgs,
+        t("{% set r = range(3000) %}{% for a in r %}{% for b in r %}{% endfor %}{% endfor %}"),
+      ),
+    (e: unknown) => e instanceof ApiError && e.status === 400 && /more than 500000 steps/.test(e.message),
+  );
 });

@@ -61,9 +61,12 @@ export async function lockDataDir(
     try {
       file = await Deno.open(`${id}.lock`, { read: true, write: true, create: true, mode: 0o600 });
     } catch (err) {
-      // a key mounted read-only (a container's secret) cannot be locked: served unlocked
-      if (err instanceof Deno.errors.PermissionDenied || /read-only/i.test(errorMessage(err))) return lock;
-      throw err;
+      if (!(err instanceof Deno.errors.PermissionDenied || /read-only/i.test(errorMessage(err)))) throw err;
+      // another user's lock file (mode 0600), or a read-only mount: a lock held through a
+      // read-only handle is as exclusive; only where no lock file can be opened at all (a key
+      // mounted read-only, a container's secret) is the identity served unlocked
+      file = await Deno.open(`${id}.lock`, { read: true }).catch(() => undefined);
+      if (!file) return lock;
     }
     if (!(await file.tryLock(true))) {
       throw new ConfigError(
@@ -82,9 +85,12 @@ export async function lockDataDir(
     });
   }
   const held = file;
+  let released = false;
   return {
     ...lock,
     async release() {
+      if (released) return;
+      released = true;
       await held.unlock().catch(() => {});
       held.close();
       await lock.release();

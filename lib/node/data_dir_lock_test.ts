@@ -133,6 +133,7 @@ Deno.test("data dir lock: a peer identity outside the data dir is locked too (tw
     // a fresh node whose identity directory does not exist yet starts (it was DATA_DIR_UNUSABLE)
     const fresh = await lockDataDir(`${root}/d5`, { identityPath: `${root}/keys/new/identity.key` });
     await fresh.release();
+    await fresh.release(); // idempotent
   } finally {
     await Deno.remove(root, { recursive: true });
   }

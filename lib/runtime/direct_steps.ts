@@ -325,6 +325,8 @@ export function serveDirectSteps(
           continue;
         }
         if ("err" in e) throw e.err;
+        // cancelled: steps the client sent ahead are not run (the error follows, or the end)
+        if (stop.signal.aborted) throw stop.signal.reason;
         const msg = e.msg;
         if (msg === null || msg.type === "close") {
           shutLinks();

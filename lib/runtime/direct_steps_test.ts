@@ -381,6 +381,7 @@ Deno.test("serveDirectSteps: a cancel with an error lets a result being written 
       before = steps;
       await new Promise((r) => setTimeout(r, 300));
     }
+    const atCancel = steps;
     serving.cancel({ error: { code: "TIMEOUT", message: "session open for 1800000 ms (age cap)" } });
     // the client reads on: whole results, then the error (before: a truncated frame, BAD_FRAME)
     const seen: string[] = [];
@@ -397,6 +398,8 @@ Deno.test("serveDirectSteps: a cancel with an error lets a result being written 
       code: "TIMEOUT",
       message: "session open for 1800000 ms (age cap)",
     });
+    // the steps sent ahead were not run after the cancel (only the one being written finished)
+    assert.ok(steps - atCancel <= 1, `${steps - atCancel} steps ran after the cancel`);
   } finally {
     await conn.close();
     await be.stop();

@@ -46,11 +46,9 @@ export async function createFileAtomic(
       await Deno.link(tmp, path);
     } catch (err) {
       if (err instanceof Deno.errors.AlreadyExists) throw err;
-      // a file system without hard links (FAT, some FUSE mounts): renamed into place, unless the
-      // file appeared meanwhile
-      if (await Deno.lstat(path).then(() => true, () => false)) {
-        throw new Deno.errors.AlreadyExists(`${path} exists`);
-      }
+      // a file system without hard links (FAT, some FUSE mounts): the name is claimed with an
+      // exclusive create (AlreadyExists when another writer has it), then renamed over
+      (await Deno.open(path, { createNew: true, write: true })).close();
       await Deno.rename(tmp, path);
     }
   } finally {

@@ -7,6 +7,7 @@
 import { Tokenizer as HfTokenizerImpl } from "@huggingface/tokenizers";
 import { RuntimeError } from "../errors.ts";
 import { modelFile, readJsonObject, type ResolveOptions } from "./checkpoint.ts";
+import { repeatsVaryingGroup, tokenizerRegexes } from "./regex_backtracking.ts";
 import type { ModelSource, SpecialToken, Tokenizer } from "./types.ts";
 
 type Json = Record<string, unknown>;
@@ -43,6 +44,18 @@ class HfTokenizer implements Tokenizer {
   readonly #tok: HfTokenizerImpl;
 
   constructor(tokenizerJson: Json, config: Json, generation: Json) {
+    const slow = tokenizerRegexes(tokenizerJson).find(repeatsVaryingGroup);
+    if (slow !== undefined) {
+      throw new RuntimeError(
+        "BAD_CHECKPOINT",
+        `tokenizer.json's pattern ${JSON.stringify(slow)} repeats a group that itself repeats or alternates`,
+        {
+          hint: "such a pattern can take minutes on one prompt (catastrophic backtracking); " +
+            "released tokenizers do not have one: check where the checkpoint comes from",
+          details: { pattern: slow },
+        },
+      );
+    }
     try {
       this.#tok = new HfTokenizerImpl(tokenizerJson, config);
     } catch (cause) {

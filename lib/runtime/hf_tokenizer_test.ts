@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { makeLlamaCheckpoint } from "../../tests/helpers/checkpoint_fixture.ts";
+import { qwenTokenizerFiles } from "../../tests/helpers/tokenizer_fixture.ts";
+import { RuntimeError } from "../errors.ts";
 import { tokenizerFromJson } from "./hf_tokenizer.ts";
 
 Deno.test("tokenizerFromJson: named chat templates, eos from generation_config, round trip", async () => {
@@ -31,5 +33,19 @@ Deno.test("tokenizer: a chat_template list with null or template-less entries gi
   assert.equal(
     tokenizerFromJson(tj, { chat_template: [null, { name: "default", template: "x" }] }).chatTemplate,
     "x",
+  );
+});
+
+Deno.test("tokenizer: a pre-tokenizer pattern that backtracks catastrophically is refused at load", () => {
+  const files = qwenTokenizerFiles();
+  const tj = structuredClone(files.tokenizerJson) as Record<string, unknown>;
+  // Qwen's own pattern loads
+  assert.ok(tokenizerFromJson(tj, files.tokenizerConfig));
+  const pre = tj.pre_tokenizer as { pretokenizers: Array<{ pattern: { Regex: string } }> };
+  pre.pretokenizers[0].pattern.Regex = "(a|aa)+$";
+  assert.throws(
+    () => tokenizerFromJson(tj, files.tokenizerConfig),
+    (e: unknown) =>
+      e instanceof RuntimeError && e.code === "BAD_CHECKPOINT" && /repeats a group/.test(e.message),
   );
 });

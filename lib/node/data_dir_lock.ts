@@ -18,6 +18,8 @@ export interface DataDirLock {
   readonly pid: number;
   /** Unlocks and removes the pid file. Idempotent. */
   release(): Promise<void>;
+  /** Whether other users may write in the data dir (where the identity and keystore may live). */
+  readonly writableByOthers: boolean;
 }
 
 const HINT =
@@ -133,9 +135,11 @@ async function lockDir(dir: string): Promise<DataDirLock> {
     throw unusable(dir, err);
   }
   let released = false;
+  const mode = (await Deno.stat(dir).catch(() => undefined))?.mode;
   return {
     dir,
     pid,
+    writableByOthers: mode !== null && mode !== undefined && (mode & 0o022) !== 0,
     async release() {
       if (released) return;
       released = true;

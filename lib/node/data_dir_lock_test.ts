@@ -138,3 +138,18 @@ Deno.test("data dir lock: a peer identity outside the data dir is locked too (tw
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("data dir lock: says when other users may write in the data dir", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const own = await lockDataDir(dir);
+    assert.equal(own.writableByOthers, false);
+    await own.release();
+    await Deno.chmod(dir, 0o777);
+    const shared = await lockDataDir(dir);
+    assert.equal(shared.writableByOthers, true);
+    await shared.release();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -155,6 +155,14 @@ export class PlumiseNode implements NodeStatusSource {
         // One process per data dir (docs/operations.md): a second one fails here, before anything.
         this.#lock = await lockDataDir(this.config.dataDir, { identityPath: this.config.identityPath });
         log.info("data dir locked", { dataDir: this.#lock.dir, pid: this.#lock.pid });
+        if (this.#lock.writableByOthers) {
+          log.warn(
+            "the data dir is writable by other users, who could replace the node's files; chmod 700 it",
+            {
+              dataDir: this.#lock.dir,
+            },
+          );
+        }
       }
       this.#doing = "starting the HTTP API";
       this.#api = new ApiServer({

@@ -316,34 +316,46 @@ Deno.test("FakeBackend with direct: sessions offer a direct path on its listener
   await plain.stop();
 });
 
-Deno.test("serveDirectSteps: cancel() ends a session whose client stopped reading, under a blocked write", async () => {
-  const hidden = 1024, tokens = 1024; // 4 MiB per result: the socket's buffers fill after a few
+/**
+ * A session whose results are 4 MiB (hidden 1024 × 1024 tokens), served over a loopback connection;
+ * its client sends `n` steps without waiting (the server reads them as it goes) and never reads.
+ * Resolves once the server is stuck writing a result nobody reads (`steps`: results written so far).
+ */
+async function stuckWriting(n: number) {
+  const hidden = 1024, tokens = 1024; // the socket's buffers fill after a few results
   const be = new FakeBackend({ hiddenSize: hidden, numBlocks: 4, start: 1, end: 3, maxLength: 8 * tokens });
   await be.start();
   const s = await be.openSession({ start: 1, end: 3, maxLength: 8 * tokens, batch: 1 });
   const conn = await connected();
-  let steps = 0;
+  const counter = { steps: 0 };
   const serving = serveDirectSteps(
     conn.server,
     { ...target(s, 1), hiddenSize: hidden },
-    () => steps++,
+    () => counter.steps++,
   );
+  for (let i = 0; i < n; i++) {
+    void conn.client.write({
+      type: "step",
+      stepId: i,
+      hidden: tensor(fakeHidden(1, tokens, hidden, i).data, [1, tokens, hidden], "f32"),
+    }).catch(() => {});
+  }
+  let before = -1;
+  while (counter.steps !== before) {
+    before = counter.steps;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  const close = async () => {
+    await conn.close();
+    await be.stop();
+  };
+  return { conn, serving, counter, close };
+}
+
+Deno.test("serveDirectSteps: cancel() ends a session whose client stopped reading, under a blocked write", async () => {
+  const { conn, serving, counter, close } = await stuckWriting(8);
   try {
-    // the client sends steps (without waiting: the server reads them as it goes) and never reads
-    for (let i = 0; i < 8; i++) {
-      void conn.client.write({
-        type: "step",
-        stepId: i,
-        hidden: tensor(fakeHidden(1, tokens, hidden, i).data, [1, tokens, hidden], "f32"),
-      }).catch(() => {});
-    }
-    // until the server is stuck writing a result nobody reads
-    let before = -1;
-    while (steps !== before) {
-      before = steps;
-      await new Promise((r) => setTimeout(r, 300));
-    }
-    assert.ok(steps < 8, `the server wrote all ${steps} results: the socket never filled`);
+    assert.ok(counter.steps < 8, `the server wrote all ${counter.steps} results: the socket never filled`);
     // the session's end (idle timeout, control stream) cancels: the write is dropped with the connection
     serving.cancel();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -355,33 +367,14 @@ Deno.test("serveDirectSteps: cancel() ends a session whose client stopped readin
     assert.deepEqual(outcome, { kind: "closed" });
     assert.equal(conn.server.writable, false);
   } finally {
-    await conn.close();
-    await be.stop();
+    await close();
   }
 });
 
 Deno.test("serveDirectSteps: a cancel with an error lets a result being written finish, then sends the error", async () => {
-  const hidden = 1024, tokens = 1024; // 4 MiB per result
-  const be = new FakeBackend({ hiddenSize: hidden, numBlocks: 4, start: 1, end: 3, maxLength: 8 * tokens });
-  await be.start();
-  const s = await be.openSession({ start: 1, end: 3, maxLength: 8 * tokens, batch: 1 });
-  const conn = await connected();
-  let steps = 0;
-  const serving = serveDirectSteps(conn.server, { ...target(s, 1), hiddenSize: hidden }, () => steps++);
+  const { conn, serving, counter, close } = await stuckWriting(4);
   try {
-    for (let i = 0; i < 4; i++) {
-      void conn.client.write({
-        type: "step",
-        stepId: i,
-        hidden: tensor(fakeHidden(1, tokens, hidden, i).data, [1, tokens, hidden], "f32"),
-      }).catch(() => {});
-    }
-    let before = -1;
-    while (steps !== before) {
-      before = steps;
-      await new Promise((r) => setTimeout(r, 300));
-    }
-    const atCancel = steps;
+    const atCancel = counter.steps;
     serving.cancel({ error: { code: "TIMEOUT", message: "session open for 1800000 ms (age cap)" } });
     // the client reads on: whole results, then the error (before: a truncated frame, BAD_FRAME)
     const seen: string[] = [];
@@ -399,9 +392,8 @@ Deno.test("serveDirectSteps: a cancel with an error lets a result being written 
       message: "session open for 1800000 ms (age cap)",
     });
     // the steps sent ahead were not run after the cancel (only the one being written finished)
-    assert.ok(steps - atCancel <= 1, `${steps - atCancel} steps ran after the cancel`);
+    assert.ok(counter.steps - atCancel <= 1, `${counter.steps - atCancel} steps ran after the cancel`);
   } finally {
-    await conn.close();
-    await be.stop();
+    await close();
   }
 });

@@ -19,7 +19,7 @@ import {
   type WireLimits,
 } from "../wire/mod.ts";
 import type { FrameChannel, WireMessage } from "../wire/mod.ts";
-import { type ByteBudget, FREE_PENDING_BYTES, PENDING_FRAME_BUDGET } from "../wire/byte_budget.ts";
+import { BudgetShare, type ByteBudget, PENDING_FRAME_BUDGET } from "../wire/byte_budget.ts";
 
 export type { FrameChannel };
 
@@ -42,20 +42,11 @@ export function streamFrameChannel(
     maxBufferSize: limits.maxFrameBytes + varintLength(limits.maxFrameBytes) + 65536,
   });
   const decoder = new LengthPrefixedDecoder(limits.maxFrameBytes, MIN_FRAME_BYTES);
-  /** Bytes taken from the budget: what the decoder holds beyond the free allowance. */
-  let held = 0;
-  const giveBack = () => {
-    budget.give(held, peer);
-    held = 0;
-  };
-  /** Takes or gives back so that `held` matches the decoder; false when the budget refuses. */
-  const account = (): boolean => {
-    const want = Math.max(0, decoder.buffered - FREE_PENDING_BYTES);
-    if (want > held && !budget.take(want - held, peer)) return false;
-    if (want < held) budget.give(held - want, peer);
-    held = want;
-    return true;
-  };
+  /** What the decoder holds, taken from the budget (beyond the free allowance). */
+  const share = new BudgetShare(budget, peer);
+  const giveBack = () => share.release();
+  /** False when the budget refuses what the decoder holds now. */
+  const account = () => share.hold(decoder.buffered);
   stream.addEventListener("close", giveBack, { once: true });
   const next = async (options?: { signal?: AbortSignal }): Promise<WireMessage | null> => {
     // one frame at a time: what a peer sent ahead stays bytes until it is read (never an array

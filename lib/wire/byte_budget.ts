@@ -53,6 +53,30 @@ export class ByteBudget {
 }
 
 /**
+ * One holder's part of a budget (a stream, a connection): `hold(bytes)` takes or gives back so
+ * that what it has taken is what it holds beyond `FREE_PENDING_BYTES`, or refuses (nothing
+ * changed) when the budget cannot give that much; `release()` gives everything back.
+ */
+export class BudgetShare {
+  #taken = 0;
+
+  constructor(readonly budget: ByteBudget, readonly key: string) {}
+
+  hold(bytes: number): boolean {
+    const want = Math.max(0, bytes - FREE_PENDING_BYTES);
+    if (want > this.#taken && !this.budget.take(want - this.#taken, this.key)) return false;
+    if (want < this.#taken) this.budget.give(this.#taken - want, this.key);
+    this.#taken = want;
+    return true;
+  }
+
+  release(): void {
+    this.budget.give(this.#taken, this.key);
+    this.#taken = 0;
+  }
+}
+
+/**
  * The bytes of incomplete frames all swarm streams of this process may hold together (room for
  * every session of a full server to send a large prefill chunk at once), and one peer's share.
  */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../errors.ts";
-import { ByteBudget } from "./byte_budget.ts";
+import { BudgetShare, ByteBudget, FREE_PENDING_BYTES } from "./byte_budget.ts";
 
 Deno.test("ByteBudget: takes what fits, refuses what does not (taking nothing), gives back", () => {
   const b = new ByteBudget(100);
@@ -28,4 +28,21 @@ Deno.test("ByteBudget: one key cannot take more than its share; others still can
   assert.equal(b.held(), 40);
   assert.equal(b.held("p1"), 0);
   assert.equal(b.held("p2"), 40);
+});
+
+Deno.test("BudgetShare: takes what is held beyond the free allowance, gives back what is no longer, refuses past the budget", () => {
+  const budget = new ByteBudget(100_000, 50_000);
+  const a = new BudgetShare(budget, "p"), b = new BudgetShare(budget, "p");
+  assert.equal(a.hold(FREE_PENDING_BYTES), true);
+  assert.equal(budget.held(), 0, "the free allowance is not taken");
+  assert.equal(a.hold(FREE_PENDING_BYTES + 30_000), true);
+  assert.equal(budget.held("p"), 30_000);
+  // the key's share: 20 000 left
+  assert.equal(b.hold(FREE_PENDING_BYTES + 30_000), false);
+  assert.equal(budget.held("p"), 30_000, "a refusal takes nothing");
+  assert.equal(a.hold(FREE_PENDING_BYTES + 10_000), true);
+  assert.equal(budget.held("p"), 10_000, "what is no longer held is given back");
+  a.release();
+  a.release();
+  assert.equal(budget.held(), 0);
 });

@@ -45,7 +45,7 @@ import { encodeVarint, LengthPrefixedDecoder } from "./length_prefix.ts";
 import type { DirectOffer, WireMessage } from "./protocol_messages.ts";
 import type { FrameChannel } from "./frame_channel.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
-import { type ByteBudget, FREE_PENDING_BYTES } from "./byte_budget.ts";
+import { BudgetShare, type ByteBudget } from "./byte_budget.ts";
 import { decodeSecret, DIRECT_SEAL_OVERHEAD, DirectCipher, ticketHash } from "./direct_cipher.ts";
 import { isLoopbackAddress } from "./ip_address.ts";
 
@@ -141,18 +141,12 @@ export function directFrameChannel(
   let writing: Promise<unknown> = Promise.resolve();
   let pendingWrites = 0;
 
-  /** Bytes of the frames read ahead (`frames`), and what was taken from `held.budget`. */
-  let queued = 0, taken = 0;
-  /** Takes or gives back so that `taken` matches what is held; false when the budget refuses. */
-  const account = (): boolean => {
-    if (!held) return true;
-    // once the connection ended, a frame it left incomplete is never read
-    const want = Math.max(0, (ended ? 0 : decoder.buffered) + queued - FREE_PENDING_BYTES);
-    if (want > taken && !held.budget.take(want - taken, held.key)) return false;
-    if (want < taken) held.budget.give(taken - want, held.key);
-    taken = want;
-    return true;
-  };
+  /** Bytes of the frames read ahead (`frames`). */
+  let queued = 0;
+  const share = held && new BudgetShare(held.budget, held.key);
+  /** False when the budget refuses what the channel holds now. */
+  // (once the connection ended, a frame it left incomplete is never read)
+  const account = () => share?.hold((ended ? 0 : decoder.buffered) + queued) ?? true;
   const wake = () => {
     const w = wakeReader;
     wakeReader = undefined;
@@ -178,8 +172,8 @@ export function directFrameChannel(
     if (!account()) {
       throw new WireError(
         "BUSY",
-        `${held!.budget.held()} bytes of direct frames held (${held!.budget.held(held!.key)} from ${
-          held!.key
+        `${share!.budget.held()} bytes of direct frames held (${share!.budget.held(share!.key)} from ${
+          share!.key
         }), the most`,
         { hint: "the connection was dropped; send less at once, or to another server" },
       );

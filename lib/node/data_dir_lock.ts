@@ -56,48 +56,58 @@ export async function lockDataDir(
   // one peer id, on two data dirs, would each take the other's place in the swarm
   // (also inside the data dir: another node's PETALS_IDENTITY_PATH may name it)
   const id = options.identityPath;
-  if (!id) return lock;
-  let file: Deno.FsFile | undefined;
+  let held: Deno.FsFile | undefined;
   try {
-    await Deno.mkdir(dirname(resolve(id)), { recursive: true, mode: 0o700 });
-    try {
-      file = await Deno.open(`${id}.lock`, { read: true, write: true, create: true, mode: 0o600 });
-    } catch (err) {
-      if (!(err instanceof Deno.errors.PermissionDenied || /read-only/i.test(errorMessage(err)))) throw err;
-      // another user's lock file (mode 0600), or a read-only mount: a lock held through a
-      // read-only handle is as exclusive; only where no lock file can be opened at all (a key
-      // mounted read-only, a container's secret) is the identity served unlocked
-      file = await Deno.open(`${id}.lock`, { read: true }).catch(() => undefined);
-      if (!file) return lock;
-    }
-    if (!(await file.tryLock(true))) {
-      throw new ConfigError(
-        "IDENTITY_LOCKED",
-        `the peer identity ${id} is in use by another plumise serve process (another data dir)`,
-        { hint: "give each node its own PETALS_IDENTITY_PATH (or leave it in each node's data dir)" },
-      );
-    }
+    held = id ? await lockIdentity(id) : undefined;
   } catch (err) {
-    file?.close();
     await lock.release();
-    if (err instanceof ConfigError) throw err;
-    throw new ConfigError("DATA_DIR_UNUSABLE", `cannot lock the peer identity ${id}: ${errorMessage(err)}`, {
-      hint: "point PETALS_IDENTITY_PATH at a file in a directory this user may create and write",
-      cause: err,
-    });
+    throw err;
   }
-  const held = file;
+  if (!held) return lock;
+  const file = held;
   let released = false;
   return {
     ...lock,
     async release() {
       if (released) return;
       released = true;
-      await held.unlock().catch(() => {});
-      held.close();
+      await file.unlock().catch(() => {});
+      file.close();
       await lock.release();
     },
   };
+}
+
+/**
+ * Locks `<id>.lock` beside the peer identity `id` (its directory made first): the held file, or
+ * undefined where no lock file can be opened at all (a key mounted read-only, a container's
+ * secret: served unlocked). Throws IDENTITY_LOCKED when another process holds it.
+ */
+async function lockIdentity(id: string): Promise<Deno.FsFile | undefined> {
+  const path = `${id}.lock`;
+  let file: Deno.FsFile | undefined;
+  try {
+    await Deno.mkdir(dirname(resolve(id)), { recursive: true, mode: 0o700 });
+    file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 }).catch((err) => {
+      if (!(err instanceof Deno.errors.PermissionDenied || /read-only/i.test(errorMessage(err)))) throw err;
+      // another user's lock file (mode 0600), or a read-only mount: a lock held through a
+      // read-only handle is as exclusive
+      return Deno.open(path, { read: true }).catch(() => undefined);
+    });
+    if (!file || (await file.tryLock(true))) return file;
+  } catch (err) {
+    file?.close();
+    throw new ConfigError("DATA_DIR_UNUSABLE", `cannot lock the peer identity ${id}: ${errorMessage(err)}`, {
+      hint: "point PETALS_IDENTITY_PATH at a file in a directory this user may create and write",
+      cause: err,
+    });
+  }
+  file.close();
+  throw new ConfigError(
+    "IDENTITY_LOCKED",
+    `the peer identity ${id} is in use by another plumise serve process (another data dir)`,
+    { hint: "give each node its own PETALS_IDENTITY_PATH (or leave it in each node's data dir)" },
+  );
 }
 
 async function lockDir(dir: string): Promise<DataDirLock> {

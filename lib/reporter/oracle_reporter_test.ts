@@ -49,6 +49,18 @@ function scriptedOracle() {
   };
 }
 
+/** A scripted Oracle behind a link that can go down (`link.up = false`: connections refused). */
+function oracleThatGoesDown() {
+  const oracle = scriptedOracle();
+  const link = { up: true };
+  const fetch =
+    ((url: string | URL | Request, init?: RequestInit) =>
+      link.up
+        ? oracle.fetch(url, init)
+        : Promise.reject(new TypeError("connection refused"))) as typeof globalThis.fetch;
+  return { oracle, fetch, link };
+}
+
 const proof = (i: number): ReportProof => ({
   modelHash: "0x" + "00".repeat(32),
   inputHash: "0x" + i.toString(16).padStart(64, "0"),
@@ -147,12 +159,7 @@ Deno.test("nextReport: a fixed period, slow replies do not push it, missed slots
 Deno.test("reporter: tokens a final report could not deliver are carried by the next process's reports", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const oracle = scriptedOracle();
-    let up = true;
-    const fetch = ((url: string | URL | Request, init?: RequestInit) =>
-      up
-        ? oracle.fetch(url, init)
-        : Promise.reject(new TypeError("connection refused"))) as typeof globalThis.fetch;
+    const { oracle, fetch, link } = oracleThatGoesDown();
     const first = new Metrics();
     const a = new OracleReporter({
       oracleUrl: "http://oracle.test",
@@ -167,9 +174,9 @@ Deno.test("reporter: tokens a final report could not deliver are carried by the 
     first.addTokens(100);
     assert.equal((await a.reportNow()).ok, true);
     first.addTokens(40);
-    up = false; // the Oracle is down when the node stops: the final report fails
+    link.up = false; // the Oracle is down when the node stops: the final report fails
     await a.stop();
-    up = true;
+    link.up = true;
     const second = new Metrics();
     const b = new OracleReporter({
       oracleUrl: "http://oracle.test",
@@ -192,24 +199,19 @@ Deno.test("reporter: tokens a final report could not deliver are carried by the 
 Deno.test("reporter: what reports lost to a down Oracle carried is kept on disk before any stop (a killed node)", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const oracle = scriptedOracle();
-    let up = true;
-    const fetch = ((url: string | URL | Request, init?: RequestInit) =>
-      up
-        ? oracle.fetch(url, init)
-        : Promise.reject(new TypeError("connection refused"))) as typeof globalThis.fetch;
+    const { oracle, fetch, link } = oracleThatGoesDown();
     const options = { oracleUrl: "http://oracle.test", signer, intervalMs: 60_000, fetch, stateDir: dir };
     const first = new Metrics();
     const a = new OracleReporter({ ...options, metrics: first });
     first.addTokens(100);
     assert.equal((await a.reportNow()).ok, true);
-    up = false; // the Oracle goes down for a while; the node goes on serving
+    link.up = false; // the Oracle goes down for a while; the node goes on serving
     first.addTokens(40);
     assert.equal((await a.reportNow()).ok, false);
     first.addTokens(2);
     assert.equal((await a.reportNow()).ok, false);
     // killed here: no stop(), no final report. Before, only the accepted report's state was on disk.
-    up = true;
+    link.up = true;
     const second = new Metrics();
     const b = new OracleReporter({ ...options, metrics: second });
     second.addTokens(7);

@@ -21,6 +21,13 @@ Deno.test("hub cache layout: models--org--name, refs and snapshots resolve witho
   assert.equal(await cachedFile(home, "org/m", "config.json", "dev"), undefined);
 });
 
+/** An assert.rejects check: a HubError of `code` whose message matches `pattern`. */
+const refused = (code: string, pattern: RegExp) => (e: unknown) => {
+  assert.ok(e instanceof HubError && e.code === code, String(e));
+  assert.match(e.message, pattern);
+  return true;
+};
+
 Deno.test("hub downloads: names that would leave the cache are refused, from the caller or from the hub", async () => {
   const home = await Deno.makeTempDir();
   let answer = { commit: "../../../../outside", etag: "0".repeat(64) };
@@ -34,11 +41,6 @@ Deno.test("hub downloads: names that would leave the cache are refused, from the
   const endpoint = `http://127.0.0.1:${server.addr.port}`;
   const get = (file: string, revision?: string) =>
     hubFile({ repo: "org/m", file, revision, endpoint, hfHome: home });
-  const refused = (code: string, pattern: RegExp) => (e: unknown) => {
-    assert.ok(e instanceof HubError && e.code === code, String(e));
-    assert.match(e.message, pattern);
-    return true;
-  };
   try {
     // from the caller (a checkpoint's index, REVISION): refused before any request
     await assert.rejects(
@@ -96,11 +98,6 @@ Deno.test("hub downloads: a redirect off http(s), more bytes than announced or a
   const endpoint = `http://127.0.0.1:${server.addr.port}`;
   const get = (revision?: string) =>
     hubFile({ repo: "org/m", file: "config.json", revision, endpoint, hfHome: home });
-  const refused = (code: string, pattern: RegExp) => (e: unknown) => {
-    assert.ok(e instanceof HubError && e.code === code, String(e));
-    assert.match(e.message, pattern);
-    return true;
-  };
   try {
     // a local file is not the repo's config.json
     await assert.rejects(

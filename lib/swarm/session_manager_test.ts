@@ -5,16 +5,22 @@ import { perClientLimit, SessionManager } from "./session_manager.ts";
 
 const OPEN = { sessionId: "s", start: 2, end: 6, maxLength: 256, batch: 1 };
 
-Deno.test("session manager: two opens of one id at once: one session, the other BAD_FRAME, nothing leaked", async () => {
+/** A started fake runtime serving blocks [2, 6) of 8 with a cache of `cacheTokens`. */
+async function backend(cacheTokens: number): Promise<FakeBackend> {
   const runtime = new FakeBackend({
     modelId: "m",
     numBlocks: 8,
     start: 2,
     end: 6,
     hiddenSize: 16,
-    cacheTokens: 4096,
+    cacheTokens,
   });
   await runtime.start();
+  return runtime;
+}
+
+Deno.test("session manager: two opens of one id at once: one session, the other BAD_FRAME, nothing leaked", async () => {
+  const runtime = await backend(4096);
   const sessions = new SessionManager({ runtime, limits: { maxSessions: 8 } });
   for (let round = 0; round < 3; round++) {
     const [a, b] = await Promise.allSettled([sessions.open(OPEN), sessions.open(OPEN)]);
@@ -34,15 +40,7 @@ Deno.test("session manager: two opens of one id at once: one session, the other 
 });
 
 Deno.test("session manager: one client holds at most all but a quarter of the slots; the rest stay for others", async () => {
-  const runtime = new FakeBackend({
-    modelId: "m",
-    numBlocks: 8,
-    start: 2,
-    end: 6,
-    hiddenSize: 16,
-    cacheTokens: 1 << 20,
-  });
-  await runtime.start();
+  const runtime = await backend(1 << 20);
   assert.deepEqual([1, 2, 3, 4, 8, 64].map(perClientLimit), [1, 2, 3, 3, 6, 48]);
   const sessions = new SessionManager({ runtime, limits: { maxSessions: 8 } });
   const open = (id: string, client: string, maxLength = 256) =>
@@ -77,15 +75,7 @@ Deno.test("session manager: one client holds at most all but a quarter of the sl
 });
 
 Deno.test("session manager: sessions of no known client are not capped per client", async () => {
-  const runtime = new FakeBackend({
-    modelId: "m",
-    numBlocks: 8,
-    start: 2,
-    end: 6,
-    hiddenSize: 16,
-    cacheTokens: 1 << 20,
-  });
-  await runtime.start();
+  const runtime = await backend(1 << 20);
   const sessions = new SessionManager({ runtime, limits: { maxSessions: 4 } });
   for (let i = 0; i < 4; i++) await sessions.open({ ...OPEN, sessionId: `s${i}` });
   assert.equal(sessions.count, 4);

@@ -370,18 +370,23 @@ Deno.test("direct channel: a server connection's incomplete frames come out of t
   assert.equal(DIRECT_FRAME_BUDGET.held(key), before);
 });
 
-Deno.test("direct channel: past its budget a connection is dropped with BUSY and gives everything back", async () => {
-  const budget = new ByteBudget(8 << 20, 1 << 20);
+/** A loopback TCP pair: the client socket, and a plain-frame server channel holding from `budget` under `key`. */
+async function budgetedPair(budget: ByteBudget, key: string) {
   const l = Deno.listen({ hostname: HOST, port: 0 });
   const client = await Deno.connect({ hostname: HOST, port: (l.addr as Deno.NetAddr).port });
   const accepted = await l.accept();
   l.close();
+  return {
+    client,
+    server: directFrameChannel(accepted, null, undefined, undefined, undefined, { budget, key }),
+  };
+}
+
+Deno.test("direct channel: past its budget a connection is dropped with BUSY and gives everything back", async () => {
+  const budget = new ByteBudget(8 << 20, 1 << 20);
+  // plain frames, a 1 MiB share for "client"
+  const { client, server } = await budgetedPair(budget, "client");
   try {
-    // plain frames, a 1 MiB share for "client"
-    const server = directFrameChannel(accepted, null, undefined, undefined, undefined, {
-      budget,
-      key: "client",
-    });
     // two complete 600 KiB frames read ahead and never handled: together over the share
     const frame = lengthPrefixed(new Uint8Array(600 << 10));
     await writeAll(client, frame);
@@ -401,11 +406,7 @@ Deno.test("direct channel: past its budget a connection is dropped with BUSY and
 
 Deno.test("direct channel: frames read ahead before the peer closed are given back when the channel is dropped", async () => {
   const budget = new ByteBudget(64 << 20, 64 << 20);
-  const l = Deno.listen({ hostname: HOST, port: 0 });
-  const client = await Deno.connect({ hostname: HOST, port: (l.addr as Deno.NetAddr).port });
-  const accepted = await l.accept();
-  l.close();
-  const server = directFrameChannel(accepted, null, undefined, undefined, undefined, { budget, key: "c" });
+  const { client, server } = await budgetedPair(budget, "c");
   // a frame sent, then the client's end: the pump ends normally with the frame read ahead
   await writeAll(client, lengthPrefixed(new Uint8Array(1 << 20)));
   client.close();

@@ -29,8 +29,11 @@ export function newTxPrice(market: bigint, cap: bigint, label: string): bigint {
       },
     );
   }
-  return minOf(market + market / 5n + 1n, cap);
+  return offerAt(market, cap);
 }
+
+/** A fifth above the `market` price, at most `cap`. */
+const offerAt = (market: bigint, cap: bigint) => minOf(market + market / 5n + 1n, cap);
 
 /**
  * The price a stuck tx offered at `current` is sent again with: while `bump` (fee bumps left),
@@ -39,7 +42,7 @@ export function newTxPrice(market: bigint, cap: bigint, label: string): bigint {
  * more; equal means the same tx broadcast again).
  */
 export function stuckTxPrice(current: bigint, market: bigint, cap: bigint, bump: boolean): bigint {
-  const offer = minOf(market + market / 5n + 1n, cap);
+  const offer = offerAt(market, cap);
   let price = current;
   if (bump) price = minOf(maxOf(current + current / 4n + 1n, offer), cap);
   else if (offer > current + current / 10n) price = offer;

@@ -47,6 +47,8 @@ export interface HubFileOptions {
 }
 
 const COMMIT_RE = /^[0-9a-f]{40}$/;
+/** The hint of an answer no Hugging Face hub gives. */
+const NOT_A_HUB = "HF_ENDPOINT answers what no Hugging Face hub does; check that it is one you trust";
 /** Least bytes a download brings per idle period (`idleTimeoutMs`) before it counts as stalled. */
 const MIN_BYTES_PER_IDLE = 64 * 1024;
 const SHA256_RE = /^[0-9a-f]{64}$/;
@@ -253,7 +255,7 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
       "HUB_HTTP_ERROR",
       `the hub's size for ${what} is ${JSON.stringify(sizeHeader)}: not a byte count`,
       {
-        hint: "HF_ENDPOINT answers what no Hugging Face hub does; check that it is one you trust",
+        hint: NOT_A_HUB,
         details: { repo: o.repo, file: o.file },
       },
     );
@@ -276,7 +278,7 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
         JSON.stringify(etag)
       }: not plain names`,
       {
-        hint: "HF_ENDPOINT answers what no Hugging Face hub does; check that it is one you trust",
+        hint: NOT_A_HUB,
         details: { repo: o.repo, file: o.file, commit, etag },
       },
     );
@@ -297,7 +299,7 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
       "HUB_BAD_PATH",
       `the hub sends ${what} to ${JSON.stringify(location)}, not an http(s) URL`,
       {
-        hint: "HF_ENDPOINT answers what no Hugging Face hub does; check that it is one you trust",
+        hint: NOT_A_HUB,
         details: { repo: o.repo, file: o.file },
       },
     );

@@ -349,8 +349,12 @@ async function systemctlOrThrow(host: ServiceHost, args: string[]): Promise<void
   }
 }
 
-/** Carries out a plan: env file (0600), unit (0644), daemon-reload, enable, restart. */
+/**
+ * Carries out a plan: env file (0600), unit (0644), daemon-reload, enable, restart. systemctl
+ * is asked first, so a machine without systemd gets no files it cannot use.
+ */
 export async function applyInstall(host: ServiceHost, plan: InstallPlan): Promise<void> {
+  await systemctlOrThrow(host, ["--version"]);
   await writeAtomic(hostPath(host, plan.envFilePath), plan.envText, 0o600);
   await writeAtomic(hostPath(host, plan.unitPath), plan.unit, 0o644);
   for (const args of plan.systemctl) await systemctlOrThrow(host, args);

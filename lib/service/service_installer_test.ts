@@ -14,6 +14,7 @@ const KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 async function fakeHost(
   answers: (args: string[]) => CommandResult = () => ({ code: 0, stdout: "", stderr: "" }),
+  { noSystemd = false } = {},
 ) {
   const root = await Deno.makeTempDir();
   const calls: string[][] = [];
@@ -21,6 +22,7 @@ async function fakeHost(
     root,
     systemctl: (args) => {
       calls.push(args);
+      if (noSystemd) return Promise.reject(new Deno.errors.NotFound("Failed to spawn 'systemctl'"));
       if (args[0] === "--version") {
         return Promise.resolve({ code: 0, stdout: "systemd 252 (252.38)\n", stderr: "" });
       }
@@ -168,6 +170,22 @@ Deno.test("service install: a systemctl failure says what systemd said", async (
       assert.ok(!err.message.includes(KEY));
       return true;
     });
+  } finally {
+    await Deno.remove(f.root, { recursive: true });
+  }
+});
+
+Deno.test("service install: without systemctl nothing is written", async () => {
+  const f = await fakeHost(undefined, { noSystemd: true });
+  try {
+    const plan = await planInstall(f.host, { binary: f.binary, privateKey: KEY });
+    await assert.rejects(applyInstall(f.host, plan), (err) => {
+      assert.ok(err instanceof PlumiseError && err.code === SERVICE_ERROR_CODES.SYSTEMCTL_FAILED);
+      assert.match(err.message, /systemctl --version: .*systemctl/);
+      assert.match(err.hint, /needs systemd/);
+      return true;
+    });
+    assert.equal(await Deno.stat(`${f.root}/etc`).catch(() => undefined), undefined, "no env file, no unit");
   } finally {
     await Deno.remove(f.root, { recursive: true });
   }

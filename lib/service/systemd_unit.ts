@@ -76,6 +76,8 @@ export function renderUnit(o: UnitOptions): string {
     `ExecStart=${quoteWord(o.binary)} serve`,
     `EnvironmentFile=${escapePath(o.envFile)}`,
     "Environment=PLUMISE_DATA_DIR=%S/plumise HF_HOME=%C/plumise/huggingface XDG_CACHE_HOME=%C HOME=%S/plumise",
+    // not `/`: `serve` reads `./.env` when there is one, and a stray `/.env` is not the operator's
+    "WorkingDirectory=%S/plumise",
     ...(o.keystore
       ? [`LoadCredential=keystore:${escapePath(o.keystore)}`, "Environment=PLUMISE_KEYSTORE=%d/keystore"]
       : []),

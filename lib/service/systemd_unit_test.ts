@@ -142,6 +142,8 @@ Deno.test("systemd unit: no secret on the command line, stop timeout beyond the 
     /^Environment=PLUMISE_DATA_DIR=%S\/plumise HF_HOME=%C\/plumise\/huggingface XDG_CACHE_HOME=%C/m,
   );
   assert.match(unit, /^StateDirectory=plumise$/m);
+  // the node's own directory: `serve` reads ./.env, and `/` may hold somebody else's
+  assert.match(unit, /^WorkingDirectory=%S\/plumise$/m);
   assert.match(unit, /^CacheDirectory=plumise$/m);
   assert.match(unit, /^DynamicUser=yes$/m);
   assert.match(unit, /^Restart=on-failure$/m);

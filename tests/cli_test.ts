@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { SCHEMA } from "../lib/config/schema.ts";
 import { VERSION } from "../lib/util/version.ts";
-import { runPlumise } from "./helpers/cli.ts";
+import { cleanEnv, cliArgv, runPlumise } from "./helpers/cli.ts";
 
 const KEY = "0x" + "3c".repeat(32);
 
@@ -81,6 +81,53 @@ Deno.test("cli: config --json reports each value's source (flag, env, .env, tier
     assert.match(text.stdout, /^REPORT_INTERVAL\s+45\s+\(\.env\)$/m);
     assert.match(text.stdout, /^PLUMISE_PRIVATE_KEY\s+\[redacted\]\s+\(\.env\)$/m);
     assert.ok(!text.stdout.includes("3c3c3c"));
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("cli: a pipe as --env-file is read; with no writer the process says so and SIGTERM ends it", async () => {
+  const cwd = await Deno.makeTempDir();
+  try {
+    const fifo = `${cwd}/settings.env`;
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output().catch(() => undefined);
+    if (!mk?.success) return; // no mkfifo: nothing to test
+    const spawn = () =>
+      new Deno.Command(Deno.execPath(), {
+        args: cliArgv(["config", "--json", "--env-file", fifo]),
+        cwd,
+        clearEnv: true,
+        env: cleanEnv(),
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    const reader = spawn();
+    await Deno.writeTextFile(fifo, "REPORT_INTERVAL=45\n");
+    const ok = await reader.output();
+    assert.equal(ok.code, 0, new TextDecoder().decode(ok.stderr));
+    const { config } = JSON.parse(new TextDecoder().decode(ok.stdout));
+    assert.deepEqual(config.reportInterval, { value: 45, source: ".env" });
+
+    // nobody writes: before, the process blocked in open() and only SIGKILL ended it
+    const stuck = spawn();
+    // a liveness guard, not a timing: a process that hangs or ignores SIGTERM is killed and the test fails
+    const guard = setTimeout(() => stuck.kill("SIGKILL"), 60_000);
+    const stderr = stuck.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let said = "";
+    while (!said.includes("waiting for a writer")) {
+      const { value, done } = await stderr.read();
+      if (done) break;
+      said += value;
+    }
+    assert.match(said, /waiting for a writer on the pipe .*settings\.env \(Ctrl-C to stop\)/);
+    stuck.kill("SIGTERM");
+    const status = await stuck.status;
+    clearTimeout(guard);
+    for (let r; !(r = await stderr.read()).done;) said += r.value;
+    await stuck.stdout.cancel();
+    assert.equal(status.signal, null, "ended by itself, not killed");
+    assert.equal(status.code, 1);
+    assert.match(said, /error \[INTERRUPTED\]: interrupted by a signal/);
   } finally {
     await Deno.remove(cwd, { recursive: true });
   }

@@ -50,37 +50,101 @@ export function denoIo(): CliIo {
   };
 }
 
+/** Most bytes an env file may hold. */
+const ENV_FILE_MAX = 1 << 20;
+
+function envFileError(file: string, what: string): ConfigError {
+  return new ConfigError("ENV_FILE_UNREADABLE", `--env-file ${file}: ${what}, not an env file`, {
+    hint: "point --env-file at a KEY=VALUE text file",
+  });
+}
+
+function readFailure(err: unknown, file: string, explicit: boolean): Record<string, string> {
+  if (err instanceof PlumiseError) throw err;
+  if (err instanceof Deno.errors.NotFound) {
+    if (!explicit) return {};
+    throw new ConfigError("ENV_FILE_MISSING", `--env-file ${file}: no such file`, {
+      hint: "check the path, or leave out --env-file to read ./.env when it exists",
+    });
+  }
+  throw new ConfigError("ENV_FILE_UNREADABLE", `--env-file ${file}: ${errorMessage(err)}`, {
+    hint: "make the file readable by this user",
+    cause: err,
+  });
+}
+
+/** The settings in `got` bytes of `buf` (which holds one byte more than allowed, to see a file too big). */
+function parseEnvBytes(file: string, buf: Uint8Array, got: number): Record<string, string> {
+  if (got > ENV_FILE_MAX) throw envFileError(file, "more than 1 MiB");
+  return parseDotenv(new TextDecoder().decode(buf.subarray(0, got)));
+}
+
 /** Reads the .env file: a missing default file is fine, a missing explicit one is an error. */
 export function readDotenv(path: string | undefined, cwd: string): Record<string, string> {
-  const explicit = path !== undefined;
   const file = path ?? `${cwd}/.env`;
   try {
     // a file, or a pipe (`--env-file <(sops -d …)`), read up to 1 MiB; not a device (/dev/zero)
     const info = Deno.statSync(file);
-    const tooBig = (what: string) =>
-      new ConfigError("ENV_FILE_UNREADABLE", `--env-file ${file}: ${what}, not an env file`, {
-        hint: "point --env-file at a KEY=VALUE text file",
-      });
-    if (!info.isFile && !info.isFifo) throw tooBig("not a regular file or a pipe");
-    if (info.isFile && info.size > 1 << 20) throw tooBig(`${info.size} bytes`);
+    if (!info.isFile && !info.isFifo) throw envFileError(file, "not a regular file or a pipe");
+    if (info.isFile && info.size > ENV_FILE_MAX) throw envFileError(file, `${info.size} bytes`);
     using f = Deno.openSync(file, { read: true });
-    const buf = new Uint8Array((1 << 20) + 1);
+    const buf = new Uint8Array(ENV_FILE_MAX + 1);
     let got = 0;
     for (let n; got < buf.length && (n = f.readSync(buf.subarray(got))) !== null;) got += n;
-    if (got > 1 << 20) throw tooBig("more than 1 MiB");
-    return parseDotenv(new TextDecoder().decode(buf.subarray(0, got)));
+    return parseEnvBytes(file, buf, got);
   } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    if (err instanceof Deno.errors.NotFound) {
-      if (!explicit) return {};
-      throw new ConfigError("ENV_FILE_MISSING", `--env-file ${file}: no such file`, {
-        hint: "check the path, or leave out --env-file to read ./.env when it exists",
-      });
+    return readFailure(err, file, path !== undefined);
+  }
+}
+
+/**
+ * Reads the env file when it is a pipe, without blocking the thread: opening a named pipe waits
+ * for a writer, and a thread blocked in it never runs the signal listeners, so SIGTERM could not
+ * end the process. `signal` ends the wait; `onWait` is told once when nothing came within
+ * `noticeMs`. Resolves undefined for anything but a pipe (`readDotenv` reads those).
+ */
+export async function readDotenvPipe(
+  path: string | undefined,
+  cwd: string,
+  options: { signal: AbortSignal; onWait?: (file: string) => void; noticeMs?: number },
+): Promise<Record<string, string> | undefined> {
+  const file = path ?? `${cwd}/.env`;
+  const info = await Deno.stat(file).catch(() => undefined);
+  if (!info?.isFifo) return undefined;
+  const { signal, onWait, noticeMs = 3_000 } = options;
+  let abort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    abort = () => reject(signal.reason);
+    if (signal.aborted) abort();
+    else signal.addEventListener("abort", abort, { once: true });
+  });
+  const notice = setTimeout(() => onWait?.(file), noticeMs);
+  let f: Deno.FsFile | undefined;
+  try {
+    const opening = Deno.open(file, { read: true });
+    // an open that completes after the abort is closed, not leaked
+    opening.then((late) => signal.aborted && late.close(), () => {});
+    f = await Promise.race([opening, aborted]);
+    const buf = new Uint8Array(ENV_FILE_MAX + 1);
+    let got = 0;
+    for (
+      let n;
+      got < buf.length && (n = await Promise.race([f.read(buf.subarray(got)), aborted])) !== null;
+    ) {
+      got += n;
     }
-    throw new ConfigError("ENV_FILE_UNREADABLE", `--env-file ${file}: ${errorMessage(err)}`, {
-      hint: "make the file readable by this user",
-      cause: err,
-    });
+    return parseEnvBytes(file, buf, got);
+  } catch (err) {
+    return readFailure(err, file, path !== undefined);
+  } finally {
+    clearTimeout(notice);
+    if (abort) signal.removeEventListener("abort", abort);
+    aborted.catch(() => {});
+    try {
+      f?.close();
+    } catch {
+      // closed already
+    }
   }
 }
 
@@ -166,6 +230,14 @@ export async function runCli(args: string[], io: CliIo = denoIo()): Promise<numb
       // secret is known to redact: anything shaped like one goes
       outputError: (s, write) => write(redact(s).replace(/\b(0x)?[0-9a-fA-F]{64}\b/g, "[redacted]")),
     });
+  // a pipe as the env file is read before the command, so a signal can end the wait for its writer
+  program.hook("preAction", async (_top, action) => {
+    const envFile = (action.opts().envFile ?? program.opts().envFile) as string | undefined;
+    dotenvCache ??= await readDotenvPipe(envFile, io.cwd, {
+      signal: controller.signal,
+      onWait: (file) => io.stderr(`waiting for a writer on the pipe ${file} (Ctrl-C to stop)\n`),
+    });
+  });
   for (const register of COMMANDS) register(program, ctx);
   for (const sub of program.commands) {
     sub.exitOverride();

@@ -16,6 +16,12 @@
  * (default: twice the longest ban or suspicion), and beyond `maxPeers` records the one that failed
  * longest ago goes first — even one still banned, which a flood of more failing ids than that
  * can therefore lift early. Each `ban` scans the records once (at most `maxPeers`).
+ *
+ * Refusals are not failures: a server that answers `TOO_LONG` takes shorter sessions, so it is not
+ * banned. It is remembered for `suspectMs` with the shortest session length it refused (`refuse`),
+ * and routes for sessions at least that long go around it while others cover the blocks: a server
+ * that refuses everything costs each client one round trip per shorter length, not one per session.
+ * The same bound (`maxPeers`, oldest first) keeps that memory small.
  * @module
  */
 import { PlumiseError } from "../../errors.ts";
@@ -61,6 +67,8 @@ export class BanList {
   readonly #probeMs: number;
   /** By last failure, oldest first (`ban` moves a peer to the end). */
   readonly #bans = new Map<string, Ban>();
+  /** The shortest session length each peer refused, and when; oldest first. */
+  readonly #refusals = new Map<string, { maxLength: number; at: number }>();
 
   constructor(options: BanListOptions = {}) {
     this.#initialMs = options.initialMs ?? 15_000;
@@ -111,6 +119,24 @@ export class BanList {
     }
   }
 
+  /** Remembers that `peerId` refused a session of `maxLength` tokens as too long (`TOO_LONG`). */
+  refuse(peerId: string, maxLength: number): void {
+    const now = this.#now();
+    const before = this.refuses(peerId, Infinity) ? this.#refusals.get(peerId)!.maxLength : Infinity;
+    this.#refusals.delete(peerId);
+    this.#refusals.set(peerId, { maxLength: Math.min(before, maxLength), at: now });
+    for (const [p, r] of this.#refusals) {
+      if (this.#refusals.size <= this.#maxPeers && now < r.at + this.#suspectMs) break;
+      this.#refusals.delete(p);
+    }
+  }
+
+  /** Whether `peerId` refused a session no longer than `maxLength` within `suspectMs`. */
+  refuses(peerId: string, maxLength: number): boolean {
+    const r = this.#refusals.get(peerId);
+    return r !== undefined && this.#now() < r.at + this.#suspectMs && maxLength >= r.maxLength;
+  }
+
   /** Forgets the failures of `peerId` (after a successful request). */
   succeed(peerId: string): void {
     this.#bans.delete(peerId);
@@ -128,19 +154,24 @@ export class BanList {
   }
 
   /**
-   * Runs `route` skipping suspects; when that leaves blocks uncovered (`MISSING_BLOCKS`), runs it
-   * again skipping only banned peers; when that does too, once more skipping only the banned peers
-   * whose probe is not due (whose error, if any, is the one thrown), and the banned peers that route
-   * takes are marked as probed.
+   * Runs `route` skipping suspects (and, given the session's `maxLength`, the peers that refused as
+   * long a session); when that leaves blocks uncovered (`MISSING_BLOCKS`), runs it again skipping
+   * only banned peers (and those refusers); when that does too, once more skipping only the banned
+   * peers whose probe is not due (whose error, if any, is the one thrown), and the banned peers that
+   * route takes are marked as probed. A refuser that alone covers blocks is asked again: its answer
+   * is what tells the session that its request is too long.
    */
-  routeAround<T extends PeerRoute>(route: (skip: (peerId: string) => boolean) => T): T {
+  routeAround<T extends PeerRoute>(
+    route: (skip: (peerId: string) => boolean) => T,
+    maxLength = Infinity,
+  ): T {
     try {
-      return route((p) => this.isSuspect(p));
+      return route((p) => this.isSuspect(p) || this.refuses(p, maxLength));
     } catch (err) {
       if (!missing(err)) throw err;
     }
     try {
-      return route((p) => this.isBanned(p));
+      return route((p) => this.isBanned(p) || this.refuses(p, maxLength));
     } catch (err) {
       if (!missing(err)) throw err;
     }

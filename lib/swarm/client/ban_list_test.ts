@@ -154,3 +154,24 @@ Deno.test("BanList stays bounded: records are forgotten after forgetMs, and the 
   // with the defaults, a forgotten peer starts its backoff again
   assert.equal(new BanList().size, 0);
 });
+
+Deno.test("BanList remembers refusals by session length, for suspectMs, bounded by maxPeers", () => {
+  let now = 0;
+  const bans = new BanList({ suspectMs: 1000, maxPeers: 2, now: () => now });
+  bans.refuse("A", 100);
+  assert.equal(bans.refuses("A", 100), true);
+  assert.equal(bans.refuses("A", 500), true, "longer is refused too");
+  assert.equal(bans.refuses("A", 99), false, "shorter may be taken");
+  bans.refuse("A", 60);
+  bans.refuse("A", 80); // the shortest refused stands
+  assert.equal(bans.refuses("A", 60), true);
+  assert.equal(bans.refuses("A", 59), false);
+  assert.equal(bans.isBanned("A") || bans.isSuspect("A"), false, "a refusal is no failure");
+  now = 1000; // the last refusal at 0 has lapsed
+  assert.equal(bans.refuses("A", 100), false);
+  bans.refuse("B", 10);
+  bans.refuse("C", 10);
+  bans.refuse("D", 10);
+  assert.equal(bans.refuses("B", 10), false, "the oldest goes beyond maxPeers");
+  assert.equal(bans.refuses("C", 10) && bans.refuses("D", 10), true);
+});

@@ -87,9 +87,11 @@ export async function withRetries<T>(
         continue;
       }
       if (peer && refusedRequest(err)) {
-        // the request, not the server, may be at fault: around it for this session, banned for none
+        // the request, not the server, may be at fault: around it for this session and the
+        // client's sessions at least as long, banned for none
         failedPeers.push(peer);
         s.refusedBy.add(peer);
+        s.bans.refuse(peer, s.maxLength);
         refusal = err;
         s.log.warn("server refused the session's request; routing around it for this session", {
           peer,

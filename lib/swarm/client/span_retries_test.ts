@@ -8,7 +8,7 @@ import { SpanRouter } from "./span_routing.ts";
 
 async function setup(
   maxRetries = 3,
-  o: { servers?: string[]; backoffMs?: number; bans?: BanList } = {},
+  o: { servers?: string[]; backoffMs?: number; bans?: BanList; maxLength?: number } = {},
 ) {
   const swarm = new FakeSwarm({ numBlocks: 4, hiddenSize: 8 });
   const servers = o.servers ?? ["A", "B"];
@@ -19,7 +19,7 @@ async function setup(
     model: swarm.model,
     start: 0,
     end: 4,
-    maxLength: 16,
+    maxLength: o.maxLength ?? 16,
     table: swarm,
     transport: swarm,
     maxRetries,
@@ -170,6 +170,38 @@ Deno.test("withRetries: a server's refusal of the request routes around it for t
   assert.equal(s.bans.isBanned("A"), false, "the client's other sessions still use A");
   assert.equal(s.bans.isSuspect("A"), false);
   assert.ok(s.refusedBy.has("A"));
+});
+
+Deno.test("withRetries: a refusal is remembered client-wide for sessions as long; shorter ones still try it", async () => {
+  const bans = new BanList();
+  const first = await setup(3, { bans, maxLength: 100 });
+  const tried: string[] = [];
+  const refuseLong = (length: number) => (span: { server?: { peerId: string } }) => {
+    tried.push(span.server!.peerId);
+    return span.server!.peerId === "A" && length > 50
+      ? Promise.reject(refusal("A"))
+      : Promise.resolve("done");
+  };
+  assert.equal(await withRetries(first.s, first.router, 0, refuseLong(100)), "done");
+  assert.deepEqual(tried.splice(0), ["A", "B"]);
+  // another session of the client, as long: straight to B (before: A again, one round trip each)
+  const again = await setup(3, { bans, maxLength: 100 });
+  assert.equal(await withRetries(again.s, again.router, 0, refuseLong(100)), "done");
+  assert.deepEqual(tried.splice(0), ["B"]);
+  assert.equal(again.s.stats.failures, 0);
+  // a shorter one still goes to A, the faster server; A is banned for nobody
+  const short = await setup(3, { bans, maxLength: 40 });
+  assert.equal(await withRetries(short.s, short.router, 0, refuseLong(40)), "done");
+  assert.deepEqual(tried.splice(0), ["A"]);
+  assert.deepEqual(bans.banned(), []);
+  // where A alone covers the blocks it is asked again, and its refusal ends the session at once
+  const alone = await setup(5, { bans, maxLength: 100, servers: ["A"] });
+  const err = await withRetries(alone.s, alone.router, 0, refuseLong(100)).then(() => undefined, (e) => e);
+  assert.ok(
+    err instanceof SwarmError && err.code === "SESSION_FAILED" && err.details.refused === true,
+    String(err),
+  );
+  assert.deepEqual(tried.splice(0), ["A"]);
 });
 
 Deno.test("withRetries: when every server refuses the request, SESSION_FAILED says so at once; nobody is banned", async () => {

@@ -32,8 +32,7 @@ export class SpanRouter {
         weights: o.weights,
         version: o.version,
         costs: o.costs,
-      })
-    );
+      }), s.maxLength);
     const fresh = spans.map((r, k) => newSpan(r.start, r.end, k === 0 ? old.history : null, r.server));
     s.chain.splice(i, 1, ...fresh);
     if (s.routed) s.stats.replacements += fresh.length;

@@ -150,8 +150,7 @@ export class SwarmClient {
         weights: this.#o.weights,
         version: this.#o.version,
         costs: this.#o.costs,
-      })
-    );
+      }), maxLength);
   }
 
   /** Opens an inference session over every block of the model (routed on the first step). */

@@ -43,6 +43,11 @@ export function plainChatPrompt(messages: readonly ChatMessage[]): string {
   return messages.map((m) => `${label(m.role)}: ${m.content}\n`).join("") + "Assistant:";
 }
 
+/** What the last render charged to the size budget (for tests and benchmarks). */
+export function lastRenderSize(): number {
+  return MAX_TEMPLATE_SIZE - sizeLeft;
+}
+
 /**
  * Renders `messages` into a prompt that asks the model for the assistant's next turn.
  * `templateKwargs` are extra template variables (e.g. Qwen3's `enable_thinking`).
@@ -57,6 +62,8 @@ export function renderChatPrompt(
   const tokens = source.specialTokens ?? {};
   rangeLeft = MAX_TEMPLATE_RANGE; // renders are synchronous: one at a time
   stepsLeft = MAX_TEMPLATE_STEPS;
+  sizeLeft = MAX_TEMPLATE_SIZE;
+  charged = new WeakSet();
   try {
     return template.render({
       bos_token: "",
@@ -96,6 +103,39 @@ let rangeLeft = MAX_TEMPLATE_RANGE;
  */
 export const MAX_TEMPLATE_STEPS = 500_000;
 let stepsLeft = MAX_TEMPLATE_STEPS;
+/**
+ * The most the values one render makes may hold together, each counted when it is made: a
+ * character is 1, a list item or dict entry 8 (a pointer at least). A loop that doubles a string or
+ * a list runs out here after a few dozen steps, long before the step budget would stop it (a
+ * doubled list took 7 s and 1.9 GB before). A value read again (a variable, a message's content) is
+ * not made again and counts once. A render of the largest body the API takes (a megabyte) through
+ * Qwen3's template counts a few times its size.
+ */
+export const MAX_TEMPLATE_SIZE = 64 * 1024 * 1024;
+let sizeLeft = MAX_TEMPLATE_SIZE;
+
+/** The values charged in the render under way: a variable read again returns the same one. */
+let charged = new WeakSet<object>();
+
+/** Takes what `value` holds from the render's size budget, once per value. */
+function charge(value: unknown): void {
+  if (typeof value !== "object" || value === null || charged.has(value)) return;
+  charged.add(value);
+  const v = (value as { value?: unknown }).value;
+  const held = typeof v === "string"
+    ? v.length
+    : Array.isArray(v)
+    ? 8 * v.length
+    : v instanceof Map
+    ? 8 * v.size
+    : 0;
+  sizeLeft -= held;
+  if (sizeLeft < 0) {
+    throw new Error(
+      `the template made values of more than ${MAX_TEMPLATE_SIZE} bytes in all for these messages`,
+    );
+  }
+}
 
 /**
  * Jinja's `range` (start, stop, step as Python's), refusing more than `MAX_TEMPLATE_RANGE` items: the
@@ -132,14 +172,18 @@ const step = () => {
 const evaluate = Interpreter.prototype.evaluate;
 Interpreter.prototype.evaluate = function (this: Interpreter, ...args: Parameters<typeof evaluate>) {
   step();
-  return evaluate.apply(this, args);
+  const value = evaluate.apply(this, args);
+  charge(value);
+  return value;
 };
 // (private in the library's types, public at run time)
 const proto = Interpreter.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
 const evaluateBlock = proto.evaluateBlock;
 proto.evaluateBlock = function (this: unknown, ...args: unknown[]) {
   step();
-  return evaluateBlock.apply(this, args);
+  const value = evaluateBlock.apply(this, args);
+  charge(value);
+  return value;
 };
 
 function msg(e: unknown): string {

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { ApiError } from "../errors.ts";
-import { plainChatPrompt, renderChatPrompt } from "./render_chat_prompt.ts";
+import {
+  lastRenderSize,
+  MAX_TEMPLATE_SIZE,
+  plainChatPrompt,
+  renderChatPrompt,
+} from "./render_chat_prompt.ts";
 import { QWEN3_CHAT_TEMPLATE } from "../../tests/helpers/tokenizer_fixture.ts";
 
 const msgs = [
@@ -132,4 +137,43 @@ Deno.test("renderChatPrompt: a template's range() is Python's, up to 10 000 item
       ),
     (e: unknown) => e instanceof ApiError && e.status === 400 && /more than 500000 steps/.test(e.message),
   );
+});
+
+Deno.test("renderChatPrompt: values a template makes are bounded in all; Qwen3's template at the API's body cap is not", () => {
+  const msgs = [{ role: "user" as const, content: "hi" }];
+  const t = (body: string) => ({ chatTemplate: body });
+  // doubling a list 40 times: before, 7 s and 1.9 GB of memory for one request
+  for (
+    const doubled of [
+      "{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | length }}",
+      "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+    ]
+  ) {
+    assert.throws(
+      () => renderChatPrompt(msgs, t(doubled)),
+      (e: unknown) =>
+        e instanceof ApiError && e.status === 400 && e.code === "CHAT_TEMPLATE_REJECTED" &&
+        new RegExp(`more than ${MAX_TEMPLATE_SIZE} bytes in all`).test(e.message),
+    );
+  }
+  // twenty doublings are fine, and the next render starts afresh
+  assert.equal(
+    renderChatPrompt(
+      msgs,
+      t("{% set ns = namespace(l=[1]) %}{% for i in range(20) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | length }}"),
+    ),
+    String(2 ** 20),
+  );
+  // a megabyte of conversation (the API's body cap) through Qwen3's template: reads of the same
+  // message are not counted again, so it stays far inside the budget
+  const big = [
+    { role: "system" as const, content: "s".repeat(300_000) },
+    ...Array.from({ length: 700 }, (_, i) => ({
+      role: i % 2 ? "assistant" as const : "user" as const,
+      content: i % 2 ? `<think>\n${"t".repeat(400)}\n</think>\n\n${"a".repeat(580)}` : "u".repeat(1000),
+    })),
+  ];
+  const out = renderChatPrompt(big, { chatTemplate: QWEN3_CHAT_TEMPLATE });
+  assert.ok(out.length > 700_000);
+  assert.ok(lastRenderSize() < MAX_TEMPLATE_SIZE / 4, `charged ${lastRenderSize()}`);
 });

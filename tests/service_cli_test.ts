@@ -1,6 +1,7 @@
 /** `plumise service install --dry-run` through the CLI with the binary's permissions. */
 import assert from "node:assert/strict";
 import { createKeystore } from "../lib/chain/wallet.ts";
+import { hiddenFromUnit } from "../lib/service/systemd_unit.ts";
 import { runPlumise } from "./helpers/cli.ts";
 
 Deno.test("cli: service install --dry-run prints the unit, names the env keys, hides the secret, writes nothing", async () => {
@@ -41,6 +42,11 @@ Deno.test("cli: service install --dry-run prints the unit, names the env keys, h
       /\(dry run\) would write \/etc\/systemd\/system\/plumise\.service and .*mode 0600; keys: .*PLUMISE_TIER/,
     );
     assert.ok(!(r.stdout + r.stderr).includes(password), "the password is never printed");
+    // a temporary directory is one the service's sandbox hides: the dry run says a real install would fail
+    if (hiddenFromUnit(await Deno.realPath(binary))) {
+      assert.match(r.stderr, /warning: install would fail: the binary .* lies under \/\w+/);
+      assert.match(r.stderr, /hint: copy it out first/);
+    }
     assert.equal(await Deno.stat(envFile).catch(() => undefined), undefined, "nothing written");
     assert.equal(
       await Deno.stat("/etc/systemd/system/plumise.service").then(() => true, () => false),

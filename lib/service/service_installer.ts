@@ -19,19 +19,16 @@ import {
 } from "../errors.ts";
 import { VERSION } from "../util/version.ts";
 import { mergeEnvFile, parseEnvFile } from "./env_file.ts";
-import { renderUnit, UNIT_NAME } from "./systemd_unit.ts";
+import {
+  checkUnitPaths,
+  hiddenFromUnit,
+  renderUnit,
+  SERVICE_ERROR_CODES,
+  UNIT_NAME,
+} from "./systemd_unit.ts";
 import { writeTextAtomic } from "../util/write_text_atomic.ts";
 
-/** Error codes of the service commands (their meanings: `ERROR_CODES`, lib/error_codes.ts). */
-export const SERVICE_ERROR_CODES = {
-  UNSUPPORTED_OS: "SERVICE_UNSUPPORTED_OS",
-  BINARY_INVALID: "SERVICE_BINARY_INVALID",
-  KEYSTORE_INVALID: "SERVICE_KEYSTORE_INVALID",
-  NO_WALLET: "SERVICE_NO_WALLET",
-  CONFIG_INVALID: "SERVICE_CONFIG_INVALID",
-  NOT_PERMITTED: "SERVICE_NOT_PERMITTED",
-  SYSTEMCTL_FAILED: "SERVICE_SYSTEMCTL_FAILED",
-} as const satisfies Record<string, ErrorCode>;
+export { SERVICE_ERROR_CODES } from "./systemd_unit.ts";
 
 export const DEFAULT_ENV_FILE = "/etc/plumise/plumise.env";
 export const UNIT_DIR = "/etc/systemd/system";
@@ -88,6 +85,8 @@ export interface InstallPlan {
   envKeys: string[];
   /** systemctl calls it makes, in order. */
   systemctl: string[][];
+  /** Where the binary really lies when the unit's sandbox hides it (`hiddenFromUnit`): no install. */
+  binaryHidden?: { path: string; dir: string };
 }
 
 const TIERS: readonly string[] = [...TIER_NAMES, "auto"];
@@ -105,46 +104,6 @@ async function readOptional(path: string): Promise<string> {
       hint: "it must be a readable file (the env file or the installed unit)",
       cause: err,
     });
-  }
-}
-
-/**
- * Paths the unit names, checked before anything is rendered: absolute, on one line; the binary
- * without characters systemd refuses or does not unescape in an executable's name (quotes, `\`,
- * `$`, control characters; `%` is escaped); the keystore without `:` or spaces (LoadCredential= splits on them).
- */
-function checkUnitPaths(o: { binary: string; envFile: string; keystore?: string }): void {
-  const bad = (code: ErrorCode, what: string, p: string, why: string, hint: string) =>
-    new ConfigError(code, `${what} path ${JSON.stringify(p)} ${why}`, { hint });
-  const move = "move it to a path of letters, digits and / . _ - (e.g. /usr/local/bin/plumise)";
-  // deno-lint-ignore no-control-regex
-  const control = /[\x00-\x1f\x7f]/;
-  if (/["'\\$]/.test(o.binary) || control.test(o.binary)) {
-    throw bad(
-      SERVICE_ERROR_CODES.BINARY_INVALID,
-      "the binary",
-      o.binary,
-      "has characters systemd cannot run",
-      move,
-    );
-  }
-  if (control.test(o.envFile)) {
-    throw bad(
-      SERVICE_ERROR_CODES.CONFIG_INVALID,
-      "the env file",
-      o.envFile,
-      "holds a control character",
-      move,
-    );
-  }
-  if (o.keystore !== undefined && (/[:\s]/.test(o.keystore) || control.test(o.keystore))) {
-    throw bad(
-      SERVICE_ERROR_CODES.KEYSTORE_INVALID,
-      "the keystore",
-      o.keystore,
-      "holds ':', a space or a control character (systemd's LoadCredential= cannot name it)",
-      "move the keystore to a path without them, e.g. /etc/plumise/keystore.json",
-    );
   }
 }
 
@@ -287,6 +246,9 @@ export async function planInstall(host: ServiceHost, o: InstallOptions): Promise
     }
     throw err;
   }
+  // on the real system only: tests install binaries of temporary directories into a root of their own
+  const real = host.root === "/" ? await Deno.realPath(o.binary) : o.binary;
+  const hiddenIn = host.root === "/" ? hiddenFromUnit(real) : undefined;
   const unit = renderUnit({
     binary: o.binary,
     envFile: envFilePath,
@@ -302,7 +264,22 @@ export async function planInstall(host: ServiceHost, o: InstallOptions): Promise
     envText,
     envKeys: Object.keys(env),
     systemctl: [["daemon-reload"], ["enable", UNIT_NAME], ["restart", UNIT_NAME]],
+    ...(hiddenIn ? { binaryHidden: { path: real, dir: hiddenIn } } : {}),
   };
+}
+
+/** Why `plan` cannot be installed as it is, if it cannot (the dry run prints it as a warning). */
+export function planProblem(plan: InstallPlan): ConfigError | undefined {
+  const h = plan.binaryHidden;
+  if (!h) return undefined;
+  return new ConfigError(
+    SERVICE_ERROR_CODES.BINARY_INVALID,
+    `the binary ${h.path} lies under ${h.dir}, which the service's sandbox hides (ProtectHome=, PrivateTmp=)`,
+    {
+      hint:
+        "copy it out first: sudo install -m 0755 <binary> /usr/local/bin/plumise, then --binary /usr/local/bin/plumise",
+    },
+  );
 }
 
 function notPermitted(path: string, err: unknown): PlumiseError {
@@ -354,6 +331,8 @@ async function systemctlOrThrow(host: ServiceHost, args: string[]): Promise<void
  * is asked first, so a machine without systemd gets no files it cannot use.
  */
 export async function applyInstall(host: ServiceHost, plan: InstallPlan): Promise<void> {
+  const problem = planProblem(plan);
+  if (problem) throw problem;
   await systemctlOrThrow(host, ["--version"]);
   await writeAtomic(hostPath(host, plan.envFilePath), plan.envText, 0o600);
   await writeAtomic(hostPath(host, plan.unitPath), plan.unit, 0o644);

@@ -9,6 +9,7 @@ import {
   serviceStatus,
   uninstall,
 } from "./service_installer.ts";
+import { hiddenFromUnit } from "./systemd_unit.ts";
 
 const KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 
@@ -319,6 +320,45 @@ Deno.test("service uninstall --purge: without --env-file, the installed unit's o
     const purged = await uninstall(f.host, { purge: true });
     assert.ok(purged.removed.includes("/etc/plumise/custom.env"), JSON.stringify(purged));
     assert.equal(await Deno.stat(`${f.root}/etc/plumise/custom.env`).catch(() => undefined), undefined);
+  } finally {
+    await Deno.remove(f.root, { recursive: true });
+  }
+});
+
+Deno.test("service install: a binary the sandbox hides (home, tmp) is refused before anything is written", async () => {
+  for (
+    const [path, dir] of [["/home/ann/plumise", "/home"], ["/root/plumise", "/root"], [
+      "/tmp/x/plumise",
+      "/tmp",
+    ]]
+  ) {
+    assert.equal(hiddenFromUnit(path), dir, path);
+  }
+  for (const path of ["/usr/local/bin/plumise", "/opt/plumise/plumise", "/homestead/plumise", "/tmpfs/p"]) {
+    assert.equal(hiddenFromUnit(path), undefined, path);
+  }
+  const f = await fakeHost();
+  try {
+    // on the real system (root /) the binary's own path counts, symlinks resolved: here it is in /tmp
+    const tmpBinary = await Deno.makeTempFile({ dir: "/tmp", prefix: "plumise-bin-" });
+    try {
+      const plan = await planInstall({ ...f.host, root: "/" }, { binary: tmpBinary, privateKey: KEY });
+      assert.deepEqual(plan.binaryHidden, { path: await Deno.realPath(tmpBinary), dir: "/tmp" });
+      // written through the fake root if it were not refused: nothing there afterwards
+      await assert.rejects(applyInstall(f.host, plan), (err) => {
+        assert.ok(err instanceof ConfigError && err.code === SERVICE_ERROR_CODES.BINARY_INVALID);
+        assert.match(err.message, /lies under \/tmp, which the service's sandbox hides/);
+        assert.match(err.hint, /\/usr\/local\/bin\/plumise/);
+        return true;
+      });
+      assert.equal(await Deno.stat(`${f.root}/etc`).catch(() => undefined), undefined);
+      assert.deepEqual(f.calls(), []);
+    } finally {
+      await Deno.remove(tmpBinary);
+    }
+    // a test's root of its own: its temporary binaries are not the system's
+    const plan = await planInstall(f.host, { binary: f.binary, privateKey: KEY });
+    assert.equal(plan.binaryHidden, undefined);
   } finally {
     await Deno.remove(f.root, { recursive: true });
   }

@@ -14,6 +14,70 @@
  * @module
  */
 
+import { ConfigError, type ErrorCode } from "../errors.ts";
+
+/** Error codes of the service commands (their meanings: `ERROR_CODES`, lib/error_codes.ts). */
+export const SERVICE_ERROR_CODES = {
+  UNSUPPORTED_OS: "SERVICE_UNSUPPORTED_OS",
+  BINARY_INVALID: "SERVICE_BINARY_INVALID",
+  KEYSTORE_INVALID: "SERVICE_KEYSTORE_INVALID",
+  NO_WALLET: "SERVICE_NO_WALLET",
+  CONFIG_INVALID: "SERVICE_CONFIG_INVALID",
+  NOT_PERMITTED: "SERVICE_NOT_PERMITTED",
+  SYSTEMCTL_FAILED: "SERVICE_SYSTEMCTL_FAILED",
+} as const satisfies Record<string, ErrorCode>;
+
+/**
+ * Paths the unit names, checked before anything is rendered (`renderUnit` checks them too): absolute, on one line; the binary
+ * without characters systemd refuses or does not unescape in an executable's name (quotes, `\`,
+ * `$`, control characters; `%` is escaped); the keystore without `:` or spaces (LoadCredential= splits on them).
+ */
+export function checkUnitPaths(o: { binary: string; envFile: string; keystore?: string }): void {
+  const bad = (code: ErrorCode, what: string, p: string, why: string, hint: string) =>
+    new ConfigError(code, `${what} path ${JSON.stringify(p)} ${why}`, { hint });
+  const move = "move it to a path of letters, digits and / . _ - (e.g. /usr/local/bin/plumise)";
+  for (
+    const [code, what, p] of [
+      [SERVICE_ERROR_CODES.BINARY_INVALID, "the binary", o.binary],
+      [SERVICE_ERROR_CODES.CONFIG_INVALID, "the env file", o.envFile],
+      [SERVICE_ERROR_CODES.KEYSTORE_INVALID, "the keystore", o.keystore],
+    ] as const
+  ) {
+    if (p !== undefined && !p.startsWith("/")) {
+      throw bad(code, what, p, "is not absolute", "give the full path");
+    }
+  }
+  // deno-lint-ignore no-control-regex
+  const control = /[\x00-\x1f\x7f]/;
+  if (/["'\\$]/.test(o.binary) || control.test(o.binary)) {
+    throw bad(
+      SERVICE_ERROR_CODES.BINARY_INVALID,
+      "the binary",
+      o.binary,
+      "has characters systemd cannot run",
+      move,
+    );
+  }
+  if (control.test(o.envFile)) {
+    throw bad(
+      SERVICE_ERROR_CODES.CONFIG_INVALID,
+      "the env file",
+      o.envFile,
+      "holds a control character",
+      move,
+    );
+  }
+  if (o.keystore !== undefined && (/[:\s]/.test(o.keystore) || control.test(o.keystore))) {
+    throw bad(
+      SERVICE_ERROR_CODES.KEYSTORE_INVALID,
+      "the keystore",
+      o.keystore,
+      "holds ':', a space or a control character (systemd's LoadCredential= cannot name it)",
+      "move the keystore to a path without them, e.g. /etc/plumise/keystore.json",
+    );
+  }
+}
+
 /** What the unit is made of. */
 export interface UnitOptions {
   /** Absolute path of the plumise binary (ExecStart's program). */
@@ -35,6 +99,19 @@ export const UNIT_NAME = "plumise.service";
 /** Seconds systemd waits beyond SHUTDOWN_GRACE before it kills the node. */
 export const STOP_MARGIN_SECONDS = 20;
 
+/**
+ * Directories the unit's sandbox keeps from the node: `ProtectHome=yes` makes the first three
+ * inaccessible, `PrivateTmp=yes` gives the unit fresh, empty ones of the last two. A binary there
+ * cannot be started (status 203/EXEC). The env file and the keystore are read by systemd itself
+ * before the sandbox exists, so they may lie anywhere.
+ */
+export const HIDDEN_FROM_UNIT = ["/home", "/root", "/run/user", "/tmp", "/var/tmp"] as const;
+
+/** The directory of `HIDDEN_FROM_UNIT` that absolute `path` lies in, if any. */
+export function hiddenFromUnit(path: string): string | undefined {
+  return HIDDEN_FROM_UNIT.find((d) => path === d || path.startsWith(`${d}/`));
+}
+
 /** `systemd.exec` quoting of one command-line word or path. */
 function quoteWord(s: string): string {
   // `%` is a specifier (systemd would expand `%v` in a path): never bare, doubled when quoted
@@ -49,15 +126,7 @@ function escapePath(s: string): string {
 
 /** The unit file's text. */
 export function renderUnit(o: UnitOptions): string {
-  for (
-    const [what, p] of [["binary", o.binary], ["env file", o.envFile], ["keystore", o.keystore]] as const
-  ) {
-    if (p !== undefined && !p.startsWith("/")) throw new Error(`the ${what} path must be absolute: ${p}`);
-    if (p !== undefined && /[\n\r]/.test(p)) throw new Error(`the ${what} path holds a line break`);
-  }
-  if (o.keystore && /[:\s]/.test(o.keystore)) {
-    throw new Error(`the keystore path cannot hold ':' or spaces (LoadCredential=): ${o.keystore}`);
-  }
+  checkUnitPaths(o);
   const stopTimeout = Math.max(30, o.shutdownGraceSeconds + STOP_MARGIN_SECONDS);
   const backoff = (o.systemdVersion ?? 0) >= 254
     ? ["RestartSec=5s", "RestartSteps=10", "RestartMaxDelaySec=5min"]

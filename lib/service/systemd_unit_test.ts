@@ -164,7 +164,7 @@ Deno.test("systemd unit: no secret on the command line, stop timeout beyond the 
   );
   assert.throws(
     () => renderUnit({ ...base, binary: "plumise", shutdownGraceSeconds: 10 }),
-    /must be absolute/,
+    /is not absolute/,
   );
   assert.throws(
     () => renderUnit({ ...base, keystore: "/a b/k.json", shutdownGraceSeconds: 10 }),

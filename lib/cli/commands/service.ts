@@ -5,6 +5,7 @@ import {
   applyInstall,
   DEFAULT_ENV_FILE,
   planInstall,
+  planProblem,
   SERVICE_ERROR_CODES,
   serviceStatus,
   systemHost,
@@ -106,6 +107,8 @@ export function registerService(program: Command, ctx: CommandContext): void {
       availableMemoryBytes: memory,
     });
     if (opts.dryRun) {
+      // what a real install would refuse, said without failing the dry run
+      const problem = planProblem(plan);
       if (opts.json) {
         ctx.stdout(JSON.stringify({
           dryRun: true,
@@ -114,8 +117,12 @@ export function registerService(program: Command, ctx: CommandContext): void {
           envFile: plan.envFilePath,
           envKeys: plan.envKeys,
           systemctl: plan.systemctl,
+          ...(problem
+            ? { problem: { code: problem.code, message: problem.message, hint: problem.hint } }
+            : {}),
         }));
       } else {
+        if (problem) ctx.stderr(`warning: install would fail: ${problem.message}\nhint: ${problem.hint}`);
         ctx.write(plan.unit);
         ctx.stderr(
           `(dry run) would write ${plan.unitPath} and ${plan.envFilePath} (mode 0600; keys: ${

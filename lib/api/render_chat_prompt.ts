@@ -59,6 +59,7 @@ export function renderChatPrompt(
 ): string {
   if (!source.chatTemplate) return plainChatPrompt(messages);
   const template = compile(source.chatTemplate);
+  const developerIsSystem = !source.chatTemplate.includes("developer");
   const tokens = source.specialTokens ?? {};
   rangeLeft = MAX_TEMPLATE_RANGE; // renders are synchronous: one at a time
   stepsLeft = MAX_TEMPLATE_STEPS;
@@ -72,7 +73,11 @@ export function renderChatPrompt(
       pad_token: "",
       ...tokens,
       ...templateKwargs,
-      messages: messages.map((m) => ({ ...m })),
+      // OpenAI's `developer` is the system prompt of newer clients: a template that does not
+      // know the role (Qwen3's, Llama's) would drop the message without a word
+      messages: messages.map((m) =>
+        developerIsSystem && m.role === "developer" ? { ...m, role: "system" } : { ...m }
+      ),
       add_generation_prompt: true,
     });
   } catch (cause) {

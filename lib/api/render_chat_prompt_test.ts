@@ -177,3 +177,30 @@ Deno.test("renderChatPrompt: values a template makes are bounded in all; Qwen3's
   assert.ok(out.length > 700_000);
   assert.ok(lastRenderSize() < MAX_TEMPLATE_SIZE / 4, `charged ${lastRenderSize()}`);
 });
+
+Deno.test("renderChatPrompt: a developer message is the system prompt for a template without that role", () => {
+  const chatTemplate = QWEN3_CHAT_TEMPLATE;
+  const asSystem = renderChatPrompt([{ role: "system", content: "Talk like a pirate." }, {
+    role: "user",
+    content: "Hi",
+  }], {
+    chatTemplate,
+  });
+  // before: Qwen3's template rendered nothing of it
+  assert.equal(
+    renderChatPrompt(
+      [{ role: "developer", content: "Talk like a pirate." }, { role: "user", content: "Hi" }],
+      {
+        chatTemplate,
+      },
+    ),
+    asSystem,
+  );
+  assert.match(asSystem, /^<\|im_start\|>system\nTalk like a pirate\.<\|im_end\|>/);
+  // a template that names the role gets it as it is
+  const own = "{% for m in messages %}{{ m.role }}:{{ m.content }};{% endfor %}{# developer #}";
+  assert.equal(
+    renderChatPrompt([{ role: "developer", content: "d" }], { chatTemplate: own }),
+    "developer:d;",
+  );
+});

@@ -58,6 +58,12 @@ export function integerIn(field: string, value: unknown, min: number, max: numbe
   return value;
 }
 
+/** A sampling seed: absent, or an integer a double holds exactly (`{}` or `{seed}`, to spread). */
+export function seedOf(field: string, value: unknown): { seed?: number } {
+  if (value === undefined || value === null) return {};
+  return { seed: integerIn(field, value, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, 0) };
+}
+
 export function booleanOr(field: string, value: unknown, dflt: boolean): boolean {
   if (value === undefined || value === null) return dflt;
   if (typeof value !== "boolean") throw invalid(field, "true or false", value);

@@ -1,14 +1,26 @@
 /**
  * Parses and validates an OpenAI `POST /v1/chat/completions` body:
  * `{model?, messages, max_tokens | max_completion_tokens, temperature, top_p, stop, stream,
- * stream_options: {include_usage}, n, repetition_penalty and chat_template_kwargs (extensions, as
- * vLLM names them: e.g. `{"enable_thinking": false}` for Qwen3)}`. Unknown fields are ignored.
+ * stream_options: {include_usage}, n, seed, repetition_penalty and chat_template_kwargs (extensions,
+ * as vLLM names them: e.g. `{"enable_thinking": false}` for Qwen3)}`. Fields this node cannot honour
+ * and that would change the answer (`tools`, `logprobs`, `response_format`, penalties, `logit_bias`)
+ * are refused with a 400 naming them unless they ask for nothing (`UNSUPPORTED`); other unknown fields
+ * are ignored.
  * OpenAI's defaults apply (temperature 1, top_p 1, no repetition penalty); the token cap is
  * the gateway API's 1..4096 (docs/protocol.md) (default 128 here too).
  * @module
  */
 import { ApiError } from "../errors.ts";
-import { booleanOr, integerIn, invalid, MAX_NEW_TOKENS_LIMIT, numberIn, show, stopList } from "./_params.ts";
+import {
+  booleanOr,
+  integerIn,
+  invalid,
+  MAX_NEW_TOKENS_LIMIT,
+  numberIn,
+  seedOf,
+  show,
+  stopList,
+} from "./_params.ts";
 import type { ChatMessage, GenerationParams } from "./types.ts";
 
 export interface ChatRequest {
@@ -53,12 +65,14 @@ export function parseChatRequest(body: Record<string, unknown>): ChatRequest {
   if (body.n !== undefined && body.n !== null && body.n !== 1) {
     throw invalid("n", "1 (one choice per request)", body.n, "leave n out; ask again for more choices");
   }
+  refuseUnsupported(body);
   const params: GenerationParams = {
     maxNewTokens: integerIn(maxField, maxTokensRaw, 1, MAX_NEW_TOKENS_LIMIT, d.maxNewTokens),
     temperature: numberIn("temperature", body.temperature, 0, 2, d.temperature),
     topP: numberIn("top_p", body.top_p, 0, 1, d.topP),
     repetitionPenalty: numberIn("repetition_penalty", body.repetition_penalty, 1, 2, d.repetitionPenalty),
     doSample: true,
+    ...seedOf("seed", body.seed),
   };
   const so = body.stream_options;
   if (so !== undefined && so !== null && (typeof so !== "object" || Array.isArray(so))) {
@@ -77,6 +91,43 @@ export function parseChatRequest(body: Record<string, unknown>): ChatRequest {
     ),
     templateKwargs: parseTemplateKwargs(body.chat_template_kwargs),
   };
+}
+
+/**
+ * OpenAI fields that change the answer and that this node does not implement, with the values
+ * that ask for nothing: anything else is a 400 naming the field, never a silent answer without it.
+ */
+const UNSUPPORTED: Readonly<Record<string, { idle: (v: unknown) => boolean; hint: string }>> = {
+  tools: {
+    idle: (v) => Array.isArray(v) && v.length === 0,
+    hint: "this node does not call tools; leave tools out",
+  },
+  tool_choice: { idle: (v) => v === "none", hint: "this node does not call tools; leave tool_choice out" },
+  functions: { idle: (v) => Array.isArray(v) && v.length === 0, hint: "this node does not call functions" },
+  function_call: { idle: (v) => v === "none", hint: "this node does not call functions" },
+  logprobs: { idle: (v) => v === false, hint: "this node returns no log probabilities; leave logprobs out" },
+  top_logprobs: { idle: (v) => v === 0, hint: "this node returns no log probabilities" },
+  response_format: {
+    idle: (v) => typeof v === "object" && v !== null && (v as { type?: unknown }).type === "text",
+    hint: 'this node cannot constrain the output to JSON; leave response_format out (or {"type": "text"})',
+  },
+  presence_penalty: { idle: (v) => v === 0, hint: "use repetition_penalty (1..2) instead" },
+  frequency_penalty: { idle: (v) => v === 0, hint: "use repetition_penalty (1..2) instead" },
+  logit_bias: {
+    idle: (v) => typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0,
+    hint: "this node cannot bias tokens; leave logit_bias out",
+  },
+};
+
+function refuseUnsupported(body: Record<string, unknown>): void {
+  for (const [field, { idle, hint }] of Object.entries(UNSUPPORTED)) {
+    const v = body[field];
+    if (v === undefined || v === null || idle(v)) continue;
+    throw new ApiError(400, "UNSUPPORTED", `${field} is not supported by this node, got ${show(v)}`, {
+      hint,
+      details: { param: field },
+    });
+  }
 }
 
 /** `chat_template_kwargs`: a few named scalars (strings, numbers, booleans, null). */
@@ -119,9 +170,18 @@ export function parseMessages(value: unknown): ChatMessage[] {
   return value.map((m, i) => {
     const field = `messages[${i}]`;
     if (m === null || typeof m !== "object" || Array.isArray(m)) throw invalid(field, "an object", m);
-    const { role, content, name } = m as Record<string, unknown>;
+    const { role, content, name, tool_calls, function_call } = m as Record<string, unknown>;
     if (typeof role !== "string" || !ROLES.has(role)) {
       throw invalid(`${field}.role`, `one of ${[...ROLES].join(", ")}`, role);
+    }
+    // an earlier turn's tool calls would be dropped from the prompt: refused, as tools are
+    for (const [key, v] of [["tool_calls", tool_calls], ["function_call", function_call]] as const) {
+      if (v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0)) {
+        throw new ApiError(400, "UNSUPPORTED", `${field}.${key} is not supported by this node`, {
+          hint: "this node does not call tools; send the conversation without tool calls",
+          details: { param: `${field}.${key}` },
+        });
+      }
     }
     const text = flattenContent(`${field}.content`, content);
     const out: ChatMessage = typeof name === "string"

@@ -42,3 +42,59 @@ Deno.test("parseChatRequest rejects images and bad model values", () => {
     assert.throws(() => parseChatRequest(body), (e) => e instanceof ApiError && e.status === 400);
   }
 });
+
+Deno.test("parseChatRequest: seed is passed on; fields that would change the answer are refused, not ignored", () => {
+  const user = [{ role: "user", content: "x" }];
+  assert.equal(parseChatRequest({ messages: user, seed: 42 }).params.seed, 42);
+  assert.equal(parseChatRequest({ messages: user }).params.seed, undefined);
+  assert.throws(() => parseChatRequest({ messages: user, seed: 1.5 }), /seed must be an integer/);
+  // before: each of these answered 200 as if it had not been sent
+  const refused: Record<string, unknown> = {
+    tools: [{ type: "function", function: { name: "get_weather", parameters: {} } }],
+    tool_choice: "required",
+    functions: [{ name: "f" }],
+    function_call: "auto",
+    logprobs: true,
+    top_logprobs: 5,
+    response_format: { type: "json_object" },
+    presence_penalty: 2,
+    frequency_penalty: -1,
+    logit_bias: { "74": -100 },
+  };
+  for (const [field, value] of Object.entries(refused)) {
+    assert.throws(
+      () => parseChatRequest({ messages: user, [field]: value }),
+      (e: unknown) =>
+        e instanceof ApiError && e.status === 400 && e.code === "UNSUPPORTED" && e.details.param === field &&
+        e.message.startsWith(`${field} is not supported`),
+      field,
+    );
+  }
+  // the values that ask for nothing pass, as clients send them by default
+  const idle = {
+    tools: [],
+    tool_choice: "none",
+    logprobs: false,
+    top_logprobs: 0,
+    response_format: { type: "text" },
+    presence_penalty: 0,
+    frequency_penalty: 0,
+    logit_bias: {},
+    functions: null,
+    user: "someone",
+  };
+  assert.equal(parseChatRequest({ messages: user, ...idle }).messages.length, 1);
+  // an earlier turn's tool calls would vanish from the prompt
+  assert.throws(
+    () =>
+      parseChatRequest({
+        messages: [...user, {
+          role: "assistant",
+          content: null,
+          tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: "{}" } }],
+        }, { role: "tool", content: "sunny", tool_call_id: "c1" }],
+      }),
+    (e: unknown) =>
+      e instanceof ApiError && e.code === "UNSUPPORTED" && e.details.param === "messages[1].tool_calls",
+  );
+});

@@ -1,7 +1,7 @@
 /**
  * Parses and validates the gateway's `POST /api/v1/generate` body (docs/protocol.md, "Gateway
  * HTTP API"):
- * `{inputs, parameters?: {max_new_tokens, temperature, top_p, repetition_penalty, do_sample, stop}, stream?}`,
+ * `{inputs, parameters?: {max_new_tokens, temperature, top_p, repetition_penalty, do_sample, seed, stop}, stream?}`,
  * plus the chat turns the gateway sends beside `inputs` (`messages`): when they are valid chat
  * messages the API renders them with the model's chat template (else `inputs`, the gateway's own
  * rendering, is the prompt; malformed `messages` next to `inputs` are ignored, as before).
@@ -9,7 +9,16 @@
  * @module
  */
 import { ApiError } from "../errors.ts";
-import { booleanOr, integerIn, invalid, MAX_NEW_TOKENS_LIMIT, numberIn, show, stopList } from "./_params.ts";
+import {
+  booleanOr,
+  integerIn,
+  invalid,
+  MAX_NEW_TOKENS_LIMIT,
+  numberIn,
+  seedOf,
+  show,
+  stopList,
+} from "./_params.ts";
 import { parseMessages } from "./parse_chat_request.ts";
 import type { ChatMessage, GenerationParams } from "./types.ts";
 
@@ -74,6 +83,7 @@ export function parseGenerateRequest(body: Record<string, unknown>): GenerateReq
       d.repetitionPenalty,
     ),
     doSample: booleanOr("parameters.do_sample", q.do_sample, d.doSample),
+    ...seedOf("parameters.seed", q.seed),
   };
   return {
     ...(hasInputs ? { inputs } : {}),

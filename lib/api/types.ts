@@ -17,6 +17,8 @@ export interface GenerationParams {
   readonly repetitionPenalty: number;
   /** false (or temperature 0) = greedy decoding. */
   readonly doSample: boolean;
+  /** Seed of the sampler (the same seed, prompt and parameters give the same text). */
+  readonly seed?: number;
 }
 
 /** One generated token. */

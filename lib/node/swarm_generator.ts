@@ -97,6 +97,7 @@ export class SwarmGenerator implements Generator {
         temperature: params.doSample ? params.temperature : 0,
         topP: params.topP,
         repetitionPenalty: params.repetitionPenalty,
+        seed: params.seed,
         prefillChunkTokens: this.#o.prefillChunkTokens,
         signal,
       });

@@ -101,6 +101,28 @@ Deno.test("SwarmGenerator maps sampling: do_sample false means greedy whatever t
   assert.equal(a.generated_text, await localGreedy("abc", 8));
 });
 
+Deno.test("SwarmGenerator: a request's seed makes sampling repeatable", async () => {
+  const { post } = await swarmSetup();
+  const ask = async (seed?: number) => {
+    const r = await (await post("/api/v1/generate", {
+      inputs: "abc",
+      parameters: {
+        max_new_tokens: 12,
+        do_sample: true,
+        temperature: 1.5,
+        ...(seed === undefined ? {} : { seed }),
+      },
+    })).json();
+    assert.equal(typeof r.generated_text, "string", JSON.stringify(r));
+    return r.generated_text as string;
+  };
+  const [a, b] = [await ask(7), await ask(7)];
+  // before: the seed never reached the sampler, and the same seed gave another text each time
+  assert.equal(a, b);
+  const others = new Set([await ask(8), await ask(), await ask(), await ask()]);
+  assert.ok(others.size > 1, "without a seed (or with another) the texts differ");
+});
+
 Deno.test("SwarmGenerator: a templated chat prompt is encoded without a second BOS; counted and generated alike", async () => {
   const BOS = "<|begin_of_text|>";
   const built = buildTokenizer({ specialsFirst: false, specials: [BOS, "<|eot_id|>"], bosPrepend: BOS });

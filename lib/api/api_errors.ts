@@ -21,7 +21,7 @@ import { jsonResponse, type Route } from "./api_env.ts";
 
 /** Routes that answer errors in OpenAI's shape. */
 export function openAiShaped(route: Route): boolean {
-  return route === "chat" || route === "models";
+  return route === "chat" || route === "models" || route === "openai";
 }
 
 /** Maps any thrown value to the `ApiError` to answer with; `timeoutMs` names the request limit in a 504. */
@@ -86,6 +86,15 @@ function newErrorId(): string {
   return crypto.randomUUID().replaceAll("-", "").slice(0, 12);
 }
 
+/**
+ * OpenAI's error `code` for ours: lower case, and a prompt past the context is OpenAI's own
+ * `context_length_exceeded`, which client libraries (LangChain, LiteLLM) look for to trim a
+ * conversation.
+ */
+function openAiCode(code: string): string {
+  return code === "PROMPT_TOO_LONG" ? "context_length_exceeded" : code.toLowerCase();
+}
+
 /** OpenAI's error `type` for an HTTP status. */
 export function errorType(status: number): string {
   if (status === 401) return "authentication_error";
@@ -100,7 +109,7 @@ export function streamErrorEvent(e: ApiError, route: Route): Record<string, unkn
   const errorId = errorIdOf(e);
   if (openAiShaped(route)) {
     return {
-      error: { message: e.message, type: errorType(e.status), code: e.code.toLowerCase(), error_id: errorId },
+      error: { message: e.message, type: errorType(e.status), code: openAiCode(e.code), error_id: errorId },
     };
   }
   return { error: e.message, code: e.code, error_id: errorId };
@@ -123,7 +132,7 @@ export function errorResponse(e: ApiError, route: Route): Response {
         message: e.message,
         type: errorType(status),
         param: typeof e.details.param === "string" ? e.details.param : null,
-        code: e.code.toLowerCase(),
+        code: openAiCode(e.code),
         hint: e.hint || undefined,
         error_id: errorIdOf(e),
       },

@@ -16,7 +16,9 @@ import { sseStream } from "./sse_stream.ts";
 export function chatRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
   return async (c) => {
     d.slots.refuseUnlessOpen();
-    const req = parseChatRequest(await readJsonBody(c.req.raw));
+    const req = parseChatRequest(
+      await readJsonBody(c.req.raw, '{"messages": [{"role": "user", "content": "Hello"}]}'),
+    );
     checkModel(d, req.model);
     // the client's signal: a client that goes away stops its generation (deno.json: no-legacy-abort)
     const slot = d.slots.take({ signal: c.req.raw.signal });

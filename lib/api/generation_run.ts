@@ -127,7 +127,7 @@ function tooLong(count: string, n: number, max: number): ApiError {
   return new ApiError(
     400,
     "PROMPT_TOO_LONG",
-    `the prompt is ${count} tokens; the model's context is ${max} tokens`,
+    `the prompt is ${count} tokens; the model's maximum context length is ${max} tokens`,
     {
       hint: "send a shorter prompt",
       details: { promptTokens: n, maxContextTokens: max },

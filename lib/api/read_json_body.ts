@@ -15,14 +15,23 @@ export const BODY_SHAPE = { maxDepth: 32, maxValues: 100_000 } as const;
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-/** Reads and parses `request`'s body; throws `ApiError` 400 (not UTF-8, empty, not JSON, not an object). */
-export async function readJsonBody(request: Request): Promise<Record<string, unknown>> {
+/** The gateway route's body, the example of a hint where no other is given. */
+const GENERATE_EXAMPLE = '{"inputs": "Hello"}';
+
+/**
+ * Reads and parses `request`'s body; throws `ApiError` 400 (not UTF-8, empty, not JSON, not an
+ * object), whose hint shows `example`, a body of the route.
+ */
+export async function readJsonBody(
+  request: Request,
+  example = GENERATE_EXAMPLE,
+): Promise<Record<string, unknown>> {
   const bytes = new Uint8Array(await request.arrayBuffer());
-  return parseJsonObject(bytes);
+  return parseJsonObject(bytes, example);
 }
 
 /** Parses `bytes` as a UTF-8 JSON object; throws `ApiError` 400 with the reason. */
-export function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
+export function parseJsonObject(bytes: Uint8Array, example = GENERATE_EXAMPLE): Record<string, unknown> {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -50,13 +59,13 @@ export function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
     value = JSON.parse(text);
   } catch (cause) {
     throw new ApiError(400, "INVALID_JSON", `request body is not valid JSON: ${(cause as Error).message}`, {
-      hint: 'send a JSON object, e.g. {"inputs": "Hello"}',
+      hint: `send a JSON object, e.g. ${example}`,
       cause,
     });
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new ApiError(400, "INVALID_JSON", `request body must be a JSON object, got ${describe(value)}`, {
-      hint: 'send a JSON object, e.g. {"inputs": "Hello"}',
+      hint: `send a JSON object, e.g. ${example}`,
     });
   }
   return value as Record<string, unknown>;

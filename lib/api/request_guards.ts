@@ -26,6 +26,8 @@ export function routeOf(pathname: string): Route {
   if (p === "/v1/chat/completions") return "chat";
   if (p === "/v1/models" || p.startsWith("/v1/models/")) return "models";
   if (p === "/metrics") return "metrics";
+  // any other OpenAI path (/v1/completions, /v1/embeddings): answered in OpenAI's error shape
+  if (p === "/v1" || p.startsWith("/v1/")) return "openai";
   return "other";
 }
 
@@ -93,7 +95,9 @@ export function browserOrigins(allowed: readonly string[], log: Logger): Middlew
   const corsAnswers = cors({
     origin: [...list],
     allowMethods: ["GET", "HEAD", "POST", "OPTIONS"],
-    allowHeaders: ["authorization", "content-type"],
+    // the headers a preflight asks for (an empty list makes hono answer with them): the origin is
+    // already one the operator listed, and SDKs send their own (openai's x-stainless-*, openai-beta)
+    allowHeaders: [],
     exposeHeaders: ["retry-after"],
     maxAge: 600,
   });

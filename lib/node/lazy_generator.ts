@@ -23,6 +23,8 @@ export interface LazyGeneratorOptions {
   build(options: { signal: AbortSignal }): Promise<{ generator: Generator; close?: () => Promise<void> }>;
   /** Whether the node can generate now (default: always). */
   readonly ready?: () => boolean;
+  /** Unix seconds the model card says it was created (the same before and after the build). */
+  readonly createdAt?: number;
 }
 
 /** What a request gets once the generator is closing. */
@@ -65,9 +67,14 @@ export class LazyGenerator implements Generator {
   info(): GeneratorInfo {
     const ready = this.#o.ready?.() ?? true;
     if (this.#built) {
-      return { ...this.#built.generator.info(), ready: ready && this.#built.generator.info().ready };
+      const info = this.#built.generator.info();
+      return { ...info, createdAt: this.#o.createdAt ?? info.createdAt, ready: ready && info.ready };
     }
-    return { model: this.#o.model, ready };
+    return {
+      model: this.#o.model,
+      ready,
+      ...(this.#o.createdAt === undefined ? {} : { createdAt: this.#o.createdAt }),
+    };
   }
 
   countTokens(text: string, options?: PromptOptions): number {

@@ -77,3 +77,15 @@ Deno.test("LazyGenerator: the request that started the build gives up; the other
   await assert.rejects(pending, /shutting down/);
   await lazy.close();
 });
+
+Deno.test("LazyGenerator: the model card's created time is the node's, before the build as after", async () => {
+  const lazy = new LazyGenerator({
+    model: "m/x",
+    createdAt: 1_700_000_000,
+    build: () => Promise.resolve({ generator: new FakeGenerator() }),
+  });
+  // before: absent until the build, so GET /v1/models answered the current time on every call
+  assert.equal(lazy.info().createdAt, 1_700_000_000);
+  await lazy.prepare({ signal: new AbortController().signal });
+  assert.equal(lazy.info().createdAt, 1_700_000_000);
+});

@@ -41,6 +41,7 @@ export async function createNodeParts(ctx: NodePartsContext): Promise<NodeParts>
   const createdAt = Math.floor(Date.now() / 1000);
   const generator = new LazyGenerator({
     model: config.model,
+    createdAt,
     async build({ signal }) {
       const log = logger.child({ part: "generation" });
       const t = performance.now();

@@ -125,6 +125,9 @@ export function errorResponse(e: ApiError, route: Route): Response {
   if (e.status === 429 || e.status === 503) headers["retry-after"] = "1";
   if (e.status === 401) headers["www-authenticate"] = "Bearer";
   if (e.status === 405 && typeof e.details.allow === "string") headers["allow"] = e.details.allow;
+  // OpenAI's SDKs retry a 5xx twice unless told not to: a generation that ran out of time would
+  // run out again, three times over
+  if (e.status === 504) headers["x-should-retry"] = "false";
   const status = e.status === 499 ? 400 : e.status;
   const body = openAiShaped(route)
     ? {

@@ -85,3 +85,31 @@ export function stopList(field: string, value: unknown): string[] {
 
 /** The largest `max_new_tokens` / `max_tokens` accepted (docs/protocol.md, "Gateway HTTP API"). */
 export const MAX_NEW_TOKENS_LIMIT = 4096;
+
+/** OpenAI fields a node does not implement: when each asks for nothing, and what to do instead. */
+export type UnsupportedFields = Readonly<Record<string, { idle: (v: unknown) => boolean; hint: string }>>;
+
+/** The fields chat and text completions share. */
+export const OPENAI_UNSUPPORTED: UnsupportedFields = {
+  presence_penalty: { idle: (v) => v === 0, hint: "use repetition_penalty (1..2) instead" },
+  frequency_penalty: { idle: (v) => v === 0, hint: "use repetition_penalty (1..2) instead" },
+  logit_bias: {
+    idle: (v) => typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0,
+    hint: "this node cannot bias tokens; leave logit_bias out",
+  },
+};
+
+/**
+ * Refuses (400 `UNSUPPORTED`, naming the field) any of `fields` that asks for something: the
+ * answer would otherwise come back as if it had not been sent. Absent, null and idle values pass.
+ */
+export function refuseUnsupported(body: Record<string, unknown>, fields: UnsupportedFields): void {
+  for (const [field, { idle, hint }] of Object.entries(fields)) {
+    const v = body[field];
+    if (v === undefined || v === null || idle(v)) continue;
+    throw new ApiError(400, "UNSUPPORTED", `${field} is not supported by this node, got ${show(v)}`, {
+      hint,
+      details: { param: field },
+    });
+  }
+}

@@ -10,7 +10,15 @@ import type { GenerationSlots } from "./generation_slots.ts";
 import type { Generator } from "./types.ts";
 
 /** The route label of a request (metrics, error shape). */
-export type Route = "health" | "generate" | "chat" | "models" | "openai" | "metrics" | "other";
+export type Route =
+  | "health"
+  | "generate"
+  | "chat"
+  | "completions"
+  | "models"
+  | "openai"
+  | "metrics"
+  | "other";
 
 /** Per-request variables set by the guards. */
 export interface ApiVariables {

@@ -21,7 +21,7 @@ import { jsonResponse, type Route } from "./api_env.ts";
 
 /** Routes that answer errors in OpenAI's shape. */
 export function openAiShaped(route: Route): boolean {
-  return route === "chat" || route === "models" || route === "openai";
+  return route === "chat" || route === "completions" || route === "models" || route === "openai";
 }
 
 /** Maps any thrown value to the `ApiError` to answer with; `timeoutMs` names the request limit in a 504. */

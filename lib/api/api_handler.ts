@@ -16,6 +16,7 @@ import type { Metrics } from "../util/metrics.ts";
 import type { ApiEnv, RouteDeps } from "./api_env.ts";
 import { errorResponse, failure, publicError } from "./api_errors.ts";
 import { chatRoute } from "./chat_route.ts";
+import { completionsRoute } from "./completions_route.ts";
 import { generateRoute } from "./generate_route.ts";
 import { GenerationSlots } from "./generation_slots.ts";
 import { healthRoute, metricsRoute, modelRoute, modelsRoute } from "./info_routes.ts";
@@ -107,11 +108,13 @@ export class ApiHandler {
     app.all("/api/v1/generate", methodNotAllowed(POST));
     app.post("/v1/chat/completions", ...body, chatRoute(deps));
     app.all("/v1/chat/completions", methodNotAllowed(POST));
+    app.post("/v1/completions", ...body, completionsRoute(deps));
+    app.all("/v1/completions", methodNotAllowed(POST));
 
     app.notFound((c) => {
       const e = new ApiError(404, "NOT_FOUND", `no route ${c.req.method} ${c.req.path}`, {
         hint:
-          "routes: GET /health, POST /api/v1/generate, POST /v1/chat/completions, GET /v1/models, GET /metrics",
+          "routes: GET /health, POST /api/v1/generate, POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /metrics",
       });
       return errorResponse(publicError(e, log, c.get("route")), c.get("route"));
     });

@@ -414,37 +414,6 @@ Deno.test("context limit: max_new_tokens is capped to what is left; a prompt tha
   );
 });
 
-Deno.test("OpenAI routes: a long prompt is context_length_exceeded; unknown /v1 paths and bad JSON in OpenAI's shape", async () => {
-  const gen = new FakeGenerator({ info: { maxContextTokens: 5 } });
-  const { call } = setup({ gen });
-  const long = await call("/v1/chat/completions", {
-    json: { messages: [{ role: "user", content: "a b c d e f" }] },
-  });
-  assert.equal(long.status, 400);
-  const e = (await bodyOf(long)).error as Record<string, unknown>;
-  assert.equal(
-    e.code,
-    "context_length_exceeded",
-    "the code client libraries look for to trim a conversation",
-  );
-  assert.match(String(e.message), /maximum context length is 5 tokens/);
-  // before: {"error": "no route POST /v1/completions", "code": "NOT_FOUND"}, which the openai client
-  // reads as a string error without a code
-  const none = await call("/v1/completions", { json: { prompt: "Hi" } });
-  assert.equal(none.status, 404);
-  const n = (await bodyOf(none)).error as Record<string, unknown>;
-  assert.equal(n.code, "not_found");
-  assert.equal(n.type, "not_found_error");
-  assert.match(String(n.message), /no route POST \/v1\/completions/);
-  // a chat body that is not JSON gets a chat body as its example, not the gateway's
-  const bad = await call("/v1/chat/completions", { method: "POST", body: "{oops", headers: JSON_TYPE });
-  assert.equal(bad.status, 400);
-  const b = (await bodyOf(bad)).error as Record<string, unknown>;
-  assert.equal(b.code, "invalid_json");
-  assert.match(String(b.hint), /"messages"/);
-  assert.equal(gen.calls.length, 0);
-});
-
 Deno.test("context limit: a huge prompt is refused from its prefix, never tokenized whole", async () => {
   const gen = new FakeGenerator({ info: { maxContextTokens: 100 } });
   const counted: number[] = [];

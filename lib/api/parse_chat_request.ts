@@ -17,9 +17,12 @@ import {
   invalid,
   MAX_NEW_TOKENS_LIMIT,
   numberIn,
+  OPENAI_UNSUPPORTED,
+  refuseUnsupported,
   seedOf,
   show,
   stopList,
+  type UnsupportedFields,
 } from "./_params.ts";
 import type { ChatMessage, GenerationParams } from "./types.ts";
 
@@ -65,7 +68,7 @@ export function parseChatRequest(body: Record<string, unknown>): ChatRequest {
   if (body.n !== undefined && body.n !== null && body.n !== 1) {
     throw invalid("n", "1 (one choice per request)", body.n, "leave n out; ask again for more choices");
   }
-  refuseUnsupported(body);
+  refuseUnsupported(body, CHAT_UNSUPPORTED);
   const params: GenerationParams = {
     maxNewTokens: integerIn(maxField, maxTokensRaw, 1, MAX_NEW_TOKENS_LIMIT, d.maxNewTokens),
     temperature: numberIn("temperature", body.temperature, 0, 2, d.temperature),
@@ -93,11 +96,9 @@ export function parseChatRequest(body: Record<string, unknown>): ChatRequest {
   };
 }
 
-/**
- * OpenAI fields that change the answer and that this node does not implement, with the values
- * that ask for nothing: anything else is a 400 naming the field, never a silent answer without it.
- */
-const UNSUPPORTED: Readonly<Record<string, { idle: (v: unknown) => boolean; hint: string }>> = {
+/** What chat requests may not ask for (`refuseUnsupported`), with the values that ask for nothing. */
+const CHAT_UNSUPPORTED: UnsupportedFields = {
+  ...OPENAI_UNSUPPORTED,
   tools: {
     idle: (v) => Array.isArray(v) && v.length === 0,
     hint: "this node does not call tools; leave tools out",
@@ -111,24 +112,7 @@ const UNSUPPORTED: Readonly<Record<string, { idle: (v: unknown) => boolean; hint
     idle: (v) => typeof v === "object" && v !== null && (v as { type?: unknown }).type === "text",
     hint: 'this node cannot constrain the output to JSON; leave response_format out (or {"type": "text"})',
   },
-  presence_penalty: { idle: (v) => v === 0, hint: "use repetition_penalty (1..2) instead" },
-  frequency_penalty: { idle: (v) => v === 0, hint: "use repetition_penalty (1..2) instead" },
-  logit_bias: {
-    idle: (v) => typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0,
-    hint: "this node cannot bias tokens; leave logit_bias out",
-  },
 };
-
-function refuseUnsupported(body: Record<string, unknown>): void {
-  for (const [field, { idle, hint }] of Object.entries(UNSUPPORTED)) {
-    const v = body[field];
-    if (v === undefined || v === null || idle(v)) continue;
-    throw new ApiError(400, "UNSUPPORTED", `${field} is not supported by this node, got ${show(v)}`, {
-      hint,
-      details: { param: field },
-    });
-  }
-}
 
 /** `chat_template_kwargs`: a few named scalars (strings, numbers, booleans, null). */
 function parseTemplateKwargs(value: unknown): Record<string, string | number | boolean | null> | undefined {

@@ -24,6 +24,7 @@ export function routeOf(pathname: string): Route {
   if (p === "/health") return "health";
   if (p === "/api/v1/generate") return "generate";
   if (p === "/v1/chat/completions") return "chat";
+  if (p === "/v1/completions") return "completions";
   if (p === "/v1/models" || p.startsWith("/v1/models/")) return "models";
   if (p === "/metrics") return "metrics";
   // any other OpenAI path (/v1/completions, /v1/embeddings): answered in OpenAI's error shape

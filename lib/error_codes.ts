@@ -187,7 +187,7 @@ export const ERROR_CODES = {
   INVALID_JSON: "HTTP 400: the request body is not a JSON object",
   INVALID_PARAMETER: "HTTP 400: a request parameter is missing, of the wrong type or out of range",
   UNSUPPORTED:
-    "HTTP 400: a request asks for what this node does not do (tools, logprobs, JSON mode, penalties)",
+    "HTTP 400: a request asks for what this node does not do (logprobs, JSON mode, penalties, forced tools)",
   BODY_TOO_LARGE: "HTTP 413: the request body exceeds the limit",
   PROMPT_TOO_LONG: "HTTP 400: the prompt is longer than the model's context",
   MODEL_NOT_FOUND: "HTTP 404: the request names a model this node does not serve",

@@ -1,7 +1,8 @@
 /**
  * `POST /v1/chat/completions`, the OpenAI adapter: messages rendered with the checkpoint's chat
  * template, `chat.completion` with `usage`, or `chat.completion.chunk` events (role, content
- * deltas, finish, optional usage) ending with `data: [DONE]` (`openai_generation.ts`).
+ * deltas, finish, optional usage) ending with `data: [DONE]` (`openai_generation.ts`). With `tools`
+ * the template lists them and the reply's calls come back as `tool_calls` (`tool_calls.ts`).
  * @module
  */
 import { ApiError } from "../errors.ts";
@@ -10,6 +11,7 @@ import { openAiGeneration } from "./openai_generation.ts";
 import { parseChatRequest } from "./parse_chat_request.ts";
 import { readJsonBody } from "./read_json_body.ts";
 import { renderChatPrompt } from "./render_chat_prompt.ts";
+import { extractToolCalls, ToolCallScanner } from "./tool_calls.ts";
 
 export function chatRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
   return async (c) => {
@@ -23,12 +25,25 @@ export function chatRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
     try {
       await d.generator.prepare?.({ signal: slot.signal });
       const info = d.generator.info();
+      const tools = req.tools;
+      if (tools && !info.chatTemplate?.includes("tools")) {
+        throw new ApiError(
+          400,
+          "UNSUPPORTED",
+          `tools are not supported by ${info.model}: its chat template has none`,
+          {
+            hint: "leave tools out, or serve a model whose chat template lists tools (Qwen3, Qwen2.5)",
+            details: { param: "tools" },
+          },
+        );
+      }
+      const scanner = tools ? new ToolCallScanner() : undefined;
       return await openAiGeneration(d, c, {
         route: "chat",
         idPrefix: "chatcmpl",
         object: "chat.completion",
         chunkObject: "chat.completion.chunk",
-        prompt: renderChatPrompt(req.messages, info, req.templateKwargs),
+        prompt: renderChatPrompt(req.messages, info, { ...req.templateKwargs, ...(tools ? { tools } : {}) }),
         // the checkpoint's template writes its special tokens; the plain fallback is a raw prompt
         templated: Boolean(info.chatTemplate),
         params: req.params,
@@ -36,8 +51,26 @@ export function chatRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
         stop: req.stop,
         stream: req.stream,
         includeUsage: req.includeUsage,
-        choice: (text) => ({ message: { role: "assistant", content: text } }),
-        chunkChoice: (piece) => ({ delta: piece === null ? {} : { content: piece } }),
+        choice: (text) => {
+          const { content, calls } = tools ? extractToolCalls(text) : { content: text, calls: [] };
+          if (!calls.length) return { message: { role: "assistant", content: text } };
+          return {
+            message: { role: "assistant", content: content || null, tool_calls: calls },
+            finish_reason: "tool_calls",
+          };
+        },
+        chunkChoices: (piece) => {
+          const content = scanner ? scanner.push(piece) : piece;
+          return content ? [{ delta: { content } }] : [];
+        },
+        closingChoices: () => {
+          const { content, calls } = scanner?.finish() ?? { content: "", calls: [] };
+          return [
+            ...(content ? [{ delta: { content } }] : []),
+            ...calls.map((call, index) => ({ delta: { tool_calls: [{ index, ...call }] } })),
+            calls.length ? { delta: {}, finish_reason: "tool_calls" } : { delta: {} },
+          ];
+        },
         opening: { delta: { role: "assistant", content: "" } },
       }, slot);
     } catch (err) {

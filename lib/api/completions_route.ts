@@ -31,7 +31,8 @@ export function completionsRoute(d: RouteDeps): (c: ApiContext) => Promise<Respo
         stream: req.stream,
         includeUsage: req.includeUsage,
         choice: (text) => ({ text: req.echo ? req.prompt + text : text }),
-        chunkChoice: (piece) => ({ text: piece ?? "" }),
+        chunkChoices: (piece) => [{ text: piece }],
+        closingChoices: () => [{ text: "" }],
         // a stream echoes the prompt in a chunk of its own, before the first piece
         ...(req.echo ? { opening: { text: req.prompt } } : {}),
       }, slot);

@@ -28,10 +28,12 @@ export interface OpenAiGeneration {
   readonly stop: readonly string[];
   readonly stream: boolean;
   readonly includeUsage: boolean;
-  /** The reply's one choice, without `index` (and `logprobs`, `finish_reason`). */
+  /** The reply's one choice, without `index` and `logprobs`; it may set `finish_reason`. */
   choice(text: string): Record<string, unknown>;
-  /** A chunk's choice for a piece of text (null: the finishing chunk), without `index` and the rest. */
-  chunkChoice(piece: string | null): Record<string, unknown>;
+  /** The choices of the chunks to send for a piece of text (none: held back), without `index`. */
+  chunkChoices(piece: string): Record<string, unknown>[];
+  /** The choices of the last chunks; the last one gets the finish reason unless it sets its own. */
+  closingChoices(): Record<string, unknown>[];
   /** The chunk a stream opens with, before any text (chat: the role), if any. */
   readonly opening?: Record<string, unknown>;
 }
@@ -67,9 +69,9 @@ export async function openAiGeneration(
       model: info.model,
       choices: [{
         index: 0,
-        ...g.choice(run.state.text),
         logprobs: null,
         finish_reason: run.state.finishReason,
+        ...g.choice(run.state.text),
       }],
       usage: usage(run.state.tokens),
     });
@@ -77,18 +79,24 @@ export async function openAiGeneration(
   const chunk = (choice: Record<string, unknown>, finish: FinishReason | null) => ({
     ...head,
     object: g.chunkObject,
-    choices: [{ index: 0, ...choice, logprobs: null, finish_reason: finish }],
+    choices: [{ index: 0, logprobs: null, finish_reason: finish, ...choice }],
   });
   const first = await firstPiece(run, release);
   return sseStream(c, async (w) => {
     w.signal.addEventListener("abort", () => slot.abort(w.signal.reason), { once: true });
     try {
       if (g.opening) w.send(chunk(g.opening, null));
+      const send = (piece: string) => {
+        for (const choice of g.chunkChoices(piece)) w.send(chunk(choice, null));
+      };
       if (first !== null) {
-        w.send(chunk(g.chunkChoice(first), null));
-        for await (const piece of run.pieces) w.send(chunk(g.chunkChoice(piece), null));
+        send(first);
+        for await (const piece of run.pieces) send(piece);
       }
-      w.send(chunk(g.chunkChoice(null), run.state.finishReason));
+      const closing = g.closingChoices();
+      closing.forEach((choice, i) =>
+        w.send(chunk(choice, i === closing.length - 1 ? run.state.finishReason : null))
+      );
       if (g.includeUsage) {
         w.send({ ...head, object: g.chunkObject, choices: [], usage: usage(run.state.tokens) });
       }

@@ -1,9 +1,10 @@
 /**
  * Parses and validates an OpenAI `POST /v1/chat/completions` body:
  * `{model?, messages, max_tokens | max_completion_tokens, temperature, top_p, stop, stream,
- * stream_options: {include_usage}, n, seed, repetition_penalty and chat_template_kwargs (extensions,
- * as vLLM names them: e.g. `{"enable_thinking": false}` for Qwen3)}`. Fields this node cannot honour
- * and that would change the answer (`tools`, `logprobs`, `response_format`, penalties, `logit_bias`)
+ * stream_options: {include_usage}, n, seed, tools, tool_choice, repetition_penalty and
+ * chat_template_kwargs (extensions, as vLLM names them: e.g. `{"enable_thinking": false}` for
+ * Qwen3)}`; messages keep their `tool_calls` and `tool_call_id`. Fields this node cannot honour
+ * and that would change the answer (`logprobs`, `response_format`, penalties, `logit_bias`)
  * are refused with a 400 naming them unless they ask for nothing (`UNSUPPORTED`); other unknown fields
  * are ignored.
  * OpenAI's defaults apply (temperature 1, top_p 1, no repetition penalty); the token cap is
@@ -24,6 +25,7 @@ import {
   stopList,
   type UnsupportedFields,
 } from "./_params.ts";
+import { parseToolCalls, parseTools, type ToolSpec } from "./tool_calls.ts";
 import type { ChatMessage, GenerationParams } from "./types.ts";
 
 export interface ChatRequest {
@@ -35,6 +37,8 @@ export interface ChatRequest {
   readonly stream: boolean;
   /** `stream_options.include_usage`: send a usage chunk before `[DONE]`. */
   readonly includeUsage: boolean;
+  /** Tools offered to the model (`tools`; none under `tool_choice: "none"`). */
+  readonly tools?: readonly ToolSpec[];
   /** Extra variables for the chat template (`chat_template_kwargs`), e.g. `enable_thinking`. */
   readonly templateKwargs?: Readonly<Record<string, string | number | boolean | null>>;
 }
@@ -69,6 +73,7 @@ export function parseChatRequest(body: Record<string, unknown>): ChatRequest {
     throw invalid("n", "1 (one choice per request)", body.n, "leave n out; ask again for more choices");
   }
   refuseUnsupported(body, CHAT_UNSUPPORTED);
+  const tools = parseTools(body.tools, body.tool_choice);
   const params: GenerationParams = {
     maxNewTokens: integerIn(maxField, maxTokensRaw, 1, MAX_NEW_TOKENS_LIMIT, d.maxNewTokens),
     temperature: numberIn("temperature", body.temperature, 0, 2, d.temperature),
@@ -93,19 +98,18 @@ export function parseChatRequest(body: Record<string, unknown>): ChatRequest {
       false,
     ),
     templateKwargs: parseTemplateKwargs(body.chat_template_kwargs),
+    ...(tools ? { tools } : {}),
   };
 }
 
 /** What chat requests may not ask for (`refuseUnsupported`), with the values that ask for nothing. */
 const CHAT_UNSUPPORTED: UnsupportedFields = {
   ...OPENAI_UNSUPPORTED,
-  tools: {
+  functions: {
     idle: (v) => Array.isArray(v) && v.length === 0,
-    hint: "this node does not call tools; leave tools out",
+    hint: "send them as tools (OpenAI's newer form)",
   },
-  tool_choice: { idle: (v) => v === "none", hint: "this node does not call tools; leave tool_choice out" },
-  functions: { idle: (v) => Array.isArray(v) && v.length === 0, hint: "this node does not call functions" },
-  function_call: { idle: (v) => v === "none", hint: "this node does not call functions" },
+  function_call: { idle: (v) => v === "none", hint: "send tools and tool_choice (OpenAI's newer form)" },
   logprobs: { idle: (v) => v === false, hint: "this node returns no log probabilities; leave logprobs out" },
   top_logprobs: { idle: (v) => v === 0, hint: "this node returns no log probabilities" },
   response_format: {
@@ -154,24 +158,25 @@ export function parseMessages(value: unknown): ChatMessage[] {
   return value.map((m, i) => {
     const field = `messages[${i}]`;
     if (m === null || typeof m !== "object" || Array.isArray(m)) throw invalid(field, "an object", m);
-    const { role, content, name, tool_calls, function_call } = m as Record<string, unknown>;
+    const { role, content, name, tool_calls, tool_call_id, function_call } = m as Record<string, unknown>;
     if (typeof role !== "string" || !ROLES.has(role)) {
       throw invalid(`${field}.role`, `one of ${[...ROLES].join(", ")}`, role);
     }
-    // an earlier turn's tool calls would be dropped from the prompt: refused, as tools are
-    for (const [key, v] of [["tool_calls", tool_calls], ["function_call", function_call]] as const) {
-      if (v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0)) {
-        throw new ApiError(400, "UNSUPPORTED", `${field}.${key} is not supported by this node`, {
-          hint: "this node does not call tools; send the conversation without tool calls",
-          details: { param: `${field}.${key}` },
-        });
-      }
+    if (function_call !== undefined && function_call !== null) {
+      // the legacy form would be dropped from the prompt
+      throw new ApiError(400, "UNSUPPORTED", `${field}.function_call is not supported by this node`, {
+        hint: "send the call as tool_calls (OpenAI's newer form)",
+        details: { param: `${field}.function_call` },
+      });
     }
-    const text = flattenContent(`${field}.content`, content);
-    const out: ChatMessage = typeof name === "string"
-      ? { role, content: text, name }
-      : { role, content: text };
-    return out;
+    const calls = parseToolCalls(`${field}.tool_calls`, tool_calls);
+    return {
+      role,
+      content: flattenContent(`${field}.content`, content),
+      ...(typeof name === "string" ? { name } : {}),
+      ...(calls ? { tool_calls: calls } : {}),
+      ...(typeof tool_call_id === "string" ? { tool_call_id } : {}),
+    };
   });
 }
 

@@ -50,8 +50,6 @@ Deno.test("parseChatRequest: seed is passed on; fields that would change the ans
   assert.throws(() => parseChatRequest({ messages: user, seed: 1.5 }), /seed must be an integer/);
   // before: each of these answered 200 as if it had not been sent
   const refused: Record<string, unknown> = {
-    tools: [{ type: "function", function: { name: "get_weather", parameters: {} } }],
-    tool_choice: "required",
     functions: [{ name: "f" }],
     function_call: "auto",
     logprobs: true,
@@ -73,7 +71,7 @@ Deno.test("parseChatRequest: seed is passed on; fields that would change the ans
   // the values that ask for nothing pass, as clients send them by default
   const idle = {
     tools: [],
-    tool_choice: "none",
+    tool_choice: "auto",
     logprobs: false,
     top_logprobs: 0,
     response_format: { type: "text" },
@@ -84,17 +82,68 @@ Deno.test("parseChatRequest: seed is passed on; fields that would change the ans
     user: "someone",
   };
   assert.equal(parseChatRequest({ messages: user, ...idle }).messages.length, 1);
-  // an earlier turn's tool calls would vanish from the prompt
+  // the model is asked to call tools, never forced
+  for (const choice of ["required", { type: "function", function: { name: "f" } }]) {
+    assert.throws(
+      () => parseChatRequest({ messages: user, tools: [], tool_choice: choice }),
+      (e: unknown) => e instanceof ApiError && e.code === "UNSUPPORTED" && e.details.param === "tool_choice",
+    );
+  }
+  // the legacy function_call of an earlier turn would vanish from the prompt
   assert.throws(
     () =>
       parseChatRequest({
-        messages: [...user, {
-          role: "assistant",
-          content: null,
-          tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: "{}" } }],
-        }, { role: "tool", content: "sunny", tool_call_id: "c1" }],
+        messages: [...user, { role: "assistant", content: null, function_call: { name: "f" } }],
       }),
     (e: unknown) =>
-      e instanceof ApiError && e.code === "UNSUPPORTED" && e.details.param === "messages[1].tool_calls",
+      e instanceof ApiError && e.code === "UNSUPPORTED" && e.details.param === "messages[1].function_call",
   );
+});
+
+Deno.test("parseChatRequest: tools are checked and kept, as are the tool calls and answers of earlier turns", () => {
+  const tool = {
+    type: "function",
+    function: { name: "get_weather", description: "Weather of a city", parameters: { type: "object" } },
+  };
+  const r = parseChatRequest({
+    messages: [
+      { role: "user", content: "Weather in Paris?" },
+      {
+        role: "assistant",
+        content: null,
+        tool_calls: [{
+          id: "c1",
+          type: "function",
+          function: { name: "get_weather", arguments: '{"city":"Paris"}' },
+        }],
+      },
+      { role: "tool", content: "sunny", tool_call_id: "c1" },
+    ],
+    tools: [tool],
+    tool_choice: "auto",
+  });
+  assert.deepEqual(r.tools, [tool]);
+  assert.deepEqual(r.messages[1].tool_calls, [
+    { id: "c1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } },
+  ]);
+  assert.equal(r.messages[2].tool_call_id, "c1");
+  // tool_choice none offers none
+  assert.equal(
+    parseChatRequest({ messages: r.messages, tools: [tool], tool_choice: "none" }).tools,
+    undefined,
+  );
+  for (
+    const [tools, param] of [
+      [[{ type: "function" }], "tools[0]"],
+      [[{ type: "function", function: { name: "bad name!" } }], "tools[0].function.name"],
+      [[{ type: "function", function: { name: "f", parameters: "x" } }], "tools[0].function.parameters"],
+      ["f", "tools"],
+    ] as const
+  ) {
+    assert.throws(
+      () => parseChatRequest({ messages: [{ role: "user", content: "x" }], tools }),
+      (e: unknown) => e instanceof ApiError && e.status === 400 && e.details.param === param,
+      param,
+    );
+  }
 });

@@ -116,4 +116,12 @@ export interface ChatMessage {
   readonly role: string;
   readonly content: string;
   readonly name?: string;
+  /** An assistant turn's tool calls (OpenAI's shape), for the chat template. */
+  readonly tool_calls?: readonly {
+    readonly id: string;
+    readonly type: "function";
+    readonly function: { readonly name: string; readonly arguments: string };
+  }[];
+  /** The call a tool turn answers. */
+  readonly tool_call_id?: string;
 }

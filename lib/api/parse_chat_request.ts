@@ -12,31 +12,13 @@
  * @module
  */
 import { ApiError } from "../errors.ts";
-import {
-  booleanOr,
-  integerIn,
-  invalid,
-  MAX_NEW_TOKENS_LIMIT,
-  numberIn,
-  OPENAI_UNSUPPORTED,
-  refuseUnsupported,
-  seedOf,
-  show,
-  stopList,
-  type UnsupportedFields,
-} from "./_params.ts";
+import { invalid, OPENAI_UNSUPPORTED, show, type UnsupportedFields } from "./_params.ts";
+import { type OpenAiCommon, parseOpenAiCommon } from "./openai_request.ts";
 import { parseToolCalls, parseTools, type ToolSpec } from "./tool_calls.ts";
 import type { ChatMessage, GenerationParams } from "./types.ts";
 
-export interface ChatRequest {
-  /** Model asked for (undefined = the served one). */
-  readonly model?: string;
+export interface ChatRequest extends OpenAiCommon {
   readonly messages: readonly ChatMessage[];
-  readonly params: GenerationParams;
-  readonly stop: readonly string[];
-  readonly stream: boolean;
-  /** `stream_options.include_usage`: send a usage chunk before `[DONE]`. */
-  readonly includeUsage: boolean;
   /** Tools offered to the model (`tools`; none under `tool_choice: "none"`). */
   readonly tools?: readonly ToolSpec[];
   /** Extra variables for the chat template (`chat_template_kwargs`), e.g. `enable_thinking`. */
@@ -59,44 +41,17 @@ const TEMPLATE_KWARG_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const RESERVED_KWARGS = new Set(["messages", "add_generation_prompt"]);
 
 export function parseChatRequest(body: Record<string, unknown>): ChatRequest {
-  const model = body.model;
-  if (model !== undefined && model !== null && (typeof model !== "string" || model.length === 0)) {
-    throw invalid("model", "a model id string", model, "use an id listed by GET /v1/models");
-  }
   const messages = parseMessages(body.messages);
-  const d = CHAT_DEFAULTS;
-  const maxTokensRaw = body.max_completion_tokens ?? body.max_tokens;
-  const maxField = body.max_completion_tokens !== undefined && body.max_completion_tokens !== null
-    ? "max_completion_tokens"
-    : "max_tokens";
-  if (body.n !== undefined && body.n !== null && body.n !== 1) {
-    throw invalid("n", "1 (one choice per request)", body.n, "leave n out; ask again for more choices");
-  }
-  refuseUnsupported(body, CHAT_UNSUPPORTED);
+  const common = parseOpenAiCommon(body, {
+    defaults: CHAT_DEFAULTS,
+    unsupported: CHAT_UNSUPPORTED,
+    maxFields: ["max_completion_tokens", "max_tokens"],
+    single: ["n"],
+  });
   const tools = parseTools(body.tools, body.tool_choice);
-  const params: GenerationParams = {
-    maxNewTokens: integerIn(maxField, maxTokensRaw, 1, MAX_NEW_TOKENS_LIMIT, d.maxNewTokens),
-    temperature: numberIn("temperature", body.temperature, 0, 2, d.temperature),
-    topP: numberIn("top_p", body.top_p, 0, 1, d.topP),
-    repetitionPenalty: numberIn("repetition_penalty", body.repetition_penalty, 1, 2, d.repetitionPenalty),
-    doSample: true,
-    ...seedOf("seed", body.seed),
-  };
-  const so = body.stream_options;
-  if (so !== undefined && so !== null && (typeof so !== "object" || Array.isArray(so))) {
-    throw invalid("stream_options", "an object", so);
-  }
   return {
-    model: typeof model === "string" ? model : undefined,
+    ...common,
     messages,
-    params,
-    stop: stopList("stop", body.stop),
-    stream: booleanOr("stream", body.stream, false),
-    includeUsage: booleanOr(
-      "stream_options.include_usage",
-      (so as Record<string, unknown> | undefined)?.include_usage,
-      false,
-    ),
     templateKwargs: parseTemplateKwargs(body.chat_template_kwargs),
     ...(tools ? { tools } : {}),
   };

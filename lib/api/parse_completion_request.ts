@@ -8,29 +8,13 @@
  * @module
  */
 import { ApiError } from "../errors.ts";
-import {
-  booleanOr,
-  integerIn,
-  invalid,
-  MAX_NEW_TOKENS_LIMIT,
-  numberIn,
-  OPENAI_UNSUPPORTED,
-  refuseUnsupported,
-  seedOf,
-  stopList,
-  type UnsupportedFields,
-} from "./_params.ts";
+import { booleanOr, invalid, OPENAI_UNSUPPORTED, type UnsupportedFields } from "./_params.ts";
+import { type OpenAiCommon, parseOpenAiCommon } from "./openai_request.ts";
 import type { GenerationParams } from "./types.ts";
 
-export interface CompletionRequest {
-  /** Model asked for (undefined = the served one). */
-  readonly model?: string;
+export interface CompletionRequest extends OpenAiCommon {
   /** The prompt, as it goes to the model. */
   readonly prompt: string;
-  readonly params: GenerationParams;
-  readonly stop: readonly string[];
-  readonly stream: boolean;
-  readonly includeUsage: boolean;
   /** Whether the answer starts with the prompt (`echo`). */
   readonly echo: boolean;
 }
@@ -51,42 +35,13 @@ const COMPLETION_UNSUPPORTED: UnsupportedFields = {
 };
 
 export function parseCompletionRequest(body: Record<string, unknown>): CompletionRequest {
-  const model = body.model;
-  if (model !== undefined && model !== null && (typeof model !== "string" || model.length === 0)) {
-    throw invalid("model", "a model id string", model, "use an id listed by GET /v1/models");
-  }
-  refuseUnsupported(body, COMPLETION_UNSUPPORTED);
-  for (const field of ["n", "best_of"] as const) {
-    const v = body[field];
-    if (v !== undefined && v !== null && v !== 1) {
-      throw invalid(field, "1 (one choice per request)", v, `leave ${field} out; ask again for more choices`);
-    }
-  }
-  const so = body.stream_options;
-  if (so !== undefined && so !== null && (typeof so !== "object" || Array.isArray(so))) {
-    throw invalid("stream_options", "an object", so);
-  }
-  const d = COMPLETION_DEFAULTS;
-  return {
-    model: typeof model === "string" ? model : undefined,
-    prompt: promptOf(body.prompt),
-    params: {
-      maxNewTokens: integerIn("max_tokens", body.max_tokens, 1, MAX_NEW_TOKENS_LIMIT, d.maxNewTokens),
-      temperature: numberIn("temperature", body.temperature, 0, 2, d.temperature),
-      topP: numberIn("top_p", body.top_p, 0, 1, d.topP),
-      repetitionPenalty: numberIn("repetition_penalty", body.repetition_penalty, 1, 2, d.repetitionPenalty),
-      doSample: true,
-      ...seedOf("seed", body.seed),
-    },
-    stop: stopList("stop", body.stop),
-    stream: booleanOr("stream", body.stream, false),
-    includeUsage: booleanOr(
-      "stream_options.include_usage",
-      (so as Record<string, unknown> | undefined)?.include_usage,
-      false,
-    ),
-    echo: booleanOr("echo", body.echo, false),
-  };
+  const common = parseOpenAiCommon(body, {
+    defaults: COMPLETION_DEFAULTS,
+    unsupported: COMPLETION_UNSUPPORTED,
+    maxFields: ["max_tokens"],
+    single: ["n", "best_of"],
+  });
+  return { ...common, prompt: promptOf(body.prompt), echo: booleanOr("echo", body.echo, false) };
 }
 
 /**

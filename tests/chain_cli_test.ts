@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { Wallet } from "ethers";
 import { startTestChain } from "./helpers/anvil.ts";
 import { startOracleStub } from "./helpers/oracle_stub.ts";
+import { cleanEnv, cliArgv } from "./helpers/cli.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -127,6 +128,86 @@ Deno.test("plumise wallet new writes a 0600 keystore and prints only the address
     });
     assert.equal(exists.code, 2);
     assert.match(exists.stderr, /already exists/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("plumise wallet new without --keystore: the data dir's keystore is the one the other commands use", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const env = { PLUMISE_DATA_DIR: `${dir}/data`, PLUMISE_KEYSTORE_PASSWORD: "correct horse" };
+    const r = await plumise(["wallet", "new"], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^0x[0-9a-fA-F]{40}\n$/);
+    assert.match(r.stderr, new RegExp(`keystore: ${dir}/data/keystore\\.json`));
+    assert.match(r.stderr, /send this address a little PLM for gas, then run plumise serve$/m);
+    // before: MISSING_PRIVATE_KEY, "no --keystore was given", for the wallet just made
+    const again = await plumise(["wallet", "address"], env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stdout, r.stdout);
+    const shown = await plumise(["config", "--json"], env);
+    const { config } = JSON.parse(shown.stdout);
+    assert.deepEqual(config.keystore, { value: `${dir}/data/keystore.json`, source: "auto" });
+    // a key given wins over it
+    const keyed = await plumise(["config", "--json"], {
+      ...env,
+      PLUMISE_PRIVATE_KEY: "0x" + "3c".repeat(32),
+    });
+    assert.equal(JSON.parse(keyed.stdout).config.keystore.value, null);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("plumise serve --keystore on a terminal asks for the password", async () => {
+  const hasScript = await new Deno.Command("script", { args: ["--version"] }).output().then(
+    (o) => o.success,
+    () => false,
+  );
+  if (!hasScript) return; // util-linux's script gives the process a terminal
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/ks.json`;
+    assert.equal(
+      (await plumise(["wallet", "new", "--keystore", path], { PLUMISE_KEYSTORE_PASSWORD: "right one" })).code,
+      0,
+    );
+    const quote = (a: string) => `'${a.replaceAll("'", `'\\''`)}'`;
+    const argv = [
+      Deno.execPath(),
+      ...cliArgv(["serve", "--keystore", path, "--api-port", "0", "--port", "0"]),
+    ];
+    const child = new Deno.Command("script", {
+      args: ["-qfec", argv.map(quote).join(" "), "/dev/null"],
+      cwd: dir,
+      clearEnv: true,
+      env: cleanEnv({ PLUMISE_DATA_DIR: `${dir}/data`, PLUMISE_RPC_URL: "http://127.0.0.1:9" }),
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // a liveness guard, not a timing: a node that never asks is killed and the test fails
+    const guard = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    const out = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let said = "";
+    while (!said.includes("Password of")) {
+      const { value, done } = await out.read();
+      if (done) break;
+      said += value;
+    }
+    // before: KEYSTORE_PASSWORD_MISSING at once, "run on a terminal to be prompted", on a terminal
+    assert.match(said, new RegExp(`Password of ${path}: `));
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode("wrong one\r"));
+    await w.close();
+    for (let r; !(r = await out.read()).done;) said += r.value;
+    const status = await child.status;
+    clearTimeout(guard);
+    await child.stderr.cancel();
+    assert.match(said, /KEYSTORE_BAD_PASSWORD/, "the typed password was the one tried");
+    assert.ok(!said.includes("wrong one"), "the password is not echoed");
+    assert.equal(status.code, 2);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -148,6 +148,22 @@ export async function readDotenvPipe(
   }
 }
 
+/**
+ * The keystore `plumise wallet new` writes by default (`<data dir>/keystore.json`), where no key
+ * and no keystore is configured and that file exists: the wallet a user just made is the one
+ * `serve`, `doctor` and the rest use.
+ */
+function dataDirKeystore(resolved: ResolvedConfig): string | undefined {
+  const c = resolved.config;
+  if (c.privateKey || c.keystore) return undefined;
+  const path = `${c.dataDir}/keystore.json`;
+  try {
+    return Deno.statSync(path).isFile ? path : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs the CLI with `args` (without the program name) and returns the exit code. */
 export async function runCli(args: string[], io: CliIo = denoIo()): Promise<number> {
   const controller = new AbortController();
@@ -179,12 +195,20 @@ export async function runCli(args: string[], io: CliIo = denoIo()): Promise<numb
     resolve(opts: Record<string, unknown>): ResolvedConfig {
       const envFile = (opts.envFile ?? program.opts().envFile) as string | undefined;
       dotenvCache ??= readDotenv(envFile, io.cwd);
-      const resolved = resolveConfig({
+      let resolved = resolveConfig({
         flags: flagsFromOptions({ ...program.opts(), ...opts }),
         env: io.env,
         dotenv: dotenvCache,
         system: { availableMemoryBytes: io.availableMemoryBytes() ?? NaN },
       });
+      const keystore = dataDirKeystore(resolved);
+      if (keystore) {
+        resolved = {
+          ...resolved,
+          config: { ...resolved.config, keystore },
+          sources: { ...resolved.sources, keystore: "auto" },
+        };
+      }
       lastConfig = resolved.config;
       for (const w of resolved.warnings) {
         if (warned.has(w)) continue;

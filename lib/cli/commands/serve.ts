@@ -2,6 +2,7 @@ import type { Command } from "@commander-js/extra-typings";
 import { requireWallet } from "../../config/resolve_config.ts";
 import type { CommandContext } from "../command_context.ts";
 import { addConfigOptions, ALL_FLAG_KEYS } from "../config_options.ts";
+import { promptHidden } from "./_wallet_source.ts";
 
 /** `plumise serve`: run the node. */
 export function registerServe(program: Command, ctx: CommandContext): void {
@@ -10,8 +11,14 @@ export function registerServe(program: Command, ctx: CommandContext): void {
     .description("run the node: serve blocks to the swarm, report to the Oracle, earn PLM");
   addConfigOptions(cmd, ALL_FLAG_KEYS);
   cmd.action(async (opts) => {
-    const { config } = ctx.resolve(opts as Record<string, unknown>);
+    let { config } = ctx.resolve(opts as Record<string, unknown>);
     if (!config.offline) requireWallet(config);
+    if (!config.offline && !config.privateKey && config.keystore && config.keystorePassword === undefined) {
+      // on a terminal the password is asked for, as wallet and doctor do; elsewhere the chain
+      // part refuses with KEYSTORE_PASSWORD_MISSING
+      const password = await promptHidden(`Password of ${config.keystore}: `);
+      if (password !== undefined) config = { ...config, keystorePassword: password };
+    }
     // The whole node (lib/node): SIGINT/SIGTERM → graceful stop; a second signal exits at once (cli.ts).
     const { createNode, runNode } = await import("../../node/node.ts");
     await runNode(createNode(config, { logger: ctx.logger(config) }), { signal: ctx.signal });

@@ -34,6 +34,12 @@ export function registerWallet(program: Command, ctx: CommandContext): void {
     await Deno.mkdir(config.keystore ? dirname(path) : config.dataDir, { recursive: true, mode: 0o700 });
     const { address } = await createKeystore(path, password);
     ctx.stdout(opts.json ? JSON.stringify({ address, keystore: path }) : address);
+    if (!opts.json) {
+      const use = config.keystore ? ` --keystore ${path}` : ""; // the data dir's is found without it
+      ctx.stderr(
+        `keystore: ${path}\nnext: send this address a little PLM for gas, then run plumise serve${use}`,
+      );
+    }
   });
 
   const show = wallet.command("address").description("print the configured wallet's address")

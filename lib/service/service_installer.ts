@@ -328,12 +328,18 @@ async function systemctlOrThrow(host: ServiceHost, args: string[]): Promise<void
 
 /**
  * Carries out a plan: env file (0600), unit (0644), daemon-reload, enable, restart. systemctl
- * is asked first, so a machine without systemd gets no files it cannot use.
+ * is asked first, and whether systemd runs, so a machine without it gets no files it cannot use.
  */
 export async function applyInstall(host: ServiceHost, plan: InstallPlan): Promise<void> {
   const problem = planProblem(plan);
   if (problem) throw problem;
   await systemctlOrThrow(host, ["--version"]);
+  // systemctl installed is not systemd running (a container, WSL): sd_booted(3)'s own test
+  if (!(await Deno.stat(hostPath(host, "/run/systemd/system")).then((s) => s.isDirectory, () => false))) {
+    throw new PlumiseError(SERVICE_ERROR_CODES.SYSTEMCTL_FAILED, "systemd is not running on this machine", {
+      hint: "no /run/systemd/system: run `plumise serve` under this machine's supervisor (or Docker) instead",
+    });
+  }
   await writeAtomic(hostPath(host, plan.envFilePath), plan.envText, 0o600);
   await writeAtomic(hostPath(host, plan.unitPath), plan.unit, 0o644);
   for (const args of plan.systemctl) await systemctlOrThrow(host, args);

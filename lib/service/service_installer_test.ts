@@ -15,7 +15,7 @@ const KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 async function fakeHost(
   answers: (args: string[]) => CommandResult = () => ({ code: 0, stdout: "", stderr: "" }),
-  { noSystemd = false } = {},
+  { noSystemd = false, notBooted = false } = {},
 ) {
   const root = await Deno.makeTempDir();
   const calls: string[][] = [];
@@ -32,6 +32,7 @@ async function fakeHost(
   };
   const binary = `${root}/usr/local/bin/plumise`;
   await Deno.mkdir(`${root}/usr/local/bin`, { recursive: true });
+  if (!noSystemd && !notBooted) await Deno.mkdir(`${root}/run/systemd/system`, { recursive: true });
   await Deno.writeTextFile(binary, "#!/bin/sh\n", { mode: 0o755 });
   const keystore = `${root}/keystore.json`;
   await Deno.writeTextFile(keystore, "{}");
@@ -187,6 +188,24 @@ Deno.test("service install: without systemctl nothing is written", async () => {
       return true;
     });
     assert.equal(await Deno.stat(`${f.root}/etc`).catch(() => undefined), undefined, "no env file, no unit");
+  } finally {
+    await Deno.remove(f.root, { recursive: true });
+  }
+});
+
+Deno.test("service install: systemctl without a running systemd (a container) writes nothing", async () => {
+  const f = await fakeHost(undefined, { notBooted: true });
+  try {
+    const plan = await planInstall(f.host, { binary: f.binary, privateKey: KEY });
+    // before: the unit and the env file (with the secret) were written, then daemon-reload failed
+    await assert.rejects(applyInstall(f.host, plan), (err) => {
+      assert.ok(err instanceof PlumiseError && err.code === SERVICE_ERROR_CODES.SYSTEMCTL_FAILED);
+      assert.match(err.message, /systemd is not running/);
+      assert.match(err.hint, /run `plumise serve` under/);
+      return true;
+    });
+    assert.equal(await Deno.stat(`${f.root}/etc`).catch(() => undefined), undefined);
+    assert.deepEqual(f.calls(), []);
   } finally {
     await Deno.remove(f.root, { recursive: true });
   }

@@ -68,6 +68,8 @@ export const ERROR_CODES = {
   HUB_UNREACHABLE: "the hub cannot be reached",
   HUB_INTERRUPTED: "a download ended early (it is retried and resumed)",
   HUB_CORRUPT: "a downloaded file does not match the hub's checksum",
+  HUB_DISK_FULL: "the disk of the model cache (HF_HOME) is full; not retried",
+  HUB_CACHE_UNWRITABLE: "this user cannot write the model cache (HF_HOME)",
   HUB_BAD_PATH: "a file name, revision, commit or ETag would put a file outside the model's cache folder",
 
   // ── the swarm protocols' error frames (see PROTOCOL_ERROR_CODES) ──

@@ -16,6 +16,7 @@ import { type AbortOptions, sleep } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import { isPlainName, isRepoRelativePath } from "./repo_path.ts";
+import { cacheFailure } from "./cache_failure.ts";
 
 export interface DownloadProgress {
   readonly repo: string;
@@ -200,6 +201,14 @@ async function linkSnapshot(dir: string, commit: string, file: string, etag: str
 export async function hubFile(options: HubFileOptions & { optional: true }): Promise<string | undefined>;
 export async function hubFile(options: HubFileOptions): Promise<string>;
 export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
+  try {
+    return await fetchHubFile(o);
+  } catch (err) {
+    throw cacheFailure(err, o.hfHome) ?? err;
+  }
+}
+
+async function fetchHubFile(o: HubFileOptions): Promise<string | undefined> {
   const revision = o.revision ?? "main";
   const endpoint = (o.endpoint ?? "https://huggingface.co").replace(/\/+$/, "");
   const log = (o.logger ?? silentLogger).child({ repo: o.repo, file: o.file });
@@ -426,10 +435,11 @@ export async function hubFile(o: HubFileOptions): Promise<string | undefined> {
       }
       break;
     } catch (err) {
-      const retriable = !(err instanceof HubError) ||
-        ["HUB_INTERRUPTED", "HUB_TIMEOUT", "HUB_UNREACHABLE"].includes(err.code);
+      const retriable = !(err instanceof HubError)
+        ? !cacheFailure(err, o.hfHome)
+        : ["HUB_INTERRUPTED", "HUB_TIMEOUT", "HUB_UNREACHABLE"].includes(err.code);
       if (o.signal?.aborted || !retriable || attempt >= attempts) {
-        if (err instanceof HubError) throw err;
+        if (err instanceof HubError || !retriable) throw err;
         throw new HubError(
           "HUB_INTERRUPTED",
           `download of ${what} failed after ${attempt} attempts: ${(err as Error).message}`,

@@ -171,3 +171,32 @@ Deno.test("hub downloads: a trickle that never trips the idle timer still counts
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("hub downloads: a full disk is HUB_DISK_FULL at once, not five retries", async () => {
+  const home = await Deno.makeTempDir();
+  let gets = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const headers = { "x-repo-commit": "a".repeat(40), etag: `"${"e".repeat(40)}"`, "content-length": "10" };
+    if (req.method === "GET") gets++;
+    return new Response(req.method === "HEAD" ? null : "0123456789", { headers });
+  });
+  try {
+    // the partial file's writes land on /dev/full: every write fails with ENOSPC (os error 28)
+    const blobs = `${repoCacheDir(home, "org/m")}/blobs`;
+    await Deno.mkdir(blobs, { recursive: true });
+    await Deno.symlink("/dev/full", `${blobs}/${"e".repeat(40)}.incomplete`);
+    const err = await hubFile({
+      repo: "org/m",
+      file: "config.json",
+      endpoint: `http://127.0.0.1:${server.addr.port}`,
+      hfHome: home,
+    }).then(() => undefined, (e) => e);
+    assert.ok(err instanceof HubError && err.code === "HUB_DISK_FULL", String(err));
+    assert.match(err.message, new RegExp(`HF_HOME ${home}`));
+    assert.match(err.hint, /free space there, or point HF_HOME at a larger disk/);
+    assert.equal(gets, 1, "before: HUB_INTERRUPTED after 5 attempts");
+  } finally {
+    await server.shutdown();
+    await Deno.remove(home, { recursive: true });
+  }
+});

@@ -89,6 +89,7 @@ export const ERROR_CODES = {
   NOT_STARTED: "a part was used before start()",
   DIRECT_FAILED: "the direct path to a server could not be set up (the session keeps the libp2p stream)",
   DIRECT_PORT_IN_USE: "DIRECT_PORT is taken by another process",
+  SWARM_PORT_IN_USE: "PETALS_PORT (the swarm port) is taken by another process",
   DIRECT_LISTEN_FAILED: "the direct path's port cannot be opened",
   LINK_REFUSED: "a server refused to link to the next server (a refused target, a failed connection)",
   NO_LINK: "server-to-server links need both sessions on direct paths",

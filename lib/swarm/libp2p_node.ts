@@ -17,7 +17,7 @@ import { tcp } from "@libp2p/tcp";
 import { yamux } from "@libp2p/yamux";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
-import { ConfigError, SwarmError } from "../errors.ts";
+import { causeChain, ConfigError, SwarmError } from "../errors.ts";
 import { DEFAULT_MAX_FRAME_BYTES, varintLength } from "../wire/mod.ts";
 import { installDenoShims } from "./_deno_shims.ts";
 import { KAD_PROTOCOL } from "./protocol_ids.ts";
@@ -174,9 +174,30 @@ export async function createLibp2pNode(options: Libp2pNodeOptions): Promise<Plum
       services: services as any,
     }) as PlumiseLibp2p;
   } catch (err) {
-    throw new SwarmError("LIBP2P_CREATE_FAILED", `cannot create the libp2p node on ${host}:${port}: ${err}`, {
-      hint: "check PETALS_HOST / PETALS_PORT and the initial peers",
+    throw createFailure(err, host, port);
+  }
+}
+
+/**
+ * Why the node could not be created, in a line: a port in use is `SWARM_PORT_IN_USE` (as the
+ * API's and the direct path's are), anything else `LIBP2P_CREATE_FAILED` with the error's first
+ * line only (libp2p's messages carry a stack and advice for its own configuration).
+ */
+function createFailure(err: unknown, host: string, port: number): SwarmError {
+  const text = causeChain(err).join(" ");
+  if (/EADDRINUSE|address already in use|os error 98\b/i.test(text)) {
+    return new SwarmError("SWARM_PORT_IN_USE", `the swarm port ${host}:${port} is taken by another process`, {
+      hint: "stop that process, or choose another PETALS_PORT (--port; 0 takes any free one)",
       cause: err,
     });
   }
+  const first = (err instanceof Error ? err.message : String(err)).split("\n")[0].slice(0, 300);
+  return new SwarmError(
+    "LIBP2P_CREATE_FAILED",
+    `cannot create the libp2p node on ${host}:${port}: ${first}`,
+    {
+      hint: "check PETALS_HOST / PETALS_PORT and the initial peers",
+      cause: err,
+    },
+  );
 }

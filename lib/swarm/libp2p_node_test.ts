@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { multiaddr } from "@multiformats/multiaddr";
+import { SwarmError } from "../errors.ts";
 import {
   createLibp2pNode,
   INBOUND_CONNECTIONS_PER_HOST_PER_SECOND,
@@ -75,6 +76,36 @@ Deno.test({
     } finally {
       await client.stop();
       await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "a swarm port in use is SWARM_PORT_IN_USE in one line, without libp2p's stack",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const port = (taken.addr as Deno.NetAddr).port;
+      let node: Awaited<ReturnType<typeof createLibp2pNode>> | undefined;
+      const err = await createLibp2pNode({
+        privateKey: (await ephemeralIdentity()).privateKey,
+        host: "127.0.0.1",
+        port,
+        dht: false,
+      }).then(async (n) => {
+        node = n;
+        await n.start();
+      }).then(() => undefined, (e) => e);
+      await node?.stop();
+      // before: LIBP2P_CREATE_FAILED with eight lines of stack and advice about transportManager
+      assert.ok(err instanceof SwarmError, String(err));
+      assert.equal(err.code, "SWARM_PORT_IN_USE");
+      assert.equal(err.message, `the swarm port 127.0.0.1:${port} is taken by another process`);
+      assert.match(err.hint, /choose another PETALS_PORT/);
+    } finally {
+      taken.close();
     }
   },
 });

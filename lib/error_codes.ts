@@ -131,6 +131,7 @@ export const ERROR_CODES = {
   CHAIN_BAD_RESPONSE: "the RPC endpoint answered something that is not the expected JSON-RPC",
   CHAIN_METHOD_NOT_FOUND: "the RPC endpoint does not know a method (an old or foreign chain)",
   CHAIN_RPC_ERROR: "the RPC endpoint returned an error",
+  INSUFFICIENT_FUNDS: "the agent wallet has too little PLM to pay for a transaction's gas (retried)",
   CHAIN_REVERT: "a call was reverted by the chain",
   CHAIN_CLOSED: "the chain provider was used after it was closed",
   TX_WOULD_REVERT: "a transaction's simulation reverts; it is not sent",

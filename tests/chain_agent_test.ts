@@ -198,6 +198,25 @@ Deno.test("offline mode: a dead or garbage RPC never crashes start(); the agent 
   assert.equal((await chain.txsTo(AGENT_REGISTER_ADDRESS, new Wallet(key).address)).length, 1);
 });
 
+Deno.test("an unfunded wallet is told apart from an unreachable chain: it says to send gas, and comes online once funded", async () => {
+  await using chain = await startTestChain();
+  const poor = Wallet.createRandom();
+  const { logger, records } = memoryLogger();
+  const agent = new ChainAgent(agentOptions(chain.rpcUrl, poor.privateKey, { logger }));
+  await agent.start();
+  assert.equal(agent.status().state, "offline");
+  // before: "chain unreachable: offline mode" with the RPC's 'Insufficient funds' as the error
+  const said = records.find((r) => r.level === "warn" && /cannot pay for gas/.test(r.msg));
+  assert.ok(said, JSON.stringify(records.map((r) => r.msg)));
+  assert.equal(said.address, poor.address);
+  assert.ok(!records.some((r) => /chain unreachable/.test(r.msg)));
+  assert.match(agent.status().lastError!, /cannot pay for gas/);
+  await waitFor(() => records.some((r) => /still cannot pay for gas/.test(r.msg)), { what: "a retry" });
+  await chain.rpc("anvil_setBalance", [poor.address, "0x" + PLM.toString(16)]);
+  await waitFor(() => agent.status().state === "online", { what: "online once funded" });
+  await agent.stop();
+});
+
 Deno.test("wrong chain id is a config error naming both ids", async () => {
   await using chain = await startTestChain({ chainId: 419561 });
   const agent = new ChainAgent(agentOptions(chain.rpcUrl, chain.fundedKeys[1]));

@@ -139,6 +139,12 @@ export function toChainError(err: unknown, method: string, rpcUrl: string): Plum
     });
   }
   const rpc = rpcErrorOf(err);
+  if (/insufficient funds/i.test(`${rpc?.message ?? ""} ${msg}`)) {
+    return new ChainError("INSUFFICIENT_FUNDS", `${where}: the agent wallet cannot pay for gas`, {
+      hint: "send the agent's address (plumise wallet address) a little PLM for gas; the node retries",
+      cause: err,
+    });
+  }
   return new ChainError("CHAIN_RPC_ERROR", `${where} failed: ${rpc?.message ?? msg}`, {
     hint: "the RPC returned an error; see the message",
     cause: err,
@@ -153,6 +159,7 @@ export function isTransient(err: unknown): boolean {
       "CHAIN_UNREACHABLE",
       "CHAIN_BAD_RESPONSE",
       "CHAIN_RPC_ERROR",
+      "INSUFFICIENT_FUNDS",
       "RECEIPT_TIMEOUT",
       "TX_DISPLACED",
       "GAS_PRICE_TOO_HIGH",

@@ -25,6 +25,13 @@ Deno.test("rpc error classification", () => {
     "CHAIN_BAD_RESPONSE",
   );
   assert.equal(toChainError(new Error("connect ECONNREFUSED"), "m", "u").code, "CHAIN_UNREACHABLE");
+  const poor = toChainError(
+    { code: "UNKNOWN_ERROR", error: { code: -32003, message: "Insufficient funds for gas * price + value" } },
+    "eth_sendRawTransaction",
+    "u",
+  );
+  assert.equal(poor.code, "INSUFFICIENT_FUNDS");
+  assert.match(poor.hint, /send the agent's address .* a little PLM for gas/);
 });
 
 Deno.test("'already known' is a pending tx, not a nonce error, also when wrapped in a ChainError", () => {

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Wallet } from "ethers";
-import { ChainError, ConfigError, errorMessage } from "../errors.ts";
+import { ChainError, ConfigError, errorMessage, PlumiseError } from "../errors.ts";
 import { type AbortOptions, isAbort, sleep } from "../util/abort.ts";
 import { Backoff, type BackoffOptions } from "../util/backoff.ts";
 import { withDefaults } from "../util/with_defaults.ts";
@@ -158,10 +158,20 @@ export class ChainAgent implements ChainAgentHandle {
       if (!(isTransient(err) || isAbort(err)) || this.#stopped) throw err;
       this.#status.lastError = errorMessage(err);
       this.#setState("offline");
-      this.#logger.warn("chain unreachable: offline mode, the node keeps serving and retries the chain", {
-        rpcUrl: this.provider.displayUrl,
-        error: errorMessage(err),
-      });
+      if (noGas(err)) {
+        this.#logger.warn(
+          "the agent wallet cannot pay for gas: offline mode, the node keeps serving and retries",
+          {
+            address: this.queue.address,
+            hint: (err as PlumiseError).hint,
+          },
+        );
+      } else {
+        this.#logger.warn("chain unreachable: offline mode, the node keeps serving and retries the chain", {
+          rpcUrl: this.provider.displayUrl,
+          error: errorMessage(err),
+        });
+      }
       this.#background = this.#retryConnect({ signal: this.#controller.signal });
     }
   }
@@ -182,6 +192,11 @@ export class ChainAgent implements ChainAgentHandle {
         this.#status.lastError = errorMessage(err);
         if (err instanceof ConfigError) {
           this.#logger.error("chain check failed; retrying", { error: errorMessage(err), hint: err.hint });
+        } else if (noGas(err)) {
+          this.#logger.warn("the agent wallet still cannot pay for gas", {
+            address: this.queue.address,
+            attempt: backoff.attempt,
+          });
         } else {
           this.#logger.warn("chain still unreachable", {
             error: errorMessage(err),
@@ -333,4 +348,9 @@ export async function createChainAgent(
 ): Promise<ChainAgent> {
   const wallet = await loadWallet(options);
   return new ChainAgent({ ...options, wallet });
+}
+
+/** Whether `err` is the agent wallet lacking PLM for gas (the chain itself answered). */
+function noGas(err: unknown): boolean {
+  return err instanceof PlumiseError && err.code === "INSUFFICIENT_FUNDS";
 }

@@ -19,6 +19,8 @@ import { COMMANDS } from "./commands/mod.ts";
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
 export const EXIT_USAGE = 2;
+/** A second signal this soon after the first is the same one delivered twice, not an operator's second. */
+export const SAME_SIGNAL_MS = 1000;
 
 export interface CliIo {
   stdout(text: string): void;
@@ -164,16 +166,30 @@ function dataDirKeystore(resolved: ResolvedConfig): string | undefined {
   }
 }
 
+/**
+ * What a SIGINT/SIGTERM at `now` (ms) means, the first having come at `firstAt`: the first stops
+ * gracefully; a second within `SAME_SIGNAL_MS` is the first delivered twice (`deno task` or a
+ * shell passes on the signal its process group already delivered to the node) and changes
+ * nothing; a later one is an operator's second and exits at once.
+ */
+export function signalMeaning(firstAt: number | undefined, now: number): "stop" | "same" | "exit" {
+  if (firstAt === undefined) return "stop";
+  return now - firstAt < SAME_SIGNAL_MS ? "same" : "exit";
+}
+
 /** Runs the CLI with `args` (without the program name) and returns the exit code. */
 export async function runCli(args: string[], io: CliIo = denoIo()): Promise<number> {
   const controller = new AbortController();
   let verbose = args.includes("-v") || args.includes("--verbose");
   const signals: Array<[Deno.Signal, () => void]> = [];
-  let signalled = 0;
+  let firstSignalAt: number | undefined;
   const onSignal = () => {
-    signalled++;
-    if (signalled === 1) controller.abort(new PlumiseError("INTERRUPTED", "interrupted by a signal"));
-    else {
+    const now = performance.now();
+    const meaning = signalMeaning(firstSignalAt, now);
+    if (meaning === "stop") {
+      firstSignalAt = now;
+      controller.abort(new PlumiseError("INTERRUPTED", "interrupted by a signal"));
+    } else if (meaning === "exit") {
       io.stderr("second signal: exiting now\n");
       Deno.exit(130);
     }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../errors.ts";
-import { readDotenv, readDotenvPipe } from "./cli.ts";
+import { readDotenv, readDotenvPipe, SAME_SIGNAL_MS, signalMeaning } from "./cli.ts";
 
 Deno.test("--env-file: a file or a pipe is read (up to 1 MiB); a device is refused unread", async () => {
   const dir = await Deno.makeTempDir();
@@ -73,4 +73,13 @@ Deno.test("--env-file: a pipe is read without blocking the thread; a signal ends
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("signals: the first stops gracefully; the same one delivered twice is ignored; a later one exits", () => {
+  assert.equal(signalMeaning(undefined, 5_000), "stop");
+  // before: any second signal exited at once, so `deno task`'s forwarded copy of a process group's
+  // SIGTERM skipped the grace period
+  assert.equal(signalMeaning(5_000, 5_020), "same");
+  assert.equal(signalMeaning(5_000, 5_000 + SAME_SIGNAL_MS - 1), "same");
+  assert.equal(signalMeaning(5_000, 5_000 + SAME_SIGNAL_MS), "exit");
 });

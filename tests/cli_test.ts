@@ -133,6 +133,24 @@ Deno.test("cli: a pipe as --env-file is read; with no writer the process says so
   }
 });
 
+Deno.test("cli: a misspelt setting is a warning naming the one it likely meant, not silence", async () => {
+  const cwd = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${cwd}/.env`, "API_PROT=9999\n");
+    const r = await runPlumise(["config", "--json"], { cwd, env: { PLUMISE_TEIR: "pro" } });
+    assert.equal(r.code, 0, r.stderr);
+    // before: nothing, and the defaults were used
+    assert.match(
+      r.stderr,
+      /warning: PLUMISE_TEIR in the environment is not a plumise setting .*did you mean PLUMISE_TIER\?/,
+    );
+    assert.match(r.stderr, /warning: API_PROT in \.env is not a plumise setting .*did you mean API_PORT\?/);
+    assert.deepEqual(JSON.parse(r.stdout).config.apiPort, { value: 31331, source: "default" });
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
 Deno.test("cli: config --tier network: qwen/qwen3-32b at int8, as many blocks as this machine's memory holds", async () => {
   const r = await runPlumise(["config", "--json", "--tier", "network"]);
   if (r.code === 2) {

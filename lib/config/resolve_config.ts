@@ -3,6 +3,7 @@
  * Precedence: flag > process env > .env file > tier defaults > built-in defaults.
  * @module
  */
+import { unknownSettingWarnings } from "./unknown_settings.ts";
 import { isIP } from "node:net";
 import { ConfigError, registerSecret } from "../errors.ts";
 import { type DefaultContext, type KeySpec, SCHEMA } from "./schema.ts";
@@ -385,7 +386,7 @@ export function resolveConfig(input: ResolveInput = {}): ResolvedConfig {
     config: Object.freeze(values) as unknown as Config,
     sources: Object.freeze(sources) as Record<keyof Config, ConfigSource>,
     tierReason,
-    warnings: Object.freeze(flagSecretWarnings(values, sources)),
+    warnings: Object.freeze([...flagSecretWarnings(values, sources), ...unknownSettingWarnings(env, dotenv)]),
   });
 }
 

@@ -366,7 +366,12 @@ export function resolveConfig(input: ResolveInput = {}): ResolvedConfig {
   if (dp !== undefined && dp >= 1 && dp < 1024) {
     // a server links to others' direct ports only from 1024 (lib/wire/link_target.ts): pushes to
     // this one would all fail
-    problems.push(`DIRECT_PORT=${dp}: must be 1024 or above (or 0 for any free port, -1 for off)`);
+    const spec = SCHEMA.find((k) => k.key === "directPort")!;
+    problems.push(
+      `${
+        origin(spec, sources.directPort ?? "default")
+      }=${dp}: must be 1024 or above (or 0 for any free port, -1 for off)`,
+    );
   }
   if (values.privateKey && values.keystore) {
     problems.push("PLUMISE_PRIVATE_KEY and --keystore are both set: use one of them");

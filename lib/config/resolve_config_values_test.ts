@@ -65,6 +65,8 @@ Deno.test("DIRECT_PORT is 1024 or above (servers link only to such ports), 0 or 
     () => resolveConfig({ env: { DIRECT_PORT: "443" } }),
     /DIRECT_PORT=443: must be 1024 or above/,
   );
+  // given as a flag, it is named as the flag (before: DIRECT_PORT=80 for --direct-port 80)
+  assert.throws(() => resolveConfig({ flags: { directPort: "80" } }), /--direct-port=80: must be 1024 or above/);
   for (const v of ["0", "-1", "1024", "31332"]) {
     assert.equal(resolveConfig({ env: { DIRECT_PORT: v } }).config.directPort, Number(v));
   }

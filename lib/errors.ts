@@ -124,8 +124,22 @@ export class ChainError extends PlumiseError {}
 export class ReporterError extends PlumiseError {}
 /** Block runtime failures (checkpoints, graphs, sessions). */
 export class RuntimeError extends PlumiseError {}
-/** Model hub / download failures. */
-export class HubError extends PlumiseError {}
+/** Hub errors that no retry or restart mends: the model named is not there, or not for us. */
+const HUB_CONFIG_CODES: ReadonlySet<string> = new Set([
+  "HUB_NOT_FOUND",
+  "HUB_UNAUTHORIZED",
+  "HUB_BAD_PATH",
+  "HUB_CACHE_UNWRITABLE",
+]);
+
+/**
+ * Model hub / download failures. A model that does not exist, is refused, names files outside
+ * its repo or cannot be cached here is the configuration's to fix: exit 2, which the service unit
+ * does not restart (`RestartPreventExitStatus=2`) rather than looping on it.
+ */
+export class HubError extends PlumiseError {
+  override readonly exitCode: number = HUB_CONFIG_CODES.has(this.code) ? 2 : 1;
+}
 /** Malformed or oversized data from the wire. */
 export class WireError extends PlumiseError {}
 /** Swarm failures (peers, routing, sessions). */

@@ -3,6 +3,7 @@ import {
   ApiError,
   causeChain,
   ConfigError,
+  HubError,
   PlumiseError,
   redact,
   registerSecret,
@@ -21,6 +22,9 @@ Deno.test("PlumiseError carries code, hint, cause and exit code", () => {
   assert.equal(e.hint, "shorten the session");
   assert.equal(e.exitCode, 1);
   assert.equal(new ConfigError("CONFIG_INVALID", "y").exitCode, 2);
+  // a model that is not on the hub is the configuration's: exit 2, not restarted by the service
+  assert.equal(new HubError("HUB_NOT_FOUND", "no such repo").exitCode, 2);
+  assert.equal(new HubError("HUB_UNREACHABLE", "down").exitCode, 1);
   assert.equal(new ApiError(429, "TOO_MANY_REQUESTS", "too many").status, 429);
   assert.deepEqual(causeChain(e), [
     "RuntimeError [CACHE_FULL]: cache full: 4096 tokens asked, 1024 left",

@@ -81,7 +81,7 @@ Deno.test({
 
       // errors: no bootstrap peer; a bootstrap peer that does not answer
       const none = await runPlumise(["swarm"]);
-      assert.equal(none.code, 1);
+      assert.equal(none.code, 2, "a usage error");
       assert.match(none.stderr, /NO_INITIAL_PEERS/);
       assert.match(none.stderr, /hint: .*--initial-peers/);
       await other.close();

@@ -4,7 +4,7 @@
  * `plumise swarm`.
  * @module
  */
-import { SwarmError } from "../errors.ts";
+import { ConfigError, SwarmError } from "../errors.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
 import { ephemeralIdentity } from "./peer_identity.ts";
@@ -36,7 +36,8 @@ export interface SwarmSnapshot {
 /** Pulls the swarm table from the bootstrap peers. Throws SwarmError when none is given or none answers. */
 export async function observeSwarm(options: ObserveSwarmOptions): Promise<SwarmSnapshot> {
   if (options.initialPeers.length === 0) {
-    throw new SwarmError(
+    // a usage error (exit 2), as for generate
+    throw new ConfigError(
       "NO_INITIAL_PEERS",
       "no bootstrap peer given: there is nobody to ask for the swarm table",
       {

@@ -7,7 +7,7 @@ import { testPeer } from "../testing/mod.ts";
 
 Deno.test("observeSwarm: no bootstrap peer is a clear error", async () => {
   await assert.rejects(observeSwarm({ initialPeers: [] }), (e: unknown) => {
-    assert.ok(e instanceof SwarmError);
+    assert.ok(e instanceof ConfigError, "a usage error: exit 2");
     assert.equal(e.code, "NO_INITIAL_PEERS");
     assert.match(e.hint ?? "", /--initial-peers/);
     return true;

@@ -67,6 +67,10 @@ Deno.test({
       const text = await runPlumise(["swarm"], { env: { PETALS_INITIAL_PEERS: boot } });
       assert.equal(text.code, 0, text.stderr);
       assert.ok(!text.stdout.includes("\x1b["), "no colour codes when not a terminal");
+      // a one-shot command's output is its answer: before, the peer's own info lines came too
+      assert.doesNotMatch(text.stderr, /"level":"info"|swarm peer started/);
+      const chatty = await runPlumise(["swarm"], { env: { PETALS_INITIAL_PEERS: boot, LOG_LEVEL: "info" } });
+      assert.match(chatty.stderr, /swarm peer started/, "LOG_LEVEL still asks for them");
       assert.match(
         text.stdout,
         /model fake\/model: 2 server\(s\), 2 online; 4 of 12 blocks NOT SERVED: 8-11/,

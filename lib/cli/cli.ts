@@ -206,6 +206,7 @@ export async function runCli(args: string[], io: CliIo = denoIo()): Promise<numb
   let exitCode = EXIT_OK;
   let dotenvCache: Record<string, string> | undefined;
   let lastConfig: Config | undefined;
+  let lastSources: ResolvedConfig["sources"] | undefined;
   const warned = new Set<string>();
   const ctx: CommandContext = {
     resolve(opts: Record<string, unknown>): ResolvedConfig {
@@ -226,6 +227,7 @@ export async function runCli(args: string[], io: CliIo = denoIo()): Promise<numb
         };
       }
       lastConfig = resolved.config;
+      lastSources = resolved.sources;
       for (const w of resolved.warnings) {
         if (warned.has(w)) continue;
         warned.add(w);
@@ -233,10 +235,11 @@ export async function runCli(args: string[], io: CliIo = denoIo()): Promise<numb
       }
       return resolved;
     },
-    logger(config?: Config): Logger {
+    logger(config?: Config, { quiet = false } = {}): Logger {
       const c = config ?? lastConfig;
+      const chosen = lastSources !== undefined && lastSources.logLevel !== "default";
       return new Logger({
-        level: verbose ? "debug" : c?.logLevel ?? "info",
+        level: verbose ? "debug" : quiet && !chosen ? "warn" : c?.logLevel ?? "info",
         json: c?.logJson ? true : !io.stderrIsTerminal,
         sink: (_r, line) => io.stderr(line + "\n"),
       });

@@ -13,8 +13,12 @@ export interface CommandContext {
    * Throws `ConfigError` (exit code 2) listing every problem.
    */
   resolve(opts: Record<string, unknown>): ResolvedConfig;
-  /** A logger honouring the config's level/JSON settings (stderr). */
-  logger(config?: Config): Logger;
+  /**
+   * A logger honouring the config's level/JSON settings (stderr). `quiet`: a one-shot command's
+   * (generate, swarm, register, claim, blocks, bench), which logs warnings and errors only unless
+   * LOG_LEVEL is set or `-v` given, so its output is its answer, not the node's inner workings.
+   */
+  logger(config?: Config, options?: { quiet?: boolean }): Logger;
   /** Writes `text` and a newline to standard output. */
   stdout(text: string): void;
   /** Writes `text` and a newline to standard error. */

@@ -161,7 +161,7 @@ export function registerBlocks(program: Command, ctx: CommandContext): void {
   addConfigOptions(run, ["model", "revision", "weights", "hfEndpoint", "hfHome", "threads", "cpuPinning"]);
   run.action(async (opts) => {
     const { config } = ctx.resolve(opts as Record<string, unknown>);
-    const logger = ctx.logger(config);
+    const logger = ctx.logger(config, { quiet: true });
     if (!opts.input === !opts.inputIds) {
       throw usage("give exactly one of --input and --input-ids", "see plumise blocks run --help");
     }

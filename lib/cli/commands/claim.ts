@@ -13,7 +13,7 @@ export function registerClaim(program: Command, ctx: CommandContext): void {
   addConfigOptions(cmd, ["privateKey", "keystore", "rpcUrl", "chainId", "rewardPool"]);
   cmd.action(async (opts) => {
     const { config } = ctx.resolve(opts as Record<string, unknown>);
-    const logger = ctx.logger(config);
+    const logger = ctx.logger(config, { quiet: true });
     await withSigner(config, logger, async ({ provider, queue }) => {
       const outcome = await claimIfDue({
         pool: new RewardPool(provider, config.rewardPool),

@@ -78,7 +78,7 @@ export function registerGenerate(program: Command, ctx: CommandContext): void {
         },
       );
     }
-    const logger = ctx.logger(config);
+    const logger = ctx.logger(config, { quiet: true });
     const source = modelSource(config);
     const { createClientHead, loadTokenizer } = await import("../../runtime/mod.ts");
     const { connectSwarm, describeRoute } = await import("../../swarm/client/mod.ts");

@@ -13,7 +13,7 @@ export function registerRegister(program: Command, ctx: CommandContext): void {
   addConfigOptions(cmd, ["privateKey", "keystore", "rpcUrl", "chainId", "model", "agentRegistry"]);
   cmd.action(async (opts) => {
     const { config } = ctx.resolve(opts as Record<string, unknown>);
-    const logger = ctx.logger(config);
+    const logger = ctx.logger(config, { quiet: true });
     await withSigner(config, logger, async ({ wallet, provider, queue }) => {
       const r = await ensureRegistered({
         provider,

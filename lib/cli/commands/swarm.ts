@@ -32,7 +32,7 @@ export function registerSwarm(program: Command, ctx: CommandContext): void {
     const snap = await observeSwarm({
       initialPeers: config.initialPeers,
       requestMs: timeout,
-      logger: ctx.logger(config),
+      logger: ctx.logger(config, { quiet: true }),
       signal: ctx.signal,
     });
     const models = sources.model === "default" ? undefined : [config.model];

@@ -373,6 +373,7 @@ export function resolveConfig(input: ResolveInput = {}): ResolvedConfig {
       }=${dp}: must be 1024 or above (or 0 for any free port, -1 for off)`,
     );
   }
+  problems.push(...samePortProblems(values, sources));
   if (values.privateKey && values.keystore) {
     problems.push("PLUMISE_PRIVATE_KEY and --keystore are both set: use one of them");
   }
@@ -393,6 +394,35 @@ export function resolveConfig(input: ResolveInput = {}): ResolvedConfig {
     tierReason,
     warnings: Object.freeze([...flagSecretWarnings(values, sources), ...unknownSettingWarnings(env, dotenv)]),
   });
+}
+
+/** The API, swarm and direct ports the node would bind twice: the second bind fails, named wrongly. */
+function samePortProblems(
+  values: Partial<Record<keyof Config, unknown>>,
+  sources: Partial<Record<keyof Config, ConfigSource>>,
+): string[] {
+  const wild = (h: unknown) => h === "0.0.0.0" || h === "::" || h === undefined;
+  const ports = [
+    { key: "apiPort", host: values.apiHost },
+    { key: "p2pPort", host: values.p2pHost },
+    { key: "directPort", host: values.p2pHost },
+  ] as const;
+  const out: string[] = [];
+  for (let i = 0; i < ports.length; i++) {
+    for (let j = i + 1; j < ports.length; j++) {
+      const [a, b] = [ports[i], ports[j]];
+      const [pa, pb] = [values[a.key], values[b.key]];
+      if (typeof pa !== "number" || pa <= 0 || pa !== pb) continue;
+      if (a.host !== b.host && !wild(a.host) && !wild(b.host)) continue;
+      const name = (k: keyof Config) => origin(SCHEMA.find((s) => s.key === k)!, sources[k] ?? "default");
+      out.push(
+        `${name(a.key)} and ${
+          name(b.key)
+        } are both ${pa}: the node binds each port once, give them different ones`,
+      );
+    }
+  }
+  return out;
 }
 
 /**

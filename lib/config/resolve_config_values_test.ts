@@ -66,8 +66,29 @@ Deno.test("DIRECT_PORT is 1024 or above (servers link only to such ports), 0 or 
     /DIRECT_PORT=443: must be 1024 or above/,
   );
   // given as a flag, it is named as the flag (before: DIRECT_PORT=80 for --direct-port 80)
-  assert.throws(() => resolveConfig({ flags: { directPort: "80" } }), /--direct-port=80: must be 1024 or above/);
+  assert.throws(
+    () => resolveConfig({ flags: { directPort: "80" } }),
+    /--direct-port=80: must be 1024 or above/,
+  );
   for (const v of ["0", "-1", "1024", "31332"]) {
     assert.equal(resolveConfig({ env: { DIRECT_PORT: v } }).config.directPort, Number(v));
   }
+});
+
+Deno.test("the API, swarm and direct ports must differ where they share an address", () => {
+  // before: accepted, and serve failed on its own second bind with DIRECT_PORT_IN_USE, "another process"
+  assert.throws(
+    () => resolveConfig({ flags: { p2pPort: "46330", directPort: "46330" } }),
+    /--port and --direct-port are both 46330: the node binds each port once/,
+  );
+  assert.throws(
+    () => resolveConfig({ env: { API_PORT: "46330", PETALS_PORT: "46330" } }),
+    /API_PORT and PETALS_PORT/,
+  );
+  // any free port (0) each, off (-1), or different addresses are fine
+  resolveConfig({ flags: { p2pPort: "0", directPort: "0", apiPort: "0" } });
+  resolveConfig({ flags: { p2pPort: "46330", directPort: "-1" } });
+  resolveConfig({
+    env: { API_HOST: "127.0.0.1", API_PORT: "46330", PETALS_HOST: "10.1.2.3", PETALS_PORT: "46330" },
+  });
 });

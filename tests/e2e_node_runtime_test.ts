@@ -87,7 +87,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "runtime part: the direct port is bound at load; a swap while the old blocks hold it takes a free port",
+    "runtime part: the direct port is bound at load; a swap takes a free port while the old blocks hold it, then its own",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
@@ -119,6 +119,13 @@ Deno.test({
       assert.deepEqual([moved.start, moved.end], [2, 4]);
       assert.ok(moved.directPort !== undefined && moved.directPort !== port, `moved to ${moved.directPort}`);
       await release();
+      // the old blocks let go of DIRECT_PORT: the direct path is back on it (before: until restart)
+      assert.equal(part.blocks().info().directPort, port);
+      const back = await part.blocks().openSession({ start: 2, end: 4, batch: 1, maxLength: 8 });
+      const served = await back.offerDirect!({ dtype: "f32" });
+      assert.equal(served.offer.port, port);
+      served.cancel();
+      await back.close();
       await part.stop();
 
       // off: no listener, no offers

@@ -116,6 +116,7 @@ export function createRuntimePart(
     },
     async swap(s, { signal }) {
       let next: BlockRuntime;
+      let moved = false;
       try {
         next = await started(open(s, { signal }));
       } catch (err) {
@@ -124,7 +125,8 @@ export function createRuntimePart(
           throw err;
         }
         next = await started(open(s, { signal, directPort: 0 }));
-        log.warn("direct path moved to another port until restart", {
+        moved = true;
+        log.info("direct path on another port until the old blocks let go of it", {
           configured: config.directPort,
           port: next.info().directPort,
         });
@@ -134,6 +136,18 @@ export function createRuntimePart(
       log.info("blocks loaded for the new span", { span: `${s.start}:${s.end}` });
       return async () => {
         await previous?.stop();
+        if (!moved || runtime !== next || !next.rebindDirect) return;
+        // the old blocks held DIRECT_PORT: now it is free, the direct path goes back to it
+        try {
+          const port = await next.rebindDirect(config.directPort);
+          log.info("direct path back on its port", { port });
+        } catch (err) {
+          log.warn("direct path stays on another port until restart", {
+            configured: config.directPort,
+            port: next.info().directPort,
+            error: errorMessage(err),
+          });
+        }
       };
     },
     async throughput(options) {

@@ -255,6 +255,13 @@ export class OnnxBlockRuntime implements BlockRuntime {
     await w?.dispose();
   }
 
+  async rebindDirect(port: number): Promise<number> {
+    if (this.#directPort === undefined) throw noDirectError();
+    const r = await this.worker().call("direct_rebind", { port }) as { port: number };
+    this.#directPort = r.port;
+    return r.port;
+  }
+
   /** @internal The live worker or NOT_RUNNING. */
   worker(): WorkerClient {
     if (!this.#worker || !this.#ckpt) {

@@ -196,6 +196,9 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       listener ??= new DirectListener(req.args);
       await listener.start();
       return { port: listener.port };
+    case "direct_rebind":
+      if (!listener) throw noDirectError();
+      return { port: await listener.rebind(req.args.port) };
     case "direct_offer":
       return offerDirect(req.args);
     case "direct_cancel":

@@ -187,6 +187,12 @@ export interface BlockRuntime {
   stop(): Promise<void>;
   info(): RuntimeInfo;
   /**
+   * Moves the direct path's listener to `port` (back to DIRECT_PORT after blocks moved and the old
+   * runtime let go of it); answers the port now listening. `NO_DIRECT` without a direct path,
+   * `DIRECT_PORT_IN_USE` where the port is still taken (the old one keeps listening).
+   */
+  rebindDirect?(port: number): Promise<number>;
+  /**
    * Reserves `batch × maxLength × (end − start)` cache tokens at once, or throws `CACHE_FULL`
    * (no queueing). Throws `BAD_SPAN`, `BAD_INPUT`, `TOO_LONG` (maxLength above the limit).
    */

@@ -28,6 +28,8 @@ export type WorkerRequest =
   /** Open sessions and unreleased native objects (after a garbage collection where `gc` is exposed). */
   | { id: number; op: "stats"; args: Record<string, never> }
   | { id: number; op: "direct_listen"; args: DirectListenOptions }
+  /** The direct listener moves to `port` (back to DIRECT_PORT after a move); answers the port. */
+  | { id: number; op: "direct_rebind"; args: { port: number } }
   | {
     id: number;
     op: "direct_offer";

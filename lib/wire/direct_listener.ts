@@ -75,7 +75,7 @@ interface Waiting {
 }
 
 export class DirectListener {
-  readonly #o: DirectListenerOptions;
+  #o: DirectListenerOptions;
   readonly #log: Logger;
   readonly #tickets = new Map<string, Waiting>();
   /** Each waiting ticket by its hash (hashed hellos name that). */
@@ -107,23 +107,35 @@ export class DirectListener {
   // deno-lint-ignore require-await
   async start(): Promise<void> {
     if (this.#listener) return;
-    try {
-      this.#listener = Deno.listen({ hostname: this.#o.host, port: this.#o.port, transport: "tcp" });
-    } catch (err) {
-      const busy = err instanceof Deno.errors.AddrInUse;
-      throw new WireError(
-        busy ? "DIRECT_PORT_IN_USE" : "DIRECT_LISTEN_FAILED",
-        `cannot listen for direct paths on ${this.#o.host}:${this.#o.port}: ${(err as Error).message}`,
-        {
-          hint: busy
-            ? "another process uses this port: pass --direct-port <free port> (0: any), or -1 to turn the direct path off"
-            : "check --host and --direct-port (or DIRECT_PORT=-1 to turn the direct path off)",
-          cause: err,
-        },
-      );
-    }
+    this.#listener = bindDirect(this.#o.host, this.#o.port);
     this.#accepting = this.#acceptLoop(this.#listener);
     this.#log.debug("direct path listening", { host: this.#o.host, port: this.port });
+  }
+
+  /**
+   * Listens on `port` instead (same host): the new socket is bound first, then the old one stops
+   * accepting. Connections already made are not touched; a client that was offered the old port
+   * and has not connected yet finds it closed and falls back as from any failed direct connect.
+   * Throws as `start` does where `port` cannot be bound; the old socket then keeps listening.
+   */
+  async rebind(port: number): Promise<number> {
+    const old = this.#listener;
+    if (!old || this.#stopped) {
+      throw new WireError("NOT_STARTED", "the direct listener is not running", {
+        hint: "call start() first",
+      });
+    }
+    const socket = bindDirect(this.#o.host, port);
+    try {
+      old.close();
+    } catch {
+      // already closed
+    }
+    await this.#accepting;
+    this.#o = { ...this.#o, port };
+    this.#listener = socket;
+    this.#accepting = this.#acceptLoop(socket);
+    return this.port;
   }
 
   /** A fresh single-use offer for one session. */
@@ -290,6 +302,25 @@ export class DirectListener {
     for (const c of [...this.#pending.keys()]) this.#reject(c);
     for (const t of [...this.#tickets.keys()]) this.#drop(t);
     await this.#accepting;
+  }
+}
+
+/** A TCP socket listening on `host:port`, or DIRECT_PORT_IN_USE / DIRECT_LISTEN_FAILED naming it. */
+function bindDirect(host: string, port: number): Deno.TcpListener {
+  try {
+    return Deno.listen({ hostname: host, port, transport: "tcp" });
+  } catch (err) {
+    const busy = err instanceof Deno.errors.AddrInUse;
+    throw new WireError(
+      busy ? "DIRECT_PORT_IN_USE" : "DIRECT_LISTEN_FAILED",
+      `cannot listen for direct paths on ${host}:${port}: ${(err as Error).message}`,
+      {
+        hint: busy
+          ? "another process uses this port: pass --direct-port <free port> (0: any), or -1 to turn the direct path off"
+          : "check --host and --direct-port (or DIRECT_PORT=-1 to turn the direct path off)",
+        cause: err,
+      },
+    );
   }
 }
 

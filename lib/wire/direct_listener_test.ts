@@ -386,3 +386,41 @@ Deno.test("direct listener: with every slot held by idle connections, a new sour
     await l.stop();
   }
 });
+
+Deno.test("direct listener: rebind() moves to another port; sessions attached before keep working", async () => {
+  await withListener({}, async (l) => {
+    const before = l.offer();
+    const first = await attach(before);
+    const oldPort = l.port;
+    const free = Deno.listen({ hostname: HOST, port: 0 });
+    const target = (free.addr as Deno.NetAddr).port;
+    free.close();
+    try {
+      assert.equal(await l.rebind(target), target);
+      assert.equal(l.port, target);
+      // the session attached on the old port is untouched
+      await first.client.write({ type: "close" });
+      assert.deepEqual(await first.server.read(), { type: "close" });
+      // new offers name the new port, and it attaches there; the old port is closed
+      const t = l.offer();
+      assert.equal(t.offer.port, target);
+      const ends = await attach(t);
+      abortAll(ends);
+      await assert.rejects(connect(oldPort), Deno.errors.ConnectionRefused);
+      // a port in use is refused as start() refuses it, and the listener stays where it is
+      const busy = Deno.listen({ hostname: HOST, port: 0 });
+      try {
+        await assert.rejects(
+          l.rebind((busy.addr as Deno.NetAddr).port),
+          (e: unknown) => assertWireError(e, "DIRECT_PORT_IN_USE", /cannot listen for direct paths on/),
+        );
+        assert.equal(l.port, target);
+        abortAll(await attach(l.offer()));
+      } finally {
+        busy.close();
+      }
+    } finally {
+      abortAll(first);
+    }
+  });
+});

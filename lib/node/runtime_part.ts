@@ -170,7 +170,10 @@ export function createRuntimePart(
       const cached = await readCache(cachePath()).then((c) => c[key]).catch(() => undefined);
       if (cached) {
         announced = cached;
-        log.debug("throughput from cache", { ...cached });
+        // said at info: a restart that does not measure again should say why
+        log.info("throughput from cache (delete throughput.json in the data dir to measure again)", {
+          ...cached,
+        });
         return cached.throughput;
       }
       return (await this.measure(options)).figures.throughput;

@@ -107,6 +107,12 @@ export async function createSwarmPart(o: SwarmPartOptions): Promise<SwarmPart> {
     start: (options) => server.start(options),
     async chooseSpan(total, { signal }) {
       totalBlocks = total;
+      if (config.numBlocks > total && !config.blockIndices) {
+        logger.warn("NUM_BLOCKS is more than the model has: serving all of them", {
+          numBlocks: config.numBlocks,
+          modelBlocks: total,
+        });
+      }
       const pinned = pinnedSpan(config, total);
       if (pinned) return pinned;
       let span = pick();

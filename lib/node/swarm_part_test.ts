@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { resolveConfig } from "../config/resolve_config.ts";
 import { FakeBackend } from "../testing/mod.ts";
 import { Metrics } from "../util/metrics.ts";
-import { silentLogger } from "../util/logger.ts";
+import { memoryLogger, silentLogger } from "../util/logger.ts";
 import { createSwarmPart, type SwarmPart } from "./swarm_part.ts";
 
 const figures = { throughput: 10, inferenceRps: 100, forwardRps: 1000, networkRps: 500 };
@@ -181,6 +181,49 @@ Deno.test({
       assert.deepEqual(b.p.status().span, { start: 2, end: 4 });
     } finally {
       for (const p of parts) await p.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "swarm part: NUM_BLOCKS past the model's blocks serves them all, with a warning",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const { logger, records } = memoryLogger();
+    const config = resolveConfig({
+      env: {
+        PLUMISE_OFFLINE: "true",
+        MODEL_NAME: "fake/model",
+        NUM_BLOCKS: "99",
+        PETALS_HOST: "127.0.0.1",
+        PETALS_PORT: "0",
+        PETALS_IDENTITY_PATH: `${dir}/a.key`,
+        PLUMISE_DATA_DIR: dir,
+      },
+      system: { availableMemoryBytes: 8 * 2 ** 30 },
+    }).config;
+    const p = await createSwarmPart({
+      config,
+      metrics: new Metrics(),
+      logger,
+      runtime: () => new FakeBackend({ modelId: "fake/model", numBlocks: 6, start: 0, end: 6 }),
+      figures: () => figures,
+    });
+    try {
+      const signal = new AbortController().signal;
+      await p.start({ signal });
+      const span = await p.chooseSpan(6, { signal });
+      assert.deepEqual([span.start, span.end], [0, 6]);
+      // before: 0:6 without a word
+      const w = records.find((r) =>
+        r.level === "warn" && /NUM_BLOCKS is more than the model has/.test(r.msg)
+      );
+      assert.deepEqual([w?.numBlocks, w?.modelBlocks], [99, 6]);
+    } finally {
+      await p.stop();
       await Deno.remove(dir, { recursive: true });
     }
   },

@@ -128,6 +128,22 @@ Deno.test("cli: a pipe as --env-file is read; with no writer the process says so
     assert.equal(status.signal, null, "ended by itself, not killed");
     assert.equal(status.code, 1);
     assert.match(said, /error \[INTERRUPTED\]: interrupted by a signal/);
+
+    // a command that reads no settings leaves a pipe at ./.env alone (neither waits nor drains it)
+    await Deno.rename(fifo, `${cwd}/.env`);
+    const version = new Deno.Command(Deno.execPath(), {
+      args: cliArgv(["version"]),
+      cwd,
+      clearEnv: true,
+      env: cleanEnv(),
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const guard2 = setTimeout(() => version.kill("SIGKILL"), 60_000);
+    const v = await version.output();
+    clearTimeout(guard2);
+    assert.equal(v.code, 0, new TextDecoder().decode(v.stderr));
+    assert.match(new TextDecoder().decode(v.stdout), /plumise/);
   } finally {
     await Deno.remove(cwd, { recursive: true });
   }

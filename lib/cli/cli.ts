@@ -52,6 +52,9 @@ export function denoIo(): CliIo {
   };
 }
 
+/** Commands that never resolve the settings: a named pipe at ./.env (or --env-file) is not theirs to read. */
+const WITHOUT_SETTINGS = new Set(["version", "service"]);
+
 /** Most bytes an env file may hold. */
 const ENV_FILE_MAX = 1 << 20;
 
@@ -273,8 +276,12 @@ export async function runCli(args: string[], io: CliIo = denoIo()): Promise<numb
       // secret is known to redact: anything shaped like one goes
       outputError: (s, write) => write(redact(s).replace(/\b(0x)?[0-9a-fA-F]{64}\b/g, "[redacted]")),
     });
-  // a pipe as the env file is read before the command, so a signal can end the wait for its writer
+  // a pipe as the env file is read before a command that reads settings, so a signal can end the
+  // wait for its writer; `version` and `service` (whose --env-file is the unit's) leave it unread
   program.hook("preAction", async (_top, action) => {
+    let top = action;
+    while (top.parent && top.parent !== program) top = top.parent;
+    if (WITHOUT_SETTINGS.has(top.name())) return;
     const envFile = (action.opts().envFile ?? program.opts().envFile) as string | undefined;
     dotenvCache ??= await readDotenvPipe(envFile, io.cwd, {
       signal: controller.signal,

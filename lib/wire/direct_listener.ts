@@ -86,6 +86,7 @@ export class DirectListener {
   readonly #perHost = new Map<string, number>();
   #listener: Deno.TcpListener | undefined;
   #accepting: Promise<void> | undefined;
+  #rebinding: Promise<unknown> = Promise.resolve();
   #stopped = false;
 
   constructor(options: DirectListenerOptions) {
@@ -118,7 +119,14 @@ export class DirectListener {
    * and has not connected yet finds it closed and falls back as from any failed direct connect.
    * Throws as `start` does where `port` cannot be bound; the old socket then keeps listening.
    */
-  async rebind(port: number): Promise<number> {
+  rebind(port: number): Promise<number> {
+    // one at a time: two at once would both close the same socket and leave one of theirs open
+    const run = this.#rebinding.then(() => this.#rebind(port));
+    this.#rebinding = run.catch(() => {});
+    return run;
+  }
+
+  async #rebind(port: number): Promise<number> {
     const old = this.#listener;
     if (!old || this.#stopped) {
       throw new WireError("NOT_STARTED", "the direct listener is not running", {
@@ -132,6 +140,11 @@ export class DirectListener {
       // already closed
     }
     await this.#accepting;
+    if (this.#stopped) {
+      // stop() ran meanwhile: nothing may listen after it
+      socket.close();
+      throw new WireError("NOT_STARTED", "the direct listener stopped", { hint: "start it again" });
+    }
     this.#o = { ...this.#o, port };
     this.#listener = socket;
     this.#accepting = this.#acceptLoop(socket);

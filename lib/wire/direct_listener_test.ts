@@ -424,3 +424,29 @@ Deno.test("direct listener: rebind() moves to another port; sessions attached be
     }
   });
 });
+
+Deno.test("direct listener: rebind() against stop() or another rebind() leaves nothing listening after stop", async () => {
+  const freePort = () => {
+    const l = Deno.listen({ hostname: HOST, port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    return port;
+  };
+  const listening = (port: number) => connect(port).then((c) => (c.close(), true), () => false);
+  // stop() while a rebind waits for the old accept loop
+  const a = await started({});
+  const target = freePort();
+  const moving = a.rebind(target).catch((e) => e);
+  await a.stop();
+  const r = await moving;
+  assert.ok(r instanceof Error || typeof r === "number");
+  assert.equal(await listening(target), false, "before: the new port kept accepting after stop()");
+  // two rebinds at once take turns: the last one wins, the first one's port is closed
+  const b = await started({});
+  const [p1, p2] = [freePort(), freePort()];
+  assert.deepEqual(await Promise.all([b.rebind(p1), b.rebind(p2)]), [p1, p2]);
+  assert.equal(b.port, p2);
+  assert.equal(await listening(p1), false, "before: the first rebind's port stayed open");
+  await b.stop();
+  assert.equal(await listening(p2), false);
+});

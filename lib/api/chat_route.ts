@@ -26,11 +26,13 @@ export function chatRoute(d: RouteDeps): (c: ApiContext) => Promise<Response> {
       await d.generator.prepare?.({ signal: slot.signal });
       const info = d.generator.info();
       const tools = req.tools;
-      if (tools && !info.chatTemplate?.includes("tools")) {
+      // the calls come back in Hermes' <tool_call> blocks: a template that asks for another form
+      // (Llama 3.1's, Mistral's) would have them read as plain text
+      if (tools && !info.chatTemplate?.includes("<tool_call>")) {
         throw new ApiError(
           400,
           "UNSUPPORTED",
-          `tools are not supported by ${info.model}: its chat template has none`,
+          `tools are not supported by ${info.model}: its chat template does not ask for <tool_call> blocks`,
           {
             hint: "leave tools out, or serve a model whose chat template lists tools (Qwen3, Qwen2.5)",
             details: { param: "tools" },

@@ -77,6 +77,7 @@ Deno.test("POST /v1/completions: bad and unsupported requests are 400s in OpenAI
     [{ prompt: "x", n: 2 }, "n", /n must be 1/],
     [{ prompt: "x", best_of: 3 }, "best_of", /best_of must be 1/],
     [{ prompt: "x", logprobs: 5 }, "logprobs", /logprobs is not supported/],
+    [{ prompt: "x", logprobs: 0 }, "logprobs", /logprobs is not supported/], // the chosen tokens' own
     [{ prompt: "x", suffix: "end" }, "suffix", /suffix is not supported/],
     [{ prompt: "x", frequency_penalty: 1 }, "frequency_penalty", /frequency_penalty is not supported/],
     [{ prompt: "x", max_tokens: 0 }, "max_tokens", /max_tokens must be an integer/],

@@ -30,7 +30,8 @@ export const COMPLETION_DEFAULTS: GenerationParams = Object.freeze({
 /** What text completions may not ask for (`refuseUnsupported`), with the values that ask for nothing. */
 const COMPLETION_UNSUPPORTED: UnsupportedFields = {
   ...OPENAI_UNSUPPORTED,
-  logprobs: { idle: (v) => v === 0, hint: "this node returns no log probabilities; leave logprobs out" },
+  // 0 asks for the chosen tokens' log probabilities: only leaving it out asks for nothing
+  logprobs: { idle: () => false, hint: "this node returns no log probabilities; leave logprobs out" },
   suffix: { idle: (v) => v === "", hint: "this node does not fill in the middle; leave suffix out" },
 };
 

@@ -43,6 +43,22 @@ export function plainChatPrompt(messages: readonly ChatMessage[]): string {
   return messages.map((m) => `${label(m.role)}: ${m.content}\n`).join("") + "Assistant:";
 }
 
+/**
+ * An earlier tool call as templates take it: OpenAI sends `arguments` as a JSON string, and most
+ * templates (Qwen2.5's, Hermes', Llama 3.1's) write `arguments | tojson`, which would encode the
+ * string once more; an object is written as the model wrote it (Qwen3's takes either).
+ */
+function forTemplate(call: NonNullable<ChatMessage["tool_calls"]>[number]): Record<string, unknown> {
+  let args: unknown = call.function.arguments;
+  try {
+    const parsed = JSON.parse(call.function.arguments);
+    if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) args = parsed;
+  } catch {
+    // not JSON: passed on as it is
+  }
+  return { ...call, function: { ...call.function, arguments: args } };
+}
+
 /** What the last render charged to the size budget (for tests and benchmarks). */
 export function lastRenderSize(): number {
   return MAX_TEMPLATE_SIZE - sizeLeft;
@@ -75,9 +91,11 @@ export function renderChatPrompt(
       ...templateKwargs,
       // OpenAI's `developer` is the system prompt of newer clients: a template that does not
       // know the role (Qwen3's, Llama's) would drop the message without a word
-      messages: messages.map((m) =>
-        developerIsSystem && m.role === "developer" ? { ...m, role: "system" } : { ...m }
-      ),
+      messages: messages.map((m) => ({
+        ...m,
+        ...(developerIsSystem && m.role === "developer" ? { role: "system" } : {}),
+        ...(m.tool_calls ? { tool_calls: m.tool_calls.map(forTemplate) } : {}),
+      })),
       add_generation_prompt: true,
     });
   } catch (cause) {

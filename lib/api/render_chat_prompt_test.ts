@@ -204,3 +204,24 @@ Deno.test("renderChatPrompt: a developer message is the system prompt for a temp
     "developer:d;",
   );
 });
+
+Deno.test("renderChatPrompt: an earlier tool call's arguments reach the template as an object, not a string", () => {
+  // Qwen2.5's (and Hermes', Llama 3.1's) way: `arguments | tojson`, which encoded OpenAI's JSON string twice
+  const chatTemplate =
+    "{% for m in messages %}{% for c in m.tool_calls or [] %}{{ c.function.arguments | tojson }};{% endfor %}{% endfor %}";
+  const call = {
+    id: "c1",
+    type: "function" as const,
+    function: { name: "f", arguments: '{"city": "Paris"}' },
+  };
+  assert.equal(
+    renderChatPrompt([{ role: "assistant", content: "", tool_calls: [call] }], { chatTemplate }),
+    '{"city": "Paris"};',
+  );
+  // arguments that are not a JSON object stay the string they are
+  const odd = { ...call, function: { name: "f", arguments: "not json" } };
+  assert.equal(
+    renderChatPrompt([{ role: "assistant", content: "", tool_calls: [odd] }], { chatTemplate }),
+    '"not json";',
+  );
+});

@@ -27,7 +27,7 @@ export function routeOf(pathname: string): Route {
   if (p === "/v1/completions") return "completions";
   if (p === "/v1/models" || p.startsWith("/v1/models/")) return "models";
   if (p === "/metrics") return "metrics";
-  // any other OpenAI path (/v1/completions, /v1/embeddings): answered in OpenAI's error shape
+  // any other OpenAI path (/v1/embeddings, /v1/audio/…): answered in OpenAI's error shape
   if (p === "/v1" || p.startsWith("/v1/")) return "openai";
   return "other";
 }

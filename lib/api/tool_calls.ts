@@ -93,21 +93,30 @@ export function parseToolCalls(field: string, value: unknown): ToolCall[] | unde
   });
 }
 
-/** The tool calls written in `text` and the text around them; no calls where a block does not parse. */
+/**
+ * The tool calls written in `text` and the text around them. A `<tool_call>` whose block does not
+ * parse (the tag named in the model's thinking, a garbled call) stays text, and the search goes on
+ * after it; with no call the text comes back as it is.
+ */
 export function extractToolCalls(
   text: string,
   newId: () => string = callId,
 ): { content: string; calls: ToolCall[] } {
   const calls: ToolCall[] = [];
   let content = "";
-  let at = 0;
-  for (let open = text.indexOf(OPEN); open >= 0; open = text.indexOf(OPEN, at)) {
+  let at = 0; // text before `at` is in `content` or a call
+  for (let open = text.indexOf(OPEN); open >= 0;) {
     const close = text.indexOf(CLOSE, open + OPEN.length);
-    const call = close < 0 ? undefined : parseCall(text.slice(open + OPEN.length, close), newId);
-    if (!call) return { content: text, calls: [] };
+    if (close < 0) break;
+    const call = parseCall(text.slice(open + OPEN.length, close), newId);
+    if (!call) {
+      open = text.indexOf(OPEN, open + OPEN.length);
+      continue;
+    }
     content += text.slice(at, open);
     calls.push(call);
     at = close + CLOSE.length;
+    open = text.indexOf(OPEN, at);
   }
   return { content: calls.length ? (content + text.slice(at)).trim() : text, calls };
 }

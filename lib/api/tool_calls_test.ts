@@ -26,11 +26,21 @@ Deno.test("extractToolCalls: each <tool_call> block becomes a call; text around 
       "<tool_call>\nnot json\n</tool_call>",
       '<tool_call>{"arguments": {}}</tool_call>', // no name
       '<tool_call>{"name": "f"}', // never closed
-      '<tool_call>{"name": "f"}</tool_call> then <tool_call>oops</tool_call>',
     ]
   ) {
     assert.deepEqual(extractToolCalls(bad), { content: bad, calls: [] }, bad);
   }
+  // a block that does not parse stays text; the search goes on after it
+  const mixed = '<tool_call>{"name": "f"}</tool_call> then <tool_call>oops</tool_call>';
+  const m = extractToolCalls(mixed, ids());
+  assert.deepEqual(m.calls.map((c) => c.function.name), ["f"]);
+  assert.equal(m.content, "then <tool_call>oops</tool_call>");
+  // the tag named in the thinking does not hide the call after it (before: no call at all)
+  const thought = "<think>\nI should answer with a <tool_call> block.\n</think>\n\n" +
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
+  const t = extractToolCalls(thought, ids());
+  assert.deepEqual(t.calls.map((c) => c.function), [{ name: "get_weather", arguments: '{"city":"Paris"}' }]);
+  assert.equal(t.content, "<think>\nI should answer with a <tool_call> block.\n</think>");
   // arguments left out are an empty object
   assert.equal(extractToolCalls('<tool_call>{"name": "f"}</tool_call>').calls[0].function.arguments, "{}");
 });
@@ -121,7 +131,7 @@ Deno.test("chat with tools: the template lists them; a call comes back as tool_c
   assert.equal(next.status, 200);
   assert.match(
     gen.calls[1].prompt,
-    /<tool_call>\n\{"name": "get_weather", "arguments": \{"city":"Paris"\}\}\n<\/tool_call>/,
+    /<tool_call>\n\{"name": "get_weather", "arguments": \{"city": "Paris"\}\}\n<\/tool_call>/,
   );
   assert.match(gen.calls[1].prompt, /<tool_response>\nsunny\n<\/tool_response>/);
   // a plain answer stays a plain answer
@@ -145,14 +155,23 @@ Deno.test("chat with tools, streamed: text deltas, then one tool_calls delta per
   assert.deepEqual(chunks.map((c) => c.choices[0].finish_reason).filter(Boolean), ["tool_calls"]);
 });
 
-Deno.test("chat with tools: a template without tools is a 400; tool_choice none offers none", async () => {
-  const plain = toolSetup(CALL_SCRIPT, "{% for m in messages %}{{ m.content }}{% endfor %}");
-  const r = await plain.post({});
-  assert.equal(r.status, 400);
-  const e = (await r.json()).error;
-  assert.equal(e.code, "unsupported");
-  assert.equal(e.param, "tools");
-  assert.equal(plain.gen.calls.length, 0);
+Deno.test("chat with tools: a template without <tool_call> blocks is a 400; tool_choice none offers none", async () => {
+  for (
+    const chatTemplate of [
+      "{% for m in messages %}{{ m.content }}{% endfor %}",
+      // lists tools, but asks for calls in another form (Llama 3.1's JSON): they would come back as text
+      '{% if tools %}{{ tools | tojson }}Respond in the format {"name": function name, "parameters": ...}{% endif %}',
+    ]
+  ) {
+    const plain = toolSetup(CALL_SCRIPT, chatTemplate);
+    const r = await plain.post({});
+    assert.equal(r.status, 400);
+    const e = (await r.json()).error;
+    assert.equal(e.code, "unsupported");
+    assert.equal(e.param, "tools");
+    assert.match(e.message, /does not ask for <tool_call> blocks/);
+    assert.equal(plain.gen.calls.length, 0);
+  }
   const { gen, post } = toolSetup(CALL_SCRIPT);
   const none = await (await post({ tool_choice: "none" })).json();
   assert.doesNotMatch(gen.calls[0].prompt, /<tools>/);

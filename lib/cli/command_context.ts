@@ -15,7 +15,7 @@ export interface CommandContext {
   resolve(opts: Record<string, unknown>): ResolvedConfig;
   /**
    * A logger honouring the config's level/JSON settings (stderr). `quiet`: a one-shot command's
-   * (generate, swarm, register, claim, blocks, bench), which logs warnings and errors only unless
+   * (generate, swarm, register, claim, blocks), which logs warnings and errors only unless
    * LOG_LEVEL is set or `-v` given, so its output is its answer, not the node's inner workings.
    */
   logger(config?: Config, options?: { quiet?: boolean }): Logger;

@@ -120,7 +120,7 @@ export function createRuntimePart(
       try {
         next = await started(open(s, { signal }));
       } catch (err) {
-        // the blocks being replaced still hold the direct port: take any free one until restart
+        // the blocks being replaced still hold the direct port: take any free one until they let go
         if (!(err instanceof PlumiseError && err.code === "DIRECT_PORT_IN_USE") || config.directPort <= 0) {
           throw err;
         }

@@ -1,5 +1,6 @@
 import type { Command } from "@commander-js/extra-typings";
 import { requireWallet } from "../../config/resolve_config.ts";
+import { ConfigError } from "../../errors.ts";
 import type { CommandContext } from "../command_context.ts";
 import { addConfigOptions, ALL_FLAG_KEYS } from "../config_options.ts";
 import { promptHidden } from "./_wallet_source.ts";
@@ -18,6 +19,16 @@ export function registerServe(program: Command, ctx: CommandContext): void {
       // part refuses with KEYSTORE_PASSWORD_MISSING
       const password = await promptHidden(`Password of ${config.keystore}: `);
       if (password !== undefined) config = { ...config, keystorePassword: password };
+      else if (Deno.stdin.isTerminal()) {
+        // the prompt was cancelled (Ctrl-C, Ctrl-D): the node does not start without its wallet
+        throw new ConfigError(
+          "KEYSTORE_PASSWORD_MISSING",
+          `no password given for keystore ${config.keystore}`,
+          {
+            hint: "run serve again and type the password, or set PLUMISE_KEYSTORE_PASSWORD",
+          },
+        );
+      }
     }
     // The whole node (lib/node): SIGINT/SIGTERM → graceful stop; a second signal exits at once (cli.ts).
     const { createNode, runNode } = await import("../../node/node.ts");

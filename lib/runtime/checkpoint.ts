@@ -4,7 +4,7 @@
  * requested blocks and/or the client head; the tokenizer files on request.
  * @module
  */
-import { RuntimeError } from "../errors.ts";
+import { ConfigError, RuntimeError } from "../errors.ts";
 import { isRepoRelativePath } from "./repo_path.ts";
 import type { Logger } from "../util/logger.ts";
 import { silentLogger } from "../util/logger.ts";
@@ -159,6 +159,13 @@ export async function resolveCheckpoint(
 ): Promise<ResolvedCheckpoint> {
   const log = o.logger ?? silentLogger;
   const local = await isDir(source.model);
+  if (!local && /^(\/|\.\.?\/|~)/.test(source.model)) {
+    // a path, not a hub repo id (org/name): asking the hub for it would only say "not found"
+    throw new ConfigError("CONFIG_INVALID", `MODEL_NAME ${source.model}: no such checkpoint directory`, {
+      hint:
+        "give the directory of a checkpoint (with its config.json; a full path, ~ is not expanded here), or a hub repo id such as org/name",
+    });
+  }
   const get = fetcher(source, local, o);
   const config = await readJson((await get("config.json", false))!);
   const genPath = await get("generation_config.json", true);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { RuntimeError } from "../errors.ts";
+import { ConfigError, RuntimeError } from "../errors.ts";
 import { makeBloomCheckpoint } from "../../tests/helpers/checkpoint_fixture.ts";
 import { resolveCheckpoint } from "./checkpoint.ts";
 
@@ -75,6 +75,19 @@ Deno.test("resolveCheckpoint: a JSON file that is null, and a config whose block
     await assert.rejects(
       resolveCheckpoint({ model: ck.dir }, { start: 0, end: 1 }),
       (e: unknown) => e instanceof RuntimeError && e.code === "BAD_CHECKPOINT" && re.test(e.message),
+    );
+  }
+});
+
+Deno.test("resolveCheckpoint: a path that is no directory is a config error, not a hub lookup", async () => {
+  for (const model of ["./nope-dir", "/nonexistent/ckpt", "../up/ckpt", "~/models/x"]) {
+    // before: "repo ./nope-dir not found on the hub", after asking the hub for it
+    await assert.rejects(
+      resolveCheckpoint({ model, hfHome: "/nonexistent-hf", hfEndpoint: "http://127.0.0.1:9" }),
+      (e: unknown) =>
+        e instanceof ConfigError && e.code === "CONFIG_INVALID" && e.exitCode === 2 &&
+        e.message === `MODEL_NAME ${model}: no such checkpoint directory`,
+      model,
     );
   }
 });

@@ -182,12 +182,16 @@ Deno.test("cli: doctor --json --offline: the check list, exit 0 when all pass an
     assert.match(bad.stdout, /1 of 9 checks failed/);
     // without --offline and without a wallet: the wallet line says what to do
     const noWallet = await runPlumise(["doctor", "--json"], {
-      env: { ...env, ORACLE_API_URL: "http://127.0.0.1:9" },
+      env: { ...env, ORACLE_API_URL: "http://127.0.0.1:9", PLUMISE_RPC_URL: "http://127.0.0.1:9" },
     });
     assert.equal(noWallet.code, 1);
     const w = (JSON.parse(noWallet.stdout).checks as DoctorCheck[]).find((c) => c.name === "wallet")!;
     assert.equal(w.ok, false);
     assert.match(w.hint!, /plumise wallet new/);
+    // the chain is checked all the same (before: skipped without a wallet)
+    const chain = (JSON.parse(noWallet.stdout).checks as DoctorCheck[]).find((c) => c.name === "chain");
+    assert.equal(chain?.ok, false);
+    assert.match(chain!.hint!, /PLUMISE_RPC_URL/);
   } finally {
     await Deno.remove(home, { recursive: true });
     await Deno.remove(ck.dir, { recursive: true });

@@ -48,6 +48,12 @@ export async function runDoctor(config: Config, o: DoctorOptions = {}): Promise<
   checks.push(await checkReachabilityForDoctor(config, { signal: o.signal }));
   if (!config.offline) {
     const w = o.wallet;
+    // without a usable wallet the chain itself is still checked (its id, whether it answers)
+    const chainOnly = async () =>
+      (await checkChain(config, "0x0000000000000000000000000000000000000000", { signal: o.signal })).slice(
+        0,
+        1,
+      );
     if (!w) {
       checks.push({
         name: "wallet",
@@ -56,8 +62,10 @@ export async function runDoctor(config: Config, o: DoctorOptions = {}): Promise<
         hint:
           "set PLUMISE_KEYSTORE (create one: plumise wallet new) or PLUMISE_PRIVATE_KEY; or PLUMISE_OFFLINE=true",
       });
+      checks.push(...await chainOnly());
     } else if ("error" in w) {
       checks.push({ name: "wallet", ok: false, detail: w.error, hint: w.hint });
+      checks.push(...await chainOnly());
     } else {
       checks.push({ name: "wallet", ok: true, detail: `agent ${w.address}` });
       checks.push(...await checkChain(config, w.address, { signal: o.signal }));

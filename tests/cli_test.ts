@@ -167,6 +167,25 @@ Deno.test("cli: a misspelt setting is a warning naming the one it likely meant, 
   }
 });
 
+Deno.test("cli: a data dir Deno keeps from the node is named as such, not 'run again with --allow-all'", async () => {
+  if (Deno.build.os !== "linux") return;
+  const r = await runPlumise([
+    "serve",
+    "--offline",
+    "--api-port",
+    "0",
+    "--port",
+    "0",
+    "--direct-port",
+    "0",
+    "--data-dir",
+    "/proc/plumise",
+  ]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /DATA_DIR_UNUSABLE.*\/proc\/plumise: the runtime does not let the node write there/);
+  assert.doesNotMatch(r.stderr, /--allow-all/);
+});
+
 Deno.test("cli: config --tier network: qwen/qwen3-32b at int8, as many blocks as this machine's memory holds", async () => {
   const r = await runPlumise(["config", "--json", "--tier", "network"]);
   if (r.code === 2) {

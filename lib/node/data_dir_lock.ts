@@ -36,7 +36,11 @@ async function readPid(dir: string): Promise<number | undefined> {
 }
 
 function unusable(dir: string, err: unknown): ConfigError {
-  return new ConfigError("DATA_DIR_UNUSABLE", `cannot use data dir ${dir}: ${errorMessage(err)}`, {
+  // Deno's own refusal (paths under /proc, /dev, /sys) suggests --allow-all, which is not the user's to pass
+  const why = err instanceof Deno.errors.NotCapable
+    ? "the runtime does not let the node write there (/proc, /dev and /sys are off limits)"
+    : errorMessage(err);
+  return new ConfigError("DATA_DIR_UNUSABLE", `cannot use data dir ${dir}: ${why}`, {
     hint: "choose a directory this user can create and write with --data-dir <dir> (PLUMISE_DATA_DIR)",
     cause: err,
   });

@@ -87,7 +87,9 @@ Deno.test("plumise status against a dead RPC prints unavailable lines and exits 
   r = await plumise(["status"], env);
   assert.equal(r.code, 1);
   assert.match(r.stdout, /^Online: {2}False/m);
-  assert.match(r.stdout, /^Balance: unavailable \(/m);
+  assert.match(r.stdout, /^Balance: unavailable \(chain down\)$/m);
+  // the RPC's error once, on the Online line (before: the same error on seven lines)
+  assert.equal(r.stdout.split("\n").filter((l) => /ECONNREFUSED/.test(l)).length, 1, r.stdout);
   assert.match(r.stdout, /^Oracle: +unavailable \(/m);
 
   // malformed key: exit 2, the key itself is never printed

@@ -184,8 +184,6 @@ export async function gatherChainStatus(options: {
   }
 }
 
-const show = <T>(v: StatusValue<T>, fmt: (x: T) => string) =>
-  v.ok ? fmt(v.value) : `unavailable (${v.reason})`;
 const bool = (b: boolean) => (b ? "True" : "False");
 
 /**
@@ -193,6 +191,10 @@ const bool = (b: boolean) => (b ? "True" : "False");
  * and AgentRegistry.
  */
 export function formatChainStatus(r: ChainStatusReport): string[] {
+  // with the chain down every value has the same reason: said once, on the Online line
+  const down = r.chainIdCheck.ok ? undefined : `chain unavailable: ${r.chainIdCheck.reason}`;
+  const show = <T>(v: StatusValue<T>, fmt: (x: T) => string) =>
+    v.ok ? fmt(v.value) : v.reason === down ? "unavailable (chain down)" : `unavailable (${v.reason})`;
   return [
     `Agent:   ${r.agent}`,
     `Chain:   ${r.rpcUrl} (ID ${r.chainId})`,

@@ -92,6 +92,13 @@ export const FREE_PENDING_BYTES = 16 * 1024;
 /**
  * What the direct path's server connections may hold together, in the isolate that serves them
  * (the runtime Worker): bytes of frames not yet complete and frames read ahead, not yet handled;
- * a share per client address (lib/wire/direct_channel.ts).
+ * a share per client address (lib/wire/direct_channel.ts). With `PUNCHED_FRAME_BUDGET` a server
+ * holds 1 GiB at most.
  */
-export const DIRECT_FRAME_BUDGET: ByteBudget = new ByteBudget(1024 * 1024 * 1024, 256 * 1024 * 1024);
+export const DIRECT_FRAME_BUDGET: ByteBudget = new ByteBudget(768 * 1024 * 1024, 256 * 1024 * 1024);
+
+/**
+ * The same for direct paths punched through NATs (lib/swarm/punch_session.ts), which the main
+ * thread serves: each isolate has its own module instance, so one budget would count twice.
+ */
+export const PUNCHED_FRAME_BUDGET: ByteBudget = new ByteBudget(256 * 1024 * 1024, 64 * 1024 * 1024);

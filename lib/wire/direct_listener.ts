@@ -15,7 +15,7 @@ import type { DirectOffer } from "./protocol_messages.ts";
 import { DEFAULT_WIRE_LIMITS, type WireLimits } from "./wire_limits.ts";
 import { decodeSecret, DirectCipher, encodeSecret, randomSecret, ticketHash } from "./direct_cipher.ts";
 import { addressGroup } from "./ip_address.ts";
-import { DIRECT_FRAME_BUDGET } from "./byte_budget.ts";
+import { DIRECT_FRAME_BUDGET, PUNCHED_FRAME_BUDGET } from "./byte_budget.ts";
 import {
   type ByteConn,
   DIRECT_HELLO_BYTES,
@@ -379,7 +379,7 @@ export async function acceptDirect(
       options.limits ?? DEFAULT_WIRE_LIMITS,
       buf.slice(DIRECT_HELLO_BYTES, got),
       undefined,
-      { budget: DIRECT_FRAME_BUDGET, key: (conn.remoteAddr as Deno.NetAddr).hostname },
+      { budget: PUNCHED_FRAME_BUDGET, key: (conn.remoteAddr as Deno.NetAddr).hostname },
     );
   } catch (err) {
     try {

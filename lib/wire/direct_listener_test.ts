@@ -14,8 +14,10 @@ import {
   writeAll,
 } from "../testing/mod.ts";
 import { connectDirect, DIRECT_HELLO_BYTES, DIRECT_MAGIC } from "./direct_channel.ts";
+import { lengthPrefixed } from "./length_prefix.ts";
 import { randomSecret } from "./direct_cipher.ts";
-import { DirectListener, type DirectListenerOptions } from "./direct_listener.ts";
+import { acceptDirect, DirectListener, type DirectListenerOptions } from "./direct_listener.ts";
+import { DIRECT_FRAME_BUDGET, FREE_PENDING_BYTES, PUNCHED_FRAME_BUDGET } from "./byte_budget.ts";
 
 /** Runs `fn` with a started listener (`started(options)`), stopped afterwards. */
 async function withListener(
@@ -449,4 +451,41 @@ Deno.test("direct listener: rebind() against stop() or another rebind() leaves n
   assert.equal(await listening(p1), false, "before: the first rebind's port stayed open");
   await b.stop();
   assert.equal(await listening(p2), false);
+});
+
+Deno.test("acceptDirect: a punched path's frames come out of the main thread's punched budget, not the Worker's", async () => {
+  const key = HOST;
+  const [direct0, punched0] = [DIRECT_FRAME_BUDGET.held(key), PUNCHED_FRAME_BUDGET.held(key)];
+  // together the two isolates' budgets are what one server may hold (before: 1 GiB each)
+  assert.ok(DIRECT_FRAME_BUDGET.max + PUNCHED_FRAME_BUDGET.max <= 1024 * 1024 * 1024);
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const secrets = { ticket: randomSecret(), key: randomSecret() };
+  try {
+    const accepting = listener.accept().then((conn) => acceptDirect(conn, secrets));
+    const conn = await Deno.connect({ hostname: HOST, port });
+    const cipher = await proveRaw(conn, { port, ...secrets });
+    const server = await accepting;
+    try {
+      // half of a 4 MiB frame: what is beyond the free 16 KiB is held while the rest is awaited
+      const reading = server.read().catch(() => null);
+      const frame = lengthPrefixed(cipher.seal(new Uint8Array(4 << 20)));
+      await writeAll(conn, frame.subarray(0, 2 << 20));
+      await waitFor(() => PUNCHED_FRAME_BUDGET.held(key) - punched0 >= (2 << 20) - FREE_PENDING_BYTES - 64, {
+        what: "held in the punched budget",
+      });
+      assert.equal(
+        DIRECT_FRAME_BUDGET.held(key),
+        direct0,
+        "the Worker's budget is not this isolate's to use",
+      );
+      conn.close();
+      await reading;
+    } finally {
+      server.abort();
+    }
+    await waitFor(() => PUNCHED_FRAME_BUDGET.held(key) === punched0, { what: "given back when dropped" });
+  } finally {
+    listener.close();
+  }
 });

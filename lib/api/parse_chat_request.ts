@@ -41,7 +41,7 @@ const TEMPLATE_KWARG_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const RESERVED_KWARGS = new Set(["messages", "add_generation_prompt"]);
 
 export function parseChatRequest(body: Record<string, unknown>): ChatRequest {
-  const messages = parseMessages(body.messages);
+  const messages = parseMessages(body.messages, { contentRequired: true });
   const common = parseOpenAiCommon(body, {
     defaults: CHAT_DEFAULTS,
     unsupported: CHAT_UNSUPPORTED,
@@ -100,8 +100,11 @@ function parseTemplateKwargs(value: unknown): Record<string, string | number | b
   return Object.fromEntries(entries) as Record<string, string | number | boolean | null>;
 }
 
-/** Validates OpenAI-style chat messages (also the gateway's `messages` beside `inputs`). */
-export function parseMessages(value: unknown): ChatMessage[] {
+/**
+ * Validates OpenAI-style chat messages (also the gateway's `messages` beside `inputs`, which may
+ * leave out content); `contentRequired`: OpenAI's rule, content may be null in an assistant turn only.
+ */
+export function parseMessages(value: unknown, { contentRequired = false } = {}): ChatMessage[] {
   if (!Array.isArray(value) || value.length === 0 || value.length > MAX_MESSAGES) {
     throw new ApiError(
       400,
@@ -127,7 +130,7 @@ export function parseMessages(value: unknown): ChatMessage[] {
     const calls = parseToolCalls(`${field}.tool_calls`, tool_calls);
     return {
       role,
-      content: flattenContent(`${field}.content`, content),
+      content: flattenContent(`${field}.content`, content, role === "assistant" || !contentRequired),
       ...(typeof name === "string" ? { name } : {}),
       ...(calls ? { tool_calls: calls } : {}),
       ...(typeof tool_call_id === "string" ? { tool_call_id } : {}),
@@ -136,9 +139,13 @@ export function parseMessages(value: unknown): ChatMessage[] {
 }
 
 /** A string, null (assistant turns), or an array of `{type: "text", text}` parts. */
-function flattenContent(field: string, content: unknown): string {
+function flattenContent(field: string, content: unknown, mayBeEmpty: boolean): string {
   if (typeof content === "string") return content;
-  if (content === null || content === undefined) return "";
+  if (content === null || content === undefined) {
+    // only an assistant turn (one that called tools) may come without content, as OpenAI has it
+    if (mayBeEmpty) return "";
+    throw invalid(field, "a string or an array of text parts (null only in an assistant turn)", content);
+  }
   if (Array.isArray(content)) {
     return content.map((part, j) => {
       const p = part as Record<string, unknown> | null;

@@ -147,3 +147,20 @@ Deno.test("parseChatRequest: tools are checked and kept, as are the tool calls a
     );
   }
 });
+
+Deno.test("parseChatRequest: content may be null in an assistant turn only, as OpenAI has it", () => {
+  assert.equal(
+    parseChatRequest({ messages: [{ role: "user", content: "x" }, { role: "assistant", content: null }] })
+      .messages[1]
+      .content,
+    "",
+  );
+  for (const role of ["user", "system", "developer", "tool"]) {
+    // before: accepted, as an empty message
+    assert.throws(
+      () => parseChatRequest({ messages: [{ role, content: null }] }),
+      (e: unknown) => e instanceof ApiError && e.status === 400 && e.details.param === "messages[0].content",
+      role,
+    );
+  }
+});

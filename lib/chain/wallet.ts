@@ -128,7 +128,8 @@ export async function loadWallet(source: WalletSource): Promise<Wallet> {
     "WALLET_MISSING",
     "no wallet configured: neither PLUMISE_PRIVATE_KEY nor --keystore is set",
     {
-      hint: "set PLUMISE_PRIVATE_KEY in .env, or create a keystore with `plumise wallet new --keystore PATH`",
+      hint:
+        "create a wallet with `plumise wallet new` (found in the data dir without --keystore), or set PLUMISE_PRIVATE_KEY in .env",
     },
   );
 }

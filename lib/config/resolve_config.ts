@@ -461,7 +461,7 @@ export function requireWallet(config: Config): void {
       "PLUMISE_PRIVATE_KEY is not set and no --keystore was given",
       {
         hint:
-          "set PLUMISE_PRIVATE_KEY in the environment or the .env file, or create a keystore with `plumise wallet new --keystore PATH`; use --offline for a private swarm without rewards",
+          "create a wallet with `plumise wallet new` (its keystore in the data dir is then found without --keystore), or set PLUMISE_PRIVATE_KEY in the environment or the .env file; use --offline for a private swarm without rewards",
       },
     );
   }

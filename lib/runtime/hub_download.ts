@@ -152,7 +152,11 @@ async function fetchWithTimeout(
   } catch (cause) {
     if (signal?.aborted) throw signal.reason;
     if (ctl.signal.aborted) throw ctl.signal.reason;
-    throw new HubError("HUB_UNREACHABLE", `cannot reach the hub for ${what}: ${(cause as Error).message}`, {
+    // fetch's own message is "fetch failed"; why (a DNS failure, a refused connection) is its cause's
+    const why = [cause, (cause as Error).cause].filter((e) => e instanceof Error).map((e) =>
+      (e as Error).message
+    );
+    throw new HubError("HUB_UNREACHABLE", `cannot reach the hub for ${what}: ${why.join(": ")}`, {
       hint: "check the network and HF_ENDPOINT",
       cause,
     });

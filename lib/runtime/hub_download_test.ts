@@ -200,3 +200,23 @@ Deno.test("hub downloads: a full disk is HUB_DISK_FULL at once, not five retries
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("hub downloads: an unreachable hub says why (its connection error), not only 'fetch failed'", async () => {
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  const home = await Deno.makeTempDir();
+  try {
+    const err = await hubFile({
+      repo: "org/m",
+      file: "config.json",
+      endpoint: `http://127.0.0.1:${port}`,
+      hfHome: home,
+    }).then(() => undefined, (e) => e);
+    assert.ok(err instanceof HubError && err.code === "HUB_UNREACHABLE", String(err));
+    // before: "cannot reach the hub for org/m/config.json: fetch failed"
+    assert.match(err.message, /fetch failed: .*(refused|os error 111)/i);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});

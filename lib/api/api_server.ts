@@ -99,7 +99,7 @@ export class ApiServer {
     this.#stopping ??= (async () => {
       await this.handler.drain(graceMs);
       await this.#server!.shutdown();
-      this.#log.info("HTTP API stopped");
+      this.#log.debug("HTTP API stopped"); // the node says it at info, as one of its stop steps
     })();
     return this.#stopping;
   }

@@ -84,7 +84,7 @@ export async function createSwarmPart(o: SwarmPartOptions): Promise<SwarmPart> {
   if (o.move && !config.blockIndices) {
     const move = o.move;
     server.onMove(async (span, { signal }) => {
-      logger.info("rebalancing: moving to less covered blocks", { to: `${span.start}:${span.end}` });
+      logger.debug("rebalancing: moving to less covered blocks", { to: `${span.start}:${span.end}` }); // the swarm server says it at info
       const unloadOld = await move(span, { signal });
       await server.serve(o.runtime(), o.figures());
       await unloadOld();

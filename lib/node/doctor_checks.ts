@@ -144,7 +144,7 @@ export function checkMemory(
     return fail(
       name,
       `cannot estimate: the config of ${config.model} is not available`,
-      "run doctor with the hub reachable",
+      "fix the checkpoint check first: this one needs the model's config",
     );
   }
   if (available === undefined) {
@@ -187,7 +187,7 @@ export async function checkDisk(config: Config, raw: Record<string, unknown> | u
       return fail(
         name,
         `cannot estimate: the config of ${config.model} is not available`,
-        "run doctor with the hub reachable",
+        "fix the checkpoint check first: this one needs the model's config",
       );
     }
     const fp = spanFootprint(shape, config.numBlocks, config.weights);

@@ -29,4 +29,7 @@ Deno.test("doctor memory: the blocks, then the client head; without the config t
   const unknown = checkMemory(config({ MODEL_NAME: "someone/unknown", NUM_BLOCKS: "1" }), undefined, 64 * GB);
   assert.equal(unknown.ok, false);
   assert.match(unknown.detail, /cannot estimate/);
+  // whatever kept the config away (a model the hub does not have, a hub that does not answer), the
+  // checkpoint check above says it: before, this hint assumed the hub was unreachable
+  assert.match(unknown.hint!, /fix the checkpoint check first/);
 });

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { Wallet } from "ethers";
 import { startTestChain } from "./helpers/anvil.ts";
 import { startOracleStub } from "./helpers/oracle_stub.ts";
-import { cleanEnv, cliArgv } from "./helpers/cli.ts";
+import { cleanEnv, cliArgv, textReader } from "./helpers/cli.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -191,19 +191,13 @@ Deno.test("plumise serve --keystore on a terminal asks for the password", async 
     }).spawn();
     // a liveness guard, not a timing: a node that never asks is killed and the test fails
     const guard = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    const out = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let said = "";
-    while (!said.includes("Password of")) {
-      const { value, done } = await out.read();
-      if (done) break;
-      said += value;
-    }
+    const out = textReader(child.stdout);
     // before: KEYSTORE_PASSWORD_MISSING at once, "run on a terminal to be prompted", on a terminal
-    assert.match(said, new RegExp(`Password of ${path}: `));
+    assert.match(await out.until("Password of"), new RegExp(`Password of ${path}: `));
     const w = child.stdin.getWriter();
     await w.write(new TextEncoder().encode("wrong one\r"));
     await w.close();
-    for (let r; !(r = await out.read()).done;) said += r.value;
+    const said = await out.rest();
     const status = await child.status;
     clearTimeout(guard);
     await child.stderr.cancel();

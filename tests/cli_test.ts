@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { SCHEMA } from "../lib/config/schema.ts";
 import { VERSION } from "../lib/util/version.ts";
-import { cleanEnv, cliArgv, runPlumise } from "./helpers/cli.ts";
+import { cleanEnv, cliArgv, runPlumise, textReader } from "./helpers/cli.ts";
 
 const KEY = "0x" + "3c".repeat(32);
 
@@ -92,9 +92,9 @@ Deno.test("cli: a pipe as --env-file is read; with no writer the process says so
     const fifo = `${cwd}/settings.env`;
     const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output().catch(() => undefined);
     if (!mk?.success) return; // no mkfifo: nothing to test
-    const spawn = () =>
+    const spawn = (args = ["config", "--json", "--env-file", fifo]) =>
       new Deno.Command(Deno.execPath(), {
-        args: cliArgv(["config", "--json", "--env-file", fifo]),
+        args: cliArgv(args),
         cwd,
         clearEnv: true,
         env: cleanEnv(),
@@ -112,18 +112,15 @@ Deno.test("cli: a pipe as --env-file is read; with no writer the process says so
     const stuck = spawn();
     // a liveness guard, not a timing: a process that hangs or ignores SIGTERM is killed and the test fails
     const guard = setTimeout(() => stuck.kill("SIGKILL"), 60_000);
-    const stderr = stuck.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    let said = "";
-    while (!said.includes("waiting for a writer")) {
-      const { value, done } = await stderr.read();
-      if (done) break;
-      said += value;
-    }
-    assert.match(said, /waiting for a writer on the pipe .*settings\.env \(Ctrl-C to stop\)/);
+    const stderr = textReader(stuck.stderr);
+    assert.match(
+      await stderr.until("waiting for a writer"),
+      /waiting for a writer on the pipe .*settings\.env \(Ctrl-C to stop\)/,
+    );
     stuck.kill("SIGTERM");
     const status = await stuck.status;
     clearTimeout(guard);
-    for (let r; !(r = await stderr.read()).done;) said += r.value;
+    const said = await stderr.rest();
     await stuck.stdout.cancel();
     assert.equal(status.signal, null, "ended by itself, not killed");
     assert.equal(status.code, 1);
@@ -131,14 +128,7 @@ Deno.test("cli: a pipe as --env-file is read; with no writer the process says so
 
     // a command that reads no settings leaves a pipe at ./.env alone (neither waits nor drains it)
     await Deno.rename(fifo, `${cwd}/.env`);
-    const version = new Deno.Command(Deno.execPath(), {
-      args: cliArgv(["version"]),
-      cwd,
-      clearEnv: true,
-      env: cleanEnv(),
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const version = spawn(["version"]);
     const guard2 = setTimeout(() => version.kill("SIGKILL"), 60_000);
     const v = await version.output();
     clearTimeout(guard2);

@@ -68,3 +68,25 @@ export async function runPlumise(
     stderr: new TextDecoder().decode(out.stderr),
   };
 }
+
+/**
+ * A child's output stream read as text: `until(text)` reads on until `text` has come (or the stream
+ * ended) and returns everything read so far; `rest()` reads to the end.
+ */
+export function textReader(stream: ReadableStream<Uint8Array>): {
+  until(text: string): Promise<string>;
+  rest(): Promise<string>;
+} {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let said = "";
+  return {
+    async until(text) {
+      for (let r; !said.includes(text) && !(r = await reader.read()).done;) said += r.value;
+      return said;
+    },
+    async rest() {
+      for (let r; !(r = await reader.read()).done;) said += r.value;
+      return said;
+    },
+  };
+}

@@ -41,6 +41,11 @@ function origin(spec: KeySpec, source: ConfigSource): string {
   return spec.env ?? spec.key;
 }
 
+/** How the value of `key` is named in an error, by where it came from (`origin`). */
+function originOf(key: keyof Config, sources: Partial<Record<keyof Config, ConfigSource>>): string {
+  return origin(SCHEMA.find((s) => s.key === key)!, sources[key] ?? "default");
+}
+
 /** Keys whose values are URLs, which may carry credentials (shown and logged redacted). */
 const isUrlType = (spec: KeySpec) => spec.type === "url" || spec.type === "wsUrl";
 
@@ -366,11 +371,8 @@ export function resolveConfig(input: ResolveInput = {}): ResolvedConfig {
   if (dp !== undefined && dp >= 1 && dp < 1024) {
     // a server links to others' direct ports only from 1024 (lib/wire/link_target.ts): pushes to
     // this one would all fail
-    const spec = SCHEMA.find((k) => k.key === "directPort")!;
     problems.push(
-      `${
-        origin(spec, sources.directPort ?? "default")
-      }=${dp}: must be 1024 or above (or 0 for any free port, -1 for off)`,
+      `${originOf("directPort", sources)}=${dp}: must be 1024 or above (or 0 for any free port, -1 for off)`,
     );
   }
   problems.push(...samePortProblems(values, sources));
@@ -414,10 +416,9 @@ function samePortProblems(
       const [pa, pb] = [values[a.key], values[b.key]];
       if (typeof pa !== "number" || pa <= 0 || pa !== pb) continue;
       if (a.host !== b.host && !wild(a.host) && !wild(b.host)) continue;
-      const name = (k: keyof Config) => origin(SCHEMA.find((s) => s.key === k)!, sources[k] ?? "default");
       out.push(
-        `${name(a.key)} and ${
-          name(b.key)
+        `${originOf(a.key, sources)} and ${
+          originOf(b.key, sources)
         } are both ${pa}: the node binds each port once, give them different ones`,
       );
     }

@@ -48,68 +48,28 @@ Deno.test("cli: blocks run --steps runs incrementally through the cache and matc
   const joined = [0, 1].map((b) => out.outputs.flatMap((o) => o[b]));
   assert.ok(maxAbsDiff(joined.flat(2), ref.flat(2)) <= 1e-4);
 
+  /** `plumise blocks run` over block 0 of the checkpoint, with `input` and any further flags. */
+  const runBlock0 = (input: string, ...more: string[]) =>
+    runPlumise(["blocks", "run", "--model", ck.dir, "--blocks", "0:1", "--input", input, ...more], {
+      env: { HF_HOME: dir },
+    });
+
   // Bad input is a usage error (exit 2) naming the problem.
   await Deno.writeTextFile(`${dir}/bad.json`, JSON.stringify({ hidden: [[[1, 2], [3]]] }));
-  const bad = await runPlumise([
-    "blocks",
-    "run",
-    "--model",
-    ck.dir,
-    "--blocks",
-    "0:1",
-    "--input",
-    `${dir}/bad.json`,
-  ], { env: { HF_HOME: dir } });
+  const bad = await runBlock0(`${dir}/bad.json`);
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /hidden\[0\]\[1\] does not have 2 values/);
 
   // An --output nobody can write to is a usage error before the blocks run (it was a raw error after).
-  const noDir = await runPlumise([
-    "blocks",
-    "run",
-    "--model",
-    ck.dir,
-    "--blocks",
-    "0:1",
-    "--input",
-    `${dir}/bad.json`,
-    "--output",
-    `${dir}/no/such/out.json`,
-  ], { env: { HF_HOME: dir } });
+  const noDir = await runBlock0(`${dir}/bad.json`, "--output", `${dir}/no/such/out.json`);
   assert.equal(noDir.code, 2, noDir.stderr);
   assert.match(noDir.stderr, /--output .*out\.json: the directory .* does not exist/);
-  const steps = await runPlumise([
-    "blocks",
-    "run",
-    "--model",
-    ck.dir,
-    "--blocks",
-    "0:1",
-    "--input",
-    `${dir}/in.json`,
-    "--steps",
-    "2,2",
-  ], {
-    env: { HF_HOME: dir },
-  });
+  const steps = await runBlock0(`${dir}/in.json`, "--steps", "2,2");
   assert.equal(steps.code, 2);
   assert.match(steps.stderr, /add up to 4 but the input has 5 tokens/);
   // Wrong hidden size for the model: a runtime error (exit 1) naming both sizes.
   await Deno.writeTextFile(`${dir}/h8.json`, JSON.stringify({ hidden: [[[1, 2, 3, 4, 5, 6, 7, 8]]] }));
-  const wrong = await runPlumise([
-    "blocks",
-    "run",
-    "--model",
-    ck.dir,
-    "--blocks",
-    "0:1",
-    "--input",
-    `${dir}/h8.json`,
-    "--weights",
-    "fp32",
-  ], {
-    env: { HF_HOME: dir },
-  });
+  const wrong = await runBlock0(`${dir}/h8.json`, "--weights", "fp32");
   assert.equal(wrong.code, 1, wrong.stderr);
   assert.match(wrong.stderr, /hidden size 8 does not match the model's hidden size 64/);
 });

@@ -5,6 +5,7 @@
  * @module
  */
 import { RuntimeError } from "../errors.ts";
+import { firstNonFinite } from "../wire/first_non_finite.ts";
 import type { HiddenStates, StepOptions } from "./types.ts";
 
 const bad = (message: string, hint: string, details?: Record<string, unknown>) =>
@@ -55,17 +56,13 @@ export function validateHidden(hidden: HiddenStates, hiddenSize: number, batch?:
       "make data match the shape",
     );
   }
-  const d = hidden.data;
-  for (let k = 0; k < d.length; k++) {
-    if (!Number.isFinite(d[k])) {
-      throw bad(
-        `hidden states contain a non-finite value (${d[k]}) at flat index ${k}`,
-        "check the previous span's output; NaN/Inf cannot be served",
-        {
-          index: k,
-        },
-      );
-    }
+  const k = firstNonFinite(hidden.data);
+  if (k >= 0) {
+    throw bad(
+      `hidden states contain a non-finite value (${hidden.data[k]}) at flat index ${k}`,
+      "check the previous span's output; NaN/Inf cannot be served",
+      { index: k },
+    );
   }
 }
 

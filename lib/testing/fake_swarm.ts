@@ -36,6 +36,8 @@ export interface FakeServer {
   hang: boolean;
   /** Replies with a wrong shape. */
   garble: boolean;
+  /** Replies with a NaN in place of its last value (a server whose arithmetic broke). */
+  nan: boolean;
   steps: number;
   /** Reached through a relay (its sessions say `path: "relayed"`). */
   relayed: boolean;
@@ -103,6 +105,7 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
       dead: false,
       hang: false,
       garble: false,
+      nan: false,
       steps: 0,
       relayed: false,
       killers: new Set(),
@@ -220,6 +223,11 @@ export class FakeSwarm implements SwarmTableView, SpanTransport {
             const y = await session.step(hidden as HiddenStates, { startFromPosition: o.startFromPosition });
             if (server.garble) {
               return { data: y.data.subarray(1), shape: [y.shape[0], y.shape[1] - 1, y.shape[2]] };
+            }
+            if (server.nan) {
+              const data = y.data.slice();
+              data[data.length - 1] = NaN;
+              return { data, shape: y.shape };
             }
             return y;
           }, { signal: o.signal });

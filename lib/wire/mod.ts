@@ -14,3 +14,4 @@ export * from "./ip_address.ts";
 export * from "./link_target.ts";
 export * from "./nat_messages.ts";
 export * from "./json_shape.ts";
+export * from "./first_non_finite.ts";

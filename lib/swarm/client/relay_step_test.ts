@@ -66,3 +66,15 @@ Deno.test("relayStep: a reply of the wrong shape is the server's failure (BAD_RE
   );
   assert.deepEqual(s.chain[0].history, [], "nothing recorded");
 });
+
+Deno.test("relayStep: a reply with NaN or infinity is the server's failure (BAD_REPLY)", async () => {
+  const { swarm, s, router } = await setup();
+  swarm.servers_.get("A")!.nan = true;
+  await assert.rejects(
+    relayStep(s, router, s.chain[0], { last: fakeHidden(1, 2, 8, 1) }, 0, 0),
+    (e) =>
+      e instanceof SwarmError && e.code === "BAD_REPLY" &&
+      /non-finite value \(NaN\) at index 15/.test(e.message),
+  );
+  assert.deepEqual(s.chain[0].history, [], "nothing recorded");
+});

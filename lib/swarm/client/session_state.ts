@@ -13,6 +13,7 @@ import { SwarmError } from "../../errors.ts";
 import type { BackoffOptions } from "../../util/backoff.ts";
 import { type Logger, silentLogger } from "../../util/logger.ts";
 import { Mutex } from "../../util/mutex.ts";
+import { firstNonFinite } from "../../wire/first_non_finite.ts";
 import { BanList } from "./ban_list.ts";
 import { sliceTokens, tokenCount } from "./hidden_ops.ts";
 import { PingAggregator } from "./ping_aggregator.ts";
@@ -198,6 +199,16 @@ export class SessionState {
           input.shape.join(", ")
         }]`,
         { hint: "the server is broken or incompatible; it is banned and replaced" },
+      );
+    }
+    // NaN or infinity would reach the sampler (every later span passes it on) and fail the
+    // generation there, on every request routed through this server
+    const k = firstNonFinite(y.data);
+    if (k >= 0) {
+      throw new SwarmError(
+        "BAD_REPLY",
+        `server ${span.server!.peerId} answered a non-finite value (${y.data[k]}) at index ${k}`,
+        { hint: "the server is broken; it is banned and replaced" },
       );
     }
   }

@@ -244,6 +244,19 @@ Deno.test("a hanging server times out and is replaced; a garbled reply is reject
   swarm.kill("A"); // release the hung promise
 });
 
+Deno.test("a server answering NaN is banned and replaced; the outputs are those of a healthy route", async () => {
+  const swarm = await threeSpans();
+  await swarm.addServer("B2", 3, 6, { inferenceRps: 1 });
+  const bans = new BanList();
+  swarm.onStep = (e) => {
+    if (e.peerId === "B" && e.startFromPosition === 5) swarm.servers_.get("B")!.nan = true;
+  };
+  const s = session(swarm, { bans });
+  assert.deepEqual(await run(s), await referenceOutputs(swarm));
+  assert.deepEqual(s.route.map((r) => r.server.peerId), ["A", "B2", "C"]);
+  assert.equal(bans.isBanned("B"), true);
+});
+
 Deno.test("rollback with startFromPosition recomputes from that position on every server", async () => {
   const swarm = await threeSpans();
   const s = session(swarm);

@@ -10,6 +10,7 @@
 import { errorMessage } from "../../errors.ts";
 import type { AbortOptions } from "../../util/abort.ts";
 import type { SessionState, SpanState } from "./session_state.ts";
+import { stepDeadlineMs } from "./step_deadline.ts";
 import type { Hidden, PushReply } from "./types.ts";
 
 /** A push's result: the last output and how many spans it went through. */
@@ -53,10 +54,13 @@ async function pushHeld(
   { signal }: AbortOptions = {},
 ): Promise<PushOutcome | undefined> {
   // ends every wait of the push without closing a session: a reply came, the push ran out of
-  // time (the rerun span by span then finds the slow server with its own timeout), or the
-  // caller gave up on the step (the sessions stay usable: late replies are skipped as stale)
+  // time (the rerun span by span then finds the slow server with its own deadline), or the
+  // caller gave up on the step (the sessions stay usable: late replies are skipped as stale).
+  // One step's deadline for the whole push, its tokens counted once per span: a deadline per
+  // span added up (n + 1 of them) let a hung server hold a long route past the API's timeout
+  // before the rerun even began.
   const until = new AbortController();
-  const limitMs = (s.options.stepTimeoutMs ?? 60_000) * (n + 1);
+  const limitMs = stepDeadlineMs(x.shape[0] * x.shape[1] * (n + 1), s.options.stepTimeoutMs);
   const timer = setTimeout(() => until.abort(new Error(`no reply within ${limitMs} ms`)), limitMs);
   const onAbort = () => until.abort(signal!.reason);
   signal?.addEventListener("abort", onAbort, { once: true });

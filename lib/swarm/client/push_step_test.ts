@@ -10,7 +10,7 @@ type Answer = PushReply | "lost" | Error | "wait";
  * A chain of `n` linked spans; `answers[k]` is what span k's `receive` settles with ("wait": only
  * when the push ends it); `sendFails` makes the first span's `send` fail.
  */
-function chain(n: number, answers: Answer[], sendFails?: Error) {
+function chain(n: number, answers: Answer[], sendFails?: Error, stepTimeoutMs?: number) {
   const table: SwarmTableView = { servers: () => [] };
   const s = new SessionState({
     model: "m",
@@ -19,7 +19,10 @@ function chain(n: number, answers: Answer[], sendFails?: Error) {
     maxLength: 8,
     table,
     transport: {} as SpanTransport,
+    stepTimeoutMs,
   });
+  /** Why the push ended each span's wait. */
+  const ended: unknown[] = [];
   const sent: { push: number; stepId: number }[] = [];
   const { promise: wasSent, resolve: onSent } = Promise.withResolvers<void>();
   s.chain = Array.from({ length: n }, (_, k) => {
@@ -40,7 +43,11 @@ function chain(n: number, answers: Answer[], sendFails?: Error) {
         if (a instanceof Error) return Promise.reject(a);
         if (a !== "wait") return Promise.resolve(a);
         if (o.until!.aborted) return Promise.resolve(undefined);
-        return new Promise((r) => o.until!.addEventListener("abort", () => r(undefined), { once: true }));
+        return new Promise((r) =>
+          o.until!.addEventListener("abort", () => (ended.push(o.until!.reason), r(undefined)), {
+            once: true,
+          })
+        );
       },
     };
     span.remote = { step: (h) => Promise.resolve(h), close: () => Promise.resolve(), links };
@@ -49,7 +56,7 @@ function chain(n: number, answers: Answer[], sendFails?: Error) {
   for (let k = 0; k + 1 < n; k++) {
     s.chain[k].link = { from: s.chain[k].remote!, to: s.chain[k + 1].remote!, ticket: k + 1, ok: true };
   }
-  return { s, sent, wasSent };
+  return { s, sent, wasSent, ended };
 }
 
 const x = fakeHidden(1, 1, 8, 1);
@@ -100,5 +107,14 @@ Deno.test("pushStep: the caller's abort ends it with the caller's reason", async
   await wasSent; // the push is under way: the spans wait for their replies
   ac.abort(reason);
   await assert.rejects(p, (e) => e === reason);
+  assert.ok(s.chain.every((span) => !span.lock.locked));
+});
+
+Deno.test("pushStep: a push no span answers ends after one step's deadline, not one per span", async () => {
+  // five spans, all hung: before, the push waited five step timeouts before the rerun began
+  const { s, ended } = chain(5, ["wait", "wait", "wait", "wait", "wait"], undefined, 40);
+  assert.equal(await pushStep(s, 0, 4, x, 0, 1), undefined);
+  assert.equal(ended.length, 5);
+  assert.match(String(ended[0]), /no reply within 40 ms/);
   assert.ok(s.chain.every((span) => !span.lock.locked));
 });

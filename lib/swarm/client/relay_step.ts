@@ -11,6 +11,7 @@ import { type AbortOptions, withTimeout } from "../../util/abort.ts";
 import { concatTokens, sliceTokens } from "./hidden_ops.ts";
 import type { Flow, SessionState, SpanState } from "./session_state.ts";
 import type { SpanRouter } from "./span_routing.ts";
+import { stepDeadlineMs } from "./step_deadline.ts";
 
 /** Runs step `stepId` (new positions from `p`) through `span`; throws on any failure of its server. */
 export async function relayStep(
@@ -39,7 +40,7 @@ export async function relayStep(
   const input = replay && p > 0 ? concatTokens([...span.history, flow.last]) : flow.last;
   const y = await span.lock.run(() =>
     withTimeout(
-      s.options.stepTimeoutMs ?? 60_000,
+      stepDeadlineMs(input.shape[0] * input.shape[1], s.options.stepTimeoutMs),
       (timeout) => span.remote!.step(input, { stepId, startFromPosition: replay ? 0 : p, signal: timeout }),
       { signal },
     )

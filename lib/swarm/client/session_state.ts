@@ -48,7 +48,10 @@ export interface SwarmInferenceSessionOptions {
   readonly maxRetries?: number;
   /** Delay between retries after the first, immediate one (default 100 ms doubling to 2 s). */
   readonly retryBackoff?: BackoffOptions;
-  /** Timeout of one remote step, replay included (default 60 s). */
+  /**
+   * The most one remote step may take, replay included (default 60 s); shorter steps get less
+   * (`stepDeadlineMs`: 15 s plus 10 ms per token).
+   */
   readonly stepTimeoutMs?: number;
   /** Timeout of opening one remote session (default 10 s). */
   readonly openTimeoutMs?: number;

@@ -170,12 +170,16 @@ const RELAY_RETRIES = 3;
 /**
  * Whether `err` on `span` looks like its relay failing rather than its server: the session's steps
  * ran through a relay (or its reopening failed on the way to a server that is reached only
- * through relays), and the error is not one the server sent (an error frame says the server itself
- * refused or failed). A punched session no longer depends on its relay.
+ * through relays), and the error is the connection's (closed, reset), not one the server sent (an
+ * error frame says the server itself refused or failed) nor the client's own verdict on the server:
+ * no answer in time (`TIMEOUT`) or a bad one (`BAD_REPLY`) is what a server that hangs or garbles
+ * gives, and such a server is banned, not reopened and replayed to again. A punched session no
+ * longer depends on its relay.
  */
 function relayLost(span: { remote?: RemoteSpanSession; server?: RouteServer }, err: unknown): boolean {
   const relayed = span.remote ? span.remote.path === "relayed" : span.server?.usingRelay === true;
-  return relayed && !fromServer(err);
+  if (!relayed || fromServer(err)) return false;
+  return !(err instanceof PlumiseError && (err.code === "TIMEOUT" || err.code === "BAD_REPLY"));
 }
 
 /**

@@ -463,3 +463,24 @@ Deno.test("a relayed server whose relay goes away mid-step is reopened and repla
   assert.equal(bans.failures("B"), 0, "the server was not blamed for its relay");
   await s.close();
 });
+
+Deno.test("a relayed server that hangs or garbles is banned at once, not reopened through its relay", async () => {
+  for (const fault of ["hang", "garble", "nan"] as const) {
+    const swarm = await threeSpans();
+    await swarm.addServer("B2", 3, 6, { inferenceRps: 1 });
+    const expected = await referenceOutputs(swarm);
+    const b = swarm.servers_.get("B")!;
+    b.relayed = true;
+    swarm.onStep = (e) => {
+      if (e.peerId === "B" && b.steps === 3) b[fault] = true;
+    };
+    const bans = new BanList();
+    const s = session(swarm, { bans, stepTimeoutMs: 100 });
+    assert.deepEqual(await run(s), expected, fault);
+    assert.equal(b.steps, 4, `${fault}: B got no step after the failed one (no replay to it)`);
+    assert.equal(s.stats.failures, 1, fault);
+    assert.equal(bans.isBanned("B"), true, fault);
+    swarm.kill("B"); // release a hung promise
+    await s.close();
+  }
+});

@@ -34,6 +34,11 @@ export async function relayStep(
     span.history = p > 0 ? [sliceTokens(flow.full, 0, p)] : [];
   }
   if (span.opening) await span.opening;
+  if (span.openTimedOut !== undefined) {
+    const err = span.openTimedOut;
+    span.openTimedOut = undefined;
+    throw err;
+  }
   s.assertOpen();
   const replay = !span.remote;
   if (replay) await router.openRemote(span, { signal });

@@ -93,6 +93,11 @@ export interface SpanState {
   link?: SpanLink;
   /** Set while the first step's open-ahead of `remote` is in flight (settles, never rejects). */
   opening?: Promise<void>;
+  /**
+   * The open-ahead ran out of time (`TIMEOUT`): the step fails the server with it rather than
+   * waiting a second open timeout there. Other failures leave it unset: the step opens again.
+   */
+  openTimedOut?: unknown;
   /** Set while a background attempt to link this span to the next one is in flight (settles, never rejects). */
   linking?: Promise<void>;
   /**

@@ -4,7 +4,7 @@
  * first step opens every span's remote session at once (`openAhead`).
  * @module
  */
-import { errorMessage } from "../../errors.ts";
+import { errorMessage, PlumiseError } from "../../errors.ts";
 import { type AbortOptions, withTimeout } from "../../util/abort.ts";
 import { describeRoute, routeInference } from "./route_inference.ts";
 import { newSpan, type SessionState, type SpanState } from "./session_state.ts";
@@ -87,7 +87,11 @@ export class SpanRouter {
       if (!span.server || span.remote) continue;
       const server = span.server;
       span.opening = this.openRemote(span, { signal }).catch((err) => {
-        s.log.debug("opening ahead failed; the step retries", {
+        // a server that took the whole open timeout is not given a second one by the step
+        const timedOut = !signal?.aborted && err instanceof PlumiseError && err.code === "TIMEOUT" &&
+          (err.details as { remote?: boolean }).remote !== true;
+        if (timedOut) span.openTimedOut = err;
+        s.log.debug(timedOut ? "opening ahead timed out" : "opening ahead failed; the step retries", {
           peer: server.peerId,
           error: errorMessage(err),
         });

@@ -320,6 +320,21 @@ Deno.test("the first step starts opening every span's session before the first h
   await s2.close();
 });
 
+Deno.test("an early open that timed out fails its server at once, without a second open there", async () => {
+  const swarm = await threeSpans();
+  await swarm.addServer("B2", 3, 6, { inferenceRps: 1 });
+  swarm.servers_.get("B")!.hang = true; // its open never answers
+  const bans = new BanList();
+  const s = session(swarm, { bans, openTimeoutMs: 100 });
+  assert.deepEqual(await run(s, STEPS.slice(0, 2)), (await referenceOutputs(swarm)).slice(0, 2));
+  assert.deepEqual(s.route.map((r) => r.server.peerId), ["A", "B2", "C"]);
+  // A, B (timed out ahead), C, then B2 in B's place: B was not opened a second time
+  assert.equal(swarm.opens, 4);
+  assert.equal(bans.isBanned("B"), true);
+  swarm.kill("B"); // release the hung open
+  await s.close();
+});
+
 Deno.test("the first hop does not wait for later spans' opens; a session closed meanwhile closes what they open", async () => {
   const swarm = await threeSpans();
   let releaseC!: () => void;

@@ -6,7 +6,7 @@
  * @module
  */
 import { errorMessage, SwarmError } from "../../errors.ts";
-import { type AbortOptions, sleep, timeoutSignal } from "../../util/abort.ts";
+import { type AbortOptions, raceAbort, sleep, timeoutSignal } from "../../util/abort.ts";
 import { Backoff } from "../../util/backoff.ts";
 import { type Logger, silentLogger } from "../../util/logger.ts";
 import { ephemeralIdentity, type PeerIdentity } from "../peer_identity.ts";
@@ -53,6 +53,9 @@ export interface ConnectSwarmOptions extends Omit<SwarmClientOptions, "table" | 
   readonly signal?: AbortSignal;
 }
 
+/** The longest a table pull may take (its peers' exchanges have their own, shorter timeouts). */
+const PULL_TIMEOUT_MS = 15_000;
+
 /** The swarm table as the client sees it (kept by a `SwarmPeer`), refreshed by pulling from peers. */
 export class PulledSwarmTable implements SwarmTableView {
   readonly table: SwarmTable;
@@ -87,10 +90,21 @@ export class PulledSwarmTable implements SwarmTableView {
     return this.table.servers(model);
   }
 
-  /** Pulls from the initial peers and up to 5 random known, unbanned servers; how many answered. */
+  /**
+   * Pulls from the initial peers and up to 5 random known, unbanned servers; how many answered.
+   * One pull at a time, shared by every caller and bounded by a deadline of its own: a caller that
+   * gives up (its `signal`: a session whose client went away) stops waiting, and the pull goes on
+   * for the others (before, the first caller's abort ended it for all of them).
+   */
   refresh({ signal }: AbortOptions = {}): Promise<number> {
-    this.#refreshing ??= this.#pull({ signal }).finally(() => (this.#refreshing = undefined));
-    return this.#refreshing;
+    if (!this.#refreshing) {
+      const t = timeoutSignal(PULL_TIMEOUT_MS);
+      this.#refreshing = this.#pull({ signal: t.signal }).finally(() => {
+        t.clear();
+        this.#refreshing = undefined;
+      });
+    }
+    return signal ? raceAbort(this.#refreshing, { signal }) : this.#refreshing;
   }
 
   async #pull({ signal }: AbortOptions = {}): Promise<number> {
@@ -189,7 +203,8 @@ export async function connectSwarm(options: ConnectSwarmOptions): Promise<Connec
     let pulls = 0, answered = 0;
     while (swarmTable.servers(options.model).length === 0) {
       pulls++;
-      answered = await swarmTable.refresh({ signal: t.signal });
+      // at the connect timeout the wait ends (the pull's own deadline ends the pull): NO_PEERS below
+      answered = await swarmTable.refresh({ signal: t.signal }).catch(() => 0);
       if (swarmTable.servers(options.model).length > 0 || t.signal.aborted) break;
       if (answered > 0 && peer.table.size > 0) break;
       const ok = await sleep(backoff.next(), { signal: t.signal }).then(() => true, () => false);

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { SwarmError } from "../../errors.ts";
 import { FakeHead, FakeTokenizer } from "../../testing/mod.ts";
-import { connectSwarm } from "./connect_swarm.ts";
+import { connectSwarm, PulledSwarmTable } from "./connect_swarm.ts";
+import type { SwarmTable } from "../swarm_table.ts";
+import type { ProtocolClient } from "../swarm_client_transport.ts";
+import { silentLogger } from "../../util/logger.ts";
 import { ephemeralIdentity } from "../peer_identity.ts";
 import { type FixtureServer, startFixtureServer } from "../../../tests/helpers/swarm_client_fixture.ts";
 import { streamFrameChannel } from "../frame_channel.ts";
@@ -173,4 +176,35 @@ Deno.test({
       await server.stop();
     }
   },
+});
+
+Deno.test("PulledSwarmTable.refresh: a caller that gives up stops waiting; the shared pull goes on for the others", async () => {
+  const gate = Promise.withResolvers<void>();
+  const pullSignals: AbortSignal[] = [];
+  const client = {
+    pullTable: async (_model: string, { signal }: { signal?: AbortSignal } = {}) => {
+      pullSignals.push(signal!);
+      await gate.promise;
+      signal?.throwIfAborted();
+      return [];
+    },
+  } as unknown as ProtocolClient;
+  const table = { servers: () => [] } as unknown as SwarmTable;
+  const pulled = new PulledSwarmTable(
+    table,
+    () => client,
+    ["/ip4/127.0.0.1/tcp/1/p2p/x"],
+    MODEL,
+    silentLogger,
+  );
+  const leaving = new AbortController();
+  const first = pulled.refresh({ signal: leaving.signal });
+  const second = pulled.refresh();
+  assert.equal(pullSignals.length, 1, "one pull for both");
+  const reason = new Error("client went away");
+  leaving.abort(reason);
+  await assert.rejects(first, (e) => e === reason);
+  gate.resolve();
+  assert.equal(await second, 1, "the other caller still gets the pull's answer");
+  assert.equal(pullSignals[0].aborted, false);
 });

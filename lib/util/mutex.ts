@@ -1,7 +1,8 @@
 /**
  * `Mutex`: one user at a time, served in the order they asked (FIFO). `acquire()` resolves, once
  * every earlier holder has released, to the function that releases this hold; `run(fn)` holds it
- * for the duration of `fn`. Releasing twice is harmless. No timeouts: a holder must release.
+ * for the duration of `fn`. Releasing twice is harmless. No timeouts: a holder must release (a
+ * waiter may give up its place with a signal).
  * @module
  */
 export class Mutex {
@@ -14,8 +15,13 @@ export class Mutex {
     return this.#held > 0;
   }
 
-  /** Waits for every earlier hold to be released; resolves to the release of this one. */
-  async acquire(): Promise<() => void> {
+  /**
+   * Waits for every earlier hold to be released; resolves to the release of this one. A `signal`
+   * that aborts first rejects with its reason: the place in the line is then given up (released
+   * as soon as its turn comes), so the holders after it are not held up.
+   */
+  async acquire({ signal }: { signal?: AbortSignal } = {}): Promise<() => void> {
+    signal?.throwIfAborted();
     const before = this.#tail;
     let release!: () => void;
     this.#held++;
@@ -28,13 +34,29 @@ export class Mutex {
         r();
       }
     );
-    await before;
-    return release;
+    if (!signal) {
+      await before;
+      return release;
+    }
+    let onAbort!: () => void;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      await Promise.race([before, aborted]);
+      return release;
+    } catch (err) {
+      void before.then(release);
+      throw err;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
   }
 
-  /** Runs `fn` as the only holder; releases when it settles. */
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    const release = await this.acquire();
+  /** Runs `fn` as the only holder; releases when it settles. Waiting ends when `signal` aborts. */
+  async run<T>(fn: () => Promise<T>, options: { signal?: AbortSignal } = {}): Promise<T> {
+    const release = await this.acquire(options);
     try {
       return await fn();
     } finally {

@@ -38,3 +38,22 @@ Deno.test("Mutex: a failed holder releases; releasing twice releases once", asyn
   r2();
   assert.ok(!m.locked);
 });
+
+Deno.test("Mutex: a waiter whose signal aborts gives up its place; the next one still gets its turn", async () => {
+  const m = new Mutex();
+  const release = await m.acquire();
+  const ac = new AbortController();
+  const leaving = m.acquire({ signal: ac.signal });
+  const order: string[] = [];
+  const next = m.run(() => (order.push("next"), Promise.resolve()));
+  const reason = new Error("caller gave up");
+  ac.abort(reason);
+  await assert.rejects(leaving, (e) => e === reason);
+  assert.deepEqual(order, [], "the first holder still holds it");
+  release();
+  await next;
+  assert.deepEqual(order, ["next"]);
+  assert.equal(m.locked, false);
+  await assert.rejects(m.acquire({ signal: ac.signal }), (e) => e === reason, "already aborted: at once");
+  assert.equal(m.locked, false);
+});

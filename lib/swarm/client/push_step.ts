@@ -37,7 +37,7 @@ export async function pushStep(
   // background linking holds one session at a time, so nothing can wait in a circle)
   const releases: (() => void)[] = [];
   try {
-    for (const span of spans) releases.push(await span.lock.acquire());
+    for (const span of spans) releases.push(await span.lock.acquire({ signal }));
     return await pushHeld(s, spans, n, x, p, stepId, { signal });
   } finally {
     for (const release of releases) release();

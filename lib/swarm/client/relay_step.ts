@@ -43,13 +43,14 @@ export async function relayStep(
   const replay = !span.remote;
   if (replay) await router.openRemote(span, { signal });
   const input = replay && p > 0 ? concatTokens([...span.history, flow.last]) : flow.last;
+  // the background linking may hold the session (up to its open timeout): the caller's abort
+  // ends the wait for it too
   const y = await span.lock.run(() =>
     withTimeout(
       stepDeadlineMs(input.shape[0] * input.shape[1], s.options.stepTimeoutMs),
       (timeout) => span.remote!.step(input, { stepId, startFromPosition: replay ? 0 : p, signal: timeout }),
       { signal },
-    )
-  );
+    ), { signal });
   s.checkReply(span, y, input);
   span.history.push(flow.last);
   s.bans.succeed(span.server!.peerId);

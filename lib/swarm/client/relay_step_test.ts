@@ -78,3 +78,19 @@ Deno.test("relayStep: a reply with NaN or infinity is the server's failure (BAD_
   );
   assert.deepEqual(s.chain[0].history, [], "nothing recorded");
 });
+
+Deno.test("relayStep: the caller's abort ends a wait for a session the background linking holds", async () => {
+  const { s, router } = await setup();
+  await router.openRemote(s.chain[0]);
+  const release = await s.chain[0].lock.acquire(); // a link_to exchange in flight
+  const ac = new AbortController();
+  const step = relayStep(s, router, s.chain[0], { last: fakeHidden(1, 1, 8, 1) }, 0, 0, {
+    signal: ac.signal,
+  });
+  const reason = new Error("client went away");
+  ac.abort(reason);
+  await assert.rejects(step, (e) => e === reason);
+  release();
+  await s.chain[0].lock.run(() => Promise.resolve()); // the step's given-up place does not block the next
+  assert.equal(s.chain[0].lock.locked, false);
+});

@@ -34,7 +34,7 @@ export function nodeRegistrationMessage(
   return JSON.stringify({ address, endpoint, capabilities, timestamp });
 }
 
-/** Registers once; throws ReporterError (`ORACLE_REFUSED` for 4xx, others retryable). */
+/** Registers once; throws ReporterError (`ORACLE_REFUSED` for a 4xx not in `PASSING_4XX`, others retryable). */
 export async function registerNode(options: NodeRegistrationOptions): Promise<{ assignment?: unknown }> {
   let endpoint: string;
   try {
@@ -72,21 +72,32 @@ export async function registerNode(options: NodeRegistrationOptions): Promise<{ 
   if ((reply.status === 201 || reply.status === 200) && j?.success === true) {
     return { assignment: j.assignment };
   }
-  const refused = reply.status >= 400 && reply.status < 500;
+  const refused = reply.status >= 400 && reply.status < 500 && !PASSING_4XX.has(reply.status);
   throw new ReporterError(
     refused ? "ORACLE_REFUSED" : "ORACLE_BAD_REPLY",
     `node registration at ${url} answered ${reply.status}: ${replyMessage(reply)}`,
     {
-      hint: refused ? "the Oracle refused it; check PUBLIC_URL and the clock" : "retried with backoff",
+      hint: refused
+        ? "the Oracle refused it; check PUBLIC_URL"
+        : reply.status === 401
+        ? "retried with backoff; a signature refused for the time is a clock off by over a minute: sync it (NTP)"
+        : "retried with backoff",
       details: { status: reply.status },
     },
   );
 }
 
 /**
+ * 4xx answers that say "not now" rather than "never": a timeout (408), too early (425), too many
+ * requests (429), and a signature refused (401), which a clock off by more than the Oracle's minute
+ * gives until NTP fixes it. They are retried; the other 4xx are the request's own fault.
+ */
+const PASSING_4XX = new Set([401, 408, 425, 429]);
+
+/**
  * Registers with retries (backoff up to 5 min between tries; `attempts`, default: until `signal`
  * aborts, so an Oracle down for an hour still learns the node's PUBLIC_URL); a 4xx refusal is
- * logged and not retried. Never throws; resolves true when registered.
+ * logged and not retried, except those that pass (`PASSING_4XX`: 401, 408, 425, 429). Never throws; resolves true when registered.
  */
 export async function registerNodeWithRetry(
   options: NodeRegistrationOptions & { logger?: Logger; attempts?: number; backoffInitialMs?: number },

@@ -48,3 +48,25 @@ Deno.test("node registration: with a bound, the last failure says it gives up", 
   assert.match(records.at(-1)!.msg, /giving up/);
   assert.equal(records.at(-1)!.level, "error");
 });
+
+Deno.test("node registration: 429, 408, 425 and 401 are retried; 400, 403 and 404 are not", async () => {
+  for (
+    const [status, retried] of [[429, true], [408, true], [425, true], [401, true], [400, false], [
+      403,
+      false,
+    ], [404, false]] as const
+  ) {
+    let calls = 0;
+    const fetch = (() => {
+      calls++;
+      return Promise.resolve(
+        calls === 1
+          ? new Response(JSON.stringify({ success: false, message: "no" }), { status })
+          : new Response(JSON.stringify({ success: true, message: "registered" }), { status: 201 }),
+      );
+    }) as typeof globalThis.fetch;
+    const { logger } = memoryLogger();
+    assert.equal(await registerNodeWithRetry({ ...base, fetch, logger }), retried, String(status));
+    assert.equal(calls, retried ? 2 : 1, String(status));
+  }
+});

@@ -62,6 +62,11 @@ function redactUnparsed(text: string): string {
   return `${m[1]}${user}${path}${tail ? `${tail[0]}${HIDDEN}` : ""}`;
 }
 
+/** `s`'s UTF-8 bytes in base64 (HTTP Basic credentials). */
+function base64(s: string): string {
+  return btoa(Array.from(new TextEncoder().encode(s), (b) => String.fromCharCode(b)).join(""));
+}
+
 function decoded(s: string): string {
   try {
     return decodeURIComponent(s);
@@ -103,7 +108,15 @@ export function registerUrlSecrets(url: string | undefined): void {
       registerSecret(decoded(part));
     }
   }
-  if (u.username && u.password) registerSecret(`${u.username}:${u.password}`);
+  if (u.username && u.password) {
+    registerSecret(`${u.username}:${u.password}`);
+    // the Authorization header made of them, which an RPC or proxy may echo in an error body
+    for (
+      const pair of new Set([`${u.username}:${u.password}`, `${decoded(u.username)}:${decoded(u.password)}`])
+    ) {
+      registerSecret(base64(pair));
+    }
+  }
   for (const value of u.searchParams.values()) {
     if (value.length >= QUERY_VALUE_MIN) registerSecret(value);
   }

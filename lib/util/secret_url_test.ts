@@ -30,6 +30,11 @@ Deno.test("an RPC URL's credentials are redacted from errors and log lines, what
   // components on their own (a password is a secret at any length)
   assert.equal(redact("user bob pass pw9"), "user [redacted] pass [redacted]");
   assert.equal(redact("tok-abcdef123"), "[redacted]");
+  // the Basic credentials an RPC may echo back: base64 of "bob:pw9"
+  assert.equal(
+    redact(`echo: authorization: Basic ${btoa("bob:pw9")}`),
+    "echo: authorization: Basic [redacted]",
+  );
   assert.equal(errorMessage(new Error(`boom at ${url}`)), `boom at ${shown}`);
   const { logger, records } = memoryLogger();
   const lines: string[] = [];

@@ -347,7 +347,9 @@ export class PlumiseNode implements NodeStatusSource {
     if (p.closeGenerator) await step("generation client closed", () => p.closeGenerator!());
     if (this.#started.reporter && p.reporter) {
       this.#started.reporter = false;
-      await step("reporter stopped after its final report", (s) => p.reporter!.stop(true, s));
+      // the final report has 5 s of its own (OracleReporter's finalTimeoutMs) and a state file to
+      // write after it: a step of the same 5 s gave up first, and the process exited mid-write
+      await step("reporter stopped after its final report", (s) => p.reporter!.stop(true, s), stepMs + 3000);
     }
     if (this.#started.chain && p.chain) {
       this.#started.chain = false;

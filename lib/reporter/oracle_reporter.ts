@@ -2,7 +2,8 @@
  * The Oracle report loop: every `intervalMs` (first after one interval) take a snapshot of the
  * cumulative counters, build and sign the exact report, POST it with a 30 s timeout. Nothing is
  * ever reset, so a failed report loses nothing; past the Oracle's 1e9 tokens the values reported
- * are chosen from what it last accepted (report_counters.ts); 400/401 log the Oracle's message and wait for the
+ * are chosen from what it last accepted, and while an answer is lost from what it may hold
+ * (`reportCountersAmong`; each report written down before it is sent: report_state.ts); 400/401 log the Oracle's message and wait for the
  * next interval; a clock skew > 30 s (from the reply's `Date` header) is warned about once; a final
  * report is sent on stop.
  * @module
@@ -14,8 +15,8 @@ import { type Logger, silentLogger } from "../util/logger.ts";
 import type { ContributionSnapshot } from "../util/metrics.ts";
 import { oracleEndpoint, type OracleReply, oracleRequest, replyMessage } from "./_oracle_http.ts";
 import { buildReport, cleanProof, type ReportBody, type ReportProof } from "./report_body.ts";
-import { type Counters, NO_REPORT, type OracleView, reportCounters } from "./report_counters.ts";
-import { loadReportState, saveReportState } from "./report_state.ts";
+import { type Counters, NO_REPORT, type OracleView, reportCountersAmong } from "./report_counters.ts";
+import { loadReportState, MAX_UNSURE, saveReportState } from "./report_state.ts";
 
 export const DEFAULT_REPORT_TIMEOUT_MS = 30_000;
 export const SKEW_WARN_SECONDS = 30;
@@ -98,12 +99,18 @@ export class OracleReporter {
   readonly #now: () => number;
   readonly #controller = new AbortController();
   #loop: Promise<void> | undefined;
+  /**
+   * The timestamp of the last report the Oracle accepted or may have (its answer lost): the next
+   * must be later. A refused one does not count, so a clock put right is believed at once.
+   */
   #lastTimestamp = 0;
   #lastRefusal = "";
   #skewWarned = false;
   #proofs: ReportProof[] = [];
-  /** What the Oracle holds after the last accepted report. */
-  #view: OracleView = NO_REPORT;
+  /** What the Oracle holds after the last report sent, if it took it (report_counters.ts). */
+  #tip: OracleView = NO_REPORT;
+  /** Views it may hold instead: reports before the tip whose answers were lost. */
+  #unsure: readonly OracleView[] = [];
   /** The saved view read back (once, before the first report). */
   #restored: Promise<void> | undefined;
   #inFlight: Promise<ReportOutcome> | undefined;
@@ -211,14 +218,15 @@ export class OracleReporter {
       }
       timestamp = Math.max(Math.floor(this.#now() / 1000), this.#lastTimestamp + 1);
     }
-    this.#lastTimestamp = timestamp;
     await this.#restore();
     const proofs = this.#proofs.slice();
     let body: ReportBody;
-    let counters: ReturnType<typeof reportCounters>;
+    let counters: ReturnType<typeof reportCountersAmong>;
     try {
       const snapshot = this.#o.metrics.snapshot();
-      counters = reportCounters(countersOf(snapshot), this.#view);
+      counters = reportCountersAmong(countersOf(snapshot), this.#tip, this.#unsure, {
+        ahead: this.#unsure.length < MAX_UNSURE,
+      });
       body = await buildReport({
         signer: this.#o.signer,
         snapshot: {
@@ -232,30 +240,46 @@ export class OracleReporter {
     } catch (err) {
       return this.#fail(undefined, undefined, errorMessage(err));
     }
+    // Written down before it is sent: a process killed while the report is in flight leaves the
+    // next one knowing the Oracle may hold it (report_state.ts).
+    const before = { tip: this.#tip, unsure: this.#unsure };
+    if (!counters.confirming) [this.#tip, this.#unsure] = [counters.next, [...this.#unsure, this.#tip]];
+    if (this.#o.stateDir) await this.#save();
+    /** The Oracle refused the report for sure (it records nothing it answers 4xx to). */
+    const refused = (outcome: ReportOutcome) => {
+      [this.#tip, this.#unsure] = [before.tip, before.unsure];
+      return outcome;
+    };
+    /** Its answer says nothing of whether it was recorded. */
+    const unclear = (outcome: ReportOutcome) => {
+      this.#lastTimestamp = Math.max(this.#lastTimestamp, timestamp);
+      return outcome;
+    };
     this.#status.sent++;
     const url = oracleEndpoint(this.#o.oracleUrl, "/api/v1/metrics/report");
     let reply: OracleReply;
     try {
       reply = await oracleRequest(url, { method: "POST", body, timeoutMs, signal, fetch: this.#o.fetch });
     } catch (err) {
-      if (signal?.aborted) return { ok: false, body, error: "report cancelled" };
-      return this.#fail(body, undefined, errorMessage(err));
+      if (signal?.aborted) return unclear({ ok: false, body, error: "report cancelled" });
+      return unclear(this.#fail(body, undefined, errorMessage(err)));
     }
     this.#checkSkew(reply);
     if (reply.status === 201 || reply.status === 200) {
       const j = reply.json as { success?: unknown; shouldReset?: unknown } | undefined;
       if (!j || typeof j !== "object" || j.success !== true) {
-        return this.#fail(
+        return unclear(this.#fail(
           body,
           reply.status,
           `Oracle answered ${reply.status} without success: ${reply.text.slice(0, 120)}`,
-        );
+        ));
       }
       this.#status.accepted++;
       this.#status.lastAccepted = { timestamp, tokensProcessed: body.tokensProcessed };
       this.#status.lastError = undefined;
       this.#lastRefusal = "";
-      this.#view = counters.next;
+      this.#lastTimestamp = Math.max(this.#lastTimestamp, timestamp);
+      this.#unsure = [];
       await this.#save();
       // the proofs this report carried, not the oldest queued: some may have been trimmed meanwhile
       const carried = new Set(proofs);
@@ -268,7 +292,8 @@ export class OracleReporter {
       return { ok: true, body, shouldReset };
     }
     const message = replyMessage(reply);
-    return this.#fail(body, reply.status, `Oracle answered ${reply.status}: ${message}`);
+    const failed = this.#fail(body, reply.status, `Oracle answered ${reply.status}: ${message}`);
+    return reply.status >= 400 && reply.status < 500 ? refused(failed) : unclear(failed);
   }
 
   #fail(body: ReportBody | undefined, status: number | undefined, error: string): ReportOutcome {
@@ -291,24 +316,30 @@ export class OracleReporter {
     const dir = this.#o.stateDir;
     if (!dir) return Promise.resolve();
     this.#restored ??= loadReportState(dir, this.#owner(), (msg, f) => this.#logger.warn(msg, f)).then(
-      (view) => {
-        if (!view) return;
-        this.#view = view;
+      (views) => {
+        if (!views) return;
+        [this.#tip, this.#unsure] = [views.tip, views.unsure];
         this.#logger.info("carrying over what the Oracle has not counted", {
-          tokens: -view.counted.tokens,
-          requests: -view.counted.requests,
+          tokens: -views.tip.counted.tokens,
+          requests: -views.tip.counted.requests,
+          ...(views.unsure.length ? { reportsUnanswered: views.unsure.length } : {}),
         });
       },
     );
     return this.#restored;
   }
 
-  /** Saves the view with the counters now; a failure is logged (the next report tries again). */
+  /** Saves the views with the counters now; a failure is logged (the next report tries again). */
   async #save(): Promise<void> {
     const dir = this.#o.stateDir;
     if (!dir) return;
     try {
-      await saveReportState(dir, this.#owner(), this.#view, countersOf(this.#o.metrics.snapshot()));
+      await saveReportState(
+        dir,
+        this.#owner(),
+        { tip: this.#tip, unsure: this.#unsure },
+        countersOf(this.#o.metrics.snapshot()),
+      );
     } catch (err) {
       this.#logger.warn("cannot save the report state", { dir, error: errorMessage(err) });
     }

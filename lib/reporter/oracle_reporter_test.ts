@@ -231,3 +231,117 @@ Deno.test("reportPeriodMs: REPORT_INTERVAL as set, but a lost report's retry sti
   assert.equal(reportPeriodMs(300_000), 270_000);
   assert.ok(reportPeriodMs(300_000) + FAILED_RETRY_MS < ORACLE_ACTIVE_WINDOW_MS);
 });
+
+/**
+ * An Oracle as docs/protocol.md has it: diffs against the last accepted value (a decrease counted
+ * in full), refuses a timestamp not after the last accepted one or more than 60 s off its clock.
+ * `lose` makes it record the next report and then lose the answer: "reset" throws, "hang" never
+ * answers (until the request's signal aborts).
+ */
+function countingOracle() {
+  const o = { last: 0, counted: 0, lastTs: 0, lose: undefined as "reset" | "hang" | undefined, posted: 0 };
+  const fetch = ((_url: string | URL | Request, init?: RequestInit) => {
+    o.posted++;
+    const b = JSON.parse(String(init?.body)) as ReportBody;
+    if (Math.abs(b.timestamp - Date.now() / 1000) > 60 || b.timestamp <= o.lastTs) {
+      return Promise.resolve(new Response(JSON.stringify({ error: "Invalid signature" }), { status: 401 }));
+    }
+    o.counted += b.tokensProcessed >= o.last ? b.tokensProcessed - o.last : b.tokensProcessed;
+    [o.last, o.lastTs] = [b.tokensProcessed, b.timestamp];
+    const lose = o.lose;
+    o.lose = undefined;
+    if (lose === "reset") return Promise.reject(new TypeError("connection reset"));
+    if (lose === "hang") {
+      return new Promise<Response>((_, reject) =>
+        init?.signal?.addEventListener("abort", () => reject(init.signal!.reason), { once: true })
+      );
+    }
+    return Promise.resolve(
+      new Response(JSON.stringify({ success: true, shouldReset: false }), { status: 201 }),
+    );
+  }) as typeof globalThis.fetch;
+  return { o, fetch };
+}
+
+Deno.test("reporter: a report the Oracle recorded but whose answer was lost is not counted twice past 1e9", async () => {
+  const { o, fetch } = countingOracle();
+  const metrics = new Metrics();
+  const reporter = new OracleReporter({
+    oracleUrl: "http://oracle.test",
+    signer,
+    metrics,
+    intervalMs: 60_000,
+    fetch,
+  });
+  metrics.addTokens(9e8);
+  assert.equal((await reporter.reportNow()).ok, true);
+  metrics.addTokens(5e7);
+  o.lose = "reset";
+  assert.equal((await reporter.reportNow()).ok, false);
+  metrics.addTokens(8e7);
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await reporter.reportNow()).ok, true);
+    assert.ok(o.counted <= 1.03e9, `counted ${o.counted}`); // before: 1.08e9
+  }
+  assert.equal(o.counted, 1.03e9);
+  await reporter.stop();
+});
+
+Deno.test("reporter: a process killed while its report was in flight leaves the next one counting right", async () => {
+  const dir = await Deno.makeTempDir();
+  const copy = await Deno.makeTempDir();
+  try {
+    const { o, fetch } = countingOracle();
+    const options = { oracleUrl: "http://oracle.test", signer, intervalMs: 60_000, fetch };
+    const first = new Metrics();
+    const a = new OracleReporter({ ...options, metrics: first, stateDir: dir });
+    first.addTokens(1000);
+    assert.equal((await a.reportNow()).ok, true);
+    first.addTokens(500);
+    o.lose = "hang"; // recorded, never answered
+    const ac = new AbortController();
+    const inFlight = a.reportNow({ signal: ac.signal });
+    while (o.posted < 2) await new Promise((r) => setTimeout(r, 1));
+    // the kill: what is on disk now is all the next process gets
+    for await (const e of Deno.readDir(dir)) await Deno.copyFile(`${dir}/${e.name}`, `${copy}/${e.name}`);
+    ac.abort();
+    await inFlight;
+    const second = new Metrics();
+    const b = new OracleReporter({ ...options, metrics: second, stateDir: copy });
+    second.addTokens(100);
+    for (let i = 0; i < 2; i++) {
+      await new Promise((r) => setTimeout(r, 1001)); // one report a second
+      assert.equal((await b.reportNow()).ok, true);
+    }
+    // before: 2600 (the state said 1000 accepted; the 1100 reported after it, below the 1500 the
+    // Oracle held, counted in full as a restart)
+    assert.equal(o.counted, 1600);
+    await b.stop();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(copy, { recursive: true });
+  }
+});
+
+Deno.test("reporter: once a clock that ran ahead is put right, the next report is accepted", async () => {
+  const { o, fetch } = countingOracle();
+  let ahead = 3_600_000;
+  const metrics = new Metrics();
+  const reporter = new OracleReporter({
+    oracleUrl: "http://oracle.test",
+    signer,
+    metrics,
+    intervalMs: 60_000,
+    fetch,
+    now: () => Date.now() + ahead,
+  });
+  metrics.addTokens(10);
+  const refused = await reporter.reportNow();
+  assert.equal(refused.ok, false);
+  ahead = 0; // NTP steps the clock back
+  const r = await reporter.reportNow();
+  // before: sent at the refused report's timestamp + 1, an hour ahead, refused for that hour
+  assert.equal(r.ok, true, r.ok ? "" : r.error);
+  assert.equal(o.counted, 10);
+  await reporter.stop();
+});

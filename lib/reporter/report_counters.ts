@@ -63,3 +63,37 @@ export function reportCounters(now: Counters, view: OracleView): ReportCounters 
     },
   };
 }
+
+/** What the Oracle counts of `value` after it last accepted `last`: the diff, or all of it (a restart). */
+export function oracleCounts(last: number, value: number): number {
+  return value >= last ? value - last : value;
+}
+
+/** A report's counters when the Oracle's view is not known for sure (`reportCountersAmong`). */
+export interface UnsureReportCounters extends ReportCounters {
+  /** The report repeats `tip`'s values: it settles which view the Oracle holds, counting nothing new. */
+  readonly confirming: boolean;
+}
+
+/**
+ * The counters to report for the node's cumulative `now` when the Oracle holds `tip` (the view of
+ * the last report sent) or any of `others` (views of earlier reports whose answers were lost: a
+ * timeout, a reset, a 5xx after it may have recorded them). What `reportCounters` gives from `tip`
+ * is sent when the Oracle counts the same under every one of them (a diff below the limit always
+ * does: cumulative values make a lost answer harmless); otherwise — a "restart" past 1e9, counted
+ * in full — `tip`'s own values again: the Oracle then counts nothing if it holds them and what they
+ * carried if it does not, and from its answer the view is known. Without this, a report whose
+ * answer was lost was counted twice (docs/protocol.md, "Oracle").
+ */
+export function reportCountersAmong(
+  now: Counters,
+  tip: OracleView,
+  others: readonly OracleView[],
+  { ahead = true }: { ahead?: boolean } = {},
+): UnsureReportCounters {
+  const next = reportCounters(now, tip);
+  const agrees = (v: OracleView) =>
+    v.counted.tokens + oracleCounts(v.reported.tokens, next.reported.tokens) === next.next.counted.tokens;
+  if (ahead && others.every(agrees)) return { ...next, confirming: false };
+  return { reported: tip.reported, next: tip, confirming: true };
+}

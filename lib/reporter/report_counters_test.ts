@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { NO_REPORT, ORACLE_TOKEN_LIMIT, type OracleView, reportCounters } from "./report_counters.ts";
+import {
+  NO_REPORT,
+  ORACLE_TOKEN_LIMIT,
+  type OracleView,
+  reportCounters,
+  reportCountersAmong,
+} from "./report_counters.ts";
 
 /** The Oracle's rule for one wallet: the diff from the last accepted value, a decrease a restart. */
 function oracle() {
@@ -99,5 +105,51 @@ Deno.test("reportCounters: random runs, some reports lost: the Oracle counts eve
     }
     assert.equal(o.counted, total, `run ${run}`);
     assert.equal(view.counted.tokens, total);
+  }
+});
+
+Deno.test("reportCountersAmong: a report whose answer was lost after the Oracle took it is not counted twice", () => {
+  // the review's case: 9e8 accepted; 5e7 more recorded but the answer lost; then 8e7 more
+  const o = oracle();
+  const first = reportCounters({ tokens: 9e8, requests: 1 }, NO_REPORT);
+  o.accept(first.reported.tokens);
+  const lost = reportCountersAmong({ tokens: 9.5e8, requests: 2 }, first.next, []);
+  o.accept(lost.reported.tokens); // recorded; the node never hears of it
+  // before: computed from the accepted view alone, a "restart" of 1.3e8 counted in full
+  const before = reportCounters({ tokens: 1.03e9, requests: 3 }, first.next);
+  assert.equal(before.reported.tokens, 1.3e8);
+  const next = reportCountersAmong({ tokens: 1.03e9, requests: 3 }, lost.next, [first.next]);
+  assert.equal(next.confirming, true, "a restart would count differently under the two views");
+  assert.equal(next.reported.tokens, 9.5e8);
+  o.accept(next.reported.tokens);
+  const after = reportCountersAmong({ tokens: 1.03e9, requests: 3 }, next.next, []);
+  o.accept(after.reported.tokens);
+  assert.equal(o.counted, 1.03e9);
+});
+
+Deno.test("reportCountersAmong: random runs, answers lost whether recorded or not: never a token counted twice", () => {
+  let seed = 11;
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (let run = 0; run < 300; run++) {
+    const o = oracle();
+    let tip: OracleView = NO_REPORT, unsure: OracleView[] = [];
+    let total = 0, requests = 0;
+    const send = (outcome: "accepted" | "refused" | "lost-recorded" | "lost") => {
+      const r = reportCountersAmong({ tokens: total, requests }, tip, unsure, { ahead: unsure.length < 8 });
+      const before = { tip, unsure };
+      if (!r.confirming) [tip, unsure] = [r.next, [...unsure, tip]];
+      if (outcome === "accepted" || outcome === "lost-recorded") o.accept(r.reported.tokens);
+      if (outcome === "accepted") unsure = [];
+      if (outcome === "refused") ({ tip, unsure } = before);
+      assert.ok(o.counted <= total, `run ${run}: counted ${o.counted} of ${total}`);
+    };
+    for (let i = 0; i < 40; i++) {
+      total += Math.floor(rand() < 0.5 ? rand() * 1e6 : rand() * 6e8);
+      requests += 1;
+      const x = rand();
+      send(x < 0.5 ? "accepted" : x < 0.6 ? "refused" : x < 0.8 ? "lost-recorded" : "lost");
+    }
+    for (let i = 0; i < 100 && !(unsure.length === 0 && tip.counted.tokens === total); i++) send("accepted");
+    assert.equal(o.counted, total, `run ${run}`);
   }
 });

@@ -294,3 +294,108 @@ Deno.test("tx queue: an RPC's gas price above MAX_GAS_PRICE_WEI sends nothing; o
     provider.destroy();
   }
 });
+
+Deno.test("tx queue: a send whose reply and lookup both failed is kept as sent: its retry signs nothing new", async () => {
+  await using chain = await startTestChain();
+  const { provider, queue, address } = await queueOn(chain, chain.fundedKeys[1]);
+  await chain.rpc("evm_setAutomine", [false]);
+  let sends = 0, lookups = 0;
+  chain.proxy.intercept("eth_sendRawTransaction", async (_req, forward) => {
+    sends++;
+    await forward();
+    return new Response("bad gateway", { status: 502 }); // the tx got through, the reply did not
+  });
+  chain.proxy.intercept("eth_getTransactionByHash", async (_req, forward) => {
+    if (++lookups === 1) return new Response("bad gateway", { status: 502 }); // nor the lookup's
+    return await forward();
+  });
+  try {
+    const failed = await queue.send(HEARTBEAT).then(() => undefined, (e) => e);
+    assert.ok(failed instanceof Error, "the send's outcome is unknown: it fails");
+    // the heartbeat loop's retry: before, a second heartbeat signed at the next nonce
+    const retry = queue.send(HEARTBEAT).then((r) => r, (e) => e);
+    await waitFor(() => pooled(chain, address), { what: "the tx in the pool" });
+    await chain.rpc("evm_mine");
+    const r = await retry;
+    assert.ok(!(r instanceof Error), String(r));
+    assert.equal(r.status, 1);
+    assert.equal(sends, 1);
+    assert.deepEqual((await chain.txsTo(AGENT_HEARTBEAT_ADDRESS, address)).map((t) => t.nonce), [1]);
+  } finally {
+    chain.proxy.intercept("eth_sendRawTransaction", undefined);
+    chain.proxy.intercept("eth_getTransactionByHash", undefined);
+    provider.destroy();
+  }
+});
+
+Deno.test("tx queue: a fee-bumped replacement whose reply was lost is found by its hash once mined", async () => {
+  await using chain = await startTestChain();
+  const { provider, queue, address } = await queueOn(chain, chain.fundedKeys[2], { stuckAfterMs: 200 });
+  await chain.rpc("evm_setAutomine", [false]);
+  let sends = 0;
+  chain.proxy.intercept("eth_sendRawTransaction", async (_req, forward) => {
+    const reply = await forward();
+    // the replacement gets through; its reply does not
+    return ++sends === 2 ? new Response("bad gateway", { status: 502 }) : reply;
+  });
+  try {
+    const sent = queue.send(HEARTBEAT).then((r) => r, (e) => e);
+    const original = await waitFor(() => pooled(chain, address), { what: "the tx in the pool" });
+    await chain.rpc("anvil_setNextBlockBaseFeePerGas", [
+      "0x" + (BigInt(original.gasPrice) * 20n).toString(16),
+    ]);
+    await chain.rpc("evm_mine"); // left out (and dropped by anvil): stuck
+    const replacement = await waitFor(async () => {
+      const tx = await pooled(chain, address);
+      return tx && tx.hash !== original.hash ? tx : undefined;
+    }, { what: "the replacement in the pool" });
+    await chain.rpc("evm_setAutomine", [true]);
+    await chain.rpc("evm_mine");
+    const r = await sent;
+    // before: TX_DISPLACED ("another transaction of this wallet took the nonce"), its own
+    assert.ok(!(r instanceof Error), String(r));
+    assert.equal(r.hash, replacement.hash);
+    assert.equal((await chain.txsTo(AGENT_HEARTBEAT_ADDRESS, address)).length, 1);
+  } finally {
+    chain.proxy.intercept("eth_sendRawTransaction", undefined);
+    provider.destroy();
+  }
+});
+
+Deno.test("tx queue: a nonce gap left by an earlier process's dropped tx is filled; the queue goes on", async () => {
+  await using chain = await startTestChain();
+  const key = chain.fundedKeys[3];
+  const earlier = await queueOn(chain, key);
+  await chain.rpc("evm_setAutomine", [false]);
+  const lost = earlier.queue.send(HEARTBEAT).then((r) => r, (e) => e);
+  const first = await waitFor(() => pooled(chain, earlier.address), { what: "the earlier tx in the pool" });
+  earlier.provider.destroy(); // that process stops while its tx is pending
+  await lost;
+  const provider = new ChainProvider({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, timeoutMs: 5000 });
+  const { logger, records } = memoryLogger();
+  const queue = new TxQueue({
+    provider,
+    wallet: new Wallet(key),
+    logger,
+    pollMs: 20,
+    receiptTimeoutMs: 60_000,
+    stuckAfterMs: 200,
+  });
+  try {
+    const sent = queue.send(HEARTBEAT).then((r) => r, (e) => e);
+    await waitFor(async () => Object.keys(await pool(chain, earlier.address)).length === 2, {
+      what: "the new process's tx at the next nonce",
+    });
+    // the earlier tx leaves the pool (evicted, the RPC node restarted): nonce 1 is now a gap
+    await chain.rpc("anvil_dropTransaction", [first.hash]);
+    await chain.rpc("evm_setAutomine", [true]);
+    await chain.rpc("evm_mine");
+    const r = await sent;
+    // before: "not mined after 60000 ms (nonce 2)", and so every later tx of the wallet
+    assert.ok(!(r instanceof Error), String(r));
+    assert.equal(r.nonce, 2);
+    assert.ok(records.some((x) => /filled with a 0-value transfer/.test(x.msg) && x.nonce === 1));
+  } finally {
+    provider.destroy();
+  }
+});

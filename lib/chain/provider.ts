@@ -108,10 +108,14 @@ export class ChainProvider {
     );
   }
 
-  async getNonce(address: string, options?: CallOptions): Promise<number> {
+  /** The next nonce of `address`: counting its pool transactions (`pending`), or mined ones only (`latest`). */
+  async getNonce(
+    address: string,
+    options?: CallOptions & { blockTag?: "pending" | "latest" },
+  ): Promise<number> {
     return Number(
       quantity(
-        await this.send("eth_getTransactionCount", [address, "pending"], options),
+        await this.send("eth_getTransactionCount", [address, options?.blockTag ?? "pending"], options),
         "nonce",
         this.displayUrl,
       ),

@@ -6,12 +6,14 @@
  * - "already known": the node has this very tx; it is pending (its hash is keccak of the bytes),
  *   never signed again at the next nonce.
  * - an unclear send (lost reply, nonce error): the tx is looked up by hash before anything is
- *   signed again.
+ *   signed again; a lookup that fails too keeps it as sent (tracked, its nonce taken).
  * - a receipt timeout: the tx stays tracked. The next send of the same action (e.g. registration
  *   retried) waits for it instead of sending a second one; another action waits until it is mined.
  * - stuck (no receipt `stuckAfterMs` after its last broadcast): replaced at the same nonce with a
  *   higher fee (gas_price.ts: at most `maxFeeBumps` bumps above the market, then the market price;
- *   never above `maxGasPriceWei`), or broadcast again if dropped.
+ *   never above `maxGasPriceWei`), or broadcast again if dropped; a replacement's hash is looked
+ *   for from before its broadcast. Nonces below it the chain has not mined are filled
+ *   (nonce_gaps.ts).
  * - low priority (0x20 attestations): run only when no other tx waits, at most `maxLowQueued`
  *   waiting; more are refused at once with `TX_QUEUE_FULL`.
  * @module
@@ -23,6 +25,7 @@ import { type Logger, silentLogger } from "../util/logger.ts";
 import { withDefaults } from "../util/with_defaults.ts";
 import { isAlreadyKnown, isNonceError, isNonceTooLow } from "./_rpc_errors.ts";
 import { DEFAULT_MAX_GAS_PRICE_WEI, newTxPrice, stuckTxPrice } from "./gas_price.ts";
+import { fillNonceGaps } from "./nonce_gaps.ts";
 import type { TxReceipt } from "./provider.ts";
 import type { TxQueueOptions, TxRequest, TxResult, TxSendOptions } from "./tx_queue_options.ts";
 
@@ -221,13 +224,30 @@ export class TxQueue {
     return hash;
   }
 
-  /** Whether the node knows `hash` (false when it cannot be asked). */
-  async #known(hash: string, { signal }: AbortOptions = {}): Promise<boolean> {
+  /** Whether the node knows `hash`; "unknown" when it cannot be asked. */
+  async #known(hash: string, { signal }: AbortOptions = {}): Promise<boolean | "unknown"> {
     try {
       return await this.#o.provider.hasTransaction(hash, { signal });
     } catch {
-      return false;
+      return "unknown";
     }
+  }
+
+  #track(tx: TxRequest, key: string, nonce: number, hash: string, raw: string, gasPrice: bigint): Tracked {
+    this.#nonce = nonce + 1;
+    this.#sent++;
+    const tracked: Tracked = {
+      key,
+      request: tx,
+      nonce,
+      hashes: [hash],
+      raw,
+      gasPrice,
+      bumps: 0,
+      lastSentAt: Date.now(),
+    };
+    this.#tracked = tracked;
+    return tracked;
   }
 
   async #broadcastNew(tx: TxRequest, key: string, { signal }: AbortOptions = {}): Promise<Tracked> {
@@ -241,11 +261,25 @@ export class TxQueue {
       try {
         hash = await this.#broadcast(raw, { signal });
       } catch (err) {
-        this.#nonce = undefined; // re-read on the next try / next tx
         hash = keccak256(raw);
         // The reply may be lost or misleading while the tx got through: ask by hash before
         // signing anything again (a second signature would be a second action).
-        if (isAbort(err) || signal?.aborted || !(await this.#known(hash, { signal }))) {
+        const known = isAbort(err) || signal?.aborted ? "unknown" : await this.#known(hash, { signal });
+        if (known === "unknown") {
+          // Neither sent for sure nor not: it is kept as sent, its nonce taken. A retry of this
+          // action waits for it (and broadcasts it again when stuck), another action comes after
+          // it; never a second signature of it at the next nonce, nor a gap at this one.
+          this.#track(tx, key, nonce, hash, raw, gasPrice);
+          logger.info("the send's outcome is unknown: the transaction is kept as sent", {
+            label: tx.label,
+            hash,
+            nonce,
+            error: errorMessage(err),
+          });
+          throw err;
+        }
+        if (!known) {
+          this.#nonce = undefined; // re-read on the next try / next tx
           if (isNonceError(err) && attempt < this.#o.nonceRetries) {
             logger.debug("stale nonce, re-reading it", { label: tx.label, nonce, attempt });
             continue;
@@ -259,21 +293,8 @@ export class TxQueue {
           error: errorMessage(err),
         });
       }
-      this.#nonce = nonce + 1;
-      this.#sent++;
       logger.debug("transaction sent", { label: tx.label, hash, nonce });
-      const tracked: Tracked = {
-        key,
-        request: tx,
-        nonce,
-        hashes: [hash],
-        raw,
-        gasPrice,
-        bumps: 0,
-        lastSentAt: Date.now(),
-      };
-      this.#tracked = tracked;
-      return tracked;
+      return this.#track(tx, key, nonce, hash, raw, gasPrice);
     }
   }
 
@@ -419,12 +440,24 @@ export class TxQueue {
           maxGasPriceWei: cap,
         });
       }
+      await fillNonceGaps({
+        provider: this.#o.provider,
+        address: this.address,
+        below: t.nonce,
+        price: newTxPrice(market, this.#o.maxGasPriceWei, "nonce gap filler"),
+        sign: (tx, nonce, price) => this.#sign(tx, nonce, price),
+        broadcast: (raw) => this.#broadcast(raw, { signal }),
+        logger,
+        stuckLabel: label,
+        signal,
+      });
       const price = stuckTxPrice(t.gasPrice, market, cap, t.bumps < this.#o.maxFeeBumps);
       const raw = price === t.gasPrice ? t.raw : await this.#sign(t.request, t.nonce, price);
+      // looked for from now on: a replacement whose reply is lost may be the version mined
+      const previous = t.hashes.at(-1);
+      if (raw !== t.raw) t.hashes = [...new Set([...t.hashes, keccak256(raw)])].slice(-MAX_HASHES);
       const hash = await this.#broadcast(raw, { signal });
       if (raw !== t.raw) {
-        const previous = t.hashes.at(-1);
-        t.hashes = [...t.hashes, hash].slice(-MAX_HASHES);
         t.raw = raw;
         if (t.bumps < this.#o.maxFeeBumps) t.bumps++;
         this.#replaced++;

@@ -10,7 +10,7 @@
 import { errorMessage } from "../../errors.ts";
 import type { AbortOptions } from "../../util/abort.ts";
 import type { SessionState, SpanState } from "./session_state.ts";
-import { stepDeadlineMs } from "./step_deadline.ts";
+import { pushDeadlineMs } from "./step_deadline.ts";
 import type { Hidden, PushReply } from "./types.ts";
 
 /** A push's result: the last output and how many spans it went through. */
@@ -56,11 +56,14 @@ async function pushHeld(
   // ends every wait of the push without closing a session: a reply came, the push ran out of
   // time (the rerun span by span then finds the slow server with its own deadline), or the
   // caller gave up on the step (the sessions stay usable: late replies are skipped as stale).
-  // One step's deadline for the whole push, its tokens counted once per span: a deadline per
-  // span added up (n + 1 of them) let a hung server hold a long route past the API's timeout
-  // before the rerun even began.
+  // The work of the whole push (its tokens through every span's blocks) on one base: a full
+  // deadline per span added up let a hung server hold a decode step for minutes before the rerun.
   const until = new AbortController();
-  const limitMs = stepDeadlineMs(x.shape[0] * x.shape[1] * (n + 1), s.options.stepTimeoutMs);
+  const limitMs = pushDeadlineMs(
+    x.shape[0] * x.shape[1],
+    spans.map((span) => span.end - span.start),
+    s.options.stepTimeoutMs,
+  );
   const timer = setTimeout(() => until.abort(new Error(`no reply within ${limitMs} ms`)), limitMs);
   const onAbort = () => until.abort(signal!.reason);
   signal?.addEventListener("abort", onAbort, { once: true });

@@ -11,7 +11,7 @@ import { type AbortOptions, withTimeout } from "../../util/abort.ts";
 import { concatTokens, sliceTokens } from "./hidden_ops.ts";
 import type { Flow, SessionState, SpanState } from "./session_state.ts";
 import type { SpanRouter } from "./span_routing.ts";
-import { stepDeadlineMs } from "./step_deadline.ts";
+import { RERUN_BASE_MS, STEP_BASE_MS, stepDeadlineMs } from "./step_deadline.ts";
 
 /** Runs step `stepId` (new positions from `p`) through `span`; throws on any failure of its server. */
 export async function relayStep(
@@ -21,7 +21,10 @@ export async function relayStep(
   flow: Flow,
   p: number,
   stepId: number,
-  { signal }: AbortOptions = {},
+  { signal, rerun = false }: AbortOptions & {
+    /** The step reruns a push that got no answer in time (a shorter deadline: step_deadline.ts). */
+    rerun?: boolean;
+  } = {},
 ): Promise<Flow> {
   const t = flow.last.shape[1];
   if (span.history === null) {
@@ -47,7 +50,10 @@ export async function relayStep(
   // ends the wait for it too
   const y = await span.lock.run(() =>
     withTimeout(
-      stepDeadlineMs(input.shape[0] * input.shape[1], s.options.stepTimeoutMs),
+      stepDeadlineMs(input.shape[0] * input.shape[1], span.end - span.start, {
+        maxMs: s.options.stepTimeoutMs,
+        baseMs: rerun ? RERUN_BASE_MS : STEP_BASE_MS,
+      }),
       (timeout) => span.remote!.step(input, { stepId, startFromPosition: replay ? 0 : p, signal: timeout }),
       { signal },
     ), { signal });

@@ -167,7 +167,8 @@ export class SwarmInferenceSession {
           s,
           this.#router,
           i,
-          (span) => relayStep(s, this.#router, span, flow, p, stepId, { signal: options.signal }),
+          (span) =>
+            relayStep(s, this.#router, span, flow, p, stepId, { signal: options.signal, rerun: !pushing }),
           { signal: options.signal, startsOver },
         );
         turns.get(s.chain[i])?.();

@@ -59,7 +59,7 @@ export async function withRetries<T>(
       const failed = s.chain[i];
       const peer = failed.server?.peerId;
       const relayTries = peer ? relayRetried.get(peer) ?? 0 : 0;
-      if (peer && relayLost(failed, err) && relayTries < RELAY_RETRIES) {
+      if (peer && relayLost(failed, err) && relayTries < (ownTimeout(err) ? 1 : RELAY_RETRIES)) {
         // the relay went away (restarted, ended the circuit at its limits), not the server: reopen
         // it (through another relay, or this one once the server holds a slot there again) and
         // replay, without banning it — a few times per step, with the usual back-off between
@@ -168,18 +168,23 @@ function dropRemote(span: SpanState): void {
 const RELAY_RETRIES = 3;
 
 /**
- * Whether `err` on `span` looks like its relay failing rather than its server: the session's steps
- * ran through a relay (or its reopening failed on the way to a server that is reached only
- * through relays), and the error is the connection's (closed, reset), not one the server sent (an
- * error frame says the server itself refused or failed) nor the client's own verdict on the server:
- * no answer in time (`TIMEOUT`) or a bad one (`BAD_REPLY`) is what a server that hangs or garbles
- * gives, and such a server is banned, not reopened and replayed to again. A punched session no
+ * Whether `err` on `span` may be its relay failing rather than its server: the session's steps ran
+ * through a relay (or its reopening failed on the way to a server that is reached only through
+ * relays), and the error is not one the server sent (an error frame says the server itself refused
+ * or failed) nor a bad reply (`BAD_REPLY`: the server's own output). The client's own timeout may be
+ * either (a relay that vanished without closing the connection looks like a hung server), so it
+ * counts as the relay's once per step (`ownTimeout`), then as the server's. A punched session no
  * longer depends on its relay.
  */
 function relayLost(span: { remote?: RemoteSpanSession; server?: RouteServer }, err: unknown): boolean {
   const relayed = span.remote ? span.remote.path === "relayed" : span.server?.usingRelay === true;
   if (!relayed || fromServer(err)) return false;
-  return !(err instanceof PlumiseError && (err.code === "TIMEOUT" || err.code === "BAD_REPLY"));
+  return !(err instanceof PlumiseError && err.code === "BAD_REPLY");
+}
+
+/** The client's own timeout (no answer in time), not a server's TIMEOUT frame. */
+function ownTimeout(err: unknown): boolean {
+  return err instanceof PlumiseError && err.code === "TIMEOUT" && !fromServer(err);
 }
 
 /**

@@ -72,7 +72,8 @@ export class SpanRouter {
    * the first is open made its open quicker but slowed its compute far more: docs/benchmarks.md,
    * "Opening a session".) `onSettled` runs after each open settles (the session starts linking the
    * open neighbours then). A failure here is left to the step, whose retries open (and, on
-   * failure, ban and replace) span by span as usual.
+   * failure, ban and replace) span by span as usual; an open that ran out of time (to a server not
+   * reached through relays) fails its server at the step without a second open.
    */
   openAhead(onSettled: () => void, { signal }: AbortOptions = {}): void {
     const s = this.#s;
@@ -87,9 +88,10 @@ export class SpanRouter {
       if (!span.server || span.remote) continue;
       const server = span.server;
       span.opening = this.openRemote(span, { signal }).catch((err) => {
-        // a server that took the whole open timeout is not given a second one by the step
+        // a server that took the whole open timeout is not given a second one by the step (one
+        // reached through relays may have spent it dialling and punching: it gets its second open)
         const timedOut = !signal?.aborted && err instanceof PlumiseError && err.code === "TIMEOUT" &&
-          (err.details as { remote?: boolean }).remote !== true;
+          (err.details as { remote?: boolean }).remote !== true && server.usingRelay !== true;
         if (timedOut) span.openTimedOut = err;
         s.log.debug(timedOut ? "opening ahead timed out" : "opening ahead failed; the step retries", {
           peer: server.peerId,

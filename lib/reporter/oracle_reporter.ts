@@ -104,6 +104,8 @@ export class OracleReporter {
    * must be later. A refused one does not count, so a clock put right is believed at once.
    */
   #lastTimestamp = 0;
+  /** The timestamp of the last report the Oracle accepted. */
+  #acceptedTimestamp = 0;
   #lastRefusal = "";
   #skewWarned = false;
   #proofs: ReportProof[] = [];
@@ -248,6 +250,9 @@ export class OracleReporter {
     /** The Oracle refused the report for sure (it records nothing it answers 4xx to). */
     const refused = (outcome: ReportOutcome) => {
       [this.#tip, this.#unsure] = [before.tip, before.unsure];
+      // a timestamp raised by reports whose answers were lost (perhaps never delivered: a
+      // connection refused) may be what it refused: the next goes by the clock again
+      this.#lastTimestamp = this.#acceptedTimestamp;
       return outcome;
     };
     /** Its answer says nothing of whether it was recorded. */
@@ -279,6 +284,7 @@ export class OracleReporter {
       this.#status.lastError = undefined;
       this.#lastRefusal = "";
       this.#lastTimestamp = Math.max(this.#lastTimestamp, timestamp);
+      this.#acceptedTimestamp = timestamp;
       this.#unsure = [];
       await this.#save();
       // the proofs this report carried, not the oldest queued: some may have been trimmed meanwhile

@@ -345,3 +345,30 @@ Deno.test("reporter: once a clock that ran ahead is put right, the next report i
   assert.equal(o.counted, 10);
   await reporter.stop();
 });
+
+Deno.test("reporter: a clock that ran ahead while the Oracle was unreachable is believed again once refused", async () => {
+  const { o, fetch } = countingOracle();
+  let down = true, ahead = 3_600_000;
+  const metrics = new Metrics();
+  const reporter = new OracleReporter({
+    oracleUrl: "http://oracle.test",
+    signer,
+    metrics,
+    intervalMs: 60_000,
+    fetch: ((url: string, init?: RequestInit) =>
+      down
+        ? Promise.reject(new TypeError("connection refused"))
+        : fetch(url, init)) as typeof globalThis.fetch,
+    now: () =>
+      Date.now() + ahead,
+  });
+  metrics.addTokens(10);
+  assert.equal((await reporter.reportNow()).ok, false); // lost: its timestamp an hour ahead
+  [down, ahead] = [false, 0]; // the Oracle is back, NTP put the clock right
+  const first = await reporter.reportNow();
+  assert.equal(first.ok, false, "sent after the lost one's timestamp: refused");
+  const r = await reporter.reportNow();
+  assert.equal(r.ok, true, r.ok ? "" : r.error);
+  assert.equal(o.counted, 10);
+  await reporter.stop();
+});

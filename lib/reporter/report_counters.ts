@@ -16,9 +16,9 @@ export interface Counters {
   readonly requests: number;
 }
 
-/** What the Oracle holds of this node after an accepted report. */
+/** What the Oracle holds of this node once it has accepted a report (that report's view). */
 export interface OracleView {
-  /** The values the last accepted report carried. */
+  /** The values that report carried. */
   readonly reported: Counters;
   /** How much of the node's cumulative counters the Oracle has counted in all. */
   readonly counted: Counters;

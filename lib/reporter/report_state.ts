@@ -1,7 +1,8 @@
 /**
- * What the reporter keeps across restarts, in the data directory: the values of the Oracle's last
- * accepted report, and the tokens and requests it has not counted yet (a final report the Oracle
- * did not take: down at shutdown, the process killed). The next process starts its counters at 0
+ * What the reporter keeps across restarts, in the data directory: the values of the last report
+ * sent (and of earlier ones whose answers were lost: the Oracle may hold any of them), and the
+ * tokens and requests it has not counted yet (a final report the Oracle did not take: down at
+ * shutdown, the process killed). The next process starts its counters at 0
  * and owes those first: its reports carry them (report_counters.ts), so no counted token is lost
  * to a restart, and the Oracle's diff starts from the value it last accepted. One file per wallet
  * and Oracle, named by a hash of both (the URL may hold a key, and is not written down): switching

@@ -399,3 +399,36 @@ Deno.test("tx queue: a nonce gap left by an earlier process's dropped tx is fill
     provider.destroy();
   }
 });
+
+Deno.test("tx queue: a send the node refused is not kept as sent, even when the lookup after it failed", async () => {
+  await using chain = await startTestChain();
+  const { provider, queue } = await queueOn(chain, chain.fundedKeys[4]);
+  let lookups = 0;
+  chain.proxy.intercept(
+    "eth_sendRawTransaction",
+    (req) =>
+      Promise.resolve({
+        jsonrpc: "2.0",
+        id: req.id,
+        error: { code: -32000, message: "exceeds block gas limit" },
+      }),
+  );
+  chain.proxy.intercept(
+    "eth_getTransactionByHash",
+    async (_req, forward) =>
+      ++lookups === 1 ? new Response("too many requests", { status: 429 }) : await forward(),
+  );
+  try {
+    const refused = await queue.send(HEARTBEAT).then(() => undefined, (e) => e);
+    assert.match(String(refused?.message), /exceeds block gas limit/);
+    chain.proxy.intercept("eth_sendRawTransaction", undefined);
+    // a review's probe of the first version of "kept as sent": every later send waited for it
+    const r = await queue.send(HEARTBEAT).then((x) => x, (e) => e);
+    assert.ok(!(r instanceof Error), String(r));
+    assert.equal(r.nonce, 1);
+  } finally {
+    chain.proxy.intercept("eth_sendRawTransaction", undefined);
+    chain.proxy.intercept("eth_getTransactionByHash", undefined);
+    provider.destroy();
+  }
+});

@@ -151,6 +151,17 @@ export function toChainError(err: unknown, method: string, rpcUrl: string): Plum
   });
 }
 
+/**
+ * Whether a failed send may still have reached the node: the reply was lost (a timeout, the
+ * connection, a 5xx or a body that is not JSON-RPC) or the call was aborted. A JSON-RPC error the
+ * node answered is a refusal: the transaction was not taken.
+ */
+export function deliveryUnclear(err: unknown): boolean {
+  if (isAbort(err)) return true;
+  if (!(err instanceof ChainError)) return !(err instanceof PlumiseError);
+  return ["CHAIN_TIMEOUT", "CHAIN_UNREACHABLE", "CHAIN_BAD_RESPONSE", "CHAIN_CLOSED"].includes(err.code);
+}
+
 /** Failures after which the chain is treated as offline (retry later) rather than broken. */
 export function isTransient(err: unknown): boolean {
   return err instanceof ChainError &&

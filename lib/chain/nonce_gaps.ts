@@ -31,16 +31,18 @@ export interface NonceGapOptions {
 }
 
 /**
- * Sends a 0-value transfer to the wallet itself at each nonce from the last mined one up to
- * `below` (at most `MAX_GAP_FILLS`); returns the nonces filled. Where a transaction still waits at
- * a nonce, the node refuses the filler as underpriced (or takes it in place of one offering less
- * than the market, which was stuck as well); a nonce mined meanwhile is "too low": both leave
- * things as they are. An RPC that cannot say what is mined fills nothing (asked again next time).
+ * Sends a 0-value transfer to the wallet itself, at the market price, at each nonce from the
+ * wallet's pending count up to `below` (at most `MAX_GAP_FILLS`); returns the nonces filled. The
+ * pending count stops at a gap, so nonces that pool transactions hold are left alone; one taken
+ * meanwhile is refused ("too low", or underpriced against a transaction waiting there). An RPC that
+ * cannot say fills nothing (asked again next time).
  */
 export async function fillNonceGaps(o: NonceGapOptions): Promise<number[]> {
+  // the pool's count: past the mined nonces and the pool's transactions that can run (a node counts
+  // none past a gap), so a nonce a transaction still holds is never filled
   let mined: number;
   try {
-    mined = await o.provider.getNonce(o.address, { signal: o.signal, blockTag: "latest" });
+    mined = await o.provider.getNonce(o.address, { signal: o.signal, blockTag: "pending" });
   } catch (err) {
     if (isAbort(err) || o.signal?.aborted) throw err;
     return [];

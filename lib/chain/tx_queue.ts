@@ -23,29 +23,15 @@ import { ChainError, errorMessage } from "../errors.ts";
 import { type AbortOptions, isAbort, sleep } from "../util/abort.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import { withDefaults } from "../util/with_defaults.ts";
-import { isAlreadyKnown, isNonceError, isNonceTooLow } from "./_rpc_errors.ts";
-import { DEFAULT_MAX_GAS_PRICE_WEI, newTxPrice, stuckTxPrice } from "./gas_price.ts";
-import { fillNonceGaps } from "./nonce_gaps.ts";
+import { deliveryUnclear, isAlreadyKnown, isNonceError } from "./_rpc_errors.ts";
+import { DEFAULT_MAX_GAS_PRICE_WEI, newTxPrice } from "./gas_price.ts";
+import { type StuckTxContext, type Tracked, unstickTx } from "./stuck_tx.ts";
 import type { TxReceipt } from "./provider.ts";
 import type { TxQueueOptions, TxRequest, TxResult, TxSendOptions } from "./tx_queue_options.ts";
 
 export type { TxPriority, TxQueueOptions, TxRequest, TxResult, TxSendOptions } from "./tx_queue_options.ts";
 
 type ResolvedTxQueueOptions = Required<Omit<TxQueueOptions, "logger">> & { logger: Logger };
-
-/** A broadcast tx that has no receipt yet. */
-interface Tracked {
-  /** The action: to, data and value (two sends of one action are one tx). */
-  readonly key: string;
-  readonly request: TxRequest;
-  readonly nonce: number;
-  /** Every signed version broadcast (replacements), newest last, at most MAX_HASHES. */
-  hashes: string[];
-  raw: string;
-  gasPrice: bigint;
-  bumps: number;
-  lastSentAt: number;
-}
 
 interface Job {
   tx: TxRequest;
@@ -55,7 +41,6 @@ interface Job {
   onAbort?: () => void;
 }
 
-const MAX_HASHES = 8;
 const actionKey = (tx: TxRequest) => `${tx.to.toLowerCase()}|${tx.data.toLowerCase()}|${tx.value ?? 0n}`;
 
 export class TxQueue {
@@ -265,7 +250,7 @@ export class TxQueue {
         // The reply may be lost or misleading while the tx got through: ask by hash before
         // signing anything again (a second signature would be a second action).
         const known = isAbort(err) || signal?.aborted ? "unknown" : await this.#known(hash, { signal });
-        if (known === "unknown") {
+        if (known === "unknown" && deliveryUnclear(err)) {
           // Neither sent for sure nor not: it is kept as sent, its nonce taken. A retry of this
           // action waits for it (and broadcasts it again when stuck), another action comes after
           // it; never a second signature of it at the next nonce, nor a gap at this one.
@@ -278,7 +263,8 @@ export class TxQueue {
           });
           throw err;
         }
-        if (!known) {
+        if (known !== true) {
+          // not taken, or refused by the node (its JSON-RPC error) and not found right after
           this.#nonce = undefined; // re-read on the next try / next tx
           if (isNonceError(err) && attempt < this.#o.nonceRetries) {
             logger.debug("stale nonce, re-reading it", { label: tx.label, nonce, attempt });
@@ -361,7 +347,10 @@ export class TxQueue {
 
   /** Waits for an earlier tx of another action (its nonce comes first) before `label` is sent. */
   async #settle(t: Tracked, label: string, { signal }: AbortOptions = {}): Promise<void> {
-    const receipt = await this.#waitMined(t, label, { signal });
+    const receipt = await this.#waitMined(t, label, { signal }).catch((err) => {
+      if (t.refusal === undefined) throw err;
+      return undefined; // never mined: nothing holds this nonce (logged by #unstick)
+    });
     if (receipt) this.#minedLate(t, receipt);
     this.#o.logger.info(
       receipt
@@ -382,7 +371,13 @@ export class TxQueue {
       const receipt = await this.#receiptOf(t, { signal });
       if (receipt) return this.#untrack(t, receipt);
       if (Date.now() - t.lastSentAt >= this.#o.stuckAfterMs) {
-        const outcome = await this.#unstick(t, { signal });
+        const outcome = await unstickTx(this.#stuckContext(), t, { signal });
+        if (outcome === "replaced") this.#replaced++;
+        if (outcome === "refused") {
+          this.#nonce = undefined;
+          this.#untrack(t, undefined);
+          throw t.refusal;
+        }
         if (outcome === "taken") {
           const late = await this.#receiptOf(t, { signal });
           this.#nonce = undefined;
@@ -409,6 +404,16 @@ export class TxQueue {
     }
   }
 
+  #stuckContext(): StuckTxContext {
+    return {
+      ...this.#o,
+      address: this.address,
+      sign: (tx, nonce, price) => this.#sign(tx, nonce, price),
+      broadcast: (raw, o) => this.#broadcast(raw, o),
+      known: (hash, o) => this.#known(hash, o),
+    };
+  }
+
   #untrack(t: Tracked, receipt: TxReceipt | undefined): TxReceipt | undefined {
     if (this.#tracked === t) this.#tracked = undefined;
     return receipt;
@@ -420,72 +425,5 @@ export class TxQueue {
       if (receipt) return receipt;
     }
     return null;
-  }
-
-  /**
-   * `t` has had no receipt for `stuckAfterMs`: replaces it at its nonce with a fee bump (or the
-   * market price), or broadcasts it again (it may have been dropped). "taken": the nonce is used.
-   */
-  async #unstick(t: Tracked, { signal }: AbortOptions = {}): Promise<"resent" | "taken"> {
-    const { provider, logger } = this.#o;
-    const label = t.request.label;
-    try {
-      const market = await provider.getGasPrice({ signal });
-      const cap = this.#o.maxGasPriceWei;
-      if (market > cap) {
-        logger.warn("the RPC's gas price is above MAX_GAS_PRICE_WEI: a stuck transaction keeps its fee", {
-          label,
-          nonce: t.nonce,
-          gasPriceWei: market,
-          maxGasPriceWei: cap,
-        });
-      }
-      await fillNonceGaps({
-        provider: this.#o.provider,
-        address: this.address,
-        below: t.nonce,
-        price: newTxPrice(market, this.#o.maxGasPriceWei, "nonce gap filler"),
-        sign: (tx, nonce, price) => this.#sign(tx, nonce, price),
-        broadcast: (raw) => this.#broadcast(raw, { signal }),
-        logger,
-        stuckLabel: label,
-        signal,
-      });
-      const price = stuckTxPrice(t.gasPrice, market, cap, t.bumps < this.#o.maxFeeBumps);
-      const raw = price === t.gasPrice ? t.raw : await this.#sign(t.request, t.nonce, price);
-      // looked for from now on: a replacement whose reply is lost may be the version mined
-      const previous = t.hashes.at(-1);
-      if (raw !== t.raw) t.hashes = [...new Set([...t.hashes, keccak256(raw)])].slice(-MAX_HASHES);
-      const hash = await this.#broadcast(raw, { signal });
-      if (raw !== t.raw) {
-        t.raw = raw;
-        if (t.bumps < this.#o.maxFeeBumps) t.bumps++;
-        this.#replaced++;
-        logger.info("replaced a stuck transaction with a fee bump", {
-          label,
-          nonce: t.nonce,
-          hash,
-          previous,
-          gasPriceWei: price,
-          previousGasPriceWei: t.gasPrice,
-          bumps: t.bumps,
-        });
-        t.gasPrice = price;
-      } else {
-        logger.info("broadcast a stuck transaction again", { label, nonce: t.nonce, hash });
-      }
-    } catch (err) {
-      if (isAbort(err) || signal?.aborted) throw err;
-      if (isNonceTooLow(err)) return "taken"; // mined: one of ours, or another tx of this wallet
-      // Underpriced: another version at this nonce offers more (it may still be mined); else a
-      // refusal or an unreachable RPC. Either way the tx keeps being awaited and tried again.
-      logger.warn("re-sending a stuck transaction failed; still waiting for it", {
-        label,
-        nonce: t.nonce,
-        error: errorMessage(err),
-      });
-    }
-    t.lastSentAt = Date.now();
-    return "resent";
   }
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ChainError } from "../errors.ts";
 import {
   decodeRevertReason,
+  deliveryUnclear,
   isAlreadyKnown,
   isMethodNotFound,
   isNonceError,
@@ -47,4 +48,15 @@ Deno.test("'already known' is a pending tx, not a nonce error, also when wrapped
     "u",
   );
   assert.ok(isNonceTooLow(low) && isNonceError(low) && !isAlreadyKnown(low));
+});
+
+Deno.test("deliveryUnclear: a lost reply or an abort may have reached the node; its own JSON-RPC error did not", () => {
+  for (const code of ["CHAIN_TIMEOUT", "CHAIN_UNREACHABLE", "CHAIN_BAD_RESPONSE", "CHAIN_CLOSED"] as const) {
+    assert.equal(deliveryUnclear(new ChainError(code, "x")), true, code);
+  }
+  assert.equal(deliveryUnclear(new DOMException("aborted", "AbortError")), true);
+  assert.equal(deliveryUnclear(new TypeError("socket hang up")), true, "not classified: unclear");
+  for (const code of ["CHAIN_RPC_ERROR", "INSUFFICIENT_FUNDS", "CHAIN_REVERT"] as const) {
+    assert.equal(deliveryUnclear(new ChainError(code, "x")), false, code);
+  }
 });

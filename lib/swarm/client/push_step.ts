@@ -3,8 +3,9 @@
  * spans, each server pushes its output to the next, and the span where the push stops (the last
  * one, or one that could not push on) replies with every output of the run (`PushReply.trail`),
  * which the client keeps as the next spans' input histories. Anything wrong (a failed server, a
- * lost link, no reply in time, a bad reply) returns undefined: the session then runs the step
- * span by span, where failures ban and replace servers as usual.
+ * lost link, a bad reply) returns undefined, no reply in time "timed out": the session then runs
+ * the step span by span, where failures ban and replace servers as usual (sooner after a push no
+ * server answered: step_deadline.ts).
  * @module
  */
 import { errorMessage } from "../../errors.ts";
@@ -31,7 +32,7 @@ export async function pushStep(
   p: number,
   stepId: number,
   { signal }: AbortOptions = {},
-): Promise<PushOutcome | undefined> {
+): Promise<PushOutcome | "timed out" | undefined> {
   const spans = s.chain.slice(i, i + n + 1);
   // every session of the push is this step's alone until it is over (in chain order: the
   // background linking holds one session at a time, so nothing can wait in a circle)
@@ -52,7 +53,7 @@ async function pushHeld(
   p: number,
   stepId: number,
   { signal }: AbortOptions = {},
-): Promise<PushOutcome | undefined> {
+): Promise<PushOutcome | "timed out" | undefined> {
   // ends every wait of the push without closing a session: a reply came, the push ran out of
   // time (the rerun span by span then finds the slow server with its own deadline), or the
   // caller gave up on the step (the sessions stay usable: late replies are skipped as stale).
@@ -64,7 +65,11 @@ async function pushHeld(
     spans.map((span) => span.end - span.start),
     s.options.stepTimeoutMs,
   );
-  const timer = setTimeout(() => until.abort(new Error(`no reply within ${limitMs} ms`)), limitMs);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    until.abort(new Error(`no reply within ${limitMs} ms`));
+  }, limitMs);
   const onAbort = () => until.abort(signal!.reason);
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
@@ -94,9 +99,13 @@ async function pushHeld(
     if (!reply) {
       s.log.debug("push failed; the step goes span by span", {
         span: failed && `${spans[failed.k].start}:${spans[failed.k].end}`,
-        error: failed && "err" in failed ? errorMessage(failed.err) : "link lost",
+        error: failed && "err" in failed
+          ? errorMessage(failed.err)
+          : timedOut
+          ? "no reply in time"
+          : "link lost",
       });
-      return undefined;
+      return timedOut && !failed ? "timed out" : undefined;
     }
     if (reply.trail.length !== k) return undefined;
     const outs = [...reply.trail, reply.hidden];

@@ -113,7 +113,7 @@ Deno.test("pushStep: the caller's abort ends it with the caller's reason", async
 
 Deno.test("pushStep: a push no span answers ends at the push's deadline, and the rerun takes over", async () => {
   const { s, ended } = chain(5, ["wait", "wait", "wait", "wait", "wait"], undefined, 40);
-  assert.equal(await pushStep(s, 0, 4, x, 0, 1), undefined);
+  assert.equal(await pushStep(s, 0, 4, x, 0, 1), "timed out", "its spans' rerun gets the shorter base");
   assert.equal(ended.length, 5);
   assert.match(String(ended[0]), new RegExp(`no reply within ${pushDeadlineMs(1, [1, 1, 1, 1, 1], 40)} ms`));
   assert.ok(s.chain.every((span) => !span.lock.locked));

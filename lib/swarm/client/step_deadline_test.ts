@@ -32,7 +32,7 @@ Deno.test("stepDeadlineMs: an honest slow span's prompt chunk is never cut short
 });
 
 Deno.test("pushDeadlineMs: a decode push is found hung in about 15 s; a long one keeps a span's cap per span", () => {
-  // before: 60 s per span of the push, 300 s for five
+  // the code before this session's changes: 60 s per span of the push, 300 s for five
   assert.ok(pushDeadlineMs(1, [16, 16, 16, 16, 16]) < 16_000);
   assert.equal(pushDeadlineMs(512, [16, 16, 16, 16]), Math.min(4 * STEP_MAX_MS, STEP_BASE_MS + 512 * 64 * 5));
   assert.equal(pushDeadlineMs(100_000, [8, 8]), 2 * STEP_MAX_MS);

@@ -149,11 +149,14 @@ export class SwarmInferenceSession {
       this.#turns = turns;
       let flow: Flow = { last: hidden };
       let pushing = true;
+      /** The spans of a push that got no answer in time: their rerun finds a hung server sooner. */
+      const rerun = new Set<SpanState>();
       for (let i = 0; i < s.chain.length;) {
         const n = pushing ? this.#links.pushRun(i, flow.last) : 0;
         if (n > 0) {
           const pushed = await pushStep(s, i, n, flow.last, p, stepId, { signal: options.signal });
-          if (pushed) {
+          if (pushed === "timed out") { for (const span of s.chain.slice(i, i + n + 1)) rerun.add(span); }
+          else if (pushed) {
             flow = { last: pushed.last };
             for (let k = i; k < i + pushed.spans; k++) turns.get(s.chain[k])?.();
             i += pushed.spans;
@@ -168,7 +171,10 @@ export class SwarmInferenceSession {
           this.#router,
           i,
           (span) =>
-            relayStep(s, this.#router, span, flow, p, stepId, { signal: options.signal, rerun: !pushing }),
+            relayStep(s, this.#router, span, flow, p, stepId, {
+              signal: options.signal,
+              rerun: rerun.has(span),
+            }),
           { signal: options.signal, startsOver },
         );
         turns.get(s.chain[i])?.();

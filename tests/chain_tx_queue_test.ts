@@ -35,9 +35,17 @@ async function pooled(chain: TestChain, address: string): Promise<PoolTx | undef
   return Object.values(await pool(chain, address))[0];
 }
 
-/** A queue for `key`, registered as an agent first (heartbeats of others revert). */
-async function queueOn(chain: TestChain, key: string, extra: Partial<TxQueueOptions> = {}) {
-  await chain.registerAgent(key);
+/**
+ * A queue for `key`, registered as an agent first (heartbeats of others revert) unless `registered`
+ * says it is already (a second process of the same wallet).
+ */
+async function queueOn(
+  chain: TestChain,
+  key: string,
+  extra: Partial<TxQueueOptions> = {},
+  { registered = false }: { registered?: boolean } = {},
+) {
+  if (!registered) await chain.registerAgent(key);
   const provider = new ChainProvider({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, timeoutMs: 5000 });
   const { logger, records } = memoryLogger();
   const queue = new TxQueue({
@@ -371,16 +379,7 @@ Deno.test("tx queue: a nonce gap left by an earlier process's dropped tx is fill
   const first = await waitFor(() => pooled(chain, earlier.address), { what: "the earlier tx in the pool" });
   earlier.provider.destroy(); // that process stops while its tx is pending
   await lost;
-  const provider = new ChainProvider({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, timeoutMs: 5000 });
-  const { logger, records } = memoryLogger();
-  const queue = new TxQueue({
-    provider,
-    wallet: new Wallet(key),
-    logger,
-    pollMs: 20,
-    receiptTimeoutMs: 60_000,
-    stuckAfterMs: 200,
-  });
+  const { provider, queue, records } = await queueOn(chain, key, { stuckAfterMs: 200 }, { registered: true });
   try {
     const sent = queue.send(HEARTBEAT).then((r) => r, (e) => e);
     await waitFor(async () => Object.keys(await pool(chain, earlier.address)).length === 2, {

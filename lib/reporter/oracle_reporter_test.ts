@@ -11,6 +11,7 @@ import {
   nextReport,
   ORACLE_ACTIVE_WINDOW_MS,
   OracleReporter,
+  type OracleReporterOptions,
   reportPeriodMs,
 } from "./oracle_reporter.ts";
 import type { ReportBody, ReportProof } from "./report_body.ts";
@@ -263,8 +264,8 @@ function countingOracle() {
   return { o, fetch };
 }
 
-Deno.test("reporter: a report the Oracle recorded but whose answer was lost is not counted twice past 1e9", async () => {
-  const { o, fetch } = countingOracle();
+/** A reporter on `fetch` with the tests' wallet and a minute's interval, and its metrics. */
+function reporterOn(fetch: typeof globalThis.fetch, extra: Partial<OracleReporterOptions> = {}) {
   const metrics = new Metrics();
   const reporter = new OracleReporter({
     oracleUrl: "http://oracle.test",
@@ -272,7 +273,14 @@ Deno.test("reporter: a report the Oracle recorded but whose answer was lost is n
     metrics,
     intervalMs: 60_000,
     fetch,
+    ...extra,
   });
+  return { metrics, reporter };
+}
+
+Deno.test("reporter: a report the Oracle recorded but whose answer was lost is not counted twice past 1e9", async () => {
+  const { o, fetch } = countingOracle();
+  const { metrics, reporter } = reporterOn(fetch);
   metrics.addTokens(9e8);
   assert.equal((await reporter.reportNow()).ok, true);
   metrics.addTokens(5e7);
@@ -326,15 +334,7 @@ Deno.test("reporter: a process killed while its report was in flight leaves the 
 Deno.test("reporter: once a clock that ran ahead is put right, the next report is accepted", async () => {
   const { o, fetch } = countingOracle();
   let ahead = 3_600_000;
-  const metrics = new Metrics();
-  const reporter = new OracleReporter({
-    oracleUrl: "http://oracle.test",
-    signer,
-    metrics,
-    intervalMs: 60_000,
-    fetch,
-    now: () => Date.now() + ahead,
-  });
+  const { metrics, reporter } = reporterOn(fetch, { now: () => Date.now() + ahead });
   metrics.addTokens(10);
   const refused = await reporter.reportNow();
   assert.equal(refused.ok, false);
@@ -349,19 +349,12 @@ Deno.test("reporter: once a clock that ran ahead is put right, the next report i
 Deno.test("reporter: a clock that ran ahead while the Oracle was unreachable is believed again once refused", async () => {
   const { o, fetch } = countingOracle();
   let down = true, ahead = 3_600_000;
-  const metrics = new Metrics();
-  const reporter = new OracleReporter({
-    oracleUrl: "http://oracle.test",
-    signer,
-    metrics,
-    intervalMs: 60_000,
-    fetch: ((url: string, init?: RequestInit) =>
+  const flaky =
+    ((url: string, init?: RequestInit) =>
       down
         ? Promise.reject(new TypeError("connection refused"))
-        : fetch(url, init)) as typeof globalThis.fetch,
-    now: () =>
-      Date.now() + ahead,
-  });
+        : fetch(url, init)) as typeof globalThis.fetch;
+  const { metrics, reporter } = reporterOn(flaky, { now: () => Date.now() + ahead });
   metrics.addTokens(10);
   assert.equal((await reporter.reportNow()).ok, false); // lost: its timestamp an hour ahead
   [down, ahead] = [false, 0]; // the Oracle is back, NTP put the clock right

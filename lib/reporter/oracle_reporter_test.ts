@@ -69,15 +69,23 @@ const proof = (i: number): ReportProof => ({
   tokenCount: 1,
 });
 
-Deno.test("reporter: proofs queued while a report is in flight go with the next one", async () => {
-  const oracle = scriptedOracle();
+/** A reporter on `fetch` with the tests' wallet and a minute's interval, and its metrics. */
+function reporterOn(fetch: typeof globalThis.fetch, extra: Partial<OracleReporterOptions> = {}) {
+  const metrics = new Metrics();
   const reporter = new OracleReporter({
     oracleUrl: "http://oracle.test",
     signer,
-    metrics: new Metrics(),
+    metrics,
     intervalMs: 60_000,
-    fetch: oracle.fetch,
+    fetch,
+    ...extra,
   });
+  return { metrics, reporter };
+}
+
+Deno.test("reporter: proofs queued while a report is in flight go with the next one", async () => {
+  const oracle = scriptedOracle();
+  const { reporter } = reporterOn(oracle.fetch);
   for (let i = 1; i <= 64; i++) reporter.addProof(proof(i));
   oracle.hold();
   const first = reporter.reportNow();
@@ -95,14 +103,7 @@ Deno.test("reporter: proofs queued while a report is in flight go with the next 
 
 Deno.test("reporter: past 1e9 tokens the reports go on, and the Oracle's count stays exact", async () => {
   const oracle = scriptedOracle();
-  const metrics = new Metrics();
-  const reporter = new OracleReporter({
-    oracleUrl: "http://oracle.test",
-    signer,
-    metrics,
-    intervalMs: 60_000,
-    fetch: oracle.fetch,
-  });
+  const { metrics, reporter } = reporterOn(oracle.fetch);
   let counted = 0, last = 0;
   const send = async () => {
     const r = await reporter.reportNow();
@@ -161,16 +162,7 @@ Deno.test("reporter: tokens a final report could not deliver are carried by the 
   const dir = await Deno.makeTempDir();
   try {
     const { oracle, fetch, link } = oracleThatGoesDown();
-    const first = new Metrics();
-    const a = new OracleReporter({
-      oracleUrl: "http://oracle.test",
-      signer,
-      metrics: first,
-      intervalMs: 60_000,
-      fetch,
-      stateDir: dir,
-      finalTimeoutMs: 200,
-    });
+    const { metrics: first, reporter: a } = reporterOn(fetch, { stateDir: dir, finalTimeoutMs: 200 });
     a.start();
     first.addTokens(100);
     assert.equal((await a.reportNow()).ok, true);
@@ -178,15 +170,7 @@ Deno.test("reporter: tokens a final report could not deliver are carried by the 
     link.up = false; // the Oracle is down when the node stops: the final report fails
     await a.stop();
     link.up = true;
-    const second = new Metrics();
-    const b = new OracleReporter({
-      oracleUrl: "http://oracle.test",
-      signer,
-      metrics: second,
-      intervalMs: 60_000,
-      fetch,
-      stateDir: dir,
-    });
+    const { metrics: second, reporter: b } = reporterOn(fetch, { stateDir: dir });
     second.addTokens(7);
     assert.equal((await b.reportNow()).ok, true);
     // before: 7, and the Oracle (a decrease: a restart) counted 7, the 40 lost
@@ -262,20 +246,6 @@ function countingOracle() {
     );
   }) as typeof globalThis.fetch;
   return { o, fetch };
-}
-
-/** A reporter on `fetch` with the tests' wallet and a minute's interval, and its metrics. */
-function reporterOn(fetch: typeof globalThis.fetch, extra: Partial<OracleReporterOptions> = {}) {
-  const metrics = new Metrics();
-  const reporter = new OracleReporter({
-    oracleUrl: "http://oracle.test",
-    signer,
-    metrics,
-    intervalMs: 60_000,
-    fetch,
-    ...extra,
-  });
-  return { metrics, reporter };
 }
 
 Deno.test("reporter: a report the Oracle recorded but whose answer was lost is not counted twice past 1e9", async () => {

@@ -304,35 +304,43 @@ Deno.test("tx queue: an RPC's gas price above MAX_GAS_PRICE_WEI sends nothing; o
 });
 
 Deno.test("tx queue: a send whose reply and lookup both failed is kept as sent: its retry signs nothing new", async () => {
-  await using chain = await startTestChain();
-  const { provider, queue, address } = await queueOn(chain, chain.fundedKeys[1]);
-  await chain.rpc("evm_setAutomine", [false]);
-  let sends = 0, lookups = 0;
-  chain.proxy.intercept("eth_sendRawTransaction", async (_req, forward) => {
-    sends++;
-    await forward();
-    return new Response("bad gateway", { status: 502 }); // the tx got through, the reply did not
-  });
-  chain.proxy.intercept("eth_getTransactionByHash", async (_req, forward) => {
-    if (++lookups === 1) return new Response("bad gateway", { status: 502 }); // nor the lookup's
-    return await forward();
-  });
-  try {
-    const failed = await queue.send(HEARTBEAT).then(() => undefined, (e) => e);
-    assert.ok(failed instanceof Error, "the send's outcome is unknown: it fails");
-    // the heartbeat loop's retry: before, a second heartbeat signed at the next nonce
-    const retry = queue.send(HEARTBEAT).then((r) => r, (e) => e);
-    await waitFor(() => pooled(chain, address), { what: "the tx in the pool" });
-    await chain.rpc("evm_mine");
-    const r = await retry;
-    assert.ok(!(r instanceof Error), String(r));
-    assert.equal(r.status, 1);
-    assert.equal(sends, 1);
-    assert.deepEqual((await chain.txsTo(AGENT_HEARTBEAT_ADDRESS, address)).map((t) => t.nonce), [1]);
-  } finally {
-    chain.proxy.intercept("eth_sendRawTransaction", undefined);
-    chain.proxy.intercept("eth_getTransactionByHash", undefined);
-    provider.destroy();
+  // the reply lost to a 502, or answered with geth's own "request timed out" (a JSON-RPC error
+  // after which the send may still complete): neither is a refusal
+  const replies = [
+    () => new Response("bad gateway", { status: 502 }),
+    (id: unknown) => ({ jsonrpc: "2.0", id, error: { code: -32002, message: "request timed out" } }),
+  ];
+  for (const [k, reply] of replies.entries()) {
+    await using chain = await startTestChain();
+    const { provider, queue, address } = await queueOn(chain, chain.fundedKeys[1]);
+    await chain.rpc("evm_setAutomine", [false]);
+    let sends = 0, lookups = 0;
+    chain.proxy.intercept("eth_sendRawTransaction", async (req, forward) => {
+      sends++;
+      await forward(); // the tx got through, the reply did not
+      return reply(req.id);
+    });
+    chain.proxy.intercept("eth_getTransactionByHash", async (_req, forward) => {
+      if (++lookups === 1) return new Response("bad gateway", { status: 502 }); // nor the lookup's
+      return await forward();
+    });
+    try {
+      const failed = await queue.send(HEARTBEAT).then(() => undefined, (e) => e);
+      assert.ok(failed instanceof Error, "the send's outcome is unknown: it fails");
+      // the heartbeat loop's retry: before, a second heartbeat signed at the next nonce
+      const retry = queue.send(HEARTBEAT).then((r) => r, (e) => e);
+      await waitFor(() => pooled(chain, address), { what: "the tx in the pool" });
+      await chain.rpc("evm_mine");
+      const r = await retry;
+      assert.ok(!(r instanceof Error), `reply ${k}: ${r}`);
+      assert.equal(r.status, 1);
+      assert.equal(sends, 1, `reply ${k}`);
+      assert.deepEqual((await chain.txsTo(AGENT_HEARTBEAT_ADDRESS, address)).map((t) => t.nonce), [1]);
+    } finally {
+      chain.proxy.intercept("eth_sendRawTransaction", undefined);
+      chain.proxy.intercept("eth_getTransactionByHash", undefined);
+      provider.destroy();
+    }
   }
 });
 

@@ -152,14 +152,20 @@ export function toChainError(err: unknown, method: string, rpcUrl: string): Plum
 }
 
 /**
- * Whether a failed send may still have reached the node: the reply was lost (a timeout, the
- * connection, a 5xx or a body that is not JSON-RPC) or the call was aborted. A JSON-RPC error the
- * node answered is a refusal: the transaction was not taken.
+ * A node's answer that refuses a transaction outright: it did not take it, and will not (no funds,
+ * over the block gas limit, too little intrinsic gas, an invalid sender or chain, a fee under the
+ * base fee). Only these: an RPC may answer other errors (geth's "request timed out", an internal
+ * error) after the transaction got through.
  */
+export function isDefiniteRefusal(err: unknown): boolean {
+  if (err instanceof ChainError && err.code === "INSUFFICIENT_FUNDS") return true;
+  return /insufficient funds|exceeds block gas limit|intrinsic gas too low|gas limit reached|invalid sender|oversized data|exceeds the configured cap|less than block base fee|transaction type not supported|invalid chain ?id/i
+    .test(errorText(err).text);
+}
+
+/** Whether a failed send may still have reached the node: anything but a definite refusal. */
 export function deliveryUnclear(err: unknown): boolean {
-  if (isAbort(err)) return true;
-  if (!(err instanceof ChainError)) return !(err instanceof PlumiseError);
-  return ["CHAIN_TIMEOUT", "CHAIN_UNREACHABLE", "CHAIN_BAD_RESPONSE", "CHAIN_CLOSED"].includes(err.code);
+  return !isDefiniteRefusal(err);
 }
 
 /** Failures after which the chain is treated as offline (retry later) rather than broken. */

@@ -4,6 +4,7 @@ import {
   decodeRevertReason,
   deliveryUnclear,
   isAlreadyKnown,
+  isDefiniteRefusal,
   isMethodNotFound,
   isNonceError,
   isNonceTooLow,
@@ -50,13 +51,32 @@ Deno.test("'already known' is a pending tx, not a nonce error, also when wrapped
   assert.ok(isNonceTooLow(low) && isNonceError(low) && !isAlreadyKnown(low));
 });
 
-Deno.test("deliveryUnclear: a lost reply or an abort may have reached the node; its own JSON-RPC error did not", () => {
+Deno.test("deliveryUnclear: only a node's outright refusal says a send did not get through", () => {
   for (const code of ["CHAIN_TIMEOUT", "CHAIN_UNREACHABLE", "CHAIN_BAD_RESPONSE", "CHAIN_CLOSED"] as const) {
     assert.equal(deliveryUnclear(new ChainError(code, "x")), true, code);
   }
   assert.equal(deliveryUnclear(new DOMException("aborted", "AbortError")), true);
   assert.equal(deliveryUnclear(new TypeError("socket hang up")), true, "not classified: unclear");
-  for (const code of ["CHAIN_RPC_ERROR", "INSUFFICIENT_FUNDS", "CHAIN_REVERT"] as const) {
-    assert.equal(deliveryUnclear(new ChainError(code, "x")), false, code);
+  // geth answers its own HTTP timeout with a JSON-RPC error, and the send may complete after it
+  assert.equal(
+    deliveryUnclear(new ChainError("CHAIN_RPC_ERROR", "eth_sendRawTransaction failed: request timed out")),
+    true,
+  );
+  assert.equal(deliveryUnclear(new ChainError("CHAIN_RPC_ERROR", "internal error")), true);
+  assert.equal(deliveryUnclear(new ChainError("INSUFFICIENT_FUNDS", "no gas")), false);
+  for (
+    const m of [
+      "exceeds block gas limit",
+      "intrinsic gas too low",
+      "invalid sender",
+      "max fee per gas less than block base fee",
+    ]
+  ) {
+    assert.equal(
+      deliveryUnclear(new ChainError("CHAIN_RPC_ERROR", `eth_sendRawTransaction failed: ${m}`)),
+      false,
+      m,
+    );
+    assert.equal(isDefiniteRefusal(new ChainError("CHAIN_RPC_ERROR", m)), true, m);
   }
 });

@@ -9,7 +9,7 @@ import { keccak256 } from "ethers";
 import { errorMessage } from "../errors.ts";
 import { type AbortOptions, isAbort } from "../util/abort.ts";
 import type { Logger } from "../util/logger.ts";
-import { deliveryUnclear, isNonceTooLow, isUnderpriced } from "./_rpc_errors.ts";
+import { isDefiniteRefusal, isNonceTooLow } from "./_rpc_errors.ts";
 import { stuckTxPrice } from "./gas_price.ts";
 import { fillNonceGaps } from "./nonce_gaps.ts";
 import type { ChainProvider } from "./provider.ts";
@@ -66,7 +66,16 @@ export async function unstickTx(
 ): Promise<"resent" | "replaced" | "taken" | "refused"> {
   const { provider, logger } = c;
   const label = t.request.label;
-  let replaced = false;
+  const stillWaiting = (err: unknown) => {
+    // underpriced: another version at this nonce offers more (it may still be mined); else a lost
+    // reply or an unreachable RPC: the tx keeps being awaited and tried again
+    logger.warn("re-sending a stuck transaction failed; still waiting for it", {
+      label,
+      nonce: t.nonce,
+      error: errorMessage(err),
+    });
+  };
+  let raw: string, price: bigint;
   try {
     const market = await provider.getGasPrice({ signal });
     const cap = c.maxGasPriceWei;
@@ -89,20 +98,21 @@ export async function unstickTx(
       stuckLabel: label,
       signal,
     });
-    const price = stuckTxPrice(t.gasPrice, market, cap, t.bumps < c.maxFeeBumps);
-    const raw = price === t.gasPrice ? t.raw : await c.sign(t.request, t.nonce, price);
-    // looked for from now on: a replacement whose reply is lost may be the version mined (the
-    // first version is never forgotten: it may be the one still waiting)
-    const previous = t.hashes.at(-1), replacement = keccak256(raw);
-    if (raw !== t.raw && !t.hashes.includes(replacement)) {
-      t.hashes = [t.hashes[0], ...[...t.hashes.slice(1), replacement].slice(-(MAX_HASHES - 1))];
-    }
-    const hash = await c.broadcast(raw, { signal }).catch((err) => {
-      if (raw !== t.raw && !deliveryUnclear(err)) t.hashes = t.hashes.filter((h) => h !== replacement);
-      throw err;
-    });
+    price = stuckTxPrice(t.gasPrice, market, cap, t.bumps < c.maxFeeBumps);
+    raw = price === t.gasPrice ? t.raw : await c.sign(t.request, t.nonce, price);
+  } catch (err) {
+    // nothing was broadcast: whatever failed says nothing of the transaction
+    if (isAbort(err) || signal?.aborted) throw err;
+    stillWaiting(err);
+    t.lastSentAt = Date.now();
+    return "resent";
+  }
+  // looked for from now on: a replacement whose reply is lost may be the version mined
+  const before = t.hashes, previous = t.hashes.at(-1);
+  if (raw !== t.raw) t.hashes = withVersion(t, keccak256(raw));
+  try {
+    const hash = await c.broadcast(raw, { signal });
     if (raw !== t.raw) {
-      replaced = true;
       t.raw = raw;
       if (t.bumps < c.maxFeeBumps) t.bumps++;
       logger.info("replaced a stuck transaction with a fee bump", {
@@ -115,31 +125,41 @@ export async function unstickTx(
         bumps: t.bumps,
       });
       t.gasPrice = price;
-    } else {
-      logger.info("broadcast a stuck transaction again", { label, nonce: t.nonce, hash });
+      t.lastSentAt = Date.now();
+      return "replaced";
     }
+    logger.info("broadcast a stuck transaction again", { label, nonce: t.nonce, hash });
   } catch (err) {
     if (isAbort(err) || signal?.aborted) throw err;
     if (isNonceTooLow(err)) return "taken"; // mined: one of ours, or another tx of this wallet
-    if (!deliveryUnclear(err) && !isUnderpriced(err) && await unknownToNode(c, t, { signal })) {
-      // refused (e.g. exceeds the block gas limit, no funds) and not waiting anywhere: it will
-      // never be mined, and waiting for it would hold every later transaction
-      logger.warn("a stuck transaction is refused by the node and not in its pool: given up", {
-        label,
-        nonce: t.nonce,
-        error: errorMessage(err),
-      });
-      t.refusal = err;
-      return "refused";
+    if (isDefiniteRefusal(err)) {
+      t.hashes = before; // this version was not taken: the ones before are what may be mined
+      if (await unknownToNode(c, t, { signal })) {
+        // refused (no funds, over the block gas limit) and waiting nowhere: it will never be
+        // mined, and waiting for it would hold every later transaction
+        logger.warn("a stuck transaction is refused by the node and not in its pool: given up", {
+          label,
+          nonce: t.nonce,
+          error: errorMessage(err),
+        });
+        t.refusal = err;
+        return "refused";
+      }
     }
-    // Underpriced: another version at this nonce offers more (it may still be mined); else a
-    // refusal or an unreachable RPC. Either way the tx keeps being awaited and tried again.
-    logger.warn("re-sending a stuck transaction failed; still waiting for it", {
-      label,
-      nonce: t.nonce,
-      error: errorMessage(err),
-    });
+    stillWaiting(err);
   }
   t.lastSentAt = Date.now();
-  return replaced ? "replaced" : "resent";
+  return "resent";
+}
+
+/**
+ * `t`'s hashes with `hash` added: the first version and the one last broadcast are always kept
+ * (either may be the one waiting), the oldest of the others make room.
+ */
+function withVersion(t: Tracked, hash: string): string[] {
+  if (t.hashes.includes(hash)) return t.hashes;
+  const keep = [...new Set([t.hashes[0], keccak256(t.raw)])];
+  const others = t.hashes.filter((h) => !keep.includes(h));
+  const room = Math.max(0, MAX_HASHES - keep.length - 1);
+  return [...keep, ...others.slice(Math.max(0, others.length - room)), hash];
 }

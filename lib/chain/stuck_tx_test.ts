@@ -101,3 +101,40 @@ Deno.test("unstickTx: replacements whose replies were lost are all looked for, t
   assert.equal(t.hashes.length, MAX_HASHES);
   assert.equal(t.hashes[0], "0xfirst");
 });
+
+Deno.test("unstickTx: a replacement answered with an RPC error that is no refusal is still looked for", async () => {
+  // geth's "request timed out" comes after the send may have got through: the replacement may be
+  // the version waiting (a review's probe: given up, the retry mined a second heartbeat)
+  const { c, t } = stuck({
+    market: () => 20n * GWEI,
+    refuse: (raw) =>
+      raw === rawOf(5, 10n * GWEI) ? undefined : new ChainError("CHAIN_RPC_ERROR", "request timed out"),
+  });
+  assert.equal(await unstickTx(c, t), "resent");
+  assert.equal(t.hashes.length, 3, "the first version, the last broadcast one and the replacement");
+  assert.equal(t.refusal, undefined);
+});
+
+Deno.test("unstickTx: a failure before the broadcast (the gas price) gives nothing up", async () => {
+  const { c, t, broadcasts } = stuck({ market: () => 10n * GWEI });
+  c.provider.getGasPrice = () => Promise.reject(new ChainError("CHAIN_RPC_ERROR", "rate limit exceeded"));
+  assert.equal(await unstickTx(c, t), "resent");
+  assert.deepEqual(broadcasts, []);
+  assert.equal(t.refusal, undefined);
+});
+
+Deno.test("unstickTx: a refused replacement leaves the versions looked for as they were", async () => {
+  let market = 20n * GWEI, refuse = false;
+  const { c, t } = stuck({
+    market: () => (market = market * 11n / 10n),
+    refuse: () =>
+      refuse ? new ChainError("INSUFFICIENT_FUNDS", "no funds") : new ChainError("CHAIN_TIMEOUT", "lost"),
+    known: () => "unknown",
+  });
+  for (let i = 0; i < MAX_HASHES; i++) await unstickTx(c, t); // replies lost: every version kept
+  const kept = [...t.hashes];
+  refuse = true;
+  await unstickTx(c, t);
+  // before: the refused one evicted an older version for good
+  assert.deepEqual(t.hashes, kept);
+});

@@ -32,10 +32,11 @@ export interface NonceGapOptions {
 
 /**
  * Sends a 0-value transfer to the wallet itself, at the market price, at each nonce from the
- * wallet's pending count up to `below` (at most `MAX_GAP_FILLS`); returns the nonces filled. The
- * pending count stops at a gap, so nonces that pool transactions hold are left alone; one taken
- * meanwhile is refused ("too low", or underpriced against a transaction waiting there). An RPC that
- * cannot say fills nothing (asked again next time).
+ * wallet's pending count up to `below` (at most `MAX_GAP_FILLS`); returns the nonces filled. On
+ * geth and anvil the pending count stops at a gap, so nonces that pool transactions hold are left
+ * alone; a node whose count goes past the gap gets nothing filled. A nonce taken meanwhile is
+ * refused ("too low", or underpriced against a transaction waiting there). An RPC that cannot say
+ * fills nothing (asked again next time).
  */
 export async function fillNonceGaps(o: NonceGapOptions): Promise<number[]> {
   // the pool's count: past the mined nonces and the pool's transactions that can run (a node counts

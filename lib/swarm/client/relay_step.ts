@@ -52,7 +52,9 @@ export async function relayStep(
     withTimeout(
       stepDeadlineMs(input.shape[0] * input.shape[1], span.end - span.start, {
         maxMs: s.options.stepTimeoutMs,
-        baseMs: rerun ? RERUN_BASE_MS : STEP_BASE_MS,
+        // a replay goes to a session just opened (reopened through a relay, or after the server
+        // ended it): the step was not just sent there, so it gets the full base
+        baseMs: rerun && !replay ? RERUN_BASE_MS : STEP_BASE_MS,
       }),
       (timeout) => span.remote!.step(input, { stepId, startFromPosition: replay ? 0 : p, signal: timeout }),
       { signal },

@@ -5,6 +5,8 @@
  * waiter may give up its place with a signal).
  * @module
  */
+import { type AbortOptions, raceAbort } from "./abort.ts";
+
 export class Mutex {
   /** Settles once the last hold queued so far is released (never rejects). */
   #tail: Promise<void> = Promise.resolve();
@@ -20,7 +22,7 @@ export class Mutex {
    * that aborts first rejects with its reason: the place in the line is then given up (released
    * as soon as its turn comes), so the holders after it are not held up.
    */
-  async acquire({ signal }: { signal?: AbortSignal } = {}): Promise<() => void> {
+  async acquire({ signal }: AbortOptions = {}): Promise<() => void> {
     signal?.throwIfAborted();
     const before = this.#tail;
     let release!: () => void;
@@ -34,28 +36,17 @@ export class Mutex {
         r();
       }
     );
-    if (!signal) {
-      await before;
-      return release;
-    }
-    let onAbort!: () => void;
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal.reason);
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
     try {
-      await Promise.race([before, aborted]);
+      await (signal ? raceAbort(before, { signal }) : before); // `before` never rejects
       return release;
     } catch (err) {
       void before.then(release);
       throw err;
-    } finally {
-      signal.removeEventListener("abort", onAbort);
     }
   }
 
   /** Runs `fn` as the only holder; releases when it settles. Waiting ends when `signal` aborts. */
-  async run<T>(fn: () => Promise<T>, options: { signal?: AbortSignal } = {}): Promise<T> {
+  async run<T>(fn: () => Promise<T>, options: AbortOptions = {}): Promise<T> {
     const release = await this.acquire(options);
     try {
       return await fn();

@@ -163,11 +163,6 @@ export function isDefiniteRefusal(err: unknown): boolean {
     .test(errorText(err).text);
 }
 
-/** Whether a failed send may still have reached the node: anything but a definite refusal. */
-export function deliveryUnclear(err: unknown): boolean {
-  return !isDefiniteRefusal(err);
-}
-
 /** Failures after which the chain is treated as offline (retry later) rather than broken. */
 export function isTransient(err: unknown): boolean {
   return err instanceof ChainError &&

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { ChainError } from "../errors.ts";
 import {
   decodeRevertReason,
-  deliveryUnclear,
   isAlreadyKnown,
   isDefiniteRefusal,
   isMethodNotFound,
@@ -51,19 +50,19 @@ Deno.test("'already known' is a pending tx, not a nonce error, also when wrapped
   assert.ok(isNonceTooLow(low) && isNonceError(low) && !isAlreadyKnown(low));
 });
 
-Deno.test("deliveryUnclear: only a node's outright refusal says a send did not get through", () => {
+Deno.test("isDefiniteRefusal: only a node's outright refusal says a send did not get through", () => {
   for (const code of ["CHAIN_TIMEOUT", "CHAIN_UNREACHABLE", "CHAIN_BAD_RESPONSE", "CHAIN_CLOSED"] as const) {
-    assert.equal(deliveryUnclear(new ChainError(code, "x")), true, code);
+    assert.equal(isDefiniteRefusal(new ChainError(code, "x")), false, code);
   }
-  assert.equal(deliveryUnclear(new DOMException("aborted", "AbortError")), true);
-  assert.equal(deliveryUnclear(new TypeError("socket hang up")), true, "not classified: unclear");
+  assert.equal(isDefiniteRefusal(new DOMException("aborted", "AbortError")), false);
+  assert.equal(isDefiniteRefusal(new TypeError("socket hang up")), false, "not classified: unclear");
   // geth answers its own HTTP timeout with a JSON-RPC error, and the send may complete after it
   assert.equal(
-    deliveryUnclear(new ChainError("CHAIN_RPC_ERROR", "eth_sendRawTransaction failed: request timed out")),
-    true,
+    isDefiniteRefusal(new ChainError("CHAIN_RPC_ERROR", "eth_sendRawTransaction failed: request timed out")),
+    false,
   );
-  assert.equal(deliveryUnclear(new ChainError("CHAIN_RPC_ERROR", "internal error")), true);
-  assert.equal(deliveryUnclear(new ChainError("INSUFFICIENT_FUNDS", "no gas")), false);
+  assert.equal(isDefiniteRefusal(new ChainError("CHAIN_RPC_ERROR", "internal error")), false);
+  assert.equal(isDefiniteRefusal(new ChainError("INSUFFICIENT_FUNDS", "no gas")), true);
   for (
     const m of [
       "exceeds block gas limit",
@@ -73,8 +72,8 @@ Deno.test("deliveryUnclear: only a node's outright refusal says a send did not g
     ]
   ) {
     assert.equal(
-      deliveryUnclear(new ChainError("CHAIN_RPC_ERROR", `eth_sendRawTransaction failed: ${m}`)),
-      false,
+      isDefiniteRefusal(new ChainError("CHAIN_RPC_ERROR", `eth_sendRawTransaction failed: ${m}`)),
+      true,
       m,
     );
     assert.equal(isDefiniteRefusal(new ChainError("CHAIN_RPC_ERROR", m)), true, m);

@@ -23,7 +23,7 @@ import { ChainError, errorMessage } from "../errors.ts";
 import { type AbortOptions, isAbort, sleep } from "../util/abort.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import { withDefaults } from "../util/with_defaults.ts";
-import { deliveryUnclear, isAlreadyKnown, isNonceError } from "./_rpc_errors.ts";
+import { isAlreadyKnown, isDefiniteRefusal, isNonceError } from "./_rpc_errors.ts";
 import { DEFAULT_MAX_GAS_PRICE_WEI, newTxPrice } from "./gas_price.ts";
 import { type StuckTxContext, type Tracked, unstickTx } from "./stuck_tx.ts";
 import type { TxReceipt } from "./provider.ts";
@@ -250,7 +250,7 @@ export class TxQueue {
         // The reply may be lost or misleading while the tx got through: ask by hash before
         // signing anything again (a second signature would be a second action).
         const known = isAbort(err) || signal?.aborted ? "unknown" : await this.#known(hash, { signal });
-        if (known === "unknown" && deliveryUnclear(err)) {
+        if (known === "unknown" && !isDefiniteRefusal(err)) {
           // Neither sent for sure nor not: it is kept as sent, its nonce taken. A retry of this
           // action waits for it (and broadcasts it again when stuck), another action comes after
           // it; never a second signature of it at the next nonce, nor a gap at this one.

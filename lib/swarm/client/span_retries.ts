@@ -183,7 +183,7 @@ function relayLost(span: { remote?: RemoteSpanSession; server?: RouteServer }, e
 }
 
 /** The client's own timeout (no answer in time), not a server's TIMEOUT frame. */
-function ownTimeout(err: unknown): boolean {
+export function ownTimeout(err: unknown): boolean {
   return err instanceof PlumiseError && err.code === "TIMEOUT" && !fromServer(err);
 }
 

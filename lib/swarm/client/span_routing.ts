@@ -4,10 +4,11 @@
  * first step opens every span's remote session at once (`openAhead`).
  * @module
  */
-import { errorMessage, PlumiseError } from "../../errors.ts";
+import { errorMessage } from "../../errors.ts";
 import { type AbortOptions, withTimeout } from "../../util/abort.ts";
 import { describeRoute, routeInference } from "./route_inference.ts";
 import { newSpan, type SessionState, type SpanState } from "./session_state.ts";
+import { ownTimeout } from "./span_retries.ts";
 
 export class SpanRouter {
   readonly #s: SessionState;
@@ -90,8 +91,7 @@ export class SpanRouter {
       span.opening = this.openRemote(span, { signal }).catch((err) => {
         // a server that took the whole open timeout is not given a second one by the step (one
         // reached through relays may have spent it dialling and punching: it gets its second open)
-        const timedOut = !signal?.aborted && err instanceof PlumiseError && err.code === "TIMEOUT" &&
-          (err.details as { remote?: boolean }).remote !== true && server.usingRelay !== true;
+        const timedOut = !signal?.aborted && ownTimeout(err) && server.usingRelay !== true;
         if (timedOut) span.openTimedOut = err;
         s.log.debug(timedOut ? "opening ahead timed out" : "opening ahead failed; the step retries", {
           peer: server.peerId,

@@ -41,16 +41,16 @@ export interface NonceGapOptions {
 export async function fillNonceGaps(o: NonceGapOptions): Promise<number[]> {
   // the pool's count: past the mined nonces and the pool's transactions that can run (a node counts
   // none past a gap), so a nonce a transaction still holds is never filled
-  let mined: number;
+  let first: number;
   try {
-    mined = await o.provider.getNonce(o.address, { signal: o.signal, blockTag: "pending" });
+    first = await o.provider.getNonce(o.address, { signal: o.signal, blockTag: "pending" });
   } catch (err) {
     if (isAbort(err) || o.signal?.aborted) throw err;
     return [];
   }
   const filled: number[] = [];
   const filler: TxRequest = { to: o.address, data: "0x", gasLimit: 21_000n, label: "nonce gap filler" };
-  for (let nonce = mined; nonce < o.below && nonce < mined + MAX_GAP_FILLS; nonce++) {
+  for (let nonce = first; nonce < o.below && nonce < first + MAX_GAP_FILLS; nonce++) {
     try {
       const hash = await o.broadcast(await o.sign(filler, nonce, o.price));
       filled.push(nonce);

@@ -3,14 +3,16 @@ import { memoryLogger } from "../util/logger.ts";
 import { fillNonceGaps, MAX_GAP_FILLS, type NonceGapOptions } from "./nonce_gaps.ts";
 
 function gaps(
-  mined: number | Error,
+  pending: number | Error,
   below: number,
   refuse: (nonce: number) => Error | undefined = () => undefined,
 ) {
   const signed: { nonce: number; to: string; price: bigint }[] = [];
   const { logger, records } = memoryLogger();
   const o: NonceGapOptions = {
-    provider: { getNonce: () => mined instanceof Error ? Promise.reject(mined) : Promise.resolve(mined) },
+    provider: {
+      getNonce: () => pending instanceof Error ? Promise.reject(pending) : Promise.resolve(pending),
+    },
     address: "0x" + "ab".repeat(20),
     below,
     price: 7n,
@@ -28,7 +30,7 @@ function gaps(
   return { o, signed, records };
 }
 
-Deno.test("fillNonceGaps: every nonce from the last mined up to the stuck one gets a transfer to itself", async () => {
+Deno.test("fillNonceGaps: every nonce from the pending count up to the stuck one gets a transfer to itself", async () => {
   const { o, signed, records } = gaps(3, 6);
   assert.deepEqual(await fillNonceGaps(o), [3, 4, 5]);
   assert.deepEqual(signed.map((s) => [s.nonce, s.to, s.price]), [3, 4, 5].map((n) => [n, o.address, 7n]));
@@ -43,7 +45,7 @@ Deno.test("fillNonceGaps: a nonce a pool tx still holds (underpriced) is left; n
   assert.deepEqual(none.signed, []);
 });
 
-Deno.test("fillNonceGaps: an RPC that cannot say what is mined fills nothing; a gap is bounded", async () => {
+Deno.test("fillNonceGaps: an RPC that cannot give the pending count fills nothing; a gap is bounded", async () => {
   const down = gaps(new Error("502"), 6);
   assert.deepEqual(await fillNonceGaps(down.o), []);
   assert.deepEqual(down.signed, []);
